@@ -1,0 +1,89 @@
+# gpu-bridge-host: every target installs what it needs (npm ci brings Bun and Deno).
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+BUN  := node_modules/.bin/bun
+DENO := node_modules/.bin/deno
+TSC  := node_modules/.bin/tsc
+SRC  := $(shell find src mock ffi -name '*.ts' 2>/dev/null)
+BIN  := dist/gpu-bridge-host
+FIXTURE := test/fixtures/mock-list.json
+# --bytecode precompiles the bundle, so start-up skips parsing it. --splitting (which needs
+# ESM) keeps each lazily imported module in its own chunk: without it the bundler hoists every
+# node: builtin to the top of one file, and node:crypto plus node:fs alone add ~6 ms to every
+# start. bench-startup builds its hello-world floor with the same flags.
+COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting
+
+.PHONY: help install run test check typecheck test-bun test-deno test-binary build bench bench-startup clean
+
+help:
+	@echo "make run     run the bridge daemon on the embedded mock defaults"
+	@echo "make test    install dependencies and run every test"
+	@echo "make build   write $(BIN) (bun build --compile)"
+	@echo "make bench   run the benchmarks under bench/"
+
+# `npm install` against the committed lock file rather than `npm ci`: the registry this project
+# builds from lacks some other platforms' optional binaries (@deno/darwin-arm64 2.9.6, say),
+# and `npm ci` refuses a lock file without them. Versions are pinned exactly either way, and
+# this step fails if it would change the committed lock file.
+node_modules/.installed: package.json package-lock.json
+	npm install --no-audit --no-fund --loglevel=error
+	@git diff --quiet -- package-lock.json 2>/dev/null || { echo "package-lock.json changed during install"; exit 1; }
+	@touch $@
+
+install: node_modules/.installed
+
+# Extra bridge flags go in ARGS, e.g. make run ARGS="--log-level debug".
+run: install
+	scripts/run.sh $(ARGS)
+
+## Tests ---------------------------------------------------------------------
+
+test: install typecheck test-bun test-deno test-binary
+	@awk '{p+=$$1; f+=$$2} END{printf "make test: %d passed, %d failed\n", p, f}' .test-counts
+	@rm -f .test-counts
+
+typecheck: install
+	$(TSC) -p tsconfig.json
+	$(DENO) check --quiet src/ mock/
+
+# Each suite appends "passed failed" to .test-counts; `make test` prints the sum last.
+test-bun: install
+	$(BUN) test 2>&1 | tee .test-bun.log
+	@awk '/^ *[0-9]+ pass$$/{p=$$1} /^ *[0-9]+ fail$$/{f=$$1} /^ *[0-9]+ skip$$/{s=$$1} \
+	  END{printf "bun test: %d passed, %d failed%s\n", p, f, (s ? sprintf(", %d skipped", s) : ""); \
+	      printf "%d %d\n", p, f >> ".test-counts"}' .test-bun.log
+	@rm -f .test-bun.log
+
+# The pure core and the --list path also run on Deno.
+test-deno: install
+	$(DENO) run --quiet -A src/main.ts --mock --list | cmp - $(FIXTURE)
+	NO_COLOR=1 $(DENO) test --quiet -A test/deno/core_deno.ts 2>&1 | tee .test-deno.log
+	@awk '/passed \|/{for(i=1;i<=NF;i++){if($$(i+1)=="passed")p=$$i; if($$(i+1)=="failed")f=$$i}} \
+	  END{printf "%d %d\n", p, f >> ".test-counts"}' .test-deno.log
+	@rm -f .test-deno.log
+	@echo "deno: --mock --list matches $(FIXTURE)"
+
+test-binary: $(BIN)
+	cd /tmp && $(CURDIR)/$(BIN) --mock --list | cmp - $(CURDIR)/$(FIXTURE)
+	@echo "binary: --mock --list from /tmp matches $(FIXTURE)"
+
+## Build ---------------------------------------------------------------------
+
+build: $(BIN)
+
+$(BIN): node_modules/.installed $(SRC) Makefile
+	@mkdir -p dist
+	$(BUN) build $(COMPILE_FLAGS) src/main.ts --outfile $@ >/dev/null
+	@echo "built $@"
+
+## Benchmarks ----------------------------------------------------------------
+
+bench: bench-startup
+
+bench-startup: $(BIN)
+	COMPILE_FLAGS="$(COMPILE_FLAGS)" $(BUN) bench/startup.ts
+
+clean:
+	rm -rf dist .test-counts

@@ -1,0 +1,220 @@
+/**
+ * The mock Cohesix console's protocol (contract section 8), free of sockets: a shared state
+ * (the `/gpu` tree, the ctl receiver, login failures, faults) and a per-connection handler
+ * that turns each inbound line into outbound lines.
+ */
+import { parseAck } from "../../src/console/ack.ts";
+import { LIMITS } from "../../src/namespace/limits.ts";
+import type { Namespace } from "../../src/namespace/mod.ts";
+import { CtlReceiver } from "../../src/snapshot/receiver.ts";
+import type { Faults } from "./faults.ts";
+import { listDir, treeFiles } from "./tree.ts";
+
+export const CTL = "/gpu/bridge/ctl";
+export const STATUS = "/gpu/bridge/status";
+const INVALID_PAYLOAD = `ERR ECHO reason=policy detail=invalid-payload path=${CTL} error=invalid payload`;
+
+/** Something the console did, for tests and the `mock-console` command's output. */
+export type ConsoleEvent =
+  | { type: "connect"; conn: number }
+  | { type: "disconnect"; conn: number }
+  | { type: "auth"; conn: number; ok: boolean }
+  | { type: "published"; bytes: number; sha256: string; tree: Namespace }
+  | { type: "refused"; conn: number; line: string; reason: string }
+  | { type: "dropped"; conn: number; line: string };
+
+/** Settings of a mock console. */
+export interface ConsoleSettings {
+  readonly token: string;
+  readonly authTimeoutMs?: number;
+  readonly now?: () => number;
+}
+
+/** State shared by every connection of one console. */
+export class ConsoleState {
+  readonly token: string;
+  readonly authTimeoutMs: number;
+  readonly now: () => number;
+  faults: Faults = {};
+  readonly receiver = new CtlReceiver();
+  files = new Map<string, string>([[CTL, ""]]);
+  tree: Namespace | null = null;
+  publishes = 0;
+  echoes = 0;
+  connections = 0;
+  readonly linesReceived: string[] = [];
+  #failures: number[] = [];
+  #cooldownUntil = 0;
+  #listeners = new Set<(e: ConsoleEvent) => void>();
+
+  constructor(settings: ConsoleSettings) {
+    this.token = settings.token;
+    this.authTimeoutMs = settings.authTimeoutMs ?? 5000;
+    this.now = settings.now ?? Date.now;
+  }
+
+  /** Subscribes to events; returns the unsubscribe function. */
+  on(listener: (e: ConsoleEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  emit(event: ConsoleEvent): void {
+    for (const l of this.#listeners) l(event);
+  }
+
+  /** The text of `path`, the status file included. */
+  read(path: string): string | undefined {
+    return path === STATUS ? this.receiver.status : this.files.get(path);
+  }
+
+  /** Records a login failure; three within 60 s start a 90 s cooldown. */
+  loginFailed(): void {
+    const t = this.now();
+    this.#failures = this.#failures.filter((f) => t - f < 60_000);
+    this.#failures.push(t);
+    if (this.#failures.length >= 3) {
+      this.#cooldownUntil = t + 90_000;
+      this.#failures = [];
+    }
+  }
+
+  /** Milliseconds of login cooldown left. */
+  cooldownLeft(): number {
+    return Math.max(0, this.#cooldownUntil - this.now());
+  }
+
+  landed(tree: Namespace, bytes: number, sha256: string): void {
+    this.tree = tree;
+    const files = treeFiles(tree);
+    files.set(CTL, "");
+    this.files = files;
+    this.publishes++;
+    this.emit({ type: "published", bytes, sha256, tree });
+  }
+}
+
+/** What a connection handler wants done: lines to send, and whether to hang up after. */
+export interface Reply {
+  readonly lines: string[];
+  readonly close?: boolean;
+}
+
+/** One client connection's protocol state. */
+export class ConsoleConnection {
+  readonly id: number;
+  readonly #state: ConsoleState;
+  #authed = false;
+  #role: string | null = null;
+
+  constructor(state: ConsoleState) {
+    this.#state = state;
+    this.id = ++state.connections;
+  }
+
+  get authed(): boolean {
+    return this.#authed;
+  }
+
+  /** Handles one inbound line. */
+  handle(line: string): Reply {
+    const s = this.#state;
+    s.linesReceived.push(line);
+    const space = line.indexOf(" ");
+    const verb = (space < 0 ? line : line.slice(0, space)).toUpperCase();
+    const rest = space < 0 ? "" : line.slice(space + 1);
+    if (new TextEncoder().encode(line).length > LIMITS.commandBytes) {
+      return { lines: [`ERR ${verb} reason=too-long detail=command-over-${LIMITS.commandBytes}-bytes`] };
+    }
+    if (verb === "AUTH") return this.#auth(rest);
+    if (!this.#authed) return { lines: [`ERR ${verb} reason=unauthenticated`] };
+    switch (verb) {
+      case "ATTACH":
+        return this.#attach(rest);
+      case "PING":
+        return { lines: ["PONG", "OK PING reply=pong"] };
+      case "ECHO":
+        return this.#echo(rest);
+      case "CAT":
+        return this.#cat(rest.trim());
+      case "LS":
+        return this.#ls(rest.trim());
+      default:
+        return { lines: [`ERR ${verb} reason=unknown-command`] };
+    }
+  }
+
+  #auth(token: string): Reply {
+    const s = this.#state;
+    const wait = s.cooldownLeft();
+    if (wait > 0) return { lines: [`ERR AUTH reason=cooldown delay_ms=${wait}`], close: true };
+    if (token !== s.token) {
+      s.loginFailed();
+      s.emit({ type: "auth", conn: this.id, ok: false });
+      return { lines: ["ERR AUTH reason=invalid-token"], close: true };
+    }
+    this.#authed = true;
+    s.emit({ type: "auth", conn: this.id, ok: true });
+    return { lines: ["OK AUTH detail=welcome"] };
+  }
+
+  #attach(rest: string): Reply {
+    const refusal = this.#state.faults.attachRefusal;
+    if (refusal !== undefined) return { lines: [`ERR ATTACH ${refusal}`] };
+    const role = rest.split(" ")[0] ?? "";
+    if (role !== "queen" && role !== "worker") return { lines: [`ERR ATTACH reason=policy detail=unknown-role`] };
+    this.#role = role;
+    return { lines: [`OK ATTACH role=${role}`] };
+  }
+
+  #echo(rest: string): Reply {
+    const s = this.#state;
+    s.echoes++;
+    const space = rest.indexOf(" ");
+    const path = space < 0 ? rest : rest.slice(0, space);
+    const payload = space < 0 ? "" : rest.slice(space + 1);
+    const fault = s.faults.errOnEcho;
+    if (fault !== undefined && fault.n === s.echoes) {
+      delete s.faults.errOnEcho;
+      return { lines: [`ERR ECHO ${fault.detail}`] };
+    }
+    if (new TextEncoder().encode(path).length > LIMITS.pathBytes) return { lines: ["ERR ECHO reason=policy detail=path-too-long"] };
+    if (new TextEncoder().encode(payload).length > LIMITS.echoPayloadBytes || /[\r\n]/.test(payload)) {
+      return { lines: [`ERR ECHO reason=policy detail=invalid-payload path=${path} error=payload too long`] };
+    }
+    if (path !== CTL) return { lines: [`ERR ECHO reason=not-found path=${path}`] };
+    if (this.#role !== "queen") return { lines: [`ERR ECHO reason=policy detail=queen-only path=${path}`] };
+    const result = s.receiver.accept(payload);
+    if (!result.ok) {
+      s.emit({ type: "refused", conn: this.id, line: payload, reason: result.reason });
+      return { lines: [INVALID_PAYLOAD] };
+    }
+    if (result.tree !== undefined) {
+      const m = /bytes=(\d+) sha256=([0-9a-f]{64})/.exec(s.receiver.status)!;
+      s.landed(result.tree, Number(m[1]), m[2]!);
+    }
+    return { lines: [`OK ECHO path=${path} bytes=${new TextEncoder().encode(payload).length}`] };
+  }
+
+  #cat(path: string): Reply {
+    const text = this.#state.read(path);
+    if (text === undefined) return { lines: [`ERR CAT reason=not-found path=${path}`] };
+    const body = text === "" ? [] : text.replace(/\n$/, "").split("\n");
+    return { lines: [`OK CAT path=${path} bytes=${new TextEncoder().encode(text).length}`, ...body, "END"] };
+  }
+
+  #ls(path: string): Reply {
+    const paths = [...this.#state.files.keys(), STATUS];
+    const names = listDir(paths, path || "/gpu");
+    if (names === null) return { lines: [`ERR LS reason=not-found path=${path}`] };
+    return { lines: [`OK LS path=${path || "/gpu"} entries=${names.length}`, ...names, "END"] };
+  }
+}
+
+/** Noise the console interleaves when asked: log mirror, PONG, END and a stale ack. */
+export const NOISE_LINES = ["[net-console] queue depth=1", "log: worker-1 heartbeat", "PONG", "END", "OK PING reply=pong"];
+
+/** True if `line` is an ack (used to place faults on acks only). */
+export function isAck(line: string): boolean {
+  return parseAck(line) !== null;
+}

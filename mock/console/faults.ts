@@ -1,0 +1,17 @@
+/** Faults a test can script into the mock console; all are off by default and can change live. */
+export interface Faults {
+  /** Delay every ack by this many milliseconds. */
+  ackDelayMs?: number;
+  /** Interleave log-mirror noise, `PONG`, `END` and stale acks before every ack. */
+  noise?: boolean;
+  /** Answer the Nth `ECHO` (counted across connections, from 1) with `ERR ECHO <detail>`, once. */
+  errOnEcho?: { n: number; detail: string };
+  /** Refuse every `ATTACH` with `ERR ATTACH <detail>`. */
+  attachRefusal?: string;
+  /** Close the connection, without acking, once this many more frames have arrived (once). */
+  closeAfterFrames?: number;
+  /** Send a frame with an impossible length header instead of the Nth ack from now (once). */
+  garbageAfterFrames?: number;
+  /** Never answer (acks are swallowed): a hung peer. */
+  silent?: boolean;
+}

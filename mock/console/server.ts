@@ -1,0 +1,104 @@
+/**
+ * The mock console as a real TCP server: framing, an 8-line inbound queue that drops the
+ * oldest line when full (as Cohesix does), the auth deadline and the scripted faults.
+ */
+import { encodeFrame, FrameDecoder } from "../../src/console/frame.ts";
+import type { Conn } from "../../src/console/transport.ts";
+import type { Runtime, TcpServer } from "../../src/runtime/types.ts";
+import { ConsoleConnection, type ConsoleSettings, ConsoleState, isAck, NOISE_LINES } from "./core.ts";
+
+const QUEUE_LINES = 8;
+
+/** A running mock console. */
+export interface MockConsole {
+  readonly port: number;
+  readonly state: ConsoleState;
+  close(): Promise<void>;
+}
+
+/** Starts a mock console on `host:port` (port 0 picks a free one). */
+export async function startMockConsole(
+  runtime: Runtime,
+  settings: ConsoleSettings & { readonly host?: string; readonly port?: number },
+): Promise<MockConsole> {
+  const state = new ConsoleState(settings);
+  const server: TcpServer = await runtime.listen(settings.host ?? "127.0.0.1", settings.port ?? 0, (conn) =>
+    serveConnection(state, conn),
+  );
+  return { port: server.port, state, close: () => server.close() };
+}
+
+function serveConnection(state: ConsoleState, conn: Conn): void {
+  const session = new ConsoleConnection(state);
+  state.emit({ type: "connect", conn: session.id });
+  const queue: string[] = [];
+  let working = false;
+  let closed = false;
+  const hangUp = () => {
+    if (closed) return;
+    closed = true;
+    conn.close();
+    state.emit({ type: "disconnect", conn: session.id });
+  };
+  const authTimer = setTimeout(() => {
+    if (!session.authed) hangUp();
+  }, state.authTimeoutMs);
+
+  const send = async (lines: string[]) => {
+    const faults = state.faults;
+    if (faults.silent || closed) return;
+    const out: Uint8Array[] = [];
+    for (const line of lines) {
+      if (faults.noise && isAck(line)) out.push(...NOISE_LINES.map(encodeFrame));
+      if (isAck(line) && faults.garbageAfterFrames !== undefined && --faults.garbageAfterFrames <= 0) {
+        delete faults.garbageAfterFrames;
+        out.push(new Uint8Array([2, 0, 0, 0, 0x41, 0x42]));
+        continue;
+      }
+      out.push(encodeFrame(line));
+    }
+    const total = out.reduce((n, f) => n + f.length, 0);
+    const buf = new Uint8Array(total);
+    let at = 0;
+    for (const f of out) (buf.set(f, at), (at += f.length));
+    await conn.write(buf).catch(hangUp);
+  };
+
+  const work = async () => {
+    if (working) return;
+    working = true;
+    while (queue.length > 0 && !closed) {
+      const line = queue.shift()!;
+      const reply = session.handle(line);
+      const delay = state.faults.ackDelayMs ?? 0;
+      if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+      await send(reply.lines);
+      if (reply.close) hangUp();
+    }
+    working = false;
+  };
+
+  void (async () => {
+    const decoder = new FrameDecoder();
+    try {
+      for await (const chunk of conn.readable) {
+        for (const line of decoder.push(chunk)) {
+          const f = state.faults;
+          if (f.closeAfterFrames !== undefined && --f.closeAfterFrames <= 0) {
+            delete f.closeAfterFrames;
+            hangUp();
+            return;
+          }
+          queue.push(line);
+          if (queue.length > QUEUE_LINES) state.emit({ type: "dropped", conn: session.id, line: queue.shift()! });
+        }
+        void work();
+      }
+    } catch {
+      // a bad frame or a reset: the connection is over either way
+    } finally {
+      clearTimeout(authTimer);
+      hangUp();
+    }
+  })();
+}

@@ -1,0 +1,36 @@
+/**
+ * The `/gpu` tree the mock console holds, as path -> text. The node files are the contract's
+ * (`info`, `ctl`, `lease`, `status`); the layout of models and telemetry under `/gpu` is our
+ * mock's choice, since the contract does not fix those paths.
+ */
+import type { Namespace } from "../../src/namespace/mod.ts";
+
+/** The files one snapshot produces. */
+export function treeFiles(ns: Namespace): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const n of ns.nodes) {
+    files.set(`/gpu/${n.id}/info`, n.info);
+    files.set(`/gpu/${n.id}/ctl`, n.ctl);
+    files.set(`/gpu/${n.id}/lease`, n.lease);
+    files.set(`/gpu/${n.id}/status`, n.status);
+  }
+  for (const m of ns.models) files.set(`/gpu/models/available/${m.model_id}/manifest.toml`, m.manifest_toml);
+  files.set("/gpu/models/active", ns.active);
+  files.set("/gpu/telemetry/schema.json", ns.telemetrySchema);
+  return files;
+}
+
+/** The names directly under `dir` (files and folders), sorted; null if `dir` does not exist. */
+export function listDir(paths: Iterable<string>, dir: string): string[] | null {
+  const prefix = dir.endsWith("/") ? dir : dir + "/";
+  const names = new Set<string>();
+  let found = false;
+  for (const p of paths) {
+    if (!p.startsWith(prefix)) continue;
+    found = true;
+    const rest = p.slice(prefix.length);
+    const slash = rest.indexOf("/");
+    names.add(slash < 0 ? rest : rest.slice(0, slash + 1));
+  }
+  return found ? [...names].sort() : null;
+}

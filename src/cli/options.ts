@@ -1,0 +1,138 @@
+/**
+ * The bridge's command line (contract section 1, plus our own flags). Pure: argv and the
+ * environment in, a typed command out.
+ */
+import { type FlagSpec, type FlagValues, parseFlags, UsageError } from "./flags.ts";
+
+export const DEFAULT_TCP_HOST = "127.0.0.1";
+export const DEFAULT_TCP_PORT = 31337;
+export const DEFAULT_AUTH_TOKEN = "changeme";
+
+/** Options of the bridge itself (`--list`, `--publish`, the daemon). */
+export interface BridgeOptions {
+  readonly mock: boolean;
+  readonly registry: string | undefined;
+  readonly list: boolean;
+  readonly publish: boolean;
+  readonly intervalMs: number | undefined;
+  readonly tcpHost: string;
+  readonly tcpPort: number;
+  readonly authToken: string;
+  readonly ticket: string;
+  readonly ackTimeoutMs: number;
+  readonly logLevel: LogLevelName;
+}
+
+export type LogLevelName = "debug" | "info" | "warn" | "error";
+
+/** Options of `mock-console`. */
+export interface MockConsoleOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly authToken: string;
+  readonly ackDelayMs: number;
+  readonly noise: boolean;
+  readonly logLevel: LogLevelName;
+}
+
+export type Command =
+  | { readonly kind: "help"; readonly topic?: string }
+  | { readonly kind: "version" }
+  | { readonly kind: "bridge"; readonly options: BridgeOptions; readonly warnings: readonly string[] }
+  | { readonly kind: "mock-console"; readonly options: MockConsoleOptions };
+
+const BRIDGE_FLAGS: readonly FlagSpec[] = [
+  { name: "mock", kind: "bool" },
+  { name: "registry", kind: "string" },
+  { name: "list", kind: "bool" },
+  { name: "publish", kind: "bool" },
+  { name: "interval-ms", kind: "int", min: 1, max: 2 ** 31 - 1 },
+  { name: "tcp-host", kind: "string" },
+  { name: "tcp-port", kind: "int", min: 1, max: 65535 },
+  { name: "auth-token", kind: "string", allowBlank: true },
+  { name: "ticket", kind: "string", allowBlank: true },
+  { name: "ack-timeout-ms", kind: "int", min: 1, max: 600_000 },
+  { name: "log-level", kind: "choice", choices: ["debug", "info", "warn", "error"] },
+  { name: "help", kind: "bool" },
+  { name: "version", kind: "bool" },
+];
+
+const MOCK_CONSOLE_FLAGS: readonly FlagSpec[] = [
+  { name: "host", kind: "string" },
+  { name: "port", kind: "int", min: 0, max: 65535 },
+  { name: "auth-token", kind: "string", allowBlank: true },
+  { name: "ack-delay-ms", kind: "int", min: 0, max: 600_000 },
+  { name: "noise", kind: "bool" },
+  { name: "log-level", kind: "choice", choices: ["debug", "info", "warn", "error"] },
+  { name: "help", kind: "bool" },
+];
+
+/** Parses the command line; throws UsageError for anything the bridge refuses. */
+export function parseCommand(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Command {
+  if (argv[0] === "mock-console") return mockConsoleCommand(argv.slice(1), env);
+  const { values, positionals } = parseFlags(argv, BRIDGE_FLAGS);
+  if (values.help === true) return { kind: "help" };
+  if (values.version === true) return { kind: "version" };
+  if (positionals.length > 0) {
+    throw new UsageError(`Unknown command or argument ${JSON.stringify(positionals[0])} (commands: mock-console)`);
+  }
+  return bridgeCommand(values, env);
+}
+
+function mockConsoleCommand(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Command {
+  const { values, positionals } = parseFlags(argv, MOCK_CONSOLE_FLAGS);
+  if (values.help === true) return { kind: "help", topic: "mock-console" };
+  if (positionals.length > 0) throw new UsageError(`mock-console: unexpected argument ${JSON.stringify(positionals[0])}`);
+  return {
+    kind: "mock-console",
+    options: {
+      host: (values.host as string | undefined) ?? DEFAULT_TCP_HOST,
+      port: (values.port as number | undefined) ?? DEFAULT_TCP_PORT,
+      authToken: resolveAuthToken(values["auth-token"] as string | undefined, env),
+      ackDelayMs: (values["ack-delay-ms"] as number | undefined) ?? 0,
+      noise: values.noise === true,
+      logLevel: (values["log-level"] as LogLevelName | undefined) ?? "info",
+    },
+  };
+}
+
+function bridgeCommand(values: FlagValues, env: Readonly<Record<string, string | undefined>>): Command {
+  const warnings: string[] = [];
+  const list = values.list === true;
+  const publish = values.publish === true;
+  if (!list && !publish) throw new UsageError("Nothing to do: pass --list, --publish or both (see --help)");
+  const intervalMs = values["interval-ms"] as number | undefined;
+  if (intervalMs !== undefined && !publish) warnings.push("--interval-ms has no effect without --publish");
+  return {
+    kind: "bridge",
+    warnings,
+    options: {
+      mock: values.mock === true,
+      registry: values.registry as string | undefined,
+      list,
+      publish,
+      intervalMs,
+      tcpHost: (values["tcp-host"] as string | undefined) ?? DEFAULT_TCP_HOST,
+      tcpPort: (values["tcp-port"] as number | undefined) ?? DEFAULT_TCP_PORT,
+      authToken: resolveAuthToken(values["auth-token"] as string | undefined, env),
+      ticket: (values.ticket as string | undefined) ?? "",
+      ackTimeoutMs: (values["ack-timeout-ms"] as number | undefined) ?? 5000,
+      logLevel: (values["log-level"] as LogLevelName | undefined) ?? "info",
+    },
+  };
+}
+
+/**
+ * The console token: the flag unless absent or blank, then `COH_AUTH_TOKEN`, then
+ * `COHSH_AUTH_TOKEN` (each trimmed, ignored if blank), then `changeme`.
+ */
+export function resolveAuthToken(flag: string | undefined, env: Readonly<Record<string, string | undefined>>): string {
+  if (flag !== undefined && flag.trim() !== "") return flag;
+  for (const name of ["COH_AUTH_TOKEN", "COHSH_AUTH_TOKEN"]) {
+    const value = env[name]?.trim();
+    if (value) return value;
+  }
+  return DEFAULT_AUTH_TOKEN;
+}
+
+export { UsageError };

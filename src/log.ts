@@ -1,0 +1,45 @@
+/**
+ * Plain line logs on stderr: `<ISO time> <LEVEL> <scope>: <message>`. Registered secrets are
+ * masked in every message, so a token echoed back by a peer never reaches the log.
+ */
+
+export type Level = "debug" | "info" | "warn" | "error";
+const RANK: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+/** A scoped logger. */
+export interface Logger {
+  debug(message: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+  /** A logger with the same sink and secrets under another scope. */
+  child(scope: string): Logger;
+}
+
+/** Where log lines go and which are kept. */
+export interface LogSink {
+  readonly level: Level;
+  readonly write: (line: string) => void;
+  readonly now?: () => Date;
+  readonly secrets?: readonly string[];
+}
+
+/** Creates a logger writing to `sink` under `scope`. */
+export function createLogger(sink: LogSink, scope = "bridge"): Logger {
+  const min = RANK[sink.level];
+  const now = sink.now ?? (() => new Date());
+  const secrets = (sink.secrets ?? []).filter((s) => s.length > 0);
+  const emit = (level: Level, message: string) => {
+    if (RANK[level] < min) return;
+    let text = message;
+    for (const secret of secrets) text = text.split(secret).join("***");
+    sink.write(`${now().toISOString()} ${level.toUpperCase().padEnd(5)} ${scope}: ${text}\n`);
+  };
+  return {
+    debug: (m) => emit("debug", m),
+    info: (m) => emit("info", m),
+    warn: (m) => emit("warn", m),
+    error: (m) => emit("error", m),
+    child: (s) => createLogger(sink, s),
+  };
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bun
+/**
+ * gpu-bridge-host entry point. Start-up stays light: `--list` loads no HTTP, CBOR, FFI or
+ * socket code; everything else is imported when a command needs it.
+ */
+import process from "node:process";
+import { parseCommand, UsageError } from "./cli/options.ts";
+import { MOCK_CONSOLE_USAGE, USAGE } from "./cli/usage.ts";
+import { VERSION } from "./version.ts";
+import { createLogger } from "./log.ts";
+import { currentNamespace } from "./bridge.ts";
+import { renderList } from "./namespace/list.ts";
+import { writeStdout } from "./runtime/stdio.ts";
+
+/** Runs the command line and resolves with the exit status. */
+export async function main(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Promise<number> {
+  let command;
+  try {
+    command = parseCommand(argv, env);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`gpu-bridge-host: ${error.message}\nTry 'gpu-bridge-host --help'.\n`);
+    return 2;
+  }
+  if (command.kind === "help") {
+    await writeStdout(command.topic === "mock-console" ? MOCK_CONSOLE_USAGE : USAGE);
+    return 0;
+  }
+  if (command.kind === "version") {
+    await writeStdout(`gpu-bridge-host ${VERSION}\n`);
+    return 0;
+  }
+  if (command.kind === "mock-console") {
+    const log = createLogger(
+      { level: command.options.logLevel, write: (l) => void process.stderr.write(l), secrets: [command.options.authToken] },
+      "mock-console",
+    );
+    const { mockConsoleCommand } = await import("./mock-console-command.ts");
+    return await mockConsoleCommand(command.options, log);
+  }
+  const options = command.options;
+  const log = createLogger({
+    level: options.logLevel,
+    write: (line) => void process.stderr.write(line),
+    secrets: [options.authToken],
+  });
+  for (const w of command.warnings) log.warn(w);
+  try {
+    const ns = await currentNamespace(options, log);
+    if (options.list) await writeStdout(renderList(ns));
+    if (!options.publish) return 0;
+    const { publishCommand } = await import("./publish-command.ts");
+    return await publishCommand(options, ns, log);
+  } catch (error) {
+    process.stderr.write(`gpu-bridge-host: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  // No top-level await: `bun build --compile --bytecode` needs a module it can precompile.
+  main(process.argv.slice(2), process.env).then(
+    (code) => void (process.exitCode = code),
+    (error: unknown) => {
+      process.stderr.write(`gpu-bridge-host: internal error: ${error instanceof Error ? error.stack : String(error)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,31 @@
+/** `gpu-bridge-host mock-console`: runs the mock console until SIGINT or SIGTERM. */
+import process from "node:process";
+import { startMockConsole } from "../mock/console/server.ts";
+import type { MockConsoleOptions } from "./cli/options.ts";
+import type { Logger } from "./log.ts";
+import { detectRuntime } from "./runtime/mod.ts";
+
+/** Serves until a signal arrives; resolves with the exit status. */
+export async function mockConsoleCommand(options: MockConsoleOptions, log: Logger): Promise<number> {
+  const runtime = await detectRuntime();
+  const mock = await startMockConsole(runtime, { host: options.host, port: options.port, token: options.authToken });
+  mock.state.faults.ackDelayMs = options.ackDelayMs;
+  mock.state.faults.noise = options.noise;
+  mock.state.on((e) => {
+    if (e.type === "published") {
+      log.info(`snapshot landed: ${e.bytes} bytes sha256=${e.sha256.slice(0, 12)}, ${e.tree.nodes.length} GPUs, ` +
+        `${e.tree.models.length} models, active ${e.tree.active}`);
+    } else if (e.type === "refused") log.warn(`refused ${JSON.stringify(e.line.slice(0, 40))}: ${e.reason}`);
+    else if (e.type === "auth" && !e.ok) log.warn(`connection ${e.conn}: AUTH with a wrong token`);
+    else if (e.type === "dropped") log.warn(`connection ${e.conn}: inbound queue full, dropped the oldest line`);
+    else log.debug(`connection ${e.conn}: ${e.type}`);
+  });
+  log.info(`listening on ${options.host}:${mock.port}`);
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  await mock.close();
+  log.info("stopped");
+  return 0;
+}

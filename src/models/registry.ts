@@ -1,0 +1,163 @@
+/**
+ * The host model registry (contract section 5): `DIR/available/<id>/manifest.toml` and
+ * `DIR/active`. Any failure falls back to the built-in catalog, as the reference does, but
+ * with a warning that says what was wrong. Symlinked entries are skipped so a registry
+ * writer cannot make the bridge publish files it was never meant to read.
+ */
+import { closeSync, lstatSync, openSync, readdirSync, readSync } from "node:fs";
+import { join } from "node:path";
+import { builtinCatalog } from "./catalog.ts";
+import type { ModelCatalog, ModelEntry } from "./types.ts";
+import { MAX_MANIFEST_BYTES, MAX_MODEL_ID_BYTES } from "./types.ts";
+import { modelIdProblem } from "../namespace/limits.ts";
+
+/** The catalog that was loaded, and every warning met on the way. */
+export interface RegistryLoad {
+  readonly catalog: ModelCatalog;
+  readonly warnings: string[];
+}
+
+/** Raised for a registry that cannot be used; the loader turns it into a fallback. */
+export class RegistryError extends Error {
+  override name = "RegistryError";
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+const ACTIVE_FILE_CAP = 64 * 1024;
+
+/** Loads the registry at `dir`, or the built-in catalog when `dir` is undefined or unusable. */
+export function loadRegistry(dir: string | undefined): RegistryLoad {
+  if (dir === undefined) return { catalog: builtinCatalog(), warnings: [] };
+  const warnings: string[] = [];
+  try {
+    const models = readModels(dir, warnings);
+    if (models.length === 0) {
+      throw new RegistryError(`Cannot use registry ${dir}: ${join(dir, "available")} holds no usable model`);
+    }
+    const active = readActive(dir, models, warnings);
+    return { catalog: { source: "registry", active, models }, warnings };
+  } catch (error) {
+    const why = error instanceof RegistryError ? error.message : `Cannot read registry ${dir}: ${describe(error)}`;
+    warnings.push(`${why}; using the built-in catalog`);
+    return { catalog: builtinCatalog(), warnings };
+  }
+}
+
+function readModels(dir: string, warnings: string[]): ModelEntry[] {
+  const available = join(dir, "available");
+  let names: string[];
+  try {
+    names = readdirSync(available);
+  } catch (error) {
+    throw new RegistryError(`Cannot use registry ${dir}: cannot list ${available}: ${describe(error)}`);
+  }
+  const models: ModelEntry[] = [];
+  for (const name of names) {
+    const entry = join(available, name);
+    const stat = lstatSync(entry);
+    if (stat.isSymbolicLink()) {
+      warnings.push(`Skipping model ${JSON.stringify(name)}: ${entry} is a symlink`);
+      continue;
+    }
+    if (!stat.isDirectory() || name.trim() === "") continue;
+    const manifestPath = join(entry, "manifest.toml");
+    let manifestStat;
+    try {
+      manifestStat = lstatSync(manifestPath);
+    } catch {
+      continue; // no manifest: skipped, as the reference does
+    }
+    if (manifestStat.isSymbolicLink()) {
+      warnings.push(`Skipping model ${JSON.stringify(name)}: ${manifestPath} is a symlink`);
+      continue;
+    }
+    if (!manifestStat.isFile()) continue;
+    const problem = modelIdProblem(name);
+    if (problem !== null) {
+      warnings.push(`Skipping model ${JSON.stringify(name)}: the VM refuses this id (${problem})`);
+      continue;
+    }
+    models.push({ model_id: name, manifest_toml: readManifest(manifestPath) });
+  }
+  models.sort((a, b) => compareBytes(a.model_id, b.model_id));
+  return models;
+}
+
+function readManifest(path: string): string {
+  const bytes = readCapped(path, MAX_MANIFEST_BYTES);
+  if (bytes === null) {
+    throw new RegistryError(`Cannot use manifest ${path}: it is larger than ${MAX_MANIFEST_BYTES} bytes`);
+  }
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw new RegistryError(`Cannot use manifest ${path}: it is not valid UTF-8`);
+  }
+}
+
+function readActive(dir: string, models: ModelEntry[], warnings: string[]): string {
+  const first = models[0]!.model_id;
+  const path = join(dir, "active");
+  let bytes: Uint8Array | null;
+  try {
+    bytes = readCapped(path, ACTIVE_FILE_CAP);
+  } catch (error) {
+    if ((error as { code?: string }).code !== "ENOENT") {
+      warnings.push(`Cannot read ${path}: ${describe(error)}; ${first} is active`);
+    }
+    return first;
+  }
+  const line = bytes === null ? undefined : firstNonBlankLine(new TextDecoder().decode(bytes));
+  if (line === undefined) {
+    if (bytes === null) warnings.push(`Ignoring ${path}: it is over ${ACTIVE_FILE_CAP} bytes; ${first} is active`);
+    return first;
+  }
+  if (new TextEncoder().encode(line).length > MAX_MODEL_ID_BYTES) {
+    warnings.push(`Ignoring ${path}: its model id is over ${MAX_MODEL_ID_BYTES} bytes; ${first} is active`);
+    return first;
+  }
+  if (!models.some((m) => m.model_id === line)) {
+    warnings.push(`Ignoring ${path}: it names ${JSON.stringify(line)}, which is not in the registry; ${first} is active`);
+    return first;
+  }
+  return line;
+}
+
+function firstNonBlankLine(text: string): string | undefined {
+  for (const line of text.split("\n")) {
+    const trimmed = line.trim();
+    if (trimmed !== "") return trimmed;
+  }
+  return undefined;
+}
+
+/** Reads at most `cap` bytes of `path`; null when the file holds more. */
+function readCapped(path: string, cap: number): Uint8Array | null {
+  const fd = openSync(path, "r");
+  try {
+    const buf = new Uint8Array(cap + 1);
+    let used = 0;
+    while (used < buf.length) {
+      const n = readSync(fd, buf, used, buf.length - used, null);
+      if (n === 0) break;
+      used += n;
+    }
+    return used > cap ? null : buf.subarray(0, used);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Byte-wise UTF-8 order, as the reference sorts (it differs from UTF-16 order for astral characters). */
+export function compareBytes(a: string, b: string): number {
+  const enc = new TextEncoder();
+  const x = enc.encode(a);
+  const y = enc.encode(b);
+  const n = Math.min(x.length, y.length);
+  for (let i = 0; i < n; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+  return x.length - y.length;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

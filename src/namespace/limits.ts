@@ -1,0 +1,52 @@
+/**
+ * What the VM's `/gpu/bridge/ctl` receiver accepts (contract section 8). The bridge checks
+ * these before publishing, and the snapshot parser and mock console enforce them.
+ */
+
+export const LIMITS = Object.freeze({
+  snapshotBytes: 131072,
+  gpuIdBytes: 32,
+  modelIdBytes: 128,
+  manifestBytes: 8192,
+  schemaBytes: 4096,
+  leaseLogBytes: 1024,
+  statusLogBytes: 32 * 1024,
+  ctlLogBytes: 128 * 1024,
+  frameBytes: 8192,
+  commandBytes: 256,
+  echoPayloadBytes: 128,
+  pathBytes: 96,
+});
+
+const encoder = new TextEncoder();
+
+/** UTF-8 length of `text`. */
+export function byteLength(text: string): number {
+  return encoder.encode(text).length;
+}
+
+// deno-lint-ignore no-control-regex
+const UNSAFE_IN_LINE = /[\s\u0000-\u001f\u007f=]/;
+
+/**
+ * Why the VM would refuse `id` as a model id, or null if it is acceptable. Besides the VM's
+ * own rules (1-128 bytes, not `.`/`..`, no `/`), ids may not hold whitespace, control
+ * characters or `=`, since they travel raw in `model id=<id>` snapshot lines.
+ */
+export function modelIdProblem(id: string): string | null {
+  return idProblem(id, LIMITS.modelIdBytes);
+}
+
+/** Why the VM would refuse `id` as a GPU id, or null (1-32 bytes, a safe path component). */
+export function gpuIdProblem(id: string): string | null {
+  return idProblem(id, LIMITS.gpuIdBytes);
+}
+
+function idProblem(id: string, maxBytes: number): string | null {
+  const n = byteLength(id);
+  if (n < 1 || n > maxBytes) return `must be 1-${maxBytes} bytes, got ${n}`;
+  if (id === "." || id === "..") return "must not be '.' or '..'";
+  if (id.includes("/")) return "must not contain '/'";
+  if (UNSAFE_IN_LINE.test(id)) return "must not contain whitespace, control characters or '='";
+  return null;
+}

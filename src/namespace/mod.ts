@@ -1,0 +1,56 @@
+/**
+ * The `/gpu` namespace the bridge mirrors into the VM: one node per GPU with its four text
+ * payloads, the model catalog and the telemetry descriptor. Both `--list` and the snapshot
+ * are renderings of this one value.
+ */
+import { infoPayload, seedCtl } from "../inventory/info.ts";
+import type { GpuInfo } from "../inventory/types.ts";
+import type { ModelCatalog, ModelEntry } from "../models/types.ts";
+import { TELEMETRY_DESCRIPTOR } from "../telemetry/schema.ts";
+
+/** One GPU as the VM sees it. */
+export interface NodePayloads {
+  readonly id: string;
+  readonly info: string;
+  readonly ctl: string;
+  readonly lease: string;
+  readonly status: string;
+}
+
+/** Everything one snapshot carries. */
+export interface Namespace {
+  readonly nodes: readonly NodePayloads[];
+  readonly active: string;
+  readonly models: readonly ModelEntry[];
+  readonly telemetrySchema: string;
+}
+
+/** Per-GPU logs that replace the seeds once leases and jobs exist. */
+export interface NodeLogs {
+  readonly ctl?: string;
+  readonly lease?: string;
+  readonly status?: string;
+}
+
+/** Builds the namespace from the inventory and catalog; `logs` overrides the seeded payloads. */
+export function buildNamespace(
+  gpus: readonly GpuInfo[],
+  catalog: ModelCatalog,
+  logs: (id: string) => NodeLogs | undefined = () => undefined,
+): Namespace {
+  return {
+    nodes: gpus.map((gpu) => {
+      const l = logs(gpu.id) ?? {};
+      return {
+        id: gpu.id,
+        info: infoPayload(gpu),
+        ctl: l.ctl ?? seedCtl(gpu.id),
+        lease: l.lease ?? "",
+        status: l.status ?? "",
+      };
+    }),
+    active: catalog.active,
+    models: catalog.models,
+    telemetrySchema: TELEMETRY_DESCRIPTOR,
+  };
+}

@@ -1,0 +1,25 @@
+/** `--publish` without `--interval-ms`: one publish, then exit. */
+import type { BridgeOptions } from "./cli/options.ts";
+import { publishOnce } from "./console/publish.ts";
+import type { Logger } from "./log.ts";
+import type { Namespace } from "./namespace/mod.ts";
+import { detectRuntime } from "./runtime/mod.ts";
+import { makeSnapshot, publishLines } from "./snapshot/encode.ts";
+
+/** Publishes `ns` once; resolves with the exit status (errors propagate to the caller). */
+export async function publishCommand(options: BridgeOptions, ns: Namespace, log: Logger): Promise<number> {
+  const runtime = await detectRuntime();
+  const snapshot = makeSnapshot(ns);
+  const lines = publishLines(snapshot);
+  const target = { host: options.tcpHost, port: options.tcpPort, token: options.authToken, ticket: options.ticket };
+  const console = log.child("console");
+  const report = await publishOnce(runtime.connect, target, snapshot, lines, {
+    ackTimeoutMs: options.ackTimeoutMs,
+    onOther: (line) => console.debug(`<- ${line}`),
+  });
+  log.info(
+    `published ${report.bytes} bytes sha256=${report.sha256.slice(0, 12)} in ${report.frames} frames, ` +
+      `${report.durationMs.toFixed(1)} ms`,
+  );
+  return 0;
+}

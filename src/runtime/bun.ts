@@ -1,0 +1,121 @@
+/** The Bun adapter: the only module besides `ffi/bun*.ts` that names `Bun.*`. */
+import type { Conn } from "../console/transport.ts";
+import { AsyncQueue } from "../util/async-queue.ts";
+import type { OnConnection, Runtime, TcpServer } from "./types.ts";
+
+interface BunSocket<T = unknown> {
+  data: T;
+  write(data: Uint8Array): number;
+  end(): void;
+  setNoDelay(noDelay?: boolean): boolean;
+}
+interface SocketHandlers<T> {
+  open?(s: BunSocket<T>): void;
+  data?(s: BunSocket<T>, data: Uint8Array): void;
+  drain?(s: BunSocket<T>): void;
+  close?(s: BunSocket<T>): void;
+  error?(s: BunSocket<T>, error: Error): void;
+  end?(s: BunSocket<T>): void;
+}
+interface BunApi {
+  connect(options: { hostname: string; port: number; socket: SocketHandlers<undefined> }): Promise<BunSocket<undefined>>;
+  listen<T>(options: { hostname: string; port: number; socket: SocketHandlers<T> }): { port: number; stop(closeActive?: boolean): void };
+}
+
+const bun = (globalThis as unknown as { Bun: BunApi }).Bun;
+
+/** Per-socket state shared by the client and server paths. */
+class SocketConn implements Conn {
+  readonly readable = new AsyncQueue<Uint8Array>();
+  #socket: BunSocket<unknown> | null = null;
+  #drained: (() => void) | null = null;
+  #open = true;
+
+  attach(socket: BunSocket<unknown>): void {
+    this.#socket = socket;
+    socket.setNoDelay(true);
+  }
+  // Copied: the reader consumes it later, after Bun may have reused the buffer.
+  onData = (data: Uint8Array) => this.readable.push(new Uint8Array(data));
+  onDrain = () => {
+    const d = this.#drained;
+    this.#drained = null;
+    d?.();
+  };
+  onClose = () => {
+    this.#open = false;
+    this.readable.end();
+    this.onDrain();
+  };
+  onError = (error: Error) => this.readable.fail(error);
+
+  async write(bytes: Uint8Array): Promise<void> {
+    let rest = bytes;
+    while (rest.length > 0) {
+      if (!this.#open || this.#socket === null) throw new Error("the socket is closed");
+      const n = this.#socket.write(rest);
+      if (n < 0) throw new Error("the socket is closed");
+      rest = rest.subarray(n);
+      if (rest.length > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
+    }
+  }
+
+  close(): void {
+    if (!this.#open) return;
+    this.#open = false;
+    this.#socket?.end();
+    this.readable.end();
+  }
+}
+
+function handlers<T>(get: (s: BunSocket<T>) => SocketConn | undefined): SocketHandlers<T> {
+  return {
+    data: (s, d) => get(s)?.onData(d),
+    drain: (s) => get(s)?.onDrain(),
+    end: (s) => get(s)?.readable.end(),
+    close: (s) => get(s)?.onClose(),
+    error: (s, e) => get(s)?.onError(e),
+  };
+}
+
+async function connect(host: string, port: number): Promise<Conn> {
+  const conn = new SocketConn();
+  const socket = await bun.connect({ hostname: host, port, socket: handlers(() => conn) });
+  conn.attach(socket);
+  return conn;
+}
+
+function listen(host: string, port: number, onConnection: OnConnection): Promise<TcpServer> {
+  const conns = new Set<SocketConn>();
+  const server = bun.listen<SocketConn | undefined>({
+    hostname: host,
+    port,
+    socket: {
+      ...handlers<SocketConn | undefined>((s) => s.data),
+      open(s) {
+        const conn = new SocketConn();
+        conn.attach(s);
+        s.data = conn;
+        conns.add(conn);
+        onConnection(conn);
+      },
+      close(s) {
+        s.data?.onClose();
+        if (s.data) conns.delete(s.data);
+      },
+    },
+  });
+  return Promise.resolve({
+    port: server.port,
+    close: () => {
+      for (const c of conns) c.close();
+      server.stop(true);
+      return Promise.resolve();
+    },
+  });
+}
+
+/** The Bun runtime adapter. */
+export function bunRuntime(): Runtime {
+  return { name: "bun", connect, listen };
+}

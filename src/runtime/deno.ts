@@ -1,0 +1,88 @@
+/** The Deno adapter: the only module besides `ffi/deno*.ts` that names `Deno.*`. */
+import type { Conn } from "../console/transport.ts";
+import type { OnConnection, Runtime, TcpServer } from "./types.ts";
+
+interface DenoTcpConn {
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  close(): void;
+  setNoDelay(noDelay?: boolean): void;
+}
+interface DenoListener extends AsyncIterable<DenoTcpConn> {
+  readonly addr: { port: number };
+  close(): void;
+}
+interface DenoApi {
+  connect(options: { hostname: string; port: number; transport?: "tcp" }): Promise<DenoTcpConn>;
+  listen(options: { hostname: string; port: number; transport?: "tcp" }): DenoListener;
+}
+
+const deno = (globalThis as unknown as { Deno: DenoApi }).Deno;
+
+function wrap(conn: DenoTcpConn): Conn {
+  conn.setNoDelay(true);
+  let open = true;
+  async function* read(): AsyncGenerator<Uint8Array> {
+    const buf = new Uint8Array(16 * 1024);
+    while (open) {
+      let n: number | null;
+      try {
+        n = await conn.read(buf);
+      } catch (error) {
+        if (!open) return; // closed by us while reading
+        throw error;
+      }
+      if (n === null) return;
+      yield buf.slice(0, n);
+    }
+  }
+  return {
+    readable: read(),
+    async write(bytes) {
+      let rest = bytes;
+      while (rest.length > 0) rest = rest.subarray(await conn.write(rest));
+    },
+    close() {
+      if (!open) return;
+      open = false;
+      try {
+        conn.close();
+      } catch {
+        // already closed by the peer
+      }
+    },
+  };
+}
+
+async function connect(host: string, port: number): Promise<Conn> {
+  return wrap(await deno.connect({ hostname: host, port, transport: "tcp" }));
+}
+
+function listen(host: string, port: number, onConnection: OnConnection): Promise<TcpServer> {
+  const listener = deno.listen({ hostname: host, port, transport: "tcp" });
+  const conns = new Set<Conn>();
+  void (async () => {
+    try {
+      for await (const raw of listener) {
+        const conn = wrap(raw);
+        conns.add(conn);
+        onConnection(conn);
+      }
+    } catch {
+      // the listener was closed
+    }
+  })();
+  return Promise.resolve({
+    port: listener.addr.port,
+    close: () => {
+      listener.close();
+      for (const c of conns) c.close();
+      return Promise.resolve();
+    },
+  });
+}
+
+/** The Deno runtime adapter. */
+export function denoRuntime(): Runtime {
+  return { name: "deno", connect, listen };
+}

@@ -1,0 +1,100 @@
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseCommand, resolveAuthToken, UsageError } from "../../src/cli/options.ts";
+import { VERSION } from "../../src/version.ts";
+import { REPO } from "../helpers.ts";
+
+const bridge = (argv: string[], env: Record<string, string> = {}) => {
+  const c = parseCommand(argv, env);
+  if (c.kind !== "bridge") throw new Error(`expected a bridge command, got ${c.kind}`);
+  return c.options;
+};
+
+describe("parseCommand()", () => {
+  test("applies the contract's defaults", () => {
+    expect(bridge(["--list"])).toMatchObject({
+      mock: false,
+      registry: undefined,
+      list: true,
+      publish: false,
+      intervalMs: undefined,
+      tcpHost: "127.0.0.1",
+      tcpPort: 31337,
+      authToken: "changeme",
+      ticket: "",
+      ackTimeoutMs: 5000,
+    });
+  });
+
+  test("reads every flag, in both --flag value and --flag=value forms", () => {
+    const o = bridge([
+      "--mock", "--registry", "/r", "--publish", "--interval-ms=250", "--tcp-host", "10.0.0.2",
+      "--tcp-port=4000", "--auth-token", "tok", "--ticket=t-1", "--ack-timeout-ms", "900",
+    ]);
+    expect(o).toMatchObject({
+      mock: true, registry: "/r", publish: true, intervalMs: 250, tcpHost: "10.0.0.2", tcpPort: 4000,
+      authToken: "tok", ticket: "t-1", ackTimeoutMs: 900,
+    });
+  });
+
+  test.each([
+    [["--list", "--tcp-port", "0"], "Option --tcp-port must be 1-65535, got 0"],
+    [["--list", "--tcp-port", "70000"], "Option --tcp-port must be 1-65535, got 70000"],
+    [["--list", "--tcp-port", "12x"], 'Option --tcp-port needs an integer, got "12x"'],
+    [["--publish", "--interval-ms", "-5"], 'Option --interval-ms needs an integer, got "-5"'],
+    [["--publish", "--interval-ms", "0"], "Option --interval-ms must be 1-2147483647, got 0"],
+    [["--list", "--registry"], "Option --registry needs a value"],
+    [["--list", "--registry", "--mock"], "Option --registry needs a value"],
+    [["--list", "--registry", "  "], "Option --registry needs a non-blank value"],
+    [["--list", "--frobnicate"], "Unknown option --frobnicate"],
+    [["--list", "-x"], 'Unknown option "-x"'],
+    [["--list", "--list"], "Option --list was given more than once"],
+    [["--list=yes"], 'Option --list takes no value, got "yes"'],
+    [["stray", "--list"], 'Unknown command or argument "stray" (commands: mock-console)'],
+    [["mock-console", "--port", "99999"], "Option --port must be 0-65535, got 99999"],
+    [["mock-console", "--list"], "Unknown option --list"],
+    [["--mock"], "Nothing to do: pass --list, --publish or both (see --help)"],
+  ])("refuses %j: %s", (argv, message) => {
+    expect(() => parseCommand(argv, {})).toThrow(UsageError);
+    expect(() => parseCommand(argv, {})).toThrow(message);
+  });
+
+  test("--help and --version win over everything else", () => {
+    expect(parseCommand(["--list", "--help"], {}).kind).toBe("help");
+    expect(parseCommand(["--version"], {}).kind).toBe("version");
+  });
+
+  test("warns that --interval-ms means nothing without --publish", () => {
+    const c = parseCommand(["--list", "--interval-ms", "10"], {});
+    expect(c.kind === "bridge" && c.warnings).toEqual(["--interval-ms has no effect without --publish"]);
+  });
+});
+
+describe("parseCommand() for mock-console", () => {
+  test("has its own flags and defaults, and the bridge's token fallbacks", () => {
+    expect(parseCommand(["mock-console"], { COHSH_AUTH_TOKEN: "t" })).toEqual({
+      kind: "mock-console",
+      options: { host: "127.0.0.1", port: 31337, authToken: "t", ackDelayMs: 0, noise: false, logLevel: "info" },
+    });
+    const c = parseCommand(["mock-console", "--port", "0", "--ack-delay-ms", "100", "--noise"], {});
+    expect(c.kind === "mock-console" && c.options).toMatchObject({ port: 0, ackDelayMs: 100, noise: true });
+    expect(parseCommand(["mock-console", "--help"], {})).toEqual({ kind: "help", topic: "mock-console" });
+  });
+});
+
+describe("resolveAuthToken()", () => {
+  test("prefers the flag, then COH_AUTH_TOKEN, then COHSH_AUTH_TOKEN, then changeme", () => {
+    const env = { COH_AUTH_TOKEN: " coh ", COHSH_AUTH_TOKEN: " cohsh " };
+    expect(resolveAuthToken("flag", env)).toBe("flag");
+    expect(resolveAuthToken(undefined, env)).toBe("coh");
+    expect(resolveAuthToken("   ", env)).toBe("coh");
+    expect(resolveAuthToken("", { COH_AUTH_TOKEN: "  ", COHSH_AUTH_TOKEN: " cohsh " })).toBe("cohsh");
+    expect(resolveAuthToken(undefined, { COH_AUTH_TOKEN: "\t" , COHSH_AUTH_TOKEN: "" })).toBe("changeme");
+    expect(resolveAuthToken(undefined, {})).toBe("changeme");
+  });
+});
+
+test("VERSION matches package.json", () => {
+  expect(VERSION).toBe(JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")).version);
+});
