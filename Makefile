@@ -15,7 +15,7 @@ FIXTURE := test/fixtures/mock-list.json
 # start. bench-startup builds its hello-world floor with the same flags.
 COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting
 
-.PHONY: help install run test check typecheck test-bun test-deno test-binary build bench bench-startup clean
+.PHONY: help install run test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish clean
 
 help:
 	@echo "make run     run the bridge daemon on the embedded mock defaults"
@@ -80,10 +80,13 @@ $(BIN): node_modules/.installed $(SRC) Makefile
 
 ## Benchmarks ----------------------------------------------------------------
 
-bench: bench-startup
+bench: bench-startup bench-publish
 
 bench-startup: $(BIN)
 	COMPILE_FLAGS="$(COMPILE_FLAGS)" $(BUN) bench/startup.ts
+
+bench-publish: install
+	$(BUN) bench/publish.ts
 
 clean:
 	rm -rf dist .test-counts

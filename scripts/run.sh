@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make run`: the main job on embedded mock defaults. Starts the mock console on a free local
-# port and the bridge in mock mode publishing to it; Ctrl-C stops both.
+# `make run`: the main job on embedded mock defaults. Starts the mock console and the bridge
+# daemon in mock mode publishing to it; both log what they do. Ctrl-C stops both cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUN=node_modules/.bin/bun
@@ -15,4 +15,4 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 
-$BUN src/main.ts --mock --publish --tcp-port "$PORT" "$@"
+$BUN src/main.ts serve --mock --publish --interval-ms "${INTERVAL_MS:-5000}" --tcp-port "$PORT" "$@"

@@ -5,7 +5,7 @@
  */
 import process from "node:process";
 import { parseCommand, UsageError } from "./cli/options.ts";
-import { MOCK_CONSOLE_USAGE, USAGE } from "./cli/usage.ts";
+import { MOCK_CONSOLE_USAGE, SERVE_USAGE, USAGE } from "./cli/usage.ts";
 import { VERSION } from "./version.ts";
 import { createLogger } from "./log.ts";
 import { currentNamespace } from "./bridge.ts";
@@ -23,7 +23,8 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
     return 2;
   }
   if (command.kind === "help") {
-    await writeStdout(command.topic === "mock-console" ? MOCK_CONSOLE_USAGE : USAGE);
+    const topics: Record<string, string> = { "mock-console": MOCK_CONSOLE_USAGE, serve: SERVE_USAGE };
+    await writeStdout(topics[command.topic ?? ""] ?? USAGE);
     return 0;
   }
   if (command.kind === "version") {
@@ -46,6 +47,11 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
   });
   for (const w of command.warnings) log.warn(w);
   try {
+    if (command.kind === "serve" || (options.publish && options.intervalMs !== undefined)) {
+      if (options.list) await writeStdout(renderList(await currentNamespace(options, log)));
+      const { daemonCommand } = await import("./daemon-command.ts");
+      return await daemonCommand(options, log);
+    }
     const ns = await currentNamespace(options, log);
     if (options.list) await writeStdout(renderList(ns));
     if (!options.publish) return 0;

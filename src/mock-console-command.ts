@@ -1,5 +1,6 @@
 /** `gpu-bridge-host mock-console`: runs the mock console until SIGINT or SIGTERM. */
 import process from "node:process";
+import { STATUS } from "../mock/console/core.ts";
 import { startMockConsole } from "../mock/console/server.ts";
 import type { MockConsoleOptions } from "./cli/options.ts";
 import type { Logger } from "./log.ts";
@@ -13,9 +14,11 @@ export async function mockConsoleCommand(options: MockConsoleOptions, log: Logge
   mock.state.faults.noise = options.noise;
   mock.state.on((e) => {
     if (e.type === "published") {
-      log.info(`snapshot landed: ${e.bytes} bytes sha256=${e.sha256.slice(0, 12)}, ${e.tree.nodes.length} GPUs, ` +
-        `${e.tree.models.length} models, active ${e.tree.active}`);
-    } else if (e.type === "refused") log.warn(`refused ${JSON.stringify(e.line.slice(0, 40))}: ${e.reason}`);
+      log.info(`snapshot landed: ${e.tree.nodes.length} GPUs, ${e.tree.models.length} models, active ${e.tree.active}; ` +
+        `${STATUS}: ${mock.state.read(STATUS)}`);
+    } else if (e.type === "refused") {
+      log.warn(`refused ${JSON.stringify(e.line.slice(0, 40))}; ${STATUS}: ${mock.state.read(STATUS)}`);
+    }
     else if (e.type === "auth" && !e.ok) log.warn(`connection ${e.conn}: AUTH with a wrong token`);
     else if (e.type === "dropped") log.warn(`connection ${e.conn}: inbound queue full, dropped the oldest line`);
     else log.debug(`connection ${e.conn}: ${e.type}`);

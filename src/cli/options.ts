@@ -39,7 +39,8 @@ export type Command =
   | { readonly kind: "help"; readonly topic?: string }
   | { readonly kind: "version" }
   | { readonly kind: "bridge"; readonly options: BridgeOptions; readonly warnings: readonly string[] }
-  | { readonly kind: "mock-console"; readonly options: MockConsoleOptions };
+  | { readonly kind: "mock-console"; readonly options: MockConsoleOptions }
+  | { readonly kind: "serve"; readonly options: BridgeOptions; readonly warnings: readonly string[] };
 
 const BRIDGE_FLAGS: readonly FlagSpec[] = [
   { name: "mock", kind: "bool" },
@@ -70,11 +71,12 @@ const MOCK_CONSOLE_FLAGS: readonly FlagSpec[] = [
 /** Parses the command line; throws UsageError for anything the bridge refuses. */
 export function parseCommand(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Command {
   if (argv[0] === "mock-console") return mockConsoleCommand(argv.slice(1), env);
+  if (argv[0] === "serve") return serveCommand(argv.slice(1), env);
   const { values, positionals } = parseFlags(argv, BRIDGE_FLAGS);
   if (values.help === true) return { kind: "help" };
   if (values.version === true) return { kind: "version" };
   if (positionals.length > 0) {
-    throw new UsageError(`Unknown command or argument ${JSON.stringify(positionals[0])} (commands: mock-console)`);
+    throw new UsageError(`Unknown command or argument ${JSON.stringify(positionals[0])} (commands: serve, mock-console)`);
   }
   return bridgeCommand(values, env);
 }
@@ -96,15 +98,33 @@ function mockConsoleCommand(argv: readonly string[], env: Readonly<Record<string
   };
 }
 
+const SERVE_FLAGS = BRIDGE_FLAGS.filter((f) => f.name !== "list" && f.name !== "version");
+
+function serveCommand(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Command {
+  const { values, positionals } = parseFlags(argv, SERVE_FLAGS);
+  if (values.help === true) return { kind: "help", topic: "serve" };
+  if (positionals.length > 0) throw new UsageError(`serve: unexpected argument ${JSON.stringify(positionals[0])}`);
+  const { options, warnings } = bridgeOptions(values, env);
+  return { kind: "serve", options, warnings };
+}
+
 function bridgeCommand(values: FlagValues, env: Readonly<Record<string, string | undefined>>): Command {
+  if (values.list !== true && values.publish !== true) {
+    throw new UsageError("Nothing to do: pass --list, --publish or both (see --help)");
+  }
+  return { kind: "bridge", ...bridgeOptions(values, env) };
+}
+
+function bridgeOptions(
+  values: FlagValues,
+  env: Readonly<Record<string, string | undefined>>,
+): { options: BridgeOptions; warnings: string[] } {
   const warnings: string[] = [];
   const list = values.list === true;
   const publish = values.publish === true;
-  if (!list && !publish) throw new UsageError("Nothing to do: pass --list, --publish or both (see --help)");
   const intervalMs = values["interval-ms"] as number | undefined;
   if (intervalMs !== undefined && !publish) warnings.push("--interval-ms has no effect without --publish");
   return {
-    kind: "bridge",
     warnings,
     options: {
       mock: values.mock === true,

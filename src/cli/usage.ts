@@ -6,6 +6,7 @@ export const USAGE = `gpu-bridge-host ${VERSION}: mirrors this host's GPUs into 
 Usage:
   gpu-bridge-host [--mock] [--registry DIR] --list
   gpu-bridge-host [--mock] [--registry DIR] --publish [--interval-ms MS] [console options]
+  gpu-bridge-host serve [--mock] [--registry DIR] [--publish [--interval-ms MS]] [console options]
   gpu-bridge-host mock-console [--port PORT] ...   a local stand-in for the Cohesix console
 
 Inventory and models:
@@ -16,7 +17,9 @@ Inventory and models:
 Actions (--list and --publish may be combined; the list is printed first):
   --list                 print the /gpu namespace as JSON on stdout
   --publish              publish the snapshot to /gpu/bridge/ctl over the TCP console
-  --interval-ms MS       with --publish: keep running and publish again every MS
+  --interval-ms MS       with --publish: keep running as a daemon; every MS, re-read the
+                         inventory and publish if anything changed (an unchanged snapshot
+                         is re-sent once a minute). Changes to the registry publish at once.
 
 Console:
   --tcp-host HOST        console host (default 127.0.0.1)
@@ -49,4 +52,14 @@ Options:
   --ack-delay-ms MS      delay every ack, to imitate a slow link (default 0)
   --noise                interleave log-mirror lines and stale acks with every ack
   --log-level LEVEL      debug, info, warn or error (default info)
+`;
+
+export const SERVE_USAGE = `gpu-bridge-host serve: run the bridge as a daemon until SIGINT or SIGTERM.
+
+Usage:
+  gpu-bridge-host serve [--mock] [--registry DIR] [--publish [--interval-ms MS]] [console options]
+
+Takes the bridge's flags (see gpu-bridge-host --help) except --list. With --publish it keeps the
+VM's /gpu current: it reconnects with backoff, republishes on every connection and right after
+a change, and pings the console when idle. --interval-ms defaults to 30000 here.
 `;

@@ -14,6 +14,8 @@ export interface SessionOptions {
   readonly ackTimeoutMs?: number;
   /** Called with every line that is not the awaited ack (log mirror, noise, stale acks). */
   readonly onOther?: (line: string) => void;
+  /** Called once when the connection ends, whoever ended it. */
+  readonly onClose?: (error: ConsoleError) => void;
 }
 
 interface Waiter {
@@ -29,6 +31,7 @@ export class ConsoleSession {
   readonly #conn: Conn;
   readonly #ackTimeoutMs: number;
   readonly #onOther: (line: string) => void;
+  readonly #onClose: (error: ConsoleError) => void;
   #waiter: Waiter | null = null;
   #closed: ConsoleError | null = null;
   #busy = false;
@@ -39,12 +42,18 @@ export class ConsoleSession {
     this.#conn = conn;
     this.#ackTimeoutMs = options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS;
     this.#onOther = options.onOther ?? (() => {});
+    this.#onClose = options.onClose ?? (() => {});
     void this.#readLoop();
   }
 
   /** Whether the connection is gone. */
   get closed(): boolean {
     return this.#closed !== null;
+  }
+
+  /** Why the connection ended, once it has. */
+  get closedError(): ConsoleError | null {
+    return this.#closed;
   }
 
   /**
@@ -95,6 +104,8 @@ export class ConsoleSession {
     if (this.#closed === null) {
       this.#closed = error;
       this.#conn.close();
+      this.#waiter?.reject(error);
+      this.#onClose(error);
     }
     this.#waiter?.reject(this.#closed);
     return this.#closed;

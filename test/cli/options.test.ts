@@ -51,7 +51,7 @@ describe("parseCommand()", () => {
     [["--list", "-x"], 'Unknown option "-x"'],
     [["--list", "--list"], "Option --list was given more than once"],
     [["--list=yes"], 'Option --list takes no value, got "yes"'],
-    [["stray", "--list"], 'Unknown command or argument "stray" (commands: mock-console)'],
+    [["stray", "--list"], 'Unknown command or argument "stray" (commands: serve, mock-console)'],
     [["mock-console", "--port", "99999"], "Option --port must be 0-65535, got 99999"],
     [["mock-console", "--list"], "Unknown option --list"],
     [["--mock"], "Nothing to do: pass --list, --publish or both (see --help)"],
@@ -80,6 +80,16 @@ describe("parseCommand() for mock-console", () => {
     const c = parseCommand(["mock-console", "--port", "0", "--ack-delay-ms", "100", "--noise"], {});
     expect(c.kind === "mock-console" && c.options).toMatchObject({ port: 0, ackDelayMs: 100, noise: true });
     expect(parseCommand(["mock-console", "--help"], {})).toEqual({ kind: "help", topic: "mock-console" });
+  });
+});
+
+describe("parseCommand() for serve", () => {
+  test("takes the bridge's flags except --list, and needs no action flag", () => {
+    const c = parseCommand(["serve", "--mock", "--publish", "--interval-ms", "100"], {});
+    expect(c.kind === "serve" && c.options).toMatchObject({ mock: true, publish: true, intervalMs: 100, list: false });
+    expect(parseCommand(["serve"], {}).kind).toBe("serve");
+    expect(() => parseCommand(["serve", "--list"], {})).toThrow("Unknown option --list");
+    expect(parseCommand(["serve", "--help"], {})).toEqual({ kind: "help", topic: "serve" });
   });
 });
 

@@ -1,0 +1,95 @@
+/**
+ * The long-running bridge: inventory and registry feed the namespace, the publisher keeps the
+ * VM's `/gpu` current, and SIGINT/SIGTERM end it cleanly (exit 0 within 2 s).
+ */
+import process from "node:process";
+import type { BridgeOptions } from "../cli/options.ts";
+import type { InventoryBackend } from "../inventory/types.ts";
+import type { Logger } from "../log.ts";
+import { builtinCatalog } from "../models/catalog.ts";
+import type { ModelCatalog } from "../models/types.ts";
+import { RegistryWatch } from "../models/watch.ts";
+import { buildNamespace, type Namespace } from "../namespace/mod.ts";
+import type { Runtime } from "../runtime/types.ts";
+import { makeSnapshot, type Snapshot } from "../snapshot/encode.ts";
+import { Publisher } from "./publisher.ts";
+
+/** Daemon settings beyond the bridge's flags (tests shorten them). */
+export interface DaemonTuning {
+  readonly refreshMs?: number;
+  readonly pingIdleMs?: number;
+  readonly backoff?: { baseMs: number; capMs: number };
+  readonly registryPollMs?: number;
+}
+
+/** The parts of a running daemon, for the API and for tests. */
+export interface Daemon {
+  readonly publisher: Publisher | null;
+  /** The namespace as it would be published now. */
+  namespace(): Promise<Namespace>;
+  snapshot(): Promise<Snapshot>;
+  /** Tells the daemon that something the snapshot shows has changed. */
+  changed(): void;
+  stop(): Promise<void>;
+}
+
+/** Starts the daemon's parts; `stop()` ends them. */
+export function startDaemon(
+  options: BridgeOptions,
+  deps: { readonly runtime: Runtime; readonly log: Logger; readonly backend: InventoryBackend },
+  tuning: DaemonTuning = {},
+): Daemon {
+  const { runtime, log, backend } = deps;
+  let publisher: Publisher | null = null;
+  const changed = () => publisher?.notifyChange();
+  const registry =
+    options.registry === undefined
+      ? null
+      : new RegistryWatch({ dir: options.registry, log: log.child("registry"), onChange: changed, pollMs: tuning.registryPollMs });
+  const catalog = (): ModelCatalog => registry?.catalog ?? builtinCatalog();
+  const namespace = async () => buildNamespace(await backend.list(), catalog());
+  const snapshot = async () => makeSnapshot(await namespace());
+  if (options.publish) {
+    publisher = new Publisher({
+      connect: runtime.connect,
+      target: { host: options.tcpHost, port: options.tcpPort, token: options.authToken, ticket: options.ticket },
+      snapshot,
+      log: log.child("publish"),
+      intervalMs: options.intervalMs ?? 30_000,
+      ackTimeoutMs: options.ackTimeoutMs,
+      ...(tuning.refreshMs !== undefined && { refreshMs: tuning.refreshMs }),
+      ...(tuning.pingIdleMs !== undefined && { pingIdleMs: tuning.pingIdleMs }),
+      ...(tuning.backoff !== undefined && { backoff: tuning.backoff }),
+    });
+    void publisher.start();
+  }
+  return {
+    publisher,
+    namespace,
+    snapshot,
+    changed,
+    async stop() {
+      registry?.close();
+      await publisher?.stop();
+    },
+  };
+}
+
+/** Runs the daemon until SIGINT or SIGTERM; resolves with exit status 0. */
+export async function runDaemon(
+  options: BridgeOptions,
+  deps: { readonly runtime: Runtime; readonly log: Logger; readonly backend: InventoryBackend },
+): Promise<number> {
+  const daemon = startDaemon(options, deps);
+  const signal = await new Promise<string>((resolve) => {
+    process.once("SIGINT", () => resolve("SIGINT"));
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+  });
+  deps.log.info(`${signal}: stopping`);
+  // Belt and braces: the stop below abandons in-flight work at once, but never outlive 2 s.
+  const force = setTimeout(() => process.exit(0), 1900);
+  await daemon.stop();
+  clearTimeout(force);
+  deps.log.info("stopped");
+  return 0;
+}

@@ -1,0 +1,246 @@
+/**
+ * The publishing loop of the daemon: one connection at a time, one publish at a time, and
+ * never an exit on a transient fault. It republishes on every new connection, right after a
+ * change (debounced), and on the interval when the snapshot differs from what the VM holds;
+ * an unchanged snapshot is re-sent only every `refreshMs`, so a VM that lost its tree without
+ * dropping the link is still repaired.
+ */
+import { ackDelayMs } from "../console/ack.ts";
+import { ConsoleError } from "../console/errors.ts";
+import { type ConsoleTarget, handshake, openSession, sendLines } from "../console/publish.ts";
+import type { ConsoleSession } from "../console/session.ts";
+import type { Connect } from "../console/transport.ts";
+import type { Logger } from "../log.ts";
+import { publishLines, type Snapshot } from "../snapshot/encode.ts";
+import { backoffDelay, type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.ts";
+
+/** Settings of a Publisher; durations in milliseconds. */
+export interface PublisherOptions {
+  readonly connect: Connect;
+  readonly target: ConsoleTarget;
+  /** Builds the current snapshot; called before every publish decision. */
+  readonly snapshot: () => Promise<Snapshot>;
+  readonly log: Logger;
+  readonly intervalMs: number;
+  readonly refreshMs?: number;
+  readonly ackTimeoutMs?: number;
+  readonly pingIdleMs?: number;
+  readonly debounceMs?: number;
+  readonly backoff?: BackoffPolicy;
+  readonly random?: () => number;
+}
+
+/** The last successful publish. */
+export interface PublishRecord {
+  readonly bytes: number;
+  readonly sha256: string;
+  readonly at: string;
+  readonly durationMs: number;
+  readonly frames: number;
+}
+
+/** What the publisher has done so far (served by the API, used by tests). */
+export interface PublisherStats {
+  state: "idle" | "connecting" | "connected" | "backoff" | "stopped";
+  publishes: number;
+  failures: number;
+  reconnects: number;
+  skippedUnchanged: number;
+  lastPublish: PublishRecord | null;
+  lastError: string | null;
+  /** Publish durations in ms, for the metrics histogram (most recent last, bounded). */
+  readonly durations: number[];
+}
+
+type Wake = "interval" | "change" | "ping" | "closed" | "stop";
+
+/** The daemon's console side. */
+export class Publisher {
+  readonly stats: PublisherStats = {
+    state: "idle",
+    publishes: 0,
+    failures: 0,
+    reconnects: 0,
+    skippedUnchanged: 0,
+    lastPublish: null,
+    lastError: null,
+    durations: [],
+  };
+  readonly #o: Required<Omit<PublisherOptions, "random">> & { random: () => number };
+  readonly #stop = new AbortController();
+  #session: ConsoleSession | null = null;
+  #vmSha: string | null = null;
+  #lastSentAt = 0;
+  #lastTrafficAt = 0;
+  #dirty = false;
+  #debounce: ReturnType<typeof setTimeout> | undefined;
+  #wake: ((why: Wake) => void) | null = null;
+  #loop: Promise<void> | null = null;
+  #everConnected = false;
+
+  constructor(options: PublisherOptions) {
+    this.#o = {
+      refreshMs: 60_000,
+      ackTimeoutMs: 5000,
+      pingIdleMs: 15_000,
+      debounceMs: 50,
+      backoff: DEFAULT_BACKOFF,
+      random: Math.random,
+      ...options,
+    };
+  }
+
+  /** Starts the loop; resolves when it has stopped. */
+  start(): Promise<void> {
+    this.#loop ??= this.#run();
+    return this.#loop;
+  }
+
+  /** Signals that the snapshot may have changed; the publish follows within `debounceMs`. */
+  notifyChange(): void {
+    if (this.#debounce !== undefined) return;
+    this.#debounce = setTimeout(() => {
+      this.#debounce = undefined;
+      this.#dirty = true;
+      this.#wake?.("change");
+    }, this.#o.debounceMs);
+  }
+
+  /** Abandons any in-flight publish, closes the connection and waits for the loop to end. */
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    clearTimeout(this.#debounce);
+    this.#wake?.("stop");
+    this.#session?.close();
+    await this.#loop;
+  }
+
+  async #run(): Promise<void> {
+    const log = this.#o.log;
+    let attempt = 0;
+    while (!this.#stop.signal.aborted) {
+      try {
+        if (this.#session === null || this.#session.closed) await this.#connect();
+        this.#dirty = false;
+        const snap = await this.#o.snapshot();
+        const stale = Date.now() - this.#lastSentAt >= this.#o.refreshMs;
+        if (snap.sha256 !== this.#vmSha || stale) {
+          await this.#publish(snap, this.#vmSha === null ? "connected" : snap.sha256 !== this.#vmSha ? "changed" : "refresh");
+          attempt = 0;
+        } else {
+          this.stats.skippedUnchanged++;
+        }
+        const why = await this.#sleep();
+        if (why === "closed") throw this.#session?.closedError ?? new Error("The console connection ended");
+        if (why === "ping") {
+          await this.#session!.request("PING", "PING", this.#stop.signal);
+          this.#lastTrafficAt = Date.now();
+        }
+      } catch (error) {
+        if (this.#stop.signal.aborted) break;
+        this.stats.failures++;
+        const message = error instanceof Error ? error.message : String(error);
+        this.stats.lastError = message;
+        const ack = error instanceof ConsoleError ? error.ack : undefined;
+        const asked = ack === undefined ? undefined : ackDelayMs(ack);
+        const linkLost = !(error instanceof ConsoleError) || error.kind !== "rejected" || this.#session?.closed !== false;
+        if (linkLost) this.#dropSession();
+        const delay = asked ?? backoffDelay(attempt++, this.#o.backoff, this.#o.random());
+        this.stats.state = "backoff";
+        log.warn(
+          `${message}; ${linkLost ? "reconnecting" : "retrying the publish"} in ${delay} ms` +
+            (asked !== undefined ? " (as the console asked)" : ` (attempt ${attempt})`),
+        );
+        await this.#delay(delay);
+      }
+    }
+    this.#dropSession();
+    this.stats.state = "stopped";
+  }
+
+  async #connect(): Promise<void> {
+    this.stats.state = "connecting";
+    if (this.#everConnected) this.stats.reconnects++;
+    const log = this.#o.log;
+    const session = await openSession(this.#o.connect, this.#o.target, {
+      ackTimeoutMs: this.#o.ackTimeoutMs,
+      onOther: (line) => log.debug(`<- ${line}`),
+      // An idle loop would otherwise learn of a dropped link only at the next ping.
+      onClose: () => {
+        if (this.#session === session) this.#wake?.("closed");
+      },
+    });
+    this.#session = session;
+    await handshake(session, this.#o.target, this.#stop.signal);
+    this.#everConnected = true;
+    this.#vmSha = null; // a new connection may face a restarted VM: always republish
+    this.#lastTrafficAt = Date.now();
+    this.stats.state = "connected";
+    log.info(`connected to ${this.#o.target.host}:${this.#o.target.port} as queen`);
+  }
+
+  async #publish(snap: Snapshot, reason: string): Promise<void> {
+    const session = this.#session!;
+    const started = performance.now();
+    const frames0 = session.framesSent;
+    await sendLines(session, publishLines(snap), this.#stop.signal);
+    const durationMs = performance.now() - started;
+    this.#vmSha = snap.sha256;
+    this.#lastSentAt = this.#lastTrafficAt = Date.now();
+    const record = {
+      bytes: snap.bytes.length,
+      sha256: snap.sha256,
+      at: new Date().toISOString(),
+      durationMs,
+      frames: session.framesSent - frames0,
+    };
+    this.stats.lastPublish = record;
+    this.stats.publishes++;
+    this.stats.durations.push(durationMs);
+    if (this.stats.durations.length > 1024) this.stats.durations.shift();
+    this.#o.log.info(
+      `published ${record.bytes} bytes sha256=${snap.sha256.slice(0, 12)} in ${record.frames} frames, ` +
+        `${durationMs.toFixed(1)} ms (${reason})`,
+    );
+  }
+
+  /** Waits for the interval, a change, the ping deadline or stop. */
+  #sleep(): Promise<Wake> {
+    if (this.#dirty) return Promise.resolve("change");
+    const untilPing = Math.max(0, this.#lastTrafficAt + this.#o.pingIdleMs - Date.now());
+    const wait = Math.min(this.#o.intervalMs, untilPing);
+    return new Promise<Wake>((resolve) => {
+      const timer = setTimeout(() => done(wait === untilPing && untilPing < this.#o.intervalMs ? "ping" : "interval"), wait);
+      const done = (why: Wake) => {
+        clearTimeout(timer);
+        this.#wake = null;
+        resolve(why);
+      };
+      this.#wake = done;
+      if (this.#stop.signal.aborted) done("stop");
+    });
+  }
+
+  /** Waits `ms`, or until stop; changes do not cut a backoff short. */
+  #delay(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        self.#wake = null;
+        resolve();
+      }
+      this.#wake = (why) => {
+        if (why === "stop") done();
+      };
+      if (this.#stop.signal.aborted) done();
+    });
+  }
+
+  #dropSession(): void {
+    this.#session?.close();
+    this.#session = null;
+    this.#vmSha = null;
+  }
+}

@@ -1,0 +1,92 @@
+/** The daemon as users run it: a child process publishing to the mock console. */
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { type MockConsole, startMockConsole } from "../../mock/console/server.ts";
+import { bunRuntime } from "../../src/runtime/bun.ts";
+import { memoryLogger, REPO, tempDir, until } from "../helpers.ts";
+import { startDaemon } from "../../src/daemon/daemon.ts";
+import { mockBackend } from "../../mock/inventory.ts";
+import { parseCommand } from "../../src/cli/options.ts";
+
+const runtime = bunRuntime();
+let mock: MockConsole;
+let reg: { path: string; cleanup: () => void };
+
+function model(id: string) {
+  mkdirSync(join(reg.path, "available", id), { recursive: true });
+  writeFileSync(join(reg.path, "available", id, "manifest.toml"), `[model]\nid = "${id}"\n`);
+}
+/** Replaces `active` atomically, as an operator's tooling would. */
+function activate(id: string) {
+  writeFileSync(join(reg.path, "active.tmp"), `${id}\n`);
+  renameSync(join(reg.path, "active.tmp"), join(reg.path, "active"));
+}
+
+beforeEach(async () => {
+  mock = await startMockConsole(runtime, { token: "tok" });
+  reg = tempDir("gbh-daemon-");
+  model("base-v1");
+  model("lora-v2");
+  activate("base-v1");
+});
+afterEach(async () => {
+  await mock.close();
+  reg.cleanup();
+});
+
+function spawnBridge(extra: string[] = []) {
+  return Bun.spawn(
+    [process.execPath, join(REPO, "src", "main.ts"), "--mock", "--publish", "--interval-ms", "60000", "--tcp-port",
+      String(mock.port), "--auth-token", "tok", "--registry", reg.path, ...extra],
+    { stdout: "pipe", stderr: "pipe" },
+  );
+}
+
+describe("the daemon process", () => {
+  test.each(["SIGTERM", "SIGINT"] as const)("republishes a registry change within 1 s and exits 0 on %s within 2 s", async (sig) => {
+    const proc = spawnBridge();
+    await until(() => mock.state.tree?.active === "base-v1", 10_000, "first publish");
+    const t0 = performance.now();
+    activate("lora-v2");
+    await until(() => mock.state.tree?.active === "lora-v2", 3000, "publish of the new active model");
+    expect(performance.now() - t0).toBeLessThan(1000);
+
+    const t1 = performance.now();
+    proc.kill(sig);
+    const code = await proc.exited;
+    expect(performance.now() - t1).toBeLessThan(2000);
+    expect(code).toBe(0);
+    const stderr = await new Response(proc.stderr).text();
+    expect(stderr).toMatch(/published \d+ bytes sha256=[0-9a-f]{12} in \d+ frames, [\d.]+ ms \(connected\)/);
+    expect(stderr).toContain("(changed)");
+    expect(stderr).not.toContain("tok ");
+  });
+
+  test("exits 0 on SIGTERM while a publish is stuck on a silent console", async () => {
+    mock.state.faults.silent = true;
+    const proc = spawnBridge(["--ack-timeout-ms", "60000"]);
+    await until(() => mock.state.linesReceived.length >= 1, 10_000, "the AUTH line");
+    const t0 = performance.now();
+    proc.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+    expect(performance.now() - t0).toBeLessThan(2000);
+  });
+});
+
+describe("startDaemon()", () => {
+  test("a manifest edit reaches the VM through the registry watch", async () => {
+    const c = parseCommand(["serve", "--mock", "--publish", "--tcp-port", String(mock.port), "--auth-token", "tok",
+      "--registry", reg.path], {});
+    if (c.kind !== "serve") throw new Error("expected serve");
+    const { log } = memoryLogger();
+    const daemon = startDaemon(c.options, { runtime, log, backend: mockBackend() }, { registryPollMs: 5000 });
+    try {
+      await until(() => mock.state.publishes === 1, 5000);
+      writeFileSync(join(reg.path, "available", "base-v1", "manifest.toml"), "[model]\nid = \"base-v1\"\nrev = 2\n");
+      await until(() => mock.state.tree?.models[0]?.manifest_toml.includes("rev = 2") === true, 3000, "manifest edit");
+    } finally {
+      await daemon.stop();
+    }
+  });
+});
