@@ -64,7 +64,16 @@ function listen(host: string, port: number, onConnection: OnConnection): Promise
   void (async () => {
     try {
       for await (const raw of listener) {
-        const conn = wrap(raw);
+        const inner = wrap(raw);
+        // Forgotten once closed, so a long-running server does not hoard ended connections.
+        const conn: Conn = {
+          readable: inner.readable,
+          write: (bytes) => inner.write(bytes),
+          close: () => {
+            conns.delete(conn);
+            inner.close();
+          },
+        };
         conns.add(conn);
         onConnection(conn);
       }

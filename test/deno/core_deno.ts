@@ -12,8 +12,11 @@ import { renderList } from "../../src/namespace/list.ts";
 import { buildNamespace } from "../../src/namespace/mod.ts";
 import { makeSnapshot, publishLines } from "../../src/snapshot/encode.ts";
 import { CtlReceiver } from "../../src/snapshot/receiver.ts";
+import { startMockConsole } from "../../mock/console/server.ts";
+import { publishOnce } from "../../src/console/publish.ts";
+import { denoRuntime } from "../../src/runtime/deno.ts";
 
-declare const Deno: { test(name: string, fn: () => void): void };
+declare const Deno: { test(name: string, fn: () => void | Promise<void>): void };
 
 const ns = buildNamespace(MOCK_GPUS, builtinCatalog());
 
@@ -51,4 +54,18 @@ Deno.test("FrameDecoder splits byte by byte and rejects bad lengths on Deno", ()
     detail: "throttled",
     delay_ms: "250",
   });
+});
+
+Deno.test("publishOnce() lands the snapshot through Deno's TCP adapter, both ends on Deno", async () => {
+  const runtime = denoRuntime();
+  const mock = await startMockConsole(runtime, { token: "t" });
+  try {
+    const snap = makeSnapshot(ns);
+    const target = { host: "127.0.0.1", port: mock.port, token: "t", ticket: "" };
+    const report = await publishOnce(runtime.connect, target, snap, publishLines(snap));
+    strictEqual(report.frames, 20);
+    deepStrictEqual(mock.state.tree, ns);
+  } finally {
+    await mock.close();
+  }
 });
