@@ -15,7 +15,7 @@ FIXTURE := test/fixtures/mock-list.json
 # start. bench-startup builds its hello-world floor with the same flags.
 COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting
 
-.PHONY: help install run test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish clean
+.PHONY: native-fakes help install run test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats clean
 
 help:
 	@echo "make run     run the bridge daemon on the embedded mock defaults"
@@ -40,6 +40,17 @@ run: install
 
 ## Tests ---------------------------------------------------------------------
 
+# Fake libnvidia-ml.so.1 and libcuda.so.1 for the FFI tests, built with the machine's C compiler.
+FAKES := mock/native/build/libnvidia-ml.so.1 mock/native/build/libcuda.so.1
+CC ?= cc
+mock/native/build/libnvidia-ml.so.1: mock/native/fake_nvml.c mock/native/fake_ctl.h
+	@mkdir -p $(@D)
+	$(CC) -shared -fPIC -O2 -Wall -Wextra -Werror -o $@ $<
+mock/native/build/libcuda.so.1: mock/native/fake_cuda.c mock/native/fake_ctl.h
+	@mkdir -p $(@D)
+	$(CC) -shared -fPIC -O2 -Wall -Wextra -Werror -o $@ $<
+native-fakes: $(FAKES)
+
 test: install typecheck test-bun test-deno test-binary
 	@awk '{p+=$$1; f+=$$2} END{printf "make test: %d passed, %d failed\n", p, f}' .test-counts
 	@rm -f .test-counts
@@ -49,7 +60,7 @@ typecheck: install
 	$(DENO) check --quiet src/ mock/
 
 # Each suite appends "passed failed" to .test-counts; `make test` prints the sum last.
-test-bun: install
+test-bun: install native-fakes
 	$(BUN) test 2>&1 | tee .test-bun.log
 	@awk '/^ *[0-9]+ pass$$/{p=$$1} /^ *[0-9]+ fail$$/{f=$$1} /^ *[0-9]+ skip$$/{s=$$1} \
 	  END{printf "bun test: %d passed, %d failed%s\n", p, f, (s ? sprintf(", %d skipped", s) : ""); \
@@ -57,7 +68,7 @@ test-bun: install
 	@rm -f .test-bun.log
 
 # The pure core and the --list path also run on Deno.
-test-deno: install
+test-deno: install native-fakes
 	$(DENO) run --quiet -A src/main.ts --mock --list | cmp - $(FIXTURE)
 	NO_COLOR=1 $(DENO) test --quiet -A test/deno/core_deno.ts 2>&1 | tee .test-deno.log
 	@awk '/passed \|/{for(i=1;i<=NF;i++){if($$(i+1)=="passed")p=$$i; if($$(i+1)=="failed")f=$$i}} \
@@ -80,7 +91,7 @@ $(BIN): node_modules/.installed $(SRC) Makefile
 
 ## Benchmarks ----------------------------------------------------------------
 
-bench: bench-startup bench-publish
+bench: bench-startup bench-publish bench-stats
 
 bench-startup: $(BIN)
 	COMPILE_FLAGS="$(COMPILE_FLAGS)" $(BUN) bench/startup.ts
@@ -88,5 +99,8 @@ bench-startup: $(BIN)
 bench-publish: install
 	$(BUN) bench/publish.ts
 
+bench-stats: install native-fakes
+	$(BUN) bench/stats.ts
+
 clean:
-	rm -rf dist .test-counts
+	rm -rf dist .test-counts mock/native/build

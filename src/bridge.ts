@@ -22,8 +22,14 @@ export async function loadCatalog(registry: string | undefined, log: Logger): Pr
 }
 
 /** Reads the inventory and registry once and builds the namespace. */
-export async function currentNamespace(options: Pick<BridgeOptions, "mock" | "registry">, log: Logger): Promise<Namespace> {
-  const backend = await selectBackend(options);
-  const gpus = await backend.list();
-  return buildNamespace(gpus, await loadCatalog(options.registry, log));
+export async function currentNamespace(
+  options: Pick<BridgeOptions, "mock" | "backend" | "sysRoot" | "registry">,
+  log: Logger,
+): Promise<Namespace> {
+  const backend = await selectBackend(options, log);
+  try {
+    return buildNamespace(await backend.list(), await loadCatalog(options.registry, log));
+  } finally {
+    backend.close();
+  }
 }

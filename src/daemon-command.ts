@@ -8,7 +8,7 @@ import { detectRuntime } from "./runtime/mod.ts";
 /** Runs the daemon; resolves with the exit status. */
 export async function daemonCommand(options: BridgeOptions, log: Logger): Promise<number> {
   const runtime = await detectRuntime();
-  const backend = await selectBackend(options);
+  const backend = await selectBackend(options, log);
   if (!options.publish) log.info("not publishing (pass --publish to mirror into the VM)");
   return await runDaemon(options, { runtime, log, backend });
 }

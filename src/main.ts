@@ -5,7 +5,7 @@
  */
 import process from "node:process";
 import { parseCommand, UsageError } from "./cli/options.ts";
-import { MOCK_CONSOLE_USAGE, SERVE_USAGE, USAGE } from "./cli/usage.ts";
+import { MOCK_CONSOLE_USAGE, SERVE_USAGE, STATS_USAGE, USAGE } from "./cli/usage.ts";
 import { VERSION } from "./version.ts";
 import { createLogger } from "./log.ts";
 import { currentNamespace } from "./bridge.ts";
@@ -23,7 +23,7 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
     return 2;
   }
   if (command.kind === "help") {
-    const topics: Record<string, string> = { "mock-console": MOCK_CONSOLE_USAGE, serve: SERVE_USAGE };
+    const topics: Record<string, string> = { "mock-console": MOCK_CONSOLE_USAGE, serve: SERVE_USAGE, stats: STATS_USAGE };
     await writeStdout(topics[command.topic ?? ""] ?? USAGE);
     return 0;
   }
@@ -38,6 +38,16 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
     );
     const { mockConsoleCommand } = await import("./mock-console-command.ts");
     return await mockConsoleCommand(command.options, log);
+  }
+  if (command.kind === "stats") {
+    const log = createLogger({ level: command.options.logLevel, write: (l) => void process.stderr.write(l) });
+    try {
+      const { statsCommand } = await import("./stats-command.ts");
+      return await statsCommand(command.options, log, writeStdout);
+    } catch (error) {
+      process.stderr.write(`gpu-bridge-host: ${error instanceof Error ? error.message : String(error)}\n`);
+      return 1;
+    }
   }
   const options = command.options;
   const log = createLogger({

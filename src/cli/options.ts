@@ -8,9 +8,13 @@ export const DEFAULT_TCP_HOST = "127.0.0.1";
 export const DEFAULT_TCP_PORT = 31337;
 export const DEFAULT_AUTH_TOKEN = "changeme";
 
+export type BackendName = "auto" | "nvml" | "cuda" | "jetson" | "mock";
+
 /** Options of the bridge itself (`--list`, `--publish`, the daemon). */
 export interface BridgeOptions {
   readonly mock: boolean;
+  readonly backend: BackendName;
+  readonly sysRoot: string;
   readonly registry: string | undefined;
   readonly list: boolean;
   readonly publish: boolean;
@@ -40,10 +44,26 @@ export type Command =
   | { readonly kind: "version" }
   | { readonly kind: "bridge"; readonly options: BridgeOptions; readonly warnings: readonly string[] }
   | { readonly kind: "mock-console"; readonly options: MockConsoleOptions }
-  | { readonly kind: "serve"; readonly options: BridgeOptions; readonly warnings: readonly string[] };
+  | { readonly kind: "serve"; readonly options: BridgeOptions; readonly warnings: readonly string[] }
+  | { readonly kind: "stats"; readonly options: StatsOptions };
+
+/** Options of `stats`. */
+export interface StatsOptions {
+  readonly mock: boolean;
+  readonly backend: BackendName;
+  readonly sysRoot: string;
+  readonly json: boolean;
+  readonly logLevel: LogLevelName;
+}
+
+const INVENTORY_FLAGS: readonly FlagSpec[] = [
+  { name: "mock", kind: "bool" },
+  { name: "backend", kind: "choice", choices: ["auto", "nvml", "cuda", "jetson", "mock"] },
+  { name: "sys-root", kind: "string" },
+];
 
 const BRIDGE_FLAGS: readonly FlagSpec[] = [
-  { name: "mock", kind: "bool" },
+  ...INVENTORY_FLAGS,
   { name: "registry", kind: "string" },
   { name: "list", kind: "bool" },
   { name: "publish", kind: "bool" },
@@ -72,11 +92,12 @@ const MOCK_CONSOLE_FLAGS: readonly FlagSpec[] = [
 export function parseCommand(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Command {
   if (argv[0] === "mock-console") return mockConsoleCommand(argv.slice(1), env);
   if (argv[0] === "serve") return serveCommand(argv.slice(1), env);
+  if (argv[0] === "stats") return statsCommand(argv.slice(1));
   const { values, positionals } = parseFlags(argv, BRIDGE_FLAGS);
   if (values.help === true) return { kind: "help" };
   if (values.version === true) return { kind: "version" };
   if (positionals.length > 0) {
-    throw new UsageError(`Unknown command or argument ${JSON.stringify(positionals[0])} (commands: serve, mock-console)`);
+    throw new UsageError(`Unknown command or argument ${JSON.stringify(positionals[0])} (commands: serve, stats, mock-console)`);
   }
   return bridgeCommand(values, env);
 }
@@ -96,6 +117,34 @@ function mockConsoleCommand(argv: readonly string[], env: Readonly<Record<string
       logLevel: (values["log-level"] as LogLevelName | undefined) ?? "info",
     },
   };
+}
+
+const STATS_FLAGS: readonly FlagSpec[] = [
+  ...INVENTORY_FLAGS,
+  { name: "json", kind: "bool" },
+  { name: "log-level", kind: "choice", choices: ["debug", "info", "warn", "error"] },
+  { name: "help", kind: "bool" },
+];
+
+function statsCommand(argv: readonly string[]): Command {
+  const { values, positionals } = parseFlags(argv, STATS_FLAGS);
+  if (values.help === true) return { kind: "help", topic: "stats" };
+  if (positionals.length > 0) throw new UsageError(`stats: unexpected argument ${JSON.stringify(positionals[0])}`);
+  return { kind: "stats", options: { ...inventoryOptions(values), json: values.json === true, logLevel: logLevel(values) } };
+}
+
+/** `--mock`, `--backend` and `--sys-root`; `--mock` is `--backend mock` and conflicts with any other. */
+function inventoryOptions(values: FlagValues): { mock: boolean; backend: BackendName; sysRoot: string } {
+  const backend = values.backend as BackendName | undefined;
+  if (values.mock === true && backend !== undefined && backend !== "mock") {
+    throw new UsageError(`Option --mock conflicts with --backend ${backend}`);
+  }
+  const chosen = values.mock === true ? "mock" : backend ?? "auto";
+  return { mock: chosen === "mock", backend: chosen, sysRoot: (values["sys-root"] as string | undefined) ?? "/" };
+}
+
+function logLevel(values: FlagValues): LogLevelName {
+  return (values["log-level"] as LogLevelName | undefined) ?? "info";
 }
 
 const SERVE_FLAGS = BRIDGE_FLAGS.filter((f) => f.name !== "list" && f.name !== "version");
@@ -127,7 +176,7 @@ function bridgeOptions(
   return {
     warnings,
     options: {
-      mock: values.mock === true,
+      ...inventoryOptions(values),
       registry: values.registry as string | undefined,
       list,
       publish,
@@ -137,7 +186,7 @@ function bridgeOptions(
       authToken: resolveAuthToken(values["auth-token"] as string | undefined, env),
       ticket: (values.ticket as string | undefined) ?? "",
       ackTimeoutMs: (values["ack-timeout-ms"] as number | undefined) ?? 5000,
-      logLevel: (values["log-level"] as LogLevelName | undefined) ?? "info",
+      logLevel: logLevel(values),
     },
   };
 }

@@ -7,10 +7,14 @@ Usage:
   gpu-bridge-host [--mock] [--registry DIR] --list
   gpu-bridge-host [--mock] [--registry DIR] --publish [--interval-ms MS] [console options]
   gpu-bridge-host serve [--mock] [--registry DIR] [--publish [--interval-ms MS]] [console options]
+  gpu-bridge-host stats [--json] [--mock | --backend NAME] [--sys-root DIR]
   gpu-bridge-host mock-console [--port PORT] ...   a local stand-in for the Cohesix console
 
 Inventory and models:
   --mock                 use the deterministic mock inventory instead of real GPUs
+  --backend NAME         auto (default), nvml, cuda, jetson or mock; auto tries NVML, then
+                         CUDA (the Jetson backend when the GPU is integrated)
+  --sys-root DIR         read /sys, /proc and /etc under DIR (default /)
   --registry DIR         model registry root (DIR/available/<id>/manifest.toml, DIR/active);
                          default: the built-in catalog
 
@@ -62,4 +66,17 @@ Usage:
 Takes the bridge's flags (see gpu-bridge-host --help) except --list. With --publish it keeps the
 VM's /gpu current: it reconnects with backoff, republishes on every connection and right after
 a change, and pings the console when idle. --interval-ms defaults to 30000 here.
+`;
+
+export const STATS_USAGE = `gpu-bridge-host stats: print live GPU statistics.
+
+Usage:
+  gpu-bridge-host stats [--json] [--mock | --backend NAME] [--sys-root DIR]
+
+Shows what the info payload leaves out: UUID, PCI bus id, utilisation, memory, temperature,
+power and energy, clocks, compute capability, MIG mode and processes (on Jetson: load, GPU
+frequency, the GPU thermal zone, shared memory). A field the hardware does not report is null
+in --json and "-" in the table.
+
+Library overrides: GPU_BRIDGE_NVML_LIB and GPU_BRIDGE_CUDA_LIB name the libraries to load first.
 `;

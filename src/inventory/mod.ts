@@ -2,22 +2,36 @@
  * Inventory selection. The mock is tiny and loaded eagerly; native backends load FFI code and
  * are imported only when asked for, so `--mock --list` never touches it.
  */
+import process from "node:process";
 import { mockBackend } from "../../mock/inventory.ts";
+import type { Logger } from "../log.ts";
 import type { InventoryBackend } from "./types.ts";
 
 export type { GpuInfo, InventoryBackend } from "./types.ts";
+export { InventoryError } from "./errors.ts";
 
-/** No GPU backend could be used. */
-export class InventoryError extends Error {
-  override name = "InventoryError";
+export type BackendKind = "auto" | "nvml" | "cuda" | "jetson" | "mock";
+
+/** Which backend, and where the native code reads the system from. */
+export interface BackendChoice {
+  readonly mock: boolean;
+  readonly backend?: BackendKind;
+  readonly sysRoot?: string;
 }
 
 /** The backend for the given options. */
-export function selectBackend(options: { readonly mock: boolean }): Promise<InventoryBackend> {
-  if (options.mock) return Promise.resolve(mockBackend());
-  return Promise.reject(
-    new InventoryError(
-      "Cannot discover GPUs: this build has no native NVML/CUDA backend yet; pass --mock to use the mock inventory",
-    ),
-  );
+export async function selectBackend(choice: BackendChoice, log?: Logger): Promise<InventoryBackend> {
+  const kind = choice.mock ? "mock" : choice.backend ?? "auto";
+  if (kind === "mock") return mockBackend();
+  const [{ openNativeBackend }, { loadFfiAdapter }] = await Promise.all([
+    import("./native.ts"),
+    import("../../ffi/loader.ts"),
+  ]);
+  return openNativeBackend({
+    kind,
+    adapter: await loadFfiAdapter(),
+    env: process.env,
+    sysRoot: choice.sysRoot ?? "/",
+    ...(log !== undefined && { log }),
+  });
 }

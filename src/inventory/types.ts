@@ -1,3 +1,5 @@
+import type { GpuStats } from "./stats.ts";
+
 /** What `/gpu/<id>/info` holds: exactly these six fields, never more (contract section 2). */
 export interface GpuInfo {
   readonly id: string;
@@ -11,6 +13,10 @@ export interface GpuInfo {
 /** A source of GPUs: the mock, NVML, CUDA or Jetson. */
 export interface InventoryBackend {
   readonly name: string;
-  /** The GPUs present now, in the order the VM should see them. */
+  /** The GPUs present now, in the order the VM should see them; a GPU that is gone is left out. */
   list(): Promise<GpuInfo[]>;
+  /** Live statistics of the GPUs present now; unsupported fields are null. */
+  stats(): Promise<GpuStats[]>;
+  /** Releases native libraries. */
+  close(): void;
 }

@@ -51,7 +51,7 @@ describe("parseCommand()", () => {
     [["--list", "-x"], 'Unknown option "-x"'],
     [["--list", "--list"], "Option --list was given more than once"],
     [["--list=yes"], 'Option --list takes no value, got "yes"'],
-    [["stray", "--list"], 'Unknown command or argument "stray" (commands: serve, mock-console)'],
+    [["stray", "--list"], 'Unknown command or argument "stray" (commands: serve, stats, mock-console)'],
     [["mock-console", "--port", "99999"], "Option --port must be 0-65535, got 99999"],
     [["mock-console", "--list"], "Unknown option --list"],
     [["--mock"], "Nothing to do: pass --list, --publish or both (see --help)"],
@@ -90,6 +90,21 @@ describe("parseCommand() for serve", () => {
     expect(parseCommand(["serve"], {}).kind).toBe("serve");
     expect(() => parseCommand(["serve", "--list"], {})).toThrow("Unknown option --list");
     expect(parseCommand(["serve", "--help"], {})).toEqual({ kind: "help", topic: "serve" });
+  });
+});
+
+describe("parseCommand() for stats and the inventory flags", () => {
+  test("--backend and --sys-root reach the options; --mock means --backend mock", () => {
+    expect(bridge(["--list", "--backend", "jetson", "--sys-root", "/x"])).toMatchObject({ backend: "jetson", sysRoot: "/x", mock: false });
+    expect(bridge(["--list", "--mock"])).toMatchObject({ backend: "mock", mock: true, sysRoot: "/" });
+    expect(bridge(["--list", "--backend", "mock"])).toMatchObject({ backend: "mock", mock: true });
+    expect(() => parseCommand(["--list", "--backend", "rocm"], {})).toThrow(
+      'Option --backend must be one of auto, nvml, cuda, jetson, mock, got "rocm"',
+    );
+    expect(parseCommand(["stats", "--json", "--mock"], {})).toEqual({
+      kind: "stats",
+      options: { mock: true, backend: "mock", sysRoot: "/", json: true, logLevel: "info" },
+    });
   });
 });
 

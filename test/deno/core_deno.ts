@@ -15,6 +15,10 @@ import { CtlReceiver } from "../../src/snapshot/receiver.ts";
 import { startMockConsole } from "../../mock/console/server.ts";
 import { publishOnce } from "../../src/console/publish.ts";
 import { denoRuntime } from "../../src/runtime/deno.ts";
+import { denoFfi } from "../../ffi/deno.ts";
+import { openNativeBackend } from "../../src/inventory/native.ts";
+import { normalizePciBusId } from "../../src/inventory/pci.ts";
+import { sampleJetsonGpu } from "../../src/inventory/sysfs.ts";
 
 declare const Deno: { test(name: string, fn: () => void | Promise<void>): void };
 
@@ -68,4 +72,33 @@ Deno.test("publishOnce() lands the snapshot through Deno's TCP adapter, both end
   } finally {
     await mock.close();
   }
+});
+
+const fake = (name: string) => new URL(`../../mock/native/build/${name}`, import.meta.url).pathname;
+
+Deno.test("the NVML backend runs through Deno.dlopen against the fake libraries", async () => {
+  const backend = openNativeBackend({
+    kind: "auto",
+    adapter: denoFfi,
+    env: { GPU_BRIDGE_NVML_LIB: fake("libnvidia-ml.so.1"), GPU_BRIDGE_CUDA_LIB: fake("libcuda.so.1") },
+    sysRoot: "/",
+  });
+  try {
+    strictEqual(backend.name, "nvml");
+    deepStrictEqual((await backend.list()).map((g) => [g.id, g.name, g.sm_count]), [
+      ["GPU-0", "NVIDIA A100-SXM4-40GB", 108],
+      ["GPU-1", "NVIDIA H100 80GB HBM3", 132],
+    ]);
+    const stats = await backend.stats();
+    deepStrictEqual(stats[0]!.processes, [{ pid: 4242, used_memory_mib: 256 }, { pid: 4243, used_memory_mib: 512 }]);
+  } finally {
+    backend.close();
+  }
+});
+
+Deno.test("sysfs readers and PCI ids behave the same on Deno", () => {
+  const sample = sampleJetsonGpu(new URL("../../mock/jetson-orin", import.meta.url).pathname);
+  strictEqual(sample.loadPct, 42.3);
+  strictEqual(sample.temperatureC, 45.5);
+  strictEqual(normalizePciBusId("00000000:65:00.0"), normalizePciBusId("0000:65:00.0"));
 });
