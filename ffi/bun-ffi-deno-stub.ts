@@ -22,3 +22,7 @@ export function dlopen(
 ): { symbols: Record<string, (...args: unknown[]) => unknown>; close(): void } {
   return unavailable();
 }
+
+export function ptr(_buf: ArrayBufferView): number {
+  return unavailable();
+}

@@ -1,5 +1,5 @@
 /** The Bun FFI adapter: the only module that imports `bun:ffi`. */
-import { CString, dlopen, FFIType } from "bun:ffi";
+import { CString, dlopen, FFIType, ptr } from "bun:ffi";
 import type { ArgType, FfiAdapter, NativeArg, NativeFn, NativeLibrary, SymbolTable } from "./types.ts";
 
 const ARG: Record<ArgType, FFIType> = { i32: FFIType.i32, u32: FFIType.u32, u64: FFIType.u64, buf: FFIType.ptr };
@@ -26,4 +26,5 @@ export const bunFfi: FfiAdapter = {
   name: "bun",
   open,
   cstring: (pointer) => new CString(Number(pointer) as never).toString(),
+  addressOf: (buf) => BigInt(ptr(buf)),
 };

@@ -7,7 +7,7 @@ interface DenoFfi {
     symbols: Record<string, (...a: unknown[]) => unknown>;
     close(): void;
   };
-  UnsafePointer: { create(value: bigint): unknown };
+  UnsafePointer: { create(value: bigint): unknown; of(buf: Uint8Array): unknown; value(pointer: unknown): bigint };
   UnsafePointerView: { getCString(pointer: unknown): string };
 }
 
@@ -38,4 +38,5 @@ export const denoFfi: FfiAdapter = {
   name: "deno",
   open,
   cstring: (pointer) => deno.UnsafePointerView.getCString(deno.UnsafePointer.create(pointer)),
+  addressOf: (buf) => deno.UnsafePointer.value(deno.UnsafePointer.of(buf)),
 };

@@ -30,4 +30,6 @@ export interface FfiAdapter {
   open(path: string, table: SymbolTable): NativeLibrary;
   /** Reads the NUL-terminated string at address `pointer`. */
   cstring(pointer: bigint): string;
+  /** The address of `buf`'s first byte; valid while `buf` is referenced and not resized. */
+  addressOf(buf: Uint8Array): bigint;
 }

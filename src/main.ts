@@ -39,6 +39,14 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
     const { mockConsoleCommand } = await import("./mock-console-command.ts");
     return await mockConsoleCommand(command.options, log);
   }
+  if (command.kind === "run-kernel") {
+    let input = "";
+    for await (const chunk of process.stdin) input += typeof chunk === "string" ? chunk : new TextDecoder().decode(chunk);
+    const { runKernel } = await import("./job/run-kernel.ts");
+    const outcome = await runKernel(JSON.parse(input));
+    await writeStdout(JSON.stringify(outcome) + "\n");
+    return outcome.ok ? 0 : 1;
+  }
   if (command.kind === "stats") {
     const log = createLogger({ level: command.options.logLevel, write: (l) => void process.stderr.write(l) });
     try {

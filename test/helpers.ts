@@ -27,3 +27,38 @@ export async function until(predicate: () => boolean, ms = 5000, what = "conditi
     await Bun.sleep(5);
   }
 }
+
+/** A manual clock: timers fire, in deadline order, only when `advance` passes them. */
+export class FakeClock {
+  #now: number;
+  #timers = new Map<number, { at: number; fire: () => void }>();
+  #next = 1;
+  /** Timers ever set (to show one timer serves many leases). */
+  timersSet = 0;
+
+  constructor(start = 1_700_000_000_000) {
+    this.#now = start;
+  }
+  now = (): number => this.#now;
+  setTimer = (delayMs: number, fire: () => void): unknown => {
+    this.timersSet++;
+    const id = this.#next++;
+    this.#timers.set(id, { at: this.#now + delayMs, fire });
+    return id;
+  };
+  clearTimer = (handle: unknown): void => void this.#timers.delete(handle as number);
+  get pending(): number {
+    return this.#timers.size;
+  }
+  advance(ms: number): void {
+    const end = this.#now + ms;
+    for (;;) {
+      const due = [...this.#timers.entries()].filter(([, t]) => t.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
+      if (due === undefined) break;
+      this.#timers.delete(due[0]);
+      this.#now = Math.max(this.#now, due[1].at);
+      due[1].fire();
+    }
+    this.#now = end;
+  }
+}

@@ -95,3 +95,100 @@ int cuGetErrorName(int code, const char **out) {
   }
 }
 int cuGetErrorString(int code, const char **out) { return cuGetErrorName(code, out); }
+
+/*
+ * Execution, emulated on the host: device pointers are host memory, a module knows which of
+ * the shipped kernels its PTX defines, and a launch runs that kernel's semantics in C. This
+ * exercises the runner's real FFI path (params arrays of argument addresses, copies, frees).
+ * Control keys: mem_limit_mib=<n> (allocations beyond it fail OUT_OF_MEMORY),
+ * launch_error=<code>, launch_sleep_ms=<n>.
+ */
+#include <stdint.h>
+#include <time.h>
+
+enum { OUT_OF_MEMORY = 2, INVALID_PTX = 218, NOT_FOUND = 500 };
+struct fake_module { int has_vadd, has_matmul; };
+struct fake_function { int kind; /* 1 vadd, 2 matmul */ };
+static unsigned long long allocated = 0;
+
+int cuDevicePrimaryCtxRetain(void **ctx, int d) {
+  GPU(d);
+  (void)g;
+  *ctx = (void *)(uintptr_t)(0x1000 + d);
+  return SUCCESS;
+}
+int cuDevicePrimaryCtxRelease_v2(int d) { GPU(d); (void)g; return SUCCESS; }
+int cuCtxSetCurrent(void *ctx) { return ctx == NULL ? INVALID_VALUE : SUCCESS; }
+int cuCtxSynchronize(void) { return SUCCESS; }
+
+int cuMemAlloc_v2(unsigned long long *dptr, unsigned long long bytes) {
+  long limit = fake_int("mem_limit_mib", 1 << 20);
+  if (allocated + bytes > (unsigned long long)limit << 20) return OUT_OF_MEMORY;
+  void *p = calloc(1, bytes ? bytes : 1);
+  if (p == NULL) return OUT_OF_MEMORY;
+  allocated += bytes;
+  *dptr = (unsigned long long)(uintptr_t)p;
+  return SUCCESS;
+}
+int cuMemFree_v2(unsigned long long dptr) {
+  free((void *)(uintptr_t)dptr);
+  return SUCCESS;
+}
+int cuMemcpyHtoD_v2(unsigned long long dst, const void *src, unsigned long long bytes) {
+  memcpy((void *)(uintptr_t)dst, src, bytes);
+  return SUCCESS;
+}
+int cuMemcpyDtoH_v2(void *dst, unsigned long long src, unsigned long long bytes) {
+  memcpy(dst, (const void *)(uintptr_t)src, bytes);
+  return SUCCESS;
+}
+
+int cuModuleLoadData(struct fake_module **mod, const char *image) {
+  if (strstr(image, ".version") == NULL || strstr(image, ".entry") == NULL) return INVALID_PTX;
+  struct fake_module *m = calloc(1, sizeof *m);
+  m->has_vadd = strstr(image, ".entry vadd(") != NULL;
+  m->has_matmul = strstr(image, ".entry matmul(") != NULL;
+  *mod = m;
+  return SUCCESS;
+}
+int cuModuleUnload(struct fake_module *m) {
+  free(m);
+  return SUCCESS;
+}
+int cuModuleGetFunction(struct fake_function **fn, struct fake_module *m, const char *name) {
+  int kind = (strcmp(name, "vadd") == 0 && m->has_vadd) ? 1 : (strcmp(name, "matmul") == 0 && m->has_matmul) ? 2 : 0;
+  if (!kind) return NOT_FOUND;
+  struct fake_function *f = malloc(sizeof *f);
+  f->kind = kind;
+  *fn = f;
+  return SUCCESS;
+}
+
+int cuLaunchKernel(struct fake_function *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+                   unsigned bz, unsigned shared, void *stream, void **params, void **extra) {
+  (void)shared; (void)stream; (void)extra;
+  long err = fake_int("launch_error", 0);
+  if (err) return (int)err;
+  long sleep_ms = fake_int("launch_sleep_ms", 0);
+  if (sleep_ms > 0) {
+    struct timespec ts = {sleep_ms / 1000, (sleep_ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  const float *a = (const float *)(uintptr_t)*(unsigned long long *)params[0];
+  const float *b = (const float *)(uintptr_t)*(unsigned long long *)params[1];
+  float *c = (float *)(uintptr_t)*(unsigned long long *)params[2];
+  unsigned int n = *(unsigned int *)params[3];
+  if (f->kind == 1) {
+    unsigned long long threads = (unsigned long long)gx * gy * gz * bx * by * bz;
+    for (unsigned long long i = 0; i < threads && i < n; i++) c[i] = a[i] + b[i];
+  } else {
+    unsigned long long cols = (unsigned long long)gx * bx;
+    for (unsigned long long col = 0; col < cols && col < n; col++)
+      for (unsigned int row = 0; row < n; row++) {
+        float acc = 0.0f;
+        for (unsigned int k = 0; k < n; k++) acc += a[row * n + k] * b[k * n + col];
+        c[row * n + col] = acc;
+      }
+  }
+  return SUCCESS;
+}

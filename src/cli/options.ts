@@ -25,6 +25,12 @@ export interface BridgeOptions {
   readonly ticket: string;
   readonly ackTimeoutMs: number;
   readonly logLevel: LogLevelName;
+  /** Where leases are journalled (and the API token lives). */
+  readonly stateDir: string;
+  /** Where staged job inputs and outputs live; undefined: jobs must carry payload_b64. */
+  readonly bundleDir: string | undefined;
+  readonly runner: "auto" | "cpu" | "cuda";
+  readonly maxStreamsPerGpu: number;
 }
 
 export type LogLevelName = "debug" | "info" | "warn" | "error";
@@ -45,7 +51,8 @@ export type Command =
   | { readonly kind: "bridge"; readonly options: BridgeOptions; readonly warnings: readonly string[] }
   | { readonly kind: "mock-console"; readonly options: MockConsoleOptions }
   | { readonly kind: "serve"; readonly options: BridgeOptions; readonly warnings: readonly string[] }
-  | { readonly kind: "stats"; readonly options: StatsOptions };
+  | { readonly kind: "stats"; readonly options: StatsOptions }
+  | { readonly kind: "run-kernel" };
 
 /** Options of `stats`. */
 export interface StatsOptions {
@@ -74,6 +81,10 @@ const BRIDGE_FLAGS: readonly FlagSpec[] = [
   { name: "ticket", kind: "string", allowBlank: true },
   { name: "ack-timeout-ms", kind: "int", min: 1, max: 600_000 },
   { name: "log-level", kind: "choice", choices: ["debug", "info", "warn", "error"] },
+  { name: "state-dir", kind: "string" },
+  { name: "bundle-dir", kind: "string" },
+  { name: "runner", kind: "choice", choices: ["auto", "cpu", "cuda"] },
+  { name: "max-streams-per-gpu", kind: "int", min: 1, max: 1024 },
   { name: "help", kind: "bool" },
   { name: "version", kind: "bool" },
 ];
@@ -93,6 +104,8 @@ export function parseCommand(argv: readonly string[], env: Readonly<Record<strin
   if (argv[0] === "mock-console") return mockConsoleCommand(argv.slice(1), env);
   if (argv[0] === "serve") return serveCommand(argv.slice(1), env);
   if (argv[0] === "stats") return statsCommand(argv.slice(1));
+  // Internal: the per-job child process of the runners (a request on stdin, a result on stdout).
+  if (argv[0] === "run-kernel" && argv.length === 1) return { kind: "run-kernel" };
   const { values, positionals } = parseFlags(argv, BRIDGE_FLAGS);
   if (values.help === true) return { kind: "help" };
   if (values.version === true) return { kind: "version" };
@@ -187,8 +200,19 @@ function bridgeOptions(
       ticket: (values.ticket as string | undefined) ?? "",
       ackTimeoutMs: (values["ack-timeout-ms"] as number | undefined) ?? 5000,
       logLevel: logLevel(values),
+      stateDir: (values["state-dir"] as string | undefined) ?? defaultStateDir(env),
+      bundleDir: values["bundle-dir"] as string | undefined,
+      runner: (values.runner as "auto" | "cpu" | "cuda" | undefined) ?? "auto",
+      maxStreamsPerGpu: (values["max-streams-per-gpu"] as number | undefined) ?? 16,
     },
   };
+}
+
+/** `$XDG_STATE_HOME/gpu-bridge-host`, else `~/.local/state/gpu-bridge-host`. */
+export function defaultStateDir(env: Readonly<Record<string, string | undefined>>): string {
+  const xdg = env.XDG_STATE_HOME?.trim();
+  if (xdg) return `${xdg.replace(/\/+$/, "")}/gpu-bridge-host`;
+  return `${env.HOME?.trim() || "/var/lib"}/.local/state/gpu-bridge-host`;
 }
 
 /**

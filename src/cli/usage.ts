@@ -33,6 +33,13 @@ Console:
   --ticket TICKET        ticket sent with ATTACH (default empty)
   --ack-timeout-ms MS    how long to wait for each console ack (default 5000)
 
+Leases and jobs (with --interval-ms or serve):
+  --state-dir DIR        where leases are journalled across restarts
+                         (default $XDG_STATE_HOME/gpu-bridge-host)
+  --bundle-dir DIR       staged job inputs and outputs; without it jobs carry payload_b64
+  --runner KIND          auto (default: cuda on real GPUs, cpu on the mock), cpu or cuda
+  --max-streams-per-gpu N  streams that may be leased on one GPU at once (default 16)
+
 Other:
   --log-level LEVEL      debug, info, warn or error (default info); logs go to stderr
   --help                 print this help

@@ -3,8 +3,13 @@
  * VM's `/gpu` current, and SIGINT/SIGTERM end it cleanly (exit 0 within 2 s).
  */
 import process from "node:process";
+import { join } from "node:path";
 import type { BridgeOptions } from "../cli/options.ts";
-import type { InventoryBackend } from "../inventory/types.ts";
+import { HostState } from "../host/state.ts";
+import { ProcessRunner } from "../job/runner.ts";
+import { LeaseJournal } from "../lease/journal.ts";
+import type { Clock } from "../lease/types.ts";
+import type { GpuInfo, InventoryBackend } from "../inventory/types.ts";
 import type { Logger } from "../log.ts";
 import { builtinCatalog } from "../models/catalog.ts";
 import type { ModelCatalog } from "../models/types.ts";
@@ -20,11 +25,18 @@ export interface DaemonTuning {
   readonly pingIdleMs?: number;
   readonly backoff?: { baseMs: number; capMs: number };
   readonly registryPollMs?: number;
+  readonly clock?: Clock;
+  /** Keep leases in memory only (tests); default: journal under the state directory. */
+  readonly noJournal?: boolean;
 }
 
 /** The parts of a running daemon, for the API and for tests. */
 export interface Daemon {
   readonly publisher: Publisher | null;
+  readonly host: HostState;
+  readonly backend: InventoryBackend;
+  /** The inventory as last read. */
+  gpus(): readonly GpuInfo[];
   /** The namespace as it would be published now. */
   namespace(): Promise<Namespace>;
   snapshot(): Promise<Snapshot>;
@@ -34,11 +46,11 @@ export interface Daemon {
 }
 
 /** Starts the daemon's parts; `stop()` ends them. */
-export function startDaemon(
+export async function startDaemon(
   options: BridgeOptions,
   deps: { readonly runtime: Runtime; readonly log: Logger; readonly backend: InventoryBackend },
   tuning: DaemonTuning = {},
-): Daemon {
+): Promise<Daemon> {
   const { runtime, log, backend } = deps;
   let publisher: Publisher | null = null;
   const changed = () => publisher?.notifyChange();
@@ -47,7 +59,25 @@ export function startDaemon(
       ? null
       : new RegistryWatch({ dir: options.registry, log: log.child("registry"), onChange: changed, pollMs: tuning.registryPollMs });
   const catalog = (): ModelCatalog => registry?.catalog ?? builtinCatalog();
-  const namespace = async () => buildNamespace(await backend.list(), catalog());
+  let gpus: readonly GpuInfo[] = await backend.list();
+  const runnerKind = options.runner === "auto" ? (backend.name === "mock" ? "cpu" : "cuda") : options.runner;
+  const host = new HostState({
+    gpus: () => gpus,
+    runner: new ProcessRunner(runtime),
+    runnerKind,
+    log: log.child("host"),
+    onChange: changed,
+    maxStreamsPerGpu: options.maxStreamsPerGpu,
+    ...(options.bundleDir !== undefined && { bundleDir: options.bundleDir }),
+    ...(tuning.clock !== undefined && { clock: tuning.clock }),
+    ...(!tuning.noJournal && { journal: new LeaseJournal(join(options.stateDir, "leases.jsonl")) }),
+    ...(backend.cudaOrdinal !== undefined && { deviceOf: (id: string) => backend.cudaOrdinal!(id) }),
+  });
+  host.restore();
+  const namespace = async () => {
+    gpus = await backend.list();
+    return buildNamespace(gpus, catalog(), (id) => host.nodeLogs(id));
+  };
   const snapshot = async () => makeSnapshot(await namespace());
   if (options.publish) {
     publisher = new Publisher({
@@ -63,14 +93,19 @@ export function startDaemon(
     });
     void publisher.start();
   }
+  log.info(`serving ${gpus.length} GPUs from the ${backend.name} backend; jobs run on the ${runnerKind} runner`);
   return {
     publisher,
+    host,
+    backend,
+    gpus: () => gpus,
     namespace,
     snapshot,
     changed,
     async stop() {
       registry?.close();
       await publisher?.stop();
+      host.close();
     },
   };
 }
@@ -80,7 +115,7 @@ export async function runDaemon(
   options: BridgeOptions,
   deps: { readonly runtime: Runtime; readonly log: Logger; readonly backend: InventoryBackend },
 ): Promise<number> {
-  const daemon = startDaemon(options, deps);
+  const daemon = await startDaemon(options, deps);
   const signal = await new Promise<string>((resolve) => {
     process.once("SIGINT", () => resolve("SIGINT"));
     process.once("SIGTERM", () => resolve("SIGTERM"));

@@ -23,6 +23,7 @@ abstract class CudaBased implements InventoryBackend {
   protected readonly log: Logger;
   protected readonly sysRoot: string;
   #failing = false;
+  #ordinals = new Map<string, number>();
 
   constructor(cuda: Cuda, log: Logger, sysRoot: string) {
     this.cuda = cuda;
@@ -41,6 +42,10 @@ abstract class CudaBased implements InventoryBackend {
 
   close(): void {
     this.cuda.close();
+  }
+
+  cudaOrdinal(id: string): number | undefined {
+    return this.#ordinals.get(id);
   }
 
   protected scan(): CudaDevice[] {
@@ -65,6 +70,7 @@ abstract class CudaBased implements InventoryBackend {
           runtime_version: runtime,
         },
       }));
+      this.#ordinals = new Map(devices.map((d) => [d.info.id, d.dev]));
       if (this.#failing) this.log.info("the CUDA driver is answering again");
       this.#failing = false;
       return devices;

@@ -23,6 +23,8 @@ export class NvmlBackend implements InventoryBackend {
   readonly #cuda: Cuda | null;
   readonly #log: Logger;
   #smByKey: Map<string, number> | null = null;
+  #ordinalByUuid = new Map<string, number>();
+  #uuidById = new Map<string, string>();
   #gone = new Set<string>();
   #warnedNoSm = false;
 
@@ -43,6 +45,11 @@ export class NvmlBackend implements InventoryBackend {
   close(): void {
     this.#nvml.close();
     this.#cuda?.close();
+  }
+
+  cudaOrdinal(id: string): number | undefined {
+    const uuid = this.#uuidById.get(id);
+    return uuid === undefined ? undefined : this.#ordinalByUuid.get(uuid.toLowerCase());
   }
 
   #scan(): Present[] {
@@ -73,6 +80,7 @@ export class NvmlBackend implements InventoryBackend {
           runtime_version: runtime,
         };
         this.#transition(id, null);
+        this.#uuidById.set(id, uuid);
         present.push({ index, handle, uuid, pci, info });
       } catch (error) {
         if (!(error instanceof NvmlError)) throw error;
@@ -129,6 +137,7 @@ export class NvmlBackend implements InventoryBackend {
         const dev = cuda.device(ordinal);
         const sm = cuda.attribute(CU_ATTR.MULTIPROCESSOR_COUNT, dev);
         map.set(cuda.uuid(dev).toLowerCase(), sm);
+        this.#ordinalByUuid.set(cuda.uuid(dev).toLowerCase(), ordinal);
         const pci = normalizePciBusId(cuda.pciBusId(dev));
         if (pci !== null) map.set(pci, sm);
       }

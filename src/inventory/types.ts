@@ -19,4 +19,6 @@ export interface InventoryBackend {
   stats(): Promise<GpuStats[]>;
   /** Releases native libraries. */
   close(): void;
+  /** The CUDA device ordinal behind a GPU id (for the CUDA runner), where there is one. */
+  cudaOrdinal?(id: string): number | undefined;
 }

@@ -1,7 +1,8 @@
 /** The Bun adapter: the only module besides `ffi/bun*.ts` that names `Bun.*`. */
 import type { Conn } from "../console/transport.ts";
 import { AsyncQueue } from "../util/async-queue.ts";
-import type { OnConnection, Runtime, TcpServer } from "./types.ts";
+import process from "node:process";
+import type { Child, OnConnection, Runtime, TcpServer } from "./types.ts";
 
 interface BunSocket<T = unknown> {
   data: T;
@@ -17,7 +18,16 @@ interface SocketHandlers<T> {
   error?(s: BunSocket<T>, error: Error): void;
   end?(s: BunSocket<T>): void;
 }
+interface BunSubprocess {
+  readonly pid: number;
+  readonly stdin: { write(b: Uint8Array): void; end(): void };
+  readonly stdout: ReadableStream<Uint8Array>;
+  readonly stderr: ReadableStream<Uint8Array>;
+  readonly exited: Promise<number>;
+  kill(signal?: number | string): void;
+}
 interface BunApi {
+  spawn(cmd: string[], options: { stdin: "pipe"; stdout: "pipe"; stderr: "pipe"; env?: Record<string, string | undefined> }): BunSubprocess;
   connect(options: { hostname: string; port: number; socket: SocketHandlers<undefined> }): Promise<BunSocket<undefined>>;
   listen<T>(options: { hostname: string; port: number; socket: SocketHandlers<T> }): { port: number; stop(closeActive?: boolean): void };
 }
@@ -115,7 +125,26 @@ function listen(host: string, port: number, onConnection: OnConnection): Promise
   });
 }
 
+function spawn(cmd: readonly string[], stdin: Uint8Array, env?: Record<string, string>): Child {
+  const proc = bun.spawn([...cmd], { stdin: "pipe", stdout: "pipe", stderr: "pipe", ...(env && { env: { ...process.env, ...env } }) });
+  proc.stdin.write(stdin);
+  proc.stdin.end();
+  const text = (s: ReadableStream<Uint8Array>) => new Response(s).text();
+  const done = Promise.all([proc.exited, text(proc.stdout), text(proc.stderr)]).then(([code, stdout, stderr]) => ({
+    code,
+    stdout,
+    stderr,
+  }));
+  return { pid: proc.pid, done, kill: () => proc.kill("SIGKILL") };
+}
+
+/** This program: the compiled binary itself, or Bun running src/main.ts. */
+function self(): string[] {
+  const main = new URL("../main.ts", import.meta.url);
+  return main.pathname.includes("$bunfs") ? [process.execPath] : [process.execPath, main.pathname];
+}
+
 /** The Bun runtime adapter. */
 export function bunRuntime(): Runtime {
-  return { name: "bun", connect, listen };
+  return { name: "bun", connect, listen, spawn, self };
 }

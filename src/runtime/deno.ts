@@ -1,6 +1,6 @@
 /** The Deno adapter: the only module besides `ffi/deno*.ts` that names `Deno.*`. */
 import type { Conn } from "../console/transport.ts";
-import type { OnConnection, Runtime, TcpServer } from "./types.ts";
+import type { Child, OnConnection, Runtime, TcpServer } from "./types.ts";
 
 interface DenoTcpConn {
   read(p: Uint8Array): Promise<number | null>;
@@ -12,7 +12,18 @@ interface DenoListener extends AsyncIterable<DenoTcpConn> {
   readonly addr: { port: number };
   close(): void;
 }
+interface DenoChild {
+  readonly pid: number;
+  readonly stdin: WritableStream<Uint8Array>;
+  output(): Promise<{ code: number; stdout: Uint8Array; stderr: Uint8Array }>;
+  kill(signal?: string): void;
+}
 interface DenoApi {
+  Command: new (cmd: string, options: { args: string[]; stdin: "piped"; stdout: "piped"; stderr: "piped"; env?: Record<string, string> }) => {
+    spawn(): DenoChild;
+  };
+  execPath(): string;
+  mainModule: string;
   connect(options: { hostname: string; port: number; transport?: "tcp" }): Promise<DenoTcpConn>;
   listen(options: { hostname: string; port: number; transport?: "tcp" }): DenoListener;
 }
@@ -91,7 +102,37 @@ function listen(host: string, port: number, onConnection: OnConnection): Promise
   });
 }
 
+function spawn(cmd: readonly string[], stdin: Uint8Array, env?: Record<string, string>): Child {
+  const child = new deno.Command(cmd[0]!, {
+    args: cmd.slice(1),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    ...(env && { env }),
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  void writer.write(stdin).then(() => writer.close()).catch(() => {});
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  const done = child.output().then((o) => ({ code: o.code, stdout: decode(o.stdout), stderr: decode(o.stderr) }));
+  return {
+    pid: child.pid,
+    done,
+    kill: () => {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // already exited
+      }
+    },
+  };
+}
+
+/** This program: Deno running src/main.ts with all permissions it needs. */
+function self(): string[] {
+  return [deno.execPath(), "run", "-A", new URL("../main.ts", import.meta.url).pathname];
+}
+
 /** The Deno runtime adapter. */
 export function denoRuntime(): Runtime {
-  return { name: "deno", connect, listen };
+  return { name: "deno", connect, listen, spawn, self };
 }

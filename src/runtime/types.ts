@@ -12,10 +12,23 @@ export interface TcpServer {
 /** Called for each accepted connection. */
 export type OnConnection = (conn: Conn) => void;
 
+/** A child process started by `spawn`. */
+export interface Child {
+  readonly pid: number;
+  /** Resolves when the child has exited, with what it printed. */
+  readonly done: Promise<{ readonly code: number | null; readonly stdout: string; readonly stderr: string }>;
+  /** Kills the child (SIGKILL): used for timeouts, which a hung kernel will not honour otherwise. */
+  kill(): void;
+}
+
 export interface Runtime {
   readonly name: "bun" | "deno";
   /** Opens a TCP connection with TCP_NODELAY set. */
   readonly connect: Connect;
   /** Listens on `host:port` (0 picks a free port); accepted connections have TCP_NODELAY set. */
   readonly listen: (host: string, port: number, onConnection: OnConnection) => Promise<TcpServer>;
+  /** Starts `cmd` with `stdin` written to it. */
+  readonly spawn: (cmd: readonly string[], stdin: Uint8Array, env?: Record<string, string>) => Child;
+  /** The command that runs this program again (the compiled binary, or the runtime and main.ts). */
+  readonly self: () => string[];
 }

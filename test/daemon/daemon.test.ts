@@ -38,7 +38,7 @@ afterEach(async () => {
 function spawnBridge(extra: string[] = []) {
   return Bun.spawn(
     [process.execPath, join(REPO, "src", "main.ts"), "--mock", "--publish", "--interval-ms", "60000", "--tcp-port",
-      String(mock.port), "--auth-token", "tok", "--registry", reg.path, ...extra],
+      String(mock.port), "--auth-token", "tok", "--registry", reg.path, "--state-dir", join(reg.path, "state"), ...extra],
     { stdout: "pipe", stderr: "pipe" },
   );
 }
@@ -80,7 +80,7 @@ describe("startDaemon()", () => {
       "--registry", reg.path], {});
     if (c.kind !== "serve") throw new Error("expected serve");
     const { log } = memoryLogger();
-    const daemon = startDaemon(c.options, { runtime, log, backend: mockBackend() }, { registryPollMs: 5000 });
+    const daemon = await startDaemon(c.options, { runtime, log, backend: mockBackend() }, { registryPollMs: 5000, noJournal: true });
     try {
       await until(() => mock.state.publishes === 1, 5000);
       writeFileSync(join(reg.path, "available", "base-v1", "manifest.toml"), "[model]\nid = \"base-v1\"\nrev = 2\n");

@@ -68,7 +68,7 @@ test("the daemon drops a vanished GPU from the next snapshot", async () => {
   // The fakes are found through GPU_BRIDGE_*_LIB, which selectBackend reads from process.env.
   Object.assign(process.env, fakeEnv);
   const backend = await selectBackend(c.options, log);
-  const daemon = startDaemon(c.options, { runtime: bunRuntime(), log, backend });
+  const daemon = await startDaemon(c.options, { runtime: bunRuntime(), log, backend }, { noJournal: true });
   try {
     await until(() => mock.state.tree?.nodes.length === 2, 5000, "both GPUs published");
     scriptFakes({ count: 1 });

@@ -160,3 +160,14 @@ describe("parseSnapshot()", () => {
     reject(model("m").replace("manifest=", "manifest=!!!"), "not valid base64");
   });
 });
+
+describe("decodeBase64()", () => {
+  test("is strict about padding and alphabet, and linear on large input", async () => {
+    const { decodeBase64 } = await import("../../src/util/base64.ts");
+    expect(decodeBase64("YWJj")).toEqual(new TextEncoder().encode("abc"));
+    expect(decodeBase64("YQ==")).toEqual(new TextEncoder().encode("a"));
+    for (const bad of ["YQ=", "Y===", "YQ==YQ==", "YW J", "YWJ\n", "YW-_"]) expect(decodeBase64(bad)).toBeNull();
+    const big = Buffer.alloc(12 * 1024 * 1024, 1).toString("base64");
+    expect(decodeBase64(big)?.length).toBe(12 * 1024 * 1024);
+  });
+});

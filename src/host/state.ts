@@ -1,0 +1,214 @@
+/**
+ * The host side of GPU sharing: leases, control verbs, jobs and the per-GPU logs they write,
+ * which become the `ctl`, `lease` and `status` payloads the VM sees. Every change calls
+ * `onChange`, which the daemon turns into a republish.
+ */
+import { resolveInBundle, validateJob, type JobProblem, type LaunchLimits } from "../job/descriptor.ts";
+import type { Runner } from "../job/runner.ts";
+import { type JobRecord, JobScheduler } from "../job/scheduler.ts";
+import { parseControl } from "../lease/control.ts";
+import type { LeaseJournal } from "../lease/journal.ts";
+import { GpuLogs } from "../lease/logs.ts";
+import { LeaseManager } from "../lease/manager.ts";
+import { ctlLeaseLine, ctlReleaseLine, leaseRecord, statusLine } from "../lease/records.ts";
+import { type Clock, type Lease, LeaseError, type LeaseRequest } from "../lease/types.ts";
+import type { GpuInfo } from "../inventory/types.ts";
+import type { Logger } from "../log.ts";
+import { LIMITS } from "../namespace/limits.ts";
+import type { NodeLogs } from "../namespace/mod.ts";
+import { writeFileSync } from "node:fs";
+
+/** A refused job submission; `problems` name the fields. */
+export class JobError extends Error {
+  override name = "JobError";
+  readonly code: "invalid" | "conflict" | "permission" | "not_found";
+  readonly problems: readonly JobProblem[];
+  constructor(code: JobError["code"], message: string, problems: JobProblem[] = []) {
+    super(message);
+    this.code = code;
+    this.problems = problems;
+  }
+}
+
+export interface HostOptions {
+  /** The latest inventory (what can be leased). */
+  readonly gpus: () => readonly GpuInfo[];
+  readonly runner: Runner;
+  readonly runnerKind: "cpu" | "cuda";
+  readonly log: Logger;
+  readonly onChange: () => void;
+  readonly clock?: Clock;
+  readonly maxStreamsPerGpu?: number;
+  readonly bundleDir?: string;
+  readonly journal?: LeaseJournal;
+  readonly limits?: (gpuId: string) => LaunchLimits | undefined;
+  readonly deviceOf?: (gpuId: string) => number | undefined;
+}
+
+export class HostState {
+  readonly leases: LeaseManager;
+  readonly jobs: JobScheduler;
+  readonly #o: HostOptions;
+  readonly #logs = new Map<string, GpuLogs>();
+
+  constructor(o: HostOptions) {
+    this.#o = o;
+    this.leases = new LeaseManager({
+      gpus: () => o.gpus().map((g) => ({ id: g.id, memory_mb: g.memory_mb })),
+      ...(o.clock !== undefined && { clock: o.clock }),
+      ...(o.maxStreamsPerGpu !== undefined && { maxStreamsPerGpu: o.maxStreamsPerGpu }),
+      admit: (gpuId, _live, candidate) => {
+        const logs = this.logsOf(gpuId);
+        const need = logs.pinnedBytes(leaseRecord(candidate, "ACTIVE"));
+        return need <= LIMITS.leaseLogBytes
+          ? null
+          : `lease log full on ${gpuId}: the VM's ${LIMITS.leaseLogBytes}-byte lease log cannot hold another live lease; release one first`;
+      },
+    });
+    this.jobs = new JobScheduler({
+      runner: o.runner,
+      kind: o.runnerKind,
+      ...(o.deviceOf !== undefined && { deviceOf: o.deviceOf }),
+      onChange: (job) => {
+        this.logsOf(job.gpu_id).appendStatus(statusLine(job.job, job.state, job.detail));
+        if (job.state === "ERR") o.log.warn(`job ${job.job} on ${job.gpu_id}: ERR ${job.detail}${job.message ? ` (${job.message})` : ""}`);
+        o.onChange();
+      },
+      onResult: (job, valid) => this.#writeResult(job, valid.descriptor.outputs[0]),
+    });
+    this.leases.on((e) => {
+      const logs = this.logsOf(e.lease.gpu_id);
+      const j = o.journal;
+      switch (e.type) {
+        case "granted":
+          logs.appendCtl(ctlLeaseLine(e.lease));
+          logs.appendActive(e.lease.id, leaseRecord(e.lease, "ACTIVE"));
+          j?.grant(e.lease);
+          break;
+        case "renewed":
+          j?.renew(e.lease);
+          break;
+        case "priority":
+          logs.appendActive(e.lease.id, leaseRecord(e.lease, "ACTIVE"));
+          j?.priority(e.lease);
+          this.jobs.poke();
+          break;
+        case "released":
+          logs.appendCtl(ctlReleaseLine(e.lease.worker_id, e.reason));
+          logs.appendReleased(e.lease.id, leaseRecord(e.lease, "RELEASED"));
+          logs.appendStatus(statusLine(e.lease.worker_id, "LEASE-ENDED", e.reason));
+          this.jobs.endLease(e.lease.id, "LEASE-ENDED");
+          j?.release(e.lease, e.reason);
+          o.log.info(`lease ${e.lease.id} (${e.lease.worker_id} on ${e.lease.gpu_id}) ended: ${e.reason}`);
+          break;
+      }
+      o.onChange();
+    });
+  }
+
+  /** Adopts the journal's leases; those whose TTL passed while the bridge was down are released. */
+  restore(): void {
+    const journal = this.#o.journal;
+    if (journal === undefined) return;
+    const { leases, problems } = journal.load();
+    for (const p of problems) this.#o.log.warn(p);
+    const { restored, expired } = this.leases.restore(leases);
+    for (const l of restored) {
+      this.logsOf(l.gpu_id).appendCtl(ctlLeaseLine(l));
+      this.logsOf(l.gpu_id).appendActive(l.id, leaseRecord(l, "ACTIVE"));
+    }
+    journal.compact(this.leases.live());
+    if (restored.length + expired.length > 0) {
+      this.#o.log.info(`journal: ${restored.length} leases restored, ${expired.length} expired while the bridge was down`);
+    }
+    this.#o.onChange();
+  }
+
+  logsOf(gpuId: string): GpuLogs {
+    let logs = this.#logs.get(gpuId);
+    if (logs === undefined) this.#logs.set(gpuId, (logs = new GpuLogs(gpuId)));
+    return logs;
+  }
+
+  /** The payloads for `gpuId`, or undefined while it has no history (the seeds apply). */
+  nodeLogs(gpuId: string): NodeLogs | undefined {
+    return this.#logs.get(gpuId)?.payloads();
+  }
+
+  grant(req: LeaseRequest): Lease {
+    return this.leases.grant(req);
+  }
+
+  /** Applies one control line to `gpuId`; returns what it did. Throws LeaseError when refused. */
+  control(gpuId: string, line: string): { message: string; lease?: Lease } {
+    if (!this.#o.gpus().some((g) => g.id === gpuId)) throw new LeaseError("not_found", `Unknown GPU ${JSON.stringify(gpuId)}`, "gpu_id");
+    const cmd = parseControl(line);
+    switch (cmd.verb) {
+      case "LEASE": {
+        const lease = this.leases.grant({
+          gpu_id: gpuId, worker_id: cmd.worker, mem_mb: cmd.mem, streams: cmd.streams, ttl_s: cmd.ttl, priority: cmd.priority,
+        });
+        return { message: `leased ${gpuId} to ${cmd.worker} as ${lease.id} for ${lease.ttl_s} s`, lease };
+      }
+      case "RELEASE": {
+        const lease = this.leases.ofWorker(gpuId, cmd.worker);
+        if (lease === undefined) throw new LeaseError("not_found", `${cmd.worker} holds no lease on ${gpuId}`, "worker_id");
+        this.leases.release(lease.id, cmd.reason);
+        return { message: `released ${lease.id} (${cmd.reason})`, lease };
+      }
+      case "PRIORITY": {
+        const targets = cmd.worker === undefined ? this.leases.live(gpuId) : [this.leases.ofWorker(gpuId, cmd.worker)];
+        if (targets.some((l) => l === undefined)) throw new LeaseError("not_found", `${cmd.worker} holds no lease on ${gpuId}`, "worker_id");
+        this.logsOf(gpuId).appendCtl(`PRIORITY ${cmd.priority}${cmd.worker === undefined ? "" : ` worker=${cmd.worker}`}`);
+        for (const l of targets) this.leases.setPriority(l!.id, cmd.priority);
+        if (targets.length === 0) this.#o.onChange();
+        return { message: `priority ${cmd.priority} for ${targets.length} lease(s) on ${gpuId}` };
+      }
+      case "RESET": {
+        this.logsOf(gpuId).appendCtl("RESET");
+        const ended = this.leases.releaseGpu(gpuId, "reset");
+        this.#o.onChange();
+        return { message: `reset ${gpuId}: ${ended.length} lease(s) released` };
+      }
+    }
+  }
+
+  /** Validates and queues a job under a live lease. */
+  submitJob(leaseId: string, raw: unknown): JobRecord {
+    const lease = this.leases.get(leaseId);
+    if (lease === undefined) throw new JobError("not_found", `Unknown lease ${JSON.stringify(leaseId)}`);
+    if (lease.state !== "ACTIVE") {
+      throw new JobError("permission", `Lease ${leaseId} has ended (${lease.released_reason ?? "released"}); jobs under it are refused`);
+    }
+    const result = validateJob(raw, {
+      ...(this.#o.bundleDir !== undefined && { bundleDir: this.#o.bundleDir }),
+      ...(this.#o.limits?.(lease.gpu_id) !== undefined && { limits: this.#o.limits(lease.gpu_id)! }),
+    });
+    if (!result.ok) {
+      const first = result.problems[0]!;
+      throw new JobError("invalid", `Invalid job descriptor: ${first.field}: ${first.message}`, result.problems);
+    }
+    const id = result.job.descriptor.job;
+    if (this.jobs.get(id) !== undefined) throw new JobError("conflict", `Job ${id} already exists`, [{ field: "job", message: "job id in use" }]);
+    return this.jobs.submit(lease, result.job);
+  }
+
+  close(): void {
+    this.leases.close();
+    this.#o.journal?.close();
+  }
+
+  #writeResult(job: JobRecord, output: string | undefined): void {
+    if (output === undefined || this.#o.bundleDir === undefined) return;
+    const path = resolveInBundle(this.#o.bundleDir, output);
+    if (typeof path !== "string") {
+      this.#o.log.warn(`job ${job.job}: cannot write its result to ${output}: ${path.error}`);
+      return;
+    }
+    try {
+      writeFileSync(path, JSON.stringify({ job: job.job, gpu_id: job.gpu_id, state: job.state, result: job.result }, null, 2) + "\n");
+    } catch (error) {
+      this.#o.log.warn(`job ${job.job}: cannot write its result to ${output}: ${(error as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Runs a job in a child process of the bridge (`run-kernel`): the child computes, the parent
+ * waits, and a timeout or a lease's end kills the child outright.
+ */
+import type { Runtime } from "../runtime/types.ts";
+import { encodeBase64 } from "../util/base64.ts";
+import type { KernelSpec, KernelSummary } from "./kernels.ts";
+import type { RunRequestWire } from "./run-kernel.ts";
+
+export interface RunRequest {
+  readonly spec: KernelSpec;
+  readonly runner: "cpu" | "cuda";
+  readonly memLimitBytes: number;
+  readonly payload?: Uint8Array;
+  readonly device?: number;
+}
+
+export type RunOutcome =
+  | { readonly ok: true; readonly summary: KernelSummary }
+  | { readonly ok: false; readonly detail: string; readonly message?: string };
+
+/** Something that runs kernels; `signal` aborts with the reason as the ERR detail. */
+export interface Runner {
+  run(req: RunRequest, signal: AbortSignal): Promise<RunOutcome>;
+}
+
+/** The runner that spawns `gpu-bridge-host run-kernel` per job. */
+export class ProcessRunner implements Runner {
+  readonly #runtime: Runtime;
+  readonly #env: Record<string, string> | undefined;
+
+  constructor(runtime: Runtime, env?: Record<string, string>) {
+    this.#runtime = runtime;
+    this.#env = env;
+  }
+
+  async run(req: RunRequest, signal: AbortSignal): Promise<RunOutcome> {
+    if (signal.aborted) return { ok: false, detail: String(signal.reason) };
+    const wire: RunRequestWire = {
+      spec: req.spec,
+      runner: req.runner,
+      memLimitBytes: req.memLimitBytes,
+      ...(req.payload !== undefined && req.runner === "cuda" && { payloadB64: encodeBase64(req.payload) }),
+      ...(req.device !== undefined && { device: req.device }),
+    };
+    const child = this.#runtime.spawn([...this.#runtime.self(), "run-kernel"], new TextEncoder().encode(JSON.stringify(wire)), this.#env);
+    const onAbort = () => child.kill();
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      const { code, stdout, stderr } = await child.done;
+      if (signal.aborted) return { ok: false, detail: String(signal.reason) };
+      try {
+        return JSON.parse(stdout.trim().split("\n").at(-1) ?? "") as RunOutcome;
+      } catch {
+        const why = stderr.trim().split("\n").slice(-3).join(" | ") || `exit status ${code}`;
+        return { ok: false, detail: "RUNNER_CRASHED", message: `the kernel process ended without a result: ${why}` };
+      }
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+}

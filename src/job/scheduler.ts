@@ -1,0 +1,189 @@
+/**
+ * Job execution under leases: one queue per GPU ordered by lease priority (then arrival), at
+ * most `streams` running jobs per lease, `timeout_ms` enforced by killing the job's process,
+ * and a lease's end ending its queued and running jobs with `LEASE-ENDED`.
+ */
+import type { Lease } from "../lease/types.ts";
+import type { JobState } from "../lease/records.ts";
+import type { KernelSummary } from "./kernels.ts";
+import type { ValidJob } from "./descriptor.ts";
+import type { Runner } from "./runner.ts";
+
+/** A job as the bridge tracks it. */
+export interface JobRecord {
+  readonly job: string;
+  readonly lease_id: string;
+  readonly gpu_id: string;
+  readonly worker_id: string;
+  readonly kernel: "vadd" | "matmul";
+  state: Exclude<JobState, "LEASE-ENDED">;
+  detail: string;
+  readonly submitted_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  result: KernelSummary | null;
+  message: string | null;
+}
+
+export interface SchedulerOptions {
+  readonly runner: Runner;
+  /** Which runner kind executes jobs: the CPU mock or the CUDA driver. */
+  readonly kind: "cpu" | "cuda";
+  /** Called on every state change (the status log and a republish follow). */
+  readonly onChange: (job: JobRecord) => void;
+  /** Called once a job has finished OK, to write its output summary. */
+  readonly onResult?: (job: JobRecord, valid: ValidJob) => void;
+  /** The CUDA ordinal of a GPU id (for the CUDA runner). */
+  readonly deviceOf?: (gpuId: string) => number | undefined;
+  readonly now?: () => number;
+  /** Finished jobs kept for lookups (default 4096). */
+  readonly keepFinished?: number;
+}
+
+interface Queued {
+  readonly record: JobRecord;
+  readonly lease: Lease;
+  readonly valid: ValidJob;
+  readonly seq: number;
+}
+
+let seq = 0;
+
+export class JobScheduler {
+  readonly #o: SchedulerOptions;
+  readonly #jobs = new Map<string, JobRecord>();
+  readonly #queues = new Map<string, Queued[]>();
+  readonly #running = new Map<string, { lease: Lease; abort: AbortController }>();
+  readonly #finished: string[] = [];
+
+  constructor(options: SchedulerOptions) {
+    this.#o = options;
+  }
+
+  get(job: string): JobRecord | undefined {
+    return this.#jobs.get(job);
+  }
+
+  /** Jobs of a lease, or all known jobs. */
+  list(leaseId?: string): JobRecord[] {
+    return [...this.#jobs.values()].filter((j) => leaseId === undefined || j.lease_id === leaseId);
+  }
+
+  /** Counts by state, for metrics. */
+  counts(): Record<string, number> {
+    const c: Record<string, number> = { QUEUED: 0, RUNNING: 0, OK: 0, ERR: 0 };
+    for (const j of this.#jobs.values()) c[j.state] = (c[j.state] ?? 0) + 1;
+    return c;
+  }
+
+  /** Queues a validated job under a live lease; the caller has checked the lease is live. */
+  submit(lease: Lease, valid: ValidJob): JobRecord {
+    const d = valid.descriptor;
+    const record: JobRecord = {
+      job: d.job,
+      lease_id: lease.id,
+      gpu_id: lease.gpu_id,
+      worker_id: lease.worker_id,
+      kernel: d.kernel,
+      state: "QUEUED",
+      detail: "",
+      submitted_at: this.#now(),
+      started_at: null,
+      finished_at: null,
+      result: null,
+      message: null,
+    };
+    this.#jobs.set(d.job, record);
+    let q = this.#queues.get(lease.gpu_id);
+    if (q === undefined) this.#queues.set(lease.gpu_id, (q = []));
+    q.push({ record, lease, valid, seq: ++seq });
+    this.#o.onChange(record);
+    this.#pump(lease.gpu_id);
+    return record;
+  }
+
+  /** Ends every queued and running job of a lease with ERR and `detail`. */
+  endLease(leaseId: string, detail: string): void {
+    for (const [gpu, q] of this.#queues) {
+      const keep = q.filter((e) => e.lease.id !== leaseId);
+      for (const e of q) if (e.lease.id === leaseId) this.#finish(e.record, "ERR", detail, null);
+      this.#queues.set(gpu, keep);
+    }
+    for (const [job, run] of this.#running) if (run.lease.id === leaseId) this.#running.get(job)?.abort.abort(detail);
+  }
+
+  /** Re-runs dispatch (after a priority change, say). */
+  poke(): void {
+    for (const gpu of this.#queues.keys()) this.#pump(gpu);
+  }
+
+  #pump(gpuId: string): void {
+    const q = this.#queues.get(gpuId);
+    if (q === undefined || q.length === 0) return;
+    // Highest lease priority first, then first come; skip leases already using all their streams.
+    q.sort((a, b) => b.lease.priority - a.lease.priority || a.seq - b.seq);
+    for (let i = 0; i < q.length;) {
+      const e = q[i]!;
+      const busy = [...this.#running.values()].filter((r) => r.lease.id === e.lease.id).length;
+      if (busy >= e.lease.streams) {
+        i++;
+        continue;
+      }
+      q.splice(i, 1);
+      void this.#start(e);
+    }
+  }
+
+  async #start(e: Queued): Promise<void> {
+    const { record, lease, valid } = e;
+    const abort = new AbortController();
+    this.#running.set(record.job, { lease, abort });
+    record.state = "RUNNING";
+    record.started_at = this.#now();
+    this.#o.onChange(record);
+    const timer = setTimeout(() => abort.abort("TIMEOUT"), valid.descriptor.timeout_ms);
+    try {
+      const device = this.#o.deviceOf?.(lease.gpu_id);
+      const outcome = await this.#o.runner.run(
+        {
+          spec: { kernel: valid.descriptor.kernel, grid: valid.descriptor.grid, block: valid.descriptor.block },
+          runner: this.#o.kind,
+          memLimitBytes: lease.mem_mb * 1048576,
+          payload: valid.payload,
+          ...(device !== undefined && { device }),
+        },
+        abort.signal,
+      );
+      if (outcome.ok) {
+        this.#finish(record, "OK", "", outcome.summary);
+        this.#o.onResult?.(record, valid);
+      } else {
+        record.message = outcome.message ?? null;
+        this.#finish(record, "ERR", outcome.detail, null);
+      }
+    } catch (error) {
+      record.message = error instanceof Error ? error.message : String(error);
+      this.#finish(record, "ERR", "RUNNER_ERROR", null);
+    } finally {
+      clearTimeout(timer);
+      this.#running.delete(record.job);
+      this.#pump(lease.gpu_id);
+    }
+  }
+
+  #finish(record: JobRecord, state: "OK" | "ERR", detail: string, result: KernelSummary | null): void {
+    if (record.state === "OK" || record.state === "ERR") return;
+    record.state = state;
+    record.detail = detail;
+    record.result = result;
+    record.finished_at = this.#now();
+    this.#finished.push(record.job);
+    const keep = this.#o.keepFinished ?? 4096;
+    while (this.#finished.length > keep) this.#jobs.delete(this.#finished.shift()!);
+    this.#o.onChange(record);
+  }
+
+  #now(): number {
+    return (this.#o.now ?? Date.now)();
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * Control lines (contract section 7): `LEASE <worker> mem=<m> streams=<s> priority=<p>
+ * [ttl=<s>]`, `RELEASE <worker> [reason]`, `PRIORITY <n> [worker=<w>]` and `RESET`, parsed
+ * strictly: a typo is an error that names the field, never a silent default.
+ */
+import { LeaseError } from "./types.ts";
+
+export type ControlCommand =
+  | { readonly verb: "LEASE"; readonly worker: string; readonly mem: number; readonly streams: number; readonly priority: number; readonly ttl: number }
+  | { readonly verb: "RELEASE"; readonly worker: string; readonly reason: string }
+  | { readonly verb: "PRIORITY"; readonly priority: number; readonly worker?: string }
+  | { readonly verb: "RESET" };
+
+/** TTL of a LEASE line that names none: the contract's example lease. */
+export const DEFAULT_CTL_TTL_S = 120;
+
+/** Parses one control line or throws LeaseError (code `invalid`) saying what is wrong. */
+export function parseControl(line: string): ControlCommand {
+  const text = line.replace(/\r?\n$/, "");
+  if (/[\r\n]/.test(text)) throw bad("a control line must be a single line");
+  const [verb = "", ...args] = text.trim().split(/\s+/);
+  switch (verb) {
+    case "LEASE": {
+      const [worker, ...rest] = args;
+      if (worker === undefined || worker.includes("=")) throw bad("LEASE needs a worker id: LEASE <worker> mem=<MiB> streams=<n> priority=<0-255>", "worker_id");
+      const kv = keyValues(rest, ["mem", "streams", "priority", "ttl"], "LEASE");
+      for (const key of ["mem", "streams", "priority"]) if (kv[key] === undefined) throw bad(`LEASE needs ${key}=<n>`, key);
+      return { verb, worker, mem: kv.mem!, streams: kv.streams!, priority: kv.priority!, ttl: kv.ttl ?? DEFAULT_CTL_TTL_S };
+    }
+    case "RELEASE": {
+      const [worker, ...reason] = args;
+      if (worker === undefined) throw bad("RELEASE needs a worker id: RELEASE <worker> [reason]", "worker_id");
+      return { verb, worker, reason: reason.join(" ") || "released" };
+    }
+    case "PRIORITY": {
+      const [n, ...rest] = args;
+      if (n === undefined || !/^\d+$/.test(n)) throw bad(`PRIORITY needs an integer 0-255, got ${JSON.stringify(n ?? "")}`, "priority");
+      const priority = Number(n);
+      if (priority > 255) throw bad(`PRIORITY must be 0-255, got ${priority}`, "priority");
+      if (rest.length === 0) return { verb, priority };
+      const m = rest.length === 1 ? /^worker=(.+)$/.exec(rest[0]!) : null;
+      if (m === null) throw bad(`PRIORITY takes only worker=<id> after the number, got ${JSON.stringify(rest.join(" "))}`);
+      return { verb, priority, worker: m[1]! };
+    }
+    case "RESET":
+      if (args.length > 0) throw bad(`RESET takes no arguments, got ${JSON.stringify(args.join(" "))}`);
+      return { verb };
+    default:
+      throw bad(`Unknown control verb ${JSON.stringify(verb)}: use LEASE, RELEASE, PRIORITY or RESET`, "verb");
+  }
+}
+
+function keyValues(parts: string[], allowed: string[], verb: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const part of parts) {
+    const m = /^([a-z_]+)=(.*)$/.exec(part);
+    if (m === null || !allowed.includes(m[1]!)) {
+      throw bad(`${verb} does not take ${JSON.stringify(part)}; fields are ${allowed.map((k) => `${k}=`).join(", ")}`);
+    }
+    if (!/^\d+$/.test(m[2]!)) throw bad(`${verb} ${m[1]} must be a non-negative integer, got ${JSON.stringify(m[2])}`, m[1]);
+    if (Object.hasOwn(out, m[1]!)) throw bad(`${verb} names ${m[1]} twice`, m[1]);
+    out[m[1]!] = Number(m[2]);
+  }
+  return out;
+}
+
+function bad(message: string, field?: string): LeaseError {
+  return new LeaseError("invalid", message, field);
+}

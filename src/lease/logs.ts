@@ -1,0 +1,118 @@
+/**
+ * Per-GPU logs mirrored into the VM as the node's `ctl`, `lease` and `status` payloads, each
+ * bounded to what the VM accepts (contract section 8): the oldest lines go first, except the
+ * current ACTIVE line of every live lease, which is always kept.
+ */
+import { seedCtl } from "../inventory/info.ts";
+import { LIMITS } from "../namespace/limits.ts";
+import type { NodeLogs } from "../namespace/mod.ts";
+
+interface Entry {
+  readonly text: string;
+  readonly bytes: number;
+  /** The lease whose current ACTIVE line this is, if it is one. */
+  readonly activeOf?: string;
+}
+
+const utf8 = new TextEncoder();
+
+/** Lines with a byte budget; `pinned` entries survive trimming. */
+export class BoundedLines {
+  #entries: Entry[] = [];
+  #bytes = 0;
+  readonly #limit: number;
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Appends `text` (one line, without its newline), then trims to the budget. */
+  append(text: string, isPinned: (e: Entry) => boolean = () => false, activeOf?: string): void {
+    const entry: Entry = activeOf === undefined ? { text, bytes: utf8.encode(text).length + 1 } : { text, bytes: utf8.encode(text).length + 1, activeOf };
+    this.#entries.push(entry);
+    this.#bytes += entry.bytes;
+    this.trim(isPinned);
+  }
+
+  /** Drops the oldest unpinned lines until the text fits the budget. */
+  trim(isPinned: (e: Entry) => boolean): void {
+    if (this.#bytes <= this.#limit) return;
+    const kept: Entry[] = [];
+    let over = this.#bytes - this.#limit;
+    for (const e of this.#entries) {
+      if (over > 0 && !isPinned(e)) {
+        over -= e.bytes;
+        this.#bytes -= e.bytes;
+      } else {
+        kept.push(e);
+      }
+    }
+    this.#entries = kept;
+  }
+
+  text(): string {
+    return this.#entries.map((e) => e.text + "\n").join("");
+  }
+}
+
+/** The three logs of one GPU. */
+export class GpuLogs {
+  readonly gpuId: string;
+  // The ctl payload keeps its seed line, so the budget for appended lines is what remains.
+  readonly ctl: BoundedLines;
+  readonly lease = new BoundedLines(LIMITS.leaseLogBytes);
+  readonly status = new BoundedLines(LIMITS.statusLogBytes);
+  /** Lease id -> the text of its current ACTIVE line. */
+  readonly #current = new Map<string, string>();
+  #touched = false;
+
+  constructor(gpuId: string) {
+    this.gpuId = gpuId;
+    this.ctl = new BoundedLines(LIMITS.ctlLogBytes - utf8.encode(seedCtl(gpuId)).length);
+  }
+
+  appendCtl(line: string): void {
+    this.#touched = true;
+    this.ctl.append(line);
+  }
+
+  /** Records a lease's current ACTIVE line (replacing its previous one as the pinned line). */
+  appendActive(leaseId: string, line: string): void {
+    this.#touched = true;
+    this.#current.set(leaseId, line);
+    this.lease.append(line, (e) => this.#pinned(e), leaseId);
+  }
+
+  /** Records a lease's end: its ACTIVE line is no longer pinned. */
+  appendReleased(leaseId: string, line: string): void {
+    this.#touched = true;
+    this.#current.delete(leaseId);
+    this.lease.append(line, (e) => this.#pinned(e));
+  }
+
+  appendStatus(line: string): void {
+    this.#touched = true;
+    this.status.append(line);
+  }
+
+  /** Bytes the ACTIVE lines of the live leases take, plus `extra` more. */
+  pinnedBytes(extra = ""): number {
+    let n = extra === "" ? 0 : utf8.encode(extra).length + 1;
+    for (const line of this.#current.values()) n += utf8.encode(line).length + 1;
+    return n;
+  }
+
+  /** The payloads; undefined until anything was logged, so the seeds stay byte-identical. */
+  payloads(): NodeLogs | undefined {
+    if (!this.#touched) return undefined;
+    return { ctl: seedCtl(this.gpuId) + this.ctl.text(), lease: this.lease.text(), status: this.status.text() };
+  }
+
+  #pinned(e: Entry): boolean {
+    return e.activeOf !== undefined && this.#current.get(e.activeOf) === e.text;
+  }
+}

@@ -1,0 +1,284 @@
+/**
+ * The lease manager: a pure core over an injected clock. Grants check the GPU, the ranges, the
+ * memory still unleased and a per-GPU stream cap, and say why with numbers when they refuse.
+ * Expiry uses one timer over a min-heap of deadlines (not one timer per lease); renewals push
+ * a new deadline and the stale one is skipped when it surfaces.
+ */
+import { MinHeap } from "../util/heap.ts";
+import {
+  type Clock,
+  type LeasableGpu,
+  type Lease,
+  LeaseError,
+  type LeaseEvent,
+  type LeaseRequest,
+  MAX_TTL_S,
+  systemClock,
+  WORKER_ID,
+} from "./types.ts";
+
+export interface LeaseManagerOptions {
+  /** The GPUs that can be leased now (the inventory). */
+  readonly gpus: () => readonly LeasableGpu[];
+  readonly clock?: Clock;
+  /** Streams that may be leased on one GPU at once (default 16). */
+  readonly maxStreamsPerGpu?: number;
+  /** Extra admission policy: a reason to refuse `candidate`, or null. */
+  readonly admit?: (gpuId: string, live: readonly Lease[], candidate: Lease) => string | null;
+  readonly newId?: () => string;
+  /** Released leases kept for lookups (default 1024). */
+  readonly keepReleased?: number;
+}
+
+interface Deadline {
+  readonly at: number;
+  readonly id: string;
+}
+
+let counter = 0;
+const defaultId = () => `lease-${Date.now().toString(36)}-${(++counter).toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+
+export class LeaseManager {
+  readonly #o: Required<Omit<LeaseManagerOptions, "admit">> & Pick<LeaseManagerOptions, "admit">;
+  readonly #leases = new Map<string, Lease>();
+  readonly #liveByGpu = new Map<string, Set<string>>();
+  readonly #byWorker = new Map<string, string>();
+  readonly #released: string[] = [];
+  readonly #deadlines = new MinHeap<Deadline>((a, b) => a.at < b.at);
+  readonly #listeners = new Set<(e: LeaseEvent) => void>();
+  #timer: unknown = null;
+  #armedAt = Infinity;
+
+  constructor(options: LeaseManagerOptions) {
+    this.#o = { clock: systemClock, maxStreamsPerGpu: 16, newId: defaultId, keepReleased: 1024, ...options };
+  }
+
+  /** Subscribes to lease events; returns the unsubscribe function. */
+  on(listener: (e: LeaseEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  get(id: string): Lease | undefined {
+    return this.#leases.get(id);
+  }
+
+  /** Every known lease, live ones first. */
+  list(): Lease[] {
+    return [...this.#leases.values()].sort((a, b) => (a.state === b.state ? a.granted_at - b.granted_at : a.state === "ACTIVE" ? -1 : 1));
+  }
+
+  /** The live leases, of one GPU or of all. */
+  live(gpuId?: string): Lease[] {
+    const ids = gpuId === undefined ? [...this.#liveByGpu.values()].flatMap((s) => [...s]) : [...(this.#liveByGpu.get(gpuId) ?? [])];
+    return ids.map((id) => this.#leases.get(id)!);
+  }
+
+  /** The live lease of `workerId` on `gpuId`, if any. */
+  ofWorker(gpuId: string, workerId: string): Lease | undefined {
+    const id = this.#byWorker.get(`${gpuId}\0${workerId}`);
+    return id === undefined ? undefined : this.#leases.get(id);
+  }
+
+  /** Grants a lease or throws LeaseError saying why not. */
+  grant(req: LeaseRequest): Lease {
+    const gpu = this.#o.gpus().find((g) => g.id === req.gpu_id);
+    if (gpu === undefined) throw new LeaseError("not_found", `Unknown GPU ${JSON.stringify(req.gpu_id)}`, "gpu_id");
+    checkRequest(req);
+    const existing = this.ofWorker(req.gpu_id, req.worker_id);
+    if (existing !== undefined) {
+      throw new LeaseError("conflict", `${req.worker_id} already holds lease ${existing.id} on ${req.gpu_id}; renew or release it`, "worker_id");
+    }
+    const live = this.live(req.gpu_id);
+    const usedMem = live.reduce((n, l) => n + l.mem_mb, 0);
+    if (usedMem + req.mem_mb > gpu.memory_mb) {
+      throw new LeaseError(
+        "insufficient",
+        `insufficient memory on ${req.gpu_id}: requested ${req.mem_mb} MiB, ${Math.max(0, gpu.memory_mb - usedMem)} MiB unleased`,
+        "mem_mb",
+      );
+    }
+    const usedStreams = live.reduce((n, l) => n + l.streams, 0);
+    const cap = this.#o.maxStreamsPerGpu;
+    if (usedStreams + req.streams > cap) {
+      throw new LeaseError(
+        "insufficient",
+        `insufficient streams on ${req.gpu_id}: requested ${req.streams}, ${Math.max(0, cap - usedStreams)} of ${cap} unleased`,
+        "streams",
+      );
+    }
+    const now = this.#o.clock.now();
+    const lease: Lease = {
+      id: this.#o.newId(),
+      gpu_id: req.gpu_id,
+      worker_id: req.worker_id,
+      mem_mb: req.mem_mb,
+      streams: req.streams,
+      ttl_s: req.ttl_s,
+      priority: req.priority,
+      state: "ACTIVE",
+      granted_at: now,
+      expires_at: now + req.ttl_s * 1000,
+    };
+    const refusal = this.#o.admit?.(req.gpu_id, live, lease) ?? null;
+    if (refusal !== null) throw new LeaseError("insufficient", refusal);
+    this.#activate(lease);
+    this.#emit({ type: "granted", lease });
+    return lease;
+  }
+
+  /** Extends a live lease by `ttl_s` (default: its own TTL) from now. */
+  renew(id: string, ttlS?: number): Lease {
+    const lease = this.#liveLease(id);
+    const ttl = ttlS ?? lease.ttl_s;
+    if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL_S) {
+      throw new LeaseError("invalid", `ttl_s must be an integer from 1 to ${MAX_TTL_S}, got ${ttl}`, "ttl_s");
+    }
+    lease.expires_at = this.#o.clock.now() + ttl * 1000;
+    this.#deadlines.push({ at: lease.expires_at, id });
+    this.#arm();
+    this.#emit({ type: "renewed", lease });
+    return lease;
+  }
+
+  /** Changes a live lease's priority (0-255). */
+  setPriority(id: string, priority: number): Lease {
+    const lease = this.#liveLease(id);
+    checkPriority(priority);
+    lease.priority = priority;
+    this.#emit({ type: "priority", lease });
+    return lease;
+  }
+
+  /** Ends a live lease. */
+  release(id: string, reason = "released"): Lease {
+    const lease = this.#liveLease(id);
+    this.#end(lease, reason);
+    return lease;
+  }
+
+  /** Ends every live lease of `gpuId` (the RESET verb). */
+  releaseGpu(gpuId: string, reason: string): Lease[] {
+    const ended = this.live(gpuId);
+    for (const lease of ended) this.#end(lease, reason);
+    return ended;
+  }
+
+  /**
+   * Adopts leases from a journal at start-up: live ones whose deadline has passed are released
+   * now (reason `expired`), the rest are re-armed. No `granted` events are emitted for them.
+   */
+  restore(leases: readonly Lease[]): { restored: Lease[]; expired: Lease[] } {
+    const now = this.#o.clock.now();
+    const restored: Lease[] = [];
+    const expired: Lease[] = [];
+    for (const lease of leases) {
+      if (lease.state !== "ACTIVE" || this.#leases.has(lease.id)) continue;
+      this.#activate({ ...lease });
+      const adopted = this.#leases.get(lease.id)!;
+      if (lease.expires_at <= now) {
+        this.#end(adopted, "expired");
+        expired.push(adopted);
+      } else {
+        restored.push(adopted);
+      }
+    }
+    return { restored, expired };
+  }
+
+  /** Stops the expiry timer (leases stay as they are). */
+  close(): void {
+    if (this.#timer !== null) this.#o.clock.clearTimer(this.#timer);
+    this.#timer = null;
+    this.#armedAt = Infinity;
+  }
+
+  #liveLease(id: string): Lease {
+    const lease = this.#leases.get(id);
+    if (lease === undefined) throw new LeaseError("not_found", `Unknown lease ${JSON.stringify(id)}`, "id");
+    if (lease.state !== "ACTIVE") {
+      throw new LeaseError("permission", `Lease ${id} has ended (${lease.released_reason ?? "released"}); take a new lease`);
+    }
+    return lease;
+  }
+
+  #activate(lease: Lease): void {
+    this.#leases.set(lease.id, lease);
+    let set = this.#liveByGpu.get(lease.gpu_id);
+    if (set === undefined) this.#liveByGpu.set(lease.gpu_id, (set = new Set()));
+    set.add(lease.id);
+    this.#byWorker.set(`${lease.gpu_id}\0${lease.worker_id}`, lease.id);
+    this.#deadlines.push({ at: lease.expires_at, id: lease.id });
+    this.#arm();
+  }
+
+  #end(lease: Lease, reason: string): void {
+    lease.state = "RELEASED";
+    lease.released_reason = reason;
+    this.#liveByGpu.get(lease.gpu_id)?.delete(lease.id);
+    this.#byWorker.delete(`${lease.gpu_id}\0${lease.worker_id}`);
+    this.#released.push(lease.id);
+    while (this.#released.length > this.#o.keepReleased) this.#leases.delete(this.#released.shift()!);
+    // Stale deadlines are skipped as they surface; compact when they dominate the heap.
+    if (this.#deadlines.size > 2 * this.#liveCount() + 1024) {
+      this.#deadlines.filter((d) => this.#leases.get(d.id)?.state === "ACTIVE" && this.#leases.get(d.id)!.expires_at === d.at);
+    }
+    this.#emit({ type: "released", lease, reason });
+  }
+
+  #liveCount(): number {
+    let n = 0;
+    for (const s of this.#liveByGpu.values()) n += s.size;
+    return n;
+  }
+
+  /** Keeps the one timer set for the earliest live deadline. */
+  #arm(): void {
+    const top = this.#deadlines.peek();
+    const at = top?.at ?? Infinity;
+    if (at === this.#armedAt) return;
+    if (this.#timer !== null) this.#o.clock.clearTimer(this.#timer);
+    this.#timer = null;
+    this.#armedAt = at;
+    if (at === Infinity) return;
+    this.#timer = this.#o.clock.setTimer(Math.max(0, at - this.#o.clock.now()), () => this.#expire());
+  }
+
+  #expire(): void {
+    this.#timer = null;
+    this.#armedAt = Infinity;
+    const now = this.#o.clock.now();
+    for (let top = this.#deadlines.peek(); top !== undefined && top.at <= now; top = this.#deadlines.peek()) {
+      this.#deadlines.pop();
+      const lease = this.#leases.get(top.id);
+      if (lease?.state === "ACTIVE" && lease.expires_at === top.at) this.#end(lease, "expired");
+    }
+    this.#arm();
+  }
+
+  #emit(event: LeaseEvent): void {
+    for (const l of this.#listeners) l(event);
+  }
+}
+
+function checkRequest(req: LeaseRequest): void {
+  if (typeof req.worker_id !== "string" || !WORKER_ID.test(req.worker_id)) {
+    throw new LeaseError("invalid", `worker_id must be 1-64 characters of A-Z a-z 0-9 . _ -, got ${JSON.stringify(req.worker_id)}`, "worker_id");
+  }
+  positive(req.mem_mb, "mem_mb", Number.MAX_SAFE_INTEGER);
+  positive(req.streams, "streams", 1024);
+  positive(req.ttl_s, "ttl_s", MAX_TTL_S);
+  checkPriority(req.priority);
+}
+
+function positive(value: number, field: string, max: number): void {
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    throw new LeaseError("invalid", `${field} must be an integer from 1 to ${max}, got ${JSON.stringify(value)}`, field);
+  }
+}
+
+function checkPriority(priority: number): void {
+  if (!Number.isInteger(priority) || priority < 0 || priority > 255) {
+    throw new LeaseError("invalid", `priority must be an integer from 0 to 255, got ${JSON.stringify(priority)}`, "priority");
+  }
+}

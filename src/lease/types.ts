@@ -1,0 +1,69 @@
+/** Leases: the host's grant of GPU memory, streams and priority to one worker for a TTL. */
+
+export interface Lease {
+  readonly id: string;
+  readonly gpu_id: string;
+  readonly worker_id: string;
+  readonly mem_mb: number;
+  readonly streams: number;
+  readonly ttl_s: number;
+  priority: number;
+  state: "ACTIVE" | "RELEASED";
+  readonly granted_at: number;
+  expires_at: number;
+  released_reason?: string;
+}
+
+/** What a caller asks for. */
+export interface LeaseRequest {
+  readonly gpu_id: string;
+  readonly worker_id: string;
+  readonly mem_mb: number;
+  readonly streams: number;
+  readonly ttl_s: number;
+  readonly priority: number;
+}
+
+/** A GPU as the lease manager sees it: how much there is to lease. */
+export interface LeasableGpu {
+  readonly id: string;
+  readonly memory_mb: number;
+}
+
+export type LeaseErrorCode = "invalid" | "not_found" | "conflict" | "insufficient" | "permission";
+
+/** A refused lease operation; `code` maps to an HTTP status, `field` names the bad input. */
+export class LeaseError extends Error {
+  override name = "LeaseError";
+  readonly code: LeaseErrorCode;
+  readonly field: string | undefined;
+  constructor(code: LeaseErrorCode, message: string, field?: string) {
+    super(message);
+    this.code = code;
+    this.field = field;
+  }
+}
+
+/** Something that happened to a lease. */
+export type LeaseEvent =
+  | { readonly type: "granted"; readonly lease: Lease }
+  | { readonly type: "renewed"; readonly lease: Lease }
+  | { readonly type: "priority"; readonly lease: Lease }
+  | { readonly type: "released"; readonly lease: Lease; readonly reason: string };
+
+/** Time and timers, injected so tests and benchmarks control them. */
+export interface Clock {
+  now(): number;
+  setTimer(delayMs: number, fire: () => void): unknown;
+  clearTimer(handle: unknown): void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimer: (ms, fire) => setTimeout(fire, ms),
+  clearTimer: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+};
+
+/** Worker ids travel in control lines and JSON: a safe, short charset. */
+export const WORKER_ID = /^[A-Za-z0-9._-]{1,64}$/;
+export const MAX_TTL_S = 7 * 24 * 3600;

@@ -1,0 +1,105 @@
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { validateJob } from "../../src/job/descriptor.ts";
+import { sha256Hex } from "../../src/util/sha256.ts";
+import { REPO, tempDir } from "../helpers.ts";
+
+const ptx = readFileSync(join(REPO, "src/job/ptx/vadd.ptx"));
+const good = () => ({
+  job: "job-1",
+  kernel: "vadd",
+  grid: [64, 1, 1],
+  block: [256, 1, 1],
+  bytes_hash: `sha256:${sha256Hex(ptx)}`,
+  inputs: [],
+  outputs: ["out/job-1.json"],
+  timeout_ms: 5000,
+  payload_b64: ptx.toString("base64"),
+});
+const problems = (raw: unknown, ctx = {}) => {
+  const r = validateJob(raw, ctx);
+  if (r.ok) throw new Error("expected problems");
+  return r.problems;
+};
+
+describe("validateJob()", () => {
+  test("accepts a good descriptor and returns the kernel bytes", () => {
+    const r = validateJob(good());
+    expect(r.ok).toBe(true);
+    expect(r.ok && Buffer.from(r.job.payload).equals(ptx)).toBe(true);
+  });
+
+  test.each([
+    [{ bytes_hash: "md5:abc" }, "bytes_hash", "bytes_hash must use sha256:<hex> format"],
+    [{ bytes_hash: "sha256:abc" }, "bytes_hash", "bytes_hash must contain 64 hex characters"],
+    [{ payload_b64: "not base64!" }, "payload_b64", "payload_b64 is not valid base64"],
+    [{ payload_b64: Buffer.from("other").toString("base64") }, "bytes_hash", "payload hash mismatch"],
+    [{ job: "has space" }, "job", "job must be 1-64 characters of A-Z a-z 0-9 . _ -"],
+    [{ job: "j".repeat(65) }, "job", "job must be 1-64 characters of A-Z a-z 0-9 . _ -"],
+    [{ kernel: "conv" }, "kernel", "kernel must be vadd or matmul"],
+    [{ grid: [1, 0, 1] }, "grid.1", "grid.y must be a positive integer"],
+    [{ grid: [1, 1] }, "grid.2", "grid.z must be a positive integer"],
+    [{ grid: "64" }, "grid", "grid must be three positive integers [x, y, z]"],
+    [{ block: [2048, 1, 1] }, "block.0", "block.x is 2048, over the device's 1024"],
+    [{ block: [32, 32, 2] }, "block", "block has 2048 threads, over the device's 1024 per block"],
+    [{ grid: [1, 70000, 1] }, "grid.1", "grid.y is 70000, over the device's 65535"],
+    [{ timeout_ms: 0 }, "timeout_ms", "timeout_ms must be a positive integer"],
+    [{ timeout_ms: 1.5 }, "timeout_ms", "timeout_ms must be a positive integer"],
+    [{ outputs: ["/etc/passwd"] }, "outputs.0", 'outputs[0] must be relative to the bundle directory, got "/etc/passwd"'],
+    [{ outputs: ["a/../../x"] }, "outputs.0", `outputs[0] must not contain '..', got "a/../../x"`],
+    [{ inputs: ["x".repeat(97)] }, "inputs.0", "inputs entries must be at most 96 bytes"],
+    [{ extra: 1 }, "extra", 'unknown field "extra"'],
+  ])("refuses %j, naming %s", (patch, field, message) => {
+    const p = problems({ ...good(), ...patch });
+    expect(p[0]).toEqual({ field, message });
+  });
+
+  test("names every missing field and refuses non-objects", () => {
+    expect(problems({ job: "j" }).map((p) => p.field)).toEqual(["kernel", "grid", "block", "bytes_hash", "inputs", "outputs", "timeout_ms"]);
+    expect(problems([1, 2])).toEqual([{ field: "(descriptor)", message: "the job descriptor must be a JSON object" }]);
+  });
+
+  test("accepts a payload of exactly 16 MiB and refuses one over it", () => {
+    const max = Buffer.alloc(16 * 1024 * 1024, 7);
+    const r = validateJob({ ...good(), payload_b64: max.toString("base64"), bytes_hash: `sha256:${sha256Hex(max)}` });
+    expect(r.ok).toBe(true);
+    const big = Buffer.alloc(16 * 1024 * 1024 + 3).toString("base64");
+    expect(problems({ ...good(), payload_b64: big })[0]!.message).toBe("payload_b64 is over the 16777216-byte limit");
+  });
+
+  describe("staged inputs", () => {
+    let bundle: { path: string; cleanup: () => void };
+    beforeEach(() => {
+      bundle = tempDir("gbh-bundle-");
+      mkdirSync(join(bundle.path, "kernels"));
+      writeFileSync(join(bundle.path, "kernels", "vadd.ptx"), ptx);
+    });
+    afterEach(() => bundle.cleanup());
+    const staged = (input: string) => {
+      const d: Record<string, unknown> = { ...good(), inputs: [input] };
+      delete d.payload_b64;
+      return d;
+    };
+
+    test("checks bytes_hash against the staged file under the bundle directory", () => {
+      expect(validateJob(staged("kernels/vadd.ptx"), { bundleDir: bundle.path }).ok).toBe(true);
+      writeFileSync(join(bundle.path, "kernels", "other.ptx"), "x");
+      expect(problems(staged("kernels/other.ptx"), { bundleDir: bundle.path })[0]).toEqual({ field: "bytes_hash", message: "payload hash mismatch" });
+    });
+
+    test("refuses a symlink that leads out of the bundle directory", () => {
+      symlinkSync("/etc/hostname", join(bundle.path, "kernels", "escape.ptx"));
+      expect(problems(staged("kernels/escape.ptx"), { bundleDir: bundle.path })[0]!.message).toBe(
+        '"kernels/escape.ptx" leads outside the bundle directory',
+      );
+    });
+
+    test("without a bundle directory, payload_b64 is required", () => {
+      expect(problems(staged("kernels/vadd.ptx"))[0]).toEqual({
+        field: "payload_b64",
+        message: "payload_b64 is required: no bundle directory is configured for staged inputs",
+      });
+    });
+  });
+});
