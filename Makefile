@@ -15,7 +15,7 @@ FIXTURE := test/fixtures/mock-list.json
 # start. bench-startup builds its hello-world floor with the same flags.
 COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting
 
-.PHONY: native-fakes help install run test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats clean
+.PHONY: native-fakes help install run test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases clean
 
 help:
 	@echo "make run     run the bridge daemon on the embedded mock defaults"
@@ -91,7 +91,7 @@ $(BIN): node_modules/.installed $(SRC) Makefile
 
 ## Benchmarks ----------------------------------------------------------------
 
-bench: bench-startup bench-publish bench-stats
+bench: bench-startup bench-publish bench-stats bench-leases
 
 bench-startup: $(BIN)
 	COMPILE_FLAGS="$(COMPILE_FLAGS)" $(BUN) bench/startup.ts
@@ -101,6 +101,9 @@ bench-publish: install
 
 bench-stats: install native-fakes
 	$(BUN) bench/stats.ts
+
+bench-leases: install
+	$(BUN) bench/leases.ts
 
 clean:
 	rm -rf dist .test-counts mock/native/build

@@ -29,7 +29,8 @@ const EXEC: SymbolTable = {
 
 /** CUresult codes and the job status detail each becomes. */
 export function cudaDetail(code: number): string {
-  if ([200, 209, 218, 222].includes(code)) return "INVALID_PTX";
+  // 500: cuModuleGetFunction found no such entry: the PTX does not define the kernel asked for.
+  if ([200, 209, 218, 222, 500].includes(code)) return "INVALID_PTX";
   if (code === 2) return "OUT_OF_MEMORY";
   if ([700, 701, 702, 719].includes(code)) return "LAUNCH_FAILED";
   if (code === 100 || code === 101) return "NO_DEVICE";

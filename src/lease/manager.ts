@@ -42,6 +42,10 @@ export class LeaseManager {
   readonly #o: Required<Omit<LeaseManagerOptions, "admit">> & Pick<LeaseManagerOptions, "admit">;
   readonly #leases = new Map<string, Lease>();
   readonly #liveByGpu = new Map<string, Set<string>>();
+  /** Running totals per GPU, so a grant costs O(1) rather than a walk over its leases. */
+  readonly #used = new Map<string, { mem: number; streams: number }>();
+  #live = 0;
+  #gpuIndex: { source: readonly LeasableGpu[]; byId: Map<string, LeasableGpu> } | null = null;
   readonly #byWorker = new Map<string, string>();
   readonly #released: string[] = [];
   readonly #deadlines = new MinHeap<Deadline>((a, b) => a.at < b.at);
@@ -82,15 +86,15 @@ export class LeaseManager {
 
   /** Grants a lease or throws LeaseError saying why not. */
   grant(req: LeaseRequest): Lease {
-    const gpu = this.#o.gpus().find((g) => g.id === req.gpu_id);
+    const gpu = this.#gpu(req.gpu_id);
     if (gpu === undefined) throw new LeaseError("not_found", `Unknown GPU ${JSON.stringify(req.gpu_id)}`, "gpu_id");
     checkRequest(req);
     const existing = this.ofWorker(req.gpu_id, req.worker_id);
     if (existing !== undefined) {
       throw new LeaseError("conflict", `${req.worker_id} already holds lease ${existing.id} on ${req.gpu_id}; renew or release it`, "worker_id");
     }
-    const live = this.live(req.gpu_id);
-    const usedMem = live.reduce((n, l) => n + l.mem_mb, 0);
+    const used = this.#used.get(req.gpu_id) ?? { mem: 0, streams: 0 };
+    const usedMem = used.mem;
     if (usedMem + req.mem_mb > gpu.memory_mb) {
       throw new LeaseError(
         "insufficient",
@@ -98,7 +102,7 @@ export class LeaseManager {
         "mem_mb",
       );
     }
-    const usedStreams = live.reduce((n, l) => n + l.streams, 0);
+    const usedStreams = used.streams;
     const cap = this.#o.maxStreamsPerGpu;
     if (usedStreams + req.streams > cap) {
       throw new LeaseError(
@@ -120,7 +124,7 @@ export class LeaseManager {
       granted_at: now,
       expires_at: now + req.ttl_s * 1000,
     };
-    const refusal = this.#o.admit?.(req.gpu_id, live, lease) ?? null;
+    const refusal = this.#o.admit === undefined ? null : this.#o.admit(req.gpu_id, this.live(req.gpu_id), lease);
     if (refusal !== null) throw new LeaseError("insufficient", refusal);
     this.#activate(lease);
     this.#emit({ type: "granted", lease });
@@ -202,7 +206,23 @@ export class LeaseManager {
     return lease;
   }
 
+  /** The GPU `id` of the current inventory, through an index rebuilt when the inventory changes. */
+  #gpu(id: string): LeasableGpu | undefined {
+    const source = this.#o.gpus();
+    if (this.#gpuIndex?.source !== source) this.#gpuIndex = { source, byId: new Map(source.map((g) => [g.id, g])) };
+    return this.#gpuIndex.byId.get(id);
+  }
+
+  #account(lease: Lease, sign: 1 | -1): void {
+    let used = this.#used.get(lease.gpu_id);
+    if (used === undefined) this.#used.set(lease.gpu_id, (used = { mem: 0, streams: 0 }));
+    used.mem += sign * lease.mem_mb;
+    used.streams += sign * lease.streams;
+    this.#live += sign;
+  }
+
   #activate(lease: Lease): void {
+    this.#account(lease, 1);
     this.#leases.set(lease.id, lease);
     let set = this.#liveByGpu.get(lease.gpu_id);
     if (set === undefined) this.#liveByGpu.set(lease.gpu_id, (set = new Set()));
@@ -213,23 +233,20 @@ export class LeaseManager {
   }
 
   #end(lease: Lease, reason: string): void {
+    this.#account(lease, -1);
     lease.state = "RELEASED";
     lease.released_reason = reason;
     this.#liveByGpu.get(lease.gpu_id)?.delete(lease.id);
     this.#byWorker.delete(`${lease.gpu_id}\0${lease.worker_id}`);
     this.#released.push(lease.id);
     while (this.#released.length > this.#o.keepReleased) this.#leases.delete(this.#released.shift()!);
-    // Stale deadlines are skipped as they surface; compact when they dominate the heap.
-    if (this.#deadlines.size > 2 * this.#liveCount() + 1024) {
+    // Each live lease has one current deadline in the heap; the rest are stale (renewed or
+    // released early) and skipped as they surface. Compact once they outnumber the live ones,
+    // which amortises the O(n) rebuild to O(1) per stale entry.
+    if (this.#deadlines.size - this.#live > this.#live + 1024) {
       this.#deadlines.filter((d) => this.#leases.get(d.id)?.state === "ACTIVE" && this.#leases.get(d.id)!.expires_at === d.at);
     }
     this.#emit({ type: "released", lease, reason });
-  }
-
-  #liveCount(): number {
-    let n = 0;
-    for (const s of this.#liveByGpu.values()) n += s.size;
-    return n;
   }
 
   /** Keeps the one timer set for the earliest live deadline. */

@@ -90,3 +90,38 @@ describe("startDaemon()", () => {
     }
   });
 });
+
+describe("leases through the daemon", () => {
+  test("a lease taken by a control line reaches the VM's ctl and lease files", async () => {
+    const c = parseCommand(["serve", "--mock", "--publish", "--tcp-port", String(mock.port), "--auth-token", "tok"], {});
+    if (c.kind !== "serve") throw new Error("expected serve");
+    const { log } = memoryLogger();
+    const daemon = await startDaemon(c.options, { runtime, log, backend: mockBackend() }, { noJournal: true });
+    try {
+      await until(() => mock.state.publishes === 1, 5000);
+      daemon.host.control("GPU-1", "LEASE worker-7 mem=2048 streams=1 priority=3");
+      await until(() => mock.state.read("/gpu/GPU-1/ctl")?.includes("LEASE worker-7") === true, 3000, "the lease in the VM");
+      expect(mock.state.read("/gpu/GPU-1/ctl")).toBe("LEASE GPU-1\nLEASE worker-7 mem=2048 streams=1 priority=3\n");
+      expect(mock.state.read("/gpu/GPU-1/lease")).toContain('"worker_id":"worker-7","mem_mb":2048');
+      expect(mock.state.read("/gpu/GPU-0/ctl")).toBe("LEASE GPU-0\n");
+    } finally {
+      await daemon.stop();
+    }
+  });
+
+  test("leases survive a daemon restart through the journal in --state-dir", async () => {
+    const argv = ["serve", "--mock", "--state-dir", join(reg.path, "state")];
+    const c = parseCommand(argv, {});
+    if (c.kind !== "serve") throw new Error("expected serve");
+    const { log } = memoryLogger();
+    const first = await startDaemon(c.options, { runtime, log, backend: mockBackend() });
+    const lease = first.host.grant({ gpu_id: "GPU-0", worker_id: "keeper", mem_mb: 100, streams: 1, ttl_s: 600, priority: 1 });
+    await first.stop();
+    const second = await startDaemon(c.options, { runtime, log, backend: mockBackend() });
+    try {
+      expect(second.host.leases.live().map((l) => l.id)).toEqual([lease.id]);
+    } finally {
+      await second.stop();
+    }
+  });
+});

@@ -1,0 +1,72 @@
+/**
+ * The CUDA runner's real path (child process, FFI, params arrays, copies) against the fake
+ * libcuda, which emulates the shipped kernels on the host. A real GPU run is in the notes.
+ */
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ProcessRunner, type RunRequest } from "../../src/job/runner.ts";
+import { bunRuntime } from "../../src/runtime/bun.ts";
+import { REPO } from "../helpers.ts";
+import { CTL_FILE, FAKE_CUDA, scriptFakes } from "../inventory/fakes.ts";
+
+const runner = new ProcessRunner(bunRuntime(), { GPU_BRIDGE_CUDA_LIB: FAKE_CUDA, FAKE_GPU_CTL: CTL_FILE });
+const ptx = (k: string) => readFileSync(join(REPO, "src/job/ptx", `${k}.ptx`));
+const req = (o: Partial<RunRequest> = {}): RunRequest => ({
+  spec: { kernel: "vadd", grid: [64, 2, 1], block: [128, 2, 1] },
+  runner: "cuda",
+  memLimitBytes: 1 << 30,
+  payload: ptx("vadd"),
+  device: 0,
+  ...o,
+});
+const run = (r: RunRequest, signal = new AbortController().signal) => runner.run(r, signal);
+
+describe("the CUDA runner (fake driver)", () => {
+  test("runs the shipped vadd and matmul PTX and verifies the results", async () => {
+    scriptFakes({});
+    expect(await run(req())).toMatchObject({ ok: true, summary: { kernel: "vadd", size: 32768, max_abs_error: 0 } });
+    const mm = await run(req({ spec: { kernel: "matmul", grid: [2, 1, 1], block: [64, 1, 1] }, payload: ptx("matmul") }));
+    expect(mm).toMatchObject({ ok: true, summary: { kernel: "matmul", size: 128 } });
+  });
+
+  test("maps driver failures to job details", async () => {
+    scriptFakes({});
+    expect(await run(req({ payload: new TextEncoder().encode("not ptx") }))).toMatchObject({ ok: false, detail: "INVALID_PTX" });
+    expect(await run(req({ payload: ptx("matmul") }))).toMatchObject({ ok: false, detail: "INVALID_PTX" }); // no vadd entry in it
+    scriptFakes({ launch_error: 719 });
+    expect(await run(req())).toMatchObject({ ok: false, detail: "LAUNCH_FAILED" });
+    scriptFakes({ mem_limit_mib: 0 });
+    expect(await run(req())).toMatchObject({ ok: false, detail: "OUT_OF_MEMORY" });
+    scriptFakes({});
+  });
+
+  test("a hung launch is killed at the timeout", async () => {
+    scriptFakes({ launch_sleep_ms: 20_000 });
+    const abort = new AbortController();
+    setTimeout(() => abort.abort("TIMEOUT"), 300);
+    const t0 = performance.now();
+    expect(await run(req(), abort.signal)).toEqual({ ok: false, detail: "TIMEOUT" });
+    expect(performance.now() - t0).toBeLessThan(3000);
+    scriptFakes({});
+  });
+});
+
+describe("the shipped PTX", () => {
+  for (const k of ["vadd", "matmul"]) {
+    test(`${k}.ptx targets PTX ISA 6.0 and sm_50, so drivers from CUDA 10.2 up JIT it`, () => {
+      const text = ptx(k).toString();
+      expect(text).toContain("\n.version 6.0\n.target sm_50\n.address_size 64\n");
+      expect(text).toContain(`.visible .entry ${k}(`);
+    });
+  }
+
+  const ptxas = Bun.which("ptxas");
+  test.skipIf(ptxas === null)("ptxas accepts both kernels (skipped where the CUDA toolkit is absent)", () => {
+    for (const k of ["vadd", "matmul"]) {
+      const r = Bun.spawnSync([ptxas!, "-arch=sm_75", join(REPO, "src/job/ptx", `${k}.ptx`), "-o", "/dev/null"]);
+      expect(r.stderr.toString()).toBe("");
+      expect(r.exitCode).toBe(0);
+    }
+  });
+});
