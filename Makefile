@@ -15,7 +15,7 @@ FIXTURE := test/fixtures/mock-list.json
 # start. bench-startup builds its hello-world floor with the same flags.
 COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting
 
-.PHONY: native-fakes help install run test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases clean
+.PHONY: native-fakes help install run test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api clean
 
 help:
 	@echo "make run     run the bridge daemon on the embedded mock defaults"
@@ -60,7 +60,7 @@ typecheck: install
 	$(DENO) check --quiet src/ mock/
 
 # Each suite appends "passed failed" to .test-counts; `make test` prints the sum last.
-test-bun: install native-fakes
+test-bun: install native-fakes $(BIN)
 	$(BUN) test 2>&1 | tee .test-bun.log
 	@awk '/^ *[0-9]+ pass$$/{p=$$1} /^ *[0-9]+ fail$$/{f=$$1} /^ *[0-9]+ skip$$/{s=$$1} \
 	  END{printf "bun test: %d passed, %d failed%s\n", p, f, (s ? sprintf(", %d skipped", s) : ""); \
@@ -91,7 +91,7 @@ $(BIN): node_modules/.installed $(SRC) Makefile
 
 ## Benchmarks ----------------------------------------------------------------
 
-bench: bench-startup bench-publish bench-stats bench-leases
+bench: bench-startup bench-publish bench-stats bench-leases bench-api
 
 bench-startup: $(BIN)
 	COMPILE_FLAGS="$(COMPILE_FLAGS)" $(BUN) bench/startup.ts
@@ -104,6 +104,10 @@ bench-stats: install native-fakes
 
 bench-leases: install
 	$(BUN) bench/leases.ts
+
+bench-api: $(BIN)
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } || { echo "bench-api needs wrk (apt-get install wrk)"; exit 1; }
+	$(BUN) bench/api.ts
 
 clean:
 	rm -rf dist .test-counts mock/native/build

@@ -6,9 +6,14 @@ import type { Logger } from "./log.ts";
 import { detectRuntime } from "./runtime/mod.ts";
 
 /** Runs the daemon; resolves with the exit status. */
-export async function daemonCommand(options: BridgeOptions, log: Logger): Promise<number> {
+export async function daemonCommand(
+  options: BridgeOptions,
+  log: Logger,
+  mode: "serve" | "compat",
+  signal: Promise<string>,
+): Promise<number> {
   const runtime = await detectRuntime();
   const backend = await selectBackend(options, log);
   if (!options.publish) log.info("not publishing (pass --publish to mirror into the VM)");
-  return await runDaemon(options, { runtime, log, backend });
+  return await runDaemon(options, { runtime, log, backend }, mode, signal);
 }

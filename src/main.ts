@@ -11,6 +11,7 @@ import { createLogger } from "./log.ts";
 import { currentNamespace } from "./bridge.ts";
 import { renderList } from "./namespace/list.ts";
 import { writeStdout } from "./runtime/stdio.ts";
+import { stopSignal } from "./util/signals.ts";
 
 /** Runs the command line and resolves with the exit status. */
 export async function main(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Promise<number> {
@@ -66,9 +67,11 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
   for (const w of command.warnings) log.warn(w);
   try {
     if (command.kind === "serve" || (options.publish && options.intervalMs !== undefined)) {
+      // Before anything slow: a SIGTERM during start-up must still end in a clean exit.
+      const signal = stopSignal();
       if (options.list) await writeStdout(renderList(await currentNamespace(options, log)));
       const { daemonCommand } = await import("./daemon-command.ts");
-      return await daemonCommand(options, log);
+      return await daemonCommand(options, log, command.kind === "serve" ? "serve" : "compat", signal);
     }
     const ns = await currentNamespace(options, log);
     if (options.list) await writeStdout(renderList(ns));

@@ -1,5 +1,5 @@
 /** `gpu-bridge-host mock-console`: runs the mock console until SIGINT or SIGTERM. */
-import process from "node:process";
+import { stopSignal } from "./util/signals.ts";
 import { STATUS } from "../mock/console/core.ts";
 import { startMockConsole } from "../mock/console/server.ts";
 import type { MockConsoleOptions } from "./cli/options.ts";
@@ -24,10 +24,7 @@ export async function mockConsoleCommand(options: MockConsoleOptions, log: Logge
     else log.debug(`connection ${e.conn}: ${e.type}`);
   });
   log.info(`listening on ${options.host}:${mock.port}`);
-  await new Promise<void>((resolve) => {
-    process.once("SIGINT", resolve);
-    process.once("SIGTERM", resolve);
-  });
+  await stopSignal();
   await mock.close();
   log.info("stopped");
   return 0;

@@ -31,6 +31,9 @@ export interface BridgeOptions {
   readonly bundleDir: string | undefined;
   readonly runner: "auto" | "cpu" | "cuda";
   readonly maxStreamsPerGpu: number;
+  /** Where the API listens (serve and the daemon); null: no API. */
+  readonly listen: { readonly host: string; readonly port: number } | null;
+  readonly apiToken: string | undefined;
 }
 
 export type LogLevelName = "debug" | "info" | "warn" | "error";
@@ -85,6 +88,10 @@ const BRIDGE_FLAGS: readonly FlagSpec[] = [
   { name: "bundle-dir", kind: "string" },
   { name: "runner", kind: "choice", choices: ["auto", "cpu", "cuda"] },
   { name: "max-streams-per-gpu", kind: "int", min: 1, max: 1024 },
+  { name: "listen", kind: "string" },
+  { name: "no-api", kind: "bool" },
+  { name: "allow-remote", kind: "bool" },
+  { name: "api-token", kind: "string" },
   { name: "help", kind: "bool" },
   { name: "version", kind: "bool" },
 ];
@@ -204,8 +211,36 @@ function bridgeOptions(
       bundleDir: values["bundle-dir"] as string | undefined,
       runner: (values.runner as "auto" | "cpu" | "cuda" | undefined) ?? "auto",
       maxStreamsPerGpu: (values["max-streams-per-gpu"] as number | undefined) ?? 16,
+      listen: values["no-api"] === true ? null : parseListen(values, env),
+      apiToken: values["api-token"] as string | undefined,
     },
   };
+}
+
+export const DEFAULT_LISTEN = { host: "127.0.0.1", port: 31338 };
+
+/** `--listen HOST:PORT` (IPv6 as `[::1]:PORT`); anything but loopback needs --allow-remote and a token. */
+function parseListen(values: FlagValues, env: Readonly<Record<string, string | undefined>>): { host: string; port: number } {
+  const raw = values.listen as string | undefined;
+  if (raw === undefined) return DEFAULT_LISTEN;
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(raw);
+  const port = m === null ? NaN : Number(m[3]);
+  if (m === null || port > 65535) throw new UsageError(`Option --listen needs HOST:PORT (IPv6 as [::1]:PORT), got ${JSON.stringify(raw)}`);
+  const host = (m[1] ?? m[2])!;
+  if (!isLoopback(host)) {
+    if (values["allow-remote"] !== true) {
+      throw new UsageError(`Option --listen ${raw} is not a loopback address; pass --allow-remote to expose the API beyond this host`);
+    }
+    if (values["api-token"] === undefined && !env.GPU_BRIDGE_API_TOKEN?.trim()) {
+      throw new UsageError(`Option --listen ${raw} with --allow-remote needs an explicit --api-token or GPU_BRIDGE_API_TOKEN`);
+    }
+  }
+  return { host, port };
+}
+
+/** 127.0.0.0/8, ::1 and localhost. */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 /** `$XDG_STATE_HOME/gpu-bridge-host`, else `~/.local/state/gpu-bridge-host`. */

@@ -40,6 +40,13 @@ Leases and jobs (with --interval-ms or serve):
   --runner KIND          auto (default: cuda on real GPUs, cpu on the mock), cpu or cuda
   --max-streams-per-gpu N  streams that may be leased on one GPU at once (default 16)
 
+Local API (with --interval-ms or serve):
+  --listen HOST:PORT     where the HTTP API listens (default 127.0.0.1:31338)
+  --allow-remote         allow a non-loopback --listen (needs an explicit token)
+  --api-token TOKEN      bearer token for mutating routes; else $GPU_BRIDGE_API_TOKEN, else
+                         one generated into <state-dir>/api-token (mode 0600)
+  --no-api               do not serve the API
+
 Other:
   --log-level LEVEL      debug, info, warn or error (default info); logs go to stderr
   --help                 print this help

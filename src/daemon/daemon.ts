@@ -3,7 +3,13 @@
  * VM's `/gpu` current, and SIGINT/SIGTERM end it cleanly (exit 0 within 2 s).
  */
 import process from "node:process";
+import { renameSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
+import type { ApiModels } from "../api/app.ts";
+import { VERSION } from "../version.ts";
+import { cachedStats } from "../inventory/stats-cache.ts";
+import { stopSignal } from "../util/signals.ts";
 import type { BridgeOptions } from "../cli/options.ts";
 import { HostState } from "../host/state.ts";
 import { ProcessRunner } from "../job/runner.ts";
@@ -37,6 +43,8 @@ export interface Daemon {
   readonly backend: InventoryBackend;
   /** The inventory as last read. */
   gpus(): readonly GpuInfo[];
+  /** The model registry (switching the active model needs --registry). */
+  readonly models: ApiModels;
   /** The namespace as it would be published now. */
   namespace(): Promise<Namespace>;
   snapshot(): Promise<Snapshot>;
@@ -94,10 +102,24 @@ export async function startDaemon(
     void publisher.start();
   }
   log.info(`serving ${gpus.length} GPUs from the ${backend.name} backend; jobs run on the ${runnerKind} runner`);
+  const models: ApiModels = {
+    catalog,
+    ...(registry !== null && {
+      setActive: (modelId: string) => {
+        // Atomic for every reader: a complete file replaces the old one in one rename.
+        const tmp = join(options.registry!, `.active.tmp-${process.pid}`);
+        writeFileSync(tmp, modelId + "\n");
+        renameSync(tmp, join(options.registry!, "active"));
+        registry.reload();
+        log.info(`active model set to ${modelId} through the API`);
+      },
+    }),
+  };
   return {
     publisher,
     host,
     backend,
+    models,
     gpus: () => gpus,
     namespace,
     snapshot,
@@ -110,21 +132,66 @@ export async function startDaemon(
   };
 }
 
-/** Runs the daemon until SIGINT or SIGTERM; resolves with exit status 0. */
+/** Runs the daemon (and its API, unless --no-api) until SIGINT or SIGTERM; resolves with exit status 0. */
 export async function runDaemon(
   options: BridgeOptions,
   deps: { readonly runtime: Runtime; readonly log: Logger; readonly backend: InventoryBackend },
+  mode: "serve" | "compat",
+  // Handlers first (the caller installs them before loading this module): a signal that lands
+  // while the daemon is still starting must still end in a clean exit 0, not death by signal.
+  signal: Promise<string> = stopSignal(),
 ): Promise<number> {
   const daemon = await startDaemon(options, deps);
-  const signal = await new Promise<string>((resolve) => {
-    process.once("SIGINT", () => resolve("SIGINT"));
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-  });
-  deps.log.info(`${signal}: stopping`);
+  let api: { close(): Promise<void> } | null = null;
+  if (options.listen !== null) {
+    try {
+      api = await startApi(options, daemon, deps);
+    } catch (error) {
+      const why = `Cannot serve the API on ${options.listen.host}:${options.listen.port}: ${(error as Error).message}`;
+      if (mode === "serve") {
+        await daemon.stop();
+        throw new Error(`${why}; pick another with --listen HOST:PORT, or --no-api`);
+      }
+      deps.log.warn(`${why}; publishing carries on without it`);
+    }
+  }
+  deps.log.info(`${await signal}: stopping`);
   // Belt and braces: the stop below abandons in-flight work at once, but never outlive 2 s.
   const force = setTimeout(() => process.exit(0), 1900);
+  await api?.close();
   await daemon.stop();
   clearTimeout(force);
   deps.log.info("stopped");
   return 0;
+}
+
+/** Serves the API for `daemon`; logs where, and where the token is (never the token). */
+export async function startApi(
+  options: BridgeOptions,
+  daemon: Daemon,
+  deps: { readonly runtime: Runtime; readonly log: Logger },
+): Promise<{ port: number; token: string; close(): Promise<void> }> {
+  const [{ createApp }, { resolveApiToken }] = await Promise.all([import("../api/app.ts"), import("../api/auth.ts")]);
+  const { token, source } = resolveApiToken(options.apiToken, process.env, options.stateDir);
+  const log = deps.log.child("api");
+  const app = createApp({
+    version: VERSION,
+    hostname: hostname(),
+    token,
+    log,
+    gpus: daemon.gpus,
+    stats: cachedStats(() => daemon.backend.stats()),
+    host: daemon.host,
+    namespace: daemon.namespace,
+    snapshot: daemon.snapshot,
+    publisher: daemon.publisher,
+    ...(options.publish && { console: { host: options.tcpHost, port: options.tcpPort } }),
+    models: daemon.models,
+  });
+  const listen = options.listen!;
+  const server = await deps.runtime.serve(listen.host, listen.port, app.fetch);
+  const where = source.kind === "file" ? `token in ${source.path}${source.created ? " (new)" : ""}` : `token from ${source.kind === "flag" ? "--api-token" : "GPU_BRIDGE_API_TOKEN"}`;
+  const host = listen.host.includes(":") ? `[${listen.host}]` : listen.host;
+  log.info(`listening on http://${host}:${server.port} (${where})`);
+  return { port: server.port, token, close: () => server.close() };
 }

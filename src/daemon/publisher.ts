@@ -12,6 +12,7 @@ import type { ConsoleSession } from "../console/session.ts";
 import type { Connect } from "../console/transport.ts";
 import type { Logger } from "../log.ts";
 import { publishLines, type Snapshot } from "../snapshot/encode.ts";
+import { Histogram, PUBLISH_BUCKETS } from "../api/histogram.ts";
 import { backoffDelay, type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.ts";
 
 /** Settings of a Publisher; durations in milliseconds. */
@@ -48,8 +49,8 @@ export interface PublisherStats {
   skippedUnchanged: number;
   lastPublish: PublishRecord | null;
   lastError: string | null;
-  /** Publish durations in ms, for the metrics histogram (most recent last, bounded). */
-  readonly durations: number[];
+  /** Publish durations in seconds, for /metrics. */
+  readonly durations: Histogram;
 }
 
 type Wake = "interval" | "change" | "ping" | "closed" | "stop";
@@ -64,7 +65,7 @@ export class Publisher {
     skippedUnchanged: 0,
     lastPublish: null,
     lastError: null,
-    durations: [],
+    durations: new Histogram(PUBLISH_BUCKETS),
   };
   readonly #o: Required<Omit<PublisherOptions, "random">> & { random: () => number };
   readonly #stop = new AbortController();
@@ -196,8 +197,7 @@ export class Publisher {
     };
     this.stats.lastPublish = record;
     this.stats.publishes++;
-    this.stats.durations.push(durationMs);
-    if (this.stats.durations.length > 1024) this.stats.durations.shift();
+    this.stats.durations.observe(durationMs / 1000);
     this.#o.log.info(
       `published ${record.bytes} bytes sha256=${snap.sha256.slice(0, 12)} in ${record.frames} frames, ` +
         `${durationMs.toFixed(1)} ms (${reason})`,

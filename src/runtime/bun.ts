@@ -27,6 +27,10 @@ interface BunSubprocess {
   kill(signal?: number | string): void;
 }
 interface BunApi {
+  serve(options: { hostname: string; port: number; fetch: (req: Request) => Response | Promise<Response> }): {
+    port: number;
+    stop(closeActive?: boolean): void;
+  };
   spawn(cmd: string[], options: { stdin: "pipe"; stdout: "pipe"; stderr: "pipe"; env?: Record<string, string | undefined> }): BunSubprocess;
   connect(options: { hostname: string; port: number; socket: SocketHandlers<undefined> }): Promise<BunSocket<undefined>>;
   listen<T>(options: { hostname: string; port: number; socket: SocketHandlers<T> }): { port: number; stop(closeActive?: boolean): void };
@@ -144,7 +148,12 @@ function self(): string[] {
   return main.pathname.includes("$bunfs") ? [process.execPath] : [process.execPath, main.pathname];
 }
 
+function serve(host: string, port: number, fetch: (req: Request) => Response | Promise<Response>): Promise<TcpServer> {
+  const server = bun.serve({ hostname: host, port, fetch });
+  return Promise.resolve({ port: server.port, close: () => Promise.resolve(server.stop(true)) });
+}
+
 /** The Bun runtime adapter. */
 export function bunRuntime(): Runtime {
-  return { name: "bun", connect, listen, spawn, self };
+  return { name: "bun", connect, listen, spawn, self, serve };
 }

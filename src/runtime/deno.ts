@@ -19,6 +19,10 @@ interface DenoChild {
   kill(signal?: string): void;
 }
 interface DenoApi {
+  serve(
+    options: { hostname: string; port: number; onListen?: () => void },
+    handler: (req: Request) => Response | Promise<Response>,
+  ): { addr: { port: number }; shutdown(): Promise<void> };
   Command: new (cmd: string, options: { args: string[]; stdin: "piped"; stdout: "piped"; stderr: "piped"; env?: Record<string, string> }) => {
     spawn(): DenoChild;
   };
@@ -132,7 +136,12 @@ function self(): string[] {
   return [deno.execPath(), "run", "-A", new URL("../main.ts", import.meta.url).pathname];
 }
 
+function serve(host: string, port: number, fetch: (req: Request) => Response | Promise<Response>): Promise<TcpServer> {
+  const server = deno.serve({ hostname: host, port, onListen: () => {} }, fetch);
+  return Promise.resolve({ port: server.addr.port, close: () => server.shutdown() });
+}
+
 /** The Deno runtime adapter. */
 export function denoRuntime(): Runtime {
-  return { name: "deno", connect, listen, spawn, self };
+  return { name: "deno", connect, listen, spawn, self, serve };
 }

@@ -31,4 +31,6 @@ export interface Runtime {
   readonly spawn: (cmd: readonly string[], stdin: Uint8Array, env?: Record<string, string>) => Child;
   /** The command that runs this program again (the compiled binary, or the runtime and main.ts). */
   readonly self: () => string[];
+  /** Serves HTTP on `host:port` with a Web-standard handler (Bun.serve / Deno.serve). */
+  readonly serve: (host: string, port: number, fetch: (req: Request) => Response | Promise<Response>) => Promise<TcpServer>;
 }

@@ -1,0 +1,39 @@
+/**
+ * API errors: one class the handlers throw, and the one mapping (used by `onError`) from every
+ * domain error to an HTTP status and the body `{"error":{"code","message","field"?}}`.
+ */
+import { JobError } from "../host/state.ts";
+import { LeaseError } from "../lease/types.ts";
+
+export class ApiError extends Error {
+  override name = "ApiError";
+  readonly status: number;
+  readonly code: string;
+  readonly field: string | undefined;
+  readonly headers: Record<string, string>;
+  constructor(status: number, code: string, message: string, field?: string, headers: Record<string, string> = {}) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.field = field;
+    this.headers = headers;
+  }
+}
+
+const LEASE_STATUS = { invalid: 422, not_found: 404, conflict: 409, insufficient: 409, permission: 403 } as const;
+const JOB_STATUS = { invalid: 422, not_found: 404, conflict: 409, permission: 403 } as const;
+
+/** The status, code, message and field for any error a handler let through. */
+export function describeError(error: unknown): { status: number; code: string; message: string; field?: string; headers?: Record<string, string> } {
+  if (error instanceof ApiError) {
+    return { status: error.status, code: error.code, message: error.message, ...(error.field && { field: error.field }), headers: error.headers };
+  }
+  if (error instanceof LeaseError) {
+    return { status: LEASE_STATUS[error.code], code: error.code, message: error.message, ...(error.field && { field: error.field }) };
+  }
+  if (error instanceof JobError) {
+    const field = error.problems[0]?.field;
+    return { status: JOB_STATUS[error.code], code: error.code, message: error.message, ...(field && { field }) };
+  }
+  return { status: 500, code: "internal", message: "Internal error; see the bridge's log" };
+}

@@ -1,0 +1,89 @@
+/**
+ * Prometheus text exposition: per-GPU gauges under the DCGM exporter's names and labels, so
+ * existing dashboards work, and the bridge's own counters. A field the hardware does not report
+ * has no sample at all (never a made-up zero).
+ */
+import type { GpuStats } from "../inventory/stats.ts";
+import type { PublisherStats } from "../daemon/publisher.ts";
+import type { Lease } from "../lease/types.ts";
+
+export interface MetricsInput {
+  readonly hostname: string;
+  readonly version: string;
+  readonly stats: readonly GpuStats[];
+  readonly publisher: PublisherStats | null;
+  readonly leases: readonly Lease[];
+  readonly jobs: Readonly<Record<string, number>>;
+  readonly telemetry?: { readonly spooledRecords: number; readonly spooledBytes: number; readonly forwarded: number; readonly dropped: number };
+}
+
+const SPECIAL = /[\\"\n]/;
+const escape = (v: string) => (SPECIAL.test(v) ? v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n") : v);
+const labels = (l: Record<string, string>) => `{${Object.entries(l).map(([k, v]) => `${k}="${escape(v)}"`).join(",")}}`;
+
+/** Renders the whole /metrics page. */
+export function renderMetrics(m: MetricsInput): string {
+  const out: string[] = [];
+  // Samples carry their label text ready-made: a GPU's six labels are rendered once per scrape.
+  const family = (name: string, type: string, help: string, samples: [string, number | null][]) => {
+    const present = samples.filter((s): s is [string, number] => s[1] !== null && Number.isFinite(s[1]));
+    if (present.length === 0 && type !== "counter") return;
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [l, v] of present) out.push(`${name}${l} ${v}`);
+  };
+  const one = (l: Record<string, string> = {}) => (Object.keys(l).length === 0 ? "" : labels(l));
+
+  const gpuLabels = m.stats.map((s) =>
+    labels({
+      gpu: s.id.replace(/^GPU-/, ""),
+      UUID: s.uuid ?? "",
+      pci_bus_id: s.pci_bus_id ?? "",
+      device: `nvidia${s.id.replace(/^GPU-/, "")}`,
+      modelName: s.name,
+      Hostname: m.hostname,
+    })
+  );
+  const per = (pick: (s: GpuStats) => number | null) => m.stats.map((s, i) => [gpuLabels[i]!, pick(s)] as [string, number | null]);
+  family("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %).", per((s) => s.utilization_gpu_pct));
+  family("DCGM_FI_DEV_MEM_COPY_UTIL", "gauge", "Memory utilization (in %).", per((s) => s.utilization_memory_pct));
+  family("DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB).", per((s) => s.memory_used_mib));
+  family("DCGM_FI_DEV_FB_FREE", "gauge", "Framebuffer memory free (in MiB).", per((s) => s.memory_free_mib));
+  family("DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C).", per((s) => s.temperature_c));
+  family("DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (in W).", per((s) => s.power_w));
+  family("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "counter", "Total energy consumption since boot (in mJ).", per((s) => s.energy_mj));
+  family("DCGM_FI_DEV_SM_CLOCK", "gauge", "SM clock frequency (in MHz).", per((s) => s.clock_sm_mhz ?? s.clock_graphics_mhz));
+  family("DCGM_FI_DEV_MEM_CLOCK", "gauge", "Memory clock frequency (in MHz).", per((s) => s.clock_memory_mhz));
+
+  family("gpu_bridge_info", "gauge", "Build information.", [[one({ version: m.version }), 1]]);
+  family("gpu_bridge_gpus", "gauge", "GPUs in the inventory.", [[one(), m.stats.length]]);
+  const p = m.publisher;
+  if (p !== null) {
+    family("gpu_bridge_console_connected", "gauge", "1 while connected to the Cohesix console as queen.", [[one(), p.state === "connected" ? 1 : 0]]);
+    family("gpu_bridge_publishes_total", "counter", "Snapshots published and acknowledged.", [[one(), p.publishes]]);
+    family("gpu_bridge_publish_failures_total", "counter", "Publish attempts that failed.", [[one(), p.failures]]);
+    family("gpu_bridge_reconnects_total", "counter", "Reconnections to the console.", [[one(), p.reconnects]]);
+    const h = p.durations;
+    out.push("# HELP gpu_bridge_publish_duration_seconds Time from the first line of a publish to its last ack.");
+    out.push("# TYPE gpu_bridge_publish_duration_seconds histogram");
+    h.bounds.forEach((b, i) => out.push(`gpu_bridge_publish_duration_seconds_bucket{le="${b}"} ${h.counts[i]}`));
+    out.push(`gpu_bridge_publish_duration_seconds_bucket{le="+Inf"} ${h.count}`);
+    out.push(`gpu_bridge_publish_duration_seconds_sum ${h.sum}`, `gpu_bridge_publish_duration_seconds_count ${h.count}`);
+  }
+  const byGpu = new Map<string, { n: number; mem: number }>();
+  for (const s of m.stats) byGpu.set(s.id, { n: 0, mem: 0 });
+  for (const l of m.leases) {
+    const g = byGpu.get(l.gpu_id) ?? { n: 0, mem: 0 };
+    byGpu.set(l.gpu_id, { n: g.n + 1, mem: g.mem + l.mem_mb });
+  }
+  family("gpu_bridge_leases_active", "gauge", "Live leases.", [...byGpu].map(([gpu, g]) => [one({ gpu_id: gpu }), g.n]));
+  family("gpu_bridge_leased_memory_mib", "gauge", "Memory held by live leases (in MiB).", [...byGpu].map(([gpu, g]) => [one({ gpu_id: gpu }), g.mem]));
+  family("gpu_bridge_jobs", "gauge", "Known jobs by state.", Object.entries(m.jobs).map(([state, n]) => [one({ state }), n]));
+  const t = m.telemetry;
+  if (t !== undefined) {
+    family("gpu_bridge_telemetry_spooled_records", "gauge", "Telemetry records in the local spool.", [[one(), t.spooledRecords]]);
+    family("gpu_bridge_telemetry_spooled_bytes", "gauge", "Bytes of the local telemetry spool.", [[one(), t.spooledBytes]]);
+    family("gpu_bridge_telemetry_forwarded_total", "counter", "Telemetry records acknowledged by the Queen.", [[one(), t.forwarded]]);
+    family("gpu_bridge_telemetry_dropped_total", "counter", "Telemetry records dropped by the spool's size cap.", [[one(), t.dropped]]);
+  }
+  return out.join("\n") + "\n";
+}

@@ -1,0 +1,33 @@
+/** Request bodies, defined once with valibot; unknown fields are refused (a typo is an error). */
+import * as v from "valibot";
+import { ApiError } from "./errors.ts";
+
+const int = (field: string) => v.pipe(v.number(`${field} must be an integer`), v.integer(`${field} must be an integer`));
+
+export const LeaseBody = v.strictObject({
+  gpu_id: v.string("gpu_id must be a string"),
+  worker_id: v.string("worker_id must be a string"),
+  mem_mb: int("mem_mb"),
+  streams: int("streams"),
+  ttl_s: int("ttl_s"),
+  priority: v.optional(int("priority"), 0),
+});
+
+export const RenewBody = v.strictObject({ ttl_s: v.optional(int("ttl_s")) });
+
+export const ActiveModelBody = v.strictObject({ model_id: v.string("model_id must be a string") });
+
+/** Parses `raw` with `schema` or throws a 422 naming the first bad field. */
+export function parseBody<S extends v.GenericSchema>(schema: S, raw: unknown): v.InferOutput<S> {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new ApiError(422, "invalid", "Request body must be a JSON object");
+  }
+  const r = v.safeParse(schema, raw);
+  if (r.success) return r.output;
+  const issue = r.issues[0];
+  const field = v.getDotPath(issue) ?? undefined;
+  const message = issue.type === "strict_object"
+    ? issue.expected === "never" ? `unknown field ${JSON.stringify(field)}` : `${field} is required`
+    : issue.message;
+  throw new ApiError(422, "invalid", message, field);
+}

@@ -1,0 +1,23 @@
+/**
+ * Live stats shared for a short while: a burst of scrapes or API calls polls the hardware once
+ * (the DCGM exporter collects on an interval for the same reason). Concurrent callers share
+ * the one poll in flight.
+ */
+import type { GpuStats } from "./stats.ts";
+
+export function cachedStats(poll: () => Promise<GpuStats[]>, maxAgeMs = 500, now = () => Date.now()): () => Promise<GpuStats[]> {
+  let value: { at: number; stats: GpuStats[] } | null = null;
+  let inFlight: Promise<GpuStats[]> | null = null;
+  return () => {
+    if (value !== null && now() - value.at < maxAgeMs) return Promise.resolve(value.stats);
+    inFlight ??= poll()
+      .then((stats) => {
+        value = { at: now(), stats };
+        return stats;
+      })
+      .finally(() => {
+        inFlight = null;
+      });
+    return inFlight;
+  };
+}

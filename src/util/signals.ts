@@ -1,0 +1,10 @@
+/** Shutdown signals, as one promise. */
+import process from "node:process";
+
+/** Resolves with the name of the first SIGINT or SIGTERM from now on. */
+export function stopSignal(): Promise<string> {
+  return new Promise<string>((resolve) => {
+    process.once("SIGINT", () => resolve("SIGINT"));
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+  });
+}

@@ -1,0 +1,232 @@
+/** Every route through `app.request()`: no socket, real HostState and mock inventory. */
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { MOCK_GPUS, mockStats } from "../../mock/inventory.ts";
+import { type ApiModels, createApp } from "../../src/api/app.ts";
+import { HostState } from "../../src/host/state.ts";
+import type { RunOutcome, Runner } from "../../src/job/runner.ts";
+import { builtinCatalog } from "../../src/models/catalog.ts";
+import type { ModelCatalog } from "../../src/models/types.ts";
+import { buildNamespace } from "../../src/namespace/mod.ts";
+import { makeSnapshot } from "../../src/snapshot/encode.ts";
+import { sha256Hex } from "../../src/util/sha256.ts";
+import { memoryLogger, REPO, until } from "../helpers.ts";
+
+const TOKEN = "test-token-0123456789";
+const ok: Runner = {
+  run: (req) =>
+    Promise.resolve<RunOutcome>({ ok: true, summary: { kernel: req.spec.kernel, size: 1, checksum: 0, max_abs_error: 0, verified: 1, duration_ms: 1 } }),
+};
+let host: HostState;
+let app: ReturnType<typeof createApp>;
+let catalog: ModelCatalog;
+let changes = 0;
+
+function build(models: ApiModels) {
+  host = new HostState({ gpus: () => MOCK_GPUS, runner: ok, runnerKind: "cpu", log: memoryLogger().log, onChange: () => changes++ });
+  const namespace = () => Promise.resolve(buildNamespace(MOCK_GPUS, catalog, (id) => host.nodeLogs(id)));
+  app = createApp({
+    version: "9.9.9",
+    hostname: "edge-01",
+    token: TOKEN,
+    log: memoryLogger().log,
+    gpus: () => MOCK_GPUS,
+    stats: () => Promise.resolve(mockStats()),
+    host,
+    namespace,
+    snapshot: async () => makeSnapshot(await namespace()),
+    publisher: null,
+    models,
+  });
+}
+
+beforeEach(() => {
+  catalog = builtinCatalog();
+  build({ catalog: () => catalog, setActive: (id) => void (catalog = { ...catalog, active: id }) });
+});
+afterEach(() => host.close());
+
+const auth = { Authorization: `Bearer ${TOKEN}` };
+const json = (body: unknown, headers: Record<string, string> = auth) => ({
+  method: "POST",
+  headers: { "content-type": "application/json", ...headers },
+  body: typeof body === "string" ? body : JSON.stringify(body),
+});
+const lease = { gpu_id: "GPU-0", worker_id: "w1", mem_mb: 4096, streams: 2, ttl_s: 60, priority: 5 };
+const error = async (res: Response) => ((await res.json()) as { error: { code: string; message: string; field?: string } }).error;
+const ptx = readFileSync(join(REPO, "src/job/ptx/vadd.ptx"));
+const job = (id: string) => ({
+  job: id, kernel: "vadd", grid: [1, 1, 1], block: [32, 1, 1], bytes_hash: `sha256:${sha256Hex(ptx)}`,
+  inputs: [], outputs: [], timeout_ms: 1000, payload_b64: ptx.toString("base64"),
+});
+
+describe("reads", () => {
+  test("GET /healthz", async () => {
+    const res = await app.request("/healthz");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: "ok", version: "9.9.9", gpus: 2, console: "disabled" });
+  });
+
+  test("GET /v1/gpus and /v1/gpus/{id}: info plus live stats and lease totals", async () => {
+    const all = (await (await app.request("/v1/gpus")).json()) as { id: string; stats: { uuid: string } }[];
+    expect(all.map((g) => g.id)).toEqual(["GPU-0", "GPU-1"]);
+    const one = await (await app.request("/v1/gpus/GPU-1")).json();
+    expect(one).toMatchObject({ id: "GPU-1", name: "Mock 4060", memory_mb: 8192, leases: { active: 0 }, stats: { utilization_gpu_pct: 30 } });
+    const res = await app.request("/v1/gpus/GPU-9");
+    expect(res.status).toBe(404);
+    expect(await error(res)).toEqual({ code: "not_found", message: 'Unknown GPU "GPU-9"', field: "id" });
+  });
+
+  test("GET /v1/gpus/{id}/info|ctl|lease|status return exactly what the VM sees, as text", async () => {
+    const res = await app.request("/v1/gpus/GPU-0/info");
+    expect(res.headers.get("content-type")).toStartWith("text/plain");
+    expect(await res.text()).toBe((await buildNamespace(MOCK_GPUS, catalog)).nodes[0]!.info);
+    expect(await (await app.request("/v1/gpus/GPU-0/ctl")).text()).toBe("LEASE GPU-0\n");
+    expect(await (await app.request("/v1/gpus/GPU-0/lease")).text()).toBe("");
+  });
+
+  test("GET /v1/snapshot, /v1/bridge and /v1/models", async () => {
+    const snap = await (await app.request("/v1/snapshot")).text();
+    expect(snap.startsWith("schema gpu-bridge-snapshot/v1\n")).toBe(true);
+    expect(await (await app.request("/v1/bridge")).json()).toMatchObject({ state: "disabled", snapshot: { bytes: 1477 } });
+    expect(await (await app.request("/v1/models")).json()).toMatchObject({ active: "vision-lora-edge", source: "builtin" });
+  });
+
+  test("GET /metrics speaks Prometheus with DCGM names and labels", async () => {
+    host.grant(lease);
+    const res = await app.request("/metrics");
+    expect(res.headers.get("content-type")).toStartWith("text/plain; version=0.0.4");
+    const text = await res.text();
+    expect(text).toContain("# TYPE DCGM_FI_DEV_GPU_UTIL gauge\n");
+    expect(text).toContain(
+      'DCGM_FI_DEV_FB_USED{gpu="0",UUID="GPU-00000000-0000-4000-8000-000000000000",pci_bus_id="00000000:01:00.0",device="nvidia0",modelName="Mock 4090",Hostname="edge-01"} 6144\n',
+    );
+    expect(text).toContain('gpu_bridge_leases_active{gpu_id="GPU-0"} 1\n');
+    expect(text).toContain('gpu_bridge_leased_memory_mib{gpu_id="GPU-0"} 4096\n');
+    expect(text).toContain('gpu_bridge_jobs{state="RUNNING"} 0\n');
+    expect(text).not.toContain("DCGM_FI_DEV_POWER_USAGE{gpu=\"1\"} null");
+  });
+});
+
+describe("auth", () => {
+  test("every mutating request needs the bearer token: 401 with WWW-Authenticate", async () => {
+    for (const [path, init] of [
+      ["/v1/leases", json(lease, {})],
+      ["/v1/leases", json(lease, { Authorization: "Bearer wrong" })],
+      ["/v1/leases", json(lease, { Authorization: TOKEN })],
+      ["/v1/gpus/GPU-0/ctl", { method: "POST", headers: { "content-type": "text/plain" }, body: "RESET" }],
+      ["/v1/models/active", { ...json({ model_id: "vision-base-v1" }, {}), method: "PUT" }],
+      ["/v1/no-such-route", json({}, {})],
+    ] as const) {
+      const res = await app.request(path, init);
+      expect(res.status).toBe(401);
+      expect(res.headers.get("www-authenticate")).toBe('Bearer realm="gpu-bridge-host"');
+    }
+    expect(host.leases.list()).toEqual([]);
+  });
+});
+
+describe("leases and jobs", () => {
+  test("POST /v1/leases -> 201 with id, expiry and Location; GET, renew, DELETE", async () => {
+    const res = await app.request("/v1/leases", json(lease));
+    expect(res.status).toBe(201);
+    const l = (await res.json()) as { id: string; expires_at: string };
+    expect(res.headers.get("location")).toBe(`/v1/leases/${l.id}`);
+    expect(l).toMatchObject({ gpu_id: "GPU-0", worker_id: "w1", state: "ACTIVE", priority: 5 });
+    expect(Date.parse(l.expires_at)).toBeGreaterThan(Date.now() + 50_000);
+    expect((await app.request(`/v1/leases/${l.id}`)).status).toBe(200);
+    const renewed = await app.request(`/v1/leases/${l.id}/renew`, json({ ttl_s: 600 }));
+    expect(Date.parse(((await renewed.json()) as { expires_at: string }).expires_at)).toBeGreaterThan(Date.now() + 500_000);
+    const gone = await app.request(`/v1/leases/${l.id}?reason=finished`, { method: "DELETE", headers: auth });
+    expect(await gone.json()).toMatchObject({ state: "RELEASED", released_reason: "finished" });
+    expect((await (await app.request("/v1/leases?state=active")).json()) as unknown[]).toEqual([]);
+  });
+
+  test("409 for memory the GPU does not have, with the numbers", async () => {
+    await app.request("/v1/leases", json({ ...lease, mem_mb: 20000 }));
+    const res = await app.request("/v1/leases", json({ ...lease, worker_id: "w2", mem_mb: 8192 }));
+    expect(res.status).toBe(409);
+    expect(await error(res)).toEqual({
+      code: "insufficient",
+      message: "insufficient memory on GPU-0: requested 8192 MiB, 4576 MiB unleased",
+      field: "mem_mb",
+    });
+  });
+
+  test("422 names the field: ranges, unknown fields, missing fields", async () => {
+    const cases: [unknown, string, string][] = [
+      [{ ...lease, priority: 300 }, "priority", "priority must be an integer from 0 to 255, got 300"],
+      [{ ...lease, mem_mb: 1.5 }, "mem_mb", "mem_mb must be an integer"],
+      [{ ...lease, memory: 5 }, "memory", 'unknown field "memory"'],
+      [{ gpu_id: "GPU-0" }, "worker_id", "worker_id is required"],
+    ];
+    for (const [body, field, message] of cases) {
+      const res = await app.request("/v1/leases", json(body));
+      expect(res.status).toBe(422);
+      expect(await error(res)).toMatchObject({ field, message });
+    }
+  });
+
+  test("400 bad JSON, 415 wrong content type, 413 too large", async () => {
+    expect((await app.request("/v1/leases", json("{not json"))).status).toBe(400);
+    const wrongType = await app.request("/v1/leases", { method: "POST", headers: { ...auth, "content-type": "text/plain" }, body: "{}" });
+    expect(wrongType.status).toBe(415);
+    expect((await error(wrongType)).message).toBe('Content-Type must be application/json, got "text/plain"');
+    const big = await app.request("/v1/leases", json({ ...lease, pad: "x".repeat(1024 * 1024) }));
+    expect(big.status).toBe(413);
+  });
+
+  test("405 with Allow for a known path and another method", async () => {
+    const res = await app.request("/v1/leases", { method: "PATCH", headers: auth });
+    expect(res.status).toBe(405);
+    expect(res.headers.get("allow")).toBe("GET, HEAD, POST");
+  });
+
+  test("POST /v1/leases/{id}/jobs -> 202, then GET /v1/jobs/{job}; 403 once the lease ended", async () => {
+    const l = (await (await app.request("/v1/leases", json(lease))).json()) as { id: string };
+    const res = await app.request(`/v1/leases/${l.id}/jobs`, json(job("j1")));
+    expect(res.status).toBe(202);
+    expect(res.headers.get("location")).toBe("/v1/jobs/j1");
+    await until(() => host.jobs.get("j1")?.state === "OK");
+    expect(await (await app.request("/v1/jobs/j1")).json()).toMatchObject({ job: "j1", state: "OK", detail: "" });
+    expect((await app.request(`/v1/leases/${l.id}/jobs`, json(job("j1")))).status).toBe(409);
+    const bad = await app.request(`/v1/leases/${l.id}/jobs`, json({ ...job("j2"), bytes_hash: "md5:1" }));
+    expect(bad.status).toBe(422);
+    expect(await error(bad)).toMatchObject({ field: "bytes_hash", message: "Invalid job descriptor: bytes_hash: bytes_hash must use sha256:<hex> format" });
+    await app.request(`/v1/leases/${l.id}`, { method: "DELETE", headers: auth });
+    const late = await app.request(`/v1/leases/${l.id}/jobs`, json(job("j3")));
+    expect(late.status).toBe(403);
+    expect((await app.request("/v1/jobs/nope")).status).toBe(404);
+  });
+
+  test("POST /v1/gpus/{id}/ctl takes one text line", async () => {
+    const post = (body: string, type = "text/plain") =>
+      app.request("/v1/gpus/GPU-1/ctl", { method: "POST", headers: { ...auth, "content-type": type }, body });
+    const res = await post("LEASE w9 mem=1024 streams=1 priority=2\n");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ ok: true, lease: { worker_id: "w9", gpu_id: "GPU-1" } });
+    expect(await (await app.request("/v1/gpus/GPU-1/ctl")).text()).toBe("LEASE GPU-1\nLEASE w9 mem=1024 streams=1 priority=2\n");
+    expect((await post("FROBNICATE")).status).toBe(422);
+    expect((await post("RESET", "application/json")).status).toBe(415);
+    expect(await (await post("RESET")).json()).toEqual({ ok: true, message: "reset GPU-1: 1 lease(s) released" });
+  });
+});
+
+describe("models", () => {
+  test("PUT /v1/models/active switches the active model", async () => {
+    const put = (body: unknown) => app.request("/v1/models/active", { ...json(body), method: "PUT" });
+    expect(await (await put({ model_id: "vision-base-v1" })).json()).toEqual({ active: "vision-base-v1" });
+    const unknown = await put({ model_id: "ghost" });
+    expect(unknown.status).toBe(422);
+    expect(await error(unknown)).toMatchObject({ field: "model_id" });
+  });
+
+  test("without a registry it is a 409 that says what to do", async () => {
+    host.close();
+    build({ catalog: () => catalog });
+    const res = await app.request("/v1/models/active", { ...json({ model_id: "vision-base-v1" }), method: "PUT" });
+    expect(res.status).toBe(409);
+    expect((await error(res)).message).toContain("--registry DIR");
+  });
+});

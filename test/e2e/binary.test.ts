@@ -1,0 +1,86 @@
+/**
+ * The compiled binary end to end, as an operator runs it: `serve --mock --publish` against the
+ * mock console, driven with real HTTP requests; its job runs in the binary's own `run-kernel`.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { type MockConsole, startMockConsole } from "../../mock/console/server.ts";
+import { bunRuntime } from "../../src/runtime/bun.ts";
+import { sha256Hex } from "../../src/util/sha256.ts";
+import { REPO, tempDir, until } from "../helpers.ts";
+
+const BIN = join(REPO, "dist", "gpu-bridge-host");
+let mock: MockConsole;
+let state: { path: string; cleanup: () => void };
+beforeAll(async () => {
+  mock = await startMockConsole(bunRuntime(), { token: "console-token" });
+  state = tempDir("gbh-e2e-");
+});
+afterAll(async () => {
+  await mock.close();
+  state.cleanup();
+});
+
+test.skipIf(!existsSync(BIN))("the compiled binary serves the API, runs a job and mirrors it into the VM (needs make build)", async () => {
+  const proc = Bun.spawn(
+    [BIN, "serve", "--mock", "--publish", "--interval-ms", "60000", "--tcp-port", String(mock.port), "--auth-token", "console-token",
+      "--listen", "127.0.0.1:0", "--state-dir", state.path],
+    { cwd: "/", stderr: "pipe", stdout: "ignore" },
+  );
+  let log = "";
+  const reader = proc.stderr.getReader();
+  const pump = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      log += new TextDecoder().decode(value);
+    }
+  })();
+  try {
+    await until(() => /listening on http:\/\/127\.0\.0\.1:\d+/.test(log), 10_000, "the API to listen");
+    const base = `http://127.0.0.1:${/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(log)![1]}`;
+    const token = readFileSync(join(state.path, "api-token"), "utf8").trim();
+    const auth = { Authorization: `Bearer ${token}`, "content-type": "application/json" };
+
+    expect(await (await fetch(`${base}/healthz`)).json()).toMatchObject({ status: "ok", gpus: 2 });
+    const unauthorised = await fetch(`${base}/v1/leases`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    expect(unauthorised.status).toBe(401);
+
+    const leaseRes = await fetch(`${base}/v1/leases`, {
+      method: "POST",
+      headers: auth,
+      body: JSON.stringify({ gpu_id: "GPU-0", worker_id: "e2e", mem_mb: 2048, streams: 1, ttl_s: 120, priority: 7 }),
+    });
+    expect(leaseRes.status).toBe(201);
+    const lease = (await leaseRes.json()) as { id: string };
+
+    const ptx = readFileSync(join(REPO, "src/job/ptx/matmul.ptx"));
+    const jobRes = await fetch(`${base}/v1/leases/${lease.id}/jobs`, {
+      method: "POST",
+      headers: auth,
+      body: JSON.stringify({
+        job: "e2e-matmul", kernel: "matmul", grid: [2, 1, 1], block: [64, 1, 1], bytes_hash: `sha256:${sha256Hex(ptx)}`,
+        inputs: [], outputs: [], timeout_ms: 20_000, payload_b64: ptx.toString("base64"),
+      }),
+    });
+    expect(jobRes.status).toBe(202);
+    let job: { state: string; result: { size: number } | null } = { state: "QUEUED", result: null };
+    for (let i = 0; i < 200 && job.state !== "OK" && job.state !== "ERR"; i++) {
+      job = (await (await fetch(`${base}/v1/jobs/e2e-matmul`)).json()) as typeof job;
+      await Bun.sleep(50);
+    }
+    expect(job).toMatchObject({ state: "OK", result: { size: 128 } });
+
+    await until(() => mock.state.read("/gpu/GPU-0/status")?.includes('"job":"e2e-matmul","state":"OK"') === true, 5000, "the status in the VM");
+    expect(mock.state.read("/gpu/GPU-0/ctl")).toBe("LEASE GPU-0\nLEASE e2e mem=2048 streams=1 priority=7\n");
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toContain('gpu_bridge_jobs{state="OK"} 1');
+    expect(metrics).toMatch(/gpu_bridge_publishes_total [1-9]/);
+    expect(log).not.toContain(token);
+  } finally {
+    proc.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+    await pump;
+  }
+});
