@@ -8,6 +8,13 @@ DENO := node_modules/.bin/deno
 TSC  := node_modules/.bin/tsc
 SRC  := $(shell find src mock ffi -name '*.ts' 2>/dev/null)
 BIN  := dist/gpu-bridge-host
+BIN_ARM64 := dist/gpu-bridge-host-linux-arm64
+VERSION := $(shell sed -n 's/.*"version": "\(.*\)".*/\1/p' package.json | head -1)
+BUN_VERSION := $(shell sed -n 's/.*"bun": "\(.*\)".*/\1/p' package.json | head -1)
+HOST_ARCH := $(shell uname -m | sed 's/x86_64/x64/; s/aarch64/arm64/')
+PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
+DESTDIR ?=
 FIXTURE := test/fixtures/mock-list.json
 # --bytecode precompiles the bundle, so start-up skips parsing it. --splitting (which needs
 # ESM) keeps each lazily imported module in its own chunk: without it the bundler hoists every
@@ -15,7 +22,7 @@ FIXTURE := test/fixtures/mock-list.json
 # start. bench-startup builds its hello-world floor with the same flags.
 COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting
 
-.PHONY: native-fakes help install run test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api clean
+.PHONY: native-fakes help deps install run build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api clean
 
 help:
 	@echo "make run     run the bridge daemon on the embedded mock defaults"
@@ -32,10 +39,10 @@ node_modules/.installed: package.json package-lock.json
 	@git diff --quiet -- package-lock.json 2>/dev/null || { echo "package-lock.json changed during install"; exit 1; }
 	@touch $@
 
-install: node_modules/.installed
+deps: node_modules/.installed
 
 # Extra bridge flags go in ARGS, e.g. make run ARGS="--log-level debug".
-run: install
+run: deps
 	scripts/run.sh $(ARGS)
 
 ## Tests ---------------------------------------------------------------------
@@ -51,16 +58,16 @@ mock/native/build/libcuda.so.1: mock/native/fake_cuda.c mock/native/fake_ctl.h
 	$(CC) -shared -fPIC -O2 -Wall -Wextra -Werror -o $@ $<
 native-fakes: $(FAKES)
 
-test: install typecheck test-bun test-deno test-binary
+test: deps typecheck test-bun test-deno test-binary test-arm64
 	@awk '{p+=$$1; f+=$$2} END{printf "make test: %d passed, %d failed\n", p, f}' .test-counts
 	@rm -f .test-counts
 
-typecheck: install
+typecheck: deps
 	$(TSC) -p tsconfig.json
 	$(DENO) check --quiet src/ mock/
 
 # Each suite appends "passed failed" to .test-counts; `make test` prints the sum last.
-test-bun: install native-fakes $(BIN)
+test-bun: deps native-fakes $(BIN) dist
 	$(BUN) test 2>&1 | tee .test-bun.log
 	@awk '/^ *[0-9]+ pass$$/{p=$$1} /^ *[0-9]+ fail$$/{f=$$1} /^ *[0-9]+ skip$$/{s=$$1} \
 	  END{printf "bun test: %d passed, %d failed%s\n", p, f, (s ? sprintf(", %d skipped", s) : ""); \
@@ -68,7 +75,7 @@ test-bun: install native-fakes $(BIN)
 	@rm -f .test-bun.log
 
 # The pure core and the --list path also run on Deno.
-test-deno: install native-fakes
+test-deno: deps native-fakes
 	$(DENO) run --quiet -A src/main.ts --mock --list | cmp - $(FIXTURE)
 	NO_COLOR=1 $(DENO) test --quiet -A test/deno/core_deno.ts 2>&1 | tee .test-deno.log
 	@awk '/passed \|/{for(i=1;i<=NF;i++){if($$(i+1)=="passed")p=$$i; if($$(i+1)=="failed")f=$$i}} \
@@ -89,6 +96,52 @@ $(BIN): node_modules/.installed $(SRC) Makefile
 	$(BUN) build $(COMPILE_FLAGS) src/main.ts --outfile $@ >/dev/null
 	@echo "built $@"
 
+# The arm64 Bun runtime comes from npm (@oven/bun-linux-aarch64, pinned to our Bun) and is
+# handed to the compiler, so nothing is downloaded at build time.
+ARM64_RUNTIME := build/bun-linux-aarch64-$(BUN_VERSION)/package/bin/bun
+$(ARM64_RUNTIME): package.json
+	@mkdir -p build/bun-linux-aarch64-$(BUN_VERSION)
+	cd build && npm pack @oven/bun-linux-aarch64@$(BUN_VERSION) --pack-destination . --loglevel=error >/dev/null
+	tar xzf build/oven-bun-linux-aarch64-$(BUN_VERSION).tgz -C build/bun-linux-aarch64-$(BUN_VERSION)
+	@touch $@
+
+build-arm64: $(BIN_ARM64)
+
+$(BIN_ARM64): node_modules/.installed $(SRC) Makefile $(ARM64_RUNTIME)
+	@mkdir -p dist
+	$(BUN) build $(COMPILE_FLAGS) --target=bun-linux-arm64 --compile-executable-path $(ARM64_RUNTIME) \
+	  src/main.ts --outfile $@ >/dev/null
+	@echo "built $@"
+
+test-arm64: $(BIN_ARM64)
+	scripts/test-arm64.sh
+
+## Packaging -----------------------------------------------------------------
+
+# A staged folder per architecture holds what a tarball ships: the binary, the systemd unit
+# (written for /usr/local), the environment file, the README and install.sh. `make dist` tars
+# it; `make install` runs its install.sh, so both install the same way.
+STAGE = dist/gpu-bridge-host-$(VERSION)-linux-$(1)
+PACKAGED := packaging/gpu-bridge-host.service.in packaging/gpu-bridge-host.env packaging/install.sh README.md
+
+dist/gpu-bridge-host-$(VERSION)-linux-%/gpu-bridge-host: $(PACKAGED) $(BIN) $(BIN_ARM64)
+	@rm -rf $(@D); mkdir -p $(@D)
+	sed -e 's|@PREFIX@|/usr/local|g' -e 's|@SYSCONFDIR@|/etc|g' packaging/gpu-bridge-host.service.in > $(@D)/gpu-bridge-host.service
+	cp packaging/gpu-bridge-host.env packaging/install.sh README.md $(@D)/
+	cp $(if $(filter arm64,$*),$(BIN_ARM64),$(BIN)) $@
+
+dist/gpu-bridge-host-$(VERSION)-linux-%.tar.gz: dist/gpu-bridge-host-$(VERSION)-linux-%/gpu-bridge-host
+	tar czf $@ -C dist gpu-bridge-host-$(VERSION)-linux-$*
+	@echo "wrote $@"
+
+.PRECIOUS: dist/gpu-bridge-host-$(VERSION)-linux-%/gpu-bridge-host
+dist: $(call STAGE,x64).tar.gz $(call STAGE,arm64).tar.gz
+
+# make install [PREFIX=/usr/local] [SYSCONFDIR=/etc] [DESTDIR=] [ARCH=x64|arm64]
+ARCH ?= $(HOST_ARCH)
+install: $(call STAGE,$(ARCH))/gpu-bridge-host
+	PREFIX=$(PREFIX) SYSCONFDIR=$(SYSCONFDIR) DESTDIR=$(DESTDIR) $(call STAGE,$(ARCH))/install.sh
+
 ## Benchmarks ----------------------------------------------------------------
 
 bench: bench-startup bench-publish bench-stats bench-leases bench-api
@@ -96,13 +149,13 @@ bench: bench-startup bench-publish bench-stats bench-leases bench-api
 bench-startup: $(BIN)
 	COMPILE_FLAGS="$(COMPILE_FLAGS)" $(BUN) bench/startup.ts
 
-bench-publish: install
+bench-publish: deps
 	$(BUN) bench/publish.ts
 
-bench-stats: install native-fakes
+bench-stats: deps native-fakes
 	$(BUN) bench/stats.ts
 
-bench-leases: install
+bench-leases: deps
 	$(BUN) bench/leases.ts
 
 bench-api: $(BIN)
@@ -110,4 +163,4 @@ bench-api: $(BIN)
 	$(BUN) bench/api.ts
 
 clean:
-	rm -rf dist .test-counts mock/native/build
+	rm -rf dist build .test-counts mock/native/build
