@@ -68,7 +68,7 @@ typecheck: deps
 
 # Each suite appends "passed failed" to .test-counts; `make test` prints the sum last.
 test-bun: deps native-fakes $(BIN) dist
-	$(BUN) test 2>&1 | tee .test-bun.log
+	$(BUN) test --timeout 20000 2>&1 | tee .test-bun.log
 	@awk '/^ *[0-9]+ pass$$/{p=$$1} /^ *[0-9]+ fail$$/{f=$$1} /^ *[0-9]+ skip$$/{s=$$1} \
 	  END{printf "bun test: %d passed, %d failed%s\n", p, f, (s ? sprintf(", %d skipped", s) : ""); \
 	      printf "%d %d\n", p, f >> ".test-counts"}' .test-bun.log

@@ -28,11 +28,15 @@ export interface LogSink {
 export function createLogger(sink: LogSink, scope = "bridge"): Logger {
   const min = RANK[sink.level];
   const now = sink.now ?? (() => new Date());
-  const secrets = (sink.secrets ?? []).filter((s) => s.length > 0);
+  // A secret is masked where it stands alone (as in an echoed "AUTH <token>" line), never
+  // inside other words: masking a short token everywhere would shred the log.
+  const masks = (sink.secrets ?? [])
+    .filter((s) => s.length > 0)
+    .map((s) => new RegExp(`(?<![A-Za-z0-9._~+/=-])${s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?![A-Za-z0-9._~+/=-])`, "g"));
   const emit = (level: Level, message: string) => {
     if (RANK[level] < min) return;
     let text = message;
-    for (const secret of secrets) text = text.split(secret).join("***");
+    for (const mask of masks) text = text.replace(mask, "***");
     sink.write(`${now().toISOString()} ${level.toUpperCase().padEnd(5)} ${scope}: ${text}\n`);
   };
   return {

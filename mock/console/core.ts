@@ -8,6 +8,7 @@ import { LIMITS } from "../../src/namespace/limits.ts";
 import type { Namespace } from "../../src/namespace/mod.ts";
 import { CtlReceiver } from "../../src/snapshot/receiver.ts";
 import type { Faults } from "./faults.ts";
+import { QueenTelemetry } from "./queen.ts";
 import { listDir, treeFiles } from "./tree.ts";
 
 export const CTL = "/gpu/bridge/ctl";
@@ -37,6 +38,7 @@ export class ConsoleState {
   readonly now: () => number;
   faults: Faults = {};
   readonly receiver = new CtlReceiver();
+  readonly queen = new QueenTelemetry();
   files = new Map<string, string>([[CTL, ""]]);
   tree: Namespace | null = null;
   publishes = 0;
@@ -182,6 +184,7 @@ export class ConsoleConnection {
     if (new TextEncoder().encode(payload).length > LIMITS.echoPayloadBytes || /[\r\n]/.test(payload)) {
       return { lines: [`ERR ECHO reason=policy detail=invalid-payload path=${path} error=payload too long`] };
     }
+    if (s.queen.handles(path)) return { lines: [s.queen.echo(path, payload)] };
     if (path !== CTL) return { lines: [`ERR ECHO reason=not-found path=${path}`] };
     if (this.#role !== "queen") return { lines: [`ERR ECHO reason=policy detail=queen-only path=${path}`] };
     const result = s.receiver.accept(payload);
@@ -197,7 +200,7 @@ export class ConsoleConnection {
   }
 
   #cat(path: string): Reply {
-    const text = this.#state.read(path);
+    const text = this.#state.queen.handles(path) ? this.#state.queen.latest(path) : this.#state.read(path);
     if (text === undefined) return { lines: [`ERR CAT reason=not-found path=${path}`] };
     const body = text === "" ? [] : text.replace(/\n$/, "").split("\n");
     return { lines: [`OK CAT path=${path} bytes=${new TextEncoder().encode(text).length}`, ...body, "END"] };

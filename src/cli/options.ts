@@ -31,6 +31,10 @@ export interface BridgeOptions {
   readonly bundleDir: string | undefined;
   readonly runner: "auto" | "cpu" | "cuda";
   readonly maxStreamsPerGpu: number;
+  /** The device id telemetry is filed under at the Queen (default: the host name). */
+  readonly deviceId: string | undefined;
+  readonly spoolMaxBytes: number;
+  readonly queenSegmentBytes: number;
   /** Where the API listens (serve and the daemon); null: no API. */
   readonly listen: { readonly host: string; readonly port: number } | null;
   readonly apiToken: string | undefined;
@@ -88,6 +92,9 @@ const BRIDGE_FLAGS: readonly FlagSpec[] = [
   { name: "bundle-dir", kind: "string" },
   { name: "runner", kind: "choice", choices: ["auto", "cpu", "cuda"] },
   { name: "max-streams-per-gpu", kind: "int", min: 1, max: 1024 },
+  { name: "device-id", kind: "string" },
+  { name: "spool-max-mb", kind: "int", min: 1, max: 1 << 20 },
+  { name: "queen-segment-kb", kind: "int", min: 1, max: 1 << 20 },
   { name: "listen", kind: "string" },
   { name: "no-api", kind: "bool" },
   { name: "allow-remote", kind: "bool" },
@@ -211,10 +218,21 @@ function bridgeOptions(
       bundleDir: values["bundle-dir"] as string | undefined,
       runner: (values.runner as "auto" | "cpu" | "cuda" | undefined) ?? "auto",
       maxStreamsPerGpu: (values["max-streams-per-gpu"] as number | undefined) ?? 16,
+      deviceId: deviceId(values["device-id"] as string | undefined),
+      spoolMaxBytes: ((values["spool-max-mb"] as number | undefined) ?? 256) * 1024 * 1024,
+      queenSegmentBytes: ((values["queen-segment-kb"] as number | undefined) ?? 64) * 1024,
       listen: values["no-api"] === true ? null : parseListen(values, env),
       apiToken: values["api-token"] as string | undefined,
     },
   };
+}
+
+/** A device id the Queen's paths can hold: 1-64 characters of A-Z a-z 0-9 . _ -. */
+function deviceId(raw: string | undefined): string | undefined {
+  if (raw !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(raw)) {
+    throw new UsageError(`Option --device-id must be 1-64 characters of A-Z a-z 0-9 . _ -, got ${JSON.stringify(raw)}`);
+  }
+  return raw;
 }
 
 export const DEFAULT_LISTEN = { host: "127.0.0.1", port: 31338 };

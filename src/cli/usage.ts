@@ -40,6 +40,11 @@ Leases and jobs (with --interval-ms or serve):
   --runner KIND          auto (default: cuda on real GPUs, cpu on the mock), cpu or cuda
   --max-streams-per-gpu N  streams that may be leased on one GPU at once (default 16)
 
+Telemetry (with --interval-ms or serve):
+  --device-id ID         the device the Queen files this host's telemetry under (default: host name)
+  --spool-max-mb N       local spool cap; past it the oldest segment is dropped (default 256)
+  --queen-segment-kb N   start a new Queen segment past this many bytes (default 64)
+
 Local API (with --interval-ms or serve):
   --listen HOST:PORT     where the HTTP API listens (default 127.0.0.1:31338)
   --allow-remote         allow a non-loopback --listen (needs an explicit token)

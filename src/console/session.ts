@@ -33,6 +33,8 @@ export class ConsoleSession {
   readonly #onOther: (line: string) => void;
   readonly #onClose: (error: ConsoleError) => void;
   #waiter: Waiter | null = null;
+  /** Collects the lines after an ack (CAT, LS) until `END`. */
+  #collector: { lines: string[]; done: () => void } | null = null;
   #closed: ConsoleError | null = null;
   #busy = false;
   /** Frames written so far. */
@@ -95,6 +97,24 @@ export class ConsoleSession {
     }
   }
 
+  /** Sends `line` and returns the content lines that follow its ack, up to `END` (CAT, LS). */
+  async requestLines(line: string, verb: string, signal?: AbortSignal): Promise<string[]> {
+    const lines: string[] = [];
+    let done!: () => void;
+    const ended = new Promise<void>((resolve) => (done = resolve));
+    this.#collector = { lines, done };
+    try {
+      await this.request(line, verb, signal);
+      const timeout = new ConsoleError("timeout", `No END after ${verb} within ${this.#ackTimeoutMs} ms`);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([ended, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(timeout), this.#ackTimeoutMs)))])
+        .finally(() => clearTimeout(timer));
+      return lines;
+    } finally {
+      this.#collector = null;
+    }
+  }
+
   /** Closes the connection. */
   close(): void {
     this.#fail(new ConsoleError("closed", "Connection closed by the bridge"));
@@ -130,6 +150,9 @@ export class ConsoleSession {
     if (ack !== null && waiter !== null && ack.verb === waiter.verb) {
       this.#waiter = null;
       waiter.resolve(ack);
+    } else if (this.#collector !== null && this.#waiter === null) {
+      if (line === "END") this.#collector.done();
+      else this.#collector.lines.push(line);
     } else {
       this.#onOther(line);
     }

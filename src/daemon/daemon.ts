@@ -24,6 +24,8 @@ import { buildNamespace, type Namespace } from "../namespace/mod.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { makeSnapshot, type Snapshot } from "../snapshot/encode.ts";
 import { Publisher } from "./publisher.ts";
+import { Spool } from "../telemetry/spool.ts";
+import { TelemetryForwarder } from "../telemetry/forward.ts";
 
 /** Daemon settings beyond the bridge's flags (tests shorten them). */
 export interface DaemonTuning {
@@ -45,6 +47,7 @@ export interface Daemon {
   gpus(): readonly GpuInfo[];
   /** The model registry (switching the active model needs --registry). */
   readonly models: ApiModels;
+  readonly telemetry: { readonly spool: Spool; readonly forwarder: TelemetryForwarder | null; readonly deviceId: string; spooled(): void };
   /** The namespace as it would be published now. */
   namespace(): Promise<Namespace>;
   snapshot(): Promise<Snapshot>;
@@ -87,6 +90,11 @@ export async function startDaemon(
     return buildNamespace(gpus, catalog(), (id) => host.nodeLogs(id));
   };
   const snapshot = async () => makeSnapshot(await namespace());
+  const deviceId = options.deviceId ?? (hostname().replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 64) || "host");
+  const spool = Spool.open({ dir: join(options.stateDir, "telemetry"), log: log.child("telemetry"), capBytes: options.spoolMaxBytes });
+  const forwarder = options.publish
+    ? new TelemetryForwarder({ spool, deviceId, log: log.child("telemetry"), queenSegmentBytes: options.queenSegmentBytes })
+    : null;
   if (options.publish) {
     publisher = new Publisher({
       connect: runtime.connect,
@@ -98,6 +106,7 @@ export async function startDaemon(
       ...(tuning.refreshMs !== undefined && { refreshMs: tuning.refreshMs }),
       ...(tuning.pingIdleMs !== undefined && { pingIdleMs: tuning.pingIdleMs }),
       ...(tuning.backoff !== undefined && { backoff: tuning.backoff }),
+      ...(forwarder !== null && { sidecar: forwarder }),
     });
     void publisher.start();
   }
@@ -120,6 +129,7 @@ export async function startDaemon(
     host,
     backend,
     models,
+    telemetry: { spool, forwarder, deviceId, spooled: () => publisher?.notifyWork() },
     gpus: () => gpus,
     namespace,
     snapshot,
@@ -128,6 +138,7 @@ export async function startDaemon(
       registry?.close();
       await publisher?.stop();
       host.close();
+      spool.close();
     },
   };
 }
@@ -171,7 +182,11 @@ export async function startApi(
   daemon: Daemon,
   deps: { readonly runtime: Runtime; readonly log: Logger },
 ): Promise<{ port: number; token: string; close(): Promise<void> }> {
-  const [{ createApp }, { resolveApiToken }] = await Promise.all([import("../api/app.ts"), import("../api/auth.ts")]);
+  const [{ createApp }, { resolveApiToken }, { telemetryRoutes }] = await Promise.all([
+    import("../api/app.ts"),
+    import("../api/auth.ts"),
+    import("../telemetry/api.ts"),
+  ]);
   const { token, source } = resolveApiToken(options.apiToken, process.env, options.stateDir);
   const log = deps.log.child("api");
   const app = createApp({
@@ -187,6 +202,11 @@ export async function startApi(
     publisher: daemon.publisher,
     ...(options.publish && { console: { host: options.tcpHost, port: options.tcpPort } }),
     models: daemon.models,
+    extensions: [telemetryRoutes({ ...daemon.telemetry, catalog: daemon.models.catalog })],
+    telemetryMetrics: () => {
+      const s = daemon.telemetry.spool.stats();
+      return { spooledRecords: s.records, spooledBytes: s.bytes, forwarded: daemon.telemetry.forwarder?.forwarded ?? 0, dropped: daemon.telemetry.spool.dropped };
+    },
   });
   const listen = options.listen!;
   const server = await deps.runtime.serve(listen.host, listen.port, app.fetch);

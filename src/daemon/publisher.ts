@@ -29,6 +29,17 @@ export interface PublisherOptions {
   readonly debounceMs?: number;
   readonly backoff?: BackoffPolicy;
   readonly random?: () => number;
+  /** Other traffic that rides the same connection between publishes (telemetry forwarding). */
+  readonly sidecar?: Sidecar;
+}
+
+/** Work the publisher does over its connection while no snapshot is due. */
+export interface Sidecar {
+  hasWork(): boolean;
+  /** Milliseconds until work that is paused may resume (0: none paused). */
+  pausedFor(): number;
+  /** Does one unit of work; link failures throw. */
+  step(session: ConsoleSession, signal: AbortSignal): Promise<void>;
 }
 
 /** The last successful publish. */
@@ -53,7 +64,7 @@ export interface PublisherStats {
   readonly durations: Histogram;
 }
 
-type Wake = "interval" | "change" | "ping" | "closed" | "stop";
+type Wake = "interval" | "change" | "ping" | "closed" | "work" | "stop";
 
 /** The daemon's console side. */
 export class Publisher {
@@ -67,7 +78,7 @@ export class Publisher {
     lastError: null,
     durations: new Histogram(PUBLISH_BUCKETS),
   };
-  readonly #o: Required<Omit<PublisherOptions, "random">> & { random: () => number };
+  readonly #o: Required<Omit<PublisherOptions, "random" | "sidecar">> & { random: () => number; sidecar?: Sidecar };
   readonly #stop = new AbortController();
   #session: ConsoleSession | null = null;
   #vmSha: string | null = null;
@@ -107,6 +118,11 @@ export class Publisher {
     }, this.#o.debounceMs);
   }
 
+  /** Signals that the sidecar has new work (telemetry was spooled). */
+  notifyWork(): void {
+    this.#wake?.("work");
+  }
+
   /** Abandons any in-flight publish, closes the connection and waits for the loop to end. */
   async stop(): Promise<void> {
     this.#stop.abort();
@@ -130,6 +146,12 @@ export class Publisher {
           attempt = 0;
         } else {
           this.stats.skippedUnchanged++;
+        }
+        // Between publishes, and yielding to any snapshot change, the sidecar uses the link.
+        const sidecar = this.#o.sidecar;
+        while (sidecar?.hasWork() && !this.#dirty && !this.#stop.signal.aborted) {
+          await sidecar.step(this.#session!, this.#stop.signal);
+          this.#lastTrafficAt = Date.now();
         }
         const why = await this.#sleep();
         if (why === "closed") throw this.#session?.closedError ?? new Error("The console connection ended");
@@ -208,7 +230,8 @@ export class Publisher {
   #sleep(): Promise<Wake> {
     if (this.#dirty) return Promise.resolve("change");
     const untilPing = Math.max(0, this.#lastTrafficAt + this.#o.pingIdleMs - Date.now());
-    const wait = Math.min(this.#o.intervalMs, untilPing);
+    const paused = this.#o.sidecar?.pausedFor() ?? 0;
+    const wait = Math.min(this.#o.intervalMs, untilPing, paused > 0 ? paused : Infinity);
     return new Promise<Wake>((resolve) => {
       const timer = setTimeout(() => done(wait === untilPing && untilPing < this.#o.intervalMs ? "ping" : "interval"), wait);
       const done = (why: Wake) => {

@@ -1,0 +1,104 @@
+/**
+ * `gpu-telemetry/v1` records (contract section 3): validated with valibot, completed from the
+ * active model, and encoded canonically: compact JSON, required fields first then the optional
+ * ones present, in the descriptor's order; `confidence` and `entropy` with six decimals; at
+ * most 4096 bytes. The contract fixes the field names, not every shape; ours are:
+ *   time_window        {"start_ms": <epoch ms>, "end_ms": <epoch ms >= start_ms>}
+ *   latency_histogram  {"le_ms": [increasing bounds], "counts": [one count per bound]}
+ */
+import * as v from "valibot";
+import { quote } from "../namespace/escape.ts";
+import { MAX_RECORD_BYTES, OPTIONAL_FIELDS, REQUIRED_FIELDS, TELEMETRY_SCHEMA_VERSION } from "./schema.ts";
+
+const text = (field: string, max = 128) =>
+  v.pipe(v.string(`${field} must be a string`), v.minLength(1, `${field} must not be empty`), v.maxLength(max, `${field} must be at most ${max} characters`));
+const count = (field: string) =>
+  v.pipe(v.number(`${field} must be a non-negative integer`), v.integer(`${field} must be a non-negative integer`), v.minValue(0, `${field} must be a non-negative integer`));
+const finite = (field: string) => v.pipe(v.number(`${field} must be a number`), v.finite(`${field} must be a finite number`));
+
+export const TelemetryRecordSchema = v.strictObject({
+  schema_version: v.literal(TELEMETRY_SCHEMA_VERSION, `schema_version must be "${TELEMETRY_SCHEMA_VERSION}"`),
+  device_id: text("device_id"),
+  model_id: v.optional(text("model_id")),
+  time_window: v.pipe(
+    v.strictObject({ start_ms: count("time_window.start_ms"), end_ms: count("time_window.end_ms") }, "time_window must be {start_ms, end_ms}"),
+    v.check((w) => w.end_ms >= w.start_ms, "time_window.end_ms must not be before start_ms"),
+  ),
+  token_count: count("token_count"),
+  latency_histogram: v.pipe(
+    v.strictObject(
+      { le_ms: v.array(finite("latency_histogram.le_ms[]")), counts: v.array(count("latency_histogram.counts[]")) },
+      "latency_histogram must be {le_ms, counts}",
+    ),
+    v.check((h) => h.le_ms.length === h.counts.length && h.le_ms.length > 0, "latency_histogram needs one count per bound, at least one"),
+    v.check((h) => h.le_ms.every((b, i) => i === 0 || b > h.le_ms[i - 1]!), "latency_histogram.le_ms must increase"),
+  ),
+  lora_id: v.optional(text("lora_id")),
+  confidence: v.optional(v.pipe(finite("confidence"), v.minValue(0, "confidence must be 0-1"), v.maxValue(1, "confidence must be 0-1"))),
+  entropy: v.optional(v.pipe(finite("entropy"), v.minValue(0, "entropy must not be negative"))),
+  drift: v.optional(finite("drift")),
+  feedback_flags: v.optional(v.array(text("feedback_flags[]", 64), "feedback_flags must be an array of strings")),
+});
+
+/** A record as accepted: `model_id` always present. */
+export type TelemetryRecord = v.InferOutput<typeof TelemetryRecordSchema> & { model_id: string };
+
+/** Where `model_id` and `lora_id` come from when a record leaves them out. */
+export interface ActiveModel {
+  readonly model_id: string;
+  readonly lora_id?: string;
+}
+
+export type RecordResult = { ok: true; record: TelemetryRecord; json: string } | { ok: false; field: string; message: string };
+
+/** Validates one record, fills the model fields, and checks the encoded size. */
+export function acceptRecord(raw: unknown, active: ActiveModel): RecordResult {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    return { ok: false, field: "(record)", message: "a telemetry record must be a JSON object" };
+  }
+  const parsed = v.safeParse(TelemetryRecordSchema, raw);
+  if (!parsed.success) {
+    const issue = parsed.issues[0];
+    const field = v.getDotPath(issue) ?? "(record)";
+    const message = issue.type === "strict_object"
+      ? issue.expected === "never" ? `unknown field ${JSON.stringify(field)}` : `${field} is required`
+      : issue.message;
+    return { ok: false, field, message };
+  }
+  const record = { ...parsed.output } as TelemetryRecord;
+  if (record.model_id === undefined) {
+    record.model_id = active.model_id;
+    if (record.lora_id === undefined && active.lora_id !== undefined) record.lora_id = active.lora_id;
+  }
+  const json = encodeRecord(record);
+  const bytes = new TextEncoder().encode(json).length;
+  if (bytes > MAX_RECORD_BYTES) {
+    return { ok: false, field: "(record)", message: `the record encodes to ${bytes} bytes, over the ${MAX_RECORD_BYTES}-byte limit` };
+  }
+  return { ok: true, record, json };
+}
+
+/** The canonical compact JSON of a record (contract section 3). */
+export function encodeRecord(r: TelemetryRecord): string {
+  const parts: string[] = [];
+  const value = (field: string, x: unknown): string => {
+    if (field === "confidence" || field === "entropy") return (x as number).toFixed(6);
+    if (typeof x === "string") return quote(x);
+    if (typeof x === "number") return JSON.stringify(x);
+    if (Array.isArray(x)) return `[${x.map((e) => value("", e)).join(",")}]`;
+    return `{${Object.entries(x as Record<string, unknown>).map(([k, e]) => `${quote(k)}:${value("", e)}`).join(",")}}`;
+  };
+  for (const field of [...REQUIRED_FIELDS, ...OPTIONAL_FIELDS]) {
+    const x = (r as Record<string, unknown>)[field];
+    if (x !== undefined) parts.push(`${quote(field)}:${value(field, x)}`);
+  }
+  return `{${parts.join(",")}}`;
+}
+
+/** The active model as telemetry sees it: for an adapter (a manifest with `base`), the base is
+ *  the model and the adapter the LoRA. */
+export function activeModelOf(catalog: { active: string; models: readonly { model_id: string; manifest_toml: string }[] }): ActiveModel {
+  const manifest = catalog.models.find((m) => m.model_id === catalog.active)?.manifest_toml ?? "";
+  const base = /^\s*base\s*=\s*"([^"]+)"/m.exec(manifest)?.[1];
+  return base === undefined ? { model_id: catalog.active } : { model_id: base, lora_id: catalog.active };
+}

@@ -1,0 +1,290 @@
+/**
+ * The local telemetry spool: append-only, crash-safe, bounded. Records are CBOR, framed as
+ * `[u32 length][u32 crc32][bytes]` in numbered segment files, and synced to disk before an
+ * append returns (so before the record is acknowledged). At start-up every segment is checked:
+ * a torn tail (a crash mid-write) is cut off with a warning, never accepted. Past the size cap
+ * the oldest segment is dropped, with a counted warning. Forwarding progress (down to the chunk
+ * of the record in flight) is saved with each acknowledged chunk, so nothing is lost or sent
+ * twice across link drops and restarts.
+ */
+import { decodeCbor, encodeCbor } from "../util/cbor.ts";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  statSync,
+  truncateSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "../log.ts";
+import { crc32 } from "../util/crc32.ts";
+
+/** Where forwarding stands: the next record to send, and how far into it. */
+export interface Progress {
+  /** Segment number and record index of the record in flight (or next). */
+  seg: number;
+  index: number;
+  /** Chunks of that record the Queen has acknowledged. */
+  chunk: number;
+  /** The Queen segment being appended to, its next seq and its bytes so far (null: ask for one). */
+  queenSeg: string | null;
+  seq: number;
+  queenBytes: number;
+}
+
+export interface SpoolOptions {
+  readonly dir: string;
+  readonly log: Logger;
+  /** Roll to a new segment file past this size (default 1 MiB). */
+  readonly segmentBytes?: number;
+  /** Drop the oldest segment past this total (default 256 MiB). */
+  readonly capBytes?: number;
+  /** Sync appends and progress to disk (default true; benchmarks measure both). */
+  readonly sync?: boolean;
+}
+
+interface Segment {
+  readonly n: number;
+  readonly path: string;
+  /** Byte offset of each record's frame. */
+  readonly offsets: number[];
+  bytes: number;
+}
+
+const HEADER = 8;
+
+const name = (n: number) => `seg-${String(n).padStart(8, "0")}.spool`;
+
+export class Spool {
+  readonly #o: Required<SpoolOptions>;
+  readonly #segments: Segment[] = [];
+  #fd: number | null = null;
+  #progress: Progress;
+  /** Records dropped by the size cap since start. */
+  dropped = 0;
+  /** fsync calls and their total time, for the benchmark. */
+  syncs = 0;
+  syncMs = 0;
+
+  private constructor(o: Required<SpoolOptions>) {
+    this.#o = o;
+    this.#progress = { seg: 1, index: 0, chunk: 0, queenSeg: null, seq: 1, queenBytes: 0 };
+  }
+
+  /** Opens (creating) the spool in `dir`, repairing torn tails. */
+  static open(options: SpoolOptions): Spool {
+    const spool = new Spool({ segmentBytes: 1 << 20, capBytes: 256 << 20, sync: true, ...options });
+    mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+    for (const file of readdirSync(options.dir).filter((f) => /^seg-\d{8}\.spool$/.test(f)).sort()) {
+      spool.#segments.push(spool.#scan(Number(file.slice(4, 12)), join(options.dir, file)));
+    }
+    const saved = join(options.dir, "progress.json");
+    if (existsSync(saved)) {
+      try {
+        spool.#progress = { ...spool.#progress, ...(JSON.parse(readFileSync(saved, "utf8")) as Progress) };
+      } catch {
+        options.log.warn(`spool: ${saved} is unreadable; forwarding restarts at the oldest record`);
+      }
+    }
+    spool.#clampProgress();
+    return spool;
+  }
+
+  /** Appends records and syncs them to disk before returning. */
+  append(records: readonly unknown[]): void {
+    if (records.length === 0) return;
+    let seg = this.#segments.at(-1);
+    if (seg === undefined || seg.bytes >= this.#o.segmentBytes) seg = this.#roll();
+    const frames: Uint8Array[] = [];
+    for (const r of records) {
+      // Plain CBOR per frame: with cbor-x's default shared "record" structures, a frame read
+      // alone after a restart would decode as {}.
+      const body = encodeCbor(r);
+      const frame = new Uint8Array(HEADER + body.length);
+      const view = new DataView(frame.buffer);
+      view.setUint32(0, body.length, true);
+      view.setUint32(4, crc32(body), true);
+      frame.set(body, HEADER);
+      seg.offsets.push(seg.bytes + frames.reduce((n, f) => n + f.length, 0));
+      frames.push(frame);
+    }
+    const all = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+    let at = 0;
+    for (const f of frames) (all.set(f, at), (at += f.length));
+    this.#fd ??= openSync(seg.path, "a", 0o600);
+    writeSync(this.#fd, all);
+    this.#sync(this.#fd);
+    seg.bytes += all.length;
+    this.#enforceCap();
+  }
+
+  /** The record at the forwarding position, or null when everything was forwarded. */
+  next(): { record: unknown; progress: Readonly<Progress> } | null {
+    const p = this.#progress;
+    const seg = this.#segments.find((s) => s.n === p.seg);
+    if (seg === undefined || p.index >= seg.offsets.length) return null;
+    return { record: this.#read(seg, p.index), progress: p };
+  }
+
+  /** Records progress within the record in flight (a chunk was acknowledged). */
+  saveProgress(update: Partial<Progress>): void {
+    Object.assign(this.#progress, update);
+    this.#persist();
+  }
+
+  /** The record in flight is fully acknowledged: move past it, deleting consumed segments. */
+  advance(queen: Pick<Progress, "queenSeg" | "seq" | "queenBytes">): void {
+    const p = this.#progress;
+    Object.assign(p, queen, { index: p.index + 1, chunk: 0 });
+    this.#clampProgress();
+    this.#persist();
+  }
+
+  /** Every record still spooled, oldest first (for export). */
+  *records(): Generator<unknown> {
+    for (const seg of this.#segments) for (let i = 0; i < seg.offsets.length; i++) yield this.#read(seg, i);
+  }
+
+  /** Records and bytes waiting, for metrics. */
+  stats(): { records: number; bytes: number; segments: number } {
+    const p = this.#progress;
+    let records = 0;
+    for (const s of this.#segments) records += s.n < p.seg ? 0 : s.n === p.seg ? s.offsets.length - p.index : s.offsets.length;
+    return { records, bytes: this.#segments.reduce((n, s) => n + s.bytes, 0), segments: this.#segments.length };
+  }
+
+  get progress(): Readonly<Progress> {
+    return this.#progress;
+  }
+
+  close(): void {
+    if (this.#fd !== null) closeSync(this.#fd);
+    this.#fd = null;
+  }
+
+  /** Reads a segment's frames, cutting off a torn or corrupt tail. */
+  #scan(n: number, path: string): Segment {
+    const data = readFileSync(path);
+    const offsets: number[] = [];
+    let at = 0;
+    while (at < data.length) {
+      if (data.length - at < HEADER) break;
+      const len = data.readUInt32LE(at);
+      if (at + HEADER + len > data.length || crc32(data.subarray(at + HEADER, at + HEADER + len)) !== data.readUInt32LE(at + 4)) break;
+      offsets.push(at);
+      at += HEADER + len;
+    }
+    if (at < data.length) {
+      this.#o.log.warn(`spool: ${name(n)} has a torn tail of ${data.length - at} bytes after ${offsets.length} good records (a crash mid-write); cut it off`);
+      truncateSync(path, at);
+    }
+    return { n, path, offsets, bytes: at };
+  }
+
+  #read(seg: Segment, index: number): unknown {
+    const fd = openSync(seg.path, "r");
+    try {
+      const header = new Uint8Array(HEADER);
+      const offset = seg.offsets[index]!;
+      readAt(fd, header, offset);
+      const len = new DataView(header.buffer).getUint32(0, true);
+      const body = new Uint8Array(len);
+      readAt(fd, body, offset + HEADER);
+      return decodeCbor(body);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  #roll(): Segment {
+    if (this.#fd !== null) closeSync(this.#fd);
+    this.#fd = null;
+    const n = (this.#segments.at(-1)?.n ?? 0) + 1;
+    const seg = { n, path: join(this.#o.dir, name(n)), offsets: [], bytes: 0 };
+    this.#segments.push(seg);
+    return seg;
+  }
+
+  /** Past the cap, the oldest segment goes, forwarded or not: bounded beats unbounded. */
+  #enforceCap(): void {
+    let total = this.#segments.reduce((n, s) => n + s.bytes, 0);
+    while (total > this.#o.capBytes && this.#segments.length > 1) {
+      const old = this.#segments.shift()!;
+      const p = this.#progress;
+      const lost = old.n < p.seg ? 0 : old.n === p.seg ? old.offsets.length - p.index : old.offsets.length;
+      this.dropped += lost;
+      total -= old.bytes;
+      unlinkSync(old.path);
+      this.#o.log.warn(`spool: over its ${this.#o.capBytes}-byte cap; dropped ${name(old.n)} with ${lost} unforwarded records (${this.dropped} dropped so far)`);
+      if (old.n === p.seg && p.chunk > 0) p.queenSeg = null; // its record was half sent: start a clean Queen segment
+      this.#clampProgress();
+    }
+  }
+
+  /** Keeps the position on an existing record, deleting segments it has passed. */
+  #clampProgress(): void {
+    const p = this.#progress;
+    for (;;) {
+      const seg = this.#segments.find((s) => s.n >= p.seg);
+      if (seg === undefined) {
+        p.seg = (this.#segments.at(-1)?.n ?? p.seg - 1) + 1;
+        p.index = 0;
+        return;
+      }
+      if (seg.n > p.seg) Object.assign(p, { seg: seg.n, index: 0, chunk: 0 });
+      const last = seg === this.#segments.at(-1);
+      if (p.index < seg.offsets.length || last) break;
+      // Fully forwarded and no longer written to: delete it.
+      this.#segments.splice(this.#segments.indexOf(seg), 1);
+      unlinkSync(seg.path);
+      Object.assign(p, { seg: seg.n + 1, index: 0, chunk: 0 });
+    }
+    for (const old of this.#segments.filter((s) => s.n < p.seg)) {
+      this.#segments.splice(this.#segments.indexOf(old), 1);
+      unlinkSync(old.path);
+    }
+  }
+
+  #persist(): void {
+    const path = join(this.#o.dir, "progress.json");
+    const fd = openSync(`${path}.tmp`, "w", 0o600);
+    try {
+      writeSync(fd, JSON.stringify(this.#progress));
+      this.#sync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(`${path}.tmp`, path);
+  }
+
+  #sync(fd: number): void {
+    if (!this.#o.sync) return;
+    const t0 = performance.now();
+    fsyncSync(fd);
+    this.syncs++;
+    this.syncMs += performance.now() - t0;
+  }
+}
+
+function readAt(fd: number, buf: Uint8Array, position: number): void {
+  let got = 0;
+  while (got < buf.length) {
+    const n = readSync(fd, buf, got, buf.length - got, position + got);
+    if (n === 0) throw new Error("spool: unexpected end of segment");
+    got += n;
+  }
+}
+
+/** Size of the spool directory's segment files (for quick checks). */
+export function spoolBytes(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  return readdirSync(dir).filter((f) => f.endsWith(".spool")).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+}
