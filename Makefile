@@ -22,7 +22,7 @@ FIXTURE := test/fixtures/mock-list.json
 # start. bench-startup builds its hello-world floor with the same flags.
 COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting
 
-.PHONY: native-fakes help deps install run build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api clean
+.PHONY: native-fakes help deps install run build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry clean
 
 help:
 	@echo "make run     run the bridge daemon on the embedded mock defaults"
@@ -144,7 +144,7 @@ install: $(call STAGE,$(ARCH))/gpu-bridge-host
 
 ## Benchmarks ----------------------------------------------------------------
 
-bench: bench-startup bench-publish bench-stats bench-leases bench-api
+bench: bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry
 
 bench-startup: $(BIN)
 	COMPILE_FLAGS="$(COMPILE_FLAGS)" $(BUN) bench/startup.ts
@@ -157,6 +157,9 @@ bench-stats: deps native-fakes
 
 bench-leases: deps
 	$(BUN) bench/leases.ts
+
+bench-telemetry: deps
+	$(BUN) bench/telemetry.ts
 
 bench-api: $(BIN)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } || { echo "bench-api needs wrk (apt-get install wrk)"; exit 1; }

@@ -5,7 +5,7 @@
  */
 import process from "node:process";
 import { parseCommand, UsageError } from "./cli/options.ts";
-import { MOCK_CONSOLE_USAGE, SERVE_USAGE, STATS_USAGE, USAGE } from "./cli/usage.ts";
+import { MOCK_CONSOLE_USAGE, MODELS_USAGE, SERVE_USAGE, STATS_USAGE, TELEMETRY_USAGE, USAGE } from "./cli/usage.ts";
 import { VERSION } from "./version.ts";
 import { createLogger } from "./log.ts";
 import { currentNamespace } from "./bridge.ts";
@@ -24,7 +24,13 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
     return 2;
   }
   if (command.kind === "help") {
-    const topics: Record<string, string> = { "mock-console": MOCK_CONSOLE_USAGE, serve: SERVE_USAGE, stats: STATS_USAGE };
+    const topics: Record<string, string> = {
+      "mock-console": MOCK_CONSOLE_USAGE,
+      serve: SERVE_USAGE,
+      stats: STATS_USAGE,
+      telemetry: TELEMETRY_USAGE,
+      models: MODELS_USAGE,
+    };
     await writeStdout(topics[command.topic ?? ""] ?? USAGE);
     return 0;
   }
@@ -47,6 +53,16 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
     const outcome = await runKernel(JSON.parse(input));
     await writeStdout(JSON.stringify(outcome) + "\n");
     return outcome.ok ? 0 : 1;
+  }
+  if (command.kind === "telemetry-push" || command.kind === "telemetry-export" || command.kind === "models-import") {
+    const log = createLogger({ level: "info", write: (l) => void process.stderr.write(l) });
+    try {
+      const { toolCommand } = await import("./tool-commands.ts");
+      return await toolCommand(command, log);
+    } catch (error) {
+      process.stderr.write(`gpu-bridge-host: ${error instanceof Error ? error.message : String(error)}\n`);
+      return 1;
+    }
   }
   if (command.kind === "stats") {
     const log = createLogger({ level: command.options.logLevel, write: (l) => void process.stderr.write(l) });

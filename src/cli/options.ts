@@ -59,7 +59,18 @@ export type Command =
   | { readonly kind: "mock-console"; readonly options: MockConsoleOptions }
   | { readonly kind: "serve"; readonly options: BridgeOptions; readonly warnings: readonly string[] }
   | { readonly kind: "stats"; readonly options: StatsOptions }
-  | { readonly kind: "run-kernel" };
+  | { readonly kind: "run-kernel" }
+  | { readonly kind: "telemetry-push"; readonly file: string; readonly url: string; readonly apiToken: string | undefined; readonly stateDir: string }
+  | { readonly kind: "telemetry-export"; readonly out: string; readonly sinceMs: number | undefined; readonly stateDir: string }
+  | {
+    readonly kind: "models-import";
+    readonly bundle: string;
+    readonly id: string;
+    readonly registry: string;
+    readonly parent: string | undefined;
+    readonly jobId: string | undefined;
+    readonly approval: "pending" | "approved" | "rejected" | undefined;
+  };
 
 /** Options of `stats`. */
 export interface StatsOptions {
@@ -118,13 +129,15 @@ export function parseCommand(argv: readonly string[], env: Readonly<Record<strin
   if (argv[0] === "mock-console") return mockConsoleCommand(argv.slice(1), env);
   if (argv[0] === "serve") return serveCommand(argv.slice(1), env);
   if (argv[0] === "stats") return statsCommand(argv.slice(1));
+  if (argv[0] === "telemetry") return telemetryCommand(argv.slice(1), env);
+  if (argv[0] === "models") return modelsCommand(argv.slice(1));
   // Internal: the per-job child process of the runners (a request on stdin, a result on stdout).
   if (argv[0] === "run-kernel" && argv.length === 1) return { kind: "run-kernel" };
   const { values, positionals } = parseFlags(argv, BRIDGE_FLAGS);
   if (values.help === true) return { kind: "help" };
   if (values.version === true) return { kind: "version" };
   if (positionals.length > 0) {
-    throw new UsageError(`Unknown command or argument ${JSON.stringify(positionals[0])} (commands: serve, stats, mock-console)`);
+    throw new UsageError(`Unknown command or argument ${JSON.stringify(positionals[0])} (commands: serve, stats, telemetry, models, mock-console)`);
   }
   return bridgeCommand(values, env);
 }
@@ -143,6 +156,80 @@ function mockConsoleCommand(argv: readonly string[], env: Readonly<Record<string
       noise: values.noise === true,
       logLevel: (values["log-level"] as LogLevelName | undefined) ?? "info",
     },
+  };
+}
+
+function telemetryCommand(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Command {
+  const sub = argv[0];
+  if (sub === "push") {
+    const { values, positionals } = parseFlags(argv.slice(1), [
+      { name: "url", kind: "string" },
+      { name: "api-token", kind: "string" },
+      { name: "state-dir", kind: "string" },
+      { name: "help", kind: "bool" },
+    ]);
+    if (values.help === true) return { kind: "help", topic: "telemetry" };
+    if (positionals.length !== 1) throw new UsageError("telemetry push needs one FILE of NDJSON records (- for stdin)");
+    return {
+      kind: "telemetry-push",
+      file: positionals[0]!,
+      url: (values.url as string | undefined) ?? `http://${DEFAULT_LISTEN.host}:${DEFAULT_LISTEN.port}`,
+      apiToken: values["api-token"] as string | undefined,
+      stateDir: (values["state-dir"] as string | undefined) ?? defaultStateDir(env),
+    };
+  }
+  if (sub === "export") {
+    const { values, positionals } = parseFlags(argv.slice(1), [
+      { name: "out", kind: "string" },
+      { name: "since", kind: "string" },
+      { name: "state-dir", kind: "string" },
+      { name: "help", kind: "bool" },
+    ]);
+    if (values.help === true) return { kind: "help", topic: "telemetry" };
+    if (positionals.length > 0) throw new UsageError(`telemetry export: unexpected argument ${JSON.stringify(positionals[0])}`);
+    if (values.out === undefined) throw new UsageError("telemetry export needs --out FILE");
+    let sinceMs: number | undefined;
+    if (values.since !== undefined) {
+      const raw = values.since as string;
+      sinceMs = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
+      if (Number.isNaN(sinceMs)) throw new UsageError(`Option --since needs epoch milliseconds or an RFC 3339 time, got ${JSON.stringify(raw)}`);
+    }
+    return {
+      kind: "telemetry-export",
+      out: values.out as string,
+      sinceMs,
+      stateDir: (values["state-dir"] as string | undefined) ?? defaultStateDir(env),
+    };
+  }
+  if (sub === "--help" || sub === undefined) return { kind: "help", topic: "telemetry" };
+  throw new UsageError(`Unknown telemetry command ${JSON.stringify(sub)} (push, export)`);
+}
+
+function modelsCommand(argv: readonly string[]): Command {
+  if (argv[0] !== "import") {
+    if (argv[0] === "--help" || argv[0] === undefined) return { kind: "help", topic: "models" };
+    throw new UsageError(`Unknown models command ${JSON.stringify(argv[0])} (import)`);
+  }
+  const { values, positionals } = parseFlags(argv.slice(1), [
+    { name: "id", kind: "string" },
+    { name: "registry", kind: "string" },
+    { name: "parent", kind: "string" },
+    { name: "job-id", kind: "string" },
+    { name: "approval", kind: "choice", choices: ["pending", "approved", "rejected"] },
+    { name: "help", kind: "bool" },
+  ]);
+  if (values.help === true) return { kind: "help", topic: "models" };
+  if (positionals.length !== 1) throw new UsageError("models import needs one DIR: the adapter bundle");
+  if (values.id === undefined) throw new UsageError("models import needs --id ID");
+  if (values.registry === undefined) throw new UsageError("models import needs --registry DIR");
+  return {
+    kind: "models-import",
+    bundle: positionals[0]!,
+    id: values.id as string,
+    registry: values.registry as string,
+    parent: values.parent as string | undefined,
+    jobId: values["job-id"] as string | undefined,
+    approval: values.approval as "pending" | "approved" | "rejected" | undefined,
   };
 }
 

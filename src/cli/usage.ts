@@ -8,6 +8,8 @@ Usage:
   gpu-bridge-host [--mock] [--registry DIR] --publish [--interval-ms MS] [console options]
   gpu-bridge-host serve [--mock] [--registry DIR] [--publish [--interval-ms MS]] [console options]
   gpu-bridge-host stats [--json] [--mock | --backend NAME] [--sys-root DIR]
+  gpu-bridge-host telemetry push FILE | telemetry export --out FILE [--since T]
+  gpu-bridge-host models import DIR --id ID --registry DIR [--parent ID] [--job-id J] [--approval S]
   gpu-bridge-host mock-console [--port PORT] ...   a local stand-in for the Cohesix console
 
 Inventory and models:
@@ -98,4 +100,29 @@ frequency, the GPU thermal zone, shared memory). A field the hardware does not r
 in --json and "-" in the table.
 
 Library overrides: GPU_BRIDGE_NVML_LIB and GPU_BRIDGE_CUDA_LIB name the libraries to load first.
+`;
+
+export const TELEMETRY_USAGE = `gpu-bridge-host telemetry: feed and read the LoRA loop's telemetry.
+
+Usage:
+  gpu-bridge-host telemetry push FILE [--url URL] [--api-token TOKEN] [--state-dir DIR]
+      Validates gpu-telemetry/v1 records (NDJSON, one per line; - reads stdin) and posts them
+      to the running bridge (default http://127.0.0.1:31338), which spools and forwards them.
+      The token: --api-token, else $GPU_BRIDGE_API_TOKEN, else <state-dir>/api-token.
+  gpu-bridge-host telemetry export --out FILE [--since T] [--state-dir DIR]
+      Writes the spooled records as one CBOR bundle (gpu-telemetry-bundle/v1), optionally only
+      those whose window ends at or after T (epoch ms or RFC 3339). Safe while the bridge runs.
+`;
+
+export const MODELS_USAGE = `gpu-bridge-host models import: stage a trained adapter in the registry.
+
+Usage:
+  gpu-bridge-host models import DIR --id ID --registry REG [--parent ID] [--job-id J]
+      [--approval pending|approved|rejected]
+
+DIR holds adapter.safetensors and lora.json (and optionally metrics.json). The model appears as
+REG/available/ID/ with a manifest.toml recording the parent model (--parent, or base_model in
+lora.json), the training job, the telemetry window, the approval status (default pending) and
+each file's SHA-256 and size. An id or manifest the VM would refuse is refused here. A running
+bridge publishes the new model within a second; make it active with PUT /v1/models/active.
 `;

@@ -59,7 +59,8 @@ function readModels(dir: string, warnings: string[]): ModelEntry[] {
       warnings.push(`Skipping model ${JSON.stringify(name)}: ${entry} is a symlink`);
       continue;
     }
-    if (!stat.isDirectory() || name.trim() === "") continue;
+    // Hidden folders are skipped too: `models import` stages bundles in one before renaming.
+    if (!stat.isDirectory() || name.trim() === "" || name.startsWith(".")) continue;
     const manifestPath = join(entry, "manifest.toml");
     let manifestStat;
     try {

@@ -2,7 +2,9 @@
  * Forwards spooled telemetry to the Queen over the console connection the publisher holds
  * (contract section 10): a segment is asked for through `/queen/telemetry/<device>/ctl`, each
  * record goes as NDJSON in `cohsh-telemetry-push/v1` envelopes small enough for one ECHO, and
- * the spool moves past a record only once its last chunk is acknowledged. A quota refusal
+ * the spool moves past a record only once its last chunk is acknowledged (one sync per record;
+ * after a crash a half-sent record is resent under the same seqs, which the Queen drops as
+ * duplicates, so nothing arrives twice). A quota refusal
  * pauses forwarding (records keep spooling) without holding up snapshot publishes.
  */
 import { ackDelayMs } from "../console/ack.ts";
@@ -100,7 +102,8 @@ export class TelemetryForwarder {
       const chunks = chunkRecord(text, firstSeq);
       for (let c = next.progress.chunk; c < chunks.length; c++) {
         await session.request(`ECHO ${base}/seg/${queenSeg} ${envelope(firstSeq + c, chunks[c]!)}`, "ECHO", signal);
-        if (c < chunks.length - 1) spool.saveProgress({ chunk: c + 1, seq: firstSeq + c + 1 });
+        // In memory only: the record's first seq is durable already, and the Queen drops seqs it has.
+        if (c < chunks.length - 1) spool.saveProgress({ chunk: c + 1, seq: firstSeq + c + 1 }, false);
       }
       spool.advance({ queenSeg, seq: firstSeq + chunks.length, queenBytes: queenBytes + size });
       this.forwarded++;

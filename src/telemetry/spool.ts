@@ -49,6 +49,8 @@ export interface SpoolOptions {
   readonly capBytes?: number;
   /** Sync appends and progress to disk (default true; benchmarks measure both). */
   readonly sync?: boolean;
+  /** Read without repairing or writing anything (export, while a daemon may be appending). */
+  readonly readOnly?: boolean;
 }
 
 interface Segment {
@@ -81,8 +83,9 @@ export class Spool {
 
   /** Opens (creating) the spool in `dir`, repairing torn tails. */
   static open(options: SpoolOptions): Spool {
-    const spool = new Spool({ segmentBytes: 1 << 20, capBytes: 256 << 20, sync: true, ...options });
-    mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+    const spool = new Spool({ segmentBytes: 1 << 20, capBytes: 256 << 20, sync: true, readOnly: false, ...options });
+    if (!options.readOnly) mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+    else if (!existsSync(options.dir)) return spool;
     for (const file of readdirSync(options.dir).filter((f) => /^seg-\d{8}\.spool$/.test(f)).sort()) {
       spool.#segments.push(spool.#scan(Number(file.slice(4, 12)), join(options.dir, file)));
     }
@@ -94,12 +97,13 @@ export class Spool {
         options.log.warn(`spool: ${saved} is unreadable; forwarding restarts at the oldest record`);
       }
     }
-    spool.#clampProgress();
+    if (!options.readOnly) spool.#clampProgress();
     return spool;
   }
 
   /** Appends records and syncs them to disk before returning. */
   append(records: readonly unknown[]): void {
+    if (this.#o.readOnly) throw new Error("Cannot append: the spool was opened read-only");
     if (records.length === 0) return;
     let seg = this.#segments.at(-1);
     if (seg === undefined || seg.bytes >= this.#o.segmentBytes) seg = this.#roll();
@@ -134,10 +138,14 @@ export class Spool {
     return { record: this.#read(seg, p.index), progress: p };
   }
 
-  /** Records progress within the record in flight (a chunk was acknowledged). */
-  saveProgress(update: Partial<Progress>): void {
+  /**
+   * Records progress within the record in flight. `durable: false` keeps it in memory only
+   * (enough to resume after a dropped link); after a crash the record is resent from its first
+   * chunk, under the same seqs, and the Queen drops the ones it already has.
+   */
+  saveProgress(update: Partial<Progress>, durable = true): void {
     Object.assign(this.#progress, update);
-    this.#persist();
+    if (durable) this.#persist();
   }
 
   /** The record in flight is fully acknowledged: move past it, deleting consumed segments. */
@@ -182,7 +190,9 @@ export class Spool {
       offsets.push(at);
       at += HEADER + len;
     }
-    if (at < data.length) {
+    if (at < data.length && this.#o.readOnly) {
+      // Maybe a record being written right now: leave the file alone, read what is whole.
+    } else if (at < data.length) {
       this.#o.log.warn(`spool: ${name(n)} has a torn tail of ${data.length - at} bytes after ${offsets.length} good records (a crash mid-write); cut it off`);
       truncateSync(path, at);
     }

@@ -51,7 +51,7 @@ describe("parseCommand()", () => {
     [["--list", "-x"], 'Unknown option "-x"'],
     [["--list", "--list"], "Option --list was given more than once"],
     [["--list=yes"], 'Option --list takes no value, got "yes"'],
-    [["stray", "--list"], 'Unknown command or argument "stray" (commands: serve, stats, mock-console)'],
+    [["stray", "--list"], 'Unknown command or argument "stray" (commands: serve, stats, telemetry, models, mock-console)'],
     [["mock-console", "--port", "99999"], "Option --port must be 0-65535, got 99999"],
     [["mock-console", "--list"], "Unknown option --list"],
     [["--mock"], "Nothing to do: pass --list, --publish or both (see --help)"],
@@ -105,6 +105,25 @@ describe("parseCommand() for stats and the inventory flags", () => {
       kind: "stats",
       options: { mock: true, backend: "mock", sysRoot: "/", json: true, logLevel: "info" },
     });
+  });
+});
+
+describe("parseCommand() for the tools", () => {
+  test("telemetry push/export and models import take their flags and refuse what is missing", () => {
+    expect(parseCommand(["telemetry", "push", "f.ndjson"], { XDG_STATE_HOME: "/s" })).toEqual({
+      kind: "telemetry-push", file: "f.ndjson", url: "http://127.0.0.1:31338", apiToken: undefined, stateDir: "/s/gpu-bridge-host",
+    });
+    expect(parseCommand(["telemetry", "export", "--out", "b.cbor", "--since", "2026-01-01T00:00:00Z"], { HOME: "/h" })).toMatchObject({
+      kind: "telemetry-export", out: "b.cbor", sinceMs: Date.parse("2026-01-01T00:00:00Z"), stateDir: "/h/.local/state/gpu-bridge-host",
+    });
+    expect(() => parseCommand(["telemetry", "export"], {})).toThrow("telemetry export needs --out FILE");
+    expect(() => parseCommand(["telemetry", "export", "--out", "x", "--since", "soon"], {})).toThrow("Option --since needs");
+    expect(() => parseCommand(["telemetry", "pull"], {})).toThrow('Unknown telemetry command "pull" (push, export)');
+    expect(parseCommand(["models", "import", "b", "--id", "m", "--registry", "r", "--approval", "approved"], {})).toMatchObject({
+      kind: "models-import", bundle: "b", id: "m", registry: "r", approval: "approved",
+    });
+    expect(() => parseCommand(["models", "import", "b", "--registry", "r"], {})).toThrow("models import needs --id ID");
+    expect(() => parseCommand(["serve", "--device-id", "a b"], {})).toThrow("Option --device-id must be 1-64 characters");
   });
 });
 

@@ -56,6 +56,9 @@ describe("Spool", () => {
     spool.close();
     const again = open().spool;
     expect(again.progress).toMatchObject({ index: 1, chunk: 2, seq: 11, queenSeg: "seg-000004", queenBytes: 300 });
+    again.saveProgress({ chunk: 5, seq: 14 }, false); // in memory only
+    again.close();
+    expect(open().spool.progress).toMatchObject({ chunk: 2, seq: 11 });
     expect((again.next()!.record as TelemetryRecord).token_count).toBe(101);
   });
 

@@ -1,0 +1,98 @@
+/**
+ * `telemetry push FILE`: validates NDJSON records and posts them, in batches, to the running
+ * daemon's API (the daemon owns the spool; two writers would not be crash-safe).
+ * `telemetry export --out FILE [--since T]`: the spooled records as one CBOR bundle, read
+ * without touching the spool, written atomically.
+ */
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import type { Logger } from "../log.ts";
+import { encodeCbor } from "../util/cbor.ts";
+import { acceptRecord, type TelemetryRecord } from "./record.ts";
+import { Spool } from "./spool.ts";
+
+export const BUNDLE_SCHEMA = "gpu-telemetry-bundle/v1";
+const BATCH = 256;
+
+export interface PushOptions {
+  readonly file: string;
+  readonly url: string;
+  readonly token: string;
+}
+
+/** Pushes an NDJSON file (or `-` for stdin); resolves with the number of records accepted. */
+export async function pushTelemetry(o: PushOptions, log: Logger): Promise<number> {
+  const text = o.file === "-" ? await new Response(stdinStream()).text() : readFileSync(o.file, "utf8");
+  const lines = text.split("\n").map((l, i) => ({ l, n: i + 1 })).filter(({ l }) => l.trim() !== "");
+  // Checked here first, so an error names the file's line rather than a batch index.
+  for (const { l, n } of lines) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(l);
+    } catch {
+      throw new Error(`${o.file}:${n}: not valid JSON`);
+    }
+    const r = acceptRecord(raw, { model_id: "(filled by the bridge)" });
+    if (!r.ok) throw new Error(`${o.file}:${n}: ${r.field}: ${r.message}`);
+  }
+  let accepted = 0;
+  for (let i = 0; i < lines.length; i += BATCH) {
+    const body = lines.slice(i, i + BATCH).map(({ l }) => l).join("\n") + "\n";
+    let res: Response;
+    try {
+      res = await fetch(`${o.url.replace(/\/+$/, "")}/v1/telemetry`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${o.token}`, "content-type": "application/x-ndjson" },
+        body,
+      });
+    } catch (error) {
+      throw new Error(`Cannot reach the bridge at ${o.url}: ${(error as Error).message}; is 'gpu-bridge-host serve' running?`);
+    }
+    const reply = (await res.json().catch(() => ({}))) as { accepted?: number; error?: { message: string } };
+    if (res.status !== 202) {
+      throw new Error(`The bridge refused lines ${lines[i]!.n}-${lines[Math.min(i + BATCH, lines.length) - 1]!.n} (HTTP ${res.status}): ${reply.error?.message ?? "no detail"}`);
+    }
+    accepted += reply.accepted ?? 0;
+  }
+  log.info(`pushed ${accepted} records from ${o.file}`);
+  return accepted;
+}
+
+function stdinStream(): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    async start(controller) {
+      for await (const chunk of process.stdin) controller.enqueue(typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk);
+      controller.close();
+    },
+  });
+}
+
+export interface ExportOptions {
+  readonly stateDir: string;
+  readonly out: string;
+  /** Only records whose window ends at or after this (epoch ms). */
+  readonly sinceMs?: number;
+}
+
+/** Writes the bundle; resolves with the number of records in it. */
+export function exportTelemetry(o: ExportOptions, log: Logger): number {
+  const spool = Spool.open({ dir: join(o.stateDir, "telemetry"), log, readOnly: true });
+  const records: TelemetryRecord[] = [];
+  for (const r of spool.records()) {
+    const rec = r as TelemetryRecord;
+    if (o.sinceMs === undefined || rec.time_window.end_ms >= o.sinceMs) records.push(rec);
+  }
+  const bundle = {
+    schema: BUNDLE_SCHEMA,
+    created_at: new Date().toISOString(),
+    ...(o.sinceMs !== undefined && { since_ms: o.sinceMs }),
+    count: records.length,
+    records,
+  };
+  const tmp = `${o.out}.tmp-${process.pid}`;
+  writeFileSync(tmp, encodeCbor(bundle));
+  renameSync(tmp, o.out);
+  log.info(`exported ${records.length} records to ${o.out}`);
+  return records.length;
+}

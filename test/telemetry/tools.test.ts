@@ -1,0 +1,172 @@
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { mockBackend } from "../../mock/inventory.ts";
+import { startMockConsole } from "../../mock/console/server.ts";
+import { parseCommand } from "../../src/cli/options.ts";
+import { startApi, startDaemon } from "../../src/daemon/daemon.ts";
+import { ImportError, importModel } from "../../src/models/import.ts";
+import { loadRegistry } from "../../src/models/registry.ts";
+import { bunRuntime } from "../../src/runtime/bun.ts";
+import { exportTelemetry } from "../../src/telemetry/cli.ts";
+import { ingest } from "../../src/telemetry/ingest.ts";
+import { Spool } from "../../src/telemetry/spool.ts";
+import { builtinCatalog } from "../../src/models/catalog.ts";
+import { decodeCbor, encodeCbor } from "../../src/util/cbor.ts";
+import { sha256Hex } from "../../src/util/sha256.ts";
+import { memoryLogger, REPO, tempDir, until } from "../helpers.ts";
+import { record } from "./helpers.ts";
+
+let tmp: { path: string; cleanup: () => void };
+beforeEach(() => (tmp = tempDir("gbh-tools-")));
+afterEach(() => tmp.cleanup());
+
+function registry() {
+  const reg = join(tmp.path, "registry");
+  mkdirSync(join(reg, "available", "base-v1"), { recursive: true });
+  writeFileSync(join(reg, "available", "base-v1", "manifest.toml"), '[model]\nid = "base-v1"\n');
+  writeFileSync(join(reg, "active"), "base-v1\n");
+  return reg;
+}
+function bundle(lora: Record<string, unknown> = { base_model: "base-v1", job_id: "train-42", telemetry_window: { start_ms: 1, end_ms: 2 } }) {
+  const dir = join(tmp.path, "bundle");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "adapter.safetensors"), new Uint8Array(4096).fill(7));
+  writeFileSync(join(dir, "lora.json"), JSON.stringify(lora));
+  writeFileSync(join(dir, "metrics.json"), '{"loss":0.12}');
+  return dir;
+}
+
+describe("models import", () => {
+  test("stages the bundle with a manifest of parent, job, window, approval and hashes", () => {
+    const reg = registry();
+    const dir = bundle();
+    const manifest = importModel({ bundle: dir, id: "lora-v2", registry: reg });
+    const adapter = readFileSync(join(dir, "adapter.safetensors"));
+    expect(manifest).toContain('[model]\nid = "lora-v2"\nbase = "base-v1"\nformat = "safetensors+lora"\n');
+    expect(manifest).toContain('[training]\njob_id = "train-42"\ntelemetry_window_start_ms = 1\ntelemetry_window_end_ms = 2\n');
+    expect(manifest).toContain('[approval]\nstatus = "pending"\n');
+    expect(manifest).toContain(`[artifacts."adapter.safetensors"]\nsha256 = "${sha256Hex(adapter)}"\nbytes = 4096\n`);
+    expect(manifest).toContain('[artifacts."metrics.json"]');
+    expect(readFileSync(join(reg, "available", "lora-v2", "manifest.toml"), "utf8")).toBe(manifest);
+    expect(existsSync(join(reg, "available", "lora-v2", "adapter.safetensors"))).toBe(true);
+    expect(loadRegistry(reg).catalog.models.map((m) => m.model_id)).toEqual(["base-v1", "lora-v2"]);
+  });
+
+  test.each([
+    ["an id the VM refuses", { id: "has space" }, "must not contain whitespace"],
+    ["an id over 128 bytes", { id: "x".repeat(129) }, "must be 1-128 bytes, got 129"],
+    ["a manifest over 8 KiB", { jobId: "j".repeat(9000) }, "the manifest would be"],
+    ["an unknown parent", { parent: "nope" }, 'parent model "nope" is not in the registry'],
+  ])("refuses %s up front", (_what, patch, message) => {
+    const reg = registry();
+    expect(() => importModel({ bundle: bundle(), id: "lora-v2", registry: reg, ...patch })).toThrow(message);
+    expect(loadRegistry(reg).catalog.models.map((m) => m.model_id)).toEqual(["base-v1"]);
+  });
+
+  test("refuses a bundle without lora.json and an id already taken", () => {
+    const reg = registry();
+    const dir = bundle();
+    importModel({ bundle: dir, id: "lora-v2", registry: reg });
+    expect(() => importModel({ bundle: dir, id: "lora-v2", registry: reg })).toThrow("already exists");
+    const empty = join(tmp.path, "empty");
+    mkdirSync(empty);
+    expect(() => importModel({ bundle: empty, id: "x", registry: reg })).toThrow(ImportError);
+  });
+
+  test("a running bridge publishes the imported model within a second, and the API activates it", async () => {
+    const reg = registry();
+    const mock = await startMockConsole(bunRuntime(), { token: "t" });
+    const c = parseCommand(["serve", "--mock", "--publish", "--tcp-port", String(mock.port), "--auth-token", "t", "--registry", reg,
+      "--state-dir", join(tmp.path, "state"), "--listen", "127.0.0.1:0"], {});
+    if (c.kind !== "serve") throw new Error("expected serve");
+    const { log } = memoryLogger();
+    const daemon = await startDaemon(c.options, { runtime: bunRuntime(), log, backend: mockBackend() }, { registryPollMs: 60_000 });
+    const api = await startApi(c.options, daemon, { runtime: bunRuntime(), log });
+    try {
+      await until(() => mock.state.publishes === 1, 5000);
+      const t0 = performance.now();
+      importModel({ bundle: bundle(), id: "lora-v2", registry: reg });
+      await until(() => mock.state.tree?.models.some((m) => m.model_id === "lora-v2") === true, 3000, "the new model in the VM");
+      expect(performance.now() - t0).toBeLessThan(1000);
+      const res = await fetch(`http://127.0.0.1:${api.port}/v1/models/active`, {
+        method: "PUT",
+        headers: { Authorization: `Bearer ${api.token}`, "content-type": "application/json" },
+        body: JSON.stringify({ model_id: "lora-v2" }),
+      });
+      expect(await res.json()).toEqual({ active: "lora-v2" });
+      expect(readFileSync(join(reg, "active"), "utf8")).toBe("lora-v2\n");
+      await until(() => mock.state.tree?.active === "lora-v2", 3000, "the active model in the VM");
+
+      // Telemetry now names the adapter: model_id is its base, lora_id the adapter.
+      const post = await fetch(`http://127.0.0.1:${api.port}/v1/telemetry`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${api.token}`, "content-type": "application/cbor" },
+        body: encodeCbor([record(1), record(2)]),
+      });
+      expect(post.status).toBe(202);
+      const spooled = [...daemon.telemetry.spool.records()] as { model_id: string; lora_id?: string }[];
+      expect(spooled.map((r) => [r.model_id, r.lora_id])).toEqual([["base-v1", "lora-v2"], ["base-v1", "lora-v2"]]);
+      const bad = await fetch(`http://127.0.0.1:${api.port}/v1/telemetry`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${api.token}`, "content-type": "application/json" },
+        body: JSON.stringify([record(3), { ...record(4), token_count: -1 }]),
+      });
+      expect(bad.status).toBe(422);
+      expect(((await bad.json()) as { error: { field: string } }).error.field).toBe("records[1].token_count");
+    } finally {
+      await api.close();
+      await daemon.stop();
+      await mock.close();
+    }
+  });
+});
+
+describe("telemetry export", () => {
+  test("writes the spooled records as one CBOR bundle, filtered by --since", () => {
+    const { log } = memoryLogger();
+    const spool = Spool.open({ dir: join(tmp.path, "state", "telemetry"), log });
+    ingest(Array.from({ length: 5 }, (_, i) => record(i)), builtinCatalog(), spool);
+    const out = join(tmp.path, "bundle.cbor");
+    expect(exportTelemetry({ stateDir: join(tmp.path, "state"), out }, log)).toBe(5);
+    const bundleAll = decodeCbor(readFileSync(out)) as { schema: string; count: number; records: { token_count: number }[] };
+    expect(bundleAll).toMatchObject({ schema: "gpu-telemetry-bundle/v1", count: 5 });
+    expect(bundleAll.records.map((r) => r.token_count)).toEqual([100, 101, 102, 103, 104]);
+    expect(exportTelemetry({ stateDir: join(tmp.path, "state"), out, sinceMs: 1_700_000_003_000 }, log)).toBe(2);
+    spool.close();
+  });
+});
+
+describe("telemetry push", () => {
+  test("validates the file, naming the line, and posts it to the running bridge", async () => {
+    const c = parseCommand(["serve", "--mock", "--state-dir", join(tmp.path, "state"), "--listen", "127.0.0.1:0"], {});
+    if (c.kind !== "serve") throw new Error("expected serve");
+    const { log } = memoryLogger();
+    const daemon = await startDaemon(c.options, { runtime: bunRuntime(), log, backend: mockBackend() }, { noJournal: true });
+    const api = await startApi(c.options, daemon, { runtime: bunRuntime(), log });
+    // Asynchronous: a blocking spawn would stop this process's API from answering the child.
+    const cli = async (file: string) => {
+      const proc = Bun.spawn([process.execPath, join(REPO, "src/main.ts"), "telemetry", "push", file, "--url",
+        `http://127.0.0.1:${api.port}`, "--state-dir", join(tmp.path, "state")], { stderr: "pipe" });
+      const [stderr, exitCode] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+      return { stderr, exitCode };
+    };
+    try {
+      const good = join(tmp.path, "good.ndjson");
+      writeFileSync(good, Array.from({ length: 300 }, (_, i) => JSON.stringify(record(i))).join("\n") + "\n");
+      const ok = await cli(good);
+      expect(ok.stderr).toContain(`pushed 300 records from ${good}`);
+      expect(ok.exitCode).toBe(0);
+      expect(daemon.telemetry.spool.stats().records).toBe(300);
+      const bad = join(tmp.path, "bad.ndjson");
+      writeFileSync(bad, [JSON.stringify(record(1)), "", JSON.stringify({ ...record(2), confidence: 7 })].join("\n"));
+      const refused = await cli(bad);
+      expect(refused.exitCode).toBe(1);
+      expect(refused.stderr).toContain(`${bad}:3: confidence: confidence must be 0-1`);
+      expect(daemon.telemetry.spool.stats().records).toBe(300);
+    } finally {
+      await api.close();
+      await daemon.stop();
+    }
+  });
+});
