@@ -29,14 +29,17 @@ export function createLogger(sink: LogSink, scope = "bridge"): Logger {
   const min = RANK[sink.level];
   const now = sink.now ?? (() => new Date());
   // A secret is masked where it stands alone (as in an echoed "AUTH <token>" line), never
-  // inside other words: masking a short token everywhere would shred the log.
-  const masks = (sink.secrets ?? [])
-    .filter((s) => s.length > 0)
-    .map((s) => new RegExp(`(?<![A-Za-z0-9._~+/=-])${s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?![A-Za-z0-9._~+/=-])`, "g"));
+  // inside other words: masking a short token everywhere would shred the log. Compiled on the
+  // first line logged: `--list` logs nothing and should not pay for it.
+  let masks: RegExp[] | null = null;
+  const compile = () =>
+    (sink.secrets ?? [])
+      .filter((s) => s.length > 0)
+      .map((s) => new RegExp(`(?<![A-Za-z0-9._~+/=-])${s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?![A-Za-z0-9._~+/=-])`, "g"));
   const emit = (level: Level, message: string) => {
     if (RANK[level] < min) return;
     let text = message;
-    for (const mask of masks) text = text.replace(mask, "***");
+    for (const mask of (masks ??= compile())) text = text.replace(mask, "***");
     sink.write(`${now().toISOString()} ${level.toUpperCase().padEnd(5)} ${scope}: ${text}\n`);
   };
   return {

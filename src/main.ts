@@ -5,7 +5,6 @@
  */
 import process from "node:process";
 import { parseCommand, UsageError } from "./cli/options.ts";
-import { MOCK_CONSOLE_USAGE, MODELS_USAGE, SERVE_USAGE, STATS_USAGE, TELEMETRY_USAGE, USAGE } from "./cli/usage.ts";
 import { VERSION } from "./version.ts";
 import { createLogger } from "./log.ts";
 import { currentNamespace } from "./bridge.ts";
@@ -24,6 +23,8 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
     return 2;
   }
   if (command.kind === "help") {
+    // Loaded on demand: several kilobytes of text that every other start would pay for.
+    const { MOCK_CONSOLE_USAGE, MODELS_USAGE, SERVE_USAGE, STATS_USAGE, TELEMETRY_USAGE, USAGE } = await import("./cli/usage.ts");
     const topics: Record<string, string> = {
       "mock-console": MOCK_CONSOLE_USAGE,
       serve: SERVE_USAGE,
