@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { LISTENING, spawnBridge } from "../mock/spawn.ts";
 
 const repo = join(import.meta.dir, "..");
 const bin = join(repo, "dist", "gpu-bridge-host");
@@ -15,18 +16,9 @@ const wrk = Bun.which("wrk");
 if (wrk === null) throw new Error("wrk is not installed: run 'make bench-api', or apt-get install wrk");
 
 const state = mkdtempSync(join(tmpdir(), "gbh-bench-api-"));
-const server = Bun.spawn([bin, "serve", "--mock", "--listen", "127.0.0.1:0", "--state-dir", state, "--log-level", "info"], {
-  stderr: "pipe",
-  stdout: "ignore",
-});
-let log = "";
-const reader = server.stderr.getReader();
-while (!/listening on http:\/\/127\.0\.0\.1:(\d+)/.test(log)) {
-  const { value, done } = await reader.read();
-  if (done) throw new Error(`the bridge exited early: ${log}`);
-  log += new TextDecoder().decode(value);
-}
-const port = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(log)![1];
+const bridge = spawnBridge(["serve", "--mock", "--listen", "127.0.0.1:0", "--state-dir", state], [bin]);
+const server = bridge.proc;
+const port = (await bridge.waitFor(LISTENING))[1];
 
 /** Converts wrk's "1.23ms" / "456.00us" / "1.2s" to milliseconds. */
 const ms = (t: string) => {

@@ -5,38 +5,23 @@
  * by 1 s: the reference bridge fails both (its 200 ms read timeout is fatal).
  * Run with `make bench-publish`; RUNS=N sets the loopback sample count (default 50).
  */
-import { join } from "node:path";
 import { MOCK_GPUS } from "../mock/inventory.ts";
+import { LISTENING, spawnBridge } from "../mock/spawn.ts";
 import { publishOnce } from "../src/console/publish.ts";
 import { builtinCatalog } from "../src/models/catalog.ts";
 import { buildNamespace } from "../src/namespace/mod.ts";
 import { bunRuntime } from "../src/runtime/bun.ts";
 import { makeSnapshot, publishLines } from "../src/snapshot/encode.ts";
 
-const repo = join(import.meta.dir, "..");
 const runtime = bunRuntime();
 const snap = makeSnapshot(buildNamespace(MOCK_GPUS, builtinCatalog()));
 const lines = publishLines(snap);
 
 /** Starts `gpu-bridge-host mock-console` in a child process and reads its port from the log. */
 async function consoleProcess(ackDelayMs: number): Promise<{ port: number; stop: () => Promise<void> }> {
-  const proc = Bun.spawn(
-    [process.execPath, join(repo, "src", "main.ts"), "mock-console", "--port", "0", "--auth-token", "bench",
-      "--ack-delay-ms", String(ackDelayMs), "--log-level", "info"],
-    { stderr: "pipe", stdout: "ignore" },
-  );
-  const reader = proc.stderr.getReader();
-  let text = "";
-  while (!/listening on [\d.]+:(\d+)/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`mock-console exited early: ${text}`);
-    text += new TextDecoder().decode(value);
-  }
-  void (async () => {
-    while (!(await reader.read()).done); // keep draining its log
-  })();
-  const port = Number(/listening on [\d.]+:(\d+)/.exec(text)![1]);
-  return { port, stop: async () => void (proc.kill("SIGINT"), await proc.exited) };
+  const c = spawnBridge(["mock-console", "--port", "0", "--auth-token", "bench", "--ack-delay-ms", String(ackDelayMs)]);
+  const port = Number((await c.waitFor(LISTENING))[1]);
+  return { port, stop: async () => void (c.proc.kill("SIGINT"), await c.proc.exited) };
 }
 
 async function measure(ackDelayMs: number, runs: number, ackTimeoutMs: number): Promise<number[]> {

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MOCK_GPUS } from "../mock/inventory.ts";
+import { LISTENING, spawnBridge } from "../mock/spawn.ts";
 import { Publisher } from "../src/daemon/publisher.ts";
 import { createLogger } from "../src/log.ts";
 import { builtinCatalog } from "../src/models/catalog.ts";
@@ -20,7 +21,6 @@ import { encodeRecord, type TelemetryRecord } from "../src/telemetry/record.ts";
 import { Spool } from "../src/telemetry/spool.ts";
 
 const N = Number(process.env.RECORDS ?? 2000);
-const repo = join(import.meta.dir, "..");
 const log = createLogger({ level: "error", write: (l) => void process.stderr.write(l) });
 const record = (i: number) => ({
   schema_version: "gpu-telemetry/v1",
@@ -57,17 +57,9 @@ for (const batch of [1, 100]) {
 }
 
 // 2. Forward everything spooled to the Queen of a mock console in its own process.
-const consoleProc = Bun.spawn([process.execPath, join(repo, "src/main.ts"), "mock-console", "--port", "0", "--auth-token", "bench"], {
-  stderr: "pipe",
-  stdout: "ignore",
-});
-let text = "";
-const reader = consoleProc.stderr.getReader();
-while (!/listening on [\d.]+:(\d+)/.test(text)) text += new TextDecoder().decode((await reader.read()).value);
-const port = Number(/listening on [\d.]+:(\d+)/.exec(text)![1]);
-void (async () => {
-  while (!(await reader.read()).done);
-})();
+const mockConsole = spawnBridge(["mock-console", "--port", "0", "--auth-token", "bench"]);
+const consoleProc = mockConsole.proc;
+const port = Number((await mockConsole.waitFor(LISTENING))[1]);
 try {
   const spool = Spool.open({ dir: fresh(), log });
   ingest(Array.from({ length: N }, (_, i) => record(i)), builtinCatalog(), spool);

@@ -1,5 +1,6 @@
 /** Request bodies, defined once with valibot; unknown fields are refused (a typo is an error). */
 import * as v from "valibot";
+import { describeIssue } from "../util/issues.ts";
 import { ApiError } from "./errors.ts";
 
 const int = (field: string) => v.pipe(v.number(`${field} must be an integer`), v.integer(`${field} must be an integer`));
@@ -24,10 +25,6 @@ export function parseBody<S extends v.GenericSchema>(schema: S, raw: unknown): v
   }
   const r = v.safeParse(schema, raw);
   if (r.success) return r.output;
-  const issue = r.issues[0];
-  const field = v.getDotPath(issue) ?? undefined;
-  const message = issue.type === "strict_object"
-    ? issue.expected === "never" ? `unknown field ${JSON.stringify(field)}` : `${field} is required`
-    : issue.message;
-  throw new ApiError(422, "invalid", message, field);
+  const { field, message } = describeIssue(r.issues[0], "");
+  throw new ApiError(422, "invalid", message, field || undefined);
 }

@@ -8,6 +8,7 @@ import { closeSync, openSync, readSync, realpathSync, statSync } from "node:fs";
 import { isAbsolute, join, relative, sep } from "node:path";
 import * as v from "valibot";
 import { decodeBase64 } from "../util/base64.ts";
+import { describeIssue } from "../util/issues.ts";
 import { sha256Hex } from "../util/sha256.ts";
 
 export const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
@@ -92,16 +93,7 @@ export function validateJob(raw: unknown, ctx: ValidateContext = {}): ValidateRe
   }
   const parsed = v.safeParse(JobDescriptorSchema, raw);
   if (!parsed.success) {
-    return {
-      ok: false,
-      problems: parsed.issues.map((issue) => {
-        const field = v.getDotPath(issue) ?? "(descriptor)";
-        if (issue.type === "strict_object") {
-          return { field, message: issue.expected === "never" ? `unknown field ${JSON.stringify(field)}` : `${field} is required` };
-        }
-        return { field, message: issue.message };
-      }),
-    };
+    return { ok: false, problems: parsed.issues.map((issue) => describeIssue(issue, "(descriptor)")) };
   }
   const d = parsed.output;
   const problems: JobProblem[] = [];

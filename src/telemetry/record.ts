@@ -8,6 +8,7 @@
  */
 import * as v from "valibot";
 import { quote } from "../namespace/escape.ts";
+import { describeIssue } from "../util/issues.ts";
 import { MAX_RECORD_BYTES, OPTIONAL_FIELDS, REQUIRED_FIELDS, TELEMETRY_SCHEMA_VERSION } from "./schema.ts";
 
 const text = (field: string, max = 128) =>
@@ -57,14 +58,7 @@ export function acceptRecord(raw: unknown, active: ActiveModel): RecordResult {
     return { ok: false, field: "(record)", message: "a telemetry record must be a JSON object" };
   }
   const parsed = v.safeParse(TelemetryRecordSchema, raw);
-  if (!parsed.success) {
-    const issue = parsed.issues[0];
-    const field = v.getDotPath(issue) ?? "(record)";
-    const message = issue.type === "strict_object"
-      ? issue.expected === "never" ? `unknown field ${JSON.stringify(field)}` : `${field} is required`
-      : issue.message;
-    return { ok: false, field, message };
-  }
+  if (!parsed.success) return { ok: false, ...describeIssue(parsed.issues[0], "(record)") };
   const record = { ...parsed.output } as TelemetryRecord;
   if (record.model_id === undefined) {
     record.model_id = active.model_id;

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type MockConsole, startMockConsole } from "../../mock/console/server.ts";
+import { LISTENING, spawnBridge } from "../../mock/spawn.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { sha256Hex } from "../../src/util/sha256.ts";
 import { REPO, tempDir, until } from "../helpers.ts";
@@ -23,23 +24,14 @@ afterAll(async () => {
 });
 
 test.skipIf(!existsSync(BIN))("the compiled binary serves the API, runs a job and mirrors it into the VM (needs make build)", async () => {
-  const proc = Bun.spawn(
-    [BIN, "serve", "--mock", "--publish", "--interval-ms", "60000", "--tcp-port", String(mock.port), "--auth-token", "console-token",
+  const bridge = spawnBridge(
+    ["serve", "--mock", "--publish", "--interval-ms", "60000", "--tcp-port", String(mock.port), "--auth-token", "console-token",
       "--listen", "127.0.0.1:0", "--state-dir", state.path],
-    { cwd: "/", stderr: "pipe", stdout: "ignore" },
+    [BIN],
   );
-  let log = "";
-  const reader = proc.stderr.getReader();
-  const pump = (async () => {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      log += new TextDecoder().decode(value);
-    }
-  })();
+  const proc = bridge.proc;
   try {
-    await until(() => /listening on http:\/\/127\.0\.0\.1:\d+/.test(log), 10_000, "the API to listen");
-    const base = `http://127.0.0.1:${/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(log)![1]}`;
+    const base = `http://127.0.0.1:${(await bridge.waitFor(LISTENING))[1]}`;
     const token = readFileSync(join(state.path, "api-token"), "utf8").trim();
     const auth = { Authorization: `Bearer ${token}`, "content-type": "application/json" };
 
@@ -77,10 +69,9 @@ test.skipIf(!existsSync(BIN))("the compiled binary serves the API, runs a job an
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toContain('gpu_bridge_jobs{state="OK"} 1');
     expect(metrics).toMatch(/gpu_bridge_publishes_total [1-9]/);
-    expect(log).not.toContain(token);
+    expect(bridge.log()).not.toContain(token);
   } finally {
     proc.kill("SIGTERM");
     expect(await proc.exited).toBe(0);
-    await pump;
   }
 });

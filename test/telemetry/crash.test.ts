@@ -4,7 +4,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type MockConsole, startMockConsole } from "../../mock/console/server.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
-import { REPO, tempDir, until } from "../helpers.ts";
+import { LISTENING, spawnBridge } from "../../mock/spawn.ts";
+import { tempDir, until } from "../helpers.ts";
 import { record, tokenCounts } from "./helpers.ts";
 
 let mock: MockConsole;
@@ -19,25 +20,9 @@ afterAll(async () => {
 });
 
 function daemon() {
-  const proc = Bun.spawn(
-    [process.execPath, join(REPO, "src/main.ts"), "serve", "--mock", "--publish", "--interval-ms", "60000", "--tcp-port",
-      String(mock.port), "--auth-token", "t", "--state-dir", state.path, "--listen", "127.0.0.1:0", "--device-id", "edge-7"],
-    { stderr: "pipe", stdout: "ignore" },
-  );
-  let log = "";
-  const reader = proc.stderr.getReader();
-  void (async () => {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      log += new TextDecoder().decode(value);
-    }
-  })();
-  const port = async () => {
-    await until(() => /listening on http:\/\/127\.0\.0\.1:\d+/.test(log), 10_000, "the API");
-    return /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(log)![1];
-  };
-  return { proc, port, log: () => log };
+  const bridge = spawnBridge(["serve", "--mock", "--publish", "--interval-ms", "60000", "--tcp-port", String(mock.port),
+    "--auth-token", "t", "--state-dir", state.path, "--listen", "127.0.0.1:0", "--device-id", "edge-7"]);
+  return { proc: bridge.proc, port: async () => (await bridge.waitFor(LISTENING))[1] };
 }
 
 test("SIGKILL mid-stream, restart: nothing lost, nothing duplicated", { timeout: 60_000 }, async () => {

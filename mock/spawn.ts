@@ -1,0 +1,50 @@
+/**
+ * Running the bridge (or its mock console) as a child process for tests and benchmarks: its
+ * stderr is collected as it comes, and `waitFor` waits for a log line, such as the one that
+ * names the port it listens on.
+ */
+import { join } from "node:path";
+
+export const REPO_ROOT = join(import.meta.dir, "..");
+export const MAIN_TS = join(REPO_ROOT, "src", "main.ts");
+
+export interface Child {
+  readonly proc: ReturnType<typeof Bun.spawn>;
+  /** Everything it wrote to stderr so far. */
+  log(): string;
+  /** Resolves with the first match of `re` in its stderr; rejects if it exits or `ms` pass first. */
+  waitFor(re: RegExp, ms?: number): Promise<RegExpExecArray>;
+}
+
+/** Spawns `cmd` (default: Bun running src/main.ts with `args`). */
+export function spawnBridge(args: readonly string[], cmd: readonly string[] = [process.execPath, MAIN_TS]): Child {
+  const proc = Bun.spawn([...cmd, ...args], { stderr: "pipe", stdout: "ignore", cwd: "/" });
+  let text = "";
+  let ended = false;
+  void (async () => {
+    const reader = (proc.stderr as ReadableStream<Uint8Array>).getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    ended = true;
+  })();
+  return {
+    proc,
+    log: () => text,
+    async waitFor(re, ms = 10_000) {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const m = re.exec(text);
+        if (m !== null) return m;
+        if (ended) throw new Error(`${cmd.at(-1)} ${args.join(" ")} exited before printing ${re}: ${text}`);
+        if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${re} in: ${text}`);
+        await Bun.sleep(5);
+      }
+    },
+  };
+}
+
+/** The port in a "listening on http://127.0.0.1:N" or "listening on 127.0.0.1:N" line. */
+export const LISTENING = /listening on (?:http:\/\/)?127\.0\.0\.1:(\d+)/;
