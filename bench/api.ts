@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { LISTENING, spawnBridge } from "../mock/spawn.ts";
+import { LISTENING, spawnBridge } from "../test/spawn.ts";
 
 const repo = join(import.meta.dir, "..");
 const bin = join(repo, "dist", "gpu-bridge-host");

@@ -6,7 +6,7 @@
  * Run with `make bench-publish`; RUNS=N sets the loopback sample count (default 50).
  */
 import { MOCK_GPUS } from "../mock/inventory.ts";
-import { LISTENING, spawnBridge } from "../mock/spawn.ts";
+import { LISTENING, spawnBridge } from "../test/spawn.ts";
 import { publishOnce } from "../src/console/publish.ts";
 import { builtinCatalog } from "../src/models/catalog.ts";
 import { buildNamespace } from "../src/namespace/mod.ts";

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MOCK_GPUS } from "../mock/inventory.ts";
-import { LISTENING, spawnBridge } from "../mock/spawn.ts";
+import { LISTENING, spawnBridge } from "../test/spawn.ts";
 import { Publisher } from "../src/daemon/publisher.ts";
 import { createLogger } from "../src/log.ts";
 import { builtinCatalog } from "../src/models/catalog.ts";

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type MockConsole, startMockConsole } from "../../mock/console/server.ts";
-import { LISTENING, spawnBridge } from "../../mock/spawn.ts";
+import { LISTENING, spawnBridge } from "../spawn.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { sha256Hex } from "../../src/util/sha256.ts";
 import { REPO, tempDir, until } from "../helpers.ts";

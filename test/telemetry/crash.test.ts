@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type MockConsole, startMockConsole } from "../../mock/console/server.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
-import { LISTENING, spawnBridge } from "../../mock/spawn.ts";
+import { LISTENING, spawnBridge } from "../spawn.ts";
 import { tempDir, until } from "../helpers.ts";
 import { record, tokenCounts } from "./helpers.ts";
 

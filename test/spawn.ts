@@ -1,5 +1,6 @@
 /**
- * Running the bridge (or its mock console) as a child process for tests and benchmarks: its
+ * Running the bridge (or its mock console) as a child process, for tests and benchmarks (Bun
+ * only, like the rest of test/): its
  * stderr is collected as it comes, and `waitFor` waits for a log line, such as the one that
  * names the port it listens on.
  */
