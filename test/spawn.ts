@@ -1,8 +1,7 @@
 /**
  * Running the bridge (or its mock console) as a child process, for tests and benchmarks (Bun
- * only, like the rest of test/): its
- * stderr is collected as it comes, and `waitFor` waits for a log line, such as the one that
- * names the port it listens on.
+ * only, like the rest of test/): its stderr is collected as it comes, and `waitFor` waits for
+ * a log line, such as the one that names the port it listens on.
  */
 import { join } from "node:path";
 
