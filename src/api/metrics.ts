@@ -21,47 +21,67 @@ const SPECIAL = /[\\"\n]/;
 const escape = (v: string) => (SPECIAL.test(v) ? v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n") : v);
 const labels = (l: Record<string, string>) => `{${Object.entries(l).map(([k, v]) => `${k}="${escape(v)}"`).join(",")}}`;
 
+/**
+ * The per-GPU section depends only on the stats poll, and a poll's array is shared for its
+ * whole cache window (500 ms): render it once per poll, not once per scrape.
+ */
+const gpuSections = new WeakMap<readonly GpuStats[], { hostname: string; text: string }>();
+
 /** Renders the whole /metrics page. */
 export function renderMetrics(m: MetricsInput): string {
-  const out: string[] = [];
-  // Samples carry their label text ready-made: a GPU's six labels are rendered once per scrape.
-  const family = (name: string, type: string, help: string, samples: [string, number | null][]) => {
-    const present = samples.filter((s): s is [string, number] => s[1] !== null && Number.isFinite(s[1]));
-    if (present.length === 0 && type !== "counter") return;
-    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const [l, v] of present) out.push(`${name}${l} ${v}`);
-  };
-  const one = (l: Record<string, string> = {}) => (Object.keys(l).length === 0 ? "" : labels(l));
+  let gpu = gpuSections.get(m.stats);
+  if (gpu === undefined || gpu.hostname !== m.hostname) {
+    gpu = { hostname: m.hostname, text: renderGpuSection(m.stats, m.hostname) };
+    gpuSections.set(m.stats, gpu);
+  }
+  return gpu.text + renderBridgeSection(m);
+}
 
-  const gpuLabels = m.stats.map((s) =>
+/** Appends one metric family to `out`; samples carry their label text ready-made. */
+function family(out: string[], name: string, type: string, help: string, samples: [string, number | null][]): void {
+  const present = samples.filter((s): s is [string, number] => s[1] !== null && Number.isFinite(s[1]));
+  if (present.length === 0 && type !== "counter") return;
+  out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+  for (const [l, v] of present) out.push(`${name}${l} ${v}`);
+}
+
+const one = (l: Record<string, string> = {}) => (Object.keys(l).length === 0 ? "" : labels(l));
+
+function renderGpuSection(stats: readonly GpuStats[], hostname: string): string {
+  const out: string[] = [];
+  const gpuLabels = stats.map((s) =>
     labels({
       gpu: s.id.replace(/^GPU-/, ""),
       UUID: s.uuid ?? "",
       pci_bus_id: s.pci_bus_id ?? "",
       device: `nvidia${s.id.replace(/^GPU-/, "")}`,
       modelName: s.name,
-      Hostname: m.hostname,
+      Hostname: hostname,
     })
   );
-  const per = (pick: (s: GpuStats) => number | null) => m.stats.map((s, i) => [gpuLabels[i]!, pick(s)] as [string, number | null]);
-  family("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %).", per((s) => s.utilization_gpu_pct));
-  family("DCGM_FI_DEV_MEM_COPY_UTIL", "gauge", "Memory utilization (in %).", per((s) => s.utilization_memory_pct));
-  family("DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB).", per((s) => s.memory_used_mib));
-  family("DCGM_FI_DEV_FB_FREE", "gauge", "Framebuffer memory free (in MiB).", per((s) => s.memory_free_mib));
-  family("DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C).", per((s) => s.temperature_c));
-  family("DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (in W).", per((s) => s.power_w));
-  family("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "counter", "Total energy consumption since boot (in mJ).", per((s) => s.energy_mj));
-  family("DCGM_FI_DEV_SM_CLOCK", "gauge", "SM clock frequency (in MHz).", per((s) => s.clock_sm_mhz ?? s.clock_graphics_mhz));
-  family("DCGM_FI_DEV_MEM_CLOCK", "gauge", "Memory clock frequency (in MHz).", per((s) => s.clock_memory_mhz));
+  const per = (pick: (s: GpuStats) => number | null) => stats.map((s, i) => [gpuLabels[i]!, pick(s)] as [string, number | null]);
+  family(out, "DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %).", per((s) => s.utilization_gpu_pct));
+  family(out, "DCGM_FI_DEV_MEM_COPY_UTIL", "gauge", "Memory utilization (in %).", per((s) => s.utilization_memory_pct));
+  family(out, "DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB).", per((s) => s.memory_used_mib));
+  family(out, "DCGM_FI_DEV_FB_FREE", "gauge", "Framebuffer memory free (in MiB).", per((s) => s.memory_free_mib));
+  family(out, "DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C).", per((s) => s.temperature_c));
+  family(out, "DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (in W).", per((s) => s.power_w));
+  family(out, "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "counter", "Total energy consumption since boot (in mJ).", per((s) => s.energy_mj));
+  family(out, "DCGM_FI_DEV_SM_CLOCK", "gauge", "SM clock frequency (in MHz).", per((s) => s.clock_sm_mhz ?? s.clock_graphics_mhz));
+  family(out, "DCGM_FI_DEV_MEM_CLOCK", "gauge", "Memory clock frequency (in MHz).", per((s) => s.clock_memory_mhz));
+  family(out, "gpu_bridge_gpus", "gauge", "GPUs in the inventory.", [[one(), stats.length]]);
+  return out.length === 0 ? "" : out.join("\n") + "\n";
+}
 
-  family("gpu_bridge_info", "gauge", "Build information.", [[one({ version: m.version }), 1]]);
-  family("gpu_bridge_gpus", "gauge", "GPUs in the inventory.", [[one(), m.stats.length]]);
+function renderBridgeSection(m: MetricsInput): string {
+  const out: string[] = [];
+  family(out, "gpu_bridge_info", "gauge", "Build information.", [[one({ version: m.version }), 1]]);
   const p = m.publisher;
   if (p !== null) {
-    family("gpu_bridge_console_connected", "gauge", "1 while connected to the Cohesix console as queen.", [[one(), p.state === "connected" ? 1 : 0]]);
-    family("gpu_bridge_publishes_total", "counter", "Snapshots published and acknowledged.", [[one(), p.publishes]]);
-    family("gpu_bridge_publish_failures_total", "counter", "Publish attempts that failed.", [[one(), p.failures]]);
-    family("gpu_bridge_reconnects_total", "counter", "Reconnections to the console.", [[one(), p.reconnects]]);
+    family(out, "gpu_bridge_console_connected", "gauge", "1 while connected to the Cohesix console as queen.", [[one(), p.state === "connected" ? 1 : 0]]);
+    family(out, "gpu_bridge_publishes_total", "counter", "Snapshots published and acknowledged.", [[one(), p.publishes]]);
+    family(out, "gpu_bridge_publish_failures_total", "counter", "Publish attempts that failed.", [[one(), p.failures]]);
+    family(out, "gpu_bridge_reconnects_total", "counter", "Reconnections to the console.", [[one(), p.reconnects]]);
     const h = p.durations;
     out.push("# HELP gpu_bridge_publish_duration_seconds Time from the first line of a publish to its last ack.");
     out.push("# TYPE gpu_bridge_publish_duration_seconds histogram");
@@ -75,15 +95,15 @@ export function renderMetrics(m: MetricsInput): string {
     const g = byGpu.get(l.gpu_id) ?? { n: 0, mem: 0 };
     byGpu.set(l.gpu_id, { n: g.n + 1, mem: g.mem + l.mem_mb });
   }
-  family("gpu_bridge_leases_active", "gauge", "Live leases.", [...byGpu].map(([gpu, g]) => [one({ gpu_id: gpu }), g.n]));
-  family("gpu_bridge_leased_memory_mib", "gauge", "Memory held by live leases (in MiB).", [...byGpu].map(([gpu, g]) => [one({ gpu_id: gpu }), g.mem]));
-  family("gpu_bridge_jobs", "gauge", "Known jobs by state.", Object.entries(m.jobs).map(([state, n]) => [one({ state }), n]));
+  family(out, "gpu_bridge_leases_active", "gauge", "Live leases.", [...byGpu].map(([gpu, g]) => [one({ gpu_id: gpu }), g.n]));
+  family(out, "gpu_bridge_leased_memory_mib", "gauge", "Memory held by live leases (in MiB).", [...byGpu].map(([gpu, g]) => [one({ gpu_id: gpu }), g.mem]));
+  family(out, "gpu_bridge_jobs", "gauge", "Known jobs by state.", Object.entries(m.jobs).map(([state, n]) => [one({ state }), n]));
   const t = m.telemetry;
   if (t !== undefined) {
-    family("gpu_bridge_telemetry_spooled_records", "gauge", "Telemetry records in the local spool.", [[one(), t.spooledRecords]]);
-    family("gpu_bridge_telemetry_spooled_bytes", "gauge", "Bytes of the local telemetry spool.", [[one(), t.spooledBytes]]);
-    family("gpu_bridge_telemetry_forwarded_total", "counter", "Telemetry records acknowledged by the Queen.", [[one(), t.forwarded]]);
-    family("gpu_bridge_telemetry_dropped_total", "counter", "Telemetry records dropped by the spool's size cap.", [[one(), t.dropped]]);
+    family(out, "gpu_bridge_telemetry_spooled_records", "gauge", "Telemetry records in the local spool.", [[one(), t.spooledRecords]]);
+    family(out, "gpu_bridge_telemetry_spooled_bytes", "gauge", "Bytes of the local telemetry spool.", [[one(), t.spooledBytes]]);
+    family(out, "gpu_bridge_telemetry_forwarded_total", "counter", "Telemetry records acknowledged by the Queen.", [[one(), t.forwarded]]);
+    family(out, "gpu_bridge_telemetry_dropped_total", "counter", "Telemetry records dropped by the spool's size cap.", [[one(), t.dropped]]);
   }
   return out.join("\n") + "\n";
 }
