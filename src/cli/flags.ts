@@ -1,6 +1,11 @@
 /**
  * A small table-driven flag parser: `--name value`, `--name=value` and boolean `--name`.
  * Every refusal is a UsageError naming the flag and the value.
+ *
+ * A table maps each flag to a spec string: `bool`, `string`, `string:blank` (a blank value is
+ * allowed), `int:MIN:MAX` or `choice:a|b|c`. Strings rather than objects on purpose: tables of
+ * object literals cost a third of a million instructions to build at every start, in the cold
+ * interpreter, for flags that are mostly never given. A spec is read only when its flag is.
  */
 
 /** A command line the bridge refuses; the entry point prints it and exits 2. */
@@ -8,16 +13,11 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
-export type FlagSpec =
-  | { readonly name: string; readonly kind: "bool" }
-  | { readonly name: string; readonly kind: "string"; readonly allowBlank?: boolean }
-  | { readonly name: string; readonly kind: "int"; readonly min: number; readonly max: number }
-  | { readonly name: string; readonly kind: "choice"; readonly choices: readonly string[] };
-
+export type FlagTable = Readonly<Record<string, string>>;
 export type FlagValues = Record<string, string | number | boolean>;
 
-/** Parses `argv` against `specs`; positionals are returned in order. */
-export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]): { values: FlagValues; positionals: string[] } {
+/** Parses `argv` against `table`; positionals are returned in order. */
+export function parseFlags(argv: readonly string[], table: FlagTable): { values: FlagValues; positionals: string[] } {
   const values: FlagValues = {};
   const positionals: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -33,10 +33,10 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
     }
     const eq = arg.indexOf("=");
     const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
-    const spec = specs.find((s) => s.name === name);
+    const spec = Object.hasOwn(table, name) ? table[name]! : undefined;
     if (spec === undefined) throw new UsageError(`Unknown option --${name}`);
     if (Object.hasOwn(values, name)) throw new UsageError(`Option --${name} was given more than once`);
-    if (spec.kind === "bool") {
+    if (spec === "bool") {
       if (eq >= 0) throw new UsageError(`Option --${name} takes no value, got ${JSON.stringify(arg.slice(eq + 1))}`);
       values[name] = true;
       continue;
@@ -50,29 +50,32 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
       raw = next;
       i++;
     }
-    values[name] = convert(spec, raw);
+    values[name] = convert(name, spec, raw);
   }
   return { values, positionals };
 }
 
-function convert(spec: Exclude<FlagSpec, { kind: "bool" }>, raw: string): string | number {
-  const flag = `--${spec.name}`;
-  switch (spec.kind) {
+function convert(name: string, spec: string, raw: string): string | number {
+  const flag = `--${name}`;
+  const [kind, a, b] = spec.split(":");
+  switch (kind) {
     case "string":
-      if (!spec.allowBlank && raw.trim() === "") throw new UsageError(`Option ${flag} needs a non-blank value`);
+      if (a !== "blank" && raw.trim() === "") throw new UsageError(`Option ${flag} needs a non-blank value`);
       return raw;
-    case "choice":
-      if (!spec.choices.includes(raw)) {
-        throw new UsageError(`Option ${flag} must be one of ${spec.choices.join(", ")}, got ${JSON.stringify(raw)}`);
-      }
+    case "choice": {
+      const choices = a!.split("|");
+      if (!choices.includes(raw)) throw new UsageError(`Option ${flag} must be one of ${choices.join(", ")}, got ${JSON.stringify(raw)}`);
       return raw;
+    }
     case "int": {
+      const min = Number(a);
+      const max = Number(b);
       if (!/^[0-9]+$/.test(raw)) throw new UsageError(`Option ${flag} needs an integer, got ${JSON.stringify(raw)}`);
       const n = Number(raw);
-      if (!Number.isSafeInteger(n) || n < spec.min || n > spec.max) {
-        throw new UsageError(`Option ${flag} must be ${spec.min}-${spec.max}, got ${raw}`);
-      }
+      if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`Option ${flag} must be ${min}-${max}, got ${raw}`);
       return n;
     }
+    default:
+      throw new Error(`Bad flag spec for ${flag}: ${JSON.stringify(spec)}`);
   }
 }

@@ -2,7 +2,7 @@
  * The bridge's command line (contract section 1, plus our own flags). Pure: argv and the
  * environment in, a typed command out.
  */
-import { type FlagSpec, type FlagValues, parseFlags, UsageError } from "./flags.ts";
+import { type FlagTable, type FlagValues, parseFlags, UsageError } from "./flags.ts";
 
 export const DEFAULT_TCP_HOST = "127.0.0.1";
 export const DEFAULT_TCP_PORT = 31337;
@@ -81,48 +81,48 @@ export interface StatsOptions {
   readonly logLevel: LogLevelName;
 }
 
-const INVENTORY_FLAGS: readonly FlagSpec[] = [
-  { name: "mock", kind: "bool" },
-  { name: "backend", kind: "choice", choices: ["auto", "nvml", "cuda", "jetson", "mock"] },
-  { name: "sys-root", kind: "string" },
-];
+const INVENTORY_FLAGS: FlagTable = {
+  "mock": "bool",
+  "backend": "choice:auto|nvml|cuda|jetson|mock",
+  "sys-root": "string",
+};
 
-const BRIDGE_FLAGS: readonly FlagSpec[] = [
+const BRIDGE_FLAGS: FlagTable = {
   ...INVENTORY_FLAGS,
-  { name: "registry", kind: "string" },
-  { name: "list", kind: "bool" },
-  { name: "publish", kind: "bool" },
-  { name: "interval-ms", kind: "int", min: 1, max: 2 ** 31 - 1 },
-  { name: "tcp-host", kind: "string" },
-  { name: "tcp-port", kind: "int", min: 1, max: 65535 },
-  { name: "auth-token", kind: "string", allowBlank: true },
-  { name: "ticket", kind: "string", allowBlank: true },
-  { name: "ack-timeout-ms", kind: "int", min: 1, max: 600_000 },
-  { name: "log-level", kind: "choice", choices: ["debug", "info", "warn", "error"] },
-  { name: "state-dir", kind: "string" },
-  { name: "bundle-dir", kind: "string" },
-  { name: "runner", kind: "choice", choices: ["auto", "cpu", "cuda"] },
-  { name: "max-streams-per-gpu", kind: "int", min: 1, max: 1024 },
-  { name: "device-id", kind: "string" },
-  { name: "spool-max-mb", kind: "int", min: 1, max: 1 << 20 },
-  { name: "queen-segment-kb", kind: "int", min: 1, max: 1 << 20 },
-  { name: "listen", kind: "string" },
-  { name: "no-api", kind: "bool" },
-  { name: "allow-remote", kind: "bool" },
-  { name: "api-token", kind: "string" },
-  { name: "help", kind: "bool" },
-  { name: "version", kind: "bool" },
-];
+  "registry": "string",
+  "list": "bool",
+  "publish": "bool",
+  "interval-ms": "int:1:2147483647",
+  "tcp-host": "string",
+  "tcp-port": "int:1:65535",
+  "auth-token": "string:blank",
+  "ticket": "string:blank",
+  "ack-timeout-ms": "int:1:600000",
+  "log-level": "choice:debug|info|warn|error",
+  "state-dir": "string",
+  "bundle-dir": "string",
+  "runner": "choice:auto|cpu|cuda",
+  "max-streams-per-gpu": "int:1:1024",
+  "device-id": "string",
+  "spool-max-mb": "int:1:1048576",
+  "queen-segment-kb": "int:1:1048576",
+  "listen": "string",
+  "no-api": "bool",
+  "allow-remote": "bool",
+  "api-token": "string",
+  "help": "bool",
+  "version": "bool",
+};
 
-const MOCK_CONSOLE_FLAGS: readonly FlagSpec[] = [
-  { name: "host", kind: "string" },
-  { name: "port", kind: "int", min: 0, max: 65535 },
-  { name: "auth-token", kind: "string", allowBlank: true },
-  { name: "ack-delay-ms", kind: "int", min: 0, max: 600_000 },
-  { name: "noise", kind: "bool" },
-  { name: "log-level", kind: "choice", choices: ["debug", "info", "warn", "error"] },
-  { name: "help", kind: "bool" },
-];
+const MOCK_CONSOLE_FLAGS: FlagTable = {
+  "host": "string",
+  "port": "int:0:65535",
+  "auth-token": "string:blank",
+  "ack-delay-ms": "int:0:600000",
+  "noise": "bool",
+  "log-level": "choice:debug|info|warn|error",
+  "help": "bool",
+};
 
 /** Parses the command line; throws UsageError for anything the bridge refuses. */
 export function parseCommand(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Command {
@@ -162,12 +162,12 @@ function mockConsoleCommand(argv: readonly string[], env: Readonly<Record<string
 function telemetryCommand(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Command {
   const sub = argv[0];
   if (sub === "push") {
-    const { values, positionals } = parseFlags(argv.slice(1), [
-      { name: "url", kind: "string" },
-      { name: "api-token", kind: "string" },
-      { name: "state-dir", kind: "string" },
-      { name: "help", kind: "bool" },
-    ]);
+    const { values, positionals } = parseFlags(argv.slice(1), {
+      "url": "string",
+      "api-token": "string",
+      "state-dir": "string",
+      "help": "bool",
+    });
     if (values.help === true) return { kind: "help", topic: "telemetry" };
     if (positionals.length !== 1) throw new UsageError("telemetry push needs one FILE of NDJSON records (- for stdin)");
     return {
@@ -179,12 +179,12 @@ function telemetryCommand(argv: readonly string[], env: Readonly<Record<string, 
     };
   }
   if (sub === "export") {
-    const { values, positionals } = parseFlags(argv.slice(1), [
-      { name: "out", kind: "string" },
-      { name: "since", kind: "string" },
-      { name: "state-dir", kind: "string" },
-      { name: "help", kind: "bool" },
-    ]);
+    const { values, positionals } = parseFlags(argv.slice(1), {
+      "out": "string",
+      "since": "string",
+      "state-dir": "string",
+      "help": "bool",
+    });
     if (values.help === true) return { kind: "help", topic: "telemetry" };
     if (positionals.length > 0) throw new UsageError(`telemetry export: unexpected argument ${JSON.stringify(positionals[0])}`);
     if (values.out === undefined) throw new UsageError("telemetry export needs --out FILE");
@@ -210,14 +210,14 @@ function modelsCommand(argv: readonly string[]): Command {
     if (argv[0] === "--help" || argv[0] === undefined) return { kind: "help", topic: "models" };
     throw new UsageError(`Unknown models command ${JSON.stringify(argv[0])} (import)`);
   }
-  const { values, positionals } = parseFlags(argv.slice(1), [
-    { name: "id", kind: "string" },
-    { name: "registry", kind: "string" },
-    { name: "parent", kind: "string" },
-    { name: "job-id", kind: "string" },
-    { name: "approval", kind: "choice", choices: ["pending", "approved", "rejected"] },
-    { name: "help", kind: "bool" },
-  ]);
+  const { values, positionals } = parseFlags(argv.slice(1), {
+    "id": "string",
+    "registry": "string",
+    "parent": "string",
+    "job-id": "string",
+    "approval": "choice:pending|approved|rejected",
+    "help": "bool",
+  });
   if (values.help === true) return { kind: "help", topic: "models" };
   if (positionals.length !== 1) throw new UsageError("models import needs one DIR: the adapter bundle");
   if (values.id === undefined) throw new UsageError("models import needs --id ID");
@@ -233,12 +233,12 @@ function modelsCommand(argv: readonly string[]): Command {
   };
 }
 
-const STATS_FLAGS: readonly FlagSpec[] = [
+const STATS_FLAGS: FlagTable = {
   ...INVENTORY_FLAGS,
-  { name: "json", kind: "bool" },
-  { name: "log-level", kind: "choice", choices: ["debug", "info", "warn", "error"] },
-  { name: "help", kind: "bool" },
-];
+  "json": "bool",
+  "log-level": "choice:debug|info|warn|error",
+  "help": "bool",
+};
 
 function statsCommand(argv: readonly string[]): Command {
   const { values, positionals } = parseFlags(argv, STATS_FLAGS);
@@ -261,7 +261,7 @@ function logLevel(values: FlagValues): LogLevelName {
   return (values["log-level"] as LogLevelName | undefined) ?? "info";
 }
 
-const SERVE_FLAGS = BRIDGE_FLAGS.filter((f) => f.name !== "list" && f.name !== "version");
+const { list: _list, version: _version, ...SERVE_FLAGS } = BRIDGE_FLAGS;
 
 function serveCommand(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Command {
   const { values, positionals } = parseFlags(argv, SERVE_FLAGS);

@@ -2,7 +2,6 @@
  * Inventory selection. The mock is tiny and loaded eagerly; native backends load FFI code and
  * are imported only when asked for, so `--mock --list` never touches it.
  */
-import process from "node:process";
 import { mockBackend } from "../../mock/inventory.ts";
 import type { Logger } from "../log.ts";
 import type { InventoryBackend } from "./types.ts";

@@ -4,24 +4,16 @@
  */
 
 // deno-lint-ignore no-control-regex
-const NEEDS_ESCAPE = /["\\\u0000-\u001f]/;
+const NEEDS_ESCAPE = /["\\\u0000-\u001f]/g;
+const NAMED: Readonly<Record<string, string>> = { '"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+const escapeOne = (ch: string) => NAMED[ch] ?? "\\u" + ch.charCodeAt(0).toString(16).padStart(4, "0");
 
-/** Escapes `text` for a JSON string body exactly as the reference does. */
+/**
+ * Escapes `text` for a JSON string body exactly as the reference does. One native regex pass:
+ * a character-by-character loop costs about a million interpreted instructions on `--list`.
+ */
 export function escapeString(text: string): string {
-  if (!NEEDS_ESCAPE.test(text)) return text;
-  let out = "";
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i]!;
-    const code = text.charCodeAt(i);
-    if (ch === '"') out += '\\"';
-    else if (ch === "\\") out += "\\\\";
-    else if (ch === "\n") out += "\\n";
-    else if (ch === "\r") out += "\\r";
-    else if (ch === "\t") out += "\\t";
-    else if (code < 0x20) out += "\\u" + code.toString(16).padStart(4, "0");
-    else out += ch;
-  }
-  return out;
+  return text.replace(NEEDS_ESCAPE, escapeOne);
 }
 
 /** A quoted JSON string in the reference's escaping. */

@@ -1,5 +1,4 @@
 /** Shutdown signals, as one promise. */
-import process from "node:process";
 
 /** Resolves with the name of the first SIGINT or SIGTERM from now on. */
 export function stopSignal(): Promise<string> {
