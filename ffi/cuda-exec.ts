@@ -110,14 +110,14 @@ export class CudaDevice {
 
   /**
    * Launches `fn` and waits for it. Each argument is one value buffer; the params array holds
-   * their addresses, and the buffers stay referenced here until the call returns.
+   * their addresses. `args` keeps the buffers referenced until the launch has returned, and the
+   * driver copies the argument values during cuLaunchKernel, so nothing outlives this call.
    */
   launch(fn: bigint, grid: readonly number[], block: readonly number[], args: Uint8Array[]): void {
     const params = new Uint8Array(8 * args.length);
     args.forEach((a, i) => view(params).setBigUint64(i * 8, this.#ffi.addressOf(a), true));
     this.#call("cuLaunchKernel", fn, grid[0]!, grid[1]!, grid[2]!, block[0]!, block[1]!, block[2]!, 0, 0n, params, 0n);
     this.#call("cuCtxSynchronize");
-    void args.length; // keep the argument buffers alive past the launch
   }
 
   close(): void {

@@ -2,9 +2,8 @@
  * Handshake and snapshot publishing over a ConsoleSession (contract sections 6 and 8).
  */
 import { ConsoleError } from "./errors.ts";
-import type { ConsoleSession } from "./session.ts";
+import { ConsoleSession, type SessionOptions } from "./session.ts";
 import type { Connect } from "./transport.ts";
-import { ConsoleSession as Session, type SessionOptions } from "./session.ts";
 
 export const CTL_PATH = "/gpu/bridge/ctl";
 
@@ -28,7 +27,7 @@ export async function sendLines(session: ConsoleSession, lines: readonly string[
 }
 
 /** Opens a connection and a session on it, mapping connection failures to `refused`. */
-export async function openSession(connect: Connect, target: ConsoleTarget, options: SessionOptions): Promise<Session> {
+export async function openSession(connect: Connect, target: ConsoleTarget, options: SessionOptions): Promise<ConsoleSession> {
   let conn;
   try {
     conn = await connect(target.host, target.port);
@@ -36,7 +35,7 @@ export async function openSession(connect: Connect, target: ConsoleTarget, optio
     const why = cause instanceof Error ? cause.message : String(cause);
     throw new ConsoleError("refused", `Cannot connect to the console at ${target.host}:${target.port}: ${why}`, { cause });
   }
-  return new Session(conn, options);
+  return new ConsoleSession(conn, options);
 }
 
 /** What one publish did. */

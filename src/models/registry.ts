@@ -149,11 +149,12 @@ function readCapped(path: string, cap: number): Uint8Array | null {
   }
 }
 
+const utf8Encoder = new TextEncoder();
+
 /** Byte-wise UTF-8 order, as the reference sorts (it differs from UTF-16 order for astral characters). */
 export function compareBytes(a: string, b: string): number {
-  const enc = new TextEncoder();
-  const x = enc.encode(a);
-  const y = enc.encode(b);
+  const x = utf8Encoder.encode(a);
+  const y = utf8Encoder.encode(b);
   const n = Math.min(x.length, y.length);
   for (let i = 0; i < n; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
   return x.length - y.length;
