@@ -19,6 +19,12 @@ import { denoFfi } from "../../ffi/deno.ts";
 import { openNativeBackend } from "../../src/inventory/native.ts";
 import { normalizePciBusId } from "../../src/inventory/pci.ts";
 import { sampleJetsonGpu } from "../../src/inventory/sysfs.ts";
+import { createApp } from "../../src/api/app.ts";
+import { HostState } from "../../src/host/state.ts";
+import { ProcessRunner } from "../../src/job/runner.ts";
+import { createLogger } from "../../src/log.ts";
+import { mockStats } from "../../mock/inventory.ts";
+import { sha256Hex } from "../../src/util/sha256.ts";
 
 declare const Deno: { test(name: string, fn: () => void | Promise<void>): void };
 
@@ -101,4 +107,39 @@ Deno.test("sysfs readers and PCI ids behave the same on Deno", () => {
   strictEqual(sample.loadPct, 42.3);
   strictEqual(sample.temperatureC, 45.5);
   strictEqual(normalizePciBusId("00000000:65:00.0"), normalizePciBusId("0000:65:00.0"));
+});
+
+Deno.test("the API and a real job in a Deno child process, on Deno", async () => {
+  const log = createLogger({ level: "error", write: () => {} });
+  const host = new HostState({ gpus: () => MOCK_GPUS, runner: new ProcessRunner(denoRuntime()), runnerKind: "cpu", log, onChange: () => {} });
+  const namespace = () => Promise.resolve(buildNamespace(MOCK_GPUS, builtinCatalog(), (id) => host.nodeLogs(id)));
+  const app = createApp({
+    version: "test", hostname: "h", token: "deno-token", log, gpus: () => MOCK_GPUS, stats: () => Promise.resolve(mockStats()),
+    host, namespace, snapshot: async () => makeSnapshot(await namespace()), publisher: null, models: { catalog: builtinCatalog },
+  });
+  const auth = { Authorization: "Bearer deno-token", "content-type": "application/json" };
+  try {
+    const lease = await (await app.request("/v1/leases", {
+      method: "POST", headers: auth, body: JSON.stringify({ gpu_id: "GPU-0", worker_id: "d", mem_mb: 64, streams: 1, ttl_s: 60 }),
+    })).json() as { id: string };
+    const ptx = readFileSync(new URL("../../src/job/ptx/vadd.ptx", import.meta.url));
+    const submitted = await app.request(`/v1/leases/${lease.id}/jobs`, {
+      method: "POST",
+      headers: auth,
+      body: JSON.stringify({
+        job: "deno-job", kernel: "vadd", grid: [4, 1, 1], block: [64, 1, 1], bytes_hash: `sha256:${sha256Hex(ptx)}`,
+        inputs: [], outputs: [], timeout_ms: 30_000, payload_b64: ptx.toString("base64"),
+      }),
+    });
+    strictEqual(submitted.status, 202);
+    const deadline = Date.now() + 30_000;
+    while (host.jobs.get("deno-job")?.state !== "OK" && host.jobs.get("deno-job")?.state !== "ERR" && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const job = await (await app.request("/v1/jobs/deno-job")).json() as { state: string; result: { size: number } };
+    strictEqual(job.state, "OK");
+    strictEqual(job.result.size, 256);
+  } finally {
+    host.close();
+  }
 });
