@@ -22,7 +22,7 @@ FIXTURE := test/fixtures/mock-list.json
 # start. bench-startup builds its hello-world floor with the same flags.
 COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting
 
-.PHONY: native-fakes help deps install run build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry clean
+.PHONY: native-fakes help deps install run test-reset build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry clean
 
 help:
 	@echo "make run     run the bridge daemon on the embedded mock defaults"
@@ -58,7 +58,7 @@ mock/native/build/libcuda.so.1: mock/native/fake_cuda.c mock/native/fake_ctl.h
 	$(CC) -shared -fPIC -O2 -Wall -Wextra -Werror -o $@ $<
 native-fakes: $(FAKES)
 
-test: deps typecheck test-bun test-deno test-binary test-arm64
+test: deps test-reset typecheck test-bun test-deno test-binary test-arm64
 	@awk '{p+=$$1; f+=$$2} END{printf "make test: %d passed, %d failed\n", p, f}' .test-counts
 	@rm -f .test-counts
 
@@ -66,7 +66,11 @@ typecheck: deps
 	$(TSC) -p tsconfig.json
 	$(DENO) check --quiet src/ mock/
 
-# Each suite appends "passed failed" to .test-counts; `make test` prints the sum last.
+# Each suite appends "passed failed" to .test-counts; `make test` starts it afresh (a suite run
+# on its own before would otherwise be counted twice) and prints the sum last.
+test-reset:
+	@rm -f .test-counts
+
 test-bun: deps native-fakes $(BIN) dist
 	$(BUN) test --timeout 20000 2>&1 | tee .test-bun.log
 	@awk '/^ *[0-9]+ pass$$/{p=$$1} /^ *[0-9]+ fail$$/{f=$$1} /^ *[0-9]+ skip$$/{s=$$1} \
