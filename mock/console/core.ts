@@ -10,6 +10,7 @@ import { CtlReceiver } from "../../src/snapshot/receiver.ts";
 import type { Faults } from "./faults.ts";
 import { QueenTelemetry } from "./queen.ts";
 import { listDir, treeFiles } from "./tree.ts";
+import { byteLength } from "../../src/util/bytes.ts";
 
 export const CTL = "/gpu/bridge/ctl";
 export const STATUS = "/gpu/bridge/status";
@@ -125,7 +126,7 @@ export class ConsoleConnection {
     const space = line.indexOf(" ");
     const verb = (space < 0 ? line : line.slice(0, space)).toUpperCase();
     const rest = space < 0 ? "" : line.slice(space + 1);
-    if (new TextEncoder().encode(line).length > LIMITS.commandBytes) {
+    if (byteLength(line) > LIMITS.commandBytes) {
       return { lines: [`ERR ${verb} reason=too-long detail=command-over-${LIMITS.commandBytes}-bytes`] };
     }
     if (verb === "AUTH") return this.#auth(rest);
@@ -180,8 +181,8 @@ export class ConsoleConnection {
       delete s.faults.errOnEcho;
       return { lines: [`ERR ECHO ${fault.detail}`] };
     }
-    if (new TextEncoder().encode(path).length > LIMITS.pathBytes) return { lines: ["ERR ECHO reason=policy detail=path-too-long"] };
-    if (new TextEncoder().encode(payload).length > LIMITS.echoPayloadBytes || /[\r\n]/.test(payload)) {
+    if (byteLength(path) > LIMITS.pathBytes) return { lines: ["ERR ECHO reason=policy detail=path-too-long"] };
+    if (byteLength(payload) > LIMITS.echoPayloadBytes || /[\r\n]/.test(payload)) {
       return { lines: [`ERR ECHO reason=policy detail=invalid-payload path=${path} error=payload too long`] };
     }
     if (s.queen.handles(path)) return { lines: [s.queen.echo(path, payload)] };
@@ -196,14 +197,14 @@ export class ConsoleConnection {
       const m = /bytes=(\d+) sha256=([0-9a-f]{64})/.exec(s.receiver.status)!;
       s.landed(result.tree, Number(m[1]), m[2]!);
     }
-    return { lines: [`OK ECHO path=${path} bytes=${new TextEncoder().encode(payload).length}`] };
+    return { lines: [`OK ECHO path=${path} bytes=${byteLength(payload)}`] };
   }
 
   #cat(path: string): Reply {
     const text = this.#state.queen.handles(path) ? this.#state.queen.latest(path) : this.#state.read(path);
     if (text === undefined) return { lines: [`ERR CAT reason=not-found path=${path}`] };
     const body = text === "" ? [] : text.replace(/\n$/, "").split("\n");
-    return { lines: [`OK CAT path=${path} bytes=${new TextEncoder().encode(text).length}`, ...body, "END"] };
+    return { lines: [`OK CAT path=${path} bytes=${byteLength(text)}`, ...body, "END"] };
   }
 
   #ls(path: string): Reply {

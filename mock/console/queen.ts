@@ -5,6 +5,7 @@
  * A repeated `seq` is acknowledged and not appended again, so a chunk resent after a crash
  * between the Queen's ack and the bridge's record of it is not duplicated.
  */
+import { byteLength } from "../../src/util/bytes.ts";
 
 export const MIMES = ["text/plain", "application/json", "application/x-ndjson"];
 
@@ -46,7 +47,7 @@ export class QueenTelemetry {
     const m = PATH.exec(path);
     if (m === null || m[2] === "latest") return `ERR ECHO reason=not-found path=${path}`;
     const dev = this.#device(m[1]!);
-    const bytes = new TextEncoder().encode(payload).length;
+    const bytes = byteLength(payload);
     if (m[2] === "ctl") return this.#newSegment(dev, path, payload, bytes);
     const seg = dev.segments.find((s) => s.id === m[3]);
     if (seg === undefined) return `ERR ECHO reason=not-found path=${path} detail=no-such-segment`;
@@ -64,7 +65,7 @@ export class QueenTelemetry {
       return `OK ECHO path=${path} bytes=${bytes} seq=${env.seq} duplicate=1`;
     }
     if (env.seq !== seg.lastSeq + 1) return `ERR ECHO reason=invalid path=${path} detail=seq-gap expected=${seg.lastSeq + 1}`;
-    const size = new TextEncoder().encode(env.payload).length;
+    const size = byteLength(env.payload);
     if (seg.bytes + size > this.quota.segmentBytes) return `ERR ECHO reason=quota path=${path} detail=segment-full`;
     if (this.#total(dev) + size > this.quota.totalBytes) {
       if (this.quota.policy === "refuse" || dev.segments.length <= 1) return `ERR ECHO reason=quota path=${path} detail=device-full`;

@@ -3,6 +3,7 @@
  * oldest line when full (as Cohesix does), the auth deadline and the scripted faults.
  */
 import { encodeFrame, FrameDecoder } from "../../src/console/frame.ts";
+import { concatBytes } from "../../src/util/bytes.ts";
 import type { Conn } from "../../src/console/transport.ts";
 import type { Runtime, TcpServer } from "../../src/runtime/types.ts";
 import { ConsoleConnection, type ConsoleSettings, ConsoleState, isAck, NOISE_LINES } from "./core.ts";
@@ -57,11 +58,7 @@ function serveConnection(state: ConsoleState, conn: Conn): void {
       }
       out.push(encodeFrame(line));
     }
-    const total = out.reduce((n, f) => n + f.length, 0);
-    const buf = new Uint8Array(total);
-    let at = 0;
-    for (const f of out) (buf.set(f, at), (at += f.length));
-    await conn.write(buf).catch(hangUp);
+    await conn.write(concatBytes(out)).catch(hangUp);
   };
 
   const work = async () => {

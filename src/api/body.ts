@@ -1,4 +1,5 @@
 /** Request bodies: content-type checks (415), a byte cap (413), JSON parsing (400). */
+import { concatBytes } from "../util/bytes.ts";
 import { ApiError } from "./errors.ts";
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -21,10 +22,7 @@ export async function readBody(req: Request, limit: number): Promise<Uint8Array>
     }
     chunks.push(value);
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) (out.set(c, at), (at += c.length));
-  return out;
+  return concatBytes(chunks);
 }
 
 function tooLarge(size: number, limit: number): ApiError {

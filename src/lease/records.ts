@@ -4,6 +4,7 @@
  */
 import { quote } from "../namespace/escape.ts";
 import type { Lease } from "./types.ts";
+import { byteLength } from "../util/bytes.ts";
 
 /** `{"schema":"gpu-lease/v1","state":…,"gpu_id":…,"worker_id":…,"mem_mb":…,"streams":…,"ttl_s":…,"priority":…}` */
 export function leaseRecord(lease: Lease, state: "ACTIVE" | "RELEASED"): string {
@@ -42,7 +43,7 @@ export function breadcrumb(
   const line = `{"schema":"gpu-breadcrumb/v1","event":"${event}","command":${quote(cmd)},"status":"${status}"` +
     (exitCode === undefined ? "" : `,"exit_code":${exitCode}`) + "}";
   // Escaping can grow the command; cut it further until the line fits.
-  if (new TextEncoder().encode(line).length <= MAX_BREADCRUMB) return line;
+  if (byteLength(line) <= MAX_BREADCRUMB) return line;
   return breadcrumb(event, truncateUtf8(cmd, Math.floor(cmd.length / 2)), status, exitCode);
 }
 

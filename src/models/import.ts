@@ -11,6 +11,7 @@ import process from "node:process";
 import { LIMITS, modelIdProblem } from "../namespace/limits.ts";
 import { sha256Hex } from "../util/sha256.ts";
 import { loadRegistry } from "./registry.ts";
+import { byteLength } from "../util/bytes.ts";
 
 export interface ImportOptions {
   readonly bundle: string;
@@ -78,7 +79,7 @@ export function importModel(o: ImportOptions): string {
     lines.push("", `[artifacts.${toml(f)}]`, `sha256 = ${toml(sha256Hex(bytes))}`, `bytes = ${statSync(join(o.bundle, f)).size}`);
   }
   const manifest = lines.join("\n") + "\n";
-  const size = new TextEncoder().encode(manifest).length;
+  const size = byteLength(manifest);
   if (size > LIMITS.manifestBytes) {
     throw new ImportError(`Cannot import: the manifest would be ${size} bytes and the VM accepts at most ${LIMITS.manifestBytes}`);
   }

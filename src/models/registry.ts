@@ -10,6 +10,7 @@ import { builtinCatalog } from "./catalog.ts";
 import type { ModelCatalog, ModelEntry } from "./types.ts";
 import { MAX_MANIFEST_BYTES, MAX_MODEL_ID_BYTES } from "./types.ts";
 import { modelIdProblem } from "../namespace/limits.ts";
+import { byteLength } from "../util/bytes.ts";
 
 /** The catalog that was loaded, and every warning met on the way. */
 export interface RegistryLoad {
@@ -113,7 +114,7 @@ function readActive(dir: string, models: ModelEntry[], warnings: string[]): stri
     if (bytes === null) warnings.push(`Ignoring ${path}: it is over ${ACTIVE_FILE_CAP} bytes; ${first} is active`);
     return first;
   }
-  if (new TextEncoder().encode(line).length > MAX_MODEL_ID_BYTES) {
+  if (byteLength(line) > MAX_MODEL_ID_BYTES) {
     warnings.push(`Ignoring ${path}: its model id is over ${MAX_MODEL_ID_BYTES} bytes; ${first} is active`);
     return first;
   }

@@ -2,6 +2,7 @@
  * What the VM's `/gpu/bridge/ctl` receiver accepts (contract section 8). The bridge checks
  * these before publishing, and the snapshot parser and mock console enforce them.
  */
+import { byteLength } from "../util/bytes.ts";
 
 export const LIMITS = Object.freeze({
   snapshotBytes: 131072,
@@ -17,13 +18,6 @@ export const LIMITS = Object.freeze({
   echoPayloadBytes: 128,
   pathBytes: 96,
 });
-
-const encoder = new TextEncoder();
-
-/** UTF-8 length of `text`. */
-export function byteLength(text: string): number {
-  return encoder.encode(text).length;
-}
 
 // deno-lint-ignore no-control-regex
 const UNSAFE_IN_LINE = /[\s\u0000-\u001f\u007f=]/;

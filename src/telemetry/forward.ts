@@ -15,6 +15,7 @@ import type { Logger } from "../log.ts";
 import { backoffDelay } from "../daemon/backoff.ts";
 import { encodeRecord, type TelemetryRecord } from "./record.ts";
 import type { Spool } from "./spool.ts";
+import { byteLength } from "../util/bytes.ts";
 
 export const TELEMETRY_MIME = "application/x-ndjson";
 
@@ -45,7 +46,7 @@ export function chunkRecord(text: string, firstSeq: number): string[] {
     let chunk = "";
     while (i < points.length) {
       const next = chunk + points[i];
-      if (new TextEncoder().encode(envelope(seq, next)).length > LIMITS.echoPayloadBytes) break;
+      if (byteLength(envelope(seq, next)) > LIMITS.echoPayloadBytes) break;
       chunk = next;
       i++;
     }
@@ -86,7 +87,7 @@ export class TelemetryForwarder {
     const next = spool.next();
     if (next === null) return;
     const text = encodeRecord(next.record as TelemetryRecord) + "\n";
-    const size = new TextEncoder().encode(text).length;
+    const size = byteLength(text);
     const base = `/queen/telemetry/${this.#o.deviceId}`;
     try {
       let { queenSeg, seq, queenBytes } = next.progress;

@@ -10,6 +10,7 @@ import * as v from "valibot";
 import { quote } from "../namespace/escape.ts";
 import { describeIssue } from "../util/issues.ts";
 import { MAX_RECORD_BYTES, OPTIONAL_FIELDS, REQUIRED_FIELDS, TELEMETRY_SCHEMA_VERSION } from "./schema.ts";
+import { byteLength } from "../util/bytes.ts";
 
 const text = (field: string, max = 128) =>
   v.pipe(v.string(`${field} must be a string`), v.minLength(1, `${field} must not be empty`), v.maxLength(max, `${field} must be at most ${max} characters`));
@@ -65,7 +66,7 @@ export function acceptRecord(raw: unknown, active: ActiveModel): RecordResult {
     if (record.lora_id === undefined && active.lora_id !== undefined) record.lora_id = active.lora_id;
   }
   const json = encodeRecord(record);
-  const bytes = new TextEncoder().encode(json).length;
+  const bytes = byteLength(json);
   if (bytes > MAX_RECORD_BYTES) {
     return { ok: false, field: "(record)", message: `the record encodes to ${bytes} bytes, over the ${MAX_RECORD_BYTES}-byte limit` };
   }

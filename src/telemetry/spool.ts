@@ -7,6 +7,7 @@
  * of the record in flight) is saved with each acknowledged chunk, so nothing is lost or sent
  * twice across link drops and restarts.
  */
+import { concatBytes } from "../util/bytes.ts";
 import { decodeCbor, encodeCbor } from "../util/cbor.ts";
 import {
   closeSync,
@@ -108,6 +109,8 @@ export class Spool {
     let seg = this.#segments.at(-1);
     if (seg === undefined || seg.bytes >= this.#o.segmentBytes) seg = this.#roll();
     const frames: Uint8Array[] = [];
+    const offsets: number[] = [];
+    let at = seg.bytes;
     for (const r of records) {
       // Plain CBOR per frame: with cbor-x's default shared "record" structures, a frame read
       // alone after a restart would decode as {}.
@@ -117,16 +120,16 @@ export class Spool {
       view.setUint32(0, body.length, true);
       view.setUint32(4, crc32(body), true);
       frame.set(body, HEADER);
-      seg.offsets.push(seg.bytes + frames.reduce((n, f) => n + f.length, 0));
+      offsets.push(at);
+      at += frame.length;
       frames.push(frame);
     }
-    const all = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
-    let at = 0;
-    for (const f of frames) (all.set(f, at), (at += f.length));
     this.#fd ??= openSync(seg.path, "a", 0o600);
-    writeSync(this.#fd, all);
+    writeSync(this.#fd, concatBytes(frames));
     this.#sync(this.#fd);
-    seg.bytes += all.length;
+    // Indexed only once on disk: a failed write leaves no records that are not there.
+    seg.offsets.push(...offsets);
+    seg.bytes = at;
     this.#enforceCap();
   }
 

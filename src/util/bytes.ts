@@ -1,0 +1,16 @@
+/** Byte-level helpers shared by the codecs, the spool and the mocks. */
+
+const utf8 = new TextEncoder();
+
+/** UTF-8 length of `text`. */
+export function byteLength(text: string): number {
+  return utf8.encode(text).length;
+}
+
+/** `chunks` joined into one buffer (one allocation, one copy each). */
+export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) (out.set(c, at), (at += c.length));
+  return out;
+}
