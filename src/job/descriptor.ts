@@ -4,10 +4,11 @@
  * directory. The reference's own error texts are kept where it has them; every error names
  * its field.
  */
-import { closeSync, openSync, readSync, realpathSync, statSync } from "node:fs";
+import { realpathSync, statSync } from "node:fs";
 import { isAbsolute, join, relative, sep } from "node:path";
 import * as v from "valibot";
 import { decodeBase64 } from "../util/base64.ts";
+import { readCapped } from "../util/files.ts";
 import { describeIssue } from "../util/issues.ts";
 import { sha256Hex } from "../util/sha256.ts";
 
@@ -183,21 +184,8 @@ function readStaged(bundleDir: string, p: string): Uint8Array | string {
   const resolved = resolveInBundle(bundleDir, p);
   if (typeof resolved !== "string") return resolved.error;
   try {
-    const size = statSync(resolved).size;
-    if (size > MAX_PAYLOAD_BYTES) return `${JSON.stringify(p)} is ${size} bytes, over the ${MAX_PAYLOAD_BYTES}-byte limit`;
-    const fd = openSync(resolved, "r");
-    try {
-      const buf = new Uint8Array(size);
-      let got = 0;
-      while (got < size) {
-        const n = readSync(fd, buf, got, size - got, null);
-        if (n === 0) break;
-        got += n;
-      }
-      return buf.subarray(0, got);
-    } finally {
-      closeSync(fd);
-    }
+    return readCapped(resolved, MAX_PAYLOAD_BYTES) ??
+      `${JSON.stringify(p)} is ${statSync(resolved).size} bytes, over the ${MAX_PAYLOAD_BYTES}-byte limit`;
   } catch {
     return `${JSON.stringify(p)} cannot be read under the bundle directory`;
   }

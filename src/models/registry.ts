@@ -4,13 +4,14 @@
  * with a warning that says what was wrong. Symlinked entries are skipped so a registry
  * writer cannot make the bridge publish files it was never meant to read.
  */
-import { closeSync, lstatSync, openSync, readdirSync, readSync } from "node:fs";
+import { lstatSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { builtinCatalog } from "./catalog.ts";
 import type { ModelCatalog, ModelEntry } from "./types.ts";
 import { MAX_MANIFEST_BYTES, MAX_MODEL_ID_BYTES } from "./types.ts";
 import { modelIdProblem } from "../namespace/limits.ts";
 import { byteLength } from "../util/bytes.ts";
+import { readCapped } from "../util/files.ts";
 
 /** The catalog that was loaded, and every warning met on the way. */
 export interface RegistryLoad {
@@ -131,23 +132,6 @@ function firstNonBlankLine(text: string): string | undefined {
     if (trimmed !== "") return trimmed;
   }
   return undefined;
-}
-
-/** Reads at most `cap` bytes of `path`; null when the file holds more. */
-function readCapped(path: string, cap: number): Uint8Array | null {
-  const fd = openSync(path, "r");
-  try {
-    const buf = new Uint8Array(cap + 1);
-    let used = 0;
-    while (used < buf.length) {
-      const n = readSync(fd, buf, used, buf.length - used, null);
-      if (n === 0) break;
-      used += n;
-    }
-    return used > cap ? null : buf.subarray(0, used);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 const utf8Encoder = new TextEncoder();
