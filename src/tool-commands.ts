@@ -1,6 +1,6 @@
 /** The one-shot tools: `telemetry push`, `telemetry export`, `models import`. */
-import { existsSync, readFileSync } from "node:fs";
 import process from "node:process";
+import { findApiToken, tokenPath } from "./api/auth.ts";
 import type { Command } from "./cli/options.ts";
 import type { Logger } from "./log.ts";
 import { importModel } from "./models/import.ts";
@@ -12,11 +12,13 @@ type Tool = Extract<Command, { kind: "telemetry-push" | "telemetry-export" | "mo
 export async function toolCommand(c: Tool, log: Logger): Promise<number> {
   switch (c.kind) {
     case "telemetry-push": {
-      const fromFile = `${c.stateDir}/api-token`;
-      const token = c.apiToken ?? process.env.GPU_BRIDGE_API_TOKEN?.trim() ??
-        (existsSync(fromFile) ? readFileSync(fromFile, "utf8").trim() : undefined);
-      if (!token) throw new Error(`No API token: pass --api-token, set GPU_BRIDGE_API_TOKEN, or point --state-dir at the bridge's (${fromFile} is missing)`);
-      await pushTelemetry({ file: c.file, url: c.url, token }, log);
+      const found = findApiToken(c.apiToken, process.env, c.stateDir);
+      if (found === null) {
+        throw new Error(
+          `No API token: pass --api-token, set GPU_BRIDGE_API_TOKEN, or point --state-dir at the bridge's (${tokenPath(c.stateDir)} is missing)`,
+        );
+      }
+      await pushTelemetry({ file: c.file, url: c.url, token: found.token }, log);
       return 0;
     }
     case "telemetry-export":

@@ -18,23 +18,41 @@ export function bearerMatches(header: string | undefined, token: string): boolea
 /** Where the API token came from. */
 export type TokenSource = { kind: "flag" } | { kind: "env" } | { kind: "file"; path: string; created: boolean };
 
+/** Where a state directory keeps its API token. */
+export const tokenPath = (stateDir: string) => `${stateDir.replace(/\/+$/, "")}/api-token`;
+
 /**
- * The API token: `--api-token`, else `GPU_BRIDGE_API_TOKEN`, else the one in `<stateDir>/api-token`,
- * generated (mode 0600) on first use so it survives restarts.
+ * The API token if one is set: `--api-token`, else `GPU_BRIDGE_API_TOKEN` (each trimmed, ignored
+ * if blank), else the one in `<stateDir>/api-token`. Never creates one: clients use this.
+ */
+export function findApiToken(
+  flag: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+  stateDir: string,
+): { token: string; source: TokenSource } | null {
+  if (flag !== undefined && flag.trim() !== "") return { token: flag.trim(), source: { kind: "flag" } };
+  const fromEnv = env.GPU_BRIDGE_API_TOKEN?.trim();
+  if (fromEnv) return { token: fromEnv, source: { kind: "env" } };
+  const path = tokenPath(stateDir);
+  if (existsSync(path)) {
+    const token = readFileSync(path, "utf8").trim();
+    if (token.length >= 16) return { token, source: { kind: "file", path, created: false } };
+  }
+  return null;
+}
+
+/**
+ * The API token the bridge serves with: as `findApiToken`, else one generated (mode 0600) into
+ * `<stateDir>/api-token` on first use, so it survives restarts.
  */
 export function resolveApiToken(
   flag: string | undefined,
   env: Readonly<Record<string, string | undefined>>,
   stateDir: string,
 ): { token: string; source: TokenSource } {
-  if (flag !== undefined && flag.trim() !== "") return { token: flag.trim(), source: { kind: "flag" } };
-  const fromEnv = env.GPU_BRIDGE_API_TOKEN?.trim();
-  if (fromEnv) return { token: fromEnv, source: { kind: "env" } };
-  const path = `${stateDir.replace(/\/+$/, "")}/api-token`;
-  if (existsSync(path)) {
-    const token = readFileSync(path, "utf8").trim();
-    if (token.length >= 16) return { token, source: { kind: "file", path, created: false } };
-  }
+  const found = findApiToken(flag, env, stateDir);
+  if (found !== null) return found;
+  const path = tokenPath(stateDir);
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const token = randomBytes(24).toString("base64url");
   writeFileSync(path, token + "\n", { mode: 0o600 });

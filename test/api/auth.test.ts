@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { bearerMatches, resolveApiToken } from "../../src/api/auth.ts";
+import { bearerMatches, findApiToken, resolveApiToken } from "../../src/api/auth.ts";
 import { isLoopback, parseCommand } from "../../src/cli/options.ts";
 import { tempDir } from "../helpers.ts";
 
@@ -30,6 +30,23 @@ describe("resolveApiToken()", () => {
       expect(resolveApiToken(undefined, {}, join(dir.path, "state"))).toEqual({ token: first.token, source: { kind: "file", path, created: false } });
       writeFileSync(path, "short\n");
       expect(resolveApiToken(undefined, {}, join(dir.path, "state")).token).not.toBe("short");
+    } finally {
+      dir.cleanup();
+    }
+  });
+});
+
+describe("findApiToken()", () => {
+  test("finds a token without ever creating one; a blank variable falls through to the file", () => {
+    const dir = tempDir("gbh-find-");
+    try {
+      expect(findApiToken(undefined, {}, dir.path)).toBeNull();
+      expect(findApiToken(undefined, { GPU_BRIDGE_API_TOKEN: "  " }, dir.path)).toBeNull();
+      const created = resolveApiToken(undefined, {}, dir.path);
+      expect(findApiToken(" ", { GPU_BRIDGE_API_TOKEN: "  " }, dir.path)).toEqual({
+        token: created.token,
+        source: { kind: "file", path: join(dir.path, "api-token"), created: false },
+      });
     } finally {
       dir.cleanup();
     }
