@@ -2,7 +2,7 @@
  * The bridge's compatible core: inventory + registry -> namespace -> `--list` and `--publish`.
  */
 import type { BridgeOptions } from "./cli/options.ts";
-import { selectBackend } from "./inventory/mod.ts";
+import { type InventoryBackend, selectBackend } from "./inventory/mod.ts";
 import type { Logger } from "./log.ts";
 import { builtinCatalog } from "./models/catalog.ts";
 import type { ModelCatalog } from "./models/types.ts";
@@ -21,14 +21,19 @@ export async function loadCatalog(registry: string | undefined, log: Logger): Pr
   return catalog;
 }
 
-/** Reads the inventory and registry once and builds the namespace. */
+/** The namespace from an open backend and the registry (undefined: the built-in catalog). */
+export async function namespaceOf(backend: InventoryBackend, registry: string | undefined, log: Logger): Promise<Namespace> {
+  return buildNamespace(await backend.list(), await loadCatalog(registry, log));
+}
+
+/** Opens the inventory, reads it and the registry once, and builds the namespace. */
 export async function currentNamespace(
   options: Pick<BridgeOptions, "mock" | "backend" | "sysRoot" | "registry">,
   log: Logger,
 ): Promise<Namespace> {
   const backend = await selectBackend(options, log);
   try {
-    return buildNamespace(await backend.list(), await loadCatalog(options.registry, log));
+    return await namespaceOf(backend, options.registry, log);
   } finally {
     backend.close();
   }

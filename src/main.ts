@@ -22,6 +22,12 @@ function writeStderr(text: string): void {
   process.stderr.write(text);
 }
 
+/** Reports a command's failure in one paragraph on stderr; the exit status is 1. */
+function failed(error: unknown): number {
+  writeStderr(`gpu-bridge-host: ${error instanceof Error ? error.message : String(error)}\n`);
+  return 1;
+}
+
 /** Runs the command line and resolves with the exit status. */
 export async function main(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Promise<number> {
   let command;
@@ -71,8 +77,7 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
       const { toolCommand } = await import("./tool-commands.ts");
       return await toolCommand(command, log);
     } catch (error) {
-      writeStderr(`gpu-bridge-host: ${error instanceof Error ? error.message : String(error)}\n`);
-      return 1;
+      return failed(error);
     }
   }
   if (command.kind === "stats") {
@@ -81,8 +86,7 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
       const { statsCommand } = await import("./stats-command.ts");
       return await statsCommand(command.options, log, writeStdout);
     } catch (error) {
-      writeStderr(`gpu-bridge-host: ${error instanceof Error ? error.message : String(error)}\n`);
-      return 1;
+      return failed(error);
     }
   }
   const options = command.options;
@@ -96,7 +100,6 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
     if (command.kind === "serve" || (options.publish && options.intervalMs !== undefined)) {
       // Before anything slow: a SIGTERM during start-up must still end in a clean exit.
       const signal = stopSignal();
-      if (options.list) await writeStdout(renderList(await currentNamespace(options, log)));
       const { daemonCommand } = await import("./daemon-command.ts");
       return await daemonCommand(options, log, command.kind === "serve" ? "serve" : "compat", signal);
     }
@@ -106,8 +109,7 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
     const { publishCommand } = await import("./publish-command.ts");
     return await publishCommand(options, ns, log);
   } catch (error) {
-    writeStderr(`gpu-bridge-host: ${error instanceof Error ? error.message : String(error)}\n`);
-    return 1;
+    return failed(error);
   }
 }
 

@@ -1,11 +1,11 @@
 /** The daemon as users run it: a child process publishing to the mock console. */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type MockConsole, startMockConsole } from "../../mock/console/server.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { memoryLogger, tempDir, until } from "../helpers.ts";
-import { spawnBridge } from "../spawn.ts";
+import { REPO_ROOT, spawnBridge } from "../spawn.ts";
 import { startDaemon } from "../../src/daemon/daemon.ts";
 import { mockBackend } from "../../mock/inventory.ts";
 import { parseCommand } from "../../src/cli/options.ts";
@@ -64,6 +64,18 @@ describe("the daemon process", () => {
     const stderr = bridge.log();
     expect(stderr).toMatch(/published \d+ bytes sha256=[0-9a-f]{12} in \d+ frames, [\d.]+ ms \(connected\)/);
     expect(stderr).not.toContain("tok ");
+  });
+
+  test("--list with --interval-ms prints the list first, then keeps publishing", async () => {
+    const proc = Bun.spawn(
+      [process.execPath, join(REPO_ROOT, "src/main.ts"), "--mock", "--list", "--publish", "--interval-ms", "60000", "--tcp-port",
+        String(mock.port), "--auth-token", "tok", "--state-dir", join(reg.path, "state"), "--no-api"],
+      { stdout: "pipe", stderr: "ignore" },
+    );
+    await until(() => mock.state.publishes === 1, 10_000, "the publish after the list");
+    proc.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+    expect(Buffer.from(await new Response(proc.stdout).arrayBuffer())).toEqual(readFileSync(join(REPO_ROOT, "test/fixtures/mock-list.json")));
   });
 
   test("exits 0 on SIGTERM while a publish is stuck on a silent console", async () => {
