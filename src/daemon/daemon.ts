@@ -51,8 +51,6 @@ export interface Daemon {
   /** The namespace as it would be published now. */
   namespace(): Promise<Namespace>;
   snapshot(): Promise<Snapshot>;
-  /** Tells the daemon that something the snapshot shows has changed. */
-  changed(): void;
   stop(): Promise<void>;
 }
 
@@ -133,7 +131,6 @@ export async function startDaemon(
     gpus: () => gpus,
     namespace,
     snapshot,
-    changed,
     async stop() {
       registry?.close();
       await publisher?.stop();

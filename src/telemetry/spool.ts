@@ -19,7 +19,6 @@ import {
   readFileSync,
   readSync,
   renameSync,
-  statSync,
   truncateSync,
   unlinkSync,
   writeSync,
@@ -294,10 +293,4 @@ function readAt(fd: number, buf: Uint8Array, position: number): void {
     if (n === 0) throw new Error("spool: unexpected end of segment");
     got += n;
   }
-}
-
-/** Size of the spool directory's segment files (for quick checks). */
-export function spoolBytes(dir: string): number {
-  if (!existsSync(dir)) return 0;
-  return readdirSync(dir).filter((f) => f.endsWith(".spool")).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
 }
