@@ -36,6 +36,8 @@ export class QueenTelemetry {
   readonly devices = new Map<string, Device>();
   /** Envelopes that arrived twice (acknowledged, not appended). */
   duplicates = 0;
+  /** Whether the ack of a new segment names it (`seg_id=`); a Queen may leave that to `latest`. */
+  ackSegId = true;
 
   /** Whether `path` is a Queen telemetry path. */
   handles(path: string): boolean {
@@ -105,7 +107,7 @@ export class QueenTelemetry {
     }
     const id = `seg-${String(++dev.counter).padStart(6, "0")}`;
     dev.segments.push({ id, mime: req.mime, lastSeq: 0, bytes: 0, payloads: [] });
-    return `OK ECHO path=${path} bytes=${bytes} seg_id=${id}`;
+    return `OK ECHO path=${path} bytes=${bytes}${this.ackSegId ? ` seg_id=${id}` : ""}`;
   }
 
   #device(id: string): Device {

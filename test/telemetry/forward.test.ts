@@ -68,6 +68,15 @@ describe("forwarding", () => {
     expect(spool.stats().records).toBe(0);
   });
 
+  test("learns the segment from CAT latest when the Queen's ack does not name it", async () => {
+    mock.state.queen.ackSegId = false;
+    const { push, forwarder } = start();
+    push(0, 5);
+    await until(() => forwarder.forwarded === 5, 10_000, "5 records forwarded");
+    expect(mock.state.linesReceived).toContain("CAT /queen/telemetry/edge-7/latest");
+    expect(tokenCounts(mock.state.queen.delivered("edge-7"))).toEqual([100, 101, 102, 103, 104]);
+  });
+
   test("a link killed mid-stream loses nothing and duplicates nothing", async () => {
     const { push, forwarder } = start();
     push(0, 40);
