@@ -5,7 +5,7 @@ import type { GpuStats } from "./inventory/stats.ts";
 import type { Logger } from "./log.ts";
 
 /** Prints the stats of every GPU; resolves with the exit status. */
-export async function statsCommand(options: StatsOptions, log: Logger, out: (text: string) => Promise<void>): Promise<number> {
+export async function statsCommand(options: StatsOptions, log: Logger, out: (text: string) => Promise<unknown>): Promise<number> {
   const backend = await selectBackend(options, log);
   try {
     const stats = await backend.stats();

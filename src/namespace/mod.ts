@@ -32,25 +32,25 @@ export interface NodeLogs {
   readonly status?: string;
 }
 
-/** Builds the namespace from the inventory and catalog; `logs` overrides the seeded payloads. */
+/**
+ * Builds the namespace from the inventory and catalog; `logs` overrides the seeded payloads.
+ * A loop rather than `map`, which JavaScriptCore compiles on first use (see `renderList`).
+ */
 export function buildNamespace(
   gpus: readonly GpuInfo[],
   catalog: ModelCatalog,
-  logs: (id: string) => NodeLogs | undefined = () => undefined,
+  logs?: (id: string) => NodeLogs | undefined,
 ): Namespace {
-  return {
-    nodes: gpus.map((gpu) => {
-      const l = logs(gpu.id) ?? {};
-      return {
-        id: gpu.id,
-        info: infoPayload(gpu),
-        ctl: l.ctl ?? seedCtl(gpu.id),
-        lease: l.lease ?? "",
-        status: l.status ?? "",
-      };
-    }),
-    active: catalog.active,
-    models: catalog.models,
-    telemetrySchema: TELEMETRY_DESCRIPTOR,
-  };
+  const nodes: NodePayloads[] = [];
+  for (const gpu of gpus) {
+    const l = logs?.(gpu.id);
+    nodes.push({
+      id: gpu.id,
+      info: infoPayload(gpu),
+      ctl: l?.ctl ?? seedCtl(gpu.id),
+      lease: l?.lease ?? "",
+      status: l?.status ?? "",
+    });
+  }
+  return { nodes, active: catalog.active, models: catalog.models, telemetrySchema: TELEMETRY_DESCRIPTOR };
 }

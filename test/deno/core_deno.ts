@@ -10,6 +10,7 @@ import { encodeFrame, FrameDecoder, FrameError } from "../../src/console/frame.t
 import { builtinCatalog } from "../../src/models/catalog.ts";
 import { renderList } from "../../src/namespace/list.ts";
 import { buildNamespace } from "../../src/namespace/mod.ts";
+import { escapeString, quote } from "../../src/namespace/escape.ts";
 import { makeSnapshot, publishLines } from "../../src/snapshot/encode.ts";
 import { CtlReceiver } from "../../src/snapshot/receiver.ts";
 import { startMockConsole } from "../../mock/console/server.ts";
@@ -33,6 +34,13 @@ const ns = buildNamespace(MOCK_GPUS, builtinCatalog());
 Deno.test("renderList() reproduces the fixture on Deno", () => {
   const fixture = readFileSync(new URL("../fixtures/mock-list.json", import.meta.url), "utf8");
   strictEqual(renderList(ns), fixture);
+});
+
+Deno.test("quote() keeps the reference's escaping where V8's JSON.stringify differs", () => {
+  strictEqual(quote("a\bb\fc"), '"a\\u0008b\\u000cc"');
+  strictEqual(quote("x\ud800y\n"), '"x\ud800y\\n"');
+  for (let c = 0; c < 0x80; c++) strictEqual(quote(String.fromCharCode(c)), `"${escapeString(String.fromCharCode(c))}"`);
+  for (const t of ["\u2028\u2029", "é🚀", "\udfff", '"\\/']) strictEqual(quote(t), `"${escapeString(t)}"`);
 });
 
 Deno.test("makeSnapshot() gives the contract's size and hash on Deno", () => {
