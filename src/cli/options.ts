@@ -361,11 +361,7 @@ export function defaultStateDir(env: Readonly<Record<string, string | undefined>
  */
 export function resolveAuthToken(flag: string | undefined, env: Readonly<Record<string, string | undefined>>): string {
   if (flag !== undefined && flag.trim() !== "") return flag;
-  for (const name of ["COH_AUTH_TOKEN", "COHSH_AUTH_TOKEN"]) {
-    const value = env[name]?.trim();
-    if (value) return value;
-  }
-  return DEFAULT_AUTH_TOKEN;
+  return env.COH_AUTH_TOKEN?.trim() || env.COHSH_AUTH_TOKEN?.trim() || DEFAULT_AUTH_TOKEN;
 }
 
 export { UsageError };
