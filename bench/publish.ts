@@ -12,6 +12,7 @@ import { builtinCatalog } from "../src/models/catalog.ts";
 import { buildNamespace } from "../src/namespace/mod.ts";
 import { bunRuntime } from "../src/runtime/bun.ts";
 import { makeSnapshot, publishLines } from "../src/snapshot/encode.ts";
+import { quantile } from "./quantile.ts";
 
 const runtime = bunRuntime();
 const snap = makeSnapshot(buildNamespace(MOCK_GPUS, builtinCatalog()));
@@ -41,7 +42,7 @@ async function measure(ackDelayMs: number, runs: number, ackTimeoutMs: number): 
   return times;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+const median = (xs: number[]) => quantile(xs, 0.5);
 const fmt = (xs: number[]) =>
   `median ${median(xs).toFixed(2)} ms, min ${Math.min(...xs).toFixed(2)}, max ${Math.max(...xs).toFixed(2)} (${xs.length} runs)`;
 

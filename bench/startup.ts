@@ -5,6 +5,7 @@
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { quantile } from "./quantile.ts";
 
 const repo = join(import.meta.dir, "..");
 const bin = join(repo, "dist", "gpu-bridge-host");
@@ -61,11 +62,10 @@ for (let i = 0; i < runs; i++) {
   list.push(time([binCopy, "--mock", "--list"]));
 }
 
-const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
-const ratio = q(list, 0.5) / q(floor, 0.5);
+const ratio = quantile(list, 0.5) / quantile(floor, 0.5);
 console.log(`startup over ${runs} runs each (wall time of a child process, ms; build flags: ${flags.join(" ")})`);
-console.log(`  hello-world floor   median ${q(floor, 0.5).toFixed(2)}  p90 ${q(floor, 0.9).toFixed(2)}`);
-console.log(`  --mock --list       median ${q(list, 0.5).toFixed(2)}  p90 ${q(list, 0.9).toFixed(2)}`);
+console.log(`  hello-world floor   median ${quantile(floor, 0.5).toFixed(2)}  p90 ${quantile(floor, 0.9).toFixed(2)}`);
+console.log(`  --mock --list       median ${quantile(list, 0.5).toFixed(2)}  p90 ${quantile(list, 0.9).toFixed(2)}`);
 console.log(`  ratio (median)      ${ratio.toFixed(3)}x  (target <= 1.2x: ${ratio <= 1.2 ? "met" : "MISSED"})`);
 
 // Instructions, where valgrind is installed: deterministic, unlike wall time on a shared machine.

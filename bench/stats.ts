@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import { bunFfi } from "../ffi/bun.ts";
 import { openNativeBackend } from "../src/inventory/native.ts";
+import { quantile } from "./quantile.ts";
 
 const repo = join(import.meta.dir, "..");
 const polls = Number(process.env.POLLS ?? 200);
@@ -16,7 +17,7 @@ const env = fakes
   ? { GPU_BRIDGE_NVML_LIB: join(repo, "mock/native/build/libnvidia-ml.so.1"), GPU_BRIDGE_CUDA_LIB: join(repo, "mock/native/build/libcuda.so.1") }
   : process.env;
 const backend = openNativeBackend({ kind: "auto", adapter: bunFfi, env, sysRoot: "/" });
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+const median = (xs: number[]) => quantile(xs, 0.5);
 
 const poll: number[] = [];
 let gpus = 0;
