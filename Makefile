@@ -30,13 +30,14 @@ help:
 	@echo "make build   write $(BIN) (bun build --compile)"
 	@echo "make bench   run the benchmarks under bench/"
 
-# `npm install` against the committed lock file rather than `npm ci`: the registry this project
-# builds from lacks some other platforms' optional binaries (@deno/darwin-arm64 2.9.6, say),
-# and `npm ci` refuses a lock file without them. Versions are pinned exactly either way, and
-# this step fails if it would change the committed lock file.
-node_modules/.installed: package.json package-lock.json
-	npm install --no-audit --no-fund --loglevel=error
-	@git diff --quiet -- package-lock.json 2>/dev/null || { echo "package-lock.json changed during install"; exit 1; }
+# `npm ci`: the committed lock file is installed exactly, or the install fails. The lock records
+# every platform's optional binaries (Bun's and Deno's), so the registry serving more or fewer of
+# them cannot change what linux-x64 or linux-arm64 get; scripts/check-lock.mjs proves that,
+# offline, before anything is fetched. cbor-x's native addon is replaced by a stand-in
+# (docs/install.md says why).
+node_modules/.installed: package.json package-lock.json scripts/check-lock.mjs
+	node scripts/check-lock.mjs
+	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 deps: node_modules/.installed
@@ -101,11 +102,13 @@ $(BIN): node_modules/.installed $(SRC) Makefile
 	@echo "built $@"
 
 # The arm64 Bun runtime comes from npm (@oven/bun-linux-aarch64, pinned to our Bun) and is
-# handed to the compiler, so nothing is downloaded at build time.
+# handed to the compiler, so nothing is downloaded at build time. Its tarball must match the
+# integrity the lock records.
 ARM64_RUNTIME := build/bun-linux-aarch64-$(BUN_VERSION)/package/bin/bun
-$(ARM64_RUNTIME): package.json
+$(ARM64_RUNTIME): package.json package-lock.json
 	@mkdir -p build/bun-linux-aarch64-$(BUN_VERSION)
 	cd build && npm pack @oven/bun-linux-aarch64@$(BUN_VERSION) --pack-destination . --loglevel=error >/dev/null
+	node scripts/check-lock.mjs --tarball node_modules/@oven/bun-linux-aarch64 build/oven-bun-linux-aarch64-$(BUN_VERSION).tgz
 	tar xzf build/oven-bun-linux-aarch64-$(BUN_VERSION).tgz -C build/bun-linux-aarch64-$(BUN_VERSION)
 	@touch $@
 
