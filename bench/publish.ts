@@ -5,13 +5,13 @@
  * by 1 s: the reference bridge fails both (its 200 ms read timeout is fatal).
  * Run with `make bench-publish`; RUNS=N sets the loopback sample count (default 50).
  */
-import { MOCK_GPUS } from "../mock/inventory.ts";
+import { MOCK_GPUS } from "../src/inventory/mock.ts";
 import { LISTENING, spawnBridge } from "../test/spawn.ts";
 import { publishOnce } from "../src/console/publish.ts";
 import { builtinCatalog } from "../src/models/catalog.ts";
-import { buildNamespace } from "../src/namespace/mod.ts";
+import { buildNamespace } from "../src/contract/namespace.ts";
 import { bunRuntime } from "../src/runtime/bun.ts";
-import { makeSnapshot, publishLines } from "../src/snapshot/encode.ts";
+import { makeSnapshot, publishLines } from "../src/contract/snapshot.ts";
 import { quantile } from "./quantile.ts";
 
 const runtime = bunRuntime();

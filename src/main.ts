@@ -6,10 +6,10 @@
  * alone costs a quarter of a million instructions at start.
  */
 import { parseCommand, UsageError } from "./cli/options.ts";
-import { VERSION } from "./version.ts";
-import { createLogger } from "./log.ts";
-import { currentNamespace } from "./bridge.ts";
-import { renderList } from "./namespace/list.ts";
+import { VERSION } from "./util/version.ts";
+import { createLogger } from "./util/log.ts";
+import { currentNamespace } from "./app/namespace.ts";
+import { renderList } from "./contract/list.ts";
 import { writeStdout } from "./runtime/stdio.ts";
 import { stopSignal } from "./util/signals.ts";
 
@@ -60,7 +60,7 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
       { level: command.options.logLevel, write: (l) => void writeStderr(l), secrets: [command.options.authToken] },
       "mock-console",
     );
-    const { mockConsoleCommand } = await import("./mock-console-command.ts");
+    const { mockConsoleCommand } = await import("./commands/mock-console.ts");
     return await mockConsoleCommand(command.options, log);
   }
   if (command.kind === "run-kernel") {
@@ -74,7 +74,7 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
   if (command.kind === "telemetry-push" || command.kind === "telemetry-export" || command.kind === "models-import") {
     const log = createLogger({ level: "info", write: (l) => void writeStderr(l) });
     try {
-      const { toolCommand } = await import("./tool-commands.ts");
+      const { toolCommand } = await import("./commands/tools.ts");
       return await toolCommand(command, log);
     } catch (error) {
       return failed(error);
@@ -83,7 +83,7 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
   if (command.kind === "stats") {
     const log = createLogger({ level: command.options.logLevel, write: (l) => void writeStderr(l) });
     try {
-      const { statsCommand } = await import("./stats-command.ts");
+      const { statsCommand } = await import("./commands/stats.ts");
       return await statsCommand(command.options, log, writeStdout);
     } catch (error) {
       return failed(error);
@@ -100,13 +100,13 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
     if (command.kind === "serve" || (options.publish && options.intervalMs !== undefined)) {
       // Before anything slow: a SIGTERM during start-up must still end in a clean exit.
       const signal = stopSignal();
-      const { daemonCommand } = await import("./daemon-command.ts");
+      const { daemonCommand } = await import("./commands/serve.ts");
       return await daemonCommand(options, log, command.kind === "serve" ? "serve" : "compat", signal);
     }
     const ns = await currentNamespace(options, log);
     if (options.list) await writeStdout(renderList(ns));
     if (!options.publish) return 0;
-    const { publishCommand } = await import("./publish-command.ts");
+    const { publishCommand } = await import("./commands/publish.ts");
     return await publishCommand(options, ns, log);
   } catch (error) {
     return failed(error);

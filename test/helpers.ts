@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createLogger, type Logger } from "../src/log.ts";
+import { createLogger, type Logger } from "../src/util/log.ts";
 
 export const REPO = join(import.meta.dir, "..");
 export const FIXTURE = join(REPO, "test", "fixtures", "mock-list.json");

@@ -3,10 +3,10 @@
  * (the `/gpu` tree, the ctl receiver, login failures, faults) and a per-connection handler
  * that turns each inbound line into outbound lines.
  */
-import { parseAck } from "../../src/console/ack.ts";
-import { LIMITS } from "../../src/namespace/limits.ts";
-import type { Namespace } from "../../src/namespace/mod.ts";
-import { CtlReceiver } from "../../src/snapshot/receiver.ts";
+import { parseAck } from "../../src/contract/ack.ts";
+import { LIMITS } from "../../src/contract/limits.ts";
+import type { Namespace } from "../../src/contract/namespace.ts";
+import { CtlReceiver } from "./receiver.ts";
 import type { Faults } from "./faults.ts";
 import { QueenTelemetry } from "./queen.ts";
 import { listDir, treeFiles } from "./tree.ts";

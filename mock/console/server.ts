@@ -2,9 +2,9 @@
  * The mock console as a real TCP server: framing, an 8-line inbound queue that drops the
  * oldest line when full (as Cohesix does), the auth deadline and the scripted faults.
  */
-import { encodeFrame, FrameDecoder } from "../../src/console/frame.ts";
+import { encodeFrame, FrameDecoder } from "../../src/contract/frame.ts";
 import { concatBytes } from "../../src/util/bytes.ts";
-import type { Conn } from "../../src/console/transport.ts";
+import type { Conn } from "../../src/runtime/transport.ts";
 import type { Runtime, TcpServer } from "../../src/runtime/types.ts";
 import { ConsoleConnection, type ConsoleSettings, ConsoleState, isAck, NOISE_LINES } from "./core.ts";
 

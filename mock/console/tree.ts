@@ -3,7 +3,7 @@
  * (`info`, `ctl`, `lease`, `status`); the layout of models and telemetry under `/gpu` is our
  * mock's choice, since the contract does not fix those paths.
  */
-import type { Namespace } from "../../src/namespace/mod.ts";
+import type { Namespace } from "../../src/contract/namespace.ts";
 
 /** The files one snapshot produces. */
 export function treeFiles(ns: Namespace): Map<string, string> {

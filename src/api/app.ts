@@ -4,17 +4,17 @@
  * the VM's own files, which come back as exactly the text the VM sees.
  */
 import { type Context, Hono } from "hono";
-import type { Publisher } from "../daemon/publisher.ts";
+import type { Publisher } from "../console/publisher.ts";
 import type { HostState } from "../host/state.ts";
 import { MAX_PAYLOAD_BYTES } from "../job/descriptor.ts";
 import type { JobRecord } from "../job/scheduler.ts";
 import type { GpuStats } from "../inventory/stats.ts";
 import type { GpuInfo } from "../inventory/types.ts";
 import type { Lease } from "../lease/types.ts";
-import type { ModelCatalog } from "../models/types.ts";
-import type { Namespace } from "../namespace/mod.ts";
-import type { Snapshot } from "../snapshot/encode.ts";
-import type { Logger } from "../log.ts";
+import type { ModelCatalog } from "../contract/models.ts";
+import type { Namespace } from "../contract/namespace.ts";
+import type { Snapshot } from "../contract/snapshot.ts";
+import type { Logger } from "../util/log.ts";
 import { bearerMatches } from "./auth.ts";
 import { readBody, readJson, requireType } from "./body.ts";
 import { ApiError, describeError } from "./errors.ts";

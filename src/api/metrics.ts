@@ -4,7 +4,7 @@
  * has no sample at all (never a made-up zero).
  */
 import type { GpuStats } from "../inventory/stats.ts";
-import type { PublisherStats } from "../daemon/publisher.ts";
+import type { PublisherStats } from "../console/publisher.ts";
 import type { Lease } from "../lease/types.ts";
 
 export interface MetricsInput {

@@ -1,5 +1,5 @@
 /** The `--help` text. */
-import { VERSION } from "../version.ts";
+import { VERSION } from "../util/version.ts";
 
 export const USAGE = `gpu-bridge-host ${VERSION}: mirrors this host's GPUs into a Cohesix VM under /gpu.
 

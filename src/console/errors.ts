@@ -1,5 +1,5 @@
 /** Console errors, one class whose `kind` callers branch on. */
-import type { Ack } from "./ack.ts";
+import type { Ack } from "../contract/ack.ts";
 
 export type ConsoleErrorKind =
   | "refused" // the TCP connection was refused or could not be made

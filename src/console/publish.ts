@@ -3,7 +3,7 @@
  */
 import { ConsoleError } from "./errors.ts";
 import { ConsoleSession, type SessionOptions } from "./session.ts";
-import type { Connect } from "./transport.ts";
+import type { Connect } from "../runtime/transport.ts";
 
 export const CTL_PATH = "/gpu/bridge/ctl";
 

@@ -3,10 +3,10 @@
  * ack (skipping interleaved noise) under a per-ack deadline. Slow acks are waited for, not
  * treated as fatal, which is the reference's weakness over slow links.
  */
-import { type Ack, parseAck } from "./ack.ts";
+import { type Ack, parseAck } from "../contract/ack.ts";
 import { ConsoleError } from "./errors.ts";
-import { encodeFrame, FrameDecoder, FrameError } from "./frame.ts";
-import type { Conn } from "./transport.ts";
+import { encodeFrame, FrameDecoder, FrameError } from "../contract/frame.ts";
+import type { Conn } from "../runtime/transport.ts";
 
 /** Settings for one session. */
 export interface SessionOptions {

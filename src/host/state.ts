@@ -13,9 +13,9 @@ import { LeaseManager } from "../lease/manager.ts";
 import { ctlLeaseLine, ctlReleaseLine, leaseRecord, statusLine } from "../lease/records.ts";
 import { type Clock, type Lease, LeaseError, type LeaseRequest } from "../lease/types.ts";
 import type { GpuInfo } from "../inventory/types.ts";
-import type { Logger } from "../log.ts";
-import { LIMITS } from "../namespace/limits.ts";
-import type { NodeLogs } from "../namespace/mod.ts";
+import type { Logger } from "../util/log.ts";
+import { LIMITS } from "../contract/limits.ts";
+import type { NodeLogs } from "../contract/namespace.ts";
 import { writeFileSync } from "node:fs";
 
 /** A refused job submission; `problems` name the fields. */

@@ -4,7 +4,7 @@
  * memory from `/proc/meminfo` (shared with the CPU) and live data from sysfs.
  */
 import { type Cuda, CU_ATTR } from "../../ffi/cuda.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../util/log.ts";
 import { cudaVersionText, normalizePciBusId } from "./pci.ts";
 import { emptyStats, type GpuStats, toMiB } from "./stats.ts";
 import { meminfo, nvidiaDriverVersion, sampleJetsonGpu, tegraRelease } from "./sysfs.ts";

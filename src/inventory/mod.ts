@@ -2,8 +2,8 @@
  * Inventory selection. The mock is tiny and loaded eagerly; native backends load FFI code and
  * are imported only when asked for, so `--mock --list` never touches it.
  */
-import { mockBackend } from "../../mock/inventory.ts";
-import type { Logger } from "../log.ts";
+import { mockBackend } from "./mock.ts";
+import type { Logger } from "../util/log.ts";
 import type { InventoryBackend } from "./types.ts";
 
 export type { GpuInfo, InventoryBackend } from "./types.ts";

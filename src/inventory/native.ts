@@ -7,7 +7,7 @@ import { Cuda, CU_ATTR } from "../../ffi/cuda.ts";
 import { cudaCandidates, nvmlCandidates } from "../../ffi/loader.ts";
 import { Nvml } from "../../ffi/nvml.ts";
 import type { FfiAdapter } from "../../ffi/types.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../util/log.ts";
 import { CudaBackend, JetsonBackend } from "./cuda-backend.ts";
 import { InventoryError } from "./errors.ts";
 import { NvmlBackend } from "./nvml-backend.ts";

@@ -4,7 +4,7 @@
  */
 import { type Cuda, CU_ATTR } from "../../ffi/cuda.ts";
 import { type Nvml, NvmlError, type NvmlHandle } from "../../ffi/nvml.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../util/log.ts";
 import { cudaVersionText, normalizePciBusId } from "./pci.ts";
 import { emptyStats, type GpuStats, toMiB } from "./stats.ts";
 import type { GpuInfo, InventoryBackend } from "./types.ts";

@@ -1,14 +1,7 @@
 import type { GpuStats } from "./stats.ts";
 
-/** What `/gpu/<id>/info` holds: exactly these six fields, never more (contract section 2). */
-export interface GpuInfo {
-  readonly id: string;
-  readonly name: string;
-  readonly memory_mb: number;
-  readonly sm_count: number;
-  readonly driver_version: string;
-  readonly runtime_version: string;
-}
+export type { GpuInfo } from "../contract/info.ts";
+import type { GpuInfo } from "../contract/info.ts";
 
 /** A source of GPUs: the mock, NVML, CUDA or Jetson. */
 export interface InventoryBackend {

@@ -3,9 +3,9 @@
  * bounded to what the VM accepts (contract section 8): the oldest lines go first, except the
  * current ACTIVE line of every live lease, which is always kept.
  */
-import { seedCtl } from "../inventory/info.ts";
-import { LIMITS } from "../namespace/limits.ts";
-import type { NodeLogs } from "../namespace/mod.ts";
+import { seedCtl } from "../contract/info.ts";
+import { LIMITS } from "../contract/limits.ts";
+import type { NodeLogs } from "../contract/namespace.ts";
 
 interface Entry {
   readonly text: string;

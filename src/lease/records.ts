@@ -2,7 +2,7 @@
  * The text lines of contract section 7: lease records, control lines, job status lines and
  * host-run breadcrumbs, with keys in the contract's order and section 4's escaping.
  */
-import { quote } from "../namespace/escape.ts";
+import { quote } from "../contract/escape.ts";
 import type { Lease } from "./types.ts";
 import { byteLength } from "../util/bytes.ts";
 

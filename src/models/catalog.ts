@@ -1,5 +1,5 @@
 /** The built-in model catalog (contract section 5), used when no usable registry is given. */
-import type { ModelCatalog } from "./types.ts";
+import type { ModelCatalog } from "../contract/models.ts";
 
 const VISION_BASE = `[model]
 id = "vision-base-v1"

@@ -8,7 +8,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { LIMITS, modelIdProblem } from "../namespace/limits.ts";
+import { LIMITS, modelIdProblem } from "../contract/limits.ts";
 import { sha256Hex } from "../util/sha256.ts";
 import { loadRegistry } from "./registry.ts";
 import { byteLength } from "../util/bytes.ts";

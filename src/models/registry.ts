@@ -7,9 +7,9 @@
 import { lstatSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { builtinCatalog } from "./catalog.ts";
-import type { ModelCatalog, ModelEntry } from "./types.ts";
-import { MAX_MANIFEST_BYTES, MAX_MODEL_ID_BYTES } from "./types.ts";
-import { modelIdProblem } from "../namespace/limits.ts";
+import type { ModelCatalog, ModelEntry } from "../contract/models.ts";
+import { MAX_MANIFEST_BYTES, MAX_MODEL_ID_BYTES } from "../contract/models.ts";
+import { modelIdProblem } from "../contract/limits.ts";
 import { byteLength } from "../util/bytes.ts";
 import { readCapped } from "../util/files.ts";
 

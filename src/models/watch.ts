@@ -4,9 +4,9 @@
  * A reload that changes nothing is silent; one that changes the catalog calls `onChange`.
  */
 import { watch, type FSWatcher } from "node:fs";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../util/log.ts";
 import { loadRegistry } from "./registry.ts";
-import type { ModelCatalog } from "./types.ts";
+import type { ModelCatalog } from "../contract/models.ts";
 
 export interface RegistryWatchOptions {
   readonly dir: string;

@@ -1,5 +1,5 @@
 /** The Bun adapter: the only module besides `ffi/bun*.ts` that names `Bun.*`. */
-import type { Conn } from "../console/transport.ts";
+import type { Conn } from "./transport.ts";
 import { AsyncQueue } from "../util/async-queue.ts";
 import process from "node:process";
 import type { Child, OnConnection, Runtime, TcpServer } from "./types.ts";

@@ -1,5 +1,5 @@
 /** The Deno adapter: the only module besides `ffi/deno*.ts` that names `Deno.*`. */
-import type { Conn } from "../console/transport.ts";
+import type { Conn } from "./transport.ts";
 import type { Child, OnConnection, Runtime, TcpServer } from "./types.ts";
 
 interface DenoTcpConn {

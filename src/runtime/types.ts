@@ -1,5 +1,5 @@
 /** What the rest of the bridge needs from the JavaScript runtime it runs on. */
-import type { Conn, Connect } from "../console/transport.ts";
+import type { Conn, Connect } from "./transport.ts";
 
 /** A listening TCP server. */
 export interface TcpServer {

@@ -7,7 +7,7 @@
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../util/log.ts";
 import { encodeCbor } from "../util/cbor.ts";
 import { acceptRecord, type TelemetryRecord } from "./record.ts";
 import { Spool } from "./spool.ts";

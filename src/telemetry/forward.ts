@@ -7,12 +7,12 @@
  * duplicates, so nothing arrives twice). A quota refusal
  * pauses forwarding (records keep spooling) without holding up snapshot publishes.
  */
-import { ackDelayMs } from "../console/ack.ts";
+import { ackDelayMs } from "../contract/ack.ts";
 import { ConsoleError } from "../console/errors.ts";
 import type { ConsoleSession } from "../console/session.ts";
-import { LIMITS } from "../namespace/limits.ts";
-import type { Logger } from "../log.ts";
-import { backoffDelay } from "../daemon/backoff.ts";
+import { LIMITS } from "../contract/limits.ts";
+import type { Logger } from "../util/log.ts";
+import { backoffDelay } from "../util/backoff.ts";
 import { encodeRecord, type TelemetryRecord } from "./record.ts";
 import type { Spool } from "./spool.ts";
 import { byteLength } from "../util/bytes.ts";

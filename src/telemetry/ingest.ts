@@ -3,7 +3,7 @@
  * completed from the active model, spooled with one sync, and handed to the forwarder.
  */
 import { decodeCbor } from "../util/cbor.ts";
-import type { ModelCatalog } from "../models/types.ts";
+import type { ModelCatalog } from "../contract/models.ts";
 import { acceptRecord, activeModelOf, type TelemetryRecord } from "./record.ts";
 import type { Spool } from "./spool.ts";
 

@@ -7,9 +7,9 @@
  *   latency_histogram  {"le_ms": [increasing bounds], "counts": [one count per bound]}
  */
 import * as v from "valibot";
-import { quote } from "../namespace/escape.ts";
+import { quote } from "../contract/escape.ts";
 import { describeIssue } from "../util/issues.ts";
-import { MAX_RECORD_BYTES, OPTIONAL_FIELDS, REQUIRED_FIELDS, TELEMETRY_SCHEMA_VERSION } from "./schema.ts";
+import { MAX_RECORD_BYTES, OPTIONAL_FIELDS, REQUIRED_FIELDS, TELEMETRY_SCHEMA_VERSION } from "../contract/telemetry-schema.ts";
 import { byteLength } from "../util/bytes.ts";
 
 const text = (field: string, max = 128) =>

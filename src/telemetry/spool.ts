@@ -24,7 +24,7 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../util/log.ts";
 import { crc32 } from "../util/crc32.ts";
 
 /** Where forwarding stands: the next record to send, and how far into it. */

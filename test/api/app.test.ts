@@ -2,14 +2,14 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { MOCK_GPUS, mockStats } from "../../mock/inventory.ts";
+import { MOCK_GPUS, mockStats } from "../../src/inventory/mock.ts";
 import { type ApiModels, createApp } from "../../src/api/app.ts";
 import { HostState } from "../../src/host/state.ts";
 import type { RunOutcome, Runner } from "../../src/job/runner.ts";
 import { builtinCatalog } from "../../src/models/catalog.ts";
-import type { ModelCatalog } from "../../src/models/types.ts";
-import { buildNamespace } from "../../src/namespace/mod.ts";
-import { makeSnapshot } from "../../src/snapshot/encode.ts";
+import type { ModelCatalog } from "../../src/contract/models.ts";
+import { buildNamespace } from "../../src/contract/namespace.ts";
+import { makeSnapshot } from "../../src/contract/snapshot.ts";
 import { sha256Hex } from "../../src/util/sha256.ts";
 import { memoryLogger, REPO, until } from "../helpers.ts";
 

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { mockStats } from "../../mock/inventory.ts";
+import { mockStats } from "../../src/inventory/mock.ts";
 import { renderMetrics } from "../../src/api/metrics.ts";
 import type { Lease } from "../../src/lease/types.ts";
 

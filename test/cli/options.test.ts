@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseCommand, resolveAuthToken, UsageError } from "../../src/cli/options.ts";
-import { VERSION } from "../../src/version.ts";
+import { VERSION } from "../../src/util/version.ts";
 import { REPO } from "../helpers.ts";
 
 const bridge = (argv: string[], env: Record<string, string> = {}) => {

@@ -1,10 +1,16 @@
 /**
+ * The import graph, checked two ways.
+ *
  * `--list` must stay light: the static import graph of src/main.ts may not reach HTTP, CBOR,
- * FFI or socket code, nor node:fs and node:crypto (about 2 and 4 ms of start-up each). Those load through dynamic `import()` only when a command needs them.
+ * FFI or socket code, nor node:fs and node:crypto (about 2 and 4 ms of start-up each). Those
+ * load through dynamic `import()` only when a command needs them.
+ *
+ * Layers (docs/architecture.md): imports only go down, and folders never import each other in a
+ * circle, type-only and dynamic imports included.
  */
 import { expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { readdirSync, readFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
 import { REPO } from "../helpers.ts";
 
 function staticGraph(entry: string): Set<string> {
@@ -29,4 +35,117 @@ test("the static import graph of src/main.ts loads no HTTP, CBOR, FFI, socket, f
   const heavy = graph.filter((m) => /hono|cbor|bun:ffi|node:fs|node:crypto|\/ffi\/|\/runtime\/(bun|deno)\.ts$|\/console\/session\.ts$|\/api\//.test(m));
   expect(heavy).toEqual([]);
   expect(graph.length).toBeGreaterThan(5); // the walker really followed imports
+});
+
+/**
+ * Each folder's layer; a folder may import its own layer or any below it. Within a layer the
+ * folders' graph must be acyclic. `main` is src/main.ts.
+ */
+export const LAYERS: Readonly<Record<string, number>> = {
+  "src/util": 0,
+  ffi: 0,
+  "src/contract": 1,
+  "src/runtime": 1,
+  "src/cli": 1,
+  "src/api": 2,
+  "src/console": 2,
+  "src/host": 2,
+  "src/inventory": 2,
+  "src/job": 2,
+  "src/lease": 2,
+  "src/models": 2,
+  "src/telemetry": 2,
+  "mock/console": 2,
+  "src/app": 3,
+  "src/commands": 4,
+  main: 5,
+};
+
+function tsFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...tsFiles(p));
+    else if (e.name.endsWith(".ts")) out.push(p);
+  }
+  return out;
+}
+
+/** The layer folder a file belongs to: `src/<folder>`, `mock/<folder>`, `ffi` or `main`. */
+export function folderOf(file: string): string {
+  const rel = relative(REPO, file).split("/");
+  if (rel[0] === "ffi") return "ffi";
+  if (rel[0] === "src" && rel.length === 2) return "main";
+  return `${rel[0]}/${rel[1]}`;
+}
+
+/** Every relative import (static, dynamic, type-only, re-export) as folder -> folder edges. */
+export function folderEdges(files: readonly string[]): Map<string, Map<string, string>> {
+  const edges = new Map<string, Map<string, string>>();
+  for (const file of files) {
+    const from = folderOf(file);
+    const src = readFileSync(file, "utf8");
+    for (const m of src.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+)"(\.{1,2}\/[^"]+)"/gm)) {
+      const to = folderOf(resolve(dirname(file), m[1]!));
+      if (to === from) continue;
+      if (!edges.has(from)) edges.set(from, new Map());
+      edges.get(from)!.set(to, relative(REPO, file));
+    }
+  }
+  return edges;
+}
+
+/** The first cycle found in `edges`, as a list of folders, or null. */
+export function findCycle(edges: Map<string, Map<string, string>>): string[] | null {
+  const state = new Map<string, "open" | "done">();
+  const stack: string[] = [];
+  const visit = (n: string): string[] | null => {
+    if (state.get(n) === "done") return null;
+    if (state.get(n) === "open") return [...stack.slice(stack.indexOf(n)), n];
+    state.set(n, "open");
+    stack.push(n);
+    for (const next of edges.get(n)?.keys() ?? []) {
+      const c = visit(next);
+      if (c) return c;
+    }
+    stack.pop();
+    state.set(n, "done");
+    return null;
+  };
+  for (const n of edges.keys()) {
+    const c = visit(n);
+    if (c) return c;
+  }
+  return null;
+}
+
+const files = [...tsFiles(join(REPO, "src")), ...tsFiles(join(REPO, "mock")), ...tsFiles(join(REPO, "ffi"))];
+
+test("every folder of src/, mock/ and ffi/ has a layer", () => {
+  const unknown = [...new Set(files.map(folderOf))].filter((f) => LAYERS[f] === undefined);
+  expect(unknown).toEqual([]);
+});
+
+test("imports only go down the layers", () => {
+  const upward: string[] = [];
+  for (const [from, tos] of folderEdges(files)) {
+    for (const [to, where] of tos) {
+      if ((LAYERS[to] ?? Infinity) > (LAYERS[from] ?? -Infinity)) upward.push(`${where} imports ${to} (layer ${LAYERS[to]}) from ${from} (layer ${LAYERS[from]})`);
+    }
+  }
+  expect(upward).toEqual([]);
+});
+
+test("no folders import each other in a circle", () => {
+  expect(findCycle(folderEdges(files))).toBeNull();
+});
+
+test("the layer check sees an upward import and a circle", () => {
+  const edges = new Map([
+    ["src/contract", new Map([["src/lease", "src/contract/x.ts"]])],
+    ["src/lease", new Map([["src/contract", "src/lease/y.ts"]])],
+  ]);
+  expect(findCycle(edges)).toEqual(["src/contract", "src/lease", "src/contract"]);
+  expect((LAYERS["src/lease"] ?? 0) > (LAYERS["src/contract"] ?? 0)).toBe(true);
+  expect(folderEdges(files).get("main")?.has("src/commands")).toBe(true); // the walker sees dynamic imports
 });

@@ -1,12 +1,12 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { MOCK_GPUS } from "../../mock/inventory.ts";
+import { MOCK_GPUS } from "../../src/inventory/mock.ts";
 import { type MockConsole, startMockConsole } from "../../mock/console/server.ts";
 import { ConsoleError } from "../../src/console/errors.ts";
 import { publishOnce } from "../../src/console/publish.ts";
 import { builtinCatalog } from "../../src/models/catalog.ts";
-import { buildNamespace } from "../../src/namespace/mod.ts";
+import { buildNamespace } from "../../src/contract/namespace.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
-import { makeSnapshot, publishLines } from "../../src/snapshot/encode.ts";
+import { makeSnapshot, publishLines } from "../../src/contract/snapshot.ts";
 
 const runtime = bunRuntime();
 const ns = buildNamespace(MOCK_GPUS, builtinCatalog());

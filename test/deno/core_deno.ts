@@ -4,15 +4,15 @@
  */
 import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { MOCK_GPUS } from "../../mock/inventory.ts";
-import { parseAck } from "../../src/console/ack.ts";
-import { encodeFrame, FrameDecoder, FrameError } from "../../src/console/frame.ts";
+import { MOCK_GPUS } from "../../src/inventory/mock.ts";
+import { parseAck } from "../../src/contract/ack.ts";
+import { encodeFrame, FrameDecoder, FrameError } from "../../src/contract/frame.ts";
 import { builtinCatalog } from "../../src/models/catalog.ts";
-import { renderList } from "../../src/namespace/list.ts";
-import { buildNamespace } from "../../src/namespace/mod.ts";
-import { escapeString, quote } from "../../src/namespace/escape.ts";
-import { makeSnapshot, publishLines } from "../../src/snapshot/encode.ts";
-import { CtlReceiver } from "../../src/snapshot/receiver.ts";
+import { renderList } from "../../src/contract/list.ts";
+import { buildNamespace } from "../../src/contract/namespace.ts";
+import { escapeString, quote } from "../../src/contract/escape.ts";
+import { makeSnapshot, publishLines } from "../../src/contract/snapshot.ts";
+import { CtlReceiver } from "../../mock/console/receiver.ts";
 import { startMockConsole } from "../../mock/console/server.ts";
 import { publishOnce } from "../../src/console/publish.ts";
 import { denoRuntime } from "../../src/runtime/deno.ts";
@@ -23,8 +23,8 @@ import { sampleJetsonGpu } from "../../src/inventory/sysfs.ts";
 import { createApp } from "../../src/api/app.ts";
 import { HostState } from "../../src/host/state.ts";
 import { ProcessRunner } from "../../src/job/runner.ts";
-import { createLogger } from "../../src/log.ts";
-import { mockStats } from "../../mock/inventory.ts";
+import { createLogger } from "../../src/util/log.ts";
+import { mockStats } from "../../src/inventory/mock.ts";
 import { sha256Hex } from "../../src/util/sha256.ts";
 
 declare const Deno: { test(name: string, fn: () => void | Promise<void>): void };

@@ -1,13 +1,13 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { MOCK_GPUS } from "../../mock/inventory.ts";
+import { MOCK_GPUS } from "../../src/inventory/mock.ts";
 import { HostState, JobError } from "../../src/host/state.ts";
 import type { KernelSummary } from "../../src/job/kernels.ts";
 import { ProcessRunner, type RunOutcome, type RunRequest, type Runner } from "../../src/job/runner.ts";
 import { LeaseJournal } from "../../src/lease/journal.ts";
 import { LeaseError } from "../../src/lease/types.ts";
-import type { NodeLogs } from "../../src/namespace/mod.ts";
+import type { NodeLogs } from "../../src/contract/namespace.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { sha256Hex } from "../../src/util/sha256.ts";
 import { FakeClock, memoryLogger, REPO, tempDir, until } from "../helpers.ts";

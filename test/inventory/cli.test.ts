@@ -3,7 +3,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { type MockConsole, startMockConsole } from "../../mock/console/server.ts";
 import { parseCommand } from "../../src/cli/options.ts";
-import { startDaemon } from "../../src/daemon/daemon.ts";
+import { startDaemon } from "../../src/app/daemon.ts";
 import { selectBackend } from "../../src/inventory/mod.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { memoryLogger, REPO, until } from "../helpers.ts";

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { cachedStats } from "../../src/inventory/stats-cache.ts";
-import { mockStats } from "../../mock/inventory.ts";
+import { mockStats } from "../../src/inventory/mock.ts";
 
 test("cachedStats() polls once per window and shares the poll in flight", async () => {
   let polls = 0;

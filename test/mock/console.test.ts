@@ -1,12 +1,12 @@
 import { describe, expect, test } from "bun:test";
-import { MOCK_GPUS } from "../../mock/inventory.ts";
+import { MOCK_GPUS } from "../../src/inventory/mock.ts";
 import { ConsoleConnection, ConsoleState, CTL, STATUS } from "../../mock/console/core.ts";
 import { startMockConsole } from "../../mock/console/server.ts";
-import { encodeFrame, FrameDecoder } from "../../src/console/frame.ts";
+import { encodeFrame, FrameDecoder } from "../../src/contract/frame.ts";
 import { builtinCatalog } from "../../src/models/catalog.ts";
-import { buildNamespace } from "../../src/namespace/mod.ts";
+import { buildNamespace } from "../../src/contract/namespace.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
-import { makeSnapshot, publishLines } from "../../src/snapshot/encode.ts";
+import { makeSnapshot, publishLines } from "../../src/contract/snapshot.ts";
 import { until } from "../helpers.ts";
 
 const ns = buildNamespace(MOCK_GPUS, builtinCatalog());

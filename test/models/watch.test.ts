@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { ModelCatalog } from "../../src/models/types.ts";
+import type { ModelCatalog } from "../../src/contract/models.ts";
 import { RegistryWatch } from "../../src/models/watch.ts";
 import { memoryLogger, tempDir, until } from "../helpers.ts";
 

@@ -2,7 +2,7 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { VERSION } from "../../src/version.ts";
+import { VERSION } from "../../src/util/version.ts";
 import { FIXTURE, REPO, tempDir } from "../helpers.ts";
 
 let scratch: { path: string; cleanup: () => void };

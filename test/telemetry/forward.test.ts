@@ -2,13 +2,13 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { MOCK_GPUS } from "../../mock/inventory.ts";
+import { MOCK_GPUS } from "../../src/inventory/mock.ts";
 import { type MockConsole, startMockConsole } from "../../mock/console/server.ts";
-import { Publisher } from "../../src/daemon/publisher.ts";
+import { Publisher } from "../../src/console/publisher.ts";
 import { builtinCatalog } from "../../src/models/catalog.ts";
-import { buildNamespace } from "../../src/namespace/mod.ts";
+import { buildNamespace } from "../../src/contract/namespace.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
-import { makeSnapshot } from "../../src/snapshot/encode.ts";
+import { makeSnapshot } from "../../src/contract/snapshot.ts";
 import { TelemetryForwarder } from "../../src/telemetry/forward.ts";
 import { ingest } from "../../src/telemetry/ingest.ts";
 import { Spool } from "../../src/telemetry/spool.ts";

@@ -1,10 +1,10 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { mockBackend } from "../../mock/inventory.ts";
+import { mockBackend } from "../../src/inventory/mock.ts";
 import { startMockConsole } from "../../mock/console/server.ts";
 import { parseCommand } from "../../src/cli/options.ts";
-import { startApi, startDaemon } from "../../src/daemon/daemon.ts";
+import { startApi, startDaemon } from "../../src/app/daemon.ts";
 import { ImportError, importModel } from "../../src/models/import.ts";
 import { loadRegistry } from "../../src/models/registry.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { escapeString, quote } from "../../src/namespace/escape.ts";
+import { escapeString, quote } from "../../src/contract/escape.ts";
 
 describe("escapeString()", () => {
   test("escapes quotes, backslashes and the named control characters", () => {

@@ -5,15 +5,15 @@
  * an unchanged snapshot is re-sent only every `refreshMs`, so a VM that lost its tree without
  * dropping the link is still repaired.
  */
-import { ackDelayMs } from "../console/ack.ts";
-import { ConsoleError } from "../console/errors.ts";
-import { type ConsoleTarget, handshake, openSession, sendLines } from "../console/publish.ts";
-import type { ConsoleSession } from "../console/session.ts";
-import type { Connect } from "../console/transport.ts";
-import type { Logger } from "../log.ts";
-import { publishLines, type Snapshot } from "../snapshot/encode.ts";
-import { Histogram, PUBLISH_BUCKETS } from "../api/histogram.ts";
-import { backoffDelay, type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.ts";
+import { ackDelayMs } from "../contract/ack.ts";
+import { ConsoleError } from "./errors.ts";
+import { type ConsoleTarget, handshake, openSession, sendLines } from "./publish.ts";
+import type { ConsoleSession } from "./session.ts";
+import type { Connect } from "../runtime/transport.ts";
+import type { Logger } from "../util/log.ts";
+import { publishLines, type Snapshot } from "../contract/snapshot.ts";
+import { Histogram, PUBLISH_BUCKETS } from "../util/histogram.ts";
+import { backoffDelay, type BackoffPolicy, DEFAULT_BACKOFF } from "../util/backoff.ts";
 
 /** Settings of a Publisher; durations in milliseconds. */
 export interface PublisherOptions {

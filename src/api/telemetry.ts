@@ -1,11 +1,11 @@
 /** The telemetry routes: `POST /v1/telemetry` (ingest) and `GET /v1/telemetry` (spool state). */
-import type { ApiExtension } from "../api/app.ts";
-import { readBody, requireType } from "../api/body.ts";
-import { ApiError } from "../api/errors.ts";
-import type { ModelCatalog } from "../models/types.ts";
-import type { TelemetryForwarder } from "./forward.ts";
-import { ingest, parseTelemetryBody, TelemetryError } from "./ingest.ts";
-import type { Spool } from "./spool.ts";
+import type { ApiExtension } from "./app.ts";
+import { readBody, requireType } from "./body.ts";
+import { ApiError } from "./errors.ts";
+import type { ModelCatalog } from "../contract/models.ts";
+import type { TelemetryForwarder } from "../telemetry/forward.ts";
+import { ingest, parseTelemetryBody, TelemetryError } from "../telemetry/ingest.ts";
+import type { Spool } from "../telemetry/spool.ts";
 
 export interface TelemetryDeps {
   readonly spool: Spool;

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { backoffDelay } from "../../src/daemon/backoff.ts";
+import { backoffDelay } from "../../src/util/backoff.ts";
 
 describe("backoffDelay()", () => {
   const policy = { baseMs: 100, capMs: 30_000 };

@@ -1,11 +1,11 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { MOCK_GPUS } from "../../mock/inventory.ts";
+import { MOCK_GPUS } from "../../src/inventory/mock.ts";
 import { type MockConsole, startMockConsole } from "../../mock/console/server.ts";
-import { Publisher, type PublisherOptions } from "../../src/daemon/publisher.ts";
+import { Publisher, type PublisherOptions } from "../../src/console/publisher.ts";
 import { builtinCatalog } from "../../src/models/catalog.ts";
-import { buildNamespace, type NodeLogs } from "../../src/namespace/mod.ts";
+import { buildNamespace, type NodeLogs } from "../../src/contract/namespace.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
-import { makeSnapshot } from "../../src/snapshot/encode.ts";
+import { makeSnapshot } from "../../src/contract/snapshot.ts";
 import { memoryLogger, until } from "../helpers.ts";
 
 const runtime = bunRuntime();

@@ -1,13 +1,13 @@
 /**
  * The bridge's compatible core: inventory + registry -> namespace -> `--list` and `--publish`.
  */
-import type { BridgeOptions } from "./cli/options.ts";
-import { type InventoryBackend, selectBackend } from "./inventory/mod.ts";
-import type { Logger } from "./log.ts";
-import { MOCK_GPUS } from "../mock/inventory.ts";
-import { builtinCatalog } from "./models/catalog.ts";
-import type { ModelCatalog } from "./models/types.ts";
-import { buildNamespace, type Namespace } from "./namespace/mod.ts";
+import type { BridgeOptions } from "../cli/options.ts";
+import { type InventoryBackend, selectBackend } from "../inventory/mod.ts";
+import type { Logger } from "../util/log.ts";
+import { MOCK_GPUS } from "../inventory/mock.ts";
+import { builtinCatalog } from "../models/catalog.ts";
+import type { ModelCatalog } from "../contract/models.ts";
+import { buildNamespace, type Namespace } from "../contract/namespace.ts";
 
 /**
  * The model catalog for `registry` (undefined: the built-in one). The registry reader, and
@@ -16,7 +16,7 @@ import { buildNamespace, type Namespace } from "./namespace/mod.ts";
  */
 export async function loadCatalog(registry: string | undefined, log: Logger): Promise<ModelCatalog> {
   if (registry === undefined) return builtinCatalog();
-  const { loadRegistry } = await import("./models/registry.ts");
+  const { loadRegistry } = await import("../models/registry.ts");
   const { catalog, warnings } = loadRegistry(registry);
   for (const w of warnings) log.warn(w);
   return catalog;

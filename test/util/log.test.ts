@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { createLogger } from "../src/log.ts";
+import { createLogger } from "../../src/util/log.ts";
 
 test("createLogger() masks a secret where it stands alone, and only there", () => {
   const lines: string[] = [];

@@ -1,10 +1,10 @@
 /** `--publish` without `--interval-ms`: one publish, then exit. */
-import type { BridgeOptions } from "./cli/options.ts";
-import { publishOnce } from "./console/publish.ts";
-import type { Logger } from "./log.ts";
-import type { Namespace } from "./namespace/mod.ts";
-import { detectRuntime } from "./runtime/mod.ts";
-import { makeSnapshot, publishLines } from "./snapshot/encode.ts";
+import type { BridgeOptions } from "../cli/options.ts";
+import { publishOnce } from "../console/publish.ts";
+import type { Logger } from "../util/log.ts";
+import type { Namespace } from "../contract/namespace.ts";
+import { detectRuntime } from "../runtime/mod.ts";
+import { makeSnapshot, publishLines } from "../contract/snapshot.ts";
 
 /** Publishes `ns` once; resolves with the exit status (errors propagate to the caller). */
 export async function publishCommand(options: BridgeOptions, ns: Namespace, log: Logger): Promise<number> {

@@ -1,10 +1,10 @@
 /** The one-shot tools: `telemetry push`, `telemetry export`, `models import`. */
 import process from "node:process";
-import { findApiToken, tokenPath } from "./api/auth.ts";
-import type { Command } from "./cli/options.ts";
-import type { Logger } from "./log.ts";
-import { importModel } from "./models/import.ts";
-import { exportTelemetry, pushTelemetry } from "./telemetry/cli.ts";
+import { findApiToken, tokenPath } from "../api/auth.ts";
+import type { Command } from "../cli/options.ts";
+import type { Logger } from "../util/log.ts";
+import { importModel } from "../models/import.ts";
+import { exportTelemetry, pushTelemetry } from "../telemetry/cli.ts";
 
 type Tool = Extract<Command, { kind: "telemetry-push" | "telemetry-export" | "models-import" }>;
 

@@ -1,8 +1,8 @@
 /** `gpu-bridge-host stats [--json]`: live statistics, as a table or as JSON. */
-import type { StatsOptions } from "./cli/options.ts";
-import { selectBackend } from "./inventory/mod.ts";
-import type { GpuStats } from "./inventory/stats.ts";
-import type { Logger } from "./log.ts";
+import type { StatsOptions } from "../cli/options.ts";
+import { selectBackend } from "../inventory/mod.ts";
+import type { GpuStats } from "../inventory/stats.ts";
+import type { Logger } from "../util/log.ts";
 
 /** Prints the stats of every GPU; resolves with the exit status. */
 export async function statsCommand(options: StatsOptions, log: Logger, out: (text: string) => Promise<unknown>): Promise<number> {

@@ -3,11 +3,11 @@
  * resets any pending transfer, `b64:` lines accumulate, `end` verifies and parses. The mock
  * console runs this; tests use it to prove publish lines land.
  */
-import type { Namespace } from "../namespace/mod.ts";
-import { LIMITS } from "../namespace/limits.ts";
-import { decodeBase64 } from "../util/base64.ts";
-import { sha256Hex } from "../util/sha256.ts";
-import { parseSnapshot, SnapshotParseError } from "./parse.ts";
+import type { Namespace } from "../../src/contract/namespace.ts";
+import { LIMITS } from "../../src/contract/limits.ts";
+import { decodeBase64 } from "../../src/util/base64.ts";
+import { sha256Hex } from "../../src/util/sha256.ts";
+import { parseSnapshot, SnapshotParseError } from "./snapshot-parse.ts";
 
 /** The outcome of one line: accepted (with the new tree after a good `end`) or refused. */
 export type ReceiveResult =

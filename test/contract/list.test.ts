@@ -1,11 +1,11 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { MOCK_GPUS } from "../../mock/inventory.ts";
+import { MOCK_GPUS } from "../../src/inventory/mock.ts";
 import { builtinCatalog } from "../../src/models/catalog.ts";
-import { renderList } from "../../src/namespace/list.ts";
-import { buildNamespace } from "../../src/namespace/mod.ts";
-import { TELEMETRY_DESCRIPTOR } from "../../src/telemetry/schema.ts";
+import { renderList } from "../../src/contract/list.ts";
+import { buildNamespace } from "../../src/contract/namespace.ts";
+import { TELEMETRY_DESCRIPTOR } from "../../src/contract/telemetry-schema.ts";
 import { FIXTURE, REPO } from "../helpers.ts";
 
 describe("renderList()", () => {

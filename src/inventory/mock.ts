@@ -1,8 +1,8 @@
 /**
  * The deterministic mock inventory of contract section 2, used by `--mock` and in CI.
  */
-import { emptyStats, type GpuStats } from "../src/inventory/stats.ts";
-import type { GpuInfo, InventoryBackend } from "../src/inventory/types.ts";
+import { emptyStats, type GpuStats } from "./stats.ts";
+import type { GpuInfo, InventoryBackend } from "./types.ts";
 
 /** The two mock GPUs, in order. */
 export const MOCK_GPUS: readonly GpuInfo[] = Object.freeze([

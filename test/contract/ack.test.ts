@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { ackDelayMs, parseAck, parseFields } from "../../src/console/ack.ts";
+import { ackDelayMs, parseAck, parseFields } from "../../src/contract/ack.ts";
 
 describe("parseAck()", () => {
   test("reads OK and ERR acks with verb, detail and fields", () => {

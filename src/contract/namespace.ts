@@ -3,10 +3,9 @@
  * payloads, the model catalog and the telemetry descriptor. Both `--list` and the snapshot
  * are renderings of this one value.
  */
-import { infoPayload, seedCtl } from "../inventory/info.ts";
-import type { GpuInfo } from "../inventory/types.ts";
-import type { ModelCatalog, ModelEntry } from "../models/types.ts";
-import { TELEMETRY_DESCRIPTOR } from "../telemetry/schema.ts";
+import { type GpuInfo, infoPayload, seedCtl } from "./info.ts";
+import type { ModelCatalog, ModelEntry } from "./models.ts";
+import { TELEMETRY_DESCRIPTOR } from "./telemetry-schema.ts";
 
 /** One GPU as the VM sees it. */
 export interface NodePayloads {

@@ -1,12 +1,12 @@
 /** `serve`, and `--publish --interval-ms`: the daemon until a signal. */
-import { namespaceOf } from "./bridge.ts";
-import type { BridgeOptions } from "./cli/options.ts";
-import { runDaemon } from "./daemon/daemon.ts";
-import { selectBackend } from "./inventory/mod.ts";
-import type { Logger } from "./log.ts";
-import { renderList } from "./namespace/list.ts";
-import { detectRuntime } from "./runtime/mod.ts";
-import { writeStdout } from "./runtime/stdio.ts";
+import { namespaceOf } from "../app/namespace.ts";
+import type { BridgeOptions } from "../cli/options.ts";
+import { runDaemon } from "../app/daemon.ts";
+import { selectBackend } from "../inventory/mod.ts";
+import type { Logger } from "../util/log.ts";
+import { renderList } from "../contract/list.ts";
+import { detectRuntime } from "../runtime/mod.ts";
+import { writeStdout } from "../runtime/stdio.ts";
 
 /** Runs the daemon (printing `--list` first, from the same backend); resolves with the exit status. */
 export async function daemonCommand(

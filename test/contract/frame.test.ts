@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { encodeFrame, FrameDecoder, FrameError, MAX_FRAME } from "../../src/console/frame.ts";
+import { encodeFrame, FrameDecoder, FrameError, MAX_FRAME } from "../../src/contract/frame.ts";
 
 const lines = ["OK AUTH detail=welcome", "", "ÜTF-8 ✓ line", "x".repeat(MAX_FRAME - 4)];
 const stream = () => new Uint8Array(lines.flatMap((l) => [...encodeFrame(l)]));

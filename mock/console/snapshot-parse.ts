@@ -3,11 +3,11 @@
  * `active` and `telemetry` required, nothing after `end`, unknown keywords or fields refused,
  * per-item limits, and an active model that is listed whenever models exist.
  */
-import type { Namespace, NodePayloads } from "../namespace/mod.ts";
-import type { ModelEntry } from "../models/types.ts";
-import { gpuIdProblem, LIMITS, modelIdProblem } from "../namespace/limits.ts";
-import { decodeBase64 } from "../util/base64.ts";
-import { SNAPSHOT_SCHEMA } from "./encode.ts";
+import type { Namespace, NodePayloads } from "../../src/contract/namespace.ts";
+import type { ModelEntry } from "../../src/contract/models.ts";
+import { gpuIdProblem, LIMITS, modelIdProblem } from "../../src/contract/limits.ts";
+import { decodeBase64 } from "../../src/util/base64.ts";
+import { SNAPSHOT_SCHEMA } from "../../src/contract/snapshot.ts";
 
 /** A snapshot the receiver refuses; `message` is the reason it reports. */
 export class SnapshotParseError extends Error {

@@ -7,7 +7,7 @@ import { renameSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { ApiModels } from "../api/app.ts";
-import { VERSION } from "../version.ts";
+import { VERSION } from "../util/version.ts";
 import { cachedStats } from "../inventory/stats-cache.ts";
 import { stopSignal } from "../util/signals.ts";
 import type { BridgeOptions } from "../cli/options.ts";
@@ -16,14 +16,14 @@ import { ProcessRunner } from "../job/runner.ts";
 import { LeaseJournal } from "../lease/journal.ts";
 import type { Clock } from "../lease/types.ts";
 import type { GpuInfo, InventoryBackend } from "../inventory/types.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../util/log.ts";
 import { builtinCatalog } from "../models/catalog.ts";
-import type { ModelCatalog } from "../models/types.ts";
+import type { ModelCatalog } from "../contract/models.ts";
 import { RegistryWatch } from "../models/watch.ts";
-import { buildNamespace, type Namespace } from "../namespace/mod.ts";
+import { buildNamespace, type Namespace } from "../contract/namespace.ts";
 import type { Runtime } from "../runtime/types.ts";
-import { makeSnapshot, type Snapshot } from "../snapshot/encode.ts";
-import { Publisher } from "./publisher.ts";
+import { makeSnapshot, type Snapshot } from "../contract/snapshot.ts";
+import { Publisher } from "../console/publisher.ts";
 import { Spool } from "../telemetry/spool.ts";
 import { TelemetryForwarder } from "../telemetry/forward.ts";
 
@@ -182,7 +182,7 @@ export async function startApi(
   const [{ createApp }, { resolveApiToken }, { telemetryRoutes }] = await Promise.all([
     import("../api/app.ts"),
     import("../api/auth.ts"),
-    import("../telemetry/api.ts"),
+    import("../api/telemetry.ts"),
   ]);
   const { token, source } = resolveApiToken(options.apiToken, process.env, options.stateDir);
   const log = deps.log.child("api");

@@ -1,11 +1,11 @@
 import { describe, expect, test } from "bun:test";
-import { MOCK_GPUS } from "../../mock/inventory.ts";
+import { MOCK_GPUS } from "../../src/inventory/mock.ts";
 import { builtinCatalog } from "../../src/models/catalog.ts";
-import { buildNamespace, type Namespace } from "../../src/namespace/mod.ts";
-import { TELEMETRY_DESCRIPTOR } from "../../src/telemetry/schema.ts";
-import { B64_CHUNK, makeSnapshot, publishLines, renderSnapshot, SnapshotTooLargeError } from "../../src/snapshot/encode.ts";
-import { parseSnapshot, SnapshotParseError } from "../../src/snapshot/parse.ts";
-import { CtlReceiver } from "../../src/snapshot/receiver.ts";
+import { buildNamespace, type Namespace } from "../../src/contract/namespace.ts";
+import { TELEMETRY_DESCRIPTOR } from "../../src/contract/telemetry-schema.ts";
+import { B64_CHUNK, makeSnapshot, publishLines, renderSnapshot, SnapshotTooLargeError } from "../../src/contract/snapshot.ts";
+import { parseSnapshot, SnapshotParseError } from "../../mock/console/snapshot-parse.ts";
+import { CtlReceiver } from "../../mock/console/receiver.ts";
 import { sha256Hex } from "../../src/util/sha256.ts";
 
 const mockNs = (): Namespace => buildNamespace(MOCK_GPUS, builtinCatalog());

@@ -3,7 +3,7 @@
  * 4..8192), then the UTF-8 line with no newline. The decoder is a pure bytes-to-lines state
  * machine that never sees a socket, so frames split across reads are handled by construction.
  */
-import { LIMITS } from "../namespace/limits.ts";
+import { LIMITS } from "./limits.ts";
 
 export const MIN_FRAME = 4;
 export const MAX_FRAME = LIMITS.frameBytes;

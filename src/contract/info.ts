@@ -1,5 +1,14 @@
-import { quote } from "../namespace/escape.ts";
-import type { GpuInfo } from "./types.ts";
+import { quote } from "./escape.ts";
+
+/** What `/gpu/<id>/info` holds: exactly these six fields, never more (contract section 2). */
+export interface GpuInfo {
+  readonly id: string;
+  readonly name: string;
+  readonly memory_mb: number;
+  readonly sm_count: number;
+  readonly driver_version: string;
+  readonly runtime_version: string;
+}
 
 /**
  * The `/gpu/<id>/info` payload: 4-space indent, fixed key order, no trailing newline.

@@ -1,10 +1,10 @@
 /** `gpu-bridge-host mock-console`: runs the mock console until SIGINT or SIGTERM. */
-import { stopSignal } from "./util/signals.ts";
-import { STATUS } from "../mock/console/core.ts";
-import { startMockConsole } from "../mock/console/server.ts";
-import type { MockConsoleOptions } from "./cli/options.ts";
-import type { Logger } from "./log.ts";
-import { detectRuntime } from "./runtime/mod.ts";
+import { stopSignal } from "../util/signals.ts";
+import { STATUS } from "../../mock/console/core.ts";
+import { startMockConsole } from "../../mock/console/server.ts";
+import type { MockConsoleOptions } from "../cli/options.ts";
+import type { Logger } from "../util/log.ts";
+import { detectRuntime } from "../runtime/mod.ts";
 
 /** Serves until a signal arrives; resolves with the exit status. */
 export async function mockConsoleCommand(options: MockConsoleOptions, log: Logger): Promise<number> {

@@ -3,7 +3,7 @@
  * the reference's escaping, byte for byte. Nothing here may be replaced by `JSON.stringify`.
  */
 import { quote } from "./escape.ts";
-import type { Namespace } from "./mod.ts";
+import type { Namespace } from "./namespace.ts";
 
 /**
  * Renders `ns` as the reference's `--list` output, trailing newline included. Loops rather than

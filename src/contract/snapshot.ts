@@ -2,8 +2,8 @@
  * The `gpu-bridge-snapshot/v1` wire format and its publish lines (contract section 6), as pure
  * functions. A snapshot the VM would refuse is caught here, before anything is sent.
  */
-import type { Namespace } from "../namespace/mod.ts";
-import { LIMITS } from "../namespace/limits.ts";
+import type { Namespace } from "./namespace.ts";
+import { LIMITS } from "./limits.ts";
 import { encodeBase64 } from "../util/base64.ts";
 import { sha256Hex } from "../util/sha256.ts";
 

@@ -6,8 +6,8 @@ import { type MockConsole, startMockConsole } from "../../mock/console/server.ts
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { memoryLogger, tempDir, until } from "../helpers.ts";
 import { REPO_ROOT, spawnBridge } from "../spawn.ts";
-import { startDaemon } from "../../src/daemon/daemon.ts";
-import { mockBackend } from "../../mock/inventory.ts";
+import { startDaemon } from "../../src/app/daemon.ts";
+import { mockBackend } from "../../src/inventory/mock.ts";
 import { parseCommand } from "../../src/cli/options.ts";
 
 const runtime = bunRuntime();
