@@ -2,12 +2,14 @@
 import { stopSignal } from "../util/signals.ts";
 import { STATUS } from "../../mock/console/core.ts";
 import { startMockConsole } from "../../mock/console/server.ts";
-import type { MockConsoleOptions } from "../cli/options.ts";
-import type { Logger } from "../util/log.ts";
+import type { Command } from "../cli/options.ts";
 import { detectRuntime } from "../runtime/mod.ts";
+import type { CommandIo } from "./types.ts";
 
 /** Serves until a signal arrives; resolves with the exit status. */
-export async function mockConsoleCommand(options: MockConsoleOptions, log: Logger): Promise<number> {
+export async function run(command: Extract<Command, { kind: "mock-console" }>, io: CommandIo): Promise<number> {
+  const options = command.options;
+  const log = io.logger(options.logLevel, "mock-console", [options.authToken]);
   const runtime = await detectRuntime();
   const mock = await startMockConsole(runtime, { host: options.host, port: options.port, token: options.authToken });
   mock.state.faults.ackDelayMs = options.ackDelayMs;

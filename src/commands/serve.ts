@@ -1,12 +1,22 @@
 /** `serve`, and `--publish --interval-ms`: the daemon until a signal. */
 import { namespaceOf } from "../app/namespace.ts";
-import type { BridgeOptions } from "../cli/options.ts";
+import type { BridgeOptions, Command } from "../cli/options.ts";
 import { runDaemon } from "../app/daemon.ts";
 import { selectBackend } from "../inventory/mod.ts";
 import type { Logger } from "../util/log.ts";
 import { renderList } from "../contract/list.ts";
 import { detectRuntime } from "../runtime/mod.ts";
-import { writeStdout } from "../runtime/stdio.ts";
+import { stopSignal } from "../util/signals.ts";
+import type { CommandIo } from "./types.ts";
+
+/** `serve`: the daemon with its API; resolves with the exit status. */
+export function run(command: Extract<Command, { kind: "serve" }>, io: CommandIo): Promise<number> {
+  // Before anything slow: a SIGTERM during start-up must still end in a clean exit.
+  const signal = stopSignal();
+  const log = io.logger(command.options.logLevel, "bridge", [command.options.authToken]);
+  for (const w of command.warnings) log.warn(w);
+  return daemonCommand(command.options, log, "serve", signal, io);
+}
 
 /** Runs the daemon (printing `--list` first, from the same backend); resolves with the exit status. */
 export async function daemonCommand(
@@ -14,10 +24,11 @@ export async function daemonCommand(
   log: Logger,
   mode: "serve" | "compat",
   signal: Promise<string>,
+  io: Pick<CommandIo, "stdout">,
 ): Promise<number> {
   const runtime = await detectRuntime();
   const backend = await selectBackend(options, log);
-  if (options.list) await writeStdout(renderList(await namespaceOf(backend, options.registry, log)));
+  if (options.list) await io.stdout(renderList(await namespaceOf(backend, options.registry, log)));
   if (!options.publish) log.info("not publishing (pass --publish to mirror into the VM)");
   return await runDaemon(options, { runtime, log, backend }, mode, signal);
 }

@@ -1,15 +1,16 @@
 /** `gpu-bridge-host stats [--json]`: live statistics, as a table or as JSON. */
-import type { StatsOptions } from "../cli/options.ts";
+import type { Command } from "../cli/options.ts";
 import { selectBackend } from "../inventory/mod.ts";
 import type { GpuStats } from "../inventory/stats.ts";
-import type { Logger } from "../util/log.ts";
+import type { CommandIo } from "./types.ts";
 
 /** Prints the stats of every GPU; resolves with the exit status. */
-export async function statsCommand(options: StatsOptions, log: Logger, out: (text: string) => Promise<unknown>): Promise<number> {
-  const backend = await selectBackend(options, log);
+export async function run(command: Extract<Command, { kind: "stats" }>, io: CommandIo): Promise<number> {
+  const options = command.options;
+  const backend = await selectBackend(options, io.logger(options.logLevel));
   try {
     const stats = await backend.stats();
-    await out(options.json ? JSON.stringify(stats, null, 2) + "\n" : renderStatsTable(stats, backend.name));
+    await io.stdout(options.json ? JSON.stringify(stats, null, 2) + "\n" : renderStatsTable(stats, backend.name));
     return 0;
   } finally {
     backend.close();

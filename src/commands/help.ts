@@ -1,0 +1,18 @@
+/** `--help` and `<command> --help`: the usage text of the topic. */
+import type { Command } from "../cli/options.ts";
+import { MOCK_CONSOLE_USAGE, MODELS_USAGE, SERVE_USAGE, STATS_USAGE, TELEMETRY_USAGE, USAGE } from "../cli/usage.ts";
+import type { CommandIo } from "./types.ts";
+
+const TOPICS: Readonly<Record<string, string>> = {
+  "mock-console": MOCK_CONSOLE_USAGE,
+  serve: SERVE_USAGE,
+  stats: STATS_USAGE,
+  telemetry: TELEMETRY_USAGE,
+  models: MODELS_USAGE,
+};
+
+/** Prints the help of `command.topic` (or the general help). */
+export async function run(command: Extract<Command, { kind: "help" }>, io: CommandIo): Promise<number> {
+  await io.stdout(TOPICS[command.topic ?? ""] ?? USAGE);
+  return 0;
+}
