@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger, type Logger } from "../src/util/log.ts";
+import type { Clock } from "../src/util/clock.ts";
 
 export const REPO = join(import.meta.dir, "..");
 export const FIXTURE = join(REPO, "test", "fixtures", "mock-list.json");
@@ -28,8 +29,17 @@ export async function until(predicate: () => boolean, ms = 5000, what = "conditi
   }
 }
 
-/** A manual clock: timers fire, in deadline order, only when `advance` passes them. */
-export class FakeClock {
+/** Lets every pending promise callback (and what those schedule in turn) run; no timers. */
+export async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i++) await new Promise<void>((r) => setImmediate(r));
+}
+
+/**
+ * A manual clock: timers fire, in deadline order, only when `advance` (synchronous: for code
+ * that reacts at once) or `run` (async: settles promises between timers, for loops that await)
+ * passes them.
+ */
+export class FakeClock implements Clock {
   #now: number;
   #timers = new Map<number, { at: number; fire: () => void }>();
   #next = 1;
@@ -60,5 +70,31 @@ export class FakeClock {
       due[1].fire();
     }
     this.#now = end;
+  }
+
+  /** When the next timer is due, or null. */
+  nextAt(): number | null {
+    let at: number | null = null;
+    for (const t of this.#timers.values()) if (at === null || t.at < at) at = t.at;
+    return at;
+  }
+
+  /**
+   * Moves time forward by `ms`, firing each timer at its own due time, in order, and letting the
+   * promises it settles run (a loop's next await, a timer it sets) before the next one.
+   */
+  async run(ms: number): Promise<void> {
+    const end = this.#now + ms;
+    await settle();
+    for (;;) {
+      const due = [...this.#timers.entries()].filter(([, t]) => t.at <= end).sort((a, b) => a[1].at - b[1].at || a[0] - b[0])[0];
+      if (due === undefined) break;
+      this.#timers.delete(due[0]);
+      this.#now = Math.max(this.#now, due[1].at);
+      due[1].fire();
+      await settle();
+    }
+    this.#now = end;
+    await settle();
   }
 }

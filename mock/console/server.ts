@@ -4,8 +4,10 @@
  */
 import { encodeFrame, FrameDecoder } from "../../src/contract/frame.ts";
 import { concatBytes } from "../../src/util/bytes.ts";
-import type { Conn } from "../../src/runtime/transport.ts";
+import type { Conn, Connect } from "../../src/runtime/transport.ts";
+import { memoryConnect } from "../../src/runtime/memory.ts";
 import type { Runtime, TcpServer } from "../../src/runtime/types.ts";
+import { type Clock, delay, systemClock } from "../../src/util/clock.ts";
 import { ConsoleConnection, type ConsoleSettings, ConsoleState, isAck, NOISE_LINES } from "./core.ts";
 
 const QUEUE_LINES = 8;
@@ -29,7 +31,11 @@ export async function startMockConsole(
   return { port: server.port, state, close: () => server.close() };
 }
 
-function serveConnection(state: ConsoleState, conn: Conn): void {
+/**
+ * Serves one accepted connection (a socket, or one end of `memoryPair()`); `clock` times the
+ * auth deadline and the scripted ack delay.
+ */
+export function serveConnection(state: ConsoleState, conn: Conn, clock: Clock = systemClock): void {
   const session = new ConsoleConnection(state);
   state.emit({ type: "connect", conn: session.id });
   const queue: string[] = [];
@@ -41,9 +47,9 @@ function serveConnection(state: ConsoleState, conn: Conn): void {
     conn.close();
     state.emit({ type: "disconnect", conn: session.id });
   };
-  const authTimer = setTimeout(() => {
+  const authTimer = clock.setTimer(state.authTimeoutMs, () => {
     if (!session.authed) hangUp();
-  }, state.authTimeoutMs);
+  });
 
   const send = async (lines: string[]) => {
     const faults = state.faults;
@@ -67,8 +73,8 @@ function serveConnection(state: ConsoleState, conn: Conn): void {
     while (queue.length > 0 && !closed) {
       const line = queue.shift()!;
       const reply = session.handle(line);
-      const delay = state.faults.ackDelayMs ?? 0;
-      if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+      const ackDelay = state.faults.ackDelayMs ?? 0;
+      if (ackDelay > 0) await delay(ackDelay, undefined, clock);
       await send(reply.lines);
       if (reply.close) hangUp();
     }
@@ -94,8 +100,14 @@ function serveConnection(state: ConsoleState, conn: Conn): void {
     } catch {
       // a bad frame or a reset: the connection is over either way
     } finally {
-      clearTimeout(authTimer);
+      clock.clearTimer(authTimer);
       hangUp();
     }
   })();
+}
+
+/** The mock console without a socket: each `connect` gets one end of an in-memory pair. */
+export function memoryMockConsole(settings: ConsoleSettings, clock: Clock = systemClock): { state: ConsoleState; connect: Connect } {
+  const state = new ConsoleState({ now: () => clock.now(), ...settings });
+  return { state, connect: memoryConnect((conn) => serveConnection(state, conn, clock)) };
 }

@@ -14,7 +14,7 @@ import type { BridgeOptions } from "../cli/options.ts";
 import { HostState } from "../host/state.ts";
 import { ProcessRunner } from "../job/runner.ts";
 import { LeaseJournal } from "../lease/journal.ts";
-import type { Clock } from "../lease/types.ts";
+import type { Clock } from "../util/clock.ts";
 import type { GpuInfo, InventoryBackend } from "../inventory/types.ts";
 import type { Logger } from "../util/log.ts";
 import { builtinCatalog } from "../models/catalog.ts";
@@ -91,7 +91,13 @@ export async function startDaemon(
   const deviceId = options.deviceId ?? (hostname().replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 64) || "host");
   const spool = Spool.open({ dir: join(options.stateDir, "telemetry"), log: log.child("telemetry"), capBytes: options.spoolMaxBytes });
   const forwarder = options.publish
-    ? new TelemetryForwarder({ spool, deviceId, log: log.child("telemetry"), queenSegmentBytes: options.queenSegmentBytes })
+    ? new TelemetryForwarder({
+      spool,
+      deviceId,
+      log: log.child("telemetry"),
+      queenSegmentBytes: options.queenSegmentBytes,
+      ...(tuning.clock !== undefined && { clock: tuning.clock }),
+    })
     : null;
   if (options.publish) {
     publisher = new Publisher({
@@ -105,6 +111,7 @@ export async function startDaemon(
       ...(tuning.pingIdleMs !== undefined && { pingIdleMs: tuning.pingIdleMs }),
       ...(tuning.backoff !== undefined && { backoff: tuning.backoff }),
       ...(forwarder !== null && { sidecar: forwarder }),
+      ...(tuning.clock !== undefined && { clock: tuning.clock }),
     });
     void publisher.start();
   }

@@ -14,6 +14,7 @@ import type { Logger } from "../util/log.ts";
 import { publishLines, type Snapshot } from "../contract/snapshot.ts";
 import { Histogram, PUBLISH_BUCKETS } from "../util/histogram.ts";
 import { backoffDelay, type BackoffPolicy, DEFAULT_BACKOFF } from "../util/backoff.ts";
+import { type Clock, delay, systemClock } from "../util/clock.ts";
 
 /** Settings of a Publisher; durations in milliseconds. */
 export interface PublisherOptions {
@@ -29,6 +30,8 @@ export interface PublisherOptions {
   readonly debounceMs?: number;
   readonly backoff?: BackoffPolicy;
   readonly random?: () => number;
+  /** Times the interval, debounce, pings, backoff and ack deadlines (default: the system clock). */
+  readonly clock?: Clock;
   /** Other traffic that rides the same connection between publishes (telemetry forwarding). */
   readonly sidecar?: Sidecar;
 }
@@ -78,14 +81,15 @@ export class Publisher {
     lastError: null,
     durations: new Histogram(PUBLISH_BUCKETS),
   };
-  readonly #o: Required<Omit<PublisherOptions, "random" | "sidecar">> & { random: () => number; sidecar?: Sidecar };
+  readonly #o: Required<Omit<PublisherOptions, "random" | "sidecar" | "clock">> & { random: () => number; sidecar?: Sidecar };
+  readonly #clock: Clock;
   readonly #stop = new AbortController();
   #session: ConsoleSession | null = null;
   #vmSha: string | null = null;
   #lastSentAt = 0;
   #lastTrafficAt = 0;
   #dirty = false;
-  #debounce: ReturnType<typeof setTimeout> | undefined;
+  #debounce: unknown;
   #wake: ((why: Wake) => void) | null = null;
   #loop: Promise<void> | null = null;
   #everConnected = false;
@@ -100,6 +104,7 @@ export class Publisher {
       random: Math.random,
       ...options,
     };
+    this.#clock = options.clock ?? systemClock;
   }
 
   /** Starts the loop; resolves when it has stopped. */
@@ -111,11 +116,11 @@ export class Publisher {
   /** Signals that the snapshot may have changed; the publish follows within `debounceMs`. */
   notifyChange(): void {
     if (this.#debounce !== undefined) return;
-    this.#debounce = setTimeout(() => {
+    this.#debounce = this.#clock.setTimer(this.#o.debounceMs, () => {
       this.#debounce = undefined;
       this.#dirty = true;
       this.#wake?.("change");
-    }, this.#o.debounceMs);
+    });
   }
 
   /** Signals that the sidecar has new work (telemetry was spooled). */
@@ -126,7 +131,7 @@ export class Publisher {
   /** Abandons any in-flight publish, closes the connection and waits for the loop to end. */
   async stop(): Promise<void> {
     this.#stop.abort();
-    clearTimeout(this.#debounce);
+    this.#clock.clearTimer(this.#debounce);
     this.#wake?.("stop");
     this.#session?.close();
     await this.#loop;
@@ -140,7 +145,7 @@ export class Publisher {
         if (this.#session === null || this.#session.closed) await this.#connect();
         this.#dirty = false;
         const snap = await this.#o.snapshot();
-        const stale = Date.now() - this.#lastSentAt >= this.#o.refreshMs;
+        const stale = this.#clock.now() - this.#lastSentAt >= this.#o.refreshMs;
         if (snap.sha256 !== this.#vmSha || stale) {
           await this.#publish(snap, this.#vmSha === null ? "connected" : snap.sha256 !== this.#vmSha ? "changed" : "refresh");
           attempt = 0;
@@ -151,13 +156,13 @@ export class Publisher {
         const sidecar = this.#o.sidecar;
         while (sidecar?.hasWork() && !this.#dirty && !this.#stop.signal.aborted) {
           await sidecar.step(this.#session!, this.#stop.signal);
-          this.#lastTrafficAt = Date.now();
+          this.#lastTrafficAt = this.#clock.now();
         }
         const why = await this.#sleep();
         if (why === "closed") throw this.#session?.closedError ?? new Error("The console connection ended");
         if (why === "ping") {
           await this.#session!.request("PING", "PING", this.#stop.signal);
-          this.#lastTrafficAt = Date.now();
+          this.#lastTrafficAt = this.#clock.now();
         }
       } catch (error) {
         if (this.#stop.signal.aborted) break;
@@ -187,6 +192,7 @@ export class Publisher {
     const log = this.#o.log;
     const session = await openSession(this.#o.connect, this.#o.target, {
       ackTimeoutMs: this.#o.ackTimeoutMs,
+      clock: this.#clock,
       onOther: (line) => log.debug(`<- ${line}`),
       // An idle loop would otherwise learn of a dropped link only at the next ping.
       onClose: () => {
@@ -197,7 +203,7 @@ export class Publisher {
     await handshake(session, this.#o.target, this.#stop.signal);
     this.#everConnected = true;
     this.#vmSha = null; // a new connection may face a restarted VM: always republish
-    this.#lastTrafficAt = Date.now();
+    this.#lastTrafficAt = this.#clock.now();
     this.stats.state = "connected";
     log.info(`connected to ${this.#o.target.host}:${this.#o.target.port} as queen`);
   }
@@ -209,11 +215,11 @@ export class Publisher {
     await sendLines(session, publishLines(snap), this.#stop.signal);
     const durationMs = performance.now() - started;
     this.#vmSha = snap.sha256;
-    this.#lastSentAt = this.#lastTrafficAt = Date.now();
+    this.#lastSentAt = this.#lastTrafficAt = this.#clock.now();
     const record = {
       bytes: snap.bytes.length,
       sha256: snap.sha256,
-      at: new Date().toISOString(),
+      at: new Date(this.#clock.now()).toISOString(),
       durationMs,
       frames: session.framesSent - frames0,
     };
@@ -229,13 +235,13 @@ export class Publisher {
   /** Waits for the interval, a change, the ping deadline or stop. */
   #sleep(): Promise<Wake> {
     if (this.#dirty) return Promise.resolve("change");
-    const untilPing = Math.max(0, this.#lastTrafficAt + this.#o.pingIdleMs - Date.now());
+    const untilPing = Math.max(0, this.#lastTrafficAt + this.#o.pingIdleMs - this.#clock.now());
     const paused = this.#o.sidecar?.pausedFor() ?? 0;
     const wait = Math.min(this.#o.intervalMs, untilPing, paused > 0 ? paused : Infinity);
     return new Promise<Wake>((resolve) => {
-      const timer = setTimeout(() => done(wait === untilPing && untilPing < this.#o.intervalMs ? "ping" : "interval"), wait);
+      const timer = this.#clock.setTimer(wait, () => done(wait === untilPing && untilPing < this.#o.intervalMs ? "ping" : "interval"));
       const done = (why: Wake) => {
-        clearTimeout(timer);
+        this.#clock.clearTimer(timer);
         this.#wake = null;
         resolve(why);
       };
@@ -246,19 +252,7 @@ export class Publisher {
 
   /** Waits `ms`, or until stop; changes do not cut a backoff short. */
   #delay(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      const self = this;
-      function done() {
-        clearTimeout(timer);
-        self.#wake = null;
-        resolve();
-      }
-      this.#wake = (why) => {
-        if (why === "stop") done();
-      };
-      if (this.#stop.signal.aborted) done();
-    });
+    return delay(ms, this.#stop.signal, this.#clock).catch(() => {});
   }
 
   #dropSession(): void {

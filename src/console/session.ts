@@ -7,6 +7,7 @@ import { type Ack, parseAck } from "../contract/ack.ts";
 import { ConsoleError } from "./errors.ts";
 import { encodeFrame, FrameDecoder, FrameError } from "../contract/frame.ts";
 import type { Conn } from "../runtime/transport.ts";
+import { type Clock, systemClock } from "../util/clock.ts";
 
 /** Settings for one session. */
 export interface SessionOptions {
@@ -16,6 +17,8 @@ export interface SessionOptions {
   readonly onOther?: (line: string) => void;
   /** Called once when the connection ends, whoever ended it. */
   readonly onClose?: (error: ConsoleError) => void;
+  /** Times the ack deadlines (default: the system clock). */
+  readonly clock?: Clock;
 }
 
 interface Waiter {
@@ -32,6 +35,7 @@ export class ConsoleSession {
   readonly #ackTimeoutMs: number;
   readonly #onOther: (line: string) => void;
   readonly #onClose: (error: ConsoleError) => void;
+  readonly #clock: Clock;
   #waiter: Waiter | null = null;
   /** Collects the lines after an ack (CAT, LS) until `END`. */
   #collector: { lines: string[]; done: () => void } | null = null;
@@ -45,6 +49,7 @@ export class ConsoleSession {
     this.#ackTimeoutMs = options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS;
     this.#onOther = options.onOther ?? (() => {});
     this.#onClose = options.onClose ?? (() => {});
+    this.#clock = options.clock ?? systemClock;
     void this.#readLoop();
   }
 
@@ -68,12 +73,12 @@ export class ConsoleSession {
     const timeout = new ConsoleError("timeout", `No ack for ${verb} within ${this.#ackTimeoutMs} ms`);
     if (this.#closed !== null) throw this.#closed;
     this.#busy = true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: unknown;
     let onAbort: (() => void) | undefined;
     try {
       const acked = new Promise<Ack>((resolve, reject) => {
         this.#waiter = { verb, resolve, reject };
-        timer = setTimeout(() => reject(timeout), this.#ackTimeoutMs);
+        timer = this.#clock.setTimer(this.#ackTimeoutMs, () => reject(timeout));
         if (signal !== undefined) {
           onAbort = () => reject(new ConsoleError("closed", `Abandoned ${verb}: shutting down`));
           if (signal.aborted) onAbort();
@@ -90,7 +95,7 @@ export class ConsoleSession {
       }
       return ack;
     } finally {
-      clearTimeout(timer);
+      this.#clock.clearTimer(timer);
       if (onAbort !== undefined) signal?.removeEventListener("abort", onAbort);
       this.#waiter = null;
       this.#busy = false;
@@ -106,9 +111,9 @@ export class ConsoleSession {
     try {
       await this.request(line, verb, signal);
       const timeout = new ConsoleError("timeout", `No END after ${verb} within ${this.#ackTimeoutMs} ms`);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([ended, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(timeout), this.#ackTimeoutMs)))])
-        .finally(() => clearTimeout(timer));
+      let timer: unknown;
+      await Promise.race([ended, new Promise<never>((_, reject) => (timer = this.#clock.setTimer(this.#ackTimeoutMs, () => reject(timeout))))])
+        .finally(() => this.#clock.clearTimer(timer));
       return lines;
     } finally {
       this.#collector = null;

@@ -68,6 +68,7 @@ export class HostState {
     this.jobs = new JobScheduler({
       runner: o.runner,
       kind: o.runnerKind,
+      ...(o.clock !== undefined && { clock: o.clock }),
       ...(o.deviceOf !== undefined && { deviceOf: o.deviceOf }),
       onChange: (job) => {
         this.logsOf(job.gpu_id).appendStatus(statusLine(job.job, job.state, job.detail));

@@ -8,6 +8,7 @@ import type { JobState } from "../lease/records.ts";
 import type { KernelSummary } from "./kernels.ts";
 import type { ValidJob } from "./descriptor.ts";
 import type { Runner } from "./runner.ts";
+import { type Clock, systemClock } from "../util/clock.ts";
 
 /** A job as the bridge tracks it. */
 export interface JobRecord {
@@ -35,7 +36,8 @@ export interface SchedulerOptions {
   readonly onResult?: (job: JobRecord, valid: ValidJob) => void;
   /** The CUDA ordinal of a GPU id (for the CUDA runner). */
   readonly deviceOf?: (gpuId: string) => number | undefined;
-  readonly now?: () => number;
+  /** Times `timeout_ms` and stamps jobs (default: the system clock). */
+  readonly clock?: Clock;
   /** Finished jobs kept for lookups (default 4096). */
   readonly keepFinished?: number;
 }
@@ -141,7 +143,8 @@ export class JobScheduler {
     record.state = "RUNNING";
     record.started_at = this.#now();
     this.#o.onChange(record);
-    const timer = setTimeout(() => abort.abort("TIMEOUT"), valid.descriptor.timeout_ms);
+    const clock = this.#o.clock ?? systemClock;
+    const timer = clock.setTimer(valid.descriptor.timeout_ms, () => abort.abort("TIMEOUT"));
     try {
       const device = this.#o.deviceOf?.(lease.gpu_id);
       const outcome = await this.#o.runner.run(
@@ -165,7 +168,7 @@ export class JobScheduler {
       record.message = error instanceof Error ? error.message : String(error);
       this.#finish(record, "ERR", "RUNNER_ERROR", null);
     } finally {
-      clearTimeout(timer);
+      clock.clearTimer(timer);
       this.#running.delete(record.job);
       this.#pump(lease.gpu_id);
     }
@@ -184,6 +187,6 @@ export class JobScheduler {
   }
 
   #now(): number {
-    return (this.#o.now ?? Date.now)();
+    return (this.#o.clock ?? systemClock).now();
   }
 }

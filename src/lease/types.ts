@@ -51,18 +51,8 @@ export type LeaseEvent =
   | { readonly type: "priority"; readonly lease: Lease }
   | { readonly type: "released"; readonly lease: Lease; readonly reason: string };
 
-/** Time and timers, injected so tests and benchmarks control them. */
-export interface Clock {
-  now(): number;
-  setTimer(delayMs: number, fire: () => void): unknown;
-  clearTimer(handle: unknown): void;
-}
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimer: (ms, fire) => setTimeout(fire, ms),
-  clearTimer: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
-};
+/** Time and timers, injected so tests and benchmarks control them (src/util/clock.ts). */
+export { type Clock, systemClock } from "../util/clock.ts";
 
 /** Worker ids travel in control lines and JSON: a safe, short charset. */
 export const WORKER_ID = /^[A-Za-z0-9._-]{1,64}$/;

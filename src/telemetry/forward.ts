@@ -16,6 +16,7 @@ import { backoffDelay } from "../util/backoff.ts";
 import { encodeRecord, type TelemetryRecord } from "./record.ts";
 import type { Spool } from "./spool.ts";
 import { byteLength } from "../util/bytes.ts";
+import { type Clock, systemClock } from "../util/clock.ts";
 
 export const TELEMETRY_MIME = "application/x-ndjson";
 
@@ -25,7 +26,8 @@ export interface ForwarderOptions {
   readonly log: Logger;
   /** Start a new Queen segment past this many payload bytes (default 64 KiB). */
   readonly queenSegmentBytes?: number;
-  readonly now?: () => number;
+  /** Times quota pauses (default: the system clock). */
+  readonly clock?: Clock;
 }
 
 /** The envelope for one chunk. */
@@ -131,6 +133,6 @@ export class TelemetryForwarder {
   }
 
   #now(): number {
-    return (this.#o.now ?? Date.now)();
+    return (this.#o.clock ?? systemClock).now();
   }
 }
