@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { parse as parseToml } from "smol-toml";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { mockBackend } from "../../src/inventory/mock.ts";
@@ -43,14 +44,27 @@ describe("models import", () => {
     const dir = bundle();
     const manifest = importModel({ bundle: dir, id: "lora-v2", registry: reg });
     const adapter = readFileSync(join(dir, "adapter.safetensors"));
-    expect(manifest).toContain('[model]\nid = "lora-v2"\nbase = "base-v1"\nformat = "safetensors+lora"\n');
-    expect(manifest).toContain('[training]\njob_id = "train-42"\ntelemetry_window_start_ms = 1\ntelemetry_window_end_ms = 2\n');
-    expect(manifest).toContain('[approval]\nstatus = "pending"\n');
-    expect(manifest).toContain(`[artifacts."adapter.safetensors"]\nsha256 = "${sha256Hex(adapter)}"\nbytes = 4096\n`);
-    expect(manifest).toContain('[artifacts."metrics.json"]');
+    // Parsed, not compared as text: what a TOML reader (the Queen's, the VM's tools) gets.
+    expect(parseToml(manifest)).toEqual({
+      model: { id: "lora-v2", base: "base-v1", format: "safetensors+lora" },
+      training: { job_id: "train-42", telemetry_window_start_ms: 1, telemetry_window_end_ms: 2 },
+      approval: { status: "pending" },
+      artifacts: {
+        "adapter.safetensors": { sha256: sha256Hex(adapter), bytes: 4096 },
+        "lora.json": { sha256: sha256Hex(readFileSync(join(dir, "lora.json"))), bytes: readFileSync(join(dir, "lora.json")).length },
+        "metrics.json": { sha256: sha256Hex(readFileSync(join(dir, "metrics.json"))), bytes: 13 },
+      },
+    });
     expect(readFileSync(join(reg, "available", "lora-v2", "manifest.toml"), "utf8")).toBe(manifest);
     expect(existsSync(join(reg, "available", "lora-v2", "adapter.safetensors"))).toBe(true);
     expect(loadRegistry(reg).catalog.models.map((m) => m.model_id)).toEqual(["base-v1", "lora-v2"]);
+  });
+
+  test("strings with quotes, backslashes, CR, tabs and control characters stay valid TOML and round-trip", () => {
+    const reg = registry();
+    const jobId = 'a"b\\c\r\nd\te\u0001f\u007fg\u001b[0m ✓';
+    const manifest = importModel({ bundle: bundle(), id: "lora-v3", registry: reg, jobId });
+    expect((parseToml(manifest) as { training: { job_id: string } }).training.job_id).toBe(jobId);
   });
 
   test.each([
