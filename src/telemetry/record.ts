@@ -7,6 +7,7 @@
  *   latency_histogram  {"le_ms": [increasing bounds], "counts": [one count per bound]}
  */
 import * as v from "valibot";
+import { parse as parseToml } from "smol-toml";
 import { quote } from "../contract/escape.ts";
 import { describeIssue } from "../util/issues.ts";
 import { MAX_RECORD_BYTES, OPTIONAL_FIELDS, REQUIRED_FIELDS, TELEMETRY_SCHEMA_VERSION } from "../contract/telemetry-schema.ts";
@@ -90,10 +91,28 @@ export function encodeRecord(r: TelemetryRecord): string {
   return `{${parts.join(",")}}`;
 }
 
-/** The active model as telemetry sees it: for an adapter (a manifest with `base`), the base is
- *  the model and the adapter the LoRA. */
+/** The active model as telemetry sees it: for an adapter (a manifest whose `[model]` table has a
+ *  `base`), the base is the model and the adapter the LoRA. A manifest that is not valid TOML is
+ *  taken as a plain model (the registry publishes manifests verbatim, the VM does not parse them). */
 export function activeModelOf(catalog: { active: string; models: readonly { model_id: string; manifest_toml: string }[] }): ActiveModel {
   const manifest = catalog.models.find((m) => m.model_id === catalog.active)?.manifest_toml ?? "";
-  const base = /^\s*base\s*=\s*"([^"]+)"/m.exec(manifest)?.[1];
+  const base = baseOf(manifest);
   return base === undefined ? { model_id: catalog.active } : { model_id: base, lora_id: catalog.active };
+}
+
+/** The last manifest parsed: every ingest asks about the same active model. */
+let lastBase: { manifest: string; base: string | undefined } | null = null;
+
+function baseOf(manifest: string): string | undefined {
+  if (lastBase?.manifest === manifest) return lastBase.base;
+  let base: string | undefined;
+  try {
+    const model = parseToml(manifest).model;
+    const b = typeof model === "object" && model !== null && !Array.isArray(model) ? (model as Record<string, unknown>).base : undefined;
+    base = typeof b === "string" && b !== "" ? b : undefined;
+  } catch {
+    base = undefined;
+  }
+  lastBase = { manifest, base };
+  return base;
 }
