@@ -25,7 +25,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../util/log.ts";
-import { crc32 } from "../util/crc32.ts";
+import { crc32 } from "node:zlib";
 
 /** Where forwarding stands: the next record to send, and how far into it. */
 export interface Progress {
