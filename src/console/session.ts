@@ -144,7 +144,10 @@ export class ConsoleSession {
       }
       this.#fail(new ConsoleError("closed", "The console closed the connection"));
     } catch (cause) {
-      if (cause instanceof FrameError) this.#fail(new ConsoleError("protocol", cause.message, { cause }));
+      if (cause instanceof FrameError) {
+        for (const line of cause.lines) this.#dispatch(line); // whole lines sent before the garbage
+        this.#fail(new ConsoleError("protocol", cause.message, { cause }));
+      }
       else this.#fail(new ConsoleError("closed", "The connection to the console failed", { cause }));
     }
   }

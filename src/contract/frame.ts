@@ -8,9 +8,19 @@ import { LIMITS } from "./limits.ts";
 export const MIN_FRAME = 4;
 export const MAX_FRAME = LIMITS.frameBytes;
 
-/** A frame whose length header is outside 4..8192: the stream cannot be resynchronised. */
+/**
+ * A frame whose length header is outside 4..8192: the stream cannot be resynchronised. `lines`
+ * holds the complete lines that came before the bad header in the same `push`: they were sent
+ * whole, and a caller should handle them before giving up on the stream.
+ */
 export class FrameError extends Error {
   override name = "FrameError";
+  readonly lines: readonly string[];
+
+  constructor(message: string, lines: readonly string[] = []) {
+    super(message);
+    this.lines = lines;
+  }
 }
 
 const encoder = new TextEncoder();
@@ -34,7 +44,10 @@ export class FrameDecoder {
   #len = 0;
   #decoder = new TextDecoder();
 
-  /** Appends `chunk` and returns every line it completes; throws FrameError on a bad length. */
+  /**
+   * Appends `chunk` and returns every line it completes; throws FrameError on a bad length,
+   * carrying the lines completed before it.
+   */
   push(chunk: Uint8Array): string[] {
     const lines: string[] = [];
     let offset = 0;
@@ -61,7 +74,7 @@ export class FrameDecoder {
       const total = view.getUint32(0, true);
       if (total < MIN_FRAME || total > MAX_FRAME) {
         this.#len = 0;
-        throw new FrameError(`Cannot decode frame: length ${total} is outside ${MIN_FRAME}..${MAX_FRAME}`);
+        throw new FrameError(`Cannot decode frame: length ${total} is outside ${MIN_FRAME}..${MAX_FRAME}`, lines);
       }
       if (this.#len - start < total) break;
       lines.push(this.#decoder.decode(this.#buf.subarray(start + 4, start + total)));

@@ -99,6 +99,15 @@ describe("ConsoleSession", () => {
     expect((await acked)?.kind).toBe("protocol");
   });
 
+  test("an ack in the same read as a bad header is delivered before the session fails", async () => {
+    const { session, server, closes } = setup();
+    const acked = session.request("PING", "PING");
+    await server.write(new Uint8Array([...encodeFrame("OK PING reply=pong"), 2, 0, 0, 0]));
+    expect((await acked).detail).toBe("reply=pong");
+    await settle();
+    expect(closes.map((e) => e.kind)).toEqual(["protocol"]);
+  });
+
   test("an aborted signal abandons the request at once", async () => {
     const { session } = setup();
     const stop = new AbortController();

@@ -50,9 +50,30 @@ describe("FrameDecoder", () => {
     expect(() => new FrameDecoder().push(header)).toThrow(`length ${len} is outside 4..8192`);
   });
 
-  test("returns the good frames before a bad header in the same read", () => {
+  test("hands over the good frames before a bad header in the same read, on the error", () => {
     const dec = new FrameDecoder();
-    const good = encodeFrame("PONG");
-    expect(() => dec.push(new Uint8Array([...good, 2, 0, 0, 0]))).toThrow(FrameError);
+    const bytes = new Uint8Array([...encodeFrame("OK PING"), ...encodeFrame("PONG"), 2, 0, 0, 0]);
+    let error: unknown;
+    try {
+      dec.push(bytes);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(FrameError);
+    expect((error as FrameError).lines).toEqual(["OK PING", "PONG"]);
+    expect((error as FrameError).message).toBe("Cannot decode frame: length 2 is outside 4..8192");
+  });
+
+  test("a bad header after a frame split across reads still hands over that frame", () => {
+    const dec = new FrameDecoder();
+    const f = encodeFrame("OK ECHO");
+    expect(dec.push(f.subarray(0, 5))).toEqual([]);
+    let error: FrameError | undefined;
+    try {
+      dec.push(new Uint8Array([...f.subarray(5), 0, 0, 0, 0]));
+    } catch (e) {
+      error = e as FrameError;
+    }
+    expect(error?.lines).toEqual(["OK ECHO"]);
   });
 });
