@@ -2,6 +2,7 @@
  * The CUDA driver API (`libcuda.so.1`) behind a typed façade, for what NVML cannot tell (SM
  * count) and for machines without NVML (Jetson). `_v2` symbols where they exist.
  */
+import { cText } from "./cstring.ts";
 import { openFirst } from "./loader.ts";
 import type { FfiAdapter, NativeLibrary, SymbolTable } from "./types.ts";
 
@@ -93,7 +94,7 @@ export class Cuda {
   name(dev: number): string {
     const buf = new Uint8Array(256);
     this.#call("cuDeviceGetName", buf, buf.length, dev);
-    return new TextDecoder().decode(buf.subarray(0, buf.indexOf(0)));
+    return cText(buf);
   }
 
   /** The UUID as NVML prints it: `GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`. */
@@ -108,7 +109,7 @@ export class Cuda {
   pciBusId(dev: number): string {
     const buf = new Uint8Array(32);
     this.#call("cuDeviceGetPCIBusId", buf, buf.length, dev);
-    return new TextDecoder().decode(buf.subarray(0, buf.indexOf(0)));
+    return cText(buf);
   }
 
   totalMemBytes(dev: number): number {

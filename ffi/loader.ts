@@ -47,20 +47,43 @@ export function openFirst(adapter: FfiAdapter, what: string, candidates: string[
   throw new NativeLibraryError(what, attempts);
 }
 
-/** Binds each optional symbol on its own, since one missing symbol fails a whole dlopen. */
-export function probeOptional(adapter: FfiAdapter, path: string, optional: SymbolTable): Record<string, NativeFn> {
-  const found: Record<string, NativeFn> = {};
-  for (const [name, def] of Object.entries(optional)) {
-    try {
-      found[name] = adapter.open(path, { [name]: def }).fns[name]!;
-    } catch {
-      // absent in this driver version: the façade reports the field as unsupported
-    }
-  }
-  return found;
+/** Optional symbols that were found, and the handles that bind them. */
+export interface OptionalSymbols {
+  readonly fns: Record<string, NativeFn>;
+  /** Closes every handle opened for them. */
+  close(): void;
 }
 
-/** The FFI adapter of the runtime executing this code. */
+/**
+ * Binds the optional symbols of `path`: all in one open when the library has them all (the
+ * usual case); otherwise each on its own, since one missing symbol fails a whole dlopen. Every
+ * handle opened is kept, and `close()` closes them.
+ */
+export function probeOptional(adapter: FfiAdapter, path: string, optional: SymbolTable): OptionalSymbols {
+  const libs: NativeLibrary[] = [];
+  const close = () => {
+    for (const lib of libs.splice(0)) lib.close();
+  };
+  try {
+    const all = adapter.open(path, optional);
+    libs.push(all);
+    return { fns: { ...all.fns }, close };
+  } catch {
+    // at least one is absent in this driver version: bind the others one by one
+  }
+  const fns: Record<string, NativeFn> = {};
+  for (const [name, def] of Object.entries(optional)) {
+    try {
+      const lib = adapter.open(path, { [name]: def });
+      libs.push(lib);
+      fns[name] = lib.fns[name]!;
+    } catch {
+      // absent: the façade reports the field as unsupported
+    }
+  }
+  return { fns, close };
+}
+
 export async function loadFfiAdapter(): Promise<FfiAdapter> {
   if ("Bun" in globalThis) return (await import("./bun.ts")).bunFfi;
   if ("Deno" in globalThis) return (await import("./deno.ts")).denoFfi;

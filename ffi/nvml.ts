@@ -3,7 +3,8 @@
  * the info payload needs are required; everything else is probed one by one, and a missing
  * one answers NOT_SUPPORTED like the hardware does.
  */
-import { openFirst, probeOptional } from "./loader.ts";
+import { cText } from "./cstring.ts";
+import { openFirst, type OptionalSymbols, probeOptional } from "./loader.ts";
 import type { FfiAdapter, NativeFn, NativeLibrary, SymbolTable } from "./types.ts";
 
 export const NVML = Object.freeze({
@@ -69,7 +70,6 @@ export class NvmlError extends Error {
 
 export type NvmlHandle = bigint;
 
-const text = (buf: Uint8Array) => new TextDecoder().decode(buf.subarray(0, Math.max(0, buf.indexOf(0))));
 const view = (buf: Uint8Array) => new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
 
 /** An initialised NVML; `close()` shuts it down. */
@@ -77,11 +77,13 @@ export class Nvml {
   readonly path: string;
   readonly #lib: NativeLibrary;
   readonly #opt: Record<string, NativeFn>;
+  readonly #optLibs: OptionalSymbols;
 
-  private constructor(lib: NativeLibrary, opt: Record<string, NativeFn>) {
+  private constructor(lib: NativeLibrary, opt: OptionalSymbols) {
     this.path = lib.path;
     this.#lib = lib;
-    this.#opt = opt;
+    this.#opt = opt.fns;
+    this.#optLibs = opt;
   }
 
   /** Loads the first usable library among `candidates` and initialises it. */
@@ -91,6 +93,7 @@ export class Nvml {
     try {
       nvml.#check("nvmlInit_v2", lib.fns.nvmlInit_v2!() as number);
     } catch (error) {
+      nvml.#optLibs.close();
       lib.close();
       throw error;
     }
@@ -99,6 +102,7 @@ export class Nvml {
 
   close(): void {
     this.#lib.fns.nvmlShutdown!();
+    this.#optLibs.close();
     this.#lib.close();
   }
 
@@ -126,13 +130,13 @@ export class Nvml {
   pciBusId(h: NvmlHandle): string {
     const pci = new Uint8Array(68);
     this.#call("nvmlDeviceGetPciInfo_v3", h, pci);
-    return text(pci.subarray(36, 68));
+    return cText(pci.subarray(36, 68));
   }
 
   driverVersion(): string {
     const buf = new Uint8Array(80);
     this.#call("nvmlSystemGetDriverVersion", buf, buf.length);
-    return text(buf);
+    return cText(buf);
   }
 
   /** 1000*major + 10*minor. */
@@ -235,7 +239,7 @@ export class Nvml {
   #string(fn: string, h: NvmlHandle, size: number): string {
     const buf = new Uint8Array(size);
     this.#call(fn, h, buf, size);
-    return text(buf);
+    return cText(buf);
   }
 
   #optional(fn: string): NativeFn {
