@@ -1,6 +1,6 @@
 /**
- * The text lines of contract section 7: lease records, control lines, job status lines and
- * host-run breadcrumbs, with keys in the contract's order and section 4's escaping.
+ * The text lines of contract section 7: lease records, control lines and job status lines,
+ * with keys in the contract's order and section 4's escaping.
  */
 import { quote } from "../contract/escape.ts";
 import type { Lease } from "./types.ts";
