@@ -7,7 +7,7 @@
  * a million instructions at start.
  */
 import { type Command, parseCommand, UsageError } from "./cli/options.ts";
-import { createLogger, type Level } from "./util/log.ts";
+import { createLogger, type LogLevel } from "./util/log.ts";
 import { writeStdout } from "./runtime/stdio.ts";
 import type { CommandIo, CommandModule } from "./commands/types.ts";
 // The one command loaded up front: `--list` is the start-up that is benchmarked, and a
@@ -40,7 +40,7 @@ function writeStderr(text: string): void {
 /** The one logger factory: plain lines on stderr. */
 const io: CommandIo = {
   stdout: writeStdout,
-  logger: (level: Level, scope?: string, secrets?: readonly string[]) =>
+  logger: (level: LogLevel, scope?: string, secrets?: readonly string[]) =>
     createLogger({ level, write: writeStderr, ...(secrets !== undefined && { secrets }) }, scope),
 };
 

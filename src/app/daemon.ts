@@ -8,6 +8,8 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import type { ApiModels } from "../api/app.ts";
 import { VERSION } from "../util/version.ts";
+import { DEFAULTS } from "../cli/defaults.ts";
+import { toSafeId } from "../contract/ids.ts";
 import { cachedStats } from "../inventory/stats-cache.ts";
 import { stopSignal } from "../util/signals.ts";
 import type { BridgeOptions } from "../cli/options.ts";
@@ -88,7 +90,7 @@ export async function startDaemon(
     return buildNamespace(gpus, catalog(), (id) => host.nodeLogs(id));
   };
   const snapshot = async () => makeSnapshot(await namespace());
-  const deviceId = options.deviceId ?? (hostname().replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 64) || "host");
+  const deviceId = options.deviceId ?? toSafeId(hostname(), "host");
   const spool = Spool.open({ dir: join(options.stateDir, "telemetry"), log: log.child("telemetry"), capBytes: options.spoolMaxBytes });
   const forwarder = options.publish
     ? new TelemetryForwarder({
@@ -105,7 +107,7 @@ export async function startDaemon(
       target: { host: options.tcpHost, port: options.tcpPort, token: options.authToken, ticket: options.ticket },
       snapshot,
       log: log.child("publish"),
-      intervalMs: options.intervalMs ?? 30_000,
+      intervalMs: options.intervalMs ?? DEFAULTS.serveIntervalMs,
       ackTimeoutMs: options.ackTimeoutMs,
       ...(tuning.refreshMs !== undefined && { refreshMs: tuning.refreshMs }),
       ...(tuning.pingIdleMs !== undefined && { pingIdleMs: tuning.pingIdleMs }),

@@ -34,10 +34,10 @@ export async function namespaceOf(backend: InventoryBackend, registry: string | 
  * cost it about 3% of its instructions.
  */
 export async function currentNamespace(
-  options: Pick<BridgeOptions, "mock" | "backend" | "sysRoot" | "registry">,
+  options: Pick<BridgeOptions, "backend" | "sysRoot" | "registry">,
   log: Logger,
 ): Promise<Namespace> {
-  if (options.mock && options.registry === undefined) return buildNamespace(MOCK_GPUS, builtinCatalog());
+  if (options.backend === "mock" && options.registry === undefined) return buildNamespace(MOCK_GPUS, builtinCatalog());
   const backend = await selectBackend(options, log);
   try {
     return await namespaceOf(backend, options.registry, log);

@@ -13,12 +13,22 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
-export type FlagTable = Readonly<Record<string, string>>;
-export type FlagValues = Record<string, string | number | boolean>;
+/** A flag's spec string (see above). */
+export type FlagSpec = "bool" | "string" | "string:blank" | `int:${number}:${number}` | `choice:${string}`;
+export type FlagTable = Readonly<Record<string, FlagSpec>>;
+
+type Choices<S extends string> = S extends `${infer A}|${infer B}` ? A | Choices<B> : S;
+/** The value a spec parses to: `true`, a number, one of the choices, or a string. */
+export type FlagValue<S extends FlagSpec> = S extends "bool" ? true
+  : S extends `int:${string}` ? number
+  : S extends `choice:${infer C}` ? Choices<C>
+  : string;
+/** The parsed flags of `T`, each absent unless given. */
+export type FlagValues<T extends FlagTable> = { -readonly [K in keyof T]?: FlagValue<T[K]> };
 
 /** Parses `argv` against `table`; positionals are returned in order. */
-export function parseFlags(argv: readonly string[], table: FlagTable): { values: FlagValues; positionals: string[] } {
-  const values: FlagValues = {};
+export function parseFlags<const T extends FlagTable>(argv: readonly string[], table: T): { values: FlagValues<T>; positionals: string[] } {
+  const values: Record<string, string | number | true> = {};
   const positionals: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -52,7 +62,8 @@ export function parseFlags(argv: readonly string[], table: FlagTable): { values:
     }
     values[name] = convert(name, spec, raw);
   }
-  return { values, positionals };
+  // Each value was converted by its own flag's spec, which is what FlagValues<T> states.
+  return { values: values as FlagValues<T>, positionals };
 }
 
 function convert(name: string, spec: string, raw: string): string | number {

@@ -1,19 +1,17 @@
 /**
  * The bridge's command line (contract section 1, plus our own flags). Pure: argv and the
- * environment in, a typed command out.
+ * environment in, a typed command out. Each command's flags are one typed table (flags.ts);
+ * every default comes from defaults.ts, and the help text (usage.ts) is generated from both.
  */
-import { type FlagTable, type FlagValues, parseFlags, UsageError } from "./flags.ts";
+import { type Approval, type Backend, DEFAULTS, type LogLevel, type RunnerKind } from "./defaults.ts";
+import { type FlagValues, parseFlags, UsageError } from "./flags.ts";
+import { isSafeId, SAFE_ID_RULE } from "../contract/ids.ts";
 
-export const DEFAULT_TCP_HOST = "127.0.0.1";
-export const DEFAULT_TCP_PORT = 31337;
-export const DEFAULT_AUTH_TOKEN = "changeme";
-
-export type BackendName = "auto" | "nvml" | "cuda" | "jetson" | "mock";
+export type { Approval, Backend, LogLevel, RunnerKind };
 
 /** Options of the bridge itself (`--list`, `--publish`, the daemon). */
 export interface BridgeOptions {
-  readonly mock: boolean;
-  readonly backend: BackendName;
+  readonly backend: Backend;
   readonly sysRoot: string;
   readonly registry: string | undefined;
   readonly list: boolean;
@@ -24,12 +22,12 @@ export interface BridgeOptions {
   readonly authToken: string;
   readonly ticket: string;
   readonly ackTimeoutMs: number;
-  readonly logLevel: LogLevelName;
+  readonly logLevel: LogLevel;
   /** Where leases are journalled (and the API token lives). */
   readonly stateDir: string;
   /** Where staged job inputs and outputs live; undefined: jobs must carry payload_b64. */
   readonly bundleDir: string | undefined;
-  readonly runner: "auto" | "cpu" | "cuda";
+  readonly runner: RunnerKind;
   readonly maxStreamsPerGpu: number;
   /** The device id telemetry is filed under at the Queen (default: the host name). */
   readonly deviceId: string | undefined;
@@ -40,8 +38,6 @@ export interface BridgeOptions {
   readonly apiToken: string | undefined;
 }
 
-export type LogLevelName = "debug" | "info" | "warn" | "error";
-
 /** Options of `mock-console`. */
 export interface MockConsoleOptions {
   readonly host: string;
@@ -49,7 +45,15 @@ export interface MockConsoleOptions {
   readonly authToken: string;
   readonly ackDelayMs: number;
   readonly noise: boolean;
-  readonly logLevel: LogLevelName;
+  readonly logLevel: LogLevel;
+}
+
+/** Options of `stats`. */
+export interface StatsOptions {
+  readonly backend: Backend;
+  readonly sysRoot: string;
+  readonly json: boolean;
+  readonly logLevel: LogLevel;
 }
 
 export type Command =
@@ -69,25 +73,19 @@ export type Command =
     readonly registry: string;
     readonly parent: string | undefined;
     readonly jobId: string | undefined;
-    readonly approval: "pending" | "approved" | "rejected" | undefined;
+    readonly approval: Approval | undefined;
   };
 
-/** Options of `stats`. */
-export interface StatsOptions {
-  readonly mock: boolean;
-  readonly backend: BackendName;
-  readonly sysRoot: string;
-  readonly json: boolean;
-  readonly logLevel: LogLevelName;
-}
+type Env = Readonly<Record<string, string | undefined>>;
 
-const INVENTORY_FLAGS: FlagTable = {
+// The tables: `as const` keeps each spec's literal type, from which parseFlags types the values.
+export const INVENTORY_FLAGS = {
   "mock": "bool",
   "backend": "choice:auto|nvml|cuda|jetson|mock",
   "sys-root": "string",
-};
+} as const;
 
-const BRIDGE_FLAGS: FlagTable = {
+export const BRIDGE_FLAGS = {
   ...INVENTORY_FLAGS,
   "registry": "string",
   "list": "bool",
@@ -112,9 +110,12 @@ const BRIDGE_FLAGS: FlagTable = {
   "api-token": "string",
   "help": "bool",
   "version": "bool",
-};
+} as const;
 
-const MOCK_CONSOLE_FLAGS: FlagTable = {
+const { list: _list, version: _version, ...SERVE_FLAGS_ } = BRIDGE_FLAGS;
+export const SERVE_FLAGS = SERVE_FLAGS_;
+
+export const MOCK_CONSOLE_FLAGS = {
   "host": "string",
   "port": "int:0:65535",
   "auth-token": "string:blank",
@@ -122,10 +123,40 @@ const MOCK_CONSOLE_FLAGS: FlagTable = {
   "noise": "bool",
   "log-level": "choice:debug|info|warn|error",
   "help": "bool",
-};
+} as const;
+
+export const STATS_FLAGS = {
+  ...INVENTORY_FLAGS,
+  "json": "bool",
+  "log-level": "choice:debug|info|warn|error",
+  "help": "bool",
+} as const;
+
+export const TELEMETRY_PUSH_FLAGS = {
+  "url": "string",
+  "api-token": "string",
+  "state-dir": "string",
+  "help": "bool",
+} as const;
+
+export const TELEMETRY_EXPORT_FLAGS = {
+  "out": "string",
+  "since": "string",
+  "state-dir": "string",
+  "help": "bool",
+} as const;
+
+export const MODELS_IMPORT_FLAGS = {
+  "id": "string",
+  "registry": "string",
+  "parent": "string",
+  "job-id": "string",
+  "approval": "choice:pending|approved|rejected",
+  "help": "bool",
+} as const;
 
 /** Parses the command line; throws UsageError for anything the bridge refuses. */
-export function parseCommand(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Command {
+export function parseCommand(argv: readonly string[], env: Env): Command {
   if (argv[0] === "mock-console") return mockConsoleCommand(argv.slice(1), env);
   if (argv[0] === "serve") return serveCommand(argv.slice(1), env);
   if (argv[0] === "stats") return statsCommand(argv.slice(1));
@@ -139,67 +170,55 @@ export function parseCommand(argv: readonly string[], env: Readonly<Record<strin
   if (positionals.length > 0) {
     throw new UsageError(`Unknown command or argument ${JSON.stringify(positionals[0])} (commands: serve, stats, telemetry, models, mock-console)`);
   }
-  return bridgeCommand(values, env);
+  if (values.list !== true && values.publish !== true) {
+    throw new UsageError("Nothing to do: pass --list, --publish or both (see --help)");
+  }
+  return { kind: "bridge", ...bridgeOptions(values, env) };
 }
 
-function mockConsoleCommand(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Command {
+function mockConsoleCommand(argv: readonly string[], env: Env): Command {
   const { values, positionals } = parseFlags(argv, MOCK_CONSOLE_FLAGS);
   if (values.help === true) return { kind: "help", topic: "mock-console" };
   if (positionals.length > 0) throw new UsageError(`mock-console: unexpected argument ${JSON.stringify(positionals[0])}`);
   return {
     kind: "mock-console",
     options: {
-      host: (values.host as string | undefined) ?? DEFAULT_TCP_HOST,
-      port: (values.port as number | undefined) ?? DEFAULT_TCP_PORT,
-      authToken: resolveAuthToken(values["auth-token"] as string | undefined, env),
-      ackDelayMs: (values["ack-delay-ms"] as number | undefined) ?? 0,
+      host: values.host ?? DEFAULTS.mockConsoleHost,
+      port: values.port ?? DEFAULTS.mockConsolePort,
+      authToken: resolveAuthToken(values["auth-token"], env),
+      ackDelayMs: values["ack-delay-ms"] ?? DEFAULTS.ackDelayMs,
       noise: values.noise === true,
-      logLevel: (values["log-level"] as LogLevelName | undefined) ?? "info",
+      logLevel: values["log-level"] ?? DEFAULTS.logLevel,
     },
   };
 }
 
-function telemetryCommand(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Command {
+function telemetryCommand(argv: readonly string[], env: Env): Command {
   const sub = argv[0];
   if (sub === "push") {
-    const { values, positionals } = parseFlags(argv.slice(1), {
-      "url": "string",
-      "api-token": "string",
-      "state-dir": "string",
-      "help": "bool",
-    });
+    const { values, positionals } = parseFlags(argv.slice(1), TELEMETRY_PUSH_FLAGS);
     if (values.help === true) return { kind: "help", topic: "telemetry" };
     if (positionals.length !== 1) throw new UsageError("telemetry push needs one FILE of NDJSON records (- for stdin)");
     return {
       kind: "telemetry-push",
       file: positionals[0]!,
-      url: (values.url as string | undefined) ?? `http://${DEFAULT_LISTEN.host}:${DEFAULT_LISTEN.port}`,
-      apiToken: values["api-token"] as string | undefined,
-      stateDir: (values["state-dir"] as string | undefined) ?? defaultStateDir(env),
+      url: values.url ?? `http://${DEFAULTS.listenHost}:${DEFAULTS.listenPort}`,
+      apiToken: values["api-token"],
+      stateDir: values["state-dir"] ?? defaultStateDir(env),
     };
   }
   if (sub === "export") {
-    const { values, positionals } = parseFlags(argv.slice(1), {
-      "out": "string",
-      "since": "string",
-      "state-dir": "string",
-      "help": "bool",
-    });
+    const { values, positionals } = parseFlags(argv.slice(1), TELEMETRY_EXPORT_FLAGS);
     if (values.help === true) return { kind: "help", topic: "telemetry" };
     if (positionals.length > 0) throw new UsageError(`telemetry export: unexpected argument ${JSON.stringify(positionals[0])}`);
     if (values.out === undefined) throw new UsageError("telemetry export needs --out FILE");
     let sinceMs: number | undefined;
-    if (values.since !== undefined) {
-      const raw = values.since as string;
+    const raw = values.since;
+    if (raw !== undefined) {
       sinceMs = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
       if (Number.isNaN(sinceMs)) throw new UsageError(`Option --since needs epoch milliseconds or an RFC 3339 time, got ${JSON.stringify(raw)}`);
     }
-    return {
-      kind: "telemetry-export",
-      out: values.out as string,
-      sinceMs,
-      stateDir: (values["state-dir"] as string | undefined) ?? defaultStateDir(env),
-    };
+    return { kind: "telemetry-export", out: values.out, sinceMs, stateDir: values["state-dir"] ?? defaultStateDir(env) };
   }
   if (sub === "--help" || sub === undefined) return { kind: "help", topic: "telemetry" };
   throw new UsageError(`Unknown telemetry command ${JSON.stringify(sub)} (push, export)`);
@@ -210,14 +229,7 @@ function modelsCommand(argv: readonly string[]): Command {
     if (argv[0] === "--help" || argv[0] === undefined) return { kind: "help", topic: "models" };
     throw new UsageError(`Unknown models command ${JSON.stringify(argv[0])} (import)`);
   }
-  const { values, positionals } = parseFlags(argv.slice(1), {
-    "id": "string",
-    "registry": "string",
-    "parent": "string",
-    "job-id": "string",
-    "approval": "choice:pending|approved|rejected",
-    "help": "bool",
-  });
+  const { values, positionals } = parseFlags(argv.slice(1), MODELS_IMPORT_FLAGS);
   if (values.help === true) return { kind: "help", topic: "models" };
   if (positionals.length !== 1) throw new UsageError("models import needs one DIR: the adapter bundle");
   if (values.id === undefined) throw new UsageError("models import needs --id ID");
@@ -225,45 +237,31 @@ function modelsCommand(argv: readonly string[]): Command {
   return {
     kind: "models-import",
     bundle: positionals[0]!,
-    id: values.id as string,
-    registry: values.registry as string,
-    parent: values.parent as string | undefined,
-    jobId: values["job-id"] as string | undefined,
-    approval: values.approval as "pending" | "approved" | "rejected" | undefined,
+    id: values.id,
+    registry: values.registry,
+    parent: values.parent,
+    jobId: values["job-id"],
+    approval: values.approval,
   };
 }
-
-const STATS_FLAGS: FlagTable = {
-  ...INVENTORY_FLAGS,
-  "json": "bool",
-  "log-level": "choice:debug|info|warn|error",
-  "help": "bool",
-};
 
 function statsCommand(argv: readonly string[]): Command {
   const { values, positionals } = parseFlags(argv, STATS_FLAGS);
   if (values.help === true) return { kind: "help", topic: "stats" };
   if (positionals.length > 0) throw new UsageError(`stats: unexpected argument ${JSON.stringify(positionals[0])}`);
-  return { kind: "stats", options: { ...inventoryOptions(values), json: values.json === true, logLevel: logLevel(values) } };
+  return { kind: "stats", options: { ...inventoryOptions(values), json: values.json === true, logLevel: values["log-level"] ?? DEFAULTS.logLevel } };
 }
 
 /** `--mock`, `--backend` and `--sys-root`; `--mock` is `--backend mock` and conflicts with any other. */
-function inventoryOptions(values: FlagValues): { mock: boolean; backend: BackendName; sysRoot: string } {
-  const backend = values.backend as BackendName | undefined;
+function inventoryOptions(values: FlagValues<typeof INVENTORY_FLAGS>): { backend: Backend; sysRoot: string } {
+  const backend = values.backend;
   if (values.mock === true && backend !== undefined && backend !== "mock") {
     throw new UsageError(`Option --mock conflicts with --backend ${backend}`);
   }
-  const chosen = values.mock === true ? "mock" : backend ?? "auto";
-  return { mock: chosen === "mock", backend: chosen, sysRoot: (values["sys-root"] as string | undefined) ?? "/" };
+  return { backend: values.mock === true ? "mock" : backend ?? DEFAULTS.backend, sysRoot: values["sys-root"] ?? DEFAULTS.sysRoot };
 }
 
-function logLevel(values: FlagValues): LogLevelName {
-  return (values["log-level"] as LogLevelName | undefined) ?? "info";
-}
-
-const { list: _list, version: _version, ...SERVE_FLAGS } = BRIDGE_FLAGS;
-
-function serveCommand(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Command {
+function serveCommand(argv: readonly string[], env: Env): Command {
   const { values, positionals } = parseFlags(argv, SERVE_FLAGS);
   if (values.help === true) return { kind: "help", topic: "serve" };
   if (positionals.length > 0) throw new UsageError(`serve: unexpected argument ${JSON.stringify(positionals[0])}`);
@@ -271,62 +269,51 @@ function serveCommand(argv: readonly string[], env: Readonly<Record<string, stri
   return { kind: "serve", options, warnings };
 }
 
-function bridgeCommand(values: FlagValues, env: Readonly<Record<string, string | undefined>>): Command {
-  if (values.list !== true && values.publish !== true) {
-    throw new UsageError("Nothing to do: pass --list, --publish or both (see --help)");
-  }
-  return { kind: "bridge", ...bridgeOptions(values, env) };
-}
-
-function bridgeOptions(
-  values: FlagValues,
-  env: Readonly<Record<string, string | undefined>>,
-): { options: BridgeOptions; warnings: string[] } {
+function bridgeOptions(values: FlagValues<typeof SERVE_FLAGS> & { list?: true }, env: Env): { options: BridgeOptions; warnings: string[] } {
   const warnings: string[] = [];
-  const list = values.list === true;
   const publish = values.publish === true;
-  const intervalMs = values["interval-ms"] as number | undefined;
+  const intervalMs = values["interval-ms"];
   if (intervalMs !== undefined && !publish) warnings.push("--interval-ms has no effect without --publish");
   return {
     warnings,
     options: {
       ...inventoryOptions(values),
-      registry: values.registry as string | undefined,
-      list,
+      registry: values.registry,
+      list: values.list === true,
       publish,
       intervalMs,
-      tcpHost: (values["tcp-host"] as string | undefined) ?? DEFAULT_TCP_HOST,
-      tcpPort: (values["tcp-port"] as number | undefined) ?? DEFAULT_TCP_PORT,
-      authToken: resolveAuthToken(values["auth-token"] as string | undefined, env),
-      ticket: (values.ticket as string | undefined) ?? "",
-      ackTimeoutMs: (values["ack-timeout-ms"] as number | undefined) ?? 5000,
-      logLevel: logLevel(values),
-      stateDir: (values["state-dir"] as string | undefined) ?? defaultStateDir(env),
-      bundleDir: values["bundle-dir"] as string | undefined,
-      runner: (values.runner as "auto" | "cpu" | "cuda" | undefined) ?? "auto",
-      maxStreamsPerGpu: (values["max-streams-per-gpu"] as number | undefined) ?? 16,
-      deviceId: deviceId(values["device-id"] as string | undefined),
-      spoolMaxBytes: ((values["spool-max-mb"] as number | undefined) ?? 256) * 1024 * 1024,
-      queenSegmentBytes: ((values["queen-segment-kb"] as number | undefined) ?? 64) * 1024,
+      tcpHost: values["tcp-host"] ?? DEFAULTS.tcpHost,
+      tcpPort: values["tcp-port"] ?? DEFAULTS.tcpPort,
+      authToken: resolveAuthToken(values["auth-token"], env),
+      ticket: values.ticket ?? DEFAULTS.ticket,
+      ackTimeoutMs: values["ack-timeout-ms"] ?? DEFAULTS.ackTimeoutMs,
+      logLevel: values["log-level"] ?? DEFAULTS.logLevel,
+      stateDir: values["state-dir"] ?? defaultStateDir(env),
+      bundleDir: values["bundle-dir"],
+      runner: values.runner ?? DEFAULTS.runner,
+      maxStreamsPerGpu: values["max-streams-per-gpu"] ?? DEFAULTS.maxStreamsPerGpu,
+      deviceId: deviceId(values["device-id"]),
+      spoolMaxBytes: (values["spool-max-mb"] ?? DEFAULTS.spoolMaxMb) * 1024 * 1024,
+      queenSegmentBytes: (values["queen-segment-kb"] ?? DEFAULTS.queenSegmentKb) * 1024,
       listen: values["no-api"] === true ? null : parseListen(values, env),
-      apiToken: values["api-token"] as string | undefined,
+      apiToken: values["api-token"],
     },
   };
 }
 
-/** A device id the Queen's paths can hold: 1-64 characters of A-Z a-z 0-9 . _ -. */
+/** A device id the Queen's paths can hold (the contract's safe-id rule). */
 function deviceId(raw: string | undefined): string | undefined {
-  if (raw !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(raw)) {
-    throw new UsageError(`Option --device-id must be 1-64 characters of A-Z a-z 0-9 . _ -, got ${JSON.stringify(raw)}`);
+  if (raw !== undefined && !isSafeId(raw)) {
+    throw new UsageError(`Option --device-id must be ${SAFE_ID_RULE}, got ${JSON.stringify(raw)}`);
   }
   return raw;
 }
 
-export const DEFAULT_LISTEN = { host: "127.0.0.1", port: 31338 };
+export const DEFAULT_LISTEN = Object.freeze({ host: DEFAULTS.listenHost, port: DEFAULTS.listenPort });
 
 /** `--listen HOST:PORT` (IPv6 as `[::1]:PORT`); anything but loopback needs --allow-remote and a token. */
-function parseListen(values: FlagValues, env: Readonly<Record<string, string | undefined>>): { host: string; port: number } {
-  const raw = values.listen as string | undefined;
+function parseListen(values: FlagValues<typeof SERVE_FLAGS>, env: Env): { host: string; port: number } {
+  const raw = values.listen;
   if (raw === undefined) return DEFAULT_LISTEN;
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(raw);
   const port = m === null ? NaN : Number(m[3]);
@@ -349,7 +336,7 @@ export function isLoopback(host: string): boolean {
 }
 
 /** `$XDG_STATE_HOME/gpu-bridge-host`, else `~/.local/state/gpu-bridge-host`. */
-export function defaultStateDir(env: Readonly<Record<string, string | undefined>>): string {
+export function defaultStateDir(env: Env): string {
   const xdg = env.XDG_STATE_HOME?.trim();
   if (xdg) return `${xdg.replace(/\/+$/, "")}/gpu-bridge-host`;
   return `${env.HOME?.trim() || "/var/lib"}/.local/state/gpu-bridge-host`;
@@ -359,9 +346,9 @@ export function defaultStateDir(env: Readonly<Record<string, string | undefined>
  * The console token: the flag unless absent or blank, then `COH_AUTH_TOKEN`, then
  * `COHSH_AUTH_TOKEN` (each trimmed, ignored if blank), then `changeme`.
  */
-export function resolveAuthToken(flag: string | undefined, env: Readonly<Record<string, string | undefined>>): string {
+export function resolveAuthToken(flag: string | undefined, env: Env): string {
   if (flag !== undefined && flag.trim() !== "") return flag;
-  return env.COH_AUTH_TOKEN?.trim() || env.COHSH_AUTH_TOKEN?.trim() || DEFAULT_AUTH_TOKEN;
+  return env.COH_AUTH_TOKEN?.trim() || env.COHSH_AUTH_TOKEN?.trim() || DEFAULTS.authToken;
 }
 
 export { UsageError };

@@ -1,5 +1,96 @@
-/** The `--help` text. */
+/**
+ * The `--help` texts, generated: each flag's line comes from FLAG_HELP (its argument name and
+ * its help, written once), each default from DEFAULTS, and a test checks that every flag the
+ * parse tables accept has its help here and nothing else does. Loaded only for `--help`.
+ */
 import { VERSION } from "../util/version.ts";
+import { BACKENDS, DEFAULTS, RUNNERS } from "./defaults.ts";
+
+/** One flag's help: the argument it takes (none for a switch) and what it does. */
+export interface FlagHelp {
+  readonly arg?: string;
+  /** One or more lines; the first follows the flag, the rest are indented beneath it. */
+  readonly text: string;
+}
+
+const or = (xs: readonly string[]) => `${xs.slice(0, -1).join(", ")} or ${xs.at(-1)}`;
+
+/** The bridge's flags (and `serve`'s, which are the same less --list and --version). */
+export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
+  "mock": { text: "use the deterministic mock inventory instead of real GPUs" },
+  "backend": {
+    arg: "NAME",
+    text: `${DEFAULTS.backend} (default), ${or(BACKENDS.filter((b) => b !== DEFAULTS.backend))}; auto tries NVML, then\nCUDA (the Jetson backend when the GPU is integrated)`,
+  },
+  "sys-root": { arg: "DIR", text: `read /sys, /proc and /etc under DIR (default ${DEFAULTS.sysRoot})` },
+  "registry": { arg: "DIR", text: "model registry root (DIR/available/<id>/manifest.toml, DIR/active);\ndefault: the built-in catalog" },
+  "list": { text: "print the /gpu namespace as JSON on stdout" },
+  "publish": { text: "publish the snapshot to /gpu/bridge/ctl over the TCP console" },
+  "interval-ms": {
+    arg: "MS",
+    text: "with --publish: keep running as a daemon; every MS, re-read the\ninventory and publish if anything changed (an unchanged snapshot\nis re-sent once a minute). Changes to the registry publish at once.",
+  },
+  "tcp-host": { arg: "HOST", text: `console host (default ${DEFAULTS.tcpHost})` },
+  "tcp-port": { arg: "PORT", text: `console port (default ${DEFAULTS.tcpPort})` },
+  "auth-token": { arg: "TOKEN", text: `console token; if absent or blank: $COH_AUTH_TOKEN, then\n$COHSH_AUTH_TOKEN, then "${DEFAULTS.authToken}"` },
+  "ticket": { arg: "TICKET", text: "ticket sent with ATTACH (default empty)" },
+  "ack-timeout-ms": { arg: "MS", text: `how long to wait for each console ack (default ${DEFAULTS.ackTimeoutMs})` },
+  "state-dir": { arg: "DIR", text: "where leases are journalled across restarts\n(default $XDG_STATE_HOME/gpu-bridge-host)" },
+  "bundle-dir": { arg: "DIR", text: "staged job inputs and outputs; without it jobs carry payload_b64" },
+  "runner": { arg: "KIND", text: `${DEFAULTS.runner} (default: cuda on real GPUs, cpu on the mock), ${or(RUNNERS.filter((r) => r !== DEFAULTS.runner))}` },
+  "max-streams-per-gpu": { arg: "N", text: `streams that may be leased on one GPU at once (default ${DEFAULTS.maxStreamsPerGpu})` },
+  "device-id": { arg: "ID", text: "the device the Queen files this host's telemetry under (default: host name)" },
+  "spool-max-mb": { arg: "N", text: `local spool cap; past it the oldest segment is dropped (default ${DEFAULTS.spoolMaxMb})` },
+  "queen-segment-kb": { arg: "N", text: `start a new Queen segment past this many bytes (default ${DEFAULTS.queenSegmentKb})` },
+  "listen": { arg: "HOST:PORT", text: `where the HTTP API listens (default ${DEFAULTS.listenHost}:${DEFAULTS.listenPort})` },
+  "allow-remote": { text: "allow a non-loopback --listen (needs an explicit token)" },
+  "api-token": {
+    arg: "TOKEN",
+    text: "bearer token for mutating routes; else $GPU_BRIDGE_API_TOKEN, else\none generated into <state-dir>/api-token (mode 0600)",
+  },
+  "no-api": { text: "do not serve the API" },
+  "log-level": { arg: "LEVEL", text: `debug, info, warn or error (default ${DEFAULTS.logLevel}); logs go to stderr` },
+  "help": { text: "print this help" },
+  "version": { text: "print the version" },
+};
+
+/** `mock-console`'s flags. */
+export const MOCK_CONSOLE_HELP: Readonly<Record<string, FlagHelp>> = {
+  "host": { arg: "HOST", text: `address to listen on (default ${DEFAULTS.mockConsoleHost})` },
+  "port": { arg: "PORT", text: `port to listen on, 0 for any free port (default ${DEFAULTS.mockConsolePort})` },
+  "auth-token": { arg: "TOKEN", text: `token AUTH must present; same fallbacks as the bridge (default "${DEFAULTS.authToken}")` },
+  "ack-delay-ms": { arg: "MS", text: `delay every ack, to imitate a slow link (default ${DEFAULTS.ackDelayMs})` },
+  "noise": { text: "interleave log-mirror lines and stale acks with every ack" },
+  "log-level": { arg: "LEVEL", text: `debug, info, warn or error (default ${DEFAULTS.logLevel})` },
+  "help": { text: "print this help" },
+};
+
+const COLUMN = 25;
+
+/** `  --flag ARG` padded to the help column, then the help, continuation lines indented. */
+function flagLines(table: Readonly<Record<string, FlagHelp>>, flags: readonly string[]): string {
+  let out = "";
+  for (const flag of flags) {
+    const h = table[flag];
+    if (h === undefined) throw new Error(`No help for --${flag}`);
+    const head = `  --${flag}${h.arg === undefined ? "" : ` ${h.arg}`}`;
+    const [first, ...rest] = h.text.split("\n");
+    out += `${head.length < COLUMN - 1 ? head.padEnd(COLUMN) : `${head}  `}${first}\n`;
+    for (const line of rest) out += `${" ".repeat(COLUMN)}${line}\n`;
+  }
+  return out;
+}
+
+/** The sections of the main help, in order, each naming its flags. */
+export const SECTIONS: readonly (readonly [string, readonly string[]])[] = [
+  ["Inventory and models", ["mock", "backend", "sys-root", "registry"]],
+  ["Actions (--list and --publish may be combined; the list is printed first)", ["list", "publish", "interval-ms"]],
+  ["Console", ["tcp-host", "tcp-port", "auth-token", "ticket", "ack-timeout-ms"]],
+  ["Leases and jobs (with --interval-ms or serve)", ["state-dir", "bundle-dir", "runner", "max-streams-per-gpu"]],
+  ["Telemetry (with --interval-ms or serve)", ["device-id", "spool-max-mb", "queen-segment-kb"]],
+  ["Local API (with --interval-ms or serve)", ["listen", "allow-remote", "api-token", "no-api"]],
+  ["Other", ["log-level", "help", "version"]],
+];
 
 export const USAGE = `gpu-bridge-host ${VERSION}: mirrors this host's GPUs into a Cohesix VM under /gpu.
 
@@ -12,53 +103,7 @@ Usage:
   gpu-bridge-host models import DIR --id ID --registry DIR [--parent ID] [--job-id J] [--approval S]
   gpu-bridge-host mock-console [--port PORT] ...   a local stand-in for the Cohesix console
 
-Inventory and models:
-  --mock                 use the deterministic mock inventory instead of real GPUs
-  --backend NAME         auto (default), nvml, cuda, jetson or mock; auto tries NVML, then
-                         CUDA (the Jetson backend when the GPU is integrated)
-  --sys-root DIR         read /sys, /proc and /etc under DIR (default /)
-  --registry DIR         model registry root (DIR/available/<id>/manifest.toml, DIR/active);
-                         default: the built-in catalog
-
-Actions (--list and --publish may be combined; the list is printed first):
-  --list                 print the /gpu namespace as JSON on stdout
-  --publish              publish the snapshot to /gpu/bridge/ctl over the TCP console
-  --interval-ms MS       with --publish: keep running as a daemon; every MS, re-read the
-                         inventory and publish if anything changed (an unchanged snapshot
-                         is re-sent once a minute). Changes to the registry publish at once.
-
-Console:
-  --tcp-host HOST        console host (default 127.0.0.1)
-  --tcp-port PORT        console port (default 31337)
-  --auth-token TOKEN     console token; if absent or blank: $COH_AUTH_TOKEN, then
-                         $COHSH_AUTH_TOKEN, then "changeme"
-  --ticket TICKET        ticket sent with ATTACH (default empty)
-  --ack-timeout-ms MS    how long to wait for each console ack (default 5000)
-
-Leases and jobs (with --interval-ms or serve):
-  --state-dir DIR        where leases are journalled across restarts
-                         (default $XDG_STATE_HOME/gpu-bridge-host)
-  --bundle-dir DIR       staged job inputs and outputs; without it jobs carry payload_b64
-  --runner KIND          auto (default: cuda on real GPUs, cpu on the mock), cpu or cuda
-  --max-streams-per-gpu N  streams that may be leased on one GPU at once (default 16)
-
-Telemetry (with --interval-ms or serve):
-  --device-id ID         the device the Queen files this host's telemetry under (default: host name)
-  --spool-max-mb N       local spool cap; past it the oldest segment is dropped (default 256)
-  --queen-segment-kb N   start a new Queen segment past this many bytes (default 64)
-
-Local API (with --interval-ms or serve):
-  --listen HOST:PORT     where the HTTP API listens (default 127.0.0.1:31338)
-  --allow-remote         allow a non-loopback --listen (needs an explicit token)
-  --api-token TOKEN      bearer token for mutating routes; else $GPU_BRIDGE_API_TOKEN, else
-                         one generated into <state-dir>/api-token (mode 0600)
-  --no-api               do not serve the API
-
-Other:
-  --log-level LEVEL      debug, info, warn or error (default info); logs go to stderr
-  --help                 print this help
-  --version              print the version
-
+${SECTIONS.map(([title, flags]) => `${title}:\n${flagLines(FLAG_HELP, flags)}`).join("\n")}
 Exit status: 0 on success, 1 on failure, 2 on a usage error.
 `;
 
@@ -71,13 +116,7 @@ Usage:
   gpu-bridge-host mock-console [options]
 
 Options:
-  --host HOST            address to listen on (default 127.0.0.1)
-  --port PORT            port to listen on, 0 for any free port (default 31337)
-  --auth-token TOKEN     token AUTH must present; same fallbacks as the bridge (default "changeme")
-  --ack-delay-ms MS      delay every ack, to imitate a slow link (default 0)
-  --noise                interleave log-mirror lines and stale acks with every ack
-  --log-level LEVEL      debug, info, warn or error (default info)
-`;
+${flagLines(MOCK_CONSOLE_HELP, ["host", "port", "auth-token", "ack-delay-ms", "noise", "log-level"])}`;
 
 export const SERVE_USAGE = `gpu-bridge-host serve: run the bridge as a daemon until SIGINT or SIGTERM.
 
@@ -86,7 +125,7 @@ Usage:
 
 Takes the bridge's flags (see gpu-bridge-host --help) except --list. With --publish it keeps the
 VM's /gpu current: it reconnects with backoff, republishes on every connection and right after
-a change, and pings the console when idle. --interval-ms defaults to 30000 here.
+a change, and pings the console when idle. --interval-ms defaults to ${DEFAULTS.serveIntervalMs} here.
 `;
 
 export const STATS_USAGE = `gpu-bridge-host stats: print live GPU statistics.
@@ -107,7 +146,7 @@ export const TELEMETRY_USAGE = `gpu-bridge-host telemetry: feed and read the LoR
 Usage:
   gpu-bridge-host telemetry push FILE [--url URL] [--api-token TOKEN] [--state-dir DIR]
       Validates gpu-telemetry/v1 records (NDJSON, one per line; - reads stdin) and posts them
-      to the running bridge (default http://127.0.0.1:31338), which spools and forwards them.
+      to the running bridge (default http://${DEFAULTS.listenHost}:${DEFAULTS.listenPort}), which spools and forwards them.
       The token: --api-token, else $GPU_BRIDGE_API_TOKEN, else <state-dir>/api-token.
   gpu-bridge-host telemetry export --out FILE [--since T] [--state-dir DIR]
       Writes the spooled records as one CBOR bundle (gpu-telemetry-bundle/v1), optionally only
@@ -122,7 +161,7 @@ Usage:
 
 DIR holds adapter.safetensors and lora.json (and optionally metrics.json). The model appears as
 REG/available/ID/ with a manifest.toml recording the parent model (--parent, or base_model in
-lora.json), the training job, the telemetry window, the approval status (default pending) and
+lora.json), the training job, the telemetry window, the approval status (default ${DEFAULTS.approval}) and
 each file's SHA-256 and size. An id or manifest the VM would refuse is refused here. A running
 bridge publishes the new model within a second; make it active with PUT /v1/models/active.
 `;

@@ -3,14 +3,14 @@
  * one logger factory (stderr, with the command's secrets masked).
  */
 import type { Command } from "../cli/options.ts";
-import type { Level, Logger } from "../util/log.ts";
+import type { Logger, LogLevel } from "../util/log.ts";
 
 /** The entry point's services for a command. */
 export interface CommandIo {
   /** Writes all of `text` to standard output. */
   readonly stdout: (text: string) => Promise<unknown>;
   /** A logger on stderr at `level` under `scope`, masking `secrets`. */
-  readonly logger: (level: Level, scope?: string, secrets?: readonly string[]) => Logger;
+  readonly logger: (level: LogLevel, scope?: string, secrets?: readonly string[]) => Logger;
 }
 
 /** A command module: `run` resolves with the exit status; errors propagate to the entry point. */

@@ -15,6 +15,7 @@ import { publishLines, type Snapshot } from "../contract/snapshot.ts";
 import { Histogram, PUBLISH_BUCKETS } from "../util/histogram.ts";
 import { backoffDelay, type BackoffPolicy, DEFAULT_BACKOFF } from "../util/backoff.ts";
 import { type Clock, delay, systemClock } from "../util/clock.ts";
+import { DEFAULTS } from "../cli/defaults.ts";
 
 /** Settings of a Publisher; durations in milliseconds. */
 export interface PublisherOptions {
@@ -97,7 +98,7 @@ export class Publisher {
   constructor(options: PublisherOptions) {
     this.#o = {
       refreshMs: 60_000,
-      ackTimeoutMs: 5000,
+      ackTimeoutMs: DEFAULTS.ackTimeoutMs,
       pingIdleMs: 15_000,
       debounceMs: 50,
       backoff: DEFAULT_BACKOFF,

@@ -8,10 +8,11 @@ import { ConsoleError } from "./errors.ts";
 import { encodeFrame, FrameDecoder, FrameError } from "../contract/frame.ts";
 import type { Conn } from "../runtime/transport.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
+import { DEFAULTS } from "../cli/defaults.ts";
 
 /** Settings for one session. */
 export interface SessionOptions {
-  /** How long to wait for each ack (default 5000 ms). */
+  /** How long to wait for each ack (default: `--ack-timeout-ms`'s). */
   readonly ackTimeoutMs?: number;
   /** Called with every line that is not the awaited ack (log mirror, noise, stale acks). */
   readonly onOther?: (line: string) => void;
@@ -27,7 +28,6 @@ interface Waiter {
   reject(error: ConsoleError): void;
 }
 
-export const DEFAULT_ACK_TIMEOUT_MS = 5000;
 
 /** A console session; one request is in flight at a time, as the server's queue requires. */
 export class ConsoleSession {
@@ -46,7 +46,7 @@ export class ConsoleSession {
 
   constructor(conn: Conn, options: SessionOptions = {}) {
     this.#conn = conn;
-    this.#ackTimeoutMs = options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS;
+    this.#ackTimeoutMs = options.ackTimeoutMs ?? DEFAULTS.ackTimeoutMs;
     this.#onOther = options.onOther ?? (() => {});
     this.#onClose = options.onClose ?? (() => {});
     this.#clock = options.clock ?? systemClock;

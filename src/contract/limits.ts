@@ -44,3 +44,4 @@ function idProblem(id: string, maxBytes: number): string | null {
   if (UNSAFE_IN_LINE.test(id)) return "must not contain whitespace, control characters or '='";
   return null;
 }
+

@@ -4,23 +4,21 @@
  */
 import { mockBackend } from "./mock.ts";
 import type { Logger } from "../util/log.ts";
+import type { Backend } from "../cli/defaults.ts";
 import type { InventoryBackend } from "./types.ts";
 
 export type { GpuInfo, InventoryBackend } from "./types.ts";
 export { InventoryError } from "./errors.ts";
 
-export type BackendKind = "auto" | "nvml" | "cuda" | "jetson" | "mock";
-
-/** Which backend, and where the native code reads the system from. */
+/** Which backend (`--mock` is `mock`), and where the native code reads the system from. */
 export interface BackendChoice {
-  readonly mock: boolean;
-  readonly backend?: BackendKind;
+  readonly backend: Backend;
   readonly sysRoot?: string;
 }
 
 /** The backend for the given options. */
 export async function selectBackend(choice: BackendChoice, log?: Logger): Promise<InventoryBackend> {
-  const kind = choice.mock ? "mock" : choice.backend ?? "auto";
+  const kind = choice.backend;
   if (kind === "mock") return mockBackend();
   const [{ openNativeBackend }, { loadFfiAdapter }] = await Promise.all([
     import("./native.ts"),

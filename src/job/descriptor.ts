@@ -15,7 +15,10 @@ import { sha256Hex } from "../util/sha256.ts";
 export const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
 export const MAX_PATH_BYTES = 96;
 export const MAX_TIMEOUT_MS = 24 * 3600 * 1000;
-export const JOB_ID = /^[A-Za-z0-9._-]{1,64}$/;
+import { SAFE_ID, SAFE_ID_RULE } from "../contract/ids.ts";
+
+/** Job ids follow the contract's safe-id rule. */
+export const JOB_ID = SAFE_ID;
 
 const positiveInt = (what: string) =>
   v.pipe(v.number(`${what} must be a positive integer`), v.integer(`${what} must be a positive integer`), v.minValue(1, `${what} must be a positive integer`));
@@ -32,7 +35,7 @@ const path = (field: string) =>
 
 /** The descriptor's shape. Unknown fields are refused: a typo must not be ignored. */
 export const JobDescriptorSchema = v.strictObject({
-  job: v.pipe(v.string("job must be a string"), v.regex(JOB_ID, "job must be 1-64 characters of A-Z a-z 0-9 . _ -")),
+  job: v.pipe(v.string("job must be a string"), v.regex(JOB_ID, `job must be ${SAFE_ID_RULE}`)),
   kernel: v.picklist(["vadd", "matmul"], "kernel must be vadd or matmul"),
   grid: dims("grid"),
   block: dims("block"),

@@ -4,6 +4,8 @@
  * Expiry uses one timer over a min-heap of deadlines (not one timer per lease); renewals push
  * a new deadline and the stale one is skipped when it surfaces.
  */
+import { DEFAULTS } from "../cli/defaults.ts";
+import { SAFE_ID_RULE } from "../contract/ids.ts";
 import { MinHeap } from "../util/heap.ts";
 import {
   type Clock,
@@ -54,7 +56,7 @@ export class LeaseManager {
   #armedAt = Infinity;
 
   constructor(options: LeaseManagerOptions) {
-    this.#o = { clock: systemClock, maxStreamsPerGpu: 16, newId: defaultId, keepReleased: 1024, ...options };
+    this.#o = { clock: systemClock, maxStreamsPerGpu: DEFAULTS.maxStreamsPerGpu, newId: defaultId, keepReleased: 1024, ...options };
   }
 
   /** Subscribes to lease events; returns the unsubscribe function. */
@@ -280,7 +282,7 @@ export class LeaseManager {
 
 function checkRequest(req: LeaseRequest): void {
   if (typeof req.worker_id !== "string" || !WORKER_ID.test(req.worker_id)) {
-    throw new LeaseError("invalid", `worker_id must be 1-64 characters of A-Z a-z 0-9 . _ -, got ${JSON.stringify(req.worker_id)}`, "worker_id");
+    throw new LeaseError("invalid", `worker_id must be ${SAFE_ID_RULE}, got ${JSON.stringify(req.worker_id)}`, "worker_id");
   }
   positive(req.mem_mb, "mem_mb", Number.MAX_SAFE_INTEGER);
   positive(req.streams, "streams", 1024);

@@ -55,5 +55,5 @@ export type LeaseEvent =
 export { type Clock, systemClock } from "../util/clock.ts";
 
 /** Worker ids travel in control lines and JSON: a safe, short charset. */
-export const WORKER_ID = /^[A-Za-z0-9._-]{1,64}$/;
+export { SAFE_ID as WORKER_ID } from "../contract/ids.ts";
 export const MAX_TTL_S = 7 * 24 * 3600;

@@ -12,6 +12,7 @@ import { LIMITS, modelIdProblem } from "../contract/limits.ts";
 import { sha256Hex } from "../util/sha256.ts";
 import { loadRegistry } from "./registry.ts";
 import { byteLength } from "../util/bytes.ts";
+import { DEFAULTS } from "../cli/defaults.ts";
 
 export interface ImportOptions {
   readonly bundle: string;
@@ -79,7 +80,7 @@ export function importModel(o: ImportOptions): string {
       : []),
     "",
     "[approval]",
-    `status = ${toml(o.approval ?? "pending")}`,
+    `status = ${toml(o.approval ?? DEFAULTS.approval)}`,
   ];
   for (const f of artefacts) {
     const bytes = readFileSync(join(o.bundle, f));

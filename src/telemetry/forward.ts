@@ -17,6 +17,8 @@ import { encodeRecord, type TelemetryRecord } from "./record.ts";
 import type { Spool } from "./spool.ts";
 import { byteLength } from "../util/bytes.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
+import { DEFAULTS } from "../cli/defaults.ts";
+import { isSafeId } from "../contract/ids.ts";
 
 export const TELEMETRY_MIME = "application/x-ndjson";
 
@@ -24,7 +26,7 @@ export interface ForwarderOptions {
   readonly spool: Spool;
   readonly deviceId: string;
   readonly log: Logger;
-  /** Start a new Queen segment past this many payload bytes (default 64 KiB). */
+  /** Start a new Queen segment past this many payload bytes (default: `--queen-segment-kb`'s). */
   readonly queenSegmentBytes?: number;
   /** Times quota pauses (default: the system clock). */
   readonly clock?: Clock;
@@ -94,7 +96,7 @@ export class TelemetryForwarder {
     try {
       let { queenSeg, seq, queenBytes } = next.progress;
       const fresh = next.progress.chunk === 0;
-      if (queenSeg === null || (fresh && queenBytes > 0 && queenBytes + size > (this.#o.queenSegmentBytes ?? 64 * 1024))) {
+      if (queenSeg === null || (fresh && queenBytes > 0 && queenBytes + size > (this.#o.queenSegmentBytes ?? DEFAULTS.queenSegmentKb * 1024))) {
         queenSeg = await this.#newSegment(session, base, signal);
         seq = 1;
         queenBytes = 0;
@@ -125,7 +127,7 @@ export class TelemetryForwarder {
   async #newSegment(session: ConsoleSession, base: string, signal?: AbortSignal): Promise<string> {
     const ack = await session.request(`ECHO ${base}/ctl {"new":"segment","mime":"${TELEMETRY_MIME}"}`, "ECHO", signal);
     const id = ack.fields.seg_id ?? (await session.requestLines(`CAT ${base}/latest`, "CAT", signal))[0]?.trim();
-    if (id === undefined || !/^[A-Za-z0-9._-]{1,32}$/.test(id)) {
+    if (id === undefined || !isSafeId(id, 32)) {
       throw new ConsoleError("protocol", `The Queen gave no usable segment id for ${base} (ack: ${ack.detail})`);
     }
     this.#o.log.info(`telemetry: appending to ${base}/seg/${id}`);

@@ -25,6 +25,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../util/log.ts";
+import { DEFAULTS } from "../cli/defaults.ts";
 import { crc32 } from "node:zlib";
 
 /** Where forwarding stands: the next record to send, and how far into it. */
@@ -45,7 +46,7 @@ export interface SpoolOptions {
   readonly log: Logger;
   /** Roll to a new segment file past this size (default 1 MiB). */
   readonly segmentBytes?: number;
-  /** Drop the oldest segment past this total (default 256 MiB). */
+  /** Drop the oldest segment past this total (default: `--spool-max-mb`'s). */
   readonly capBytes?: number;
   /** Sync appends and progress to disk (default true; benchmarks measure both). */
   readonly sync?: boolean;
@@ -83,7 +84,7 @@ export class Spool {
 
   /** Opens (creating) the spool in `dir`, repairing torn tails. */
   static open(options: SpoolOptions): Spool {
-    const spool = new Spool({ segmentBytes: 1 << 20, capBytes: 256 << 20, sync: true, readOnly: false, ...options });
+    const spool = new Spool({ segmentBytes: 1 << 20, capBytes: DEFAULTS.spoolMaxMb << 20, sync: true, readOnly: false, ...options });
     if (!options.readOnly) mkdirSync(options.dir, { recursive: true, mode: 0o700 });
     else if (!existsSync(options.dir)) return spool;
     for (const file of readdirSync(options.dir).filter((f) => /^seg-\d{8}\.spool$/.test(f)).sort()) {

@@ -3,8 +3,9 @@
  * masked in every message, so a token echoed back by a peer never reaches the log.
  */
 
-export type Level = "debug" | "info" | "warn" | "error";
-const RANK: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+/** How much is logged; the one log-level type (the CLI's --log-level parses to it). */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 /** A scoped logger. */
 export interface Logger {
@@ -18,7 +19,7 @@ export interface Logger {
 
 /** Where log lines go and which are kept. */
 export interface LogSink {
-  readonly level: Level;
+  readonly level: LogLevel;
   readonly write: (line: string) => void;
   readonly now?: () => Date;
   readonly secrets?: readonly string[];
@@ -36,7 +37,7 @@ export function createLogger(sink: LogSink, scope = "bridge"): Logger {
     (sink.secrets ?? [])
       .filter((s) => s.length > 0)
       .map((s) => new RegExp(`(?<![A-Za-z0-9._~+/=-])${s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?![A-Za-z0-9._~+/=-])`, "g"));
-  const emit = (level: Level, message: string) => {
+  const emit = (level: LogLevel, message: string) => {
     if (RANK[level] < min) return;
     let text = message;
     for (const mask of (masks ??= compile())) text = text.replace(mask, "***");

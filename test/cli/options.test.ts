@@ -14,7 +14,6 @@ const bridge = (argv: string[], env: Record<string, string> = {}) => {
 describe("parseCommand()", () => {
   test("applies the contract's defaults", () => {
     expect(bridge(["--list"])).toMatchObject({
-      mock: false,
       registry: undefined,
       list: true,
       publish: false,
@@ -33,7 +32,7 @@ describe("parseCommand()", () => {
       "--tcp-port=4000", "--auth-token", "tok", "--ticket=t-1", "--ack-timeout-ms", "900",
     ]);
     expect(o).toMatchObject({
-      mock: true, registry: "/r", publish: true, intervalMs: 250, tcpHost: "10.0.0.2", tcpPort: 4000,
+      registry: "/r", publish: true, intervalMs: 250, tcpHost: "10.0.0.2", tcpPort: 4000,
       authToken: "tok", ticket: "t-1", ackTimeoutMs: 900,
     });
   });
@@ -86,7 +85,7 @@ describe("parseCommand() for mock-console", () => {
 describe("parseCommand() for serve", () => {
   test("takes the bridge's flags except --list, and needs no action flag", () => {
     const c = parseCommand(["serve", "--mock", "--publish", "--interval-ms", "100"], {});
-    expect(c.kind === "serve" && c.options).toMatchObject({ mock: true, publish: true, intervalMs: 100, list: false });
+    expect(c.kind === "serve" && c.options).toMatchObject({ publish: true, intervalMs: 100, list: false });
     expect(parseCommand(["serve"], {}).kind).toBe("serve");
     expect(() => parseCommand(["serve", "--list"], {})).toThrow("Unknown option --list");
     expect(parseCommand(["serve", "--help"], {})).toEqual({ kind: "help", topic: "serve" });
@@ -95,15 +94,15 @@ describe("parseCommand() for serve", () => {
 
 describe("parseCommand() for stats and the inventory flags", () => {
   test("--backend and --sys-root reach the options; --mock means --backend mock", () => {
-    expect(bridge(["--list", "--backend", "jetson", "--sys-root", "/x"])).toMatchObject({ backend: "jetson", sysRoot: "/x", mock: false });
-    expect(bridge(["--list", "--mock"])).toMatchObject({ backend: "mock", mock: true, sysRoot: "/" });
-    expect(bridge(["--list", "--backend", "mock"])).toMatchObject({ backend: "mock", mock: true });
+    expect(bridge(["--list", "--backend", "jetson", "--sys-root", "/x"])).toMatchObject({ backend: "jetson", sysRoot: "/x" });
+    expect(bridge(["--list", "--mock"])).toMatchObject({ backend: "mock", sysRoot: "/" });
+    expect(bridge(["--list", "--backend", "mock"])).toMatchObject({ backend: "mock" });
     expect(() => parseCommand(["--list", "--backend", "rocm"], {})).toThrow(
       'Option --backend must be one of auto, nvml, cuda, jetson, mock, got "rocm"',
     );
     expect(parseCommand(["stats", "--json", "--mock"], {})).toEqual({
       kind: "stats",
-      options: { mock: true, backend: "mock", sysRoot: "/", json: true, logLevel: "info" },
+      options: { backend: "mock", sysRoot: "/", json: true, logLevel: "info" },
     });
   });
 });
@@ -141,4 +140,30 @@ describe("resolveAuthToken()", () => {
 
 test("VERSION matches package.json", () => {
   expect(VERSION).toBe(JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")).version);
+});
+
+describe("the flag tables and the help generated from them", () => {
+  test("every flag the bridge accepts has one help line in the main help, and nothing else does", async () => {
+    const { BRIDGE_FLAGS, MOCK_CONSOLE_FLAGS } = await import("../../src/cli/options.ts");
+    const { FLAG_HELP, MOCK_CONSOLE_HELP, SECTIONS, USAGE } = await import("../../src/cli/usage.ts");
+    const listed = SECTIONS.flatMap(([, flags]) => flags);
+    expect([...listed].sort()).toEqual(Object.keys(BRIDGE_FLAGS).sort());
+    expect(Object.keys(FLAG_HELP).sort()).toEqual(Object.keys(BRIDGE_FLAGS).sort());
+    expect(Object.keys(MOCK_CONSOLE_HELP).sort()).toEqual(Object.keys(MOCK_CONSOLE_FLAGS).sort());
+    for (const flag of listed) expect(USAGE).toMatch(new RegExp(`^  --${flag}\\b`, "m"));
+  });
+
+  test("the defaults the parser applies are the ones the help prints", async () => {
+    const { DEFAULTS } = await import("../../src/cli/defaults.ts");
+    const { USAGE } = await import("../../src/cli/usage.ts");
+    const c = parseCommand(["--publish"], {});
+    const o = c.kind === "bridge" ? c.options : undefined;
+    expect(o).toMatchObject({
+      tcpHost: DEFAULTS.tcpHost, tcpPort: DEFAULTS.tcpPort, ackTimeoutMs: DEFAULTS.ackTimeoutMs, maxStreamsPerGpu: DEFAULTS.maxStreamsPerGpu,
+      spoolMaxBytes: DEFAULTS.spoolMaxMb * 1024 * 1024, queenSegmentBytes: DEFAULTS.queenSegmentKb * 1024, logLevel: DEFAULTS.logLevel,
+    });
+    expect(USAGE).toContain(`console port (default ${DEFAULTS.tcpPort})`);
+    expect(USAGE).toContain(`each console ack (default ${DEFAULTS.ackTimeoutMs})`);
+    expect(USAGE).toContain(`(default ${DEFAULTS.maxStreamsPerGpu})`);
+  });
 });

@@ -1,0 +1,44 @@
+/**
+ * Every default of the command line, once. The option parser, the generated help text and the
+ * capabilities that need a default when a test or library caller leaves a setting out all read
+ * it from here. (The reference's own defaults come from contract section 1.)
+ */
+
+import type { LogLevel } from "../util/log.ts";
+
+export type { LogLevel };
+
+export const BACKENDS = ["auto", "nvml", "cuda", "jetson", "mock"] as const;
+/** Where GPUs are read from. */
+export type Backend = (typeof BACKENDS)[number];
+
+export const RUNNERS = ["auto", "cpu", "cuda"] as const;
+/** What runs jobs. */
+export type RunnerKind = (typeof RUNNERS)[number];
+
+export const APPROVALS = ["pending", "approved", "rejected"] as const;
+/** The approval status an imported model is recorded with. */
+export type Approval = (typeof APPROVALS)[number];
+
+export const DEFAULTS = Object.freeze({
+  tcpHost: "127.0.0.1",
+  tcpPort: 31337,
+  authToken: "changeme",
+  ticket: "",
+  ackTimeoutMs: 5000,
+  /** `serve --publish` without `--interval-ms`. */
+  serveIntervalMs: 30_000,
+  logLevel: "info" as LogLevel,
+  backend: "auto" as Backend,
+  sysRoot: "/",
+  runner: "auto" as RunnerKind,
+  maxStreamsPerGpu: 16,
+  spoolMaxMb: 256,
+  queenSegmentKb: 64,
+  listenHost: "127.0.0.1",
+  listenPort: 31338,
+  mockConsoleHost: "127.0.0.1",
+  mockConsolePort: 31337,
+  ackDelayMs: 0,
+  approval: "pending" as Approval,
+});
