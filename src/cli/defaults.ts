@@ -28,10 +28,10 @@ export const DEFAULTS = Object.freeze({
   ackTimeoutMs: 5000,
   /** `serve --publish` without `--interval-ms`. */
   serveIntervalMs: 30_000,
-  logLevel: "info" as LogLevel,
-  backend: "auto" as Backend,
+  logLevel: "info",
+  backend: "auto",
   sysRoot: "/",
-  runner: "auto" as RunnerKind,
+  runner: "auto",
   maxStreamsPerGpu: 16,
   spoolMaxMb: 256,
   queenSegmentKb: 64,
@@ -40,5 +40,11 @@ export const DEFAULTS = Object.freeze({
   mockConsoleHost: "127.0.0.1",
   mockConsolePort: 31337,
   ackDelayMs: 0,
-  approval: "pending" as Approval,
+  approval: "pending",
+} as const satisfies {
+  readonly [key: string]: string | number;
+  readonly logLevel: LogLevel;
+  readonly backend: Backend;
+  readonly runner: RunnerKind;
+  readonly approval: Approval;
 });
