@@ -1,153 +1,14 @@
 /**
- * The long-running bridge: inventory and registry feed the namespace, the publisher keeps the
- * VM's `/gpu` current, and SIGINT/SIGTERM end it cleanly (exit 0 within 2 s).
+ * The long-running bridge: `createBridge` wires it, the API serves it, and SIGINT/SIGTERM end
+ * it cleanly (exit 0 within 2 s).
  */
 import process from "node:process";
-import { renameSync, writeFileSync } from "node:fs";
-import { hostname } from "node:os";
-import { join } from "node:path";
-import type { ApiModels } from "../api/app.ts";
-import { VERSION } from "../util/version.ts";
-import { DEFAULTS } from "../cli/defaults.ts";
-import { toSafeId } from "../contract/ids.ts";
-import { cachedStats } from "../inventory/stats-cache.ts";
-import { stopSignal } from "../util/signals.ts";
 import type { BridgeOptions } from "../cli/options.ts";
-import { HostState } from "../host/state.ts";
-import { ProcessRunner } from "../job/runner.ts";
-import { LeaseJournal } from "../lease/journal.ts";
-import type { Clock } from "../util/clock.ts";
-import type { GpuInfo, InventoryBackend } from "../inventory/types.ts";
-import type { Logger } from "../util/log.ts";
-import { builtinCatalog } from "../models/catalog.ts";
-import type { ModelCatalog } from "../contract/models.ts";
-import { RegistryWatch } from "../models/watch.ts";
-import { buildNamespace, type Namespace } from "../contract/namespace.ts";
+import type { InventoryBackend } from "../inventory/types.ts";
 import type { Runtime } from "../runtime/types.ts";
-import { makeSnapshot, type Snapshot } from "../contract/snapshot.ts";
-import { Publisher } from "../console/publisher.ts";
-import { Spool } from "../telemetry/spool.ts";
-import { TelemetryForwarder } from "../telemetry/forward.ts";
-
-/** Daemon settings beyond the bridge's flags (tests shorten them). */
-export interface DaemonTuning {
-  readonly refreshMs?: number;
-  readonly pingIdleMs?: number;
-  readonly backoff?: { baseMs: number; capMs: number };
-  readonly registryPollMs?: number;
-  readonly clock?: Clock;
-  /** Keep leases in memory only (tests); default: journal under the state directory. */
-  readonly noJournal?: boolean;
-}
-
-/** The parts of a running daemon, for the API and for tests. */
-export interface Daemon {
-  readonly publisher: Publisher | null;
-  readonly host: HostState;
-  readonly backend: InventoryBackend;
-  /** The inventory as last read. */
-  gpus(): readonly GpuInfo[];
-  /** The model registry (switching the active model needs --registry). */
-  readonly models: ApiModels;
-  readonly telemetry: { readonly spool: Spool; readonly forwarder: TelemetryForwarder | null; readonly deviceId: string; spooled(): void };
-  /** The namespace as it would be published now. */
-  namespace(): Promise<Namespace>;
-  snapshot(): Promise<Snapshot>;
-  stop(): Promise<void>;
-}
-
-/** Starts the daemon's parts; `stop()` ends them. */
-export async function startDaemon(
-  options: BridgeOptions,
-  deps: { readonly runtime: Runtime; readonly log: Logger; readonly backend: InventoryBackend },
-  tuning: DaemonTuning = {},
-): Promise<Daemon> {
-  const { runtime, log, backend } = deps;
-  let publisher: Publisher | null = null;
-  const changed = () => publisher?.notifyChange();
-  const registry =
-    options.registry === undefined
-      ? null
-      : new RegistryWatch({ dir: options.registry, log: log.child("registry"), onChange: changed, pollMs: tuning.registryPollMs });
-  const catalog = (): ModelCatalog => registry?.catalog ?? builtinCatalog();
-  let gpus: readonly GpuInfo[] = await backend.list();
-  const runnerKind = options.runner === "auto" ? (backend.name === "mock" ? "cpu" : "cuda") : options.runner;
-  const host = new HostState({
-    gpus: () => gpus,
-    runner: new ProcessRunner(runtime),
-    runnerKind,
-    log: log.child("host"),
-    onChange: changed,
-    maxStreamsPerGpu: options.maxStreamsPerGpu,
-    ...(options.bundleDir !== undefined && { bundleDir: options.bundleDir }),
-    ...(tuning.clock !== undefined && { clock: tuning.clock }),
-    ...(!tuning.noJournal && { journal: new LeaseJournal(join(options.stateDir, "leases.jsonl")) }),
-    ...(backend.cudaOrdinal !== undefined && { deviceOf: (id: string) => backend.cudaOrdinal!(id) }),
-  });
-  host.restore();
-  const namespace = async () => {
-    gpus = await backend.list();
-    return buildNamespace(gpus, catalog(), (id) => host.nodeLogs(id));
-  };
-  const snapshot = async () => makeSnapshot(await namespace());
-  const deviceId = options.deviceId ?? toSafeId(hostname(), "host");
-  const spool = Spool.open({ dir: join(options.stateDir, "telemetry"), log: log.child("telemetry"), capBytes: options.spoolMaxBytes });
-  const forwarder = options.publish
-    ? new TelemetryForwarder({
-      spool,
-      deviceId,
-      log: log.child("telemetry"),
-      queenSegmentBytes: options.queenSegmentBytes,
-      ...(tuning.clock !== undefined && { clock: tuning.clock }),
-    })
-    : null;
-  if (options.publish) {
-    publisher = new Publisher({
-      connect: runtime.connect,
-      target: { host: options.tcpHost, port: options.tcpPort, token: options.authToken, ticket: options.ticket },
-      snapshot,
-      log: log.child("publish"),
-      intervalMs: options.intervalMs ?? DEFAULTS.serveIntervalMs,
-      ackTimeoutMs: options.ackTimeoutMs,
-      ...(tuning.refreshMs !== undefined && { refreshMs: tuning.refreshMs }),
-      ...(tuning.pingIdleMs !== undefined && { pingIdleMs: tuning.pingIdleMs }),
-      ...(tuning.backoff !== undefined && { backoff: tuning.backoff }),
-      ...(forwarder !== null && { sidecar: forwarder }),
-      ...(tuning.clock !== undefined && { clock: tuning.clock }),
-    });
-    void publisher.start();
-  }
-  log.info(`serving ${gpus.length} GPUs from the ${backend.name} backend; jobs run on the ${runnerKind} runner`);
-  const models: ApiModels = {
-    catalog,
-    ...(registry !== null && {
-      setActive: (modelId: string) => {
-        // Atomic for every reader: a complete file replaces the old one in one rename.
-        const tmp = join(options.registry!, `.active.tmp-${process.pid}`);
-        writeFileSync(tmp, modelId + "\n");
-        renameSync(tmp, join(options.registry!, "active"));
-        registry.reload();
-        log.info(`active model set to ${modelId} through the API`);
-      },
-    }),
-  };
-  return {
-    publisher,
-    host,
-    backend,
-    models,
-    telemetry: { spool, forwarder, deviceId, spooled: () => publisher?.notifyWork() },
-    gpus: () => gpus,
-    namespace,
-    snapshot,
-    async stop() {
-      registry?.close();
-      await publisher?.stop();
-      host.close();
-      spool.close();
-    },
-  };
-}
+import type { Logger } from "../util/log.ts";
+import { stopSignal } from "../util/signals.ts";
+import { type Bridge, createBridge } from "./bridge.ts";
 
 /** Runs the daemon (and its API, unless --no-api) until SIGINT or SIGTERM; resolves with exit status 0. */
 export async function runDaemon(
@@ -158,7 +19,7 @@ export async function runDaemon(
   // while the daemon is still starting must still end in a clean exit 0, not death by signal.
   signal: Promise<string> = stopSignal(),
 ): Promise<number> {
-  const daemon = await startDaemon(options, deps);
+  const daemon = await createBridge(options, deps);
   let api: { close(): Promise<void> } | null = null;
   if (options.listen !== null) {
     try {
@@ -182,38 +43,16 @@ export async function runDaemon(
   return 0;
 }
 
-/** Serves the API for `daemon`; logs where, and where the token is (never the token). */
+/** Serves the API for `bridge`; logs where, and where the token is (never the token). */
 export async function startApi(
   options: BridgeOptions,
-  daemon: Daemon,
+  bridge: Bridge,
   deps: { readonly runtime: Runtime; readonly log: Logger },
 ): Promise<{ port: number; token: string; close(): Promise<void> }> {
-  const [{ createApp }, { resolveApiToken }, { telemetryRoutes }] = await Promise.all([
-    import("../api/app.ts"),
-    import("../api/auth.ts"),
-    import("../api/telemetry.ts"),
-  ]);
+  const [{ createApp }, { resolveApiToken }] = await Promise.all([import("../api/app.ts"), import("../api/auth.ts")]);
   const { token, source } = resolveApiToken(options.apiToken, process.env, options.stateDir);
   const log = deps.log.child("api");
-  const app = createApp({
-    version: VERSION,
-    hostname: hostname(),
-    token,
-    log,
-    gpus: daemon.gpus,
-    stats: cachedStats(() => daemon.backend.stats()),
-    host: daemon.host,
-    namespace: daemon.namespace,
-    snapshot: daemon.snapshot,
-    publisher: daemon.publisher,
-    ...(options.publish && { console: { host: options.tcpHost, port: options.tcpPort } }),
-    models: daemon.models,
-    extensions: [telemetryRoutes({ ...daemon.telemetry, catalog: daemon.models.catalog })],
-    telemetryMetrics: () => {
-      const s = daemon.telemetry.spool.stats();
-      return { spooledRecords: s.records, spooledBytes: s.bytes, forwarded: daemon.telemetry.forwarder?.forwarded ?? 0, dropped: daemon.telemetry.spool.dropped };
-    },
-  });
+  const app = createApp({ token, log, bridge });
   const listen = options.listen!;
   const server = await deps.runtime.serve(listen.host, listen.port, app.fetch);
   const where = source.kind === "file" ? `token in ${source.path}${source.created ? " (new)" : ""}` : `token from ${source.kind === "flag" ? "--api-token" : "GPU_BRIDGE_API_TOKEN"}`;

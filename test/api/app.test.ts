@@ -4,12 +4,12 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { MOCK_GPUS, mockStats } from "../../src/inventory/mock.ts";
 import { type ApiModels, createApp } from "../../src/api/app.ts";
+import { bridgeFacade } from "../../src/app/bridge.ts";
 import { HostState } from "../../src/host/state.ts";
 import type { RunOutcome, Runner } from "../../src/job/runner.ts";
 import { builtinCatalog } from "../../src/models/catalog.ts";
 import type { ModelCatalog } from "../../src/contract/models.ts";
 import { buildNamespace } from "../../src/contract/namespace.ts";
-import { makeSnapshot } from "../../src/contract/snapshot.ts";
 import { sha256Hex } from "../../src/util/sha256.ts";
 import { memoryLogger, REPO, until } from "../helpers.ts";
 
@@ -25,19 +25,10 @@ let changes = 0;
 
 function build(models: ApiModels) {
   host = new HostState({ gpus: () => MOCK_GPUS, runner: ok, runnerKind: "cpu", log: memoryLogger().log, onChange: () => changes++ });
-  const namespace = () => Promise.resolve(buildNamespace(MOCK_GPUS, catalog, (id) => host.nodeLogs(id)));
   app = createApp({
-    version: "9.9.9",
-    hostname: "edge-01",
     token: TOKEN,
     log: memoryLogger().log,
-    gpus: () => MOCK_GPUS,
-    stats: () => Promise.resolve(mockStats()),
-    host,
-    namespace,
-    snapshot: async () => makeSnapshot(await namespace()),
-    publisher: null,
-    models,
+    bridge: bridgeFacade({ version: "9.9.9", hostname: "edge-01", gpus: () => MOCK_GPUS, stats: () => Promise.resolve(mockStats()), host, models }),
   });
 }
 

@@ -4,9 +4,10 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type MockConsole, startMockConsole } from "../../mock/console/server.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
-import { memoryLogger, tempDir, until } from "../helpers.ts";
+import { FakeClock, memoryLogger, tempDir, until } from "../helpers.ts";
+import { createApp } from "../../src/api/app.ts";
 import { REPO_ROOT, spawnBridge } from "../spawn.ts";
-import { startDaemon } from "../../src/app/daemon.ts";
+import { createBridge } from "../../src/app/bridge.ts";
 import { mockBackend } from "../../src/inventory/mock.ts";
 import { parseCommand } from "../../src/cli/options.ts";
 
@@ -90,13 +91,13 @@ describe("the daemon process", () => {
   });
 });
 
-describe("startDaemon()", () => {
+describe("createBridge()", () => {
   test("a manifest edit reaches the VM through the registry watch", async () => {
     const c = parseCommand(["serve", "--mock", "--publish", "--tcp-port", String(mock.port), "--auth-token", "tok",
       "--registry", reg.path], {});
     if (c.kind !== "serve") throw new Error("expected serve");
     const { log } = memoryLogger();
-    const daemon = await startDaemon(c.options, { runtime, log, backend: mockBackend() }, { registryPollMs: 5000, noJournal: true });
+    const daemon = await createBridge(c.options, { runtime, log, backend: mockBackend() }, { registryPollMs: 5000, noJournal: true });
     try {
       await until(() => mock.state.publishes === 1, 5000);
       writeFileSync(join(reg.path, "available", "base-v1", "manifest.toml"), "[model]\nid = \"base-v1\"\nrev = 2\n");
@@ -107,12 +108,44 @@ describe("startDaemon()", () => {
   });
 });
 
+describe("reads never touch the hardware", () => {
+  /** The mock backend, counting how often the inventory is read. */
+  function countingBackend() {
+    const inner = mockBackend();
+    const counter = { lists: 0 };
+    return { counter, backend: { ...inner, list: () => (counter.lists++, inner.list()) } };
+  }
+
+  test("GETs of the VM's files, the bridge and the GPUs answer from the inventory as last read", async () => {
+    const c = parseCommand(["serve", "--mock", "--no-api", "--state-dir", join(reg.path, "state")], {});
+    if (c.kind !== "serve") throw new Error("expected serve");
+    const { counter, backend } = countingBackend();
+    const clock = new FakeClock();
+    const bridge = await createBridge(c.options, { runtime, log: memoryLogger().log, backend }, { noJournal: true, clock });
+    try {
+      expect(counter.lists).toBe(1); // start-up
+      const app = createApp({ token: "t", log: memoryLogger().log, bridge });
+      for (const path of ["/v1/gpus", "/v1/gpus/GPU-0", "/v1/gpus/GPU-0/info", "/v1/gpus/GPU-1/lease", "/v1/bridge", "/v1/snapshot", "/healthz"]) {
+        expect((await app.request(path)).status).toBe(200);
+      }
+      expect(counter.lists).toBe(1);
+      // Without a publisher, the inventory is re-read on the interval instead.
+      await clock.run(30_000);
+      expect(counter.lists).toBe(2);
+    } finally {
+      await bridge.stop();
+    }
+    await clock.run(60_000);
+    expect(counter.lists).toBe(2); // stop() ended the timer
+  });
+});
+
 describe("leases through the daemon", () => {
   test("a lease taken by a control line reaches the VM's ctl and lease files", async () => {
     const c = parseCommand(["serve", "--mock", "--publish", "--tcp-port", String(mock.port), "--auth-token", "tok"], {});
     if (c.kind !== "serve") throw new Error("expected serve");
     const { log } = memoryLogger();
-    const daemon = await startDaemon(c.options, { runtime, log, backend: mockBackend() }, { noJournal: true });
+    const daemon = await createBridge(c.options, { runtime, log, backend: mockBackend() }, { noJournal: true });
     try {
       await until(() => mock.state.publishes === 1, 5000);
       daemon.host.control("GPU-1", "LEASE worker-7 mem=2048 streams=1 priority=3");
@@ -130,10 +163,10 @@ describe("leases through the daemon", () => {
     const c = parseCommand(argv, {});
     if (c.kind !== "serve") throw new Error("expected serve");
     const { log } = memoryLogger();
-    const first = await startDaemon(c.options, { runtime, log, backend: mockBackend() });
+    const first = await createBridge(c.options, { runtime, log, backend: mockBackend() });
     const lease = first.host.grant({ gpu_id: "GPU-0", worker_id: "keeper", mem_mb: 100, streams: 1, ttl_s: 600, priority: 1 });
     await first.stop();
-    const second = await startDaemon(c.options, { runtime, log, backend: mockBackend() });
+    const second = await createBridge(c.options, { runtime, log, backend: mockBackend() });
     try {
       expect(second.host.leases.live().map((l) => l.id)).toEqual([lease.id]);
     } finally {

@@ -21,6 +21,7 @@ import { openNativeBackend } from "../../src/inventory/native.ts";
 import { normalizePciBusId } from "../../src/inventory/pci.ts";
 import { sampleJetsonGpu } from "../../src/inventory/sysfs.ts";
 import { createApp } from "../../src/api/app.ts";
+import { bridgeFacade } from "../../src/app/bridge.ts";
 import { HostState } from "../../src/host/state.ts";
 import { ProcessRunner } from "../../src/job/runner.ts";
 import { createLogger } from "../../src/util/log.ts";
@@ -120,10 +121,10 @@ Deno.test("sysfs readers and PCI ids behave the same on Deno", () => {
 Deno.test("the API and a real job in a Deno child process, on Deno", async () => {
   const log = createLogger({ level: "error", write: () => {} });
   const host = new HostState({ gpus: () => MOCK_GPUS, runner: new ProcessRunner(denoRuntime()), runnerKind: "cpu", log, onChange: () => {} });
-  const namespace = () => Promise.resolve(buildNamespace(MOCK_GPUS, builtinCatalog(), (id) => host.nodeLogs(id)));
   const app = createApp({
-    version: "test", hostname: "h", token: "deno-token", log, gpus: () => MOCK_GPUS, stats: () => Promise.resolve(mockStats()),
-    host, namespace, snapshot: async () => makeSnapshot(await namespace()), publisher: null, models: { catalog: builtinCatalog },
+    token: "deno-token",
+    log,
+    bridge: bridgeFacade({ version: "test", hostname: "h", gpus: () => MOCK_GPUS, stats: () => Promise.resolve(mockStats()), host, models: { catalog: builtinCatalog } }),
   });
   const auth = { Authorization: "Bearer deno-token", "content-type": "application/json" };
   try {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { type MockConsole, startMockConsole } from "../../mock/console/server.ts";
 import { parseCommand } from "../../src/cli/options.ts";
-import { startDaemon } from "../../src/app/daemon.ts";
+import { createBridge } from "../../src/app/bridge.ts";
 import { selectBackend } from "../../src/inventory/mod.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { memoryLogger, REPO, until } from "../helpers.ts";
@@ -68,7 +68,7 @@ test("the daemon drops a vanished GPU from the next snapshot", async () => {
   // The fakes are found through GPU_BRIDGE_*_LIB, which selectBackend reads from process.env.
   Object.assign(process.env, fakeEnv);
   const backend = await selectBackend(c.options, log);
-  const daemon = await startDaemon(c.options, { runtime: bunRuntime(), log, backend }, { noJournal: true });
+  const daemon = await createBridge(c.options, { runtime: bunRuntime(), log, backend }, { noJournal: true });
   try {
     await until(() => mock.state.tree?.nodes.length === 2, 5000, "both GPUs published");
     scriptFakes({ count: 1 });

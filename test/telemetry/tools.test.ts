@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { mockBackend } from "../../src/inventory/mock.ts";
 import { startMockConsole } from "../../mock/console/server.ts";
 import { parseCommand } from "../../src/cli/options.ts";
-import { startApi, startDaemon } from "../../src/app/daemon.ts";
+import { startApi } from "../../src/app/daemon.ts";
+import { createBridge } from "../../src/app/bridge.ts";
 import { ImportError, importModel } from "../../src/models/import.ts";
 import { loadRegistry } from "../../src/models/registry.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
@@ -95,7 +96,7 @@ describe("models import", () => {
       "--state-dir", join(tmp.path, "state"), "--listen", "127.0.0.1:0"], {});
     if (c.kind !== "serve") throw new Error("expected serve");
     const { log } = memoryLogger();
-    const daemon = await startDaemon(c.options, { runtime: bunRuntime(), log, backend: mockBackend() }, { registryPollMs: 60_000 });
+    const daemon = await createBridge(c.options, { runtime: bunRuntime(), log, backend: mockBackend() }, { registryPollMs: 60_000 });
     const api = await startApi(c.options, daemon, { runtime: bunRuntime(), log });
     try {
       await until(() => mock.state.publishes === 1, 5000);
@@ -156,7 +157,7 @@ describe("telemetry push", () => {
     const c = parseCommand(["serve", "--mock", "--state-dir", join(tmp.path, "state"), "--listen", "127.0.0.1:0"], {});
     if (c.kind !== "serve") throw new Error("expected serve");
     const { log } = memoryLogger();
-    const daemon = await startDaemon(c.options, { runtime: bunRuntime(), log, backend: mockBackend() }, { noJournal: true });
+    const daemon = await createBridge(c.options, { runtime: bunRuntime(), log, backend: mockBackend() }, { noJournal: true });
     const api = await startApi(c.options, daemon, { runtime: bunRuntime(), log });
     // Asynchronous: a blocking spawn would stop this process's API from answering the child.
     const cli = async (file: string) => {

@@ -1,0 +1,71 @@
+/**
+ * What the API may ask of a running bridge, and nothing more: the routes call this narrow
+ * façade (built by `createBridge` in src/app), never lease, job or inventory internals. Every
+ * read here is a read: none of them touches the hardware.
+ */
+import type { PublisherStats } from "../console/publisher.ts";
+import type { GpuInfo } from "../contract/info.ts";
+import type { ModelCatalog } from "../contract/models.ts";
+import type { Namespace } from "../contract/namespace.ts";
+import type { Snapshot } from "../contract/snapshot.ts";
+import type { GpuStats } from "../inventory/stats.ts";
+import type { JobRecord } from "../job/scheduler.ts";
+import type { Lease, LeaseRequest } from "../lease/types.ts";
+import type { TelemetryForwarder } from "../telemetry/forward.ts";
+import type { Spool } from "../telemetry/spool.ts";
+
+/** The model registry as the API needs it. */
+export interface ApiModels {
+  catalog(): ModelCatalog;
+  /** Makes `modelId` active (rewrites `active` atomically and republishes); absent without a registry. */
+  setActive?(modelId: string): void;
+}
+
+/** Leases, as the API may see and change them. */
+export interface ApiLeases {
+  list(): readonly Lease[];
+  /** Live leases, of one GPU or all. */
+  live(gpuId?: string): readonly Lease[];
+  get(id: string): Lease | undefined;
+  grant(req: LeaseRequest): Lease;
+  renew(id: string, ttlS?: number): Lease;
+  release(id: string, reason: string): Lease;
+}
+
+/** Jobs, as the API may see and submit them. */
+export interface ApiJobs {
+  submit(leaseId: string, descriptor: unknown): JobRecord;
+  get(job: string): JobRecord | undefined;
+  counts(): Readonly<Record<string, number>>;
+}
+
+/** Telemetry's spool and forwarder, for ingest and its state. */
+export interface ApiTelemetry {
+  readonly spool: Spool;
+  readonly forwarder: TelemetryForwarder | null;
+  readonly deviceId: string;
+  /** Called after records were spooled (wakes the forwarder). */
+  spooled(): void;
+}
+
+/** The bridge behind the API. */
+export interface BridgeFacade {
+  readonly version: string;
+  readonly hostname: string;
+  /** The GPUs as last read (the publisher's refresh reads the hardware; the API never does). */
+  gpus(): readonly GpuInfo[];
+  /** Live statistics, polled at most every 500 ms however often they are asked for. */
+  stats(): Promise<readonly GpuStats[]>;
+  /** The namespace as it would be published now, from the GPUs as last read. */
+  namespace(): Namespace;
+  /** That namespace as a snapshot. */
+  snapshot(): Snapshot;
+  /** One control line for a GPU (`LEASE`, `RELEASE`, `PRIORITY`, `RESET`). */
+  control(gpuId: string, line: string): { message: string; lease?: Lease };
+  readonly leases: ApiLeases;
+  readonly jobs: ApiJobs;
+  readonly models: ApiModels;
+  /** Where the console is and how publishing goes (null: not publishing). */
+  readonly console: { readonly target: { readonly host: string; readonly port: number } | null; stats(): PublisherStats | null };
+  readonly telemetry?: ApiTelemetry;
+}

@@ -1,0 +1,40 @@
+/** Leases and jobs as the API shows them: ISO times, no internal fields. */
+import type { JobRecord } from "../job/scheduler.ts";
+import type { Lease } from "../lease/types.ts";
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** A lease as the API shows it. */
+export function leaseView(l: Lease) {
+  return {
+    id: l.id,
+    gpu_id: l.gpu_id,
+    worker_id: l.worker_id,
+    mem_mb: l.mem_mb,
+    streams: l.streams,
+    ttl_s: l.ttl_s,
+    priority: l.priority,
+    state: l.state,
+    granted_at: iso(l.granted_at),
+    expires_at: iso(l.expires_at),
+    ...(l.released_reason !== undefined && { released_reason: l.released_reason }),
+  };
+}
+
+/** A job as the API shows it. */
+export function jobView(j: JobRecord) {
+  return {
+    job: j.job,
+    state: j.state,
+    detail: j.detail,
+    lease_id: j.lease_id,
+    gpu_id: j.gpu_id,
+    worker_id: j.worker_id,
+    kernel: j.kernel,
+    submitted_at: iso(j.submitted_at),
+    started_at: j.started_at === null ? null : iso(j.started_at),
+    finished_at: j.finished_at === null ? null : iso(j.finished_at),
+    result: j.result,
+    message: j.message,
+  };
+}

@@ -1,0 +1,219 @@
+/**
+ * `createBridge(options, ports)`: wires one bridge from its capabilities (inventory, leases and
+ * jobs, the model registry, the publisher, telemetry) and returns it as the narrow façade the
+ * API calls, plus what the daemon needs to run and stop it.
+ *
+ * Reads never touch the hardware: the inventory is re-read by `refresh()`, which the publisher
+ * calls before every publish decision (or a timer, when nothing is published).
+ */
+import { hostname } from "node:os";
+import { join } from "node:path";
+import type { ApiModels, BridgeFacade } from "../api/facade.ts";
+import { DEFAULTS } from "../cli/defaults.ts";
+import type { BridgeOptions } from "../cli/options.ts";
+import { Publisher } from "../console/publisher.ts";
+import { toSafeId } from "../contract/ids.ts";
+import type { GpuInfo } from "../contract/info.ts";
+import type { ModelCatalog } from "../contract/models.ts";
+import { buildNamespace, type Namespace } from "../contract/namespace.ts";
+import { makeSnapshot, type Snapshot } from "../contract/snapshot.ts";
+import { HostState } from "../host/state.ts";
+import { cachedStats } from "../inventory/stats-cache.ts";
+import type { GpuStats } from "../inventory/stats.ts";
+import type { InventoryBackend } from "../inventory/types.ts";
+import { ProcessRunner } from "../job/runner.ts";
+import { LeaseJournal } from "../lease/journal.ts";
+import { writeActive } from "../models/active.ts";
+import { builtinCatalog } from "../models/catalog.ts";
+import { RegistryWatch } from "../models/watch.ts";
+import type { Runtime } from "../runtime/types.ts";
+import { TelemetryForwarder } from "../telemetry/forward.ts";
+import { Spool } from "../telemetry/spool.ts";
+import { type Clock, systemClock } from "../util/clock.ts";
+import type { Logger } from "../util/log.ts";
+import { VERSION } from "../util/version.ts";
+
+/** What a bridge is wired to outside itself. */
+export interface BridgePorts {
+  readonly runtime: Runtime;
+  readonly log: Logger;
+  readonly backend: InventoryBackend;
+}
+
+/** Settings beyond the bridge's flags (tests shorten them). */
+export interface BridgeTuning {
+  readonly refreshMs?: number;
+  readonly pingIdleMs?: number;
+  readonly backoff?: { baseMs: number; capMs: number };
+  readonly registryPollMs?: number;
+  readonly clock?: Clock;
+  /** Keep leases in memory only (tests); default: journal under the state directory. */
+  readonly noJournal?: boolean;
+}
+
+/** A running bridge: the API's façade, and its parts for the daemon and tests. */
+export interface Bridge extends BridgeFacade {
+  readonly publisher: Publisher | null;
+  readonly host: HostState;
+  readonly backend: InventoryBackend;
+  readonly telemetry: NonNullable<BridgeFacade["telemetry"]>;
+  /** Re-reads the inventory (the hardware); the publisher calls it before every publish decision. */
+  refresh(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The façade's parts that are not the host's leases and jobs. */
+export interface FacadeParts {
+  readonly version?: string;
+  readonly hostname?: string;
+  readonly gpus: () => readonly GpuInfo[];
+  readonly stats: () => Promise<readonly GpuStats[]>;
+  readonly host: HostState;
+  readonly models: ApiModels;
+  readonly publisher?: Publisher | null;
+  readonly console?: { readonly host: string; readonly port: number };
+  readonly telemetry?: BridgeFacade["telemetry"];
+}
+
+/** The façade over a host's leases and jobs and the given parts (tests build one directly). */
+export function bridgeFacade(p: FacadeParts): BridgeFacade {
+  const host = p.host;
+  const namespace = (): Namespace => buildNamespace(p.gpus(), p.models.catalog(), (id) => host.nodeLogs(id));
+  return {
+    version: p.version ?? VERSION,
+    hostname: p.hostname ?? hostname(),
+    gpus: p.gpus,
+    stats: p.stats,
+    namespace,
+    snapshot: (): Snapshot => makeSnapshot(namespace()),
+    control: (gpuId, line) => host.control(gpuId, line),
+    leases: {
+      list: () => host.leases.list(),
+      live: (gpuId) => host.leases.live(gpuId),
+      get: (id) => host.leases.get(id),
+      grant: (req) => host.grant(req),
+      renew: (id, ttlS) => host.leases.renew(id, ttlS),
+      release: (id, reason) => host.leases.release(id, reason),
+    },
+    jobs: {
+      submit: (leaseId, descriptor) => host.submitJob(leaseId, descriptor),
+      get: (job) => host.jobs.get(job),
+      counts: () => host.jobs.counts(),
+    },
+    models: p.models,
+    console: { target: p.console ?? null, stats: () => p.publisher?.stats ?? null },
+    ...(p.telemetry !== undefined && { telemetry: p.telemetry }),
+  };
+}
+
+/** Starts a bridge's parts; `stop()` ends them. */
+export async function createBridge(options: BridgeOptions, ports: BridgePorts, tuning: BridgeTuning = {}): Promise<Bridge> {
+  const { runtime, log, backend } = ports;
+  const clock = tuning.clock ?? systemClock;
+  let publisher: Publisher | null = null;
+  const changed = () => publisher?.notifyChange();
+  const registry = options.registry === undefined
+    ? null
+    : new RegistryWatch({ dir: options.registry, log: log.child("registry"), onChange: changed, pollMs: tuning.registryPollMs });
+  const catalog = (): ModelCatalog => registry?.catalog ?? builtinCatalog();
+  let gpus: readonly GpuInfo[] = await backend.list();
+  const runnerKind = options.runner === "auto" ? (backend.name === "mock" ? "cpu" : "cuda") : options.runner;
+  const host = new HostState({
+    gpus: () => gpus,
+    runner: new ProcessRunner(runtime),
+    runnerKind,
+    log: log.child("host"),
+    onChange: changed,
+    maxStreamsPerGpu: options.maxStreamsPerGpu,
+    ...(options.bundleDir !== undefined && { bundleDir: options.bundleDir }),
+    ...(tuning.clock !== undefined && { clock: tuning.clock }),
+    ...(!tuning.noJournal && { journal: new LeaseJournal(join(options.stateDir, "leases.jsonl")) }),
+    ...(backend.cudaOrdinal !== undefined && { deviceOf: (id: string) => backend.cudaOrdinal!(id) }),
+  });
+  host.restore();
+  const refresh = async () => {
+    gpus = await backend.list();
+  };
+  const deviceId = options.deviceId ?? toSafeId(hostname(), "host");
+  const spool = Spool.open({ dir: join(options.stateDir, "telemetry"), log: log.child("telemetry"), capBytes: options.spoolMaxBytes });
+  const forwarder = options.publish
+    ? new TelemetryForwarder({
+      spool,
+      deviceId,
+      log: log.child("telemetry"),
+      queenSegmentBytes: options.queenSegmentBytes,
+      ...(tuning.clock !== undefined && { clock: tuning.clock }),
+    })
+    : null;
+  const models: ApiModels = {
+    catalog,
+    ...(registry !== null && {
+      setActive: (modelId: string) => {
+        writeActive(options.registry!, modelId);
+        registry.reload();
+        log.info(`active model set to ${modelId} through the API`);
+      },
+    }),
+  };
+  const telemetry = { spool, forwarder, deviceId, spooled: () => publisher?.notifyWork() };
+  const facade = bridgeFacade({
+    version: VERSION,
+    gpus: () => gpus,
+    stats: cachedStats(() => backend.stats()),
+    host,
+    models,
+    ...(options.publish && { console: { host: options.tcpHost, port: options.tcpPort } }),
+    get publisher() {
+      return publisher;
+    },
+    telemetry,
+  });
+  const intervalMs = options.intervalMs ?? DEFAULTS.serveIntervalMs;
+  let refreshTimer: unknown;
+  let stopped = false;
+  if (options.publish) {
+    publisher = new Publisher({
+      connect: runtime.connect,
+      target: { host: options.tcpHost, port: options.tcpPort, token: options.authToken, ticket: options.ticket },
+      // The one place the hardware is re-read: before each publish decision.
+      snapshot: async () => {
+        await refresh();
+        return facade.snapshot();
+      },
+      log: log.child("publish"),
+      intervalMs,
+      ackTimeoutMs: options.ackTimeoutMs,
+      ...(tuning.refreshMs !== undefined && { refreshMs: tuning.refreshMs }),
+      ...(tuning.pingIdleMs !== undefined && { pingIdleMs: tuning.pingIdleMs }),
+      ...(tuning.backoff !== undefined && { backoff: tuning.backoff }),
+      ...(forwarder !== null && { sidecar: forwarder }),
+      ...(tuning.clock !== undefined && { clock: tuning.clock }),
+    });
+    void publisher.start();
+  } else {
+    // Not publishing: the inventory is still re-read every interval, so the API's GPU list and
+    // the leases checked against it follow GPUs that are lost or come back.
+    const tick = () => {
+      if (stopped) return;
+      refreshTimer = clock.setTimer(intervalMs, () => void refresh().catch((e) => log.warn(`Cannot re-read the inventory: ${e}`)).finally(tick));
+    };
+    tick();
+  }
+  log.info(`serving ${gpus.length} GPUs from the ${backend.name} backend; jobs run on the ${runnerKind} runner`);
+  return {
+    ...facade,
+    publisher,
+    host,
+    backend,
+    telemetry,
+    refresh,
+    async stop() {
+      stopped = true;
+      clock.clearTimer(refreshTimer);
+      registry?.close();
+      await publisher?.stop();
+      host.close();
+      spool.close();
+    },
+  };
+}
