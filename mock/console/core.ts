@@ -1,5 +1,5 @@
 /**
- * The mock Cohesix console's protocol (contract section 8), free of sockets: a shared state
+ * The mock Cohesix console's protocol (docs/protocol.md#8-the-console), free of sockets: a shared state
  * (the `/gpu` tree, the ctl receiver, login failures, faults) and a per-connection handler
  * that turns each inbound line into outbound lines.
  */

@@ -1,5 +1,5 @@
 /**
- * The Queen's telemetry ingest as the mock console serves it (contract section 10):
+ * The Queen's telemetry ingest as the mock console serves it (docs/protocol.md#10-queen-telemetry):
  * `/queen/telemetry/<device>/ctl` hands out segments, `seg/<id>` takes envelopes in `seq`
  * order, `latest` names the newest segment; per-device quotas refuse or evict the oldest.
  * A repeated `seq` is acknowledged and not appended again, so a chunk resent after a crash

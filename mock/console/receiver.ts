@@ -1,5 +1,5 @@
 /**
- * The VM's `/gpu/bridge/ctl` receiver as a pure state machine (contract section 8): `begin`
+ * The VM's `/gpu/bridge/ctl` receiver as a pure state machine (docs/protocol.md#8-the-console): `begin`
  * resets any pending transfer, `b64:` lines accumulate, `end` verifies and parses. The mock
  * console runs this; tests use it to prove publish lines land.
  */

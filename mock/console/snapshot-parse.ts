@@ -1,5 +1,5 @@
 /**
- * Parses a snapshot with the VM receiver's rules (contract section 8): schema line first,
+ * Parses a snapshot with the VM receiver's rules (docs/protocol.md#8-the-console): schema line first,
  * `active` and `telemetry` required, nothing after `end`, unknown keywords or fields refused,
  * per-item limits, and an active model that is listed whenever models exist.
  */

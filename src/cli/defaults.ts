@@ -1,7 +1,7 @@
 /**
  * Every default of the command line, once. The option parser, the generated help text and the
  * capabilities that need a default when a test or library caller leaves a setting out all read
- * it from here. (The reference's own defaults come from contract section 1.)
+ * it from here. (The reference's own defaults come from docs/protocol.md#1-command-line.)
  */
 
 import type { LogLevel } from "../util/log.ts";

@@ -1,5 +1,5 @@
 /**
- * The bridge's command line (contract section 1, plus our own flags). Pure: argv and the
+ * The bridge's command line (docs/protocol.md#1-command-line, plus our own flags). Pure: argv and the
  * environment in, a typed command out. Each command's flags are one typed table (flags.ts);
  * every default comes from defaults.ts, and the help text (usage.ts) is generated from both.
  */

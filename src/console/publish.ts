@@ -1,5 +1,5 @@
 /**
- * Handshake and snapshot publishing over a ConsoleSession (contract sections 6 and 8).
+ * Handshake and snapshot publishing over a ConsoleSession (docs/protocol.md#6-snapshot-format-and-publish-lines, #8-the-console).
  */
 import { ConsoleError } from "./errors.ts";
 import { ConsoleSession, type SessionOptions } from "./session.ts";

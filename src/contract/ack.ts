@@ -1,5 +1,5 @@
 /**
- * Ack parsing (contract section 8): `OK <VERB>[ <detail>]` or `ERR <VERB> <detail>`. Log-mirror
+ * Ack parsing (docs/protocol.md#8-the-console): `OK <VERB>[ <detail>]` or `ERR <VERB> <detail>`. Log-mirror
  * lines, `PONG`, `END` and anything else interleaved are not acks and yield null.
  */
 

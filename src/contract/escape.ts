@@ -1,5 +1,5 @@
 /**
- * The reference bridge's string escaper (contract section 4): `"` `\` newline, carriage return
+ * The reference bridge's string escaper (docs/protocol.md#4-the-list-json-and-escaping): `"` `\` newline, carriage return
  * and tab get their short escapes, every other character below U+0020 becomes `\u00XX` in
  * lowercase hex, and everything else, non-ASCII included, is written as is.
  *

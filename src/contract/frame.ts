@@ -1,5 +1,5 @@
 /**
- * Console framing (contract section 8): a little-endian u32 total length (header included,
+ * Console framing (docs/protocol.md#8-the-console): a little-endian u32 total length (header included,
  * 4..8192), then the UTF-8 line with no newline. The decoder is a pure bytes-to-lines state
  * machine that never sees a socket, so frames split across reads are handled by construction.
  */

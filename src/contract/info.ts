@@ -1,6 +1,6 @@
 import { quote } from "./escape.ts";
 
-/** What `/gpu/<id>/info` holds: exactly these six fields, never more (contract section 2). */
+/** What `/gpu/<id>/info` holds: exactly these six fields, never more (docs/protocol.md#2-gpu-info). */
 export interface GpuInfo {
   readonly id: string;
   readonly name: string;

@@ -1,5 +1,5 @@
 /**
- * What the VM's `/gpu/bridge/ctl` receiver accepts (contract section 8). The bridge checks
+ * What the VM's `/gpu/bridge/ctl` receiver accepts (docs/protocol.md#8-the-console). The bridge checks
  * these before publishing, and the snapshot parser and mock console enforce them.
  */
 import { byteLength } from "../util/bytes.ts";

@@ -1,5 +1,5 @@
 /**
- * The `--list` namespace JSON (contract section 4): hand-formatted with a fixed key order and
+ * The `--list` namespace JSON (docs/protocol.md#4-the-list-json-and-escaping): hand-formatted with a fixed key order and
  * the reference's escaping, byte for byte. Nothing here may be replaced by `JSON.stringify`.
  */
 import { quote } from "./escape.ts";

@@ -12,6 +12,6 @@ export interface ModelCatalog {
   readonly models: readonly ModelEntry[];
 }
 
-/** Byte limits the VM enforces on models (contract sections 5 and 8). */
+/** Byte limits the VM enforces on models (docs/protocol.md#5-model-registry, #8-the-console). */
 export const MAX_MANIFEST_BYTES = 8192;
 export const MAX_MODEL_ID_BYTES = 128;

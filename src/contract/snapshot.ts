@@ -1,5 +1,5 @@
 /**
- * The `gpu-bridge-snapshot/v1` wire format and its publish lines (contract section 6), as pure
+ * The `gpu-bridge-snapshot/v1` wire format and its publish lines (docs/protocol.md#6-snapshot-format-and-publish-lines), as pure
  * functions. A snapshot the VM would refuse is caught here, before anything is sent.
  */
 import type { Namespace } from "./namespace.ts";

@@ -1,5 +1,5 @@
 /**
- * The `gpu-telemetry/v1` descriptor (contract section 3). The field lists drive both the
+ * The `gpu-telemetry/v1` descriptor (docs/protocol.md#3-telemetry-records). The field lists drive both the
  * descriptor text and record encoding, so they cannot drift apart.
  */
 

@@ -1,5 +1,5 @@
 /**
- * The deterministic mock inventory of contract section 2, used by `--mock` and in CI.
+ * The deterministic mock inventory of docs/protocol.md#2-gpu-info, used by `--mock` and in CI.
  */
 import { emptyStats, type GpuStats } from "./stats.ts";
 import type { GpuInfo, InventoryBackend } from "./types.ts";

@@ -63,5 +63,5 @@ export function emptyStats(id: string, name: string, source: string): GpuStats {
   };
 }
 
-/** Bytes to whole MiB, rounded down (contract section 2). */
+/** Bytes to whole MiB, rounded down (docs/protocol.md#2-gpu-info). */
 export const toMiB = (bytes: number): number => Math.floor(bytes / 1048576);

@@ -1,5 +1,5 @@
 /**
- * The job descriptor (contract section 7), validated with valibot plus the checks a schema
+ * The job descriptor (docs/protocol.md#7-leases-control-lines-and-jobs), validated with valibot plus the checks a schema
  * cannot make: device limits, the payload's hash, and paths that must stay inside the bundle
  * directory. The reference's own error texts are kept where it has them; every error names
  * its field.

@@ -1,5 +1,5 @@
 /**
- * Control lines (contract section 7): `LEASE <worker> mem=<m> streams=<s> priority=<p>
+ * Control lines (docs/protocol.md#7-leases-control-lines-and-jobs): `LEASE <worker> mem=<m> streams=<s> priority=<p>
  * [ttl=<s>]`, `RELEASE <worker> [reason]`, `PRIORITY <n> [worker=<w>]` and `RESET`, parsed
  * strictly: a typo is an error that names the field, never a silent default.
  */

@@ -1,6 +1,6 @@
 /**
  * Per-GPU logs mirrored into the VM as the node's `ctl`, `lease` and `status` payloads, each
- * bounded to what the VM accepts (contract section 8): the oldest lines go first, except the
+ * bounded to what the VM accepts (docs/protocol.md#8-the-console): the oldest lines go first, except the
  * current ACTIVE line of every live lease, which is always kept.
  */
 import { seedCtl } from "../contract/info.ts";

@@ -1,6 +1,6 @@
 /**
- * The text lines of contract section 7: lease records, control lines and job status lines,
- * with keys in the contract's order and section 4's escaping.
+ * The text lines of docs/protocol.md#7-leases-control-lines-and-jobs: lease records, control lines and job status lines,
+ * with keys in the contract's order, escaped as docs/protocol.md#4-the-list-json-and-escaping says.
  */
 import { quote } from "../contract/escape.ts";
 import type { Lease } from "./types.ts";

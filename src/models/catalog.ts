@@ -1,4 +1,4 @@
-/** The built-in model catalog (contract section 5), used when no usable registry is given. */
+/** The built-in model catalog (docs/protocol.md#5-model-registry), used when no usable registry is given. */
 import type { ModelCatalog } from "../contract/models.ts";
 
 const VISION_BASE = `[model]

@@ -1,5 +1,5 @@
 /**
- * The host model registry (contract section 5): `DIR/available/<id>/manifest.toml` and
+ * The host model registry (docs/protocol.md#5-model-registry): `DIR/available/<id>/manifest.toml` and
  * `DIR/active`. Any failure falls back to the built-in catalog, as the reference does, but
  * with a warning that says what was wrong. Symlinked entries are skipped so a registry
  * writer cannot make the bridge publish files it was never meant to read.

@@ -1,6 +1,6 @@
 /**
  * Forwards spooled telemetry to the Queen over the console connection the publisher holds
- * (contract section 10): a segment is asked for through `/queen/telemetry/<device>/ctl`, each
+ * (docs/protocol.md#10-queen-telemetry): a segment is asked for through `/queen/telemetry/<device>/ctl`, each
  * record goes as NDJSON in `cohsh-telemetry-push/v1` envelopes small enough for one ECHO, and
  * the spool moves past a record only once its last chunk is acknowledged (one sync per record;
  * after a crash a half-sent record is resent under the same seqs, which the Queen drops as

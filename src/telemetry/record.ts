@@ -1,5 +1,5 @@
 /**
- * `gpu-telemetry/v1` records (contract section 3): validated with valibot, completed from the
+ * `gpu-telemetry/v1` records (docs/protocol.md#3-telemetry-records): validated with valibot, completed from the
  * active model, and encoded canonically: compact JSON, required fields first then the optional
  * ones present, in the descriptor's order; `confidence` and `entropy` with six decimals; at
  * most 4096 bytes. The contract fixes the field names, not every shape; ours are:
@@ -74,7 +74,7 @@ export function acceptRecord(raw: unknown, active: ActiveModel): RecordResult {
   return { ok: true, record, json };
 }
 
-/** The canonical compact JSON of a record (contract section 3). */
+/** The canonical compact JSON of a record (docs/protocol.md#3-telemetry-records). */
 export function encodeRecord(r: TelemetryRecord): string {
   const parts: string[] = [];
   const value = (field: string, x: unknown): string => {

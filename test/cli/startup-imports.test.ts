@@ -56,6 +56,9 @@ export const LAYERS: Readonly<Record<string, number>> = {
   "src/lease": 2,
   "src/models": 2,
   "src/telemetry": 2,
+  // CDI specs and sealed VRAM shards (issues #15, #16) are capabilities too.
+  "src/cdi": 2,
+  "src/vram": 2,
   "mock/console": 2,
   "src/app": 3,
   "src/commands": 4,
