@@ -22,13 +22,14 @@ FIXTURE := test/fixtures/mock-list.json
 # start. bench-startup builds its hello-world floor with the same flags.
 COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting
 
-.PHONY: native-fakes help deps install run test-reset build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry clean
+.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry clean
 
 help:
 	@echo "make run     run the bridge daemon on the embedded mock defaults"
 	@echo "make test    install dependencies and run every test"
 	@echo "make build   write $(BIN) (bun build --compile)"
 	@echo "make bench   run the benchmarks under bench/"
+	@echo "make fmt     format the TypeScript (deno fmt, settings in deno.json)"
 
 # `npm ci`: the committed lock file is installed exactly, or the install fails. The lock records
 # every platform's optional binaries (Bun's and Deno's), so the registry serving more or fewer of
@@ -59,13 +60,25 @@ mock/native/build/libcuda.so.1: mock/native/fake_cuda.c mock/native/fake_ctl.h
 	$(CC) -shared -fPIC -O2 -Wall -Wextra -Werror -o $@ $<
 native-fakes: $(FAKES)
 
-test: deps test-reset typecheck test-bun test-deno test-binary test-arm64
+test: deps test-reset typecheck lint test-bun test-deno test-binary test-arm64
 	@awk '{p+=$$1; f+=$$2} END{printf "make test: %d passed, %d failed\n", p, f}' .test-counts
 	@rm -f .test-counts
 
 typecheck: deps
 	$(TSC) -p tsconfig.json
 	$(DENO) check --quiet src/ mock/
+
+# deno lint's recommended rules over the product code (deno.json says which folders).
+lint: deps
+	$(DENO) lint --quiet
+
+# The formatter's settings (deno.json "fmt": 140 columns, 2 spaces, double quotes, semicolons)
+# match the house style. `make fmt` rewrites the files; `make fmt-check` only reports.
+fmt: deps
+	$(DENO) fmt --quiet
+
+fmt-check: deps
+	$(DENO) fmt --check
 
 # Each suite appends "passed failed" to .test-counts; `make test` starts it afresh (a suite run
 # on its own before would otherwise be counted twice) and prints the sum last.

@@ -27,4 +27,3 @@ export type JobState = "QUEUED" | "RUNNING" | "OK" | "ERR" | "LEASE-ENDED";
 export function statusLine(job: string, state: JobState, detail: string): string {
   return `{"job":${quote(job)},"state":"${state}","detail":${quote(detail)}}`;
 }
-
