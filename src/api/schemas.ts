@@ -3,18 +3,20 @@ import * as v from "valibot";
 import { describeIssue } from "../util/issues.ts";
 import { ApiError } from "./errors.ts";
 
-const int = (field: string) => v.pipe(v.number(`${field} must be an integer`), v.integer(`${field} must be an integer`));
+// Only the JSON types here: whether a number is an integer in range is the lease manager's rule,
+// checked (and worded) in one place for the API, control lines and the journal alike.
+const num = (field: string) => v.number(`${field} must be a number`);
 
 export const LeaseBody = v.strictObject({
   gpu_id: v.string("gpu_id must be a string"),
   worker_id: v.string("worker_id must be a string"),
-  mem_mb: int("mem_mb"),
-  streams: int("streams"),
-  ttl_s: int("ttl_s"),
-  priority: v.optional(int("priority"), 0),
+  mem_mb: num("mem_mb"),
+  streams: num("streams"),
+  ttl_s: num("ttl_s"),
+  priority: v.optional(num("priority"), 0),
 });
 
-export const RenewBody = v.strictObject({ ttl_s: v.optional(int("ttl_s")) });
+export const RenewBody = v.strictObject({ ttl_s: v.optional(num("ttl_s")) });
 
 export const ActiveModelBody = v.strictObject({ model_id: v.string("model_id must be a string") });
 

@@ -149,7 +149,8 @@ describe("leases and jobs", () => {
   test("422 names the field: ranges, unknown fields, missing fields", async () => {
     const cases: [unknown, string, string][] = [
       [{ ...lease, priority: 300 }, "priority", "priority must be an integer from 0 to 255, got 300"],
-      [{ ...lease, mem_mb: 1.5 }, "mem_mb", "mem_mb must be an integer"],
+      [{ ...lease, mem_mb: 1.5 }, "mem_mb", `mem_mb must be an integer from 1 to ${Number.MAX_SAFE_INTEGER}, got 1.5`],
+      [{ ...lease, mem_mb: "4096" }, "mem_mb", "mem_mb must be a number"],
       [{ ...lease, memory: 5 }, "memory", 'unknown field "memory"'],
       [{ gpu_id: "GPU-0" }, "worker_id", "worker_id is required"],
     ];
