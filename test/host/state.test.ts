@@ -217,6 +217,18 @@ describe("jobs in real child processes", () => {
     }
   });
 
+  test("timeout_ms is timed by the injected clock: the job is aborted at its deadline, not a millisecond before", async () => {
+    const lease = host.grant({ gpu_id: "GPU-0", worker_id: "w", mem_mb: 1024, streams: 1, ttl_s: 600, priority: 1 });
+    host.submitJob(lease.id, job("hung", { timeout_ms: 2500 }));
+    await clock.run(0);
+    expect(host.jobs.get("hung")!.state).toBe("RUNNING");
+    await clock.run(2499);
+    expect(host.jobs.get("hung")!.state).toBe("RUNNING");
+    await clock.run(1);
+    expect(host.jobs.get("hung")).toMatchObject({ state: "ERR", detail: "TIMEOUT" });
+    expect(host.jobs.get("hung")!.finished_at! - host.jobs.get("hung")!.started_at!).toBe(2500);
+  });
+
   test("timeout_ms kills the job's process: ERR TIMEOUT", async () => {
     host.close();
     host = make({ runner: new ProcessRunner(bunRuntime()), clock: undefined });
