@@ -159,7 +159,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
   const facade = bridgeFacade({
     version: VERSION,
     gpus: () => gpus,
-    stats: cachedStats(() => backend.stats()),
+    stats: cachedStats(() => backend.stats(), 500, clock),
     host,
     models,
     ...(options.publish && { console: { host: options.tcpHost, port: options.tcpPort } }),
