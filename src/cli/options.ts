@@ -79,6 +79,8 @@ export type Command =
 type Env = Readonly<Record<string, string | undefined>>;
 
 // The tables: `as const` keeps each spec's literal type, from which parseFlags types the values.
+// The subcommands' small tables are written where they are parsed: every table at the top level
+// is built at every start, `--list` included.
 export const INVENTORY_FLAGS = {
   "mock": "bool",
   "backend": "choice:auto|nvml|cuda|jetson|mock",
@@ -132,29 +134,6 @@ export const STATS_FLAGS = {
   "help": "bool",
 } as const;
 
-export const TELEMETRY_PUSH_FLAGS = {
-  "url": "string",
-  "api-token": "string",
-  "state-dir": "string",
-  "help": "bool",
-} as const;
-
-export const TELEMETRY_EXPORT_FLAGS = {
-  "out": "string",
-  "since": "string",
-  "state-dir": "string",
-  "help": "bool",
-} as const;
-
-export const MODELS_IMPORT_FLAGS = {
-  "id": "string",
-  "registry": "string",
-  "parent": "string",
-  "job-id": "string",
-  "approval": "choice:pending|approved|rejected",
-  "help": "bool",
-} as const;
-
 /** Parses the command line; throws UsageError for anything the bridge refuses. */
 export function parseCommand(argv: readonly string[], env: Env): Command {
   if (argv[0] === "mock-console") return mockConsoleCommand(argv.slice(1), env);
@@ -196,7 +175,12 @@ function mockConsoleCommand(argv: readonly string[], env: Env): Command {
 function telemetryCommand(argv: readonly string[], env: Env): Command {
   const sub = argv[0];
   if (sub === "push") {
-    const { values, positionals } = parseFlags(argv.slice(1), TELEMETRY_PUSH_FLAGS);
+    const { values, positionals } = parseFlags(argv.slice(1), {
+      "url": "string",
+      "api-token": "string",
+      "state-dir": "string",
+      "help": "bool",
+    } as const);
     if (values.help === true) return { kind: "help", topic: "telemetry" };
     if (positionals.length !== 1) throw new UsageError("telemetry push needs one FILE of NDJSON records (- for stdin)");
     return {
@@ -208,7 +192,12 @@ function telemetryCommand(argv: readonly string[], env: Env): Command {
     };
   }
   if (sub === "export") {
-    const { values, positionals } = parseFlags(argv.slice(1), TELEMETRY_EXPORT_FLAGS);
+    const { values, positionals } = parseFlags(argv.slice(1), {
+      "out": "string",
+      "since": "string",
+      "state-dir": "string",
+      "help": "bool",
+    } as const);
     if (values.help === true) return { kind: "help", topic: "telemetry" };
     if (positionals.length > 0) throw new UsageError(`telemetry export: unexpected argument ${JSON.stringify(positionals[0])}`);
     if (values.out === undefined) throw new UsageError("telemetry export needs --out FILE");
@@ -229,7 +218,14 @@ function modelsCommand(argv: readonly string[]): Command {
     if (argv[0] === "--help" || argv[0] === undefined) return { kind: "help", topic: "models" };
     throw new UsageError(`Unknown models command ${JSON.stringify(argv[0])} (import)`);
   }
-  const { values, positionals } = parseFlags(argv.slice(1), MODELS_IMPORT_FLAGS);
+  const { values, positionals } = parseFlags(argv.slice(1), {
+    "id": "string",
+    "registry": "string",
+    "parent": "string",
+    "job-id": "string",
+    "approval": "choice:pending|approved|rejected",
+    "help": "bool",
+  } as const);
   if (values.help === true) return { kind: "help", topic: "models" };
   if (positionals.length !== 1) throw new UsageError("models import needs one DIR: the adapter bundle");
   if (values.id === undefined) throw new UsageError("models import needs --id ID");
