@@ -211,6 +211,8 @@ export class Publisher {
 
   async #publish(snap: Snapshot, reason: string): Promise<void> {
     const session = this.#session!;
+    // A measurement, not a decision: how long the publish really took (the histogram and the
+    // log), so the monotonic clock rather than the injected one.
     const started = performance.now();
     const frames0 = session.framesSent;
     await sendLines(session, publishLines(snap), this.#stop.signal);
