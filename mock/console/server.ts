@@ -6,9 +6,11 @@ import { encodeFrame, FrameDecoder } from "../../src/console/frame.ts";
 import { concatBytes } from "../../src/util/bytes.ts";
 import type { Conn } from "../../src/console/transport.ts";
 import type { Runtime, TcpServer } from "../../src/runtime/types.ts";
+import { LIMITS } from "../../src/namespace/limits.ts";
+import { linkConn } from "./link.ts";
 import { ConsoleConnection, type ConsoleSettings, ConsoleState, isAck, NOISE_LINES } from "./core.ts";
 
-const QUEUE_LINES = 8;
+const QUEUE_LINES = LIMITS.consoleQueueLines;
 
 /** A running mock console. */
 export interface MockConsole {
@@ -29,7 +31,8 @@ export async function startMockConsole(
   return { port: server.port, state, close: () => server.close() };
 }
 
-function serveConnection(state: ConsoleState, conn: Conn): void {
+function serveConnection(state: ConsoleState, socket: Conn): void {
+  const conn = linkConn(socket, () => state.faults, state.random);
   const session = new ConsoleConnection(state);
   state.emit({ type: "connect", conn: session.id });
   const queue: string[] = [];

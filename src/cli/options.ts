@@ -3,6 +3,7 @@
  * environment in, a typed command out.
  */
 import { type FlagTable, type FlagValues, parseFlags, UsageError } from "./flags.ts";
+import { DEFAULT_WINDOW, MAX_WINDOW } from "../console/window.ts";
 
 export const DEFAULT_TCP_HOST = "127.0.0.1";
 export const DEFAULT_TCP_PORT = 31337;
@@ -24,6 +25,8 @@ export interface BridgeOptions {
   readonly authToken: string;
   readonly ticket: string;
   readonly ackTimeoutMs: number;
+  /** Console lines in flight before their acks (1: stop-and-wait). */
+  readonly window: number;
   readonly logLevel: LogLevelName;
   /** Where leases are journalled (and the API token lives). */
   readonly stateDir: string;
@@ -48,6 +51,8 @@ export interface MockConsoleOptions {
   readonly port: number;
   readonly authToken: string;
   readonly ackDelayMs: number;
+  readonly latencyMs: number;
+  readonly jitterMs: number;
   readonly noise: boolean;
   readonly logLevel: LogLevelName;
 }
@@ -98,6 +103,7 @@ const BRIDGE_FLAGS: FlagTable = {
   "auth-token": "string:blank",
   "ticket": "string:blank",
   "ack-timeout-ms": "int:1:600000",
+  "window": `int:1:${MAX_WINDOW}`,
   "log-level": "choice:debug|info|warn|error",
   "state-dir": "string",
   "bundle-dir": "string",
@@ -119,6 +125,8 @@ const MOCK_CONSOLE_FLAGS: FlagTable = {
   "port": "int:0:65535",
   "auth-token": "string:blank",
   "ack-delay-ms": "int:0:600000",
+  "latency-ms": "int:0:600000",
+  "jitter-ms": "int:0:600000",
   "noise": "bool",
   "log-level": "choice:debug|info|warn|error",
   "help": "bool",
@@ -153,6 +161,8 @@ function mockConsoleCommand(argv: readonly string[], env: Readonly<Record<string
       port: (values.port as number | undefined) ?? DEFAULT_TCP_PORT,
       authToken: resolveAuthToken(values["auth-token"] as string | undefined, env),
       ackDelayMs: (values["ack-delay-ms"] as number | undefined) ?? 0,
+      latencyMs: (values["latency-ms"] as number | undefined) ?? 0,
+      jitterMs: (values["jitter-ms"] as number | undefined) ?? 0,
       noise: values.noise === true,
       logLevel: (values["log-level"] as LogLevelName | undefined) ?? "info",
     },
@@ -300,6 +310,7 @@ function bridgeOptions(
       authToken: resolveAuthToken(values["auth-token"] as string | undefined, env),
       ticket: (values.ticket as string | undefined) ?? "",
       ackTimeoutMs: (values["ack-timeout-ms"] as number | undefined) ?? 5000,
+      window: (values.window as number | undefined) ?? DEFAULT_WINDOW,
       logLevel: logLevel(values),
       stateDir: (values["state-dir"] as string | undefined) ?? defaultStateDir(env),
       bundleDir: values["bundle-dir"] as string | undefined,

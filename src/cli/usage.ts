@@ -34,6 +34,8 @@ Console:
                          $COHSH_AUTH_TOKEN, then "changeme"
   --ticket TICKET        ticket sent with ATTACH (default empty)
   --ack-timeout-ms MS    how long to wait for each console ack (default 5000)
+  --window N             console lines in flight before their acks, 1 (stop-and-wait) to 7
+                         (default 4; the console queues 8 lines and drops the oldest)
 
 Leases and jobs (with --interval-ms or serve):
   --state-dir DIR        where leases are journalled across restarts
@@ -74,7 +76,10 @@ Options:
   --host HOST            address to listen on (default 127.0.0.1)
   --port PORT            port to listen on, 0 for any free port (default 31337)
   --auth-token TOKEN     token AUTH must present; same fallbacks as the bridge (default "changeme")
-  --ack-delay-ms MS      delay every ack, to imitate a slow link (default 0)
+  --ack-delay-ms MS      delay every ack, to imitate a slow server (default 0)
+  --latency-ms MS        one-way latency of the link, both directions, frames travelling side
+                         by side: --latency-ms 50 is a 100 ms round trip (default 0)
+  --jitter-ms MS         extra random delay per chunk, 0..MS, order kept (default 0)
   --noise                interleave log-mirror lines and stale acks with every ack
   --log-level LEVEL      debug, info, warn or error (default info)
 `;

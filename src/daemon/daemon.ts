@@ -101,6 +101,7 @@ export async function startDaemon(
       log: log.child("publish"),
       intervalMs: options.intervalMs ?? 30_000,
       ackTimeoutMs: options.ackTimeoutMs,
+      window: options.window,
       ...(tuning.refreshMs !== undefined && { refreshMs: tuning.refreshMs }),
       ...(tuning.pingIdleMs !== undefined && { pingIdleMs: tuning.pingIdleMs }),
       ...(tuning.backoff !== undefined && { backoff: tuning.backoff }),

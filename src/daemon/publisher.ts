@@ -9,6 +9,7 @@ import { ackDelayMs } from "../console/ack.ts";
 import { ConsoleError } from "../console/errors.ts";
 import { type ConsoleTarget, handshake, openSession, sendLines } from "../console/publish.ts";
 import type { ConsoleSession } from "../console/session.ts";
+import { DEFAULT_WINDOW } from "../console/window.ts";
 import type { Connect } from "../console/transport.ts";
 import type { Logger } from "../log.ts";
 import { publishLines, type Snapshot } from "../snapshot/encode.ts";
@@ -25,6 +26,8 @@ export interface PublisherOptions {
   readonly intervalMs: number;
   readonly refreshMs?: number;
   readonly ackTimeoutMs?: number;
+  /** Console lines in flight before their acks (default DEFAULT_WINDOW). */
+  readonly window?: number;
   readonly pingIdleMs?: number;
   readonly debounceMs?: number;
   readonly backoff?: BackoffPolicy;
@@ -94,6 +97,7 @@ export class Publisher {
     this.#o = {
       refreshMs: 60_000,
       ackTimeoutMs: 5000,
+      window: DEFAULT_WINDOW,
       pingIdleMs: 15_000,
       debounceMs: 50,
       backoff: DEFAULT_BACKOFF,
@@ -187,6 +191,7 @@ export class Publisher {
     const log = this.#o.log;
     const session = await openSession(this.#o.connect, this.#o.target, {
       ackTimeoutMs: this.#o.ackTimeoutMs,
+      window: this.#o.window,
       onOther: (line) => log.debug(`<- ${line}`),
       // An idle loop would otherwise learn of a dropped link only at the next ping.
       onClose: () => {

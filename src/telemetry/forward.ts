@@ -9,6 +9,7 @@
  */
 import { ackDelayMs } from "../console/ack.ts";
 import { ConsoleError } from "../console/errors.ts";
+import { type Outgoing, sendAll } from "../console/publish.ts";
 import type { ConsoleSession } from "../console/session.ts";
 import { LIMITS } from "../namespace/limits.ts";
 import type { Logger } from "../log.ts";
@@ -18,6 +19,13 @@ import type { Spool } from "./spool.ts";
 import { byteLength } from "../util/bytes.ts";
 
 export const TELEMETRY_MIME = "application/x-ndjson";
+/**
+ * One step plans at most this many records, and starts no new record once this many chunks are
+ * planned: a snapshot change waits for at most one batch (about 0.5 s at a 100 ms round trip
+ * with a window of 4), and the window drains once per batch.
+ */
+export const BATCH_RECORDS = 16;
+export const BATCH_FRAMES = 24;
 
 export interface ForwarderOptions {
   readonly spool: Spool;
@@ -79,35 +87,67 @@ export class TelemetryForwarder {
   }
 
   /**
-   * Sends the record at the spool's position, resuming after its last acknowledged chunk.
-   * Link failures throw (the publisher reconnects); refusals pause forwarding and return.
+   * Sends the records at the spool's position, resuming the first after its last acknowledged
+   * chunk, with up to the session's window of chunks in flight. A batch ends where the Queen
+   * segment would overflow (the next step asks for a new one) or at the batch bounds. Link failures throw (the publisher
+   * reconnects); refusals pause forwarding and return. The spool advances past a record only
+   * once its last chunk is acknowledged; the chunks still in flight behind a refusal are resent
+   * under the same seqs, which the Queen refuses as a gap or drops as duplicates.
    */
   async step(session: ConsoleSession, signal?: AbortSignal): Promise<void> {
     const spool = this.#o.spool;
     const next = spool.next();
     if (next === null) return;
-    const text = encodeRecord(next.record as TelemetryRecord) + "\n";
-    const size = byteLength(text);
+    const cap = this.#o.queenSegmentBytes ?? 64 * 1024;
     const base = `/queen/telemetry/${this.#o.deviceId}`;
     try {
       let { queenSeg, seq, queenBytes } = next.progress;
       const fresh = next.progress.chunk === 0;
-      if (queenSeg === null || (fresh && queenBytes > 0 && queenBytes + size > (this.#o.queenSegmentBytes ?? 64 * 1024))) {
+      const firstSize = byteLength(encodeRecord(next.record as TelemetryRecord) + "\n");
+      if (queenSeg === null || (fresh && queenBytes > 0 && queenBytes + firstSize > cap)) {
         queenSeg = await this.#newSegment(session, base, signal);
         seq = 1;
         queenBytes = 0;
         spool.saveProgress({ queenSeg, seq, queenBytes, chunk: 0 });
       }
-      // Chunks are numbered from the seq the record started at, so a resumed record is re-cut identically.
-      const firstSeq = seq - next.progress.chunk;
-      const chunks = chunkRecord(text, firstSeq);
-      for (let c = next.progress.chunk; c < chunks.length; c++) {
-        await session.request(`ECHO ${base}/seg/${queenSeg} ${envelope(firstSeq + c, chunks[c]!)}`, "ECHO", signal);
-        // In memory only: the record's first seq is durable already, and the Queen drops seqs it has.
-        if (c < chunks.length - 1) spool.saveProgress({ chunk: c + 1, seq: firstSeq + c + 1 }, false);
+      // Chunks are numbered from the seq each record started at, so a resumed record is re-cut identically.
+      const plan: { seg: number; index: number; size: number; firstSeq: number; chunks: string[] }[] = [];
+      const requests: Outgoing[] = [];
+      const owner: { record: number; chunk: number }[] = [];
+      let firstSeq = seq - next.progress.chunk;
+      let bytes = queenBytes;
+      for (const item of spool.upcoming(BATCH_RECORDS)) {
+        const text = encodeRecord(item.record as TelemetryRecord) + "\n";
+        const size = byteLength(text);
+        if (plan.length > 0 && (bytes + size > cap || requests.length >= BATCH_FRAMES)) break;
+        const chunks = chunkRecord(text, firstSeq);
+        for (let c = plan.length === 0 ? next.progress.chunk : 0; c < chunks.length; c++) {
+          requests.push({ line: `ECHO ${base}/seg/${queenSeg} ${envelope(firstSeq + c, chunks[c]!)}`, verb: "ECHO" });
+          owner.push({ record: plan.length, chunk: c });
+        }
+        plan.push({ seg: item.seg, index: item.index, size, firstSeq, chunks });
+        firstSeq += chunks.length;
+        bytes += size;
       }
-      spool.advance({ queenSeg, seq: firstSeq + chunks.length, queenBytes: queenBytes + size });
-      this.forwarded++;
+      let delivered = queenBytes;
+      await sendAll(session, requests, signal, (i) => {
+        const { record, chunk } = owner[i]!;
+        const r = plan[record]!;
+        const seqAfter = r.firstSeq + chunk + 1;
+        const p = spool.progress;
+        const current = p.seg === r.seg && p.index === r.index;
+        if (chunk < r.chunks.length - 1) {
+          // In memory only: the record's first seq is durable already, and the Queen drops seqs it has.
+          if (current) spool.saveProgress({ chunk: chunk + 1, seq: seqAfter }, false);
+          return;
+        }
+        delivered += r.size;
+        this.forwarded++;
+        if (current) spool.advance({ queenSeg: queenSeg!, seq: seqAfter, queenBytes: delivered });
+        // The size cap dropped this record from the spool while it was in flight: it reached the
+        // Queen all the same, so the Queen segment's seqs carry on from it.
+        else spool.saveProgress({ queenSeg: queenSeg!, seq: seqAfter, queenBytes: delivered, chunk: 0 }, false);
+      });
       this.#attempt = 0;
     } catch (error) {
       if (!(error instanceof ConsoleError) || error.kind !== "rejected") throw error;
