@@ -51,7 +51,8 @@ export interface MockConsoleOptions {
   readonly port: number;
   readonly authToken: string;
   readonly ackDelayMs: number;
-  readonly latencyMs: number;
+  /** The link's round trip, half of it each way. */
+  readonly rttMs: number;
   readonly jitterMs: number;
   readonly noise: boolean;
   readonly logLevel: LogLevelName;
@@ -125,7 +126,7 @@ const MOCK_CONSOLE_FLAGS: FlagTable = {
   "port": "int:0:65535",
   "auth-token": "string:blank",
   "ack-delay-ms": "int:0:600000",
-  "latency-ms": "int:0:600000",
+  "rtt-ms": "int:0:600000",
   "jitter-ms": "int:0:600000",
   "noise": "bool",
   "log-level": "choice:debug|info|warn|error",
@@ -161,7 +162,7 @@ function mockConsoleCommand(argv: readonly string[], env: Readonly<Record<string
       port: (values.port as number | undefined) ?? DEFAULT_TCP_PORT,
       authToken: resolveAuthToken(values["auth-token"] as string | undefined, env),
       ackDelayMs: (values["ack-delay-ms"] as number | undefined) ?? 0,
-      latencyMs: (values["latency-ms"] as number | undefined) ?? 0,
+      rttMs: (values["rtt-ms"] as number | undefined) ?? 0,
       jitterMs: (values["jitter-ms"] as number | undefined) ?? 0,
       noise: values.noise === true,
       logLevel: (values["log-level"] as LogLevelName | undefined) ?? "info",

@@ -77,8 +77,8 @@ Options:
   --port PORT            port to listen on, 0 for any free port (default 31337)
   --auth-token TOKEN     token AUTH must present; same fallbacks as the bridge (default "changeme")
   --ack-delay-ms MS      delay every ack, to imitate a slow server (default 0)
-  --latency-ms MS        one-way latency of the link, both directions, frames travelling side
-                         by side: --latency-ms 50 is a 100 ms round trip (default 0)
+  --rtt-ms MS            round trip of the link, half of it each way, frames travelling side
+                         by side as on a long wire (default 0)
   --jitter-ms MS         extra random delay per chunk, 0..MS, order kept (default 0)
   --noise                interleave log-mirror lines and stale acks with every ack
   --log-level LEVEL      debug, info, warn or error (default info)

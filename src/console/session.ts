@@ -37,6 +37,8 @@ interface Entry {
   readonly path: string | undefined;
   /** A listing request (CAT, LS): its content lines follow its ack, up to `END`. */
   readonly collects: boolean;
+  /** The caller's signal: lines sharing it are one batch, withdrawn together on a refusal. */
+  readonly group: AbortSignal | undefined;
   readonly resolve: (ack: Ack) => void;
   readonly reject: (error: ConsoleError) => void;
   /** Set once the caller has been answered (an abandoned line stays in flight until acked). */
@@ -101,7 +103,8 @@ export class ConsoleSession {
    * Sends `line` once a slot in the window is free and resolves with its ack for `verb`; rejects
    * with a ConsoleError of kind `rejected` on `ERR`, `timeout` past the deadline (which closes
    * the connection: later acks could no longer be matched), `closed` if the connection ends or
-   * `signal` aborts first (with the signal's reason when that is a ConsoleError).
+   * `signal` aborts first (with the signal's reason when that is a ConsoleError). Lines given the
+   * same signal are a batch: when one is refused, those of them not yet written are withdrawn.
    */
   request(line: string, verb: string, signal?: AbortSignal): Promise<Ack> {
     return this.#enqueue(line, verb, signal, false);
@@ -111,7 +114,7 @@ export class ConsoleSession {
     if (this.#closed !== null) return Promise.reject(this.#closed);
     return new Promise<Ack>((resolve, reject) => {
       const path = verb === "ECHO" ? line.split(" ", 2)[1] : undefined;
-      const entry: Entry = { line, verb, path, collects, resolve, reject, settled: false, sentAt: 0, detach: () => {} };
+      const entry: Entry = { line, verb, path, collects, group: signal, resolve, reject, settled: false, sentAt: 0, detach: () => {} };
       if (signal !== undefined) {
         const onAbort = () => {
           const reason = signal.reason instanceof ConsoleError ? signal.reason : new ConsoleError("closed", `Abandoned ${verb}: shutting down`);
@@ -208,6 +211,17 @@ export class ConsoleSession {
     else entry.reject(new ConsoleError("rejected", `Console refused ${entry.verb}: ${outcome.detail || "(no detail)"}`, { ack: outcome }));
   }
 
+  /** A line of a batch was refused: its lines not yet written are not sent at all. */
+  #withdraw(group: AbortSignal): void {
+    const withdrawn = new ConsoleError("closed", "Withdrawn: an earlier line in the window was refused");
+    for (let i = this.#queued.length - 1; i >= 0; i--) {
+      const entry = this.#queued[i]!;
+      if (entry.group !== group) continue;
+      this.#queued.splice(i, 1);
+      this.#settle(entry, withdrawn);
+    }
+  }
+
   #fail(error: ConsoleError): ConsoleError {
     if (this.#closed === null) {
       this.#closed = error;
@@ -245,6 +259,7 @@ export class ConsoleSession {
       if (head.collects && ack.ok && this.#collector !== null) this.#collector.acked = true;
       if (head.collects && !ack.ok) this.#barrier = false;
       this.#settle(head, ack);
+      if (!ack.ok && head.group !== undefined) this.#withdraw(head.group);
       this.#arm();
       this.#pump();
     } else if (this.#collector?.acked === true && head === undefined) {

@@ -2,8 +2,8 @@
  * Forwards spooled telemetry to the Queen over the console connection the publisher holds
  * (contract section 10): a segment is asked for through `/queen/telemetry/<device>/ctl`, each
  * record goes as NDJSON in `cohsh-telemetry-push/v1` envelopes small enough for one ECHO, and
- * the spool moves past a record only once its last chunk is acknowledged (one sync per record;
- * after a crash a half-sent record is resent under the same seqs, which the Queen drops as
+ * the spool moves past a record only once its last chunk is acknowledged (synced once per batch;
+ * after a crash what was sent since is resent under the same seqs, which the Queen drops as
  * duplicates, so nothing arrives twice). A quota refusal
  * pauses forwarding (records keep spooling) without holding up snapshot publishes.
  */
@@ -130,6 +130,8 @@ export class TelemetryForwarder {
         bytes += size;
       }
       let delivered = queenBytes;
+      // The position is synced once per batch, and before any error leaves this step.
+      const sync = () => spool.saveProgress({});
       await sendAll(session, requests, signal, (i) => {
         const { record, chunk } = owner[i]!;
         const r = plan[record]!;
@@ -143,11 +145,11 @@ export class TelemetryForwarder {
         }
         delivered += r.size;
         this.forwarded++;
-        if (current) spool.advance({ queenSeg: queenSeg!, seq: seqAfter, queenBytes: delivered });
+        if (current) spool.advance({ queenSeg: queenSeg!, seq: seqAfter, queenBytes: delivered }, false);
         // The size cap dropped this record from the spool while it was in flight: it reached the
         // Queen all the same, so the Queen segment's seqs carry on from it.
         else spool.saveProgress({ queenSeg: queenSeg!, seq: seqAfter, queenBytes: delivered, chunk: 0 }, false);
-      });
+      }).finally(sync);
       this.#attempt = 0;
     } catch (error) {
       if (!(error instanceof ConsoleError) || error.kind !== "rejected") throw error;

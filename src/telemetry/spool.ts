@@ -167,12 +167,16 @@ export class Spool {
     if (durable) this.#persist();
   }
 
-  /** The record in flight is fully acknowledged: move past it, deleting consumed segments. */
-  advance(queen: Pick<Progress, "queenSeg" | "seq" | "queenBytes">): void {
+  /**
+   * The record in flight is fully acknowledged: move past it, deleting consumed segments. With
+   * `durable` false the position is synced later (saveProgress): lagging behind the Queen is
+   * safe, since what is resent carries the same seqs and the Queen drops those it has.
+   */
+  advance(queen: Pick<Progress, "queenSeg" | "seq" | "queenBytes">, durable = true): void {
     const p = this.#progress;
     Object.assign(p, queen, { index: p.index + 1, chunk: 0 });
     this.#clampProgress();
-    this.#persist();
+    if (durable) this.#persist();
   }
 
   /** Every record still spooled, oldest first (for export). */
