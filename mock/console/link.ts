@@ -24,9 +24,10 @@ export function linkConn(conn: Conn, settings: () => LinkSettings, random: () =>
   const inbound = new AsyncQueue<Uint8Array>();
   const timers = new Set<ReturnType<typeof setTimeout>>();
   let cut = false;
-  // The arrival time of the last chunk each way: a later chunk never overtakes it.
-  let lastIn = 0;
-  let lastOut = 0;
+  // Chunks on the wire each way, in sending order, with their arrival times (never decreasing,
+  // so a later chunk never overtakes an earlier one, as TCP guarantees).
+  const inWire = wire(() => cut, timers);
+  const outWire = wire(() => cut, timers);
   // Writes reach the socket one after another: a runtime may take a large one in parts.
   let writing: Promise<void> = Promise.resolve();
 
@@ -38,26 +39,11 @@ export function linkConn(conn: Conn, settings: () => LinkSettings, random: () =>
     conn.close();
     inbound.end();
   };
-  /** Runs `deliver` when a chunk sent now arrives; returns the new last arrival time. */
-  const carry = (last: number, deliver: () => void): number => {
+  /** Puts a chunk on `w`, or kills the link instead when the loss draw says so. */
+  const carry = (w: Wire, deliver: () => void): void => {
     const s = settings();
-    if ((s.lossPerChunk ?? 0) > 0 && random() < s.lossPerChunk!) {
-      die();
-      return last;
-    }
-    const latency = s.latencyMs ?? 0;
-    const jitter = (s.jitterMs ?? 0) * random();
-    if (latency + jitter <= 0 && last <= performance.now()) {
-      deliver();
-      return last;
-    }
-    const at = Math.max(last, performance.now() + latency + jitter);
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      if (!cut) deliver();
-    }, at - performance.now());
-    timers.add(timer);
-    return at;
+    if ((s.lossPerChunk ?? 0) > 0 && random() < s.lossPerChunk!) return die();
+    w.send((s.latencyMs ?? 0) + (s.jitterMs ?? 0) * random(), deliver);
   };
 
   void (async () => {
@@ -65,13 +51,13 @@ export function linkConn(conn: Conn, settings: () => LinkSettings, random: () =>
       for await (const chunk of conn.readable) {
         if (cut) break;
         const copy = chunk.slice();
-        lastIn = carry(lastIn, () => inbound.push(copy));
+        carry(inWire, () => inbound.push(copy));
       }
     } catch {
       // a reset: the connection is over either way
     }
     // What was already on the wire still arrives, then the reader sees the end.
-    if (!cut) lastIn = carry(lastIn, () => inbound.end());
+    if (!cut) inWire.send(settings().latencyMs ?? 0, () => inbound.end());
   })();
 
   return {
@@ -80,13 +66,46 @@ export function linkConn(conn: Conn, settings: () => LinkSettings, random: () =>
       if (cut) return Promise.reject(new Error("the link is down"));
       const copy = bytes.slice();
       // Like a socket buffer, the write returns at once; the bytes arrive later.
-      lastOut = carry(lastOut, () => void (writing = writing.then(() => conn.write(copy)).catch(die)));
+      carry(outWire, () => void (writing = writing.then(() => conn.write(copy)).catch(die)));
       return Promise.resolve();
     },
     close(): void {
       // A close travels the wire too: what was sent before it still arrives.
       if (cut) return;
-      lastOut = carry(lastOut, die);
+      outWire.send(settings().latencyMs ?? 0, die);
+    },
+  };
+}
+
+interface Wire {
+  /** Runs `deliver` `delayMs` from now, but never before what was sent earlier. */
+  send(delayMs: number, deliver: () => void): void;
+}
+
+/** One direction of the wire: a queue drained in order by one timer at a time. */
+function wire(isCut: () => boolean, timers: Set<ReturnType<typeof setTimeout>>): Wire {
+  const queue: { at: number; deliver: () => void }[] = [];
+  let armed = false;
+  const drain = () => {
+    armed = false;
+    const now = performance.now();
+    while (queue.length > 0 && queue[0]!.at <= now && !isCut()) queue.shift()!.deliver();
+    if (queue.length > 0 && !isCut()) arm();
+  };
+  const arm = () => {
+    armed = true;
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      drain();
+    }, Math.max(0, queue[0]!.at - performance.now()));
+    timers.add(timer);
+  };
+  return {
+    send(delayMs, deliver) {
+      const now = performance.now();
+      if (delayMs <= 0 && queue.length === 0) return deliver();
+      queue.push({ at: Math.max(queue.at(-1)?.at ?? 0, now + delayMs), deliver });
+      if (!armed) arm();
     },
   };
 }

@@ -67,6 +67,8 @@ export class ConsoleSession {
   /** A listing request is on the wire: later lines wait until its `END`. */
   #barrier = false;
   #closed: ConsoleError | null = null;
+  /** Settles when the read loop has ended. */
+  readonly #readDone: Promise<void>;
   /** Frames written so far. */
   framesSent = 0;
 
@@ -76,7 +78,7 @@ export class ConsoleSession {
     this.#window = checkWindow(options.window ?? DEFAULT_WINDOW);
     this.#onOther = options.onOther ?? (() => {});
     this.#onClose = options.onClose ?? (() => {});
-    void this.#readLoop();
+    this.#readDone = this.#readLoop();
   }
 
   /** Whether the connection is gone. */
@@ -184,9 +186,17 @@ export class ConsoleSession {
     this.framesSent += frames.length;
     if (this.#inFlight.length === frames.length) this.#arm();
     const bytes = frames.length === 1 ? frames[0]! : concatBytes(frames);
-    // Writes are chained: a runtime may take a large write in several parts.
+    // Writes are chained: a runtime may take a large write in several parts. A failed write
+    // means the console hung up, often right after answering an earlier line (ERR AUTH closes):
+    // what it sent before hanging up is read first, so that answer is the one callers see.
     this.#writing = this.#writing.then(() => this.#conn.write(bytes)).catch((cause) => {
-      this.#fail(new ConsoleError("closed", "Cannot send to the console: the connection failed", { cause }));
+      const failed = new ConsoleError("closed", "Cannot send to the console: the connection failed", { cause });
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#ackTimeoutMs)));
+      void Promise.race([this.#readDone, late]).then(() => {
+        clearTimeout(timer);
+        this.#fail(failed);
+      });
     });
   }
 
