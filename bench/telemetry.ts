@@ -104,7 +104,7 @@ try {
     await f.run(10); // connect, publish the snapshot, open a Queen segment
     const ms = await f.run(N);
     console.log(`  forward to the Queen over loopback, window ${DEFAULT_WINDOW}: ${rate(N, ms)} (${frames} ECHO frames per record, ` +
-      `${Math.round((N * frames) / (ms / 1000)).toLocaleString("en")} acked frames/s, progress synced per record)`);
+      `${Math.round((N * frames) / (ms / 1000)).toLocaleString("en")} acked frames/s, progress synced per batch)`);
   } finally {
     await f.stop();
   }
