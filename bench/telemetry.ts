@@ -1,7 +1,9 @@
 /**
  * Telemetry benchmark: records per second through ingest -> spool (fsync before ack) ->
  * forward to the mock console's Queen (in its own process, over loopback), and what the
- * on-disk sync costs per record. Run with `make bench-telemetry`; RECORDS=N (default 2000).
+ * on-disk sync costs per record, then the forwarding rate at round trips of 0, 25, 100 and 300 ms
+ * with the console window at 1 (stop-and-wait) and at its default (target at 100 ms: >= 3.5x).
+ * Run with `make bench-telemetry`; RECORDS=N (default 2000), RUNS=N samples per case (default 10).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,6 +21,8 @@ import { TelemetryForwarder } from "../src/telemetry/forward.ts";
 import { ingest } from "../src/telemetry/ingest.ts";
 import { encodeRecord, type TelemetryRecord } from "../src/telemetry/record.ts";
 import { Spool } from "../src/telemetry/spool.ts";
+import { DEFAULTS } from "../src/cli/defaults.ts";
+import { quantile } from "./quantile.ts";
 
 const N = Number(process.env.RECORDS ?? 2000);
 const log = createLogger({ level: "error", write: (l) => void process.stderr.write(l) });
@@ -56,34 +60,78 @@ for (const batch of [1, 100]) {
   spool.close();
 }
 
-// 2. Forward everything spooled to the Queen of a mock console in its own process.
-const mockConsole = spawnBridge(["mock-console", "--port", "0", "--auth-token", "bench"]);
-const consoleProc = mockConsole.proc;
-const port = Number((await mockConsole.waitFor(LISTENING))[1]);
-try {
+// 2. Forward everything spooled to the Queen of a mock console in its own process, over loopback.
+const frames = chunkRecord(encodeRecord({ ...record(1), model_id: "vision-base-v1", lora_id: "vision-lora-edge" } as TelemetryRecord) + "\n", 1).length;
+
+/** A publisher with a forwarder sidecar against a mock console whose link has `rttMs`. */
+async function forwarding(rttMs: number, window: number) {
+  const mockConsole = spawnBridge(["mock-console", "--port", "0", "--auth-token", "bench", "--rtt-ms", String(rttMs)]);
+  const port = Number((await mockConsole.waitFor(LISTENING))[1]);
   const spool = Spool.open({ dir: fresh(), log });
-  ingest(Array.from({ length: N }, (_, i) => record(i)), builtinCatalog(), spool);
-  const chunks = chunkRecord(encodeRecord({ ...record(1), model_id: "vision-base-v1", lora_id: "vision-lora-edge" } as TelemetryRecord) + "\n", 1).length;
   const forwarder = new TelemetryForwarder({ spool, deviceId: "edge-bench", log });
-  const runtime = bunRuntime();
-  const t0 = performance.now();
   const publisher = new Publisher({
-    connect: runtime.connect,
+    connect: bunRuntime().connect,
     target: { host: "127.0.0.1", port, token: "bench", ticket: "" },
     snapshot: () => Promise.resolve(makeSnapshot(buildNamespace(MOCK_GPUS, builtinCatalog()))),
     log,
-    intervalMs: 60_000,
+    intervalMs: 600_000,
+    window,
     sidecar: forwarder,
   });
   void publisher.start();
-  while (forwarder.forwarded < N) await Bun.sleep(5);
-  const ms = performance.now() - t0;
-  await publisher.stop();
-  console.log(`  forward to the Queen over loopback: ${rate(N, ms)} (${chunks} ECHO frames per record, ` +
-    `${Math.round((N * chunks) / (ms / 1000)).toLocaleString("en")} acked frames/s, progress synced per record)`);
-  spool.close();
+  let pushed = 0;
+  /** Spools `n` records and resolves with the milliseconds until the Queen acknowledged them all. */
+  const run = async (n: number) => {
+    const t0 = performance.now();
+    ingest(Array.from({ length: n }, (_, i) => record(pushed + i)), builtinCatalog(), spool);
+    pushed += n;
+    publisher.notifyWork();
+    while (forwarder.forwarded < pushed) await Bun.sleep(1);
+    return performance.now() - t0;
+  };
+  const stop = async () => {
+    await publisher.stop();
+    spool.close();
+    mockConsole.proc.kill("SIGINT");
+    await mockConsole.proc.exited;
+  };
+  return { run, stop };
+}
+
+try {
+  const f = await forwarding(0, DEFAULTS.window);
+  try {
+    await f.run(10); // connect, publish the snapshot, open a Queen segment
+    const ms = await f.run(N);
+    console.log(`  forward to the Queen over loopback, window ${DEFAULTS.window}: ${rate(N, ms)} (${frames} ECHO frames per record, ` +
+      `${Math.round((N * frames) / (ms / 1000)).toLocaleString("en")} acked frames/s, progress synced per batch)`);
+  } finally {
+    await f.stop();
+  }
+
+  // 3. The same by round trip, window 1 against the default: RUNS samples of K records each,
+  // K sized so a stop-and-wait sample takes about 2 s.
+  const runs = Number(process.env.RUNS ?? 10);
+  console.log(`  forwarding rate by round trip, median of ${runs} samples, window 1 against ${DEFAULTS.window} (default):`);
+  for (const rtt of [0, 25, 100, 300]) {
+    const k = rtt === 0 ? 200 : Math.max(1, Math.round(2000 / (frames * rtt)));
+    const medians: number[] = [];
+    for (const window of [1, DEFAULTS.window]) {
+      const f = await forwarding(rtt, window);
+      try {
+        await f.run(1);
+        const rates: number[] = [];
+        for (let i = 0; i < runs; i++) rates.push(k / ((await f.run(k)) / 1000));
+        medians.push(quantile(rates, 0.5));
+      } finally {
+        await f.stop();
+      }
+    }
+    const [one, many] = medians as [number, number];
+    const target = rtt === 100 ? `  target >= 3.5x: ${many / one >= 3.5 ? "met" : "MISSED"}` : "";
+    console.log(`    RTT ${String(rtt).padStart(3)} ms (${String(k).padStart(3)} records a sample): window 1 ${one.toFixed(1).padStart(8)} records/s, ` +
+      `window ${DEFAULTS.window} ${many.toFixed(1).padStart(8)} records/s (${(many / one).toFixed(2)}x)${target}`);
+  }
 } finally {
-  consoleProc.kill("SIGINT");
-  await consoleProc.exited;
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 }

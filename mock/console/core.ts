@@ -30,6 +30,8 @@ export interface ConsoleSettings {
   readonly token: string;
   readonly authTimeoutMs?: number;
   readonly now?: () => number;
+  /** Drives the link's jitter and loss (default Math.random). */
+  readonly random?: () => number;
 }
 
 /** State shared by every connection of one console. */
@@ -37,6 +39,7 @@ export class ConsoleState {
   readonly token: string;
   readonly authTimeoutMs: number;
   readonly now: () => number;
+  readonly random: () => number;
   faults: Faults = {};
   readonly receiver = new CtlReceiver();
   readonly queen = new QueenTelemetry();
@@ -54,6 +57,7 @@ export class ConsoleState {
     this.token = settings.token;
     this.authTimeoutMs = settings.authTimeoutMs ?? 5000;
     this.now = settings.now ?? Date.now;
+    this.random = settings.random ?? Math.random;
   }
 
   /** Subscribes to events; returns the unsubscribe function. */

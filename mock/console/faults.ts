@@ -1,5 +1,11 @@
-/** Faults a test can script into the mock console; all are off by default and can change live. */
-export interface Faults {
+import type { LinkSettings } from "./link.ts";
+
+/**
+ * Faults a test can script into the mock console; all are off by default and can change live.
+ * The link settings (`latencyMs`, `jitterMs`, `lossPerChunk`) put a long wire in front of every
+ * connection (link.ts).
+ */
+export interface Faults extends LinkSettings {
   /** Delay every ack by this many milliseconds. */
   ackDelayMs?: number;
   /** Interleave log-mirror noise, `PONG`, `END` and stale acks before every ack. */

@@ -8,9 +8,11 @@ import type { Conn, Connect } from "../../src/runtime/transport.ts";
 import { memoryConnect } from "../../src/runtime/memory.ts";
 import type { Runtime, TcpServer } from "../../src/runtime/types.ts";
 import { type Clock, delay, systemClock } from "../../src/util/clock.ts";
+import { LIMITS } from "../../src/contract/limits.ts";
+import { linkConn } from "./link.ts";
 import { ConsoleConnection, type ConsoleSettings, ConsoleState, isAck, NOISE_LINES } from "./core.ts";
 
-const QUEUE_LINES = 8;
+const QUEUE_LINES = LIMITS.consoleQueueLines;
 
 /** A running mock console. */
 export interface MockConsole {
@@ -33,9 +35,11 @@ export async function startMockConsole(
 
 /**
  * Serves one accepted connection (a socket, or one end of `memoryPair()`); `clock` times the
- * auth deadline and the scripted ack delay.
+ * auth deadline and the scripted ack delay. The link faults (latency, jitter, loss) run on the
+ * real timers, so tests on a fake clock leave them off.
  */
-export function serveConnection(state: ConsoleState, conn: Conn, clock: Clock = systemClock): void {
+export function serveConnection(state: ConsoleState, socket: Conn, clock: Clock = systemClock): void {
+  const conn = linkConn(socket, () => state.faults, state.random);
   const session = new ConsoleConnection(state);
   state.emit({ type: "connect", conn: session.id });
   const queue: string[] = [];

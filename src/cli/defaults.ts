@@ -26,6 +26,8 @@ export const DEFAULTS = Object.freeze({
   authToken: "changeme",
   ticket: "",
   ackTimeoutMs: 5000,
+  /** Console lines in flight before their acks (src/contract/window.ts bounds it). */
+  window: 4,
   /** `serve --publish` without `--interval-ms`. */
   serveIntervalMs: 30_000,
   logLevel: "info",
@@ -40,6 +42,8 @@ export const DEFAULTS = Object.freeze({
   mockConsoleHost: "127.0.0.1",
   mockConsolePort: 31337,
   ackDelayMs: 0,
+  rttMs: 0,
+  jitterMs: 0,
   approval: "pending",
 } as const satisfies {
   readonly [key: string]: string | number;

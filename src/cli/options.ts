@@ -22,6 +22,8 @@ export interface BridgeOptions {
   readonly authToken: string;
   readonly ticket: string;
   readonly ackTimeoutMs: number;
+  /** Console lines in flight before their acks (1: stop-and-wait). */
+  readonly window: number;
   readonly logLevel: LogLevel;
   /** Where leases are journalled (and the API token lives). */
   readonly stateDir: string;
@@ -44,6 +46,9 @@ export interface MockConsoleOptions {
   readonly port: number;
   readonly authToken: string;
   readonly ackDelayMs: number;
+  /** The link's round trip, half of it each way. */
+  readonly rttMs: number;
+  readonly jitterMs: number;
   readonly noise: boolean;
   readonly logLevel: LogLevel;
 }
@@ -98,6 +103,8 @@ export const BRIDGE_FLAGS = {
   "auth-token": "string:blank",
   "ticket": "string:blank",
   "ack-timeout-ms": "int:1:600000",
+  // 1..MAX_WINDOW (src/contract/window.ts); a literal, so the parser can type the value.
+  "window": "int:1:7",
   "log-level": "choice:debug|info|warn|error",
   "state-dir": "string",
   "bundle-dir": "string",
@@ -122,6 +129,8 @@ export const MOCK_CONSOLE_FLAGS = {
   "port": "int:0:65535",
   "auth-token": "string:blank",
   "ack-delay-ms": "int:0:600000",
+  "rtt-ms": "int:0:600000",
+  "jitter-ms": "int:0:600000",
   "noise": "bool",
   "log-level": "choice:debug|info|warn|error",
   "help": "bool",
@@ -166,6 +175,8 @@ function mockConsoleCommand(argv: readonly string[], env: Env): Command {
       port: values.port ?? DEFAULTS.mockConsolePort,
       authToken: resolveAuthToken(values["auth-token"], env),
       ackDelayMs: values["ack-delay-ms"] ?? DEFAULTS.ackDelayMs,
+      rttMs: values["rtt-ms"] ?? DEFAULTS.rttMs,
+      jitterMs: values["jitter-ms"] ?? DEFAULTS.jitterMs,
       noise: values.noise === true,
       logLevel: values["log-level"] ?? DEFAULTS.logLevel,
     },
@@ -283,6 +294,7 @@ function bridgeOptions(values: FlagValues<typeof SERVE_FLAGS> & { list?: true },
       authToken: resolveAuthToken(values["auth-token"], env),
       ticket: values.ticket ?? DEFAULTS.ticket,
       ackTimeoutMs: values["ack-timeout-ms"] ?? DEFAULTS.ackTimeoutMs,
+      window: values.window ?? DEFAULTS.window,
       logLevel: values["log-level"] ?? DEFAULTS.logLevel,
       stateDir: values["state-dir"] ?? defaultStateDir(env),
       bundleDir: values["bundle-dir"],

@@ -5,6 +5,8 @@
  */
 import { VERSION } from "../util/version.ts";
 import { BACKENDS, DEFAULTS, RUNNERS } from "./defaults.ts";
+import { LIMITS } from "../contract/limits.ts";
+import { MAX_WINDOW } from "../contract/window.ts";
 
 /** One flag's help: the argument it takes (none for a switch) and what it does. */
 export interface FlagHelp {
@@ -35,6 +37,10 @@ export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
   "auth-token": { arg: "TOKEN", text: `console token; if absent or blank: $COH_AUTH_TOKEN, then\n$COHSH_AUTH_TOKEN, then "${DEFAULTS.authToken}"` },
   "ticket": { arg: "TICKET", text: "ticket sent with ATTACH (default empty)" },
   "ack-timeout-ms": { arg: "MS", text: `how long to wait for each console ack (default ${DEFAULTS.ackTimeoutMs})` },
+  "window": {
+    arg: "N",
+    text: `console lines in flight before their acks, 1 (stop-and-wait) to ${MAX_WINDOW}\n(default ${DEFAULTS.window}; the console queues ${LIMITS.consoleQueueLines} lines and drops the oldest)`,
+  },
   "state-dir": { arg: "DIR", text: "where leases are journalled across restarts\n(default $XDG_STATE_HOME/gpu-bridge-host)" },
   "bundle-dir": { arg: "DIR", text: "staged job inputs and outputs; without it jobs carry payload_b64" },
   "runner": { arg: "KIND", text: `${DEFAULTS.runner} (default: cuda on real GPUs, cpu on the mock), ${or(RUNNERS.filter((r) => r !== DEFAULTS.runner))}` },
@@ -59,7 +65,12 @@ export const MOCK_CONSOLE_HELP: Readonly<Record<string, FlagHelp>> = {
   "host": { arg: "HOST", text: `address to listen on (default ${DEFAULTS.mockConsoleHost})` },
   "port": { arg: "PORT", text: `port to listen on, 0 for any free port (default ${DEFAULTS.mockConsolePort})` },
   "auth-token": { arg: "TOKEN", text: `token AUTH must present; same fallbacks as the bridge (default "${DEFAULTS.authToken}")` },
-  "ack-delay-ms": { arg: "MS", text: `delay every ack, to imitate a slow link (default ${DEFAULTS.ackDelayMs})` },
+  "ack-delay-ms": { arg: "MS", text: `delay every ack, to imitate a slow server (default ${DEFAULTS.ackDelayMs})` },
+  "rtt-ms": {
+    arg: "MS",
+    text: `round trip of the link, half of it each way, frames travelling side\nby side as on a long wire (default ${DEFAULTS.rttMs})`,
+  },
+  "jitter-ms": { arg: "MS", text: `extra random delay per chunk, 0..MS, order kept (default ${DEFAULTS.jitterMs})` },
   "noise": { text: "interleave log-mirror lines and stale acks with every ack" },
   "log-level": { arg: "LEVEL", text: `debug, info, warn or error (default ${DEFAULTS.logLevel})` },
   "help": { text: "print this help" },
@@ -85,7 +96,7 @@ function flagLines(table: Readonly<Record<string, FlagHelp>>, flags: readonly st
 export const SECTIONS: readonly (readonly [string, readonly string[]])[] = [
   ["Inventory and models", ["mock", "backend", "sys-root", "registry"]],
   ["Actions (--list and --publish may be combined; the list is printed first)", ["list", "publish", "interval-ms"]],
-  ["Console", ["tcp-host", "tcp-port", "auth-token", "ticket", "ack-timeout-ms"]],
+  ["Console", ["tcp-host", "tcp-port", "auth-token", "ticket", "ack-timeout-ms", "window"]],
   ["Leases and jobs (with --interval-ms or serve)", ["state-dir", "bundle-dir", "runner", "max-streams-per-gpu"]],
   ["Telemetry (with --interval-ms or serve)", ["device-id", "spool-max-mb", "queen-segment-kb"]],
   ["Local API (with --interval-ms or serve)", ["listen", "allow-remote", "api-token", "no-api"]],
@@ -116,7 +127,7 @@ Usage:
   gpu-bridge-host mock-console [options]
 
 Options:
-${flagLines(MOCK_CONSOLE_HELP, ["host", "port", "auth-token", "ack-delay-ms", "noise", "log-level"])}`;
+${flagLines(MOCK_CONSOLE_HELP, ["host", "port", "auth-token", "ack-delay-ms", "rtt-ms", "jitter-ms", "noise", "log-level"])}`;
 
 export const SERVE_USAGE = `gpu-bridge-host serve: run the bridge as a daemon until SIGINT or SIGTERM.
 

@@ -13,6 +13,8 @@ export async function run(command: Extract<Command, { kind: "mock-console" }>, i
   const runtime = await detectRuntime();
   const mock = await startMockConsole(runtime, { host: options.host, port: options.port, token: options.authToken });
   mock.state.faults.ackDelayMs = options.ackDelayMs;
+  mock.state.faults.latencyMs = options.rttMs / 2;
+  mock.state.faults.jitterMs = options.jitterMs;
   mock.state.faults.noise = options.noise;
   mock.state.on((e) => {
     if (e.type === "published") {

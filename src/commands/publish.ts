@@ -15,6 +15,7 @@ export async function publishCommand(options: BridgeOptions, ns: Namespace, log:
   const console = log.child("console");
   const report = await publishOnce(runtime.connect, target, snapshot, lines, {
     ackTimeoutMs: options.ackTimeoutMs,
+    window: options.window,
     onOther: (line) => console.debug(`<- ${line}`),
   });
   log.info(

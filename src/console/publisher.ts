@@ -27,6 +27,8 @@ export interface PublisherOptions {
   readonly intervalMs: number;
   readonly refreshMs?: number;
   readonly ackTimeoutMs?: number;
+  /** Console lines in flight before their acks (default: `--window`'s). */
+  readonly window?: number;
   readonly pingIdleMs?: number;
   readonly debounceMs?: number;
   readonly backoff?: BackoffPolicy;
@@ -99,6 +101,7 @@ export class Publisher {
     this.#o = {
       refreshMs: 60_000,
       ackTimeoutMs: DEFAULTS.ackTimeoutMs,
+      window: DEFAULTS.window,
       pingIdleMs: 15_000,
       debounceMs: 50,
       backoff: DEFAULT_BACKOFF,
@@ -194,6 +197,7 @@ export class Publisher {
     const session = await openSession(this.#o.connect, this.#o.target, {
       ackTimeoutMs: this.#o.ackTimeoutMs,
       clock: this.#clock,
+      window: this.#o.window,
       onOther: (line) => log.debug(`<- ${line}`),
       // An idle loop would otherwise learn of a dropped link only at the next ping.
       onClose: () => {

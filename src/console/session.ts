@@ -1,20 +1,32 @@
 /**
- * One authenticated conversation with the console over a `Conn`: send a line, wait for its
- * ack (skipping interleaved noise) under a per-ack deadline. Slow acks are waited for, not
- * treated as fatal, which is the reference's weakness over slow links.
+ * One authenticated conversation with the console over a `Conn`, with up to `window` lines in
+ * flight: each line is sent as soon as a slot is free and its ack is matched in order (the
+ * console answers every line, in the order it queued them), skipping interleaved noise. Each
+ * ack has its own deadline, counted from when it could first have come: its line's send, or the
+ * previous ack, whichever is later. Slow acks are waited for, not treated as fatal, which is the
+ * reference's weakness over slow links.
+ *
+ * The console's inbound queue holds 8 lines and drops the oldest when full, so the window never
+ * exceeds MAX_WINDOW (src/contract/window.ts). A line whose caller gave up after sending
+ * it still occupies its slot until its ack arrives, so a retry can never push the queue over.
  */
 import { type Ack, parseAck } from "../contract/ack.ts";
 import { ConsoleError } from "./errors.ts";
 import { encodeFrame, FrameDecoder, FrameError } from "../contract/frame.ts";
+import { checkWindow } from "../contract/window.ts";
 import type { Conn } from "../runtime/transport.ts";
+import { concatBytes } from "../util/bytes.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import { DEFAULTS } from "../cli/defaults.ts";
+
 
 /** Settings for one session. */
 export interface SessionOptions {
   /** How long to wait for each ack (default: `--ack-timeout-ms`'s). */
   readonly ackTimeoutMs?: number;
-  /** Called with every line that is not the awaited ack (log mirror, noise, stale acks). */
+  /** Lines sent before their acks arrive, 1 (stop-and-wait) to MAX_WINDOW (default: `--window`'s). */
+  readonly window?: number;
+  /** Called with every line that is not an awaited ack (log mirror, noise, stale acks). */
   readonly onOther?: (line: string) => void;
   /** Called once when the connection ends, whoever ended it. */
   readonly onClose?: (error: ConsoleError) => void;
@@ -22,35 +34,55 @@ export interface SessionOptions {
   readonly clock?: Clock;
 }
 
-interface Waiter {
+interface Entry {
+  readonly line: string;
   readonly verb: string;
-  resolve(ack: Ack): void;
-  reject(error: ConsoleError): void;
+  /** The ECHO path, checked against the ack's `path=` when it has one. */
+  readonly path: string | undefined;
+  /** A listing request (CAT, LS): its content lines follow its ack, up to `END`. */
+  readonly collects: boolean;
+  /** The caller's signal: lines sharing it are one batch, withdrawn together on a refusal. */
+  readonly group: AbortSignal | undefined;
+  readonly resolve: (ack: Ack) => void;
+  readonly reject: (error: ConsoleError) => void;
+  /** Set once the caller has been answered (an abandoned line stays in flight until acked). */
+  settled: boolean;
+  sentAt: number;
+  detach: () => void;
 }
 
-
-/** A console session; one request is in flight at a time, as the server's queue requires. */
+/** A console session. */
 export class ConsoleSession {
   readonly #conn: Conn;
   readonly #ackTimeoutMs: number;
+  readonly #window: number;
   readonly #onOther: (line: string) => void;
   readonly #onClose: (error: ConsoleError) => void;
   readonly #clock: Clock;
-  #waiter: Waiter | null = null;
-  /** Collects the lines after an ack (CAT, LS) until `END`. */
-  #collector: { lines: string[]; done: () => void } | null = null;
+  /** Lines waiting for a free slot, then lines sent and waiting for their acks. */
+  readonly #queued: Entry[] = [];
+  readonly #inFlight: Entry[] = [];
+  #lastAckAt = 0;
+  #timer: unknown;
+  #writing: Promise<void> = Promise.resolve();
+  /** Collects the lines after a listing's ack until `END`; nothing else is sent meanwhile. */
+  #collector: { lines: string[]; acked: boolean; done: () => void } | null = null;
+  /** A listing request is on the wire: later lines wait until its `END`. */
+  #barrier = false;
   #closed: ConsoleError | null = null;
-  #busy = false;
+  /** Settles when the read loop has ended. */
+  readonly #readDone: Promise<void>;
   /** Frames written so far. */
   framesSent = 0;
 
   constructor(conn: Conn, options: SessionOptions = {}) {
     this.#conn = conn;
     this.#ackTimeoutMs = options.ackTimeoutMs ?? DEFAULTS.ackTimeoutMs;
+    this.#window = checkWindow(options.window ?? DEFAULTS.window);
     this.#onOther = options.onOther ?? (() => {});
     this.#onClose = options.onClose ?? (() => {});
     this.#clock = options.clock ?? systemClock;
-    void this.#readLoop();
+    this.#readDone = this.#readLoop();
   }
 
   /** Whether the connection is gone. */
@@ -63,53 +95,61 @@ export class ConsoleSession {
     return this.#closed;
   }
 
-  /**
-   * Sends `line` and resolves with the ack for `verb`; rejects with a ConsoleError of kind
-   * `rejected` on `ERR`, `timeout` past the deadline, `closed` if the peer hangs up.
-   */
-  async request(line: string, verb: string, signal?: AbortSignal): Promise<Ack> {
-    if (this.#busy) throw new Error(`ConsoleSession.request: a request is already in flight (sending ${verb})`);
-    // Created before waiting so its stack names the caller, not a timer.
-    const timeout = new ConsoleError("timeout", `No ack for ${verb} within ${this.#ackTimeoutMs} ms`);
-    if (this.#closed !== null) throw this.#closed;
-    this.#busy = true;
-    let timer: unknown;
-    let onAbort: (() => void) | undefined;
-    try {
-      const acked = new Promise<Ack>((resolve, reject) => {
-        this.#waiter = { verb, resolve, reject };
-        timer = this.#clock.setTimer(this.#ackTimeoutMs, () => reject(timeout));
-        if (signal !== undefined) {
-          onAbort = () => reject(new ConsoleError("closed", `Abandoned ${verb}: shutting down`));
-          if (signal.aborted) onAbort();
-          else signal.addEventListener("abort", onAbort, { once: true });
-        }
-      });
-      await this.#conn.write(encodeFrame(line)).catch((cause) => {
-        throw this.#fail(new ConsoleError("closed", `Cannot send ${verb}: the connection failed`, { cause }));
-      });
-      this.framesSent++;
-      const ack = await acked;
-      if (!ack.ok) {
-        throw new ConsoleError("rejected", `Console refused ${verb}: ${ack.detail || "(no detail)"}`, { ack });
-      }
-      return ack;
-    } finally {
-      this.#clock.clearTimer(timer);
-      if (onAbort !== undefined) signal?.removeEventListener("abort", onAbort);
-      this.#waiter = null;
-      this.#busy = false;
-    }
+  /** The most lines this session keeps unacknowledged. */
+  get window(): number {
+    return this.#window;
   }
 
-  /** Sends `line` and returns the content lines that follow its ack, up to `END` (CAT, LS). */
+  /** Lines sent and not yet acknowledged (abandoned ones included). */
+  get inFlight(): number {
+    return this.#inFlight.length;
+  }
+
+  /**
+   * Sends `line` once a slot in the window is free and resolves with its ack for `verb`; rejects
+   * with a ConsoleError of kind `rejected` on `ERR`, `timeout` past the deadline (which closes
+   * the connection: later acks could no longer be matched), `closed` if the connection ends or
+   * `signal` aborts first (with the signal's reason when that is a ConsoleError). Lines given the
+   * same signal are a batch: when one is refused, those of them not yet written are withdrawn.
+   */
+  request(line: string, verb: string, signal?: AbortSignal): Promise<Ack> {
+    return this.#enqueue(line, verb, signal, false);
+  }
+
+  #enqueue(line: string, verb: string, signal: AbortSignal | undefined, collects: boolean): Promise<Ack> {
+    if (this.#closed !== null) return Promise.reject(this.#closed);
+    return new Promise<Ack>((resolve, reject) => {
+      const path = verb === "ECHO" ? line.split(" ", 2)[1] : undefined;
+      const entry: Entry = { line, verb, path, collects, group: signal, resolve, reject, settled: false, sentAt: 0, detach: () => {} };
+      if (signal !== undefined) {
+        const onAbort = () => {
+          const reason = signal.reason instanceof ConsoleError ? signal.reason : new ConsoleError("closed", `Abandoned ${verb}: shutting down`);
+          const i = this.#queued.indexOf(entry);
+          if (i >= 0) this.#queued.splice(i, 1); // never sent: forget it
+          this.#settle(entry, reason);
+        };
+        if (signal.aborted) return onAbort();
+        signal.addEventListener("abort", onAbort, { once: true });
+        entry.detach = () => signal.removeEventListener("abort", onAbort);
+      }
+      this.#queued.push(entry);
+      this.#pump();
+    });
+  }
+
+  /**
+   * Sends `line` and returns the content lines that follow its ack, up to `END` (CAT, LS). It
+   * is sent once every earlier line is acknowledged, and later lines wait for its `END`, so the
+   * content cannot be mistaken for acks.
+   */
   async requestLines(line: string, verb: string, signal?: AbortSignal): Promise<string[]> {
+    if (this.#collector !== null) throw new Error(`ConsoleSession.requestLines: ${verb} while another listing is being read`);
     const lines: string[] = [];
     let done!: () => void;
     const ended = new Promise<void>((resolve) => (done = resolve));
-    this.#collector = { lines, done };
+    this.#collector = { lines, acked: false, done };
     try {
-      await this.request(line, verb, signal);
+      await this.#enqueue(line, verb, signal, true);
       const timeout = new ConsoleError("timeout", `No END after ${verb} within ${this.#ackTimeoutMs} ms`);
       let timer: unknown;
       await Promise.race([ended, new Promise<never>((_, reject) => (timer = this.#clock.setTimer(this.#ackTimeoutMs, () => reject(timeout))))])
@@ -117,6 +157,8 @@ export class ConsoleSession {
       return lines;
     } finally {
       this.#collector = null;
+      this.#barrier = false;
+      this.#pump();
     }
   }
 
@@ -125,14 +167,86 @@ export class ConsoleSession {
     this.#fail(new ConsoleError("closed", "Connection closed by the bridge"));
   }
 
+  /** Writes queued lines while the window has room, in one write. */
+  #pump(): void {
+    if (this.#closed !== null) return;
+    const frames: Uint8Array[] = [];
+    const now = this.#clock.now();
+    while (this.#queued.length > 0 && this.#inFlight.length < this.#window && !this.#barrier) {
+      // A listing's content must not interleave with acks: its request goes alone.
+      if (this.#queued[0]!.collects && this.#inFlight.length > 0) break;
+      const entry = this.#queued.shift()!;
+      try {
+        frames.push(encodeFrame(entry.line));
+      } catch (error) {
+        this.#settle(entry, new ConsoleError("protocol", (error as Error).message, { cause: error }));
+        continue;
+      }
+      entry.sentAt = now;
+      this.#inFlight.push(entry);
+      if (entry.collects) this.#barrier = true;
+    }
+    if (frames.length === 0) return;
+    this.framesSent += frames.length;
+    if (this.#inFlight.length === frames.length) this.#arm();
+    const bytes = frames.length === 1 ? frames[0]! : concatBytes(frames);
+    // Writes are chained: a runtime may take a large write in several parts. A failed write
+    // means the console hung up, often right after answering an earlier line (ERR AUTH closes):
+    // what it sent before hanging up is read first, so that answer is the one callers see.
+    this.#writing = this.#writing.then(() => this.#conn.write(bytes)).catch((cause) => {
+      const failed = new ConsoleError("closed", "Cannot send to the console: the connection failed", { cause });
+      let timer: unknown;
+      const late = new Promise<void>((resolve) => (timer = this.#clock.setTimer(this.#ackTimeoutMs, resolve)));
+      void Promise.race([this.#readDone, late]).then(() => {
+        this.#clock.clearTimer(timer);
+        this.#fail(failed);
+      });
+    });
+  }
+
+  /** (Re)starts the deadline of the oldest line in flight. */
+  #arm(): void {
+    this.#clock.clearTimer(this.#timer);
+    const head = this.#inFlight[0];
+    if (head === undefined) return;
+    const from = Math.max(head.sentAt, this.#lastAckAt);
+    const wait = Math.max(0, from + this.#ackTimeoutMs - this.#clock.now());
+    this.#timer = this.#clock.setTimer(wait, () => {
+      this.#fail(new ConsoleError("timeout", `No ack for ${head.verb} within ${this.#ackTimeoutMs} ms`));
+    });
+  }
+
+  #settle(entry: Entry, outcome: Ack | ConsoleError): void {
+    if (entry.settled) return;
+    entry.settled = true;
+    entry.detach();
+    if (outcome instanceof ConsoleError) entry.reject(outcome);
+    else if (outcome.ok) entry.resolve(outcome);
+    else entry.reject(new ConsoleError("rejected", `Console refused ${entry.verb}: ${outcome.detail || "(no detail)"}`, { ack: outcome }));
+  }
+
+  /** A line of a batch was refused: its lines not yet written are not sent at all. */
+  #withdraw(group: AbortSignal): void {
+    const withdrawn = new ConsoleError("closed", "Withdrawn: an earlier line in the window was refused");
+    for (let i = this.#queued.length - 1; i >= 0; i--) {
+      const entry = this.#queued[i]!;
+      if (entry.group !== group) continue;
+      this.#queued.splice(i, 1);
+      this.#settle(entry, withdrawn);
+    }
+  }
+
   #fail(error: ConsoleError): ConsoleError {
     if (this.#closed === null) {
       this.#closed = error;
+      this.#clock.clearTimer(this.#timer);
       this.#conn.close();
-      this.#waiter?.reject(error);
+      // The first line in flight gets the real reason; the rest were never answered.
+      for (const entry of [...this.#inFlight, ...this.#queued]) this.#settle(entry, error);
+      this.#inFlight.length = 0;
+      this.#queued.length = 0;
       this.#onClose(error);
     }
-    this.#waiter?.reject(this.#closed);
     return this.#closed;
   }
 
@@ -147,18 +261,24 @@ export class ConsoleSession {
       if (cause instanceof FrameError) {
         for (const line of cause.lines) this.#dispatch(line); // whole lines sent before the garbage
         this.#fail(new ConsoleError("protocol", cause.message, { cause }));
-      }
-      else this.#fail(new ConsoleError("closed", "The connection to the console failed", { cause }));
+      } else this.#fail(new ConsoleError("closed", "The connection to the console failed", { cause }));
     }
   }
 
   #dispatch(line: string): void {
-    const ack = parseAck(line);
-    const waiter = this.#waiter;
-    if (ack !== null && waiter !== null && ack.verb === waiter.verb) {
-      this.#waiter = null;
-      waiter.resolve(ack);
-    } else if (this.#collector !== null && this.#waiter === null) {
+    const head = this.#inFlight[0];
+    const ack = head === undefined ? null : parseAck(line);
+    if (ack !== null && head !== undefined && ack.verb === head.verb && (head.path === undefined || ack.fields.path === undefined || ack.fields.path === head.path)) {
+      this.#inFlight.shift();
+      this.#lastAckAt = this.#clock.now();
+      // Its content may follow in this very read: collect from the next line on.
+      if (head.collects && ack.ok && this.#collector !== null) this.#collector.acked = true;
+      if (head.collects && !ack.ok) this.#barrier = false;
+      this.#settle(head, ack);
+      if (!ack.ok && head.group !== undefined) this.#withdraw(head.group);
+      this.#arm();
+      this.#pump();
+    } else if (this.#collector?.acked === true && head === undefined) {
       if (line === "END") this.#collector.done();
       else this.#collector.lines.push(line);
     } else {

@@ -17,6 +17,8 @@ export const LIMITS = Object.freeze({
   commandBytes: 256,
   echoPayloadBytes: 128,
   pathBytes: 96,
+  /** Lines the console queues per session; past that it drops the oldest. */
+  consoleQueueLines: 8,
 });
 
 // deno-lint-ignore no-control-regex

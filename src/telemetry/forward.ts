@@ -2,13 +2,14 @@
  * Forwards spooled telemetry to the Queen over the console connection the publisher holds
  * (docs/protocol.md#10-queen-telemetry): a segment is asked for through `/queen/telemetry/<device>/ctl`, each
  * record goes as NDJSON in `cohsh-telemetry-push/v1` envelopes small enough for one ECHO, and
- * the spool moves past a record only once its last chunk is acknowledged (one sync per record;
- * after a crash a half-sent record is resent under the same seqs, which the Queen drops as
+ * the spool moves past a record only once its last chunk is acknowledged (synced once per batch;
+ * after a crash what was sent since is resent under the same seqs, which the Queen drops as
  * duplicates, so nothing arrives twice). A quota refusal
  * pauses forwarding (records keep spooling) without holding up snapshot publishes.
  */
 import { ackDelayMs } from "../contract/ack.ts";
 import { ConsoleError } from "../console/errors.ts";
+import { type Outgoing, sendAll } from "../console/publish.ts";
 import type { ConsoleSession } from "../console/session.ts";
 import { LIMITS } from "../contract/limits.ts";
 import type { Logger } from "../util/log.ts";
@@ -21,6 +22,13 @@ import { DEFAULTS } from "../cli/defaults.ts";
 import { isSafeId } from "../contract/ids.ts";
 
 export const TELEMETRY_MIME = "application/x-ndjson";
+/**
+ * One step plans at most this many records, and starts no new record once this many chunks are
+ * planned: a snapshot change waits for at most one batch (about 0.5 s at a 100 ms round trip
+ * with a window of 4), and the window drains once per batch.
+ */
+export const BATCH_RECORDS = 16;
+export const BATCH_FRAMES = 24;
 
 export interface ForwarderOptions {
   readonly spool: Spool;
@@ -83,35 +91,69 @@ export class TelemetryForwarder {
   }
 
   /**
-   * Sends the record at the spool's position, resuming after its last acknowledged chunk.
-   * Link failures throw (the publisher reconnects); refusals pause forwarding and return.
+   * Sends the records at the spool's position, resuming the first after its last acknowledged
+   * chunk, with up to the session's window of chunks in flight. A batch ends where the Queen
+   * segment would overflow (the next step asks for a new one) or at the batch bounds. Link failures throw (the publisher
+   * reconnects); refusals pause forwarding and return. The spool advances past a record only
+   * once its last chunk is acknowledged; the chunks still in flight behind a refusal are resent
+   * under the same seqs, which the Queen refuses as a gap or drops as duplicates.
    */
   async step(session: ConsoleSession, signal?: AbortSignal): Promise<void> {
     const spool = this.#o.spool;
     const next = spool.next();
     if (next === null) return;
-    const text = encodeRecord(next.record as TelemetryRecord) + "\n";
-    const size = byteLength(text);
+    const cap = this.#o.queenSegmentBytes ?? DEFAULTS.queenSegmentKb * 1024;
     const base = `/queen/telemetry/${this.#o.deviceId}`;
     try {
       let { queenSeg, seq, queenBytes } = next.progress;
       const fresh = next.progress.chunk === 0;
-      if (queenSeg === null || (fresh && queenBytes > 0 && queenBytes + size > (this.#o.queenSegmentBytes ?? DEFAULTS.queenSegmentKb * 1024))) {
+      const firstSize = byteLength(encodeRecord(next.record as TelemetryRecord) + "\n");
+      if (queenSeg === null || (fresh && queenBytes > 0 && queenBytes + firstSize > cap)) {
         queenSeg = await this.#newSegment(session, base, signal);
         seq = 1;
         queenBytes = 0;
         spool.saveProgress({ queenSeg, seq, queenBytes, chunk: 0 });
       }
-      // Chunks are numbered from the seq the record started at, so a resumed record is re-cut identically.
-      const firstSeq = seq - next.progress.chunk;
-      const chunks = chunkRecord(text, firstSeq);
-      for (let c = next.progress.chunk; c < chunks.length; c++) {
-        await session.request(`ECHO ${base}/seg/${queenSeg} ${envelope(firstSeq + c, chunks[c]!)}`, "ECHO", signal);
-        // In memory only: the record's first seq is durable already, and the Queen drops seqs it has.
-        if (c < chunks.length - 1) spool.saveProgress({ chunk: c + 1, seq: firstSeq + c + 1 }, false);
+      // Chunks are numbered from the seq each record started at, so a resumed record is re-cut identically.
+      const plan: { seg: number; index: number; size: number; firstSeq: number; chunks: string[] }[] = [];
+      const requests: Outgoing[] = [];
+      const owner: { record: number; chunk: number }[] = [];
+      let firstSeq = seq - next.progress.chunk;
+      let bytes = queenBytes;
+      for (const item of spool.upcoming(BATCH_RECORDS)) {
+        const text = encodeRecord(item.record as TelemetryRecord) + "\n";
+        const size = byteLength(text);
+        if (plan.length > 0 && (bytes + size > cap || requests.length >= BATCH_FRAMES)) break;
+        const chunks = chunkRecord(text, firstSeq);
+        for (let c = plan.length === 0 ? next.progress.chunk : 0; c < chunks.length; c++) {
+          requests.push({ line: `ECHO ${base}/seg/${queenSeg} ${envelope(firstSeq + c, chunks[c]!)}`, verb: "ECHO" });
+          owner.push({ record: plan.length, chunk: c });
+        }
+        plan.push({ seg: item.seg, index: item.index, size, firstSeq, chunks });
+        firstSeq += chunks.length;
+        bytes += size;
       }
-      spool.advance({ queenSeg, seq: firstSeq + chunks.length, queenBytes: queenBytes + size });
-      this.forwarded++;
+      let delivered = queenBytes;
+      // The position is synced once per batch, and before any error leaves this step.
+      const sync = () => spool.saveProgress({});
+      await sendAll(session, requests, signal, (i) => {
+        const { record, chunk } = owner[i]!;
+        const r = plan[record]!;
+        const seqAfter = r.firstSeq + chunk + 1;
+        const p = spool.progress;
+        const current = p.seg === r.seg && p.index === r.index;
+        if (chunk < r.chunks.length - 1) {
+          // In memory only: the record's first seq is durable already, and the Queen drops seqs it has.
+          if (current) spool.saveProgress({ chunk: chunk + 1, seq: seqAfter }, false);
+          return;
+        }
+        delivered += r.size;
+        this.forwarded++;
+        if (current) spool.advance({ queenSeg: queenSeg!, seq: seqAfter, queenBytes: delivered }, false);
+        // The size cap dropped this record from the spool while it was in flight: it reached the
+        // Queen all the same, so the Queen segment's seqs carry on from it.
+        else spool.saveProgress({ queenSeg: queenSeg!, seq: seqAfter, queenBytes: delivered, chunk: 0 }, false);
+      }).finally(sync);
       this.#attempt = 0;
     } catch (error) {
       if (!(error instanceof ConsoleError) || error.kind !== "rejected") throw error;

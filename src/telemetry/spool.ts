@@ -146,17 +146,38 @@ export class Spool {
    * (enough to resume after a dropped link); after a crash the record is resent from its first
    * chunk, under the same seqs, and the Queen drops the ones it already has.
    */
+  /**
+   * Up to `max` records from the current position on, across segment files, each with its place
+   * (`seg`, `index`): what a forwarder may put in flight before the first is acknowledged.
+   */
+  upcoming(max: number): { record: unknown; seg: number; index: number }[] {
+    const p = this.#progress;
+    const out: { record: unknown; seg: number; index: number }[] = [];
+    for (const seg of this.#segments) {
+      if (seg.n < p.seg) continue;
+      for (let i = seg.n === p.seg ? p.index : 0; i < seg.offsets.length && out.length < max; i++) {
+        out.push({ record: this.#read(seg, i), seg: seg.n, index: i });
+      }
+      if (out.length >= max) break;
+    }
+    return out;
+  }
+
   saveProgress(update: Partial<Progress>, durable = true): void {
     Object.assign(this.#progress, update);
     if (durable) this.#persist();
   }
 
-  /** The record in flight is fully acknowledged: move past it, deleting consumed segments. */
-  advance(queen: Pick<Progress, "queenSeg" | "seq" | "queenBytes">): void {
+  /**
+   * The record in flight is fully acknowledged: move past it, deleting consumed segments. With
+   * `durable` false the position is synced later (saveProgress): lagging behind the Queen is
+   * safe, since what is resent carries the same seqs and the Queen drops those it has.
+   */
+  advance(queen: Pick<Progress, "queenSeg" | "seq" | "queenBytes">, durable = true): void {
     const p = this.#progress;
     Object.assign(p, queen, { index: p.index + 1, chunk: 0 });
     this.#clampProgress();
-    this.#persist();
+    if (durable) this.#persist();
   }
 
   /** Every record still spooled, oldest first (for export). */

@@ -116,12 +116,21 @@ describe("ConsoleSession", () => {
     expect((await acked)?.message).toBe("Abandoned PING: shutting down");
   });
 
-  test("one request at a time: a second concurrent request is a programming error", async () => {
-    const { session, peer: p } = setup();
+  test("with window 1, a second request waits for the first one's ack before it is sent", async () => {
+    const clock = new FakeClock();
+    const [client, server] = memoryPair();
+    const p = peer(server);
+    const session = new ConsoleSession(client, { clock, window: 1 });
     const first = session.request("PING", "PING");
-    await expect(session.request("PING", "PING")).rejects.toThrow("a request is already in flight");
-    await p.reply("OK PING");
+    const second = session.request("ECHO /gpu/bridge/ctl x", "ECHO");
+    await settle();
+    expect(p.received).toEqual(["PING"]);
+    await p.reply("PONG", "OK PING reply=pong");
     await first;
+    await settle();
+    expect(p.received).toEqual(["PING", "ECHO /gpu/bridge/ctl x"]);
+    await p.reply("OK ECHO path=/gpu/bridge/ctl bytes=1");
+    await second;
   });
 
   test("requestLines() collects the lines between the ack and END", async () => {

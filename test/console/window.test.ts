@@ -1,0 +1,210 @@
+/**
+ * The console window (#17): several lines in flight, acks matched in order, never more than the
+ * window unacknowledged (lines a caller gave up on included), refusals and timeouts inside a
+ * window. A scripted peer stands in for the console, so each step is observed, not timed.
+ */
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { MOCK_GPUS } from "../../src/inventory/mock.ts";
+import { type MockConsole, startMockConsole } from "../../mock/console/server.ts";
+import { ConsoleError } from "../../src/console/errors.ts";
+import { encodeFrame, FrameDecoder } from "../../src/contract/frame.ts";
+import { echoLines, publishOnce, sendAll } from "../../src/console/publish.ts";
+import { ConsoleSession } from "../../src/console/session.ts";
+import type { Conn } from "../../src/runtime/transport.ts";
+import { checkWindow, MAX_WINDOW } from "../../src/contract/window.ts";
+import { DEFAULTS } from "../../src/cli/defaults.ts";
+import { builtinCatalog } from "../../src/models/catalog.ts";
+import { buildNamespace } from "../../src/contract/namespace.ts";
+import { AsyncQueue } from "../../src/util/async-queue.ts";
+import { bunRuntime } from "../../src/runtime/bun.ts";
+import { makeSnapshot, publishLines } from "../../src/contract/snapshot.ts";
+import { until } from "../helpers.ts";
+
+/** A console played by the test: what the session wrote, and a way to answer. */
+function peer() {
+  const incoming = new AsyncQueue<Uint8Array>();
+  const decoder = new FrameDecoder();
+  const received: string[] = [];
+  let closed = false;
+  const conn: Conn = {
+    readable: incoming,
+    write(bytes) {
+      received.push(...decoder.push(bytes));
+      return Promise.resolve();
+    },
+    close() {
+      closed = true;
+      incoming.end();
+    },
+  };
+  return {
+    conn,
+    received,
+    isClosed: () => closed,
+    /** Sends `lines` to the session in one read. */
+    say: (...lines: string[]) => incoming.push(new Uint8Array(lines.flatMap((l) => [...encodeFrame(l)]))),
+  };
+}
+
+const settled = () => new Promise((r) => setTimeout(r, 10));
+const echo = (n: number) => ({ line: `ECHO /gpu/bridge/ctl line-${n}`, verb: "ECHO" });
+const ok = (n = 1) => `OK ECHO path=/gpu/bridge/ctl bytes=${6 + String(n).length}`;
+
+describe("checkWindow()", () => {
+  test("takes 1 to 7, the console's 8-line queue less one", () => {
+    expect(MAX_WINDOW).toBe(7);
+    expect(DEFAULTS.window).toBe(4);
+    expect(checkWindow(1)).toBe(1);
+    expect(checkWindow(7)).toBe(7);
+    expect(() => checkWindow(8)).toThrow("Cannot use a console window of 8: it must be an integer from 1 to 7");
+    expect(() => checkWindow(0)).toThrow(RangeError);
+    expect(() => checkWindow(2.5)).toThrow(RangeError);
+  });
+});
+
+describe("ConsoleSession's window", () => {
+  test("sends up to the window before any ack, then one more per ack, and matches acks in order", async () => {
+    const p = peer();
+    const session = new ConsoleSession(p.conn, { window: 3 });
+    const acked: number[] = [];
+    const done = sendAll(session, [1, 2, 3, 4, 5].map(echo), undefined, (i) => acked.push(i));
+    await settled();
+    expect(p.received).toEqual(["ECHO /gpu/bridge/ctl line-1", "ECHO /gpu/bridge/ctl line-2", "ECHO /gpu/bridge/ctl line-3"]);
+    expect(session.inFlight).toBe(3);
+    p.say("[net-console] queue depth=3", ok());
+    await settled();
+    expect(acked).toEqual([0]);
+    expect(p.received).toHaveLength(4);
+    p.say(ok(), "PONG", ok(), ok(), ok());
+    await done;
+    expect(acked).toEqual([0, 1, 2, 3, 4]);
+    expect(p.received).toHaveLength(5);
+    expect(session.framesSent).toBe(5);
+    session.close();
+  });
+
+  test("window 1 is stop-and-wait", async () => {
+    const p = peer();
+    const session = new ConsoleSession(p.conn, { window: 1 });
+    const done = sendAll(session, [1, 2].map(echo));
+    await settled();
+    expect(p.received).toHaveLength(1);
+    p.say(ok());
+    await settled();
+    expect(p.received).toHaveLength(2);
+    p.say(ok());
+    await done;
+    session.close();
+  });
+
+  test("a refusal withdraws the unsent rest; the lines on the wire keep their slots until answered", async () => {
+    const p = peer();
+    const session = new ConsoleSession(p.conn, { window: 3 });
+    const first = sendAll(session, [1, 2, 3, 4, 5].map(echo));
+    await settled();
+    p.say(ok(), "ERR ECHO reason=policy detail=invalid-payload path=/gpu/bridge/ctl error=invalid payload");
+    const err = await first.catch((e) => e);
+    expect(err).toBeInstanceOf(ConsoleError);
+    expect(err.kind).toBe("rejected");
+    expect(err.message).toContain("Console refused ECHO: reason=policy detail=invalid-payload");
+    // Lines 1-4 went out (4 after 1's ack); 5 was withdrawn. 3 and 4 are still unanswered.
+    expect(p.received).toHaveLength(4);
+    expect(session.inFlight).toBe(2);
+    // A retry may use only the one free slot until those two are answered.
+    const retry = sendAll(session, [6, 7, 8].map(echo));
+    await settled();
+    expect(p.received).toHaveLength(5);
+    expect(p.received.at(-1)).toBe("ECHO /gpu/bridge/ctl line-6");
+    // The stale answers are consumed by the abandoned lines, not taken for the retry's.
+    p.say("ERR ECHO reason=policy detail=invalid-payload path=/gpu/bridge/ctl", ok());
+    await settled();
+    expect(p.received).toHaveLength(7);
+    p.say(ok(), ok(), ok());
+    await retry;
+    session.close();
+  });
+
+  test("an ack naming another path is not this line's", async () => {
+    const p = peer();
+    const seen: string[] = [];
+    const session = new ConsoleSession(p.conn, { window: 2, onOther: (l) => seen.push(l) });
+    const done = session.request("ECHO /queen/telemetry/e/seg/seg-000001 {}", "ECHO");
+    await settled();
+    p.say("OK ECHO path=/gpu/bridge/ctl bytes=3", "OK ECHO path=/queen/telemetry/e/seg/seg-000001 bytes=2");
+    expect((await done).fields.path).toBe("/queen/telemetry/e/seg/seg-000001");
+    expect(seen).toEqual(["OK ECHO path=/gpu/bridge/ctl bytes=3"]);
+    session.close();
+  });
+
+  test("a missing ack times out, closes the connection and fails every line in flight", async () => {
+    const p = peer();
+    const session = new ConsoleSession(p.conn, { window: 4, ackTimeoutMs: 50 });
+    const acks = [1, 2, 3].map((n) => session.request(echo(n).line, "ECHO").catch((e) => e));
+    const [a, b, c] = await Promise.all(acks);
+    expect(a.kind).toBe("timeout");
+    expect(a.message).toBe("No ack for ECHO within 50 ms");
+    expect(b.kind).toBe("timeout");
+    expect(c.kind).toBe("timeout");
+    expect(session.closed).toBe(true);
+    expect(p.isClosed()).toBe(true);
+  });
+
+  test("a listing waits for the lines in flight and holds back later ones until END", async () => {
+    const p = peer();
+    const session = new ConsoleSession(p.conn, { window: 4 });
+    const before = session.request(echo(1).line, "ECHO");
+    const listing = session.requestLines("CAT /queen/telemetry/e/latest", "CAT");
+    const after = session.request(echo(2).line, "ECHO");
+    await settled();
+    expect(p.received).toEqual(["ECHO /gpu/bridge/ctl line-1"]);
+    p.say(ok());
+    await settled();
+    expect(p.received.at(-1)).toBe("CAT /queen/telemetry/e/latest");
+    // The content arrives in the same read as the ack, and looks like an ack itself.
+    p.say("OK CAT path=/queen/telemetry/e/latest bytes=11", "OK ECHO path=/gpu/bridge/ctl bytes=7", "END");
+    expect(await listing).toEqual(["OK ECHO path=/gpu/bridge/ctl bytes=7"]);
+    await settled();
+    expect(p.received.at(-1)).toBe("ECHO /gpu/bridge/ctl line-2");
+    p.say(ok());
+    await Promise.all([before, after]);
+    session.close();
+  });
+});
+
+describe("publishing through the window, on a mock console", () => {
+  const runtime = bunRuntime();
+  const ns = buildNamespace(MOCK_GPUS, builtinCatalog());
+  const snap = makeSnapshot(ns);
+  const lines = publishLines(snap);
+  let mock: MockConsole;
+  const target = () => ({ host: "127.0.0.1", port: mock.port, token: "w", ticket: "" });
+  beforeEach(async () => (mock = await startMockConsole(runtime, { token: "w" })));
+  afterEach(() => mock.close());
+
+  for (const window of [1, DEFAULTS.window, MAX_WINDOW]) {
+    test(`window ${window}: the one-shot publish sends the reference's frames in the reference's order`, async () => {
+      let dropped = 0;
+      mock.state.on((e) => void (e.type === "dropped" && dropped++));
+      mock.state.faults.latencyMs = 5;
+      await publishOnce(runtime.connect, target(), snap, lines, { window });
+      expect(mock.state.linesReceived).toEqual(["AUTH w", "ATTACH queen ", ...echoLines(lines).map((l) => l.line)]);
+      expect(mock.state.tree).toEqual(ns);
+      expect(dropped).toBe(0);
+    });
+  }
+
+  test("a refused AUTH leaves the snapshot lines behind it unapplied", async () => {
+    const err = await publishOnce(runtime.connect, { ...target(), token: "nope" }, snap, lines, { window: MAX_WINDOW }).catch((e) => e);
+    expect(err.message).toBe("Console refused AUTH: reason=invalid-token");
+    expect(mock.state.publishes).toBe(0);
+    expect(mock.state.linesReceived.filter((l) => l.startsWith("ECHO")).length).toBeLessThanOrEqual(MAX_WINDOW - 1);
+  });
+
+  test("a line refused mid-window: the publish fails with that refusal and nothing lands", async () => {
+    mock.state.faults.errOnEcho = { n: 5, detail: "reason=policy detail=busy" };
+    const err = await publishOnce(runtime.connect, target(), snap, lines).catch((e) => e);
+    expect(err.message).toBe("Console refused ECHO: reason=policy detail=busy");
+    await until(() => mock.state.connections === 1 && mock.state.linesReceived.length >= 7, 2000, "the window's lines");
+    expect(mock.state.publishes).toBe(0);
+  });
+});
