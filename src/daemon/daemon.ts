@@ -23,6 +23,8 @@ import { RegistryWatch } from "../models/watch.ts";
 import { buildNamespace, type Namespace } from "../namespace/mod.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { makeSnapshot, type Snapshot } from "../snapshot/encode.ts";
+import { fitNamespace } from "../snapshot/fit.ts";
+import { LIMITS } from "../namespace/limits.ts";
 import { Publisher } from "./publisher.ts";
 import { Spool } from "../telemetry/spool.ts";
 import { TelemetryForwarder } from "../telemetry/forward.ts";
@@ -83,9 +85,21 @@ export async function startDaemon(
     ...(backend.cudaOrdinal !== undefined && { deviceOf: (id: string) => backend.cudaOrdinal!(id) }),
   });
   host.restore();
+  let leftOut = "";
   const namespace = async () => {
     gpus = await backend.list();
-    return buildNamespace(gpus, catalog(), (id) => host.nodeLogs(id));
+    // The VM refuses a snapshot past 131,072 bytes: publish what fits, and say what did not.
+    const fitted = fitNamespace(buildNamespace(gpus, catalog(), (id) => host.nodeLogs(id)));
+    const key = fitted.droppedModels.join(" ");
+    if (key !== leftOut) {
+      leftOut = key;
+      const d = fitted.droppedModels;
+      if (d.length > 0) {
+        log.warn(`snapshot: the registry does not fit the VM's ${LIMITS.snapshotBytes}-byte snapshot; left out ${d.length} models: ` +
+          `${d.slice(0, 50).join(", ")}${d.length > 50 ? `, and ${d.length - 50} more` : ""}`);
+      }
+    }
+    return fitted.ns;
   };
   const snapshot = async () => makeSnapshot(await namespace());
   const deviceId = options.deviceId ?? (hostname().replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 64) || "host");

@@ -12,7 +12,10 @@ export const LIMITS = Object.freeze({
   schemaBytes: 4096,
   leaseLogBytes: 1024,
   statusLogBytes: 32 * 1024,
-  ctlLogBytes: 128 * 1024,
+  /** The VM refuses appends to a node's ctl past 1 KiB (section 12; not `/gpu/bridge/ctl`'s 128 KiB). */
+  ctlLogBytes: 1024,
+  /** `/gpu/bridge/ctl`'s own transfer log, restarted at every `begin`. */
+  transferLogBytes: 128 * 1024,
   frameBytes: 8192,
   commandBytes: 256,
   echoPayloadBytes: 128,
