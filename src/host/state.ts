@@ -17,6 +17,7 @@ import type { Logger } from "../log.ts";
 import { LIMITS } from "../namespace/limits.ts";
 import type { NodeLogs } from "../namespace/mod.ts";
 import { writeFileSync } from "node:fs";
+import { byteLength } from "../util/bytes.ts";
 
 /** A refused job submission; `problems` name the fields. */
 export class JobError extends Error {
@@ -57,9 +58,11 @@ export class HostState {
       gpus: () => o.gpus().map((g) => ({ id: g.id, memory_mb: g.memory_mb })),
       ...(o.clock !== undefined && { clock: o.clock }),
       ...(o.maxStreamsPerGpu !== undefined && { maxStreamsPerGpu: o.maxStreamsPerGpu }),
-      admit: (gpuId, _live, candidate) => {
-        const logs = this.logsOf(gpuId);
-        const need = logs.pinnedBytes(leaseRecord(candidate, "ACTIVE"));
+      admit: (gpuId, live, candidate) => {
+        // Counted at the widest priority: a later `PRIORITY 255` rewrites every live lease's
+        // pinned ACTIVE line, and must not push the log past the VM's cap.
+        let need = 0;
+        for (const l of [...live, candidate]) need += byteLength(leaseRecord({ ...l, priority: 255 }, "ACTIVE")) + 1;
         return need <= LIMITS.leaseLogBytes
           ? null
           : `lease log full on ${gpuId}: the VM's ${LIMITS.leaseLogBytes}-byte lease log cannot hold another live lease; release one first`;
