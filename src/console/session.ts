@@ -26,6 +26,13 @@ interface Waiter {
 
 export const DEFAULT_ACK_TIMEOUT_MS = 5000;
 
+/**
+ * The most a multi-line reply (CAT, LS) may hold before `END`: twice the largest file the VM
+ * keeps (a 32 KiB status log). A console that keeps sending past it is broken or hostile, and
+ * the connection is dropped rather than buffered without end.
+ */
+export const MAX_REPLY_BYTES = 64 * 1024;
+
 /** A console session; one request is in flight at a time, as the server's queue requires. */
 export class ConsoleSession {
   readonly #conn: Conn;
@@ -34,7 +41,7 @@ export class ConsoleSession {
   readonly #onClose: (error: ConsoleError) => void;
   #waiter: Waiter | null = null;
   /** Collects the lines after an ack (CAT, LS) until `END`. */
-  #collector: { lines: string[]; done: () => void } | null = null;
+  #collector: { lines: string[]; bytes: number; done: () => void; fail: (e: ConsoleError) => void } | null = null;
   #closed: ConsoleError | null = null;
   #busy = false;
   /** Frames written so far. */
@@ -101,8 +108,10 @@ export class ConsoleSession {
   async requestLines(line: string, verb: string, signal?: AbortSignal): Promise<string[]> {
     const lines: string[] = [];
     let done!: () => void;
-    const ended = new Promise<void>((resolve) => (done = resolve));
-    this.#collector = { lines, done };
+    let fail!: (e: ConsoleError) => void;
+    const ended = new Promise<void>((resolve, reject) => ((done = resolve), (fail = reject)));
+    ended.catch(() => {}); // may fail before it is awaited
+    this.#collector = { lines, bytes: 0, done, fail };
     try {
       await this.request(line, verb, signal);
       const timeout = new ConsoleError("timeout", `No END after ${verb} within ${this.#ackTimeoutMs} ms`);
@@ -151,8 +160,12 @@ export class ConsoleSession {
       this.#waiter = null;
       waiter.resolve(ack);
     } else if (this.#collector !== null && this.#waiter === null) {
-      if (line === "END") this.#collector.done();
-      else this.#collector.lines.push(line);
+      const c = this.#collector;
+      if (line === "END") c.done();
+      else if ((c.bytes += line.length + 1) > MAX_REPLY_BYTES) {
+        this.#collector = null;
+        c.fail(this.#fail(new ConsoleError("protocol", `Console reply passed ${MAX_REPLY_BYTES} bytes without END; dropping the connection`)));
+      } else c.lines.push(line);
     } else {
       this.#onOther(line);
     }
