@@ -163,6 +163,13 @@ export async function runDaemon(
   // while the daemon is still starting must still end in a clean exit 0, not death by signal.
   signal: Promise<string> = stopSignal(),
 ): Promise<number> {
+  if (options.listen !== null) {
+    // Known before anything is logged: a registry or peer that echoes the API token (a file
+    // named as `active`, say) must find it masked.
+    const { findApiToken } = await import("../api/auth.ts");
+    const found = findApiToken(options.apiToken, process.env, options.stateDir);
+    if (found !== null) deps.log.addSecret?.(found.token);
+  }
   const daemon = await startDaemon(options, deps);
   let api: { close(): Promise<void> } | null = null;
   if (options.listen !== null) {
@@ -199,6 +206,7 @@ export async function startApi(
     import("../telemetry/api.ts"),
   ]);
   const { token, source } = resolveApiToken(options.apiToken, process.env, options.stateDir);
+  deps.log.addSecret?.(token);
   const log = deps.log.child("api");
   const app = createApp({
     version: VERSION,
