@@ -17,6 +17,12 @@ import { readCapped } from "../util/files.ts";
 export interface RegistryLoad {
   readonly catalog: ModelCatalog;
   readonly warnings: string[];
+  /**
+   * False when the registry could not be used whole (a fallback to the built-in catalog, or an
+   * `active` that names no model here or cannot be read): what a registry caught half-written
+   * looks like, so a watcher keeps its last good catalog a while before adopting this one.
+   */
+  readonly complete: boolean;
 }
 
 /** Raised for a registry that cannot be used; the loader turns it into a fallback. */
@@ -29,19 +35,20 @@ const ACTIVE_FILE_CAP = 64 * 1024;
 
 /** Loads the registry at `dir`, or the built-in catalog when `dir` is undefined or unusable. */
 export function loadRegistry(dir: string | undefined): RegistryLoad {
-  if (dir === undefined) return { catalog: builtinCatalog(), warnings: [] };
+  if (dir === undefined) return { catalog: builtinCatalog(), warnings: [], complete: true };
   const warnings: string[] = [];
   try {
     const models = readModels(dir, warnings);
     if (models.length === 0) {
       throw new RegistryError(`Cannot use registry ${dir}: ${join(dir, "available")} holds no usable model`);
     }
+    const before = warnings.length;
     const active = readActive(dir, models, warnings);
-    return { catalog: { source: "registry", active, models }, warnings };
+    return { catalog: { source: "registry", active, models }, warnings, complete: warnings.length === before };
   } catch (error) {
     const why = error instanceof RegistryError ? error.message : `Cannot read registry ${dir}: ${describe(error)}`;
     warnings.push(`${why}; using the built-in catalog`);
-    return { catalog: builtinCatalog(), warnings };
+    return { catalog: builtinCatalog(), warnings, complete: false };
   }
 }
 
@@ -101,6 +108,18 @@ function readManifest(path: string): string {
 function readActive(dir: string, models: ModelEntry[], warnings: string[]): string {
   const first = models[0]!.model_id;
   const path = join(dir, "active");
+  // The same checks as the manifests: a symlinked `active` could point at any file the bridge
+  // can read (an API token), and its first line would end up in a warning.
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return first; // no active file: the first model
+  }
+  if (st.isSymbolicLink() || !st.isFile()) {
+    warnings.push(`Ignoring ${path}: it is ${st.isSymbolicLink() ? "a symlink" : "not a regular file"}; ${first} is active`);
+    return first;
+  }
   let bytes: Uint8Array | null;
   try {
     bytes = readCapped(path, ACTIVE_FILE_CAP);
