@@ -13,6 +13,7 @@ import {
   type LeaseEvent,
   type LeaseRequest,
   MAX_TTL_S,
+  REASON,
   systemClock,
   WORKER_ID,
 } from "./types.ts";
@@ -156,6 +157,9 @@ export class LeaseManager {
 
   /** Ends a live lease. */
   release(id: string, reason = "released"): Lease {
+    if (typeof reason !== "string" || !REASON.test(reason)) {
+      throw new LeaseError("invalid", `reason must be 1-128 printable ASCII characters, got ${JSON.stringify(reason)}`, "reason");
+    }
     const lease = this.#liveLease(id);
     this.#end(lease, reason);
     return lease;

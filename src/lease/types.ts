@@ -67,3 +67,8 @@ export const systemClock: Clock = {
 /** Worker ids travel in control lines and JSON: a safe, short charset. */
 export const WORKER_ID = /^[A-Za-z0-9._-]{1,64}$/;
 export const MAX_TTL_S = 7 * 24 * 3600;
+/**
+ * A release reason travels raw in the VM's ctl log (`RELEASE <worker> <reason>`) and in our
+ * log: printable ASCII only, so it can never start a line of its own or carry escapes.
+ */
+export const REASON = /^[\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?$/;
