@@ -16,6 +16,7 @@ import type { Namespace } from "../namespace/mod.ts";
 import type { Snapshot } from "../snapshot/encode.ts";
 import type { Logger } from "../log.ts";
 import { bearerMatches } from "./auth.ts";
+import { hostAllowed } from "./host-check.ts";
 import { readBody, readJson, requireType } from "./body.ts";
 import { ApiError, describeError } from "./errors.ts";
 import { renderMetrics } from "./metrics.ts";
@@ -46,6 +47,8 @@ export interface ApiDeps {
   readonly models: ApiModels;
   readonly extensions?: readonly ApiExtension[];
   readonly telemetryMetrics?: () => { spooledRecords: number; spooledBytes: number; forwarded: number; dropped: number };
+  /** Host header names the API answers (DNS rebinding); absent: any. */
+  readonly allowedHosts?: ReadonlySet<string> | null;
 }
 
 /** A path parameter the route pattern guarantees. */
@@ -117,6 +120,9 @@ export function createApp(deps: ApiDeps): Hono {
   // Every request that could change anything needs the token, whatever its path: a rule keyed on
   // matched routes is one refactor away from an unauthenticated mutation.
   app.use("*", async (c, next) => {
+    if (deps.allowedHosts != null && !hostAllowed(c.req.header("host") ?? null, deps.allowedHosts)) {
+      throw new ApiError(403, "forbidden_host", `Host ${JSON.stringify(c.req.header("host") ?? "")} is not this bridge: use localhost or the listen address`, "host");
+    }
     if (c.req.method !== "GET" && c.req.method !== "HEAD") requireAuth(c.req.raw);
     await next();
   });

@@ -200,10 +200,11 @@ export async function startApi(
   daemon: Daemon,
   deps: { readonly runtime: Runtime; readonly log: Logger },
 ): Promise<{ port: number; token: string; close(): Promise<void> }> {
-  const [{ createApp }, { resolveApiToken }, { telemetryRoutes }] = await Promise.all([
+  const [{ createApp }, { resolveApiToken }, { telemetryRoutes }, { allowedHosts }] = await Promise.all([
     import("../api/app.ts"),
     import("../api/auth.ts"),
     import("../telemetry/api.ts"),
+    import("../api/host-check.ts"),
   ]);
   const { token, source } = resolveApiToken(options.apiToken, process.env, options.stateDir);
   deps.log.addSecret?.(token);
@@ -211,6 +212,7 @@ export async function startApi(
   const app = createApp({
     version: VERSION,
     hostname: hostname(),
+    allowedHosts: allowedHosts(options.listen!.host),
     token,
     log,
     gpus: daemon.gpus,
