@@ -7,7 +7,7 @@ import { resolveInBundle, validateJob, type JobProblem, type LaunchLimits } from
 import type { Runner } from "../job/runner.ts";
 import { type JobRecord, JobScheduler } from "../job/scheduler.ts";
 import { parseControl } from "../lease/control.ts";
-import type { LeaseJournal } from "../lease/journal.ts";
+import { COMPACT_AFTER, type LeaseJournal } from "../lease/journal.ts";
 import { GpuLogs } from "../lease/logs.ts";
 import { LeaseManager } from "../lease/manager.ts";
 import { ctlLeaseLine, ctlReleaseLine, leaseRecord, statusLine } from "../lease/records.ts";
@@ -102,6 +102,9 @@ export class HostState {
           logs.appendStatus(statusLine(e.lease.worker_id, "LEASE-ENDED", e.reason));
           this.jobs.endLease(e.lease.id, "LEASE-ENDED");
           j?.release(e.lease, e.reason);
+          // The running journal is rewritten with the live leases now and then, so it stays
+          // proportional to them however many leases come and go.
+          if (j !== undefined && j.appended >= COMPACT_AFTER + 4 * this.leases.liveCount) j.compact(this.leases.live());
           o.log.info(`lease ${e.lease.id} (${e.lease.worker_id} on ${e.lease.gpu_id}) ended: ${e.reason}`);
           break;
       }
@@ -115,7 +118,8 @@ export class HostState {
     if (journal === undefined) return;
     const { leases, problems } = journal.load();
     for (const p of problems) this.#o.log.warn(p);
-    const { restored, expired } = this.leases.restore(leases);
+    const { restored, expired, refused } = this.leases.restore(leases);
+    for (const r of refused) this.#o.log.warn(`journal: lease ${r.lease.id} not restored: ${r.why}`);
     for (const l of restored) {
       this.logsOf(l.gpu_id).appendCtl(ctlLeaseLine(l));
       this.logsOf(l.gpu_id).appendActive(l.id, leaseRecord(l, "ACTIVE"));

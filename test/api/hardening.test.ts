@@ -13,12 +13,10 @@ import { memoryLogger } from "../helpers.ts";
 const TOKEN = "test-token-0123456789";
 const idle: Runner = { run: () => new Promise(() => {}) };
 let host: HostState;
-let logLines: string[];
 let app: ReturnType<typeof createApp>;
 
 function build(extra: Partial<Parameters<typeof createApp>[0]> = {}) {
   const m = memoryLogger();
-  logLines = m.lines;
   host = new HostState({ gpus: () => MOCK_GPUS, runner: idle, runnerKind: "cpu", log: m.log, onChange: () => {} });
   const namespace = () => Promise.resolve(buildNamespace(MOCK_GPUS, builtinCatalog(), (id) => host.nodeLogs(id)));
   app = createApp({
