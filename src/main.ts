@@ -66,8 +66,10 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
   if (command.kind === "run-kernel") {
     let input = "";
     for await (const chunk of process.stdin) input += typeof chunk === "string" ? chunk : new TextDecoder().decode(chunk);
-    const { runKernel } = await import("./job/run-kernel.ts");
-    const outcome = await runKernel(JSON.parse(input));
+    const { armParentDeath, runKernel } = await import("./job/run-kernel.ts");
+    const request = JSON.parse(input);
+    await armParentDeath(request.parentPid);
+    const outcome = await runKernel(request);
     await writeStdout(JSON.stringify(outcome) + "\n");
     return outcome.ok ? 0 : 1;
   }

@@ -2,6 +2,7 @@
  * Runs a job in a child process of the bridge (`run-kernel`): the child computes, the parent
  * waits, and a timeout or a lease's end kills the child outright.
  */
+import process from "node:process";
 import type { Runtime } from "../runtime/types.ts";
 import { encodeBase64 } from "../util/base64.ts";
 import type { KernelSpec, KernelSummary } from "./kernels.ts";
@@ -42,6 +43,7 @@ export class ProcessRunner implements Runner {
       memLimitBytes: req.memLimitBytes,
       ...(req.payload !== undefined && req.runner === "cuda" && { payloadB64: encodeBase64(req.payload) }),
       ...(req.device !== undefined && { device: req.device }),
+      parentPid: process.pid,
     };
     const child = this.#runtime.spawn([...this.#runtime.self(), "run-kernel"], new TextEncoder().encode(JSON.stringify(wire)), this.#env);
     const onAbort = () => child.kill();
