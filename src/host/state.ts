@@ -22,7 +22,7 @@ import { byteLength } from "../util/bytes.ts";
 /** A refused job submission; `problems` name the fields. */
 export class JobError extends Error {
   override name = "JobError";
-  readonly code: "invalid" | "conflict" | "permission" | "not_found";
+  readonly code: "invalid" | "conflict" | "permission" | "not_found" | "busy";
   readonly problems: readonly JobProblem[];
   constructor(code: JobError["code"], message: string, problems: JobProblem[] = []) {
     super(message);
@@ -197,10 +197,13 @@ export class HostState {
     }
     const id = result.job.descriptor.job;
     if (this.jobs.get(id) !== undefined) throw new JobError("conflict", `Job ${id} already exists`, [{ field: "job", message: "job id in use" }]);
+    const full = this.jobs.refusal(lease.gpu_id, result.job.payload.length);
+    if (full !== null) throw new JobError("busy", full);
     return this.jobs.submit(lease, result.job);
   }
 
   close(): void {
+    this.jobs.close();
     this.leases.close();
     this.#o.journal?.close();
   }
