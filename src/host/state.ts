@@ -16,7 +16,8 @@ import type { GpuInfo } from "../inventory/types.ts";
 import type { Logger } from "../log.ts";
 import { LIMITS } from "../namespace/limits.ts";
 import type { NodeLogs } from "../namespace/mod.ts";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { byteLength } from "../util/bytes.ts";
 
 /** A refused job submission; `problems` name the fields. */
@@ -208,17 +209,17 @@ export class HostState {
     this.#o.journal?.close();
   }
 
-  #writeResult(job: JobRecord, output: string | undefined): void {
-    if (output === undefined || this.#o.bundleDir === undefined) return;
+  /** Writes a succeeded job's result to its first output; returns why it could not, or null. */
+  #writeResult(job: JobRecord, output: string | undefined): string | null {
+    if (output === undefined || this.#o.bundleDir === undefined) return null;
     const path = resolveInBundle(this.#o.bundleDir, output);
-    if (typeof path !== "string") {
-      this.#o.log.warn(`job ${job.job}: cannot write its result to ${output}: ${path.error}`);
-      return;
-    }
+    if (typeof path !== "string") return `cannot write its result to ${output}: ${path.error}`;
     try {
-      writeFileSync(path, JSON.stringify({ job: job.job, gpu_id: job.gpu_id, state: job.state, result: job.result }, null, 2) + "\n");
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, JSON.stringify({ job: job.job, gpu_id: job.gpu_id, state: "OK", result: job.result }, null, 2) + "\n");
+      return null;
     } catch (error) {
-      this.#o.log.warn(`job ${job.job}: cannot write its result to ${output}: ${(error as Error).message}`);
+      return `cannot write its result to ${output}: ${(error as Error).message}`;
     }
   }
 }

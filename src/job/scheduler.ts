@@ -31,8 +31,11 @@ export interface SchedulerOptions {
   readonly kind: "cpu" | "cuda";
   /** Called on every state change (the status log and a republish follow). */
   readonly onChange: (job: JobRecord) => void;
-  /** Called once a job has finished OK, to write its output summary. */
-  readonly onResult?: (job: JobRecord, valid: ValidJob) => void;
+  /**
+   * Called when a job's kernel has succeeded, to write its output; returns why the output could
+   * not be written (the job then ends ERR `OUTPUT_FAILED`), or null.
+   */
+  readonly onResult?: (job: JobRecord, valid: ValidJob) => string | null;
   /** The CUDA ordinal of a GPU id (for the CUDA runner). */
   readonly deviceOf?: (gpuId: string) => number | undefined;
   readonly now?: () => number;
@@ -199,8 +202,13 @@ export class JobScheduler {
         abort.signal,
       );
       if (outcome.ok) {
-        this.#finish(record, "OK", "", outcome.summary);
-        this.#o.onResult?.(record, valid);
+        record.result = outcome.summary;
+        const problem = this.#o.onResult?.(record, valid) ?? null;
+        if (problem === null) this.#finish(record, "OK", "", outcome.summary);
+        else {
+          record.message = problem;
+          this.#finish(record, "ERR", "OUTPUT_FAILED", outcome.summary);
+        }
       } else {
         record.message = outcome.message ?? null;
         this.#finish(record, "ERR", outcome.detail, null);
