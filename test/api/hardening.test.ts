@@ -77,3 +77,12 @@ describe("DNS rebinding: the Host header (Low)", () => {
     expect(allowedHosts("0.0.0.0")).toBeNull();
   });
 });
+
+describe("duplicate JSON keys in API bodies (Low)", () => {
+  test("a lease body naming mem_mb twice is refused (400), not resolved to the last", async () => {
+    const res = await post("/v1/leases", '{"gpu_id":"GPU-0","worker_id":"w","mem_mb":1,"streams":1,"ttl_s":60,"priority":0,"mem_mb":99999}');
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toContain('duplicate key "mem_mb"');
+    expect(host.leases.live().length).toBe(0);
+  });
+});
