@@ -6,6 +6,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
+import { apiTokenProblem } from "../util/api-token.ts";
 
 /** True if `header` is `Bearer <token>` for exactly `token`. */
 export function bearerMatches(header: string | undefined, token: string): boolean {
@@ -36,7 +37,7 @@ export function findApiToken(
   const path = tokenPath(stateDir);
   if (existsSync(path)) {
     const token = readFileSync(path, "utf8").trim();
-    if (token.length >= 16) return { token, source: { kind: "file", path, created: false } };
+    if (apiTokenProblem(token) === null) return { token, source: { kind: "file", path, created: false } };
   }
   return null;
 }

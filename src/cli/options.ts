@@ -2,6 +2,7 @@
  * The bridge's command line (contract section 1, plus our own flags). Pure: argv and the
  * environment in, a typed command out.
  */
+import { apiTokenProblem } from "../util/api-token.ts";
 import { type FlagTable, type FlagValues, parseFlags, UsageError } from "./flags.ts";
 
 export const DEFAULT_TCP_HOST = "127.0.0.1";
@@ -309,9 +310,17 @@ function bridgeOptions(
       spoolMaxBytes: ((values["spool-max-mb"] as number | undefined) ?? 256) * 1024 * 1024,
       queenSegmentBytes: ((values["queen-segment-kb"] as number | undefined) ?? 64) * 1024,
       listen: values["no-api"] === true ? null : parseListen(values, env),
-      apiToken: values["api-token"] as string | undefined,
+      apiToken: checkApiToken(values["api-token"] as string | undefined, env),
     },
   };
+}
+
+/** `--api-token` (or a set `GPU_BRIDGE_API_TOKEN`), refused when short enough to guess. */
+function checkApiToken(flag: string | undefined, env: Readonly<Record<string, string | undefined>>): string | undefined {
+  const [name, value] = flag !== undefined && flag.trim() !== "" ? ["Option --api-token", flag.trim()] : ["GPU_BRIDGE_API_TOKEN", env.GPU_BRIDGE_API_TOKEN?.trim() ?? ""];
+  const problem = value === "" ? null : apiTokenProblem(value);
+  if (problem !== null) throw new UsageError(`${name} ${problem} (the value is not shown); use a long random token, or leave it out to have one generated`);
+  return flag;
 }
 
 /** A device id the Queen's paths can hold: 1-64 characters of A-Z a-z 0-9 . _ -. */
