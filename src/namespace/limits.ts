@@ -22,8 +22,10 @@ export const LIMITS = Object.freeze({
   pathBytes: 96,
 });
 
+// Whitespace, C0/C1 controls, DEL, `=`, and the invisible format characters that reorder or
+// hide text (bidi overrides and isolates, zero-width joiners, BOM): an id must read as it is.
 // deno-lint-ignore no-control-regex
-const UNSAFE_IN_LINE = /[\s\u0000-\u001f\u007f=]/;
+const UNSAFE_IN_LINE = /[\s\u0000-\u001f\u007f-\u009f=\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/;
 
 /**
  * Why the VM would refuse `id` as a model id, or null if it is acceptable. Besides the VM's
@@ -44,6 +46,6 @@ function idProblem(id: string, maxBytes: number): string | null {
   if (n < 1 || n > maxBytes) return `must be 1-${maxBytes} bytes, got ${n}`;
   if (id === "." || id === "..") return "must not be '.' or '..'";
   if (id.includes("/")) return "must not contain '/'";
-  if (UNSAFE_IN_LINE.test(id)) return "must not contain whitespace, control characters or '='";
+  if (UNSAFE_IN_LINE.test(id)) return "must not contain whitespace, control or bidi/invisible formatting characters, or '='";
   return null;
 }

@@ -3,6 +3,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createLogger } from "../../src/log.ts";
+import { importModel } from "../../src/models/import.ts";
 import { loadRegistry } from "../../src/models/registry.ts";
 import type { ModelCatalog } from "../../src/models/types.ts";
 import { RegistryWatch } from "../../src/models/watch.ts";
@@ -100,4 +101,18 @@ describe("F9: our log shows a peer's text as one line", () => {
     expect(lines[0]).toContain("\\u0000");
     expect(lines[0]).toContain("\\u202e");
   });
+});
+
+describe("models import: ids that do not read as they are (Low)", () => {
+  for (const [what, id] of [["a right-to-left override", "lora-\u202Eevil"], ["a zero-width space", "lora\u200bv2"], ["a C1 control", "lora\u0085v2"], ["a BOM", "\ufefflora"]]) {
+    test(`an id with ${what} is refused up front, naming the rule`, () => {
+      model("base-v1");
+      const bundle = join(tmp.path, "bundle");
+      mkdirSync(bundle);
+      writeFileSync(join(bundle, "adapter.safetensors"), "x");
+      writeFileSync(join(bundle, "lora.json"), '{"base_model":"base-v1"}');
+      expect(() => importModel({ bundle, id: id!, registry: tmp.path })).toThrow("bidi/invisible formatting characters");
+      expect(loadRegistry(tmp.path).catalog.models.map((m) => m.model_id)).toEqual(["base-v1"]);
+    });
+  }
 });
