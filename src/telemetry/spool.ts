@@ -186,9 +186,23 @@ export class Spool {
     this.#persist();
   }
 
-  /** Every record still spooled, oldest first (for export). */
+  /**
+   * Every record still spooled, oldest first (for export). A segment a running bridge deletes
+   * meanwhile (fully forwarded) is passed over: its records have left the spool.
+   */
   *records(): Generator<unknown> {
-    for (const seg of this.#segments) for (let i = 0; i < seg.offsets.length; i++) yield this.#read(seg, i);
+    for (const seg of this.#segments) {
+      for (let i = 0; i < seg.offsets.length; i++) {
+        let record: unknown;
+        try {
+          record = this.#read(seg, i);
+        } catch (error) {
+          if ((error as { code?: string }).code === "ENOENT") break;
+          throw error;
+        }
+        yield record;
+      }
+    }
   }
 
   /** Records and bytes waiting, for metrics. */
@@ -253,6 +267,8 @@ export class Spool {
         closeSync(fd);
       }
     } catch (error) {
+      // Gone since the directory was listed (a running bridge deleted a forwarded segment).
+      if ((error as { code?: string }).code === "ENOENT") return null;
       this.#o.log.warn(`spool: skipping ${path}: ${error instanceof Error ? error.message : String(error)}`);
       return null;
     }

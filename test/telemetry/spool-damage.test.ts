@@ -95,3 +95,18 @@ describe("progress.json and odd files in the spool (Low)", () => {
     expect(tokens(spool)).toEqual([7]);
   });
 });
+
+describe("export while a running bridge removes segments (Low)", () => {
+  test("a read-only spool passes over a segment deleted after it was opened", () => {
+    const m = memoryLogger();
+    const writer = Spool.open({ dir: dir.path, log: m.log, sync: false, segmentBytes: 200 });
+    writer.append([accepted(0), accepted(1)]);
+    writer.append([accepted(2), accepted(3)]);
+    writer.append([accepted(4)]);
+    const reader = Spool.open({ dir: dir.path, log: m.log, readOnly: true });
+    // The bridge forwards the first segment's records and deletes it while export reads.
+    for (let i = 0; i < 2; i++) writer.advance({ queenSeg: "seg-000001", seq: 1, queenBytes: 0 });
+    const got = [...reader.records()].map((r) => (r as TelemetryRecord).token_count - 100);
+    expect(got).toEqual([2, 3, 4]);
+  });
+});
