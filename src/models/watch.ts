@@ -30,7 +30,9 @@ export class RegistryWatch {
   #warnings = "";
   readonly #o: RegistryWatchOptions;
   #watcher: FSWatcher | null = null;
-  #poll: ReturnType<typeof setInterval> | undefined;
+  #poll: ReturnType<typeof setTimeout> | undefined;
+  #lastLoadMs = 0;
+  #closed = false;
   #incompleteSince: number | null = null;
   #pending: ReturnType<typeof setTimeout> | undefined;
 
@@ -40,7 +42,7 @@ export class RegistryWatch {
     this.#logWarnings(warnings);
     this.#catalog = catalog;
     this.#key = JSON.stringify(catalog);
-    this.#poll = setInterval(() => this.reload(), options.pollMs ?? 1000);
+    this.#schedule();
     this.#arm();
   }
 
@@ -50,7 +52,9 @@ export class RegistryWatch {
 
   /** Re-reads the registry now; returns whether the catalog changed. */
   reload(): boolean {
+    const t0 = performance.now();
     const { catalog, warnings, complete } = loadRegistry(this.#o.dir);
+    this.#lastLoadMs = performance.now() - t0;
     if (this.#watcher === null) this.#arm();
     // A writer mid-change (a folder renamed away, `active` written before its model) must not
     // flap the VM's catalog to the built-in one and back: the last good catalog stays until
@@ -75,10 +79,20 @@ export class RegistryWatch {
   }
 
   close(): void {
-    clearInterval(this.#poll);
+    this.#closed = true;
+    clearTimeout(this.#poll);
     clearTimeout(this.#pending);
     this.#watcher?.close();
     this.#watcher = null;
+  }
+
+  /** The fallback poll, spaced so that reading a large registry costs at most ~2% of a core. */
+  #schedule(): void {
+    if (this.#closed) return;
+    this.#poll = setTimeout(() => {
+      this.reload();
+      this.#schedule();
+    }, nextPollMs(this.#o.pollMs ?? 1000, this.#lastLoadMs));
   }
 
   #arm(): void {
@@ -104,4 +118,9 @@ export class RegistryWatch {
     if (text !== this.#warnings) for (const w of warnings) this.#o.log.warn(w);
     this.#warnings = text;
   }
+}
+
+/** The wait before the next poll: `pollMs`, or 50 times what the last load took (at most 30 s). */
+export function nextPollMs(pollMs: number, lastLoadMs: number): number {
+  return Math.max(pollMs, Math.min(30_000, Math.ceil(lastLoadMs * 50)));
 }

@@ -6,7 +6,7 @@ import { createLogger } from "../../src/log.ts";
 import { importModel } from "../../src/models/import.ts";
 import { loadRegistry } from "../../src/models/registry.ts";
 import type { ModelCatalog } from "../../src/models/types.ts";
-import { RegistryWatch } from "../../src/models/watch.ts";
+import { nextPollMs, RegistryWatch } from "../../src/models/watch.ts";
 import { memoryLogger, tempDir } from "../helpers.ts";
 
 let tmp: { path: string; cleanup: () => void };
@@ -115,4 +115,22 @@ describe("models import: ids that do not read as they are (Low)", () => {
       expect(loadRegistry(tmp.path).catalog.models.map((m) => m.model_id)).toEqual(["base-v1"]);
     });
   }
+});
+
+describe("a large registry's fallback poll (Low)", () => {
+  test("is spaced to 50 times the cost of one load, so polling takes at most ~2% of a core", () => {
+    expect(nextPollMs(1000, 2)).toBe(1000); // a small registry: every second
+    expect(nextPollMs(1000, 120)).toBe(6000); // 5,000 models at ~120 ms a load
+    expect(nextPollMs(1000, 10_000)).toBe(30_000);
+  });
+
+  test("5,000 models load whole, in byte order, with the same catalog as an lstat-per-entry reading", () => {
+    for (let i = 0; i < 5000; i++) model(`m-${i}`);
+    const { catalog, complete } = loadRegistry(tmp.path);
+    expect(complete).toBe(true);
+    expect(catalog.models.length).toBe(5000);
+    const ids = catalog.models.map((m) => m.model_id);
+    expect(ids.slice(0, 3)).toEqual(["m-0", "m-1", "m-10"]);
+    expect([...ids].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))).toEqual(ids);
+  });
 });
