@@ -8,6 +8,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { dirname } from "node:path";
 import * as v from "valibot";
 import { describeIssue } from "../util/issues.ts";
+import { openRegular } from "../util/files.ts";
 import { type Lease, MAX_TTL_S, WORKER_ID } from "./types.ts";
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max));
@@ -52,7 +53,20 @@ export class LeaseJournal {
     const problems: string[] = [];
     if (!existsSync(this.path)) return { leases: [], problems };
     const live = new Map<string, Lease>();
-    const lines = readFileSync(this.path, "utf8").split("\n");
+    let text: string;
+    try {
+      // Never a blocking open: a FIFO or device here must not freeze start-up.
+      const fd = openRegular(this.path);
+      try {
+        text = readFileSync(fd, "utf8");
+      } finally {
+        closeSync(fd);
+      }
+    } catch (error) {
+      problems.push(`${this.path}: cannot read the journal (${(error as Error).message}); starting without leases`);
+      return { leases: [], problems };
+    }
+    const lines = text.split("\n");
     lines.forEach((line, i) => {
       if (line.trim() === "") return;
       let raw: unknown;

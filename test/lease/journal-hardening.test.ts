@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { spawnSync } from "node:child_process";
 import { statSync, writeFileSync } from "node:fs";
+import { findApiToken } from "../../src/api/auth.ts";
 import { join } from "node:path";
 import { MOCK_GPUS } from "../../mock/inventory.ts";
 import { HostState } from "../../src/host/state.ts";
@@ -111,5 +113,23 @@ describe("the running journal stays bounded (Low)", () => {
     }
     expect(statSync(path).size).toBeLessThan(200 * 1024 / 4);
     host.close();
+  });
+});
+
+describe("F6: a FIFO in the state directory", () => {
+  test("as the lease journal: start-up goes on without leases, saying why, instead of blocking", () => {
+    const path = join(dir.path, "leases.jsonl");
+    expect(spawnSync("mkfifo", [path]).status).toBe(0);
+    const m = memoryLogger();
+    const host = new HostState({ gpus: () => MOCK_GPUS, runner: idle, runnerKind: "cpu", log: m.log, onChange: () => {}, clock: new FakeClock(NOW), journal: new LeaseJournal(path) });
+    host.restore();
+    expect(m.lines.join("")).toContain("cannot read the journal");
+    expect(statSync(path).isFile()).toBe(true); // compacted into a regular file
+    host.close();
+  });
+
+  test("as the API token file: refused with an error instead of blocking", () => {
+    expect(spawnSync("mkfifo", [join(dir.path, "api-token")]).status).toBe(0);
+    expect(() => findApiToken(undefined, {}, dir.path)).toThrow("not a regular file");
   });
 });
