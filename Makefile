@@ -19,10 +19,12 @@ FIXTURE := test/fixtures/mock-list.json
 # --bytecode precompiles the bundle, so start-up skips parsing it. --splitting (which needs
 # ESM) keeps each lazily imported module in its own chunk: without it the bundler hoists every
 # node: builtin to the top of one file, and node:crypto plus node:fs alone add ~6 ms to every
-# start. bench-startup builds its hello-world floor with the same flags.
-COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting
+# start. bench-startup builds its hello-world floor with the same flags. A compiled Bun reads
+# `.env` and `bunfig.toml` from its working directory by default: a daemon must not take its
+# environment (GPU_BRIDGE_API_TOKEN, GPU_BRIDGE_CUDA_LIB, ...) from whatever folder it starts in.
+COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting --no-compile-autoload-dotenv --no-compile-autoload-bunfig
 
-.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry clean
+.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-rss clean
 
 help:
 	@echo "make run     run the bridge daemon on the embedded mock defaults"
@@ -164,7 +166,7 @@ install: $(call STAGE,$(ARCH))/gpu-bridge-host
 
 ## Benchmarks ----------------------------------------------------------------
 
-bench: bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry
+bench: bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-rss
 
 bench-startup: $(BIN)
 	COMPILE_FLAGS="$(COMPILE_FLAGS)" $(BUN) bench/startup.ts
@@ -180,6 +182,9 @@ bench-leases: deps
 
 bench-telemetry: deps
 	$(BUN) bench/telemetry.ts
+
+bench-rss: $(BIN)
+	COMPILE_FLAGS="$(COMPILE_FLAGS)" $(BUN) bench/rss.ts
 
 bench-api: $(BIN)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } || { echo "bench-api needs wrk (apt-get install wrk)"; exit 1; }

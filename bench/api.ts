@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { LISTENING, spawnBridge } from "../test/spawn.ts";
 
 const repo = join(import.meta.dir, "..");
-const bin = join(repo, "dist", "gpu-bridge-host");
+const bin = process.env.BIN ?? join(repo, "dist", "gpu-bridge-host");
 const seconds = Number(process.env.SECONDS ?? 10);
 const wrk = Bun.which("wrk");
 if (wrk === null) throw new Error("wrk is not installed: run 'make bench-api', or apt-get install wrk");

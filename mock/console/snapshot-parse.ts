@@ -55,7 +55,7 @@ export function parseSnapshot(bytes: Uint8Array): Namespace {
       nodes.push({
         id,
         info: text64(fields.info!, `node ${id} info`, Infinity),
-        ctl: text64(fields.ctl!, `node ${id} ctl`, LIMITS.ctlLogBytes),
+        ctl: text64(fields.ctl!, `node ${id} ctl`, LIMITS.transferLogBytes),
         lease: text64(fields.lease!, `node ${id} lease`, LIMITS.leaseLogBytes),
         status: text64(fields.status!, `node ${id} status`, LIMITS.statusLogBytes),
       });

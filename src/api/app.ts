@@ -8,6 +8,7 @@
 import { Hono } from "hono";
 import type { Logger } from "../util/log.ts";
 import { bearerMatches } from "./auth.ts";
+import { hostAllowed } from "./host-check.ts";
 import { ApiError, describeError } from "./errors.ts";
 import type { BridgeFacade } from "./facade.ts";
 import { gpuRoutes } from "./gpus.ts";
@@ -25,6 +26,8 @@ export interface ApiDeps {
   readonly token: string;
   readonly log: Logger;
   readonly bridge: BridgeFacade;
+  /** Host header names the API answers (DNS rebinding); absent: any. */
+  readonly allowedHosts?: ReadonlySet<string> | null;
 }
 
 /** Builds the API. */
@@ -47,6 +50,9 @@ export function createApp(deps: ApiDeps): Hono {
   // Every request that could change anything needs the token, whatever its path: a rule keyed on
   // matched routes is one refactor away from an unauthenticated mutation.
   app.use("*", async (c, next) => {
+    if (deps.allowedHosts != null && !hostAllowed(c.req.header("host") ?? null, deps.allowedHosts)) {
+      throw new ApiError(403, "forbidden_host", `Host ${JSON.stringify(c.req.header("host") ?? "")} is not this bridge: use localhost or the listen address`, "host");
+    }
     if (c.req.method !== "GET" && c.req.method !== "HEAD") requireAuth(c.req.raw);
     await next();
   });

@@ -4,8 +4,10 @@
  * a generated token file is.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
+import { apiTokenProblem } from "../util/api-token.ts";
+import { openRegular } from "../util/files.ts";
 
 /** True if `header` is `Bearer <token>` for exactly `token`. */
 export function bearerMatches(header: string | undefined, token: string): boolean {
@@ -35,8 +37,14 @@ export function findApiToken(
   if (fromEnv) return { token: fromEnv, source: { kind: "env" } };
   const path = tokenPath(stateDir);
   if (existsSync(path)) {
-    const token = readFileSync(path, "utf8").trim();
-    if (token.length >= 16) return { token, source: { kind: "file", path, created: false } };
+    const fd = openRegular(path); // a FIFO here must not freeze start-up
+    let token: string;
+    try {
+      token = readFileSync(fd, "utf8").trim();
+    } finally {
+      closeSync(fd);
+    }
+    if (apiTokenProblem(token) === null) return { token, source: { kind: "file", path, created: false } };
   }
   return null;
 }

@@ -1,6 +1,7 @@
 /** Request bodies: content-type checks (415), a byte cap (413), JSON parsing (400). */
 import { concatBytes } from "../util/bytes.ts";
 import { ApiError } from "./errors.ts";
+import { checkJson, StrictInputError } from "../util/strict-input.ts";
 
 export const BODY_LIMIT = 1024 * 1024;
 
@@ -47,9 +48,13 @@ export function requireType(req: Request, ...allowed: string[]): string {
 export async function readJson(req: Request, limit = BODY_LIMIT): Promise<unknown> {
   requireType(req, "application/json");
   const bytes = await readBody(req, limit);
+  let text: string;
   try {
-    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    checkJson(text);
+    return JSON.parse(text);
   } catch (error) {
-    throw new ApiError(400, "bad_json", `Request body is not valid JSON: ${(error as Error).message}`);
+    const what = error instanceof StrictInputError ? "Request body is refused" : "Request body is not valid JSON";
+    throw new ApiError(400, "bad_json", `${what}: ${(error as Error).message}`);
   }
 }

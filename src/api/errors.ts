@@ -21,7 +21,7 @@ export class ApiError extends Error {
 }
 
 const LEASE_STATUS = { invalid: 422, not_found: 404, conflict: 409, insufficient: 409, permission: 403 } as const;
-const JOB_STATUS = { invalid: 422, not_found: 404, conflict: 409, permission: 403 } as const;
+const JOB_STATUS = { invalid: 422, not_found: 404, conflict: 409, permission: 403, busy: 429 } as const;
 
 /** The status, code, message and field for any error a handler let through. */
 export function describeError(error: unknown): { status: number; code: string; message: string; field?: string; headers?: Record<string, string> } {

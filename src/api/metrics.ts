@@ -103,7 +103,7 @@ function renderBridgeSection(m: MetricsInput): string {
     family(out, "gpu_bridge_telemetry_spooled_records", "gauge", "Telemetry records in the local spool.", [[one(), t.spooledRecords]]);
     family(out, "gpu_bridge_telemetry_spooled_bytes", "gauge", "Bytes of the local telemetry spool.", [[one(), t.spooledBytes]]);
     family(out, "gpu_bridge_telemetry_forwarded_total", "counter", "Telemetry records acknowledged by the Queen.", [[one(), t.forwarded]]);
-    family(out, "gpu_bridge_telemetry_dropped_total", "counter", "Telemetry records dropped by the spool's size cap.", [[one(), t.dropped]]);
+    family(out, "gpu_bridge_telemetry_dropped_total", "counter", "Telemetry records dropped by the spool's size cap or lost to damaged frames.", [[one(), t.dropped]]);
   }
   return out.join("\n") + "\n";
 }

@@ -17,6 +17,8 @@ import type { GpuInfo } from "../contract/info.ts";
 import type { ModelCatalog } from "../contract/models.ts";
 import { buildNamespace, type Namespace } from "../contract/namespace.ts";
 import { makeSnapshot, type Snapshot } from "../contract/snapshot.ts";
+import { fitNamespace } from "../contract/fit.ts";
+import { LIMITS } from "../contract/limits.ts";
 import { HostState } from "../host/state.ts";
 import { cachedStats } from "../inventory/stats-cache.ts";
 import type { GpuStats } from "../inventory/stats.ts";
@@ -73,12 +75,28 @@ export interface FacadeParts {
   readonly publisher?: Publisher | null;
   readonly console?: { readonly host: string; readonly port: number };
   readonly telemetry?: BridgeFacade["telemetry"];
+  /** Told which models a snapshot had to leave out. */
+  readonly log?: Logger;
 }
 
 /** The façade over a host's leases and jobs and the given parts (tests build one directly). */
 export function bridgeFacade(p: FacadeParts): BridgeFacade {
   const host = p.host;
-  const namespace = (): Namespace => buildNamespace(p.gpus(), p.models.catalog(), (id) => host.nodeLogs(id));
+  let leftOut = "";
+  const namespace = (): Namespace => {
+    // The VM refuses a snapshot past 131,072 bytes: publish what fits, and say what did not.
+    const fitted = fitNamespace(buildNamespace(p.gpus(), p.models.catalog(), (id) => host.nodeLogs(id)));
+    const key = fitted.droppedModels.join(" ");
+    if (key !== leftOut) {
+      leftOut = key;
+      const d = fitted.droppedModels;
+      if (d.length > 0) {
+        p.log?.warn(`snapshot: the registry does not fit the VM's ${LIMITS.snapshotBytes}-byte snapshot; left out ${d.length} models: ` +
+          `${d.slice(0, 50).join(", ")}${d.length > 50 ? `, and ${d.length - 50} more` : ""}`);
+      }
+    }
+    return fitted.ns;
+  };
   return {
     version: p.version ?? VERSION,
     hostname: p.hostname ?? hostname(),
@@ -158,6 +176,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
   const telemetry = { spool, forwarder, deviceId, spooled: () => publisher?.notifyWork() };
   const facade = bridgeFacade({
     version: VERSION,
+    log,
     gpus: () => gpus,
     stats: cachedStats(() => backend.stats(), 500, clock),
     host,

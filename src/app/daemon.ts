@@ -19,6 +19,13 @@ export async function runDaemon(
   // while the daemon is still starting must still end in a clean exit 0, not death by signal.
   signal: Promise<string> = stopSignal(),
 ): Promise<number> {
+  if (options.listen !== null) {
+    // Known before anything is logged: a registry or peer that echoes the API token (a file
+    // named as `active`, say) must find it masked.
+    const { findApiToken } = await import("../api/auth.ts");
+    const found = findApiToken(options.apiToken, process.env, options.stateDir);
+    if (found !== null) deps.log.addSecret?.(found.token);
+  }
   const daemon = await createBridge(options, deps);
   let api: { close(): Promise<void> } | null = null;
   if (options.listen !== null) {
@@ -49,10 +56,15 @@ export async function startApi(
   bridge: Bridge,
   deps: { readonly runtime: Runtime; readonly log: Logger },
 ): Promise<{ port: number; token: string; close(): Promise<void> }> {
-  const [{ createApp }, { resolveApiToken }] = await Promise.all([import("../api/app.ts"), import("../api/auth.ts")]);
+  const [{ createApp }, { resolveApiToken }, { allowedHosts }] = await Promise.all([
+    import("../api/app.ts"),
+    import("../api/auth.ts"),
+    import("../api/host-check.ts"),
+  ]);
   const { token, source } = resolveApiToken(options.apiToken, process.env, options.stateDir);
+  deps.log.addSecret?.(token);
   const log = deps.log.child("api");
-  const app = createApp({ token, log, bridge });
+  const app = createApp({ token, log, bridge, allowedHosts: allowedHosts(options.listen!.host) });
   const listen = options.listen!;
   const server = await deps.runtime.serve(listen.host, listen.port, app.fetch);
   const where = source.kind === "file" ? `token in ${source.path}${source.created ? " (new)" : ""}` : `token from ${source.kind === "flag" ? "--api-token" : "GPU_BRIDGE_API_TOKEN"}`;

@@ -6,6 +6,7 @@
 import { type Approval, type Backend, DEFAULTS, type LogLevel, type RunnerKind } from "./defaults.ts";
 import { type FlagValues, parseFlags, UsageError } from "./flags.ts";
 import { isSafeId, SAFE_ID_RULE } from "../contract/ids.ts";
+import { apiTokenProblem } from "../util/api-token.ts";
 
 export type { Approval, Backend, LogLevel, RunnerKind };
 
@@ -304,9 +305,17 @@ function bridgeOptions(values: FlagValues<typeof SERVE_FLAGS> & { list?: true },
       spoolMaxBytes: (values["spool-max-mb"] ?? DEFAULTS.spoolMaxMb) * 1024 * 1024,
       queenSegmentBytes: (values["queen-segment-kb"] ?? DEFAULTS.queenSegmentKb) * 1024,
       listen: values["no-api"] === true ? null : parseListen(values, env),
-      apiToken: values["api-token"],
+      apiToken: checkApiToken(values["api-token"], env),
     },
   };
+}
+
+/** `--api-token` (or a set `GPU_BRIDGE_API_TOKEN`), refused when short enough to guess. */
+function checkApiToken(flag: string | undefined, env: Env): string | undefined {
+  const [name, value] = flag !== undefined && flag.trim() !== "" ? ["Option --api-token", flag.trim()] : ["GPU_BRIDGE_API_TOKEN", env.GPU_BRIDGE_API_TOKEN?.trim() ?? ""];
+  const problem = value === "" ? null : apiTokenProblem(value);
+  if (problem !== null) throw new UsageError(`${name} ${problem} (the value is not shown); use a long random token, or leave it out to have one generated`);
+  return flag;
 }
 
 /** A device id the Queen's paths can hold (the contract's safe-id rule). */

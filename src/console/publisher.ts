@@ -153,6 +153,7 @@ export class Publisher {
         if (snap.sha256 !== this.#vmSha || stale) {
           await this.#publish(snap, this.#vmSha === null ? "connected" : snap.sha256 !== this.#vmSha ? "changed" : "refresh");
           attempt = 0;
+          this.stats.state = "connected"; // after a retried publish on a link that stayed up
         } else {
           this.stats.skippedUnchanged++;
         }
@@ -205,7 +206,14 @@ export class Publisher {
       },
     });
     this.#session = session;
-    await handshake(session, this.#o.target, this.#stop.signal);
+    try {
+      await handshake(session, this.#o.target, this.#stop.signal);
+    } catch (error) {
+      // A refused AUTH or ATTACH leaves an unauthenticated link, even if the console keeps it
+      // open: end it, so the retry is a fresh connection after backoff, never a publish on it.
+      this.#dropSession();
+      throw error;
+    }
     this.#everConnected = true;
     this.#vmSha = null; // a new connection may face a restarted VM: always republish
     this.#lastTrafficAt = this.#clock.now();

@@ -51,6 +51,13 @@ interface Entry {
   detach: () => void;
 }
 
+/**
+ * The most a multi-line reply (CAT, LS) may hold before `END`: twice the largest file the VM
+ * keeps (a 32 KiB status log). A console that keeps sending past it is broken or hostile, and
+ * the connection is dropped rather than buffered without end.
+ */
+export const MAX_REPLY_BYTES = 64 * 1024;
+
 /** A console session. */
 export class ConsoleSession {
   readonly #conn: Conn;
@@ -66,7 +73,7 @@ export class ConsoleSession {
   #timer: unknown;
   #writing: Promise<void> = Promise.resolve();
   /** Collects the lines after a listing's ack until `END`; nothing else is sent meanwhile. */
-  #collector: { lines: string[]; acked: boolean; done: () => void } | null = null;
+  #collector: { lines: string[]; bytes: number; acked: boolean; done: () => void; fail: (e: ConsoleError) => void } | null = null;
   /** A listing request is on the wire: later lines wait until its `END`. */
   #barrier = false;
   #closed: ConsoleError | null = null;
@@ -146,8 +153,10 @@ export class ConsoleSession {
     if (this.#collector !== null) throw new Error(`ConsoleSession.requestLines: ${verb} while another listing is being read`);
     const lines: string[] = [];
     let done!: () => void;
-    const ended = new Promise<void>((resolve) => (done = resolve));
-    this.#collector = { lines, acked: false, done };
+    let fail!: (e: ConsoleError) => void;
+    const ended = new Promise<void>((resolve, reject) => ((done = resolve), (fail = reject)));
+    ended.catch(() => {}); // may fail before it is awaited
+    this.#collector = { lines, bytes: 0, acked: false, done, fail };
     try {
       await this.#enqueue(line, verb, signal, true);
       const timeout = new ConsoleError("timeout", `No END after ${verb} within ${this.#ackTimeoutMs} ms`);
@@ -279,8 +288,12 @@ export class ConsoleSession {
       this.#arm();
       this.#pump();
     } else if (this.#collector?.acked === true && head === undefined) {
-      if (line === "END") this.#collector.done();
-      else this.#collector.lines.push(line);
+      const c = this.#collector;
+      if (line === "END") c.done();
+      else if ((c.bytes += line.length + 1) > MAX_REPLY_BYTES) {
+        this.#collector = null;
+        c.fail(this.#fail(new ConsoleError("protocol", `Console reply passed ${MAX_REPLY_BYTES} bytes without END; dropping the connection`)));
+      } else c.lines.push(line);
     } else {
       this.#onOther(line);
     }

@@ -12,7 +12,10 @@ export const LIMITS = Object.freeze({
   schemaBytes: 4096,
   leaseLogBytes: 1024,
   statusLogBytes: 32 * 1024,
-  ctlLogBytes: 128 * 1024,
+  /** The VM refuses appends to a node's ctl past 1 KiB (section 12; not `/gpu/bridge/ctl`'s 128 KiB). */
+  ctlLogBytes: 1024,
+  /** `/gpu/bridge/ctl`'s own transfer log, restarted at every `begin`. */
+  transferLogBytes: 128 * 1024,
   frameBytes: 8192,
   commandBytes: 256,
   echoPayloadBytes: 128,
@@ -21,8 +24,10 @@ export const LIMITS = Object.freeze({
   consoleQueueLines: 8,
 });
 
+// Whitespace, C0/C1 controls, DEL, `=`, and the invisible format characters that reorder or
+// hide text (bidi overrides and isolates, zero-width joiners, BOM): an id must read as it is.
 // deno-lint-ignore no-control-regex
-const UNSAFE_IN_LINE = /[\s\u0000-\u001f\u007f=]/;
+const UNSAFE_IN_LINE = /[\s\u0000-\u001f\u007f-\u009f=\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/;
 
 /**
  * Why the VM would refuse `id` as a model id, or null if it is acceptable. Besides the VM's
@@ -43,7 +48,7 @@ function idProblem(id: string, maxBytes: number): string | null {
   if (n < 1 || n > maxBytes) return `must be 1-${maxBytes} bytes, got ${n}`;
   if (id === "." || id === "..") return "must not be '.' or '..'";
   if (id.includes("/")) return "must not contain '/'";
-  if (UNSAFE_IN_LINE.test(id)) return "must not contain whitespace, control characters or '='";
+  if (UNSAFE_IN_LINE.test(id)) return "must not contain whitespace, control or bidi/invisible formatting characters, or '='";
   return null;
 }
 

@@ -7,7 +7,7 @@ import { resolveInBundle, validateJob, type JobProblem, type LaunchLimits } from
 import type { Runner } from "../job/runner.ts";
 import { type JobRecord, JobScheduler } from "../job/scheduler.ts";
 import { parseControl } from "../lease/control.ts";
-import type { LeaseJournal } from "../lease/journal.ts";
+import { COMPACT_AFTER, type LeaseJournal } from "../lease/journal.ts";
 import { GpuLogs } from "../lease/logs.ts";
 import { LeaseManager } from "../lease/manager.ts";
 import { ctlLeaseLine, ctlReleaseLine, leaseRecord, statusLine } from "../lease/records.ts";
@@ -16,12 +16,14 @@ import type { GpuInfo } from "../inventory/types.ts";
 import type { Logger } from "../util/log.ts";
 import { LIMITS } from "../contract/limits.ts";
 import type { NodeLogs } from "../contract/namespace.ts";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { byteLength } from "../util/bytes.ts";
 
 /** A refused job submission; `problems` name the fields. */
 export class JobError extends Error {
   override name = "JobError";
-  readonly code: "invalid" | "conflict" | "permission" | "not_found";
+  readonly code: "invalid" | "conflict" | "permission" | "not_found" | "busy";
   readonly problems: readonly JobProblem[];
   constructor(code: JobError["code"], message: string, problems: JobProblem[] = []) {
     super(message);
@@ -57,9 +59,11 @@ export class HostState {
       gpus: () => o.gpus().map((g) => ({ id: g.id, memory_mb: g.memory_mb })),
       ...(o.clock !== undefined && { clock: o.clock }),
       ...(o.maxStreamsPerGpu !== undefined && { maxStreamsPerGpu: o.maxStreamsPerGpu }),
-      admit: (gpuId, _live, candidate) => {
-        const logs = this.logsOf(gpuId);
-        const need = logs.pinnedBytes(leaseRecord(candidate, "ACTIVE"));
+      admit: (gpuId, live, candidate) => {
+        // Counted at the widest priority: a later `PRIORITY 255` rewrites every live lease's
+        // pinned ACTIVE line, and must not push the log past the VM's cap.
+        let need = 0;
+        for (const l of [...live, candidate]) need += byteLength(leaseRecord({ ...l, priority: 255 }, "ACTIVE")) + 1;
         return need <= LIMITS.leaseLogBytes
           ? null
           : `lease log full on ${gpuId}: the VM's ${LIMITS.leaseLogBytes}-byte lease log cannot hold another live lease; release one first`;
@@ -100,6 +104,9 @@ export class HostState {
           logs.appendStatus(statusLine(e.lease.worker_id, "LEASE-ENDED", e.reason));
           this.jobs.endLease(e.lease.id, "LEASE-ENDED");
           j?.release(e.lease, e.reason);
+          // The running journal is rewritten with the live leases now and then, so it stays
+          // proportional to them however many leases come and go.
+          if (j !== undefined && j.appended >= COMPACT_AFTER + 4 * this.leases.liveCount) j.compact(this.leases.live());
           o.log.info(`lease ${e.lease.id} (${e.lease.worker_id} on ${e.lease.gpu_id}) ended: ${e.reason}`);
           break;
       }
@@ -113,7 +120,8 @@ export class HostState {
     if (journal === undefined) return;
     const { leases, problems } = journal.load();
     for (const p of problems) this.#o.log.warn(p);
-    const { restored, expired } = this.leases.restore(leases);
+    const { restored, expired, refused } = this.leases.restore(leases);
+    for (const r of refused) this.#o.log.warn(`journal: lease ${r.lease.id} not restored: ${r.why}`);
     for (const l of restored) {
       this.logsOf(l.gpu_id).appendCtl(ctlLeaseLine(l));
       this.logsOf(l.gpu_id).appendActive(l.id, leaseRecord(l, "ACTIVE"));
@@ -191,25 +199,28 @@ export class HostState {
     }
     const id = result.job.descriptor.job;
     if (this.jobs.get(id) !== undefined) throw new JobError("conflict", `Job ${id} already exists`, [{ field: "job", message: "job id in use" }]);
+    const full = this.jobs.refusal(lease.gpu_id, result.job.payload.length);
+    if (full !== null) throw new JobError("busy", full);
     return this.jobs.submit(lease, result.job);
   }
 
   close(): void {
+    this.jobs.close();
     this.leases.close();
     this.#o.journal?.close();
   }
 
-  #writeResult(job: JobRecord, output: string | undefined): void {
-    if (output === undefined || this.#o.bundleDir === undefined) return;
+  /** Writes a succeeded job's result to its first output; returns why it could not, or null. */
+  #writeResult(job: JobRecord, output: string | undefined): string | null {
+    if (output === undefined || this.#o.bundleDir === undefined) return null;
     const path = resolveInBundle(this.#o.bundleDir, output);
-    if (typeof path !== "string") {
-      this.#o.log.warn(`job ${job.job}: cannot write its result to ${output}: ${path.error}`);
-      return;
-    }
+    if (typeof path !== "string") return `cannot write its result to ${output}: ${path.error}`;
     try {
-      writeFileSync(path, JSON.stringify({ job: job.job, gpu_id: job.gpu_id, state: job.state, result: job.result }, null, 2) + "\n");
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, JSON.stringify({ job: job.job, gpu_id: job.gpu_id, state: "OK", result: job.result }, null, 2) + "\n");
+      return null;
     } catch (error) {
-      this.#o.log.warn(`job ${job.job}: cannot write its result to ${output}: ${(error as Error).message}`);
+      return `cannot write its result to ${output}: ${(error as Error).message}`;
     }
   }
 }

@@ -13,6 +13,25 @@ export interface RunRequestWire {
   readonly memLimitBytes: number;
   readonly payloadB64?: string;
   readonly device?: number;
+  /** The bridge's pid: the child dies with it (see `armParentDeath`). */
+  readonly parentPid?: number;
+}
+
+/**
+ * Makes this child die with the bridge that started it, even mid-kernel: SIGKILL from the
+ * kernel when the parent exits (Linux), and an exit now if it has already gone. Where libc
+ * cannot be opened the parent's own kill on timeout, lease end and shutdown remains.
+ */
+export async function armParentDeath(parentPid: number | undefined): Promise<void> {
+  if (parentPid === undefined) return;
+  const [{ loadFfiAdapter }, { dieWithParent }] = await Promise.all([import("../../ffi/loader.ts"), import("../../ffi/libc.ts")]);
+  let alive: boolean;
+  try {
+    alive = dieWithParent(await loadFfiAdapter(), parentPid);
+  } catch {
+    return;
+  }
+  if (!alive) throw new Error(`The bridge (pid ${parentPid}) is gone; not running its job`);
 }
 
 /** Runs the request; never throws (failures are outcomes). */

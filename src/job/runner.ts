@@ -2,6 +2,9 @@
  * Runs a job in a child process of the bridge (`run-kernel`): the child computes, the parent
  * waits, and a timeout or a lease's end kills the child outright.
  */
+import process from "node:process";
+import * as v from "valibot";
+import { describeIssue } from "../util/issues.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { encodeBase64 } from "../util/base64.ts";
 import type { KernelSpec, KernelSummary } from "./kernels.ts";
@@ -18,6 +21,27 @@ export interface RunRequest {
 export type RunOutcome =
   | { readonly ok: true; readonly summary: KernelSummary }
   | { readonly ok: false; readonly detail: string; readonly message?: string };
+
+const finite = v.pipe(v.number(), v.finite());
+/** What a `run-kernel` child may print as its result. */
+const RunOutcomeSchema = v.variant("ok", [
+  v.strictObject({
+    ok: v.literal(true),
+    summary: v.strictObject({
+      kernel: v.picklist(["vadd", "matmul"]),
+      size: v.pipe(v.number(), v.integer(), v.minValue(0)),
+      checksum: finite,
+      max_abs_error: finite,
+      verified: v.pipe(v.number(), v.integer(), v.minValue(0)),
+      duration_ms: finite,
+    }),
+  }),
+  v.strictObject({
+    ok: v.literal(false),
+    detail: v.pipe(v.string(), v.regex(/^[A-Z][A-Z0-9_-]{0,31}$/)),
+    message: v.optional(v.pipe(v.string(), v.maxLength(1024))),
+  }),
+]);
 
 /** Something that runs kernels; `signal` aborts with the reason as the ERR detail. */
 export interface Runner {
@@ -42,6 +66,7 @@ export class ProcessRunner implements Runner {
       memLimitBytes: req.memLimitBytes,
       ...(req.payload !== undefined && req.runner === "cuda" && { payloadB64: encodeBase64(req.payload) }),
       ...(req.device !== undefined && { device: req.device }),
+      parentPid: process.pid,
     };
     const child = this.#runtime.spawn([...this.#runtime.self(), "run-kernel"], new TextEncoder().encode(JSON.stringify(wire)), this.#env);
     const onAbort = () => child.kill();
@@ -49,12 +74,18 @@ export class ProcessRunner implements Runner {
     try {
       const { code, stdout, stderr } = await child.done;
       if (signal.aborted) return { ok: false, detail: String(signal.reason) };
+      // The child's last line is checked like any input: its detail lands in the VM's status log.
+      let parsed: v.SafeParseResult<typeof RunOutcomeSchema> | null = null;
       try {
-        return JSON.parse(stdout.trim().split("\n").at(-1) ?? "") as RunOutcome;
+        parsed = v.safeParse(RunOutcomeSchema, JSON.parse(stdout.trim().split("\n").at(-1) ?? ""));
       } catch {
-        const why = stderr.trim().split("\n").slice(-3).join(" | ") || `exit status ${code}`;
-        return { ok: false, detail: "RUNNER_CRASHED", message: `the kernel process ended without a result: ${why}` };
+        // not JSON: reported below
       }
+      if (parsed?.success) return parsed.output as RunOutcome;
+      const why = parsed !== null
+        ? `its result is malformed (${describeIssue(parsed.issues[0], "outcome").field}: ${parsed.issues[0].message})`
+        : stderr.trim().split("\n").slice(-3).join(" | ").slice(-1024) || `exit status ${code}`;
+      return { ok: false, detail: "RUNNER_CRASHED", message: `the kernel process ended without a result: ${why}` };
     } finally {
       signal.removeEventListener("abort", onAbort);
     }

@@ -5,7 +5,7 @@
  */
 import type { Lease } from "../lease/types.ts";
 import type { JobState } from "../lease/records.ts";
-import type { KernelSummary } from "./kernels.ts";
+import { type KernelSummary, workload } from "./kernels.ts";
 import type { ValidJob } from "./descriptor.ts";
 import type { Runner } from "./runner.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
@@ -32,8 +32,11 @@ export interface SchedulerOptions {
   readonly kind: "cpu" | "cuda";
   /** Called on every state change (the status log and a republish follow). */
   readonly onChange: (job: JobRecord) => void;
-  /** Called once a job has finished OK, to write its output summary. */
-  readonly onResult?: (job: JobRecord, valid: ValidJob) => void;
+  /**
+   * Called when a job's kernel has succeeded, to write its output; returns why the output could
+   * not be written (the job then ends ERR `OUTPUT_FAILED`), or null.
+   */
+  readonly onResult?: (job: JobRecord, valid: ValidJob) => string | null;
   /** The CUDA ordinal of a GPU id (for the CUDA runner). */
   readonly deviceOf?: (gpuId: string) => number | undefined;
   /** Times `timeout_ms` and stamps jobs (default: the system clock). */
@@ -51,12 +54,24 @@ interface Queued {
 
 let seq = 0;
 
+/** Jobs one GPU may have waiting; a submission past it is refused (busy), not queued. */
+export const MAX_QUEUED_PER_GPU = 256;
+/**
+ * Kernel bytes all queued jobs may hold together (four maximal 16 MiB payloads). Only the CUDA
+ * runner needs them (the CPU runner computes from the launch shape), so on the CPU runner a
+ * queued job holds none.
+ */
+export const MAX_QUEUED_PAYLOAD_BYTES = 64 * 1024 * 1024;
+
 export class JobScheduler {
   readonly #o: SchedulerOptions;
   readonly #jobs = new Map<string, JobRecord>();
   readonly #queues = new Map<string, Queued[]>();
   readonly #running = new Map<string, { lease: Lease; abort: AbortController }>();
   readonly #finished: string[] = [];
+  /** Bytes the running jobs of each lease use, so together they stay within its `mem_mb`. */
+  readonly #memInUse = new Map<string, number>();
+  #queuedPayloadBytes = 0;
 
   constructor(options: SchedulerOptions) {
     this.#o = options;
@@ -78,8 +93,28 @@ export class JobScheduler {
     return c;
   }
 
+  /** Why a job with `payloadBytes` of kernel bytes cannot be queued on `gpuId` now, or null. */
+  refusal(gpuId: string, payloadBytes: number): string | null {
+    const queued = this.#queues.get(gpuId)?.length ?? 0;
+    if (queued >= MAX_QUEUED_PER_GPU) return `Job queue of ${gpuId} is full (${queued} jobs waiting); retry later`;
+    if (this.#o.kind === "cuda" && this.#queuedPayloadBytes + payloadBytes > MAX_QUEUED_PAYLOAD_BYTES) {
+      return `Queued jobs already hold ${this.#queuedPayloadBytes} bytes of kernels (at most ${MAX_QUEUED_PAYLOAD_BYTES}); retry later`;
+    }
+    return null;
+  }
+
+  /** Jobs waiting, and the kernel bytes they hold. */
+  queued(): { jobs: number; payloadBytes: number } {
+    let jobs = 0;
+    for (const q of this.#queues.values()) jobs += q.length;
+    return { jobs, payloadBytes: this.#queuedPayloadBytes };
+  }
+
   /** Queues a validated job under a live lease; the caller has checked the lease is live. */
-  submit(lease: Lease, valid: ValidJob): JobRecord {
+  submit(lease: Lease, job: ValidJob): JobRecord {
+    // The CPU runner never reads the payload: a queued job must not pin up to 16 MiB for nothing.
+    const valid = this.#o.kind === "cuda" ? job : { descriptor: job.descriptor, payload: new Uint8Array(0) };
+    this.#queuedPayloadBytes += valid.payload.length;
     const d = valid.descriptor;
     const record: JobRecord = {
       job: d.job,
@@ -108,7 +143,11 @@ export class JobScheduler {
   endLease(leaseId: string, detail: string): void {
     for (const [gpu, q] of this.#queues) {
       const keep = q.filter((e) => e.lease.id !== leaseId);
-      for (const e of q) if (e.lease.id === leaseId) this.#finish(e.record, "ERR", detail, null);
+      for (const e of q) {
+        if (e.lease.id !== leaseId) continue;
+        this.#queuedPayloadBytes -= e.valid.payload.length;
+        this.#finish(e.record, "ERR", detail, null);
+      }
       this.#queues.set(gpu, keep);
     }
     for (const [job, run] of this.#running) if (run.lease.id === leaseId) this.#running.get(job)?.abort.abort(detail);
@@ -127,11 +166,16 @@ export class JobScheduler {
     for (let i = 0; i < q.length;) {
       const e = q[i]!;
       const busy = [...this.#running.values()].filter((r) => r.lease.id === e.lease.id).length;
-      if (busy >= e.lease.streams) {
+      // Memory is the lease's across its concurrent jobs, not per job: a job waits until what
+      // its lease's running jobs use leaves room for it. Alone, it runs and its child reports
+      // OUT_OF_MEMORY if the whole lease is too small.
+      const inUse = this.#memInUse.get(e.lease.id) ?? 0;
+      if (busy >= e.lease.streams || (busy > 0 && inUse + jobBytes(e) > e.lease.mem_mb * 1048576)) {
         i++;
         continue;
       }
       q.splice(i, 1);
+      this.#queuedPayloadBytes -= e.valid.payload.length;
       void this.#start(e);
     }
   }
@@ -140,6 +184,9 @@ export class JobScheduler {
     const { record, lease, valid } = e;
     const abort = new AbortController();
     this.#running.set(record.job, { lease, abort });
+    const need = jobBytes(e);
+    const inUse = this.#memInUse.get(lease.id) ?? 0;
+    this.#memInUse.set(lease.id, inUse + need);
     record.state = "RUNNING";
     record.started_at = this.#now();
     this.#o.onChange(record);
@@ -151,15 +198,20 @@ export class JobScheduler {
         {
           spec: { kernel: valid.descriptor.kernel, grid: valid.descriptor.grid, block: valid.descriptor.block },
           runner: this.#o.kind,
-          memLimitBytes: lease.mem_mb * 1048576,
+          memLimitBytes: Math.max(0, lease.mem_mb * 1048576 - inUse),
           payload: valid.payload,
           ...(device !== undefined && { device }),
         },
         abort.signal,
       );
       if (outcome.ok) {
-        this.#finish(record, "OK", "", outcome.summary);
-        this.#o.onResult?.(record, valid);
+        record.result = outcome.summary;
+        const problem = this.#o.onResult?.(record, valid) ?? null;
+        if (problem === null) this.#finish(record, "OK", "", outcome.summary);
+        else {
+          record.message = problem;
+          this.#finish(record, "ERR", "OUTPUT_FAILED", outcome.summary);
+        }
       } else {
         record.message = outcome.message ?? null;
         this.#finish(record, "ERR", outcome.detail, null);
@@ -170,6 +222,9 @@ export class JobScheduler {
     } finally {
       clock.clearTimer(timer);
       this.#running.delete(record.job);
+      const left = (this.#memInUse.get(lease.id) ?? need) - need;
+      if (left > 0) this.#memInUse.set(lease.id, left);
+      else this.#memInUse.delete(lease.id);
       this.#pump(lease.gpu_id);
     }
   }
@@ -186,7 +241,17 @@ export class JobScheduler {
     this.#o.onChange(record);
   }
 
+  /** Aborts every running job (shutdown), so no child outlives the bridge's own stop. */
+  close(): void {
+    for (const run of this.#running.values()) run.abort.abort("SHUTDOWN");
+  }
+
   #now(): number {
     return (this.#o.clock ?? systemClock).now();
   }
+}
+
+/** Bytes a job's kernel uses (its operands and result). */
+function jobBytes(e: Queued): number {
+  return workload(e.valid.descriptor).bytes;
 }

@@ -6,17 +6,43 @@
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
-import type { Lease } from "./types.ts";
+import * as v from "valibot";
+import { describeIssue } from "../util/issues.ts";
+import { openRegular } from "../util/files.ts";
+import { type Lease, MAX_TTL_S, WORKER_ID } from "./types.ts";
 
-type Entry =
-  | { op: "grant"; lease: Lease }
-  | { op: "renew"; id: string; expires_at: number }
-  | { op: "priority"; id: string; priority: number }
-  | { op: "release"; id: string; reason: string };
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max));
+const ID = v.pipe(v.string(), v.regex(/^[A-Za-z0-9._-]{1,128}$/));
+/** A lease as the journal stores it: valid JSON of the wrong shape is refused field by field. */
+const JournalLease = v.object({
+  id: ID,
+  gpu_id: v.pipe(v.string(), v.minLength(1), v.maxLength(32)),
+  worker_id: v.pipe(v.string(), v.regex(WORKER_ID)),
+  mem_mb: int(1),
+  streams: int(1, 1024),
+  ttl_s: int(1, MAX_TTL_S),
+  priority: int(0, 255),
+  state: v.picklist(["ACTIVE", "RELEASED"]),
+  granted_at: int(0),
+  expires_at: int(0),
+  released_reason: v.optional(v.string()),
+});
+const Entry = v.variant("op", [
+  v.object({ op: v.literal("grant"), lease: JournalLease }),
+  v.object({ op: v.literal("renew"), id: ID, expires_at: int(0) }),
+  v.object({ op: v.literal("priority"), id: ID, priority: int(0, 255) }),
+  v.object({ op: v.literal("release"), id: ID, reason: v.string() }),
+]);
+type Entry = v.InferOutput<typeof Entry>;
+
+/** Appends between compactions past which the running journal is rewritten (with the live leases). */
+export const COMPACT_AFTER = 256;
 
 export class LeaseJournal {
   readonly path: string;
   #fd: number | null = null;
+  /** Entries appended since the journal was last rewritten. */
+  appended = 0;
 
   constructor(path: string) {
     this.path = path;
@@ -27,16 +53,36 @@ export class LeaseJournal {
     const problems: string[] = [];
     if (!existsSync(this.path)) return { leases: [], problems };
     const live = new Map<string, Lease>();
-    const lines = readFileSync(this.path, "utf8").split("\n");
+    let text: string;
+    try {
+      // Never a blocking open: a FIFO or device here must not freeze start-up.
+      const fd = openRegular(this.path);
+      try {
+        text = readFileSync(fd, "utf8");
+      } finally {
+        closeSync(fd);
+      }
+    } catch (error) {
+      problems.push(`${this.path}: cannot read the journal (${(error as Error).message}); starting without leases`);
+      return { leases: [], problems };
+    }
+    const lines = text.split("\n");
     lines.forEach((line, i) => {
       if (line.trim() === "") return;
-      let e: Entry;
+      let raw: unknown;
       try {
-        e = JSON.parse(line) as Entry;
+        raw = JSON.parse(line);
       } catch {
         problems.push(`${this.path}:${i + 1}: ${i === lines.length - 1 ? "torn last line (a crash mid-write)" : "unreadable line"}; skipped`);
         return;
       }
+      const parsed = v.safeParse(Entry, raw);
+      if (!parsed.success) {
+        const d = describeIssue(parsed.issues[0], "entry");
+        problems.push(`${this.path}:${i + 1}: not a journal entry (${d.field}: ${d.message}); skipped`);
+        return;
+      }
+      const e: Entry = parsed.output;
       if (e.op === "grant") live.set(e.lease.id, { ...e.lease, state: "ACTIVE" });
       else if (e.op === "renew" && live.has(e.id)) live.get(e.id)!.expires_at = e.expires_at;
       else if (e.op === "priority" && live.has(e.id)) live.get(e.id)!.priority = e.priority;
@@ -58,6 +104,7 @@ export class LeaseJournal {
       closeSync(fd);
     }
     renameSync(tmp, this.path);
+    this.appended = 0;
   }
 
   grant(lease: Lease): void {
@@ -85,5 +132,6 @@ export class LeaseJournal {
     }
     writeSync(this.#fd, JSON.stringify(entry) + "\n");
     fsyncSync(this.#fd);
+    this.appended++;
   }
 }

@@ -16,6 +16,15 @@ interface Entry {
 
 const utf8 = new TextEncoder();
 
+/**
+ * Room left free in each log for the VM's own clients, which append to the file the snapshot
+ * replaced (section 12): a control line of up to a command's 256 bytes in `ctl`, the Queen's own
+ * ACTIVE record (about 160 bytes) in `lease` when no live lease needs the space, and a START and
+ * an EXIT breadcrumb (512 bytes each) in `status`. A log published at its cap would leave them
+ * unable to append at all.
+ */
+export const LOG_HEADROOM = Object.freeze({ ctl: 256, lease: 256, status: 1024 });
+
 /** Lines with a byte budget; `pinned` entries survive trimming. */
 export class BoundedLines {
   #entries: Entry[] = [];
@@ -64,15 +73,17 @@ export class GpuLogs {
   readonly gpuId: string;
   // The ctl payload keeps its seed line, so the budget for appended lines is what remains.
   readonly ctl: BoundedLines;
-  readonly lease = new BoundedLines(LIMITS.leaseLogBytes);
-  readonly status = new BoundedLines(LIMITS.statusLogBytes);
+  // Unpinned lease lines are trimmed to leave headroom; pinned ACTIVE lines may use it (the
+  // grant's admission check keeps them within the cap itself).
+  readonly lease = new BoundedLines(LIMITS.leaseLogBytes - LOG_HEADROOM.lease);
+  readonly status = new BoundedLines(LIMITS.statusLogBytes - LOG_HEADROOM.status);
   /** Lease id -> the text of its current ACTIVE line. */
   readonly #current = new Map<string, string>();
   #touched = false;
 
   constructor(gpuId: string) {
     this.gpuId = gpuId;
-    this.ctl = new BoundedLines(LIMITS.ctlLogBytes - utf8.encode(seedCtl(gpuId)).length);
+    this.ctl = new BoundedLines(LIMITS.ctlLogBytes - LOG_HEADROOM.ctl - utf8.encode(seedCtl(gpuId)).length);
   }
 
   appendCtl(line: string): void {

@@ -15,6 +15,7 @@ import {
   type LeaseEvent,
   type LeaseRequest,
   MAX_TTL_S,
+  REASON,
   systemClock,
   WORKER_ID,
 } from "./types.ts";
@@ -31,6 +32,9 @@ export interface LeaseManagerOptions {
   /** Released leases kept for lookups (default 1024). */
   readonly keepReleased?: number;
 }
+
+/** The longest delay a JavaScript timer holds (2^31-1 ms). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 interface Deadline {
   readonly at: number;
@@ -63,6 +67,11 @@ export class LeaseManager {
   on(listener: (e: LeaseEvent) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /** How many leases are live (O(1)). */
+  get liveCount(): number {
+    return this.#live;
   }
 
   get(id: string): Lease | undefined {
@@ -158,6 +167,9 @@ export class LeaseManager {
 
   /** Ends a live lease. */
   release(id: string, reason = "released"): Lease {
+    if (typeof reason !== "string" || !REASON.test(reason)) {
+      throw new LeaseError("invalid", `reason must be 1-128 printable ASCII characters, got ${JSON.stringify(reason)}`, "reason");
+    }
     const lease = this.#liveLease(id);
     this.#end(lease, reason);
     return lease;
@@ -174,13 +186,23 @@ export class LeaseManager {
    * Adopts leases from a journal at start-up: live ones whose deadline has passed are released
    * now (reason `expired`), the rest are re-armed. No `granted` events are emitted for them.
    */
-  restore(leases: readonly Lease[]): { restored: Lease[]; expired: Lease[] } {
+  restore(leases: readonly Lease[]): { restored: Lease[]; expired: Lease[]; refused: { lease: Lease; why: string }[] } {
     const now = this.#o.clock.now();
     const restored: Lease[] = [];
     const expired: Lease[] = [];
+    const refused: { lease: Lease; why: string }[] = [];
     for (const lease of leases) {
       if (lease.state !== "ACTIVE" || this.#leases.has(lease.id)) continue;
-      this.#activate({ ...lease });
+      // A journal is input like any other: it is held to what a grant would have been.
+      const why = this.#restoreProblem(lease);
+      if (why !== null) {
+        refused.push({ lease, why });
+        continue;
+      }
+      // A deadline further off than the lease's TTL means the clock is behind the one that
+      // wrote the journal (a Jetson booting without RTC): give the lease its TTL from now.
+      const expiresAt = Math.min(lease.expires_at, now + lease.ttl_s * 1000);
+      this.#activate({ ...lease, expires_at: expiresAt });
       const adopted = this.#leases.get(lease.id)!;
       if (lease.expires_at <= now) {
         this.#end(adopted, "expired");
@@ -189,7 +211,25 @@ export class LeaseManager {
         restored.push(adopted);
       }
     }
-    return { restored, expired };
+    return { restored, expired, refused };
+  }
+
+  #restoreProblem(lease: Lease): string | null {
+    const gpu = this.#gpu(lease.gpu_id);
+    if (gpu === undefined) return `unknown GPU ${JSON.stringify(lease.gpu_id)}`;
+    try {
+      checkRequest(lease);
+    } catch (error) {
+      return (error as Error).message;
+    }
+    const held = this.ofWorker(lease.gpu_id, lease.worker_id);
+    if (held !== undefined) return `${lease.worker_id} already holds lease ${held.id} on ${lease.gpu_id}`;
+    const used = this.#used.get(lease.gpu_id) ?? { mem: 0, streams: 0 };
+    if (used.mem + lease.mem_mb > gpu.memory_mb) {
+      return `insufficient memory on ${lease.gpu_id}: ${lease.mem_mb} MiB, ${Math.max(0, gpu.memory_mb - used.mem)} MiB unleased`;
+    }
+    if (used.streams + lease.streams > this.#o.maxStreamsPerGpu) return `insufficient streams on ${lease.gpu_id}`;
+    return null;
   }
 
   /** Stops the expiry timer (leases stay as they are). */
@@ -260,7 +300,9 @@ export class LeaseManager {
     this.#timer = null;
     this.#armedAt = at;
     if (at === Infinity) return;
-    this.#timer = this.#o.clock.setTimer(Math.max(0, at - this.#o.clock.now()), () => this.#expire());
+    // Timers hold 32-bit delays: past 2^31-1 ms (24.8 days) they fire at once, every time.
+    // A deadline further off is reached in steps; #expire re-arms when nothing is due yet.
+    this.#timer = this.#o.clock.setTimer(Math.min(MAX_TIMER_MS, Math.max(0, at - this.#o.clock.now())), () => this.#expire());
   }
 
   #expire(): void {

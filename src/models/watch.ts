@@ -14,6 +14,13 @@ export interface RegistryWatchOptions {
   readonly onChange: (catalog: ModelCatalog) => void;
   /** Poll period in ms (default 1000). */
   readonly pollMs?: number;
+  /**
+   * How long a registry that looks half-written (unusable, or `active` naming a model not yet
+   * there) may go on looking so before it replaces the last good catalog (default 5000 ms).
+   */
+  readonly settleMs?: number;
+  /** File-system events within this many ms are one reload (default 20 ms). */
+  readonly debounceMs?: number;
 }
 
 /** A watched registry: `catalog` is always the latest good load. */
@@ -23,7 +30,11 @@ export class RegistryWatch {
   #warnings = "";
   readonly #o: RegistryWatchOptions;
   #watcher: FSWatcher | null = null;
-  #poll: ReturnType<typeof setInterval> | undefined;
+  #poll: ReturnType<typeof setTimeout> | undefined;
+  #lastLoadMs = 0;
+  #closed = false;
+  #incompleteSince: number | null = null;
+  #pending: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: RegistryWatchOptions) {
     this.#o = options;
@@ -31,7 +42,7 @@ export class RegistryWatch {
     this.#logWarnings(warnings);
     this.#catalog = catalog;
     this.#key = JSON.stringify(catalog);
-    this.#poll = setInterval(() => this.reload(), options.pollMs ?? 1000);
+    this.#schedule();
     this.#arm();
   }
 
@@ -41,9 +52,23 @@ export class RegistryWatch {
 
   /** Re-reads the registry now; returns whether the catalog changed. */
   reload(): boolean {
-    const { catalog, warnings } = loadRegistry(this.#o.dir);
-    this.#logWarnings(warnings);
+    const t0 = performance.now();
+    const { catalog, warnings, complete } = loadRegistry(this.#o.dir);
+    this.#lastLoadMs = performance.now() - t0;
     if (this.#watcher === null) this.#arm();
+    // A writer mid-change (a folder renamed away, `active` written before its model) must not
+    // flap the VM's catalog to the built-in one and back: the last good catalog stays until
+    // the registry has looked this way for `settleMs`.
+    if (complete || this.#catalog.source !== "registry") this.#incompleteSince = null;
+    else {
+      const now = Date.now();
+      if (this.#incompleteSince === null) {
+        this.#incompleteSince = now;
+        this.#o.log.info(`registry looks half-written (${warnings.at(-1) ?? "incomplete"}); keeping the last good catalog for now`);
+      }
+      if (now - this.#incompleteSince < (this.#o.settleMs ?? 5000)) return false;
+    }
+    this.#logWarnings(warnings);
     const key = JSON.stringify(catalog);
     if (key === this.#key) return false;
     this.#catalog = catalog;
@@ -54,14 +79,31 @@ export class RegistryWatch {
   }
 
   close(): void {
-    clearInterval(this.#poll);
+    this.#closed = true;
+    clearTimeout(this.#poll);
+    clearTimeout(this.#pending);
     this.#watcher?.close();
     this.#watcher = null;
   }
 
+  /** The fallback poll, spaced so that reading a large registry costs at most ~2% of a core. */
+  #schedule(): void {
+    if (this.#closed) return;
+    this.#poll = setTimeout(() => {
+      this.reload();
+      this.#schedule();
+    }, nextPollMs(this.#o.pollMs ?? 1000, this.#lastLoadMs));
+  }
+
   #arm(): void {
     try {
-      this.#watcher = watch(this.#o.dir, { recursive: true }, () => this.reload());
+      this.#watcher = watch(this.#o.dir, { recursive: true }, () => {
+        // At most one reload per `debounceMs`, however fast the events come.
+        this.#pending ??= setTimeout(() => {
+          this.#pending = undefined;
+          this.reload();
+        }, this.#o.debounceMs ?? 20);
+      });
       this.#watcher.on("error", () => {
         this.#watcher?.close();
         this.#watcher = null; // the poll re-arms it
@@ -76,4 +118,9 @@ export class RegistryWatch {
     if (text !== this.#warnings) for (const w of warnings) this.#o.log.warn(w);
     this.#warnings = text;
   }
+}
+
+/** The wait before the next poll: `pollMs`, or 50 times what the last load took (at most 30 s). */
+export function nextPollMs(pollMs: number, lastLoadMs: number): number {
+  return Math.max(pollMs, Math.min(30_000, Math.ceil(lastLoadMs * 50)));
 }

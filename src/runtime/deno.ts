@@ -1,4 +1,5 @@
 /** The Deno adapter: the only module besides `ffi/deno*.ts` that names `Deno.*`. */
+import { CHILD_OUTPUT_CAP, tailText } from "../util/stream.ts";
 import type { Conn } from "./transport.ts";
 import type { Child, OnConnection, Runtime, TcpServer } from "./types.ts";
 
@@ -15,7 +16,9 @@ interface DenoListener extends AsyncIterable<DenoTcpConn> {
 interface DenoChild {
   readonly pid: number;
   readonly stdin: WritableStream<Uint8Array>;
-  output(): Promise<{ code: number; stdout: Uint8Array; stderr: Uint8Array }>;
+  readonly stdout: ReadableStream<Uint8Array>;
+  readonly stderr: ReadableStream<Uint8Array>;
+  readonly status: Promise<{ code: number }>;
   kill(signal?: string): void;
 }
 interface DenoApi {
@@ -116,8 +119,8 @@ function spawn(cmd: readonly string[], stdin: Uint8Array, env?: Record<string, s
   }).spawn();
   const writer = child.stdin.getWriter();
   void writer.write(stdin).then(() => writer.close()).catch(() => {});
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  const done = child.output().then((o) => ({ code: o.code, stdout: decode(o.stdout), stderr: decode(o.stderr) }));
+  const done = Promise.all([child.status, tailText(child.stdout, CHILD_OUTPUT_CAP), tailText(child.stderr, CHILD_OUTPUT_CAP)])
+    .then(([status, stdout, stderr]) => ({ code: status.code, stdout, stderr }));
   return {
     pid: child.pid,
     done,

@@ -3,6 +3,7 @@
  * completed from the active model, spooled with one sync, and handed to the forwarder.
  */
 import { decodeCbor } from "../util/cbor.ts";
+import { checkCbor, checkJson, StrictInputError } from "../util/strict-input.ts";
 import type { ModelCatalog } from "../contract/models.ts";
 import { acceptRecord, activeModelOf, type TelemetryRecord } from "./record.ts";
 import type { Spool } from "./spool.ts";
@@ -22,13 +23,20 @@ export function parseTelemetryBody(type: string, body: Uint8Array): unknown[] {
   if (type === "application/cbor") {
     let value: unknown;
     try {
+      checkCbor(body);
       value = decodeCbor(body);
     } catch (error) {
-      throw new TelemetryError("(body)", `Request body is not valid CBOR: ${(error as Error).message}`);
+      const what = error instanceof StrictInputError ? "is refused" : "is not valid CBOR";
+      throw new TelemetryError("(body)", `Request body ${what}: ${(error as Error).message}`);
     }
     return Array.isArray(value) ? value : [value];
   }
   const text = new TextDecoder().decode(body);
+  try {
+    checkJson(text);
+  } catch (error) {
+    throw new TelemetryError("(body)", `Request body is refused: ${(error as Error).message}`);
+  }
   if (type === "application/x-ndjson") {
     return text.split("\n").map((line, i) => [line, i] as const).filter(([line]) => line.trim() !== "").map(([line, i]) => {
       try {

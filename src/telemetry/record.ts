@@ -13,10 +13,23 @@ import { describeIssue } from "../util/issues.ts";
 import { MAX_RECORD_BYTES, OPTIONAL_FIELDS, REQUIRED_FIELDS, TELEMETRY_SCHEMA_VERSION } from "../contract/telemetry-schema.ts";
 import { byteLength } from "../util/bytes.ts";
 
+// deno-lint-ignore no-control-regex
+const UNSAFE_TEXT = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 const text = (field: string, max = 128) =>
-  v.pipe(v.string(`${field} must be a string`), v.minLength(1, `${field} must not be empty`), v.maxLength(max, `${field} must be at most ${max} characters`));
+  v.pipe(
+    v.string(`${field} must be a string`),
+    v.minLength(1, `${field} must not be empty`),
+    v.maxLength(max, `${field} must be at most ${max} characters`),
+    v.check((s) => !UNSAFE_TEXT.test(s), `${field} must not contain control or bidirectional-override characters`),
+  );
+// Integers beyond 2^53 are not exact in JSON or in JavaScript: 1e300 is no token count.
 const count = (field: string) =>
-  v.pipe(v.number(`${field} must be a non-negative integer`), v.integer(`${field} must be a non-negative integer`), v.minValue(0, `${field} must be a non-negative integer`));
+  v.pipe(
+    v.number(`${field} must be a non-negative integer`),
+    v.integer(`${field} must be a non-negative integer`),
+    v.minValue(0, `${field} must be a non-negative integer`),
+    v.maxValue(Number.MAX_SAFE_INTEGER, `${field} must be at most ${Number.MAX_SAFE_INTEGER}`),
+  );
 const finite = (field: string) => v.pipe(v.number(`${field} must be a number`), v.finite(`${field} must be a finite number`));
 
 export const TelemetryRecordSchema = v.strictObject({

@@ -27,6 +27,9 @@ import { join } from "node:path";
 import type { Logger } from "../util/log.ts";
 import { DEFAULTS } from "../cli/defaults.ts";
 import { crc32 } from "node:zlib";
+import { openRegular } from "../util/files.ts";
+import * as v from "valibot";
+import { describeIssue } from "../util/issues.ts";
 
 /** Where forwarding stands: the next record to send, and how far into it. */
 export interface Progress {
@@ -63,6 +66,22 @@ interface Segment {
 }
 
 const HEADER = 8;
+/**
+ * The largest frame body a scan believes: a record is at most 4096 bytes of canonical JSON and
+ * its CBOR is no larger than twice that. A length past it is damage, not a record.
+ */
+export const MAX_FRAME_BODY = 16 * 1024;
+
+const count = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER));
+/** `progress.json`, checked field by field: a damaged file must not skip or delete records. */
+const ProgressFile = v.strictObject({
+  seg: v.pipe(count, v.minValue(1)),
+  index: count,
+  chunk: count,
+  queenSeg: v.nullable(v.pipe(v.string(), v.regex(/^[A-Za-z0-9._-]{1,64}$/))),
+  seq: v.pipe(count, v.minValue(1)),
+  queenBytes: count,
+});
 
 const name = (n: number) => `seg-${String(n).padStart(8, "0")}.spool`;
 
@@ -71,8 +90,12 @@ export class Spool {
   readonly #segments: Segment[] = [];
   #fd: number | null = null;
   #progress: Progress;
-  /** Records dropped by the size cap since start. */
+  /** The highest segment number named in the directory, usable or not (never reused). */
+  #highest = 0;
+  /** Records dropped by the size cap since start, and damaged frames skipped at start-up. */
   dropped = 0;
+  /** Bytes of damaged frames skipped at start-up (a CRC or length that does not check out). */
+  damagedBytes = 0;
   /** fsync calls and their total time, for the benchmark. */
   syncs = 0;
   syncMs = 0;
@@ -88,14 +111,19 @@ export class Spool {
     if (!options.readOnly) mkdirSync(options.dir, { recursive: true, mode: 0o700 });
     else if (!existsSync(options.dir)) return spool;
     for (const file of readdirSync(options.dir).filter((f) => /^seg-\d{8}\.spool$/.test(f)).sort()) {
-      spool.#segments.push(spool.#scan(Number(file.slice(4, 12)), join(options.dir, file)));
+      const n = Number(file.slice(4, 12));
+      spool.#highest = Math.max(spool.#highest, n);
+      const seg = spool.#scan(n, join(options.dir, file));
+      if (seg !== null) spool.#segments.push(seg);
     }
     const saved = join(options.dir, "progress.json");
     if (existsSync(saved)) {
-      try {
-        spool.#progress = { ...spool.#progress, ...(JSON.parse(readFileSync(saved, "utf8")) as Progress) };
-      } catch {
-        options.log.warn(`spool: ${saved} is unreadable; forwarding restarts at the oldest record`);
+      const problem = spool.#loadProgress(saved);
+      if (problem !== null) {
+        // Resending from the oldest record is safe (the Queen counts seqs per segment, and a
+        // fresh segment is asked for); skipping or deleting records on a damaged file is not.
+        spool.#progress = { seg: spool.#segments[0]?.n ?? 1, index: 0, chunk: 0, queenSeg: null, seq: 1, queenBytes: 0 };
+        options.log.warn(`spool: ${saved} ${problem}; forwarding restarts at the oldest spooled record (some may reach the Queen twice)`);
       }
     }
     if (!options.readOnly) spool.#clampProgress();
@@ -180,9 +208,23 @@ export class Spool {
     if (durable) this.#persist();
   }
 
-  /** Every record still spooled, oldest first (for export). */
+  /**
+   * Every record still spooled, oldest first (for export). A segment a running bridge deletes
+   * meanwhile (fully forwarded) is passed over: its records have left the spool.
+   */
   *records(): Generator<unknown> {
-    for (const seg of this.#segments) for (let i = 0; i < seg.offsets.length; i++) yield this.#read(seg, i);
+    for (const seg of this.#segments) {
+      for (let i = 0; i < seg.offsets.length; i++) {
+        let record: unknown;
+        try {
+          record = this.#read(seg, i);
+        } catch (error) {
+          if ((error as { code?: string }).code === "ENOENT") break;
+          throw error;
+        }
+        yield record;
+      }
+    }
   }
 
   /** Records and bytes waiting, for metrics. */
@@ -202,17 +244,79 @@ export class Spool {
     this.#fd = null;
   }
 
-  /** Reads a segment's frames, cutting off a torn or corrupt tail. */
-  #scan(n: number, path: string): Segment {
-    const data = readFileSync(path);
+  /** Checks `progress.json`; returns what is wrong with it, or null once it is adopted. */
+  #loadProgress(path: string): string | null {
+    let raw: unknown;
+    try {
+      const fd = openRegular(path);
+      try {
+        raw = JSON.parse(readFileSync(fd, "utf8"));
+      } finally {
+        closeSync(fd);
+      }
+    } catch (error) {
+      return `is unreadable (${error instanceof Error ? error.message : String(error)})`;
+    }
+    const parsed = v.safeParse(ProgressFile, raw);
+    if (!parsed.success) {
+      const d = describeIssue(parsed.issues[0], "progress");
+      return `is damaged (${d.field}: ${d.message})`;
+    }
+    const p = parsed.output;
+    const first = this.#segments[0]?.n ?? 1;
+    const last = this.#segments.at(-1)?.n ?? 0;
+    const seg = this.#segments.find((s) => s.n === p.seg);
+    // A position past everything spooled would delete every segment as "forwarded".
+    if (p.seg > last + 1 || (seg !== undefined && p.index > seg.offsets.length) || (seg === undefined && p.seg >= first && p.seg <= last)) {
+      return `points past the spooled records (segment ${p.seg}, record ${p.index})`;
+    }
+    this.#progress = p;
+    return null;
+  }
+
+  /**
+   * Reads a segment's frames. A frame whose length or CRC does not check out is damage if a
+   * valid frame follows it (skipped, counted, the rest kept), and a torn tail if none does (a
+   * crash mid-write: cut off). Anything but a regular file is left alone with a warning.
+   */
+  #scan(n: number, path: string): Segment | null {
+    let data: Buffer;
+    try {
+      const fd = openRegular(path);
+      try {
+        data = readFileSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (error) {
+      // Gone since the directory was listed (a running bridge deleted a forwarded segment).
+      if ((error as { code?: string }).code === "ENOENT") return null;
+      this.#o.log.warn(`spool: skipping ${path}: ${error instanceof Error ? error.message : String(error)}`);
+      return null;
+    }
     const offsets: number[] = [];
     let at = 0;
+    let damaged = 0;
+    let regions = 0;
     while (at < data.length) {
-      if (data.length - at < HEADER) break;
-      const len = data.readUInt32LE(at);
-      if (at + HEADER + len > data.length || crc32(data.subarray(at + HEADER, at + HEADER + len)) !== data.readUInt32LE(at + 4)) break;
-      offsets.push(at);
-      at += HEADER + len;
+      if (validFrame(data, at)) {
+        offsets.push(at);
+        at += HEADER + data.readUInt32LE(at);
+        continue;
+      }
+      const next = resync(data, at + 1);
+      if (next < 0) break; // nothing valid follows: a torn tail
+      damaged += next - at;
+      regions++;
+      at = next;
+    }
+    if (regions > 0) {
+      this.damagedBytes += damaged;
+      this.dropped += regions;
+      this.#o.log.warn(
+        `spool: ${name(n)} is damaged: skipped ${damaged} bytes in ${regions} place(s) that fail their CRC or length ` +
+          `(at least ${regions} record(s) lost); kept ${offsets.length} good records`,
+      );
     }
     if (at < data.length && this.#o.readOnly) {
       // Maybe a record being written right now: leave the file alone, read what is whole.
@@ -224,7 +328,7 @@ export class Spool {
   }
 
   #read(seg: Segment, index: number): unknown {
-    const fd = openSync(seg.path, "r");
+    const fd = openRegular(seg.path);
     try {
       const header = new Uint8Array(HEADER);
       const offset = seg.offsets[index]!;
@@ -241,7 +345,8 @@ export class Spool {
   #roll(): Segment {
     if (this.#fd !== null) closeSync(this.#fd);
     this.#fd = null;
-    const n = (this.#segments.at(-1)?.n ?? 0) + 1;
+    const n = Math.max(this.#segments.at(-1)?.n ?? 0, this.#highest) + 1;
+    this.#highest = n;
     const seg = { n, path: join(this.#o.dir, name(n)), offsets: [], bytes: 0 };
     this.#segments.push(seg);
     return seg;
@@ -306,6 +411,24 @@ export class Spool {
     this.syncs++;
     this.syncMs += performance.now() - t0;
   }
+}
+
+/** Whether a whole frame with a plausible length and a matching CRC starts at `at`. */
+function validFrame(data: Buffer, at: number): boolean {
+  if (data.length - at < HEADER) return false;
+  const len = data.readUInt32LE(at);
+  if (len === 0 || len > MAX_FRAME_BODY || at + HEADER + len > data.length) return false;
+  return crc32(data.subarray(at + HEADER, at + HEADER + len)) === data.readUInt32LE(at + 4);
+}
+
+/** The offset of the first valid frame at or after `from`, or -1. */
+function resync(data: Buffer, from: number): number {
+  for (let at = from; at + HEADER < data.length; at++) {
+    // Cheap filters first: every record is a CBOR map (major type 5).
+    if (data[at + 3]! !== 0 || (data[at + HEADER]! >> 5) !== 5) continue;
+    if (validFrame(data, at)) return at;
+  }
+  return -1;
 }
 
 function readAt(fd: number, buf: Uint8Array, position: number): void {

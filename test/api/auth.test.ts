@@ -69,8 +69,21 @@ describe("--listen", () => {
   test("a non-loopback address needs --allow-remote and an explicit token", () => {
     expect(() => serve(["--listen", "0.0.0.0:31338"])).toThrow("is not a loopback address; pass --allow-remote");
     expect(() => serve(["--listen", "0.0.0.0:31338", "--allow-remote"])).toThrow("needs an explicit --api-token or GPU_BRIDGE_API_TOKEN");
-    expect(serve(["--listen", "0.0.0.0:31338", "--allow-remote", "--api-token", "t0k3n"]).listen).toEqual({ host: "0.0.0.0", port: 31338 });
-    expect(serve(["--listen", "0.0.0.0:31338", "--allow-remote"], { GPU_BRIDGE_API_TOKEN: "x" }).listen?.host).toBe("0.0.0.0");
+    expect(serve(["--listen", "0.0.0.0:31338", "--allow-remote", "--api-token", "t0k3n-t0k3n-t0k3n"]).listen).toEqual({ host: "0.0.0.0", port: 31338 });
+    expect(serve(["--listen", "0.0.0.0:31338", "--allow-remote"], { GPU_BRIDGE_API_TOKEN: "x".repeat(16) }).listen?.host).toBe("0.0.0.0");
     expect(() => serve(["--listen", "nonsense"])).toThrow('Option --listen needs HOST:PORT (IPv6 as [::1]:PORT), got "nonsense"');
+  });
+  test("an API token short enough to guess is refused, without echoing it (Low)", () => {
+    expect(() => serve(["--api-token", "x"])).toThrow("Option --api-token must be at least 16 characters, got 1");
+    expect(() => serve(["--api-token", "short-but-15chr"])).toThrow("at least 16 characters");
+    expect(() => serve([], { GPU_BRIDGE_API_TOKEN: "hunter2" })).toThrow("GPU_BRIDGE_API_TOKEN must be at least 16 characters, got 7");
+    let message = "";
+    try {
+      serve(["--api-token", "hunter2"]);
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).not.toContain("hunter2");
+    expect(serve(["--api-token", "0123456789abcdef"]).apiToken).toBe("0123456789abcdef");
   });
 });

@@ -1,0 +1,25 @@
+/** Reading a peer's byte stream without letting it decide how much memory that takes. */
+
+/**
+ * The last `cap` bytes of `stream` as text, read to its end (so the writer never blocks on a
+ * full pipe); what came before them is counted and dropped, not kept.
+ */
+export async function tailText(stream: ReadableStream<Uint8Array>, cap: number): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let held = 0;
+  const reader = stream.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    held += value.length;
+    while (held - chunks[0]!.length >= cap) held -= chunks.shift()!.length;
+  }
+  const all = new Uint8Array(held);
+  let at = 0;
+  for (const c of chunks) all.set(c, (at += c.length) - c.length);
+  return new TextDecoder().decode(held > cap ? all.subarray(held - cap) : all);
+}
+
+/** What the bridge keeps of a child's stdout or stderr: its last 64 KiB. */
+export const CHILD_OUTPUT_CAP = 64 * 1024;

@@ -1,0 +1,78 @@
+/**
+ * F4: a running job's `run-kernel` child dies with the bridge, however the bridge dies. The
+ * child runs a CPU matmul that takes many seconds; the bridge is SIGKILLed mid-job.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { sha256Hex } from "../../src/util/sha256.ts";
+import { REPO, tempDir, until } from "../helpers.ts";
+import { LISTENING, spawnBridge } from "../spawn.ts";
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+/** Pids whose parent is `ppid` and whose command line names run-kernel. */
+function kernelChildren(ppid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[1]) !== ppid) continue;
+      if (readFileSync(`/proc/${name}/cmdline`, "utf8").includes("run-kernel")) out.push(Number(name));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+const alive = (pid: number) => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+};
+
+for (const signal of ["SIGKILL", "SIGTERM"] as const) {
+  test(`a job's child process dies when the bridge gets ${signal} mid-job`, async () => {
+    const state = tempDir("gbh-f4-");
+    cleanups.push(state.cleanup);
+    const bridge = spawnBridge(["serve", "--mock", "--listen", "127.0.0.1:0", "--state-dir", state.path]);
+    cleanups.push(() => bridge.proc.kill("SIGKILL"));
+    const port = Number((await bridge.waitFor(LISTENING, 15_000))[1]);
+    const token = readFileSync(join(state.path, "api-token"), "utf8").trim();
+    const base = `http://127.0.0.1:${port}`;
+    const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
+    const lease = await fetch(`${base}/v1/leases`, {
+      method: "POST", headers,
+      body: JSON.stringify({ gpu_id: "GPU-0", worker_id: "w", mem_mb: 256, streams: 1, ttl_s: 300, priority: 1 }),
+    }).then((r) => r.json()) as { id: string };
+    const ptx = readFileSync(join(REPO, "src/job/ptx/matmul.ptx"));
+    const res = await fetch(`${base}/v1/leases/${lease.id}/jobs`, {
+      method: "POST", headers,
+      body: JSON.stringify({
+        job: "slow", kernel: "matmul", grid: [12, 1, 1], block: [256, 1, 1], bytes_hash: `sha256:${sha256Hex(ptx)}`,
+        inputs: [], outputs: [], timeout_ms: 600_000, payload_b64: ptx.toString("base64"),
+      }),
+    });
+    expect(res.status).toBe(202);
+    let children: number[] = [];
+    await until(() => (children = kernelChildren(bridge.proc.pid)).length === 1, 15_000, "the run-kernel child");
+    const child = children[0]!;
+    cleanups.push(() => {
+      try {
+        process.kill(child, "SIGKILL");
+      } catch { /* gone, as it should be */ }
+    });
+    // Let the child get past its start-up and into the kernel.
+    await Bun.sleep(1500);
+    expect(alive(child)).toBe(true);
+    bridge.proc.kill(signal);
+    await bridge.proc.exited;
+    await until(() => !alive(child), 5000, `run-kernel child ${child} to die with the bridge`);
+  }, 40_000);
+}
