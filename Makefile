@@ -54,7 +54,7 @@ CC ?= cc
 mock/native/build/libnvidia-ml.so.1: mock/native/fake_nvml.c mock/native/fake_ctl.h
 	@mkdir -p $(@D)
 	$(CC) -shared -fPIC -O2 -Wall -Wextra -Werror -o $@ $<
-mock/native/build/libcuda.so.1: mock/native/fake_cuda.c mock/native/fake_ctl.h
+mock/native/build/libcuda.so.1: mock/native/fake_cuda.c mock/native/fake_ctl.h src/vram/ptx/sha256_tree.h
 	@mkdir -p $(@D)
 	$(CC) -shared -fPIC -O2 -Wall -Wextra -Werror -o $@ $<
 native-fakes: $(FAKES)

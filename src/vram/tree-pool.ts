@@ -1,0 +1,131 @@
+/**
+ * The CPU path of the tree digest: bytes copied out of (device) memory window by window into
+ * shared buffers, each window's leaves hashed across worker threads, one subtree root per 4 MiB
+ * task, the roots combined at the end. While workers hash one window the next is being copied.
+ * A flat SHA-256 cannot use more than one core; this tree scales with them.
+ */
+import { combineLevels, LEAF_BYTES, subtreeRoot } from "./tree.ts";
+
+/** Leaves per worker task: a power of two, so every task but the last is a whole subtree. */
+export const TASK_BYTES = 64 * LEAF_BYTES;
+/** Bytes per copy window (a multiple of TASK_BYTES). */
+export const WINDOW_BYTES = 64 * TASK_BYTES;
+
+interface Pending {
+  resolve(roots: Uint8Array): void;
+  reject(error: Error): void;
+}
+
+/** Worker threads that hash runs of leaves; with no threads it hashes on the calling thread. */
+export class TreePool {
+  readonly threads: number;
+  readonly #workers: Worker[] = [];
+  readonly #pending = new Map<number, Pending>();
+  #next = 0;
+
+  private constructor(threads: number) {
+    this.threads = threads;
+  }
+
+  /**
+   * A pool of `threads` workers (0: hash inline). Worker start-up failures (a runtime or a
+   * compiled binary without the worker module) leave the pool inline rather than broken.
+   */
+  static create(threads: number): TreePool {
+    const pool = new TreePool(threads);
+    try {
+      for (let i = 0; i < threads; i++) {
+        const w = new Worker(new URL("./tree-worker.ts", import.meta.url).href, { type: "module" });
+        w.onmessage = (e: MessageEvent) => pool.#settle(e.data as { id: number; roots?: Uint8Array; error?: string });
+        w.onerror = (e: Event) => pool.#failAll(new Error(`Cannot hash on a worker thread: ${(e as ErrorEvent).message ?? "it failed"}`));
+        pool.#workers.push(w);
+      }
+    } catch {
+      pool.close();
+      return new TreePool(0);
+    }
+    return pool;
+  }
+
+  /** Subtree roots of `data`, one per TASK_BYTES, in order. `data` must sit in a SharedArrayBuffer to go to workers. */
+  async roots(data: Uint8Array): Promise<Uint8Array[]> {
+    const tasks = Math.ceil(data.length / TASK_BYTES);
+    if (this.#workers.length === 0 || !(data.buffer instanceof SharedArrayBuffer) || tasks === 1) {
+      const out: Uint8Array[] = [];
+      for (let t = 0; t < tasks; t++) out.push(subtreeRoot(data.subarray(t * TASK_BYTES, (t + 1) * TASK_BYTES)));
+      return out;
+    }
+    const per = Math.ceil(tasks / this.#workers.length);
+    const parts: Promise<Uint8Array>[] = [];
+    for (let w = 0, t = 0; t < tasks; w++, t += per) {
+      const start = t * TASK_BYTES;
+      const end = Math.min(data.length, (t + per) * TASK_BYTES);
+      parts.push(this.#send(this.#workers[w]!, data.buffer as SharedArrayBuffer, data.byteOffset + start, end - start));
+    }
+    let done: Uint8Array[];
+    try {
+      done = await Promise.all(parts);
+    } catch {
+      // A worker that cannot start (a build without the worker module) or died: hash here.
+      for (const w of this.#workers) w.terminate();
+      this.#workers.length = 0;
+      return this.roots(data);
+    }
+    const out: Uint8Array[] = [];
+    for (const roots of done) for (let i = 0; i < roots.length; i += 32) out.push(roots.subarray(i, i + 32));
+    return out;
+  }
+
+  /**
+   * The tree digest of `length` bytes that `read(offset, dst)` copies out, window by window,
+   * copying the next window while the workers hash the current one.
+   */
+  async digest(length: number, read: (offset: number, dst: Uint8Array) => void): Promise<Uint8Array> {
+    if (length < 1) throw new RangeError("Cannot digest an empty shard: a shard holds at least one byte");
+    const size = Math.min(WINDOW_BYTES, Math.ceil(length / TASK_BYTES) * TASK_BYTES);
+    const windows = [new Uint8Array(new SharedArrayBuffer(size)), ...(length > size ? [new Uint8Array(new SharedArrayBuffer(size))] : [])];
+    const roots: Uint8Array[] = [];
+    let off = 0;
+    let k = 0;
+    let n = Math.min(size, length);
+    read(0, windows[0]!.subarray(0, n));
+    while (off < length) {
+      const hashing = this.roots(windows[k % windows.length]!.subarray(0, n));
+      const nextOff = off + n;
+      const nextN = Math.min(size, length - nextOff);
+      if (nextN > 0) read(nextOff, windows[(k + 1) % windows.length]!.subarray(0, nextN));
+      roots.push(...await hashing);
+      off = nextOff;
+      n = nextN;
+      k++;
+    }
+    return combineLevels(roots);
+  }
+
+  close(): void {
+    for (const w of this.#workers) w.terminate();
+    this.#workers.length = 0;
+    this.#failAll(new Error("Cannot finish hashing: the tree pool was closed"));
+  }
+
+  #send(worker: Worker, buffer: SharedArrayBuffer, offset: number, length: number): Promise<Uint8Array> {
+    const id = ++this.#next;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      worker.postMessage({ id, buffer, offset, length, taskBytes: TASK_BYTES });
+    });
+  }
+
+  #settle(msg: { id: number; roots?: Uint8Array; error?: string }): void {
+    const p = this.#pending.get(msg.id);
+    if (p === undefined) return;
+    this.#pending.delete(msg.id);
+    if (msg.roots !== undefined) p.resolve(msg.roots);
+    else p.reject(new Error(`Cannot hash on a worker thread: ${msg.error}`));
+  }
+
+  #failAll(error: Error): void {
+    for (const p of this.#pending.values()) p.reject(error);
+    this.#pending.clear();
+  }
+}
