@@ -68,8 +68,22 @@ export const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16
 export class StreamingTree {
   readonly #stack: { height: number; hash: Uint8Array }[] = [];
   readonly #leaf = new Uint8Array(LEAF_BYTES);
+  readonly #leaves: Uint8Array[] | null;
   #fill = 0;
   #bytes = 0;
+
+  /** `keepLeaves`: remember every leaf hash (32 bytes per 64 KiB) for sampled checks later. */
+  constructor(keepLeaves = false) {
+    this.#leaves = keepLeaves ? [] : null;
+  }
+
+  /** The leaf hashes kept so far, concatenated (after `digest()`, all of them). */
+  leafHashes(): Uint8Array {
+    const all = this.#leaves ?? [];
+    const out = new Uint8Array(all.length * 32);
+    all.forEach((h, i) => out.set(h, i * 32));
+    return out;
+  }
 
   update(chunk: Uint8Array): void {
     let off = 0;
@@ -106,6 +120,7 @@ export class StreamingTree {
   }
 
   #push(hash: Uint8Array): void {
+    this.#leaves?.push(hash);
     let node = { height: 0, hash };
     while (this.#stack.length > 0 && this.#stack[this.#stack.length - 1]!.height === node.height) {
       const left = this.#stack.pop()!;
