@@ -46,6 +46,8 @@ export interface ApiDeps {
   readonly models: ApiModels;
   readonly extensions?: readonly ApiExtension[];
   readonly telemetryMetrics?: () => { spooledRecords: number; spooledBytes: number; forwarded: number; dropped: number };
+  /** More exposition text appended to /metrics (the vram_* families). */
+  readonly extraMetrics?: readonly (() => string)[];
 }
 
 /** A path parameter the route pattern guarantees. */
@@ -237,7 +239,7 @@ export function createApp(deps: ApiDeps): Hono {
         leases: deps.host.leases.live(),
         jobs: deps.host.jobs.counts(),
         ...(deps.telemetryMetrics !== undefined && { telemetry: deps.telemetryMetrics() }),
-      }),
+      }) + (deps.extraMetrics ?? []).map((f) => f()).join(""),
       200,
       { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
     ));

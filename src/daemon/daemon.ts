@@ -26,6 +26,8 @@ import { makeSnapshot, type Snapshot } from "../snapshot/encode.ts";
 import { Publisher } from "./publisher.ts";
 import { Spool } from "../telemetry/spool.ts";
 import { TelemetryForwarder } from "../telemetry/forward.ts";
+import type { Vram } from "../vram/mod.ts";
+import { statusLine } from "../lease/records.ts";
 
 /** Daemon settings beyond the bridge's flags (tests shorten them). */
 export interface DaemonTuning {
@@ -48,6 +50,8 @@ export interface Daemon {
   /** The model registry (switching the active model needs --registry). */
   readonly models: ApiModels;
   readonly telemetry: { readonly spool: Spool; readonly forwarder: TelemetryForwarder | null; readonly deviceId: string; spooled(): void };
+  /** Sealed VRAM shards (src/vram). */
+  readonly vram: Vram;
   /** The namespace as it would be published now. */
   namespace(): Promise<Namespace>;
   snapshot(): Promise<Snapshot>;
@@ -81,7 +85,22 @@ export async function startDaemon(
     ...(tuning.clock !== undefined && { clock: tuning.clock }),
     ...(!tuning.noJournal && { journal: new LeaseJournal(join(options.stateDir, "leases.jsonl")) }),
     ...(backend.cudaOrdinal !== undefined && { deviceOf: (id: string) => backend.cudaOrdinal!(id) }),
+    gate: (leaseId) => vram.gate(leaseId),
   });
+  const vram: Vram = await (await import("../vram/mod.ts")).startVram({
+    stateDir: options.stateDir,
+    ephemeral: tuning.noJournal === true,
+    inventory: backend,
+    gpus: () => gpus,
+    lease: (id) => host.leases.get(id),
+    workerId: options.deviceId ?? hostname(),
+    log: log.child("vram"),
+    onFailure: (shard) => {
+      host.logsOf(shard.gpu_id).appendStatus(statusLine(shard.shard_id, "ERR", "SEAL-VERIFICATION-FAILED"));
+      changed();
+    },
+  });
+  host.leases.on((e) => e.type === "released" && vram.releaseLease(e.lease.id, e.reason));
   host.restore();
   const namespace = async () => {
     gpus = await backend.list();
@@ -128,6 +147,7 @@ export async function startDaemon(
     backend,
     models,
     telemetry: { spool, forwarder, deviceId, spooled: () => publisher?.notifyWork() },
+    vram,
     gpus: () => gpus,
     namespace,
     snapshot,
@@ -135,6 +155,7 @@ export async function startDaemon(
       registry?.close();
       await publisher?.stop();
       host.close();
+      vram.close();
       spool.close();
     },
   };
@@ -199,7 +220,8 @@ export async function startApi(
     publisher: daemon.publisher,
     ...(options.publish && { console: { host: options.tcpHost, port: options.tcpPort } }),
     models: daemon.models,
-    extensions: [telemetryRoutes({ ...daemon.telemetry, catalog: daemon.models.catalog })],
+    extensions: [telemetryRoutes({ ...daemon.telemetry, catalog: daemon.models.catalog }), daemon.vram.routes],
+    extraMetrics: [daemon.vram.metrics],
     telemetryMetrics: () => {
       const s = daemon.telemetry.spool.stats();
       return { spooledRecords: s.records, spooledBytes: s.bytes, forwarded: daemon.telemetry.forwarder?.forwarded ?? 0, dropped: daemon.telemetry.spool.dropped };

@@ -65,6 +65,8 @@ interface Held {
 export interface ShardSource {
   readonly length: number;
   readonly chunks: AsyncIterable<Uint8Array>;
+  /** Releases what the source holds (a file handle) when the seal ends, read or not. */
+  close?(): Promise<void>;
 }
 
 export interface SealOptions {
@@ -139,6 +141,14 @@ export class ShardStore {
 
   /** Seals `source` under lease `leaseId`; `created` is false when an identical shard was returned. */
   async seal(leaseId: string, source: ShardSource, opts: SealOptions): Promise<{ shard: Shard; created: boolean }> {
+    try {
+      return await this.#seal(leaseId, source, opts);
+    } finally {
+      await source.close?.().catch(() => {});
+    }
+  }
+
+  async #seal(leaseId: string, source: ShardSource, opts: SealOptions): Promise<{ shard: Shard; created: boolean }> {
     const lease = this.#liveLease(leaseId);
     const ordinal = this.#ordinal(lease.gpu_id);
     checkOptions(opts);

@@ -1,0 +1,117 @@
+/**
+ * Sealed model shards in VRAM (issue #16): the entry the daemon calls. It picks the backend
+ * (host memory under --mock, else the CUDA driver; without a driver, shards are unavailable and
+ * the routes say why), loads the per-bridge key, and hands back the store, the routes, the
+ * metrics and the job gate.
+ */
+import process from "node:process";
+import { randomBytes } from "node:crypto";
+import { availableParallelism } from "node:os";
+import { join } from "node:path";
+import type { ApiExtension } from "../api/app.ts";
+import type { GpuInfo, InventoryBackend } from "../inventory/types.ts";
+import type { Lease } from "../lease/types.ts";
+import type { Logger } from "../log.ts";
+import { vramRoutes } from "./api.ts";
+import { VramAudit } from "./audit.ts";
+import type { VramBackend } from "./backend.ts";
+import { HostMemoryVram } from "./host-backend.ts";
+import { renderVramMetrics } from "./metrics.ts";
+import { ATTEST_INFO, deriveKey, loadSealSecret, SEAL_INFO } from "./seal-key.ts";
+import { type Shard, ShardStore } from "./shards.ts";
+import { TreePool } from "./tree-pool.ts";
+
+export interface VramOptions {
+  readonly stateDir: string;
+  /** Keep the audit trail in the log only and the key in memory (tests). */
+  readonly ephemeral?: boolean;
+  readonly inventory: InventoryBackend;
+  readonly gpus: () => readonly GpuInfo[];
+  readonly lease: (id: string) => Lease | undefined;
+  readonly workerId: string;
+  readonly log: Logger;
+  readonly onFailure?: (shard: Shard) => void;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+export interface Vram {
+  readonly store: ShardStore | null;
+  readonly routes: ApiExtension;
+  metrics(): string;
+  /** The job gate: resolves null when the lease's jobs may run; null at once when it holds no shards. */
+  gate(leaseId: string): Promise<{ detail: string; message: string } | null> | null;
+  releaseLease(leaseId: string, reason: string): void;
+  close(): void;
+}
+
+export async function startVram(o: VramOptions): Promise<Vram> {
+  const env = o.env ?? process.env;
+  const threads = Math.max(0, Math.min(16, Number(env.GPU_BRIDGE_VRAM_THREADS ?? availableParallelism())));
+  const secret = o.ephemeral ? new Uint8Array(randomBytes(32)) : loadSealSecret(join(o.stateDir, "vram-seal.key"));
+  const sealKey = deriveKey(secret, SEAL_INFO);
+  const attestKey = deriveKey(secret, ATTEST_INFO);
+  secret.fill(0);
+  const mock = o.inventory.name === "mock";
+  const ordinalOf = mock
+    ? (id: string) => {
+      const i = o.gpus().findIndex((g) => g.id === id);
+      return i < 0 ? undefined : i;
+    }
+    : (id: string) => o.inventory.cudaOrdinal?.(id);
+  let pool: TreePool | null = null;
+  let backend: VramBackend | null = null;
+  let unavailable: string | undefined;
+  try {
+    pool = TreePool.create(threads);
+    if (mock) {
+      backend = new HostMemoryVram((ordinal) => (o.gpus()[ordinal]?.memory_mb ?? 0) * 1048576, pool);
+    } else {
+      const [{ CudaVram }, { CudaVramBackend }, { cudaCandidates, loadFfiAdapter }, { TREE_PTX }] = await Promise.all([
+        import("../../ffi/cuda-vram.ts"),
+        import("./cuda-backend.ts"),
+        import("../../ffi/loader.ts"),
+        import("./ptx/tree-ptx.ts"),
+      ]);
+      backend = new CudaVramBackend(CudaVram.open(await loadFfiAdapter(), cudaCandidates(env), TREE_PTX), pool);
+    }
+  } catch (error) {
+    unavailable = (error as Error).message.split("\n")[0];
+    o.log.warn(`sealed shards are unavailable: ${unavailable}`);
+  }
+  const store = backend === null ? null : new ShardStore({
+    backend,
+    audit: new VramAudit(o.ephemeral ? null : join(o.stateDir, "vram-audit.jsonl"), o.log),
+    key: sealKey,
+    workerId: o.workerId,
+    lease: o.lease,
+    ordinalOf,
+    ...(o.onFailure !== undefined && { onFailure: o.onFailure }),
+    ...(env.GPU_BRIDGE_VRAM_VERIFY === "cpu" || env.GPU_BRIDGE_VRAM_VERIFY === "gpu" ? { verifyPath: env.GPU_BRIDGE_VRAM_VERIFY } : {}),
+    ...(env.GPU_BRIDGE_VRAM_GATE === "sampled" && { gateMode: "sampled" as const }),
+  });
+  if (store !== null) o.log.info(`sealed shards: ${backend!.note}; tree on ${threads} worker thread(s) for the CPU path`);
+  const vramGpus = () => o.gpus().flatMap((g) => {
+    const ordinal = ordinalOf(g.id);
+    return ordinal === undefined ? [] : [{ gpu_id: g.id, ordinal }];
+  });
+  return {
+    store,
+    routes: vramRoutes({
+      store,
+      ...(unavailable !== undefined && { unavailable }),
+      gpus: o.gpus,
+      ordinalOf,
+      lease: o.lease,
+      modelDir: env.GPU_BRIDGE_MODEL_DIR ?? join(o.stateDir, "models"),
+      attestKey,
+    }),
+    metrics: () => (store === null ? "" : renderVramMetrics(store, vramGpus())),
+    gate: (leaseId) => (store === null || store.list(leaseId).length === 0 ? null : store.gate(leaseId)),
+    releaseLease: (leaseId, reason) => void store?.releaseLease(leaseId, reason),
+    close() {
+      store?.close();
+      backend?.close();
+      pool?.close();
+    },
+  };
+}
