@@ -22,7 +22,7 @@ FIXTURE := test/fixtures/mock-list.json
 # start. bench-startup builds its hello-world floor with the same flags.
 COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting
 
-.PHONY: native-fakes help deps install run test-reset build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry clean
+.PHONY: native-fakes help deps install run test-reset build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-vram vram-ptx gpu-check clean
 
 help:
 	@echo "make run     run the bridge daemon on the embedded mock defaults"
@@ -151,7 +151,7 @@ install: $(call STAGE,$(ARCH))/gpu-bridge-host
 
 ## Benchmarks ----------------------------------------------------------------
 
-bench: bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry
+bench: bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-vram
 
 bench-startup: $(BIN)
 	COMPILE_FLAGS="$(COMPILE_FLAGS)" $(BUN) bench/startup.ts
@@ -171,6 +171,20 @@ bench-telemetry: deps
 bench-api: $(BIN)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } || { echo "bench-api needs wrk (apt-get install wrk)"; exit 1; }
 	$(BUN) bench/api.ts
+
+# Sealed VRAM shards: seal and verify throughput on the CPU path (VRAM_BENCH_MB=N).
+bench-vram: deps native-fakes
+	$(BUN) bench/vram.ts
+
+# Regenerates the tree kernels' PTX (and the module embedding it) from src/vram/ptx/sha256_tree.cu
+# with nvcc, and assembles the result with ptxas for sm_80, sm_87 and sm_90.
+vram-ptx:
+	scripts/vram-ptx.sh
+
+# On a machine with a GPU: seal 1 and 10 GiB, verify (GPU, CPU, sampled), change one byte with
+# cuMemsetD8_v2, verify again; prints timings as JSON lines (GPU_CHECK_GIB=1,10 GPU_CHECK_DEVICE=0).
+gpu-check: deps
+	$(BUN) scripts/gpu-check.ts
 
 clean:
 	rm -rf dist build .test-counts mock/native/build

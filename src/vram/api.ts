@@ -138,7 +138,9 @@ export function vramRoutes(deps: VramApiDeps): ApiExtension {
         if (mode !== "full" && mode !== "sampled") throw new VramError("invalid", `mode must be full or sampled, got ${JSON.stringify(mode)}`, "mode");
         const k = c.req.query("k");
         if (k !== undefined && !/^[1-9]\d{0,5}$/.test(k)) throw new VramError("invalid", `k must be an integer from 1 to 999999, got ${JSON.stringify(k)}`, "k");
-        return c.json(await store().verify(param(c, "id"), mode, k === undefined ? undefined : Number(k)));
+        const path = c.req.query("path");
+        if (path !== undefined && path !== "gpu" && path !== "cpu") throw new VramError("invalid", `path must be gpu or cpu, got ${JSON.stringify(path)}`, "path");
+        return c.json(await store().verify(param(c, "id"), mode, k === undefined ? undefined : Number(k), path));
       }));
     sub.get("/v1/shards/:id/attestation", (c) =>
       run(() => {

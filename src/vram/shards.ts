@@ -256,7 +256,7 @@ export class ShardStore {
    * random leaves against the leaf hashes the sealed tree digest authenticates. Either way the
    * signature is checked. A failure marks the shard failed for good.
    */
-  async verify(id: string, mode: "full" | "sampled" = "full", k = this.#o.sampleLeaves ?? 8): Promise<VerifyResult> {
+  async verify(id: string, mode: "full" | "sampled" = "full", k = this.#o.sampleLeaves ?? 8, path = this.#path()): Promise<VerifyResult> {
     const h = this.#held.get(id);
     if (h === undefined) throw new VramError("not_found", `Unknown shard ${JSON.stringify(id)}`, "id");
     const t0 = performance.now();
@@ -267,11 +267,10 @@ export class ShardStore {
     const signatureMs = performance.now() - tSig;
     if (!sigOk) return this.#fail(h, mode, "the seal signature does not match the shard's fields", s.tree_digest, "(signature)", t0);
     const tTree = performance.now();
-    let path: "gpu" | "cpu" = "cpu";
     let checked = 0;
     try {
       if (mode === "full") {
-        const r = await this.#o.backend.treeDigest(h.buf, s.vram_bytes, this.#path());
+        const r = await this.#o.backend.treeDigest(h.buf, s.vram_bytes, path);
         path = r.path;
         checked = Math.ceil(s.vram_bytes / LEAF_BYTES);
         const actual = hex(r.digest);
@@ -291,6 +290,7 @@ export class ShardStore {
           }
           checked++;
         }
+        path = "cpu";
       }
     } catch (error) {
       if (!this.#held.has(id)) return { ok: false, shard_id: id, reason: "the shard was released during verification", mode, total_ms: performance.now() - t0 };

@@ -8,8 +8,8 @@ import { combineLevels, LEAF_BYTES, subtreeRoot } from "./tree.ts";
 
 /** Leaves per worker task: a power of two, so every task but the last is a whole subtree. */
 export const TASK_BYTES = 64 * LEAF_BYTES;
-/** Bytes per copy window (a multiple of TASK_BYTES). */
-export const WINDOW_BYTES = 64 * TASK_BYTES;
+/** Tasks per thread in one copy window: enough to keep each worker busy while the next window is copied. */
+const TASKS_PER_THREAD = 4;
 
 interface Pending {
   resolve(roots: Uint8Array): void;
@@ -22,6 +22,10 @@ export class TreePool {
   readonly #workers: Worker[] = [];
   readonly #pending = new Map<number, Pending>();
   #next = 0;
+  /** Two copy windows, allocated once (page faults and zeroing are paid once, not per digest). */
+  #windows: Uint8Array[] = [];
+  /** Digests run one at a time: they share the windows, and the workers are busy anyway. */
+  #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(threads: number) {
     this.threads = threads;
@@ -82,18 +86,31 @@ export class TreePool {
    */
   async digest(length: number, read: (offset: number, dst: Uint8Array) => void): Promise<Uint8Array> {
     if (length < 1) throw new RangeError("Cannot digest an empty shard: a shard holds at least one byte");
-    const size = Math.min(WINDOW_BYTES, Math.ceil(length / TASK_BYTES) * TASK_BYTES);
-    const windows = [new Uint8Array(new SharedArrayBuffer(size)), ...(length > size ? [new Uint8Array(new SharedArrayBuffer(size))] : [])];
+    const run = this.#queue.then(() => this.#digest(length, read));
+    this.#queue = run.catch(() => {});
+    return await run;
+  }
+
+  /** Bytes per copy window: a whole number of tasks, a few per thread. */
+  get windowBytes(): number {
+    return Math.max(2, this.threads) * TASKS_PER_THREAD * TASK_BYTES;
+  }
+
+  async #digest(length: number, read: (offset: number, dst: Uint8Array) => void): Promise<Uint8Array> {
+    const size = this.windowBytes;
+    const need = length > size ? 2 : 1;
+    while (this.#windows.length < need) this.#windows.push(new Uint8Array(new SharedArrayBuffer(size)));
+    const windows = this.#windows;
     const roots: Uint8Array[] = [];
     let off = 0;
     let k = 0;
     let n = Math.min(size, length);
     read(0, windows[0]!.subarray(0, n));
     while (off < length) {
-      const hashing = this.roots(windows[k % windows.length]!.subarray(0, n));
+      const hashing = this.roots(windows[k % need]!.subarray(0, n));
       const nextOff = off + n;
       const nextN = Math.min(size, length - nextOff);
-      if (nextN > 0) read(nextOff, windows[(k + 1) % windows.length]!.subarray(0, nextN));
+      if (nextN > 0) read(nextOff, windows[(k + 1) % need]!.subarray(0, nextN));
       roots.push(...await hashing);
       off = nextOff;
       n = nextN;
@@ -103,6 +120,7 @@ export class TreePool {
   }
 
   close(): void {
+    this.#windows = [];
     for (const w of this.#workers) w.terminate();
     this.#workers.length = 0;
     this.#failAll(new Error("Cannot finish hashing: the tree pool was closed"));

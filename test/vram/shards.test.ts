@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { bunFfi } from "../../ffi/bun.ts";
 import { CudaVram } from "../../ffi/cuda-vram.ts";
 import type { Lease } from "../../src/lease/types.ts";
+import { attestation } from "../../src/vram/attest.ts";
 import { VramAudit } from "../../src/vram/audit.ts";
 import type { VramBackend } from "../../src/vram/backend.ts";
 import { CudaVramBackend } from "../../src/vram/cuda-backend.ts";
@@ -205,5 +206,31 @@ describe("the VRAM-only policy (fake libcuda)", () => {
     expect([gpu.path, hex(gpu.digest)]).toEqual(["gpu", tree]);
     expect([cpu.path, hex(cpu.digest)]).toEqual(["cpu", tree]);
     backend.free(buf);
+  });
+});
+
+describe("integrated GPUs (fake Jetson Orin)", () => {
+  test("the VRAM-only policy is reported not applicable, with the reason, never faked", async () => {
+    scriptFakes({ jetson: 1 });
+    const backend = new CudaVramBackend(cuda, pool);
+    const { store, dir } = setup(backend);
+    const { shard } = await store.seal("L1", source(pattern(1000)), {});
+    const { statement, signature } = attestation(shard, backend, deriveKey("a", "b"), 0);
+    scriptFakes({});
+    expect(statement.policy).toEqual({ name: "vram-only", status: "not_applicable", reason: expect.stringContaining("shares DRAM with the CPU") });
+    expect(statement.evidence.device).toMatchObject({ integrated: 1, ecc_enabled: 0 });
+    expect(statement.evidence.pointer).toMatchObject({ memory_type: "device" });
+    expect(JSON.stringify(statement)).not.toMatch(/pointer"?:\s*\d/);
+    expect(signature.value).toMatch(/^[0-9a-f]{64}$/);
+    dir.cleanup();
+  });
+
+  test("a discrete GPU's attestation says enforced", async () => {
+    scriptFakes({});
+    const backend = new CudaVramBackend(cuda, pool);
+    const { store, dir } = setup(backend);
+    const { shard } = await store.seal("L1", source(pattern(1000)), {});
+    expect(attestation(shard, backend, deriveKey("a", "b"), 0).statement.policy.status).toBe("enforced");
+    dir.cleanup();
   });
 });
