@@ -21,6 +21,8 @@ FIXTURE := test/fixtures/mock-list.json
 # node: builtin to the top of one file, and node:crypto plus node:fs alone add ~6 ms to every
 # start. bench-startup builds its hello-world floor with the same flags.
 COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting
+# Worker modules are extra entry points: a compiled binary holds only what the build was given.
+WORKERS := src/vram/tree-worker.ts
 
 .PHONY: native-fakes help deps install run test-reset build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-vram vram-ptx gpu-check clean
 
@@ -98,7 +100,7 @@ build: $(BIN)
 
 $(BIN): node_modules/.installed $(SRC) Makefile
 	@mkdir -p dist
-	$(BUN) build $(COMPILE_FLAGS) src/main.ts --outfile $@ >/dev/null
+	$(BUN) build $(COMPILE_FLAGS) src/main.ts $(WORKERS) --outfile $@ >/dev/null
 	@echo "built $@"
 
 # The arm64 Bun runtime comes from npm (@oven/bun-linux-aarch64, pinned to our Bun) and is
@@ -117,7 +119,7 @@ build-arm64: $(BIN_ARM64)
 $(BIN_ARM64): node_modules/.installed $(SRC) Makefile $(ARM64_RUNTIME)
 	@mkdir -p dist
 	$(BUN) build $(COMPILE_FLAGS) --target=bun-linux-arm64 --compile-executable-path $(ARM64_RUNTIME) \
-	  src/main.ts --outfile $@ >/dev/null
+	  src/main.ts $(WORKERS) --outfile $@ >/dev/null
 	@echo "built $@"
 
 test-arm64: $(BIN_ARM64)

@@ -89,7 +89,11 @@ export async function startVram(o: VramOptions): Promise<Vram> {
     ...(env.GPU_BRIDGE_VRAM_VERIFY === "cpu" || env.GPU_BRIDGE_VRAM_VERIFY === "gpu" ? { verifyPath: env.GPU_BRIDGE_VRAM_VERIFY } : {}),
     ...(env.GPU_BRIDGE_VRAM_GATE === "sampled" && { gateMode: "sampled" as const }),
   });
-  if (store !== null) o.log.info(`sealed shards: ${backend!.note}; tree on ${threads} worker thread(s) for the CPU path`);
+  if (store !== null) {
+    void pool!.liveWorkers().then((n) =>
+      o.log.info(`sealed shards: ${backend!.note}; the CPU tree path runs on ${n > 0 ? `${n} worker thread(s)` : "the main thread (no worker thread loaded)"}`)
+    );
+  }
   const vramGpus = () => o.gpus().flatMap((g) => {
     const ordinal = ordinalOf(g.id);
     return ordinal === undefined ? [] : [{ gpu_id: g.id, ordinal }];

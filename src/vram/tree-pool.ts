@@ -8,6 +8,8 @@ import { combineLevels, LEAF_BYTES, subtreeRoot } from "./tree.ts";
 
 /** Leaves per worker task: a power of two, so every task but the last is a whole subtree. */
 export const TASK_BYTES = 64 * LEAF_BYTES;
+/** How long a worker may take to load before the pool hashes on the calling thread instead. */
+const READY_MS = 5000;
 /** Tasks per thread in one copy window: enough to keep each worker busy while the next window is copied. */
 const TASKS_PER_THREAD = 4;
 
@@ -22,6 +24,9 @@ export class TreePool {
   readonly #workers: Worker[] = [];
   readonly #pending = new Map<number, Pending>();
   #next = 0;
+  #closed = false;
+  /** Settles once every worker has loaded, failed, or been silent for READY_MS. */
+  #ready: Promise<boolean> = Promise.resolve(false);
   /** Two copy windows, allocated once (page faults and zeroing are paid once, not per digest). */
   #windows: Uint8Array[] = [];
   /** Digests run one at a time: they share the windows, and the workers are busy anyway. */
@@ -37,23 +42,60 @@ export class TreePool {
    */
   static create(threads: number): TreePool {
     const pool = new TreePool(threads);
-    try {
-      for (let i = 0; i < threads; i++) {
-        const w = new Worker(new URL("./tree-worker.ts", import.meta.url).href, { type: "module" });
-        w.onmessage = (e: MessageEvent) => pool.#settle(e.data as { id: number; roots?: Uint8Array; error?: string });
-        w.onerror = (e: Event) => pool.#failAll(new Error(`Cannot hash on a worker thread: ${(e as ErrorEvent).message ?? "it failed"}`));
-        pool.#workers.push(w);
-      }
-    } catch {
-      pool.close();
-      return new TreePool(0);
-    }
+    const started: Promise<boolean>[] = [];
+    for (let i = 0; i < threads; i++) started.push(pool.#start(0));
+    pool.#ready = Promise.all(started).then((all) => all.some(Boolean));
     return pool;
+  }
+
+  /**
+   * Starts one worker from the `i`th place the module may be: beside this file when running from
+   * source; inside a compiled binary, under the path the build was given (relative to src/ or to
+   * the repository). A candidate that fails to load makes way for the next.
+   */
+  #start(i: number): Promise<boolean> {
+    const places = [new URL("./tree-worker.ts", import.meta.url).href, "./vram/tree-worker.ts", "./src/vram/tree-worker.ts"];
+    if (i >= places.length || this.#closed) return Promise.resolve(false);
+    let w: Worker;
+    try {
+      w = new Worker(places[i]!, { type: "module" });
+    } catch {
+      return this.#start(i + 1);
+    }
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => (w.terminate(), resolve(false)), READY_MS);
+      w.onmessage = (e: MessageEvent) => {
+        const m = e.data as { ready?: true; id: number; roots?: Uint8Array; error?: string };
+        if (!m.ready) return this.#settle(m);
+        clearTimeout(timer);
+        if (this.#closed) return (w.terminate(), resolve(false));
+        this.#workers.push(w);
+        resolve(true);
+      };
+      w.onerror = (e: Event) => {
+        clearTimeout(timer);
+        w.terminate();
+        if (this.#workers.includes(w)) {
+          this.#failAll(new Error(`Cannot hash on a worker thread: ${(e as ErrorEvent).message ?? "it failed"}`));
+        } else {
+          resolve(this.#start(i + 1));
+        }
+      };
+    });
+  }
+
+  /** Worker threads that loaded and answer (0: the pool hashes on the calling thread). */
+  async liveWorkers(): Promise<number> {
+    await this.#ready;
+    return this.#workers.length;
   }
 
   /** Subtree roots of `data`, one per TASK_BYTES, in order. `data` must sit in a SharedArrayBuffer to go to workers. */
   async roots(data: Uint8Array): Promise<Uint8Array[]> {
     const tasks = Math.ceil(data.length / TASK_BYTES);
+    // Workers that never loaded (a build without the worker module, say) are simply not there:
+    // with none, the leaves are hashed on this thread.
+    await this.#ready;
     if (this.#workers.length === 0 || !(data.buffer instanceof SharedArrayBuffer) || tasks === 1) {
       const out: Uint8Array[] = [];
       for (let t = 0; t < tasks; t++) out.push(subtreeRoot(data.subarray(t * TASK_BYTES, (t + 1) * TASK_BYTES)));
@@ -120,6 +162,7 @@ export class TreePool {
   }
 
   close(): void {
+    this.#closed = true;
     this.#windows = [];
     for (const w of this.#workers) w.terminate();
     this.#workers.length = 0;

@@ -17,6 +17,8 @@ const scope = globalThis as unknown as {
   postMessage(message: unknown, transfer?: unknown[]): void;
 };
 
+scope.postMessage({ ready: true });
+
 scope.onmessage = (e) => {
   const { id, buffer, offset, length, taskBytes } = e.data;
   try {
