@@ -19,7 +19,9 @@ import { HostMemoryVram } from "./host-backend.ts";
 import { renderVramMetrics } from "./metrics.ts";
 import { ATTEST_INFO, deriveKey, loadSealSecret, SEAL_INFO } from "./seal-key.ts";
 import { type Shard, ShardStore } from "./shards.ts";
+import { ShardSweep } from "./sweep.ts";
 import { TreePool } from "./tree-pool.ts";
+import { systemClock } from "../lease/types.ts";
 
 export interface VramOptions {
   readonly stateDir: string;
@@ -89,6 +91,10 @@ export async function startVram(o: VramOptions): Promise<Vram> {
     ...(env.GPU_BRIDGE_VRAM_VERIFY === "cpu" || env.GPU_BRIDGE_VRAM_VERIFY === "gpu" ? { verifyPath: env.GPU_BRIDGE_VRAM_VERIFY } : {}),
     ...(env.GPU_BRIDGE_VRAM_GATE === "sampled" && { gateMode: "sampled" as const }),
   });
+  // Sampled gating checks a few leaves per job; the sweep verifies one whole shard per interval.
+  const sweepMs = Number(env.GPU_BRIDGE_VRAM_SWEEP_MS ?? (env.GPU_BRIDGE_VRAM_GATE === "sampled" ? 60_000 : 0));
+  const sweep = store !== null && sweepMs > 0 ? new ShardSweep(store, systemClock, sweepMs) : null;
+  sweep?.start();
   if (store !== null) {
     void pool!.liveWorkers().then((n) =>
       o.log.info(`sealed shards: ${backend!.note}; the CPU tree path runs on ${n > 0 ? `${n} worker thread(s)` : "the main thread (no worker thread loaded)"}`)
@@ -113,6 +119,7 @@ export async function startVram(o: VramOptions): Promise<Vram> {
     gate: (leaseId) => (store === null || store.list(leaseId).length === 0 ? null : store.gate(leaseId)),
     releaseLease: (leaseId, reason) => void store?.releaseLease(leaseId, reason),
     close() {
+      sweep?.stop();
       store?.close();
       backend?.close();
       pool?.close();

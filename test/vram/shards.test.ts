@@ -17,12 +17,12 @@ import { CudaVramBackend } from "../../src/vram/cuda-backend.ts";
 import { HostMemoryVram } from "../../src/vram/host-backend.ts";
 import { TREE_PTX } from "../../src/vram/ptx/tree-ptx.ts";
 import { deriveKey } from "../../src/vram/seal-key.ts";
-import { type Shard, ShardStore, type ShardSource, VramError } from "../../src/vram/shards.ts";
+import { type Shard, ShardStore, VramError } from "../../src/vram/shards.ts";
 import { hex, LEAF_BYTES } from "../../src/vram/tree.ts";
 import { TreePool } from "../../src/vram/tree-pool.ts";
 import { memoryLogger, tempDir } from "../helpers.ts";
 import { FAKE_CUDA, scriptFakes } from "../inventory/fakes.ts";
-import { pattern, VECTORS } from "./vectors.ts";
+import { pattern, source, VECTORS } from "./vectors.ts";
 
 const pool = TreePool.create(2);
 const cuda = CudaVram.open(bunFfi, [FAKE_CUDA], TREE_PTX);
@@ -31,14 +31,6 @@ afterAll(() => (pool.close(), cuda.close()));
 const lease = (id: string, mem_mb = 64, gpu_id = "GPU-0"): Lease => ({
   id, gpu_id, worker_id: `w-${id}`, mem_mb, streams: 1, ttl_s: 60, priority: 0, state: "ACTIVE", granted_at: 0, expires_at: 1e15,
 });
-export function source(data: Uint8Array, step = 100_000, length = data.length): ShardSource {
-  return {
-    length,
-    chunks: (async function* () {
-      for (let i = 0; i < data.length; i += step) yield data.subarray(i, i + step);
-    })(),
-  };
-}
 
 function setup(backend: VramBackend, extra: { onFailure?: (s: Shard) => void } = {}) {
   const dir = tempDir("vram-");

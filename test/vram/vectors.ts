@@ -1,4 +1,5 @@
 /** Tree-digest test vectors, computed with Python's hashlib (recursive RFC 6962, 64 KiB leaves). */
+import type { ShardSource } from "../../src/vram/shards.ts";
 import { LEAF_BYTES } from "../../src/vram/tree.ts";
 
 export const pattern = (n: number) => {
@@ -21,3 +22,13 @@ export const VECTORS: [string, Uint8Array, string, string][] = [
   ["pat 7*64Ki+1", pattern(7 * K + 1), "22cb8227d3ac5e8ea2e2f33409c4d4ccf75555ca9fffa3f0e32b7f01661b9aae", "62b0c89e91ab6a71fc0f33e298f870f7012b36ca1f3149a667e88843e73f6e12"],
 ];
 
+
+/** `data` as a seal source, in chunks of `step` bytes, declaring `length` bytes. */
+export function source(data: Uint8Array, step = 100_000, length = data.length): ShardSource {
+  return {
+    length,
+    chunks: (async function* () {
+      for (let i = 0; i < data.length; i += step) yield data.subarray(i, i + step);
+    })(),
+  };
+}
