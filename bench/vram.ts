@@ -74,7 +74,7 @@ const log = createLogger({ level: "warn", write: () => {} });
 async function sealVerify(name: string, backend: VramBackend, verifyPath: "gpu" | "cpu") {
   const lease = { id: "L", gpu_id: "G", worker_id: "w", mem_mb: MB * 2, streams: 1, ttl_s: 60, priority: 0, state: "ACTIVE" as const, granted_at: 0, expires_at: 1e15 };
   const store = new ShardStore({
-    backend, audit: new VramAudit(null, log), key: deriveKey("bench", "bench"), workerId: "bench", lease: () => lease, ordinalOf: () => 0, verifyPath,
+    backend, audit: new VramAudit(null, log), key: deriveKey("bench", "bench"), workerId: "bench", lease: () => lease, ordinalOf: () => 0, verifyPath, pool,
   });
   const step = 1 << 20;
   const t0 = performance.now();
@@ -101,4 +101,4 @@ await sealVerify("fake libcuda, CPU path (DtoH+pool)", new CudaVramBackend(cuda,
 await sealVerify("fake libcuda, kernels emulated in C", new CudaVramBackend(cuda, pool), "gpu");
 cuda.close();
 pool.close();
-console.log("seal = stream in 1 MiB chunks + flat SHA-256 + host tree (one thread) + copy + tree from (V)RAM; the GPU figures need `make gpu-check` on a GPU");
+console.log("seal = stream in 1 MiB chunks + flat SHA-256 (one thread) + host leaf hashes (workers) + copy + tree from (V)RAM; the GPU figures need `make gpu-check` on a GPU");

@@ -39,7 +39,7 @@ const log = createLogger({ level: "warn", write: (l) => console.error(l) });
 for (const gib of sizes) {
   const bytes = Math.round(gib * GiB);
   const lease = { id: `check-${gib}`, gpu_id: "GPU", worker_id: "gpu-check", mem_mb: Math.ceil(bytes / 1048576), streams: 1, ttl_s: 600, priority: 0, state: "ACTIVE" as const, granted_at: 0, expires_at: 1e15 };
-  const store = new ShardStore({ backend, audit: new VramAudit(null, log), key: deriveKey("gpu-check", "gpu-check"), workerId: "gpu-check", lease: () => lease, ordinalOf: () => ordinal });
+  const store = new ShardStore({ backend, audit: new VramAudit(null, log), key: deriveKey("gpu-check", "gpu-check"), workerId: "gpu-check", lease: () => lease, ordinalOf: () => ordinal, pool });
   // Content that differs in every leaf: a counter per 64-bit word, offset by the chunk.
   const chunk = new Uint8Array(CHUNK);
   const words = new BigUint64Array(chunk.buffer);

@@ -11,6 +11,7 @@ import type { AuditEvent, VramAudit } from "./audit.ts";
 import { VramAllocError, type VramBackend, type VramBuffer } from "./backend.ts";
 import { hmac, sameMac, sealMessage } from "./seal-key.ts";
 import { hex, LEAF_BYTES, leafHash, StreamingTree, TREE_ALG } from "./tree.ts";
+import type { TreePool } from "./tree-pool.ts";
 
 export const SHARD_ID = /^[A-Za-z0-9_-]{1,256}$/;
 export const DIGEST = /^[0-9a-f]{64}$/;
@@ -98,6 +99,8 @@ export interface ShardStoreOptions {
   readonly sampleLeaves?: number;
   readonly now?: () => number;
   readonly random?: (n: number) => number;
+  /** Worker threads for the host-side leaf hashes while sealing (without: on this thread). */
+  readonly pool?: TreePool;
 }
 
 /** The shards of every lease, and what they hold. */
@@ -360,33 +363,59 @@ export class ShardStore {
     return { checked_at, pointer: { memory_type: ev.memory_type, is_managed: ev.is_managed, host_pointer_query: ev.host_pointer_query === 1 ? "CUDA_ERROR_INVALID_VALUE" : ev.host_pointer_query === 0 ? "a host pointer exists" : `CUresult ${ev.host_pointer_query}`, device_ordinal: ev.device_ordinal } };
   }
 
+  /**
+   * Streams `source` into `buf` through two staging buffers of CHUNK_BYTES (whole leaves): the
+   * flat SHA-256 runs here as bytes arrive, while the workers hash a full stage's leaves (the
+   * host-side tree) and the stage is copied to VRAM; a stage is refilled only once its leaves
+   * are in.
+   */
   async #copyIn(buf: VramBuffer, source: ShardSource, lease: Lease): Promise<{ digest: string; tree: string; leaves: Uint8Array }> {
     const flat = createHash("sha256");
     const tree = new StreamingTree(true);
-    const stage = new Uint8Array(Math.min(CHUNK_BYTES, source.length));
+    const size = Math.min(CHUNK_BYTES, source.length);
+    const stages = [0, 1].map(() => new Uint8Array(new SharedArrayBuffer(size)));
+    const hashing: (Promise<Uint8Array> | null)[] = [null, null];
+    const sizes = [0, 0];
+    let cur = 0;
     let fill = 0;
     let written = 0;
-    const flush = () => {
-      this.#o.backend.write(buf, written, stage.subarray(0, fill));
+    const settle = async (k: number) => {
+      const p = hashing[k] ?? null;
+      if (p === null) return;
+      hashing[k] = null;
+      tree.pushLeaves(await p, sizes[k]!);
+    };
+    const flush = async () => {
+      const stage = stages[cur]!.subarray(0, fill);
+      this.#o.backend.write(buf, written, stage);
+      hashing[cur] = this.#o.pool?.leaves(stage) ?? Promise.resolve(hashLeaves(stage));
+      sizes[cur] = fill;
       written += fill;
       fill = 0;
+      cur ^= 1;
+      await settle(cur);
     };
-    for await (const chunk of source.chunks) {
-      if (lease.state !== "ACTIVE") throw new VramError("permission", `Cannot seal: lease ${lease.id} ended while the shard was streaming in`);
-      if (written + fill + chunk.length > source.length) {
-        throw new VramError("invalid", `Cannot seal: the body is longer than its declared ${source.length} bytes`, "length");
+    try {
+      for await (const chunk of source.chunks) {
+        if (lease.state !== "ACTIVE") throw new VramError("permission", `Cannot seal: lease ${lease.id} ended while the shard was streaming in`);
+        if (written + fill + chunk.length > source.length) {
+          throw new VramError("invalid", `Cannot seal: the body is longer than its declared ${source.length} bytes`, "length");
+        }
+        flat.update(chunk);
+        for (let off = 0; off < chunk.length;) {
+          const n = Math.min(size - fill, chunk.length - off);
+          stages[cur]!.set(chunk.subarray(off, off + n), fill);
+          fill += n;
+          off += n;
+          if (fill === size) await flush();
+        }
       }
-      flat.update(chunk);
-      tree.update(chunk);
-      for (let off = 0; off < chunk.length;) {
-        const n = Math.min(stage.length - fill, chunk.length - off);
-        stage.set(chunk.subarray(off, off + n), fill);
-        fill += n;
-        off += n;
-        if (fill === stage.length) flush();
-      }
+      if (fill > 0) await flush();
+      await settle(cur ^ 1);
+      await settle(cur);
+    } finally {
+      await Promise.allSettled(hashing.filter((p) => p !== null));
     }
-    if (fill > 0) flush();
     if (written !== source.length) throw new VramError("invalid", `Cannot seal: the body ended after ${written} of its declared ${source.length} bytes`, "length");
     return { digest: flat.digest("hex"), tree: hex(tree.digest()), leaves: tree.leafHashes() };
   }
@@ -484,6 +513,13 @@ function checkOptions(o: SealOptions): void {
     throw new VramError("invalid", `shard_index must be an integer from 0 to ${(n ?? 65536) - 1}, got ${JSON.stringify(i)}`, "shard_index");
   }
   if ((i === undefined) !== (n === undefined)) throw new VramError("invalid", "shard_index and total_shards go together: give both or neither", i === undefined ? "shard_index" : "total_shards");
+}
+
+function hashLeaves(data: Uint8Array): Uint8Array {
+  const n = Math.ceil(data.length / LEAF_BYTES);
+  const out = new Uint8Array(n * 32);
+  for (let i = 0; i < n; i++) out.set(leafHash(data.subarray(i * LEAF_BYTES, (i + 1) * LEAF_BYTES)), i * 32);
+  return out;
 }
 
 const round = (ms: number) => Math.round(ms * 1000) / 1000;

@@ -4,7 +4,7 @@
  * task, the roots combined at the end. While workers hash one window the next is being copied.
  * A flat SHA-256 cannot use more than one core; this tree scales with them.
  */
-import { combineLevels, LEAF_BYTES, subtreeRoot } from "./tree.ts";
+import { combineLevels, LEAF_BYTES, leafHash, subtreeRoot } from "./tree.ts";
 
 /** Leaves per worker task: a power of two, so every task but the last is a whole subtree. */
 export const TASK_BYTES = 64 * LEAF_BYTES;
@@ -123,6 +123,39 @@ export class TreePool {
   }
 
   /**
+   * Every leaf hash of `data` (32 bytes each, concatenated), split across the workers by leaf.
+   * `data` must start on a leaf boundary of the shard and sit in a SharedArrayBuffer to go to workers.
+   */
+  async leaves(data: Uint8Array): Promise<Uint8Array> {
+    await this.#ready;
+    const n = Math.ceil(data.length / LEAF_BYTES);
+    if (this.#workers.length === 0 || !(data.buffer instanceof SharedArrayBuffer) || n < 2) {
+      const out = new Uint8Array(n * 32);
+      for (let i = 0; i < n; i++) out.set(leafHash(data.subarray(i * LEAF_BYTES, (i + 1) * LEAF_BYTES)), i * 32);
+      return out;
+    }
+    const per = Math.ceil(n / this.#workers.length);
+    const parts: Promise<Uint8Array>[] = [];
+    for (let w = 0, l = 0; l < n; w++, l += per) {
+      const start = l * LEAF_BYTES;
+      const end = Math.min(data.length, (l + per) * LEAF_BYTES);
+      parts.push(this.#send(this.#workers[w]!, data.buffer as SharedArrayBuffer, data.byteOffset + start, end - start, true));
+    }
+    let done: Uint8Array[];
+    try {
+      done = await Promise.all(parts);
+    } catch {
+      for (const w of this.#workers) w.terminate();
+      this.#workers.length = 0;
+      return this.leaves(data);
+    }
+    const out = new Uint8Array(n * 32);
+    let o = 0;
+    for (const p of done) out.set(p, o), (o += p.length);
+    return out;
+  }
+
+  /**
    * The tree digest of `length` bytes that `read(offset, dst)` copies out, window by window,
    * copying the next window while the workers hash the current one.
    */
@@ -169,11 +202,11 @@ export class TreePool {
     this.#failAll(new Error("Cannot finish hashing: the tree pool was closed"));
   }
 
-  #send(worker: Worker, buffer: SharedArrayBuffer, offset: number, length: number): Promise<Uint8Array> {
+  #send(worker: Worker, buffer: SharedArrayBuffer, offset: number, length: number, leaves = false): Promise<Uint8Array> {
     const id = ++this.#next;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      worker.postMessage({ id, buffer, offset, length, taskBytes: TASK_BYTES });
+      worker.postMessage({ id, buffer, offset, length, taskBytes: TASK_BYTES, leaves });
     });
   }
 

@@ -2,7 +2,7 @@
  * A tree worker: hashes aligned runs of leaves of a shared buffer and answers with one subtree
  * root per task. Started by TreePool; speaks only postMessage.
  */
-import { subtreeRoot } from "./tree.ts";
+import { LEAF_BYTES, leafHash, subtreeRoot } from "./tree.ts";
 
 interface Job {
   readonly id: number;
@@ -10,6 +10,8 @@ interface Job {
   readonly offset: number;
   readonly length: number;
   readonly taskBytes: number;
+  /** `leaves`: answer every leaf hash instead of one root per task. */
+  readonly leaves?: boolean;
 }
 
 const scope = globalThis as unknown as {
@@ -23,6 +25,13 @@ scope.onmessage = (e) => {
   const { id, buffer, offset, length, taskBytes } = e.data;
   try {
     const data = new Uint8Array(buffer, offset, length);
+    if (e.data.leaves) {
+      const n = Math.ceil(length / LEAF_BYTES);
+      const hashes = new Uint8Array(n * 32);
+      for (let i = 0; i < n; i++) hashes.set(leafHash(data.subarray(i * LEAF_BYTES, (i + 1) * LEAF_BYTES)), i * 32);
+      scope.postMessage({ id, roots: hashes }, [hashes.buffer]);
+      return;
+    }
     const tasks = Math.ceil(length / taskBytes);
     const roots = new Uint8Array(tasks * 32);
     for (let t = 0; t < tasks; t++) roots.set(subtreeRoot(data.subarray(t * taskBytes, (t + 1) * taskBytes)), t * 32);

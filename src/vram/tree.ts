@@ -105,6 +105,13 @@ export class StreamingTree {
     }
   }
 
+  /** Adds leaf hashes computed elsewhere (32 bytes each, in order), for `bytes` bytes of whole leaves. */
+  pushLeaves(hashes: Uint8Array, bytes: number): void {
+    if (this.#fill !== 0) throw new RangeError("Cannot add leaf hashes in the middle of a leaf");
+    for (let i = 0; i < hashes.length; i += 32) this.#push(hashes.slice(i, i + 32));
+    this.#bytes += bytes;
+  }
+
   /** The root; the builder is spent afterwards. */
   digest(): Uint8Array {
     if (this.#fill > 0) this.#push(leafHash(this.#leaf.subarray(0, this.#fill)));

@@ -17,8 +17,8 @@ import { CudaVramBackend } from "../../src/vram/cuda-backend.ts";
 import { HostMemoryVram } from "../../src/vram/host-backend.ts";
 import { TREE_PTX } from "../../src/vram/ptx/tree-ptx.ts";
 import { deriveKey } from "../../src/vram/seal-key.ts";
-import { type Shard, ShardStore, VramError } from "../../src/vram/shards.ts";
-import { hex, LEAF_BYTES } from "../../src/vram/tree.ts";
+import { CHUNK_BYTES, type Shard, ShardStore, VramError } from "../../src/vram/shards.ts";
+import { hex, LEAF_BYTES, treeDigest } from "../../src/vram/tree.ts";
 import { TreePool } from "../../src/vram/tree-pool.ts";
 import { memoryLogger, tempDir } from "../helpers.ts";
 import { FAKE_CUDA, scriptFakes } from "../inventory/fakes.ts";
@@ -43,6 +43,7 @@ function setup(backend: VramBackend, extra: { onFailure?: (s: Shard) => void } =
     workerId: "bridge-test",
     lease: (id) => leases.get(id),
     ordinalOf: (g) => (g === "GPU-0" ? 0 : g === "GPU-1" ? 1 : undefined),
+    pool,
     ...extra,
   });
   const audit = () => readFileSync(join(dir.path, "vram-audit.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
@@ -66,6 +67,18 @@ describe.each(backends)("ShardStore over %s", (_name, make) => {
     expect(await store.verify(shard.shard_id)).toMatchObject({ ok: true, mode: "full", leaves_checked: 8 });
     expect(await store.verify(shard.shard_id, "sampled", 3)).toMatchObject({ ok: true, mode: "sampled", leaves_checked: 3 });
     expect(audit().map((e) => e.event)).toEqual(["VramAllocated", "VramSealed", "SealVerified", "SealVerified"]);
+    dir.cleanup();
+  });
+
+  test("a shard over several staging buffers: the same digests as one-shot hashing, any chunking", async () => {
+    const { store, dir } = setup(make());
+    const data = pattern(2 * CHUNK_BYTES + LEAF_BYTES + 3);
+    for (const step of [CHUNK_BYTES, 1_000_003]) {
+      const { shard } = await store.seal("L1", source(data, step), {});
+      expect(shard.tree_digest).toBe(hex(treeDigest(data)));
+      expect(shard.digest).toBe(createHash("sha256").update(data).digest("hex"));
+      store.release(shard.shard_id);
+    }
     dir.cleanup();
   });
 
