@@ -239,6 +239,7 @@ export class ShardStore {
         verifications: 0,
         evidence,
       };
+      if (lease.state !== "ACTIVE") throw new VramError("permission", `Cannot seal: lease ${lease.id} ended while the shard was being sealed`);
       if (this.#held.has(shard.shard_id)) throw new VramError("conflict", `Cannot seal shard ${JSON.stringify(shard.shard_id)}: a shard with that id was sealed meanwhile`, "shard_id");
       this.#held.set(shard.shard_id, { shard, buf, signature: hmac(this.#o.key, sealMessage(fields(shard))), leaves });
       buf = null;

@@ -17,7 +17,7 @@ import { CudaVramBackend } from "../../src/vram/cuda-backend.ts";
 import { HostMemoryVram } from "../../src/vram/host-backend.ts";
 import { TREE_PTX } from "../../src/vram/ptx/tree-ptx.ts";
 import { deriveKey } from "../../src/vram/seal-key.ts";
-import { CHUNK_BYTES, type Shard, ShardStore, VramError } from "../../src/vram/shards.ts";
+import { CHUNK_BYTES, type Shard, type ShardSource, ShardStore, VramError } from "../../src/vram/shards.ts";
 import { hex, LEAF_BYTES, treeDigest } from "../../src/vram/tree.ts";
 import { TreePool } from "../../src/vram/tree-pool.ts";
 import { memoryLogger, tempDir } from "../helpers.ts";
@@ -145,6 +145,24 @@ describe.each(backends)("ShardStore over %s", (_name, make) => {
     await expect(store.seal("L1", source(data), { shard_id: "bad id" })).rejects.toThrow('shard_id must be 1-256 characters of A-Z a-z 0-9 _ -, got "bad id"');
     expect(store.backend.memInfo(0).free).toBe(free0);
     expect(store.list()).toEqual([]);
+    dir.cleanup();
+  });
+
+  test("a lease that ends while its shard streams in gets no shard, and the VRAM is freed", async () => {
+    const { store, leases, dir } = setup(make());
+    const free0 = store.backend.memInfo(0).free;
+    const data = pattern(300_000);
+    const ending: ShardSource = {
+      length: data.length,
+      chunks: (async function* () {
+        yield data.subarray(0, 100_000);
+        leases.get("L1")!.state = "RELEASED";
+        yield data.subarray(100_000);
+      })(),
+    };
+    await expect(store.seal("L1", ending, {})).rejects.toThrow("ended while the shard was streaming in");
+    expect(store.list()).toEqual([]);
+    expect(store.backend.memInfo(0).free).toBe(free0);
     dir.cleanup();
   });
 
