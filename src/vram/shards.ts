@@ -247,7 +247,13 @@ export class ShardStore {
       this.#audit("VramSealed", { shard_id: shard.shard_id, gpu_device: ordinal, vram_bytes: needed, digest, tree_digest: tree, tree_algorithm: TREE_ALG, worker_id: this.#o.workerId, lease_id: lease.id });
       return { shard, created: true };
     } catch (error) {
-      if (error instanceof VramError && error.code !== "insufficient" && error.code !== "cuda") this.#count("seal", "refused");
+      if (!(error instanceof VramError)) {
+        // A driver call that failed mid-seal (a copy, the tree kernels): its message names the call and the CUresult.
+        this.#count("seal", "failed");
+        if ((error as Error).name === "CudaExecError") throw new VramError("cuda", `Cannot seal: ${(error as Error).message}`);
+        throw error;
+      }
+      if (error.code !== "insufficient" && error.code !== "cuda") this.#count("seal", "refused");
       throw error;
     } finally {
       this.#reserve(lease.id, ordinal, -needed);
