@@ -5,34 +5,15 @@
  * critical: audit record, metric, the shard marked failed, its lease's jobs refused, and a
  * status line in the VM (through `onFailure`).
  */
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import type { Lease } from "../lease/types.ts";
 import type { AuditEvent, VramAudit } from "./audit.ts";
 import { VramAllocError, type VramBackend, type VramBuffer } from "./backend.ts";
 import { hmac, sameMac, sealMessage } from "./seal-key.ts";
-import { hex, LEAF_BYTES, leafHash, StreamingTree, TREE_ALG } from "./tree.ts";
+import { copyIn, type ShardSource } from "./copy-in.ts";
+import { DIGEST, SHARD_ID, VramError } from "./errors.ts";
+import { hex, LEAF_BYTES, leafHash, TREE_ALG } from "./tree.ts";
 import type { TreePool } from "./tree-pool.ts";
-
-export const SHARD_ID = /^[A-Za-z0-9_-]{1,256}$/;
-export const DIGEST = /^[0-9a-f]{64}$/;
-/** Bytes staged on the host per copy into VRAM. */
-export const CHUNK_BYTES = 8 * 1024 * 1024;
-
-export type VramErrorCode = "invalid" | "not_found" | "conflict" | "insufficient" | "permission" | "mismatch" | "policy" | "unavailable" | "cuda";
-
-/** A refused shard operation; `code` maps to an HTTP status. */
-export class VramError extends Error {
-  override name = "VramError";
-  readonly code: VramErrorCode;
-  readonly field: string | undefined;
-  readonly extra: Record<string, unknown>;
-  constructor(code: VramErrorCode, message: string, field?: string, extra: Record<string, unknown> = {}) {
-    super(message);
-    this.code = code;
-    this.field = field;
-    this.extra = extra;
-  }
-}
 
 /** A shard as the bridge tracks it. */
 export interface Shard {
@@ -62,13 +43,6 @@ interface Held {
   readonly leaves: Uint8Array;
 }
 
-/** Where the bytes come from: an HTTP body of known length, or a file's contents. */
-export interface ShardSource {
-  readonly length: number;
-  readonly chunks: AsyncIterable<Uint8Array>;
-  /** Releases what the source holds (a file handle) when the seal ends, read or not. */
-  close?(): Promise<void>;
-}
 
 export interface SealOptions {
   readonly shard_id?: string;
@@ -205,7 +179,7 @@ export class ShardStore {
         lease_id: lease.id,
       });
       const evidence = this.#checkPolicy(buf, ordinal, lease);
-      const { digest, tree, leaves } = await this.#copyIn(buf, source, lease);
+      const { digest, tree, leaves } = await copyIn(this.#o.backend, buf, source, lease, this.#o.pool);
       if (expected !== undefined && digest !== expected) {
         throw new VramError("mismatch", `Cannot seal: the bytes' SHA-256 is ${digest}, not the expected_digest ${expected}`, "expected_digest", { expected_digest: expected, actual_digest: digest });
       }
@@ -370,63 +344,6 @@ export class ShardStore {
     return { checked_at, pointer: { memory_type: ev.memory_type, is_managed: ev.is_managed, host_pointer_query: ev.host_pointer_query === 1 ? "CUDA_ERROR_INVALID_VALUE" : ev.host_pointer_query === 0 ? "a host pointer exists" : `CUresult ${ev.host_pointer_query}`, device_ordinal: ev.device_ordinal } };
   }
 
-  /**
-   * Streams `source` into `buf` through two staging buffers of CHUNK_BYTES (whole leaves): the
-   * flat SHA-256 runs here as bytes arrive, while the workers hash a full stage's leaves (the
-   * host-side tree) and the stage is copied to VRAM; a stage is refilled only once its leaves
-   * are in.
-   */
-  async #copyIn(buf: VramBuffer, source: ShardSource, lease: Lease): Promise<{ digest: string; tree: string; leaves: Uint8Array }> {
-    const flat = createHash("sha256");
-    const tree = new StreamingTree(true);
-    const size = Math.min(CHUNK_BYTES, source.length);
-    const stages = [0, 1].map(() => new Uint8Array(new SharedArrayBuffer(size)));
-    const hashing: (Promise<Uint8Array> | null)[] = [null, null];
-    const sizes = [0, 0];
-    let cur = 0;
-    let fill = 0;
-    let written = 0;
-    const settle = async (k: number) => {
-      const p = hashing[k] ?? null;
-      if (p === null) return;
-      hashing[k] = null;
-      tree.pushLeaves(await p, sizes[k]!);
-    };
-    const flush = async () => {
-      const stage = stages[cur]!.subarray(0, fill);
-      this.#o.backend.write(buf, written, stage);
-      hashing[cur] = this.#o.pool?.leaves(stage) ?? Promise.resolve(hashLeaves(stage));
-      sizes[cur] = fill;
-      written += fill;
-      fill = 0;
-      cur ^= 1;
-      await settle(cur);
-    };
-    try {
-      for await (const chunk of source.chunks) {
-        if (lease.state !== "ACTIVE") throw new VramError("permission", `Cannot seal: lease ${lease.id} ended while the shard was streaming in`);
-        if (written + fill + chunk.length > source.length) {
-          throw new VramError("invalid", `Cannot seal: the body is longer than its declared ${source.length} bytes`, "length");
-        }
-        flat.update(chunk);
-        for (let off = 0; off < chunk.length;) {
-          const n = Math.min(size - fill, chunk.length - off);
-          stages[cur]!.set(chunk.subarray(off, off + n), fill);
-          fill += n;
-          off += n;
-          if (fill === size) await flush();
-        }
-      }
-      if (fill > 0) await flush();
-      await settle(cur ^ 1);
-      await settle(cur);
-    } finally {
-      await Promise.allSettled(hashing.filter((p) => p !== null));
-    }
-    if (written !== source.length) throw new VramError("invalid", `Cannot seal: the body ended after ${written} of its declared ${source.length} bytes`, "length");
-    return { digest: flat.digest("hex"), tree: hex(tree.digest()), leaves: tree.leafHashes() };
-  }
-
   #fail(h: Held, mode: "full" | "sampled", reason: string, expected: string, actual: string, t0: number): VerifyResult {
     const s = h.shard;
     s.state = "FAILED";
@@ -522,11 +439,8 @@ function checkOptions(o: SealOptions): void {
   if ((i === undefined) !== (n === undefined)) throw new VramError("invalid", "shard_index and total_shards go together: give both or neither", i === undefined ? "shard_index" : "total_shards");
 }
 
-function hashLeaves(data: Uint8Array): Uint8Array {
-  const n = Math.ceil(data.length / LEAF_BYTES);
-  const out = new Uint8Array(n * 32);
-  for (let i = 0; i < n; i++) out.set(leafHash(data.subarray(i * LEAF_BYTES, (i + 1) * LEAF_BYTES)), i * 32);
-  return out;
-}
-
 const round = (ms: number) => Math.round(ms * 1000) / 1000;
+
+export { CHUNK_BYTES, VramError } from "./errors.ts";
+export type { VramErrorCode } from "./errors.ts";
+export type { ShardSource } from "./copy-in.ts";
