@@ -6,6 +6,7 @@
  *   DELETE /v1/shards/:id               free its VRAM GET /v1/shards/:id/attestation   signed statement
  *   GET    /v1/gpus/:id/vram            capacity      GET /v1/vram/plan?bytes=N[&lease_id=]   does N fit, where
  */
+import { createHash } from "node:crypto";
 import { open, realpath } from "node:fs/promises";
 import { isAbsolute, relative, resolve } from "node:path";
 import { type Context, Hono } from "hono";
@@ -264,6 +265,16 @@ async function fileSource(dir: string, file: string): Promise<ShardSource> {
   return {
     length: stat.size,
     close,
+    async digest() {
+      const hash = createHash("sha256");
+      const buf = new Uint8Array(Math.min(CHUNK_BYTES, Math.max(1, stat.size)));
+      for (let pos = 0; ;) {
+        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        if (bytesRead === 0) return hash.digest("hex");
+        hash.update(buf.subarray(0, bytesRead));
+        pos += bytesRead;
+      }
+    },
     chunks: (async function* () {
       const buf = new Uint8Array(Math.min(CHUNK_BYTES, Math.max(1, stat.size)));
       try {

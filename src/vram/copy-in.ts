@@ -10,6 +10,8 @@ import type { TreePool } from "./tree-pool.ts";
 export interface ShardSource {
   readonly length: number;
   readonly chunks: AsyncIterable<Uint8Array>;
+  /** The bytes' SHA-256 (hex) without consuming `chunks`, where that is possible (a file: one extra read). */
+  digest?(): Promise<string>;
   /** Releases what the source holds (a file handle) when the seal ends, read or not. */
   close?(): Promise<void>;
 }

@@ -133,6 +133,10 @@ export class ShardStore {
     if (expected !== undefined) {
       const same = this.#twin(lease.id, expected);
       if (same !== undefined) return { shard: same, created: false };
+    } else if (source.digest !== undefined && this.list(lease.id).some((s) => s.vram_bytes === source.length)) {
+      // A file as long as a shard the lease holds: read it once more rather than allocate twice.
+      const same = this.#twin(lease.id, await source.digest());
+      if (same !== undefined) return { shard: same, created: false };
     }
     if (opts.shard_id !== undefined && this.#held.has(opts.shard_id)) {
       throw new VramError("conflict", `Cannot seal shard ${JSON.stringify(opts.shard_id)}: a shard with that id exists; delete it first or pick another id`, "shard_id");

@@ -79,6 +79,11 @@ describe("the shard API (--mock)", () => {
     const r = await call("POST", `/v1/leases/${l.id}/shards`, JSON.stringify({ file: "m/w.bin" }), "application/json");
     expect(r.status).toBe(201);
     expect(r.body.digest).toBe(createHash("sha256").update(pattern(3 * LEAF_BYTES + 5)).digest("hex"));
+    const audit = () => readFileSync(join(tmp.path, "state", "vram-audit.jsonl"), "utf8").split("\n").filter((x) => x.includes(`"lease_id":"${l.id}"`) && x.includes("VramAllocated")).length;
+    expect(audit()).toBe(1);
+    const again = await call("POST", `/v1/leases/${l.id}/shards`, JSON.stringify({ file: "m/w.bin" }), "application/json");
+    expect(again).toMatchObject({ status: 200, body: { shard_id: r.body.shard_id } });
+    expect(audit()).toBe(1); // the same file again: read and compared, never allocated
     const bad = await call("POST", `/v1/leases/${l.id}/shards`, JSON.stringify({ file: "../state/vram-seal.key" }), "application/json");
     expect(bad).toMatchObject({ status: 422, body: { error: { field: "file" } } });
     const typo = await call("POST", `/v1/leases/${l.id}/shards`, JSON.stringify({ file: "m/w.bin", sahrd_id: "x" }), "application/json");
