@@ -25,6 +25,8 @@ export class TreePool {
   readonly #pending = new Map<number, Pending>();
   #next = 0;
   #closed = false;
+  /** True once #ready has settled: from then on work is posted without an await, so a digest's next copy overlaps the hashing. */
+  #settled = false;
   /** Settles once every worker has loaded, failed, or been silent for READY_MS. */
   #ready: Promise<boolean> = Promise.resolve(false);
   /** Two copy windows, allocated once (page faults and zeroing are paid once, not per digest). */
@@ -44,7 +46,10 @@ export class TreePool {
     const pool = new TreePool(threads);
     const started: Promise<boolean>[] = [];
     for (let i = 0; i < threads; i++) started.push(pool.#start(0));
-    pool.#ready = Promise.all(started).then((all) => all.some(Boolean));
+    pool.#ready = Promise.all(started).then((all) => {
+      pool.#settled = true;
+      return all.some(Boolean);
+    });
     return pool;
   }
 
@@ -95,7 +100,7 @@ export class TreePool {
     const tasks = Math.ceil(data.length / TASK_BYTES);
     // Workers that never loaded (a build without the worker module, say) are simply not there:
     // with none, the leaves are hashed on this thread.
-    await this.#ready;
+    if (!this.#settled) await this.#ready;
     if (this.#workers.length === 0 || !(data.buffer instanceof SharedArrayBuffer) || tasks === 1) {
       const out: Uint8Array[] = [];
       for (let t = 0; t < tasks; t++) out.push(subtreeRoot(data.subarray(t * TASK_BYTES, (t + 1) * TASK_BYTES)));
@@ -127,7 +132,7 @@ export class TreePool {
    * `data` must start on a leaf boundary of the shard and sit in a SharedArrayBuffer to go to workers.
    */
   async leaves(data: Uint8Array): Promise<Uint8Array> {
-    await this.#ready;
+    if (!this.#settled) await this.#ready;
     const n = Math.ceil(data.length / LEAF_BYTES);
     if (this.#workers.length === 0 || !(data.buffer instanceof SharedArrayBuffer) || n < 2) {
       const out = new Uint8Array(n * 32);
@@ -172,6 +177,7 @@ export class TreePool {
   }
 
   async #digest(length: number, read: (offset: number, dst: Uint8Array) => void): Promise<Uint8Array> {
+    if (!this.#settled) await this.#ready;
     const size = this.windowBytes;
     const need = length > size ? 2 : 1;
     while (this.#windows.length < need) this.#windows.push(new Uint8Array(new SharedArrayBuffer(size)));
