@@ -23,8 +23,10 @@ FIXTURE := test/fixtures/mock-list.json
 # `.env` and `bunfig.toml` from its working directory by default: a daemon must not take its
 # environment (GPU_BRIDGE_API_TOKEN, GPU_BRIDGE_CUDA_LIB, ...) from whatever folder it starts in.
 COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting --no-compile-autoload-dotenv --no-compile-autoload-bunfig
+# Worker modules are extra entry points: a compiled binary holds only what the build was given.
+WORKERS := src/vram/tree-worker.ts
 
-.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-rss clean
+.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-rss bench-vram vram-ptx gpu-check clean
 
 help:
 	@echo "make run     run the bridge daemon on the embedded mock defaults"
@@ -57,7 +59,7 @@ CC ?= cc
 mock/native/build/libnvidia-ml.so.1: mock/native/fake_nvml.c mock/native/fake_ctl.h
 	@mkdir -p $(@D)
 	$(CC) -shared -fPIC -O2 -Wall -Wextra -Werror -o $@ $<
-mock/native/build/libcuda.so.1: mock/native/fake_cuda.c mock/native/fake_ctl.h
+mock/native/build/libcuda.so.1: mock/native/fake_cuda.c mock/native/fake_ctl.h src/vram/ptx/sha256_tree.h
 	@mkdir -p $(@D)
 	$(CC) -shared -fPIC -O2 -Wall -Wextra -Werror -o $@ $<
 native-fakes: $(FAKES)
@@ -113,7 +115,7 @@ build: $(BIN)
 
 $(BIN): node_modules/.installed $(SRC) Makefile
 	@mkdir -p dist
-	$(BUN) build $(COMPILE_FLAGS) src/main.ts --outfile $@ >/dev/null
+	$(BUN) build $(COMPILE_FLAGS) src/main.ts $(WORKERS) --outfile $@ >/dev/null
 	@echo "built $@"
 
 # The arm64 Bun runtime comes from npm (@oven/bun-linux-aarch64, pinned to our Bun) and is
@@ -132,7 +134,7 @@ build-arm64: $(BIN_ARM64)
 $(BIN_ARM64): node_modules/.installed $(SRC) Makefile $(ARM64_RUNTIME)
 	@mkdir -p dist
 	$(BUN) build $(COMPILE_FLAGS) --target=bun-linux-arm64 --compile-executable-path $(ARM64_RUNTIME) \
-	  src/main.ts --outfile $@ >/dev/null
+	  src/main.ts $(WORKERS) --outfile $@ >/dev/null
 	@echo "built $@"
 
 test-arm64: $(BIN_ARM64)
@@ -166,7 +168,7 @@ install: $(call STAGE,$(ARCH))/gpu-bridge-host
 
 ## Benchmarks ----------------------------------------------------------------
 
-bench: bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-rss
+bench: bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-rss bench-vram
 
 bench-startup: $(BIN)
 	COMPILE_FLAGS="$(COMPILE_FLAGS)" $(BUN) bench/startup.ts
@@ -189,6 +191,20 @@ bench-rss: $(BIN)
 bench-api: $(BIN)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } || { echo "bench-api needs wrk (apt-get install wrk)"; exit 1; }
 	$(BUN) bench/api.ts
+
+# Sealed VRAM shards: seal and verify throughput on the CPU path (VRAM_BENCH_MB=N).
+bench-vram: deps native-fakes
+	$(BUN) bench/vram.ts
+
+# Regenerates the tree kernels' PTX (and the module embedding it) from src/vram/ptx/sha256_tree.cu
+# with nvcc, and assembles the result with ptxas for sm_80, sm_87 and sm_90.
+vram-ptx:
+	scripts/vram-ptx.sh
+
+# On a machine with a GPU: seal 1 and 10 GiB, verify (GPU, CPU, sampled), change one byte with
+# cuMemsetD8_v2, verify again; prints timings as JSON lines (GPU_CHECK_GIB=1,10 GPU_CHECK_DEVICE=0).
+gpu-check: deps
+	$(BUN) scripts/gpu-check.ts
 
 clean:
 	rm -rf dist build .test-counts mock/native/build

@@ -81,6 +81,13 @@ int cuDeviceGetAttribute(int *value, int attr, int d) {
     case 50: *value = (int)g->domain; break;
     case 75: *value = g->cc_major; break;
     case 76: *value = g->cc_minor; break;
+    case 19: *value = 1; break;                      /* CAN_MAP_HOST_MEMORY */
+    case 32: *value = g->integrated ? 0 : 1; break;  /* ECC_ENABLED */
+    case 41: *value = 1; break;                      /* UNIFIED_ADDRESSING */
+    case 83: *value = 1; break;                      /* MANAGED_MEMORY */
+    case 88: *value = 0; break;                      /* PAGEABLE_MEMORY_ACCESS */
+    case 89: *value = g->integrated ? 0 : 1; break;  /* CONCURRENT_MANAGED_ACCESS */
+    case 100: *value = 0; break;                     /* PAGEABLE_MEMORY_ACCESS_USES_HOST_PAGE_TABLES */
     default: return INVALID_VALUE;
   }
   return SUCCESS;
@@ -91,6 +98,10 @@ int cuGetErrorName(int code, const char **out) {
     case NO_DEVICE: *out = "CUDA_ERROR_NO_DEVICE"; return SUCCESS;
     case INVALID_DEVICE: *out = "CUDA_ERROR_INVALID_DEVICE"; return SUCCESS;
     case NOT_INITIALIZED: *out = "CUDA_ERROR_NOT_INITIALIZED"; return SUCCESS;
+    case INVALID_VALUE: *out = "CUDA_ERROR_INVALID_VALUE"; return SUCCESS;
+    case 2: *out = "CUDA_ERROR_OUT_OF_MEMORY"; return SUCCESS;
+    case 201: *out = "CUDA_ERROR_INVALID_CONTEXT"; return SUCCESS;
+    case 700: *out = "CUDA_ERROR_ILLEGAL_ADDRESS"; return SUCCESS;
     default: *out = NULL; return INVALID_VALUE;
   }
 }
@@ -106,10 +117,11 @@ int cuGetErrorString(int code, const char **out) { return cuGetErrorName(code, o
 #include <stdint.h>
 #include <time.h>
 
-enum { OUT_OF_MEMORY = 2, INVALID_PTX = 218, NOT_FOUND = 500 };
-struct fake_module { int has_vadd, has_matmul; };
-struct fake_function { int kind; /* 1 vadd, 2 matmul */ };
+enum { OUT_OF_MEMORY = 2, INVALID_CONTEXT = 201, INVALID_PTX = 218, NOT_FOUND = 500, ILLEGAL_ADDRESS = 700 };
+struct fake_module { int has_vadd, has_matmul, has_tree; };
+struct fake_function { int kind; /* 1 vadd, 2 matmul, 3 vram_tree_leaves, 4 vram_tree_level */ };
 static unsigned long long allocated = 0;
+static int current_dev = -1; /* the device of the current context */
 
 int cuDevicePrimaryCtxRetain(void **ctx, int d) {
   GPU(d);
@@ -118,29 +130,101 @@ int cuDevicePrimaryCtxRetain(void **ctx, int d) {
   return SUCCESS;
 }
 int cuDevicePrimaryCtxRelease_v2(int d) { GPU(d); (void)g; return SUCCESS; }
-int cuCtxSetCurrent(void *ctx) { return ctx == NULL ? INVALID_VALUE : SUCCESS; }
+int cuCtxSetCurrent(void *ctx) {
+  if (ctx == NULL) return INVALID_VALUE;
+  current_dev = (int)((uintptr_t)ctx - 0x1000);
+  return SUCCESS;
+}
 int cuCtxSynchronize(void) { return SUCCESS; }
 
+/*
+ * Allocations are tracked (base, size, device), as the driver does: frees and copies of
+ * unknown or out-of-range pointers fail INVALID_VALUE, cuMemGetInfo_v2 answers from the
+ * device's total less what is allocated on it, and cuPointerGetAttribute knows what it is asked.
+ * Control keys: pointer_type=<CUmemorytype> and pointer_managed=1 make allocations report
+ * another memory type or managed memory (a VRAM-only policy violation).
+ */
+struct fake_alloc { unsigned long long base, size; int dev; struct fake_alloc *next; };
+static struct fake_alloc *allocs = NULL;
+
+static struct fake_alloc *alloc_of(unsigned long long p, unsigned long long bytes) {
+  for (struct fake_alloc *a = allocs; a != NULL; a = a->next)
+    if (p >= a->base && p < a->base + a->size && bytes <= a->base + a->size - p) return a;
+  return NULL;
+}
+
 int cuMemAlloc_v2(unsigned long long *dptr, unsigned long long bytes) {
+  if (current_dev < 0) return INVALID_CONTEXT;
+  if (bytes == 0) return INVALID_VALUE;
   long limit = fake_int("mem_limit_mib", 1 << 20);
   if (allocated + bytes > (unsigned long long)limit << 20) return OUT_OF_MEMORY;
-  void *p = calloc(1, bytes ? bytes : 1);
+  void *p = calloc(1, bytes);
   if (p == NULL) return OUT_OF_MEMORY;
+  struct fake_alloc *a = malloc(sizeof *a);
+  a->base = (unsigned long long)(uintptr_t)p;
+  a->size = bytes;
+  a->dev = current_dev;
+  a->next = allocs;
+  allocs = a;
   allocated += bytes;
-  *dptr = (unsigned long long)(uintptr_t)p;
+  *dptr = a->base;
   return SUCCESS;
 }
 int cuMemFree_v2(unsigned long long dptr) {
-  free((void *)(uintptr_t)dptr);
-  return SUCCESS;
+  for (struct fake_alloc **pp = &allocs; *pp != NULL; pp = &(*pp)->next) {
+    struct fake_alloc *a = *pp;
+    if (a->base != dptr) continue;
+    *pp = a->next;
+    allocated -= a->size;
+    free((void *)(uintptr_t)a->base);
+    free(a);
+    return SUCCESS;
+  }
+  return INVALID_VALUE;
 }
 int cuMemcpyHtoD_v2(unsigned long long dst, const void *src, unsigned long long bytes) {
+  if (alloc_of(dst, bytes) == NULL) return INVALID_VALUE;
   memcpy((void *)(uintptr_t)dst, src, bytes);
   return SUCCESS;
 }
 int cuMemcpyDtoH_v2(void *dst, unsigned long long src, unsigned long long bytes) {
+  if (alloc_of(src, bytes) == NULL) return INVALID_VALUE;
   memcpy(dst, (const void *)(uintptr_t)src, bytes);
   return SUCCESS;
+}
+int cuMemsetD8_v2(unsigned long long dst, unsigned char value, unsigned long long count) {
+  if (alloc_of(dst, count) == NULL) return INVALID_VALUE;
+  memset((void *)(uintptr_t)dst, value, count);
+  return SUCCESS;
+}
+int cuMemGetInfo_v2(unsigned long long *free_bytes, unsigned long long *total_bytes) {
+  if (current_dev < 0) return INVALID_CONTEXT;
+  const struct fake_gpu *g = by_ordinal(current_dev);
+  unsigned long long total = g->integrated ? 3ull << 30 : g->total_mib << 20;
+  unsigned long long limit = (unsigned long long)fake_int("mem_limit_mib", 1 << 20) << 20;
+  if (limit < total) total = limit;
+  unsigned long long used = 0;
+  for (struct fake_alloc *a = allocs; a != NULL; a = a->next)
+    if (a->dev == current_dev) used += a->size;
+  *total_bytes = total;
+  *free_bytes = used > total ? 0 : total - used;
+  return SUCCESS;
+}
+enum { PTR_MEMORY_TYPE = 2, PTR_HOST_POINTER = 4, PTR_IS_MANAGED = 8, PTR_DEVICE_ORDINAL = 9 };
+int cuPointerGetAttribute(void *data, int attribute, unsigned long long ptr) {
+  struct fake_alloc *a = alloc_of(ptr, 0);
+  if (a == NULL) return INVALID_VALUE;
+  switch (attribute) {
+    case PTR_MEMORY_TYPE: *(unsigned int *)data = (unsigned int)fake_int("pointer_type", 2); return SUCCESS;
+    case PTR_IS_MANAGED: *(unsigned char *)data = fake_int("pointer_managed", 0) ? 1 : 0; return SUCCESS;
+    case PTR_DEVICE_ORDINAL: *(int *)data = a->dev; return SUCCESS;
+    case PTR_HOST_POINTER:
+      /* device memory has no host pointer; memory the fake calls host or managed does */
+      if (fake_int("pointer_type", 2) == 2 && !fake_int("pointer_managed", 0)) return INVALID_VALUE;
+      *(void **)data = (void *)(uintptr_t)ptr;
+      return SUCCESS;
+    default: return INVALID_VALUE;
+  }
 }
 
 int cuModuleLoadData(struct fake_module **mod, const char *image) {
@@ -148,6 +232,7 @@ int cuModuleLoadData(struct fake_module **mod, const char *image) {
   struct fake_module *m = calloc(1, sizeof *m);
   m->has_vadd = strstr(image, ".entry vadd(") != NULL;
   m->has_matmul = strstr(image, ".entry matmul(") != NULL;
+  m->has_tree = strstr(image, ".entry vram_tree_leaves(") != NULL && strstr(image, ".entry vram_tree_level(") != NULL;
   *mod = m;
   return SUCCESS;
 }
@@ -156,11 +241,41 @@ int cuModuleUnload(struct fake_module *m) {
   return SUCCESS;
 }
 int cuModuleGetFunction(struct fake_function **fn, struct fake_module *m, const char *name) {
-  int kind = (strcmp(name, "vadd") == 0 && m->has_vadd) ? 1 : (strcmp(name, "matmul") == 0 && m->has_matmul) ? 2 : 0;
+  int kind = (strcmp(name, "vadd") == 0 && m->has_vadd) ? 1 : (strcmp(name, "matmul") == 0 && m->has_matmul) ? 2
+           : (strcmp(name, "vram_tree_leaves") == 0 && m->has_tree) ? 3 : (strcmp(name, "vram_tree_level") == 0 && m->has_tree) ? 4 : 0;
   if (!kind) return NOT_FOUND;
   struct fake_function *f = malloc(sizeof *f);
   f->kind = kind;
   *fn = f;
+  return SUCCESS;
+}
+
+/*
+ * The tree kernels, run as the GPU would: every thread of the launch executes the kernel's
+ * grid-stride loop over the functions of sha256_tree.h (the same source the PTX is built from).
+ * A pointer outside an allocation ends the launch with ILLEGAL_ADDRESS, as on a GPU.
+ */
+#include "../../src/vram/ptx/sha256_tree.h"
+static int launch_tree(int kind, unsigned long long threads, void **params) {
+  if (threads == 0) return INVALID_VALUE;
+  if (kind == 3) {
+    unsigned long long data = *(unsigned long long *)params[0], len = *(unsigned long long *)params[1];
+    unsigned long long out = *(unsigned long long *)params[2];
+    unsigned int leaves = *(unsigned int *)params[3];
+    if (alloc_of(data, len) == NULL || alloc_of(out, 32ull * leaves) == NULL) return ILLEGAL_ADDRESS;
+    if ((unsigned long long)leaves * TREE_LEAF_BYTES < len || (leaves - 1ull) * TREE_LEAF_BYTES >= len) return ILLEGAL_ADDRESS;
+    for (unsigned long long t = 0; t < threads; t++)
+      for (unsigned long long i = t; i < leaves; i += threads)
+        tree_leaf((const uint8_t *)(uintptr_t)data, len, (uint8_t *)(uintptr_t)out, i);
+  } else {
+    unsigned long long in = *(unsigned long long *)params[0], out = *(unsigned long long *)params[1];
+    unsigned int n = *(unsigned int *)params[2];
+    unsigned long long parents = (n + 1ull) / 2;
+    if (alloc_of(in, 32ull * n) == NULL || alloc_of(out, 32ull * parents) == NULL) return ILLEGAL_ADDRESS;
+    for (unsigned long long t = 0; t < threads; t++)
+      for (unsigned long long i = t; i < parents; i += threads)
+        tree_node((const uint8_t *)(uintptr_t)in, (uint8_t *)(uintptr_t)out, n, i);
+  }
   return SUCCESS;
 }
 
@@ -174,6 +289,7 @@ int cuLaunchKernel(struct fake_function *f, unsigned gx, unsigned gy, unsigned g
     struct timespec ts = {sleep_ms / 1000, (sleep_ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
   }
+  if (f->kind == 3 || f->kind == 4) return launch_tree(f->kind, (unsigned long long)gx * gy * gz * bx * by * bz, params);
   const float *a = (const float *)(uintptr_t)*(unsigned long long *)params[0];
   const float *b = (const float *)(uintptr_t)*(unsigned long long *)params[1];
   float *c = (float *)(uintptr_t)*(unsigned long long *)params[2];

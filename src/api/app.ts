@@ -1,6 +1,6 @@
 /**
  * The local control API (Hono): one sub-app per resource (gpus, leases, jobs, models, status,
- * telemetry), mounted with `app.route`, each calling the bridge's façade. `createApp` takes
+ * telemetry, sealed VRAM shards), mounted with `app.route`, each calling the bridge's façade. `createApp` takes
  * every dependency, so handlers are tested with `app.request()` and no socket; only the runtime
  * adapter serves it. JSON everywhere except the VM's own files, which come back as exactly the
  * text the VM sees.
@@ -17,6 +17,7 @@ import { modelRoutes } from "./models.ts";
 import type { SubApp } from "./router.ts";
 import { statusRoutes } from "./status.ts";
 import { telemetryRoutes } from "./telemetry.ts";
+import { vramRoutes } from "./vram.ts";
 
 export type { ApiModels, BridgeFacade } from "./facade.ts";
 export { jobView, leaseView } from "./views.ts";
@@ -64,6 +65,8 @@ export function createApp(deps: ApiDeps): Hono {
     ["/v1/jobs", jobRoutes(deps.bridge)],
     ["/v1/models", modelRoutes(deps.bridge)],
     ["/v1/telemetry", telemetryRoutes(deps.bridge)],
+    // Shard routes span /v1/leases/:id/shards, /v1/shards, /v1/gpus/:id/vram and /v1/vram.
+    ["/", vramRoutes(deps.bridge)],
   ];
   for (const [prefix, sub] of mounted) app.route(prefix, sub.app);
 

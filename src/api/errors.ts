@@ -4,6 +4,7 @@
  */
 import { JobError } from "../host/state.ts";
 import { LeaseError } from "../lease/types.ts";
+import { VramError } from "../vram/errors.ts";
 
 export class ApiError extends Error {
   override name = "ApiError";
@@ -22,6 +23,17 @@ export class ApiError extends Error {
 
 const LEASE_STATUS = { invalid: 422, not_found: 404, conflict: 409, insufficient: 409, permission: 403 } as const;
 const JOB_STATUS = { invalid: 422, not_found: 404, conflict: 409, permission: 403, busy: 429 } as const;
+const VRAM_STATUS = {
+  invalid: 422,
+  not_found: 404,
+  conflict: 409,
+  insufficient: 409,
+  permission: 403,
+  mismatch: 422,
+  policy: 409,
+  unavailable: 503,
+  cuda: 500,
+} as const satisfies Record<VramError["code"], number>;
 
 /** The status, code, message and field for any error a handler let through. */
 export function describeError(error: unknown): { status: number; code: string; message: string; field?: string; headers?: Record<string, string> } {
@@ -34,6 +46,9 @@ export function describeError(error: unknown): { status: number; code: string; m
   if (error instanceof JobError) {
     const field = error.problems[0]?.field;
     return { status: JOB_STATUS[error.code], code: error.code, message: error.message, ...(field && { field }) };
+  }
+  if (error instanceof VramError) {
+    return { status: VRAM_STATUS[error.code], code: error.code, message: error.message, ...(error.field && { field: error.field }) };
   }
   return { status: 500, code: "internal", message: "Internal error; see the bridge's log" };
 }

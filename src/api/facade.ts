@@ -13,6 +13,7 @@ import type { JobRecord } from "../job/scheduler.ts";
 import type { Lease, LeaseRequest } from "../lease/types.ts";
 import type { TelemetryForwarder } from "../telemetry/forward.ts";
 import type { Spool } from "../telemetry/spool.ts";
+import type { Vram } from "../vram/mod.ts";
 
 /** The model registry as the API needs it. */
 export interface ApiModels {
@@ -48,6 +49,9 @@ export interface ApiTelemetry {
   spooled(): void;
 }
 
+/** Sealed VRAM shards (src/vram), as the shard routes and `/metrics` need them. */
+export type ApiVram = Pick<Vram, "store" | "unavailable" | "ordinalOf" | "modelDir" | "attest" | "metrics">;
+
 /** The bridge behind the API. */
 export interface BridgeFacade {
   readonly version: string;
@@ -68,4 +72,6 @@ export interface BridgeFacade {
   /** Where the console is and how publishing goes (null: not publishing). */
   readonly console: { readonly target: { readonly host: string; readonly port: number } | null; stats(): PublisherStats | null };
   readonly telemetry?: ApiTelemetry;
+  /** Absent: the bridge serves no shard routes (tests that build a façade without them). */
+  readonly vram?: ApiVram;
 }

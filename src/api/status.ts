@@ -37,7 +37,7 @@ export function statusRoutes(bridge: BridgeFacade): SubApp {
         jobs: bridge.jobs.counts(),
         ...(t !== undefined && s !== undefined &&
           { telemetry: { spooledRecords: s.records, spooledBytes: s.bytes, forwarded: t.forwarder?.forwarded ?? 0, dropped: t.spool.dropped } }),
-      }),
+      }) + (bridge.vram?.metrics() ?? ""),
       200,
       { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
     );

@@ -1,6 +1,6 @@
 /**
  * `createBridge(options, ports)`: wires one bridge from its capabilities (inventory, leases and
- * jobs, the model registry, the publisher, telemetry) and returns it as the narrow façade the
+ * jobs, the model registry, the publisher, telemetry, sealed VRAM shards) and returns it as the narrow façade the
  * API calls, plus what the daemon needs to run and stop it.
  *
  * Reads never touch the hardware: the inventory is re-read by `refresh()`, which the publisher
@@ -25,6 +25,7 @@ import type { GpuStats } from "../inventory/stats.ts";
 import type { InventoryBackend } from "../inventory/types.ts";
 import { ProcessRunner } from "../job/runner.ts";
 import { LeaseJournal } from "../lease/journal.ts";
+import { statusLine } from "../lease/records.ts";
 import { writeActive } from "../models/active.ts";
 import { builtinCatalog } from "../models/catalog.ts";
 import { RegistryWatch } from "../models/watch.ts";
@@ -34,6 +35,7 @@ import { Spool } from "../telemetry/spool.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import type { Logger } from "../util/log.ts";
 import { VERSION } from "../util/version.ts";
+import type { Vram } from "../vram/mod.ts";
 
 /** What a bridge is wired to outside itself. */
 export interface BridgePorts {
@@ -59,6 +61,8 @@ export interface Bridge extends BridgeFacade {
   readonly host: HostState;
   readonly backend: InventoryBackend;
   readonly telemetry: NonNullable<BridgeFacade["telemetry"]>;
+  /** Sealed VRAM shards (src/vram): the API's part of it, plus the gate, a lease's end and close. */
+  readonly vram: Vram;
   /** Re-reads the inventory (the hardware); the publisher calls it before every publish decision. */
   refresh(): Promise<void>;
   stop(): Promise<void>;
@@ -77,6 +81,7 @@ export interface FacadeParts {
   readonly telemetry?: BridgeFacade["telemetry"];
   /** Told which models a snapshot had to leave out. */
   readonly log?: Logger;
+  readonly vram?: BridgeFacade["vram"];
 }
 
 /** The façade over a host's leases and jobs and the given parts (tests build one directly). */
@@ -121,6 +126,7 @@ export function bridgeFacade(p: FacadeParts): BridgeFacade {
     models: p.models,
     console: { target: p.console ?? null, stats: () => p.publisher?.stats ?? null },
     ...(p.telemetry !== undefined && { telemetry: p.telemetry }),
+    ...(p.vram !== undefined && { vram: p.vram }),
   };
 }
 
@@ -147,7 +153,25 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
     ...(tuning.clock !== undefined && { clock: tuning.clock }),
     ...(!tuning.noJournal && { journal: new LeaseJournal(join(options.stateDir, "leases.jsonl")) }),
     ...(backend.cudaOrdinal !== undefined && { deviceOf: (id: string) => backend.cudaOrdinal!(id) }),
+    // Before each job of a lease that holds sealed shards, the shards are verified.
+    gate: (leaseId) => vram.gate(leaseId),
   });
+  const vram: Vram = await (await import("../vram/mod.ts")).startVram({
+    stateDir: options.stateDir,
+    ephemeral: tuning.noJournal === true,
+    inventory: backend,
+    gpus: () => gpus,
+    lease: (id) => host.leases.get(id),
+    workerId: options.deviceId ?? hostname(),
+    log: log.child("vram"),
+    clock,
+    onFailure: (shard) => {
+      host.logsOf(shard.gpu_id).appendStatus(statusLine(shard.shard_id, "ERR", "SEAL-VERIFICATION-FAILED"));
+      changed();
+    },
+  });
+  // A lease's end frees its shards.
+  host.leases.on((e) => e.type === "released" && vram.releaseLease(e.lease.id, e.reason));
   host.restore();
   const refresh = async () => {
     gpus = await backend.list();
@@ -186,6 +210,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
       return publisher;
     },
     telemetry,
+    vram,
   });
   const intervalMs = options.intervalMs ?? DEFAULTS.serveIntervalMs;
   let refreshTimer: unknown;
@@ -225,6 +250,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
     host,
     backend,
     telemetry,
+    vram,
     refresh,
     async stop() {
       stopped = true;
@@ -232,6 +258,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
       registry?.close();
       await publisher?.stop();
       host.close();
+      vram.close();
       spool.close();
     },
   };

@@ -45,6 +45,13 @@ export const DEFAULTS = Object.freeze({
   rttMs: 0,
   jitterMs: 0,
   approval: "pending",
+  // Sealed VRAM shards (src/vram), set through the environment rather than flags:
+  /** `$GPU_BRIDGE_MODEL_DIR` unset: the model folder is this folder under --state-dir. */
+  vramModelDir: "models",
+  /** At most this many tree worker threads (`$GPU_BRIDGE_VRAM_THREADS`, default the CPU count). */
+  vramMaxThreads: 16,
+  /** With `$GPU_BRIDGE_VRAM_GATE=sampled` and no `$GPU_BRIDGE_VRAM_SWEEP_MS`: one full verification this often. */
+  vramSampledSweepMs: 60_000,
 } as const satisfies {
   readonly [key: string]: string | number;
   readonly logLevel: LogLevel;

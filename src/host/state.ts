@@ -45,6 +45,8 @@ export interface HostOptions {
   readonly journal?: LeaseJournal;
   readonly limits?: (gpuId: string) => LaunchLimits | undefined;
   readonly deviceOf?: (gpuId: string) => number | undefined;
+  /** The check before each job of a lease (sealed VRAM shards). */
+  readonly gate?: (leaseId: string) => Promise<{ detail: string; message: string } | null> | null;
 }
 
 export class HostState {
@@ -74,6 +76,7 @@ export class HostState {
       kind: o.runnerKind,
       ...(o.clock !== undefined && { clock: o.clock }),
       ...(o.deviceOf !== undefined && { deviceOf: o.deviceOf }),
+      ...(o.gate !== undefined && { gate: o.gate }),
       onChange: (job) => {
         this.logsOf(job.gpu_id).appendStatus(statusLine(job.job, job.state, job.detail));
         if (job.state === "ERR") o.log.warn(`job ${job.job} on ${job.gpu_id}: ERR ${job.detail}${job.message ? ` (${job.message})` : ""}`);

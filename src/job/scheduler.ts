@@ -43,6 +43,8 @@ export interface SchedulerOptions {
   readonly clock?: Clock;
   /** Finished jobs kept for lookups (default 4096). */
   readonly keepFinished?: number;
+  /** Checked before each job starts (sealed VRAM shards verify): a refusal ends the job ERR; null: nothing to check. */
+  readonly gate?: (leaseId: string) => Promise<{ detail: string; message: string } | null> | null;
 }
 
 interface Queued {
@@ -193,6 +195,13 @@ export class JobScheduler {
     const clock = this.#o.clock ?? systemClock;
     const timer = clock.setTimer(valid.descriptor.timeout_ms, () => abort.abort("TIMEOUT"));
     try {
+      const check = this.#o.gate?.(lease.id) ?? null;
+      const refused = check === null ? null : await check;
+      if (refused !== null) {
+        record.message = refused.message;
+        this.#finish(record, "ERR", refused.detail, null);
+        return;
+      }
       const device = this.#o.deviceOf?.(lease.gpu_id);
       const outcome = await this.#o.runner.run(
         {

@@ -28,7 +28,7 @@ interface BunSubprocess {
   kill(signal?: number | string): void;
 }
 interface BunApi {
-  serve(options: { hostname: string; port: number; fetch: (req: Request) => Response | Promise<Response> }): {
+  serve(options: { hostname: string; port: number; fetch: (req: Request) => Response | Promise<Response>; maxRequestBodySize?: number }): {
     port: number;
     stop(closeActive?: boolean): void;
   };
@@ -150,7 +150,8 @@ function self(): string[] {
 }
 
 function serve(host: string, port: number, fetch: (req: Request) => Response | Promise<Response>): Promise<TcpServer> {
-  const server = bun.serve({ hostname: host, port, fetch });
+  // No body cap here: routes cap their own bodies, and a shard streamed to VRAM can be gigabytes.
+  const server = bun.serve({ hostname: host, port, fetch, maxRequestBodySize: Number.MAX_SAFE_INTEGER });
   return Promise.resolve({ port: server.port, close: () => Promise.resolve(server.stop(true)) });
 }
 

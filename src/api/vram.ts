@@ -1,0 +1,258 @@
+/**
+ * Sealed VRAM shards (src/vram), one sub-app mounted at `/` (its paths span four resources),
+ * calling the bridge's façade:
+ *   POST   /v1/leases/:id/shards        seal (octet-stream body, or JSON naming a file under the model folder)
+ *   GET    /v1/shards[?lease_id=]       list          GET /v1/shards/:id          one shard
+ *   POST   /v1/shards/:id/verify        re-verify from VRAM ({"ok":true,…} or {"ok":false,"reason":…})
+ *   DELETE /v1/shards/:id               free its VRAM GET /v1/shards/:id/attestation   signed statement
+ *   GET    /v1/gpus/:id/vram            capacity      GET /v1/vram/plan?bytes=N[&lease_id=]   does N fit, where
+ * A `VramError` a handler lets through becomes its HTTP status in `describeError` (errors.ts).
+ */
+import { createHash } from "node:crypto";
+import { open, realpath } from "node:fs/promises";
+import { isAbsolute, relative, resolve } from "node:path";
+import type { Context } from "hono";
+import * as v from "valibot";
+import { CHUNK_BYTES, type SealOptions, type Shard, type ShardSource, type ShardStore, VramError } from "../vram/shards.ts";
+import { TREE_ALG } from "../vram/tree.ts";
+import { mediaType, readJson } from "./body.ts";
+import { ApiError } from "./errors.ts";
+import type { BridgeFacade } from "./facade.ts";
+import { param, type SubApp, subApp } from "./router.ts";
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+/** A shard as the API shows it: the contract's field names, never a pointer. */
+export function shardView(s: Shard, backend: string) {
+  return {
+    shard_id: s.shard_id,
+    lease_id: s.lease_id,
+    gpu_id: s.gpu_id,
+    gpu_device: s.gpu_device,
+    vram_bytes: s.vram_bytes,
+    digest: s.digest,
+    tree_digest: s.tree_digest,
+    tree_algorithm: TREE_ALG,
+    sealed_at: iso(s.sealed_at),
+    ...(s.shard_index !== undefined && { shard_index: s.shard_index, total_shards: s.total_shards }),
+    state: s.state,
+    ...(s.failure !== null && { failure: s.failure }),
+    verified_at: iso(s.verified_at),
+    verifications: s.verifications,
+    backend,
+  };
+}
+
+const int = (field: string) => v.pipe(v.number(`${field} must be an integer`), v.integer(`${field} must be an integer`));
+const FileSeal = v.strictObject({
+  file: v.pipe(v.string("file must be a path relative to the model folder"), v.minLength(1, "file must not be empty")),
+  shard_id: v.optional(v.string("shard_id must be a string")),
+  expected_digest: v.optional(v.string("expected_digest must be a string")),
+  shard_index: v.optional(int("shard_index")),
+  total_shards: v.optional(int("total_shards")),
+});
+
+/** The shard routes, to mount at `/`; none without the bridge's shards. Every change needs the token (app.ts). */
+export function vramRoutes(bridge: BridgeFacade): SubApp {
+  const r = subApp();
+  const vram = bridge.vram;
+  if (vram === undefined) return r;
+  const store = (): ShardStore => {
+    if (vram.store === null) throw new ApiError(503, "unavailable", `Cannot use sealed shards on this bridge: ${vram.unavailable ?? "no VRAM backend"}`);
+    return vram.store;
+  };
+  const view = (s: Shard) => shardView(s, store().backend.kind);
+  const shard = (c: Context): Shard => {
+    const found = store().get(param(c, "id"));
+    if (found === undefined) throw new VramError("not_found", `Unknown shard ${JSON.stringify(param(c, "id"))}`, "id");
+    return found;
+  };
+
+  r.on("POST", "/v1/leases/:id/shards", async (c) => {
+    const leaseId = param(c, "id");
+    const s = store();
+    const type = mediaType(c.req.raw);
+    let source: ShardSource;
+    let opts: SealOptions;
+    if (type === "application/octet-stream") {
+      const declared = c.req.header("content-length");
+      if (declared === undefined || !/^\d+$/.test(declared)) {
+        throw new ApiError(411, "length_required", "Cannot seal a body of unknown length: send Content-Length (the VRAM is allocated before the bytes arrive)");
+      }
+      opts = queryOptions(c);
+      source = { length: Number(declared), chunks: bodyChunks(c.req.raw) };
+    } else if (type === "application/json") {
+      const parsed = v.safeParse(FileSeal, await readJson(c.req.raw));
+      if (!parsed.success) {
+        const issue = parsed.issues[0];
+        const field = issue.path?.map((p) => String(p.key)).join(".") ?? "(body)";
+        throw new ApiError(422, "invalid", `Invalid seal request: ${field}: ${issue.message}`, field);
+      }
+      const { file, ...rest } = parsed.output;
+      opts = rest;
+      source = await fileSource(vram.modelDir, file);
+    } else {
+      throw new ApiError(
+        415,
+        "unsupported_media_type",
+        `Content-Type must be application/octet-stream (the bytes) or application/json (a file under the model folder), got ${JSON.stringify(type || "(none)")}`,
+      );
+    }
+    const { shard, created } = await s.seal(leaseId, source, opts);
+    return c.json(view(shard), created ? 201 : 200, { Location: `/v1/shards/${shard.shard_id}` });
+  });
+
+  r.on("GET", "/v1/shards", (c) => c.json(store().list(c.req.query("lease_id")).map(view)));
+  r.on("GET", "/v1/shards/:id", (c) => c.json(view(shard(c))));
+  r.on("DELETE", "/v1/shards/:id", (c) => {
+    const released = store().release(param(c, "id"), c.req.query("reason") ?? "released");
+    return c.json({ ...view(released), state: "RELEASED" });
+  });
+  r.on("POST", "/v1/shards/:id/verify", async (c) => {
+    const mode = c.req.query("mode") ?? "full";
+    if (mode !== "full" && mode !== "sampled") throw new VramError("invalid", `mode must be full or sampled, got ${JSON.stringify(mode)}`, "mode");
+    const k = c.req.query("k");
+    if (k !== undefined && !/^[1-9]\d{0,5}$/.test(k)) throw new VramError("invalid", `k must be an integer from 1 to 999999, got ${JSON.stringify(k)}`, "k");
+    const path = c.req.query("path");
+    if (path !== undefined && path !== "gpu" && path !== "cpu") throw new VramError("invalid", `path must be gpu or cpu, got ${JSON.stringify(path)}`, "path");
+    return c.json(await store().verify(param(c, "id"), mode, k === undefined ? undefined : Number(k), path));
+  });
+  r.on("GET", "/v1/shards/:id/attestation", (c) => c.json(vram.attest(shard(c))));
+  r.on("GET", "/v1/gpus/:id/vram", (c) => c.json(capacity(param(c, "id"))));
+  r.on("GET", "/v1/vram/plan", (c) => {
+    const raw = c.req.query("bytes") ?? "";
+    if (!/^[1-9]\d{0,15}$/.test(raw)) throw new VramError("invalid", `bytes must be a positive integer, got ${JSON.stringify(raw)}`, "bytes");
+    const bytes = Number(raw);
+    const leaseId = c.req.query("lease_id");
+    const lease = leaseId === undefined ? undefined : bridge.leases.get(leaseId);
+    if (leaseId !== undefined && lease?.state !== "ACTIVE") throw new VramError("not_found", `Unknown or ended lease ${JSON.stringify(leaseId)}`, "lease_id");
+    const candidates = bridge.gpus()
+      .filter((g) => lease === undefined || g.id === lease.gpu_id)
+      .map((g) => {
+        const cap = capacity(g.id);
+        const available = lease === undefined ? cap.available_bytes : Math.min(cap.available_bytes, store().leaseRoom(lease));
+        return { gpu_id: g.id, gpu_device: cap.gpu_device, available_bytes: available, fits: bytes <= available };
+      })
+      .sort((a, b) => b.available_bytes - a.available_bytes);
+    const best = candidates.find((x) => x.fits);
+    return c.json({ vram_required: bytes, feasible: best !== undefined, gpu_id: best?.gpu_id ?? null, gpu_device: best?.gpu_device ?? null, candidates });
+  });
+
+  const capacity = (gpuId: string) => {
+    const s = store();
+    if (!bridge.gpus().some((g) => g.id === gpuId)) throw new VramError("not_found", `Unknown GPU ${JSON.stringify(gpuId)}`, "id");
+    const ordinal = vram.ordinalOf(gpuId);
+    if (ordinal === undefined) throw new VramError("unavailable", `Cannot read VRAM of ${gpuId}: the CUDA driver does not know this GPU`, "id");
+    let driver: { free: number; total: number };
+    try {
+      driver = s.backend.memInfo(ordinal);
+    } catch (error) {
+      throw new VramError("cuda", `Cannot read VRAM of ${gpuId}: ${(error as Error).message}`);
+    }
+    const own = s.usedBytes(ordinal);
+    return {
+      gpu_id: gpuId,
+      gpu_device: ordinal,
+      backend: s.backend.kind,
+      ...(s.backend.kind === "host-memory" && { note: s.backend.note }),
+      total_bytes: driver.total,
+      used_bytes: own.sealed,
+      available_bytes: driver.free,
+      driver: { total_bytes: driver.total, free_bytes: driver.free, used_bytes: driver.total - driver.free },
+      bridge: { sealed_bytes: own.sealed, sealing_bytes: own.reserved, shards: own.shards },
+    };
+  };
+  return r;
+}
+
+function queryOptions(c: Context): SealOptions {
+  const q = (n: string) => c.req.query(n);
+  const num = (n: string) => {
+    const raw = q(n);
+    if (raw === undefined) return undefined;
+    if (!/^\d{1,6}$/.test(raw)) throw new VramError("invalid", `${n} must be a non-negative integer, got ${JSON.stringify(raw)}`, n);
+    return Number(raw);
+  };
+  const shard_id = q("shard_id");
+  const expected_digest = q("expected_digest");
+  const shard_index = num("shard_index");
+  const total_shards = num("total_shards");
+  return {
+    ...(shard_id !== undefined && { shard_id }),
+    ...(expected_digest !== undefined && { expected_digest }),
+    ...(shard_index !== undefined && { shard_index }),
+    ...(total_shards !== undefined && { total_shards }),
+  };
+}
+
+async function* bodyChunks(req: Request): AsyncIterable<Uint8Array> {
+  if (req.body === null) return;
+  const reader = req.body.getReader();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      yield value;
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+}
+
+/** A file under `dir`, read in CHUNK_BYTES pieces (never whole); symlinks out of `dir` are refused. */
+async function fileSource(dir: string, file: string): Promise<ShardSource> {
+  if (file.includes("\0") || isAbsolute(file) || file.split(/[\\/]/).includes("..")) {
+    throw new VramError("invalid", `file must be a path inside the model folder, without '..', got ${JSON.stringify(file)}`, "file");
+  }
+  let root: string;
+  let real: string;
+  try {
+    root = await realpath(dir);
+  } catch {
+    throw new VramError("unavailable", `Cannot seal from a file: the model folder ${dir} does not exist (set GPU_BRIDGE_MODEL_DIR)`, "file");
+  }
+  try {
+    real = await realpath(resolve(root, file));
+  } catch {
+    throw new VramError("not_found", `Cannot seal ${JSON.stringify(file)}: no such file in the model folder`, "file");
+  }
+  const rel = relative(root, real);
+  if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) throw new VramError("invalid", `Cannot seal ${JSON.stringify(file)}: it leads outside the model folder`, "file");
+  const fh = await open(real, "r");
+  const stat = await fh.stat();
+  if (!stat.isFile()) {
+    await fh.close();
+    throw new VramError("invalid", `Cannot seal ${JSON.stringify(file)}: it is not a regular file`, "file");
+  }
+  let closed = false;
+  const close = async () => {
+    if (!closed) (closed = true), await fh.close();
+  };
+  return {
+    length: stat.size,
+    close,
+    async digest() {
+      const hash = createHash("sha256");
+      const buf = new Uint8Array(Math.min(CHUNK_BYTES, Math.max(1, stat.size)));
+      for (let pos = 0; ;) {
+        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        if (bytesRead === 0) return hash.digest("hex");
+        hash.update(buf.subarray(0, bytesRead));
+        pos += bytesRead;
+      }
+    },
+    chunks: (async function* () {
+      const buf = new Uint8Array(Math.min(CHUNK_BYTES, Math.max(1, stat.size)));
+      try {
+        for (let pos = 0; ;) {
+          const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+          if (bytesRead === 0) return;
+          pos += bytesRead;
+          yield buf.subarray(0, bytesRead);
+        }
+      } finally {
+        await close();
+      }
+    })(),
+  };
+}

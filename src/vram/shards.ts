@@ -1,0 +1,450 @@
+/**
+ * Sealed shards: model bytes copied into VRAM a lease holds, hashed while they stream in, hashed
+ * again from VRAM (the tree digest: the copy is checked before it is sealed), signed, and
+ * re-verified from VRAM on demand and before every job of the lease. A failed verification is
+ * critical: audit record, metric, the shard marked failed, its lease's jobs refused, and a
+ * status line in the VM (through `onFailure`).
+ */
+import { randomBytes } from "node:crypto";
+import type { Lease } from "../lease/types.ts";
+import type { AuditEvent, VramAudit } from "./audit.ts";
+import { VramAllocError, type VramBackend, type VramBuffer } from "./backend.ts";
+import { hmac, sameMac, sealMessage } from "./seal-key.ts";
+import { copyIn, type ShardSource } from "./copy-in.ts";
+import { DIGEST, SHARD_ID, VramError } from "./errors.ts";
+import { hex, LEAF_BYTES, leafHash, TREE_ALG } from "./tree.ts";
+import type { TreePool } from "./tree-pool.ts";
+
+/** A shard as the bridge tracks it. */
+export interface Shard {
+  readonly shard_id: string;
+  readonly lease_id: string;
+  readonly gpu_id: string;
+  readonly gpu_device: number;
+  readonly vram_bytes: number;
+  readonly digest: string;
+  readonly tree_digest: string;
+  readonly sealed_at: number;
+  readonly shard_index?: number;
+  readonly total_shards?: number;
+  state: "SEALED" | "FAILED";
+  failure: string | null;
+  verified_at: number | null;
+  verifications: number;
+  /** When the allocation's pointer attributes were checked, and what they said. */
+  readonly evidence: { checked_at: number; pointer: Record<string, unknown> | null };
+}
+
+interface Held {
+  readonly shard: Shard;
+  readonly buf: VramBuffer;
+  readonly signature: Uint8Array;
+  /** Leaf hashes from the host stream (authenticated by the sealed tree digest), for sampled checks. */
+  readonly leaves: Uint8Array;
+}
+
+
+export interface SealOptions {
+  readonly shard_id?: string;
+  readonly expected_digest?: string;
+  readonly shard_index?: number;
+  readonly total_shards?: number;
+}
+
+export type VerifyResult =
+  | { readonly ok: true; readonly shard_id: string; readonly mode: "full" | "sampled"; readonly path: "gpu" | "cpu"; readonly leaves_checked: number; readonly tree_ms: number; readonly signature_ms: number; readonly total_ms: number }
+  | { readonly ok: false; readonly shard_id: string; readonly reason: string; readonly mode: "full" | "sampled"; readonly total_ms: number };
+
+export interface ShardStoreOptions {
+  readonly backend: VramBackend;
+  readonly audit: VramAudit;
+  readonly key: Uint8Array;
+  readonly workerId: string;
+  /** The lease `id`, live or not. */
+  readonly lease: (id: string) => Lease | undefined;
+  /** The CUDA ordinal of a GPU id. */
+  readonly ordinalOf: (gpuId: string) => number | undefined;
+  /** Called once when a shard fails verification (the daemon writes a status line). */
+  readonly onFailure?: (shard: Shard) => void;
+  /** Where the tree is computed on a full verify (default gpu on CUDA, cpu on host memory). */
+  readonly verifyPath?: "gpu" | "cpu";
+  /** The gate before each job: `full` (default) or `sampled` (k random leaves). */
+  readonly gateMode?: "full" | "sampled";
+  readonly sampleLeaves?: number;
+  readonly now?: () => number;
+  readonly random?: (n: number) => number;
+  /** Worker threads for the host-side leaf hashes while sealing (without: on this thread). */
+  readonly pool?: TreePool;
+}
+
+/** The shards of every lease, and what they hold. */
+export class ShardStore {
+  readonly #o: ShardStoreOptions;
+  readonly #held = new Map<string, Held>();
+  /** Bytes promised to seals in flight, per lease and per GPU ordinal. */
+  readonly #reserved = new Map<string, number>();
+  readonly counters = { seal: new Map<string, number>(), verify: new Map<string, number>() };
+
+  constructor(options: ShardStoreOptions) {
+    this.#o = options;
+  }
+
+  get backend(): VramBackend {
+    return this.#o.backend;
+  }
+
+  get(id: string): Shard | undefined {
+    return this.#held.get(id)?.shard;
+  }
+
+  list(leaseId?: string): Shard[] {
+    return [...this.#held.values()].map((h) => h.shard).filter((s) => leaseId === undefined || s.lease_id === leaseId);
+  }
+
+  /** Bytes held by sealed shards on `ordinal` (and reserved by seals in flight). */
+  usedBytes(ordinal: number): { sealed: number; reserved: number; shards: number } {
+    let sealed = 0;
+    let shards = 0;
+    for (const h of this.#held.values()) if (h.shard.gpu_device === ordinal) (sealed += h.shard.vram_bytes), shards++;
+    return { sealed, reserved: this.#reserved.get(`gpu:${ordinal}`) ?? 0, shards };
+  }
+
+  /** What a lease may still seal: its mem_mb less what its shards hold and seals in flight reserve. */
+  leaseRoom(lease: Lease): number {
+    let held = 0;
+    for (const h of this.#held.values()) if (h.shard.lease_id === lease.id) held += h.shard.vram_bytes;
+    return Math.max(0, lease.mem_mb * 1048576 - held - (this.#reserved.get(lease.id) ?? 0));
+  }
+
+  /** Seals `source` under lease `leaseId`; `created` is false when an identical shard was returned. */
+  async seal(leaseId: string, source: ShardSource, opts: SealOptions): Promise<{ shard: Shard; created: boolean }> {
+    try {
+      return await this.#seal(leaseId, source, opts);
+    } finally {
+      await source.close?.().catch(() => {});
+    }
+  }
+
+  async #seal(leaseId: string, source: ShardSource, opts: SealOptions): Promise<{ shard: Shard; created: boolean }> {
+    const lease = this.#liveLease(leaseId);
+    const ordinal = this.#ordinal(lease.gpu_id);
+    checkOptions(opts);
+    const expected = opts.expected_digest?.toLowerCase();
+    if (expected !== undefined) {
+      const same = this.#twin(lease.id, expected);
+      if (same !== undefined) return { shard: same, created: false };
+    } else if (source.digest !== undefined && this.list(lease.id).some((s) => s.vram_bytes === source.length)) {
+      // A file as long as a shard the lease holds: read it once more rather than allocate twice.
+      const same = this.#twin(lease.id, await source.digest());
+      if (same !== undefined) return { shard: same, created: false };
+    }
+    if (opts.shard_id !== undefined && this.#held.has(opts.shard_id)) {
+      throw new VramError("conflict", `Cannot seal shard ${JSON.stringify(opts.shard_id)}: a shard with that id exists; delete it first or pick another id`, "shard_id");
+    }
+    const needed = source.length;
+    if (!Number.isSafeInteger(needed) || needed < 1) throw new VramError("invalid", `Cannot seal ${needed} bytes: a shard holds at least one byte`, "length");
+    const room = this.leaseRoom(lease);
+    const driver = this.#o.backend.memInfo(ordinal);
+    const available = Math.min(room, driver.free);
+    if (needed > available) {
+      this.#count("seal", "refused");
+      this.#audit("VramAllocationFailed", { requested_bytes: needed, available_bytes: available, gpu_device: ordinal, lease_id: lease.id, reason: "insufficient" });
+      throw new VramError(
+        "insufficient",
+        `Cannot seal: needed ${needed} bytes, available ${available} bytes on ${lease.gpu_id} (lease ${lease.id} has ${room} of its ${lease.mem_mb * 1048576} bytes unsealed; the driver reports ${driver.free} bytes free)`,
+        "length",
+        { needed_bytes: needed, available_bytes: available },
+      );
+    }
+    this.#reserve(lease.id, ordinal, needed);
+    let buf: VramBuffer | null = null;
+    try {
+      try {
+        buf = this.#o.backend.alloc(ordinal, needed);
+      } catch (error) {
+        this.#count("seal", "refused");
+        this.#audit("VramAllocationFailed", { requested_bytes: needed, available_bytes: available, gpu_device: ordinal, lease_id: lease.id, reason: (error as Error).message });
+        if (error instanceof VramAllocError && error.outOfMemory) {
+          throw new VramError("insufficient", `Cannot seal: needed ${needed} bytes, available ${this.#o.backend.memInfo(ordinal).free} bytes: the driver refused the allocation (${error.message})`, "length", {
+            needed_bytes: needed,
+            available_bytes: this.#o.backend.memInfo(ordinal).free,
+          });
+        }
+        throw new VramError("cuda", `Cannot allocate ${needed} bytes on ${lease.gpu_id}: ${(error as Error).message}`);
+      }
+      const after = this.#o.backend.memInfo(ordinal);
+      this.#audit("VramAllocated", {
+        requested_bytes: needed,
+        allocated_bytes: needed,
+        available_bytes: after.free,
+        used_bytes: this.usedBytes(ordinal).sealed + needed,
+        gpu_device: ordinal,
+        worker_id: this.#o.workerId,
+        lease_id: lease.id,
+      });
+      const evidence = this.#checkPolicy(buf, ordinal, lease);
+      const { digest, tree, leaves } = await copyIn(this.#o.backend, buf, source, lease, this.#o.pool);
+      if (expected !== undefined && digest !== expected) {
+        throw new VramError("mismatch", `Cannot seal: the bytes' SHA-256 is ${digest}, not the expected_digest ${expected}`, "expected_digest", { expected_digest: expected, actual_digest: digest });
+      }
+      const twin = this.#twin(lease.id, digest);
+      if (twin !== undefined) {
+        this.#free(buf, null, "duplicate of " + twin.shard_id);
+        buf = null;
+        return { shard: twin, created: false };
+      }
+      const fromVram = hex((await this.#o.backend.treeDigest(buf, needed, this.#path())).digest);
+      if (fromVram !== tree) {
+        this.#count("seal", "failed");
+        this.#audit("SealVerificationFailed", { shard_id: opts.shard_id ?? null, reason: "the copy in VRAM differs from the bytes received", expected_digest: tree, actual_digest: fromVram, severity: "CRITICAL" });
+        throw new VramError("cuda", "Cannot seal: the copy in VRAM differs from the bytes received (tree digest mismatch); nothing was sealed");
+      }
+      const now = this.#now();
+      const shard: Shard = {
+        shard_id: opts.shard_id ?? `shard-${hex(randomBytes(16))}`,
+        lease_id: lease.id,
+        gpu_id: lease.gpu_id,
+        gpu_device: ordinal,
+        vram_bytes: needed,
+        digest,
+        tree_digest: tree,
+        sealed_at: Math.floor(now / 1000) * 1000,
+        ...(opts.shard_index !== undefined && { shard_index: opts.shard_index }),
+        ...(opts.total_shards !== undefined && { total_shards: opts.total_shards }),
+        state: "SEALED",
+        failure: null,
+        verified_at: now,
+        verifications: 0,
+        evidence,
+      };
+      if (lease.state !== "ACTIVE") throw new VramError("permission", `Cannot seal: lease ${lease.id} ended while the shard was being sealed`);
+      if (this.#held.has(shard.shard_id)) throw new VramError("conflict", `Cannot seal shard ${JSON.stringify(shard.shard_id)}: a shard with that id was sealed meanwhile`, "shard_id");
+      this.#held.set(shard.shard_id, { shard, buf, signature: hmac(this.#o.key, sealMessage(fields(shard))), leaves });
+      buf = null;
+      this.#count("seal", "ok");
+      this.#audit("VramSealed", { shard_id: shard.shard_id, gpu_device: ordinal, vram_bytes: needed, digest, tree_digest: tree, tree_algorithm: TREE_ALG, worker_id: this.#o.workerId, lease_id: lease.id });
+      return { shard, created: true };
+    } catch (error) {
+      if (!(error instanceof VramError)) {
+        // A driver call that failed mid-seal (a copy, the tree kernels): its message names the call and the CUresult.
+        this.#count("seal", "failed");
+        if ((error as Error).name === "CudaExecError") throw new VramError("cuda", `Cannot seal: ${(error as Error).message}`);
+        throw error;
+      }
+      if (error.code !== "insufficient" && error.code !== "cuda") this.#count("seal", "refused");
+      throw error;
+    } finally {
+      this.#reserve(lease.id, ordinal, -needed);
+      if (buf !== null) this.#free(buf, null, "seal abandoned");
+    }
+  }
+
+  /**
+   * Re-verifies a shard from VRAM: `full` recomputes the whole tree, `sampled` rehashes `k`
+   * random leaves against the leaf hashes the sealed tree digest authenticates. Either way the
+   * signature is checked. A failure marks the shard failed for good.
+   */
+  async verify(id: string, mode: "full" | "sampled" = "full", k = this.#o.sampleLeaves ?? 8, path = this.#path()): Promise<VerifyResult> {
+    const h = this.#held.get(id);
+    if (h === undefined) throw new VramError("not_found", `Unknown shard ${JSON.stringify(id)}`, "id");
+    const t0 = performance.now();
+    const s = h.shard;
+    if (s.state === "FAILED") return { ok: false, shard_id: id, reason: `the shard failed verification earlier: ${s.failure}`, mode, total_ms: 0 };
+    const tSig = performance.now();
+    const sigOk = sameMac(hmac(this.#o.key, sealMessage(fields(s))), h.signature);
+    const signatureMs = performance.now() - tSig;
+    if (!sigOk) return this.#fail(h, mode, "the seal signature does not match the shard's fields", s.tree_digest, "(signature)", t0);
+    const tTree = performance.now();
+    let checked = 0;
+    try {
+      if (mode === "full") {
+        const r = await this.#o.backend.treeDigest(h.buf, s.vram_bytes, path);
+        path = r.path;
+        checked = Math.ceil(s.vram_bytes / LEAF_BYTES);
+        const actual = hex(r.digest);
+        if (actual !== s.tree_digest) return this.#fail(h, mode, "the tree digest recomputed from VRAM differs from the sealed one", s.tree_digest, actual, t0);
+      } else {
+        const leaves = h.leaves.length / 32;
+        const picks = new Set<number>([leaves - 1]);
+        const random = this.#o.random ?? ((n: number) => Math.floor(Math.random() * n));
+        while (picks.size < Math.min(k, leaves)) picks.add(random(leaves));
+        const buf = new Uint8Array(LEAF_BYTES);
+        for (const i of picks) {
+          const n = Math.min(LEAF_BYTES, s.vram_bytes - i * LEAF_BYTES);
+          this.#o.backend.read(h.buf, i * LEAF_BYTES, buf.subarray(0, n));
+          const actual = leafHash(buf.subarray(0, n));
+          if (!sameMac(actual, h.leaves.subarray(i * 32, i * 32 + 32))) {
+            return this.#fail(h, mode, `leaf ${i} read back from VRAM differs from the sealed one`, hex(h.leaves.subarray(i * 32, i * 32 + 32)), hex(actual), t0);
+          }
+          checked++;
+        }
+        path = "cpu";
+      }
+    } catch (error) {
+      if (!this.#held.has(id)) return { ok: false, shard_id: id, reason: "the shard was released during verification", mode, total_ms: performance.now() - t0 };
+      return this.#fail(h, mode, `VRAM could not be read back: ${(error as Error).message}`, s.tree_digest, "(unreadable)", t0);
+    }
+    const treeMs = performance.now() - tTree;
+    s.verified_at = this.#now();
+    s.verifications++;
+    this.#count("verify", "ok");
+    const total = performance.now() - t0;
+    this.#audit("SealVerified", { shard_id: id, mode, path, leaves_checked: checked, tree_ms: round(treeMs), total_ms: round(total) });
+    return { ok: true, shard_id: id, mode, path, leaves_checked: checked, tree_ms: round(treeMs), signature_ms: round(signatureMs), total_ms: round(total) };
+  }
+
+  /**
+   * The gate before a job of lease `leaseId`: every shard of the lease verifies, or the job is
+   * refused with the reason. Null when the job may run.
+   */
+  async gate(leaseId: string): Promise<{ detail: string; message: string } | null> {
+    for (const s of this.list(leaseId)) {
+      const r = await this.verify(s.shard_id, this.#o.gateMode ?? "full");
+      if (!r.ok) return { detail: "SEAL-VERIFICATION-FAILED", message: `shard ${s.shard_id}: ${r.reason}` };
+    }
+    return null;
+  }
+
+  /** Frees a shard's VRAM (never throws for a driver failure: it is audited). */
+  release(id: string, reason = "released"): Shard {
+    const h = this.#held.get(id);
+    if (h === undefined) throw new VramError("not_found", `Unknown shard ${JSON.stringify(id)}`, "id");
+    this.#held.delete(id);
+    this.#free(h.buf, h.shard, reason);
+    return h.shard;
+  }
+
+  /** Frees every shard of a lease (its end). */
+  releaseLease(leaseId: string, reason: string): Shard[] {
+    return this.list(leaseId).map((s) => this.release(s.shard_id, `lease ${reason}`));
+  }
+
+  /** Test and gpu-check hook: sets `count` bytes of a shard's VRAM to `value` with cuMemsetD8_v2. */
+  corrupt(id: string, offset: number, value: number, count = 1): void {
+    const h = this.#held.get(id);
+    if (h === undefined) throw new VramError("not_found", `Unknown shard ${JSON.stringify(id)}`, "id");
+    this.#o.backend.memset(h.buf, offset, value, count);
+  }
+
+  /** Frees everything (bridge shutdown). */
+  close(): void {
+    for (const id of [...this.#held.keys()]) this.release(id, "bridge stopped");
+  }
+
+  #checkPolicy(buf: VramBuffer, ordinal: number, lease: Lease): Shard["evidence"] {
+    const checked_at = this.#now();
+    const ev = this.#o.backend.pointerEvidence(buf);
+    if (ev === null) return { checked_at, pointer: null };
+    const integrated = this.#o.backend.deviceEvidence(ordinal).integrated;
+    const violation = ev.memory_type !== "device" ? `memory type is ${ev.memory_type}, not device`
+      : ev.is_managed ? "the allocation is managed (unified) memory"
+      : ev.host_pointer_query === 0 ? "the allocation has a host pointer"
+      : ev.device_ordinal !== ordinal ? `the allocation is on device ${ev.device_ordinal}, not ${ordinal}`
+      : null;
+    if (violation !== null && !integrated) {
+      this.#audit("PolicyViolation", { policy: "vram-only", gpu_device: ordinal, lease_id: lease.id, reason: violation });
+      throw new VramError("policy", `Cannot seal: the VRAM-only check failed: ${violation}`);
+    }
+    return { checked_at, pointer: { memory_type: ev.memory_type, is_managed: ev.is_managed, host_pointer_query: ev.host_pointer_query === 1 ? "CUDA_ERROR_INVALID_VALUE" : ev.host_pointer_query === 0 ? "a host pointer exists" : `CUresult ${ev.host_pointer_query}`, device_ordinal: ev.device_ordinal } };
+  }
+
+  #fail(h: Held, mode: "full" | "sampled", reason: string, expected: string, actual: string, t0: number): VerifyResult {
+    const s = h.shard;
+    s.state = "FAILED";
+    s.failure = reason;
+    this.#count("verify", "fail");
+    this.#audit("SealVerificationFailed", { shard_id: s.shard_id, reason, expected_digest: expected, actual_digest: actual, severity: "CRITICAL", gpu_device: s.gpu_device, lease_id: s.lease_id, mode });
+    this.#o.onFailure?.(s);
+    return { ok: false, shard_id: s.shard_id, reason, mode, total_ms: round(performance.now() - t0) };
+  }
+
+  #free(buf: VramBuffer, shard: Shard | null, reason: string): void {
+    try {
+      this.#o.backend.free(buf);
+    } catch (error) {
+      this.#audit("VramDeallocated", { shard_id: shard?.shard_id ?? null, freed_bytes: 0, gpu_device: buf.ordinal, reason, error: `CudaDeallocationFailed: ${(error as Error).message}` });
+      return;
+    }
+    let remaining: number | null = null;
+    try {
+      remaining = this.#o.backend.memInfo(buf.ordinal).free;
+    } catch {
+      // the figure is informative; the free itself succeeded
+    }
+    this.#audit("VramDeallocated", { shard_id: shard?.shard_id ?? null, freed_bytes: buf.bytes, remaining_bytes: remaining, gpu_device: buf.ordinal, reason });
+  }
+
+  #twin(leaseId: string, digest: string): Shard | undefined {
+    for (const h of this.#held.values()) if (h.shard.lease_id === leaseId && h.shard.digest === digest && h.shard.state === "SEALED") return h.shard;
+    return undefined;
+  }
+
+  #liveLease(id: string): Lease {
+    const lease = this.#o.lease(id);
+    if (lease === undefined) throw new VramError("not_found", `Unknown lease ${JSON.stringify(id)}`, "id");
+    if (lease.state !== "ACTIVE") throw new VramError("permission", `Cannot seal under lease ${id}: it has ended (${lease.released_reason ?? "released"}); take a new lease`);
+    return lease;
+  }
+
+  #ordinal(gpuId: string): number {
+    const o = this.#o.ordinalOf(gpuId);
+    if (o === undefined) throw new VramError("unavailable", `Cannot seal on ${gpuId}: the CUDA driver does not know this GPU`);
+    return o;
+  }
+
+  #reserve(leaseId: string, ordinal: number, bytes: number): void {
+    for (const key of [leaseId, `gpu:${ordinal}`]) this.#reserved.set(key, (this.#reserved.get(key) ?? 0) + bytes);
+  }
+
+  #path(): "gpu" | "cpu" {
+    return this.#o.verifyPath ?? (this.#o.backend.kind === "cuda" ? "gpu" : "cpu");
+  }
+
+  #count(kind: "seal" | "verify", result: string): void {
+    const m = this.counters[kind];
+    m.set(result, (m.get(result) ?? 0) + 1);
+  }
+
+  #audit(event: AuditEvent, f: Record<string, unknown>): void {
+    this.#o.audit.record(event, f);
+  }
+
+  #now(): number {
+    return (this.#o.now ?? Date.now)();
+  }
+}
+
+/** The signed fields of a shard. */
+export function fields(s: Shard) {
+  return {
+    shard_id: s.shard_id,
+    digest: s.digest,
+    sealed_at_s: Math.floor(s.sealed_at / 1000),
+    gpu_device: s.gpu_device,
+    vram_bytes: s.vram_bytes,
+    tree_algorithm: TREE_ALG,
+    tree_digest: s.tree_digest,
+    lease_id: s.lease_id,
+  };
+}
+
+function checkOptions(o: SealOptions): void {
+  if (o.shard_id !== undefined && !SHARD_ID.test(o.shard_id)) {
+    throw new VramError("invalid", `shard_id must be 1-256 characters of A-Z a-z 0-9 _ -, got ${JSON.stringify(o.shard_id)}`, "shard_id");
+  }
+  if (o.expected_digest !== undefined && !DIGEST.test(o.expected_digest.toLowerCase())) {
+    throw new VramError("invalid", `expected_digest must be 64 hex characters (a SHA-256), got ${JSON.stringify(o.expected_digest)}`, "expected_digest");
+  }
+  const { shard_index: i, total_shards: n } = o;
+  if (n !== undefined && (!Number.isInteger(n) || n < 1 || n > 65536)) throw new VramError("invalid", `total_shards must be an integer from 1 to 65536, got ${JSON.stringify(n)}`, "total_shards");
+  if (i !== undefined && (!Number.isInteger(i) || i < 0 || i >= (n ?? 65536))) {
+    throw new VramError("invalid", `shard_index must be an integer from 0 to ${(n ?? 65536) - 1}, got ${JSON.stringify(i)}`, "shard_index");
+  }
+  if ((i === undefined) !== (n === undefined)) throw new VramError("invalid", "shard_index and total_shards go together: give both or neither", i === undefined ? "shard_index" : "total_shards");
+}
+
+const round = (ms: number) => Math.round(ms * 1000) / 1000;
+
+export { CHUNK_BYTES, VramError } from "./errors.ts";
+export type { VramErrorCode } from "./errors.ts";
+export type { ShardSource } from "./copy-in.ts";

@@ -1,0 +1,231 @@
+/**
+ * The CPU path of the tree digest: bytes copied out of (device) memory window by window into
+ * shared buffers, each window's leaves hashed across worker threads, one subtree root per 4 MiB
+ * task, the roots combined at the end. While workers hash one window the next is being copied.
+ * A flat SHA-256 cannot use more than one core; this tree scales with them.
+ */
+import { combineLevels, LEAF_BYTES, leafHash, subtreeRoot } from "./tree.ts";
+
+/** Leaves per worker task: a power of two, so every task but the last is a whole subtree. */
+export const TASK_BYTES = 64 * LEAF_BYTES;
+/** How long a worker may take to load before the pool hashes on the calling thread instead. */
+const READY_MS = 5000;
+/** Tasks per thread in one copy window: enough to keep each worker busy while the next window is copied. */
+const TASKS_PER_THREAD = 4;
+
+interface Pending {
+  resolve(roots: Uint8Array): void;
+  reject(error: Error): void;
+}
+
+/** Worker threads that hash runs of leaves; with no threads it hashes on the calling thread. */
+export class TreePool {
+  readonly threads: number;
+  readonly #workers: Worker[] = [];
+  readonly #pending = new Map<number, Pending>();
+  #next = 0;
+  #closed = false;
+  /** True once #ready has settled: from then on work is posted without an await, so a digest's next copy overlaps the hashing. */
+  #settled = false;
+  /** Settles once every worker has loaded, failed, or been silent for READY_MS. */
+  #ready: Promise<boolean> = Promise.resolve(false);
+  /** Two copy windows, allocated once (page faults and zeroing are paid once, not per digest). */
+  #windows: Uint8Array[] = [];
+  /** Digests run one at a time: they share the windows, and the workers are busy anyway. */
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(threads: number) {
+    this.threads = threads;
+  }
+
+  /**
+   * A pool of `threads` workers (0: hash inline). Worker start-up failures (a runtime or a
+   * compiled binary without the worker module) leave the pool inline rather than broken.
+   */
+  static create(threads: number): TreePool {
+    const pool = new TreePool(threads);
+    const started: Promise<boolean>[] = [];
+    for (let i = 0; i < threads; i++) started.push(pool.#start(0));
+    pool.#ready = Promise.all(started).then((all) => {
+      pool.#settled = true;
+      return all.some(Boolean);
+    });
+    return pool;
+  }
+
+  /**
+   * Starts one worker from the `i`th place the module may be: beside this file when running from
+   * source; inside a compiled binary, under the path the build was given (relative to src/ or to
+   * the repository). A candidate that fails to load makes way for the next.
+   */
+  #start(i: number): Promise<boolean> {
+    const places = [new URL("./tree-worker.ts", import.meta.url).href, "./vram/tree-worker.ts", "./src/vram/tree-worker.ts"];
+    if (i >= places.length || this.#closed) return Promise.resolve(false);
+    let w: Worker;
+    try {
+      w = new Worker(places[i]!, { type: "module" });
+    } catch {
+      return this.#start(i + 1);
+    }
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => (w.terminate(), resolve(false)), READY_MS);
+      w.onmessage = (e: MessageEvent) => {
+        const m = e.data as { ready?: true; id: number; roots?: Uint8Array; error?: string };
+        if (!m.ready) return this.#settle(m);
+        clearTimeout(timer);
+        if (this.#closed) return (w.terminate(), resolve(false));
+        this.#workers.push(w);
+        resolve(true);
+      };
+      w.onerror = (e: Event) => {
+        clearTimeout(timer);
+        w.terminate();
+        if (this.#workers.includes(w)) {
+          this.#failAll(new Error(`Cannot hash on a worker thread: ${(e as ErrorEvent).message ?? "it failed"}`));
+        } else {
+          resolve(this.#start(i + 1));
+        }
+      };
+    });
+  }
+
+  /** Worker threads that loaded and answer (0: the pool hashes on the calling thread). */
+  async liveWorkers(): Promise<number> {
+    await this.#ready;
+    return this.#workers.length;
+  }
+
+  /** Subtree roots of `data`, one per TASK_BYTES, in order. `data` must sit in a SharedArrayBuffer to go to workers. */
+  async roots(data: Uint8Array): Promise<Uint8Array[]> {
+    const tasks = Math.ceil(data.length / TASK_BYTES);
+    // Workers that never loaded (a build without the worker module, say) are simply not there:
+    // with none, the leaves are hashed on this thread.
+    if (!this.#settled) await this.#ready;
+    if (this.#workers.length === 0 || !(data.buffer instanceof SharedArrayBuffer) || tasks === 1) {
+      const out: Uint8Array[] = [];
+      for (let t = 0; t < tasks; t++) out.push(subtreeRoot(data.subarray(t * TASK_BYTES, (t + 1) * TASK_BYTES)));
+      return out;
+    }
+    const per = Math.ceil(tasks / this.#workers.length);
+    const parts: Promise<Uint8Array>[] = [];
+    for (let w = 0, t = 0; t < tasks; w++, t += per) {
+      const start = t * TASK_BYTES;
+      const end = Math.min(data.length, (t + per) * TASK_BYTES);
+      parts.push(this.#send(this.#workers[w]!, data.buffer as SharedArrayBuffer, data.byteOffset + start, end - start));
+    }
+    let done: Uint8Array[];
+    try {
+      done = await Promise.all(parts);
+    } catch {
+      // A worker that cannot start (a build without the worker module) or died: hash here.
+      for (const w of this.#workers) w.terminate();
+      this.#workers.length = 0;
+      return this.roots(data);
+    }
+    const out: Uint8Array[] = [];
+    for (const roots of done) for (let i = 0; i < roots.length; i += 32) out.push(roots.subarray(i, i + 32));
+    return out;
+  }
+
+  /**
+   * Every leaf hash of `data` (32 bytes each, concatenated), split across the workers by leaf.
+   * `data` must start on a leaf boundary of the shard and sit in a SharedArrayBuffer to go to workers.
+   */
+  async leaves(data: Uint8Array): Promise<Uint8Array> {
+    if (!this.#settled) await this.#ready;
+    const n = Math.ceil(data.length / LEAF_BYTES);
+    if (this.#workers.length === 0 || !(data.buffer instanceof SharedArrayBuffer) || n < 2) {
+      const out = new Uint8Array(n * 32);
+      for (let i = 0; i < n; i++) out.set(leafHash(data.subarray(i * LEAF_BYTES, (i + 1) * LEAF_BYTES)), i * 32);
+      return out;
+    }
+    const per = Math.ceil(n / this.#workers.length);
+    const parts: Promise<Uint8Array>[] = [];
+    for (let w = 0, l = 0; l < n; w++, l += per) {
+      const start = l * LEAF_BYTES;
+      const end = Math.min(data.length, (l + per) * LEAF_BYTES);
+      parts.push(this.#send(this.#workers[w]!, data.buffer as SharedArrayBuffer, data.byteOffset + start, end - start, true));
+    }
+    let done: Uint8Array[];
+    try {
+      done = await Promise.all(parts);
+    } catch {
+      for (const w of this.#workers) w.terminate();
+      this.#workers.length = 0;
+      return this.leaves(data);
+    }
+    const out = new Uint8Array(n * 32);
+    let o = 0;
+    for (const p of done) out.set(p, o), (o += p.length);
+    return out;
+  }
+
+  /**
+   * The tree digest of `length` bytes that `read(offset, dst)` copies out, window by window,
+   * copying the next window while the workers hash the current one.
+   */
+  async digest(length: number, read: (offset: number, dst: Uint8Array) => void): Promise<Uint8Array> {
+    if (length < 1) throw new RangeError("Cannot digest an empty shard: a shard holds at least one byte");
+    const run = this.#queue.then(() => this.#digest(length, read));
+    this.#queue = run.catch(() => {});
+    return await run;
+  }
+
+  /** Bytes per copy window: a whole number of tasks, a few per thread. */
+  get windowBytes(): number {
+    return Math.max(2, this.threads) * TASKS_PER_THREAD * TASK_BYTES;
+  }
+
+  async #digest(length: number, read: (offset: number, dst: Uint8Array) => void): Promise<Uint8Array> {
+    if (!this.#settled) await this.#ready;
+    const size = this.windowBytes;
+    const need = length > size ? 2 : 1;
+    while (this.#windows.length < need) this.#windows.push(new Uint8Array(new SharedArrayBuffer(size)));
+    const windows = this.#windows;
+    const roots: Uint8Array[] = [];
+    let off = 0;
+    let k = 0;
+    let n = Math.min(size, length);
+    read(0, windows[0]!.subarray(0, n));
+    while (off < length) {
+      const hashing = this.roots(windows[k % need]!.subarray(0, n));
+      const nextOff = off + n;
+      const nextN = Math.min(size, length - nextOff);
+      if (nextN > 0) read(nextOff, windows[(k + 1) % need]!.subarray(0, nextN));
+      roots.push(...await hashing);
+      off = nextOff;
+      n = nextN;
+      k++;
+    }
+    return combineLevels(roots);
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#windows = [];
+    for (const w of this.#workers) w.terminate();
+    this.#workers.length = 0;
+    this.#failAll(new Error("Cannot finish hashing: the tree pool was closed"));
+  }
+
+  #send(worker: Worker, buffer: SharedArrayBuffer, offset: number, length: number, leaves = false): Promise<Uint8Array> {
+    const id = ++this.#next;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      worker.postMessage({ id, buffer, offset, length, taskBytes: TASK_BYTES, leaves });
+    });
+  }
+
+  #settle(msg: { id: number; roots?: Uint8Array; error?: string }): void {
+    const p = this.#pending.get(msg.id);
+    if (p === undefined) return;
+    this.#pending.delete(msg.id);
+    if (msg.roots !== undefined) p.resolve(msg.roots);
+    else p.reject(new Error(`Cannot hash on a worker thread: ${msg.error}`));
+  }
+
+  #failAll(error: Error): void {
+    for (const p of this.#pending.values()) p.reject(error);
+    this.#pending.clear();
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * The shard API end to end on a --mock bridge (host memory standing in for VRAM): seal by body and
+ * by file, verify, corruption caught in the (mock) VRAM, the job gate, the VM's status line,
+ * capacity and plan, attestation, metrics, a lease's end freeing its shards, the audit trail.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseCommand } from "../../src/cli/options.ts";
+import { type Bridge, createBridge } from "../../src/app/bridge.ts";
+import { startApi } from "../../src/app/daemon.ts";
+import { mockBackend } from "../../src/inventory/mock.ts";
+import { bunRuntime } from "../../src/runtime/bun.ts";
+import { LEAF_BYTES } from "../../src/vram/tree.ts";
+import { memoryLogger, tempDir, until } from "../helpers.ts";
+import { pattern, VECTORS } from "./vectors.ts";
+
+const tmp = tempDir("gbh-vram-api-");
+let daemon: Bridge;
+let api: { port: number; token: string; close(): Promise<void> };
+const logged: string[] = [];
+
+beforeAll(async () => {
+  mkdirSync(join(tmp.path, "models", "m"), { recursive: true });
+  writeFileSync(join(tmp.path, "models", "m", "w.bin"), pattern(3 * LEAF_BYTES + 5));
+  process.env.GPU_BRIDGE_MODEL_DIR = join(tmp.path, "models");
+  const c = parseCommand(["serve", "--mock", "--state-dir", join(tmp.path, "state"), "--listen", "127.0.0.1:0"], {});
+  if (c.kind !== "serve") throw new Error("expected serve");
+  const { log, lines } = memoryLogger();
+  daemon = await createBridge(c.options, { runtime: bunRuntime(), log, backend: mockBackend() });
+  api = await startApi(c.options, daemon, { runtime: bunRuntime(), log });
+  logged.push(...lines);
+  Object.defineProperty(logged, "live", { value: lines });
+});
+afterAll(async () => {
+  await api.close();
+  await daemon.stop();
+  delete process.env.GPU_BRIDGE_MODEL_DIR;
+  tmp.cleanup();
+});
+
+const call = async (method: string, path: string, body?: string | Uint8Array, type?: string) => {
+  const res = await fetch(`http://127.0.0.1:${api.port}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${api.token}`, ...(type && { "content-type": type }) },
+    ...(body !== undefined && { body }),
+  });
+  // deno-lint-ignore no-explicit-any
+  return { status: res.status, body: await res.json() as Record<string, any> };
+};
+const lease = async (worker: string, mem_mb = 16, gpu_id = "GPU-0") =>
+  (await call("POST", "/v1/leases", JSON.stringify({ gpu_id, worker_id: worker, mem_mb, streams: 1, ttl_s: 600, priority: 1 }), "application/json")).body;
+const seal = (leaseId: string, data: Uint8Array, query = "") => call("POST", `/v1/leases/${leaseId}/shards${query}`, data, "application/octet-stream");
+const job = (leaseId: string, id: string) => {
+  const payload = new TextEncoder().encode("vadd");
+  return call("POST", `/v1/leases/${leaseId}/jobs`, JSON.stringify({
+    job: id, kernel: "vadd", grid: [1, 1, 1], block: [32, 1, 1], bytes_hash: `sha256:${createHash("sha256").update(payload).digest("hex")}`,
+    inputs: [], outputs: [], timeout_ms: 20000, payload_b64: Buffer.from(payload).toString("base64"),
+  }), "application/json");
+};
+
+describe("the shard API (--mock)", () => {
+  test("seals a streamed body: the handle has the contract's fields and verifies", async () => {
+    const l = await lease("seal-a");
+    const [, data, tree, flat] = VECTORS[9]!;
+    const r = await seal(l.id, data, `?shard_id=llama-0&shard_index=0&total_shards=2&expected_digest=${flat}`);
+    expect(r.status).toBe(201);
+    expect(r.body).toMatchObject({ shard_id: "llama-0", gpu_id: "GPU-0", gpu_device: 0, vram_bytes: data.length, digest: flat, tree_digest: tree, tree_algorithm: "sha256-tree-64KiB", shard_index: 0, total_shards: 2, state: "SEALED", backend: "host-memory" });
+    expect(new Date(r.body.sealed_at).getTime()).toBeGreaterThan(0);
+    const v = await call("POST", "/v1/shards/llama-0/verify");
+    expect(v.body).toMatchObject({ ok: true, mode: "full", path: "cpu", leaves_checked: 8 });
+    expect(typeof v.body.total_ms).toBe("number");
+    expect((await seal(l.id, data)).status).toBe(200); // the same bytes: the existing shard, nothing allocated
+    expect((await call("GET", `/v1/shards?lease_id=${l.id}`)).body.length).toBe(1);
+  });
+
+  test("seals a file under the model folder, and refuses paths out of it", async () => {
+    const l = await lease("seal-file");
+    const r = await call("POST", `/v1/leases/${l.id}/shards`, JSON.stringify({ file: "m/w.bin" }), "application/json");
+    expect(r.status).toBe(201);
+    expect(r.body.digest).toBe(createHash("sha256").update(pattern(3 * LEAF_BYTES + 5)).digest("hex"));
+    const audit = () => readFileSync(join(tmp.path, "state", "vram-audit.jsonl"), "utf8").split("\n").filter((x) => x.includes(`"lease_id":"${l.id}"`) && x.includes("VramAllocated")).length;
+    expect(audit()).toBe(1);
+    const again = await call("POST", `/v1/leases/${l.id}/shards`, JSON.stringify({ file: "m/w.bin" }), "application/json");
+    expect(again).toMatchObject({ status: 200, body: { shard_id: r.body.shard_id } });
+    expect(audit()).toBe(1); // the same file again: read and compared, never allocated
+    const bad = await call("POST", `/v1/leases/${l.id}/shards`, JSON.stringify({ file: "../state/vram-seal.key" }), "application/json");
+    expect(bad).toMatchObject({ status: 422, body: { error: { field: "file" } } });
+    const typo = await call("POST", `/v1/leases/${l.id}/shards`, JSON.stringify({ file: "m/w.bin", sahrd_id: "x" }), "application/json");
+    expect(typo.status).toBe(422);
+  });
+
+  test("refuses what does not fit with needed and available bytes", async () => {
+    const l = await lease("seal-big", 1);
+    const r = await seal(l.id, pattern(1048577));
+    expect(r.status).toBe(409);
+    expect(r.body.error.message).toContain("needed 1048577 bytes, available 1048576 bytes");
+  });
+
+  test("a byte changed in (mock) VRAM: verify fails, the job gate refuses, the VM gets a status line", async () => {
+    const l = await lease("gate");
+    const data = pattern(2 * LEAF_BYTES);
+    await seal(l.id, data, "?shard_id=gated");
+    const ok = await job(l.id, "gate-job-1");
+    expect(ok.status).toBe(202);
+    await until(() => daemon.host.jobs.get("gate-job-1")?.state === "OK", 15_000, "the first job to pass the gate");
+    daemon.vram.store!.corrupt("gated", 4097, data[4097]! ^ 0x80);
+    await job(l.id, "gate-job-2");
+    await until(() => daemon.host.jobs.get("gate-job-2")?.state === "ERR", 15_000, "the gate to refuse the second job");
+    expect(daemon.host.jobs.get("gate-job-2")).toMatchObject({ detail: "SEAL-VERIFICATION-FAILED" });
+    const v = await call("POST", "/v1/shards/gated/verify");
+    expect(v.body).toMatchObject({ ok: false, reason: expect.stringContaining("failed verification earlier") });
+    expect((await call("GET", "/v1/shards/gated")).body).toMatchObject({ state: "FAILED" });
+    const status = daemon.namespace().nodes.find((n) => n.id === "GPU-0")!.status;
+    expect(status).toContain('{"job":"gated","state":"ERR","detail":"SEAL-VERIFICATION-FAILED"}');
+  });
+
+  test("capacity, plan, attestation and metrics", async () => {
+    const l = await lease("cap");
+    await seal(l.id, pattern(5000), "?shard_id=cap-0");
+    const cap = (await call("GET", "/v1/gpus/GPU-0/vram")).body;
+    expect(cap).toMatchObject({ gpu_id: "GPU-0", backend: "host-memory", note: expect.stringContaining("host memory stands in for VRAM") });
+    expect(cap.used_bytes).toBe(cap.bridge.sealed_bytes);
+    expect(cap.used_bytes).toBeGreaterThanOrEqual(5000);
+    expect(cap.available_bytes).toBe(cap.total_bytes - cap.used_bytes);
+    const other = (await call("GET", "/v1/gpus/GPU-1/vram")).body;
+    expect(other.available_bytes).toBeLessThan(cap.available_bytes); // the mock's GPU-1 is the smaller one
+    const plan = (await call("GET", `/v1/vram/plan?bytes=${other.available_bytes + 1}`)).body;
+    expect(plan).toMatchObject({ vram_required: other.available_bytes + 1, feasible: true, gpu_id: "GPU-0" });
+    expect(plan.candidates.map((x: { fits: boolean }) => x.fits)).toEqual([true, false]);
+    expect((await call("GET", `/v1/vram/plan?bytes=${cap.available_bytes + 1}`)).body).toMatchObject({ feasible: false, gpu_id: null });
+    expect((await call("GET", `/v1/vram/plan?bytes=4000&lease_id=${l.id}`)).body).toMatchObject({ feasible: true, gpu_id: "GPU-0" });
+    expect((await call("GET", "/v1/vram/plan?bytes=-1")).status).toBe(422);
+    const att = (await call("GET", "/v1/shards/cap-0/attestation")).body;
+    expect(att.statement).toMatchObject({ shard_id: "cap-0", resident: true, policy: { status: "not_applicable" } });
+    expect(att.signature.value).toMatch(/^[0-9a-f]{64}$/);
+    const metrics = await (await fetch(`http://127.0.0.1:${api.port}/metrics`)).text();
+    expect(metrics).toMatch(/^vram_used_bytes\{gpu_device="0",gpu_id="GPU-0"\} \d+$/m);
+    expect(metrics).toMatch(/^vram_seal_operations_total\{result="ok"\} [1-9]\d*$/m);
+    expect(metrics).toMatch(/^vram_verify_operations_total\{result="fail"\} [1-9]$/m);
+  });
+
+  test("a lease's end frees its shards; DELETE frees one; the audit trail has every event", async () => {
+    const l = await lease("end");
+    await seal(l.id, pattern(1000), "?shard_id=end-0");
+    await seal(l.id, pattern(2000), "?shard_id=end-1");
+    expect((await call("DELETE", "/v1/shards/end-1")).body).toMatchObject({ shard_id: "end-1", state: "RELEASED" });
+    await call("DELETE", `/v1/leases/${l.id}`);
+    expect((await call("GET", "/v1/shards/end-0")).status).toBe(404);
+    const events = readFileSync(join(tmp.path, "state", "vram-audit.jsonl"), "utf8").trim().split("\n").map((x) => JSON.parse(x));
+    const names = new Set(events.map((e) => e.event));
+    for (const n of ["VramAllocated", "VramSealed", "SealVerified", "SealVerificationFailed", "VramDeallocated", "VramAllocationFailed"]) expect(names).toContain(n);
+    expect(events.filter((e) => e.event === "VramDeallocated" && e.shard_id === "end-0")[0]).toMatchObject({ freed_bytes: 1000, reason: "lease released" });
+    const key = readFileSync(join(tmp.path, "state", "vram-seal.key"), "utf8").trim();
+    expect(readFileSync(join(tmp.path, "state", "vram-audit.jsonl"), "utf8")).not.toContain(key);
+    expect(((logged as unknown as { live: string[] }).live).join("\n")).not.toContain(key);
+  });
+
+  test("the shard routes are a sub-app of the API: a known path with another method is a 405 with Allow", async () => {
+    const res = await fetch(`http://127.0.0.1:${api.port}/v1/shards/x`, { method: "PUT", headers: { Authorization: `Bearer ${api.token}` } });
+    expect(res.status).toBe(405);
+    expect(res.headers.get("allow")).toBe("GET, HEAD, DELETE");
+    const plan = await fetch(`http://127.0.0.1:${api.port}/v1/vram/plan?bytes=1`, { method: "POST", headers: { Authorization: `Bearer ${api.token}` } });
+    expect(plan.status).toBe(405);
+  });
+
+  test("POST without the token is refused; a body of unknown length is refused", async () => {
+    const l = await lease("auth");
+    const res = await fetch(`http://127.0.0.1:${api.port}/v1/leases/${l.id}/shards`, { method: "POST", body: "x", headers: { "content-type": "application/octet-stream" } });
+    expect(res.status).toBe(401);
+  });
+});

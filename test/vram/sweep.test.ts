@@ -1,0 +1,40 @@
+/** The background sweep on a fake clock: one full verification per interval, shards in turn. */
+import { afterAll, expect, test } from "bun:test";
+import type { Lease } from "../../src/lease/types.ts";
+import { VramAudit } from "../../src/vram/audit.ts";
+import { HostMemoryVram } from "../../src/vram/host-backend.ts";
+import { deriveKey } from "../../src/vram/seal-key.ts";
+import { ShardStore } from "../../src/vram/shards.ts";
+import { ShardSweep } from "../../src/vram/sweep.ts";
+import { TreePool } from "../../src/vram/tree-pool.ts";
+import { FakeClock, memoryLogger, until } from "../helpers.ts";
+import { pattern, source } from "./vectors.ts";
+
+const pool = TreePool.create(0);
+afterAll(() => pool.close());
+
+test("ShardSweep verifies one shard per interval in turn, and finds a change sampling missed", async () => {
+  const lease: Lease = { id: "L", gpu_id: "G", worker_id: "w", mem_mb: 64, streams: 1, ttl_s: 60, priority: 0, state: "ACTIVE", granted_at: 0, expires_at: 1e15 };
+  const store = new ShardStore({
+    backend: new HostMemoryVram(() => 1 << 30, pool), audit: new VramAudit(null, memoryLogger().log), key: deriveKey("k", "k"), workerId: "w",
+    lease: () => lease, ordinalOf: () => 0, random: () => 0,
+  });
+  await store.seal("L", source(pattern(300_000)), { shard_id: "a" });
+  await store.seal("L", source(pattern(200_000)), { shard_id: "b" });
+  store.corrupt("b", 70_000, 0x55); // leaf 1 of 4: sampling leaf 0 and the last misses it
+  expect(await store.verify("b", "sampled", 2)).toMatchObject({ ok: true, leaves_checked: 2 });
+  const clock = new FakeClock();
+  const sweep = new ShardSweep(store, clock, 1000);
+  sweep.start();
+  clock.advance(999);
+  expect(sweep.stats.runs).toBe(0);
+  clock.advance(1);
+  await until(() => sweep.stats.runs === 1, 5000, "the first sweep");
+  expect(store.get("a")!.verifications).toBe(1);
+  clock.advance(1000);
+  await until(() => sweep.stats.runs === 2, 5000, "the second sweep");
+  expect(sweep.stats.failures).toBe(1);
+  expect(store.get("b")!.state).toBe("FAILED");
+  sweep.stop();
+  expect(clock.pending).toBe(0);
+});
