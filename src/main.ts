@@ -22,6 +22,13 @@ function writeStderr(text: string): void {
   process.stderr.write(text);
 }
 
+/** All of stdin as text. */
+async function readStdin(): Promise<string> {
+  let input = "";
+  for await (const chunk of process.stdin) input += typeof chunk === "string" ? chunk : new TextDecoder().decode(chunk);
+  return input;
+}
+
 /** Reports a command's failure in one paragraph on stderr; the exit status is 1. */
 function failed(error: unknown): number {
   writeStderr(`gpu-bridge-host: ${error instanceof Error ? error.message : String(error)}\n`);
@@ -30,6 +37,11 @@ function failed(error: unknown): number {
 
 /** Runs the command line and resolves with the exit status. */
 export async function main(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Promise<number> {
+  if (argv[0] === "cdi") {
+    // CDI code (valibot, yaml, node:fs) loads only for `cdi`: never on the --list path.
+    const { cdiMain } = await import("./cdi-command.ts");
+    return await cdiMain(argv.slice(1), env, { stdout: writeStdout, stderr: writeStderr, stdin: readStdin });
+  }
   let command;
   try {
     command = parseCommand(argv, env);
@@ -64,8 +76,7 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
     return await mockConsoleCommand(command.options, log);
   }
   if (command.kind === "run-kernel") {
-    let input = "";
-    for await (const chunk of process.stdin) input += typeof chunk === "string" ? chunk : new TextDecoder().decode(chunk);
+    const input = await readStdin();
     const { runKernel } = await import("./job/run-kernel.ts");
     const outcome = await runKernel(JSON.parse(input));
     await writeStdout(JSON.stringify(outcome) + "\n");

@@ -60,8 +60,10 @@ export function validateSpec(raw: unknown, o: ValidateOptions): { spec: CdiSpec 
       const path = issue.path ?? [];
       const field = path.map((p) => (typeof p.key === "number" ? `[${p.key}]` : `.${String(p.key)}`)).join("").replace(/^\./, "") || "(spec)";
       const device = path[0]?.key === "devices" && path.length > 1 ? deviceAt(path[1]!.key) : undefined;
-      const message = issue.kind === "schema" && issue.type === "strict_object" && issue.expected === "never"
-        ? `unknown field (no CDI version has it)`
+      const message = issue.expected === "never"
+        ? "unknown field (no CDI version has it)"
+        : issue.received === "undefined"
+        ? "required field is missing"
         : issue.message;
       add("error", field, message, device);
     }
@@ -76,7 +78,8 @@ export function validateSpec(raw: unknown, o: ValidateOptions): { spec: CdiSpec 
   } else if (compareVersions(spec.cdiVersion, min) < 0) {
     const need = versionNeeds(spec).find((n) => n.version === min)!;
     add("error", "cdiVersion", `the spec version must be at least ${min} (for ${need.feature}), got ${spec.cdiVersion}`);
-  } else if (compareVersions(spec.cdiVersion, min) > 0 && o.strict !== false) {
+  } else if (compareVersions(spec.cdiVersion, min) > 0 && compareVersions(spec.cdiVersion, "0.5.0") > 0 && o.strict !== false) {
+    // Up to 0.5.0 every consumer still in use (Debian 12's podman 4.3) accepts; past it, say so.
     add("warning", "cdiVersion", `declares ${spec.cdiVersion} but needs only ${min}; consumers older than ${spec.cdiVersion} refuse it`);
   }
   if (o.consumerVersion !== undefined) consumerCheck(spec, o.consumerVersion, add);

@@ -1,0 +1,82 @@
+/**
+ * `gpu-bridge-host cdi generate|validate|apply|list`. Loaded only when the first argument is
+ * `cdi`, so none of it is on the `--list` start-up path.
+ */
+import { readFileSync } from "node:fs";
+import { type CdiCommand, parseCdiCommand } from "./cli/cdi-options.ts";
+import { UsageError } from "./cli/flags.ts";
+import { createLogger, type Logger } from "./log.ts";
+
+export interface CdiIo {
+  readonly stdout: (text: string) => Promise<unknown>;
+  readonly stderr: (text: string) => void;
+  readonly stdin: () => Promise<string>;
+}
+
+/** Runs a `cdi` command line (the arguments after `cdi`); resolves with the exit status. */
+export async function cdiMain(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: CdiIo): Promise<number> {
+  let command: ReturnType<typeof parseCdiCommand>;
+  try {
+    command = parseCdiCommand(argv);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    io.stderr(`gpu-bridge-host: ${error.message}\nTry 'gpu-bridge-host cdi --help'.\n`);
+    return 2;
+  }
+  if (command.kind === "help") {
+    const { CDI_USAGE } = await import("./cli/cdi-usage.ts");
+    await io.stdout(CDI_USAGE);
+    return 0;
+  }
+  const log = createLogger({ level: "info", write: (l) => io.stderr(l) }, "cdi");
+  try {
+    return await run(command, env, io, log);
+  } catch (error) {
+    io.stderr(`gpu-bridge-host: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+}
+
+async function run(c: CdiCommand, env: Readonly<Record<string, string | undefined>>, io: CdiIo, log: Logger): Promise<number> {
+  switch (c.kind) {
+    case "cdi-apply": {
+      const [{ loadSpecDirs, injectDevices, DEFAULT_SPEC_DIRS }, { statNode }, { parseOci }] = await Promise.all([
+        import("./cdi/registry.ts"),
+        import("./cdi/devnode.ts"),
+        import("./cdi/oci.ts"),
+      ]);
+      const registry = loadSpecDirs(c.specDirs ?? DEFAULT_SPEC_DIRS);
+      const oci = parseOci(c.input === "-" ? await io.stdin() : readFileSync(c.input, "utf8"), c.input === "-" ? "stdin" : c.input);
+      let out;
+      try {
+        out = injectDevices(registry, oci, c.devices, statNode);
+      } catch (error) {
+        // Only now are the folder's problems worth showing: they may be why a device is missing.
+        for (const e of registry.errors) log.warn(e);
+        throw error;
+      }
+      const text = JSON.stringify(out) + "\n";
+      if (c.output === undefined) await io.stdout(text);
+      else (await import("./cdi/files.ts")).writeFileAtomic(c.output, text);
+      return 0;
+    }
+    case "cdi-list": {
+      const { loadSpecDirs, DEFAULT_SPEC_DIRS } = await import("./cdi/registry.ts");
+      const registry = loadSpecDirs(c.specDirs ?? DEFAULT_SPEC_DIRS);
+      for (const e of registry.errors) log.warn(e);
+      const names = [...registry.devices.keys()].sort();
+      await io.stdout(names.map((n) => `${n}\n`).join(""));
+      return 0;
+    }
+    case "cdi-validate": {
+      const { validateFiles } = await import("./cdi/validate-files.ts");
+      const { lines, ok } = validateFiles(c.files, { consumerVersion: c.consumerVersion, hostCheck: c.hostCheck });
+      await io.stdout(lines.join("\n") + "\n");
+      return ok ? 0 : 1;
+    }
+    case "cdi-generate": {
+      const { generateCommand } = await import("./cdi/generate-command.ts");
+      return await generateCommand(c, env, io, log);
+    }
+  }
+}
