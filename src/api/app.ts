@@ -45,6 +45,8 @@ export interface ApiDeps {
   readonly console?: { readonly host: string; readonly port: number };
   readonly models: ApiModels;
   readonly extensions?: readonly ApiExtension[];
+  /** The qualified CDI device of a live lease (serve --cdi-dir); shown in the lease's view. */
+  readonly cdiDevice?: (leaseId: string) => string | null;
   readonly telemetryMetrics?: () => { spooledRecords: number; spooledBytes: number; forwarded: number; dropped: number };
 }
 
@@ -92,6 +94,10 @@ export function jobView(j: JobRecord) {
 /** Builds the API. */
 export function createApp(deps: ApiDeps): Hono {
   const app = new Hono();
+  const view = (l: Lease) => {
+    const device = l.state === "ACTIVE" ? deps.cdiDevice?.(l.id) ?? null : null;
+    return device === null ? leaseView(l) : { ...leaseView(l), cdi_device: device };
+  };
   const routes = new Map<string, Set<string>>();
   const route = (method: "GET" | "POST" | "PUT" | "DELETE", path: string, handler: (c: Context) => Response | Promise<Response>) => {
     let methods = routes.get(path);
@@ -161,7 +167,7 @@ export function createApp(deps: ApiDeps): Hono {
     requireType(c.req.raw, "text/plain");
     const line = new TextDecoder().decode(await readBody(c.req.raw, 4096)).replace(/\r?\n$/, "");
     const result = deps.host.control(id, line);
-    return c.json({ ok: true, message: result.message, ...(result.lease && { lease: leaseView(result.lease) }) });
+    return c.json({ ok: true, message: result.message, ...(result.lease && { lease: view(result.lease) }) });
   });
 
   route("GET", "/v1/leases", (c) => {
@@ -171,18 +177,18 @@ export function createApp(deps: ApiDeps): Hono {
   route("POST", "/v1/leases", async (c) => {
     const body = parseBody(LeaseBody, await readJson(c.req.raw));
     const l = deps.host.grant(body);
-    return c.json(leaseView(l), 201, { Location: `/v1/leases/${l.id}` });
+    return c.json(view(l), 201, { Location: `/v1/leases/${l.id}` });
   });
-  route("GET", "/v1/leases/:id", (c) => c.json(leaseView(lease(param(c, "id")))));
+  route("GET", "/v1/leases/:id", (c) => c.json(view(lease(param(c, "id")))));
   route("POST", "/v1/leases/:id/renew", async (c) => {
     const l = lease(param(c, "id"));
     const hasBody = (c.req.header("content-length") ?? "0") !== "0" || c.req.header("content-type") !== undefined;
     const body = hasBody ? parseBody(RenewBody, await readJson(c.req.raw)) : {};
-    return c.json(leaseView(deps.host.leases.renew(l.id, body.ttl_s)));
+    return c.json(view(deps.host.leases.renew(l.id, body.ttl_s)));
   });
   route("DELETE", "/v1/leases/:id", (c) => {
     const l = lease(param(c, "id"));
-    return c.json(leaseView(deps.host.leases.release(l.id, c.req.query("reason") ?? "released")));
+    return c.json(view(deps.host.leases.release(l.id, c.req.query("reason") ?? "released")));
   });
   route("POST", "/v1/leases/:id/jobs", async (c) => {
     const l = lease(param(c, "id"));

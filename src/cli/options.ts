@@ -38,6 +38,10 @@ export interface BridgeOptions {
   /** Where the API listens (serve and the daemon); null: no API. */
   readonly listen: { readonly host: string; readonly port: number } | null;
   readonly apiToken: string | undefined;
+  /** serve --cdi-dir: where the bridge keeps its CDI spec; undefined: no spec. */
+  readonly cdiDir?: string | undefined;
+  /** serve --cdi-root: where device nodes and driver files are read for that spec (default /). */
+  readonly cdiRoot?: string | undefined;
 }
 
 export type LogLevelName = "debug" | "info" | "warn" | "error";
@@ -110,6 +114,8 @@ const BRIDGE_FLAGS: FlagTable = {
   "no-api": "bool",
   "allow-remote": "bool",
   "api-token": "string",
+  "cdi-dir": "string",
+  "cdi-root": "string",
   "help": "bool",
   "version": "bool",
 };
@@ -310,6 +316,8 @@ function bridgeOptions(
       queenSegmentBytes: ((values["queen-segment-kb"] as number | undefined) ?? 64) * 1024,
       listen: values["no-api"] === true ? null : parseListen(values, env),
       apiToken: values["api-token"] as string | undefined,
+      cdiDir: values["cdi-dir"] as string | undefined,
+      cdiRoot: values["cdi-root"] as string | undefined,
     },
   };
 }

@@ -55,6 +55,11 @@ Local API (with --interval-ms or serve):
                          one generated into <state-dir>/api-token (mode 0600)
   --no-api               do not serve the API
 
+Containers (with serve):
+  --cdi-dir DIR          keep a CDI spec (kind cohesix/gpu) in DIR/gpu-bridge-host.json: the
+                         GPUs, and one device per live lease; GET /v1/cdi returns it
+  --cdi-root DIR         read device nodes and driver files for it under DIR (default /)
+
 Other:
   --log-level LEVEL      debug, info, warn or error (default info); logs go to stderr
   --help                 print this help

@@ -7,6 +7,7 @@ import { renameSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { ApiModels } from "../api/app.ts";
+import type { CdiKeeper } from "../cdi/keeper.ts";
 import { VERSION } from "../version.ts";
 import { cachedStats } from "../inventory/stats-cache.ts";
 import { stopSignal } from "../util/signals.ts";
@@ -14,7 +15,7 @@ import type { BridgeOptions } from "../cli/options.ts";
 import { HostState } from "../host/state.ts";
 import { ProcessRunner } from "../job/runner.ts";
 import { LeaseJournal } from "../lease/journal.ts";
-import type { Clock } from "../lease/types.ts";
+import { type Clock, systemClock } from "../lease/types.ts";
 import type { GpuInfo, InventoryBackend } from "../inventory/types.ts";
 import type { Logger } from "../log.ts";
 import { builtinCatalog } from "../models/catalog.ts";
@@ -36,6 +37,8 @@ export interface DaemonTuning {
   readonly clock?: Clock;
   /** Keep leases in memory only (tests); default: journal under the state directory. */
   readonly noJournal?: boolean;
+  /** How often the CDI spec's host description is refreshed (default 10 s). */
+  readonly cdiRefreshMs?: number;
 }
 
 /** The parts of a running daemon, for the API and for tests. */
@@ -47,6 +50,8 @@ export interface Daemon {
   gpus(): readonly GpuInfo[];
   /** The model registry (switching the active model needs --registry). */
   readonly models: ApiModels;
+  /** The CDI spec keeper (serve --cdi-dir), or null. */
+  readonly cdi: CdiKeeper | null;
   readonly telemetry: { readonly spool: Spool; readonly forwarder: TelemetryForwarder | null; readonly deviceId: string; spooled(): void };
   /** The namespace as it would be published now. */
   namespace(): Promise<Namespace>;
@@ -83,6 +88,14 @@ export async function startDaemon(
     ...(backend.cudaOrdinal !== undefined && { deviceOf: (id: string) => backend.cudaOrdinal!(id) }),
   });
   host.restore();
+  // After restore: the spec written at start already carries the leases that survived.
+  const cdi = options.cdiDir === undefined ? null : await (await import("../cdi/daemon.ts")).startDaemonCdi(
+    { cdiDir: options.cdiDir, cdiRoot: options.cdiRoot, backend: options.backend, sysRoot: options.sysRoot },
+    host.leases,
+    log.child("cdi"),
+    tuning.clock ?? systemClock,
+    tuning.cdiRefreshMs,
+  );
   const namespace = async () => {
     gpus = await backend.list();
     return buildNamespace(gpus, catalog(), (id) => host.nodeLogs(id));
@@ -127,12 +140,14 @@ export async function startDaemon(
     host,
     backend,
     models,
+    cdi,
     telemetry: { spool, forwarder, deviceId, spooled: () => publisher?.notifyWork() },
     gpus: () => gpus,
     namespace,
     snapshot,
     async stop() {
       registry?.close();
+      cdi?.stop();
       await publisher?.stop();
       host.close();
       spool.close();
@@ -179,10 +194,11 @@ export async function startApi(
   daemon: Daemon,
   deps: { readonly runtime: Runtime; readonly log: Logger },
 ): Promise<{ port: number; token: string; close(): Promise<void> }> {
-  const [{ createApp }, { resolveApiToken }, { telemetryRoutes }] = await Promise.all([
+  const [{ createApp }, { resolveApiToken }, { telemetryRoutes }, { cdiRoutes }] = await Promise.all([
     import("../api/app.ts"),
     import("../api/auth.ts"),
     import("../telemetry/api.ts"),
+    import("../cdi/daemon.ts"),
   ]);
   const { token, source } = resolveApiToken(options.apiToken, process.env, options.stateDir);
   const log = deps.log.child("api");
@@ -199,7 +215,8 @@ export async function startApi(
     publisher: daemon.publisher,
     ...(options.publish && { console: { host: options.tcpHost, port: options.tcpPort } }),
     models: daemon.models,
-    extensions: [telemetryRoutes({ ...daemon.telemetry, catalog: daemon.models.catalog })],
+    extensions: [telemetryRoutes({ ...daemon.telemetry, catalog: daemon.models.catalog }), cdiRoutes(daemon.cdi)],
+    ...(daemon.cdi !== null && { cdiDevice: (id: string) => daemon.cdi!.deviceFor(id) }),
     telemetryMetrics: () => {
       const s = daemon.telemetry.spool.stats();
       return { spooledRecords: s.records, spooledBytes: s.bytes, forwarded: daemon.telemetry.forwarder?.forwarded ?? 0, dropped: daemon.telemetry.spool.dropped };
