@@ -2,7 +2,6 @@
  * `gpu-bridge-host cdi generate|validate|apply|list`. Loaded only when the first argument is
  * `cdi`, so none of it is on the `--list` start-up path.
  */
-import { readFileSync } from "node:fs";
 import { type CdiCommand, parseCdiCommand } from "./cli/cdi-options.ts";
 import { UsageError } from "./cli/flags.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -37,21 +36,32 @@ export async function cdiMain(argv: readonly string[], env: Readonly<Record<stri
   }
 }
 
+/** The runtime's native YAML parser where there is one (apply and list are hot), else the library's. */
+async function yamlParser(): Promise<import("./cdi/spec-format.ts").YamlParse> {
+  const { nativeYaml } = await import("./cdi/spec-format.ts");
+  return nativeYaml() ?? (await import("./cdi/codec.ts")).libraryYaml;
+}
+
 async function run(c: CdiCommand, env: Readonly<Record<string, string | undefined>>, io: CdiIo, log: Logger): Promise<number> {
   switch (c.kind) {
     case "cdi-apply": {
-      const [{ loadSpecDirs, injectDevices, DEFAULT_SPEC_DIRS }, { statNode }, { parseOci }] = await Promise.all([
+      // The hot path (every container's start): no node:fs, no YAML library, unless needed.
+      const [{ loadSpecDirs, gatherEdits, DEFAULT_SPEC_DIRS }, { applyEdits, needsHostStat }, { parseOci }, { loadSpecFs }] = await Promise.all([
         import("./cdi/registry.ts"),
-        import("./cdi/devnode.ts"),
+        import("./cdi/apply.ts"),
         import("./cdi/oci.ts"),
+        import("./cdi/spec-fs.ts"),
       ]);
-      const registry = loadSpecDirs(c.specDirs ?? DEFAULT_SPEC_DIRS);
-      const oci = parseOci(c.input === "-" ? await io.stdin() : readFileSync(c.input, "utf8"), c.input === "-" ? "stdin" : c.input);
+      const fs = await loadSpecFs();
+      const registry = await loadSpecDirs(c.specDirs ?? DEFAULT_SPEC_DIRS, await yamlParser(), fs);
+      const oci = parseOci(c.input === "-" ? await io.stdin() : await fs.read(c.input), c.input === "-" ? "stdin" : c.input);
       let out;
       try {
-        out = injectDevices(registry, oci, c.devices, statNode);
+        const edits = gatherEdits(registry, c.devices);
+        const stat = edits.deviceNodes?.some(needsHostStat) ? (await import("./cdi/devnode.ts")).statNode : () => null;
+        out = applyEdits(oci, edits, stat);
       } catch (error) {
-        // Only now are the folder's problems worth showing: they may be why a device is missing.
+        // Only now are the folders' problems worth showing: they may be why a device is missing.
         for (const e of registry.errors) log.warn(e);
         throw error;
       }
@@ -62,7 +72,7 @@ async function run(c: CdiCommand, env: Readonly<Record<string, string | undefine
     }
     case "cdi-list": {
       const { loadSpecDirs, DEFAULT_SPEC_DIRS } = await import("./cdi/registry.ts");
-      const registry = loadSpecDirs(c.specDirs ?? DEFAULT_SPEC_DIRS);
+      const registry = await loadSpecDirs(c.specDirs ?? DEFAULT_SPEC_DIRS, await yamlParser());
       for (const e of registry.errors) log.warn(e);
       const names = [...registry.devices.keys()].sort();
       await io.stdout(names.map((n) => `${n}\n`).join(""));

@@ -50,9 +50,12 @@ export function cleanPath(p: string): string {
 
 const depth = (dest: string) => cleanPath(dest).split("/").length - 1;
 
+/** Whether a node must be completed from the host: a type and a non-zero major (or type p) are trusted as given. */
+export const needsHostStat = (d: CdiDeviceNode) => d.type === undefined || d.type === "" || ((d.major ?? 0) === 0 && d.type !== "p");
+
 /** Fills `type`, `major`/`minor` and `fileMode` from the host node where the edit leaves them out. */
 function completeNode(d: CdiDeviceNode, stat: StatNode): CdiDeviceNode {
-  if (d.type !== undefined && d.type !== "" && ((d.major ?? 0) !== 0 || d.type === "p")) return d;
+  if (!needsHostStat(d)) return d;
   const hostPath = d.hostPath ?? d.path;
   let host: HostNode | null;
   try {

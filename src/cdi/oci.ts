@@ -16,5 +16,7 @@ export function parseOci(text: string, source: string): OciSpec {
     const field = issue.path?.map((p) => String(p.key)).join(".") ?? "(root)";
     throw new Error(`Cannot read ${source} as an OCI config.json: ${field}: ${issue.message}`);
   }
-  return parsed.output;
+  // The input itself, not the parser's output: keys keep their order, so a runtime diffing its
+  // config.json before and after sees only what CDI changed.
+  return raw as OciSpec;
 }

@@ -4,10 +4,9 @@
  * `.json` and `.yaml` files, no subfolders; an unparsable or invalid spec is skipped with an
  * error; two specs of the same priority defining one device make that device unresolvable.
  */
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
 import { applyEdits, CdiApplyError, mergeEdits, type StatNode } from "./apply.ts";
-import { decodeSpec, formatOf } from "./codec.ts";
+import { decodeSpec, formatOf, type YamlParse } from "./spec-format.ts";
+import { loadSpecFs, type SpecFs } from "./spec-fs.ts";
 import { qualify } from "./names.ts";
 import type { CdiContainerEdits, CdiDevice, CdiSpec, OciSpec } from "./schema.ts";
 import { formatProblem, validateSpec } from "./validate.ts";
@@ -34,25 +33,29 @@ export interface SpecRegistry {
   readonly errors: readonly string[];
 }
 
-/** Reads `dirs` (lowest priority first); a missing folder is simply empty. */
-export function loadSpecDirs(dirs: readonly string[]): SpecRegistry {
+/**
+ * Reads `dirs` (lowest priority first); a missing folder is simply empty. `parseYaml` reads the
+ * `.yaml` files (the library's strict parser, or the runtime's native one on the hot path).
+ */
+export async function loadSpecDirs(dirs: readonly string[], parseYaml: YamlParse, fs?: SpecFs): Promise<SpecRegistry> {
+  const files = fs ?? (await loadSpecFs());
   const specs: LoadedSpec[] = [];
   const errors: string[] = [];
-  dirs.forEach((dir, priority) => {
-    let names: string[];
+  for (const [priority, dir] of dirs.entries()) {
+    let names: string[] | null;
     try {
-      names = readdirSync(dir).sort();
+      names = files.files(dir);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") errors.push(`Cannot read spec folder ${dir}: ${(error as Error).message}`);
-      return;
+      errors.push(`Cannot read spec folder ${dir}: ${(error as Error).message}`);
+      continue;
     }
-    for (const name of names) {
+    for (const name of (names ?? []).sort()) {
       const format = formatOf(name);
       if (format === null) continue;
-      const file = join(dir, name);
+      // Plain concatenation: node:path would cost a load on every container's start.
+      const file = dir.endsWith("/") ? dir + name : `${dir}/${name}`;
       try {
-        if (!statSync(file).isFile()) continue;
-        const { spec, problems } = validateSpec(decodeSpec(readFileSync(file, "utf8"), format, file), { file, strict: false });
+        const { spec, problems } = validateSpec(decodeSpec(await files.read(file), format, file, parseYaml), { file, strict: false });
         const bad = problems.filter((p) => p.severity === "error");
         if (spec === null || bad.length > 0) {
           errors.push(...bad.map(formatProblem));
@@ -63,7 +66,7 @@ export function loadSpecDirs(dirs: readonly string[]): SpecRegistry {
         errors.push((error as Error).message);
       }
     }
-  });
+  }
   return { specs, ...resolveDevices(specs, errors), errors };
 }
 
@@ -106,7 +109,10 @@ export function gatherEdits(registry: Pick<SpecRegistry, "devices">, names: read
   return mergeEdits(list);
 }
 
-/** Injects `names` into a copy of `oci`; an unknown device or a failing edit changes nothing. */
+/**
+ * Injects `names` into a copy of `oci`; an unknown device or a failing edit changes nothing.
+ * `stat` is called only for a device node whose type and major the spec leaves out.
+ */
 export function injectDevices(registry: Pick<SpecRegistry, "devices">, oci: OciSpec, names: readonly string[], stat: StatNode): OciSpec {
   return applyEdits(oci, gatherEdits(registry, names), stat);
 }

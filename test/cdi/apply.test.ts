@@ -6,7 +6,10 @@ import { join } from "node:path";
 import { applyEdits, CdiApplyError, cleanPath } from "../../src/cdi/apply.ts";
 import { statNode } from "../../src/cdi/devnode.ts";
 import { injectDevices, loadSpecDirs, resolveDevices } from "../../src/cdi/registry.ts";
+import { bunSpecFs } from "../../src/cdi/spec-fs-bun.ts";
+import { nodeSpecFs } from "../../src/cdi/spec-fs-node.ts";
 import type { CdiSpec, OciSpec } from "../../src/cdi/schema.ts";
+import { libraryYaml } from "../../src/cdi/codec.ts";
 
 const base = (): OciSpec => ({
   ociVersion: "1.0.2",
@@ -199,27 +202,32 @@ describe("spec folders", () => {
   };
   const one = (env: string) => spec("nvidia.com/gpu", [{ name: "all", containerEdits: { env: [env] } }]);
 
-  test("a later folder wins; equal priority conflicts make the device unresolvable", () => {
+  test("a later folder wins; equal priority conflicts make the device unresolvable", async () => {
     const root = mkdtempSync(join(tmpdir(), "cdi-dirs-"));
     write(`${root}/etc`, "a.json", one("FROM=etc"));
     write(`${root}/run`, "b.yaml", "cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n  - name: all\n    containerEdits:\n      env: [FROM=run]\n");
-    let reg = loadSpecDirs([`${root}/etc`, `${root}/run`]);
+    let reg = await loadSpecDirs([`${root}/etc`, `${root}/run`], libraryYaml);
     expect(reg.errors).toEqual([]);
     expect(reg.devices.get("nvidia.com/gpu=all")!.device.containerEdits.env).toEqual(["FROM=run"]);
     write(`${root}/run`, "c.json", one("FROM=nvbind"));
-    reg = loadSpecDirs([`${root}/etc`, `${root}/run`]);
+    reg = await loadSpecDirs([`${root}/etc`, `${root}/run`], libraryYaml);
     expect(reg.devices.has("nvidia.com/gpu=all")).toBe(false);
     expect(reg.errors.join("\n")).toContain('Conflicting device "nvidia.com/gpu=all"');
   });
 
-  test("only .json and .yaml, no subfolders; a broken spec is skipped with an error naming it", () => {
-    const root = mkdtempSync(join(tmpdir(), "cdi-dirs-"));
-    write(root, "a.yml", one("X=yml"));
-    write(`${root}/sub`, "b.json", one("X=sub"));
-    write(root, "c.json", "{not json");
-    const reg = loadSpecDirs([root]);
-    expect(reg.devices.size).toBe(0);
-    expect(reg.errors).toHaveLength(1);
-    expect(reg.errors[0]).toContain(`${root}/c.json`);
-  });
+  for (const [name, fs] of [["node:fs", nodeSpecFs], ["Bun", bunSpecFs]] as const) {
+    test(`only .json and .yaml, no subfolders; a broken spec is skipped with an error naming it (${name})`, async () => {
+      const root = mkdtempSync(join(tmpdir(), "cdi-dirs-"));
+      write(root, "a.yml", one("X=yml"));
+      write(`${root}/sub`, "b.json", one("X=sub"));
+      mkdirSync(`${root}/folder.json`);
+      write(root, "c.json", "{not json");
+      write(root, "d.json", one("X=d"));
+      symlinkSync(`${root}/d.json`, `${root}/e.json`);
+      const reg = await loadSpecDirs([root, `${root}/absent`], libraryYaml, fs);
+      expect(reg.specs.map((s) => s.file)).toEqual([`${root}/d.json`, `${root}/e.json`]);
+      expect(reg.errors).toHaveLength(2); // c.json broken; d.json and e.json define the same device
+      expect(reg.errors[0]).toContain(`${root}/c.json`);
+    });
+  }
 });

@@ -3,7 +3,8 @@ import { beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { decodeSpec, encodeSpec } from "../../src/cdi/codec.ts";
+import { decodeSpec, encodeSpec, libraryYaml } from "../../src/cdi/codec.ts";
+import { nativeYaml } from "../../src/cdi/spec-format.ts";
 import { makeDev, splitDev } from "../../src/cdi/devnode.ts";
 import { generateDiscrete } from "../../src/cdi/generate.ts";
 import { mockHost, readHost } from "../../src/cdi/host.ts";
@@ -182,6 +183,14 @@ describe("round trip", () => {
       expect(problems.filter((p) => p.severity === "error")).toEqual([]);
       expect(spec).toEqual(every);
     }
+  });
+
+  test.skipIf(nativeYaml() === null)("Bun's native YAML parser (apply's hot path) reads our YAML as the library does", () => {
+    const native = nativeYaml()!;
+    const text = encodeSpec(every, "yaml");
+    expect(native(text)).toEqual(libraryYaml(text));
+    expect(() => native("cdiVersion: 0.5.0\n---\ncdiVersion: 0.6.0\n")).toThrow("several YAML documents");
+    expect(() => libraryYaml("a: 1\na: 2\n")).toThrow("Map keys must be unique");
   });
 
   test("YAML output quotes names that look like numbers and has no aliases", () => {

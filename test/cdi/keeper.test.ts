@@ -13,6 +13,7 @@ import { LeaseManager } from "../../src/lease/manager.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { FakeClock, memoryLogger } from "../helpers.ts";
 import { canMknod, discreteTree, SKIP_REASON } from "./fake-tree.ts";
+import { libraryYaml } from "../../src/cdi/codec.ts";
 
 const node = (path: string) => ({ path, type: "c", major: 195, minor: Number(path.slice(-1)) });
 /** A host description the test can change: GPUs 0..n-1 and a driver version. */
@@ -57,7 +58,7 @@ describe("CdiKeeper", () => {
     expect(dev.containerEdits).toEqual({ env: [`${LEASE_ENV}=${lease.id}`], deviceNodes: [node("/dev/nvidia1")] });
     expect(t.keeper.deviceFor(lease.id)).toBe(`cohesix/gpu=${lease.id}`);
     // The written file resolves in a consumer's folder scan.
-    expect(loadSpecDirs([t.dir]).devices.has(`cohesix/gpu=${lease.id}`)).toBe(true);
+    expect((await loadSpecDirs([t.dir], libraryYaml)).devices.has(`cohesix/gpu=${lease.id}`)).toBe(true);
     t.leases.release(lease.id, "done");
     expect(t.read().devices.map((d) => d.name)).toEqual(["0", "1", "all"]);
     expect(t.keeper.deviceFor(lease.id)).toBeNull();

@@ -11,6 +11,7 @@ import { minimumVersion } from "../../src/cdi/version.ts";
 import { main } from "../../src/main.ts";
 import { REPO } from "../helpers.ts";
 import { canMknod, mknod, SKIP_REASON } from "./fake-tree.ts";
+import { libraryYaml } from "../../src/cdi/codec.ts";
 
 const fixture = (name: string) => join(REPO, "test", "fixtures", "cdi", name);
 const load = (name: string) => JSON.parse(readFileSync(fixture(name), "utf8"));
@@ -149,12 +150,12 @@ describe("nvbind's specs are refused for the right reasons", () => {
     ]);
   });
 
-  test("written next to nvidia-ctk's spec, its duplicate nvidia.com/gpu=all makes both unresolvable", () => {
+  test("written next to nvidia-ctk's spec, its duplicate nvidia.com/gpu=all makes both unresolvable", async () => {
     const dir = mkdtempSync(join(tmpdir(), "cdi-etc-"));
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, "nvidia.yaml"), "cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n  - name: all\n    containerEdits:\n      deviceNodes:\n        - path: /dev/nvidia0\n");
     writeFileSync(join(dir, "nvidia.com_gpu.json"), readFileSync(fixture("nvbind-gpu.json")));
-    const reg = loadSpecDirs([dir]);
+    const reg = await loadSpecDirs([dir], libraryYaml);
     expect(reg.devices.has("nvidia.com/gpu=all")).toBe(false);
     expect(reg.errors[0]).toStartWith('Conflicting device "nvidia.com/gpu=all"');
   });
