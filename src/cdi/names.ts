@@ -7,7 +7,12 @@
 const isAlpha = (c: string) => /^[A-Za-z]$/.test(c);
 const isAlnum = (c: string) => /^[A-Za-z0-9]$/.test(c);
 
-function checkName(what: string, name: string, first: (c: string) => boolean, middle: RegExp): string | null {
+const VENDOR = /^[A-Za-z](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?$/;
+const DEVICE = /^[A-Za-z0-9](?:[A-Za-z0-9_.:-]*[A-Za-z0-9])?$/;
+
+/** One whole-name match in the common (valid) case; the character-by-character walk only to explain a refusal. */
+function checkName(what: string, name: string, whole: RegExp, first: (c: string) => boolean, middle: RegExp): string | null {
+  if (whole.test(name)) return null;
   if (name === "") return `invalid (empty) ${what} name`;
   if (!first(name[0]!)) return `invalid ${what} name ${JSON.stringify(name)}: must start with a ${first === isAlpha ? "letter" : "letter or digit"}`;
   if (!isAlnum(name[name.length - 1]!)) return `invalid ${what} name ${JSON.stringify(name)}: must end with a letter or digit`;
@@ -18,11 +23,11 @@ function checkName(what: string, name: string, first: (c: string) => boolean, mi
 }
 
 /** Why `vendor` is not a valid vendor name, or null. */
-export const vendorProblem = (vendor: string) => checkName("vendor", vendor, isAlpha, /^[A-Za-z0-9_.-]$/);
+export const vendorProblem = (vendor: string) => checkName("vendor", vendor, VENDOR, isAlpha, /^[A-Za-z0-9_.-]$/);
 /** Why `cls` is not a valid class name, or null. */
-export const classProblem = (cls: string) => checkName("class", cls, isAlpha, /^[A-Za-z0-9_.-]$/);
+export const classProblem = (cls: string) => checkName("class", cls, VENDOR, isAlpha, /^[A-Za-z0-9_.-]$/);
 /** Why `name` is not a valid device name, or null. */
-export const deviceNameProblem = (name: string) => checkName("device", name, isAlnum, /^[A-Za-z0-9_.:-]$/);
+export const deviceNameProblem = (name: string) => checkName("device", name, DEVICE, isAlnum, /^[A-Za-z0-9_.:-]$/);
 
 /** Why `kind` (`vendor/class`) is invalid, or null. */
 export function kindProblem(kind: string): string | null {
