@@ -2,6 +2,13 @@
  * `gpu-bridge-host cdi generate|validate|apply|list`. Loaded only when the first argument is
  * `cdi`, so none of it is on the `--list` start-up path.
  */
+// What apply (on every container's start) needs is imported statically: one chunk load instead
+// of a chain of awaited imports. Nothing here reaches node:fs, node:path or the YAML library.
+import { applyEdits, needsHostStat } from "./cdi/apply.ts";
+import { parseOci } from "./cdi/oci.ts";
+import { DEFAULT_SPEC_DIRS, gatherEdits, loadSpecDirs } from "./cdi/registry.ts";
+import { nativeYaml, type YamlParse } from "./cdi/spec-format.ts";
+import { loadSpecFs } from "./cdi/spec-fs.ts";
 import { type CdiCommand, parseCdiCommand } from "./cli/cdi-options.ts";
 import { UsageError } from "./cli/flags.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -37,8 +44,7 @@ export async function cdiMain(argv: readonly string[], env: Readonly<Record<stri
 }
 
 /** The runtime's native YAML parser where there is one (apply and list are hot), else the library's. */
-async function yamlParser(): Promise<import("./cdi/spec-format.ts").YamlParse> {
-  const { nativeYaml } = await import("./cdi/spec-format.ts");
+async function yamlParser(): Promise<YamlParse> {
   return nativeYaml() ?? (await import("./cdi/codec.ts")).libraryYaml;
 }
 
@@ -46,12 +52,6 @@ async function run(c: CdiCommand, env: Readonly<Record<string, string | undefine
   switch (c.kind) {
     case "cdi-apply": {
       // The hot path (every container's start): no node:fs, no YAML library, unless needed.
-      const [{ loadSpecDirs, gatherEdits, DEFAULT_SPEC_DIRS }, { applyEdits, needsHostStat }, { parseOci }, { loadSpecFs }] = await Promise.all([
-        import("./cdi/registry.ts"),
-        import("./cdi/apply.ts"),
-        import("./cdi/oci.ts"),
-        import("./cdi/spec-fs.ts"),
-      ]);
       const fs = await loadSpecFs();
       const registry = await loadSpecDirs(c.specDirs ?? DEFAULT_SPEC_DIRS, await yamlParser(), fs);
       const oci = parseOci(c.input === "-" ? await io.stdin() : await fs.read(c.input), c.input === "-" ? "stdin" : c.input);
@@ -71,7 +71,6 @@ async function run(c: CdiCommand, env: Readonly<Record<string, string | undefine
       return 0;
     }
     case "cdi-list": {
-      const { loadSpecDirs, DEFAULT_SPEC_DIRS } = await import("./cdi/registry.ts");
       const registry = await loadSpecDirs(c.specDirs ?? DEFAULT_SPEC_DIRS, await yamlParser());
       for (const e of registry.errors) log.warn(e);
       const names = [...registry.devices.keys()].sort();

@@ -3,6 +3,7 @@
  * `node:fs` alone costs about two milliseconds to load: there the folder is listed and files
  * read with Bun's own calls (spec-fs-bun.ts), elsewhere with node:fs (spec-fs-node.ts).
  */
+import { bunSpecFs } from "./spec-fs-bun.ts";
 
 export interface SpecFs {
   /** The names of the files in `dir` (not subfolders, not recursive); null when `dir` does not exist. */
@@ -10,8 +11,8 @@ export interface SpecFs {
   read(path: string): Promise<string>;
 }
 
-/** The reader for this runtime, loaded on demand. */
+/** The reader for this runtime: Bun's at once, node:fs loaded on demand elsewhere. */
 export async function loadSpecFs(): Promise<SpecFs> {
-  if ("Bun" in globalThis) return (await import("./spec-fs-bun.ts")).bunSpecFs;
+  if ("Bun" in globalThis) return bunSpecFs;
   return (await import("./spec-fs-node.ts")).nodeSpecFs;
 }

@@ -62,9 +62,36 @@ export function versionNeeds(spec: CdiSpec): VersionNeed[] {
   return needs;
 }
 
-/** The minimum version `spec` needs: 0.3.0 unless a feature needs more. */
+/**
+ * The minimum version `spec` needs: 0.3.0 unless a feature needs more. The same table as
+ * versionNeeds(), walked without building the list: this runs for every spec a consumer loads.
+ */
 export function minimumVersion(spec: CdiSpec): CdiVersion {
-  let min: CdiVersion = "0.3.0";
-  for (const n of versionNeeds(spec)) if (compareVersions(n.version, min) > 0) min = n.version;
-  return min;
+  let rank = RANK_030;
+  const need = (v: number) => void (v > rank && (rank = v));
+  const edits = (e: CdiContainerEdits | undefined) => {
+    if (e === undefined) return;
+    if (e.mounts !== undefined) for (const m of e.mounts) if (m.type !== undefined) need(RANK_040);
+    if (e.deviceNodes !== undefined) for (const n of e.deviceNodes) if (n.hostPath !== undefined) need(RANK_050);
+    if (e.intelRdt !== undefined || e.additionalGids !== undefined) need(RANK_070);
+    if (e.netDevices !== undefined || e.intelRdt?.schemata !== undefined || e.intelRdt?.enableMonitoring !== undefined) need(RANK_110);
+  };
+  if (spec.annotations !== undefined) need(RANK_060);
+  const slash = spec.kind.indexOf("/");
+  if (slash >= 0 && spec.kind.includes(".", slash + 1)) need(RANK_060);
+  edits(spec.containerEdits);
+  for (const d of spec.devices) {
+    const c = d.name.charCodeAt(0);
+    if (c >= 48 && c <= 57) need(RANK_050);
+    if (d.annotations !== undefined) need(RANK_060);
+    edits(d.containerEdits);
+  }
+  return CDI_VERSIONS[rank]!;
 }
+
+const RANK_030 = CDI_VERSIONS.indexOf("0.3.0");
+const RANK_040 = CDI_VERSIONS.indexOf("0.4.0");
+const RANK_050 = CDI_VERSIONS.indexOf("0.5.0");
+const RANK_060 = CDI_VERSIONS.indexOf("0.6.0");
+const RANK_070 = CDI_VERSIONS.indexOf("0.7.0");
+const RANK_110 = CDI_VERSIONS.indexOf("1.1.0");

@@ -7,7 +7,7 @@ import { statNode } from "../../src/cdi/devnode.ts";
 import { loadSpecDirs } from "../../src/cdi/registry.ts";
 import type { CdiSpec } from "../../src/cdi/schema.ts";
 import { type Problem, validateSpec } from "../../src/cdi/validate.ts";
-import { minimumVersion } from "../../src/cdi/version.ts";
+import { minimumVersion, versionNeeds } from "../../src/cdi/version.ts";
 import { main } from "../../src/main.ts";
 import { REPO } from "../helpers.ts";
 import { canMknod, mknod, SKIP_REASON } from "./fake-tree.ts";
@@ -58,6 +58,8 @@ describe("the reference rules", () => {
     ];
     for (const [spec, min] of cases) {
       expect(minimumVersion(spec)).toBe(min as never);
+      // The fast walk and the explaining list hold the same table.
+      expect(versionNeeds(spec).map((n) => n.version as string).sort().at(-1) ?? "0.3.0").toBe(min);
       const low = { ...spec, cdiVersion: "0.3.0" };
       expect(errors(check(low)).some((e) => e.includes(`must be at least ${min}`))).toBe(min !== "0.3.0");
     }
