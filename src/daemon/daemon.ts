@@ -89,7 +89,7 @@ export async function startDaemon(
   });
   host.restore();
   // After restore: the spec written at start already carries the leases that survived.
-  const cdi = options.cdiDir === undefined ? null : await (await import("../cdi/daemon.ts")).startDaemonCdi(
+  const cdi = options.cdiDir === undefined ? null : await (await import("../cdi-daemon.ts")).startDaemonCdi(
     { cdiDir: options.cdiDir, cdiRoot: options.cdiRoot, backend: options.backend, sysRoot: options.sysRoot },
     host.leases,
     log.child("cdi"),
@@ -198,7 +198,7 @@ export async function startApi(
     import("../api/app.ts"),
     import("../api/auth.ts"),
     import("../telemetry/api.ts"),
-    import("../cdi/daemon.ts"),
+    import("../cdi-daemon.ts"),
   ]);
   const { token, source } = resolveApiToken(options.apiToken, process.env, options.stateDir);
   const log = deps.log.child("api");

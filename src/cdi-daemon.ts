@@ -1,11 +1,11 @@
-/** `serve --cdi-dir DIR`: the keeper wired to the daemon's backend and leases, and `GET /v1/cdi`. */
-import type { ApiExtension } from "../api/app.ts";
-import { ApiError } from "../api/errors.ts";
-import type { Clock, Lease, LeaseEvent } from "../lease/types.ts";
-import type { Logger } from "../log.ts";
-import { generate } from "./generate-command.ts";
-import type { CdiBackend } from "./host.ts";
-import { BRIDGE_CDI_KIND, CdiKeeper } from "./keeper.ts";
+/** `serve --cdi-dir DIR` (app wiring, not the cdi capability): the keeper on the daemon's backend and leases, and `GET /v1/cdi`. */
+import type { ApiExtension } from "./api/app.ts";
+import { ApiError } from "./api/errors.ts";
+import type { Clock, Lease, LeaseEvent } from "./lease/types.ts";
+import type { Logger } from "./log.ts";
+import { generate } from "./cdi/generate-command.ts";
+import type { CdiBackend } from "./cdi/host.ts";
+import { BRIDGE_CDI_KIND, CdiKeeper } from "./cdi/keeper.ts";
 
 export interface DaemonCdiOptions {
   readonly cdiDir: string;
