@@ -6,7 +6,7 @@
  * takes its device with it. Every write is atomic; a host that can no longer be described has
  * its file removed rather than left stale.
  */
-import { rmSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Clock, Lease, LeaseEvent } from "../lease/types.ts";
 import type { Logger } from "../log.ts";
@@ -58,6 +58,11 @@ export class CdiKeeper {
 
   /** Describes the host, writes the file (replacing what a previous run left), follows leases. */
   async start(): Promise<void> {
+    try {
+      mkdirSync(this.#o.dir, { recursive: true }); // /var/run/cdi is not there until someone makes it
+    } catch (error) {
+      this.#problem(`Cannot create the CDI folder ${this.#o.dir}: ${(error as Error).message}`);
+    }
     this.#unsubscribe = this.#o.leases.on((e) => {
       if (e.type === "granted" || e.type === "released") this.#write(`lease ${e.lease.id} ${e.type}`);
     });

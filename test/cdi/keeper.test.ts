@@ -108,6 +108,16 @@ describe("CdiKeeper", () => {
     t.keeper.stop();
   });
 
+  test("the folder is created when missing (/var/run/cdi often is)", async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), "cdi-keeper-")), "var", "run", "cdi");
+    const clock = new FakeClock();
+    const leases = new LeaseManager({ gpus: () => [], clock });
+    const keeper = new CdiKeeper({ dir, generate: fakeHost().generate, leases, log: memoryLogger().log, clock });
+    await keeper.start();
+    expect(readdirSync(dir)).toEqual(["gpu-bridge-host.json"]);
+    keeper.stop();
+  });
+
   test("a stale file from a previous run is replaced at start", async () => {
     const t = setup();
     writeFileSync(t.keeper.path, JSON.stringify({ cdiVersion: "0.5.0", kind: "cohesix/gpu", devices: [{ name: "lease-gone", containerEdits: { env: ["A=1"] } }] }));
