@@ -1,6 +1,6 @@
 /**
  * The local control API (Hono): one sub-app per resource (gpus, leases, jobs, models, status,
- * telemetry), mounted with `app.route`, each calling the bridge's façade. `createApp` takes
+ * telemetry, cdi), mounted with `app.route`, each calling the bridge's façade. `createApp` takes
  * every dependency, so handlers are tested with `app.request()` and no socket; only the runtime
  * adapter serves it. JSON everywhere except the VM's own files, which come back as exactly the
  * text the VM sees.
@@ -8,6 +8,7 @@
 import { Hono } from "hono";
 import type { Logger } from "../util/log.ts";
 import { bearerMatches } from "./auth.ts";
+import { cdiRoutes } from "./cdi.ts";
 import { ApiError, describeError } from "./errors.ts";
 import type { BridgeFacade } from "./facade.ts";
 import { gpuRoutes } from "./gpus.ts";
@@ -17,7 +18,7 @@ import type { SubApp } from "./router.ts";
 import { statusRoutes } from "./status.ts";
 import { telemetryRoutes } from "./telemetry.ts";
 
-export type { ApiModels, BridgeFacade } from "./facade.ts";
+export type { ApiCdi, ApiModels, BridgeFacade } from "./facade.ts";
 export { jobView, leaseView } from "./views.ts";
 
 export interface ApiDeps {
@@ -58,6 +59,7 @@ export function createApp(deps: ApiDeps): Hono {
     ["/v1/jobs", jobRoutes(deps.bridge)],
     ["/v1/models", modelRoutes(deps.bridge)],
     ["/v1/telemetry", telemetryRoutes(deps.bridge)],
+    ["/v1/cdi", cdiRoutes(deps.bridge)],
   ];
   for (const [prefix, sub] of mounted) app.route(prefix, sub.app);
 

@@ -3,6 +3,7 @@
  * façade (built by `createBridge` in src/app), never lease, job or inventory internals. Every
  * read here is a read: none of them touches the hardware.
  */
+import type { CdiSpec } from "../cdi/schema.ts";
 import type { PublisherStats } from "../console/publisher.ts";
 import type { GpuInfo } from "../contract/info.ts";
 import type { ModelCatalog } from "../contract/models.ts";
@@ -48,6 +49,16 @@ export interface ApiTelemetry {
   spooled(): void;
 }
 
+/** The CDI spec the bridge keeps (serve --cdi-dir). */
+export interface ApiCdi {
+  /** Where the spec is written. */
+  readonly path: string;
+  /** The spec as written now; null while the host cannot be described. */
+  current(): CdiSpec | null;
+  /** The qualified CDI device of a live lease, or null. */
+  deviceFor(leaseId: string): string | null;
+}
+
 /** The bridge behind the API. */
 export interface BridgeFacade {
   readonly version: string;
@@ -68,4 +79,6 @@ export interface BridgeFacade {
   /** Where the console is and how publishing goes (null: not publishing). */
   readonly console: { readonly target: { readonly host: string; readonly port: number } | null; stats(): PublisherStats | null };
   readonly telemetry?: ApiTelemetry;
+  /** Absent: CDI is off (no --cdi-dir). */
+  readonly cdi?: ApiCdi;
 }
