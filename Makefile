@@ -26,7 +26,7 @@ COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting --no-com
 # Worker modules are extra entry points: a compiled binary holds only what the build was given.
 WORKERS := src/vram/tree-worker.ts
 
-.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-rss bench-vram vram-ptx gpu-check clean
+.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-rss bench-vram vram-ptx gpu-check bench-cdi cdi-consumer clean
 
 help:
 	@echo "make run     run the bridge daemon on the embedded mock defaults"
@@ -89,7 +89,7 @@ fmt-check: deps
 test-reset:
 	@rm -f .test-counts
 
-test-bun: deps native-fakes $(BIN) dist
+test-bun: deps native-fakes $(BIN) dist cdi-consumer
 	$(BUN) test --timeout 20000 2>&1 | tee .test-bun.log
 	@awk '/^ *[0-9]+ pass$$/{p=$$1} /^ *[0-9]+ fail$$/{f=$$1} /^ *[0-9]+ skip$$/{s=$$1} \
 	  END{printf "bun test: %d passed, %d failed%s\n", p, f, (s ? sprintf(", %d skipped", s) : ""); \
@@ -108,6 +108,12 @@ test-deno: deps native-fakes
 test-binary: $(BIN)
 	cd /tmp && $(CURDIR)/$(BIN) --mock --list | cmp - $(CURDIR)/$(FIXTURE)
 	@echo "binary: --mock --list from /tmp matches $(FIXTURE)"
+
+# A real CDI consumer for test/cdi/consumer.test.ts: the CDI Go library as Debian packages it
+# (podman 4.3's), built offline into build/cdi-load; installs Go and the library with apt-get
+# where it can, and says so (the test then skips) where it cannot.
+cdi-consumer:
+	scripts/cdi-consumer.sh
 
 ## Build ---------------------------------------------------------------------
 
@@ -168,10 +174,14 @@ install: $(call STAGE,$(ARCH))/gpu-bridge-host
 
 ## Benchmarks ----------------------------------------------------------------
 
-bench: bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-rss bench-vram
+bench: bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-rss bench-vram bench-cdi
 
 bench-startup: $(BIN)
 	COMPILE_FLAGS="$(COMPILE_FLAGS)" $(BUN) bench/startup.ts
+
+# `cdi apply` on every container's start path, against the same hello-world floor.
+bench-cdi: $(BIN)
+	COMPILE_FLAGS="$(COMPILE_FLAGS)" $(BUN) bench/cdi.ts
 
 bench-publish: deps
 	$(BUN) bench/publish.ts

@@ -48,6 +48,12 @@ const OPTIONAL: SymbolTable = {
   nvmlDeviceGetCudaComputeCapability: { args: ["u64", "buf", "buf"], returns: "i32" },
   nvmlDeviceGetMigMode: { args: ["u64", "buf", "buf"], returns: "i32" },
   nvmlDeviceGetComputeRunningProcesses_v3: { args: ["u64", "buf", "buf"], returns: "i32" },
+  // For CDI specs: device minor numbers and MIG devices.
+  nvmlDeviceGetMinorNumber: { args: ["u64", "buf"], returns: "i32" },
+  nvmlDeviceGetMaxMigDeviceCount: { args: ["u64", "buf"], returns: "i32" },
+  nvmlDeviceGetMigDeviceHandleByIndex: { args: ["u64", "u32", "buf"], returns: "i32" },
+  nvmlDeviceGetGpuInstanceId: { args: ["u64", "buf"], returns: "i32" },
+  nvmlDeviceGetComputeInstanceId: { args: ["u64", "buf"], returns: "i32" },
 };
 
 /** An NVML call that did not return SUCCESS. */
@@ -207,6 +213,26 @@ export class Nvml {
     const pending = new Uint8Array(4);
     this.#call("nvmlDeviceGetMigMode", h, current, pending);
     return { current: view(current).getUint32(0, true), pending: view(pending).getUint32(0, true) };
+  }
+
+  /** The device's minor number: `/dev/nvidia<minor>` (not the index). */
+  minorNumber(h: NvmlHandle): number {
+    return this.#u32("nvmlDeviceGetMinorNumber", h);
+  }
+
+  /** The MIG devices of a GPU in MIG mode: handle, GPU instance and compute instance ids. */
+  migDevices(h: NvmlHandle): { handle: NvmlHandle; gi: number; ci: number }[] {
+    const max = this.#u32("nvmlDeviceGetMaxMigDeviceCount", h);
+    const out: { handle: NvmlHandle; gi: number; ci: number }[] = [];
+    for (let i = 0; i < max; i++) {
+      const buf = new Uint8Array(8);
+      const rc = this.#optional("nvmlDeviceGetMigDeviceHandleByIndex")(h, i, buf) as number;
+      if (rc === NVML.NOT_FOUND) continue; // a slot with no MIG device in it
+      this.#check("nvmlDeviceGetMigDeviceHandleByIndex", rc);
+      const mig = view(buf).getBigUint64(0, true);
+      out.push({ handle: mig, gi: this.#u32("nvmlDeviceGetGpuInstanceId", mig), ci: this.#u32("nvmlDeviceGetComputeInstanceId", mig) });
+    }
+    return out;
   }
 
   /** Compute processes and the bytes each uses; sized by a first call with count 0. */

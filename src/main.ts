@@ -9,6 +9,7 @@
 import { type Command, parseCommand, UsageError } from "./cli/options.ts";
 import { createLogger, type LogLevel } from "./util/log.ts";
 import { writeStdout } from "./runtime/stdio.ts";
+import { readText } from "./util/text.ts";
 import type { CommandIo, CommandModule } from "./commands/types.ts";
 // The one command loaded up front: `--list` is the start-up that is benchmarked, and a
 // dynamic import costs it a chunk load and an async hop (about 3% of its instructions).
@@ -26,6 +27,11 @@ const COMMANDS: { readonly [K in Command["kind"]]: () => Promise<CommandModule<K
   "telemetry-push": () => import("./commands/telemetry-push.ts"),
   "telemetry-export": () => import("./commands/telemetry-export.ts"),
   "models-import": () => import("./commands/models-import.ts"),
+  // CDI code (valibot, yaml, node:fs) loads only for `cdi`: never on the --list path.
+  "cdi-generate": () => import("./commands/cdi.ts"),
+  "cdi-validate": () => import("./commands/cdi.ts"),
+  "cdi-apply": () => import("./commands/cdi.ts"),
+  "cdi-list": () => import("./commands/cdi.ts"),
 };
 
 /** Whether anything was written to stderr: only then is it worth flushing before exit. */
@@ -37,29 +43,43 @@ function writeStderr(text: string): void {
   process.stderr.write(text);
 }
 
-/** The one logger factory: plain lines on stderr. */
-const io: CommandIo = {
-  stdout: writeStdout,
-  logger: (level: LogLevel, scope?: string, secrets?: readonly string[]) =>
-    createLogger({ level, write: writeStderr, ...(secrets !== undefined && { secrets }) }, scope),
-};
+/** The standard streams a command line runs on; tests pass their own to `main`. */
+export interface StdIo {
+  readonly stdout: (text: string) => Promise<unknown>;
+  readonly stderr: (text: string) => void;
+  /** All of standard input, as text. */
+  readonly stdin: () => Promise<string>;
+}
+
+const PROCESS_IO: StdIo = { stdout: writeStdout, stderr: writeStderr, stdin: () => readText(process.stdin) };
 
 /** Runs the command line and resolves with the exit status. */
-export async function main(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  std: StdIo = PROCESS_IO,
+): Promise<number> {
   let command: Command;
   try {
     command = parseCommand(argv, env);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    writeStderr(`gpu-bridge-host: ${error.message}\nTry 'gpu-bridge-host --help'.\n`);
+    std.stderr(`gpu-bridge-host: ${error.message}\nTry 'gpu-bridge-host${argv[0] === "cdi" ? " cdi" : ""} --help'.\n`);
     return 2;
   }
+  // The one logger factory: plain lines on stderr.
+  const io: CommandIo = {
+    stdout: std.stdout,
+    stdin: std.stdin,
+    logger: (level: LogLevel, scope?: string, secrets?: readonly string[]) =>
+      createLogger({ level, write: std.stderr, ...(secrets !== undefined && { secrets }) }, scope),
+  };
   try {
     const module = (await COMMANDS[command.kind]()) as CommandModule<typeof command.kind>;
     return await module.run(command as never, io);
   } catch (error) {
     // A command's failure, in one paragraph on stderr; the exit status is 1.
-    writeStderr(`gpu-bridge-host: ${error instanceof Error ? error.message : String(error)}\n`);
+    std.stderr(`gpu-bridge-host: ${error instanceof Error ? error.message : String(error)}\n`);
     return 1;
   }
 }

@@ -2,7 +2,9 @@
  * A fake libnvidia-ml.so.1 for tests: the real symbol names and struct layouts (see
  * shared/spec/gpu-native.md) over the scripted machine in fake_ctl.h.
  * Control keys: init_error=<code>, count=<n>, lost=<i,..>, notsup=1 (live stats unsupported),
- * jetson=1 (NVML present but answering NOT_SUPPORTED, as on JetPack 6).
+ * jetson=1 (NVML present but answering NOT_SUPPORTED, as on JetPack 6), minors=<m0,m1,..>
+ * (device minor numbers, default the index), mig_devices=<n> (MIG devices on a GPU in MIG mode,
+ * default 2; GPU 1, the H100, is in MIG mode).
  */
 #include <stdint.h>
 #include "fake_ctl.h"
@@ -10,8 +12,11 @@
 enum { OK = 0, UNINIT = 1, INVALID = 2, NOT_SUPPORTED = 3, NOT_FOUND = 6, INSUFFICIENT = 7, GPU_LOST = 15 };
 static int inits = 0;
 
-struct handle { int index; };
-static struct handle HANDLES[8] = {{0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}};
+/* mig: 0 for a whole GPU, k + 1 for the GPU's MIG device k. */
+struct handle { int index; int mig; };
+static struct handle HANDLES[8] = {{0, 0}, {1, 0}, {2, 0}, {3, 0}, {4, 0}, {5, 0}, {6, 0}, {7, 0}};
+enum { MAX_MIG = 7 };
+static struct handle MIG_HANDLES[8][MAX_MIG];
 
 int nvmlInit_v2(void) {
   long e = fake_int("init_error", 0);
@@ -79,6 +84,10 @@ int nvmlDeviceGetUUID(struct handle *h, char *buf, unsigned int len) {
   DEV(h);
   char text[64];
   fake_uuid_text(g, text, sizeof text);
+  if (h->mig) { /* MIG-<uuid>: the parent's digits with the last one naming the instance */
+    memcpy(text, "MIG", 3);
+    text[strlen(text) - 1] = (char)('0' + h->mig);
+  }
   if (len < strlen(text) + 1) return INSUFFICIENT;
   fake_copy(buf, len, text);
   return OK;
@@ -196,5 +205,56 @@ int nvmlDeviceGetComputeRunningProcesses_v3(struct handle *h, unsigned int *coun
     memcpy(e + 8, &mem, 8);
   }
   *count = n;
+  return OK;
+}
+
+/* The k-th entry of a comma-separated list under `key`, or dflt. */
+static long list_at(const char *key, int k, long dflt) {
+  char buf[256];
+  if (!fake_ctl_lookup(key, buf, sizeof buf)) return dflt;
+  int i = 0;
+  for (char *t = strtok(buf, ","); t != NULL; t = strtok(NULL, ","), i++)
+    if (i == k) return strtol(t, NULL, 10);
+  return dflt;
+}
+
+static int mig_enabled(struct handle *h, const struct fake_gpu *g) {
+  return !fake_int("jetson", 0) && g->cc_major >= 8 && h->index == 1;
+}
+
+int nvmlDeviceGetMinorNumber(struct handle *h, unsigned int *minor) {
+  DEV(h);
+  if (h->mig) return INVALID;
+  *minor = (unsigned int)list_at("minors", h->index, h->index);
+  return OK;
+}
+int nvmlDeviceGetMaxMigDeviceCount(struct handle *h, unsigned int *count) {
+  DEV(h);
+  if (g->cc_major < 8 || fake_int("jetson", 0)) return NOT_SUPPORTED;
+  *count = MAX_MIG;
+  return OK;
+}
+int nvmlDeviceGetMigDeviceHandleByIndex(struct handle *h, unsigned int index, struct handle **out) {
+  DEV(h);
+  if (h->mig || !mig_enabled(h, g)) return INVALID;
+  if (index >= MAX_MIG) return INVALID;
+  if ((long)index >= fake_int("mig_devices", 2)) return NOT_FOUND;
+  struct handle *m = &MIG_HANDLES[h->index][index];
+  m->index = h->index;
+  m->mig = (int)index + 1;
+  *out = m;
+  return OK;
+}
+/* GPU instance ids 1, 3, 5, ... (as a 3g + 3g split leaves them), compute instance 0. */
+int nvmlDeviceGetGpuInstanceId(struct handle *h, unsigned int *id) {
+  DEV(h);
+  if (!h->mig) return NOT_SUPPORTED;
+  *id = (unsigned int)(1 + 2 * (h->mig - 1));
+  return OK;
+}
+int nvmlDeviceGetComputeInstanceId(struct handle *h, unsigned int *id) {
+  DEV(h);
+  if (!h->mig) return NOT_SUPPORTED;
+  *id = 0;
   return OK;
 }

@@ -1,6 +1,6 @@
 /**
  * The local control API (Hono): one sub-app per resource (gpus, leases, jobs, models, status,
- * telemetry, sealed VRAM shards), mounted with `app.route`, each calling the bridge's façade. `createApp` takes
+ * telemetry, sealed VRAM shards, cdi), mounted with `app.route`, each calling the bridge's façade. `createApp` takes
  * every dependency, so handlers are tested with `app.request()` and no socket; only the runtime
  * adapter serves it. JSON everywhere except the VM's own files, which come back as exactly the
  * text the VM sees.
@@ -9,6 +9,7 @@ import { Hono } from "hono";
 import type { Logger } from "../util/log.ts";
 import { bearerMatches } from "./auth.ts";
 import { hostAllowed } from "./host-check.ts";
+import { cdiRoutes } from "./cdi.ts";
 import { ApiError, describeError } from "./errors.ts";
 import type { BridgeFacade } from "./facade.ts";
 import { gpuRoutes } from "./gpus.ts";
@@ -19,7 +20,7 @@ import { statusRoutes } from "./status.ts";
 import { telemetryRoutes } from "./telemetry.ts";
 import { vramRoutes } from "./vram.ts";
 
-export type { ApiModels, BridgeFacade } from "./facade.ts";
+export type { ApiCdi, ApiModels, BridgeFacade } from "./facade.ts";
 export { jobView, leaseView } from "./views.ts";
 
 export interface ApiDeps {
@@ -67,6 +68,7 @@ export function createApp(deps: ApiDeps): Hono {
     ["/v1/telemetry", telemetryRoutes(deps.bridge)],
     // Shard routes span /v1/leases/:id/shards, /v1/shards, /v1/gpus/:id/vram and /v1/vram.
     ["/", vramRoutes(deps.bridge)],
+    ["/v1/cdi", cdiRoutes(deps.bridge)],
   ];
   for (const [prefix, sub] of mounted) app.route(prefix, sub.app);
 

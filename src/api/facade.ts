@@ -3,6 +3,7 @@
  * façade (built by `createBridge` in src/app), never lease, job or inventory internals. Every
  * read here is a read: none of them touches the hardware.
  */
+import type { CdiSpec } from "../cdi/schema.ts";
 import type { PublisherStats } from "../console/publisher.ts";
 import type { GpuInfo } from "../contract/info.ts";
 import type { ModelCatalog } from "../contract/models.ts";
@@ -51,6 +52,15 @@ export interface ApiTelemetry {
 
 /** Sealed VRAM shards (src/vram), as the shard routes and `/metrics` need them. */
 export type ApiVram = Pick<Vram, "store" | "unavailable" | "ordinalOf" | "modelDir" | "attest" | "metrics">;
+/** The CDI spec the bridge keeps (serve --cdi-dir). */
+export interface ApiCdi {
+  /** Where the spec is written. */
+  readonly path: string;
+  /** The spec as written now; null while the host cannot be described. */
+  current(): CdiSpec | null;
+  /** The qualified CDI device of a live lease, or null. */
+  deviceFor(leaseId: string): string | null;
+}
 
 /** The bridge behind the API. */
 export interface BridgeFacade {
@@ -74,4 +84,6 @@ export interface BridgeFacade {
   readonly telemetry?: ApiTelemetry;
   /** Absent: the bridge serves no shard routes (tests that build a façade without them). */
   readonly vram?: ApiVram;
+  /** Absent: CDI is off (no --cdi-dir). */
+  readonly cdi?: ApiCdi;
 }

@@ -5,7 +5,7 @@ import { readBody, requireType } from "./body.ts";
 import { ApiError } from "./errors.ts";
 import type { BridgeFacade } from "./facade.ts";
 import { param, type SubApp, subApp } from "./router.ts";
-import { leaseView } from "./views.ts";
+import { leaseViewWithCdi } from "./views.ts";
 
 /** The GPU routes, to mount at `/v1/gpus`. */
 export function gpuRoutes(bridge: BridgeFacade): SubApp {
@@ -42,7 +42,7 @@ export function gpuRoutes(bridge: BridgeFacade): SubApp {
     requireType(c.req.raw, "text/plain");
     const line = new TextDecoder().decode(await readBody(c.req.raw, 4096)).replace(/\r?\n$/, "");
     const result = bridge.control(id, line);
-    return c.json({ ok: true, message: result.message, ...(result.lease && { lease: leaseView(result.lease) }) });
+    return c.json({ ok: true, message: result.message, ...(result.lease && { lease: leaseViewWithCdi(bridge)(result.lease) }) });
   });
   return r;
 }

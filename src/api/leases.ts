@@ -6,13 +6,14 @@ import { ApiError } from "./errors.ts";
 import type { BridgeFacade } from "./facade.ts";
 import { param, type SubApp, subApp } from "./router.ts";
 import { LeaseBody, parseBody, RenewBody } from "./schemas.ts";
-import { jobView, leaseView } from "./views.ts";
+import { jobView, leaseView, leaseViewWithCdi } from "./views.ts";
 
 const JOB_BODY_LIMIT = Math.ceil(MAX_PAYLOAD_BYTES / 3) * 4 + 64 * 1024;
 
 /** The lease routes, to mount at `/v1/leases`. */
 export function leaseRoutes(bridge: BridgeFacade): SubApp {
   const r = subApp();
+  const view = leaseViewWithCdi(bridge);
   const lease = (id: string): Lease => {
     const l = bridge.leases.get(id);
     if (l === undefined) throw new ApiError(404, "not_found", `Unknown lease ${JSON.stringify(id)}`, "id");
@@ -26,18 +27,18 @@ export function leaseRoutes(bridge: BridgeFacade): SubApp {
   r.on("POST", "/", async (c) => {
     const body = parseBody(LeaseBody, await readJson(c.req.raw));
     const l = bridge.leases.grant(body);
-    return c.json(leaseView(l), 201, { Location: `/v1/leases/${l.id}` });
+    return c.json(view(l), 201, { Location: `/v1/leases/${l.id}` });
   });
-  r.on("GET", "/:id", (c) => c.json(leaseView(lease(param(c, "id")))));
+  r.on("GET", "/:id", (c) => c.json(view(lease(param(c, "id")))));
   r.on("POST", "/:id/renew", async (c) => {
     const l = lease(param(c, "id"));
     const hasBody = (c.req.header("content-length") ?? "0") !== "0" || c.req.header("content-type") !== undefined;
     const body = hasBody ? parseBody(RenewBody, await readJson(c.req.raw)) : {};
-    return c.json(leaseView(bridge.leases.renew(l.id, body.ttl_s)));
+    return c.json(view(bridge.leases.renew(l.id, body.ttl_s)));
   });
   r.on("DELETE", "/:id", (c) => {
     const l = lease(param(c, "id"));
-    return c.json(leaseView(bridge.leases.release(l.id, c.req.query("reason") ?? "released")));
+    return c.json(view(bridge.leases.release(l.id, c.req.query("reason") ?? "released")));
   });
   r.on("POST", "/:id/jobs", async (c) => {
     const l = lease(param(c, "id"));

@@ -1,6 +1,7 @@
 /** Leases and jobs as the API shows them: ISO times, no internal fields. */
 import type { JobRecord } from "../job/scheduler.ts";
 import type { Lease } from "../lease/types.ts";
+import type { BridgeFacade } from "./facade.ts";
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -18,6 +19,14 @@ export function leaseView(l: Lease) {
     granted_at: iso(l.granted_at),
     expires_at: iso(l.expires_at),
     ...(l.released_reason !== undefined && { released_reason: l.released_reason }),
+  };
+}
+
+/** `leaseView`, plus `cdi_device` for a live lease while the bridge keeps a CDI spec. */
+export function leaseViewWithCdi(bridge: Pick<BridgeFacade, "cdi">): (l: Lease) => ReturnType<typeof leaseView> & { cdi_device?: string } {
+  return (l) => {
+    const device = l.state === "ACTIVE" ? bridge.cdi?.deviceFor(l.id) ?? null : null;
+    return device === null ? leaseView(l) : { ...leaseView(l), cdi_device: device };
   };
 }
 

@@ -1,6 +1,6 @@
 /**
  * `createBridge(options, ports)`: wires one bridge from its capabilities (inventory, leases and
- * jobs, the model registry, the publisher, telemetry, sealed VRAM shards) and returns it as the narrow façade the
+ * jobs, the model registry, the publisher, telemetry, sealed VRAM shards, the CDI spec) and returns it as the narrow façade the
  * API calls, plus what the daemon needs to run and stop it.
  *
  * Reads never touch the hardware: the inventory is re-read by `refresh()`, which the publisher
@@ -8,7 +8,7 @@
  */
 import { hostname } from "node:os";
 import { join } from "node:path";
-import type { ApiModels, BridgeFacade } from "../api/facade.ts";
+import type { ApiCdi, ApiModels, BridgeFacade } from "../api/facade.ts";
 import { DEFAULTS } from "../cli/defaults.ts";
 import type { BridgeOptions } from "../cli/options.ts";
 import { Publisher } from "../console/publisher.ts";
@@ -53,6 +53,8 @@ export interface BridgeTuning {
   readonly clock?: Clock;
   /** Keep leases in memory only (tests); default: journal under the state directory. */
   readonly noJournal?: boolean;
+  /** How often the CDI spec's host description is refreshed (default DEFAULTS.cdiRefreshMs). */
+  readonly cdiRefreshMs?: number;
 }
 
 /** A running bridge: the API's façade, and its parts for the daemon and tests. */
@@ -82,6 +84,7 @@ export interface FacadeParts {
   /** Told which models a snapshot had to leave out. */
   readonly log?: Logger;
   readonly vram?: BridgeFacade["vram"];
+  readonly cdi?: ApiCdi;
 }
 
 /** The façade over a host's leases and jobs and the given parts (tests build one directly). */
@@ -127,6 +130,7 @@ export function bridgeFacade(p: FacadeParts): BridgeFacade {
     console: { target: p.console ?? null, stats: () => p.publisher?.stats ?? null },
     ...(p.telemetry !== undefined && { telemetry: p.telemetry }),
     ...(p.vram !== undefined && { vram: p.vram }),
+    ...(p.cdi !== undefined && { cdi: p.cdi }),
   };
 }
 
@@ -173,6 +177,14 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
   // A lease's end frees its shards.
   host.leases.on((e) => e.type === "released" && vram.releaseLease(e.lease.id, e.reason));
   host.restore();
+  // After restore: the spec written at start already carries the leases that survived.
+  const cdi = options.cdiDir === undefined ? null : await (await import("./cdi.ts")).startBridgeCdi(
+    { cdiDir: options.cdiDir, cdiRoot: options.cdiRoot, backend: options.backend, sysRoot: options.sysRoot },
+    host.leases,
+    log.child("cdi"),
+    clock,
+    tuning.cdiRefreshMs,
+  );
   const refresh = async () => {
     gpus = await backend.list();
   };
@@ -211,6 +223,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
     },
     telemetry,
     vram,
+    ...(cdi !== null && { cdi }),
   });
   const intervalMs = options.intervalMs ?? DEFAULTS.serveIntervalMs;
   let refreshTimer: unknown;
@@ -256,6 +269,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
       stopped = true;
       clock.clearTimer(refreshTimer);
       registry?.close();
+      cdi?.stop();
       await publisher?.stop();
       host.close();
       vram.close();

@@ -52,8 +52,23 @@ export const DEFAULTS = Object.freeze({
   vramMaxThreads: 16,
   /** With `$GPU_BRIDGE_VRAM_GATE=sampled` and no `$GPU_BRIDGE_VRAM_SWEEP_MS`: one full verification this often. */
   vramSampledSweepMs: 60_000,
+  /** `serve --cdi-root` and `cdi generate`'s --dev-root and --driver-root. */
+  cdiRoot: "/",
+  /** `cdi generate --kind`: nvidia-ctk's kind, so its consumers find the devices. */
+  cdiKind: "nvidia.com/gpu",
+  /** The bridge's own kind (`serve --cdi-dir`): distinct from nvidia-ctk's, so both resolve side by side. */
+  cdiBridgeKind: "cohesix/gpu",
+  /** `cdi generate --hook-path`: hooks are written only where this file exists. */
+  cdiHookPath: "/usr/bin/nvidia-cdi-hook",
+  /** `cdi generate --csv-dir` (Jetson). */
+  cdiCsvDir: "/etc/nvidia-container-runtime/host-files-for-container.d",
+  cdiFormat: "json",
+  /** `cdi apply|list --spec-dir`: lowest priority first. */
+  cdiSpecDirs: ["/etc/cdi", "/var/run/cdi"],
+  /** How often `serve --cdi-dir` describes the host again. */
+  cdiRefreshMs: 10_000,
 } as const satisfies {
-  readonly [key: string]: string | number;
+  readonly [key: string]: string | number | readonly string[];
   readonly logLevel: LogLevel;
   readonly backend: Backend;
   readonly runner: RunnerKind;

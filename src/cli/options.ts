@@ -4,11 +4,12 @@
  * every default comes from defaults.ts, and the help text (usage.ts) is generated from both.
  */
 import { type Approval, type Backend, DEFAULTS, type LogLevel, type RunnerKind } from "./defaults.ts";
+import { type CdiCommand, parseCdiCommand } from "./cdi.ts";
 import { type FlagValues, parseFlags, UsageError } from "./flags.ts";
 import { isSafeId, SAFE_ID_RULE } from "../contract/ids.ts";
 import { apiTokenProblem } from "../util/api-token.ts";
 
-export type { Approval, Backend, LogLevel, RunnerKind };
+export type { Approval, Backend, CdiCommand, LogLevel, RunnerKind };
 
 /** Options of the bridge itself (`--list`, `--publish`, the daemon). */
 export interface BridgeOptions {
@@ -39,6 +40,10 @@ export interface BridgeOptions {
   /** Where the API listens (serve and the daemon); null: no API. */
   readonly listen: { readonly host: string; readonly port: number } | null;
   readonly apiToken: string | undefined;
+  /** serve --cdi-dir: where the bridge keeps its CDI spec; undefined: no spec. */
+  readonly cdiDir?: string | undefined;
+  /** serve --cdi-root: where device nodes and driver files are read for that spec; undefined: DEFAULTS.cdiRoot. */
+  readonly cdiRoot?: string | undefined;
 }
 
 /** Options of `mock-console`. */
@@ -80,7 +85,8 @@ export type Command =
     readonly parent: string | undefined;
     readonly jobId: string | undefined;
     readonly approval: Approval | undefined;
-  };
+  }
+  | CdiCommand;
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -118,6 +124,8 @@ export const BRIDGE_FLAGS = {
   "no-api": "bool",
   "allow-remote": "bool",
   "api-token": "string",
+  "cdi-dir": "string",
+  "cdi-root": "string",
   "help": "bool",
   "version": "bool",
 } as const;
@@ -151,13 +159,14 @@ export function parseCommand(argv: readonly string[], env: Env): Command {
   if (argv[0] === "stats") return statsCommand(argv.slice(1));
   if (argv[0] === "telemetry") return telemetryCommand(argv.slice(1), env);
   if (argv[0] === "models") return modelsCommand(argv.slice(1));
+  if (argv[0] === "cdi") return parseCdiCommand(argv.slice(1));
   // Internal: the per-job child process of the runners (a request on stdin, a result on stdout).
   if (argv[0] === "run-kernel" && argv.length === 1) return { kind: "run-kernel" };
   const { values, positionals } = parseFlags(argv, BRIDGE_FLAGS);
   if (values.help === true) return { kind: "help" };
   if (values.version === true) return { kind: "version" };
   if (positionals.length > 0) {
-    throw new UsageError(`Unknown command or argument ${JSON.stringify(positionals[0])} (commands: serve, stats, telemetry, models, mock-console)`);
+    throw new UsageError(`Unknown command or argument ${JSON.stringify(positionals[0])} (commands: serve, stats, telemetry, models, mock-console, cdi)`);
   }
   if (values.list !== true && values.publish !== true) {
     throw new UsageError("Nothing to do: pass --list, --publish or both (see --help)");
@@ -306,6 +315,8 @@ function bridgeOptions(values: FlagValues<typeof SERVE_FLAGS> & { list?: true },
       queenSegmentBytes: (values["queen-segment-kb"] ?? DEFAULTS.queenSegmentKb) * 1024,
       listen: values["no-api"] === true ? null : parseListen(values, env),
       apiToken: checkApiToken(values["api-token"], env),
+      cdiDir: values["cdi-dir"],
+      cdiRoot: values["cdi-root"],
     },
   };
 }

@@ -55,6 +55,12 @@ export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
     text: "bearer token for mutating routes; else $GPU_BRIDGE_API_TOKEN, else\none generated into <state-dir>/api-token (mode 0600)",
   },
   "no-api": { text: "do not serve the API" },
+  "cdi-dir": {
+    arg: "DIR",
+    text:
+      `keep a CDI spec (kind ${DEFAULTS.cdiBridgeKind}) in DIR/gpu-bridge-host.json: the\nGPUs, and one device per live lease; GET /v1/cdi returns it`,
+  },
+  "cdi-root": { arg: "DIR", text: `read device nodes and driver files for it under DIR (default ${DEFAULTS.cdiRoot})` },
   "log-level": { arg: "LEVEL", text: `debug, info, warn or error (default ${DEFAULTS.logLevel}); logs go to stderr` },
   "help": { text: "print this help" },
   "version": { text: "print the version" },
@@ -74,6 +80,44 @@ export const MOCK_CONSOLE_HELP: Readonly<Record<string, FlagHelp>> = {
   "noise": { text: "interleave log-mirror lines and stale acks with every ack" },
   "log-level": { arg: "LEVEL", text: `debug, info, warn or error (default ${DEFAULTS.logLevel})` },
   "help": { text: "print this help" },
+};
+
+/** `cdi`'s subcommands' flags (src/cli/cdi.ts), each subcommand's table on its own. */
+export const CDI_HELP: Readonly<Record<"generate" | "validate" | "apply" | "list", Readonly<Record<string, FlagHelp>>>> = {
+  generate: {
+    "mock": { text: "describe the mock inventory's GPUs (--backend mock)" },
+    "backend": {
+      arg: "NAME",
+      text: `${DEFAULTS.backend} (default), ${or(BACKENDS.filter((b) => b !== DEFAULTS.backend))}, as the bridge's --backend`,
+    },
+    "kind": { arg: "VENDOR/CLASS", text: `the spec's kind (default ${DEFAULTS.cdiKind})` },
+    "format": { arg: "json|yaml", text: `the text written (default ${DEFAULTS.cdiFormat}; an --output ending in .yaml picks yaml)` },
+    "output": { arg: "FILE", text: "write the spec to FILE, atomically (default: stdout)" },
+    "dev-root": { arg: "DIR", text: `read device nodes under DIR (default ${DEFAULTS.cdiRoot})` },
+    "driver-root": { arg: "DIR", text: `read driver libraries, firmware and tools under DIR (default ${DEFAULTS.cdiRoot})` },
+    "sys-root": { arg: "DIR", text: `read /sys, /proc and /etc under DIR (default ${DEFAULTS.sysRoot})` },
+    "csv-dir": { arg: "DIR", text: `Jetson: the CSV files that list the host's files\n(default ${DEFAULTS.cdiCsvDir})` },
+    "hook-path": { arg: "PATH", text: `the CDI hook; hooks are written only where it exists\n(default ${DEFAULTS.cdiHookPath})` },
+    "help": { text: "print this help" },
+  },
+  validate: {
+    "consumer-version": {
+      arg: "X.Y.Z",
+      text: "would a consumer with that CDI library accept the files?\n(0.5.0: the library in Debian 12's podman 4.3)",
+    },
+    "no-host-check": { text: "do not compare device numbers with this host's nodes" },
+    "help": { text: "print this help" },
+  },
+  apply: {
+    "spec-dir": { arg: "DIR", text: `a spec folder, may repeat, lowest priority first\n(default ${DEFAULTS.cdiSpecDirs.join(", then ")})` },
+    "input": { arg: "FILE", text: "the OCI config.json to edit (default: stdin)" },
+    "output": { arg: "FILE", text: "write the edited config.json to FILE, atomically (default: stdout)" },
+    "help": { text: "print this help" },
+  },
+  list: {
+    "spec-dir": { arg: "DIR", text: `a spec folder, may repeat, lowest priority first\n(default ${DEFAULTS.cdiSpecDirs.join(", then ")})` },
+    "help": { text: "print this help" },
+  },
 };
 
 const COLUMN = 25;
@@ -100,6 +144,7 @@ export const SECTIONS: readonly (readonly [string, readonly string[]])[] = [
   ["Leases and jobs (with --interval-ms or serve)", ["state-dir", "bundle-dir", "runner", "max-streams-per-gpu"]],
   ["Telemetry (with --interval-ms or serve)", ["device-id", "spool-max-mb", "queen-segment-kb"]],
   ["Local API (with --interval-ms or serve)", ["listen", "allow-remote", "api-token", "no-api"]],
+  ["Containers (with serve)", ["cdi-dir", "cdi-root"]],
   ["Other", ["log-level", "help", "version"]],
 ];
 
@@ -113,6 +158,7 @@ Usage:
   gpu-bridge-host telemetry push FILE | telemetry export --out FILE [--since T]
   gpu-bridge-host models import DIR --id ID --registry DIR [--parent ID] [--job-id J] [--approval S]
   gpu-bridge-host mock-console [--port PORT] ...   a local stand-in for the Cohesix console
+  gpu-bridge-host cdi generate|validate|apply|list ...   CDI specs for containers (cdi --help)
 
 ${SECTIONS.map(([title, flags]) => `${title}:\n${flagLines(FLAG_HELP, flags)}`).join("\n")}
 Exit status: 0 on success, 1 on failure, 2 on a usage error.
@@ -176,3 +222,30 @@ lora.json), the training job, the telemetry window, the approval status (default
 each file's SHA-256 and size. An id or manifest the VM would refuse is refused here. A running
 bridge publishes the new model within a second; make it active with PUT /v1/models/active.
 `;
+
+/** A subcommand's flag lines, indented beneath its synopsis. */
+const cdiFlagLines = (sub: keyof typeof CDI_HELP) =>
+  flagLines(CDI_HELP[sub], Object.keys(CDI_HELP[sub]).filter((f) => f !== "help")).replace(/^(?=.)/gm, "    ");
+
+export const CDI_USAGE = `gpu-bridge-host cdi: CDI specs for container runtimes (podman, Docker, containerd, CRI-O).
+
+Usage:
+  gpu-bridge-host cdi generate [--mock | --backend NAME] [--kind VENDOR/CLASS] [--format json|yaml]
+      [--output FILE] [--dev-root DIR] [--driver-root DIR] [--sys-root DIR] [--csv-dir DIR]
+      [--hook-path PATH]
+      Writes a spec for this host's GPUs as nvidia-ctk does: devices by index, by UUID and all,
+      MIG devices, the control nodes that exist, driver libraries, firmware and tools, the
+      minimum cdiVersion it needs. Jetson: from the CSV files in --csv-dir.
+${cdiFlagLines("generate")}
+  gpu-bridge-host cdi validate [--consumer-version X.Y.Z] [--no-host-check] FILE...
+      The reference library's rules plus stricter ones (absolute paths, hook timeout > 0,
+      bind mounts, device numbers that match this host's nodes). Exit 1 when any file is
+      invalid.
+${cdiFlagLines("validate")}
+  gpu-bridge-host cdi apply [--spec-dir DIR]... [--input FILE] [--output FILE] DEVICE...
+      Applies the devices' edits to an OCI config.json by the reference library's rules. An
+      unknown device changes nothing.
+${cdiFlagLines("apply")}
+  gpu-bridge-host cdi list [--spec-dir DIR]...
+      Prints the qualified names (vendor/class=name) the folders resolve.
+${cdiFlagLines("list")}`;

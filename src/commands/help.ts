@@ -1,6 +1,6 @@
 /** `--help` and `<command> --help`: the usage text of the topic. */
 import type { Command } from "../cli/options.ts";
-import { MOCK_CONSOLE_USAGE, MODELS_USAGE, SERVE_USAGE, STATS_USAGE, TELEMETRY_USAGE, USAGE } from "../cli/usage.ts";
+import { CDI_USAGE, MOCK_CONSOLE_USAGE, MODELS_USAGE, SERVE_USAGE, STATS_USAGE, TELEMETRY_USAGE, USAGE } from "../cli/usage.ts";
 import type { CommandIo } from "./types.ts";
 
 const TOPICS: Readonly<Record<string, string>> = {
@@ -9,6 +9,7 @@ const TOPICS: Readonly<Record<string, string>> = {
   stats: STATS_USAGE,
   telemetry: TELEMETRY_USAGE,
   models: MODELS_USAGE,
+  cdi: CDI_USAGE,
 };
 
 /** Prints the help of `command.topic` (or the general help). */

@@ -9,6 +9,8 @@ import type { Logger, LogLevel } from "../util/log.ts";
 export interface CommandIo {
   /** Writes all of `text` to standard output. */
   readonly stdout: (text: string) => Promise<unknown>;
+  /** All of standard input, as text. */
+  readonly stdin: () => Promise<string>;
   /** A logger on stderr at `level` under `scope`, masking `secrets`. */
   readonly logger: (level: LogLevel, scope?: string, secrets?: readonly string[]) => Logger;
 }

@@ -223,3 +223,53 @@ describe("models", () => {
     expect((await error(res)).message).toContain("--registry DIR");
   });
 });
+
+describe("cdi", () => {
+  const spec = { cdiVersion: "0.5.0", kind: "cohesix/gpu", devices: [{ name: "0", containerEdits: { env: ["A=1"] } }] };
+  function withCdi(current: typeof spec | null) {
+    host = new HostState({ gpus: () => MOCK_GPUS, runner: ok, runnerKind: "cpu", log: memoryLogger().log, onChange: () => changes++ });
+    const cdi = { path: "/run/cdi/gpu-bridge-host.json", current: () => current, deviceFor: (id: string) => `cohesix/gpu=${id}` };
+    const bridge = bridgeFacade({
+      gpus: () => MOCK_GPUS,
+      stats: () => Promise.resolve(mockStats()),
+      host,
+      models: { catalog: () => catalog },
+      cdi,
+    });
+    app = createApp({ token: TOKEN, log: memoryLogger().log, bridge });
+  }
+
+  test("GET /v1/cdi without --cdi-dir is a 404 that says how to turn it on", async () => {
+    const res = await app.request("/v1/cdi");
+    expect(res.status).toBe(404);
+    expect((await error(res)).message).toContain("serve --cdi-dir DIR");
+    expect((await app.request("/v1/cdi", { method: "DELETE", headers: auth })).status).toBe(405);
+  });
+
+  test("GET /v1/cdi serves the spec as written, 503 naming the file while there is none", async () => {
+    host.close();
+    withCdi(spec);
+    expect(await (await app.request("/v1/cdi")).json()).toEqual(spec);
+    host.close();
+    withCdi(null);
+    const res = await app.request("/v1/cdi");
+    expect(res.status).toBe(503);
+    expect((await error(res)).message).toContain("/run/cdi/gpu-bridge-host.json is absent");
+  });
+
+  test("a live lease's view names its CDI device; a released one's does not", async () => {
+    host.close();
+    withCdi(spec);
+    const granted = (await (await app.request("/v1/leases", json(lease))).json()) as { id: string; cdi_device?: string };
+    expect(granted.cdi_device).toBe(`cohesix/gpu=${granted.id}`);
+    expect(((await (await app.request(`/v1/leases/${granted.id}`)).json()) as { cdi_device?: string }).cdi_device).toBe(
+      `cohesix/gpu=${granted.id}`,
+    );
+    const released = (await (await app.request(`/v1/leases/${granted.id}`, { method: "DELETE", headers: auth })).json()) as Record<
+      string,
+      unknown
+    >;
+    expect(released.state).toBe("RELEASED");
+    expect(released.cdi_device).toBeUndefined();
+  });
+});

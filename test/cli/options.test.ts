@@ -51,7 +51,7 @@ describe("parseCommand()", () => {
     [["--list", "-x"], 'Unknown option "-x"'],
     [["--list", "--list"], "Option --list was given more than once"],
     [["--list=yes"], 'Option --list takes no value, got "yes"'],
-    [["stray", "--list"], 'Unknown command or argument "stray" (commands: serve, stats, telemetry, models, mock-console)'],
+    [["stray", "--list"], 'Unknown command or argument "stray" (commands: serve, stats, telemetry, models, mock-console, cdi)'],
     [["mock-console", "--port", "99999"], "Option --port must be 0-65535, got 99999"],
     [["mock-console", "--list"], "Unknown option --list"],
     [["--mock"], "Nothing to do: pass --list, --publish or both (see --help)"],
@@ -166,5 +166,44 @@ describe("the flag tables and the help generated from them", () => {
     expect(USAGE).toContain(`console port (default ${DEFAULTS.tcpPort})`);
     expect(USAGE).toContain(`each console ack (default ${DEFAULTS.ackTimeoutMs})`);
     expect(USAGE).toContain(`(default ${DEFAULTS.maxStreamsPerGpu})`);
+  });
+});
+
+describe("cdi", () => {
+  test("generate applies the defaults from defaults.ts; an --output ending in .yaml picks yaml", async () => {
+    const { DEFAULTS } = await import("../../src/cli/defaults.ts");
+    expect(parseCommand(["cdi", "generate"], {})).toEqual({
+      kind: "cdi-generate", backend: DEFAULTS.backend, sysRoot: DEFAULTS.sysRoot, devRoot: DEFAULTS.cdiRoot, driverRoot: DEFAULTS.cdiRoot,
+      csvDir: undefined, hookPath: undefined, cdiKind: undefined, format: DEFAULTS.cdiFormat, output: undefined,
+    });
+    expect(parseCommand(["cdi", "generate", "--output", "/etc/cdi/nvidia.yaml"], {})).toMatchObject({ format: "yaml" });
+    expect(parseCommand(["cdi", "generate", "--mock"], {})).toMatchObject({ backend: "mock" });
+    expect(() => parseCommand(["cdi", "generate", "--mock", "--backend", "nvml"], {})).toThrow("Option --mock conflicts with --backend nvml");
+  });
+
+  test("apply and list take --spec-dir more than once, in order", () => {
+    expect(parseCommand(["cdi", "apply", "--spec-dir", "/a", "--spec-dir=/b", "x.com/y=0"], {})).toEqual({
+      kind: "cdi-apply", specDirs: ["/a", "/b"], input: "-", output: undefined, devices: ["x.com/y=0"],
+    });
+    expect(parseCommand(["cdi", "list"], {})).toEqual({ kind: "cdi-list", specDirs: undefined });
+    expect(() => parseCommand(["cdi", "list", "--spec-dir"], {})).toThrow("Option --spec-dir needs a value");
+  });
+
+  test("--help, and no subcommand, is cdi's help; an unknown subcommand is refused naming it", () => {
+    expect(parseCommand(["cdi"], {})).toEqual({ kind: "help", topic: "cdi" });
+    expect(parseCommand(["cdi", "apply", "--help"], {})).toEqual({ kind: "help", topic: "cdi" });
+    expect(() => parseCommand(["cdi", "frobnicate"], {})).toThrow('Unknown cdi command "frobnicate" (generate, validate, apply, list)');
+  });
+
+  test("every flag of every cdi subcommand has one help line in cdi's help, with the defaults the code uses", async () => {
+    const { cdiFlags } = await import("../../src/cli/cdi.ts");
+    const { DEFAULTS } = await import("../../src/cli/defaults.ts");
+    const { CDI_HELP, CDI_USAGE } = await import("../../src/cli/usage.ts");
+    const tables = cdiFlags();
+    for (const sub of ["generate", "validate", "apply", "list"] as const) {
+      expect(Object.keys(CDI_HELP[sub]).sort()).toEqual(Object.keys(tables[sub]).sort());
+      for (const flag of Object.keys(tables[sub]).filter((f) => f !== "help")) expect(CDI_USAGE).toMatch(new RegExp(`^      --${flag}\\b`, "m"));
+    }
+    for (const d of [DEFAULTS.cdiKind, DEFAULTS.cdiHookPath, DEFAULTS.cdiCsvDir, ...DEFAULTS.cdiSpecDirs]) expect(CDI_USAGE).toContain(d);
   });
 });

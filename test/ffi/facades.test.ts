@@ -97,6 +97,9 @@ describe("NVML's optional symbols", () => {
       "nvmlDeviceGetUtilizationRates", "nvmlDeviceGetTemperature", "nvmlDeviceGetPowerUsage",
       "nvmlDeviceGetEnforcedPowerLimit", "nvmlDeviceGetTotalEnergyConsumption", "nvmlDeviceGetClockInfo",
       "nvmlDeviceGetCudaComputeCapability", "nvmlDeviceGetMigMode", "nvmlDeviceGetComputeRunningProcesses_v3",
+      // CDI's (minor numbers and MIG devices)
+      "nvmlDeviceGetMinorNumber", "nvmlDeviceGetMaxMigDeviceCount", "nvmlDeviceGetMigDeviceHandleByIndex",
+      "nvmlDeviceGetGpuInstanceId", "nvmlDeviceGetComputeInstanceId",
     ]) all[n] = () => 0;
     const { adapter, opened, closes } = fakeAdapter(all);
     const nvml = Nvml.open(adapter, ["libnvidia-ml.so.1"]);

@@ -1,0 +1,91 @@
+/**
+ * `cdi apply` sits on every container's start path: the compiled binary applying one GPU to a
+ * config.json against a compiled hello-world of the same Bun (the floor). Target: at most 1.5x.
+ * The spec folder holds what `cdi generate` writes for a fake two-GPU host (device nodes made
+ * with mknod, so this needs root; without it a spec of /dev/null and /dev/zero nodes stands in).
+ * Run with `make bench-cdi`; RUNS=N overrides the sample count.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { quantile } from "./quantile.ts";
+import { canMknod, discreteTree } from "../test/cdi/fake-tree.ts";
+
+const repo = join(import.meta.dir, "..");
+const bin = join(repo, "dist", "gpu-bridge-host");
+const benchDir = join(repo, "dist", "bench");
+const hello = join(benchDir, "hello");
+const runs = Number(process.env.RUNS ?? 60);
+
+mkdirSync(benchDir, { recursive: true });
+// The same floor as bench/startup.ts: one Bun.write to stdout, built with the same flags.
+writeFileSync(join(benchDir, "hello.ts"), 'void Bun.write(Bun.stdout, "hello\\n");\n');
+const flags = (process.env.COMPILE_FLAGS ?? "--compile --minify --bytecode").split(/\s+/).filter(Boolean);
+const built = Bun.spawnSync([process.execPath, "build", ...flags, join(benchDir, "hello.ts"), "--outfile", hello]);
+if (built.exitCode !== 0) throw new Error(`Cannot build the hello-world floor: ${built.stderr.toString()}`);
+
+const runDir = mkdtempSync(join(benchDir, "cdi-"));
+process.on("exit", () => rmSync(runDir, { recursive: true, force: true }));
+const specDir = join(runDir, "cdi");
+mkdirSync(specDir);
+let source: string;
+if (canMknod) {
+  const root = discreteTree();
+  const gen = Bun.spawnSync([bin, "cdi", "generate", "--mock", "--dev-root", root, "--driver-root", root, "--sys-root", root,
+    "--hook-path", `${root}/hook/nvidia-cdi-hook`, "--output", join(specDir, "nvidia.yaml")]);
+  if (gen.exitCode !== 0) throw new Error(`cdi generate failed: ${gen.stderr.toString()}`);
+  source = "cdi generate on a fake two-GPU host (YAML)";
+} else {
+  writeFileSync(join(specDir, "nvidia.json"), JSON.stringify({
+    cdiVersion: "0.5.0",
+    kind: "nvidia.com/gpu",
+    devices: [{ name: "0", containerEdits: { deviceNodes: [{ path: "/dev/nvidia0", hostPath: "/dev/null" }] } }],
+    containerEdits: { env: ["NVIDIA_VISIBLE_DEVICES=void"], deviceNodes: [{ path: "/dev/nvidiactl", hostPath: "/dev/zero" }] },
+  }));
+  source = "a stand-in spec of /dev/null and /dev/zero (not root: no mknod)";
+}
+// A config.json as podman writes it for a plain container (trimmed to the parts that matter).
+const config = join(runDir, "config.json");
+writeFileSync(config, JSON.stringify({
+  ociVersion: "1.0.2-dev",
+  process: { user: { uid: 0, gid: 0 }, args: ["nvidia-smi"], env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm", "container=podman", "HOME=/root"], cwd: "/", capabilities: { bounding: ["CAP_CHOWN", "CAP_KILL"] }, rlimits: [{ type: "RLIMIT_NOFILE", hard: 1048576, soft: 1048576 }] },
+  root: { path: "/var/lib/containers/storage/overlay/merged" },
+  hostname: "c0ffee",
+  mounts: ["/proc", "/dev", "/dev/pts", "/dev/mqueue", "/sys", "/sys/fs/cgroup", "/dev/shm", "/etc/resolv.conf", "/etc/hosts", "/run/.containerenv", "/etc/hostname"]
+    .map((d) => ({ destination: d, type: "bind", source: `/run/x${d}`, options: ["rbind", "nosuid", "noexec", "nodev"] })),
+  linux: { namespaces: [{ type: "pid" }, { type: "network" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }, { type: "cgroup" }], resources: { devices: [{ allow: false, access: "rwm" }] } },
+}));
+
+const args = ["cdi", "apply", "--spec-dir", specDir, "--input", config, "nvidia.com/gpu=0"];
+const check = Bun.spawnSync([bin, ...args]);
+if (check.exitCode !== 0) throw new Error(`cdi apply failed: ${check.stderr.toString()}`);
+const out = JSON.parse(check.stdout.toString());
+if (!out.linux.devices.some((d: { path: string }) => d.path === "/dev/nvidia0")) throw new Error("cdi apply did not add /dev/nvidia0");
+
+// Fresh copies side by side, as bench/startup.ts explains (page-cache state moves start-up).
+function freshCopy(path: string, name: string): string {
+  const copy = join(runDir, name);
+  writeFileSync(copy, readFileSync(path), { mode: 0o755 });
+  return copy;
+}
+const helloCopy = freshCopy(hello, "hello");
+const binCopy = freshCopy(bin, "gpu-bridge-host");
+
+function time(cmd: string[]): number {
+  const t0 = performance.now();
+  const r = Bun.spawnSync(cmd, { stdout: "ignore", stderr: "pipe", cwd: "/tmp" });
+  const t = performance.now() - t0;
+  if (r.exitCode !== 0) throw new Error(`${cmd.join(" ")} exited ${r.exitCode}: ${r.stderr.toString()}`);
+  return t;
+}
+const floor: number[] = [];
+const apply: number[] = [];
+for (let i = 0; i < 5; i++) (time([helloCopy]), time([binCopy, ...args]));
+for (let i = 0; i < runs; i++) {
+  floor.push(time([helloCopy]));
+  apply.push(time([binCopy, ...args]));
+}
+const ratio = quantile(apply, 0.5) / quantile(floor, 0.5);
+console.log(`cdi apply over ${runs} runs each (wall time of a child process, ms); spec: ${source}`);
+console.log(`  hello-world floor   median ${quantile(floor, 0.5).toFixed(2)}  p90 ${quantile(floor, 0.9).toFixed(2)}`);
+console.log(`  cdi apply           median ${quantile(apply, 0.5).toFixed(2)}  p90 ${quantile(apply, 0.9).toFixed(2)}`);
+console.log(`  ratio (median)      ${ratio.toFixed(3)}x  (target <= 1.5x: ${ratio <= 1.5 ? "met" : "MISSED"})`);

@@ -1,0 +1,47 @@
+/** `cdi generate`: read the host through the chosen backend, build the spec, check it, write it. */
+import type { CdiCommand } from "../cli/cdi.ts";
+import { DEFAULTS } from "../cli/defaults.ts";
+import type { Logger } from "../util/log.ts";
+import { encodeSpec } from "./codec.ts";
+import { writeFileAtomic } from "./files.ts";
+import { generateDiscrete, type Generated } from "./generate.ts";
+import { readHost } from "./host.ts";
+import { generateCsv, readCsvDir } from "./jetson.ts";
+import { kindProblem } from "./names.ts";
+import { formatProblem, validateSpec } from "./validate.ts";
+
+type GenerateCommand = CdiCommand & { kind: "cdi-generate" };
+
+/** Generates the spec `c` asks for; resolves with the exit status. */
+export async function generateCommand(
+  c: GenerateCommand,
+  env: Readonly<Record<string, string | undefined>>,
+  io: { stdout: (text: string) => Promise<unknown> },
+  log: Logger,
+): Promise<number> {
+  const kind = c.cdiKind ?? DEFAULTS.cdiKind;
+  const bad = kindProblem(kind);
+  if (bad !== null) throw new Error(`Cannot generate a CDI spec for --kind ${JSON.stringify(kind)}: ${bad}`);
+  const generated = await generate(c, kind, env, log);
+  for (const w of generated.warnings) log.warn(w);
+  // What we write must pass our own validator (and so the reference library's rules).
+  const { problems } = validateSpec(generated.spec, { file: c.output ?? "(generated)" });
+  const errors = problems.filter((p) => p.severity === "error");
+  if (errors.length > 0) throw new Error(`Cannot write an invalid spec:\n${errors.map(formatProblem).join("\n")}`);
+  const text = encodeSpec(generated.spec, c.format);
+  if (c.output === undefined) await io.stdout(text);
+  else {
+    writeFileAtomic(c.output, text);
+    log.info(`wrote ${c.output}: ${generated.spec.devices.map((d) => `${kind}=${d.name}`).join(", ")} (cdiVersion ${generated.spec.cdiVersion})`);
+  }
+  return 0;
+}
+
+/** The spec for the host as the options describe it. */
+export async function generate(c: Omit<GenerateCommand, "kind" | "format" | "output">, kind: string, env: Readonly<Record<string, string | undefined>>, log: Logger): Promise<Generated> {
+  const roots = { devRoot: c.devRoot, driverRoot: c.driverRoot, sysRoot: c.sysRoot };
+  const hookPath = c.hookPath ?? DEFAULTS.cdiHookPath;
+  const host = await readHost(c.backend, c.sysRoot, env, log);
+  if (host.mode === "csv") return generateCsv(readCsvDir(c.csvDir ?? DEFAULTS.cdiCsvDir), { ...roots, kind, hookPath });
+  return generateDiscrete(host.gpus, { ...roots, kind, hookPath, driverVersion: host.driverVersion });
+}

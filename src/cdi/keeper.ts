@@ -1,0 +1,161 @@
+/**
+ * The daemon's CDI spec (`serve --cdi-dir DIR`): one file in DIR kept current. Its devices are
+ * the host's GPUs (regenerated on a timer and rewritten only when the GPU set or the driver
+ * changed, so library paths never go stale) plus one device per live lease, named after the
+ * lease, exposing exactly its GPU with the lease id in the container's env. A lease that ends
+ * takes its device with it. Every write is atomic; a host that can no longer be described has
+ * its file removed rather than left stale.
+ */
+import { mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { DEFAULTS } from "../cli/defaults.ts";
+import type { Lease, LeaseEvent } from "../lease/types.ts";
+import type { Clock } from "../util/clock.ts";
+import type { Logger } from "../util/log.ts";
+import { encodeSpec } from "./codec.ts";
+import { writeFileAtomic } from "./files.ts";
+import { finish, type Generated, unionEdits } from "./generate.ts";
+import { deviceNameProblem, qualify } from "./names.ts";
+import type { CdiContainerEdits, CdiDevice, CdiSpec } from "./schema.ts";
+import { formatProblem, validateSpec } from "./validate.ts";
+
+export const BRIDGE_SPEC_FILE = "gpu-bridge-host.json";
+/** The env a lease's container gets. */
+export const LEASE_ENV = "GPU_BRIDGE_LEASE_ID";
+
+export interface CdiKeeperOptions {
+  readonly dir: string;
+  readonly kind?: string;
+  /** Describes the host now (the base devices and global edits). */
+  readonly generate: () => Promise<Generated>;
+  readonly leases: { live(): readonly Lease[]; on(listener: (e: LeaseEvent) => void): () => void };
+  readonly log: Logger;
+  readonly clock: Clock;
+  /** How often the host is described again (default DEFAULTS.cdiRefreshMs). */
+  readonly refreshMs?: number;
+}
+
+/** The bridge's GPU id `GPU-<n>` as the spec's device index, or null. */
+const indexOf = (gpuId: string) => /^GPU-(\d+)$/.exec(gpuId)?.[1] ?? null;
+
+export class CdiKeeper {
+  readonly path: string;
+  readonly kind: string;
+  readonly #o: CdiKeeperOptions;
+  #base: Generated["spec"] | null = null;
+  #spec: CdiSpec | null = null;
+  #text: string | null = null;
+  #timer: unknown = null;
+  #unsubscribe: (() => void) | null = null;
+  #stopped = false;
+  #lastProblem: string | null = null;
+
+  constructor(o: CdiKeeperOptions) {
+    this.#o = o;
+    this.kind = o.kind ?? DEFAULTS.cdiBridgeKind;
+    this.path = join(o.dir, BRIDGE_SPEC_FILE);
+  }
+
+  /** Describes the host, writes the file (replacing what a previous run left), follows leases. */
+  async start(): Promise<void> {
+    try {
+      mkdirSync(this.#o.dir, { recursive: true }); // /var/run/cdi is not there until someone makes it
+    } catch (error) {
+      this.#problem(`Cannot create the CDI folder ${this.#o.dir}: ${(error as Error).message}`);
+    }
+    this.#unsubscribe = this.#o.leases.on((e) => {
+      if (e.type === "granted" || e.type === "released") this.#write(`lease ${e.lease.id} ${e.type}`);
+    });
+    await this.refresh();
+    this.#schedule();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#unsubscribe?.();
+    if (this.#timer !== null) this.#o.clock.clearTimer(this.#timer);
+  }
+
+  /** The spec as written now; null when the host could not be described. */
+  current(): CdiSpec | null {
+    return this.#spec;
+  }
+
+  /** The qualified device of a live lease, ready for `podman run --device`; null if it has none. */
+  deviceFor(leaseId: string): string | null {
+    return this.#spec?.devices.some((d) => d.name === leaseId) ? qualify(this.kind, leaseId) : null;
+  }
+
+  /** Describes the host again; rewrites the file only when something changed. */
+  async refresh(): Promise<void> {
+    let generated: Generated;
+    try {
+      generated = await this.#o.generate();
+    } catch (error) {
+      this.#problem(`Cannot describe the GPUs for CDI: ${(error as Error).message}; ${this.path} removed until they can be`);
+      this.#base = null;
+      this.#spec = null;
+      this.#text = null;
+      rmSync(this.path, { force: true });
+      return;
+    }
+    this.#lastProblem = null;
+    const before = this.#base === null ? null : JSON.stringify(this.#base);
+    this.#base = generated.spec;
+    this.#write(before === null ? "start" : before === JSON.stringify(generated.spec) ? "unchanged" : "the GPU set or the driver changed");
+  }
+
+  #schedule(): void {
+    if (this.#stopped) return;
+    this.#timer = this.#o.clock.setTimer(this.#o.refreshMs ?? DEFAULTS.cdiRefreshMs, () => {
+      void this.refresh().finally(() => this.#schedule());
+    });
+  }
+
+  #problem(message: string): void {
+    if (message !== this.#lastProblem) this.#o.log.warn(message);
+    this.#lastProblem = message;
+  }
+
+  /** The edits of the bridge GPU `gpuId`: its whole-GPU device, or all its MIG devices. */
+  #gpuEdits(base: CdiSpec, gpuId: string): CdiContainerEdits | null {
+    const index = indexOf(gpuId);
+    if (index === null) return null;
+    const whole = base.devices.find((d) => d.name === index);
+    if (whole !== undefined) return whole.containerEdits;
+    const migs = base.devices.filter((d) => d.name.startsWith(`${index}:`));
+    return migs.length === 0 ? null : unionEdits(migs.map((d) => d.containerEdits));
+  }
+
+  #write(why: string): void {
+    const base = this.#base;
+    if (base === null || this.#stopped) return;
+    const leaseDevices: CdiDevice[] = [];
+    for (const lease of this.#o.leases.live()) {
+      const edits = this.#gpuEdits(base, lease.gpu_id);
+      const bad = deviceNameProblem(lease.id);
+      if (edits === null || bad !== null) {
+        this.#o.log.warn(`Lease ${lease.id} has no CDI device: ${bad ?? `no CDI device for ${lease.gpu_id}`}`);
+        continue;
+      }
+      leaseDevices.push({ name: lease.id, containerEdits: { env: [`${LEASE_ENV}=${lease.id}`], ...edits } });
+    }
+    const spec = finish(this.kind, [...base.devices, ...leaseDevices], base.containerEdits ?? {});
+    const errors = validateSpec(spec, { file: this.path }).problems.filter((p) => p.severity === "error");
+    if (errors.length > 0) {
+      this.#problem(`Cannot write the CDI spec: ${errors.map(formatProblem).join("; ")}`);
+      return;
+    }
+    const text = encodeSpec(spec, "json");
+    this.#spec = spec;
+    if (text === this.#text) return;
+    try {
+      writeFileAtomic(this.path, text);
+    } catch (error) {
+      this.#problem(`Cannot write the CDI spec ${this.path}: ${(error as Error).message}`);
+      return;
+    }
+    this.#text = text;
+    this.#o.log.info(`CDI spec ${this.path} written (${why}): ${spec.devices.length} devices, ${leaseDevices.length} for leases`);
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Spec folders, read the way the reference library's cache reads them: folders in priority
+ * order (a later folder wins over an earlier one, so `/var/run/cdi` over `/etc/cdi`), only
+ * `.json` and `.yaml` files, no subfolders; an unparsable or invalid spec is skipped with an
+ * error; two specs of the same priority defining one device make that device unresolvable.
+ */
+import { applyEdits, CdiApplyError, mergeEdits, type StatNode } from "./apply.ts";
+import { decodeSpec, formatOf, type YamlParse } from "./spec-format.ts";
+import { loadSpecFs, type SpecFs } from "./spec-fs.ts";
+import { qualify } from "./names.ts";
+import type { CdiContainerEdits, CdiDevice, CdiSpec, OciSpec } from "./schema.ts";
+import { formatProblem, validateSpec } from "./validate.ts";
+
+export interface LoadedSpec {
+  readonly spec: CdiSpec;
+  readonly file: string;
+  readonly priority: number;
+}
+
+export interface ResolvedDevice {
+  readonly qualified: string;
+  readonly device: CdiDevice;
+  readonly spec: LoadedSpec;
+}
+
+/** What a set of folders holds: the devices that resolve, and what went wrong on the way. */
+export interface SpecRegistry {
+  readonly specs: readonly LoadedSpec[];
+  readonly devices: ReadonlyMap<string, ResolvedDevice>;
+  readonly errors: readonly string[];
+}
+
+/**
+ * Reads `dirs` (lowest priority first); a missing folder is simply empty. `parseYaml` reads the
+ * `.yaml` files (the library's strict parser, or the runtime's native one on the hot path).
+ */
+export async function loadSpecDirs(dirs: readonly string[], parseYaml: YamlParse, fs?: SpecFs): Promise<SpecRegistry> {
+  const files = fs ?? (await loadSpecFs());
+  const specs: LoadedSpec[] = [];
+  const errors: string[] = [];
+  for (const [priority, dir] of dirs.entries()) {
+    let names: string[] | null;
+    try {
+      names = files.files(dir);
+    } catch (error) {
+      errors.push(`Cannot read spec folder ${dir}: ${(error as Error).message}`);
+      continue;
+    }
+    for (const name of (names ?? []).sort()) {
+      const format = formatOf(name);
+      if (format === null) continue;
+      // Plain concatenation: node:path would cost a load on every container's start.
+      const file = dir.endsWith("/") ? dir + name : `${dir}/${name}`;
+      try {
+        const { spec, problems } = validateSpec(decodeSpec(await files.read(file), format, file, parseYaml), { file, strict: false });
+        const bad = problems.filter((p) => p.severity === "error");
+        if (spec === null || bad.length > 0) {
+          errors.push(...bad.map(formatProblem));
+          continue;
+        }
+        specs.push({ spec, file, priority });
+      } catch (error) {
+        errors.push((error as Error).message);
+      }
+    }
+  }
+  return { specs, ...resolveDevices(specs, errors), errors };
+}
+
+/** Indexes devices by qualified name with the reference's conflict rules. */
+export function resolveDevices(specs: readonly LoadedSpec[], errors: string[] = []): { devices: Map<string, ResolvedDevice> } {
+  const devices = new Map<string, ResolvedDevice>();
+  const conflicts = new Set<string>();
+  for (const spec of specs) {
+    for (const device of spec.spec.devices) {
+      const qualified = qualify(spec.spec.kind, device.name);
+      const old = devices.get(qualified);
+      if (old !== undefined) {
+        if (old.spec.priority > spec.priority) continue;
+        if (old.spec.priority === spec.priority) {
+          errors.push(`Conflicting device ${JSON.stringify(qualified)} (specs ${JSON.stringify(old.spec.file)}, ${JSON.stringify(spec.file)})`);
+          conflicts.add(qualified);
+        }
+      }
+      devices.set(qualified, { qualified, device, spec });
+    }
+  }
+  for (const name of conflicts) devices.delete(name);
+  return { devices };
+}
+
+/** The edits for `names`, in request order: each spec's global edits before its first device. */
+export function gatherEdits(registry: Pick<SpecRegistry, "devices">, names: readonly string[]): CdiContainerEdits {
+  const unresolved = names.filter((n) => !registry.devices.has(n));
+  if (unresolved.length > 0) throw new CdiApplyError(`Unresolvable CDI devices ${unresolved.join(", ")}`);
+  const seenSpecs = new Set<LoadedSpec>();
+  const list: CdiContainerEdits[] = [];
+  for (const name of names) {
+    const r = registry.devices.get(name)!;
+    if (!seenSpecs.has(r.spec)) {
+      seenSpecs.add(r.spec);
+      if (r.spec.spec.containerEdits !== undefined) list.push(r.spec.spec.containerEdits);
+    }
+    list.push(r.device.containerEdits);
+  }
+  return mergeEdits(list);
+}
+
+/**
+ * Injects `names` into a copy of `oci`; an unknown device or a failing edit changes nothing.
+ * `stat` is called only for a device node whose type and major the spec leaves out.
+ */
+export function injectDevices(registry: Pick<SpecRegistry, "devices">, oci: OciSpec, names: readonly string[], stat: StatNode): OciSpec {
+  return applyEdits(oci, gatherEdits(registry, names), stat);
+}

@@ -1,0 +1,77 @@
+/** `cdi apply` and `cdi list` through the command line, on spec folders and real /dev nodes. */
+import { expect, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { main } from "../../src/main.ts";
+
+function folders() {
+  const root = mkdtempSync(join(tmpdir(), "cdi-cmd-"));
+  mkdirSync(join(root, "etc"));
+  mkdirSync(join(root, "run"));
+  writeFileSync(join(root, "etc", "gpu.json"), JSON.stringify({
+    cdiVersion: "0.5.0",
+    kind: "example.com/gpu",
+    devices: [{ name: "0", containerEdits: { deviceNodes: [{ path: "/dev/gpu0", hostPath: "/dev/zero" }] } }],
+    containerEdits: { env: ["FROM=etc"], mounts: [{ hostPath: "/etc/hostname", containerPath: "/etc/gpu-host", options: ["ro", "rbind"] }] },
+  }));
+  writeFileSync(join(root, "run", "net.yaml"), "cdiVersion: 0.3.0\nkind: example.com/null\ndevices:\n  - name: a\n    containerEdits:\n      deviceNodes:\n        - path: /dev/null\n");
+  writeFileSync(join(root, "config.json"), JSON.stringify({ ociVersion: "1.0.2", process: { env: ["FROM=image"], cwd: "/" }, root: { path: "rootfs" }, mounts: [{ destination: "/proc", type: "proc", source: "proc" }] }));
+  return root;
+}
+
+function io(stdin = "") {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { out, err, io: { stdout: (t: string) => Promise.resolve(void out.push(t)), stderr: (t: string) => void err.push(t), stdin: () => Promise.resolve(stdin) } };
+}
+
+test("apply: devices from several folders into config.json, unknown fields of the OCI spec kept", async () => {
+  const root = folders();
+  const t = io();
+  const args = ["apply", "--spec-dir", join(root, "etc"), "--spec-dir", join(root, "run"), "--input", join(root, "config.json"), "--output", join(root, "out.json"), "example.com/gpu=0", "example.com/null=a"];
+  expect(await main(["cdi", ...args], {}, t.io)).toBe(0);
+  const out = JSON.parse(readFileSync(join(root, "out.json"), "utf8"));
+  expect(out.root).toEqual({ path: "rootfs" });
+  expect(out.process).toEqual({ env: ["FROM=etc"], cwd: "/" });
+  expect(out.linux.devices).toEqual([
+    { path: "/dev/gpu0", type: "c", major: 1, minor: 5, fileMode: 0o666 },
+    { path: "/dev/null", type: "c", major: 1, minor: 3, fileMode: 0o666 },
+  ]);
+  expect(out.mounts.map((m: { destination: string }) => m.destination)).toEqual(["/proc", "/etc/gpu-host"]);
+});
+
+test("apply: an unknown device writes nothing, exits 1 and names itself; stdin to stdout works", async () => {
+  const root = folders();
+  const t = io(readFileSync(join(root, "config.json"), "utf8"));
+  const out = join(root, "never.json");
+  expect(await main(["cdi", "apply", "--spec-dir", join(root, "etc"), "--output", out, "example.com/gpu=0", "example.com/gpu=9"], {}, t.io)).toBe(1);
+  expect(existsSync(out)).toBe(false);
+  expect(t.err.join("")).toContain("Unresolvable CDI devices example.com/gpu=9");
+  const ok = io(readFileSync(join(root, "config.json"), "utf8"));
+  expect(await main(["cdi", "apply", "--spec-dir", join(root, "etc"), "example.com/gpu=0"], {}, ok.io)).toBe(0);
+  expect(JSON.parse(ok.out.join("")).linux.resources.devices).toEqual([{ allow: true, type: "c", major: 1, minor: 5, access: "rwm" }]);
+});
+
+test("apply: a config.json that is not an OCI spec is refused naming the field", async () => {
+  const root = folders();
+  const t = io(JSON.stringify({ process: { env: "PATH=/bin" } }));
+  expect(await main(["cdi", "apply", "--spec-dir", join(root, "etc"), "example.com/gpu=0"], {}, t.io)).toBe(1);
+  expect(t.err.join("")).toContain("Cannot read stdin as an OCI config.json: process.env:");
+});
+
+test("list prints the qualified names the folders resolve", async () => {
+  const root = folders();
+  const t = io();
+  expect(await main(["cdi", "list", "--spec-dir", join(root, "etc"), "--spec-dir", join(root, "run")], {}, t.io)).toBe(0);
+  expect(t.out.join("")).toBe("example.com/gpu=0\nexample.com/null=a\n");
+});
+
+test("usage errors exit 2; --help prints the cdi help", async () => {
+  const t = io();
+  expect(await main(["cdi", "apply"], {}, t.io)).toBe(2);
+  expect(await main(["cdi", "frobnicate"], {}, t.io)).toBe(2);
+  expect(t.err.join("")).toContain('Unknown cdi command "frobnicate"');
+  expect(await main(["cdi", "--help"], {}, t.io)).toBe(0);
+  expect(t.out.join("")).toContain("cdi apply [--spec-dir DIR]...");
+});

@@ -1,0 +1,36 @@
+/**
+ * `cdi apply` runs on every container's start: the modules it loads on Bun may not reach
+ * node:fs, node:path (about 9 and 8 M instructions of start-up each) or the YAML library.
+ * Those stay behind dynamic imports: devnode.ts only when a node needs a stat, files.ts only
+ * with --output, the library only where the runtime has no YAML parser.
+ */
+import { expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { REPO } from "../helpers.ts";
+
+/** Modules reached by static (value) imports from `entry`. */
+function staticGraph(entry: string): string[] {
+  const seen = new Set<string>();
+  const visit = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    if (!file.endsWith(".ts")) return;
+    for (const m of readFileSync(file, "utf8").matchAll(/^\s*(?:import|export)\s[^;]*?from\s+"([^"]+)"/gm)) {
+      if (/^\s*(?:import|export)\s+type\s/.test(m[0])) continue;
+      visit(m[1]!.startsWith(".") ? resolve(dirname(file), m[1]!) : m[1]!);
+    }
+  };
+  visit(entry);
+  return [...seen];
+}
+
+test("the modules cdi apply loads on Bun reach no node:fs, node:path or yaml", () => {
+  const entries = ["commands/cdi.ts", "cdi/registry.ts", "cdi/apply.ts", "cdi/oci.ts", "cdi/spec-fs.ts", "cdi/spec-fs-bun.ts", "cdi/spec-format.ts"];
+  const graph = new Set(entries.flatMap((e) => staticGraph(join(REPO, "src", e))));
+  expect([...graph].filter((m) => /^(node:fs|node:path|yaml|fs|path)$/.test(m))).toEqual([]);
+  expect(graph.has(join(REPO, "src", "cdi", "validate.ts"))).toBe(true); // the walker followed imports
+  // And the commands that need them do load them.
+  expect(staticGraph(join(REPO, "src", "cdi", "codec.ts"))).toContain("yaml");
+  expect(staticGraph(join(REPO, "src", "cdi", "devnode.ts"))).toContain("node:fs");
+});
