@@ -132,7 +132,7 @@ describe.skipIf(!canMknod)(`serve --cdi-dir${canMknod ? "" : ` (${SKIP_REASON})`
   test("the daemon writes the spec, leases become devices, GET /v1/cdi and the lease view name them", async () => {
     const root = discreteTree();
     const state = mkdtempSync(join(tmpdir(), "cdi-state-"));
-    const c = parseCommand(["serve", "--mock", "--listen", "127.0.0.1:0", "--api-token", "tok", "--state-dir", state, "--cdi-dir", state, "--cdi-root", root, "--sys-root", root], {});
+    const c = parseCommand(["serve", "--mock", "--listen", "127.0.0.1:0", "--api-token", "tok-0123456789abcdef", "--state-dir", state, "--cdi-dir", state, "--cdi-root", root, "--sys-root", root], {});
     if (c.kind !== "serve") throw new Error("expected serve");
     const { log } = memoryLogger();
     const runtime = bunRuntime();
@@ -146,7 +146,7 @@ describe.skipIf(!canMknod)(`serve --cdi-dir${canMknod ? "" : ` (${SKIP_REASON})`
       const base = `http://127.0.0.1:${api.port}`;
       const res = await fetch(`${base}/v1/leases`, {
         method: "POST",
-        headers: { authorization: "Bearer tok", "content-type": "application/json" },
+        headers: { authorization: "Bearer tok-0123456789abcdef", "content-type": "application/json" },
         body: JSON.stringify({ gpu_id: "GPU-0", worker_id: "infer", mem_mb: 100, streams: 1, ttl_s: 60, priority: 1 }),
       });
       const lease = await res.json() as { id: string; cdi_device: string };
@@ -157,7 +157,7 @@ describe.skipIf(!canMknod)(`serve --cdi-dir${canMknod ? "" : ` (${SKIP_REASON})`
       expect(dev.containerEdits.env).toEqual([`GPU_BRIDGE_LEASE_ID=${lease.id}`]);
       expect(dev.containerEdits.deviceNodes!.map((n) => n.path)).toEqual(["/dev/nvidia0", "/dev/dri/card1", "/dev/dri/renderD128"]);
       expect(JSON.parse(readFileSync(file, "utf8"))).toEqual(spec);
-      await fetch(`${base}/v1/leases/${lease.id}`, { method: "DELETE", headers: { authorization: "Bearer tok" } });
+      await fetch(`${base}/v1/leases/${lease.id}`, { method: "DELETE", headers: { authorization: "Bearer tok-0123456789abcdef" } });
       const after = await (await fetch(`${base}/v1/leases/${lease.id}`)).json() as Record<string, unknown>;
       expect(after.cdi_device).toBeUndefined();
       expect((JSON.parse(readFileSync(file, "utf8")) as CdiSpec).devices.some((d) => d.name === lease.id)).toBe(false);
@@ -169,7 +169,7 @@ describe.skipIf(!canMknod)(`serve --cdi-dir${canMknod ? "" : ` (${SKIP_REASON})`
 
   test("without --cdi-dir, GET /v1/cdi says how to turn it on", async () => {
     const state = mkdtempSync(join(tmpdir(), "cdi-state-"));
-    const c = parseCommand(["serve", "--mock", "--listen", "127.0.0.1:0", "--api-token", "tok", "--state-dir", state], {});
+    const c = parseCommand(["serve", "--mock", "--listen", "127.0.0.1:0", "--api-token", "tok-0123456789abcdef", "--state-dir", state], {});
     if (c.kind !== "serve") throw new Error("expected serve");
     const { log } = memoryLogger();
     const runtime = bunRuntime();
