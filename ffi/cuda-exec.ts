@@ -6,7 +6,8 @@
 import { openFirst } from "./loader.ts";
 import type { FfiAdapter, NativeLibrary, SymbolTable } from "./types.ts";
 
-const EXEC: SymbolTable = {
+/** The driver symbols a kernel launch needs (cuda-vram.ts adds its own to these). */
+export const EXEC: SymbolTable = {
   cuInit: { args: ["u32"], returns: "i32" },
   cuDeviceGet: { args: ["buf", "i32"], returns: "i32" },
   cuDevicePrimaryCtxRetain: { args: ["buf", "i32"], returns: "i32" },

@@ -7,33 +7,16 @@
  * it), unlike user kernels, which run in a child: the only kernels launched here are the bridge's
  * own, over buffers it allocated, with their bounds checked before each launch.
  */
-import { CudaExecError } from "./cuda-exec.ts";
+import { CudaExecError, EXEC } from "./cuda-exec.ts";
 import { openFirst } from "./loader.ts";
 import type { FfiAdapter, NativeLibrary, SymbolTable } from "./types.ts";
 
 const VRAM: SymbolTable = {
-  cuInit: { args: ["u32"], returns: "i32" },
-  cuDeviceGet: { args: ["buf", "i32"], returns: "i32" },
+  ...EXEC,
   cuDeviceGetAttribute: { args: ["buf", "i32", "i32"], returns: "i32" },
-  cuDevicePrimaryCtxRetain: { args: ["buf", "i32"], returns: "i32" },
-  cuDevicePrimaryCtxRelease_v2: { args: ["i32"], returns: "i32" },
-  cuCtxSetCurrent: { args: ["u64"], returns: "i32" },
-  cuCtxSynchronize: { args: [], returns: "i32" },
   cuMemGetInfo_v2: { args: ["buf", "buf"], returns: "i32" },
-  cuMemAlloc_v2: { args: ["buf", "u64"], returns: "i32" },
-  cuMemFree_v2: { args: ["u64"], returns: "i32" },
-  cuMemcpyHtoD_v2: { args: ["u64", "buf", "u64"], returns: "i32" },
-  cuMemcpyDtoH_v2: { args: ["buf", "u64", "u64"], returns: "i32" },
   cuMemsetD8_v2: { args: ["u64", "u32", "u64"], returns: "i32" },
   cuPointerGetAttribute: { args: ["buf", "i32", "u64"], returns: "i32" },
-  cuModuleLoadData: { args: ["buf", "buf"], returns: "i32" },
-  cuModuleGetFunction: { args: ["buf", "u64", "buf"], returns: "i32" },
-  cuModuleUnload: { args: ["u64"], returns: "i32" },
-  cuLaunchKernel: {
-    args: ["u64", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "u64", "buf", "u64"],
-    returns: "i32",
-  },
-  cuGetErrorName: { args: ["i32", "buf"], returns: "i32" },
 };
 
 /** cuPointerGetAttribute attributes and CUmemorytype values (cuda.h 13.0). */
