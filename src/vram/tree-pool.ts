@@ -106,25 +106,33 @@ export class TreePool {
       for (let t = 0; t < tasks; t++) out.push(subtreeRoot(data.subarray(t * TASK_BYTES, (t + 1) * TASK_BYTES)));
       return out;
     }
-    const per = Math.ceil(tasks / this.#workers.length);
-    const parts: Promise<Uint8Array>[] = [];
-    for (let w = 0, t = 0; t < tasks; w++, t += per) {
-      const start = t * TASK_BYTES;
-      const end = Math.min(data.length, (t + per) * TASK_BYTES);
-      parts.push(this.#send(this.#workers[w]!, data.buffer as SharedArrayBuffer, data.byteOffset + start, end - start));
-    }
-    let done: Uint8Array[];
-    try {
-      done = await Promise.all(parts);
-    } catch {
-      // A worker that cannot start (a build without the worker module) or died: hash here.
-      for (const w of this.#workers) w.terminate();
-      this.#workers.length = 0;
-      return this.roots(data);
-    }
+    const done = await this.#spread(data, TASK_BYTES, tasks, false);
+    if (done === null) return this.roots(data);
     const out: Uint8Array[] = [];
     for (const roots of done) for (let i = 0; i < roots.length; i += 32) out.push(roots.subarray(i, i + 32));
     return out;
+  }
+
+  /**
+   * Hands `data`, `count` units of `unit` bytes, to the workers in equal runs and returns what
+   * each sent back, in order; null when a worker failed (a build without the worker module, or
+   * one that died): the workers are then stopped and the caller hashes here.
+   */
+  async #spread(data: Uint8Array, unit: number, count: number, leaves: boolean): Promise<Uint8Array[] | null> {
+    const per = Math.ceil(count / this.#workers.length);
+    const parts: Promise<Uint8Array>[] = [];
+    for (let w = 0, u = 0; u < count; w++, u += per) {
+      const start = u * unit;
+      const end = Math.min(data.length, (u + per) * unit);
+      parts.push(this.#send(this.#workers[w]!, data.buffer as SharedArrayBuffer, data.byteOffset + start, end - start, leaves));
+    }
+    try {
+      return await Promise.all(parts);
+    } catch {
+      for (const w of this.#workers) w.terminate();
+      this.#workers.length = 0;
+      return null;
+    }
   }
 
   /**
@@ -139,21 +147,8 @@ export class TreePool {
       for (let i = 0; i < n; i++) out.set(leafHash(data.subarray(i * LEAF_BYTES, (i + 1) * LEAF_BYTES)), i * 32);
       return out;
     }
-    const per = Math.ceil(n / this.#workers.length);
-    const parts: Promise<Uint8Array>[] = [];
-    for (let w = 0, l = 0; l < n; w++, l += per) {
-      const start = l * LEAF_BYTES;
-      const end = Math.min(data.length, (l + per) * LEAF_BYTES);
-      parts.push(this.#send(this.#workers[w]!, data.buffer as SharedArrayBuffer, data.byteOffset + start, end - start, true));
-    }
-    let done: Uint8Array[];
-    try {
-      done = await Promise.all(parts);
-    } catch {
-      for (const w of this.#workers) w.terminate();
-      this.#workers.length = 0;
-      return this.leaves(data);
-    }
+    const done = await this.#spread(data, LEAF_BYTES, n, true);
+    if (done === null) return this.leaves(data);
     const out = new Uint8Array(n * 32);
     let o = 0;
     for (const p of done) out.set(p, o), (o += p.length);
