@@ -30,6 +30,17 @@ function failed(error: unknown): number {
 
 /** Runs the command line and resolves with the exit status. */
 export async function main(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Promise<number> {
+  if (argv[0] === "console") {
+    // The console client (src/console-client-command.ts) parses its own flags.
+    try {
+      const [{ consoleCommand }, runtime] = await Promise.all([import("./console-client-command.ts"), import("./runtime/mod.ts").then((m) => m.detectRuntime())]);
+      return await consoleCommand(argv.slice(1), env, { connect: runtime.connect, out: writeStdout, err: writeStderr });
+    } catch (error) {
+      if (!(error instanceof UsageError)) return failed(error);
+      writeStderr(`gpu-bridge-host: ${error.message}\nTry 'gpu-bridge-host console --help'.\n`);
+      return 2;
+    }
+  }
   let command;
   try {
     command = parseCommand(argv, env);
