@@ -8,9 +8,8 @@
 import type { Namespace } from "../../src/namespace/mod.ts";
 import { byteLength } from "../../src/util/bytes.ts";
 import { truncateUtf8 } from "../../src/lease/records.ts";
+import { VM_CAPS } from "../../src/vm/limits.ts";
 
-/** Append caps of a GPU node's files (section 12), in bytes of the whole file. */
-export const VM_CAPS = Object.freeze({ ctl: 1024, lease: 1024, status: 32 * 1024, job: 32 * 1024 });
 /** The longest ack line the VM sends for CAT (section 12: the summary is cut to fit). */
 export const CAT_ACK_BYTES = 128;
 export const QUEEN_CTL = "/queen/ctl";

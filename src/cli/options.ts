@@ -4,6 +4,7 @@
  */
 import { type FlagTable, type FlagValues, parseFlags, UsageError } from "./flags.ts";
 import { DEFAULT_WINDOW, MAX_WINDOW } from "../console/window.ts";
+import { DEFAULT_READBACK_MS } from "../vm/limits.ts";
 
 export const DEFAULT_TCP_HOST = "127.0.0.1";
 export const DEFAULT_TCP_PORT = 31337;
@@ -41,6 +42,8 @@ export interface BridgeOptions {
   /** Where the API listens (serve and the daemon); null: no API. */
   readonly listen: { readonly host: string; readonly port: number } | null;
   readonly apiToken: string | undefined;
+  /** Idle read-back of the VM's node files, every MS (0: only before full snapshots). */
+  readonly readbackMs: number;
 }
 
 export type LogLevelName = "debug" | "info" | "warn" | "error";
@@ -117,6 +120,7 @@ const BRIDGE_FLAGS: FlagTable = {
   "no-api": "bool",
   "allow-remote": "bool",
   "api-token": "string",
+  "readback-ms": "int:0:3600000",
   "help": "bool",
   "version": "bool",
 };
@@ -322,6 +326,7 @@ function bridgeOptions(
       queenSegmentBytes: ((values["queen-segment-kb"] as number | undefined) ?? 64) * 1024,
       listen: values["no-api"] === true ? null : parseListen(values, env),
       apiToken: values["api-token"] as string | undefined,
+      readbackMs: (values["readback-ms"] as number | undefined) ?? DEFAULT_READBACK_MS,
     },
   };
 }

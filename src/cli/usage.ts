@@ -36,6 +36,9 @@ Console:
   --ack-timeout-ms MS    how long to wait for each console ack (default 5000)
   --window N             console lines in flight before their acks, 1 (stop-and-wait) to 7
                          (default 4; the console queues 8 lines and drops the oldest)
+  --readback-ms MS       read the VM's node files back (CAT) every MS while idle, so lines the
+                         VM's clients write are seen and kept; 0: only before full snapshots
+                         (default 2000)
 
 Leases and jobs (with --interval-ms or serve):
   --state-dir DIR        where leases are journalled across restarts

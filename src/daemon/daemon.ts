@@ -26,6 +26,9 @@ import { makeSnapshot, type Snapshot } from "../snapshot/encode.ts";
 import { Publisher } from "./publisher.ts";
 import { Spool } from "../telemetry/spool.ts";
 import { TelemetryForwarder } from "../telemetry/forward.ts";
+import { bothSidecars, VmSync } from "../vm/sync.ts";
+import { loadMirror, saveMirror } from "../vm/store.ts";
+import { applyVmLines } from "../vm/apply.ts";
 
 /** Daemon settings beyond the bridge's flags (tests shorten them). */
 export interface DaemonTuning {
@@ -48,6 +51,8 @@ export interface Daemon {
   /** The model registry (switching the active model needs --registry). */
   readonly models: ApiModels;
   readonly telemetry: { readonly spool: Spool; readonly forwarder: TelemetryForwarder | null; readonly deviceId: string; spooled(): void };
+  /** The VM's side of `/gpu` (read-back and appends), when publishing. */
+  readonly vm: VmSync | null;
   /** The namespace as it would be published now. */
   namespace(): Promise<Namespace>;
   snapshot(): Promise<Snapshot>;
@@ -82,12 +87,42 @@ export async function startDaemon(
     ...(!tuning.noJournal && { journal: new LeaseJournal(join(options.stateDir, "leases.jsonl")) }),
     ...(backend.cudaOrdinal !== undefined && { deviceOf: (id: string) => backend.cudaOrdinal!(id) }),
   });
+  // Publishing keeps the VM's node files true both ways (src/vm): the bridge's new lines go as
+  // appends, the VM's own lines are read back, kept and acted on. The mirror of who wrote what
+  // is kept in the state directory, so a restart neither repeats nor forgets a VM line.
+  const mirrorPath = join(options.stateDir, "vm-mirror.json");
+  const stored = options.publish && !tuning.noJournal ? loadMirror(mirrorPath) : null;
+  const vm: VmSync | null = !options.publish ? null : new VmSync({
+    ...(stored !== null && { mirror: stored }),
+    log: log.child("vm"),
+    readbackMs: options.readbackMs,
+    onVmLines: (gpuId, file, lines) => applyVmLines(host, gpuId, file, lines),
+    pinned: (gpuId, file, text) => file === "lease" && host.isLiveActiveLine(gpuId, text),
+    requestPublish: () => publisher?.notifyChange(),
+    ...(!tuning.noJournal && { onMirrorChange: () => saveMirror(mirrorPath, vm!.mirror) }),
+  });
+  const sink = (gpuId: string, file: "ctl" | "lease" | "status", text: string) => {
+    vm!.mirror.own(gpuId, file, text);
+    publisher?.notifyWork(); // an append needs no debounce: it goes at once
+  };
+  // Restored leases' lines are in a stored mirror already; without one they must reach the VM.
+  if (vm !== null && stored === null) host.onLogLine = sink;
   host.restore();
+  if (vm !== null) host.onLogLine = sink;
   const namespace = async () => {
     gpus = await backend.list();
-    return buildNamespace(gpus, catalog(), (id) => host.nodeLogs(id));
+    return buildNamespace(gpus, catalog(), (id) => vm?.nodeLogs(id) ?? host.nodeLogs(id));
   };
   const snapshot = async () => makeSnapshot(await namespace());
+  /** The publisher's snapshot: compacted where due, and recorded so its landing can be committed. */
+  const publishSnapshot = async () => {
+    gpus = await backend.list();
+    vm?.prepare(gpus.map((g) => g.id));
+    const ns = buildNamespace(gpus, catalog(), (id) => vm?.nodeLogs(id) ?? host.nodeLogs(id));
+    const snap = makeSnapshot(ns);
+    vm?.built(ns, snap);
+    return snap;
+  };
   const deviceId = options.deviceId ?? (hostname().replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 64) || "host");
   const spool = Spool.open({ dir: join(options.stateDir, "telemetry"), log: log.child("telemetry"), capBytes: options.spoolMaxBytes });
   const forwarder = options.publish
@@ -97,7 +132,7 @@ export async function startDaemon(
     publisher = new Publisher({
       connect: runtime.connect,
       target: { host: options.tcpHost, port: options.tcpPort, token: options.authToken, ticket: options.ticket },
-      snapshot,
+      snapshot: publishSnapshot,
       log: log.child("publish"),
       intervalMs: options.intervalMs ?? 30_000,
       ackTimeoutMs: options.ackTimeoutMs,
@@ -105,7 +140,8 @@ export async function startDaemon(
       ...(tuning.refreshMs !== undefined && { refreshMs: tuning.refreshMs }),
       ...(tuning.pingIdleMs !== undefined && { pingIdleMs: tuning.pingIdleMs }),
       ...(tuning.backoff !== undefined && { backoff: tuning.backoff }),
-      ...(forwarder !== null && { sidecar: forwarder }),
+      sidecar: bothSidecars(vm!, forwarder),
+      vm: vm!,
     });
     void publisher.start();
   }
@@ -129,6 +165,7 @@ export async function startDaemon(
     backend,
     models,
     telemetry: { spool, forwarder, deviceId, spooled: () => publisher?.notifyWork() },
+    vm,
     gpus: () => gpus,
     namespace,
     snapshot,

@@ -50,6 +50,8 @@ export class HostState {
   readonly jobs: JobScheduler;
   readonly #o: HostOptions;
   readonly #logs = new Map<string, GpuLogs>();
+  /** Told of every line the bridge logs for a GPU (the VM sync appends it in the VM). */
+  onLogLine: ((gpuId: string, file: "ctl" | "lease" | "status", text: string) => void) | null = null;
 
   constructor(o: HostOptions) {
     this.#o = o;
@@ -126,13 +128,24 @@ export class HostState {
 
   logsOf(gpuId: string): GpuLogs {
     let logs = this.#logs.get(gpuId);
-    if (logs === undefined) this.#logs.set(gpuId, (logs = new GpuLogs(gpuId)));
+    if (logs === undefined) this.#logs.set(gpuId, (logs = new GpuLogs(gpuId, (file, text) => this.onLogLine?.(gpuId, file, text))));
     return logs;
   }
 
   /** The payloads for `gpuId`, or undefined while it has no history (the seeds apply). */
   nodeLogs(gpuId: string): NodeLogs | undefined {
     return this.#logs.get(gpuId)?.payloads();
+  }
+
+  /** Whether `text` is the current ACTIVE line of a live lease of `gpuId` (it must stay in the VM). */
+  isLiveActiveLine(gpuId: string, text: string): boolean {
+    for (const l of this.leases.live(gpuId)) if (leaseRecord(l, "ACTIVE") === text) return true;
+    return false;
+  }
+
+  /** Lines the VM's clients wrote into `file` of `gpuId`: logged; acted on where they mean something. */
+  vmLines(gpuId: string, file: string, lines: readonly string[]): void {
+    for (const line of lines) this.#o.log.info(`VM wrote /gpu/${gpuId}/${file}: ${line}`);
   }
 
   grant(req: LeaseRequest): Lease {
