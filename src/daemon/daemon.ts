@@ -96,7 +96,7 @@ export async function startDaemon(
     ...(stored !== null && { mirror: stored }),
     log: log.child("vm"),
     readbackMs: options.readbackMs,
-    onVmLines: (gpuId, file, lines) => applyVmLines(host, gpuId, file, lines),
+    onVmLines: (gpuId, file, lines) => applyVmLines(host, log.child("vm"), gpuId, file, lines),
     pinned: (gpuId, file, text) => file === "lease" && host.isLiveActiveLine(gpuId, text),
     requestPublish: () => publisher?.notifyChange(),
     ...(!tuning.noJournal && { onMirrorChange: () => saveMirror(mirrorPath, vm!.mirror) }),

@@ -52,6 +52,10 @@ export class HostState {
   readonly #logs = new Map<string, GpuLogs>();
   /** Told of every line the bridge logs for a GPU (the VM sync appends it in the VM). */
   onLogLine: ((gpuId: string, file: "ctl" | "lease" | "status", text: string) => void) | null = null;
+  /** Live leases the VM granted (a Queen spawn): lease id -> the VM's own ACTIVE line. */
+  readonly vmActiveLines = new Map<string, string>();
+  /** Set while adopting: the VM already holds the ACTIVE line, the bridge writes none. */
+  #adopting = false;
 
   constructor(o: HostOptions) {
     this.#o = o;
@@ -84,7 +88,7 @@ export class HostState {
       switch (e.type) {
         case "granted":
           logs.appendCtl(ctlLeaseLine(e.lease));
-          logs.appendActive(e.lease.id, leaseRecord(e.lease, "ACTIVE"));
+          if (!this.#adopting) logs.appendActive(e.lease.id, leaseRecord(e.lease, "ACTIVE"));
           j?.grant(e.lease);
           break;
         case "renewed":
@@ -98,6 +102,7 @@ export class HostState {
         case "released":
           logs.appendCtl(ctlReleaseLine(e.lease.worker_id, e.reason));
           logs.appendReleased(e.lease.id, leaseRecord(e.lease, "RELEASED"));
+          this.vmActiveLines.delete(e.lease.id);
           logs.appendStatus(statusLine(e.lease.worker_id, "LEASE-ENDED", e.reason));
           this.jobs.endLease(e.lease.id, "LEASE-ENDED");
           j?.release(e.lease, e.reason);
@@ -139,13 +144,30 @@ export class HostState {
 
   /** Whether `text` is the current ACTIVE line of a live lease of `gpuId` (it must stay in the VM). */
   isLiveActiveLine(gpuId: string, text: string): boolean {
-    for (const l of this.leases.live(gpuId)) if (leaseRecord(l, "ACTIVE") === text) return true;
+    for (const l of this.leases.live(gpuId)) if (leaseRecord(l, "ACTIVE") === text || this.vmActiveLines.get(l.id) === text) return true;
     return false;
   }
 
-  /** Lines the VM's clients wrote into `file` of `gpuId`: logged; acted on where they mean something. */
-  vmLines(gpuId: string, file: string, lines: readonly string[]): void {
-    for (const line of lines) this.#o.log.info(`VM wrote /gpu/${gpuId}/${file}: ${line}`);
+  /**
+   * Takes a lease the VM granted (its ACTIVE line, `vmLine`) as a host lease: accounted,
+   * journaled, expired on time; its TTL runs from now, when the bridge first saw it. The VM
+   * holds the ACTIVE line already, so the bridge writes only its ctl echo. Throws LeaseError
+   * when it does not fit.
+   */
+  adopt(req: LeaseRequest, vmLine: string): Lease {
+    this.#adopting = true;
+    try {
+      const lease = this.leases.grant(req);
+      this.vmActiveLines.set(lease.id, vmLine);
+      return lease;
+    } finally {
+      this.#adopting = false;
+    }
+  }
+
+  /** Tells the daemon that the logs changed outside a lease or job event. */
+  changed(): void {
+    this.#o.onChange();
   }
 
   grant(req: LeaseRequest): Lease {

@@ -66,7 +66,7 @@ describe("VM read-back and appends", () => {
     expect(s.readbacks).toBeGreaterThan(1);
     expect(s.catFrames).toBeGreaterThan(s.readbacks * 6); // 2 GPUs x 3 files (+ job), each a request, an ack and END at least
     await Bun.sleep(200);
-    expect(lines.filter((l) => l.includes("hello from the VM")).length).toBe(1); // handed over once
+    expect(lines.filter((l) => l.includes("VM wrote /gpu/GPU-1/ctl: hello from the VM")).length).toBe(1); // handed over once
   });
 
   test("a VM log at its cap: the refused append compacts the file, oldest lines first, leaving headroom and the newest lines", async () => {
