@@ -85,6 +85,9 @@ export function jobView(j: JobRecord) {
     started_at: j.started_at === null ? null : iso(j.started_at),
     finished_at: j.finished_at === null ? null : iso(j.finished_at),
     result: j.result,
+    ...(j.output_bytes !== null && {
+      output: { bytes: j.output_bytes, sha256: j.output_sha256, href: `/v1/jobs/${j.job}/result`, available: j.output !== null },
+    }),
     message: j.message,
   };
 }
@@ -193,6 +196,16 @@ export function createApp(deps: ApiDeps): Hono {
     const j = deps.host.jobs.get(param(c, "job"));
     if (j === undefined) throw new ApiError(404, "not_found", `Unknown job ${JSON.stringify(param(c, "job"))}`, "job");
     return c.json(jobView(j));
+  });
+  // The result as the VM expects it at the job's output path: raw little-endian f32.
+  route("GET", "/v1/jobs/:job/result", (c) => {
+    const j = deps.host.jobs.get(param(c, "job"));
+    if (j === undefined) throw new ApiError(404, "not_found", `Unknown job ${JSON.stringify(param(c, "job"))}`, "job");
+    if (j.output === null) {
+      const why = j.output_bytes !== null ? "its result was evicted (results are kept up to 256 MiB in all)" : `it is ${j.state}, with no result`;
+      throw new ApiError(404, "not_found", `Job ${j.job} has no result to serve: ${why}`, "job");
+    }
+    return new Response(j.output as Uint8Array<ArrayBuffer>, { headers: { "content-type": "application/octet-stream", "content-length": String(j.output.length) } });
   });
 
   route("GET", "/v1/models", (c) => {

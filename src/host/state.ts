@@ -234,7 +234,8 @@ export class HostState {
   }
 
   #writeResult(job: JobRecord, output: string | undefined): void {
-    if (output === undefined || this.#o.bundleDir === undefined) return;
+    // A VM path (contract section 12) is kept as given: the API serves the result.
+    if (output === undefined || output.startsWith("/") || this.#o.bundleDir === undefined) return;
     const path = resolveInBundle(this.#o.bundleDir, output);
     if (typeof path !== "string") {
       this.#o.log.warn(`job ${job.job}: cannot write its result to ${output}: ${path.error}`);

@@ -3,20 +3,23 @@
  * waits, and a timeout or a lease's end kills the child outright.
  */
 import type { Runtime } from "../runtime/types.ts";
-import { encodeBase64 } from "../util/base64.ts";
+import { decodeBase64, encodeBase64 } from "../util/base64.ts";
 import type { KernelSpec, KernelSummary } from "./kernels.ts";
-import type { RunRequestWire } from "./run-kernel.ts";
+import type { RunOutcomeWire, RunRequestWire } from "./run-kernel.ts";
 
 export interface RunRequest {
   readonly spec: KernelSpec;
   readonly runner: "cpu" | "cuda";
   readonly memLimitBytes: number;
+  /** The kernel's PTX (the CUDA runner). */
   readonly payload?: Uint8Array;
+  /** The operands, little-endian f32 `a` then `b`; absent: generated from the grid and block. */
+  readonly operands?: Uint8Array;
   readonly device?: number;
 }
 
 export type RunOutcome =
-  | { readonly ok: true; readonly summary: KernelSummary }
+  | { readonly ok: true; readonly summary: KernelSummary; readonly output?: Uint8Array }
   | { readonly ok: false; readonly detail: string; readonly message?: string };
 
 /** Something that runs kernels; `signal` aborts with the reason as the ERR detail. */
@@ -41,6 +44,7 @@ export class ProcessRunner implements Runner {
       runner: req.runner,
       memLimitBytes: req.memLimitBytes,
       ...(req.payload !== undefined && req.runner === "cuda" && { payloadB64: encodeBase64(req.payload) }),
+      ...(req.operands !== undefined && { operandsB64: encodeBase64(req.operands) }),
       ...(req.device !== undefined && { device: req.device }),
     };
     const child = this.#runtime.spawn([...this.#runtime.self(), "run-kernel"], new TextEncoder().encode(JSON.stringify(wire)), this.#env);
@@ -50,7 +54,11 @@ export class ProcessRunner implements Runner {
       const { code, stdout, stderr } = await child.done;
       if (signal.aborted) return { ok: false, detail: String(signal.reason) };
       try {
-        return JSON.parse(stdout.trim().split("\n").at(-1) ?? "") as RunOutcome;
+        const wired = JSON.parse(stdout.trim().split("\n").at(-1) ?? "") as RunOutcomeWire;
+        if (!wired.ok || wired.outputB64 === undefined) return wired;
+        const output = decodeBase64(wired.outputB64);
+        if (output === null) return { ok: false, detail: "RUNNER_CRASHED", message: "the kernel process sent an unreadable result" };
+        return { ok: true, summary: wired.summary, output };
       } catch {
         const why = stderr.trim().split("\n").slice(-3).join(" | ") || `exit status ${code}`;
         return { ok: false, detail: "RUNNER_CRASHED", message: `the kernel process ended without a result: ${why}` };

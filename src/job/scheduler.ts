@@ -8,6 +8,8 @@ import type { JobState } from "../lease/records.ts";
 import type { KernelSummary } from "./kernels.ts";
 import type { ValidJob } from "./descriptor.ts";
 import type { Runner } from "./runner.ts";
+import { builtinPtx } from "./ptx/builtin.ts";
+import { sha256Hex } from "../util/sha256.ts";
 
 /** A job as the bridge tracks it. */
 export interface JobRecord {
@@ -22,8 +24,16 @@ export interface JobRecord {
   started_at: number | null;
   finished_at: number | null;
   result: KernelSummary | null;
+  /** The result as little-endian f32 (served raw by the API); null until OK, or once evicted. */
+  output: Uint8Array | null;
+  /** Byte count and SHA-256 of the result, kept after the bytes are evicted. */
+  output_bytes: number | null;
+  output_sha256: string | null;
   message: string | null;
 }
+
+/** Results kept in memory for the API, all jobs together; the oldest are evicted past it. */
+export const KEEP_OUTPUT_BYTES = 256 * 1024 * 1024;
 
 export interface SchedulerOptions {
   readonly runner: Runner;
@@ -86,11 +96,14 @@ export class JobScheduler {
       worker_id: lease.worker_id,
       kernel: d.kernel,
       state: "QUEUED",
-      detail: "",
+      detail: "accepted",
       submitted_at: this.#now(),
       started_at: null,
       finished_at: null,
       result: null,
+      output: null,
+      output_bytes: null,
+      output_sha256: null,
       message: null,
     };
     this.#jobs.set(d.job, record);
@@ -139,6 +152,7 @@ export class JobScheduler {
     const abort = new AbortController();
     this.#running.set(record.job, { lease, abort });
     record.state = "RUNNING";
+    record.detail = "scheduled";
     record.started_at = this.#now();
     this.#o.onChange(record);
     const timer = setTimeout(() => abort.abort("TIMEOUT"), valid.descriptor.timeout_ms);
@@ -149,13 +163,16 @@ export class JobScheduler {
           spec: { kernel: valid.descriptor.kernel, grid: valid.descriptor.grid, block: valid.descriptor.block },
           runner: this.#o.kind,
           memLimitBytes: lease.mem_mb * 1048576,
-          payload: valid.payload,
+          // A staged .ptx bundle the job names, else the bridge's own kernel.
+          payload: valid.ptx ?? new TextEncoder().encode(builtinPtx(valid.descriptor.kernel)),
+          ...(valid.operands !== null && { operands: valid.operands }),
           ...(device !== undefined && { device }),
         },
         abort.signal,
       );
       if (outcome.ok) {
-        this.#finish(record, "OK", "", outcome.summary);
+        if (outcome.output !== undefined) this.#keepOutput(record, outcome.output);
+        this.#finish(record, "OK", "completed", outcome.summary);
         this.#o.onResult?.(record, valid);
       } else {
         record.message = outcome.message ?? null;
@@ -181,6 +198,22 @@ export class JobScheduler {
     const keep = this.#o.keepFinished ?? 4096;
     while (this.#finished.length > keep) this.#jobs.delete(this.#finished.shift()!);
     this.#o.onChange(record);
+  }
+
+  #outputs: JobRecord[] = [];
+  #outputBytes = 0;
+
+  #keepOutput(record: JobRecord, output: Uint8Array): void {
+    record.output = output;
+    record.output_bytes = output.length;
+    record.output_sha256 = sha256Hex(output);
+    this.#outputs.push(record);
+    this.#outputBytes += output.length;
+    while (this.#outputBytes > KEEP_OUTPUT_BYTES && this.#outputs.length > 1) {
+      const old = this.#outputs.shift()!;
+      this.#outputBytes -= old.output?.length ?? 0;
+      old.output = null;
+    }
   }
 
   #now(): number {

@@ -7,10 +7,14 @@
  *   RELEASED line ends it.
  * - `ctl`: `LEASE`, `RELEASE`, `PRIORITY`, `RESET` lines are applied exactly as if posted to
  *   `POST /v1/gpus/{id}/ctl`; a refusal or a malformed line comes back as a status line.
- * - `status`, `job`: kept (breadcrumbs); jobs are the job module's (src/vm/jobs.ts).
+ * - `job` (the VM variant where a worker-gpu with a 9P mount appends descriptors): each runs
+ *   under the live lease of the worker its output path names; otherwise it is refused with a
+ *   status line.
+ * - `status`: kept (breadcrumbs).
  */
 import * as v from "valibot";
-import type { HostState } from "../host/state.ts";
+import { type HostState, JobError } from "../host/state.ts";
+import { workerOfOutput } from "../job/cohesix.ts";
 import { ctlReleaseLine, leaseRecord, statusLine, truncateUtf8 } from "../lease/records.ts";
 import { LeaseError } from "../lease/types.ts";
 import type { Logger } from "../log.ts";
@@ -37,6 +41,7 @@ export function applyVmLines(host: HostState, log: Logger, gpuId: string, file: 
     log.info(`VM wrote /gpu/${gpuId}/${file}: ${line}`);
     if (file === "lease") leaseLine(host, log, gpuId, line);
     else if (file === "ctl") controlLine(host, log, gpuId, line);
+    else if (file === "job") jobLine(host, log, gpuId, line);
   }
 }
 
@@ -101,5 +106,33 @@ function controlLine(host: HostState, log: Logger, gpuId: string, line: string):
     log.warn(`refused the VM's control line on ${gpuId}: ${text}: ${error.message}`);
     host.logsOf(gpuId).appendStatus(statusLine("ctl", "ERR", truncateUtf8(`${text}: ${error.message}`, DETAIL_BYTES)));
     host.changed();
+  }
+}
+
+function jobLine(host: HostState, log: Logger, gpuId: string, line: string): void {
+  const refuse = (job: string, why: string) => {
+    log.warn(`refused the VM's job descriptor on ${gpuId}: ${why}`);
+    host.logsOf(gpuId).appendStatus(statusLine(job, "ERR", truncateUtf8(why, DETAIL_BYTES)));
+    host.changed();
+  };
+  let raw: unknown;
+  try {
+    raw = JSON.parse(line);
+  } catch {
+    return refuse("job", "the descriptor is not JSON");
+  }
+  const d = (typeof raw === "object" && raw !== null ? raw : {}) as { job?: unknown; outputs?: unknown };
+  const id = typeof d.job === "string" && d.job.length <= 64 ? d.job : "job";
+  const output = Array.isArray(d.outputs) && typeof d.outputs[0] === "string" ? d.outputs[0] : undefined;
+  const worker = output === undefined ? null : workerOfOutput(output);
+  if (worker === null) return refuse(id, `outputs[0] must name the worker: /shard/<xx>/worker/<id>/result or /worker/<id>/result`);
+  const lease = host.leases.ofWorker(gpuId, worker);
+  if (lease === undefined) return refuse(id, `${worker} holds no live lease on ${gpuId}`);
+  try {
+    host.submitJob(lease.id, raw);
+    log.info(`queued the VM's job ${id} under ${lease.id} (${worker} on ${gpuId})`);
+  } catch (error) {
+    if (!(error instanceof JobError)) throw error;
+    refuse(id, error.message);
   }
 }

@@ -83,7 +83,7 @@ export class VmSync implements ConnectionWork {
   #session: ConsoleSession | null = null;
   /** Lines that only a snapshot can carry, for which one was asked already. */
   readonly #tooLong = new WeakSet<PendingLine>();
-  /** GPUs whose VM has no `job` file, learnt per connection. */
+  /** GPUs whose VM has no `job` file, learnt per connection and snapshot. */
   #noJob = new Set<string>();
 
   constructor(options: VmSyncOptions) {
@@ -144,6 +144,7 @@ export class VmSync implements ConnectionWork {
     if (this.#built?.sha !== snap.sha256) return;
     this.mirror.landed(this.#built.token);
     this.#compact.clear();
+    this.#noJob = new Set(); // a snapshot brings the job files of the VM variant that has them
     this.#o.onMirrorChange?.();
   }
 
