@@ -150,7 +150,7 @@ export function parseCommand(argv: readonly string[], env: Readonly<Record<strin
   if (values.help === true) return { kind: "help" };
   if (values.version === true) return { kind: "version" };
   if (positionals.length > 0) {
-    throw new UsageError(`Unknown command or argument ${JSON.stringify(positionals[0])} (commands: serve, stats, telemetry, models, mock-console)`);
+    throw new UsageError(`Unknown command or argument ${JSON.stringify(positionals[0])} (commands: serve, stats, telemetry, models, mock-console, console)`);
   }
   return bridgeCommand(values, env);
 }

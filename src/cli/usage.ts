@@ -11,6 +11,7 @@ Usage:
   gpu-bridge-host telemetry push FILE | telemetry export --out FILE [--since T]
   gpu-bridge-host models import DIR --id ID --registry DIR [--parent ID] [--job-id J] [--approval S]
   gpu-bridge-host mock-console [--port PORT] ...   a local stand-in for the Cohesix console
+  gpu-bridge-host console ls|cat|echo PATH ...     one request to a console, as cohsh sends it
 
 Inventory and models:
   --mock                 use the deterministic mock inventory instead of real GPUs
