@@ -86,7 +86,7 @@ async function okLatency(latencyMs: number): Promise<number[]> {
 }
 
 /** 2. The window of a full snapshot: read-back start/end to the snapshot landing. */
-async function snapshotWindow(latencyMs: number): Promise<{ first: number[]; last: number[] }> {
+async function snapshotWindow(latencyMs: number): Promise<{ first: number[]; last: number[]; bytes: number[] }> {
   const s = await setup(latencyMs, 60_000);
   const { mock, daemon } = s;
   const vm = daemon.vm!;
@@ -100,10 +100,15 @@ async function snapshotWindow(latencyMs: number): Promise<{ first: number[]; las
   };
   const first: number[] = [];
   const last: number[] = [];
+  const bytes: number[] = [];
   for (let i = 0; i < Math.min(RUNS, 10); i++) {
     const before = mock.state.publishes;
     let landedAt = 0;
-    const off = mock.state.on((e) => e.type === "published" && (landedAt = performance.now()));
+    const off = mock.state.on((e) => {
+      if (e.type !== "published") return;
+      landedAt = performance.now();
+      bytes.push(e.bytes);
+    });
     // A lease record over the 128-byte echo payload: only a snapshot can carry it.
     const l = daemon.host.grant({ gpu_id: "GPU-1", worker_id: `worker-with-a-long-name-${i}`, mem_mb: 1, streams: 1, ttl_s: 3600, priority: 0 });
     await until(() => mock.state.publishes > before, 20_000, "the snapshot");
@@ -115,7 +120,7 @@ async function snapshotWindow(latencyMs: number): Promise<{ first: number[]; las
     await Bun.sleep(latencyMs * 4 + 100);
   }
   await teardown(s);
-  return { first, last };
+  return { first, last, bytes };
 }
 
 /** 3. Idle read-back cost at the default period. */
@@ -145,7 +150,8 @@ for (const [name, latency] of [["loopback", 0], ["100 ms round trip", 50]] as co
 for (const [name, latency] of [["loopback", 0], ["100 ms round trip", 50]] as const) {
   const w = await snapshotWindow(latency);
   console.log(`full snapshot's window, ${name}: read-back start -> snapshot landed median ${ms(quantile(w.first, 0.5))}, ` +
-    `last read -> landed median ${ms(quantile(w.last, 0.5))} (a VM write in it is lost; appends have none)`);
+    `last read -> landed median ${ms(quantile(w.last, 0.5))}, snapshots of ${Math.min(...w.bytes)}-${Math.max(...w.bytes)} bytes ` +
+    `(a VM write in it is lost; appends have none)`);
 }
 const c = await idleCost();
 console.log(`idle read-back every ${DEFAULT_READBACK_MS} ms, 2 GPUs (${c.lines} lines in GPU-0's logs): ${c.perReadback.frames.toFixed(0)} frames, ` +

@@ -6,7 +6,6 @@
  * republish. A refused append (a full VM log) compacts that file and republishes it.
  */
 import { ConsoleError } from "../console/errors.ts";
-import { sendAll } from "../console/publish.ts";
 import type { ConsoleSession } from "../console/session.ts";
 import { seedCtl } from "../inventory/info.ts";
 import type { Logger } from "../log.ts";
@@ -81,6 +80,8 @@ export class VmSync implements ConnectionWork {
   readonly #compact = new Set<string>();
   #nextPollAt = 0;
   #session: ConsoleSession | null = null;
+  /** Own lines sent as appends and not yet acknowledged. */
+  readonly #inFlight = new Set<PendingLine>();
   /** Lines that only a snapshot can carry, for which one was asked already. */
   readonly #tooLong = new WeakSet<PendingLine>();
   /** GPUs whose VM has no `job` file, learnt per connection and snapshot. */
@@ -209,6 +210,7 @@ export class VmSync implements ConnectionWork {
     const out: PendingLine[] = [];
     const blocked = new Set<string>();
     for (const p of this.mirror.pending()) {
+      if (this.#inFlight.has(p)) continue;
       const key = `${p.gpuId}/${p.file}`;
       if (blocked.has(key) || this.#compact.has(key) || !this.#gpus.includes(p.gpuId)) {
         blocked.add(key);
@@ -229,35 +231,48 @@ export class VmSync implements ConnectionWork {
     return out;
   }
 
-  async #append(session: ConsoleSession, batch: PendingLine[], signal: AbortSignal): Promise<void> {
-    // A file that would pass its cap is compacted by a snapshot instead of refused line by line.
-    const sending: PendingLine[] = [];
+  /**
+   * Sends `batch` as ECHO appends through the session's window and returns at once: each line
+   * is committed when its ack comes, so a line logged meanwhile goes out behind it without
+   * waiting a round trip. A refusal (a full log) compacts that file by a snapshot; a lost link
+   * leaves the lines pending (a read-back after reconnecting finds those that landed).
+   */
+  #append(session: ConsoleSession, batch: PendingLine[], signal: AbortSignal): void {
     const projected = new Map<string, number>();
     for (const p of batch) {
       const key = `${p.gpuId}/${p.file}`;
-      const bytes = (projected.get(key) ?? this.mirror.bytes(p.gpuId, p.file, false)) + byteLength(p.text) + 1;
+      // A file that would pass its cap is compacted by a snapshot instead of refused line by line.
+      const bytes = (projected.get(key) ?? this.mirror.bytes(p.gpuId, p.file, false) + this.#inFlightBytes(key)) + byteLength(p.text) + 1;
       projected.set(key, bytes);
-      if (bytes > VM_CAPS[p.file]) this.#compactFile(key, `appending would pass the VM's ${VM_CAPS[p.file]}-byte cap`);
-      else if (!this.#compact.has(key)) sending.push(p);
-    }
-    const requests = sending.map((p) => ({ line: `ECHO /gpu/${p.gpuId}/${p.file} ${p.text}`, verb: "ECHO" }));
-    try {
-      await sendAll(session, requests, signal, (i) => {
-        const p = sending[i]!;
+      if (bytes > VM_CAPS[p.file]) {
+        this.#compactFile(key, `appending would pass the VM's ${VM_CAPS[p.file]}-byte cap`);
+        continue;
+      }
+      if (this.#compact.has(key)) continue;
+      const line = `ECHO /gpu/${p.gpuId}/${p.file} ${p.text}`;
+      this.#inFlight.add(p);
+      session.request(line, "ECHO", signal).then(() => {
+        this.#inFlight.delete(p);
         this.mirror.acked(p);
         this.stats.appends++;
         this.stats.appendFrames += 2;
-        this.stats.appendBytes += 8 + byteLength(requests[i]!.line) + byteLength(`OK ECHO path=/gpu/${p.gpuId}/${p.file} bytes=${byteLength(p.text)}`);
+        this.stats.appendBytes += 8 + byteLength(line) + byteLength(`OK ECHO path=/gpu/${key} bytes=${byteLength(p.text)}`);
+        this.#o.onMirrorChange?.();
+      }, (error: unknown) => {
+        this.#inFlight.delete(p);
+        if (error instanceof ConsoleError && error.kind === "rejected" && error.ack?.verb === "ECHO") {
+          this.stats.refusedAppends++;
+          this.#compactFile(key, `the VM refused an append: ${error.ack.detail}`);
+        }
+        // Otherwise the link is gone: the publisher reconnects, and the line is still pending.
       });
-    } catch (error) {
-      if (!(error instanceof ConsoleError) || error.kind !== "rejected" || error.ack?.verb !== "ECHO") throw error;
-      this.stats.refusedAppends++;
-      const path = error.ack.fields.path ?? "";
-      const m = /^\/gpu\/([^/]+)\/(ctl|lease|status|job)$/.exec(path);
-      this.#compactFile(m === null ? `${sending[0]!.gpuId}/${sending[0]!.file}` : `${m[1]}/${m[2]}`, `the VM refused an append: ${error.ack.detail}`);
-    } finally {
-      this.#o.onMirrorChange?.();
     }
+  }
+
+  #inFlightBytes(key: string): number {
+    let n = 0;
+    for (const p of this.#inFlight) if (`${p.gpuId}/${p.file}` === key) n += byteLength(p.text) + 1;
+    return n;
   }
 
   #compactFile(key: string, why: string): void {
