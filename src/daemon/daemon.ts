@@ -28,7 +28,7 @@ import { Spool } from "../telemetry/spool.ts";
 import { TelemetryForwarder } from "../telemetry/forward.ts";
 import { bothSidecars, VmSync } from "../vm/sync.ts";
 import { loadMirror, saveMirror } from "../vm/store.ts";
-import { applyVmLines } from "../vm/apply.ts";
+import { applyVmHistory, applyVmLines } from "../vm/apply.ts";
 
 /** Daemon settings beyond the bridge's flags (tests shorten them). */
 export interface DaemonTuning {
@@ -97,6 +97,7 @@ export async function startDaemon(
     log: log.child("vm"),
     readbackMs: options.readbackMs,
     onVmLines: (gpuId, file, lines) => applyVmLines(host, log.child("vm"), gpuId, file, lines),
+    onVmHistory: (gpuId, file, lines) => applyVmHistory(host, log.child("vm"), gpuId, file, lines),
     pinned: (gpuId, file, text) => file === "lease" && host.isLiveActiveLine(gpuId, text),
     requestPublish: () => publisher?.notifyChange(),
     ...(!tuning.noJournal && { onMirrorChange: () => saveMirror(mirrorPath, vm!.mirror) }),

@@ -45,6 +45,32 @@ export function applyVmLines(host: HostState, log: Logger, gpuId: string, file: 
   }
 }
 
+/**
+ * Lines found in the VM by a bridge without a stored mirror (src/vm/sync.ts): history. Nothing
+ * is applied again; the leases it shows live (a worker's last record ACTIVE) and the host does
+ * not hold are adopted, so a Queen's lease survives a bridge that lost its state.
+ */
+export function applyVmHistory(host: HostState, log: Logger, gpuId: string, file: VmFile, lines: readonly string[]): void {
+  if (file !== "lease") return;
+  const last = new Map<string, { line: string; active: boolean }>();
+  for (const line of lines) {
+    const r = v.safeParse(VmLease, safeJson(line));
+    if (r.success && r.output.gpu_id === gpuId) last.set(r.output.worker_id, { line, active: r.output.state === "ACTIVE" });
+  }
+  for (const [worker, { line, active }] of last) {
+    if (!active || host.leases.ofWorker(gpuId, worker) !== undefined) continue; // ended, or restored from the journal
+    leaseLine(host, log, gpuId, line);
+  }
+}
+
+function safeJson(line: string): unknown {
+  try {
+    return JSON.parse(line);
+  } catch {
+    return null;
+  }
+}
+
 function leaseLine(host: HostState, log: Logger, gpuId: string, line: string): void {
   let raw: unknown;
   try {

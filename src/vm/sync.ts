@@ -31,6 +31,13 @@ export interface VmSyncOptions {
   readonly now?: () => number;
   /** Lines the VM's clients wrote, found by read-back, oldest first. */
   readonly onVmLines?: (gpuId: string, file: VmFile, lines: readonly string[]) => void;
+  /**
+   * Lines a new mirror (none was stored: a first start, a lost state directory) finds in the VM
+   * before the bridge's first snapshot there: history whose consumption was not recorded, so
+   * it is not acted on as new (a control line is never applied twice); the live leases in it
+   * are for the host to adopt. With a stored mirror every unknown line is new.
+   */
+  readonly onVmHistory?: (gpuId: string, file: VmFile, lines: readonly string[]) => void;
   /** Whether a line must survive compaction (a live lease's current ACTIVE line). */
   readonly pinned?: (gpuId: string, file: VmFile, text: string) => boolean;
   /** A full snapshot became due (a refused append, a line too long to append, a lost node). */
@@ -69,6 +76,9 @@ export class VmSync implements ConnectionWork {
     readbacks: 0, catFrames: 0, catBytes: 0, appends: 0, appendFrames: 0, appendBytes: 0, refusedAppends: 0, compactions: 0, vmLines: 0,
   };
   readonly #o: VmSyncOptions;
+  /** The mirror is new: files not yet read, nor replaced by a snapshot of ours, hold history. */
+  readonly #freshMirror: boolean;
+  readonly #seen = new Set<string>();
   readonly #readbackMs: number;
   readonly #now: () => number;
   #gpus: readonly string[] = [];
@@ -90,6 +100,7 @@ export class VmSync implements ConnectionWork {
   constructor(options: VmSyncOptions) {
     this.#o = options;
     this.mirror = options.mirror ?? new VmMirror();
+    this.#freshMirror = options.mirror === undefined;
     this.#readbackMs = options.readbackMs ?? DEFAULT_READBACK_MS;
     this.#now = options.now ?? Date.now;
   }
@@ -146,6 +157,7 @@ export class VmSync implements ConnectionWork {
     this.mirror.landed(this.#built.token);
     this.#compact.clear();
     this.#noJob = new Set(); // a snapshot brings the job files of the VM variant that has them
+    for (const gpuId of this.#gpus) for (const file of [...SNAPSHOT_FILES, "job"]) this.#seen.add(`${gpuId}/${file}`);
     this.#o.onMirrorChange?.();
   }
 
@@ -187,7 +199,13 @@ export class VmSync implements ConnectionWork {
           this.#compactFile(`${gpuId}/${file}`, `${this.mirror.bytes(gpuId, file)} of ${VM_CAPS[file]} bytes used`);
         }
         if (diverged) this.#o.log.warn(`/gpu/${gpuId}/${file} in the VM is not what the bridge last left there; keeping both`);
-        if (fresh.length > 0) {
+        const history = this.#freshMirror && !this.#seen.has(`${gpuId}/${file}`);
+        this.#seen.add(`${gpuId}/${file}`);
+        if (fresh.length > 0 && history) {
+          this.#o.log.info(`/gpu/${gpuId}/${file}: ${fresh.length} lines already in the VM, taken as history (no stored mirror says which were acted on)`);
+          this.#o.onVmHistory?.(gpuId, file, fresh);
+          this.#o.onMirrorChange?.();
+        } else if (fresh.length > 0) {
           this.stats.vmLines += fresh.length;
           this.#o.onVmLines?.(gpuId, file, fresh);
           // Persisted in the same tick as applied: a restart neither loses nor repeats them.

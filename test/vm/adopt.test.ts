@@ -126,3 +126,25 @@ describe("control lines written in the VM", () => {
     await until(() => second.daemon.host.leases.ofWorker("GPU-0", "w2") !== undefined, 3000, "the VM-written LEASE");
   });
 });
+
+describe("a bridge that lost its state (no stored mirror)", () => {
+  test("takes what the VM holds as history: live leases are adopted, old control lines are not applied again", async () => {
+    const first = await bridge();
+    vm()("/queen/ctl", spawn("GPU-0", 4096, 600));
+    vm("ATTACH worker-gpu t-1")("/gpu/GPU-1/ctl", "LEASE w5 mem=256 streams=1 priority=0");
+    await until(() => first.daemon.host.leases.ofWorker("GPU-0", "worker-1") !== undefined, 3000, "the adoption");
+    await until(() => first.daemon.host.leases.ofWorker("GPU-1", "w5") !== undefined, 3000, "the VM's LEASE line");
+    await until(() => mock.state.read("/gpu/GPU-1/lease")?.includes('"worker_id":"w5"') === true, 3000, "w5's record in the VM");
+    await first.daemon.stop();
+    daemon = null;
+
+    const second = await bridge(); // no journal, no mirror: all it knows is what the VM holds
+    expect(second.daemon.host.leases.live().map((l) => `${l.gpu_id}/${l.worker_id}`).sort()).toEqual(["GPU-0/worker-1", "GPU-1/w5"]);
+    await Bun.sleep(150);
+    expect(mock.state.read("/gpu/GPU-1/status")).toBe(""); // the old LEASE line was not applied again (it would conflict)
+    expect(second.lines.some((l) => l.includes("taken as history"))).toBe(true);
+    // What the VM writes from now on is new.
+    vm("ATTACH worker-gpu t-1")("/gpu/GPU-1/ctl", "RELEASE w5 done");
+    await until(() => second.daemon.host.leases.ofWorker("GPU-1", "w5") === undefined, 3000, "the new RELEASE");
+  });
+});
