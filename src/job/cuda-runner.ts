@@ -9,7 +9,7 @@ import { CudaDevice, u32Arg, u64Arg } from "../../ffi/cuda-exec.ts";
 import { cudaCandidates, loadFfiAdapter } from "../../ffi/loader.ts";
 import { decodeBase64 } from "../util/base64.ts";
 import type { Operands } from "./cohesix.ts";
-import { inputs, type KernelSpec, type KernelSummary, verify } from "./kernels.ts";
+import type { KernelSpec } from "./kernels.ts";
 
 /** Runs `spec` on CUDA device `ordinal` with the PTX in `payloadB64` on `ops`; returns c. */
 export async function launchOnCuda(spec: KernelSpec, payloadB64: string, ordinal: number, ops: Operands): Promise<Float32Array> {
@@ -29,12 +29,4 @@ export async function launchOnCuda(spec: KernelSpec, payloadB64: string, ordinal
     device.close();
   }
   return out;
-}
-
-/** Runs `spec` on generated inputs (the bridge's own) and verifies it. */
-export async function runOnCuda(spec: KernelSpec, payloadB64: string, ordinal: number): Promise<KernelSummary> {
-  const started = performance.now();
-  const { a, b, size } = inputs(spec);
-  const out = await launchOnCuda(spec, payloadB64, ordinal, { a, b, n: size });
-  return verify(spec, out, size, started);
 }

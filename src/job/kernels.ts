@@ -75,27 +75,5 @@ export function verify(spec: KernelSpec, out: Float32Array, size: number, starte
   return { kernel: spec.kernel, size, checksum, max_abs_error: maxErr, verified, duration_ms: performance.now() - started };
 }
 
-/** Runs the kernel on the CPU and verifies it. */
-export function runOnCpu(spec: KernelSpec): KernelSummary {
-  const started = performance.now();
-  const { a, b, size } = inputs(spec);
-  let out: Float32Array;
-  if (spec.kernel === "vadd") {
-    out = new Float32Array(size);
-    for (let i = 0; i < size; i++) out[i] = a[i]! + b[i]!;
-  } else {
-    out = new Float32Array(size * size);
-    for (let r = 0; r < size; r++) {
-      const row = r * size;
-      for (let k = 0; k < size; k++) {
-        const av = a[row + k]!;
-        const bRow = k * size;
-        for (let c = 0; c < size; c++) out[row + c]! += av * b[bRow + c]!;
-      }
-    }
-  }
-  return verify(spec, out, size, started);
-}
-
 /** Tolerance for a kernel's result: float32 sums drift with N. */
 export const TOLERANCE = 1e-3;
