@@ -1,7 +1,7 @@
 /**
- * The two kernels on the CPU: the mock runner's real work, and the reference the CUDA runner
- * checks the GPU's answer against. Inputs are generated deterministically from the index, so
- * both sides agree without shipping data.
+ * Jobs without operands (the seed's descriptor): inputs generated deterministically from the
+ * index, sized by the grid and block, and the reference their result is verified against.
+ * Jobs with operands compute and check through src/job/cohesix.ts.
  */
 
 export type Dims = readonly [number, number, number];
