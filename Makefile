@@ -24,7 +24,7 @@ FIXTURE := test/fixtures/mock-list.json
 # environment (GPU_BRIDGE_API_TOKEN, GPU_BRIDGE_CUDA_LIB, ...) from whatever folder it starts in.
 COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting --no-compile-autoload-dotenv --no-compile-autoload-bunfig
 
-.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-rss clean
+.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-rss bench-vmback clean
 
 help:
 	@echo "make run     run the bridge daemon on the embedded mock defaults"
@@ -166,7 +166,7 @@ install: $(call STAGE,$(ARCH))/gpu-bridge-host
 
 ## Benchmarks ----------------------------------------------------------------
 
-bench: bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-rss
+bench: bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-rss bench-vmback
 
 bench-startup: $(BIN)
 	COMPILE_FLAGS="$(COMPILE_FLAGS)" $(BUN) bench/startup.ts
@@ -185,6 +185,9 @@ bench-telemetry: deps
 
 bench-rss: $(BIN)
 	COMPILE_FLAGS="$(COMPILE_FLAGS)" $(BUN) bench/rss.ts
+
+bench-vmback: deps
+	$(BUN) bench/vmback.ts
 
 bench-api: $(BIN)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } || { echo "bench-api needs wrk (apt-get install wrk)"; exit 1; }

@@ -22,6 +22,7 @@ const COMMANDS: { readonly [K in Command["kind"]]: () => Promise<CommandModule<K
   "version": () => import("./commands/version.ts"),
   "stats": () => import("./commands/stats.ts"),
   "mock-console": () => import("./commands/mock-console.ts"),
+  "console": () => import("./commands/console.ts"),
   "run-kernel": () => import("./commands/run-kernel.ts"),
   "telemetry-push": () => import("./commands/telemetry-push.ts"),
   "telemetry-export": () => import("./commands/telemetry-export.ts"),
@@ -51,7 +52,9 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
     command = parseCommand(argv, env);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    writeStderr(`gpu-bridge-host: ${error.message}\nTry 'gpu-bridge-host --help'.\n`);
+    // The console client has help of its own.
+    const topic = argv[0] === "console" ? " console" : "";
+    writeStderr(`gpu-bridge-host: ${error.message}\nTry 'gpu-bridge-host${topic} --help'.\n`);
     return 2;
   }
   try {

@@ -15,7 +15,7 @@ import { Publisher } from "../console/publisher.ts";
 import { toSafeId } from "../contract/ids.ts";
 import type { GpuInfo } from "../contract/info.ts";
 import type { ModelCatalog } from "../contract/models.ts";
-import { buildNamespace, type Namespace } from "../contract/namespace.ts";
+import { buildNamespace, type Namespace, type NodeLogs } from "../contract/namespace.ts";
 import { makeSnapshot, type Snapshot } from "../contract/snapshot.ts";
 import { fitNamespace } from "../contract/fit.ts";
 import { LIMITS } from "../contract/limits.ts";
@@ -34,6 +34,9 @@ import { Spool } from "../telemetry/spool.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import type { Logger } from "../util/log.ts";
 import { VERSION } from "../util/version.ts";
+import { bothSidecars, VmSync } from "../vm/sync.ts";
+import { loadMirror, saveMirror } from "../vm/store.ts";
+import { applyVmHistory, applyVmLines } from "../vm/apply.ts";
 
 /** What a bridge is wired to outside itself. */
 export interface BridgePorts {
@@ -59,6 +62,8 @@ export interface Bridge extends BridgeFacade {
   readonly host: HostState;
   readonly backend: InventoryBackend;
   readonly telemetry: NonNullable<BridgeFacade["telemetry"]>;
+  /** The VM's side of `/gpu` (read-back and appends), when publishing. */
+  readonly vm: VmSync | null;
   /** Re-reads the inventory (the hardware); the publisher calls it before every publish decision. */
   refresh(): Promise<void>;
   stop(): Promise<void>;
@@ -75,6 +80,8 @@ export interface FacadeParts {
   readonly publisher?: Publisher | null;
   readonly console?: { readonly host: string; readonly port: number };
   readonly telemetry?: BridgeFacade["telemetry"];
+  /** A GPU node's logs as the VM holds them (the VM sync's mirror); default: the host's own. */
+  readonly nodeLogs?: (gpuId: string) => NodeLogs | undefined;
   /** Told which models a snapshot had to leave out. */
   readonly log?: Logger;
 }
@@ -85,7 +92,7 @@ export function bridgeFacade(p: FacadeParts): BridgeFacade {
   let leftOut = "";
   const namespace = (): Namespace => {
     // The VM refuses a snapshot past 131,072 bytes: publish what fits, and say what did not.
-    const fitted = fitNamespace(buildNamespace(p.gpus(), p.models.catalog(), (id) => host.nodeLogs(id)));
+    const fitted = fitNamespace(buildNamespace(p.gpus(), p.models.catalog(), p.nodeLogs ?? ((id) => host.nodeLogs(id))));
     const key = fitted.droppedModels.join(" ");
     if (key !== leftOut) {
       leftOut = key;
@@ -148,7 +155,30 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
     ...(!tuning.noJournal && { journal: new LeaseJournal(join(options.stateDir, "leases.jsonl")) }),
     ...(backend.cudaOrdinal !== undefined && { deviceOf: (id: string) => backend.cudaOrdinal!(id) }),
   });
+  // Publishing keeps the VM's node files true both ways (src/vm): the bridge's new lines go as
+  // appends, the VM's own lines are read back, kept and acted on. The mirror of who wrote what
+  // is kept in the state directory, so a restart neither repeats nor forgets a VM line.
+  const mirrorPath = join(options.stateDir, "vm-mirror.json");
+  const stored = options.publish && !tuning.noJournal ? loadMirror(mirrorPath) : null;
+  const vm: VmSync | null = !options.publish ? null : new VmSync({
+    ...(stored !== null && { mirror: stored }),
+    log: log.child("vm"),
+    readbackMs: options.readbackMs,
+    ...(tuning.clock !== undefined && { clock: tuning.clock }),
+    onVmLines: (gpuId, file, lines) => applyVmLines(host, log.child("vm"), gpuId, file, lines),
+    onVmHistory: (gpuId, file, lines) => applyVmHistory(host, log.child("vm"), gpuId, file, lines),
+    pinned: (gpuId, file, text) => file === "lease" && host.isLiveActiveLine(gpuId, text),
+    requestPublish: () => publisher?.notifyChange(),
+    ...(!tuning.noJournal && { onMirrorChange: () => saveMirror(mirrorPath, vm!.mirror) }),
+  });
+  const sink = (gpuId: string, file: "ctl" | "lease" | "status", text: string) => {
+    vm!.mirror.own(gpuId, file, text);
+    publisher?.notifyWork(); // an append needs no debounce: it goes at once
+  };
+  // Restored leases' lines are in a stored mirror already; without one they must reach the VM.
+  if (vm !== null && stored === null) host.onLogLine = sink;
   host.restore();
+  if (vm !== null) host.onLogLine = sink;
   const refresh = async () => {
     gpus = await backend.list();
   };
@@ -186,6 +216,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
       return publisher;
     },
     telemetry,
+    ...(vm !== null && { nodeLogs: (id: string) => vm.nodeLogs(id) }),
   });
   const intervalMs = options.intervalMs ?? DEFAULTS.serveIntervalMs;
   let refreshTimer: unknown;
@@ -194,18 +225,24 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
     publisher = new Publisher({
       connect: runtime.connect,
       target: { host: options.tcpHost, port: options.tcpPort, token: options.authToken, ticket: options.ticket },
-      // The one place the hardware is re-read: before each publish decision.
+      // The one place the hardware is re-read: before each publish decision. The VM sync
+      // compacts where due and records what the snapshot carries, to commit it once it lands.
       snapshot: async () => {
         await refresh();
-        return facade.snapshot();
+        vm?.prepare(gpus.map((g) => g.id));
+        const ns = facade.namespace();
+        const snap = makeSnapshot(ns);
+        vm?.built(ns, snap);
+        return snap;
       },
       log: log.child("publish"),
       intervalMs,
       ackTimeoutMs: options.ackTimeoutMs,
+      window: options.window,
       ...(tuning.refreshMs !== undefined && { refreshMs: tuning.refreshMs }),
       ...(tuning.pingIdleMs !== undefined && { pingIdleMs: tuning.pingIdleMs }),
       ...(tuning.backoff !== undefined && { backoff: tuning.backoff }),
-      ...(forwarder !== null && { sidecar: forwarder }),
+      ...(vm !== null && { sidecar: bothSidecars(vm, forwarder), vm }),
       ...(tuning.clock !== undefined && { clock: tuning.clock }),
     });
     void publisher.start();
@@ -225,6 +262,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
     host,
     backend,
     telemetry,
+    vm,
     refresh,
     async stop() {
       stopped = true;

@@ -3,7 +3,7 @@
  * environment in, a typed command out. Each command's flags are one typed table (flags.ts);
  * every default comes from defaults.ts, and the help text (usage.ts) is generated from both.
  */
-import { type Approval, type Backend, DEFAULTS, type LogLevel, type RunnerKind } from "./defaults.ts";
+import { type Approval, type Backend, type ConsoleRole, DEFAULTS, type LogLevel, type RunnerKind } from "./defaults.ts";
 import { type FlagValues, parseFlags, UsageError } from "./flags.ts";
 import { isSafeId, SAFE_ID_RULE } from "../contract/ids.ts";
 import { apiTokenProblem } from "../util/api-token.ts";
@@ -39,6 +39,8 @@ export interface BridgeOptions {
   /** Where the API listens (serve and the daemon); null: no API. */
   readonly listen: { readonly host: string; readonly port: number } | null;
   readonly apiToken: string | undefined;
+  /** Idle read-back of the VM's node files, every MS (0: only before full snapshots). */
+  readonly readbackMs: number;
 }
 
 /** Options of `mock-console`. */
@@ -54,6 +56,20 @@ export interface MockConsoleOptions {
   readonly logLevel: LogLevel;
 }
 
+/** One `console` request (`ls`, `cat` or `echo`), as cohsh sends it. */
+export interface ConsoleRequest {
+  readonly verb: "LS" | "CAT" | "ECHO";
+  readonly path: string;
+  /** The line `echo` appends (its words joined by spaces); empty otherwise. */
+  readonly line: string;
+  readonly host: string;
+  readonly port: number;
+  readonly token: string;
+  readonly role: ConsoleRole;
+  readonly ticket: string;
+  readonly ackTimeoutMs: number;
+}
+
 /** Options of `stats`. */
 export interface StatsOptions {
   readonly backend: Backend;
@@ -67,6 +83,7 @@ export type Command =
   | { readonly kind: "version" }
   | { readonly kind: "bridge"; readonly options: BridgeOptions; readonly warnings: readonly string[] }
   | { readonly kind: "mock-console"; readonly options: MockConsoleOptions }
+  | { readonly kind: "console"; readonly request: ConsoleRequest }
   | { readonly kind: "serve"; readonly options: BridgeOptions; readonly warnings: readonly string[] }
   | { readonly kind: "stats"; readonly options: StatsOptions }
   | { readonly kind: "run-kernel" }
@@ -118,6 +135,7 @@ export const BRIDGE_FLAGS = {
   "no-api": "bool",
   "allow-remote": "bool",
   "api-token": "string",
+  "readback-ms": "int:0:3600000",
   "help": "bool",
   "version": "bool",
 } as const;
@@ -137,6 +155,16 @@ export const MOCK_CONSOLE_FLAGS = {
   "help": "bool",
 } as const;
 
+export const CONSOLE_FLAGS = {
+  "tcp-host": "string",
+  "tcp-port": "int:1:65535",
+  "auth-token": "string:blank",
+  "role": "choice:queen|worker-gpu",
+  "ticket": "string:blank",
+  "ack-timeout-ms": "int:1:600000",
+  "help": "bool",
+} as const;
+
 export const STATS_FLAGS = {
   ...INVENTORY_FLAGS,
   "json": "bool",
@@ -147,6 +175,7 @@ export const STATS_FLAGS = {
 /** Parses the command line; throws UsageError for anything the bridge refuses. */
 export function parseCommand(argv: readonly string[], env: Env): Command {
   if (argv[0] === "mock-console") return mockConsoleCommand(argv.slice(1), env);
+  if (argv[0] === "console") return consoleCommand(argv.slice(1), env);
   if (argv[0] === "serve") return serveCommand(argv.slice(1), env);
   if (argv[0] === "stats") return statsCommand(argv.slice(1));
   if (argv[0] === "telemetry") return telemetryCommand(argv.slice(1), env);
@@ -157,7 +186,7 @@ export function parseCommand(argv: readonly string[], env: Env): Command {
   if (values.help === true) return { kind: "help" };
   if (values.version === true) return { kind: "version" };
   if (positionals.length > 0) {
-    throw new UsageError(`Unknown command or argument ${JSON.stringify(positionals[0])} (commands: serve, stats, telemetry, models, mock-console)`);
+    throw new UsageError(`Unknown command or argument ${JSON.stringify(positionals[0])} (commands: serve, stats, telemetry, models, mock-console, console)`);
   }
   if (values.list !== true && values.publish !== true) {
     throw new UsageError("Nothing to do: pass --list, --publish or both (see --help)");
@@ -180,6 +209,35 @@ function mockConsoleCommand(argv: readonly string[], env: Env): Command {
       jitterMs: values["jitter-ms"] ?? DEFAULTS.jitterMs,
       noise: values.noise === true,
       logLevel: values["log-level"] ?? DEFAULTS.logLevel,
+    },
+  };
+}
+
+/** `console ls DIR | cat FILE | echo FILE LINE...`: one request to a console. */
+function consoleCommand(argv: readonly string[], env: Env): Command {
+  const { values, positionals } = parseFlags(argv, CONSOLE_FLAGS);
+  if (values.help === true) return { kind: "help", topic: "console" };
+  const [sub, path, ...words] = positionals;
+  const verb = sub === "ls" ? "LS" : sub === "cat" ? "CAT" : sub === "echo" ? "ECHO" : null;
+  if (verb === null) throw new UsageError(`console: expected ls, cat or echo, got ${JSON.stringify(sub ?? "")}`);
+  if (path === undefined || !path.startsWith("/")) throw new UsageError(`console ${sub}: needs an absolute path, got ${JSON.stringify(path ?? "")}`);
+  if (verb === "ECHO" && words.length === 0) throw new UsageError("console echo: needs a line to append after the path");
+  if (verb !== "ECHO" && words.length > 0) throw new UsageError(`console ${sub}: unexpected argument ${JSON.stringify(words[0])}`);
+  const role = values.role ?? DEFAULTS.consoleRole;
+  const ticket = values.ticket ?? DEFAULTS.ticket;
+  if (role === "worker-gpu" && ticket.trim() === "") throw new UsageError("console: --role worker-gpu needs --ticket");
+  return {
+    kind: "console",
+    request: {
+      verb,
+      path,
+      line: words.join(" "),
+      host: values["tcp-host"] ?? DEFAULTS.tcpHost,
+      port: values["tcp-port"] ?? DEFAULTS.tcpPort,
+      token: resolveAuthToken(values["auth-token"], env),
+      role,
+      ticket,
+      ackTimeoutMs: values["ack-timeout-ms"] ?? DEFAULTS.ackTimeoutMs,
     },
   };
 }
@@ -306,6 +364,7 @@ function bridgeOptions(values: FlagValues<typeof SERVE_FLAGS> & { list?: true },
       queenSegmentBytes: (values["queen-segment-kb"] ?? DEFAULTS.queenSegmentKb) * 1024,
       listen: values["no-api"] === true ? null : parseListen(values, env),
       apiToken: checkApiToken(values["api-token"], env),
+      readbackMs: values["readback-ms"] ?? DEFAULTS.readbackMs,
     },
   };
 }
