@@ -137,7 +137,9 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.
 export const MOCK_CONSOLE_USAGE = `gpu-bridge-host mock-console: a local stand-in for the Cohesix TCP console.
 
 It speaks the console protocol (framing, AUTH, ATTACH, ECHO, PING, CAT, LS), holds the /gpu tree
-that published snapshots produce, and validates /gpu/bridge/ctl exactly as the VM does.
+that published snapshots produce, and validates /gpu/bridge/ctl exactly as the VM does. Like the
+VM, it serves queen and worker-gpu sessions at once, spawns and kills GPU workers through
+/queen/ctl, and takes appends to the GPU nodes' ctl, lease and status up to their caps.
 
 Usage:
   gpu-bridge-host mock-console [options]
