@@ -56,6 +56,24 @@ describe("VmMirror", () => {
     expect(m.pending().map((p) => p.text)).toEqual(["s2"]);
   });
 
+  test("a snapshot fitted to the VM's size limit: the oldest lines it left out are gone once it lands, pending ones too", () => {
+    const m = new VmMirror();
+    m.readBack("G", "status", ['{"vm":1}', '{"vm":2}']);
+    m.own("G", "status", "s1");
+    m.own("G", "status", "s2");
+    // The fitted snapshot carries only the last two status lines (src/contract/fit.ts cuts the oldest).
+    const token = m.freeze(["G"], (_gpu, file) => (file === "status" ? 2 : Infinity));
+    m.landed(token);
+    expect(m.lines("G", "status").map((l) => l.text)).toEqual(["s1", "s2"]);
+    expect(m.pending()).toEqual([]);
+    const cutPending = new VmMirror();
+    cutPending.own("G", "status", "p1");
+    cutPending.own("G", "status", "p2");
+    cutPending.landed(cutPending.freeze(["G"], () => 1));
+    expect(cutPending.lines("G", "status").map((l) => l.text)).toEqual(["p2"]);
+    expect(cutPending.pending()).toEqual([]); // p1 is not appended later, out of order
+  });
+
   test("toJSON()/fromJSON() round-trip who wrote what", () => {
     const m = new VmMirror();
     m.readBack("G", "ctl", ["RELEASE w1"]);
