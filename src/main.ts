@@ -23,6 +23,7 @@ const COMMANDS: { readonly [K in Command["kind"]]: () => Promise<CommandModule<K
   "version": () => import("./commands/version.ts"),
   "stats": () => import("./commands/stats.ts"),
   "mock-console": () => import("./commands/mock-console.ts"),
+  "console": () => import("./commands/console.ts"),
   "run-kernel": () => import("./commands/run-kernel.ts"),
   "telemetry-push": () => import("./commands/telemetry-push.ts"),
   "telemetry-export": () => import("./commands/telemetry-export.ts"),
@@ -64,7 +65,9 @@ export async function main(
     command = parseCommand(argv, env);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    std.stderr(`gpu-bridge-host: ${error.message}\nTry 'gpu-bridge-host${argv[0] === "cdi" ? " cdi" : ""} --help'.\n`);
+    // The console client and the cdi commands have help of their own.
+    const topic = argv[0] === "console" || argv[0] === "cdi" ? ` ${argv[0]}` : "";
+    std.stderr(`gpu-bridge-host: ${error.message}\nTry 'gpu-bridge-host${topic} --help'.\n`);
     return 2;
   }
   // The one logger factory: plain lines on stderr.

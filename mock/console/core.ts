@@ -9,7 +9,8 @@ import type { Namespace } from "../../src/contract/namespace.ts";
 import { CtlReceiver } from "./receiver.ts";
 import type { Faults } from "./faults.ts";
 import { QueenTelemetry } from "./queen.ts";
-import { listDir, treeFiles } from "./tree.ts";
+import { treeFiles } from "./tree.ts";
+import { QUEEN_CTL, type Role, VmTree, type VmEvent } from "./vm.ts";
 import { byteLength } from "../../src/util/bytes.ts";
 
 export const CTL = "/gpu/bridge/ctl";
@@ -23,7 +24,8 @@ export type ConsoleEvent =
   | { type: "auth"; conn: number; ok: boolean }
   | { type: "published"; bytes: number; sha256: string; tree: Namespace }
   | { type: "refused"; conn: number; line: string; reason: string }
-  | { type: "dropped"; conn: number; line: string };
+  | { type: "dropped"; conn: number; line: string }
+  | { type: "vm"; event: VmEvent };
 
 /** Settings of a mock console. */
 export interface ConsoleSettings {
@@ -43,7 +45,8 @@ export class ConsoleState {
   faults: Faults = {};
   readonly receiver = new CtlReceiver();
   readonly queen = new QueenTelemetry();
-  files = new Map<string, string>([[CTL, ""]]);
+  /** The VM's `/gpu` tree, its workers and the Queen's ctl (docs/protocol.md#12-what-the-vm-writes-back). */
+  readonly vm = new VmTree();
   tree: Namespace | null = null;
   publishes = 0;
   echoes = 0;
@@ -58,6 +61,13 @@ export class ConsoleState {
     this.authTimeoutMs = settings.authTimeoutMs ?? 5000;
     this.now = settings.now ?? Date.now;
     this.random = settings.random ?? Math.random;
+    this.vm.files.set(CTL, "");
+    this.vm.onEvent = (event) => this.emit({ type: "vm", event });
+  }
+
+  /** Every file under `/gpu`, path -> text. */
+  get files(): Map<string, string> {
+    return this.vm.files;
   }
 
   /** Subscribes to events; returns the unsubscribe function. */
@@ -72,7 +82,9 @@ export class ConsoleState {
 
   /** The text of `path`, the status file included. */
   read(path: string): string | undefined {
-    return path === STATUS ? this.receiver.status : this.files.get(path);
+    if (path === STATUS) return this.receiver.status;
+    if (path === QUEEN_CTL) return this.vm.queenCtl.map((l) => l + "\n").join("");
+    return this.files.get(path);
   }
 
   /** Records a login failure; three within 60 s start a 90 s cooldown. */
@@ -95,7 +107,7 @@ export class ConsoleState {
     this.tree = tree;
     const files = treeFiles(tree);
     files.set(CTL, "");
-    this.files = files;
+    this.vm.replace(tree, files);
     this.publishes++;
     this.emit({ type: "published", bytes, sha256, tree });
   }
@@ -112,7 +124,7 @@ export class ConsoleConnection {
   readonly id: number;
   readonly #state: ConsoleState;
   #authed = false;
-  #role: string | null = null;
+  #role: Role | null = null;
 
   constructor(state: ConsoleState) {
     this.#state = state;
@@ -168,8 +180,11 @@ export class ConsoleConnection {
   #attach(rest: string): Reply {
     const refusal = this.#state.faults.attachRefusal;
     if (refusal !== undefined) return { lines: [`ERR ATTACH ${refusal}`] };
-    const role = rest.split(" ")[0] ?? "";
-    if (role !== "queen" && role !== "worker") return { lines: [`ERR ATTACH reason=policy detail=unknown-role`] };
+    const space = rest.indexOf(" ");
+    const role = space < 0 ? rest : rest.slice(0, space);
+    const ticket = space < 0 ? "" : rest.slice(space + 1).trim();
+    if (role !== "queen" && role !== "worker-gpu") return { lines: [`ERR ATTACH reason=policy detail=unknown-role`] };
+    if (role === "worker-gpu" && ticket === "") return { lines: [`ERR ATTACH reason=policy detail=ticket-required`] };
     this.#role = role;
     return { lines: [`OK ATTACH role=${role}`] };
   }
@@ -190,6 +205,7 @@ export class ConsoleConnection {
       return { lines: [`ERR ECHO reason=policy detail=invalid-payload path=${path} error=payload too long`] };
     }
     if (s.queen.handles(path)) return { lines: [s.queen.echo(path, payload)] };
+    if (s.vm.handles(path)) return { lines: [s.vm.echo(path, payload, this.#role)] };
     if (path !== CTL) return { lines: [`ERR ECHO reason=not-found path=${path}`] };
     if (this.#role !== "queen") return { lines: [`ERR ECHO reason=policy detail=queen-only path=${path}`] };
     const result = s.receiver.accept(payload);
@@ -206,14 +222,12 @@ export class ConsoleConnection {
 
   #cat(path: string): Reply {
     const text = this.#state.queen.handles(path) ? this.#state.queen.latest(path) : this.#state.read(path);
-    if (text === undefined) return { lines: [`ERR CAT reason=not-found path=${path}`] };
-    const body = text === "" ? [] : text.replace(/\n$/, "").split("\n");
-    return { lines: [`OK CAT path=${path} bytes=${byteLength(text)}`, ...body, "END"] };
+    return { lines: this.#state.vm.cat(path, text) };
   }
 
   #ls(path: string): Reply {
     const paths = [...this.#state.files.keys(), STATUS];
-    const names = listDir(paths, path || "/gpu");
+    const names = this.#state.vm.ls(path || "/gpu", paths);
     if (names === null) return { lines: [`ERR LS reason=not-found path=${path}`] };
     return { lines: [`OK LS path=${path || "/gpu"} entries=${names.length}`, ...names, "END"] };
   }

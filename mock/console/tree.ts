@@ -19,18 +19,3 @@ export function treeFiles(ns: Namespace): Map<string, string> {
   files.set("/gpu/telemetry/schema.json", ns.telemetrySchema);
   return files;
 }
-
-/** The names directly under `dir` (files and folders), sorted; null if `dir` does not exist. */
-export function listDir(paths: Iterable<string>, dir: string): string[] | null {
-  const prefix = dir.endsWith("/") ? dir : dir + "/";
-  const names = new Set<string>();
-  let found = false;
-  for (const p of paths) {
-    if (!p.startsWith(prefix)) continue;
-    found = true;
-    const rest = p.slice(prefix.length);
-    const slash = rest.indexOf("/");
-    names.add(slash < 0 ? rest : rest.slice(0, slash + 1));
-  }
-  return found ? [...names].sort() : null;
-}

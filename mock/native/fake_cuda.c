@@ -294,12 +294,13 @@ int cuLaunchKernel(struct fake_function *f, unsigned gx, unsigned gy, unsigned g
   const float *b = (const float *)(uintptr_t)*(unsigned long long *)params[1];
   float *c = (float *)(uintptr_t)*(unsigned long long *)params[2];
   unsigned int n = *(unsigned int *)params[3];
+  /* The shipped kernels loop grid-stride (src/job/ptx/kernels.cu): any grid and block, even
+     1x1, cover every element, so the result does not depend on them. */
+  (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz;
   if (f->kind == 1) {
-    unsigned long long threads = (unsigned long long)gx * gy * gz * bx * by * bz;
-    for (unsigned long long i = 0; i < threads && i < n; i++) c[i] = a[i] + b[i];
+    for (unsigned long long i = 0; i < n; i++) c[i] = a[i] + b[i];
   } else {
-    unsigned long long cols = (unsigned long long)gx * bx;
-    for (unsigned long long col = 0; col < cols && col < n; col++)
+    for (unsigned long long col = 0; col < n; col++)
       for (unsigned int row = 0; row < n; row++) {
         float acc = 0.0f;
         for (unsigned int k = 0; k < n; k++) acc += a[row * n + k] * b[k * n + col];

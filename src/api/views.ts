@@ -44,6 +44,9 @@ export function jobView(j: JobRecord) {
     started_at: j.started_at === null ? null : iso(j.started_at),
     finished_at: j.finished_at === null ? null : iso(j.finished_at),
     result: j.result,
+    ...(j.output_bytes !== null && {
+      output: { bytes: j.output_bytes, sha256: j.output_sha256, href: `/v1/jobs/${j.job}/result`, available: j.output !== null },
+    }),
     message: j.message,
   };
 }

@@ -15,7 +15,7 @@ import { Publisher } from "../console/publisher.ts";
 import { toSafeId } from "../contract/ids.ts";
 import type { GpuInfo } from "../contract/info.ts";
 import type { ModelCatalog } from "../contract/models.ts";
-import { buildNamespace, type Namespace } from "../contract/namespace.ts";
+import { buildNamespace, type Namespace, type NodeLogs } from "../contract/namespace.ts";
 import { makeSnapshot, type Snapshot } from "../contract/snapshot.ts";
 import { fitNamespace } from "../contract/fit.ts";
 import { LIMITS } from "../contract/limits.ts";
@@ -36,6 +36,9 @@ import { type Clock, systemClock } from "../util/clock.ts";
 import type { Logger } from "../util/log.ts";
 import { VERSION } from "../util/version.ts";
 import type { Vram } from "../vram/mod.ts";
+import { bothSidecars, VmSync } from "../vm/sync.ts";
+import { loadMirror, saveMirror } from "../vm/store.ts";
+import { applyVmHistory, applyVmLines } from "../vm/apply.ts";
 
 /** What a bridge is wired to outside itself. */
 export interface BridgePorts {
@@ -65,6 +68,8 @@ export interface Bridge extends BridgeFacade {
   readonly telemetry: NonNullable<BridgeFacade["telemetry"]>;
   /** Sealed VRAM shards (src/vram): the API's part of it, plus the gate, a lease's end and close. */
   readonly vram: Vram;
+  /** The VM's side of `/gpu` (read-back and appends), when publishing. */
+  readonly vm: VmSync | null;
   /** Re-reads the inventory (the hardware); the publisher calls it before every publish decision. */
   refresh(): Promise<void>;
   stop(): Promise<void>;
@@ -81,6 +86,8 @@ export interface FacadeParts {
   readonly publisher?: Publisher | null;
   readonly console?: { readonly host: string; readonly port: number };
   readonly telemetry?: BridgeFacade["telemetry"];
+  /** A GPU node's logs as the VM holds them (the VM sync's mirror); default: the host's own. */
+  readonly nodeLogs?: (gpuId: string) => NodeLogs | undefined;
   /** Told which models a snapshot had to leave out. */
   readonly log?: Logger;
   readonly vram?: BridgeFacade["vram"];
@@ -93,7 +100,7 @@ export function bridgeFacade(p: FacadeParts): BridgeFacade {
   let leftOut = "";
   const namespace = (): Namespace => {
     // The VM refuses a snapshot past 131,072 bytes: publish what fits, and say what did not.
-    const fitted = fitNamespace(buildNamespace(p.gpus(), p.models.catalog(), (id) => host.nodeLogs(id)));
+    const fitted = fitNamespace(buildNamespace(p.gpus(), p.models.catalog(), p.nodeLogs ?? ((id) => host.nodeLogs(id))));
     const key = fitted.droppedModels.join(" ");
     if (key !== leftOut) {
       leftOut = key;
@@ -176,7 +183,30 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
   });
   // A lease's end frees its shards.
   host.leases.on((e) => e.type === "released" && vram.releaseLease(e.lease.id, e.reason));
+  // Publishing keeps the VM's node files true both ways (src/vm): the bridge's new lines go as
+  // appends, the VM's own lines are read back, kept and acted on. The mirror of who wrote what
+  // is kept in the state directory, so a restart neither repeats nor forgets a VM line.
+  const mirrorPath = join(options.stateDir, "vm-mirror.json");
+  const stored = options.publish && !tuning.noJournal ? loadMirror(mirrorPath) : null;
+  const vm: VmSync | null = !options.publish ? null : new VmSync({
+    ...(stored !== null && { mirror: stored }),
+    log: log.child("vm"),
+    readbackMs: options.readbackMs,
+    ...(tuning.clock !== undefined && { clock: tuning.clock }),
+    onVmLines: (gpuId, file, lines) => applyVmLines(host, log.child("vm"), gpuId, file, lines),
+    onVmHistory: (gpuId, file, lines) => applyVmHistory(host, log.child("vm"), gpuId, file, lines),
+    pinned: (gpuId, file, text) => file === "lease" && host.isLiveActiveLine(gpuId, text),
+    requestPublish: () => publisher?.notifyChange(),
+    ...(!tuning.noJournal && { onMirrorChange: () => saveMirror(mirrorPath, vm!.mirror) }),
+  });
+  const sink = (gpuId: string, file: "ctl" | "lease" | "status", text: string) => {
+    vm!.mirror.own(gpuId, file, text);
+    publisher?.notifyWork(); // an append needs no debounce: it goes at once
+  };
+  // Restored leases' lines are in a stored mirror already; without one they must reach the VM.
+  if (vm !== null && stored === null) host.onLogLine = sink;
   host.restore();
+  if (vm !== null) host.onLogLine = sink;
   // After restore: the spec written at start already carries the leases that survived.
   const cdi = options.cdiDir === undefined ? null : await (await import("./cdi.ts")).startBridgeCdi(
     { cdiDir: options.cdiDir, cdiRoot: options.cdiRoot, backend: options.backend, sysRoot: options.sysRoot },
@@ -224,6 +254,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
     telemetry,
     vram,
     ...(cdi !== null && { cdi }),
+    ...(vm !== null && { nodeLogs: (id: string) => vm.nodeLogs(id) }),
   });
   const intervalMs = options.intervalMs ?? DEFAULTS.serveIntervalMs;
   let refreshTimer: unknown;
@@ -232,18 +263,24 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
     publisher = new Publisher({
       connect: runtime.connect,
       target: { host: options.tcpHost, port: options.tcpPort, token: options.authToken, ticket: options.ticket },
-      // The one place the hardware is re-read: before each publish decision.
+      // The one place the hardware is re-read: before each publish decision. The VM sync
+      // compacts where due and records what the snapshot carries, to commit it once it lands.
       snapshot: async () => {
         await refresh();
-        return facade.snapshot();
+        vm?.prepare(gpus.map((g) => g.id));
+        const ns = facade.namespace();
+        const snap = makeSnapshot(ns);
+        vm?.built(ns, snap);
+        return snap;
       },
       log: log.child("publish"),
       intervalMs,
       ackTimeoutMs: options.ackTimeoutMs,
+      window: options.window,
       ...(tuning.refreshMs !== undefined && { refreshMs: tuning.refreshMs }),
       ...(tuning.pingIdleMs !== undefined && { pingIdleMs: tuning.pingIdleMs }),
       ...(tuning.backoff !== undefined && { backoff: tuning.backoff }),
-      ...(forwarder !== null && { sidecar: forwarder }),
+      ...(vm !== null && { sidecar: bothSidecars(vm, forwarder), vm }),
       ...(tuning.clock !== undefined && { clock: tuning.clock }),
     });
     void publisher.start();
@@ -264,6 +301,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
     backend,
     telemetry,
     vram,
+    vm,
     refresh,
     async stop() {
       stopped = true;

@@ -16,6 +16,10 @@ export const RUNNERS = ["auto", "cpu", "cuda"] as const;
 /** What runs jobs. */
 export type RunnerKind = (typeof RUNNERS)[number];
 
+export const CONSOLE_ROLES = ["queen", "worker-gpu"] as const;
+/** The role the `console` client attaches as (`worker-gpu` needs a ticket). */
+export type ConsoleRole = (typeof CONSOLE_ROLES)[number];
+
 export const APPROVALS = ["pending", "approved", "rejected"] as const;
 /** The approval status an imported model is recorded with. */
 export type Approval = (typeof APPROVALS)[number];
@@ -28,6 +32,13 @@ export const DEFAULTS = Object.freeze({
   ackTimeoutMs: 5000,
   /** Console lines in flight before their acks (src/contract/window.ts bounds it). */
   window: 4,
+  /**
+   * Idle read-back of the VM's node files (`--readback-ms`; 0: only before full snapshots).
+   * Each read-back is one CAT per node file (README, "The VM talks back", has its link cost).
+   */
+  readbackMs: 2000,
+  /** The role `console` attaches as. */
+  consoleRole: "queen",
   /** `serve --publish` without `--interval-ms`. */
   serveIntervalMs: 30_000,
   logLevel: "info",
@@ -73,4 +84,5 @@ export const DEFAULTS = Object.freeze({
   readonly backend: Backend;
   readonly runner: RunnerKind;
   readonly approval: Approval;
+  readonly consoleRole: ConsoleRole;
 });

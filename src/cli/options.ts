@@ -3,7 +3,7 @@
  * environment in, a typed command out. Each command's flags are one typed table (flags.ts);
  * every default comes from defaults.ts, and the help text (usage.ts) is generated from both.
  */
-import { type Approval, type Backend, DEFAULTS, type LogLevel, type RunnerKind } from "./defaults.ts";
+import { type Approval, type Backend, type ConsoleRole, DEFAULTS, type LogLevel, type RunnerKind } from "./defaults.ts";
 import { type CdiCommand, parseCdiCommand } from "./cdi.ts";
 import { type FlagValues, parseFlags, UsageError } from "./flags.ts";
 import { isSafeId, SAFE_ID_RULE } from "../contract/ids.ts";
@@ -44,6 +44,8 @@ export interface BridgeOptions {
   readonly cdiDir?: string | undefined;
   /** serve --cdi-root: where device nodes and driver files are read for that spec; undefined: DEFAULTS.cdiRoot. */
   readonly cdiRoot?: string | undefined;
+  /** Idle read-back of the VM's node files, every MS (0: only before full snapshots). */
+  readonly readbackMs: number;
 }
 
 /** Options of `mock-console`. */
@@ -59,6 +61,20 @@ export interface MockConsoleOptions {
   readonly logLevel: LogLevel;
 }
 
+/** One `console` request (`ls`, `cat` or `echo`), as cohsh sends it. */
+export interface ConsoleRequest {
+  readonly verb: "LS" | "CAT" | "ECHO";
+  readonly path: string;
+  /** The line `echo` appends (its words joined by spaces); empty otherwise. */
+  readonly line: string;
+  readonly host: string;
+  readonly port: number;
+  readonly token: string;
+  readonly role: ConsoleRole;
+  readonly ticket: string;
+  readonly ackTimeoutMs: number;
+}
+
 /** Options of `stats`. */
 export interface StatsOptions {
   readonly backend: Backend;
@@ -72,6 +88,7 @@ export type Command =
   | { readonly kind: "version" }
   | { readonly kind: "bridge"; readonly options: BridgeOptions; readonly warnings: readonly string[] }
   | { readonly kind: "mock-console"; readonly options: MockConsoleOptions }
+  | { readonly kind: "console"; readonly request: ConsoleRequest }
   | { readonly kind: "serve"; readonly options: BridgeOptions; readonly warnings: readonly string[] }
   | { readonly kind: "stats"; readonly options: StatsOptions }
   | { readonly kind: "run-kernel" }
@@ -126,6 +143,7 @@ export const BRIDGE_FLAGS = {
   "api-token": "string",
   "cdi-dir": "string",
   "cdi-root": "string",
+  "readback-ms": "int:0:3600000",
   "help": "bool",
   "version": "bool",
 } as const;
@@ -145,6 +163,16 @@ export const MOCK_CONSOLE_FLAGS = {
   "help": "bool",
 } as const;
 
+export const CONSOLE_FLAGS = {
+  "tcp-host": "string",
+  "tcp-port": "int:1:65535",
+  "auth-token": "string:blank",
+  "role": "choice:queen|worker-gpu",
+  "ticket": "string:blank",
+  "ack-timeout-ms": "int:1:600000",
+  "help": "bool",
+} as const;
+
 export const STATS_FLAGS = {
   ...INVENTORY_FLAGS,
   "json": "bool",
@@ -155,6 +183,7 @@ export const STATS_FLAGS = {
 /** Parses the command line; throws UsageError for anything the bridge refuses. */
 export function parseCommand(argv: readonly string[], env: Env): Command {
   if (argv[0] === "mock-console") return mockConsoleCommand(argv.slice(1), env);
+  if (argv[0] === "console") return consoleCommand(argv.slice(1), env);
   if (argv[0] === "serve") return serveCommand(argv.slice(1), env);
   if (argv[0] === "stats") return statsCommand(argv.slice(1));
   if (argv[0] === "telemetry") return telemetryCommand(argv.slice(1), env);
@@ -166,7 +195,7 @@ export function parseCommand(argv: readonly string[], env: Env): Command {
   if (values.help === true) return { kind: "help" };
   if (values.version === true) return { kind: "version" };
   if (positionals.length > 0) {
-    throw new UsageError(`Unknown command or argument ${JSON.stringify(positionals[0])} (commands: serve, stats, telemetry, models, mock-console, cdi)`);
+    throw new UsageError(`Unknown command or argument ${JSON.stringify(positionals[0])} (commands: serve, stats, telemetry, models, mock-console, console, cdi)`);
   }
   if (values.list !== true && values.publish !== true) {
     throw new UsageError("Nothing to do: pass --list, --publish or both (see --help)");
@@ -189,6 +218,35 @@ function mockConsoleCommand(argv: readonly string[], env: Env): Command {
       jitterMs: values["jitter-ms"] ?? DEFAULTS.jitterMs,
       noise: values.noise === true,
       logLevel: values["log-level"] ?? DEFAULTS.logLevel,
+    },
+  };
+}
+
+/** `console ls DIR | cat FILE | echo FILE LINE...`: one request to a console. */
+function consoleCommand(argv: readonly string[], env: Env): Command {
+  const { values, positionals } = parseFlags(argv, CONSOLE_FLAGS);
+  if (values.help === true) return { kind: "help", topic: "console" };
+  const [sub, path, ...words] = positionals;
+  const verb = sub === "ls" ? "LS" : sub === "cat" ? "CAT" : sub === "echo" ? "ECHO" : null;
+  if (verb === null) throw new UsageError(`console: expected ls, cat or echo, got ${JSON.stringify(sub ?? "")}`);
+  if (path === undefined || !path.startsWith("/")) throw new UsageError(`console ${sub}: needs an absolute path, got ${JSON.stringify(path ?? "")}`);
+  if (verb === "ECHO" && words.length === 0) throw new UsageError("console echo: needs a line to append after the path");
+  if (verb !== "ECHO" && words.length > 0) throw new UsageError(`console ${sub}: unexpected argument ${JSON.stringify(words[0])}`);
+  const role = values.role ?? DEFAULTS.consoleRole;
+  const ticket = values.ticket ?? DEFAULTS.ticket;
+  if (role === "worker-gpu" && ticket.trim() === "") throw new UsageError("console: --role worker-gpu needs --ticket");
+  return {
+    kind: "console",
+    request: {
+      verb,
+      path,
+      line: words.join(" "),
+      host: values["tcp-host"] ?? DEFAULTS.tcpHost,
+      port: values["tcp-port"] ?? DEFAULTS.tcpPort,
+      token: resolveAuthToken(values["auth-token"], env),
+      role,
+      ticket,
+      ackTimeoutMs: values["ack-timeout-ms"] ?? DEFAULTS.ackTimeoutMs,
     },
   };
 }
@@ -317,6 +375,7 @@ function bridgeOptions(values: FlagValues<typeof SERVE_FLAGS> & { list?: true },
       apiToken: checkApiToken(values["api-token"], env),
       cdiDir: values["cdi-dir"],
       cdiRoot: values["cdi-root"],
+      readbackMs: values["readback-ms"] ?? DEFAULTS.readbackMs,
     },
   };
 }

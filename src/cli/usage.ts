@@ -4,7 +4,7 @@
  * parse tables accept has its help here and nothing else does. Loaded only for `--help`.
  */
 import { VERSION } from "../util/version.ts";
-import { BACKENDS, DEFAULTS, RUNNERS } from "./defaults.ts";
+import { BACKENDS, CONSOLE_ROLES, DEFAULTS, RUNNERS } from "./defaults.ts";
 import { LIMITS } from "../contract/limits.ts";
 import { MAX_WINDOW } from "../contract/window.ts";
 
@@ -40,6 +40,10 @@ export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
   "window": {
     arg: "N",
     text: `console lines in flight before their acks, 1 (stop-and-wait) to ${MAX_WINDOW}\n(default ${DEFAULTS.window}; the console queues ${LIMITS.consoleQueueLines} lines and drops the oldest)`,
+  },
+  "readback-ms": {
+    arg: "MS",
+    text: `read the VM's node files back (CAT) every MS while idle, so lines the\nVM's clients write are seen and kept; 0: only before full snapshots\n(default ${DEFAULTS.readbackMs})`,
   },
   "state-dir": { arg: "DIR", text: "where leases are journalled across restarts\n(default $XDG_STATE_HOME/gpu-bridge-host)" },
   "bundle-dir": { arg: "DIR", text: "staged job inputs and outputs; without it jobs carry payload_b64" },
@@ -120,6 +124,17 @@ export const CDI_HELP: Readonly<Record<"generate" | "validate" | "apply" | "list
   },
 };
 
+/** `console`'s flags. */
+export const CONSOLE_HELP: Readonly<Record<string, FlagHelp>> = {
+  "tcp-host": { arg: "HOST", text: `console host (default ${DEFAULTS.tcpHost})` },
+  "tcp-port": { arg: "PORT", text: `console port (default ${DEFAULTS.tcpPort})` },
+  "auth-token": { arg: "TOKEN", text: `console token; same fallbacks as the bridge (default "${DEFAULTS.authToken}")` },
+  "role": { arg: "ROLE", text: `${or(CONSOLE_ROLES)} (default ${DEFAULTS.consoleRole})` },
+  "ticket": { arg: "TICKET", text: "ticket sent with ATTACH (worker-gpu needs one)" },
+  "ack-timeout-ms": { arg: "MS", text: `how long to wait for the answer (default ${DEFAULTS.ackTimeoutMs})` },
+  "help": { text: "print this help" },
+};
+
 const COLUMN = 25;
 
 /** `  --flag ARG` padded to the help column, then the help, continuation lines indented. */
@@ -140,7 +155,7 @@ function flagLines(table: Readonly<Record<string, FlagHelp>>, flags: readonly st
 export const SECTIONS: readonly (readonly [string, readonly string[]])[] = [
   ["Inventory and models", ["mock", "backend", "sys-root", "registry"]],
   ["Actions (--list and --publish may be combined; the list is printed first)", ["list", "publish", "interval-ms"]],
-  ["Console", ["tcp-host", "tcp-port", "auth-token", "ticket", "ack-timeout-ms", "window"]],
+  ["Console", ["tcp-host", "tcp-port", "auth-token", "ticket", "ack-timeout-ms", "window", "readback-ms"]],
   ["Leases and jobs (with --interval-ms or serve)", ["state-dir", "bundle-dir", "runner", "max-streams-per-gpu"]],
   ["Telemetry (with --interval-ms or serve)", ["device-id", "spool-max-mb", "queen-segment-kb"]],
   ["Local API (with --interval-ms or serve)", ["listen", "allow-remote", "api-token", "no-api"]],
@@ -158,6 +173,7 @@ Usage:
   gpu-bridge-host telemetry push FILE | telemetry export --out FILE [--since T]
   gpu-bridge-host models import DIR --id ID --registry DIR [--parent ID] [--job-id J] [--approval S]
   gpu-bridge-host mock-console [--port PORT] ...   a local stand-in for the Cohesix console
+  gpu-bridge-host console ls|cat|echo PATH ...     one request to a console, as cohsh sends it
   gpu-bridge-host cdi generate|validate|apply|list ...   CDI specs for containers (cdi --help)
 
 ${SECTIONS.map(([title, flags]) => `${title}:\n${flagLines(FLAG_HELP, flags)}`).join("\n")}
@@ -167,13 +183,30 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.
 export const MOCK_CONSOLE_USAGE = `gpu-bridge-host mock-console: a local stand-in for the Cohesix TCP console.
 
 It speaks the console protocol (framing, AUTH, ATTACH, ECHO, PING, CAT, LS), holds the /gpu tree
-that published snapshots produce, and validates /gpu/bridge/ctl exactly as the VM does.
+that published snapshots produce, and validates /gpu/bridge/ctl exactly as the VM does. Like the
+VM, it serves queen and worker-gpu sessions at once, spawns and kills GPU workers through
+/queen/ctl, and takes appends to the GPU nodes' ctl, lease and status up to their caps.
 
 Usage:
   gpu-bridge-host mock-console [options]
 
 Options:
 ${flagLines(MOCK_CONSOLE_HELP, ["host", "port", "auth-token", "ack-delay-ms", "rtt-ms", "jitter-ms", "noise", "log-level"])}`;
+
+export const CONSOLE_USAGE = `gpu-bridge-host console: one request to a Cohesix console, as cohsh would send it.
+
+Usage:
+  gpu-bridge-host console ls DIR [options]            list a directory (bare names)
+  gpu-bridge-host console cat FILE [options]          print a file's lines
+  gpu-bridge-host console echo FILE LINE... [options] append one line (the words joined by spaces)
+
+Options:
+${flagLines(CONSOLE_HELP, ["tcp-host", "tcp-port", "auth-token", "role", "ticket", "ack-timeout-ms"])}
+Examples (against make run):
+  gpu-bridge-host console ls /gpu
+  gpu-bridge-host console echo /queen/ctl '{"spawn":"gpu","lease":{"gpu_id":"GPU-0","mem_mb":4096,"streams":1,"ttl_s":120}}'
+  gpu-bridge-host console cat /gpu/GPU-0/lease
+`;
 
 export const SERVE_USAGE = `gpu-bridge-host serve: run the bridge as a daemon until SIGINT or SIGTERM.
 

@@ -1,10 +1,11 @@
 /** `--help` and `<command> --help`: the usage text of the topic. */
 import type { Command } from "../cli/options.ts";
-import { CDI_USAGE, MOCK_CONSOLE_USAGE, MODELS_USAGE, SERVE_USAGE, STATS_USAGE, TELEMETRY_USAGE, USAGE } from "../cli/usage.ts";
+import { CDI_USAGE, CONSOLE_USAGE, MOCK_CONSOLE_USAGE, MODELS_USAGE, SERVE_USAGE, STATS_USAGE, TELEMETRY_USAGE, USAGE } from "../cli/usage.ts";
 import type { CommandIo } from "./types.ts";
 
 const TOPICS: Readonly<Record<string, string>> = {
   "mock-console": MOCK_CONSOLE_USAGE,
+  console: CONSOLE_USAGE,
   serve: SERVE_USAGE,
   stats: STATS_USAGE,
   telemetry: TELEMETRY_USAGE,

@@ -25,6 +25,12 @@ export async function run(command: Extract<Command, { kind: "mock-console" }>, i
     }
     else if (e.type === "auth" && !e.ok) log.warn(`connection ${e.conn}: AUTH with a wrong token`);
     else if (e.type === "dropped") log.warn(`connection ${e.conn}: inbound queue full, dropped the oldest line`);
+    else if (e.type === "vm") {
+      const v = e.event;
+      if (v.type === "spawned") log.info(`queen spawned ${v.worker.id} on ${v.worker.gpuId}; the VM appended its lease: ${v.lease}`);
+      else if (v.type === "killed") log.info(`queen killed ${v.worker}`);
+      else log.info(`${v.path} += ${v.line}`);
+    }
     else log.debug(`connection ${e.conn}: ${e.type}`);
   });
   log.info(`listening on ${options.host}:${mock.port}`);

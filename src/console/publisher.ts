@@ -37,6 +37,18 @@ export interface PublisherOptions {
   readonly clock?: Clock;
   /** Other traffic that rides the same connection between publishes (telemetry forwarding). */
   readonly sidecar?: Sidecar;
+  /** The VM's own writes: read back before every publish, and what decides that one is due. */
+  readonly vm?: VmHooks;
+}
+
+/** How a publisher that appends rather than replaces decides and prepares a full snapshot. */
+export interface VmHooks {
+  /** What only a snapshot can change; a publish is due when it differs from the last published. */
+  key(snap: Snapshot): string;
+  /** Reads the VM's files back before a snapshot replaces them. */
+  beforePublish(session: ConsoleSession, signal: AbortSignal): Promise<void>;
+  /** The snapshot landed in the VM. */
+  published(snap: Snapshot): void;
 }
 
 /** Work the publisher does over its connection while no snapshot is due. */
@@ -84,7 +96,7 @@ export class Publisher {
     lastError: null,
     durations: new Histogram(PUBLISH_BUCKETS),
   };
-  readonly #o: Required<Omit<PublisherOptions, "random" | "sidecar" | "clock">> & { random: () => number; sidecar?: Sidecar };
+  readonly #o: Required<Omit<PublisherOptions, "random" | "sidecar" | "clock" | "vm">> & { random: () => number; sidecar?: Sidecar; vm?: VmHooks };
   readonly #clock: Clock;
   readonly #stop = new AbortController();
   #session: ConsoleSession | null = null;
@@ -148,10 +160,20 @@ export class Publisher {
       try {
         if (this.#session === null || this.#session.closed) await this.#connect();
         this.#dirty = false;
-        const snap = await this.#o.snapshot();
+        let snap = await this.#o.snapshot();
         const stale = this.#clock.now() - this.#lastSentAt >= this.#o.refreshMs;
-        if (snap.sha256 !== this.#vmSha || stale) {
-          await this.#publish(snap, this.#vmSha === null ? "connected" : snap.sha256 !== this.#vmSha ? "changed" : "refresh");
+        const vm = this.#o.vm;
+        const key = vm?.key(snap) ?? snap.sha256;
+        if (key !== this.#vmSha || stale) {
+          const reason = this.#vmSha === null ? "connected" : key !== this.#vmSha ? "changed" : "refresh";
+          if (vm !== undefined) {
+            // What the VM's clients wrote since the last read goes into the snapshot that replaces it.
+            await vm.beforePublish(this.#session!, this.#stop.signal);
+            snap = await this.#o.snapshot();
+          }
+          await this.#publish(snap, reason);
+          vm?.published(snap);
+          this.#vmSha = vm?.key(snap) ?? snap.sha256;
           attempt = 0;
           this.stats.state = "connected"; // after a retried publish on a link that stayed up
         } else {

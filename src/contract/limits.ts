@@ -22,6 +22,22 @@ export const LIMITS = Object.freeze({
   pathBytes: 96,
   /** Lines the console queues per session; past that it drops the oldest. */
   consoleQueueLines: 8,
+  /**
+   * The `job` file one VM variant keeps per GPU node (section 12). Its cap is not documented;
+   * 32 KiB, like `status`, is our assumption.
+   */
+  jobLogBytes: 32 * 1024,
+});
+
+/** The files of a GPU node that the VM's clients append to (section 12). `job` exists in one VM variant. */
+export type VmFile = "ctl" | "lease" | "status" | "job";
+
+/** The VM's append cap of each node file, bytes of the whole file (the same facts as LIMITS). */
+export const VM_CAPS: Readonly<Record<VmFile, number>> = Object.freeze({
+  ctl: LIMITS.ctlLogBytes,
+  lease: LIMITS.leaseLogBytes,
+  status: LIMITS.statusLogBytes,
+  job: LIMITS.jobLogBytes,
 });
 
 // Whitespace, C0/C1 controls, DEL, `=`, and the invisible format characters that reorder or

@@ -54,6 +54,12 @@ export class HostState {
   readonly jobs: JobScheduler;
   readonly #o: HostOptions;
   readonly #logs = new Map<string, GpuLogs>();
+  /** Told of every line the bridge logs for a GPU (the VM sync appends it in the VM). */
+  onLogLine: ((gpuId: string, file: "ctl" | "lease" | "status", text: string) => void) | null = null;
+  /** Live leases the VM granted (a Queen spawn): lease id -> the VM's own ACTIVE line. */
+  readonly vmActiveLines = new Map<string, string>();
+  /** Set while adopting: the VM already holds the ACTIVE line, the bridge writes none. */
+  #adopting = false;
 
   constructor(o: HostOptions) {
     this.#o = o;
@@ -90,7 +96,7 @@ export class HostState {
       switch (e.type) {
         case "granted":
           logs.appendCtl(ctlLeaseLine(e.lease));
-          logs.appendActive(e.lease.id, leaseRecord(e.lease, "ACTIVE"));
+          if (!this.#adopting) logs.appendActive(e.lease.id, leaseRecord(e.lease, "ACTIVE"));
           j?.grant(e.lease);
           break;
         case "renewed":
@@ -104,6 +110,7 @@ export class HostState {
         case "released":
           logs.appendCtl(ctlReleaseLine(e.lease.worker_id, e.reason));
           logs.appendReleased(e.lease.id, leaseRecord(e.lease, "RELEASED"));
+          this.vmActiveLines.delete(e.lease.id);
           logs.appendStatus(statusLine(e.lease.worker_id, "LEASE-ENDED", e.reason));
           this.jobs.endLease(e.lease.id, "LEASE-ENDED");
           j?.release(e.lease, e.reason);
@@ -138,13 +145,41 @@ export class HostState {
 
   logsOf(gpuId: string): GpuLogs {
     let logs = this.#logs.get(gpuId);
-    if (logs === undefined) this.#logs.set(gpuId, (logs = new GpuLogs(gpuId)));
+    if (logs === undefined) this.#logs.set(gpuId, (logs = new GpuLogs(gpuId, (file, text) => this.onLogLine?.(gpuId, file, text))));
     return logs;
   }
 
   /** The payloads for `gpuId`, or undefined while it has no history (the seeds apply). */
   nodeLogs(gpuId: string): NodeLogs | undefined {
     return this.#logs.get(gpuId)?.payloads();
+  }
+
+  /** Whether `text` is the current ACTIVE line of a live lease of `gpuId` (it must stay in the VM). */
+  isLiveActiveLine(gpuId: string, text: string): boolean {
+    for (const l of this.leases.live(gpuId)) if (leaseRecord(l, "ACTIVE") === text || this.vmActiveLines.get(l.id) === text) return true;
+    return false;
+  }
+
+  /**
+   * Takes a lease the VM granted (its ACTIVE line, `vmLine`) as a host lease: accounted,
+   * journaled, expired on time; its TTL runs from now, when the bridge first saw it. The VM
+   * holds the ACTIVE line already, so the bridge writes only its ctl echo. Throws LeaseError
+   * when it does not fit.
+   */
+  adopt(req: LeaseRequest, vmLine: string): Lease {
+    this.#adopting = true;
+    try {
+      const lease = this.leases.grant(req);
+      this.vmActiveLines.set(lease.id, vmLine);
+      return lease;
+    } finally {
+      this.#adopting = false;
+    }
+  }
+
+  /** Tells the daemon that the logs changed outside a lease or job event. */
+  changed(): void {
+    this.#o.onChange();
   }
 
   grant(req: LeaseRequest): Lease {
@@ -202,7 +237,7 @@ export class HostState {
     }
     const id = result.job.descriptor.job;
     if (this.jobs.get(id) !== undefined) throw new JobError("conflict", `Job ${id} already exists`, [{ field: "job", message: "job id in use" }]);
-    const full = this.jobs.refusal(lease.gpu_id, result.job.payload.length);
+    const full = this.jobs.refusal(lease.gpu_id, result.job);
     if (full !== null) throw new JobError("busy", full);
     return this.jobs.submit(lease, result.job);
   }
@@ -215,7 +250,8 @@ export class HostState {
 
   /** Writes a succeeded job's result to its first output; returns why it could not, or null. */
   #writeResult(job: JobRecord, output: string | undefined): string | null {
-    if (output === undefined || this.#o.bundleDir === undefined) return null;
+    // A VM path (docs/protocol.md#12-what-the-vm-writes-back) is kept as given: the API serves the result.
+    if (output === undefined || output.startsWith("/") || this.#o.bundleDir === undefined) return null;
     const path = resolveInBundle(this.#o.bundleDir, output);
     if (typeof path !== "string") return `cannot write its result to ${output}: ${path.error}`;
     try {

@@ -4,13 +4,14 @@
  * directory. The reference's own error texts are kept where it has them; every error names
  * its field.
  */
-import { realpathSync, statSync } from "node:fs";
+import { existsSync, realpathSync, statSync } from "node:fs";
 import { isAbsolute, join, relative, sep } from "node:path";
 import * as v from "valibot";
 import { decodeBase64 } from "../util/base64.ts";
 import { readCapped } from "../util/files.ts";
 import { describeIssue } from "../util/issues.ts";
 import { sha256Hex } from "../util/sha256.ts";
+import { bundleRelative, decodeOperands } from "./cohesix.ts";
 
 export const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
 export const MAX_PATH_BYTES = 96;
@@ -52,6 +53,7 @@ export const JobDescriptorSchema = v.strictObject({
     v.minValue(1, "timeout_ms must be a positive integer"),
     v.maxValue(MAX_TIMEOUT_MS, `timeout_ms must be at most ${MAX_TIMEOUT_MS}`),
   ),
+  /** The operands (docs/protocol.md#12-what-the-vm-writes-back): little-endian f32, all of `a` then all of `b`. */
   payload_b64: v.optional(v.string("payload_b64 is not valid base64")),
 });
 
@@ -82,10 +84,15 @@ export interface ValidateContext {
   readonly bundleDir?: string;
 }
 
-/** A descriptor that passed every check, with the kernel bytes it carries or names. */
+/** A descriptor that passed every check, with its operands and the kernel it names. */
 export interface ValidJob {
   readonly descriptor: JobDescriptor;
+  /** The bytes `bytes_hash` covers: the operands, or the staged `inputs[0]`. */
   readonly payload: Uint8Array;
+  /** The operands (`payload_b64`); null: the bridge generates them from the grid and block. */
+  readonly operands: Uint8Array | null;
+  /** A staged `.ptx` bundle named by `inputs[0]`; null: the bridge's own kernel. */
+  readonly ptx: Uint8Array | null;
 }
 
 export type ValidateResult = { readonly ok: true; readonly job: ValidJob } | { readonly ok: false; readonly problems: JobProblem[] };
@@ -112,12 +119,15 @@ export function validateJob(raw: unknown, ctx: ValidateContext = {}): ValidateRe
   d.grid.forEach((n, i) => {
     if (n > limits.maxGrid[i]!) problems.push({ field: `grid.${i}`, message: `grid.${"xyz"[i]} is ${n}, over the device's ${limits.maxGrid[i]}` });
   });
-  for (const field of ["inputs", "outputs"] as const) {
-    d[field].forEach((p, i) => {
-      const problem = pathProblem(p);
-      if (problem !== null) problems.push({ field: `${field}.${i}`, message: `${field}[${i}] ${problem}` });
-    });
-  }
+  // inputs name staged bundles (/bundles/<path> or relative to --bundle-dir); outputs are the
+  // VM's paths, kept as given (the result is served by the API, not written there).
+  d.inputs.forEach((p, i) => {
+    const r = bundleRelative(p);
+    if ("error" in r) problems.push({ field: `inputs.${i}`, message: `inputs[${i}] ${r.error}` });
+  });
+  d.outputs.forEach((p, i) => {
+    if (p.includes("\0")) problems.push({ field: `outputs.${i}`, message: `outputs[${i}] must not contain NUL` });
+  });
   if (problems.length > 0) return { ok: false, problems };
 
   const expected = d.bytes_hash.slice("sha256:".length).toLowerCase();
@@ -130,7 +140,17 @@ export function validateJob(raw: unknown, ctx: ValidateContext = {}): ValidateRe
     }
     if (bytes.length > MAX_PAYLOAD_BYTES) return fail("payload_b64", `payload_b64 is over the ${MAX_PAYLOAD_BYTES}-byte limit`);
     if (sha256Hex(bytes) !== expected) return fail("bytes_hash", "payload hash mismatch");
-    payload = bytes;
+    const ops = decodeOperands(d.kernel, bytes);
+    if ("error" in ops) return fail("payload_b64", ops.error);
+    // The kernel: a staged .ptx bundle when inputs[0] names one that is staged, else the bridge's own.
+    let ptx: Uint8Array | null = null;
+    const first = d.inputs[0];
+    if (first !== undefined && first.endsWith(".ptx") && ctx.bundleDir !== undefined && isStaged(ctx.bundleDir, first)) {
+      const staged = readStaged(ctx.bundleDir, first);
+      if (typeof staged === "string") return fail("inputs.0", staged);
+      ptx = staged;
+    }
+    return { ok: true, job: { descriptor: d, payload: bytes, operands: bytes, ptx } };
   } else {
     if (ctx.bundleDir === undefined) {
       return fail("payload_b64", "payload_b64 is required: no bundle directory is configured for staged inputs");
@@ -141,7 +161,8 @@ export function validateJob(raw: unknown, ctx: ValidateContext = {}): ValidateRe
     if (sha256Hex(staged) !== expected) return fail("bytes_hash", "payload hash mismatch");
     payload = staged;
   }
-  return { ok: true, job: { descriptor: d, payload } };
+  // The seed's form: bytes_hash covers the staged inputs[0]; the operands are the bridge's own.
+  return { ok: true, job: { descriptor: d, payload, operands: null, ptx: d.inputs[0]!.endsWith(".ptx") ? payload : null } };
 }
 
 function fail(field: string, message: string): ValidateResult {
@@ -183,8 +204,18 @@ export function resolveInBundle(bundleDir: string, p: string): string | { error:
   return real;
 }
 
+/** Whether `p` names a file staged under the bundle directory. */
+function isStaged(bundleDir: string, p: string): boolean {
+  const rel = bundleRelative(p);
+  if ("error" in rel) return false;
+  const resolved = resolveInBundle(bundleDir, rel.path);
+  return typeof resolved === "string" && existsSync(resolved);
+}
+
 function readStaged(bundleDir: string, p: string): Uint8Array | string {
-  const resolved = resolveInBundle(bundleDir, p);
+  const rel = bundleRelative(p);
+  if ("error" in rel) return rel.error;
+  const resolved = resolveInBundle(bundleDir, rel.path);
   if (typeof resolved !== "string") return resolved.error;
   try {
     return readCapped(resolved, MAX_PAYLOAD_BYTES) ??

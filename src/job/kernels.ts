@@ -1,7 +1,7 @@
 /**
- * The two kernels on the CPU: the mock runner's real work, and the reference the CUDA runner
- * checks the GPU's answer against. Inputs are generated deterministically from the index, so
- * both sides agree without shipping data.
+ * Jobs without operands (the seed's descriptor): inputs generated deterministically from the
+ * index, sized by the grid and block, and the reference their result is verified against.
+ * Jobs with operands compute and check through src/job/cohesix.ts.
  */
 
 export type Dims = readonly [number, number, number];
@@ -73,28 +73,6 @@ export function verify(spec: KernelSpec, out: Float32Array, size: number, starte
     }
   }
   return { kernel: spec.kernel, size, checksum, max_abs_error: maxErr, verified, duration_ms: performance.now() - started };
-}
-
-/** Runs the kernel on the CPU and verifies it. */
-export function runOnCpu(spec: KernelSpec): KernelSummary {
-  const started = performance.now();
-  const { a, b, size } = inputs(spec);
-  let out: Float32Array;
-  if (spec.kernel === "vadd") {
-    out = new Float32Array(size);
-    for (let i = 0; i < size; i++) out[i] = a[i]! + b[i]!;
-  } else {
-    out = new Float32Array(size * size);
-    for (let r = 0; r < size; r++) {
-      const row = r * size;
-      for (let k = 0; k < size; k++) {
-        const av = a[row + k]!;
-        const bRow = k * size;
-        for (let c = 0; c < size; c++) out[row + c]! += av * b[bRow + c]!;
-      }
-    }
-  }
-  return verify(spec, out, size, started);
 }
 
 /** Tolerance for a kernel's result: float32 sums drift with N. */

@@ -6,20 +6,23 @@ import process from "node:process";
 import * as v from "valibot";
 import { describeIssue } from "../util/issues.ts";
 import type { Runtime } from "../runtime/types.ts";
-import { encodeBase64 } from "../util/base64.ts";
+import { decodeBase64, encodeBase64 } from "../util/base64.ts";
 import type { KernelSpec, KernelSummary } from "./kernels.ts";
-import type { RunRequestWire } from "./run-kernel.ts";
+import type { RunOutcomeWire, RunRequestWire } from "./run-kernel.ts";
 
 export interface RunRequest {
   readonly spec: KernelSpec;
   readonly runner: "cpu" | "cuda";
   readonly memLimitBytes: number;
+  /** The kernel's PTX (the CUDA runner). */
   readonly payload?: Uint8Array;
+  /** The operands, little-endian f32 `a` then `b`; absent: generated from the grid and block. */
+  readonly operands?: Uint8Array;
   readonly device?: number;
 }
 
 export type RunOutcome =
-  | { readonly ok: true; readonly summary: KernelSummary }
+  | { readonly ok: true; readonly summary: KernelSummary; readonly output?: Uint8Array }
   | { readonly ok: false; readonly detail: string; readonly message?: string };
 
 const finite = v.pipe(v.number(), v.finite());
@@ -35,6 +38,8 @@ const RunOutcomeSchema = v.variant("ok", [
       verified: v.pipe(v.number(), v.integer(), v.minValue(0)),
       duration_ms: finite,
     }),
+    /** The result, little-endian f32 (decoded and checked below). */
+    outputB64: v.optional(v.string()),
   }),
   v.strictObject({
     ok: v.literal(false),
@@ -65,6 +70,7 @@ export class ProcessRunner implements Runner {
       runner: req.runner,
       memLimitBytes: req.memLimitBytes,
       ...(req.payload !== undefined && req.runner === "cuda" && { payloadB64: encodeBase64(req.payload) }),
+      ...(req.operands !== undefined && { operandsB64: encodeBase64(req.operands) }),
       ...(req.device !== undefined && { device: req.device }),
       parentPid: process.pid,
     };
@@ -81,7 +87,13 @@ export class ProcessRunner implements Runner {
       } catch {
         // not JSON: reported below
       }
-      if (parsed?.success) return parsed.output as RunOutcome;
+      if (parsed?.success) {
+        const wired: RunOutcomeWire = parsed.output;
+        if (!wired.ok || wired.outputB64 === undefined) return wired;
+        const output = decodeBase64(wired.outputB64);
+        if (output === null) return { ok: false, detail: "RUNNER_CRASHED", message: "the kernel process sent an unreadable result" };
+        return { ok: true, summary: wired.summary, output };
+      }
       const why = parsed !== null
         ? `its result is malformed (${describeIssue(parsed.issues[0], "outcome").field}: ${parsed.issues[0].message})`
         : stderr.trim().split("\n").slice(-3).join(" | ").slice(-1024) || `exit status ${code}`;

@@ -9,6 +9,9 @@ import { type KernelSummary, workload } from "./kernels.ts";
 import type { ValidJob } from "./descriptor.ts";
 import type { Runner } from "./runner.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
+import { builtinPtx } from "./ptx/builtin.ts";
+import { operandBytes } from "./cohesix.ts";
+import { sha256Hex } from "../util/sha256.ts";
 
 /** A job as the bridge tracks it. */
 export interface JobRecord {
@@ -23,8 +26,16 @@ export interface JobRecord {
   started_at: number | null;
   finished_at: number | null;
   result: KernelSummary | null;
+  /** The result as little-endian f32 (served raw by the API); null until OK, or once evicted. */
+  output: Uint8Array | null;
+  /** Byte count and SHA-256 of the result, kept after the bytes are evicted. */
+  output_bytes: number | null;
+  output_sha256: string | null;
   message: string | null;
 }
+
+/** Results kept in memory for the API, all jobs together; the oldest are evicted past it. */
+export const KEEP_OUTPUT_BYTES = 256 * 1024 * 1024;
 
 export interface SchedulerOptions {
   readonly runner: Runner;
@@ -59,11 +70,13 @@ let seq = 0;
 /** Jobs one GPU may have waiting; a submission past it is refused (busy), not queued. */
 export const MAX_QUEUED_PER_GPU = 256;
 /**
- * Kernel bytes all queued jobs may hold together (four maximal 16 MiB payloads). Only the CUDA
- * runner needs them (the CPU runner computes from the launch shape), so on the CPU runner a
- * queued job holds none.
+ * Bytes all queued jobs may hold together (four maximal 16 MiB payloads): their operands, and
+ * on the CUDA runner a staged kernel. The CPU runner needs no kernel, so there a queued job
+ * holds only its operands (none in the seed's form, whose operands come from the launch shape).
  */
 export const MAX_QUEUED_PAYLOAD_BYTES = 64 * 1024 * 1024;
+
+const NO_BYTES = new Uint8Array(0);
 
 export class JobScheduler {
   readonly #o: SchedulerOptions;
@@ -95,14 +108,20 @@ export class JobScheduler {
     return c;
   }
 
-  /** Why a job with `payloadBytes` of kernel bytes cannot be queued on `gpuId` now, or null. */
-  refusal(gpuId: string, payloadBytes: number): string | null {
+  /** Why `job` cannot be queued on `gpuId` now, or null. */
+  refusal(gpuId: string, job: ValidJob): string | null {
     const queued = this.#queues.get(gpuId)?.length ?? 0;
     if (queued >= MAX_QUEUED_PER_GPU) return `Job queue of ${gpuId} is full (${queued} jobs waiting); retry later`;
-    if (this.#o.kind === "cuda" && this.#queuedPayloadBytes + payloadBytes > MAX_QUEUED_PAYLOAD_BYTES) {
-      return `Queued jobs already hold ${this.#queuedPayloadBytes} bytes of kernels (at most ${MAX_QUEUED_PAYLOAD_BYTES}); retry later`;
+    const bytes = heldBytes(this.#held(job));
+    if (this.#queuedPayloadBytes + bytes > MAX_QUEUED_PAYLOAD_BYTES) {
+      return `Queued jobs already hold ${this.#queuedPayloadBytes} bytes of operands and kernels (at most ${MAX_QUEUED_PAYLOAD_BYTES}); retry later`;
     }
     return null;
+  }
+
+  /** What a queued `job` keeps: its operands, and its staged kernel only where the runner loads one. */
+  #held(job: ValidJob): ValidJob {
+    return { descriptor: job.descriptor, payload: NO_BYTES, operands: job.operands, ptx: this.#o.kind === "cuda" ? job.ptx : null };
   }
 
   /** Jobs waiting, and the kernel bytes they hold. */
@@ -114,9 +133,9 @@ export class JobScheduler {
 
   /** Queues a validated job under a live lease; the caller has checked the lease is live. */
   submit(lease: Lease, job: ValidJob): JobRecord {
-    // The CPU runner never reads the payload: a queued job must not pin up to 16 MiB for nothing.
-    const valid = this.#o.kind === "cuda" ? job : { descriptor: job.descriptor, payload: new Uint8Array(0) };
-    this.#queuedPayloadBytes += valid.payload.length;
+    // Only what the runner reads is kept: a queued job must not pin up to 16 MiB for nothing.
+    const valid = this.#held(job);
+    this.#queuedPayloadBytes += heldBytes(valid);
     const d = valid.descriptor;
     const record: JobRecord = {
       job: d.job,
@@ -125,11 +144,14 @@ export class JobScheduler {
       worker_id: lease.worker_id,
       kernel: d.kernel,
       state: "QUEUED",
-      detail: "",
+      detail: "accepted",
       submitted_at: this.#now(),
       started_at: null,
       finished_at: null,
       result: null,
+      output: null,
+      output_bytes: null,
+      output_sha256: null,
       message: null,
     };
     this.#jobs.set(d.job, record);
@@ -147,7 +169,7 @@ export class JobScheduler {
       const keep = q.filter((e) => e.lease.id !== leaseId);
       for (const e of q) {
         if (e.lease.id !== leaseId) continue;
-        this.#queuedPayloadBytes -= e.valid.payload.length;
+        this.#queuedPayloadBytes -= heldBytes(e.valid);
         this.#finish(e.record, "ERR", detail, null);
       }
       this.#queues.set(gpu, keep);
@@ -177,7 +199,7 @@ export class JobScheduler {
         continue;
       }
       q.splice(i, 1);
-      this.#queuedPayloadBytes -= e.valid.payload.length;
+      this.#queuedPayloadBytes -= heldBytes(e.valid);
       void this.#start(e);
     }
   }
@@ -190,6 +212,7 @@ export class JobScheduler {
     const inUse = this.#memInUse.get(lease.id) ?? 0;
     this.#memInUse.set(lease.id, inUse + need);
     record.state = "RUNNING";
+    record.detail = "scheduled";
     record.started_at = this.#now();
     this.#o.onChange(record);
     const clock = this.#o.clock ?? systemClock;
@@ -208,15 +231,18 @@ export class JobScheduler {
           spec: { kernel: valid.descriptor.kernel, grid: valid.descriptor.grid, block: valid.descriptor.block },
           runner: this.#o.kind,
           memLimitBytes: Math.max(0, lease.mem_mb * 1048576 - inUse),
-          payload: valid.payload,
+          // A staged .ptx bundle the job names, else the bridge's own kernel.
+          payload: valid.ptx ?? new TextEncoder().encode(builtinPtx(valid.descriptor.kernel)),
+          ...(valid.operands !== null && { operands: valid.operands }),
           ...(device !== undefined && { device }),
         },
         abort.signal,
       );
       if (outcome.ok) {
         record.result = outcome.summary;
+        if (outcome.output !== undefined) this.#keepOutput(record, outcome.output);
         const problem = this.#o.onResult?.(record, valid) ?? null;
-        if (problem === null) this.#finish(record, "OK", "", outcome.summary);
+        if (problem === null) this.#finish(record, "OK", "completed", outcome.summary);
         else {
           record.message = problem;
           this.#finish(record, "ERR", "OUTPUT_FAILED", outcome.summary);
@@ -255,6 +281,22 @@ export class JobScheduler {
     for (const run of this.#running.values()) run.abort.abort("SHUTDOWN");
   }
 
+  #outputs: JobRecord[] = [];
+  #outputBytes = 0;
+
+  #keepOutput(record: JobRecord, output: Uint8Array): void {
+    record.output = output;
+    record.output_bytes = output.length;
+    record.output_sha256 = sha256Hex(output);
+    this.#outputs.push(record);
+    this.#outputBytes += output.length;
+    while (this.#outputBytes > KEEP_OUTPUT_BYTES && this.#outputs.length > 1) {
+      const old = this.#outputs.shift()!;
+      this.#outputBytes -= old.output?.length ?? 0;
+      old.output = null;
+    }
+  }
+
   #now(): number {
     return (this.#o.clock ?? systemClock).now();
   }
@@ -262,5 +304,14 @@ export class JobScheduler {
 
 /** Bytes a job's kernel uses (its operands and result). */
 function jobBytes(e: Queued): number {
-  return workload(e.valid.descriptor).bytes;
+  const ops = e.valid.operands;
+  if (ops === null) return workload(e.valid.descriptor).bytes;
+  // Validated operands: a then b, n floats each (vadd) or n×n (matmul).
+  const kernel = e.valid.descriptor.kernel;
+  return operandBytes(kernel, kernel === "vadd" ? ops.length / 8 : Math.sqrt(ops.length / 8));
+}
+
+/** Bytes a queued job holds in memory. */
+function heldBytes(job: ValidJob): number {
+  return (job.operands?.length ?? 0) + (job.ptx?.length ?? 0);
 }

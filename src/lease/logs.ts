@@ -80,15 +80,19 @@ export class GpuLogs {
   /** Lease id -> the text of its current ACTIVE line. */
   readonly #current = new Map<string, string>();
   #touched = false;
+  /** Told of every line as it is logged (the VM sync appends it in the VM). */
+  readonly #onLine: (file: "ctl" | "lease" | "status", text: string) => void;
 
-  constructor(gpuId: string) {
+  constructor(gpuId: string, onLine: (file: "ctl" | "lease" | "status", text: string) => void = () => {}) {
     this.gpuId = gpuId;
+    this.#onLine = onLine;
     this.ctl = new BoundedLines(LIMITS.ctlLogBytes - LOG_HEADROOM.ctl - utf8.encode(seedCtl(gpuId)).length);
   }
 
   appendCtl(line: string): void {
     this.#touched = true;
     this.ctl.append(line);
+    this.#onLine("ctl", line);
   }
 
   /** Records a lease's current ACTIVE line (replacing its previous one as the pinned line). */
@@ -96,6 +100,7 @@ export class GpuLogs {
     this.#touched = true;
     this.#current.set(leaseId, line);
     this.lease.append(line, (e) => this.#pinned(e), leaseId);
+    this.#onLine("lease", line);
   }
 
   /** Records a lease's end: its ACTIVE line is no longer pinned. */
@@ -103,11 +108,13 @@ export class GpuLogs {
     this.#touched = true;
     this.#current.delete(leaseId);
     this.lease.append(line, (e) => this.#pinned(e));
+    this.#onLine("lease", line);
   }
 
   appendStatus(line: string): void {
     this.#touched = true;
     this.status.append(line);
+    this.#onLine("status", line);
   }
 
   /** Bytes the ACTIVE lines of the live leases take, plus `extra` more. */

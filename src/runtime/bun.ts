@@ -1,5 +1,5 @@
 /** The Bun adapter: the only module besides `ffi/bun*.ts` that names `Bun.*`. */
-import { CHILD_OUTPUT_CAP, tailText } from "../util/stream.ts";
+import { CHILD_OUTPUT_CAP, CHILD_STDERR_CAP, tailText } from "../util/stream.ts";
 import type { Conn } from "./transport.ts";
 import { AsyncQueue } from "../util/async-queue.ts";
 import process from "node:process";
@@ -134,8 +134,7 @@ function spawn(cmd: readonly string[], stdin: Uint8Array, env?: Record<string, s
   const proc = bun.spawn([...cmd], { stdin: "pipe", stdout: "pipe", stderr: "pipe", ...(env && { env: { ...process.env, ...env } }) });
   proc.stdin.write(stdin);
   proc.stdin.end();
-  const text = (s: ReadableStream<Uint8Array>) => tailText(s, CHILD_OUTPUT_CAP);
-  const done = Promise.all([proc.exited, text(proc.stdout), text(proc.stderr)]).then(([code, stdout, stderr]) => ({
+  const done = Promise.all([proc.exited, tailText(proc.stdout, CHILD_OUTPUT_CAP), tailText(proc.stderr, CHILD_STDERR_CAP)]).then(([code, stdout, stderr]) => ({
     code,
     stdout,
     stderr,

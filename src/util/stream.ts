@@ -21,5 +21,11 @@ export async function tailText(stream: ReadableStream<Uint8Array>, cap: number):
   return new TextDecoder().decode(held > cap ? all.subarray(held - cap) : all);
 }
 
-/** What the bridge keeps of a child's stdout or stderr: its last 64 KiB. */
-export const CHILD_OUTPUT_CAP = 64 * 1024;
+/** The largest job result a `run-kernel` child sends back (as base64 on its stdout). */
+export const CHILD_RESULT_BYTES = 16 * 1024 * 1024;
+
+/** What the bridge keeps of a child's stderr: its last 64 KiB. */
+export const CHILD_STDERR_CAP = 64 * 1024;
+
+/** What the bridge keeps of a child's stdout: room for a result, plus the last 64 KiB of anything else. */
+export const CHILD_OUTPUT_CAP = Math.ceil(CHILD_RESULT_BYTES / 3) * 4 + CHILD_STDERR_CAP;

@@ -1,7 +1,5 @@
 /** Every route through `app.request()`: no socket, real HostState and mock inventory. */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { MOCK_GPUS, mockStats } from "../../src/inventory/mock.ts";
 import { type ApiModels, createApp } from "../../src/api/app.ts";
 import { bridgeFacade } from "../../src/app/bridge.ts";
@@ -11,12 +9,18 @@ import { builtinCatalog } from "../../src/models/catalog.ts";
 import type { ModelCatalog } from "../../src/contract/models.ts";
 import { buildNamespace } from "../../src/contract/namespace.ts";
 import { sha256Hex } from "../../src/util/sha256.ts";
-import { memoryLogger, REPO, until } from "../helpers.ts";
+import { memoryLogger, until } from "../helpers.ts";
+import { computeOnCpu, decodeOperands, f32Bytes } from "../../src/job/cohesix.ts";
 
 const TOKEN = "test-token-0123456789";
+/** Computes in process, as the CPU runner's child would. */
 const ok: Runner = {
-  run: (req) =>
-    Promise.resolve<RunOutcome>({ ok: true, summary: { kernel: req.spec.kernel, size: 1, checksum: 0, max_abs_error: 0, verified: 1, duration_ms: 1 } }),
+  run: (req) => {
+    const ops = decodeOperands(req.spec.kernel, req.operands!);
+    if ("error" in ops) throw new Error(ops.error);
+    const output = f32Bytes(computeOnCpu(req.spec.kernel, ops));
+    return Promise.resolve<RunOutcome>({ ok: true, output, summary: { kernel: req.spec.kernel, size: ops.n, checksum: 0, max_abs_error: 0, verified: 1, duration_ms: 1 } });
+  },
 };
 let host: HostState;
 let app: ReturnType<typeof createApp>;
@@ -46,10 +50,10 @@ const json = (body: unknown, headers: Record<string, string> = auth) => ({
 });
 const lease = { gpu_id: "GPU-0", worker_id: "w1", mem_mb: 4096, streams: 2, ttl_s: 60, priority: 5 };
 const error = async (res: Response) => ((await res.json()) as { error: { code: string; message: string; field?: string } }).error;
-const ptx = readFileSync(join(REPO, "src/job/ptx/vadd.ptx"));
+const operands = Buffer.from(new Float32Array([1, 2, 10, 20]).buffer);
 const job = (id: string) => ({
-  job: id, kernel: "vadd", grid: [1, 1, 1], block: [32, 1, 1], bytes_hash: `sha256:${sha256Hex(ptx)}`,
-  inputs: [], outputs: [], timeout_ms: 1000, payload_b64: ptx.toString("base64"),
+  job: id, kernel: "vadd", grid: [1, 1, 1], block: [32, 1, 1], bytes_hash: `sha256:${sha256Hex(operands)}`,
+  inputs: [], outputs: [], timeout_ms: 1000, payload_b64: operands.toString("base64"),
 });
 
 describe("reads", () => {
@@ -182,7 +186,13 @@ describe("leases and jobs", () => {
     expect(res.status).toBe(202);
     expect(res.headers.get("location")).toBe("/v1/jobs/j1");
     await until(() => host.jobs.get("j1")?.state === "OK");
-    expect(await (await app.request("/v1/jobs/j1")).json()).toMatchObject({ job: "j1", state: "OK", detail: "" });
+    const RESULT = new Uint8Array([0, 0, 48, 65, 0, 0, 176, 65]); // what the fake runner computed
+    expect(await (await app.request("/v1/jobs/j1")).json()).toMatchObject({
+      job: "j1", state: "OK", detail: "completed", output: { bytes: 8, sha256: sha256Hex(RESULT), href: "/v1/jobs/j1/result", available: true },
+    });
+    const raw = await app.request("/v1/jobs/j1/result");
+    expect(raw.headers.get("content-type")).toBe("application/octet-stream");
+    expect(new Uint8Array(await raw.arrayBuffer())).toEqual(RESULT);
     expect((await app.request(`/v1/leases/${l.id}/jobs`, json(job("j1")))).status).toBe(409);
     const bad = await app.request(`/v1/leases/${l.id}/jobs`, json({ ...job("j2"), bytes_hash: "md5:1" }));
     expect(bad.status).toBe(422);

@@ -149,7 +149,8 @@ describe("leases through the daemon", () => {
     try {
       await until(() => mock.state.publishes === 1, 5000);
       daemon.host.control("GPU-1", "LEASE worker-7 mem=2048 streams=1 priority=3");
-      await until(() => mock.state.read("/gpu/GPU-1/ctl")?.includes("LEASE worker-7") === true, 3000, "the lease in the VM");
+      // The ctl line goes as an append; the ACTIVE record (over the 128-byte echo payload) by a snapshot.
+      await until(() => mock.state.read("/gpu/GPU-1/lease")?.includes("worker-7") === true, 3000, "the lease in the VM");
       expect(mock.state.read("/gpu/GPU-1/ctl")).toBe("LEASE GPU-1\nLEASE worker-7 mem=2048 streams=1 priority=3\n");
       expect(mock.state.read("/gpu/GPU-1/lease")).toContain('"worker_id":"worker-7","mem_mb":2048');
       expect(mock.state.read("/gpu/GPU-0/ctl")).toBe("LEASE GPU-0\n");

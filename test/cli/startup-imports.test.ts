@@ -59,6 +59,8 @@ export const LAYERS: Readonly<Record<string, number>> = {
   // CDI specs and sealed VRAM shards (issues #15, #16) are capabilities too.
   "src/cdi": 2,
   "src/vram": 2,
+  // The VM talking back (#14): read-back, appends, compaction, VM-granted leases and control lines.
+  "src/vm": 2,
   "mock/console": 2,
   "src/app": 3,
   "src/commands": 4,

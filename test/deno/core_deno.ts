@@ -27,6 +27,7 @@ import { ProcessRunner } from "../../src/job/runner.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { mockStats } from "../../src/inventory/mock.ts";
 import { sha256Hex } from "../../src/util/sha256.ts";
+import { encodeBase64 } from "../../src/util/base64.ts";
 
 declare const Deno: { test(name: string, fn: () => void | Promise<void>): void };
 
@@ -131,13 +132,15 @@ Deno.test("the API and a real job in a Deno child process, on Deno", async () =>
     const lease = await (await app.request("/v1/leases", {
       method: "POST", headers: auth, body: JSON.stringify({ gpu_id: "GPU-0", worker_id: "d", mem_mb: 64, streams: 1, ttl_s: 60 }),
     })).json() as { id: string };
-    const ptx = readFileSync(new URL("../../src/job/ptx/vadd.ptx", import.meta.url));
+    // The operands, as Cohesix sends them: little-endian f32, a (1..256) then b (all 0.5).
+    const values = new Float32Array(512).map((_, i) => (i < 256 ? i + 1 : 0.5));
+    const operands = new Uint8Array(values.buffer);
     const submitted = await app.request(`/v1/leases/${lease.id}/jobs`, {
       method: "POST",
       headers: auth,
       body: JSON.stringify({
-        job: "deno-job", kernel: "vadd", grid: [4, 1, 1], block: [64, 1, 1], bytes_hash: `sha256:${sha256Hex(ptx)}`,
-        inputs: [], outputs: [], timeout_ms: 30_000, payload_b64: ptx.toString("base64"),
+        job: "deno-job", kernel: "vadd", grid: [1, 1, 1], block: [1, 1, 1], bytes_hash: `sha256:${sha256Hex(operands)}`,
+        inputs: ["/bundles/vadd.ptx"], outputs: ["/worker/d/result"], timeout_ms: 30_000, payload_b64: encodeBase64(operands),
       }),
     });
     strictEqual(submitted.status, 202);
@@ -148,6 +151,8 @@ Deno.test("the API and a real job in a Deno child process, on Deno", async () =>
     const job = await (await app.request("/v1/jobs/deno-job")).json() as { state: string; result: { size: number } };
     strictEqual(job.state, "OK");
     strictEqual(job.result.size, 256);
+    const result = new Float32Array(await (await app.request("/v1/jobs/deno-job/result")).arrayBuffer());
+    strictEqual(result[255], 256.5);
   } finally {
     host.close();
   }

@@ -47,13 +47,14 @@ test.skipIf(!existsSync(BIN))("the compiled binary serves the API, runs a job an
     expect(leaseRes.status).toBe(201);
     const lease = (await leaseRes.json()) as { id: string };
 
-    const ptx = readFileSync(join(REPO, "src/job/ptx/matmul.ptx"));
+    // As Cohesix's worker-gpu sends it: the operands (2 x 2 matrices a then b, little-endian f32), one thread.
+    const operands = Buffer.from(new Float32Array([1, 2, 3, 4, 5, 6, 7, 8]).buffer);
     const jobRes = await fetch(`${base}/v1/leases/${lease.id}/jobs`, {
       method: "POST",
       headers: auth,
       body: JSON.stringify({
-        job: "e2e-matmul", kernel: "matmul", grid: [2, 1, 1], block: [64, 1, 1], bytes_hash: `sha256:${sha256Hex(ptx)}`,
-        inputs: [], outputs: [], timeout_ms: 20_000, payload_b64: ptx.toString("base64"),
+        job: "e2e-matmul", kernel: "matmul", grid: [1, 1, 1], block: [1, 1, 1], bytes_hash: `sha256:${sha256Hex(operands)}`,
+        inputs: ["/bundles/matmul.ptx"], outputs: ["/worker/e2e/result"], timeout_ms: 20_000, payload_b64: operands.toString("base64"),
       }),
     });
     expect(jobRes.status).toBe(202);
@@ -62,7 +63,9 @@ test.skipIf(!existsSync(BIN))("the compiled binary serves the API, runs a job an
       job = (await (await fetch(`${base}/v1/jobs/e2e-matmul`)).json()) as typeof job;
       await Bun.sleep(50);
     }
-    expect(job).toMatchObject({ state: "OK", result: { size: 128 } });
+    expect(job).toMatchObject({ state: "OK", result: { size: 2 } });
+    const result = new Float32Array(await (await fetch(`${base}/v1/jobs/e2e-matmul/result`)).arrayBuffer());
+    expect([...result]).toEqual([19, 22, 43, 50]);
 
     await until(() => mock.state.read("/gpu/GPU-0/status")?.includes('"job":"e2e-matmul","state":"OK"') === true, 5000, "the status in the VM");
     expect(mock.state.read("/gpu/GPU-0/ctl")).toBe("LEASE GPU-0\nLEASE e2e mem=2048 streams=1 priority=7\n");

@@ -5,12 +5,18 @@ import type { RunOutcome, RunRequest, Runner } from "../../src/job/runner.ts";
 import { sha256Hex } from "../../src/util/sha256.ts";
 import { leaseRecord } from "../../src/lease/records.ts";
 import { LIMITS } from "../../src/contract/limits.ts";
-import { FakeClock, memoryLogger } from "../helpers.ts";
+import { FakeClock, memoryLogger, REPO, tempDir } from "../helpers.ts";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 
 const utf8 = (s: string) => new TextEncoder().encode(s).length;
 const idle: Runner = { run: () => new Promise(() => {}) };
 let host: HostState | undefined;
-afterEach(() => host?.close());
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  host?.close();
+  for (const c of cleanups.splice(0)) c();
+});
 const make = (o: Partial<ConstructorParameters<typeof HostState>[0]> = {}) =>
   (host = new HostState({ gpus: () => MOCK_GPUS, runner: idle, runnerKind: "cpu", log: memoryLogger().log, onChange: () => {}, clock: new FakeClock(), ...o }));
 
@@ -52,19 +58,34 @@ class Gate implements Runner {
     });
   }
 }
+/** Operands (payload_b64): `n` bytes, little-endian f32 `a` then `b`. */
 const payload = (n: number) => new Uint8Array(n).fill(7);
 const descriptor = (id: string, o: Record<string, unknown> = {}, bytes = payload(64)) => ({
   job: id, kernel: "vadd", grid: [1, 1, 1], block: [64, 1, 1], bytes_hash: `sha256:${sha256Hex(bytes)}`,
   inputs: [], outputs: [], timeout_ms: 60_000, payload_b64: Buffer.from(bytes).toString("base64"), ...o,
 });
+/** The shipped vadd, staged as a bundle in a fresh directory. */
+function stagedVadd(): { dir: string; ptx: Uint8Array } {
+  const dir = tempDir("gbh-hard-");
+  cleanups.push(dir.cleanup);
+  const ptx = readFileSync(join(REPO, "src/job/ptx/vadd.ptx"));
+  writeFileSync(join(dir.path, "vadd.ptx"), ptx);
+  return { dir: dir.path, ptx };
+}
+/** The seed's form: no payload, bytes_hash over the staged kernel, operands sized by grid x block. */
+const seedDescriptor = (id: string, ptx: Uint8Array, o: Record<string, unknown> = {}) => ({
+  job: id, kernel: "vadd", grid: [1, 1, 1], block: [64, 1, 1], bytes_hash: `sha256:${sha256Hex(ptx)}`,
+  inputs: ["/bundles/vadd.ptx"], outputs: [], timeout_ms: 60_000, ...o,
+});
 
 describe("F8: a lease's mem_mb holds across its concurrent jobs", () => {
   test("eight 100 MiB jobs on a 256 MiB lease with 8 streams: at most two run at once, each within what is left", async () => {
     const gate = new Gate();
-    const h = make({ runner: gate });
+    const { dir, ptx } = stagedVadd();
+    const h = make({ runner: gate, bundleDir: dir });
     const l = h.grant({ gpu_id: "GPU-0", worker_id: "w", mem_mb: 256, streams: 8, ttl_s: 600, priority: 1 });
     // vadd uses 12 bytes per element: 8,738,304 elements are 100 MiB.
-    for (let i = 0; i < 8; i++) h.submitJob(l.id, descriptor(`j${i}`, { grid: [34134, 1, 1], block: [256, 1, 1] }));
+    for (let i = 0; i < 8; i++) h.submitJob(l.id, seedDescriptor(`j${i}`, ptx, { grid: [34134, 1, 1], block: [256, 1, 1] }));
     expect(gate.running.length).toBe(2);
     expect(gate.running[1]!.req.memLimitBytes).toBe(256 * 1048576 - 104_859_648);
     while (gate.running.length > 0) {
@@ -77,13 +98,14 @@ describe("F8: a lease's mem_mb holds across its concurrent jobs", () => {
 });
 
 describe("F7: the job queue is bounded and queued jobs hold no payload they do not need", () => {
-  test("on the CPU runner a queued job holds no kernel bytes, and a GPU's queue stops at 256 jobs (busy)", () => {
+  test("on the CPU runner a queued job holds its operands but no kernel bytes, and a GPU's queue stops at 256 jobs (busy)", () => {
     const gate = new Gate();
-    const h = make({ runner: gate });
+    const { dir } = stagedVadd();
+    const h = make({ runner: gate, bundleDir: dir });
     const l = h.grant({ gpu_id: "GPU-0", worker_id: "w", mem_mb: 1024, streams: 1, ttl_s: 600, priority: 1 });
-    const big = payload(1 << 20);
-    for (let i = 0; i < 257; i++) h.submitJob(l.id, descriptor(`q${i}`, {}, big));
-    expect(h.jobs.queued()).toEqual({ jobs: 256, payloadBytes: 0 });
+    // Each names the staged kernel, which the CUDA runner would load and the CPU runner never reads.
+    for (let i = 0; i < 257; i++) h.submitJob(l.id, descriptor(`q${i}`, { inputs: ["/bundles/vadd.ptx"] }));
+    expect(h.jobs.queued()).toEqual({ jobs: 256, payloadBytes: 256 * 64 });
     let err: unknown;
     try {
       h.submitJob(l.id, descriptor("q-over"));

@@ -34,20 +34,31 @@ class GateRunner implements Runner {
   }
 }
 
-const ptx = readFileSync(join(REPO, "src/job/ptx/vadd.ptx"));
+/** Operands as Cohesix sends them: little-endian f32, a then b. */
+const f32 = (...xs: number[]) => Buffer.from(new Float32Array(xs).buffer);
+const operands = f32(1, 2, 3, 4, 10, 20, 30, 40);
 /** A job descriptor; grid.x doubles as a tag the GateRunner records. */
 const job = (id: string, o: Record<string, unknown> = {}) => ({
   job: id,
   kernel: "vadd",
   grid: [1, 1, 1],
   block: [64, 1, 1],
-  bytes_hash: `sha256:${sha256Hex(ptx)}`,
+  bytes_hash: `sha256:${sha256Hex(operands)}`,
   inputs: [],
   outputs: [],
   timeout_ms: 10_000,
-  payload_b64: ptx.toString("base64"),
+  payload_b64: operands.toString("base64"),
   ...o,
 });
+/** The seed's form: no payload, bytes_hash over the staged bundle, operands generated from grid x block. */
+const seedJob = (id: string, bundle: string, kernel: "vadd" | "matmul", o: Record<string, unknown> = {}) => {
+  const ptx = readFileSync(join(REPO, "src/job/ptx", `${kernel}.ptx`));
+  writeFileSync(join(bundle, `${kernel}.ptx`), ptx);
+  return {
+    job: id, kernel, grid: [1, 1, 1], block: [1, 1, 1], bytes_hash: `sha256:${sha256Hex(ptx)}`, inputs: [`/bundles/${kernel}.ptx`],
+    outputs: [], timeout_ms: 10_000, ...o,
+  };
+};
 
 let clock: FakeClock;
 let changes: number;
@@ -140,9 +151,9 @@ describe("jobs", () => {
     runner.running[0]!.finish();
     await until(() => host.jobs.get("j1")!.state === "OK");
     expect(logs().status.split("\n").slice(0, 3)).toEqual([
-      '{"job":"j1","state":"QUEUED","detail":""}',
-      '{"job":"j1","state":"RUNNING","detail":""}',
-      '{"job":"j1","state":"OK","detail":""}',
+      '{"job":"j1","state":"QUEUED","detail":"accepted"}',
+      '{"job":"j1","state":"RUNNING","detail":"scheduled"}',
+      '{"job":"j1","state":"OK","detail":"completed"}',
     ]);
   });
 
@@ -201,20 +212,20 @@ describe("jobs", () => {
 });
 
 describe("jobs in real child processes", () => {
-  test("computes vadd on the CPU, verifies it and writes the summary into the bundle", async () => {
-    const bundle = tempDir("gbh-bundle-");
-    try {
-      host.close();
-      host = make({ runner: new ProcessRunner(bunRuntime()), bundleDir: bundle.path, clock: undefined });
-      const lease = host.grant({ gpu_id: "GPU-0", worker_id: "w", mem_mb: 1024, streams: 1, ttl_s: 60, priority: 1 });
-      host.submitJob(lease.id, job("real", { grid: [256, 1, 1], block: [256, 1, 1], outputs: ["result.json"] }));
-      await until(() => host.jobs.get("real")!.state === "OK", 15_000, "the job to finish");
-      expect(host.jobs.get("real")!.result).toMatchObject({ kernel: "vadd", size: 65536, max_abs_error: 0, verified: 65536 });
-      await until(() => existsSync(join(bundle.path, "result.json")));
-      expect(JSON.parse(readFileSync(join(bundle.path, "result.json"), "utf8"))).toMatchObject({ job: "real", state: "OK" });
-    } finally {
-      bundle.cleanup();
-    }
+  let bundle: { path: string; cleanup: () => void };
+  beforeEach(() => (bundle = tempDir("gbh-bundle-")));
+  afterEach(() => bundle.cleanup());
+
+  test("computes the seed's vadd (generated operands) on the CPU, verifies it and writes the summary into the bundle", async () => {
+    host.close();
+    host = make({ runner: new ProcessRunner(bunRuntime()), bundleDir: bundle.path, clock: undefined });
+    const lease = host.grant({ gpu_id: "GPU-0", worker_id: "w", mem_mb: 1024, streams: 1, ttl_s: 60, priority: 1 });
+    host.submitJob(lease.id, seedJob("real", bundle.path, "vadd", { grid: [256, 1, 1], block: [256, 1, 1], outputs: ["result.json"] }));
+    await until(() => host.jobs.get("real")!.state === "OK", 15_000, "the job to finish");
+    expect(host.jobs.get("real")!.result).toMatchObject({ kernel: "vadd", size: 65536, max_abs_error: 0, verified: 65536 });
+    expect(host.jobs.get("real")!.output!.length).toBe(65536 * 4);
+    await until(() => existsSync(join(bundle.path, "result.json")));
+    expect(JSON.parse(readFileSync(join(bundle.path, "result.json"), "utf8"))).toMatchObject({ job: "real", state: "OK" });
   });
 
   test("timeout_ms is timed by the injected clock: the job is aborted at its deadline, not a millisecond before", async () => {
@@ -231,11 +242,11 @@ describe("jobs in real child processes", () => {
 
   test("timeout_ms kills the job's process: ERR TIMEOUT", async () => {
     host.close();
-    host = make({ runner: new ProcessRunner(bunRuntime()), clock: undefined });
+    host = make({ runner: new ProcessRunner(bunRuntime()), clock: undefined, bundleDir: bundle.path });
     const lease = host.grant({ gpu_id: "GPU-0", worker_id: "w", mem_mb: 8192, streams: 1, ttl_s: 60, priority: 1 });
     // A 4096 x 4096 matmul takes minutes on a CPU; the job gets 300 ms.
     const t0 = performance.now();
-    host.submitJob(lease.id, job("slow", { kernel: "matmul", grid: [16, 1, 1], block: [256, 1, 1], timeout_ms: 300 }));
+    host.submitJob(lease.id, seedJob("slow", bundle.path, "matmul", { grid: [16, 1, 1], block: [256, 1, 1], timeout_ms: 300 }));
     await until(() => host.jobs.get("slow")!.state === "ERR", 10_000, "the timeout");
     expect(host.jobs.get("slow")!.detail).toBe("TIMEOUT");
     expect(performance.now() - t0).toBeLessThan(5000);
@@ -244,9 +255,9 @@ describe("jobs in real child processes", () => {
 
   test("a job needing more memory than its lease ends ERR OUT_OF_MEMORY", async () => {
     host.close();
-    host = make({ runner: new ProcessRunner(bunRuntime()), clock: undefined });
+    host = make({ runner: new ProcessRunner(bunRuntime()), clock: undefined, bundleDir: bundle.path });
     const lease = host.grant({ gpu_id: "GPU-0", worker_id: "w", mem_mb: 1, streams: 1, ttl_s: 60, priority: 1 });
-    host.submitJob(lease.id, job("big", { kernel: "matmul", grid: [4, 1, 1], block: [256, 1, 1] }));
+    host.submitJob(lease.id, seedJob("big", bundle.path, "matmul", { grid: [4, 1, 1], block: [256, 1, 1] }));
     await until(() => host.jobs.get("big")!.state === "ERR", 10_000);
     expect(host.jobs.get("big")!.detail).toBe("OUT_OF_MEMORY");
     expect(host.jobs.get("big")!.message).toBe("matmul needs 12 MiB, over the lease's 1 MiB");

@@ -7,6 +7,7 @@ import { ProcessRunner, type RunOutcome, type Runner } from "../../src/job/runne
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import type { Runtime } from "../../src/runtime/types.ts";
 import { sha256Hex } from "../../src/util/sha256.ts";
+import { CHILD_OUTPUT_CAP, CHILD_RESULT_BYTES } from "../../src/util/stream.ts";
 import { memoryLogger, tempDir, until } from "../helpers.ts";
 
 /** A runtime whose `run-kernel` child prints `stdout` and exits. */
@@ -38,11 +39,18 @@ describe("the run-kernel child's result is validated", () => {
     expect(await new ProcessRunner(printing(JSON.stringify(good) + "\n")).run(req, new AbortController().signal)).toEqual(good);
   });
 
-  test("a child that floods stdout costs the bridge at most 64 KiB of it", async () => {
-    const child = bunRuntime().spawn(["sh", "-c", "head -c 20000000 /dev/zero | tr '\\\\0' x; echo; echo last"], new Uint8Array(0));
-    const { stdout } = await child.done;
-    expect(stdout.length).toBeLessThanOrEqual(64 * 1024);
+  test("a child that floods stdout costs the bridge at most a result's room and 64 KiB of it; stderr at most 64 KiB", async () => {
+    const flood = CHILD_OUTPUT_CAP + 1_000_000;
+    const child = bunRuntime().spawn(
+      ["sh", "-c", `head -c ${flood} /dev/zero | tr '\\\\0' x; echo; echo last; head -c ${flood} /dev/zero | tr '\\\\0' y >&2; echo end >&2`],
+      new Uint8Array(0),
+    );
+    const { stdout, stderr } = await child.done;
+    expect(CHILD_OUTPUT_CAP).toBe(Math.ceil(CHILD_RESULT_BYTES / 3) * 4 + 64 * 1024);
+    expect(stdout.length).toBeLessThanOrEqual(CHILD_OUTPUT_CAP);
     expect(stdout.endsWith("\nlast\n")).toBe(true);
+    expect(stderr.length).toBeLessThanOrEqual(64 * 1024);
+    expect(stderr.endsWith("end\n")).toBe(true);
   });
 });
 

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { ProcessRunner, type RunRequest } from "../../src/job/runner.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { REPO } from "../helpers.ts";
+import { MATMUL_PTX, VADD_PTX } from "../../src/job/ptx/builtin.ts";
 import { CTL_FILE, FAKE_CUDA, scriptFakes } from "../inventory/fakes.ts";
 
 const runner = new ProcessRunner(bunRuntime(), { GPU_BRIDGE_CUDA_LIB: FAKE_CUDA, FAKE_GPU_CTL: CTL_FILE });
@@ -28,6 +29,22 @@ describe("the CUDA runner (fake driver)", () => {
     expect(await run(req())).toMatchObject({ ok: true, summary: { kernel: "vadd", size: 32768, max_abs_error: 0 } });
     const mm = await run(req({ spec: { kernel: "matmul", grid: [2, 1, 1], block: [64, 1, 1] }, payload: ptx("matmul") }));
     expect(mm).toMatchObject({ ok: true, summary: { kernel: "matmul", size: 128 } });
+  });
+
+  test("runs Cohesix's operands on one thread ([1,1,1] x [1,1,1]): the shipped kernels loop grid-stride; the result comes back raw", async () => {
+    scriptFakes({});
+    const f32 = (xs: number[]) => new Uint8Array(new Float32Array(xs).buffer);
+    const one = { grid: [1, 1, 1], block: [1, 1, 1] } as const;
+    const v = await run(req({ spec: { kernel: "vadd", ...one }, operands: f32([1, 2, 3, 10, 20, 30]) }));
+    expect(v.ok && [...new Float32Array(v.output!.slice().buffer)]).toEqual([11, 22, 33]);
+    const m = await run(req({ spec: { kernel: "matmul", ...one }, payload: ptx("matmul"), operands: f32([1, 2, 3, 4, 5, 6, 7, 8]) }));
+    expect(m.ok && [...new Float32Array(m.output!.slice().buffer)]).toEqual([19, 22, 43, 50]);
+  });
+
+  test("the PTX embedded in the binary (src/job/ptx/builtin.ts) is the shipped .ptx files'", () => {
+    expect(VADD_PTX).toBe(ptx("vadd").toString());
+    expect(MATMUL_PTX).toBe(ptx("matmul").toString());
+    expect(VADD_PTX).toContain("%nctaid.x"); // the grid-stride loop reads the grid's size
   });
 
   test("maps driver failures to job details", async () => {

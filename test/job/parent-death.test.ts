@@ -3,7 +3,7 @@
  * child runs a CPU matmul that takes many seconds; the bridge is SIGKILLed mid-job.
  */
 import { afterEach, expect, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { sha256Hex } from "../../src/util/sha256.ts";
 import { REPO, tempDir, until } from "../helpers.ts";
@@ -41,7 +41,10 @@ for (const signal of ["SIGKILL", "SIGTERM"] as const) {
   test(`a job's child process dies when the bridge gets ${signal} mid-job`, async () => {
     const state = tempDir("gbh-f4-");
     cleanups.push(state.cleanup);
-    const bridge = spawnBridge(["serve", "--mock", "--listen", "127.0.0.1:0", "--state-dir", state.path]);
+    // The seed's form: the shipped matmul staged as a bundle, its operands generated from the grid.
+    const ptx = readFileSync(join(REPO, "src/job/ptx/matmul.ptx"));
+    writeFileSync(join(state.path, "matmul.ptx"), ptx);
+    const bridge = spawnBridge(["serve", "--mock", "--listen", "127.0.0.1:0", "--state-dir", state.path, "--bundle-dir", state.path]);
     cleanups.push(() => bridge.proc.kill("SIGKILL"));
     const port = Number((await bridge.waitFor(LISTENING, 15_000))[1]);
     const token = readFileSync(join(state.path, "api-token"), "utf8").trim();
@@ -51,12 +54,11 @@ for (const signal of ["SIGKILL", "SIGTERM"] as const) {
       method: "POST", headers,
       body: JSON.stringify({ gpu_id: "GPU-0", worker_id: "w", mem_mb: 256, streams: 1, ttl_s: 300, priority: 1 }),
     }).then((r) => r.json()) as { id: string };
-    const ptx = readFileSync(join(REPO, "src/job/ptx/matmul.ptx"));
     const res = await fetch(`${base}/v1/leases/${lease.id}/jobs`, {
       method: "POST", headers,
       body: JSON.stringify({
         job: "slow", kernel: "matmul", grid: [12, 1, 1], block: [256, 1, 1], bytes_hash: `sha256:${sha256Hex(ptx)}`,
-        inputs: [], outputs: [], timeout_ms: 600_000, payload_b64: ptx.toString("base64"),
+        inputs: ["/bundles/matmul.ptx"], outputs: [], timeout_ms: 600_000,
       }),
     });
     expect(res.status).toBe(202);

@@ -44,12 +44,12 @@ describe("ConsoleConnection", () => {
       expect(c.handle(`ECHO ${CTL} ${l}`).lines[0]).toStartWith(`OK ECHO path=${CTL} bytes=`);
     }
     expect(state.tree).toEqual(ns);
-    expect(c.handle("CAT /gpu/GPU-0/ctl").lines).toEqual(["OK CAT path=/gpu/GPU-0/ctl bytes=12", "LEASE GPU-0", "END"]);
+    expect(c.handle("CAT /gpu/GPU-0/ctl").lines).toEqual(["OK CAT path=/gpu/GPU-0/ctl data=LEASE GPU-0", "LEASE GPU-0", "END"]);
     expect(c.handle(`CAT ${STATUS}`).lines[1]).toStartWith("state=ok bytes=1477 sha256=");
     expect(c.handle("LS /gpu").lines).toEqual([
-      "OK LS path=/gpu entries=5", "GPU-0/", "GPU-1/", "bridge/", "models/", "telemetry/", "END",
+      "OK LS path=/gpu entries=5", "bridge", "models", "telemetry", "GPU-0", "GPU-1", "END",
     ]);
-    expect(c.handle("LS /gpu/GPU-1").lines.slice(1, -1)).toEqual(["ctl", "info", "lease", "status"]);
+    expect(c.handle("LS /gpu/GPU-1").lines.slice(1, -1)).toEqual(["info", "ctl", "lease", "status"]);
     expect(c.handle("CAT /gpu/nope").lines).toEqual(["ERR CAT reason=not-found path=/gpu/nope"]);
   });
 
@@ -68,7 +68,7 @@ describe("ConsoleConnection", () => {
     expect(c.handle(`ECHO ${CTL} ${"x".repeat(250)}`).lines[0]).toStartWith("ERR ECHO reason=too-long");
     const w = new ConsoleConnection(new ConsoleState({ token: "t" }));
     w.handle("AUTH t");
-    w.handle("ATTACH worker x");
+    expect(w.handle("ATTACH worker-gpu x").lines).toEqual(["OK ATTACH role=worker-gpu"]);
     expect(w.handle(`ECHO ${CTL} end`).lines).toEqual([`ERR ECHO reason=policy detail=queen-only path=${CTL}`]);
   });
 });

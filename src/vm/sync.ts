@@ -1,0 +1,349 @@
+/**
+ * Keeps the VM's node files true in both directions over the publisher's console session:
+ * the bridge's own new lines go as single `ECHO` appends (one frame each, no window in which a
+ * VM write can be lost), the VM's files are read back (`CAT`) before every full snapshot and on
+ * an idle poll, and lines the VM's clients wrote are handed to the host and kept in every
+ * republish. A refused append (a full VM log) compacts that file and republishes it.
+ */
+import { ConsoleError } from "../console/errors.ts";
+import type { ConsoleSession } from "../console/session.ts";
+import { seedCtl } from "../contract/info.ts";
+import type { Logger } from "../util/log.ts";
+import type { Namespace, NodeLogs } from "../contract/namespace.ts";
+import type { Snapshot } from "../contract/snapshot.ts";
+import { byteLength } from "../util/bytes.ts";
+import { sha256Hex } from "../util/sha256.ts";
+import { type Clock, systemClock } from "../util/clock.ts";
+import { DEFAULTS } from "../cli/defaults.ts";
+import { LIMITS, VM_CAPS, type VmFile } from "../contract/limits.ts";
+import { type MirrorToken, type PendingLine, SNAPSHOT_FILES, VmMirror } from "./mirror.ts";
+/** A file published or compacted is kept at most at this share of its cap, the rest left to the VM's clients. */
+const LOW_WATER = 0.5;
+/** A file over this share of its cap is compacted before a snapshot carries it. */
+const HIGH_WATER = 0.75;
+/** Appends sent in one window batch. */
+const APPEND_BATCH = 32;
+
+export interface VmSyncOptions {
+  readonly mirror?: VmMirror;
+  readonly log: Logger;
+  /** Milliseconds between idle read-backs; 0 reads back only before full snapshots. */
+  readonly readbackMs?: number;
+  /** Times the idle read-back (default: the system clock). */
+  readonly clock?: Clock;
+  /** Lines the VM's clients wrote, found by read-back, oldest first. */
+  readonly onVmLines?: (gpuId: string, file: VmFile, lines: readonly string[]) => void;
+  /**
+   * Lines a new mirror (none was stored: a first start, a lost state directory) finds in the VM
+   * before the bridge's first snapshot there: history whose consumption was not recorded, so
+   * it is not acted on as new (a control line is never applied twice); the live leases in it
+   * are for the host to adopt. With a stored mirror every unknown line is new.
+   */
+  readonly onVmHistory?: (gpuId: string, file: VmFile, lines: readonly string[]) => void;
+  /** Whether a line must survive compaction (a live lease's current ACTIVE line). */
+  readonly pinned?: (gpuId: string, file: VmFile, text: string) => boolean;
+  /** A full snapshot became due (a refused append, a line too long to append, a lost node). */
+  readonly requestPublish?: () => void;
+  /** The mirror changed (persist it). */
+  readonly onMirrorChange?: () => void;
+}
+
+/** What read-back and appends cost and did, for the API, logs and benchmarks. */
+export interface VmSyncStats {
+  readbacks: number;
+  catFrames: number;
+  catBytes: number;
+  appends: number;
+  appendFrames: number;
+  appendBytes: number;
+  refusedAppends: number;
+  compactions: number;
+  vmLines: number;
+}
+
+/** Work that rides the publisher's connection between publishes (the publisher's Sidecar). */
+export interface ConnectionWork {
+  hasWork(): boolean;
+  pausedFor(): number;
+  step(session: ConsoleSession, signal: AbortSignal): Promise<void>;
+}
+
+/**
+ * The VM side of the publisher: a sidecar (appends, idle read-back) plus the publisher's VM
+ * hooks (key, beforePublish, published). It imports nothing from the daemon: the daemon wires it.
+ */
+export class VmSync implements ConnectionWork {
+  readonly mirror: VmMirror;
+  readonly stats: VmSyncStats = {
+    readbacks: 0, catFrames: 0, catBytes: 0, appends: 0, appendFrames: 0, appendBytes: 0, refusedAppends: 0, compactions: 0, vmLines: 0,
+  };
+  readonly #o: VmSyncOptions;
+  /** The mirror is new: files not yet read, nor replaced by a snapshot of ours, hold history. */
+  readonly #freshMirror: boolean;
+  readonly #seen = new Set<string>();
+  readonly #readbackMs: number;
+  readonly #clock: Clock;
+  #gpus: readonly string[] = [];
+  #structure = "";
+  /** Bumped when a full snapshot is needed although nothing structural changed. */
+  #epoch = 0;
+  #built: { sha: string; token: MirrorToken } | null = null;
+  /** Files whose next snapshot must compact to the low-water mark (an append was refused). */
+  readonly #compact = new Set<string>();
+  #nextPollAt = 0;
+  #session: ConsoleSession | null = null;
+  /** Own lines sent as appends and not yet acknowledged. */
+  readonly #inFlight = new Set<PendingLine>();
+  /** Lines that only a snapshot can carry, for which one was asked already. */
+  readonly #tooLong = new WeakSet<PendingLine>();
+  /** GPUs whose VM has no `job` file, learnt per connection and snapshot. */
+  #noJob = new Set<string>();
+
+  constructor(options: VmSyncOptions) {
+    this.#o = options;
+    this.mirror = options.mirror ?? new VmMirror();
+    this.#freshMirror = options.mirror === undefined;
+    this.#readbackMs = options.readbackMs ?? DEFAULTS.readbackMs;
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  /** The node logs the VM holds for `gpuId` plus the bridge's pending lines (what a snapshot carries). */
+  nodeLogs(gpuId: string): NodeLogs {
+    this.mirror.seed(gpuId, seedCtl(gpuId));
+    return { ctl: this.mirror.text(gpuId, "ctl"), lease: this.mirror.text(gpuId, "lease"), status: this.mirror.text(gpuId, "status") };
+  }
+
+  /** Before building a snapshot to publish: every GPU's ctl starts with its seed line. */
+  prepare(gpuIds: readonly string[]): void {
+    for (const gpuId of gpuIds) this.mirror.seed(gpuId, seedCtl(gpuId));
+  }
+
+  /**
+   * Compacts the files over their high-water mark or whose append was refused. Only right after
+   * a read-back: a line the VM wrote and the bridge has not read is never dropped.
+   */
+  #compactDue(gpuId: string): void {
+    for (const file of SNAPSHOT_FILES) {
+      const cap = VM_CAPS[file];
+      const forced = this.#compact.has(`${gpuId}/${file}`);
+      if (forced || this.mirror.bytes(gpuId, file) > cap * HIGH_WATER) {
+        const n = this.mirror.compact(gpuId, file, Math.floor(cap * LOW_WATER), (t) => this.#pinned(gpuId, file, t));
+        if (n > 0) {
+          this.stats.compactions++;
+          this.#o.log.info(`compacted /gpu/${gpuId}/${file}: ${n} oldest lines dropped, ${this.mirror.bytes(gpuId, file)} of ${cap} bytes kept`);
+          this.#o.onMirrorChange?.();
+        }
+      }
+    }
+  }
+
+  /** Records the snapshot built from `ns` (call right after building it). */
+  built(ns: Namespace, snap: Snapshot): void {
+    this.#gpus = ns.nodes.map((n) => n.id);
+    const parts = [...ns.nodes.map((n) => `${n.id}\0${n.info}`), ns.active, ...ns.models.map((m) => `${m.model_id}\0${m.manifest_toml}`), ns.telemetrySchema];
+    this.#structure = sha256Hex(parts.join("\0\0"));
+    // A snapshot fitted to the VM's size limit may carry fewer of a log's oldest lines.
+    const lines = (text: string) => text.split("\n").length - 1;
+    const carried = (gpuId: string, file: VmFile) => {
+      const node = ns.nodes.find((n) => n.id === gpuId);
+      return node === undefined || file === "job" ? Infinity : lines(node[file]);
+    };
+    this.#built = { sha: snap.sha256, token: this.mirror.freeze(this.#gpus, carried) };
+  }
+
+  key(_snap: Snapshot): string {
+    return `${this.#structure}#${this.#epoch}`;
+  }
+
+  async beforePublish(session: ConsoleSession, signal: AbortSignal): Promise<void> {
+    await this.readBack(session, signal);
+    for (const gpuId of this.#gpus) this.#compactDue(gpuId);
+  }
+
+  published(snap: Snapshot): void {
+    if (this.#built?.sha !== snap.sha256) return;
+    this.mirror.landed(this.#built.token);
+    this.#compact.clear();
+    this.#noJob = new Set(); // a snapshot brings the job files of the VM variant that has them
+    for (const gpuId of this.#gpus) for (const file of [...SNAPSHOT_FILES, "job"]) this.#seen.add(`${gpuId}/${file}`);
+    this.#o.onMirrorChange?.();
+  }
+
+  hasWork(): boolean {
+    return this.#appendable().length > 0 || (this.#readbackMs > 0 && this.#gpus.length > 0 && this.#clock.now() >= this.#nextPollAt);
+  }
+
+  pausedFor(): number {
+    if (this.#readbackMs <= 0 || this.#gpus.length === 0) return 0;
+    return Math.max(1, this.#nextPollAt - this.#clock.now());
+  }
+
+  async step(session: ConsoleSession, signal: AbortSignal): Promise<void> {
+    const batch = this.#appendable().slice(0, APPEND_BATCH);
+    if (batch.length > 0) return this.#append(session, batch, signal);
+    await this.readBack(session, signal);
+  }
+
+  /** Reads every node file of the VM back; the VM's new lines go to the host. */
+  async readBack(session: ConsoleSession, signal: AbortSignal): Promise<void> {
+    if (session !== this.#session) {
+      this.#session = session;
+      this.#noJob = new Set();
+    }
+    this.stats.readbacks++;
+    let missing: string | null = null;
+    for (const gpuId of this.#gpus) {
+      for (const file of [...SNAPSHOT_FILES, "job"] as const) {
+        if (file === "job" && this.#noJob.has(gpuId)) continue;
+        const lines = await this.#cat(session, `/gpu/${gpuId}/${file}`, signal);
+        if (lines === null) {
+          if (file === "job") this.#noJob.add(gpuId);
+          else missing ??= `/gpu/${gpuId}/${file} is missing in the VM`;
+          continue;
+        }
+        const { fresh, diverged } = this.mirror.readBack(gpuId, file, lines);
+        // The VM's clients filled it past the high-water mark: compact before it refuses them.
+        if (file !== "job" && this.mirror.bytes(gpuId, file) > VM_CAPS[file] * HIGH_WATER) {
+          this.#compactFile(`${gpuId}/${file}`, `${this.mirror.bytes(gpuId, file)} of ${VM_CAPS[file]} bytes used`);
+        }
+        if (diverged) this.#o.log.warn(`/gpu/${gpuId}/${file} in the VM is not what the bridge last left there; keeping both`);
+        const history = this.#freshMirror && !this.#seen.has(`${gpuId}/${file}`);
+        this.#seen.add(`${gpuId}/${file}`);
+        if (fresh.length > 0 && history) {
+          this.#o.log.info(`/gpu/${gpuId}/${file}: ${fresh.length} lines already in the VM, taken as history (no stored mirror says which were acted on)`);
+          this.#o.onVmHistory?.(gpuId, file, fresh);
+          this.#o.onMirrorChange?.();
+        } else if (fresh.length > 0) {
+          this.stats.vmLines += fresh.length;
+          this.#o.onVmLines?.(gpuId, file, fresh);
+          // Persisted in the same tick as applied: a restart neither loses nor repeats them.
+          this.#o.onMirrorChange?.();
+        }
+      }
+    }
+    this.#nextPollAt = this.#clock.now() + this.#readbackMs;
+    if (missing !== null) this.#snapshotDue(missing);
+  }
+
+  #snapshotDue(why: string): void {
+    this.#epoch++;
+    this.#o.log.info(`full snapshot due: ${why}`);
+    this.#o.requestPublish?.();
+  }
+
+  /** Own lines that can go as appends now: one ECHO payload each, files not awaiting compaction. */
+  #appendable(): PendingLine[] {
+    const out: PendingLine[] = [];
+    const blocked = new Set<string>();
+    for (const p of this.mirror.pending()) {
+      if (this.#inFlight.has(p)) continue;
+      const key = `${p.gpuId}/${p.file}`;
+      if (blocked.has(key) || this.#compact.has(key) || !this.#gpus.includes(p.gpuId)) {
+        blocked.add(key);
+        continue;
+      }
+      // Too long for one ECHO (a lease record is about 140 bytes): only a snapshot can carry it,
+      // and the lines after it in the same file wait with it, so the file keeps its order.
+      if (byteLength(p.text) > LIMITS.echoPayloadBytes || /[\r\n]/.test(p.text)) {
+        blocked.add(key);
+        if (!this.#tooLong.has(p)) {
+          this.#tooLong.add(p);
+          this.#snapshotDue(`a ${byteLength(p.text)}-byte line for /gpu/${key} is over the ${LIMITS.echoPayloadBytes}-byte echo payload`);
+        }
+        continue;
+      }
+      out.push(p);
+    }
+    return out;
+  }
+
+  /**
+   * Sends `batch` as ECHO appends through the session's window and returns at once: each line
+   * is committed when its ack comes, so a line logged meanwhile goes out behind it without
+   * waiting a round trip. A refusal (a full log) compacts that file by a snapshot; a lost link
+   * leaves the lines pending (a read-back after reconnecting finds those that landed).
+   */
+  #append(session: ConsoleSession, batch: PendingLine[], signal: AbortSignal): void {
+    const projected = new Map<string, number>();
+    for (const p of batch) {
+      const key = `${p.gpuId}/${p.file}`;
+      // A file that would pass its cap is compacted by a snapshot instead of refused line by line.
+      const bytes = (projected.get(key) ?? this.mirror.bytes(p.gpuId, p.file, false) + this.#inFlightBytes(key)) + byteLength(p.text) + 1;
+      projected.set(key, bytes);
+      if (bytes > VM_CAPS[p.file]) {
+        this.#compactFile(key, `appending would pass the VM's ${VM_CAPS[p.file]}-byte cap`);
+        continue;
+      }
+      if (this.#compact.has(key)) continue;
+      const line = `ECHO /gpu/${p.gpuId}/${p.file} ${p.text}`;
+      this.#inFlight.add(p);
+      session.request(line, "ECHO", signal).then(() => {
+        this.#inFlight.delete(p);
+        this.mirror.acked(p);
+        this.stats.appends++;
+        this.stats.appendFrames += 2;
+        this.stats.appendBytes += 8 + byteLength(line) + byteLength(`OK ECHO path=/gpu/${key} bytes=${byteLength(p.text)}`);
+        this.#o.onMirrorChange?.();
+      }, (error: unknown) => {
+        this.#inFlight.delete(p);
+        if (error instanceof ConsoleError && error.kind === "rejected" && error.ack?.verb === "ECHO") {
+          this.stats.refusedAppends++;
+          this.#compactFile(key, `the VM refused an append: ${error.ack.detail}`);
+        }
+        // Otherwise the link is gone: the publisher reconnects, and the line is still pending.
+      });
+    }
+  }
+
+  #inFlightBytes(key: string): number {
+    let n = 0;
+    for (const p of this.#inFlight) if (`${p.gpuId}/${p.file}` === key) n += byteLength(p.text) + 1;
+    return n;
+  }
+
+  #compactFile(key: string, why: string): void {
+    if (this.#compact.has(key)) return;
+    this.#compact.add(key);
+    this.#snapshotDue(`/gpu/${key}: ${why}; republishing it compacted`);
+  }
+
+  #pinned(gpuId: string, file: VmFile, text: string): boolean {
+    if (file === "ctl" && text === seedCtl(gpuId).replace(/\n$/, "")) return true;
+    return this.#o.pinned?.(gpuId, file, text) ?? false;
+  }
+
+  /** `CAT path`: its lines, or null when the VM has no such file. Counts the link cost. */
+  async #cat(session: ConsoleSession, path: string, signal: AbortSignal): Promise<string[] | null> {
+    const line = `CAT ${path}`;
+    this.stats.catFrames += 1;
+    this.stats.catBytes += 4 + byteLength(line);
+    try {
+      const lines = await session.requestLines(line, "CAT", signal);
+      const ack = `OK CAT path=${path} data=${lines.at(-1) ?? ""}`;
+      this.stats.catFrames += lines.length + 2;
+      this.stats.catBytes += 8 + Math.min(128, byteLength(ack)) + lines.reduce((n, l) => n + 4 + byteLength(l), 0);
+      return lines;
+    } catch (error) {
+      if (error instanceof ConsoleError && error.kind === "rejected" && error.ack?.fields.reason === "not-found") {
+        this.stats.catFrames += 1;
+        this.stats.catBytes += 4 + byteLength(error.ack.detail) + 8;
+        return null;
+      }
+      throw error;
+    }
+  }
+}
+
+/** Two sidecars on one connection, the first one's work first. */
+export function bothSidecars(first: ConnectionWork, second: ConnectionWork | null | undefined): ConnectionWork {
+  if (second == null) return first;
+  return {
+    hasWork: () => first.hasWork() || second.hasWork(),
+    pausedFor: () => {
+      const a = first.pausedFor();
+      const b = second.pausedFor();
+      return a === 0 ? b : b === 0 ? a : Math.min(a, b);
+    },
+    step: (session, signal) => (first.hasWork() ? first.step(session, signal) : second.step(session, signal)),
+  };
+}

@@ -1,0 +1,85 @@
+import { describe, expect, test } from "bun:test";
+import { VmMirror } from "../../src/vm/mirror.ts";
+
+describe("VmMirror", () => {
+  test("readBack() tells the VM's new lines from the bridge's own, and takes a pending line the VM already holds as the bridge's", () => {
+    const m = new VmMirror();
+    m.seed("G", "LEASE G\n");
+    m.own("G", "ctl", "LEASE w1 mem=1 streams=1 priority=0");
+    const [p] = m.pending();
+    m.acked(p!);
+    m.own("G", "ctl", "RELEASE w1 expired"); // sent, ack lost
+    const r = m.readBack("G", "ctl", ["LEASE G", "LEASE w1 mem=1 streams=1 priority=0", "RESET", "RELEASE w1 expired", "RESET"]);
+    expect(r).toEqual({ fresh: ["RESET", "RESET"], diverged: false });
+    expect(m.pending()).toEqual([]);
+    expect(m.lines("G", "ctl").map((l) => [l.text, l.own])).toEqual([
+      ["LEASE G", true], ["LEASE w1 mem=1 streams=1 priority=0", true], ["RESET", false], ["RELEASE w1 expired", true], ["RESET", false],
+    ]);
+    // Read again: nothing is new (each VM line is handed over once).
+    expect(m.readBack("G", "ctl", m.lines("G", "ctl").map((l) => l.text)).fresh).toEqual([]);
+    // A file the VM does not have changes nothing.
+    expect(m.readBack("G", "ctl", null).fresh).toEqual([]);
+  });
+
+  test("readBack() of a file that is not an extension of what was known keeps both, counting duplicates", () => {
+    const m = new VmMirror();
+    m.readBack("G", "status", ["a", "b"]);
+    const r = m.readBack("G", "status", ["b", "c", "a", "a"]);
+    expect(r).toEqual({ fresh: ["c", "a"], diverged: true });
+  });
+
+  test("compact() drops the oldest lines until the target, never a pinned one, pending lines last", () => {
+    const m = new VmMirror();
+    m.readBack("G", "lease", ["old-1", "ACTIVE-live", "old-2", "vm-3"]);
+    m.own("G", "lease", "new-4");
+    const dropped = m.compact("G", "lease", 24, (t) => t === "ACTIVE-live");
+    expect(dropped).toBe(2);
+    expect(m.text("G", "lease")).toBe("ACTIVE-live\nvm-3\nnew-4\n");
+    expect(m.compact("G", "lease", 1000, () => false)).toBe(0);
+  });
+
+  test("lines compacted away but still in the VM (the snapshot has not landed) are not taken for new VM lines", () => {
+    const m = new VmMirror();
+    m.readBack("G", "ctl", ["RELEASE w1", "RELEASE w2", "x"]);
+    m.compact("G", "ctl", 2, () => false);
+    expect(m.readBack("G", "ctl", ["RELEASE w1", "RELEASE w2", "x", "RELEASE w3"]).fresh).toEqual(["RELEASE w3"]);
+  });
+
+  test("landed() commits exactly what the snapshot carried; lines logged meanwhile stay pending", () => {
+    const m = new VmMirror();
+    m.seed("G", "LEASE G\n");
+    m.own("G", "status", "s1");
+    const token = m.freeze(["G"]);
+    m.own("G", "status", "s2");
+    m.landed(token);
+    expect(m.lines("G", "status").map((l) => l.text)).toEqual(["s1"]);
+    expect(m.pending().map((p) => p.text)).toEqual(["s2"]);
+  });
+
+  test("a snapshot fitted to the VM's size limit: the oldest lines it left out are gone once it lands, pending ones too", () => {
+    const m = new VmMirror();
+    m.readBack("G", "status", ['{"vm":1}', '{"vm":2}']);
+    m.own("G", "status", "s1");
+    m.own("G", "status", "s2");
+    // The fitted snapshot carries only the last two status lines (src/contract/fit.ts cuts the oldest).
+    const token = m.freeze(["G"], (_gpu, file) => (file === "status" ? 2 : Infinity));
+    m.landed(token);
+    expect(m.lines("G", "status").map((l) => l.text)).toEqual(["s1", "s2"]);
+    expect(m.pending()).toEqual([]);
+    const cutPending = new VmMirror();
+    cutPending.own("G", "status", "p1");
+    cutPending.own("G", "status", "p2");
+    cutPending.landed(cutPending.freeze(["G"], () => 1));
+    expect(cutPending.lines("G", "status").map((l) => l.text)).toEqual(["p2"]);
+    expect(cutPending.pending()).toEqual([]); // p1 is not appended later, out of order
+  });
+
+  test("toJSON()/fromJSON() round-trip who wrote what", () => {
+    const m = new VmMirror();
+    m.readBack("G", "ctl", ["RELEASE w1"]);
+    m.own("G", "status", "x");
+    const back = VmMirror.fromJSON(JSON.parse(JSON.stringify(m.toJSON())));
+    expect(back.lines("G", "ctl")).toEqual([{ text: "RELEASE w1", own: false }]);
+    expect(back.pending()).toEqual([{ gpuId: "G", file: "status", text: "x" }]);
+  });
+});
