@@ -49,6 +49,8 @@ export class ConsoleState {
   readonly vm = new VmTree();
   tree: Namespace | null = null;
   publishes = 0;
+  /** The most lines one connection ever had unanswered (queued, or being answered). */
+  maxUnanswered = 0;
   echoes = 0;
   connections = 0;
   readonly linesReceived: string[] = [];

@@ -97,6 +97,7 @@ export function serveConnection(state: ConsoleState, socket: Conn, clock: Clock 
             return;
           }
           queue.push(line);
+          state.maxUnanswered = Math.max(state.maxUnanswered, queue.length + (working ? 1 : 0));
           if (queue.length > QUEUE_LINES) state.emit({ type: "dropped", conn: session.id, line: queue.shift()! });
         }
         void work();

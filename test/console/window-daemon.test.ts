@@ -17,6 +17,9 @@ import { TelemetryForwarder } from "../../src/telemetry/forward.ts";
 import { ingest } from "../../src/telemetry/ingest.ts";
 import { Spool } from "../../src/telemetry/spool.ts";
 import { memoryLogger, tempDir, until } from "../helpers.ts";
+import { parseCommand } from "../../src/cli/options.ts";
+import { createBridge } from "../../src/app/bridge.ts";
+import { mockBackend } from "../../src/inventory/mock.ts";
 import { record, tokenCounts } from "../telemetry/helpers.ts";
 
 const runtime = bunRuntime();
@@ -119,4 +122,22 @@ describe("telemetry with a window", () => {
     expect(mock.state.connections).toBeGreaterThanOrEqual(2);
     expect(tokenCounts(mock.state.queen.delivered("edge-w"))).toEqual(Array.from({ length: 40 }, (_, i) => 100 + i));
   });
+});
+
+describe("--window reaches the daemon's console session", () => {
+  for (const window of [1, 2, 5]) {
+    test(`serve --publish --window ${window}: a slow console never has more than ${window} lines unanswered, and does reach ${window}`, async () => {
+      mock.state.faults.latencyMs = 0;
+      mock.state.faults.ackDelayMs = 5; // answers one line at a time, so the queue shows the window
+      const c = parseCommand(["serve", "--mock", "--publish", "--no-api", "--tcp-port", String(mock.port), "--auth-token", "w", "--window", String(window)], {});
+      if (c.kind !== "serve") throw new Error("expected serve");
+      const bridge = await createBridge(c.options, { runtime, log: memoryLogger().log, backend: mockBackend() }, { noJournal: true });
+      try {
+        await until(() => mock.state.publishes === 1, 10_000, "the first publish");
+        expect(mock.state.maxUnanswered).toBe(window);
+      } finally {
+        await bridge.stop();
+      }
+    });
+  }
 });

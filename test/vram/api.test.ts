@@ -53,7 +53,8 @@ const lease = async (worker: string, mem_mb = 16, gpu_id = "GPU-0") =>
   (await call("POST", "/v1/leases", JSON.stringify({ gpu_id, worker_id: worker, mem_mb, streams: 1, ttl_s: 600, priority: 1 }), "application/json")).body;
 const seal = (leaseId: string, data: Uint8Array, query = "") => call("POST", `/v1/leases/${leaseId}/shards${query}`, data, "application/octet-stream");
 const job = (leaseId: string, id: string) => {
-  const payload = new TextEncoder().encode("vadd");
+  // The operands as Cohesix sends them (docs/protocol.md section 12): little-endian f32, a then b.
+  const payload = new Uint8Array(new Float32Array([1, 2, 3, 4, 10, 20, 30, 40]).buffer);
   return call("POST", `/v1/leases/${leaseId}/jobs`, JSON.stringify({
     job: id, kernel: "vadd", grid: [1, 1, 1], block: [32, 1, 1], bytes_hash: `sha256:${createHash("sha256").update(payload).digest("hex")}`,
     inputs: [], outputs: [], timeout_ms: 20000, payload_b64: Buffer.from(payload).toString("base64"),
