@@ -4,7 +4,7 @@
  */
 // What apply (on every container's start) needs is imported statically: one chunk load instead
 // of a chain of awaited imports. Nothing here reaches node:fs, node:path or the YAML library.
-import { applyEdits, needsHostStat } from "../cdi/apply.ts";
+import { applyEdits, needsAnyHostStat } from "../cdi/apply.ts";
 import { parseOci } from "../cdi/oci.ts";
 import { gatherEdits, loadSpecDirs } from "../cdi/registry.ts";
 import { nativeYaml, type YamlParse } from "../cdi/spec-format.ts";
@@ -30,11 +30,11 @@ async function runCdi(c: CdiCommand, io: CommandIo, log: Logger): Promise<number
       // The hot path (every container's start): no node:fs, no YAML library, unless needed.
       const fs = await loadSpecFs();
       const registry = await loadSpecDirs(c.specDirs ?? DEFAULTS.cdiSpecDirs, await yamlParser(), fs);
-      const oci = parseOci(c.input === "-" ? await io.stdin() : await fs.read(c.input), c.input === "-" ? "stdin" : c.input);
+      const oci = await parseOci(c.input === "-" ? await io.stdin() : await fs.read(c.input), c.input === "-" ? "stdin" : c.input);
       let out;
       try {
         const edits = gatherEdits(registry, c.devices);
-        const stat = edits.deviceNodes?.some(needsHostStat) ? (await import("../cdi/devnode.ts")).statNode : () => null;
+        const stat = needsAnyHostStat(edits.deviceNodes ?? []) ? (await import("../cdi/devnode.ts")).statNode : () => null;
         out = applyEdits(oci, edits, stat);
       } catch (error) {
         // Only now are the folders' problems worth showing: they may be why a device is missing.
