@@ -62,18 +62,39 @@ export function cleanPath(p: string): string {
   return rooted ? `/${joined}` : joined || ".";
 }
 
-/** The number of `/` in the cleaned path. */
-function depth(dest: string): number {
-  const clean = cleanPath(dest);
-  let n = 0;
-  for (let i = 0; i < clean.length; i++) if (clean.charCodeAt(i) === 47) n++;
-  return n;
+/**
+ * The depth of each path: the number of `/` in its cleanPath(), counted in one loop (a helper
+ * called per mount would be compiled on a cold start, see shape.ts). cleanPath keeps `k` leading
+ * `..` (relative paths only) and `m` names: rooted, `/` and the names joined, so max(m, 1)
+ * slashes; relative, the k + m parts joined, or `.`; "" is `.`. A test holds it to cleanPath.
+ */
+export function depths(paths: readonly string[]): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < paths.length; i++) {
+    const p = paths[i]!;
+    const rooted = p.startsWith("/");
+    const parts = p.split("/");
+    let k = 0;
+    let m = 0;
+    for (let j = 0; j < parts.length; j++) {
+      const part = parts[j]!;
+      if (part === "" || part === ".") continue;
+      if (part !== "..") m++;
+      else if (m > 0) m--;
+      else if (!rooted) k++;
+    }
+    out.push(p === "" ? 0 : rooted ? Math.max(m, 1) : Math.max(k + m - 1, 0));
+  }
+  return out;
 }
 
 /** Stable sort by depth, ascending (equal depths keep their order): one bucket per depth. */
 function sortByDepth<T extends { destination: string }>(mounts: readonly T[]): T[] {
+  const destinations: string[] = [];
+  for (let i = 0; i < mounts.length; i++) destinations.push(mounts[i]!.destination);
+  const depth = depths(destinations);
   const buckets: T[][] = [];
-  for (let i = 0; i < mounts.length; i++) (buckets[depth(mounts[i]!.destination)] ??= []).push(mounts[i]!);
+  for (let i = 0; i < mounts.length; i++) (buckets[depth[i]!] ??= []).push(mounts[i]!);
   const out: T[] = [];
   for (let d = 0; d < buckets.length; d++) if (buckets[d] !== undefined) append(out, buckets[d]!);
   return out;

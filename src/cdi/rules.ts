@@ -116,21 +116,10 @@ function annotations(map: Record<string, string>, where: string, add: Add, devic
   if (size > 256 * 1024) add("error", where, `annotations total ${size} bytes, more than 256 KiB`, device);
 }
 
-const isAbsolute = (p: string) => p.startsWith("/");
 
-/** Whether `s` holds only r, w and m (empty included): `/^[rwm]*$/` without a regex on the start path. */
-function isPermissions(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i];
-    if (c !== "r" && c !== "w" && c !== "m") return false;
-  }
-  return true;
-}
-
-const isNodeType = (t: string) => t === "" || t === "b" || t === "c" || t === "u" || t === "p";
-
-// Plain index loops throughout: this runs once per spec on every container's start, where each
-// first call of a builtin such as Array.prototype.forEach or includes costs its compilation.
+// Plain index loops throughout, and the per-node tests written out in them: this runs on every
+// container's start, where the first call of a builtin such as Array.prototype.forEach costs its
+// compilation, and a helper called once per node or path would soon be compiled too (shape.ts).
 function edits(e: CdiContainerEdits, where: string, device: string | undefined, add: Add, o: ValidateOptions): void {
   const strict = o.strict !== false;
   const err = (field: string, message: string) => void add("error", `${where}.${field}`, message, device);
@@ -148,12 +137,18 @@ function edits(e: CdiContainerEdits, where: string, device: string | undefined, 
     const n = nodes[i]!;
     const f = `deviceNodes[${i}]`;
     if (n.path === "") err(`${f}.path`, "invalid (empty) device path");
-    else if (!isAbsolute(n.path)) strictErr(`${f}.path`, `device path ${JSON.stringify(n.path)} is not absolute`);
-    if (n.hostPath !== undefined && !isAbsolute(n.hostPath)) strictErr(`${f}.hostPath`, `host path ${JSON.stringify(n.hostPath)} is not absolute`);
-    if (n.type !== undefined && !isNodeType(n.type)) {
+    else if (!n.path.startsWith("/")) strictErr(`${f}.path`, `device path ${JSON.stringify(n.path)} is not absolute`);
+    if (n.hostPath !== undefined && !n.hostPath.startsWith("/")) strictErr(`${f}.hostPath`, `host path ${JSON.stringify(n.hostPath)} is not absolute`);
+    const t = n.type;
+    if (t !== undefined && t !== "" && t !== "b" && t !== "c" && t !== "u" && t !== "p") {
       err(`${f}.type`, `device ${JSON.stringify(n.path)}: invalid type ${JSON.stringify(n.type)} (b, c, u, p or empty)`);
     }
-    if (n.permissions !== undefined && !isPermissions(n.permissions)) {
+    let permissions = true; // /^[rwm]*$/
+    for (let j = 0; n.permissions !== undefined && j < n.permissions.length; j++) {
+      const c = n.permissions[j];
+      if (c !== "r" && c !== "w" && c !== "m") permissions = false;
+    }
+    if (!permissions) {
       err(`${f}.permissions`, `device ${JSON.stringify(n.path)}: invalid permissions ${JSON.stringify(n.permissions)} (only r, w, m)`);
     }
     if (n.major !== undefined && n.major < 0) strictErr(`${f}.major`, `device ${JSON.stringify(n.path)}: negative major ${n.major}`);
@@ -165,9 +160,9 @@ function edits(e: CdiContainerEdits, where: string, device: string | undefined, 
     const m = mounts[i]!;
     const f = `mounts[${i}]`;
     if (m.hostPath === "") err(`${f}.hostPath`, "invalid mount: empty host path");
-    else if (!isAbsolute(m.hostPath)) strictErr(`${f}.hostPath`, `host path ${JSON.stringify(m.hostPath)} is not absolute`);
+    else if (!m.hostPath.startsWith("/")) strictErr(`${f}.hostPath`, `host path ${JSON.stringify(m.hostPath)} is not absolute`);
     if (m.containerPath === "") err(`${f}.containerPath`, "invalid mount: empty container path");
-    else if (!isAbsolute(m.containerPath)) strictErr(`${f}.containerPath`, `container path ${JSON.stringify(m.containerPath)} is not absolute`);
+    else if (!m.containerPath.startsWith("/")) strictErr(`${f}.containerPath`, `container path ${JSON.stringify(m.containerPath)} is not absolute`);
     if (strict && m.type === undefined && !hasBind(m.options ?? [])) {
       strictErr(`${f}.options`, `mount of ${JSON.stringify(m.hostPath)} has no type and neither bind nor rbind, so it is not a bind mount`);
     }
@@ -180,7 +175,7 @@ function edits(e: CdiContainerEdits, where: string, device: string | undefined, 
       err(`${f}.hookName`, `invalid hook name ${JSON.stringify(h.hookName)} (one of ${HOOK_NAMES.join(", ")})`);
     }
     if (h.path === "") err(`${f}.path`, `invalid hook ${JSON.stringify(h.hookName)} with empty path`);
-    else if (!isAbsolute(h.path)) strictErr(`${f}.path`, `hook path ${JSON.stringify(h.path)} is not absolute`);
+    else if (!h.path.startsWith("/")) strictErr(`${f}.path`, `hook path ${JSON.stringify(h.path)} is not absolute`);
     if (h.timeout !== undefined && h.timeout <= 0) strictErr(`${f}.timeout`, `hook timeout must be > 0 seconds, got ${h.timeout}`);
     const hookEnv = h.env ?? [];
     for (let j = 0; j < hookEnv.length; j++) {
