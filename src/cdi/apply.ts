@@ -190,12 +190,11 @@ export function applyEdits(oci: OciSpec, edits: CdiContainerEdits, stat: StatNod
       let at = 0;
       while (at < mounts.length && mounts[at]!.destination !== m.containerPath) at++;
       if (at < mounts.length) mounts.splice(at, 1);
-      mounts.push({
-        destination: m.containerPath,
-        source: m.hostPath,
-        ...(m.type !== undefined && { type: m.type }),
-        ...(m.options !== undefined && { options: m.options.slice() }),
-      });
+      // Fields set one by one, not spread: an object spread calls a builtin (compiled on first use).
+      const mount: { destination: string; source: string; type?: string; options?: string[] } = { destination: m.containerPath, source: m.hostPath };
+      if (m.type !== undefined) mount.type = m.type;
+      if (m.options !== undefined) mount.options = m.options.slice();
+      mounts.push(mount);
     }
     spec.mounts = sortByDepth(mounts);
   }
@@ -205,12 +204,11 @@ export function applyEdits(oci: OciSpec, edits: CdiContainerEdits, stat: StatNod
     if (!isHookName(h.hookName)) throw new CdiApplyError(`Cannot apply hook: unknown hook name ${JSON.stringify(h.hookName)}`);
     const hooks = (spec.hooks ??= {}) as Record<HookName, OciSpec["hooks"] extends infer H ? H extends Record<string, infer A> ? A : never : never>;
     const list = (hooks[h.hookName as HookName] ??= []) as NonNullable<NonNullable<OciSpec["hooks"]>["prestart"]>;
-    list.push({
-      path: h.path,
-      ...(h.args !== undefined && { args: h.args.slice() }),
-      ...(h.env !== undefined && { env: h.env.slice() }),
-      ...(h.timeout !== undefined && { timeout: h.timeout }),
-    });
+    const hook: { path: string; args?: string[]; env?: string[]; timeout?: number } = { path: h.path };
+    if (h.args !== undefined) hook.args = h.args.slice();
+    if (h.env !== undefined) hook.env = h.env.slice();
+    if (h.timeout !== undefined) hook.timeout = h.timeout;
+    list.push(hook);
   }
   if (edits.intelRdt !== undefined) (spec.linux ??= {}).intelRdt = copyIntelRdt(edits.intelRdt);
   const addGids = edits.additionalGids ?? [];

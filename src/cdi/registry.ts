@@ -67,7 +67,7 @@ export async function loadSpecDirs(dirs: readonly string[], parseYaml: YamlParse
       }
     }
   }
-  return { specs, ...resolveDevices(specs, errors), errors };
+  return { specs, devices: resolveDevices(specs, errors).devices, errors };
 }
 
 /**
