@@ -5,7 +5,8 @@
  * additional gids appended once. The input is never modified: a failure changes nothing.
  */
 import type { HostNode } from "./devnode.ts";
-import { type CdiContainerEdits, type CdiDeviceNode, HOOK_NAMES, type HookName, type OciLinuxDevice, type OciSpec } from "./schema.ts";
+import { type HookName, isHookName } from "./hook-names.ts";
+import type { CdiContainerEdits, CdiDeviceNode, CdiIntelRdt, OciLinuxDevice, OciSpec } from "./schema.ts";
 
 /** Reads a host node; null when absent. May throw for something that is not a device node. */
 export type StatNode = (path: string) => HostNode | null;
@@ -15,17 +16,28 @@ export class CdiApplyError extends Error {
   override name = "CdiApplyError";
 }
 
+// Plain loops in this file: `cdi apply` runs it once per container start, and the first call of
+// a builtin such as Array.prototype.filter, findIndex or sort costs its compilation.
+
+/** `from` appended to `to` (a list of ours), or to a new list. */
+function append<T>(to: T[] | undefined, from: readonly T[]): T[] {
+  const out = to ?? [];
+  for (let i = 0; i < from.length; i++) out.push(from[i]!);
+  return out;
+}
+
 /** Concatenates edits in order (lists joined; intelRdt: the last one wins). */
 export function mergeEdits(list: readonly CdiContainerEdits[]): CdiContainerEdits {
   const out: { -readonly [K in keyof CdiContainerEdits]: CdiContainerEdits[K] } = {};
-  for (const e of list) {
-    if (e.env !== undefined) out.env = [...(out.env ?? []), ...e.env];
-    if (e.deviceNodes !== undefined) out.deviceNodes = [...(out.deviceNodes ?? []), ...e.deviceNodes];
-    if (e.mounts !== undefined) out.mounts = [...(out.mounts ?? []), ...e.mounts];
-    if (e.hooks !== undefined) out.hooks = [...(out.hooks ?? []), ...e.hooks];
-    if (e.additionalGids !== undefined) out.additionalGids = [...(out.additionalGids ?? []), ...e.additionalGids];
+  for (let i = 0; i < list.length; i++) {
+    const e = list[i]!;
+    if (e.env !== undefined) out.env = append(out.env, e.env);
+    if (e.deviceNodes !== undefined) out.deviceNodes = append(out.deviceNodes, e.deviceNodes);
+    if (e.mounts !== undefined) out.mounts = append(out.mounts, e.mounts);
+    if (e.hooks !== undefined) out.hooks = append(out.hooks, e.hooks);
+    if (e.additionalGids !== undefined) out.additionalGids = append(out.additionalGids, e.additionalGids);
     if (e.intelRdt !== undefined) out.intelRdt = e.intelRdt;
-    if (e.netDevices !== undefined) out.netDevices = [...(out.netDevices ?? []), ...e.netDevices];
+    if (e.netDevices !== undefined) out.netDevices = append(out.netDevices, e.netDevices);
   }
   return out;
 }
@@ -35,7 +47,9 @@ export function cleanPath(p: string): string {
   if (p === "") return ".";
   const rooted = p.startsWith("/");
   const out: string[] = [];
-  for (const part of p.split("/")) {
+  const parts = p.split("/");
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!;
     if (part === "" || part === ".") continue;
     if (part === "..") {
       if (out.length > 0 && out[out.length - 1] !== "..") out.pop();
@@ -48,10 +62,52 @@ export function cleanPath(p: string): string {
   return rooted ? `/${joined}` : joined || ".";
 }
 
-const depth = (dest: string) => cleanPath(dest).split("/").length - 1;
+/**
+ * The depth of each path: the number of `/` in its cleanPath(), counted in one loop (a helper
+ * called per mount would be compiled on a cold start, see shape.ts). cleanPath keeps `k` leading
+ * `..` (relative paths only) and `m` names: rooted, `/` and the names joined, so max(m, 1)
+ * slashes; relative, the k + m parts joined, or `.`; "" is `.`. A test holds it to cleanPath.
+ */
+export function depths(paths: readonly string[]): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < paths.length; i++) {
+    const p = paths[i]!;
+    const rooted = p.startsWith("/");
+    const parts = p.split("/");
+    let k = 0;
+    let m = 0;
+    for (let j = 0; j < parts.length; j++) {
+      const part = parts[j]!;
+      if (part === "" || part === ".") continue;
+      if (part !== "..") m++;
+      else if (m > 0) m--;
+      else if (!rooted) k++;
+    }
+    out.push(p === "" ? 0 : rooted ? Math.max(m, 1) : Math.max(k + m - 1, 0));
+  }
+  return out;
+}
+
+/** Stable sort by depth, ascending (equal depths keep their order): one bucket per depth. */
+function sortByDepth<T extends { destination: string }>(mounts: readonly T[]): T[] {
+  const destinations: string[] = [];
+  for (let i = 0; i < mounts.length; i++) destinations.push(mounts[i]!.destination);
+  const depth = depths(destinations);
+  const buckets: T[][] = [];
+  for (let i = 0; i < mounts.length; i++) (buckets[depth[i]!] ??= []).push(mounts[i]!);
+  const out: T[] = [];
+  for (let d = 0; d < buckets.length; d++) if (buckets[d] !== undefined) append(out, buckets[d]!);
+  return out;
+}
 
 /** Whether a node must be completed from the host: a type and a non-zero major (or type p) are trusted as given. */
 export const needsHostStat = (d: CdiDeviceNode) => d.type === undefined || d.type === "" || ((d.major ?? 0) === 0 && d.type !== "p");
+
+/** Whether any of `nodes` needs a host stat (then devnode.ts, and node:fs with it, is loaded). */
+export function needsAnyHostStat(nodes: readonly CdiDeviceNode[]): boolean {
+  for (let i = 0; i < nodes.length; i++) if (needsHostStat(nodes[i]!)) return true;
+  return false;
+}
 
 /** Fills `type`, `major`/`minor` and `fileMode` from the host node where the edit leaves them out. */
 function completeNode(d: CdiDeviceNode, stat: StatNode): CdiDeviceNode {
@@ -72,6 +128,22 @@ function completeNode(d: CdiDeviceNode, stat: StatNode): CdiDeviceNode {
   return (d.major ?? 0) === 0 ? { ...out, major: host.major, minor: host.minor } : out;
 }
 
+/**
+ * `intelRdt`'s fields in the schema's order, whatever the spec file's order: the output is the
+ * same whether the schema's copy of a spec was applied or the parsed spec itself (shape.ts).
+ */
+function copyIntelRdt(r: CdiIntelRdt): CdiIntelRdt {
+  const out: { -readonly [K in keyof CdiIntelRdt]: CdiIntelRdt[K] } = {};
+  if (r.closID !== undefined) out.closID = r.closID;
+  if (r.l3CacheSchema !== undefined) out.l3CacheSchema = r.l3CacheSchema;
+  if (r.memBwSchema !== undefined) out.memBwSchema = r.memBwSchema;
+  if (r.schemata !== undefined) out.schemata = r.schemata;
+  if (r.enableCMT !== undefined) out.enableCMT = r.enableCMT;
+  if (r.enableMBM !== undefined) out.enableMBM = r.enableMBM;
+  if (r.enableMonitoring !== undefined) out.enableMonitoring = r.enableMonitoring;
+  return out;
+}
+
 /** Applies `edits` to a copy of `oci` and returns it; throws CdiApplyError, leaving `oci` as it was. */
 export function applyEdits(oci: OciSpec, edits: CdiContainerEdits, stat: StatNode): OciSpec {
   // A JSON copy: config.json is JSON, and this is cheaper than structuredClone on a cold start.
@@ -80,16 +152,19 @@ export function applyEdits(oci: OciSpec, edits: CdiContainerEdits, stat: StatNod
     const process = (spec.process ??= {});
     const env = (process.env ??= []);
     const keyOf = (e: string) => (e.includes("=") ? e.slice(0, e.indexOf("=")) : e);
-    for (const kv of edits.env) {
+    for (let i = 0; i < edits.env.length; i++) {
+      const kv = edits.env[i]!;
       const key = keyOf(kv);
       // The generator indexes existing entries by key, the last of duplicates winning.
-      const at = env.findLastIndex((e) => keyOf(e) === key);
+      let at = env.length - 1;
+      while (at >= 0 && keyOf(env[at]!) !== key) at--;
       if (at >= 0) env[at] = kv;
       else env.push(kv);
     }
   }
-  for (const d of edits.deviceNodes ?? []) {
-    const n = completeNode(d, stat);
+  const nodes = edits.deviceNodes ?? [];
+  for (let i = 0; i < nodes.length; i++) {
+    const n = completeNode(nodes[i]!, stat);
     const dev: OciLinuxDevice = { path: n.path, type: n.type!, major: n.major ?? 0, minor: n.minor ?? 0 };
     if (n.fileMode !== undefined) dev.fileMode = n.fileMode;
     const user = spec.process?.user;
@@ -98,8 +173,11 @@ export function applyEdits(oci: OciSpec, edits: CdiContainerEdits, stat: StatNod
     if (uid !== undefined) dev.uid = uid;
     if (gid !== undefined) dev.gid = gid;
     const linux = (spec.linux ??= {});
-    linux.devices = (linux.devices ?? []).filter((x) => x.path !== dev.path);
-    linux.devices.push(dev);
+    const devices: OciLinuxDevice[] = [];
+    const old = linux.devices ?? [];
+    for (let j = 0; j < old.length; j++) if (old[j]!.path !== dev.path) devices.push(old[j]!);
+    devices.push(dev);
+    linux.devices = devices;
     if (dev.type === "b" || dev.type === "c") {
       const resources = (linux.resources ??= {});
       (resources.devices ??= []).push({ allow: true, type: dev.type, major: dev.major!, minor: dev.minor!, access: n.permissions || "rwm" });
@@ -107,39 +185,43 @@ export function applyEdits(oci: OciSpec, edits: CdiContainerEdits, stat: StatNod
   }
   if (edits.mounts?.length) {
     const mounts = (spec.mounts ??= []);
-    for (const m of edits.mounts) {
-      const at = mounts.findIndex((x) => x.destination === m.containerPath);
-      if (at >= 0) mounts.splice(at, 1);
-      mounts.push({
-        destination: m.containerPath,
-        source: m.hostPath,
-        ...(m.type !== undefined && { type: m.type }),
-        ...(m.options !== undefined && { options: [...m.options] }),
-      });
+    for (let i = 0; i < edits.mounts.length; i++) {
+      const m = edits.mounts[i]!;
+      let at = 0;
+      while (at < mounts.length && mounts[at]!.destination !== m.containerPath) at++;
+      if (at < mounts.length) mounts.splice(at, 1);
+      // Fields set one by one, not spread: an object spread calls a builtin (compiled on first use).
+      const mount: { destination: string; source: string; type?: string; options?: string[] } = { destination: m.containerPath, source: m.hostPath };
+      if (m.type !== undefined) mount.type = m.type;
+      if (m.options !== undefined) mount.options = m.options.slice();
+      mounts.push(mount);
     }
-    // Array.prototype.sort is stable: equal depths keep their order.
-    spec.mounts = mounts.map((m, i) => ({ m, i, d: depth(m.destination) })).sort((a, b) => a.d - b.d || a.i - b.i).map((x) => x.m);
+    spec.mounts = sortByDepth(mounts);
   }
-  for (const h of edits.hooks ?? []) {
-    if (!(HOOK_NAMES as readonly string[]).includes(h.hookName)) throw new CdiApplyError(`Cannot apply hook: unknown hook name ${JSON.stringify(h.hookName)}`);
+  const hookEdits = edits.hooks ?? [];
+  for (let i = 0; i < hookEdits.length; i++) {
+    const h = hookEdits[i]!;
+    if (!isHookName(h.hookName)) throw new CdiApplyError(`Cannot apply hook: unknown hook name ${JSON.stringify(h.hookName)}`);
     const hooks = (spec.hooks ??= {}) as Record<HookName, OciSpec["hooks"] extends infer H ? H extends Record<string, infer A> ? A : never : never>;
     const list = (hooks[h.hookName as HookName] ??= []) as NonNullable<NonNullable<OciSpec["hooks"]>["prestart"]>;
-    list.push({
-      path: h.path,
-      ...(h.args !== undefined && { args: [...h.args] }),
-      ...(h.env !== undefined && { env: [...h.env] }),
-      ...(h.timeout !== undefined && { timeout: h.timeout }),
-    });
+    const hook: { path: string; args?: string[]; env?: string[]; timeout?: number } = { path: h.path };
+    if (h.args !== undefined) hook.args = h.args.slice();
+    if (h.env !== undefined) hook.env = h.env.slice();
+    if (h.timeout !== undefined) hook.timeout = h.timeout;
+    list.push(hook);
   }
-  if (edits.intelRdt !== undefined) (spec.linux ??= {}).intelRdt = { ...edits.intelRdt };
-  for (const gid of edits.additionalGids ?? []) {
+  if (edits.intelRdt !== undefined) (spec.linux ??= {}).intelRdt = copyIntelRdt(edits.intelRdt);
+  const addGids = edits.additionalGids ?? [];
+  for (let i = 0; i < addGids.length; i++) {
+    const gid = addGids[i]!;
     if (gid === 0) continue;
     const user = ((spec.process ??= {}).user ??= {});
     const gids = (user.additionalGids ??= []);
-    if (!gids.includes(gid)) gids.push(gid);
+    let at = 0;
+    while (at < gids.length && gids[at] !== gid) at++;
+    if (at === gids.length) gids.push(gid);
   }
-  for (const n of edits.netDevices ?? []) {
-    ((spec.linux ??= {}).netDevices ??= {})[n.hostInterfaceName] = { name: n.name };
-  }
+  const net = edits.netDevices ?? [];
+  for (let i = 0; i < net.length; i++) ((spec.linux ??= {}).netDevices ??= {})[net[i]!.hostInterfaceName] = { name: net[i]!.name };
   return spec;
 }

@@ -9,7 +9,7 @@ import { decodeSpec, formatOf, type YamlParse } from "./spec-format.ts";
 import { loadSpecFs, type SpecFs } from "./spec-fs.ts";
 import { qualify } from "./names.ts";
 import type { CdiContainerEdits, CdiDevice, CdiSpec, OciSpec } from "./schema.ts";
-import { formatProblem, validateSpec } from "./validate.ts";
+import { formatProblem, type Problem, quickValidate, type ValidateOptions } from "./rules.ts";
 
 export interface LoadedSpec {
   readonly spec: CdiSpec;
@@ -38,7 +38,8 @@ export async function loadSpecDirs(dirs: readonly string[], parseYaml: YamlParse
   const files = fs ?? (await loadSpecFs());
   const specs: LoadedSpec[] = [];
   const errors: string[] = [];
-  for (const [priority, dir] of dirs.entries()) {
+  for (let priority = 0; priority < dirs.length; priority++) {
+    const dir = dirs[priority]!;
     let names: string[] | null;
     try {
       names = files.files(dir);
@@ -52,19 +53,29 @@ export async function loadSpecDirs(dirs: readonly string[], parseYaml: YamlParse
       // Plain concatenation: node:path would cost a load on every container's start.
       const file = dir.endsWith("/") ? dir + name : `${dir}/${name}`;
       try {
-        const { spec, problems } = validateSpec(decodeSpec(await files.read(file), format, file, parseYaml), { file, strict: false });
-        const bad = problems.filter((p) => p.severity === "error");
-        if (spec === null || bad.length > 0) {
-          errors.push(...bad.map(formatProblem));
-          continue;
+        const { spec, problems } = await validateLoaded(decodeSpec(await files.read(file), format, file, parseYaml), { file, strict: false });
+        let bad = false;
+        for (let i = 0; i < problems.length; i++) {
+          if (problems[i]!.severity !== "error") continue;
+          errors.push(formatProblem(problems[i]!));
+          bad = true;
         }
+        if (spec === null || bad) continue;
         specs.push({ spec, file, priority });
       } catch (error) {
         errors.push((error as Error).message);
       }
     }
   }
-  return { specs, ...resolveDevices(specs, errors), errors };
+  return { specs, devices: resolveDevices(specs, errors).devices, errors };
+}
+
+/**
+ * validateSpec's answer; the schema (valibot, loaded on demand) runs only where shape.ts does not
+ * vouch for the spec, so a well-formed folder is read without it.
+ */
+export async function validateLoaded(raw: unknown, o: ValidateOptions): Promise<{ spec: CdiSpec | null; problems: Problem[] }> {
+  return quickValidate(raw, o) ?? (await import("./validate.ts")).validateSpec(raw, o);
 }
 
 /** Indexes devices by qualified name with the reference's conflict rules. */
@@ -91,12 +102,13 @@ export function resolveDevices(specs: readonly LoadedSpec[], errors: string[] = 
 
 /** The edits for `names`, in request order: each spec's global edits before its first device. */
 export function gatherEdits(registry: Pick<SpecRegistry, "devices">, names: readonly string[]): CdiContainerEdits {
-  const unresolved = names.filter((n) => !registry.devices.has(n));
+  const unresolved: string[] = [];
+  for (let i = 0; i < names.length; i++) if (!registry.devices.has(names[i]!)) unresolved.push(names[i]!);
   if (unresolved.length > 0) throw new CdiApplyError(`Unresolvable CDI devices ${unresolved.join(", ")}`);
   const seenSpecs = new Set<LoadedSpec>();
   const list: CdiContainerEdits[] = [];
-  for (const name of names) {
-    const r = registry.devices.get(name)!;
+  for (let i = 0; i < names.length; i++) {
+    const r = registry.devices.get(names[i]!)!;
     if (!seenSpecs.has(r.spec)) {
       seenSpecs.add(r.spec);
       if (r.spec.spec.containerEdits !== undefined) list.push(r.spec.spec.containerEdits);

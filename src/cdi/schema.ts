@@ -8,6 +8,7 @@
  * The OCI `config.json` is loose: a runtime's own fields must pass through untouched.
  */
 import * as v from "valibot";
+import { HOOK_NAMES, type HookName } from "./hook-names.ts";
 
 const int = v.pipe(v.number(), v.integer());
 const uint32 = v.pipe(int, v.minValue(0), v.maxValue(0xffff_ffff));
@@ -92,9 +93,8 @@ export const CdiSpec = v.strictObject({
 });
 export type CdiSpec = v.InferOutput<typeof CdiSpec>;
 
-/** The six OCI hook arrays, in the order a runtime runs their phases. */
-export const HOOK_NAMES = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"] as const;
-export type HookName = typeof HOOK_NAMES[number];
+/** The six OCI hook arrays, in the order a runtime runs their phases (hook-names.ts). */
+export { HOOK_NAMES, type HookName };
 
 /** `linux.devices[]` of an OCI spec. */
 export const OciLinuxDevice = v.looseObject({

@@ -11,8 +11,12 @@ export interface SpecFs {
   read(path: string): Promise<string>;
 }
 
+/** Bun's reader on Bun, without an await; null elsewhere (then loadSpecFs). */
+export function bunSpecFsNow(): SpecFs | null {
+  return "Bun" in globalThis ? bunSpecFs : null;
+}
+
 /** The reader for this runtime: Bun's at once, node:fs loaded on demand elsewhere. */
 export async function loadSpecFs(): Promise<SpecFs> {
-  if ("Bun" in globalThis) return bunSpecFs;
-  return (await import("./spec-fs-node.ts")).nodeSpecFs;
+  return bunSpecFsNow() ?? (await import("./spec-fs-node.ts")).nodeSpecFs;
 }

@@ -12,17 +12,24 @@ export type CdiVersion = typeof CDI_VERSIONS[number];
 /** The newest version this model knows. */
 export const CURRENT_CDI_VERSION: CdiVersion = "1.1.0";
 
+/** `v` without one leading `v` (the Go library accepts `v1.0.0`). */
+const bare = (v: string) => (v.startsWith("v") ? v.slice(1) : v);
+
+// Loops rather than includes/map: these run for every spec `cdi apply` loads, on a cold start.
+
 /** Whether `v` is a released version (a leading `v` is accepted, as the Go library does). */
 export function isKnownVersion(v: string): boolean {
-  return (CDI_VERSIONS as readonly string[]).includes(v.replace(/^v/, ""));
+  const b = bare(v);
+  for (let i = 0; i < CDI_VERSIONS.length; i++) if (CDI_VERSIONS[i] === b) return true;
+  return false;
 }
 
 /** Compares two `x.y.z` versions: negative, zero or positive. */
 export function compareVersions(a: string, b: string): number {
-  const pa = a.replace(/^v/, "").split(".").map(Number);
-  const pb = b.replace(/^v/, "").split(".").map(Number);
+  const pa = bare(a).split(".");
+  const pb = bare(b).split(".");
   for (let i = 0; i < 3; i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    const d = (i < pa.length ? Number(pa[i]) : 0) - (i < pb.length ? Number(pb[i]) : 0);
     if (d !== 0) return d;
   }
   return 0;

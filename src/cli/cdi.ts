@@ -129,8 +129,10 @@ export function parseCdiCommand(argv: readonly string[]): CdiCommand | { readonl
   }
   if (sub === "apply") {
     const { rest, dirs } = takeSpecDirs(argv.slice(1));
-    const { "spec-dir": _specDir, ...table } = tables.apply;
-    const { values, positionals } = parseFlags(rest, table);
+    // The table less --spec-dir, named field by field: an object rest calls a builtin, and
+    // apply is on every container's start.
+    const { input, output, help: helpFlag } = tables.apply;
+    const { values, positionals } = parseFlags(rest, { input, output, help: helpFlag });
     if (values.help === true) return help;
     if (positionals.length === 0) throw new UsageError("cdi apply needs at least one DEVICE (vendor/class=name)");
     return { kind: "cdi-apply", specDirs: dirs, input: values.input ?? "-", output: values.output, devices: positionals };

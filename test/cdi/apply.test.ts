@@ -3,7 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { applyEdits, CdiApplyError, cleanPath } from "../../src/cdi/apply.ts";
+import { applyEdits, CdiApplyError, cleanPath, depths } from "../../src/cdi/apply.ts";
 import { statNode } from "../../src/cdi/devnode.ts";
 import { injectDevices, loadSpecDirs, resolveDevices } from "../../src/cdi/registry.ts";
 import { bunSpecFs } from "../../src/cdi/spec-fs-bun.ts";
@@ -230,4 +230,18 @@ describe("spec folders", () => {
       expect(reg.errors[0]).toContain(`${root}/c.json`);
     });
   }
+});
+
+test("depths() counts the slashes of cleanPath() for every kind of path", () => {
+  const parts = ["", ".", "..", "a", "b", "..."];
+  const paths: string[] = [""];
+  for (const a of parts) {
+    for (const b of parts) {
+      for (const c of parts) {
+        paths.push(`${a}/${b}/${c}`, `/${a}/${b}/${c}`, `${a}/${b}`, `/${a}/${b}/`, `${a}`, `/${a}`, `${a}/${b}/${c}/`, `//${a}//${b}`);
+      }
+    }
+  }
+  paths.push("/usr/lib/x86_64-linux-gnu/libcuda.so", "../../a/../b", "a/../../..", "/../..", "./.", "/proc");
+  expect(depths(paths)).toEqual(paths.map((p) => cleanPath(p).split("/").length - 1));
 });

@@ -1,8 +1,9 @@
 /**
  * `cdi apply` runs on every container's start: the modules it loads on Bun may not reach
- * node:fs, node:path (about 9 and 8 M instructions of start-up each) or the YAML library.
- * Those stay behind dynamic imports: devnode.ts only when a node needs a stat, files.ts only
- * with --output, the library only where the runtime has no YAML parser.
+ * node:fs, node:path (about 9 and 8 M instructions of start-up each), the YAML library or
+ * valibot (about 2 M to load and build the schemas). Those stay behind dynamic imports:
+ * devnode.ts only when a node needs a stat, files.ts only with --output, the library only where
+ * the runtime has no YAML parser, the schemas only where shape.ts cannot vouch for a document.
  */
 import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
@@ -25,12 +26,15 @@ function staticGraph(entry: string): string[] {
   return [...seen];
 }
 
-test("the modules cdi apply loads on Bun reach no node:fs, node:path or yaml", () => {
+test("the modules cdi apply loads on Bun reach no node:fs, node:path, yaml or valibot", () => {
   const entries = ["commands/cdi.ts", "cdi/registry.ts", "cdi/apply.ts", "cdi/oci.ts", "cdi/spec-fs.ts", "cdi/spec-fs-bun.ts", "cdi/spec-format.ts"];
   const graph = new Set(entries.flatMap((e) => staticGraph(join(REPO, "src", e))));
-  expect([...graph].filter((m) => /^(node:fs|node:path|yaml|fs|path)$/.test(m))).toEqual([]);
-  expect(graph.has(join(REPO, "src", "cdi", "validate.ts"))).toBe(true); // the walker followed imports
+  expect([...graph].filter((m) => /^(node:fs|node:path|yaml|fs|path|valibot)$/.test(m))).toEqual([]);
+  expect(graph.has(join(REPO, "src", "cdi", "rules.ts"))).toBe(true); // the walker followed imports
+  expect(graph.has(join(REPO, "src", "cdi", "shape.ts"))).toBe(true);
   // And the commands that need them do load them.
   expect(staticGraph(join(REPO, "src", "cdi", "codec.ts"))).toContain("yaml");
   expect(staticGraph(join(REPO, "src", "cdi", "devnode.ts"))).toContain("node:fs");
+  expect(staticGraph(join(REPO, "src", "cdi", "validate.ts"))).toContain("valibot");
+  expect(staticGraph(join(REPO, "src", "cdi", "oci-schema.ts"))).toContain("valibot");
 });

@@ -1,0 +1,12 @@
+/** The OciSpec schema's verdict on a parsed config.json (oci.ts loads this only when needed). */
+import * as v from "valibot";
+import { OciSpec } from "./schema.ts";
+
+/** `field: message` for the schema's first issue, or null when the schema accepts `raw`. */
+export function ociProblem(raw: unknown): string | null {
+  const parsed = v.safeParse(OciSpec, raw);
+  if (parsed.success) return null;
+  const issue = parsed.issues[0];
+  const field = issue.path?.map((p) => String(p.key)).join(".") ?? "(root)";
+  return `${field}: ${issue.message}`;
+}
