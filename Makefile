@@ -64,7 +64,7 @@ mock/native/build/libcuda.so.1: mock/native/fake_cuda.c mock/native/fake_ctl.h s
 	$(CC) -shared -fPIC -O2 -Wall -Wextra -Werror -o $@ $<
 native-fakes: $(FAKES)
 
-test: deps test-reset typecheck lint test-bun test-deno test-binary test-arm64
+test: deps test-reset typecheck lint fmt-check test-bun test-deno test-binary test-arm64
 	@awk '{p+=$$1; f+=$$2} END{printf "make test: %d passed, %d failed\n", p, f}' .test-counts
 	@rm -f .test-counts
 
@@ -82,7 +82,7 @@ fmt: deps
 	$(DENO) fmt --quiet
 
 fmt-check: deps
-	$(DENO) fmt --check
+	$(DENO) fmt --check --quiet
 
 # Each suite appends "passed failed" to .test-counts; `make test` starts it afresh (a suite run
 # on its own before would otherwise be counted twice) and prints the sum last.

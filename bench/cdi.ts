@@ -30,30 +30,72 @@ mkdirSync(specDir);
 let source: string;
 if (canMknod) {
   const root = discreteTree();
-  const gen = Bun.spawnSync([bin, "cdi", "generate", "--mock", "--dev-root", root, "--driver-root", root, "--sys-root", root,
-    "--hook-path", `${root}/hook/nvidia-cdi-hook`, "--output", join(specDir, "nvidia.yaml")]);
+  const gen = Bun.spawnSync([
+    bin,
+    "cdi",
+    "generate",
+    "--mock",
+    "--dev-root",
+    root,
+    "--driver-root",
+    root,
+    "--sys-root",
+    root,
+    "--hook-path",
+    `${root}/hook/nvidia-cdi-hook`,
+    "--output",
+    join(specDir, "nvidia.yaml"),
+  ]);
   if (gen.exitCode !== 0) throw new Error(`cdi generate failed: ${gen.stderr.toString()}`);
   source = "cdi generate on a fake two-GPU host (YAML)";
 } else {
-  writeFileSync(join(specDir, "nvidia.json"), JSON.stringify({
-    cdiVersion: "0.5.0",
-    kind: "nvidia.com/gpu",
-    devices: [{ name: "0", containerEdits: { deviceNodes: [{ path: "/dev/nvidia0", hostPath: "/dev/null" }] } }],
-    containerEdits: { env: ["NVIDIA_VISIBLE_DEVICES=void"], deviceNodes: [{ path: "/dev/nvidiactl", hostPath: "/dev/zero" }] },
-  }));
+  writeFileSync(
+    join(specDir, "nvidia.json"),
+    JSON.stringify({
+      cdiVersion: "0.5.0",
+      kind: "nvidia.com/gpu",
+      devices: [{ name: "0", containerEdits: { deviceNodes: [{ path: "/dev/nvidia0", hostPath: "/dev/null" }] } }],
+      containerEdits: { env: ["NVIDIA_VISIBLE_DEVICES=void"], deviceNodes: [{ path: "/dev/nvidiactl", hostPath: "/dev/zero" }] },
+    }),
+  );
   source = "a stand-in spec of /dev/null and /dev/zero (not root: no mknod)";
 }
 // A config.json as podman writes it for a plain container (trimmed to the parts that matter).
 const config = join(runDir, "config.json");
-writeFileSync(config, JSON.stringify({
-  ociVersion: "1.0.2-dev",
-  process: { user: { uid: 0, gid: 0 }, args: ["nvidia-smi"], env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm", "container=podman", "HOME=/root"], cwd: "/", capabilities: { bounding: ["CAP_CHOWN", "CAP_KILL"] }, rlimits: [{ type: "RLIMIT_NOFILE", hard: 1048576, soft: 1048576 }] },
-  root: { path: "/var/lib/containers/storage/overlay/merged" },
-  hostname: "c0ffee",
-  mounts: ["/proc", "/dev", "/dev/pts", "/dev/mqueue", "/sys", "/sys/fs/cgroup", "/dev/shm", "/etc/resolv.conf", "/etc/hosts", "/run/.containerenv", "/etc/hostname"]
-    .map((d) => ({ destination: d, type: "bind", source: `/run/x${d}`, options: ["rbind", "nosuid", "noexec", "nodev"] })),
-  linux: { namespaces: [{ type: "pid" }, { type: "network" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }, { type: "cgroup" }], resources: { devices: [{ allow: false, access: "rwm" }] } },
-}));
+writeFileSync(
+  config,
+  JSON.stringify({
+    ociVersion: "1.0.2-dev",
+    process: {
+      user: { uid: 0, gid: 0 },
+      args: ["nvidia-smi"],
+      env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm", "container=podman", "HOME=/root"],
+      cwd: "/",
+      capabilities: { bounding: ["CAP_CHOWN", "CAP_KILL"] },
+      rlimits: [{ type: "RLIMIT_NOFILE", hard: 1048576, soft: 1048576 }],
+    },
+    root: { path: "/var/lib/containers/storage/overlay/merged" },
+    hostname: "c0ffee",
+    mounts: [
+      "/proc",
+      "/dev",
+      "/dev/pts",
+      "/dev/mqueue",
+      "/sys",
+      "/sys/fs/cgroup",
+      "/dev/shm",
+      "/etc/resolv.conf",
+      "/etc/hosts",
+      "/run/.containerenv",
+      "/etc/hostname",
+    ]
+      .map((d) => ({ destination: d, type: "bind", source: `/run/x${d}`, options: ["rbind", "nosuid", "noexec", "nodev"] })),
+    linux: {
+      namespaces: [{ type: "pid" }, { type: "network" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }, { type: "cgroup" }],
+      resources: { devices: [{ allow: false, access: "rwm" }] },
+    },
+  }),
+);
 
 const args = ["cdi", "apply", "--spec-dir", specDir, "--input", config, "nvidia.com/gpu=0"];
 const check = Bun.spawnSync([bin, ...args]);

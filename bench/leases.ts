@@ -14,7 +14,12 @@ const gc = () => (globalThis as { Bun?: { gc(force: boolean): void } }).Bun?.gc(
 const mem = () => (gc(), process.memoryUsage().heapUsed);
 const rate = (n: number, ms: number) => `${Math.round(n / (ms / 1000)).toLocaleString("en")}/s`;
 const request = (i: number, ttl: number) => ({
-  gpu_id: `GPU-${i % GPUS}`, worker_id: `w${i}`, mem_mb: 1, streams: 1, ttl_s: ttl, priority: i % 256,
+  gpu_id: `GPU-${i % GPUS}`,
+  worker_id: `w${i}`,
+  mem_mb: 1,
+  streams: 1,
+  ttl_s: ttl,
+  priority: i % 256,
 });
 
 // 1. Throughput: grant N leases, then release them all.
@@ -31,8 +36,16 @@ const request = (i: number, ttl: number) => ({
   const releaseMs = performance.now() - t0;
   m.close();
   console.log(`${N.toLocaleString("en")} leases on ${GPUS} GPUs`);
-  console.log(`  grant    ${rate(N, grantMs)} (${grantMs.toFixed(0)} ms)   target >= 100,000/s: ${N / (grantMs / 1000) >= 100_000 ? "met" : "MISSED"}`);
-  console.log(`  release  ${rate(N, releaseMs)} (${releaseMs.toFixed(0)} ms)   target >= 100,000/s: ${N / (releaseMs / 1000) >= 100_000 ? "met" : "MISSED"}`);
+  console.log(
+    `  grant    ${rate(N, grantMs)} (${grantMs.toFixed(0)} ms)   target >= 100,000/s: ${
+      N / (grantMs / 1000) >= 100_000 ? "met" : "MISSED"
+    }`,
+  );
+  console.log(
+    `  release  ${rate(N, releaseMs)} (${releaseMs.toFixed(0)} ms)   target >= 100,000/s: ${
+      N / (releaseMs / 1000) >= 100_000 ? "met" : "MISSED"
+    }`,
+  );
   console.log(`  memory   ${perLease.toFixed(0)} bytes of heap per live lease`);
 }
 
@@ -52,6 +65,8 @@ const request = (i: number, ttl: number) => ({
   const t0 = Date.now();
   while (late.length < N && Date.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 50));
   m.close();
-  console.log(`  expiry   ${late.length.toLocaleString("en")} expired; lateness p50 ${quantile(late, 0.5)} ms, p99 ${quantile(late, 0.99)} ms, ` +
-    `max ${Math.max(...late)} ms   target p99 <= 20 ms: ${quantile(late, 0.99) <= 20 ? "met" : "MISSED"}`);
+  console.log(
+    `  expiry   ${late.length.toLocaleString("en")} expired; lateness p50 ${quantile(late, 0.5)} ms, p99 ${quantile(late, 0.99)} ms, ` +
+      `max ${Math.max(...late)} ms   target p99 <= 20 ms: ${quantile(late, 0.99) <= 20 ? "met" : "MISSED"}`,
+  );
 }

@@ -48,7 +48,9 @@ async function measure(port: number, runs: number, window: number, warmup = 0): 
 
 const median = (xs: number[]) => quantile(xs, 0.5);
 const fmt = (xs: number[]) =>
-  `median ${median(xs).toFixed(1).padStart(7)} ms, min ${Math.min(...xs).toFixed(1)}, max ${Math.max(...xs).toFixed(1)} (${xs.length} runs)`;
+  `median ${median(xs).toFixed(1).padStart(7)} ms, min ${Math.min(...xs).toFixed(1)}, max ${
+    Math.max(...xs).toFixed(1)
+  } (${xs.length} runs)`;
 
 const runs = Number(process.env.RUNS ?? 10);
 console.log(`publish of the mock snapshot (${snap.bytes.length} bytes, 20 frames), connect to last ack:`);
@@ -63,7 +65,9 @@ console.log(`publish of the mock snapshot (${snap.bytes.length} bytes, 20 frames
   }
 }
 
-console.log(`by round trip (one-way latency on the wire, both directions), window 1 against ${DEFAULTS.window} (default) and ${MAX_WINDOW}:`);
+console.log(
+  `by round trip (one-way latency on the wire, both directions), window 1 against ${DEFAULTS.window} (default) and ${MAX_WINDOW}:`,
+);
 for (const rtt of [0, 25, 100, 300]) {
   const c = await consoleProcess(["--rtt-ms", String(rtt)]);
   try {

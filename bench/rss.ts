@@ -18,7 +18,8 @@ function rss(pid: number): { rss: number; anon: number; file: number } {
   const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN) / 1024;
   return { rss: kb("VmRSS"), anon: kb("RssAnon"), file: kb("RssFile") };
 }
-const fmt = (m: { rss: number; anon: number; file: number }) => `${m.rss.toFixed(1)} MB (anon ${m.anon.toFixed(1)}, file ${m.file.toFixed(1)})`;
+const fmt = (m: { rss: number; anon: number; file: number }) =>
+  `${m.rss.toFixed(1)} MB (anon ${m.anon.toFixed(1)}, file ${m.file.toFixed(1)})`;
 
 const state = mkdtempSync("/tmp/gbh-rss-");
 const children: { kill(): void }[] = [];
@@ -41,8 +42,21 @@ const mock = spawnBridge(["mock-console", "--port", "0", "--auth-token", "bench"
 children.push(mock.proc);
 const mockPort = Number((await mock.waitFor(/listening on (?:http:\/\/)?127\.0\.0\.1:(\d+)/))[1]);
 const bridge = spawnBridge(
-  ["serve", "--mock", "--publish", "--interval-ms", "1000", "--tcp-port", String(mockPort), "--auth-token", "bench",
-    "--listen", "127.0.0.1:0", "--state-dir", state],
+  [
+    "serve",
+    "--mock",
+    "--publish",
+    "--interval-ms",
+    "1000",
+    "--tcp-port",
+    String(mockPort),
+    "--auth-token",
+    "bench",
+    "--listen",
+    "127.0.0.1:0",
+    "--state-dir",
+    state,
+  ],
   [bin],
 );
 children.push(bridge.proc);
@@ -61,7 +75,9 @@ console.log(`  goal: 40 MB`);
 if (process.env.SMAPS) {
   // Where the resident pages are: the biggest mappings by Rss.
   const maps = readFileSync(`/proc/${bridge.proc.pid}/smaps`, "utf8").split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/);
-  const rows = maps.map((m) => ({ head: m.split("\n")[0]!, rss: Number(/^Rss:\s+(\d+)/m.exec(m)?.[1] ?? 0) })).sort((a, b) => b.rss - a.rss);
+  const rows = maps.map((m) => ({ head: m.split("\n")[0]!, rss: Number(/^Rss:\s+(\d+)/m.exec(m)?.[1] ?? 0) })).sort((a, b) =>
+    b.rss - a.rss
+  );
   for (const r of rows.slice(0, 12)) console.log(`  ${String(r.rss).padStart(7)} kB  ${r.head}`);
 }
 process.exit(0);

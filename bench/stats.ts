@@ -14,7 +14,10 @@ const repo = join(import.meta.dir, "..");
 const polls = Number(process.env.POLLS ?? 200);
 const fakes = process.env.GPU_BRIDGE_NVML_LIB === undefined && process.env.REAL_GPU === undefined;
 const env = fakes
-  ? { GPU_BRIDGE_NVML_LIB: join(repo, "mock/native/build/libnvidia-ml.so.1"), GPU_BRIDGE_CUDA_LIB: join(repo, "mock/native/build/libcuda.so.1") }
+  ? {
+    GPU_BRIDGE_NVML_LIB: join(repo, "mock/native/build/libnvidia-ml.so.1"),
+    GPU_BRIDGE_CUDA_LIB: join(repo, "mock/native/build/libcuda.so.1"),
+  }
   : process.env;
 const backend = openNativeBackend({ kind: "auto", adapter: bunFfi, env, sysRoot: "/" });
 const median = (xs: number[]) => quantile(xs, 0.5);
@@ -27,8 +30,10 @@ for (let i = 0; i < polls + 10; i++) {
   if (i >= 10) poll.push(performance.now() - t0);
 }
 backend.close();
-console.log(`stats poll of ${gpus} GPUs through FFI (${fakes ? "fake libraries" : `backend ${backend.name}`}): ` +
-  `median ${(median(poll) * 1000).toFixed(1)} us over ${polls} polls`);
+console.log(
+  `stats poll of ${gpus} GPUs through FFI (${fakes ? "fake libraries" : `backend ${backend.name}`}): ` +
+    `median ${(median(poll) * 1000).toFixed(1)} us over ${polls} polls`,
+);
 
 const query = "--query-gpu=index,uuid,pci.bus_id,utilization.gpu,utilization.memory,memory.total,memory.used," +
   "memory.free,temperature.gpu,power.draw,power.limit,clocks.gr,clocks.sm,clocks.mem,mig.mode.current";

@@ -46,10 +46,14 @@ console.log(`telemetry: ${N} records of ~${encodeRecord({ ...record(1), model_id
 for (const batch of [1, 100]) {
   const spool = Spool.open({ dir: fresh(), log });
   const t0 = performance.now();
-  for (let i = 0; i < N; i += batch) ingest(Array.from({ length: Math.min(batch, N - i) }, (_, k) => record(i + k)), builtinCatalog(), spool);
+  for (let i = 0; i < N; i += batch) {
+    ingest(Array.from({ length: Math.min(batch, N - i) }, (_, k) => record(i + k)), builtinCatalog(), spool);
+  }
   const ms = performance.now() - t0;
-  console.log(`  ingest+spool, ${String(batch).padStart(3)} per request: ${rate(N, ms)}; fsync ${(spool.syncMs / spool.syncs).toFixed(2)} ms each, ` +
-    `${(spool.syncMs / N).toFixed(3)} ms per record (${((spool.syncMs / ms) * 100).toFixed(0)}% of the time)`);
+  console.log(
+    `  ingest+spool, ${String(batch).padStart(3)} per request: ${rate(N, ms)}; fsync ${(spool.syncMs / spool.syncs).toFixed(2)} ms each, ` +
+      `${(spool.syncMs / N).toFixed(3)} ms per record (${((spool.syncMs / ms) * 100).toFixed(0)}% of the time)`,
+  );
   spool.close();
 }
 {
@@ -61,7 +65,8 @@ for (const batch of [1, 100]) {
 }
 
 // 2. Forward everything spooled to the Queen of a mock console in its own process, over loopback.
-const frames = chunkRecord(encodeRecord({ ...record(1), model_id: "vision-base-v1", lora_id: "vision-lora-edge" } as TelemetryRecord) + "\n", 1).length;
+const frames =
+  chunkRecord(encodeRecord({ ...record(1), model_id: "vision-base-v1", lora_id: "vision-lora-edge" } as TelemetryRecord) + "\n", 1).length;
 
 /** A publisher with a forwarder sidecar against a mock console whose link has `rttMs`. */
 async function forwarding(rttMs: number, window: number) {
@@ -103,8 +108,10 @@ try {
   try {
     await f.run(10); // connect, publish the snapshot, open a Queen segment
     const ms = await f.run(N);
-    console.log(`  forward to the Queen over loopback, window ${DEFAULTS.window}: ${rate(N, ms)} (${frames} ECHO frames per record, ` +
-      `${Math.round((N * frames) / (ms / 1000)).toLocaleString("en")} acked frames/s, progress synced per batch)`);
+    console.log(
+      `  forward to the Queen over loopback, window ${DEFAULTS.window}: ${rate(N, ms)} (${frames} ECHO frames per record, ` +
+        `${Math.round((N * frames) / (ms / 1000)).toLocaleString("en")} acked frames/s, progress synced per batch)`,
+    );
   } finally {
     await f.stop();
   }
@@ -129,8 +136,12 @@ try {
     }
     const [one, many] = medians as [number, number];
     const target = rtt === 100 ? `  target >= 3.5x: ${many / one >= 3.5 ? "met" : "MISSED"}` : "";
-    console.log(`    RTT ${String(rtt).padStart(3)} ms (${String(k).padStart(3)} records a sample): window 1 ${one.toFixed(1).padStart(8)} records/s, ` +
-      `window ${DEFAULTS.window} ${many.toFixed(1).padStart(8)} records/s (${(many / one).toFixed(2)}x)${target}`);
+    console.log(
+      `    RTT ${String(rtt).padStart(3)} ms (${String(k).padStart(3)} records a sample): window 1 ${
+        one.toFixed(1).padStart(8)
+      } records/s, ` +
+        `window ${DEFAULTS.window} ${many.toFixed(1).padStart(8)} records/s (${(many / one).toFixed(2)}x)${target}`,
+    );
   }
 } finally {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });

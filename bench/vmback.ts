@@ -38,8 +38,21 @@ async function until(predicate: () => boolean, ms: number, what: string): Promis
 async function setup(latencyMs: number, readbackMs: number): Promise<{ mock: MockConsole; daemon: Bridge }> {
   const mock = await startMockConsole(runtime, { token: "bench" });
   mock.state.faults.latencyMs = latencyMs;
-  const c = parseCommand(["serve", "--mock", "--publish", "--tcp-port", String(mock.port), "--auth-token", "bench", "--runner", "cpu",
-    "--readback-ms", String(readbackMs), "--ack-timeout-ms", "10000"], {});
+  const c = parseCommand([
+    "serve",
+    "--mock",
+    "--publish",
+    "--tcp-port",
+    String(mock.port),
+    "--auth-token",
+    "bench",
+    "--runner",
+    "cpu",
+    "--readback-ms",
+    String(readbackMs),
+    "--ack-timeout-ms",
+    "10000",
+  ], {});
   if (c.kind !== "serve") throw new Error("expected serve");
   const daemon = await createBridge(c.options, { runtime, log, backend: mockBackend() }, { noJournal: true });
   await until(() => mock.state.publishes === 1, 10_000, "the first publish");
@@ -67,15 +80,24 @@ async function okLatency(latencyMs: number): Promise<number[]> {
     sink(gpu, file, text);
   };
   mock.state.on((e) => {
-    if (e.type === "vm" && e.event.type === "appended" && e.event.line.includes('"state":"OK"')) landed.set(e.event.line, performance.now());
+    if (e.type === "vm" && e.event.type === "appended" && e.event.line.includes('"state":"OK"')) {
+      landed.set(e.event.line, performance.now());
+    }
   });
   const operands = Buffer.from(new Float32Array([1, 2, 3, 4, 5, 6, 7, 8]).buffer);
   const times: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     const id = `job-${i.toString(16).padStart(16, "0")}`;
     daemon.host.submitJob(lease.id, {
-      job: id, kernel: "vadd", grid: [1, 1, 1], block: [1, 1, 1], bytes_hash: `sha256:${sha256Hex(operands)}`,
-      inputs: [], outputs: ["/worker/bench/result"], timeout_ms: 10_000, payload_b64: operands.toString("base64"),
+      job: id,
+      kernel: "vadd",
+      grid: [1, 1, 1],
+      block: [1, 1, 1],
+      bytes_hash: `sha256:${sha256Hex(operands)}`,
+      inputs: [],
+      outputs: ["/worker/bench/result"],
+      timeout_ms: 10_000,
+      payload_b64: operands.toString("base64"),
     });
     const line = `{"job":"${id}","state":"OK","detail":"completed"}`;
     await until(() => landed.has(line), 20_000, `the OK line of ${id}`);
@@ -110,7 +132,14 @@ async function snapshotWindow(latencyMs: number): Promise<{ first: number[]; las
       bytes.push(e.bytes);
     });
     // A lease record over the 128-byte echo payload: only a snapshot can carry it.
-    const l = daemon.host.grant({ gpu_id: "GPU-1", worker_id: `worker-with-a-long-name-${i}`, mem_mb: 1, streams: 1, ttl_s: 3600, priority: 0 });
+    const l = daemon.host.grant({
+      gpu_id: "GPU-1",
+      worker_id: `worker-with-a-long-name-${i}`,
+      mem_mb: 1,
+      streams: 1,
+      ttl_s: 3600,
+      priority: 0,
+    });
     await until(() => mock.state.publishes > before, 20_000, "the snapshot");
     off();
     first.push(landedAt - readStart);
@@ -124,7 +153,9 @@ async function snapshotWindow(latencyMs: number): Promise<{ first: number[]; las
 }
 
 /** 3. Idle read-back cost at the default period. */
-async function idleCost(): Promise<{ perReadback: { frames: number; bytes: number }; perMinute: { frames: number; bytes: number }; lines: number }> {
+async function idleCost(): Promise<
+  { perReadback: { frames: number; bytes: number }; perMinute: { frames: number; bytes: number }; lines: number }
+> {
   const s = await setup(0, DEFAULTS.readbackMs);
   const { daemon } = s;
   // Typical contents: a lease and a few job lines on GPU-0.
@@ -145,15 +176,25 @@ async function idleCost(): Promise<{ perReadback: { frames: number; bytes: numbe
 
 for (const [name, latency] of [["loopback", 0], ["100 ms round trip", 50]] as const) {
   const t = await okLatency(latency);
-  console.log(`job completed -> OK line readable in the VM, ${name}: median ${ms(quantile(t, 0.5))}, p95 ${ms(quantile(t, 0.95))} (${t.length} jobs, one ECHO append each)`);
+  console.log(
+    `job completed -> OK line readable in the VM, ${name}: median ${ms(quantile(t, 0.5))}, p95 ${
+      ms(quantile(t, 0.95))
+    } (${t.length} jobs, one ECHO append each)`,
+  );
 }
 for (const [name, latency] of [["loopback", 0], ["100 ms round trip", 50]] as const) {
   const w = await snapshotWindow(latency);
-  console.log(`full snapshot's window, ${name}: read-back start -> snapshot landed median ${ms(quantile(w.first, 0.5))}, ` +
-    `last read -> landed median ${ms(quantile(w.last, 0.5))}, snapshots of ${Math.min(...w.bytes)}-${Math.max(...w.bytes)} bytes ` +
-    `(a VM write in it is lost; appends have none)`);
+  console.log(
+    `full snapshot's window, ${name}: read-back start -> snapshot landed median ${ms(quantile(w.first, 0.5))}, ` +
+      `last read -> landed median ${ms(quantile(w.last, 0.5))}, snapshots of ${Math.min(...w.bytes)}-${Math.max(...w.bytes)} bytes ` +
+      `(a VM write in it is lost; appends have none)`,
+  );
 }
 const c = await idleCost();
-console.log(`idle read-back every ${DEFAULTS.readbackMs} ms, 2 GPUs (${c.lines} lines in GPU-0's logs): ${c.perReadback.frames.toFixed(0)} frames, ` +
-  `${c.perReadback.bytes.toFixed(0)} bytes per read-back = ${c.perMinute.frames.toFixed(0)} frames/min, ${(c.perMinute.bytes / 1024).toFixed(1)} KiB/min`);
+console.log(
+  `idle read-back every ${DEFAULTS.readbackMs} ms, 2 GPUs (${c.lines} lines in GPU-0's logs): ${c.perReadback.frames.toFixed(0)} frames, ` +
+    `${c.perReadback.bytes.toFixed(0)} bytes per read-back = ${c.perMinute.frames.toFixed(0)} frames/min, ${
+      (c.perMinute.bytes / 1024).toFixed(1)
+    } KiB/min`,
+);
 process.exit(0);

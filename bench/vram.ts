@@ -57,7 +57,11 @@ console.log(`vram bench: ${MB} MiB, ${cores} cores (load average ${load}), ${pro
 {
   const flat = await best(3, () => createHash("sha256").update(data).digest());
   const tree = await best(3, () => subtreeRoot(data));
-  console.log(`one thread   flat sha256 ${gbs(BYTES, flat.wall)} GB/s wall, ${perCpu(BYTES, flat)} GB per CPU-s   sha256-tree-64KiB ${gbs(BYTES, tree.wall)} GB/s wall, ${perCpu(BYTES, tree)} GB per CPU-s (target >= 1.5 per core)`);
+  console.log(
+    `one thread   flat sha256 ${gbs(BYTES, flat.wall)} GB/s wall, ${perCpu(BYTES, flat)} GB per CPU-s   sha256-tree-64KiB ${
+      gbs(BYTES, tree.wall)
+    } GB/s wall, ${perCpu(BYTES, tree)} GB per CPU-s (target >= 1.5 per core)`,
+  );
 }
 
 // 2. The worker pool over window copies (the CPU path of verify), 1..cores threads.
@@ -65,16 +69,38 @@ for (let t = 1; t <= Math.max(cores, 2); t *= 2) {
   const pool = TreePool.create(t);
   await pool.digest(TASK_WARMUP, (off, dst) => dst.set(data.subarray(off, off + dst.length)));
   const ms = await best(3, () => pool.digest(BYTES, (off, dst) => dst.set(data.subarray(off, off + dst.length))));
-  console.log(`pool ${String(t).padStart(2)} thr  ${gbs(BYTES, ms.wall)} GB/s wall total, ${gbs(BYTES / t, ms.wall)} GB/s wall per thread, ${perCpu(BYTES, ms)} GB per CPU-s (copy out included)`);
+  console.log(
+    `pool ${String(t).padStart(2)} thr  ${gbs(BYTES, ms.wall)} GB/s wall total, ${gbs(BYTES / t, ms.wall)} GB/s wall per thread, ${
+      perCpu(BYTES, ms)
+    } GB per CPU-s (copy out included)`,
+  );
   pool.close();
 }
 
 // 3. Seal and verify through the store.
 const log = createLogger({ level: "warn", write: () => {} });
 async function sealVerify(name: string, backend: VramBackend, verifyPath: "gpu" | "cpu") {
-  const lease = { id: "L", gpu_id: "G", worker_id: "w", mem_mb: MB * 2, streams: 1, ttl_s: 60, priority: 0, state: "ACTIVE" as const, granted_at: 0, expires_at: 1e15 };
+  const lease = {
+    id: "L",
+    gpu_id: "G",
+    worker_id: "w",
+    mem_mb: MB * 2,
+    streams: 1,
+    ttl_s: 60,
+    priority: 0,
+    state: "ACTIVE" as const,
+    granted_at: 0,
+    expires_at: 1e15,
+  };
   const store = new ShardStore({
-    backend, audit: new VramAudit(null, log), key: deriveKey("bench", "bench"), workerId: "bench", lease: () => lease, ordinalOf: () => 0, verifyPath, pool,
+    backend,
+    audit: new VramAudit(null, log),
+    key: deriveKey("bench", "bench"),
+    workerId: "bench",
+    lease: () => lease,
+    ordinalOf: () => 0,
+    verifyPath,
+    pool,
   });
   const step = 1 << 20;
   const c0 = process.cpuUsage();
@@ -93,7 +119,13 @@ async function sealVerify(name: string, backend: VramBackend, verifyPath: "gpu" 
   });
   const full = fullRun.wall;
   const sampled = +await best(5, () => store.verify(shard.shard_id, "sampled", 16));
-  console.log(`${name.padEnd(34)} seal ${gbs(BYTES, sealMs)} GB/s (${sealMs.toFixed(0)} ms, ${gbs(BYTES, (sealCpu.user + sealCpu.system) / 1000)} GB per CPU-s)   verify full (${verifyPath}) ${gbs(BYTES, full)} GB/s (${full.toFixed(0)} ms, ${perCpu(BYTES, fullRun)} GB per CPU-s)   sampled 16 leaves ${sampled.toFixed(2)} ms`);
+  console.log(
+    `${name.padEnd(34)} seal ${gbs(BYTES, sealMs)} GB/s (${sealMs.toFixed(0)} ms, ${
+      gbs(BYTES, (sealCpu.user + sealCpu.system) / 1000)
+    } GB per CPU-s)   verify full (${verifyPath}) ${gbs(BYTES, full)} GB/s (${full.toFixed(0)} ms, ${
+      perCpu(BYTES, fullRun)
+    } GB per CPU-s)   sampled 16 leaves ${sampled.toFixed(2)} ms`,
+  );
   store.close();
 }
 const pool = TreePool.create(cores);
@@ -104,4 +136,6 @@ await sealVerify("fake libcuda, CPU path (DtoH+pool)", new CudaVramBackend(cuda,
 await sealVerify("fake libcuda, kernels emulated in C", new CudaVramBackend(cuda, pool), "gpu");
 cuda.close();
 pool.close();
-console.log("seal = stream in 1 MiB chunks + flat SHA-256 (one thread) + host leaf hashes (workers) + copy + tree from (V)RAM; the GPU figures need `make gpu-check` on a GPU");
+console.log(
+  "seal = stream in 1 MiB chunks + flat SHA-256 (one thread) + host leaf hashes (workers) + copy + tree from (V)RAM; the GPU figures need `make gpu-check` on a GPU",
+);

@@ -13,10 +13,12 @@ function open(path: string, table: SymbolTable): NativeLibrary {
   const fns: Record<string, NativeFn> = {};
   for (const [name, def] of Object.entries(table)) {
     const sym = lib.symbols[name] as unknown as (...a: NativeArg[]) => number | CString | null;
-    fns[name] = def.returns === "cstr" ? (...a) => {
-      const r = sym(...a);
-      return r === null ? null : String(r);
-    } : (...a) => sym(...a) as number;
+    fns[name] = def.returns === "cstr"
+      ? (...a) => {
+        const r = sym(...a);
+        return r === null ? null : String(r);
+      }
+      : (...a) => sym(...a) as number;
   }
   return { path, fns, close: () => lib.close() };
 }

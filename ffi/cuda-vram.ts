@@ -148,7 +148,12 @@ export class CudaVram {
     this.#call("cuPointerGetAttribute", out, CU_POINTER.DEVICE_ORDINAL, p);
     const ordinal = view(out).getInt32(0, true);
     const hostRc = this.#lib.fns.cuPointerGetAttribute!(new Uint8Array(8), CU_POINTER.HOST_POINTER, p) as number;
-    return { memory_type: CU_MEMORYTYPE[type] ?? `unknown(${type})`, is_managed: managed, host_pointer_query: hostRc, device_ordinal: ordinal };
+    return {
+      memory_type: CU_MEMORYTYPE[type] ?? `unknown(${type})`,
+      is_managed: managed,
+      host_pointer_query: hostRc,
+      device_ordinal: ordinal,
+    };
   }
 
   /**

@@ -10,7 +10,7 @@ import { CtlReceiver } from "./receiver.ts";
 import type { Faults } from "./faults.ts";
 import { QueenTelemetry } from "./queen.ts";
 import { treeFiles } from "./tree.ts";
-import { QUEEN_CTL, type Role, VmTree, type VmEvent } from "./vm.ts";
+import { QUEEN_CTL, type Role, type VmEvent, VmTree } from "./vm.ts";
 import { byteLength } from "../../src/util/bytes.ts";
 
 export const CTL = "/gpu/bridge/ctl";

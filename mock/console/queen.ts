@@ -59,7 +59,9 @@ export class QueenTelemetry {
     } catch {
       return `ERR ECHO reason=invalid path=${path} detail=not-json`;
     }
-    if (env.schema !== "cohsh-telemetry-push/v1" || typeof env.seq !== "number" || typeof env.payload !== "string" || env.mime !== seg.mime) {
+    if (
+      env.schema !== "cohsh-telemetry-push/v1" || typeof env.seq !== "number" || typeof env.payload !== "string" || env.mime !== seg.mime
+    ) {
       return `ERR ECHO reason=invalid path=${path} detail=bad-envelope`;
     }
     if (env.seq <= seg.lastSeq) {
@@ -112,7 +114,7 @@ export class QueenTelemetry {
 
   #device(id: string): Device {
     let d = this.devices.get(id);
-    if (d === undefined) this.devices.set(id, (d = { counter: 0, segments: [] }));
+    if (d === undefined) this.devices.set(id, d = { counter: 0, segments: [] });
     return d;
   }
 
@@ -120,4 +122,3 @@ export class QueenTelemetry {
     return dev.segments.reduce((n, s) => n + s.bytes, 0);
   }
 }
-

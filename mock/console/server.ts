@@ -27,9 +27,7 @@ export async function startMockConsole(
   settings: ConsoleSettings & { readonly host?: string; readonly port?: number },
 ): Promise<MockConsole> {
   const state = new ConsoleState(settings);
-  const server: TcpServer = await runtime.listen(settings.host ?? "127.0.0.1", settings.port ?? 0, (conn) =>
-    serveConnection(state, conn),
-  );
+  const server: TcpServer = await runtime.listen(settings.host ?? "127.0.0.1", settings.port ?? 0, (conn) => serveConnection(state, conn));
   return { port: server.port, state, close: () => server.close() };
 }
 

@@ -117,4 +117,3 @@ function text64(value: string, what: string, maxBytes: number): string {
 function check(problem: string | null, what: string): void {
   if (problem !== null) throw new SnapshotParseError(`${what} ${problem}`);
 }
-

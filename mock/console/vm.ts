@@ -58,7 +58,7 @@ export class VmTree {
   replace(ns: Namespace, files: Map<string, string>): void {
     this.files = files;
     this.gpus = ns.nodes.map((n) => n.id);
-    if (this.jobFiles) for (const id of this.gpus) files.set(`/gpu/${id}/job`, "");
+    if (this.jobFiles) { for (const id of this.gpus) files.set(`/gpu/${id}/job`, ""); }
     this.landed = true;
   }
 
@@ -141,12 +141,16 @@ export class VmTree {
     const l = req.lease as Record<string, unknown> | undefined;
     if (typeof l !== "object" || l === null) return invalid("spawn gpu needs a lease object");
     const gpuId = l.gpu_id;
-    if (typeof gpuId !== "string" || !this.gpus.includes(gpuId)) return `ERR ECHO reason=not-found path=${QUEEN_CTL} error=unknown gpu ${String(gpuId)}`;
+    if (typeof gpuId !== "string" || !this.gpus.includes(gpuId)) {
+      return `ERR ECHO reason=not-found path=${QUEEN_CTL} error=unknown gpu ${String(gpuId)}`;
+    }
     for (const k of ["mem_mb", "streams", "ttl_s"]) {
       if (!Number.isInteger(l[k]) || (l[k] as number) < 1) return invalid(`lease ${k} must be >= 1`);
     }
     const priority = l.priority ?? 0;
-    if (!Number.isInteger(priority) || (priority as number) < 0 || (priority as number) > 255) return invalid("lease priority must be 0-255");
+    if (!Number.isInteger(priority) || (priority as number) < 0 || (priority as number) > 255) {
+      return invalid("lease priority must be 0-255");
+    }
     const worker: VmWorker = { id: `worker-${this.#nextWorker}`, gpuId };
     const line = `{"schema":"gpu-lease/v1","state":"ACTIVE","gpu_id":${JSON.stringify(gpuId)},"worker_id":"${worker.id}",` +
       `"mem_mb":${l.mem_mb},"streams":${l.streams},"ttl_s":${l.ttl_s},"priority":${priority}}`;

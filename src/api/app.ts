@@ -53,7 +53,12 @@ export function createApp(deps: ApiDeps): Hono {
   // matched routes is one refactor away from an unauthenticated mutation.
   app.use("*", async (c, next) => {
     if (deps.allowedHosts != null && !hostAllowed(c.req.header("host") ?? null, deps.allowedHosts)) {
-      throw new ApiError(403, "forbidden_host", `Host ${JSON.stringify(c.req.header("host") ?? "")} is not this bridge: use localhost or the listen address`, "host");
+      throw new ApiError(
+        403,
+        "forbidden_host",
+        `Host ${JSON.stringify(c.req.header("host") ?? "")} is not this bridge: use localhost or the listen address`,
+        "host",
+      );
     }
     if (c.req.method !== "GET" && c.req.method !== "HEAD") requireAuth(c.req.raw);
     await next();

@@ -39,7 +39,11 @@ export function mediaType(req: Request): string {
 export function requireType(req: Request, ...allowed: string[]): string {
   const type = mediaType(req);
   if (!allowed.includes(type)) {
-    throw new ApiError(415, "unsupported_media_type", `Content-Type must be ${allowed.join(" or ")}, got ${JSON.stringify(type || "(none)")}`);
+    throw new ApiError(
+      415,
+      "unsupported_media_type",
+      `Content-Type must be ${allowed.join(" or ")}, got ${JSON.stringify(type || "(none)")}`,
+    );
   }
   return type;
 }

@@ -36,9 +36,17 @@ const VRAM_STATUS = {
 } as const satisfies Record<VramError["code"], number>;
 
 /** The status, code, message and field for any error a handler let through. */
-export function describeError(error: unknown): { status: number; code: string; message: string; field?: string; headers?: Record<string, string> } {
+export function describeError(
+  error: unknown,
+): { status: number; code: string; message: string; field?: string; headers?: Record<string, string> } {
   if (error instanceof ApiError) {
-    return { status: error.status, code: error.code, message: error.message, ...(error.field && { field: error.field }), headers: error.headers };
+    return {
+      status: error.status,
+      code: error.code,
+      message: error.message,
+      ...(error.field && { field: error.field }),
+      headers: error.headers,
+    };
   }
   if (error instanceof LeaseError) {
     return { status: LEASE_STATUS[error.code], code: error.code, message: error.message, ...(error.field && { field: error.field }) };

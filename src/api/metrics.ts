@@ -14,7 +14,12 @@ export interface MetricsInput {
   readonly publisher: PublisherStats | null;
   readonly leases: readonly Lease[];
   readonly jobs: Readonly<Record<string, number>>;
-  readonly telemetry?: { readonly spooledRecords: number; readonly spooledBytes: number; readonly forwarded: number; readonly dropped: number };
+  readonly telemetry?: {
+    readonly spooledRecords: number;
+    readonly spooledBytes: number;
+    readonly forwarded: number;
+    readonly dropped: number;
+  };
 }
 
 const SPECIAL = /[\\"\n]/;
@@ -78,7 +83,10 @@ function renderBridgeSection(m: MetricsInput): string {
   family(out, "gpu_bridge_info", "gauge", "Build information.", [[one({ version: m.version }), 1]]);
   const p = m.publisher;
   if (p !== null) {
-    family(out, "gpu_bridge_console_connected", "gauge", "1 while connected to the Cohesix console as queen.", [[one(), p.state === "connected" ? 1 : 0]]);
+    family(out, "gpu_bridge_console_connected", "gauge", "1 while connected to the Cohesix console as queen.", [[
+      one(),
+      p.state === "connected" ? 1 : 0,
+    ]]);
     family(out, "gpu_bridge_publishes_total", "counter", "Snapshots published and acknowledged.", [[one(), p.publishes]]);
     family(out, "gpu_bridge_publish_failures_total", "counter", "Publish attempts that failed.", [[one(), p.failures]]);
     family(out, "gpu_bridge_reconnects_total", "counter", "Reconnections to the console.", [[one(), p.reconnects]]);
@@ -96,14 +104,26 @@ function renderBridgeSection(m: MetricsInput): string {
     byGpu.set(l.gpu_id, { n: g.n + 1, mem: g.mem + l.mem_mb });
   }
   family(out, "gpu_bridge_leases_active", "gauge", "Live leases.", [...byGpu].map(([gpu, g]) => [one({ gpu_id: gpu }), g.n]));
-  family(out, "gpu_bridge_leased_memory_mib", "gauge", "Memory held by live leases (in MiB).", [...byGpu].map(([gpu, g]) => [one({ gpu_id: gpu }), g.mem]));
+  family(
+    out,
+    "gpu_bridge_leased_memory_mib",
+    "gauge",
+    "Memory held by live leases (in MiB).",
+    [...byGpu].map(([gpu, g]) => [one({ gpu_id: gpu }), g.mem]),
+  );
   family(out, "gpu_bridge_jobs", "gauge", "Known jobs by state.", Object.entries(m.jobs).map(([state, n]) => [one({ state }), n]));
   const t = m.telemetry;
   if (t !== undefined) {
     family(out, "gpu_bridge_telemetry_spooled_records", "gauge", "Telemetry records in the local spool.", [[one(), t.spooledRecords]]);
     family(out, "gpu_bridge_telemetry_spooled_bytes", "gauge", "Bytes of the local telemetry spool.", [[one(), t.spooledBytes]]);
     family(out, "gpu_bridge_telemetry_forwarded_total", "counter", "Telemetry records acknowledged by the Queen.", [[one(), t.forwarded]]);
-    family(out, "gpu_bridge_telemetry_dropped_total", "counter", "Telemetry records dropped by the spool's size cap or lost to damaged frames.", [[one(), t.dropped]]);
+    family(
+      out,
+      "gpu_bridge_telemetry_dropped_total",
+      "counter",
+      "Telemetry records dropped by the spool's size cap or lost to damaged frames.",
+      [[one(), t.dropped]],
+    );
   }
   return out.join("\n") + "\n";
 }

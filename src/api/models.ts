@@ -11,7 +11,11 @@ export function modelRoutes(bridge: BridgeFacade): SubApp {
   const models = bridge.models;
   r.on("GET", "/", (c) => {
     const cat = models.catalog();
-    return c.json({ active: cat.active, source: cat.source, available: cat.models.map((m) => ({ model_id: m.model_id, manifest_toml: m.manifest_toml })) });
+    return c.json({
+      active: cat.active,
+      source: cat.source,
+      available: cat.models.map((m) => ({ model_id: m.model_id, manifest_toml: m.manifest_toml })),
+    });
   });
   r.on("PUT", "/active", async (c) => {
     const { model_id } = parseBody(ActiveModelBody, await readJson(c.req.raw));

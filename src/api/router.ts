@@ -24,7 +24,7 @@ export function subApp(): SubApp {
     methods,
     on(method, path, handler) {
       let m = methods.get(path);
-      if (m === undefined) methods.set(path, (m = new Set()));
+      if (m === undefined) methods.set(path, m = new Set());
       m.add(method);
       if (method === "GET") m.add("HEAD");
       app.on(method, path, handler);

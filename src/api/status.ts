@@ -6,8 +6,12 @@ import { type SubApp, subApp } from "./router.ts";
 /** The status routes, to mount at `/`. */
 export function statusRoutes(bridge: BridgeFacade): SubApp {
   const r = subApp();
-  r.on("GET", "/healthz", (c) =>
-    c.json({ status: "ok", version: bridge.version, gpus: bridge.gpus().length, console: bridge.console.stats()?.state ?? "disabled" }));
+  r.on(
+    "GET",
+    "/healthz",
+    (c) =>
+      c.json({ status: "ok", version: bridge.version, gpus: bridge.gpus().length, console: bridge.console.stats()?.state ?? "disabled" }),
+  );
   r.on("GET", "/v1/bridge", (c) => {
     const p = bridge.console.stats();
     const snap = bridge.snapshot();
@@ -36,7 +40,14 @@ export function statusRoutes(bridge: BridgeFacade): SubApp {
         leases: bridge.leases.live(),
         jobs: bridge.jobs.counts(),
         ...(t !== undefined && s !== undefined &&
-          { telemetry: { spooledRecords: s.records, spooledBytes: s.bytes, forwarded: t.forwarder?.forwarded ?? 0, dropped: t.spool.dropped } }),
+          {
+            telemetry: {
+              spooledRecords: s.records,
+              spooledBytes: s.bytes,
+              forwarded: t.forwarder?.forwarded ?? 0,
+              dropped: t.spool.dropped,
+            },
+          }),
       }) + (bridge.vram?.metrics() ?? ""),
       200,
       { "content-type": "text/plain; version=0.0.4; charset=utf-8" },

@@ -58,7 +58,9 @@ export function vramRoutes(bridge: BridgeFacade): SubApp {
   const vram = bridge.vram;
   if (vram === undefined) return r;
   const store = (): ShardStore => {
-    if (vram.store === null) throw new ApiError(503, "unavailable", `Cannot use sealed shards on this bridge: ${vram.unavailable ?? "no VRAM backend"}`);
+    if (vram.store === null) {
+      throw new ApiError(503, "unavailable", `Cannot use sealed shards on this bridge: ${vram.unavailable ?? "no VRAM backend"}`);
+    }
     return vram.store;
   };
   const view = (s: Shard) => shardView(s, store().backend.kind);
@@ -77,7 +79,11 @@ export function vramRoutes(bridge: BridgeFacade): SubApp {
     if (type === "application/octet-stream") {
       const declared = c.req.header("content-length");
       if (declared === undefined || !/^\d+$/.test(declared)) {
-        throw new ApiError(411, "length_required", "Cannot seal a body of unknown length: send Content-Length (the VRAM is allocated before the bytes arrive)");
+        throw new ApiError(
+          411,
+          "length_required",
+          "Cannot seal a body of unknown length: send Content-Length (the VRAM is allocated before the bytes arrive)",
+        );
       }
       opts = queryOptions(c);
       source = { length: Number(declared), chunks: bodyChunks(c.req.raw) };
@@ -95,7 +101,9 @@ export function vramRoutes(bridge: BridgeFacade): SubApp {
       throw new ApiError(
         415,
         "unsupported_media_type",
-        `Content-Type must be application/octet-stream (the bytes) or application/json (a file under the model folder), got ${JSON.stringify(type || "(none)")}`,
+        `Content-Type must be application/octet-stream (the bytes) or application/json (a file under the model folder), got ${
+          JSON.stringify(type || "(none)")
+        }`,
       );
     }
     const { shard, created } = await s.seal(leaseId, source, opts);
@@ -110,22 +118,32 @@ export function vramRoutes(bridge: BridgeFacade): SubApp {
   });
   r.on("POST", "/v1/shards/:id/verify", async (c) => {
     const mode = c.req.query("mode") ?? "full";
-    if (mode !== "full" && mode !== "sampled") throw new VramError("invalid", `mode must be full or sampled, got ${JSON.stringify(mode)}`, "mode");
+    if (mode !== "full" && mode !== "sampled") {
+      throw new VramError("invalid", `mode must be full or sampled, got ${JSON.stringify(mode)}`, "mode");
+    }
     const k = c.req.query("k");
-    if (k !== undefined && !/^[1-9]\d{0,5}$/.test(k)) throw new VramError("invalid", `k must be an integer from 1 to 999999, got ${JSON.stringify(k)}`, "k");
+    if (k !== undefined && !/^[1-9]\d{0,5}$/.test(k)) {
+      throw new VramError("invalid", `k must be an integer from 1 to 999999, got ${JSON.stringify(k)}`, "k");
+    }
     const path = c.req.query("path");
-    if (path !== undefined && path !== "gpu" && path !== "cpu") throw new VramError("invalid", `path must be gpu or cpu, got ${JSON.stringify(path)}`, "path");
+    if (path !== undefined && path !== "gpu" && path !== "cpu") {
+      throw new VramError("invalid", `path must be gpu or cpu, got ${JSON.stringify(path)}`, "path");
+    }
     return c.json(await store().verify(param(c, "id"), mode, k === undefined ? undefined : Number(k), path));
   });
   r.on("GET", "/v1/shards/:id/attestation", (c) => c.json(vram.attest(shard(c))));
   r.on("GET", "/v1/gpus/:id/vram", (c) => c.json(capacity(param(c, "id"))));
   r.on("GET", "/v1/vram/plan", (c) => {
     const raw = c.req.query("bytes") ?? "";
-    if (!/^[1-9]\d{0,15}$/.test(raw)) throw new VramError("invalid", `bytes must be a positive integer, got ${JSON.stringify(raw)}`, "bytes");
+    if (!/^[1-9]\d{0,15}$/.test(raw)) {
+      throw new VramError("invalid", `bytes must be a positive integer, got ${JSON.stringify(raw)}`, "bytes");
+    }
     const bytes = Number(raw);
     const leaseId = c.req.query("lease_id");
     const lease = leaseId === undefined ? undefined : bridge.leases.get(leaseId);
-    if (leaseId !== undefined && lease?.state !== "ACTIVE") throw new VramError("not_found", `Unknown or ended lease ${JSON.stringify(leaseId)}`, "lease_id");
+    if (leaseId !== undefined && lease?.state !== "ACTIVE") {
+      throw new VramError("not_found", `Unknown or ended lease ${JSON.stringify(leaseId)}`, "lease_id");
+    }
     const candidates = bridge.gpus()
       .filter((g) => lease === undefined || g.id === lease.gpu_id)
       .map((g) => {
@@ -135,14 +153,22 @@ export function vramRoutes(bridge: BridgeFacade): SubApp {
       })
       .sort((a, b) => b.available_bytes - a.available_bytes);
     const best = candidates.find((x) => x.fits);
-    return c.json({ vram_required: bytes, feasible: best !== undefined, gpu_id: best?.gpu_id ?? null, gpu_device: best?.gpu_device ?? null, candidates });
+    return c.json({
+      vram_required: bytes,
+      feasible: best !== undefined,
+      gpu_id: best?.gpu_id ?? null,
+      gpu_device: best?.gpu_device ?? null,
+      candidates,
+    });
   });
 
   const capacity = (gpuId: string) => {
     const s = store();
     if (!bridge.gpus().some((g) => g.id === gpuId)) throw new VramError("not_found", `Unknown GPU ${JSON.stringify(gpuId)}`, "id");
     const ordinal = vram.ordinalOf(gpuId);
-    if (ordinal === undefined) throw new VramError("unavailable", `Cannot read VRAM of ${gpuId}: the CUDA driver does not know this GPU`, "id");
+    if (ordinal === undefined) {
+      throw new VramError("unavailable", `Cannot read VRAM of ${gpuId}: the CUDA driver does not know this GPU`, "id");
+    }
     let driver: { free: number; total: number };
     try {
       driver = s.backend.memInfo(ordinal);
@@ -209,7 +235,11 @@ async function fileSource(dir: string, file: string): Promise<ShardSource> {
   try {
     root = await realpath(dir);
   } catch {
-    throw new VramError("unavailable", `Cannot seal from a file: the model folder ${dir} does not exist (set GPU_BRIDGE_MODEL_DIR)`, "file");
+    throw new VramError(
+      "unavailable",
+      `Cannot seal from a file: the model folder ${dir} does not exist (set GPU_BRIDGE_MODEL_DIR)`,
+      "file",
+    );
   }
   try {
     real = await realpath(resolve(root, file));
@@ -217,7 +247,9 @@ async function fileSource(dir: string, file: string): Promise<ShardSource> {
     throw new VramError("not_found", `Cannot seal ${JSON.stringify(file)}: no such file in the model folder`, "file");
   }
   const rel = relative(root, real);
-  if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) throw new VramError("invalid", `Cannot seal ${JSON.stringify(file)}: it leads outside the model folder`, "file");
+  if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) {
+    throw new VramError("invalid", `Cannot seal ${JSON.stringify(file)}: it leads outside the model folder`, "file");
+  }
   const fh = await open(real, "r");
   const stat = await fh.stat();
   if (!stat.isFile()) {
@@ -234,7 +266,7 @@ async function fileSource(dir: string, file: string): Promise<ShardSource> {
     async digest() {
       const hash = createHash("sha256");
       const buf = new Uint8Array(Math.min(CHUNK_BYTES, Math.max(1, stat.size)));
-      for (let pos = 0; ;) {
+      for (let pos = 0;;) {
         const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
         if (bytesRead === 0) return hash.digest("hex");
         hash.update(buf.subarray(0, bytesRead));
@@ -244,7 +276,7 @@ async function fileSource(dir: string, file: string): Promise<ShardSource> {
     chunks: (async function* () {
       const buf = new Uint8Array(Math.min(CHUNK_BYTES, Math.max(1, stat.size)));
       try {
-        for (let pos = 0; ;) {
+        for (let pos = 0;;) {
           const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
           if (bytesRead === 0) return;
           pos += bytesRead;

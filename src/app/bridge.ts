@@ -106,8 +106,10 @@ export function bridgeFacade(p: FacadeParts): BridgeFacade {
       leftOut = key;
       const d = fitted.droppedModels;
       if (d.length > 0) {
-        p.log?.warn(`snapshot: the registry does not fit the VM's ${LIMITS.snapshotBytes}-byte snapshot; left out ${d.length} models: ` +
-          `${d.slice(0, 50).join(", ")}${d.length > 50 ? `, and ${d.length - 50} more` : ""}`);
+        p.log?.warn(
+          `snapshot: the registry does not fit the VM's ${LIMITS.snapshotBytes}-byte snapshot; left out ${d.length} models: ` +
+            `${d.slice(0, 50).join(", ")}${d.length > 50 ? `, and ${d.length - 50} more` : ""}`,
+        );
       }
     }
     return fitted.ns;
@@ -289,7 +291,10 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
     // the leases checked against it follow GPUs that are lost or come back.
     const tick = () => {
       if (stopped) return;
-      refreshTimer = clock.setTimer(intervalMs, () => void refresh().catch((e) => log.warn(`Cannot re-read the inventory: ${e}`)).finally(tick));
+      refreshTimer = clock.setTimer(
+        intervalMs,
+        () => void refresh().catch((e) => log.warn(`Cannot re-read the inventory: ${e}`)).finally(tick),
+      );
     };
     tick();
   }

@@ -67,7 +67,9 @@ export async function startApi(
   const app = createApp({ token, log, bridge, allowedHosts: allowedHosts(options.listen!.host) });
   const listen = options.listen!;
   const server = await deps.runtime.serve(listen.host, listen.port, app.fetch);
-  const where = source.kind === "file" ? `token in ${source.path}${source.created ? " (new)" : ""}` : `token from ${source.kind === "flag" ? "--api-token" : "GPU_BRIDGE_API_TOKEN"}`;
+  const where = source.kind === "file"
+    ? `token in ${source.path}${source.created ? " (new)" : ""}`
+    : `token from ${source.kind === "flag" ? "--api-token" : "GPU_BRIDGE_API_TOKEN"}`;
   const host = listen.host.includes(":") ? `[${listen.host}]` : listen.host;
   log.info(`listening on http://${host}:${server.port} (${where})`);
   return { port: server.port, token, close: () => server.close() };

@@ -121,7 +121,9 @@ function completeNode(d: CdiDeviceNode, stat: StatNode): CdiDeviceNode {
   }
   if (host === null) throw new CdiApplyError(`Cannot stat CDI host device ${JSON.stringify(hostPath)}: no such file`);
   if (d.type !== undefined && d.type !== "" && d.type !== host.type) {
-    throw new CdiApplyError(`CDI device (${JSON.stringify(d.path)}, ${JSON.stringify(hostPath)}): host type mismatch (${d.type}, ${host.type})`);
+    throw new CdiApplyError(
+      `CDI device (${JSON.stringify(d.path)}, ${JSON.stringify(hostPath)}): host type mismatch (${d.type}, ${host.type})`,
+    );
   }
   const out: CdiDeviceNode = { ...d, type: host.type, fileMode: d.fileMode ?? host.fileMode };
   if (host.type === "p") return out;
@@ -180,7 +182,13 @@ export function applyEdits(oci: OciSpec, edits: CdiContainerEdits, stat: StatNod
     linux.devices = devices;
     if (dev.type === "b" || dev.type === "c") {
       const resources = (linux.resources ??= {});
-      (resources.devices ??= []).push({ allow: true, type: dev.type, major: dev.major!, minor: dev.minor!, access: n.permissions || "rwm" });
+      (resources.devices ??= []).push({
+        allow: true,
+        type: dev.type,
+        major: dev.major!,
+        minor: dev.minor!,
+        access: n.permissions || "rwm",
+      });
     }
   }
   if (edits.mounts?.length) {
@@ -191,7 +199,10 @@ export function applyEdits(oci: OciSpec, edits: CdiContainerEdits, stat: StatNod
       while (at < mounts.length && mounts[at]!.destination !== m.containerPath) at++;
       if (at < mounts.length) mounts.splice(at, 1);
       // Fields set one by one, not spread: an object spread calls a builtin (compiled on first use).
-      const mount: { destination: string; source: string; type?: string; options?: string[] } = { destination: m.containerPath, source: m.hostPath };
+      const mount: { destination: string; source: string; type?: string; options?: string[] } = {
+        destination: m.containerPath,
+        source: m.hostPath,
+      };
       if (m.type !== undefined) mount.type = m.type;
       if (m.options !== undefined) mount.options = m.options.slice();
       mounts.push(mount);
@@ -202,7 +213,10 @@ export function applyEdits(oci: OciSpec, edits: CdiContainerEdits, stat: StatNod
   for (let i = 0; i < hookEdits.length; i++) {
     const h = hookEdits[i]!;
     if (!isHookName(h.hookName)) throw new CdiApplyError(`Cannot apply hook: unknown hook name ${JSON.stringify(h.hookName)}`);
-    const hooks = (spec.hooks ??= {}) as Record<HookName, OciSpec["hooks"] extends infer H ? H extends Record<string, infer A> ? A : never : never>;
+    const hooks = (spec.hooks ??= {}) as Record<
+      HookName,
+      OciSpec["hooks"] extends infer H ? H extends Record<string, infer A> ? A : never : never
+    >;
     const list = (hooks[h.hookName as HookName] ??= []) as NonNullable<NonNullable<OciSpec["hooks"]>["prestart"]>;
     const hook: { path: string; args?: string[]; env?: string[]; timeout?: number } = { path: h.path };
     if (h.args !== undefined) hook.args = h.args.slice();

@@ -62,7 +62,10 @@ export function drmNodes(roots: Roots, pciBusId: string | null): CdiDeviceNode[]
   }
   return names
     .filter((n) => /^(card|renderD)\d+$/.test(n))
-    .sort((a, b) => (a.startsWith("card") === b.startsWith("card") ? a.localeCompare(b, "en", { numeric: true }) : a.startsWith("card") ? -1 : 1))
+    .sort((
+      a,
+      b,
+    ) => (a.startsWith("card") === b.startsWith("card") ? a.localeCompare(b, "en", { numeric: true }) : a.startsWith("card") ? -1 : 1))
     .map((n) => deviceNode(roots, `/dev/dri/${n}`))
     .filter((n): n is CdiDeviceNode => n !== null);
 }
@@ -89,8 +92,15 @@ export function migMinors(roots: Roots): Map<string, number> {
 /** The folders nvidia-ctk searches for driver libraries. */
 const LIB_DIRS = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/lib/x86_64-linux-gnu", "/lib64", "/usr/lib"];
 /** Names of NVIDIA's driver libraries (a library of another vendor never matches). */
-const DRIVER_LIB = /^(libcuda|libcudadebugger|libnvidia-[a-z0-9_-]+|libnvcuvid|libnvoptix|libEGL_nvidia|libGLESv1_CM_nvidia|libGLESv2_nvidia|libGLX_nvidia|libvdpau_nvidia)\.so\./;
-const TOOLS = ["/usr/bin/nvidia-smi", "/usr/bin/nvidia-debugdump", "/usr/bin/nvidia-persistenced", "/usr/bin/nvidia-cuda-mps-control", "/usr/bin/nvidia-cuda-mps-server"];
+const DRIVER_LIB =
+  /^(libcuda|libcudadebugger|libnvidia-[a-z0-9_-]+|libnvcuvid|libnvoptix|libEGL_nvidia|libGLESv1_CM_nvidia|libGLESv2_nvidia|libGLX_nvidia|libvdpau_nvidia)\.so\./;
+const TOOLS = [
+  "/usr/bin/nvidia-smi",
+  "/usr/bin/nvidia-debugdump",
+  "/usr/bin/nvidia-persistenced",
+  "/usr/bin/nvidia-cuda-mps-control",
+  "/usr/bin/nvidia-cuda-mps-server",
+];
 const SOCKETS = ["/run/nvidia-persistenced/socket", "/run/nvidia-fabricmanager/socket", "/tmp/nvidia-mps"];
 
 const isFile = (p: string) => {

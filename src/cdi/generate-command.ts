@@ -4,7 +4,7 @@ import { DEFAULTS } from "../cli/defaults.ts";
 import type { Logger } from "../util/log.ts";
 import { encodeSpec } from "./codec.ts";
 import { writeFileAtomic } from "./files.ts";
-import { generateDiscrete, type Generated } from "./generate.ts";
+import { type Generated, generateDiscrete } from "./generate.ts";
 import { readHost } from "./host.ts";
 import { generateCsv, readCsvDir } from "./jetson.ts";
 import { kindProblem } from "./names.ts";
@@ -32,13 +32,20 @@ export async function generateCommand(
   if (c.output === undefined) await io.stdout(text);
   else {
     writeFileAtomic(c.output, text);
-    log.info(`wrote ${c.output}: ${generated.spec.devices.map((d) => `${kind}=${d.name}`).join(", ")} (cdiVersion ${generated.spec.cdiVersion})`);
+    log.info(
+      `wrote ${c.output}: ${generated.spec.devices.map((d) => `${kind}=${d.name}`).join(", ")} (cdiVersion ${generated.spec.cdiVersion})`,
+    );
   }
   return 0;
 }
 
 /** The spec for the host as the options describe it. */
-export async function generate(c: Omit<GenerateCommand, "kind" | "format" | "output">, kind: string, env: Readonly<Record<string, string | undefined>>, log: Logger): Promise<Generated> {
+export async function generate(
+  c: Omit<GenerateCommand, "kind" | "format" | "output">,
+  kind: string,
+  env: Readonly<Record<string, string | undefined>>,
+  log: Logger,
+): Promise<Generated> {
   const roots = { devRoot: c.devRoot, driverRoot: c.driverRoot, sysRoot: c.sysRoot };
   const hookPath = c.hookPath ?? DEFAULTS.cdiHookPath;
   const host = await readHost(c.backend, c.sysRoot, env, log);

@@ -72,7 +72,11 @@ function migEdits(o: Roots, gpu: HostGpu, mig: HostMig, minors: Map<string, numb
     const minor = minors.get(key);
     const node = minor === undefined ? null : deviceNode(o, `/dev/nvidia-caps/nvidia-cap${minor}`);
     if (node === null) {
-      warnings.push(`MIG device ${mig.uuid} left out: ${minor === undefined ? `no ${key} in /proc/driver/nvidia-caps/mig-minors` : `no /dev/nvidia-caps/nvidia-cap${minor}`}`);
+      warnings.push(
+        `MIG device ${mig.uuid} left out: ${
+          minor === undefined ? `no ${key} in /proc/driver/nvidia-caps/mig-minors` : `no /dev/nvidia-caps/nvidia-cap${minor}`
+        }`,
+      );
       return null;
     }
     caps.push(node);
@@ -96,7 +100,11 @@ export const cdiHook = (hookPath: string, ...args: string[]): CdiHook => ({
 });
 
 /** The hooks, in nvidia-ctk's order, or none when the hook binary is absent. */
-export function driverHooks(o: { hookPath: string; driverVersion: string | null }, links: readonly string[], libFolders: readonly string[]): CdiHook[] {
+export function driverHooks(
+  o: { hookPath: string; driverVersion: string | null },
+  links: readonly string[],
+  libFolders: readonly string[],
+): CdiHook[] {
   if (!existsSync(o.hookPath)) return [];
   const hooks: CdiHook[] = [];
   if (links.length > 0) hooks.push(cdiHook(o.hookPath, "create-symlinks", ...links.flatMap((l) => ["--link", l])));
@@ -142,7 +150,9 @@ export function generateDiscrete(gpus: readonly HostGpu[], o: GenerateOptions): 
     if (edits !== null) devices.push({ name: String(gpu.index), containerEdits: edits }, { name: gpu.uuid, containerEdits: edits });
   }
   if (devices.length === 0) {
-    throw new Error(`Cannot generate a CDI spec: no GPU has a device node under ${o.devRoot}${warnings.length ? ` (${warnings.join("; ")})` : ""}`);
+    throw new Error(
+      `Cannot generate a CDI spec: no GPU has a device node under ${o.devRoot}${warnings.length ? ` (${warnings.join("; ")})` : ""}`,
+    );
   }
   // Each device once in `all`: the index and UUID entries share one edits object.
   const distinct = [...new Set(devices.map((d) => d.containerEdits))];

@@ -26,7 +26,13 @@ export function mockHost(): HostView {
     mode: "discrete",
     backend: "mock",
     driverVersion: MOCK_GPUS[0]!.driver_version,
-    gpus: MOCK_GPUS.map((_, i) => ({ index: i, uuid: stats[i]!.uuid!, minor: i, pciBusId: normalizePciBusId(stats[i]!.pci_bus_id!), mig: null })),
+    gpus: MOCK_GPUS.map((_, i) => ({
+      index: i,
+      uuid: stats[i]!.uuid!,
+      minor: i,
+      pciBusId: normalizePciBusId(stats[i]!.pci_bus_id!),
+      mig: null,
+    })),
   };
 }
 
@@ -97,7 +103,11 @@ export async function readHost(
   const cuda = Cuda.open(adapter, cudaCandidates(env));
   try {
     const driverVersion = nvidiaDriverVersion(sysRoot);
-    if (driverVersion === null) throw new Error(`Cannot generate a CDI spec with the CUDA backend: no driver version in ${under(sysRoot, "/proc/driver/nvidia/version")}`);
+    if (driverVersion === null) {
+      throw new Error(
+        `Cannot generate a CDI spec with the CUDA backend: no driver version in ${under(sysRoot, "/proc/driver/nvidia/version")}`,
+      );
+    }
     const found = [];
     for (let ordinal = 0; ordinal < cuda.deviceCount(); ordinal++) {
       const dev = cuda.device(ordinal);
@@ -108,8 +118,9 @@ export async function readHost(
     const gpus: HostGpu[] = [];
     found.forEach((g, index) => {
       const minor = procMinor(sysRoot, g.pciBusId);
-      if (minor === null) log.warn(`GPU ${index} (${g.uuid}) left out: no Device Minor in /proc/driver/nvidia/gpus/${g.pciBusId}/information`);
-      else gpus.push({ index, uuid: g.uuid, minor, pciBusId: g.pciBusId, mig: null });
+      if (minor === null) {
+        log.warn(`GPU ${index} (${g.uuid}) left out: no Device Minor in /proc/driver/nvidia/gpus/${g.pciBusId}/information`);
+      } else gpus.push({ index, uuid: g.uuid, minor, pciBusId: g.pciBusId, mig: null });
     });
     return { mode: "discrete", backend: "cuda", driverVersion, gpus };
   } finally {

@@ -41,7 +41,8 @@ export function readCsvDir(csvDir: string): CsvEntry[] {
   return names.flatMap((n) => parseCsv(readFileSync(join(csvDir, n), "utf8")));
 }
 
-const globToRegExp = (glob: string) => new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, "[^/]")}$`);
+const globToRegExp = (glob: string) =>
+  new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, "[^/]")}$`);
 
 /** The device nodes a `dev` entry names; a glob is matched in its last component. */
 function devNodes(roots: Roots, path: string): CdiDeviceNode[] {

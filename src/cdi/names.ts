@@ -14,7 +14,9 @@ const DEVICE = /^[A-Za-z0-9](?:[A-Za-z0-9_.:-]*[A-Za-z0-9])?$/;
 function checkName(what: string, name: string, whole: RegExp, first: (c: string) => boolean, middle: RegExp): string | null {
   if (whole.test(name)) return null;
   if (name === "") return `invalid (empty) ${what} name`;
-  if (!first(name[0]!)) return `invalid ${what} name ${JSON.stringify(name)}: must start with a ${first === isAlpha ? "letter" : "letter or digit"}`;
+  if (!first(name[0]!)) {
+    return `invalid ${what} name ${JSON.stringify(name)}: must start with a ${first === isAlpha ? "letter" : "letter or digit"}`;
+  }
   if (!isAlnum(name[name.length - 1]!)) return `invalid ${what} name ${JSON.stringify(name)}: must end with a letter or digit`;
   for (const c of name.slice(1, -1)) {
     if (!middle.test(c)) return `invalid ${what} name ${JSON.stringify(name)}: invalid character ${JSON.stringify(c)}`;

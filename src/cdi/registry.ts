@@ -53,7 +53,10 @@ export async function loadSpecDirs(dirs: readonly string[], parseYaml: YamlParse
       // Plain concatenation: node:path would cost a load on every container's start.
       const file = dir.endsWith("/") ? dir + name : `${dir}/${name}`;
       try {
-        const { spec, problems } = await validateLoaded(decodeSpec(await files.read(file), format, file, parseYaml), { file, strict: false });
+        const { spec, problems } = await validateLoaded(decodeSpec(await files.read(file), format, file, parseYaml), {
+          file,
+          strict: false,
+        });
         let bad = false;
         for (let i = 0; i < problems.length; i++) {
           if (problems[i]!.severity !== "error") continue;
@@ -89,7 +92,9 @@ export function resolveDevices(specs: readonly LoadedSpec[], errors: string[] = 
       if (old !== undefined) {
         if (old.spec.priority > spec.priority) continue;
         if (old.spec.priority === spec.priority) {
-          errors.push(`Conflicting device ${JSON.stringify(qualified)} (specs ${JSON.stringify(old.spec.file)}, ${JSON.stringify(spec.file)})`);
+          errors.push(
+            `Conflicting device ${JSON.stringify(qualified)} (specs ${JSON.stringify(old.spec.file)}, ${JSON.stringify(spec.file)})`,
+          );
           conflicts.add(qualified);
         }
       }

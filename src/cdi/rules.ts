@@ -86,7 +86,6 @@ export function specProblems(spec: CdiSpec, o: ValidateOptions): Problem[] {
   return problems;
 }
 
-
 type Add = (severity: Problem["severity"], field: string, message: string, device?: string) => void;
 
 function consumerCheck(spec: CdiSpec, consumer: string, add: Add): void {
@@ -105,7 +104,8 @@ function isEmpty(e: CdiContainerEdits): boolean {
     !e.additionalGids?.length && e.intelRdt === undefined && !e.netDevices?.length;
 }
 
-const ANNOTATION_KEY = /^(?:[a-z0-9]([-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const ANNOTATION_KEY =
+  /^(?:[a-z0-9]([-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 
 function annotations(map: Record<string, string>, where: string, add: Add, device?: string): void {
   let size = 0;
@@ -115,7 +115,6 @@ function annotations(map: Record<string, string>, where: string, add: Add, devic
   }
   if (size > 256 * 1024) add("error", where, `annotations total ${size} bytes, more than 256 KiB`, device);
 }
-
 
 // Plain index loops throughout, and the per-node tests written out in them: this runs on every
 // container's start, where the first call of a builtin such as Array.prototype.forEach costs its
@@ -130,7 +129,9 @@ function edits(e: CdiContainerEdits, where: string, device: string | undefined, 
   for (let i = 0; i < env.length; i++) {
     const kv = env[i]!;
     if (kv.indexOf("=") <= 0) err(`env[${i}]`, `invalid environment variable ${JSON.stringify(kv)}: needs KEY=VALUE with a non-empty KEY`);
-    else if (IMAGE_OWNED_ENV.has(kv.slice(0, kv.indexOf("=")))) warn(`env[${i}]`, `sets ${kv.slice(0, kv.indexOf("="))}, which the image owns; it would be overwritten`);
+    else if (IMAGE_OWNED_ENV.has(kv.slice(0, kv.indexOf("=")))) {
+      warn(`env[${i}]`, `sets ${kv.slice(0, kv.indexOf("="))}, which the image owns; it would be overwritten`);
+    }
   }
   const nodes = e.deviceNodes ?? [];
   for (let i = 0; i < nodes.length; i++) {
@@ -138,7 +139,9 @@ function edits(e: CdiContainerEdits, where: string, device: string | undefined, 
     const f = `deviceNodes[${i}]`;
     if (n.path === "") err(`${f}.path`, "invalid (empty) device path");
     else if (!n.path.startsWith("/")) strictErr(`${f}.path`, `device path ${JSON.stringify(n.path)} is not absolute`);
-    if (n.hostPath !== undefined && !n.hostPath.startsWith("/")) strictErr(`${f}.hostPath`, `host path ${JSON.stringify(n.hostPath)} is not absolute`);
+    if (n.hostPath !== undefined && !n.hostPath.startsWith("/")) {
+      strictErr(`${f}.hostPath`, `host path ${JSON.stringify(n.hostPath)} is not absolute`);
+    }
     const t = n.type;
     if (t !== undefined && t !== "" && t !== "b" && t !== "c" && t !== "u" && t !== "p") {
       err(`${f}.type`, `device ${JSON.stringify(n.path)}: invalid type ${JSON.stringify(n.type)} (b, c, u, p or empty)`);
@@ -162,7 +165,9 @@ function edits(e: CdiContainerEdits, where: string, device: string | undefined, 
     if (m.hostPath === "") err(`${f}.hostPath`, "invalid mount: empty host path");
     else if (!m.hostPath.startsWith("/")) strictErr(`${f}.hostPath`, `host path ${JSON.stringify(m.hostPath)} is not absolute`);
     if (m.containerPath === "") err(`${f}.containerPath`, "invalid mount: empty container path");
-    else if (!m.containerPath.startsWith("/")) strictErr(`${f}.containerPath`, `container path ${JSON.stringify(m.containerPath)} is not absolute`);
+    else if (!m.containerPath.startsWith("/")) {
+      strictErr(`${f}.containerPath`, `container path ${JSON.stringify(m.containerPath)} is not absolute`);
+    }
     if (strict && m.type === undefined && !hasBind(m.options ?? [])) {
       strictErr(`${f}.options`, `mount of ${JSON.stringify(m.hostPath)} has no type and neither bind nor rbind, so it is not a bind mount`);
     }
@@ -193,13 +198,20 @@ function hasBind(options: readonly string[]): boolean {
 }
 
 /** A node whose type and major are given is trusted by consumers: they had better be the host's. */
-function hostCheck(n: CdiContainerEdits["deviceNodes"] extends (infer T)[] | undefined ? T : never, f: string, err: (field: string, message: string) => void, o: ValidateOptions): void {
+function hostCheck(
+  n: CdiContainerEdits["deviceNodes"] extends (infer T)[] | undefined ? T : never,
+  f: string,
+  err: (field: string, message: string) => void,
+  o: ValidateOptions,
+): void {
   if (o.statNode === undefined || n.major === undefined || n.major === 0 || (n.type !== "b" && n.type !== "c")) return;
   const host = o.statNode(n.hostPath ?? n.path);
   if (host === null) return;
   if (host.type !== n.type) err(`${f}.type`, `${n.hostPath ?? n.path} is a ${host.type} device on this host, the spec says ${n.type}`);
   if (host.major !== n.major) err(`${f}.major`, `${n.hostPath ?? n.path} has major ${host.major} on this host, the spec says ${n.major}`);
-  if (n.minor !== undefined && host.minor !== n.minor) err(`${f}.minor`, `${n.hostPath ?? n.path} has minor ${host.minor} on this host, the spec says ${n.minor}`);
+  if (n.minor !== undefined && host.minor !== n.minor) {
+    err(`${f}.minor`, `${n.hostPath ?? n.path} has minor ${host.minor} on this host, the spec says ${n.minor}`);
+  }
 }
 
 /**

@@ -25,7 +25,9 @@ export function decodeSpec(text: string, format: SpecFormat, file: string, parse
   try {
     return format === "json" ? JSON.parse(text) : parseYaml(text);
   } catch (error) {
-    throw new SpecSyntaxError(`Cannot parse ${file} as ${format.toUpperCase()}: ${(error as Error).message.split("\n")[0]}`, { cause: error });
+    throw new SpecSyntaxError(`Cannot parse ${file} as ${format.toUpperCase()}: ${(error as Error).message.split("\n")[0]}`, {
+      cause: error,
+    });
   }
 }
 

@@ -22,7 +22,8 @@ export function validateSpec(raw: unknown, o: ValidateOptions): { spec: CdiSpec 
   if (!parsed.success) {
     for (const issue of parsed.issues) {
       const path = issue.path ?? [];
-      const field = path.map((p) => (typeof p.key === "number" ? `[${p.key}]` : `.${String(p.key)}`)).join("").replace(/^\./, "") || "(spec)";
+      const field = path.map((p) => (typeof p.key === "number" ? `[${p.key}]` : `.${String(p.key)}`)).join("").replace(/^\./, "") ||
+        "(spec)";
       const device = path[0]?.key === "devices" && path.length > 1 ? deviceAt(path[1]!.key) : undefined;
       const message = issue.expected === "never"
         ? "unknown field (no CDI version has it)"

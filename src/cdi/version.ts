@@ -47,7 +47,8 @@ export function versionNeeds(spec: CdiSpec): VersionNeed[] {
   const needs: VersionNeed[] = [];
   const edits = (e: CdiContainerEdits | undefined, where: string, device?: string) => {
     if (e === undefined) return;
-    const add = (version: CdiVersion, feature: string) => needs.push({ version, feature: `${where}.${feature}`, ...(device !== undefined && { device }) });
+    const add = (version: CdiVersion, feature: string) =>
+      needs.push({ version, feature: `${where}.${feature}`, ...(device !== undefined && { device }) });
     e.mounts?.forEach((m, i) => m.type !== undefined && add("0.4.0", `mounts[${i}].type`));
     e.deviceNodes?.forEach((n, i) => n.hostPath !== undefined && add("0.5.0", `deviceNodes[${i}].hostPath`));
     if (e.intelRdt !== undefined) add("0.7.0", "intelRdt");
@@ -78,8 +79,8 @@ export function minimumVersion(spec: CdiSpec): CdiVersion {
   const need = (v: number) => void (v > rank && (rank = v));
   const edits = (e: CdiContainerEdits | undefined) => {
     if (e === undefined) return;
-    if (e.mounts !== undefined) for (const m of e.mounts) if (m.type !== undefined) need(RANK_040);
-    if (e.deviceNodes !== undefined) for (const n of e.deviceNodes) if (n.hostPath !== undefined) need(RANK_050);
+    if (e.mounts !== undefined) { for (const m of e.mounts) if (m.type !== undefined) need(RANK_040); }
+    if (e.deviceNodes !== undefined) { for (const n of e.deviceNodes) if (n.hostPath !== undefined) need(RANK_050); }
     if (e.intelRdt !== undefined || e.additionalGids !== undefined) need(RANK_070);
     if (e.netDevices !== undefined || e.intelRdt?.schemata !== undefined || e.intelRdt?.enableMonitoring !== undefined) need(RANK_110);
   };

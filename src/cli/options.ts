@@ -92,7 +92,13 @@ export type Command =
   | { readonly kind: "serve"; readonly options: BridgeOptions; readonly warnings: readonly string[] }
   | { readonly kind: "stats"; readonly options: StatsOptions }
   | { readonly kind: "run-kernel" }
-  | { readonly kind: "telemetry-push"; readonly file: string; readonly url: string; readonly apiToken: string | undefined; readonly stateDir: string }
+  | {
+    readonly kind: "telemetry-push";
+    readonly file: string;
+    readonly url: string;
+    readonly apiToken: string | undefined;
+    readonly stateDir: string;
+  }
   | { readonly kind: "telemetry-export"; readonly out: string; readonly sinceMs: number | undefined; readonly stateDir: string }
   | {
     readonly kind: "models-import";
@@ -195,7 +201,11 @@ export function parseCommand(argv: readonly string[], env: Env): Command {
   if (values.help === true) return { kind: "help" };
   if (values.version === true) return { kind: "version" };
   if (positionals.length > 0) {
-    throw new UsageError(`Unknown command or argument ${JSON.stringify(positionals[0])} (commands: serve, stats, telemetry, models, mock-console, console, cdi)`);
+    throw new UsageError(
+      `Unknown command or argument ${
+        JSON.stringify(positionals[0])
+      } (commands: serve, stats, telemetry, models, mock-console, console, cdi)`,
+    );
   }
   if (values.list !== true && values.publish !== true) {
     throw new UsageError("Nothing to do: pass --list, --publish or both (see --help)");
@@ -229,7 +239,9 @@ function consoleCommand(argv: readonly string[], env: Env): Command {
   const [sub, path, ...words] = positionals;
   const verb = sub === "ls" ? "LS" : sub === "cat" ? "CAT" : sub === "echo" ? "ECHO" : null;
   if (verb === null) throw new UsageError(`console: expected ls, cat or echo, got ${JSON.stringify(sub ?? "")}`);
-  if (path === undefined || !path.startsWith("/")) throw new UsageError(`console ${sub}: needs an absolute path, got ${JSON.stringify(path ?? "")}`);
+  if (path === undefined || !path.startsWith("/")) {
+    throw new UsageError(`console ${sub}: needs an absolute path, got ${JSON.stringify(path ?? "")}`);
+  }
   if (verb === "ECHO" && words.length === 0) throw new UsageError("console echo: needs a line to append after the path");
   if (verb !== "ECHO" && words.length > 0) throw new UsageError(`console ${sub}: unexpected argument ${JSON.stringify(words[0])}`);
   const role = values.role ?? DEFAULTS.consoleRole;
@@ -254,12 +266,15 @@ function consoleCommand(argv: readonly string[], env: Env): Command {
 function telemetryCommand(argv: readonly string[], env: Env): Command {
   const sub = argv[0];
   if (sub === "push") {
-    const { values, positionals } = parseFlags(argv.slice(1), {
-      "url": "string",
-      "api-token": "string",
-      "state-dir": "string",
-      "help": "bool",
-    } as const);
+    const { values, positionals } = parseFlags(
+      argv.slice(1),
+      {
+        "url": "string",
+        "api-token": "string",
+        "state-dir": "string",
+        "help": "bool",
+      } as const,
+    );
     if (values.help === true) return { kind: "help", topic: "telemetry" };
     if (positionals.length !== 1) throw new UsageError("telemetry push needs one FILE of NDJSON records (- for stdin)");
     return {
@@ -271,12 +286,15 @@ function telemetryCommand(argv: readonly string[], env: Env): Command {
     };
   }
   if (sub === "export") {
-    const { values, positionals } = parseFlags(argv.slice(1), {
-      "out": "string",
-      "since": "string",
-      "state-dir": "string",
-      "help": "bool",
-    } as const);
+    const { values, positionals } = parseFlags(
+      argv.slice(1),
+      {
+        "out": "string",
+        "since": "string",
+        "state-dir": "string",
+        "help": "bool",
+      } as const,
+    );
     if (values.help === true) return { kind: "help", topic: "telemetry" };
     if (positionals.length > 0) throw new UsageError(`telemetry export: unexpected argument ${JSON.stringify(positionals[0])}`);
     if (values.out === undefined) throw new UsageError("telemetry export needs --out FILE");
@@ -284,7 +302,9 @@ function telemetryCommand(argv: readonly string[], env: Env): Command {
     const raw = values.since;
     if (raw !== undefined) {
       sinceMs = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
-      if (Number.isNaN(sinceMs)) throw new UsageError(`Option --since needs epoch milliseconds or an RFC 3339 time, got ${JSON.stringify(raw)}`);
+      if (Number.isNaN(sinceMs)) {
+        throw new UsageError(`Option --since needs epoch milliseconds or an RFC 3339 time, got ${JSON.stringify(raw)}`);
+      }
     }
     return { kind: "telemetry-export", out: values.out, sinceMs, stateDir: values["state-dir"] ?? defaultStateDir(env) };
   }
@@ -297,14 +317,17 @@ function modelsCommand(argv: readonly string[]): Command {
     if (argv[0] === "--help" || argv[0] === undefined) return { kind: "help", topic: "models" };
     throw new UsageError(`Unknown models command ${JSON.stringify(argv[0])} (import)`);
   }
-  const { values, positionals } = parseFlags(argv.slice(1), {
-    "id": "string",
-    "registry": "string",
-    "parent": "string",
-    "job-id": "string",
-    "approval": "choice:pending|approved|rejected",
-    "help": "bool",
-  } as const);
+  const { values, positionals } = parseFlags(
+    argv.slice(1),
+    {
+      "id": "string",
+      "registry": "string",
+      "parent": "string",
+      "job-id": "string",
+      "approval": "choice:pending|approved|rejected",
+      "help": "bool",
+    } as const,
+  );
   if (values.help === true) return { kind: "help", topic: "models" };
   if (positionals.length !== 1) throw new UsageError("models import needs one DIR: the adapter bundle");
   if (values.id === undefined) throw new UsageError("models import needs --id ID");
@@ -324,7 +347,10 @@ function statsCommand(argv: readonly string[]): Command {
   const { values, positionals } = parseFlags(argv, STATS_FLAGS);
   if (values.help === true) return { kind: "help", topic: "stats" };
   if (positionals.length > 0) throw new UsageError(`stats: unexpected argument ${JSON.stringify(positionals[0])}`);
-  return { kind: "stats", options: { ...inventoryOptions(values), json: values.json === true, logLevel: values["log-level"] ?? DEFAULTS.logLevel } };
+  return {
+    kind: "stats",
+    options: { ...inventoryOptions(values), json: values.json === true, logLevel: values["log-level"] ?? DEFAULTS.logLevel },
+  };
 }
 
 /** `--mock`, `--backend` and `--sys-root`; `--mock` is `--backend mock` and conflicts with any other. */
@@ -382,9 +408,13 @@ function bridgeOptions(values: FlagValues<typeof SERVE_FLAGS> & { list?: true },
 
 /** `--api-token` (or a set `GPU_BRIDGE_API_TOKEN`), refused when short enough to guess. */
 function checkApiToken(flag: string | undefined, env: Env): string | undefined {
-  const [name, value] = flag !== undefined && flag.trim() !== "" ? ["Option --api-token", flag.trim()] : ["GPU_BRIDGE_API_TOKEN", env.GPU_BRIDGE_API_TOKEN?.trim() ?? ""];
+  const [name, value] = flag !== undefined && flag.trim() !== ""
+    ? ["Option --api-token", flag.trim()]
+    : ["GPU_BRIDGE_API_TOKEN", env.GPU_BRIDGE_API_TOKEN?.trim() ?? ""];
   const problem = value === "" ? null : apiTokenProblem(value);
-  if (problem !== null) throw new UsageError(`${name} ${problem} (the value is not shown); use a long random token, or leave it out to have one generated`);
+  if (problem !== null) {
+    throw new UsageError(`${name} ${problem} (the value is not shown); use a long random token, or leave it out to have one generated`);
+  }
   return flag;
 }
 

@@ -22,7 +22,9 @@ export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
   "mock": { text: "use the deterministic mock inventory instead of real GPUs" },
   "backend": {
     arg: "NAME",
-    text: `${DEFAULTS.backend} (default), ${or(BACKENDS.filter((b) => b !== DEFAULTS.backend))}; auto tries NVML, then\nCUDA (the Jetson backend when the GPU is integrated)`,
+    text: `${DEFAULTS.backend} (default), ${
+      or(BACKENDS.filter((b) => b !== DEFAULTS.backend))
+    }; auto tries NVML, then\nCUDA (the Jetson backend when the GPU is integrated)`,
   },
   "sys-root": { arg: "DIR", text: `read /sys, /proc and /etc under DIR (default ${DEFAULTS.sysRoot})` },
   "registry": { arg: "DIR", text: "model registry root (DIR/available/<id>/manifest.toml, DIR/active);\ndefault: the built-in catalog" },
@@ -30,24 +32,33 @@ export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
   "publish": { text: "publish the snapshot to /gpu/bridge/ctl over the TCP console" },
   "interval-ms": {
     arg: "MS",
-    text: "with --publish: keep running as a daemon; every MS, re-read the\ninventory and publish if anything changed (an unchanged snapshot\nis re-sent once a minute). Changes to the registry publish at once.",
+    text:
+      "with --publish: keep running as a daemon; every MS, re-read the\ninventory and publish if anything changed (an unchanged snapshot\nis re-sent once a minute). Changes to the registry publish at once.",
   },
   "tcp-host": { arg: "HOST", text: `console host (default ${DEFAULTS.tcpHost})` },
   "tcp-port": { arg: "PORT", text: `console port (default ${DEFAULTS.tcpPort})` },
-  "auth-token": { arg: "TOKEN", text: `console token; if absent or blank: $COH_AUTH_TOKEN, then\n$COHSH_AUTH_TOKEN, then "${DEFAULTS.authToken}"` },
+  "auth-token": {
+    arg: "TOKEN",
+    text: `console token; if absent or blank: $COH_AUTH_TOKEN, then\n$COHSH_AUTH_TOKEN, then "${DEFAULTS.authToken}"`,
+  },
   "ticket": { arg: "TICKET", text: "ticket sent with ATTACH (default empty)" },
   "ack-timeout-ms": { arg: "MS", text: `how long to wait for each console ack (default ${DEFAULTS.ackTimeoutMs})` },
   "window": {
     arg: "N",
-    text: `console lines in flight before their acks, 1 (stop-and-wait) to ${MAX_WINDOW}\n(default ${DEFAULTS.window}; the console queues ${LIMITS.consoleQueueLines} lines and drops the oldest)`,
+    text:
+      `console lines in flight before their acks, 1 (stop-and-wait) to ${MAX_WINDOW}\n(default ${DEFAULTS.window}; the console queues ${LIMITS.consoleQueueLines} lines and drops the oldest)`,
   },
   "readback-ms": {
     arg: "MS",
-    text: `read the VM's node files back (CAT) every MS while idle, so lines the\nVM's clients write are seen and kept; 0: only before full snapshots\n(default ${DEFAULTS.readbackMs})`,
+    text:
+      `read the VM's node files back (CAT) every MS while idle, so lines the\nVM's clients write are seen and kept; 0: only before full snapshots\n(default ${DEFAULTS.readbackMs})`,
   },
   "state-dir": { arg: "DIR", text: "where leases are journalled across restarts\n(default $XDG_STATE_HOME/gpu-bridge-host)" },
   "bundle-dir": { arg: "DIR", text: "staged job inputs and outputs; without it jobs carry payload_b64" },
-  "runner": { arg: "KIND", text: `${DEFAULTS.runner} (default: cuda on real GPUs, cpu on the mock), ${or(RUNNERS.filter((r) => r !== DEFAULTS.runner))}` },
+  "runner": {
+    arg: "KIND",
+    text: `${DEFAULTS.runner} (default: cuda on real GPUs, cpu on the mock), ${or(RUNNERS.filter((r) => r !== DEFAULTS.runner))}`,
+  },
   "max-streams-per-gpu": { arg: "N", text: `streams that may be leased on one GPU at once (default ${DEFAULTS.maxStreamsPerGpu})` },
   "device-id": { arg: "ID", text: "the device the Queen files this host's telemetry under (default: host name)" },
   "spool-max-mb": { arg: "N", text: `local spool cap; past it the oldest segment is dropped (default ${DEFAULTS.spoolMaxMb})` },

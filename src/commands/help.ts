@@ -1,6 +1,15 @@
 /** `--help` and `<command> --help`: the usage text of the topic. */
 import type { Command } from "../cli/options.ts";
-import { CDI_USAGE, CONSOLE_USAGE, MOCK_CONSOLE_USAGE, MODELS_USAGE, SERVE_USAGE, STATS_USAGE, TELEMETRY_USAGE, USAGE } from "../cli/usage.ts";
+import {
+  CDI_USAGE,
+  CONSOLE_USAGE,
+  MOCK_CONSOLE_USAGE,
+  MODELS_USAGE,
+  SERVE_USAGE,
+  STATS_USAGE,
+  TELEMETRY_USAGE,
+  USAGE,
+} from "../cli/usage.ts";
 import type { CommandIo } from "./types.ts";
 
 const TOPICS: Readonly<Record<string, string>> = {

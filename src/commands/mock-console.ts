@@ -18,20 +18,20 @@ export async function run(command: Extract<Command, { kind: "mock-console" }>, i
   mock.state.faults.noise = options.noise;
   mock.state.on((e) => {
     if (e.type === "published") {
-      log.info(`snapshot landed: ${e.tree.nodes.length} GPUs, ${e.tree.models.length} models, active ${e.tree.active}; ` +
-        `${STATUS}: ${mock.state.read(STATUS)}`);
+      log.info(
+        `snapshot landed: ${e.tree.nodes.length} GPUs, ${e.tree.models.length} models, active ${e.tree.active}; ` +
+          `${STATUS}: ${mock.state.read(STATUS)}`,
+      );
     } else if (e.type === "refused") {
       log.warn(`refused ${JSON.stringify(e.line.slice(0, 40))}; ${STATUS}: ${mock.state.read(STATUS)}`);
-    }
-    else if (e.type === "auth" && !e.ok) log.warn(`connection ${e.conn}: AUTH with a wrong token`);
+    } else if (e.type === "auth" && !e.ok) log.warn(`connection ${e.conn}: AUTH with a wrong token`);
     else if (e.type === "dropped") log.warn(`connection ${e.conn}: inbound queue full, dropped the oldest line`);
     else if (e.type === "vm") {
       const v = e.event;
       if (v.type === "spawned") log.info(`queen spawned ${v.worker.id} on ${v.worker.gpuId}; the VM appended its lease: ${v.lease}`);
       else if (v.type === "killed") log.info(`queen killed ${v.worker}`);
       else log.info(`${v.path} += ${v.line}`);
-    }
-    else log.debug(`connection ${e.conn}: ${e.type}`);
+    } else log.debug(`connection ${e.conn}: ${e.type}`);
   });
   log.info(`listening on ${options.host}:${mock.port}`);
   await stopSignal();

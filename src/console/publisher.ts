@@ -96,7 +96,11 @@ export class Publisher {
     lastError: null,
     durations: new Histogram(PUBLISH_BUCKETS),
   };
-  readonly #o: Required<Omit<PublisherOptions, "random" | "sidecar" | "clock" | "vm">> & { random: () => number; sidecar?: Sidecar; vm?: VmHooks };
+  readonly #o: Required<Omit<PublisherOptions, "random" | "sidecar" | "clock" | "vm">> & {
+    random: () => number;
+    sidecar?: Sidecar;
+    vm?: VmHooks;
+  };
   readonly #clock: Clock;
   readonly #stop = new AbortController();
   #session: ConsoleSession | null = null;

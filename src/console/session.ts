@@ -19,7 +19,6 @@ import { concatBytes } from "../util/bytes.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import { DEFAULTS } from "../cli/defaults.ts";
 
-
 /** Settings for one session. */
 export interface SessionOptions {
   /** How long to wait for each ack (default: `--ack-timeout-ms`'s). */
@@ -130,7 +129,9 @@ export class ConsoleSession {
       const entry: Entry = { line, verb, path, collects, group: signal, resolve, reject, settled: false, sentAt: 0, detach: () => {} };
       if (signal !== undefined) {
         const onAbort = () => {
-          const reason = signal.reason instanceof ConsoleError ? signal.reason : new ConsoleError("closed", `Abandoned ${verb}: shutting down`);
+          const reason = signal.reason instanceof ConsoleError
+            ? signal.reason
+            : new ConsoleError("closed", `Abandoned ${verb}: shutting down`);
           const i = this.#queued.indexOf(entry);
           if (i >= 0) this.#queued.splice(i, 1); // never sent: forget it
           this.#settle(entry, reason);
@@ -161,7 +162,10 @@ export class ConsoleSession {
       await this.#enqueue(line, verb, signal, true);
       const timeout = new ConsoleError("timeout", `No END after ${verb} within ${this.#ackTimeoutMs} ms`);
       let timer: unknown;
-      await Promise.race([ended, new Promise<never>((_, reject) => (timer = this.#clock.setTimer(this.#ackTimeoutMs, () => reject(timeout))))])
+      await Promise.race([
+        ended,
+        new Promise<never>((_, reject) => (timer = this.#clock.setTimer(this.#ackTimeoutMs, () => reject(timeout)))),
+      ])
         .finally(() => this.#clock.clearTimer(timer));
       return lines;
     } finally {
@@ -277,7 +281,10 @@ export class ConsoleSession {
   #dispatch(line: string): void {
     const head = this.#inFlight[0];
     const ack = head === undefined ? null : parseAck(line);
-    if (ack !== null && head !== undefined && ack.verb === head.verb && (head.path === undefined || ack.fields.path === undefined || ack.fields.path === head.path)) {
+    if (
+      ack !== null && head !== undefined && ack.verb === head.verb &&
+      (head.path === undefined || ack.fields.path === undefined || ack.fields.path === head.path)
+    ) {
       this.#inFlight.shift();
       this.#lastAckAt = this.#clock.now();
       // Its content may follow in this very read: collect from the next line on.
@@ -292,7 +299,9 @@ export class ConsoleSession {
       if (line === "END") c.done();
       else if ((c.bytes += line.length + 1) > MAX_REPLY_BYTES) {
         this.#collector = null;
-        c.fail(this.#fail(new ConsoleError("protocol", `Console reply passed ${MAX_REPLY_BYTES} bytes without END; dropping the connection`)));
+        c.fail(
+          this.#fail(new ConsoleError("protocol", `Console reply passed ${MAX_REPLY_BYTES} bytes without END; dropping the connection`)),
+        );
       } else c.lines.push(line);
     } else {
       this.#onOther(line);

@@ -27,7 +27,7 @@ const modelBytes = new WeakMap<ModelEntry, number>();
 /** Bytes of `model id=<id> manifest=<b64>\n`, cached per entry (catalogs are immutable). */
 function modelLine(m: ModelEntry): number {
   let n = modelBytes.get(m);
-  if (n === undefined) modelBytes.set(m, (n = 20 + byteLength(m.model_id) + b64(byteLength(m.manifest_toml))));
+  if (n === undefined) modelBytes.set(m, n = 20 + byteLength(m.model_id) + b64(byteLength(m.manifest_toml)));
   return n;
 }
 

@@ -67,4 +67,3 @@ function idProblem(id: string, maxBytes: number): string | null {
   if (UNSAFE_IN_LINE.test(id)) return "must not contain whitespace, control or bidi/invisible formatting characters, or '='";
   return null;
 }
-

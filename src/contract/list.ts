@@ -14,8 +14,7 @@ export function renderList(ns: Namespace): string {
   let out = '{\n  "nodes": [\n';
   let sep = "";
   for (const n of ns.nodes) {
-    out +=
-      sep +
+    out += sep +
       "    {\n" +
       `      "id": ${quote(n.id)},\n` +
       `      "info_payload": ${quote(n.info)},\n` +
@@ -28,8 +27,7 @@ export function renderList(ns: Namespace): string {
   out += `\n  ],\n  "models": {\n    "active": ${quote(ns.active)},\n    "available": [\n`;
   sep = "";
   for (const m of ns.models) {
-    out +=
-      sep +
+    out += sep +
       "      {\n" +
       `        "model_id": ${quote(m.model_id)},\n` +
       `        "manifest_toml": ${quote(m.manifest_toml)}\n` +

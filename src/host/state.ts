@@ -3,7 +3,7 @@
  * which become the `ctl`, `lease` and `status` payloads the VM sees. Every change calls
  * `onChange`, which the daemon turns into a republish.
  */
-import { resolveInBundle, validateJob, type JobProblem, type LaunchLimits } from "../job/descriptor.ts";
+import { type JobProblem, type LaunchLimits, resolveInBundle, validateJob } from "../job/descriptor.ts";
 import type { Runner } from "../job/runner.ts";
 import { type JobRecord, JobScheduler } from "../job/scheduler.ts";
 import { parseControl } from "../lease/control.ts";
@@ -145,7 +145,7 @@ export class HostState {
 
   logsOf(gpuId: string): GpuLogs {
     let logs = this.#logs.get(gpuId);
-    if (logs === undefined) this.#logs.set(gpuId, (logs = new GpuLogs(gpuId, (file, text) => this.onLogLine?.(gpuId, file, text))));
+    if (logs === undefined) this.#logs.set(gpuId, logs = new GpuLogs(gpuId, (file, text) => this.onLogLine?.(gpuId, file, text)));
     return logs;
   }
 
@@ -193,7 +193,12 @@ export class HostState {
     switch (cmd.verb) {
       case "LEASE": {
         const lease = this.leases.grant({
-          gpu_id: gpuId, worker_id: cmd.worker, mem_mb: cmd.mem, streams: cmd.streams, ttl_s: cmd.ttl, priority: cmd.priority,
+          gpu_id: gpuId,
+          worker_id: cmd.worker,
+          mem_mb: cmd.mem,
+          streams: cmd.streams,
+          ttl_s: cmd.ttl,
+          priority: cmd.priority,
         });
         return { message: `leased ${gpuId} to ${cmd.worker} as ${lease.id} for ${lease.ttl_s} s`, lease };
       }
@@ -205,7 +210,9 @@ export class HostState {
       }
       case "PRIORITY": {
         const targets = cmd.worker === undefined ? this.leases.live(gpuId) : [this.leases.ofWorker(gpuId, cmd.worker)];
-        if (targets.some((l) => l === undefined)) throw new LeaseError("not_found", `${cmd.worker} holds no lease on ${gpuId}`, "worker_id");
+        if (targets.some((l) => l === undefined)) {
+          throw new LeaseError("not_found", `${cmd.worker} holds no lease on ${gpuId}`, "worker_id");
+        }
         this.logsOf(gpuId).appendCtl(`PRIORITY ${cmd.priority}${cmd.worker === undefined ? "" : ` worker=${cmd.worker}`}`);
         for (const l of targets) this.leases.setPriority(l!.id, cmd.priority);
         if (targets.length === 0) this.#o.onChange();
@@ -236,7 +243,9 @@ export class HostState {
       throw new JobError("invalid", `Invalid job descriptor: ${first.field}: ${first.message}`, result.problems);
     }
     const id = result.job.descriptor.job;
-    if (this.jobs.get(id) !== undefined) throw new JobError("conflict", `Job ${id} already exists`, [{ field: "job", message: "job id in use" }]);
+    if (this.jobs.get(id) !== undefined) {
+      throw new JobError("conflict", `Job ${id} already exists`, [{ field: "job", message: "job id in use" }]);
+    }
     const full = this.jobs.refusal(lease.gpu_id, result.job);
     if (full !== null) throw new JobError("busy", full);
     return this.jobs.submit(lease, result.job);

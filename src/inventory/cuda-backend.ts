@@ -3,7 +3,7 @@
  * PCI bus id so the ids match what NVML would give. `JetsonBackend`: the integrated GPU, with
  * memory from `/proc/meminfo` (shared with the CPU) and live data from sysfs.
  */
-import { type Cuda, CU_ATTR } from "../../ffi/cuda.ts";
+import { CU_ATTR, type Cuda } from "../../ffi/cuda.ts";
 import type { Logger } from "../util/log.ts";
 import { cudaVersionText, normalizePciBusId } from "./pci.ts";
 import { emptyStats, type GpuStats, toMiB } from "./stats.ts";

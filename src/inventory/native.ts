@@ -3,7 +3,7 @@
  * missing, and Jetson (CUDA plus sysfs) where the GPU is integrated. `auto` tries them in that
  * order and, when none works, says what each attempt met.
  */
-import { Cuda, CU_ATTR } from "../../ffi/cuda.ts";
+import { CU_ATTR, Cuda } from "../../ffi/cuda.ts";
 import { cudaCandidates, nvmlCandidates } from "../../ffi/loader.ts";
 import { Nvml } from "../../ffi/nvml.ts";
 import type { FfiAdapter } from "../../ffi/types.ts";

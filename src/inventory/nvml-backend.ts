@@ -2,7 +2,7 @@
  * The NVML backend: GPUs in NVML (PCI) order as `GPU-<index>`, the SM count from CUDA joined
  * by UUID or PCI bus id (never by index: CUDA orders devices fastest first).
  */
-import { type Cuda, CU_ATTR } from "../../ffi/cuda.ts";
+import { CU_ATTR, type Cuda } from "../../ffi/cuda.ts";
 import { type Nvml, NvmlError, type NvmlHandle } from "../../ffi/nvml.ts";
 import type { Logger } from "../util/log.ts";
 import { cudaVersionText, normalizePciBusId } from "./pci.ts";

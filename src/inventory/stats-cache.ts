@@ -7,7 +7,11 @@ import type { GpuStats } from "./stats.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 
 /** `poll`, answered from its last result for `maxAgeMs` of `clock` time. */
-export function cachedStats(poll: () => Promise<GpuStats[]>, maxAgeMs = 500, clock: Pick<Clock, "now"> = systemClock): () => Promise<GpuStats[]> {
+export function cachedStats(
+  poll: () => Promise<GpuStats[]>,
+  maxAgeMs = 500,
+  clock: Pick<Clock, "now"> = systemClock,
+): () => Promise<GpuStats[]> {
   const now = () => clock.now();
   let value: { at: number; stats: GpuStats[] } | null = null;
   let inFlight: Promise<GpuStats[]> | null = null;

@@ -22,10 +22,17 @@ import { SAFE_ID, SAFE_ID_RULE } from "../contract/ids.ts";
 export const JOB_ID = SAFE_ID;
 
 const positiveInt = (what: string) =>
-  v.pipe(v.number(`${what} must be a positive integer`), v.integer(`${what} must be a positive integer`), v.minValue(1, `${what} must be a positive integer`));
+  v.pipe(
+    v.number(`${what} must be a positive integer`),
+    v.integer(`${what} must be a positive integer`),
+    v.minValue(1, `${what} must be a positive integer`),
+  );
 
 const dims = (field: string) =>
-  v.strictTuple([positiveInt(`${field}.x`), positiveInt(`${field}.y`), positiveInt(`${field}.z`)], `${field} must be three positive integers [x, y, z]`);
+  v.strictTuple(
+    [positiveInt(`${field}.x`), positiveInt(`${field}.y`), positiveInt(`${field}.z`)],
+    `${field} must be three positive integers [x, y, z]`,
+  );
 
 const path = (field: string) =>
   v.pipe(
@@ -110,14 +117,18 @@ export function validateJob(raw: unknown, ctx: ValidateContext = {}): ValidateRe
   const problems: JobProblem[] = [];
   const limits = ctx.limits ?? DEFAULT_LIMITS;
   d.block.forEach((n, i) => {
-    if (n > limits.maxBlock[i]!) problems.push({ field: `block.${i}`, message: `block.${"xyz"[i]} is ${n}, over the device's ${limits.maxBlock[i]}` });
+    if (n > limits.maxBlock[i]!) {
+      problems.push({ field: `block.${i}`, message: `block.${"xyz"[i]} is ${n}, over the device's ${limits.maxBlock[i]}` });
+    }
   });
   const threads = d.block[0] * d.block[1] * d.block[2];
   if (threads > limits.maxThreadsPerBlock) {
     problems.push({ field: "block", message: `block has ${threads} threads, over the device's ${limits.maxThreadsPerBlock} per block` });
   }
   d.grid.forEach((n, i) => {
-    if (n > limits.maxGrid[i]!) problems.push({ field: `grid.${i}`, message: `grid.${"xyz"[i]} is ${n}, over the device's ${limits.maxGrid[i]}` });
+    if (n > limits.maxGrid[i]!) {
+      problems.push({ field: `grid.${i}`, message: `grid.${"xyz"[i]} is ${n}, over the device's ${limits.maxGrid[i]}` });
+    }
   });
   // inputs name staged bundles (/bundles/<path> or relative to --bundle-dir); outputs are the
   // VM's paths, kept as given (the result is served by the API, not written there).

@@ -5,7 +5,7 @@
  */
 import { decodeBase64, encodeBase64 } from "../util/base64.ts";
 import { CHILD_RESULT_BYTES } from "../util/stream.ts";
-import { computeOnCpu, decodeOperands, f32Bytes, type Operands, operandBytes, operandError } from "./cohesix.ts";
+import { computeOnCpu, decodeOperands, f32Bytes, operandBytes, operandError, type Operands } from "./cohesix.ts";
 import { inputs, type KernelSpec, type KernelSummary, TOLERANCE, verify, workload } from "./kernels.ts";
 
 /** What the child is asked to do. */

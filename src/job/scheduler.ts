@@ -156,7 +156,7 @@ export class JobScheduler {
     };
     this.#jobs.set(d.job, record);
     let q = this.#queues.get(lease.gpu_id);
-    if (q === undefined) this.#queues.set(lease.gpu_id, (q = []));
+    if (q === undefined) this.#queues.set(lease.gpu_id, q = []);
     q.push({ record, lease, valid, seq: ++seq });
     this.#o.onChange(record);
     this.#pump(lease.gpu_id);

@@ -6,7 +6,14 @@
 import { LeaseError } from "./types.ts";
 
 export type ControlCommand =
-  | { readonly verb: "LEASE"; readonly worker: string; readonly mem: number; readonly streams: number; readonly priority: number; readonly ttl: number }
+  | {
+    readonly verb: "LEASE";
+    readonly worker: string;
+    readonly mem: number;
+    readonly streams: number;
+    readonly priority: number;
+    readonly ttl: number;
+  }
   | { readonly verb: "RELEASE"; readonly worker: string; readonly reason: string }
   | { readonly verb: "PRIORITY"; readonly priority: number; readonly worker?: string }
   | { readonly verb: "RESET" };
@@ -22,7 +29,9 @@ export function parseControl(line: string): ControlCommand {
   switch (verb) {
     case "LEASE": {
       const [worker, ...rest] = args;
-      if (worker === undefined || worker.includes("=")) throw bad("LEASE needs a worker id: LEASE <worker> mem=<MiB> streams=<n> priority=<0-255>", "worker_id");
+      if (worker === undefined || worker.includes("=")) {
+        throw bad("LEASE needs a worker id: LEASE <worker> mem=<MiB> streams=<n> priority=<0-255>", "worker_id");
+      }
       const kv = keyValues(rest, ["mem", "streams", "priority", "ttl"], "LEASE");
       for (const key of ["mem", "streams", "priority"]) if (kv[key] === undefined) throw bad(`LEASE needs ${key}=<n>`, key);
       return { verb, worker, mem: kv.mem!, streams: kv.streams!, priority: kv.priority!, ttl: kv.ttl ?? DEFAULT_CTL_TTL_S };

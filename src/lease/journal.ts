@@ -73,7 +73,9 @@ export class LeaseJournal {
       try {
         raw = JSON.parse(line);
       } catch {
-        problems.push(`${this.path}:${i + 1}: ${i === lines.length - 1 ? "torn last line (a crash mid-write)" : "unreadable line"}; skipped`);
+        problems.push(
+          `${this.path}:${i + 1}: ${i === lines.length - 1 ? "torn last line (a crash mid-write)" : "unreadable line"}; skipped`,
+        );
         return;
       }
       const parsed = v.safeParse(Entry, raw);

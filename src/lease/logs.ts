@@ -41,7 +41,9 @@ export class BoundedLines {
 
   /** Appends `text` (one line, without its newline), then trims to the budget. */
   append(text: string, isPinned: (e: Entry) => boolean = () => false, activeOf?: string): void {
-    const entry: Entry = activeOf === undefined ? { text, bytes: utf8.encode(text).length + 1 } : { text, bytes: utf8.encode(text).length + 1, activeOf };
+    const entry: Entry = activeOf === undefined
+      ? { text, bytes: utf8.encode(text).length + 1 }
+      : { text, bytes: utf8.encode(text).length + 1, activeOf };
     this.#entries.push(entry);
     this.#bytes += entry.bytes;
     this.trim(isPinned);

@@ -102,7 +102,11 @@ export class LeaseManager {
     checkRequest(req);
     const existing = this.ofWorker(req.gpu_id, req.worker_id);
     if (existing !== undefined) {
-      throw new LeaseError("conflict", `${req.worker_id} already holds lease ${existing.id} on ${req.gpu_id}; renew or release it`, "worker_id");
+      throw new LeaseError(
+        "conflict",
+        `${req.worker_id} already holds lease ${existing.id} on ${req.gpu_id}; renew or release it`,
+        "worker_id",
+      );
     }
     const used = this.#used.get(req.gpu_id) ?? { mem: 0, streams: 0 };
     const usedMem = used.mem;
@@ -257,7 +261,7 @@ export class LeaseManager {
 
   #account(lease: Lease, sign: 1 | -1): void {
     let used = this.#used.get(lease.gpu_id);
-    if (used === undefined) this.#used.set(lease.gpu_id, (used = { mem: 0, streams: 0 }));
+    if (used === undefined) this.#used.set(lease.gpu_id, used = { mem: 0, streams: 0 });
     used.mem += sign * lease.mem_mb;
     used.streams += sign * lease.streams;
     this.#live += sign;
@@ -267,7 +271,7 @@ export class LeaseManager {
     this.#account(lease, 1);
     this.#leases.set(lease.id, lease);
     let set = this.#liveByGpu.get(lease.gpu_id);
-    if (set === undefined) this.#liveByGpu.set(lease.gpu_id, (set = new Set()));
+    if (set === undefined) this.#liveByGpu.set(lease.gpu_id, set = new Set());
     set.add(lease.id);
     this.#byWorker.set(`${lease.gpu_id}\0${lease.worker_id}`, lease.id);
     this.#deadlines.push({ at: lease.expires_at, id: lease.id });

@@ -31,14 +31,23 @@ export class ImportError extends Error {
   override name = "ImportError";
 }
 
-const TOML_ESCAPES: Readonly<Record<string, string>> = { '"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r" };
+const TOML_ESCAPES: Readonly<Record<string, string>> = {
+  '"': '\\"',
+  "\\": "\\\\",
+  "\b": "\\b",
+  "\t": "\\t",
+  "\n": "\\n",
+  "\f": "\\f",
+  "\r": "\\r",
+};
 
 /**
  * `s` as a TOML basic string: quote and backslash escaped, and every control character that
  * TOML forbids in a string (U+0000-U+001F but tab, and U+007F) written as an escape.
  */
 // deno-lint-ignore no-control-regex
-const toml = (s: string) => `"${s.replace(/["\\\u0000-\u001f\u007f]/g, (c) => TOML_ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)}"`;
+const TOML_UNSAFE = /["\\\u0000-\u001f\u007f]/g;
+const toml = (s: string) => `"${s.replace(TOML_UNSAFE, (c) => TOML_ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)}"`;
 
 /** Imports the bundle; returns the manifest written. */
 export function importModel(o: ImportOptions): string {

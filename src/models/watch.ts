@@ -3,7 +3,7 @@
  * as the fallback (events are lost on some file systems, and the directory may not exist yet).
  * A reload that changes nothing is silent; one that changes the catalog calls `onChange`.
  */
-import { watch, type FSWatcher } from "node:fs";
+import { type FSWatcher, watch } from "node:fs";
 import type { Logger } from "../util/log.ts";
 import { loadRegistry } from "./registry.ts";
 import type { ModelCatalog } from "../contract/models.ts";
@@ -115,7 +115,7 @@ export class RegistryWatch {
 
   #logWarnings(warnings: string[]): void {
     const text = warnings.join("\n");
-    if (text !== this.#warnings) for (const w of warnings) this.#o.log.warn(w);
+    if (text !== this.#warnings) { for (const w of warnings) this.#o.log.warn(w); }
     this.#warnings = text;
   }
 }

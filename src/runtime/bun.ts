@@ -134,7 +134,9 @@ function spawn(cmd: readonly string[], stdin: Uint8Array, env?: Record<string, s
   const proc = bun.spawn([...cmd], { stdin: "pipe", stdout: "pipe", stderr: "pipe", ...(env && { env: { ...process.env, ...env } }) });
   proc.stdin.write(stdin);
   proc.stdin.end();
-  const done = Promise.all([proc.exited, tailText(proc.stdout, CHILD_OUTPUT_CAP), tailText(proc.stderr, CHILD_STDERR_CAP)]).then(([code, stdout, stderr]) => ({
+  const done = Promise.all([proc.exited, tailText(proc.stdout, CHILD_OUTPUT_CAP), tailText(proc.stderr, CHILD_STDERR_CAP)]).then((
+    [code, stdout, stderr],
+  ) => ({
     code,
     stdout,
     stderr,

@@ -26,7 +26,10 @@ interface DenoApi {
     options: { hostname: string; port: number; onListen?: () => void },
     handler: (req: Request) => Response | Promise<Response>,
   ): { addr: { port: number }; shutdown(): Promise<void> };
-  Command: new (cmd: string, options: { args: string[]; stdin: "piped"; stdout: "piped"; stderr: "piped"; env?: Record<string, string> }) => {
+  Command: new (
+    cmd: string,
+    options: { args: string[]; stdin: "piped"; stdout: "piped"; stderr: "piped"; env?: Record<string, string> },
+  ) => {
     spawn(): DenoChild;
   };
   execPath(): string;

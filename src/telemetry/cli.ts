@@ -51,7 +51,11 @@ export async function pushTelemetry(o: PushOptions, log: Logger): Promise<number
     }
     const reply = (await res.json().catch(() => ({}))) as { accepted?: number; error?: { message: string } };
     if (res.status !== 202) {
-      throw new Error(`The bridge refused lines ${lines[i]!.n}-${lines[Math.min(i + BATCH, lines.length) - 1]!.n} (HTTP ${res.status}): ${reply.error?.message ?? "no detail"}`);
+      throw new Error(
+        `The bridge refused lines ${lines[i]!.n}-${lines[Math.min(i + BATCH, lines.length) - 1]!.n} (HTTP ${res.status}): ${
+          reply.error?.message ?? "no detail"
+        }`,
+      );
     }
     accepted += reply.accepted ?? 0;
   }

@@ -162,7 +162,9 @@ export class TelemetryForwarder {
       if (full) spool.saveProgress({ queenSeg: null, chunk: 0, seq: 1, queenBytes: 0 });
       const delay = full ? 0 : asked ?? backoffDelay(this.#attempt++);
       this.#blockedUntil = this.#now() + delay;
-      this.#o.log.warn(`telemetry: ${error.message}; ${full ? "starting a new segment" : `pausing forwarding for ${delay} ms, records keep spooling`}`);
+      this.#o.log.warn(
+        `telemetry: ${error.message}; ${full ? "starting a new segment" : `pausing forwarding for ${delay} ms, records keep spooling`}`,
+      );
     }
   }
 

@@ -37,7 +37,10 @@ export const TelemetryRecordSchema = v.strictObject({
   device_id: text("device_id"),
   model_id: v.optional(text("model_id")),
   time_window: v.pipe(
-    v.strictObject({ start_ms: count("time_window.start_ms"), end_ms: count("time_window.end_ms") }, "time_window must be {start_ms, end_ms}"),
+    v.strictObject(
+      { start_ms: count("time_window.start_ms"), end_ms: count("time_window.end_ms") },
+      "time_window must be {start_ms, end_ms}",
+    ),
     v.check((w) => w.end_ms >= w.start_ms, "time_window.end_ms must not be before start_ms"),
   ),
   token_count: count("token_count"),

@@ -321,7 +321,11 @@ export class Spool {
     if (at < data.length && this.#o.readOnly) {
       // Maybe a record being written right now: leave the file alone, read what is whole.
     } else if (at < data.length) {
-      this.#o.log.warn(`spool: ${name(n)} has a torn tail of ${data.length - at} bytes after ${offsets.length} good records (a crash mid-write); cut it off`);
+      this.#o.log.warn(
+        `spool: ${name(n)} has a torn tail of ${
+          data.length - at
+        } bytes after ${offsets.length} good records (a crash mid-write); cut it off`,
+      );
       truncateSync(path, at);
     }
     return { n, path, offsets, bytes: at };
@@ -362,7 +366,11 @@ export class Spool {
       this.dropped += lost;
       total -= old.bytes;
       unlinkSync(old.path);
-      this.#o.log.warn(`spool: over its ${this.#o.capBytes}-byte cap; dropped ${name(old.n)} with ${lost} unforwarded records (${this.dropped} dropped so far)`);
+      this.#o.log.warn(
+        `spool: over its ${this.#o.capBytes}-byte cap; dropped ${
+          name(old.n)
+        } with ${lost} unforwarded records (${this.dropped} dropped so far)`,
+      );
       if (old.n === p.seg && p.chunk > 0) p.queenSeg = null; // its record was half sent: start a clean Queen segment
       this.#clampProgress();
     }

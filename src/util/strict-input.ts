@@ -37,7 +37,10 @@ export function checkJson(text: string, maxContainers = MAX_CONTAINERS): void {
       const keys = stack.at(-1);
       if (keys != null) {
         let j = end + 1;
-        while (j < text.length && (text.charCodeAt(j) === 0x20 || text.charCodeAt(j) === 0x0a || text.charCodeAt(j) === 0x0d || text.charCodeAt(j) === 0x09)) j++;
+        while (
+          j < text.length &&
+          (text.charCodeAt(j) === 0x20 || text.charCodeAt(j) === 0x0a || text.charCodeAt(j) === 0x0d || text.charCodeAt(j) === 0x09)
+        ) j++;
         if (text.charCodeAt(j) === 0x3a /* : */) {
           let key: string;
           try {

@@ -104,7 +104,9 @@ function leaseLine(host: HostState, log: Logger, gpuId: string, line: string): v
   const req = { gpu_id: gpuId, worker_id: r.worker_id, mem_mb: r.mem_mb, streams: r.streams, ttl_s: r.ttl_s, priority: r.priority };
   try {
     const lease = host.adopt(req, line);
-    log.info(`adopted the VM's lease of ${r.worker_id} on ${gpuId} as ${lease.id}: ${r.mem_mb} MiB, ${r.streams} streams, ${r.ttl_s} s from now`);
+    log.info(
+      `adopted the VM's lease of ${r.worker_id} on ${gpuId} as ${lease.id}: ${r.mem_mb} MiB, ${r.streams} streams, ${r.ttl_s} s from now`,
+    );
   } catch (error) {
     if (!(error instanceof LeaseError)) throw error;
     // Host policy wins, and the VM's record is made true: a RELEASED line ends the VM's lease.

@@ -34,7 +34,7 @@ class FileMirror {
   bytes(withPending = true): number {
     let n = 0;
     for (const l of this.lines) n += byteLength(l.text) + 1;
-    if (withPending) for (const p of this.pending) n += byteLength(p.text) + 1;
+    if (withPending) { for (const p of this.pending) n += byteLength(p.text) + 1; }
     return n;
   }
 
@@ -63,7 +63,7 @@ export class VmMirror {
   #file(gpuId: string, file: VmFile): FileMirror {
     const key = `${gpuId}/${file}`;
     let f = this.#files.get(key);
-    if (f === undefined) this.#files.set(key, (f = new FileMirror()));
+    if (f === undefined) this.#files.set(key, f = new FileMirror());
     return f;
   }
 

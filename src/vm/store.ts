@@ -4,7 +4,7 @@
  * neither applies a VM control line twice nor takes its own old lines for the VM's. Written
  * whole and renamed into place (atomic for every reader); validated with valibot when read.
  */
-import { existsSync, fsyncSync, mkdirSync, openSync, closeSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import * as v from "valibot";
 import { describeIssue } from "../util/issues.ts";

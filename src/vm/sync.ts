@@ -75,7 +75,15 @@ export interface ConnectionWork {
 export class VmSync implements ConnectionWork {
   readonly mirror: VmMirror;
   readonly stats: VmSyncStats = {
-    readbacks: 0, catFrames: 0, catBytes: 0, appends: 0, appendFrames: 0, appendBytes: 0, refusedAppends: 0, compactions: 0, vmLines: 0,
+    readbacks: 0,
+    catFrames: 0,
+    catBytes: 0,
+    appends: 0,
+    appendFrames: 0,
+    appendBytes: 0,
+    refusedAppends: 0,
+    compactions: 0,
+    vmLines: 0,
   };
   readonly #o: VmSyncOptions;
   /** The mirror is new: files not yet read, nor replaced by a snapshot of ours, hold history. */
@@ -130,7 +138,9 @@ export class VmSync implements ConnectionWork {
         const n = this.mirror.compact(gpuId, file, Math.floor(cap * LOW_WATER), (t) => this.#pinned(gpuId, file, t));
         if (n > 0) {
           this.stats.compactions++;
-          this.#o.log.info(`compacted /gpu/${gpuId}/${file}: ${n} oldest lines dropped, ${this.mirror.bytes(gpuId, file)} of ${cap} bytes kept`);
+          this.#o.log.info(
+            `compacted /gpu/${gpuId}/${file}: ${n} oldest lines dropped, ${this.mirror.bytes(gpuId, file)} of ${cap} bytes kept`,
+          );
           this.#o.onMirrorChange?.();
         }
       }
@@ -140,7 +150,12 @@ export class VmSync implements ConnectionWork {
   /** Records the snapshot built from `ns` (call right after building it). */
   built(ns: Namespace, snap: Snapshot): void {
     this.#gpus = ns.nodes.map((n) => n.id);
-    const parts = [...ns.nodes.map((n) => `${n.id}\0${n.info}`), ns.active, ...ns.models.map((m) => `${m.model_id}\0${m.manifest_toml}`), ns.telemetrySchema];
+    const parts = [
+      ...ns.nodes.map((n) => `${n.id}\0${n.info}`),
+      ns.active,
+      ...ns.models.map((m) => `${m.model_id}\0${m.manifest_toml}`),
+      ns.telemetrySchema,
+    ];
     this.#structure = sha256Hex(parts.join("\0\0"));
     // A snapshot fitted to the VM's size limit may carry fewer of a log's oldest lines.
     const lines = (text: string) => text.split("\n").length - 1;
@@ -210,7 +225,9 @@ export class VmSync implements ConnectionWork {
         const history = this.#freshMirror && !this.#seen.has(`${gpuId}/${file}`);
         this.#seen.add(`${gpuId}/${file}`);
         if (fresh.length > 0 && history) {
-          this.#o.log.info(`/gpu/${gpuId}/${file}: ${fresh.length} lines already in the VM, taken as history (no stored mirror says which were acted on)`);
+          this.#o.log.info(
+            `/gpu/${gpuId}/${file}: ${fresh.length} lines already in the VM, taken as history (no stored mirror says which were acted on)`,
+          );
           this.#o.onVmHistory?.(gpuId, file, fresh);
           this.#o.onMirrorChange?.();
         } else if (fresh.length > 0) {

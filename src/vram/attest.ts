@@ -16,7 +16,9 @@ export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
   if (value !== null && typeof value === "object") {
     const o = value as Record<string, unknown>;
-    return `{${Object.keys(o).sort().filter((k) => o[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(",")}}`;
+    return `{${
+      Object.keys(o).sort().filter((k) => o[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(",")
+    }}`;
   }
   return JSON.stringify(value);
 }
@@ -26,7 +28,11 @@ export function attestation(shard: Shard, backend: VramBackend, key: Uint8Array,
   const policy = backend.kind === "host-memory"
     ? { name: "vram-only", status: "not_applicable", reason: backend.note }
     : device.integrated
-    ? { name: "vram-only", status: "not_applicable", reason: "integrated GPU (Jetson): the GPU shares DRAM with the CPU, so no memory is VRAM-only" }
+    ? {
+      name: "vram-only",
+      status: "not_applicable",
+      reason: "integrated GPU (Jetson): the GPU shares DRAM with the CPU, so no memory is VRAM-only",
+    }
     : { name: "vram-only", status: "enforced", reason: "allocated with cuMemAlloc_v2; pointer attributes checked right after allocation" };
   const statement = {
     schema: "gpu-bridge-vram-attestation/v1",
@@ -51,5 +57,12 @@ export function attestation(shard: Shard, backend: VramBackend, key: Uint8Array,
     },
     issued_at: iso(now),
   };
-  return { statement, signature: { algorithm: "HMAC-SHA256", over: "canonical JSON of statement (keys sorted)", value: hex(hmac(key, canonicalJson(statement))) } };
+  return {
+    statement,
+    signature: {
+      algorithm: "HMAC-SHA256",
+      over: "canonical JSON of statement (keys sorted)",
+      value: hex(hmac(key, canonicalJson(statement))),
+    },
+  };
 }

@@ -56,7 +56,9 @@ export async function copyIn(
   };
   try {
     for await (const chunk of source.chunks) {
-      if (lease.state !== "ACTIVE") throw new VramError("permission", `Cannot seal: lease ${lease.id} ended while the shard was streaming in`);
+      if (lease.state !== "ACTIVE") {
+        throw new VramError("permission", `Cannot seal: lease ${lease.id} ended while the shard was streaming in`);
+      }
       if (written + fill + chunk.length > source.length) {
         throw new VramError("invalid", `Cannot seal: the body is longer than its declared ${source.length} bytes`, "length");
       }
@@ -75,7 +77,9 @@ export async function copyIn(
   } finally {
     await Promise.allSettled(hashing.filter((p) => p !== null));
   }
-  if (written !== source.length) throw new VramError("invalid", `Cannot seal: the body ended after ${written} of its declared ${source.length} bytes`, "length");
+  if (written !== source.length) {
+    throw new VramError("invalid", `Cannot seal: the body ended after ${written} of its declared ${source.length} bytes`, "length");
+  }
   return { digest: flat.digest("hex"), tree: hex(tree.digest()), leaves: tree.leafHashes() };
 }
 

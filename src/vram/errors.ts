@@ -5,7 +5,16 @@ export const DIGEST = /^[0-9a-f]{64}$/;
 /** Bytes staged on the host per copy into VRAM. */
 export const CHUNK_BYTES = 8 * 1024 * 1024;
 
-export type VramErrorCode = "invalid" | "not_found" | "conflict" | "insufficient" | "permission" | "mismatch" | "policy" | "unavailable" | "cuda";
+export type VramErrorCode =
+  | "invalid"
+  | "not_found"
+  | "conflict"
+  | "insufficient"
+  | "permission"
+  | "mismatch"
+  | "policy"
+  | "unavailable"
+  | "cuda";
 
 /** A refused shard operation; `code` maps to an HTTP status. */
 export class VramError extends Error {

@@ -112,13 +112,18 @@ export async function startVram(o: VramOptions): Promise<Vram> {
   sweep?.start();
   if (store !== null) {
     void pool!.liveWorkers().then((n) =>
-      o.log.info(`sealed shards: ${backend!.note}; the CPU tree path runs on ${n > 0 ? `${n} worker thread(s)` : "the main thread (no worker thread loaded)"}`)
+      o.log.info(
+        `sealed shards: ${backend!.note}; the CPU tree path runs on ${
+          n > 0 ? `${n} worker thread(s)` : "the main thread (no worker thread loaded)"
+        }`,
+      )
     );
   }
-  const vramGpus = () => o.gpus().flatMap((g) => {
-    const ordinal = ordinalOf(g.id);
-    return ordinal === undefined ? [] : [{ gpu_id: g.id, ordinal }];
-  });
+  const vramGpus = () =>
+    o.gpus().flatMap((g) => {
+      const ordinal = ordinalOf(g.id);
+      return ordinal === undefined ? [] : [{ gpu_id: g.id, ordinal }];
+    });
   return {
     store,
     ...(unavailable !== undefined && { unavailable }),

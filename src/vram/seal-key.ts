@@ -28,13 +28,17 @@ export function loadSealSecret(path: string): Uint8Array {
         closeSync(fd);
       }
     } catch (error) {
-      if ((error as { code?: string }).code !== "EEXIST") throw new Error(`Cannot create the seal key ${path}: ${(error as Error).message}`, { cause: error });
+      if ((error as { code?: string }).code !== "EEXIST") {
+        throw new Error(`Cannot create the seal key ${path}: ${(error as Error).message}`, { cause: error });
+      }
     }
   }
   chmodSync(path, 0o600);
   const text = readFileSync(path, "utf8").trim();
   if (!/^[0-9a-f]{64,2048}$/.test(text) || text.length % 2 !== 0) {
-    throw new Error(`Cannot use the seal key ${path}: it must hold 32 to 1024 bytes as lowercase hex; delete it to make a new one (sealed shards and attestations signed with it stop checking)`);
+    throw new Error(
+      `Cannot use the seal key ${path}: it must hold 32 to 1024 bytes as lowercase hex; delete it to make a new one (sealed shards and attestations signed with it stop checking)`,
+    );
   }
   return new Uint8Array(Buffer.from(text, "hex"));
 }

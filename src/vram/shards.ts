@@ -43,7 +43,6 @@ interface Held {
   readonly leaves: Uint8Array;
 }
 
-
 export interface SealOptions {
   readonly shard_id?: string;
   readonly expected_digest?: string;
@@ -52,8 +51,23 @@ export interface SealOptions {
 }
 
 export type VerifyResult =
-  | { readonly ok: true; readonly shard_id: string; readonly mode: "full" | "sampled"; readonly path: "gpu" | "cpu"; readonly leaves_checked: number; readonly tree_ms: number; readonly signature_ms: number; readonly total_ms: number }
-  | { readonly ok: false; readonly shard_id: string; readonly reason: string; readonly mode: "full" | "sampled"; readonly total_ms: number };
+  | {
+    readonly ok: true;
+    readonly shard_id: string;
+    readonly mode: "full" | "sampled";
+    readonly path: "gpu" | "cpu";
+    readonly leaves_checked: number;
+    readonly tree_ms: number;
+    readonly signature_ms: number;
+    readonly total_ms: number;
+  }
+  | {
+    readonly ok: false;
+    readonly shard_id: string;
+    readonly reason: string;
+    readonly mode: "full" | "sampled";
+    readonly total_ms: number;
+  };
 
 export interface ShardStoreOptions {
   readonly backend: VramBackend;
@@ -139,19 +153,33 @@ export class ShardStore {
       if (same !== undefined) return { shard: same, created: false };
     }
     if (opts.shard_id !== undefined && this.#held.has(opts.shard_id)) {
-      throw new VramError("conflict", `Cannot seal shard ${JSON.stringify(opts.shard_id)}: a shard with that id exists; delete it first or pick another id`, "shard_id");
+      throw new VramError(
+        "conflict",
+        `Cannot seal shard ${JSON.stringify(opts.shard_id)}: a shard with that id exists; delete it first or pick another id`,
+        "shard_id",
+      );
     }
     const needed = source.length;
-    if (!Number.isSafeInteger(needed) || needed < 1) throw new VramError("invalid", `Cannot seal ${needed} bytes: a shard holds at least one byte`, "length");
+    if (!Number.isSafeInteger(needed) || needed < 1) {
+      throw new VramError("invalid", `Cannot seal ${needed} bytes: a shard holds at least one byte`, "length");
+    }
     const room = this.leaseRoom(lease);
     const driver = this.#o.backend.memInfo(ordinal);
     const available = Math.min(room, driver.free);
     if (needed > available) {
       this.#count("seal", "refused");
-      this.#audit("VramAllocationFailed", { requested_bytes: needed, available_bytes: available, gpu_device: ordinal, lease_id: lease.id, reason: "insufficient" });
+      this.#audit("VramAllocationFailed", {
+        requested_bytes: needed,
+        available_bytes: available,
+        gpu_device: ordinal,
+        lease_id: lease.id,
+        reason: "insufficient",
+      });
       throw new VramError(
         "insufficient",
-        `Cannot seal: needed ${needed} bytes, available ${available} bytes on ${lease.gpu_id} (lease ${lease.id} has ${room} of its ${lease.mem_mb * 1048576} bytes unsealed; the driver reports ${driver.free} bytes free)`,
+        `Cannot seal: needed ${needed} bytes, available ${available} bytes on ${lease.gpu_id} (lease ${lease.id} has ${room} of its ${
+          lease.mem_mb * 1048576
+        } bytes unsealed; the driver reports ${driver.free} bytes free)`,
         "length",
         { needed_bytes: needed, available_bytes: available },
       );
@@ -163,12 +191,25 @@ export class ShardStore {
         buf = this.#o.backend.alloc(ordinal, needed);
       } catch (error) {
         this.#count("seal", "refused");
-        this.#audit("VramAllocationFailed", { requested_bytes: needed, available_bytes: available, gpu_device: ordinal, lease_id: lease.id, reason: (error as Error).message });
+        this.#audit("VramAllocationFailed", {
+          requested_bytes: needed,
+          available_bytes: available,
+          gpu_device: ordinal,
+          lease_id: lease.id,
+          reason: (error as Error).message,
+        });
         if (error instanceof VramAllocError && error.outOfMemory) {
-          throw new VramError("insufficient", `Cannot seal: needed ${needed} bytes, available ${this.#o.backend.memInfo(ordinal).free} bytes: the driver refused the allocation (${error.message})`, "length", {
-            needed_bytes: needed,
-            available_bytes: this.#o.backend.memInfo(ordinal).free,
-          });
+          throw new VramError(
+            "insufficient",
+            `Cannot seal: needed ${needed} bytes, available ${
+              this.#o.backend.memInfo(ordinal).free
+            } bytes: the driver refused the allocation (${error.message})`,
+            "length",
+            {
+              needed_bytes: needed,
+              available_bytes: this.#o.backend.memInfo(ordinal).free,
+            },
+          );
         }
         throw new VramError("cuda", `Cannot allocate ${needed} bytes on ${lease.gpu_id}: ${(error as Error).message}`);
       }
@@ -185,7 +226,12 @@ export class ShardStore {
       const evidence = this.#checkPolicy(buf, ordinal, lease);
       const { digest, tree, leaves } = await copyIn(this.#o.backend, buf, source, lease, this.#o.pool);
       if (expected !== undefined && digest !== expected) {
-        throw new VramError("mismatch", `Cannot seal: the bytes' SHA-256 is ${digest}, not the expected_digest ${expected}`, "expected_digest", { expected_digest: expected, actual_digest: digest });
+        throw new VramError(
+          "mismatch",
+          `Cannot seal: the bytes' SHA-256 is ${digest}, not the expected_digest ${expected}`,
+          "expected_digest",
+          { expected_digest: expected, actual_digest: digest },
+        );
       }
       const twin = this.#twin(lease.id, digest);
       if (twin !== undefined) {
@@ -196,8 +242,17 @@ export class ShardStore {
       const fromVram = hex((await this.#o.backend.treeDigest(buf, needed, this.#path())).digest);
       if (fromVram !== tree) {
         this.#count("seal", "failed");
-        this.#audit("SealVerificationFailed", { shard_id: opts.shard_id ?? null, reason: "the copy in VRAM differs from the bytes received", expected_digest: tree, actual_digest: fromVram, severity: "CRITICAL" });
-        throw new VramError("cuda", "Cannot seal: the copy in VRAM differs from the bytes received (tree digest mismatch); nothing was sealed");
+        this.#audit("SealVerificationFailed", {
+          shard_id: opts.shard_id ?? null,
+          reason: "the copy in VRAM differs from the bytes received",
+          expected_digest: tree,
+          actual_digest: fromVram,
+          severity: "CRITICAL",
+        });
+        throw new VramError(
+          "cuda",
+          "Cannot seal: the copy in VRAM differs from the bytes received (tree digest mismatch); nothing was sealed",
+        );
       }
       const now = this.#now();
       const shard: Shard = {
@@ -217,12 +272,29 @@ export class ShardStore {
         verifications: 0,
         evidence,
       };
-      if (lease.state !== "ACTIVE") throw new VramError("permission", `Cannot seal: lease ${lease.id} ended while the shard was being sealed`);
-      if (this.#held.has(shard.shard_id)) throw new VramError("conflict", `Cannot seal shard ${JSON.stringify(shard.shard_id)}: a shard with that id was sealed meanwhile`, "shard_id");
+      if (lease.state !== "ACTIVE") {
+        throw new VramError("permission", `Cannot seal: lease ${lease.id} ended while the shard was being sealed`);
+      }
+      if (this.#held.has(shard.shard_id)) {
+        throw new VramError(
+          "conflict",
+          `Cannot seal shard ${JSON.stringify(shard.shard_id)}: a shard with that id was sealed meanwhile`,
+          "shard_id",
+        );
+      }
       this.#held.set(shard.shard_id, { shard, buf, signature: hmac(this.#o.key, sealMessage(fields(shard))), leaves });
       buf = null;
       this.#count("seal", "ok");
-      this.#audit("VramSealed", { shard_id: shard.shard_id, gpu_device: ordinal, vram_bytes: needed, digest, tree_digest: tree, tree_algorithm: TREE_ALG, worker_id: this.#o.workerId, lease_id: lease.id });
+      this.#audit("VramSealed", {
+        shard_id: shard.shard_id,
+        gpu_device: ordinal,
+        vram_bytes: needed,
+        digest,
+        tree_digest: tree,
+        tree_algorithm: TREE_ALG,
+        worker_id: this.#o.workerId,
+        lease_id: lease.id,
+      });
       return { shard, created: true };
     } catch (error) {
       if (!(error instanceof VramError)) {
@@ -249,7 +321,9 @@ export class ShardStore {
     if (h === undefined) throw new VramError("not_found", `Unknown shard ${JSON.stringify(id)}`, "id");
     const t0 = performance.now();
     const s = h.shard;
-    if (s.state === "FAILED") return { ok: false, shard_id: id, reason: `the shard failed verification earlier: ${s.failure}`, mode, total_ms: 0 };
+    if (s.state === "FAILED") {
+      return { ok: false, shard_id: id, reason: `the shard failed verification earlier: ${s.failure}`, mode, total_ms: 0 };
+    }
     const tSig = performance.now();
     const sigOk = sameMac(hmac(this.#o.key, sealMessage(fields(s))), h.signature);
     const signatureMs = performance.now() - tSig;
@@ -262,7 +336,9 @@ export class ShardStore {
         path = r.path;
         checked = Math.ceil(s.vram_bytes / LEAF_BYTES);
         const actual = hex(r.digest);
-        if (actual !== s.tree_digest) return this.#fail(h, mode, "the tree digest recomputed from VRAM differs from the sealed one", s.tree_digest, actual, t0);
+        if (actual !== s.tree_digest) {
+          return this.#fail(h, mode, "the tree digest recomputed from VRAM differs from the sealed one", s.tree_digest, actual, t0);
+        }
       } else {
         const leaves = h.leaves.length / 32;
         const picks = new Set<number>([leaves - 1]);
@@ -274,14 +350,23 @@ export class ShardStore {
           this.#o.backend.read(h.buf, i * LEAF_BYTES, buf.subarray(0, n));
           const actual = leafHash(buf.subarray(0, n));
           if (!sameMac(actual, h.leaves.subarray(i * 32, i * 32 + 32))) {
-            return this.#fail(h, mode, `leaf ${i} read back from VRAM differs from the sealed one`, hex(h.leaves.subarray(i * 32, i * 32 + 32)), hex(actual), t0);
+            return this.#fail(
+              h,
+              mode,
+              `leaf ${i} read back from VRAM differs from the sealed one`,
+              hex(h.leaves.subarray(i * 32, i * 32 + 32)),
+              hex(actual),
+              t0,
+            );
           }
           checked++;
         }
         path = "cpu";
       }
     } catch (error) {
-      if (!this.#held.has(id)) return { ok: false, shard_id: id, reason: "the shard was released during verification", mode, total_ms: performance.now() - t0 };
+      if (!this.#held.has(id)) {
+        return { ok: false, shard_id: id, reason: "the shard was released during verification", mode, total_ms: performance.now() - t0 };
+      }
       return this.#fail(h, mode, `VRAM could not be read back: ${(error as Error).message}`, s.tree_digest, "(unreadable)", t0);
     }
     const treeMs = performance.now() - tTree;
@@ -290,7 +375,16 @@ export class ShardStore {
     this.#count("verify", "ok");
     const total = performance.now() - t0;
     this.#audit("SealVerified", { shard_id: id, mode, path, leaves_checked: checked, tree_ms: round(treeMs), total_ms: round(total) });
-    return { ok: true, shard_id: id, mode, path, leaves_checked: checked, tree_ms: round(treeMs), signature_ms: round(signatureMs), total_ms: round(total) };
+    return {
+      ok: true,
+      shard_id: id,
+      mode,
+      path,
+      leaves_checked: checked,
+      tree_ms: round(treeMs),
+      signature_ms: round(signatureMs),
+      total_ms: round(total),
+    };
   }
 
   /**
@@ -336,16 +430,32 @@ export class ShardStore {
     const ev = this.#o.backend.pointerEvidence(buf);
     if (ev === null) return { checked_at, pointer: null };
     const integrated = this.#o.backend.deviceEvidence(ordinal).integrated;
-    const violation = ev.memory_type !== "device" ? `memory type is ${ev.memory_type}, not device`
-      : ev.is_managed ? "the allocation is managed (unified) memory"
-      : ev.host_pointer_query === 0 ? "the allocation has a host pointer"
-      : ev.device_ordinal !== ordinal ? `the allocation is on device ${ev.device_ordinal}, not ${ordinal}`
+    const violation = ev.memory_type !== "device"
+      ? `memory type is ${ev.memory_type}, not device`
+      : ev.is_managed
+      ? "the allocation is managed (unified) memory"
+      : ev.host_pointer_query === 0
+      ? "the allocation has a host pointer"
+      : ev.device_ordinal !== ordinal
+      ? `the allocation is on device ${ev.device_ordinal}, not ${ordinal}`
       : null;
     if (violation !== null && !integrated) {
       this.#audit("PolicyViolation", { policy: "vram-only", gpu_device: ordinal, lease_id: lease.id, reason: violation });
       throw new VramError("policy", `Cannot seal: the VRAM-only check failed: ${violation}`);
     }
-    return { checked_at, pointer: { memory_type: ev.memory_type, is_managed: ev.is_managed, host_pointer_query: ev.host_pointer_query === 1 ? "CUDA_ERROR_INVALID_VALUE" : ev.host_pointer_query === 0 ? "a host pointer exists" : `CUresult ${ev.host_pointer_query}`, device_ordinal: ev.device_ordinal } };
+    return {
+      checked_at,
+      pointer: {
+        memory_type: ev.memory_type,
+        is_managed: ev.is_managed,
+        host_pointer_query: ev.host_pointer_query === 1
+          ? "CUDA_ERROR_INVALID_VALUE"
+          : ev.host_pointer_query === 0
+          ? "a host pointer exists"
+          : `CUresult ${ev.host_pointer_query}`,
+        device_ordinal: ev.device_ordinal,
+      },
+    };
   }
 
   #fail(h: Held, mode: "full" | "sampled", reason: string, expected: string, actual: string, t0: number): VerifyResult {
@@ -353,7 +463,16 @@ export class ShardStore {
     s.state = "FAILED";
     s.failure = reason;
     this.#count("verify", "fail");
-    this.#audit("SealVerificationFailed", { shard_id: s.shard_id, reason, expected_digest: expected, actual_digest: actual, severity: "CRITICAL", gpu_device: s.gpu_device, lease_id: s.lease_id, mode });
+    this.#audit("SealVerificationFailed", {
+      shard_id: s.shard_id,
+      reason,
+      expected_digest: expected,
+      actual_digest: actual,
+      severity: "CRITICAL",
+      gpu_device: s.gpu_device,
+      lease_id: s.lease_id,
+      mode,
+    });
     this.#o.onFailure?.(s);
     return { ok: false, shard_id: s.shard_id, reason, mode, total_ms: round(performance.now() - t0) };
   }
@@ -362,7 +481,13 @@ export class ShardStore {
     try {
       this.#o.backend.free(buf);
     } catch (error) {
-      this.#audit("VramDeallocated", { shard_id: shard?.shard_id ?? null, freed_bytes: 0, gpu_device: buf.ordinal, reason, error: `CudaDeallocationFailed: ${(error as Error).message}` });
+      this.#audit("VramDeallocated", {
+        shard_id: shard?.shard_id ?? null,
+        freed_bytes: 0,
+        gpu_device: buf.ordinal,
+        reason,
+        error: `CudaDeallocationFailed: ${(error as Error).message}`,
+      });
       return;
     }
     let remaining: number | null = null;
@@ -371,18 +496,31 @@ export class ShardStore {
     } catch {
       // the figure is informative; the free itself succeeded
     }
-    this.#audit("VramDeallocated", { shard_id: shard?.shard_id ?? null, freed_bytes: buf.bytes, remaining_bytes: remaining, gpu_device: buf.ordinal, reason });
+    this.#audit("VramDeallocated", {
+      shard_id: shard?.shard_id ?? null,
+      freed_bytes: buf.bytes,
+      remaining_bytes: remaining,
+      gpu_device: buf.ordinal,
+      reason,
+    });
   }
 
   #twin(leaseId: string, digest: string): Shard | undefined {
-    for (const h of this.#held.values()) if (h.shard.lease_id === leaseId && h.shard.digest === digest && h.shard.state === "SEALED") return h.shard;
+    for (const h of this.#held.values()) {
+      if (h.shard.lease_id === leaseId && h.shard.digest === digest && h.shard.state === "SEALED") return h.shard;
+    }
     return undefined;
   }
 
   #liveLease(id: string): Lease {
     const lease = this.#o.lease(id);
     if (lease === undefined) throw new VramError("not_found", `Unknown lease ${JSON.stringify(id)}`, "id");
-    if (lease.state !== "ACTIVE") throw new VramError("permission", `Cannot seal under lease ${id}: it has ended (${lease.released_reason ?? "released"}); take a new lease`);
+    if (lease.state !== "ACTIVE") {
+      throw new VramError(
+        "permission",
+        `Cannot seal under lease ${id}: it has ended (${lease.released_reason ?? "released"}); take a new lease`,
+      );
+    }
     return lease;
   }
 
@@ -433,14 +571,26 @@ function checkOptions(o: SealOptions): void {
     throw new VramError("invalid", `shard_id must be 1-256 characters of A-Z a-z 0-9 _ -, got ${JSON.stringify(o.shard_id)}`, "shard_id");
   }
   if (o.expected_digest !== undefined && !DIGEST.test(o.expected_digest.toLowerCase())) {
-    throw new VramError("invalid", `expected_digest must be 64 hex characters (a SHA-256), got ${JSON.stringify(o.expected_digest)}`, "expected_digest");
+    throw new VramError(
+      "invalid",
+      `expected_digest must be 64 hex characters (a SHA-256), got ${JSON.stringify(o.expected_digest)}`,
+      "expected_digest",
+    );
   }
   const { shard_index: i, total_shards: n } = o;
-  if (n !== undefined && (!Number.isInteger(n) || n < 1 || n > 65536)) throw new VramError("invalid", `total_shards must be an integer from 1 to 65536, got ${JSON.stringify(n)}`, "total_shards");
+  if (n !== undefined && (!Number.isInteger(n) || n < 1 || n > 65536)) {
+    throw new VramError("invalid", `total_shards must be an integer from 1 to 65536, got ${JSON.stringify(n)}`, "total_shards");
+  }
   if (i !== undefined && (!Number.isInteger(i) || i < 0 || i >= (n ?? 65536))) {
     throw new VramError("invalid", `shard_index must be an integer from 0 to ${(n ?? 65536) - 1}, got ${JSON.stringify(i)}`, "shard_index");
   }
-  if ((i === undefined) !== (n === undefined)) throw new VramError("invalid", "shard_index and total_shards go together: give both or neither", i === undefined ? "shard_index" : "total_shards");
+  if ((i === undefined) !== (n === undefined)) {
+    throw new VramError(
+      "invalid",
+      "shard_index and total_shards go together: give both or neither",
+      i === undefined ? "shard_index" : "total_shards",
+    );
+  }
 }
 
 const round = (ms: number) => Math.round(ms * 1000) / 1000;

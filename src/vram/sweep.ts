@@ -17,7 +17,9 @@ export class ShardSweep {
   readonly stats = { runs: 0, failures: 0 };
 
   constructor(store: ShardStore, clock: Clock, intervalMs: number) {
-    if (!Number.isFinite(intervalMs) || intervalMs < 1) throw new RangeError(`The sweep interval must be a positive number of ms, got ${intervalMs}`);
+    if (!Number.isFinite(intervalMs) || intervalMs < 1) {
+      throw new RangeError(`The sweep interval must be a positive number of ms, got ${intervalMs}`);
+    }
     this.#store = store;
     this.#clock = clock;
     this.#intervalMs = intervalMs;

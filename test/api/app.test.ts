@@ -4,7 +4,7 @@ import { MOCK_GPUS, mockStats } from "../../src/inventory/mock.ts";
 import { type ApiModels, createApp } from "../../src/api/app.ts";
 import { bridgeFacade } from "../../src/app/bridge.ts";
 import { HostState } from "../../src/host/state.ts";
-import type { RunOutcome, Runner } from "../../src/job/runner.ts";
+import type { Runner, RunOutcome } from "../../src/job/runner.ts";
 import { builtinCatalog } from "../../src/models/catalog.ts";
 import type { ModelCatalog } from "../../src/contract/models.ts";
 import { buildNamespace } from "../../src/contract/namespace.ts";
@@ -19,7 +19,11 @@ const ok: Runner = {
     const ops = decodeOperands(req.spec.kernel, req.operands!);
     if ("error" in ops) throw new Error(ops.error);
     const output = f32Bytes(computeOnCpu(req.spec.kernel, ops));
-    return Promise.resolve<RunOutcome>({ ok: true, output, summary: { kernel: req.spec.kernel, size: ops.n, checksum: 0, max_abs_error: 0, verified: 1, duration_ms: 1 } });
+    return Promise.resolve<RunOutcome>({
+      ok: true,
+      output,
+      summary: { kernel: req.spec.kernel, size: ops.n, checksum: 0, max_abs_error: 0, verified: 1, duration_ms: 1 },
+    });
   },
 };
 let host: HostState;
@@ -32,7 +36,14 @@ function build(models: ApiModels) {
   app = createApp({
     token: TOKEN,
     log: memoryLogger().log,
-    bridge: bridgeFacade({ version: "9.9.9", hostname: "edge-01", gpus: () => MOCK_GPUS, stats: () => Promise.resolve(mockStats()), host, models }),
+    bridge: bridgeFacade({
+      version: "9.9.9",
+      hostname: "edge-01",
+      gpus: () => MOCK_GPUS,
+      stats: () => Promise.resolve(mockStats()),
+      host,
+      models,
+    }),
   });
 }
 
@@ -52,8 +63,15 @@ const lease = { gpu_id: "GPU-0", worker_id: "w1", mem_mb: 4096, streams: 2, ttl_
 const error = async (res: Response) => ((await res.json()) as { error: { code: string; message: string; field?: string } }).error;
 const operands = Buffer.from(new Float32Array([1, 2, 10, 20]).buffer);
 const job = (id: string) => ({
-  job: id, kernel: "vadd", grid: [1, 1, 1], block: [32, 1, 1], bytes_hash: `sha256:${sha256Hex(operands)}`,
-  inputs: [], outputs: [], timeout_ms: 1000, payload_b64: operands.toString("base64"),
+  job: id,
+  kernel: "vadd",
+  grid: [1, 1, 1],
+  block: [32, 1, 1],
+  bytes_hash: `sha256:${sha256Hex(operands)}`,
+  inputs: [],
+  outputs: [],
+  timeout_ms: 1000,
+  payload_b64: operands.toString("base64"),
 });
 
 describe("reads", () => {
@@ -67,7 +85,13 @@ describe("reads", () => {
     const all = (await (await app.request("/v1/gpus")).json()) as { id: string; stats: { uuid: string } }[];
     expect(all.map((g) => g.id)).toEqual(["GPU-0", "GPU-1"]);
     const one = await (await app.request("/v1/gpus/GPU-1")).json();
-    expect(one).toMatchObject({ id: "GPU-1", name: "Mock 4060", memory_mb: 8192, leases: { active: 0 }, stats: { utilization_gpu_pct: 30 } });
+    expect(one).toMatchObject({
+      id: "GPU-1",
+      name: "Mock 4060",
+      memory_mb: 8192,
+      leases: { active: 0 },
+      stats: { utilization_gpu_pct: 30 },
+    });
     const res = await app.request("/v1/gpus/GPU-9");
     expect(res.status).toBe(404);
     expect(await error(res)).toEqual({ code: "not_found", message: 'Unknown GPU "GPU-9"', field: "id" });
@@ -107,14 +131,16 @@ describe("reads", () => {
 
 describe("auth", () => {
   test("every mutating request needs the bearer token: 401 with WWW-Authenticate", async () => {
-    for (const [path, init] of [
-      ["/v1/leases", json(lease, {})],
-      ["/v1/leases", json(lease, { Authorization: "Bearer wrong" })],
-      ["/v1/leases", json(lease, { Authorization: TOKEN })],
-      ["/v1/gpus/GPU-0/ctl", { method: "POST", headers: { "content-type": "text/plain" }, body: "RESET" }],
-      ["/v1/models/active", { ...json({ model_id: "vision-base-v1" }, {}), method: "PUT" }],
-      ["/v1/no-such-route", json({}, {})],
-    ] as const) {
+    for (
+      const [path, init] of [
+        ["/v1/leases", json(lease, {})],
+        ["/v1/leases", json(lease, { Authorization: "Bearer wrong" })],
+        ["/v1/leases", json(lease, { Authorization: TOKEN })],
+        ["/v1/gpus/GPU-0/ctl", { method: "POST", headers: { "content-type": "text/plain" }, body: "RESET" }],
+        ["/v1/models/active", { ...json({ model_id: "vision-base-v1" }, {}), method: "PUT" }],
+        ["/v1/no-such-route", json({}, {})],
+      ] as const
+    ) {
       const res = await app.request(path, init);
       expect(res.status).toBe(401);
       expect(res.headers.get("www-authenticate")).toBe('Bearer realm="gpu-bridge-host"');
@@ -188,7 +214,10 @@ describe("leases and jobs", () => {
     await until(() => host.jobs.get("j1")?.state === "OK");
     const RESULT = new Uint8Array([0, 0, 48, 65, 0, 0, 176, 65]); // what the fake runner computed
     expect(await (await app.request("/v1/jobs/j1")).json()).toMatchObject({
-      job: "j1", state: "OK", detail: "completed", output: { bytes: 8, sha256: sha256Hex(RESULT), href: "/v1/jobs/j1/result", available: true },
+      job: "j1",
+      state: "OK",
+      detail: "completed",
+      output: { bytes: 8, sha256: sha256Hex(RESULT), href: "/v1/jobs/j1/result", available: true },
     });
     const raw = await app.request("/v1/jobs/j1/result");
     expect(raw.headers.get("content-type")).toBe("application/octet-stream");
@@ -196,7 +225,10 @@ describe("leases and jobs", () => {
     expect((await app.request(`/v1/leases/${l.id}/jobs`, json(job("j1")))).status).toBe(409);
     const bad = await app.request(`/v1/leases/${l.id}/jobs`, json({ ...job("j2"), bytes_hash: "md5:1" }));
     expect(bad.status).toBe(422);
-    expect(await error(bad)).toMatchObject({ field: "bytes_hash", message: "Invalid job descriptor: bytes_hash: bytes_hash must use sha256:<hex> format" });
+    expect(await error(bad)).toMatchObject({
+      field: "bytes_hash",
+      message: "Invalid job descriptor: bytes_hash: bytes_hash must use sha256:<hex> format",
+    });
     await app.request(`/v1/leases/${l.id}`, { method: "DELETE", headers: auth });
     const late = await app.request(`/v1/leases/${l.id}/jobs`, json(job("j3")));
     expect(late.status).toBe(403);

@@ -19,7 +19,10 @@ describe("resolveApiToken()", () => {
   test("prefers the flag, then the environment, then a generated file of mode 0600 that is reused", () => {
     const dir = tempDir("gbh-token-");
     try {
-      expect(resolveApiToken(" flag-token ", { GPU_BRIDGE_API_TOKEN: "env" }, dir.path)).toEqual({ token: "flag-token", source: { kind: "flag" } });
+      expect(resolveApiToken(" flag-token ", { GPU_BRIDGE_API_TOKEN: "env" }, dir.path)).toEqual({
+        token: "flag-token",
+        source: { kind: "flag" },
+      });
       expect(resolveApiToken(undefined, { GPU_BRIDGE_API_TOKEN: " env-token " }, dir.path).token).toBe("env-token");
       const first = resolveApiToken(undefined, {}, join(dir.path, "state"));
       const path = join(dir.path, "state", "api-token");
@@ -27,7 +30,10 @@ describe("resolveApiToken()", () => {
       expect(first.token.length).toBeGreaterThanOrEqual(32);
       expect(statSync(path).mode & 0o777).toBe(0o600);
       expect(readFileSync(path, "utf8").trim()).toBe(first.token);
-      expect(resolveApiToken(undefined, {}, join(dir.path, "state"))).toEqual({ token: first.token, source: { kind: "file", path, created: false } });
+      expect(resolveApiToken(undefined, {}, join(dir.path, "state"))).toEqual({
+        token: first.token,
+        source: { kind: "file", path, created: false },
+      });
       writeFileSync(path, "short\n");
       expect(resolveApiToken(undefined, {}, join(dir.path, "state")).token).not.toBe("short");
     } finally {
@@ -69,7 +75,10 @@ describe("--listen", () => {
   test("a non-loopback address needs --allow-remote and an explicit token", () => {
     expect(() => serve(["--listen", "0.0.0.0:31338"])).toThrow("is not a loopback address; pass --allow-remote");
     expect(() => serve(["--listen", "0.0.0.0:31338", "--allow-remote"])).toThrow("needs an explicit --api-token or GPU_BRIDGE_API_TOKEN");
-    expect(serve(["--listen", "0.0.0.0:31338", "--allow-remote", "--api-token", "t0k3n-t0k3n-t0k3n"]).listen).toEqual({ host: "0.0.0.0", port: 31338 });
+    expect(serve(["--listen", "0.0.0.0:31338", "--allow-remote", "--api-token", "t0k3n-t0k3n-t0k3n"]).listen).toEqual({
+      host: "0.0.0.0",
+      port: 31338,
+    });
     expect(serve(["--listen", "0.0.0.0:31338", "--allow-remote"], { GPU_BRIDGE_API_TOKEN: "x".repeat(16) }).listen?.host).toBe("0.0.0.0");
     expect(() => serve(["--listen", "nonsense"])).toThrow('Option --listen needs HOST:PORT (IPv6 as [::1]:PORT), got "nonsense"');
   });

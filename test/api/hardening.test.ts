@@ -20,7 +20,14 @@ function build(extra: Partial<Parameters<typeof createApp>[0]> = {}) {
   app = createApp({
     token: TOKEN,
     log: m.log,
-    bridge: bridgeFacade({ version: "9.9.9", hostname: "edge-01", gpus: () => MOCK_GPUS, stats: () => Promise.resolve(mockStats()), host, models: { catalog: builtinCatalog } }),
+    bridge: bridgeFacade({
+      version: "9.9.9",
+      hostname: "edge-01",
+      gpus: () => MOCK_GPUS,
+      stats: () => Promise.resolve(mockStats()),
+      host,
+      models: { catalog: builtinCatalog },
+    }),
     ...extra,
   });
 }
@@ -29,7 +36,11 @@ afterEach(() => host.close());
 
 const auth = { Authorization: `Bearer ${TOKEN}` };
 const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
-  app.request(path, { method: "POST", headers: { "content-type": "application/json", ...auth, ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) });
+  app.request(path, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...auth, ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
 const takeLease = async () => {
   const res = await post("/v1/leases", { gpu_id: "GPU-0", worker_id: "w1", mem_mb: 1024, streams: 1, ttl_s: 60, priority: 1 });
   expect(res.status).toBe(201);
@@ -37,7 +48,9 @@ const takeLease = async () => {
 };
 
 describe("F9: a release reason cannot forge lines", () => {
-  for (const reason of ["done%0ALEASE%20evil%20mem=1%20streams=1%20priority=1", "x%1B%5B31m", "a%00b", "%E2%80%AEevil", "%20", "x".repeat(129)]) {
+  for (
+    const reason of ["done%0ALEASE%20evil%20mem=1%20streams=1%20priority=1", "x%1B%5B31m", "a%00b", "%E2%80%AEevil", "%20", "x".repeat(129)]
+  ) {
     test(`DELETE ?reason=${reason.slice(0, 30)} is refused (422, field reason) and the lease stays`, async () => {
       const id = await takeLease();
       const res = await app.request(`/v1/leases/${id}?reason=${reason}`, { method: "DELETE", headers: auth });
@@ -57,7 +70,11 @@ describe("F9: a release reason cannot forge lines", () => {
 
   test("a RELEASE control line with an escape in its reason is refused", async () => {
     await takeLease();
-    const res = await app.request("/v1/gpus/GPU-0/ctl", { method: "POST", headers: { "content-type": "text/plain", ...auth }, body: "RELEASE w1 x\u001b[2Jy" });
+    const res = await app.request("/v1/gpus/GPU-0/ctl", {
+      method: "POST",
+      headers: { "content-type": "text/plain", ...auth },
+      body: "RELEASE w1 x\u001b[2Jy",
+    });
     expect(res.status).toBe(422);
     expect(host.leases.live("GPU-0").length).toBe(1);
   });
@@ -79,7 +96,10 @@ describe("DNS rebinding: the Host header (Low)", () => {
 
 describe("duplicate JSON keys in API bodies (Low)", () => {
   test("a lease body naming mem_mb twice is refused (400), not resolved to the last", async () => {
-    const res = await post("/v1/leases", '{"gpu_id":"GPU-0","worker_id":"w","mem_mb":1,"streams":1,"ttl_s":60,"priority":0,"mem_mb":99999}');
+    const res = await post(
+      "/v1/leases",
+      '{"gpu_id":"GPU-0","worker_id":"w","mem_mb":1,"streams":1,"ttl_s":60,"priority":0,"mem_mb":99999}',
+    );
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: { message: string } }).error.message).toContain('duplicate key "mem_mb"');
     expect(host.leases.live().length).toBe(0);

@@ -4,9 +4,25 @@ import { renderMetrics } from "../../src/api/metrics.ts";
 import type { Lease } from "../../src/lease/types.ts";
 
 const input = (stats = mockStats(), leases: Lease[] = []) => ({
-  hostname: "edge-01", version: "1.0.0", stats, publisher: null, leases, jobs: { QUEUED: 0, RUNNING: 1, OK: 0, ERR: 0 },
+  hostname: "edge-01",
+  version: "1.0.0",
+  stats,
+  publisher: null,
+  leases,
+  jobs: { QUEUED: 0, RUNNING: 1, OK: 0, ERR: 0 },
 });
-const lease = { id: "l", gpu_id: "GPU-0", worker_id: "w", mem_mb: 512, streams: 1, ttl_s: 9, priority: 0, state: "ACTIVE", granted_at: 0, expires_at: 0 } as Lease;
+const lease = {
+  id: "l",
+  gpu_id: "GPU-0",
+  worker_id: "w",
+  mem_mb: 512,
+  streams: 1,
+  ttl_s: 9,
+  priority: 0,
+  state: "ACTIVE",
+  granted_at: 0,
+  expires_at: 0,
+} as Lease;
 
 test("renderMetrics() renders a poll's GPU section once, however often it is scraped", () => {
   const stats = mockStats();

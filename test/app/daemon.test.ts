@@ -40,8 +40,20 @@ afterEach(async () => {
 /** The bridge as a daemon, publishing to the mock console (no API: no fixed port to collide on). */
 function startBridge(extra: string[] = []) {
   return spawnBridge([
-    "--mock", "--publish", "--interval-ms", "60000", "--tcp-port", String(mock.port), "--auth-token", "tok", "--registry",
-    reg.path, "--state-dir", join(reg.path, "state"), "--no-api", ...extra,
+    "--mock",
+    "--publish",
+    "--interval-ms",
+    "60000",
+    "--tcp-port",
+    String(mock.port),
+    "--auth-token",
+    "tok",
+    "--registry",
+    reg.path,
+    "--state-dir",
+    join(reg.path, "state"),
+    "--no-api",
+    ...extra,
   ]);
 }
 
@@ -70,14 +82,30 @@ describe("the daemon process", () => {
 
   test("--list with --interval-ms prints the list first, then keeps publishing", async () => {
     const proc = Bun.spawn(
-      [process.execPath, join(REPO_ROOT, "src/main.ts"), "--mock", "--list", "--publish", "--interval-ms", "60000", "--tcp-port",
-        String(mock.port), "--auth-token", "tok", "--state-dir", join(reg.path, "state"), "--no-api"],
+      [
+        process.execPath,
+        join(REPO_ROOT, "src/main.ts"),
+        "--mock",
+        "--list",
+        "--publish",
+        "--interval-ms",
+        "60000",
+        "--tcp-port",
+        String(mock.port),
+        "--auth-token",
+        "tok",
+        "--state-dir",
+        join(reg.path, "state"),
+        "--no-api",
+      ],
       { stdout: "pipe", stderr: "ignore" },
     );
     await until(() => mock.state.publishes === 1, 10_000, "the publish after the list");
     proc.kill("SIGTERM");
     expect(await proc.exited).toBe(0);
-    expect(Buffer.from(await new Response(proc.stdout).arrayBuffer())).toEqual(readFileSync(join(REPO_ROOT, "test/fixtures/mock-list.json")));
+    expect(Buffer.from(await new Response(proc.stdout).arrayBuffer())).toEqual(
+      readFileSync(join(REPO_ROOT, "test/fixtures/mock-list.json")),
+    );
   });
 
   test("exits 0 on SIGTERM while a publish is stuck on a silent console", async () => {
@@ -93,14 +121,16 @@ describe("the daemon process", () => {
 
 describe("createBridge()", () => {
   test("a manifest edit reaches the VM through the registry watch", async () => {
-    const c = parseCommand(["serve", "--mock", "--publish", "--tcp-port", String(mock.port), "--auth-token", "tok",
-      "--registry", reg.path], {});
+    const c = parseCommand(
+      ["serve", "--mock", "--publish", "--tcp-port", String(mock.port), "--auth-token", "tok", "--registry", reg.path],
+      {},
+    );
     if (c.kind !== "serve") throw new Error("expected serve");
     const { log } = memoryLogger();
     const daemon = await createBridge(c.options, { runtime, log, backend: mockBackend() }, { registryPollMs: 5000, noJournal: true });
     try {
       await until(() => mock.state.publishes === 1, 5000);
-      writeFileSync(join(reg.path, "available", "base-v1", "manifest.toml"), "[model]\nid = \"base-v1\"\nrev = 2\n");
+      writeFileSync(join(reg.path, "available", "base-v1", "manifest.toml"), '[model]\nid = "base-v1"\nrev = 2\n');
       await until(() => mock.state.tree?.models[0]?.manifest_toml.includes("rev = 2") === true, 3000, "manifest edit");
     } finally {
       await daemon.stop();
@@ -125,7 +155,17 @@ describe("reads never touch the hardware", () => {
     try {
       expect(counter.lists).toBe(1); // start-up
       const app = createApp({ token: "t", log: memoryLogger().log, bridge });
-      for (const path of ["/v1/gpus", "/v1/gpus/GPU-0", "/v1/gpus/GPU-0/info", "/v1/gpus/GPU-1/lease", "/v1/bridge", "/v1/snapshot", "/healthz"]) {
+      for (
+        const path of [
+          "/v1/gpus",
+          "/v1/gpus/GPU-0",
+          "/v1/gpus/GPU-0/info",
+          "/v1/gpus/GPU-1/lease",
+          "/v1/bridge",
+          "/v1/snapshot",
+          "/healthz",
+        ]
+      ) {
         expect((await app.request(path)).status).toBe(200);
       }
       expect(counter.lists).toBe(1);

@@ -82,7 +82,12 @@ describe("device nodes (question 3)", () => {
   });
 
   test("the entry for the same container path is replaced: last writer wins", () => {
-    const out = applyEdits(base(), { deviceNodes: [{ path: "/dev/x", hostPath: "/dev/null" }, { path: "/dev/y", hostPath: "/dev/full" }, { path: "/dev/x", hostPath: "/dev/zero" }] }, statNode);
+    const out = applyEdits(base(), {
+      deviceNodes: [{ path: "/dev/x", hostPath: "/dev/null" }, { path: "/dev/y", hostPath: "/dev/full" }, {
+        path: "/dev/x",
+        hostPath: "/dev/zero",
+      }],
+    }, statNode);
     expect(out.linux!.devices!.map((d) => [d.path, d.minor])).toEqual([["/dev/y", 7], ["/dev/x", 5]]);
   });
 
@@ -108,15 +113,25 @@ describe("device nodes (question 3)", () => {
 describe("mounts (question 2)", () => {
   test("the first mount with the exact destination is removed, no cleaning", () => {
     const oci = base();
-    oci.mounts!.push({ destination: "/opt/lib", source: "a" }, { destination: "/opt/lib/", source: "b" }, { destination: "/opt/lib", source: "c" });
+    oci.mounts!.push({ destination: "/opt/lib", source: "a" }, { destination: "/opt/lib/", source: "b" }, {
+      destination: "/opt/lib",
+      source: "c",
+    });
     const out = applyEdits(oci, { mounts: [{ hostPath: "/host/lib", containerPath: "/opt/lib", options: ["ro", "rbind"] }] }, statNode);
     expect(out.mounts!.filter((m) => m.destination.startsWith("/opt/lib")).map((m) => m.source)).toEqual(["b", "c", "/host/lib"]);
   });
 
   test("type and options are copied verbatim, no defaults", () => {
-    const out = applyEdits(base(), { mounts: [{ hostPath: "/h", containerPath: "/c" }, { hostPath: "/t", containerPath: "/t", type: "tmpfs", options: ["size=1m"] }] }, statNode);
+    const out = applyEdits(base(), {
+      mounts: [{ hostPath: "/h", containerPath: "/c" }, { hostPath: "/t", containerPath: "/t", type: "tmpfs", options: ["size=1m"] }],
+    }, statNode);
     expect(out.mounts!.find((m) => m.destination === "/c")).toEqual({ destination: "/c", source: "/h" });
-    expect(out.mounts!.find((m) => m.destination === "/t")).toEqual({ destination: "/t", source: "/t", type: "tmpfs", options: ["size=1m"] });
+    expect(out.mounts!.find((m) => m.destination === "/t")).toEqual({
+      destination: "/t",
+      source: "/t",
+      type: "tmpfs",
+      options: ["size=1m"],
+    });
   });
 
   test("the whole array is stable-sorted by depth of the cleaned destination", () => {
@@ -128,7 +143,13 @@ describe("mounts (question 2)", () => {
       ],
     }, statNode);
     expect(out.mounts!.map((m) => m.destination)).toEqual([
-      "/proc", "/dev", "/sys", "/run", "/dev/shm", "/usr//bin/../bin/nvidia-smi/", "/usr/lib/x86_64-linux-gnu/libcuda.so.1",
+      "/proc",
+      "/dev",
+      "/sys",
+      "/run",
+      "/dev/shm",
+      "/usr//bin/../bin/nvidia-smi/",
+      "/usr/lib/x86_64-linux-gnu/libcuda.so.1",
     ]);
     expect(cleanPath("/usr//bin/../bin/nvidia-smi/")).toBe("/usr/bin/nvidia-smi");
   });
@@ -205,7 +226,11 @@ describe("spec folders", () => {
   test("a later folder wins; equal priority conflicts make the device unresolvable", async () => {
     const root = mkdtempSync(join(tmpdir(), "cdi-dirs-"));
     write(`${root}/etc`, "a.json", one("FROM=etc"));
-    write(`${root}/run`, "b.yaml", "cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n  - name: all\n    containerEdits:\n      env: [FROM=run]\n");
+    write(
+      `${root}/run`,
+      "b.yaml",
+      "cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n  - name: all\n    containerEdits:\n      env: [FROM=run]\n",
+    );
     let reg = await loadSpecDirs([`${root}/etc`, `${root}/run`], libraryYaml);
     expect(reg.errors).toEqual([]);
     expect(reg.devices.get("nvidia.com/gpu=all")!.device.containerEdits.env).toEqual(["FROM=run"]);

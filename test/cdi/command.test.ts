@@ -9,27 +9,64 @@ function folders() {
   const root = mkdtempSync(join(tmpdir(), "cdi-cmd-"));
   mkdirSync(join(root, "etc"));
   mkdirSync(join(root, "run"));
-  writeFileSync(join(root, "etc", "gpu.json"), JSON.stringify({
-    cdiVersion: "0.5.0",
-    kind: "example.com/gpu",
-    devices: [{ name: "0", containerEdits: { deviceNodes: [{ path: "/dev/gpu0", hostPath: "/dev/zero" }] } }],
-    containerEdits: { env: ["FROM=etc"], mounts: [{ hostPath: "/etc/hostname", containerPath: "/etc/gpu-host", options: ["ro", "rbind"] }] },
-  }));
-  writeFileSync(join(root, "run", "net.yaml"), "cdiVersion: 0.3.0\nkind: example.com/null\ndevices:\n  - name: a\n    containerEdits:\n      deviceNodes:\n        - path: /dev/null\n");
-  writeFileSync(join(root, "config.json"), JSON.stringify({ ociVersion: "1.0.2", process: { env: ["FROM=image"], cwd: "/" }, root: { path: "rootfs" }, mounts: [{ destination: "/proc", type: "proc", source: "proc" }] }));
+  writeFileSync(
+    join(root, "etc", "gpu.json"),
+    JSON.stringify({
+      cdiVersion: "0.5.0",
+      kind: "example.com/gpu",
+      devices: [{ name: "0", containerEdits: { deviceNodes: [{ path: "/dev/gpu0", hostPath: "/dev/zero" }] } }],
+      containerEdits: {
+        env: ["FROM=etc"],
+        mounts: [{ hostPath: "/etc/hostname", containerPath: "/etc/gpu-host", options: ["ro", "rbind"] }],
+      },
+    }),
+  );
+  writeFileSync(
+    join(root, "run", "net.yaml"),
+    "cdiVersion: 0.3.0\nkind: example.com/null\ndevices:\n  - name: a\n    containerEdits:\n      deviceNodes:\n        - path: /dev/null\n",
+  );
+  writeFileSync(
+    join(root, "config.json"),
+    JSON.stringify({
+      ociVersion: "1.0.2",
+      process: { env: ["FROM=image"], cwd: "/" },
+      root: { path: "rootfs" },
+      mounts: [{ destination: "/proc", type: "proc", source: "proc" }],
+    }),
+  );
   return root;
 }
 
 function io(stdin = "") {
   const out: string[] = [];
   const err: string[] = [];
-  return { out, err, io: { stdout: (t: string) => Promise.resolve(void out.push(t)), stderr: (t: string) => void err.push(t), stdin: () => Promise.resolve(stdin) } };
+  return {
+    out,
+    err,
+    io: {
+      stdout: (t: string) => Promise.resolve(void out.push(t)),
+      stderr: (t: string) => void err.push(t),
+      stdin: () => Promise.resolve(stdin),
+    },
+  };
 }
 
 test("apply: devices from several folders into config.json, unknown fields of the OCI spec kept", async () => {
   const root = folders();
   const t = io();
-  const args = ["apply", "--spec-dir", join(root, "etc"), "--spec-dir", join(root, "run"), "--input", join(root, "config.json"), "--output", join(root, "out.json"), "example.com/gpu=0", "example.com/null=a"];
+  const args = [
+    "apply",
+    "--spec-dir",
+    join(root, "etc"),
+    "--spec-dir",
+    join(root, "run"),
+    "--input",
+    join(root, "config.json"),
+    "--output",
+    join(root, "out.json"),
+    "example.com/gpu=0",
+    "example.com/null=a",
+  ];
   expect(await main(["cdi", ...args], {}, t.io)).toBe(0);
   const out = JSON.parse(readFileSync(join(root, "out.json"), "utf8"));
   expect(out.root).toEqual({ path: "rootfs" });
@@ -45,7 +82,8 @@ test("apply: an unknown device writes nothing, exits 1 and names itself; stdin t
   const root = folders();
   const t = io(readFileSync(join(root, "config.json"), "utf8"));
   const out = join(root, "never.json");
-  expect(await main(["cdi", "apply", "--spec-dir", join(root, "etc"), "--output", out, "example.com/gpu=0", "example.com/gpu=9"], {}, t.io)).toBe(1);
+  expect(await main(["cdi", "apply", "--spec-dir", join(root, "etc"), "--output", out, "example.com/gpu=0", "example.com/gpu=9"], {}, t.io))
+    .toBe(1);
   expect(existsSync(out)).toBe(false);
   expect(t.err.join("")).toContain("Unresolvable CDI devices example.com/gpu=9");
   const ok = io(readFileSync(join(root, "config.json"), "utf8"));

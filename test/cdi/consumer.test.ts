@@ -23,7 +23,11 @@ import { fakeEnv, scriptFakes } from "../inventory/fakes.ts";
 import { addMig, canMknod, discreteTree, jetsonTree, SKIP_REASON } from "./fake-tree.ts";
 
 const LOADER = join(REPO, "build", "cdi-load");
-const why = !canMknod ? SKIP_REASON : !existsSync(LOADER) ? "no build/cdi-load: Go or the CDI library could not be installed (see scripts/cdi-consumer.sh)" : null;
+const why = !canMknod
+  ? SKIP_REASON
+  : !existsSync(LOADER)
+  ? "no build/cdi-load: Go or the CDI library could not be installed (see scripts/cdi-consumer.sh)"
+  : null;
 if (why !== null) console.warn(`test/cdi/consumer.test.ts: skipped: ${why}`);
 
 type Oci = OciSpec & { linux?: { devices?: unknown[]; resources?: { devices?: unknown[] } } };
@@ -45,15 +49,30 @@ describe.skipIf(why !== null)(`the CDI library in Debian's podman 4.3${why === n
     const roots = { devRoot: root, driverRoot: root, sysRoot: root, hookPath: `${root}/hook/nvidia-cdi-hook` };
     const nvml = await readHost("nvml", root, fakeEnv, memoryLogger().log);
     if (nvml.mode !== "discrete") throw new Error("nvml host is discrete");
-    writeFileSync(join(dir, "nvidia.yaml"), encodeSpec(generateDiscrete(nvml.gpus, { ...roots, kind: "nvidia.com/gpu", driverVersion: nvml.driverVersion }).spec, "yaml"));
+    writeFileSync(
+      join(dir, "nvidia.yaml"),
+      encodeSpec(generateDiscrete(nvml.gpus, { ...roots, kind: "nvidia.com/gpu", driverVersion: nvml.driverVersion }).spec, "yaml"),
+    );
     const jetson = jetsonTree();
-    writeFileSync(join(dir, "tegra.json"), encodeSpec(generateCsv(readCsvDir(jetson.csvDir), { ...roots, devRoot: jetson.root, driverRoot: jetson.root, kind: "nvidia.com/tegra" }).spec, "json"));
+    writeFileSync(
+      join(dir, "tegra.json"),
+      encodeSpec(
+        generateCsv(readCsvDir(jetson.csvDir), { ...roots, devRoot: jetson.root, driverRoot: jetson.root, kind: "nvidia.com/tegra" }).spec,
+        "json",
+      ),
+    );
     // The daemon's spec, with a live lease's device.
     const clock = new FakeClock();
     const leases = new LeaseManager({ gpus: () => [{ id: "GPU-0", memory_mb: 100 }], clock });
     const host = await readHost("mock", root, {}, memoryLogger().log);
     if (host.mode !== "discrete") throw new Error("mock host is discrete");
-    const keeper = new CdiKeeper({ dir, leases, clock, log: memoryLogger().log, generate: () => Promise.resolve(generateDiscrete(host.gpus, { ...roots, kind: "cohesix/gpu", driverVersion: host.driverVersion })) });
+    const keeper = new CdiKeeper({
+      dir,
+      leases,
+      clock,
+      log: memoryLogger().log,
+      generate: () => Promise.resolve(generateDiscrete(host.gpus, { ...roots, kind: "cohesix/gpu", driverVersion: host.driverVersion })),
+    });
     await keeper.start();
     const lease = leases.grant({ gpu_id: "GPU-0", worker_id: "w", mem_mb: 10, streams: 1, ttl_s: 60, priority: 1 });
     keeper.stop();
@@ -66,7 +85,9 @@ describe.skipIf(why !== null)(`the CDI library in Debian's podman 4.3${why === n
     expect(ours.errors).toEqual([]);
     // The hot path's native YAML parser reads the same devices as the library.
     const fast = await loadSpecDirs([dir], nativeYaml() ?? libraryYaml);
-    expect(JSON.stringify([...fast.devices.values()].map((d) => d.device))).toBe(JSON.stringify([...ours.devices.values()].map((d) => d.device)));
+    expect(JSON.stringify([...fast.devices.values()].map((d) => d.device))).toBe(
+      JSON.stringify([...ours.devices.values()].map((d) => d.device)),
+    );
     expect(Object.keys(theirs).sort()).toEqual([...ours.devices.keys()].sort());
     expect(Object.keys(theirs)).toContain("nvidia.com/gpu=MIG-99999999-8888-7777-6666-55554444bbb1");
     expect(Object.keys(theirs)).toContain(`cohesix/gpu=${lease.id}`);
@@ -78,7 +99,10 @@ describe.skipIf(why !== null)(`the CDI library in Debian's podman 4.3${why === n
 
   test("refuses what we refuse: nvbind's 0.8.0 spec and its prestop hook", () => {
     const dir = mkdtempSync(join(tmpdir(), "cdi-consumer-nvbind-"));
-    writeFileSync(join(dir, "nvbind.json"), JSON.stringify({ cdiVersion: "0.8.0", kind: "nvidia.com/gpu", devices: [{ name: "all", containerEdits: { env: ["A=1"] } }] }));
+    writeFileSync(
+      join(dir, "nvbind.json"),
+      JSON.stringify({ cdiVersion: "0.8.0", kind: "nvidia.com/gpu", devices: [{ name: "all", containerEdits: { env: ["A=1"] } }] }),
+    );
     const run = Bun.spawnSync([LOADER, dir]);
     expect(run.exitCode).toBe(1);
     expect(run.stderr.toString()).toContain("0.8.0");

@@ -40,7 +40,9 @@ export function discreteTree(o: { minors?: number[]; hook?: boolean } = {}): str
   mkdirSync(join(root, "/sys/bus/pci/devices/0000:01:00.0/drm/renderD128"), { recursive: true });
   mkdirSync(join(root, "/sys/bus/pci/devices/0000:01:00.0/drm/controlD64"), { recursive: true });
   const lib = "/usr/lib/x86_64-linux-gnu";
-  for (const name of ["libcuda.so.555.0", "libnvidia-ml.so.555.0", "libnvidia-ptxjitcompiler.so.555.0", "libcuda.so.550.1", "libfoo.so.555.0"]) {
+  for (
+    const name of ["libcuda.so.555.0", "libnvidia-ml.so.555.0", "libnvidia-ptxjitcompiler.so.555.0", "libcuda.so.550.1", "libfoo.so.555.0"]
+  ) {
     file(root, `${lib}/${name}`, "ELF");
   }
   symlinkSync("libcuda.so.555.0", join(root, lib, "libcuda.so.1"));
@@ -57,7 +59,12 @@ export function discreteTree(o: { minors?: number[]; hook?: boolean } = {}): str
 
 /** MIG capability nodes and mig-minors for GPU minor `gpuMinor`, instances gi 1 and 3 with ci 0. */
 export function addMig(root: string, gpuMinor: number): void {
-  const lines = [`gpu${gpuMinor}/gi1/access 12`, `gpu${gpuMinor}/gi1/ci0/access 13`, `gpu${gpuMinor}/gi3/access 30`, `gpu${gpuMinor}/gi3/ci0/access 31`];
+  const lines = [
+    `gpu${gpuMinor}/gi1/access 12`,
+    `gpu${gpuMinor}/gi1/ci0/access 13`,
+    `gpu${gpuMinor}/gi3/access 30`,
+    `gpu${gpuMinor}/gi3/ci0/access 31`,
+  ];
   file(root, "/proc/driver/nvidia-caps/mig-minors", ["config 1", "monitor 2", ...lines].join("\n") + "\n");
   for (const m of [12, 13, 30, 31]) mknod(root, `/dev/nvidia-caps/nvidia-cap${m}`, "c", 508, m);
 }
@@ -75,18 +82,22 @@ export function jetsonTree(): { root: string; csvDir: string } {
   file(root, "/usr/share/nvidia/tegra/firmware/gpu.bin", "fw");
   file(root, "/etc/nv_tegra_release", "# R36 (release), REVISION: 3.0\n");
   const csvDir = join(root, "/etc/nvidia-container-runtime/host-files-for-container.d");
-  file(root, "/etc/nvidia-container-runtime/host-files-for-container.d/l4t.csv", [
-    "dev, /dev/nvhost-*",
-    "dev,/dev/nvmap",
-    "dev, /dev/nvgpu-absent",
-    `lib, ${tegra}/libcuda.so.1.1`,
-    `lib, ${tegra}/libnvrm_gpu.so`,
-    `sym, ${tegra}/libcuda.so`,
-    "dir, /usr/share/nvidia/tegra/firmware",
-    "lib, /usr/lib/absent.so",
-    "bogus, /dev/null",
-    "no comma here",
-  ].join("\n") + "\n");
+  file(
+    root,
+    "/etc/nvidia-container-runtime/host-files-for-container.d/l4t.csv",
+    [
+      "dev, /dev/nvhost-*",
+      "dev,/dev/nvmap",
+      "dev, /dev/nvgpu-absent",
+      `lib, ${tegra}/libcuda.so.1.1`,
+      `lib, ${tegra}/libnvrm_gpu.so`,
+      `sym, ${tegra}/libcuda.so`,
+      "dir, /usr/share/nvidia/tegra/firmware",
+      "lib, /usr/lib/absent.so",
+      "bogus, /dev/null",
+      "no comma here",
+    ].join("\n") + "\n",
+  );
   file(root, "/etc/nvidia-container-runtime/host-files-for-container.d/notes.txt", "dev, /dev/nvmap\n");
   return { root, csvDir };
 }

@@ -21,10 +21,18 @@ const golden = (name: string, subs: Record<string, string>) => {
   for (const [k, v] of Object.entries(subs)) text = text.replaceAll(k, v);
   return JSON.parse(text) as CdiSpec;
 };
-const opts = (root: string) => ({ devRoot: root, driverRoot: root, sysRoot: root, kind: "nvidia.com/gpu", hookPath: `${root}/hook/nvidia-cdi-hook` });
+const opts = (root: string) => ({
+  devRoot: root,
+  driverRoot: root,
+  sysRoot: root,
+  kind: "nvidia.com/gpu",
+  hookPath: `${root}/hook/nvidia-cdi-hook`,
+});
 const names = (s: CdiSpec) => s.devices.map((d) => d.name);
 const errorsOf = (s: CdiSpec, consumerVersion?: string) =>
-  validateSpec(s, { file: "gen", ...(consumerVersion !== undefined && { consumerVersion }) }).problems.filter((p) => p.severity === "error");
+  validateSpec(s, { file: "gen", ...(consumerVersion !== undefined && { consumerVersion }) }).problems.filter((p) =>
+    p.severity === "error"
+  );
 
 test("device numbers are split as glibc does: majors above 255 (and 4095) survive", () => {
   expect(splitDev(makeDev(510, 0))).toEqual({ major: 510, minor: 0 });
@@ -52,7 +60,11 @@ describe.skipIf(!canMknod)(`generate on a fake discrete host${canMknod ? "" : ` 
     const { spec } = generateDiscrete(host.gpus, { ...opts(root), driverVersion: "555.0" });
     expect(names(spec)).toEqual(["0", "GPU-00000000-0000-4000-8000-000000000000", "1", "GPU-00000000-0000-4000-8000-000000000001", "all"]);
     const g = spec.containerEdits!;
-    expect(g.deviceNodes!.map((n) => [n.path, n.major, n.minor])).toEqual([["/dev/nvidiactl", 195, 255], ["/dev/nvidia-uvm", 510, 0], ["/dev/nvidia-uvm-tools", 510, 1]]);
+    expect(g.deviceNodes!.map((n) => [n.path, n.major, n.minor])).toEqual([["/dev/nvidiactl", 195, 255], ["/dev/nvidia-uvm", 510, 0], [
+      "/dev/nvidia-uvm-tools",
+      510,
+      1,
+    ]]);
     expect(g.mounts!.map((m) => m.containerPath)).toEqual([
       "/usr/lib/x86_64-linux-gnu/libcuda.so.555.0",
       "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.555.0",
@@ -65,11 +77,18 @@ describe.skipIf(!canMknod)(`generate on a fake discrete host${canMknod ? "" : ` 
     expect(g.mounts![5]!.options).toEqual(["nosuid", "nodev", "rbind", "rprivate", "noexec"]);
     expect(g.mounts!.every((m) => m.type === undefined && m.hostPath === join(root, m.containerPath))).toBe(true);
     expect(g.hooks!.map((h) => [h.hookName, h.args![1]])).toEqual([
-      ["createContainer", "create-symlinks"], ["createContainer", "enable-cuda-compat"], ["createContainer", "update-ldcache"], ["createContainer", "disable-device-node-modification"],
+      ["createContainer", "create-symlinks"],
+      ["createContainer", "enable-cuda-compat"],
+      ["createContainer", "update-ldcache"],
+      ["createContainer", "disable-device-node-modification"],
     ]);
     expect(g.env).toEqual(["NVIDIA_VISIBLE_DEVICES=void"]);
     // GPU 0's DRM nodes (card, then render; controlD is not a DRM node a container needs).
-    expect(spec.devices[0]!.containerEdits.deviceNodes!.map((n) => n.path)).toEqual(["/dev/nvidia0", "/dev/dri/card1", "/dev/dri/renderD128"]);
+    expect(spec.devices[0]!.containerEdits.deviceNodes!.map((n) => n.path)).toEqual([
+      "/dev/nvidia0",
+      "/dev/dri/card1",
+      "/dev/dri/renderD128",
+    ]);
   });
 
   test("no hook binary, no hooks; a GPU without its node is left out with a warning", () => {
@@ -94,13 +113,20 @@ describe.skipIf(!canMknod)(`generate on a fake discrete host${canMknod ? "" : ` 
       expect(host.driverVersion).toBe("550.54.15");
       const { spec } = generateDiscrete(host.gpus, { ...opts(root), driverVersion: host.driverVersion });
       expect(names(spec)).toEqual([
-        "0", "GPU-11111111-2222-3333-4444-55556666aaaa",
-        "1:0", "MIG-99999999-8888-7777-6666-55554444bbb1",
-        "1:1", "MIG-99999999-8888-7777-6666-55554444bbb2",
+        "0",
+        "GPU-11111111-2222-3333-4444-55556666aaaa",
+        "1:0",
+        "MIG-99999999-8888-7777-6666-55554444bbb1",
+        "1:1",
+        "MIG-99999999-8888-7777-6666-55554444bbb2",
         "all",
       ]);
       const mig = spec.devices[2]!.containerEdits.deviceNodes!.map((n) => [n.path, n.major, n.minor]);
-      expect(mig).toEqual([["/dev/nvidia3", 195, 3], ["/dev/nvidia-caps/nvidia-cap12", 508, 12], ["/dev/nvidia-caps/nvidia-cap13", 508, 13]]);
+      expect(mig).toEqual([["/dev/nvidia3", 195, 3], ["/dev/nvidia-caps/nvidia-cap12", 508, 12], [
+        "/dev/nvidia-caps/nvidia-cap13",
+        508,
+        13,
+      ]]);
       expect(spec.devices[4]!.containerEdits.deviceNodes!.map((n) => n.minor)).toEqual([3, 30, 31]);
       expect(errorsOf(spec, "0.5.0")).toEqual([]);
     });
@@ -165,11 +191,29 @@ describe("round trip", () => {
       annotations: { note: "x" },
       containerEdits: {
         env: ["A=1"],
-        deviceNodes: [{ path: "/dev/a", hostPath: "/dev/null", type: "c", major: 1, minor: 3, fileMode: 438, permissions: "rw", uid: 1, gid: 2 }],
+        deviceNodes: [{
+          path: "/dev/a",
+          hostPath: "/dev/null",
+          type: "c",
+          major: 1,
+          minor: 3,
+          fileMode: 438,
+          permissions: "rw",
+          uid: 1,
+          gid: 2,
+        }],
         mounts: [{ hostPath: "/h", containerPath: "/c", options: ["ro", "bind"], type: "bind" }],
         hooks: [{ hookName: "poststop", path: "/bin/h", args: ["h", "x"], env: ["B=2"], timeout: 3 }],
         additionalGids: [44],
-        intelRdt: { closID: "c", l3CacheSchema: "L3:0=f", memBwSchema: "MB:0=50", schemata: ["L3:0=f"], enableCMT: true, enableMBM: false, enableMonitoring: true },
+        intelRdt: {
+          closID: "c",
+          l3CacheSchema: "L3:0=f",
+          memBwSchema: "MB:0=50",
+          schemata: ["L3:0=f"],
+          enableCMT: true,
+          enableMBM: false,
+          enableMonitoring: true,
+        },
         netDevices: [{ hostInterfaceName: "eth1", name: "net0" }],
       },
     }],
@@ -194,7 +238,11 @@ describe("round trip", () => {
   });
 
   test("YAML output quotes names that look like numbers and has no aliases", () => {
-    const spec: CdiSpec = { cdiVersion: "0.5.0", kind: "nvidia.com/gpu", devices: [{ name: "0", containerEdits: { env: ["A=1"] } }, { name: "all", containerEdits: { env: ["A=1"] } }] };
+    const spec: CdiSpec = {
+      cdiVersion: "0.5.0",
+      kind: "nvidia.com/gpu",
+      devices: [{ name: "0", containerEdits: { env: ["A=1"] } }, { name: "all", containerEdits: { env: ["A=1"] } }],
+    };
     spec.devices[1] = { name: "all", containerEdits: spec.devices[0]!.containerEdits };
     const text = encodeSpec(JSON.parse(JSON.stringify(spec)), "yaml");
     expect(parseYaml(text).devices[0].name).toBe("0");
@@ -207,7 +255,19 @@ describe.skipIf(!canMknod)("the command", () => {
     const root = discreteTree();
     const out = join(root, "out.yaml");
     writeFileSync(out, "old");
-    const args = ["cdi", "generate", "--mock", "--dev-root", root, "--driver-root", root, "--sys-root", root, "--hook-path", `${root}/hook/nvidia-cdi-hook`];
+    const args = [
+      "cdi",
+      "generate",
+      "--mock",
+      "--dev-root",
+      root,
+      "--driver-root",
+      root,
+      "--sys-root",
+      root,
+      "--hook-path",
+      `${root}/hook/nvidia-cdi-hook`,
+    ];
     expect(await main([...args, "--output", out], {})).toBe(0);
     const spec = parseYaml(readFileSync(out, "utf8"));
     expect(spec).toEqual(golden("discrete.json", { "@ROOT@": root }));

@@ -27,7 +27,15 @@ function staticGraph(entry: string): string[] {
 }
 
 test("the modules cdi apply loads on Bun reach no node:fs, node:path, yaml or valibot", () => {
-  const entries = ["commands/cdi.ts", "cdi/registry.ts", "cdi/apply.ts", "cdi/oci.ts", "cdi/spec-fs.ts", "cdi/spec-fs-bun.ts", "cdi/spec-format.ts"];
+  const entries = [
+    "commands/cdi.ts",
+    "cdi/registry.ts",
+    "cdi/apply.ts",
+    "cdi/oci.ts",
+    "cdi/spec-fs.ts",
+    "cdi/spec-fs-bun.ts",
+    "cdi/spec-format.ts",
+  ];
   const graph = new Set(entries.flatMap((e) => staticGraph(join(REPO, "src", e))));
   expect([...graph].filter((m) => /^(node:fs|node:path|yaml|fs|path|valibot)$/.test(m))).toEqual([]);
   expect(graph.has(join(REPO, "src", "cdi", "rules.ts"))).toBe(true); // the walker followed imports

@@ -22,12 +22,21 @@ function fakeHost() {
   const state = { gpus: 2, driver: "555.0", fail: false };
   const generate = () => {
     if (state.fail) return Promise.reject(new Error("NVML: Driver Not Loaded"));
-    const devices = Array.from({ length: state.gpus }, (_, i) => ({ name: String(i), containerEdits: { deviceNodes: [node(`/dev/nvidia${i}`)] } }));
+    const devices = Array.from(
+      { length: state.gpus },
+      (_, i) => ({ name: String(i), containerEdits: { deviceNodes: [node(`/dev/nvidia${i}`)] } }),
+    );
     const spec: CdiSpec = {
       cdiVersion: "0.5.0",
       kind: "cohesix/gpu",
       devices: [...devices, { name: "all", containerEdits: { deviceNodes: devices.map((d) => d.containerEdits.deviceNodes[0]!) } }],
-      containerEdits: { mounts: [{ hostPath: `/usr/lib/libcuda.so.${state.driver}`, containerPath: `/usr/lib/libcuda.so.${state.driver}`, options: ["ro", "rbind"] }] },
+      containerEdits: {
+        mounts: [{
+          hostPath: `/usr/lib/libcuda.so.${state.driver}`,
+          containerPath: `/usr/lib/libcuda.so.${state.driver}`,
+          options: ["ro", "rbind"],
+        }],
+      },
     };
     return Promise.resolve({ spec, warnings: [] });
   };
@@ -121,7 +130,10 @@ describe("CdiKeeper", () => {
 
   test("a stale file from a previous run is replaced at start", async () => {
     const t = setup();
-    writeFileSync(t.keeper.path, JSON.stringify({ cdiVersion: "0.5.0", kind: "cohesix/gpu", devices: [{ name: "lease-gone", containerEdits: { env: ["A=1"] } }] }));
+    writeFileSync(
+      t.keeper.path,
+      JSON.stringify({ cdiVersion: "0.5.0", kind: "cohesix/gpu", devices: [{ name: "lease-gone", containerEdits: { env: ["A=1"] } }] }),
+    );
     await t.keeper.start();
     expect(t.read().devices.map((d) => d.name)).toEqual(["0", "1", "all"]);
     t.keeper.stop();
@@ -132,7 +144,22 @@ describe.skipIf(!canMknod)(`serve --cdi-dir${canMknod ? "" : ` (${SKIP_REASON})`
   test("the daemon writes the spec, leases become devices, GET /v1/cdi and the lease view name them", async () => {
     const root = discreteTree();
     const state = mkdtempSync(join(tmpdir(), "cdi-state-"));
-    const c = parseCommand(["serve", "--mock", "--listen", "127.0.0.1:0", "--api-token", "tok-0123456789abcdef", "--state-dir", state, "--cdi-dir", state, "--cdi-root", root, "--sys-root", root], {});
+    const c = parseCommand([
+      "serve",
+      "--mock",
+      "--listen",
+      "127.0.0.1:0",
+      "--api-token",
+      "tok-0123456789abcdef",
+      "--state-dir",
+      state,
+      "--cdi-dir",
+      state,
+      "--cdi-root",
+      root,
+      "--sys-root",
+      root,
+    ], {});
     if (c.kind !== "serve") throw new Error("expected serve");
     const { log } = memoryLogger();
     const runtime = bunRuntime();
@@ -141,7 +168,11 @@ describe.skipIf(!canMknod)(`serve --cdi-dir${canMknod ? "" : ` (${SKIP_REASON})`
     try {
       const file = join(state, "gpu-bridge-host.json");
       expect((JSON.parse(readFileSync(file, "utf8")) as CdiSpec).devices.map((d) => d.name)).toEqual([
-        "0", "GPU-00000000-0000-4000-8000-000000000000", "1", "GPU-00000000-0000-4000-8000-000000000001", "all",
+        "0",
+        "GPU-00000000-0000-4000-8000-000000000000",
+        "1",
+        "GPU-00000000-0000-4000-8000-000000000001",
+        "all",
       ]);
       const base = `http://127.0.0.1:${api.port}`;
       const res = await fetch(`${base}/v1/leases`, {

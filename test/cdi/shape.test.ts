@@ -28,10 +28,28 @@ const FULL = {
     annotations: { k: "v" },
     containerEdits: {
       env: ["A=1"],
-      deviceNodes: [{ path: "/dev/a", hostPath: "/dev/null", type: "c", major: 1, minor: 3, fileMode: 438, permissions: "rw", uid: 1, gid: 2 }],
+      deviceNodes: [{
+        path: "/dev/a",
+        hostPath: "/dev/null",
+        type: "c",
+        major: 1,
+        minor: 3,
+        fileMode: 438,
+        permissions: "rw",
+        uid: 1,
+        gid: 2,
+      }],
       hooks: [{ hookName: "createContainer", path: "/bin/h", args: ["h", "x"], env: ["B=2"], timeout: 5 }],
       mounts: [{ hostPath: "/a", containerPath: "/b", options: ["ro", "rbind"], type: "bind" }],
-      intelRdt: { closID: "c", l3CacheSchema: "L3:0=f", memBwSchema: "MB:0=50", schemata: ["x"], enableCMT: true, enableMBM: false, enableMonitoring: true },
+      intelRdt: {
+        closID: "c",
+        l3CacheSchema: "L3:0=f",
+        memBwSchema: "MB:0=50",
+        schemata: ["x"],
+        enableCMT: true,
+        enableMBM: false,
+        enableMonitoring: true,
+      },
       additionalGids: [44, 0],
       netDevices: [{ hostInterfaceName: "eth0", name: "net0" }],
     },
@@ -52,8 +70,36 @@ function bases(): { name: string; spec: unknown }[] {
 }
 
 const VALUES: unknown[] = [
-  null, undefined, 0, -0, -1, 1.5, NaN, Infinity, 2 ** 32, 2 ** 32 - 1, "", "x", "/abs", "bind", "c", "rwm", "createContainer", true, false,
-  [], [""], ["x"], [1], [null], {}, { a: "b" }, { a: 1 }, JSON.parse('{"__proto__":"x"}'), { constructor: "x" }, { prototype: "x" },
+  null,
+  undefined,
+  0,
+  -0,
+  -1,
+  1.5,
+  NaN,
+  Infinity,
+  2 ** 32,
+  2 ** 32 - 1,
+  "",
+  "x",
+  "/abs",
+  "bind",
+  "c",
+  "rwm",
+  "createContainer",
+  true,
+  false,
+  [],
+  [""],
+  ["x"],
+  [1],
+  [null],
+  {},
+  { a: "b" },
+  { a: 1 },
+  JSON.parse('{"__proto__":"x"}'),
+  { constructor: "x" },
+  { prototype: "x" },
 ];
 
 type Json = unknown;
@@ -62,7 +108,9 @@ type Json = unknown;
 function paths(x: Json, at: (string | number)[] = []): (string | number)[][] {
   const out = [at];
   if (Array.isArray(x)) x.forEach((y, i) => out.push(...paths(y, [...at, i])));
-  else if (typeof x === "object" && x !== null) for (const k of Object.keys(x)) out.push(...paths((x as Record<string, Json>)[k], [...at, k]));
+  else if (typeof x === "object" && x !== null) {
+    for (const k of Object.keys(x)) out.push(...paths((x as Record<string, Json>)[k], [...at, k]));
+  }
   return out;
 }
 
@@ -90,7 +138,9 @@ function mutants(base: Json): Json[] {
   for (const path of paths(base)) {
     out.push(mutate(base, path, () => DELETE));
     for (const v of VALUES) out.push(mutate(base, path, () => (typeof v === "object" && v !== null ? JSON.parse(JSON.stringify(v)) : v)));
-    out.push(mutate(base, path, (old) => (typeof old === "object" && old !== null && !Array.isArray(old) ? { ...old, bogus: "x" } : DELETE)));
+    out.push(
+      mutate(base, path, (old) => (typeof old === "object" && old !== null && !Array.isArray(old) ? { ...old, bogus: "x" } : DELETE)),
+    );
     out.push(mutate(base, path, (old) => {
       if (typeof old !== "object" || old === null || Array.isArray(old)) return DELETE;
       return Object.assign(JSON.parse('{"__proto__":"x"}'), old);

@@ -22,7 +22,8 @@ const ok = (edits: CdiSpec["devices"][0]["containerEdits"], extra: Partial<CdiSp
   devices: [{ name: "gpu0", containerEdits: edits }],
   ...extra,
 });
-const check = (raw: unknown, consumerVersion?: string) => validateSpec(raw, { file: "t.json", ...(consumerVersion && { consumerVersion }) }).problems;
+const check = (raw: unknown, consumerVersion?: string) =>
+  validateSpec(raw, { file: "t.json", ...(consumerVersion && { consumerVersion }) }).problems;
 
 describe("the reference rules", () => {
   test("a clean spec has no problem", () => {
@@ -30,7 +31,9 @@ describe("the reference rules", () => {
   });
 
   test("names: vendor, class and device grammar; duplicates; at least one device; empty edits", () => {
-    expect(errors(check(ok({ env: ["A=1"] }, { kind: "1vendor/gpu" })))).toEqual(['- kind: invalid vendor name "1vendor": must start with a letter']);
+    expect(errors(check(ok({ env: ["A=1"] }, { kind: "1vendor/gpu" })))).toEqual([
+      '- kind: invalid vendor name "1vendor": must start with a letter',
+    ]);
     expect(errors(check(ok({ env: ["A=1"] }, { kind: "nvidia.com" })))).toEqual(['- kind: invalid kind "nvidia.com": needs vendor/class']);
     const spec = ok({ env: ["A=1"] });
     spec.devices.push({ name: "gpu0", containerEdits: { env: ["B=1"] } }, { name: "bad name", containerEdits: {} });
@@ -43,7 +46,9 @@ describe("the reference rules", () => {
   });
 
   test("versions: unknown, or below the minimum the spec needs (each feature)", () => {
-    expect(errors(check(ok({ env: ["A=1"] }, { cdiVersion: "0.9.0" })))).toEqual(['- cdiVersion: invalid version "0.9.0" (known: 0.1.0 to 1.1.0)']);
+    expect(errors(check(ok({ env: ["A=1"] }, { cdiVersion: "0.9.0" })))).toEqual([
+      '- cdiVersion: invalid version "0.9.0" (known: 0.1.0 to 1.1.0)',
+    ]);
     const cases: [CdiSpec, string][] = [
       [ok({ mounts: [{ hostPath: "/a", containerPath: "/a", type: "bind" }] }), "0.4.0"],
       [ok({ deviceNodes: [{ path: "/dev/a", hostPath: "/dev/null" }] }), "0.5.0"],
@@ -88,7 +93,11 @@ describe("the stricter rules", () => {
   test("absolute paths, hook timeout > 0, bind mounts", () => {
     const e = errors(check(ok({
       deviceNodes: [{ path: "dev/a", hostPath: "rel" }],
-      mounts: [{ hostPath: "lib", containerPath: "/lib", options: ["ro", "rbind"] }, { hostPath: "/a", containerPath: "/b", options: ["ro"] }],
+      mounts: [{ hostPath: "lib", containerPath: "/lib", options: ["ro", "rbind"] }, {
+        hostPath: "/a",
+        containerPath: "/b",
+        options: ["ro"],
+      }],
       hooks: [{ hookName: "poststop", path: "bin/h", timeout: 0 }],
     })));
     expect(e).toEqual([
@@ -125,16 +134,23 @@ describe("nvbind's specs are refused for the right reasons", () => {
       "containerEdits.env[1]: sets CUDA_VERSION, which the image owns; it would be overwritten",
       "containerEdits.env[2]: sets NVIDIA_REQUIRE_CUDA, which the image owns; it would be overwritten",
     ]);
-    expect(errors(check(load("nvbind-gpu.json"), "0.5.0"))).toEqual(["- cdiVersion: a consumer at CDI 0.5.0 refuses version 0.8.0 (unknown to it)"]);
+    expect(errors(check(load("nvbind-gpu.json"), "0.5.0"))).toEqual([
+      "- cdiVersion: a consumer at CDI 0.5.0 refuses version 0.8.0 (unknown to it)",
+    ]);
   });
 
-  test.skipIf(!canMknod)(`its truncated major (510 written as 254) disagrees with the host's node${canMknod ? "" : ` (${SKIP_REASON})`}`, () => {
-    const root = mkdtempSync(join(tmpdir(), "cdi-nvbind-"));
-    mknod(root, "/dev/nvidia-uvm", "c", 510, 0);
-    mknod(root, "/dev/nvidia0", "c", 195, 0);
-    const ps = validateSpec(load("nvbind-gpu.json"), { file: "nvbind-gpu.json", statNode: (p) => statNode(join(root, p)) }).problems;
-    expect(errors(ps)).toEqual(["all devices[0].containerEdits.deviceNodes[1].major: /dev/nvidia-uvm has major 510 on this host, the spec says 254"]);
-  });
+  test.skipIf(!canMknod)(
+    `its truncated major (510 written as 254) disagrees with the host's node${canMknod ? "" : ` (${SKIP_REASON})`}`,
+    () => {
+      const root = mkdtempSync(join(tmpdir(), "cdi-nvbind-"));
+      mknod(root, "/dev/nvidia-uvm", "c", 510, 0);
+      mknod(root, "/dev/nvidia0", "c", 195, 0);
+      const ps = validateSpec(load("nvbind-gpu.json"), { file: "nvbind-gpu.json", statNode: (p) => statNode(join(root, p)) }).problems;
+      expect(errors(ps)).toEqual([
+        "all devices[0].containerEdits.deviceNodes[1].major: /dev/nvidia-uvm has major 510 on this host, the spec says 254",
+      ]);
+    },
+  );
 
   test("its Bolt profile: a hook name OCI does not have, library folders mounted without bind", () => {
     expect(errors(check(load("nvbind-bolt.json")))).toEqual([
@@ -155,7 +171,10 @@ describe("nvbind's specs are refused for the right reasons", () => {
   test("written next to nvidia-ctk's spec, its duplicate nvidia.com/gpu=all makes both unresolvable", async () => {
     const dir = mkdtempSync(join(tmpdir(), "cdi-etc-"));
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, "nvidia.yaml"), "cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n  - name: all\n    containerEdits:\n      deviceNodes:\n        - path: /dev/nvidia0\n");
+    writeFileSync(
+      join(dir, "nvidia.yaml"),
+      "cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n  - name: all\n    containerEdits:\n      deviceNodes:\n        - path: /dev/nvidia0\n",
+    );
     writeFileSync(join(dir, "nvidia.com_gpu.json"), readFileSync(fixture("nvbind-gpu.json")));
     const reg = await loadSpecDirs([dir], libraryYaml);
     expect(reg.devices.has("nvidia.com/gpu=all")).toBe(false);
@@ -169,7 +188,9 @@ describe("the command", () => {
     const io = { stdout: (t: string) => Promise.resolve(void out.push(t)), stderr: () => {}, stdin: () => Promise.resolve("") };
     expect(await main(["cdi", "validate", fixture("nvbind-bolt.json"), fixture("nvbind-gpu.json")], {}, io)).toBe(1);
     const text = out.join("");
-    expect(text).toContain(`${fixture("nvbind-bolt.json")}: device "0": devices[0].containerEdits.hooks[1].hookName: invalid hook name "prestop"`);
+    expect(text).toContain(
+      `${fixture("nvbind-bolt.json")}: device "0": devices[0].containerEdits.hooks[1].hookName: invalid hook name "prestop"`,
+    );
     expect(text).toContain(`${fixture("nvbind-bolt.json")}: invalid (2 errors)`);
     expect(text).toContain(`${fixture("nvbind-gpu.json")}: valid (cdiVersion 0.8.0, kind nvidia.com/gpu, 1 devices)`);
     out.length = 0;

@@ -29,12 +29,29 @@ describe("parseCommand()", () => {
 
   test("reads every flag, in both --flag value and --flag=value forms", () => {
     const o = bridge([
-      "--mock", "--registry", "/r", "--publish", "--interval-ms=250", "--tcp-host", "10.0.0.2",
-      "--tcp-port=4000", "--auth-token", "tok", "--ticket=t-1", "--ack-timeout-ms", "900",
+      "--mock",
+      "--registry",
+      "/r",
+      "--publish",
+      "--interval-ms=250",
+      "--tcp-host",
+      "10.0.0.2",
+      "--tcp-port=4000",
+      "--auth-token",
+      "tok",
+      "--ticket=t-1",
+      "--ack-timeout-ms",
+      "900",
     ]);
     expect(o).toMatchObject({
-      registry: "/r", publish: true, intervalMs: 250, tcpHost: "10.0.0.2", tcpPort: 4000,
-      authToken: "tok", ticket: "t-1", ackTimeoutMs: 900,
+      registry: "/r",
+      publish: true,
+      intervalMs: 250,
+      tcpHost: "10.0.0.2",
+      tcpPort: 4000,
+      authToken: "tok",
+      ticket: "t-1",
+      ackTimeoutMs: 900,
     });
   });
 
@@ -111,16 +128,27 @@ describe("parseCommand() for stats and the inventory flags", () => {
 describe("parseCommand() for the tools", () => {
   test("telemetry push/export and models import take their flags and refuse what is missing", () => {
     expect(parseCommand(["telemetry", "push", "f.ndjson"], { XDG_STATE_HOME: "/s" })).toEqual({
-      kind: "telemetry-push", file: "f.ndjson", url: "http://127.0.0.1:31338", apiToken: undefined, stateDir: "/s/gpu-bridge-host",
+      kind: "telemetry-push",
+      file: "f.ndjson",
+      url: "http://127.0.0.1:31338",
+      apiToken: undefined,
+      stateDir: "/s/gpu-bridge-host",
     });
     expect(parseCommand(["telemetry", "export", "--out", "b.cbor", "--since", "2026-01-01T00:00:00Z"], { HOME: "/h" })).toMatchObject({
-      kind: "telemetry-export", out: "b.cbor", sinceMs: Date.parse("2026-01-01T00:00:00Z"), stateDir: "/h/.local/state/gpu-bridge-host",
+      kind: "telemetry-export",
+      out: "b.cbor",
+      sinceMs: Date.parse("2026-01-01T00:00:00Z"),
+      stateDir: "/h/.local/state/gpu-bridge-host",
     });
     expect(() => parseCommand(["telemetry", "export"], {})).toThrow("telemetry export needs --out FILE");
     expect(() => parseCommand(["telemetry", "export", "--out", "x", "--since", "soon"], {})).toThrow("Option --since needs");
     expect(() => parseCommand(["telemetry", "pull"], {})).toThrow('Unknown telemetry command "pull" (push, export)');
     expect(parseCommand(["models", "import", "b", "--id", "m", "--registry", "r", "--approval", "approved"], {})).toMatchObject({
-      kind: "models-import", bundle: "b", id: "m", registry: "r", approval: "approved",
+      kind: "models-import",
+      bundle: "b",
+      id: "m",
+      registry: "r",
+      approval: "approved",
     });
     expect(() => parseCommand(["models", "import", "b", "--registry", "r"], {})).toThrow("models import needs --id ID");
     expect(() => parseCommand(["serve", "--device-id", "a b"], {})).toThrow("Option --device-id must be 1-64 characters");
@@ -134,7 +162,7 @@ describe("resolveAuthToken()", () => {
     expect(resolveAuthToken(undefined, env)).toBe("coh");
     expect(resolveAuthToken("   ", env)).toBe("coh");
     expect(resolveAuthToken("", { COH_AUTH_TOKEN: "  ", COHSH_AUTH_TOKEN: " cohsh " })).toBe("cohsh");
-    expect(resolveAuthToken(undefined, { COH_AUTH_TOKEN: "\t" , COHSH_AUTH_TOKEN: "" })).toBe("changeme");
+    expect(resolveAuthToken(undefined, { COH_AUTH_TOKEN: "\t", COHSH_AUTH_TOKEN: "" })).toBe("changeme");
     expect(resolveAuthToken(undefined, {})).toBe("changeme");
   });
 });
@@ -160,8 +188,13 @@ describe("the flag tables and the help generated from them", () => {
     const c = parseCommand(["--publish"], {});
     const o = c.kind === "bridge" ? c.options : undefined;
     expect(o).toMatchObject({
-      tcpHost: DEFAULTS.tcpHost, tcpPort: DEFAULTS.tcpPort, ackTimeoutMs: DEFAULTS.ackTimeoutMs, maxStreamsPerGpu: DEFAULTS.maxStreamsPerGpu,
-      spoolMaxBytes: DEFAULTS.spoolMaxMb * 1024 * 1024, queenSegmentBytes: DEFAULTS.queenSegmentKb * 1024, logLevel: DEFAULTS.logLevel,
+      tcpHost: DEFAULTS.tcpHost,
+      tcpPort: DEFAULTS.tcpPort,
+      ackTimeoutMs: DEFAULTS.ackTimeoutMs,
+      maxStreamsPerGpu: DEFAULTS.maxStreamsPerGpu,
+      spoolMaxBytes: DEFAULTS.spoolMaxMb * 1024 * 1024,
+      queenSegmentBytes: DEFAULTS.queenSegmentKb * 1024,
+      logLevel: DEFAULTS.logLevel,
     });
     expect(USAGE).toContain(`console port (default ${DEFAULTS.tcpPort})`);
     expect(USAGE).toContain(`each console ack (default ${DEFAULTS.ackTimeoutMs})`);
@@ -173,17 +206,31 @@ describe("cdi", () => {
   test("generate applies the defaults from defaults.ts; an --output ending in .yaml picks yaml", async () => {
     const { DEFAULTS } = await import("../../src/cli/defaults.ts");
     expect(parseCommand(["cdi", "generate"], {})).toEqual({
-      kind: "cdi-generate", backend: DEFAULTS.backend, sysRoot: DEFAULTS.sysRoot, devRoot: DEFAULTS.cdiRoot, driverRoot: DEFAULTS.cdiRoot,
-      csvDir: undefined, hookPath: undefined, cdiKind: undefined, format: DEFAULTS.cdiFormat, output: undefined,
+      kind: "cdi-generate",
+      backend: DEFAULTS.backend,
+      sysRoot: DEFAULTS.sysRoot,
+      devRoot: DEFAULTS.cdiRoot,
+      driverRoot: DEFAULTS.cdiRoot,
+      csvDir: undefined,
+      hookPath: undefined,
+      cdiKind: undefined,
+      format: DEFAULTS.cdiFormat,
+      output: undefined,
     });
     expect(parseCommand(["cdi", "generate", "--output", "/etc/cdi/nvidia.yaml"], {})).toMatchObject({ format: "yaml" });
     expect(parseCommand(["cdi", "generate", "--mock"], {})).toMatchObject({ backend: "mock" });
-    expect(() => parseCommand(["cdi", "generate", "--mock", "--backend", "nvml"], {})).toThrow("Option --mock conflicts with --backend nvml");
+    expect(() => parseCommand(["cdi", "generate", "--mock", "--backend", "nvml"], {})).toThrow(
+      "Option --mock conflicts with --backend nvml",
+    );
   });
 
   test("apply and list take --spec-dir more than once, in order", () => {
     expect(parseCommand(["cdi", "apply", "--spec-dir", "/a", "--spec-dir=/b", "x.com/y=0"], {})).toEqual({
-      kind: "cdi-apply", specDirs: ["/a", "/b"], input: "-", output: undefined, devices: ["x.com/y=0"],
+      kind: "cdi-apply",
+      specDirs: ["/a", "/b"],
+      input: "-",
+      output: undefined,
+      devices: ["x.com/y=0"],
     });
     expect(parseCommand(["cdi", "list"], {})).toEqual({ kind: "cdi-list", specDirs: undefined });
     expect(() => parseCommand(["cdi", "list", "--spec-dir"], {})).toThrow("Option --spec-dir needs a value");
@@ -202,7 +249,9 @@ describe("cdi", () => {
     const tables = cdiFlags();
     for (const sub of ["generate", "validate", "apply", "list"] as const) {
       expect(Object.keys(CDI_HELP[sub]).sort()).toEqual(Object.keys(tables[sub]).sort());
-      for (const flag of Object.keys(tables[sub]).filter((f) => f !== "help")) expect(CDI_USAGE).toMatch(new RegExp(`^      --${flag}\\b`, "m"));
+      for (const flag of Object.keys(tables[sub]).filter((f) => f !== "help")) {
+        expect(CDI_USAGE).toMatch(new RegExp(`^      --${flag}\\b`, "m"));
+      }
     }
     for (const d of [DEFAULTS.cdiKind, DEFAULTS.cdiHookPath, DEFAULTS.cdiCsvDir, ...DEFAULTS.cdiSpecDirs]) expect(CDI_USAGE).toContain(d);
   });

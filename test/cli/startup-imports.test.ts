@@ -33,7 +33,9 @@ function staticGraph(entry: string): Set<string> {
 test("the static import graph of src/main.ts loads no HTTP, CBOR, FFI, socket, fs or crypto code", () => {
   const graph = [...staticGraph(join(REPO, "src", "main.ts"))];
   expect(graph).toContain(join(REPO, "src", "commands", "bridge.ts")); // --list's own command is on it
-  const heavy = graph.filter((m) => /hono|cbor|bun:ffi|node:fs|node:crypto|\/ffi\/|\/runtime\/(bun|deno)\.ts$|\/console\/session\.ts$|\/api\//.test(m));
+  const heavy = graph.filter((m) =>
+    /hono|cbor|bun:ffi|node:fs|node:crypto|\/ffi\/|\/runtime\/(bun|deno)\.ts$|\/console\/session\.ts$|\/api\//.test(m)
+  );
   expect(heavy).toEqual([]);
   expect(graph.length).toBeGreaterThan(5); // the walker really followed imports
 });
@@ -136,7 +138,9 @@ test("imports only go down the layers", () => {
   const upward: string[] = [];
   for (const [from, tos] of folderEdges(files)) {
     for (const [to, where] of tos) {
-      if ((LAYERS[to] ?? Infinity) > (LAYERS[from] ?? -Infinity)) upward.push(`${where} imports ${to} (layer ${LAYERS[to]}) from ${from} (layer ${LAYERS[from]})`);
+      if ((LAYERS[to] ?? Infinity) > (LAYERS[from] ?? -Infinity)) {
+        upward.push(`${where} imports ${to} (layer ${LAYERS[to]}) from ${from} (layer ${LAYERS[from]})`);
+      }
     }
   }
   expect(upward).toEqual([]);

@@ -27,7 +27,7 @@ async function run(...args: string[]): Promise<string> {
   const command = parseCommand(["console", ...args, "--tcp-port", String(mock.port), "--auth-token", "tok"], {});
   if (command.kind !== "console") throw new Error(`parsed as ${command.kind}`);
   let out = "";
-  const io = { stdout: (s: string) => Promise.resolve((out += s)), stdin: () => Promise.resolve(""), logger: () => memoryLogger().log };
+  const io = { stdout: (s: string) => Promise.resolve(out += s), stdin: () => Promise.resolve(""), logger: () => memoryLogger().log };
   expect(await runConsole(command, io, runtime.connect)).toBe(0);
   return out;
 }
@@ -38,7 +38,9 @@ describe("gpu-bridge-host console", () => {
     const spawn = '{"spawn":"gpu","lease":{"gpu_id":"GPU-1","mem_mb":512,"streams":1,"ttl_s":60}}';
     expect(await run("echo", "/queen/ctl", spawn)).toBe(`OK ECHO path=/queen/ctl bytes=${spawn.length}\n`);
     expect(JSON.parse(await run("cat", "/gpu/GPU-1/lease"))).toMatchObject({ state: "ACTIVE", worker_id: "worker-1", mem_mb: 512 });
-    expect(await run("echo", "/gpu/GPU-1/ctl", "RELEASE", "worker-1", "done", "--role", "worker-gpu", "--ticket", "t-1")).toStartWith("OK ECHO");
+    expect(await run("echo", "/gpu/GPU-1/ctl", "RELEASE", "worker-1", "done", "--role", "worker-gpu", "--ticket", "t-1")).toStartWith(
+      "OK ECHO",
+    );
     expect(await run("cat", "/gpu/GPU-1/ctl")).toBe("LEASE GPU-1\nRELEASE worker-1 done\n");
   });
 

@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { MOCK_GPUS } from "../../src/inventory/mock.ts";
-import { type MockConsole, memoryMockConsole, startMockConsole } from "../../mock/console/server.ts";
+import { memoryMockConsole, type MockConsole, startMockConsole } from "../../mock/console/server.ts";
 import type { ConsoleState } from "../../mock/console/core.ts";
 import { Publisher, type PublisherOptions } from "../../src/console/publisher.ts";
 import { builtinCatalog } from "../../src/models/catalog.ts";
@@ -98,7 +98,13 @@ describe("Publisher on a fake clock", () => {
     expect(state().publishes).toBe(0);
     await clock.run(1);
     expect(state().publishes).toBe(1);
-    expect(lines.some((l) => l.includes("Console refused ECHO: reason=quota detail=throttled delay_ms=300; retrying the publish in 300 ms (as the console asked)"))).toBe(true);
+    expect(
+      lines.some((l) =>
+        l.includes(
+          "Console refused ECHO: reason=quota detail=throttled delay_ms=300; retrying the publish in 300 ms (as the console asked)",
+        )
+      ),
+    ).toBe(true);
     expect(state().connections).toBe(1); // the refusal did not cost the connection
   });
 
@@ -231,7 +237,12 @@ describe("Publisher over real sockets", () => {
   });
 
   test("survives a console restart and republishes to the new one", async () => {
-    const { publisher: p, lines } = start({ connect: runtime.connect, target: { host: "127.0.0.1", port: mock.port, token: "tok", ticket: "" }, clock: undefined, backoff: { baseMs: 20, capMs: 200 } });
+    const { publisher: p, lines } = start({
+      connect: runtime.connect,
+      target: { host: "127.0.0.1", port: mock.port, token: "tok", ticket: "" },
+      clock: undefined,
+      backoff: { baseMs: 20, capMs: 200 },
+    });
     await until(() => mock.state.publishes === 1);
     const port = mock.port;
     await mock.close();
@@ -243,7 +254,12 @@ describe("Publisher over real sockets", () => {
 
   test("stop() abandons a publish stuck on a real socket promptly", async () => {
     mock.state.faults.ackDelayMs = 5000;
-    const { publisher: p } = start({ connect: runtime.connect, target: { host: "127.0.0.1", port: mock.port, token: "tok", ticket: "" }, clock: undefined, ackTimeoutMs: 10_000 });
+    const { publisher: p } = start({
+      connect: runtime.connect,
+      target: { host: "127.0.0.1", port: mock.port, token: "tok", ticket: "" },
+      clock: undefined,
+      ackTimeoutMs: 10_000,
+    });
     await until(() => mock.state.linesReceived.length >= 1);
     await p.stop();
     expect(p.stats.state).toBe("stopped");

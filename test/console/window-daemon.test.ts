@@ -129,7 +129,18 @@ describe("--window reaches the daemon's console session", () => {
     test(`serve --publish --window ${window}: a slow console never has more than ${window} lines unanswered, and does reach ${window}`, async () => {
       mock.state.faults.latencyMs = 0;
       mock.state.faults.ackDelayMs = 5; // answers one line at a time, so the queue shows the window
-      const c = parseCommand(["serve", "--mock", "--publish", "--no-api", "--tcp-port", String(mock.port), "--auth-token", "w", "--window", String(window)], {});
+      const c = parseCommand([
+        "serve",
+        "--mock",
+        "--publish",
+        "--no-api",
+        "--tcp-port",
+        String(mock.port),
+        "--auth-token",
+        "w",
+        "--window",
+        String(window),
+      ], {});
       if (c.kind !== "serve") throw new Error("expected serve");
       const bridge = await createBridge(c.options, { runtime, log: memoryLogger().log, backend: mockBackend() }, { noJournal: true });
       try {

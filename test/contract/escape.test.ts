@@ -32,7 +32,21 @@ describe("quote()", () => {
     // an astral pair and both halves of it alone.
     const pool = [
       ...Array.from({ length: 32 }, (_, i) => String.fromCharCode(i)),
-      '"', "\\", "/", "a", "Z", " ", "\u007f", "\u0080", "é", "\u2028", "\u2029", "\ufeff", "🚀", "\ud83d", "\ude80",
+      '"',
+      "\\",
+      "/",
+      "a",
+      "Z",
+      " ",
+      "\u007f",
+      "\u0080",
+      "é",
+      "\u2028",
+      "\u2029",
+      "\ufeff",
+      "🚀",
+      "\ud83d",
+      "\ude80",
     ];
     let seed = 12345;
     const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648);

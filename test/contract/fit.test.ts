@@ -17,7 +17,14 @@ const idle: Runner = { run: () => new Promise(() => {}) };
 describe("log caps over a long run", () => {
   test("1,500 grant/release cycles on one GPU keep every log within the VM's caps and the snapshot publishable", () => {
     const clock = new FakeClock();
-    const host = new HostState({ gpus: () => MOCK_GPUS, runner: idle, runnerKind: "cpu", log: memoryLogger().log, onChange: () => {}, clock });
+    const host = new HostState({
+      gpus: () => MOCK_GPUS,
+      runner: idle,
+      runnerKind: "cpu",
+      log: memoryLogger().log,
+      onChange: () => {},
+      clock,
+    });
     for (let i = 0; i < 1500; i++) {
       host.control("GPU-0", `LEASE worker-${i} mem=1024 streams=1 priority=${i % 256}`);
       host.control("GPU-0", `RELEASE worker-${i} done`);
@@ -56,7 +63,10 @@ describe("fitNamespace()", () => {
   });
 
   test("5,000 models: publishes what fits, keeps the active one, and names every model left out", () => {
-    const models = Array.from({ length: 5000 }, (_, i) => ({ model_id: `m-${String(i).padStart(4, "0")}`, manifest_toml: `name = "m${i}"\n`.repeat(8) }));
+    const models = Array.from(
+      { length: 5000 },
+      (_, i) => ({ model_id: `m-${String(i).padStart(4, "0")}`, manifest_toml: `name = "m${i}"\n`.repeat(8) }),
+    );
     const ns = buildNamespace(MOCK_GPUS, { source: "registry", active: "m-4999", models });
     const fitted = fitNamespace(ns);
     expect(utf8(renderSnapshot(fitted.ns))).toBeLessThanOrEqual(LIMITS.snapshotBytes);

@@ -121,16 +121,31 @@ Deno.test("sysfs readers and PCI ids behave the same on Deno", () => {
 
 Deno.test("the API and a real job in a Deno child process, on Deno", async () => {
   const log = createLogger({ level: "error", write: () => {} });
-  const host = new HostState({ gpus: () => MOCK_GPUS, runner: new ProcessRunner(denoRuntime()), runnerKind: "cpu", log, onChange: () => {} });
+  const host = new HostState({
+    gpus: () => MOCK_GPUS,
+    runner: new ProcessRunner(denoRuntime()),
+    runnerKind: "cpu",
+    log,
+    onChange: () => {},
+  });
   const app = createApp({
     token: "deno-token",
     log,
-    bridge: bridgeFacade({ version: "test", hostname: "h", gpus: () => MOCK_GPUS, stats: () => Promise.resolve(mockStats()), host, models: { catalog: builtinCatalog } }),
+    bridge: bridgeFacade({
+      version: "test",
+      hostname: "h",
+      gpus: () => MOCK_GPUS,
+      stats: () => Promise.resolve(mockStats()),
+      host,
+      models: { catalog: builtinCatalog },
+    }),
   });
   const auth = { Authorization: "Bearer deno-token", "content-type": "application/json" };
   try {
     const lease = await (await app.request("/v1/leases", {
-      method: "POST", headers: auth, body: JSON.stringify({ gpu_id: "GPU-0", worker_id: "d", mem_mb: 64, streams: 1, ttl_s: 60 }),
+      method: "POST",
+      headers: auth,
+      body: JSON.stringify({ gpu_id: "GPU-0", worker_id: "d", mem_mb: 64, streams: 1, ttl_s: 60 }),
     })).json() as { id: string };
     // The operands, as Cohesix sends them: little-endian f32, a (1..256) then b (all 0.5).
     const values = new Float32Array(512).map((_, i) => (i < 256 ? i + 1 : 0.5));
@@ -139,8 +154,15 @@ Deno.test("the API and a real job in a Deno child process, on Deno", async () =>
       method: "POST",
       headers: auth,
       body: JSON.stringify({
-        job: "deno-job", kernel: "vadd", grid: [1, 1, 1], block: [1, 1, 1], bytes_hash: `sha256:${sha256Hex(operands)}`,
-        inputs: ["/bundles/vadd.ptx"], outputs: ["/worker/d/result"], timeout_ms: 30_000, payload_b64: encodeBase64(operands),
+        job: "deno-job",
+        kernel: "vadd",
+        grid: [1, 1, 1],
+        block: [1, 1, 1],
+        bytes_hash: `sha256:${sha256Hex(operands)}`,
+        inputs: ["/bundles/vadd.ptx"],
+        outputs: ["/worker/d/result"],
+        timeout_ms: 30_000,
+        payload_b64: encodeBase64(operands),
       }),
     });
     strictEqual(submitted.status, 202);

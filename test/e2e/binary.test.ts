@@ -25,8 +25,21 @@ afterAll(async () => {
 
 test.skipIf(!existsSync(BIN))("the compiled binary serves the API, runs a job and mirrors it into the VM (needs make build)", async () => {
   const bridge = spawnBridge(
-    ["serve", "--mock", "--publish", "--interval-ms", "60000", "--tcp-port", String(mock.port), "--auth-token", "console-token",
-      "--listen", "127.0.0.1:0", "--state-dir", state.path],
+    [
+      "serve",
+      "--mock",
+      "--publish",
+      "--interval-ms",
+      "60000",
+      "--tcp-port",
+      String(mock.port),
+      "--auth-token",
+      "console-token",
+      "--listen",
+      "127.0.0.1:0",
+      "--state-dir",
+      state.path,
+    ],
     [BIN],
   );
   const proc = bridge.proc;
@@ -53,8 +66,15 @@ test.skipIf(!existsSync(BIN))("the compiled binary serves the API, runs a job an
       method: "POST",
       headers: auth,
       body: JSON.stringify({
-        job: "e2e-matmul", kernel: "matmul", grid: [1, 1, 1], block: [1, 1, 1], bytes_hash: `sha256:${sha256Hex(operands)}`,
-        inputs: ["/bundles/matmul.ptx"], outputs: ["/worker/e2e/result"], timeout_ms: 20_000, payload_b64: operands.toString("base64"),
+        job: "e2e-matmul",
+        kernel: "matmul",
+        grid: [1, 1, 1],
+        block: [1, 1, 1],
+        bytes_hash: `sha256:${sha256Hex(operands)}`,
+        inputs: ["/bundles/matmul.ptx"],
+        outputs: ["/worker/e2e/result"],
+        timeout_ms: 20_000,
+        payload_b64: operands.toString("base64"),
       }),
     });
     expect(jobRes.status).toBe(202);
@@ -67,7 +87,11 @@ test.skipIf(!existsSync(BIN))("the compiled binary serves the API, runs a job an
     const result = new Float32Array(await (await fetch(`${base}/v1/jobs/e2e-matmul/result`)).arrayBuffer());
     expect([...result]).toEqual([19, 22, 43, 50]);
 
-    await until(() => mock.state.read("/gpu/GPU-0/status")?.includes('"job":"e2e-matmul","state":"OK"') === true, 5000, "the status in the VM");
+    await until(
+      () => mock.state.read("/gpu/GPU-0/status")?.includes('"job":"e2e-matmul","state":"OK"') === true,
+      5000,
+      "the status in the VM",
+    );
     expect(mock.state.read("/gpu/GPU-0/ctl")).toBe("LEASE GPU-0\nLEASE e2e mem=2048 streams=1 priority=7\n");
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toContain('gpu_bridge_jobs{state="OK"} 1');

@@ -11,7 +11,10 @@ test.skipIf(!existsSync(BIN))("a .env in the working directory does not set the 
   try {
     writeFileSync(join(dir.path, ".env"), "GPU_BRIDGE_API_TOKEN=planted-by-a-dotenv-file-0123\n");
     const proc = Bun.spawn([BIN, "serve", "--mock", "--listen", "127.0.0.1:0", "--state-dir", join(dir.path, "state")], {
-      cwd: dir.path, stderr: "pipe", stdout: "ignore", env: { PATH: process.env.PATH ?? "" },
+      cwd: dir.path,
+      stderr: "pipe",
+      stdout: "ignore",
+      env: { PATH: process.env.PATH ?? "" },
     });
     let text = "";
     const reader = (proc.stderr as ReadableStream<Uint8Array>).getReader();

@@ -28,7 +28,11 @@ test.skipIf(!existsSync(BIN))("the compiled binary seals and verifies a shard wi
       body: JSON.stringify({ gpu_id: "GPU-1", worker_id: "e2e-vram", mem_mb: 64, streams: 1, ttl_s: 120, priority: 1 }),
     })).json() as { id: string };
     const data = pattern(5_000_000);
-    const sealed = await fetch(`${base}/v1/leases/${lease.id}/shards?shard_id=e2e-0`, { method: "POST", headers: { ...auth, "content-type": "application/octet-stream" }, body: data });
+    const sealed = await fetch(`${base}/v1/leases/${lease.id}/shards?shard_id=e2e-0`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/octet-stream" },
+      body: data,
+    });
     expect(sealed.status).toBe(201);
     expect(await sealed.json()).toMatchObject({ shard_id: "e2e-0", gpu_id: "GPU-1", digest: sha256Hex(data), backend: "host-memory" });
     const verified = await (await fetch(`${base}/v1/shards/e2e-0/verify`, { method: "POST", headers: auth })).json();

@@ -92,15 +92,28 @@ describe("C strings in the façades", () => {
 describe("NVML's optional symbols", () => {
   test("are bound with one more open when all are present, and every handle is closed", () => {
     const all: Record<string, NativeFn> = { ...nvmlBase };
-    for (const n of [
-      "nvmlSystemGetCudaDriverVersion_v2", "nvmlSystemGetCudaDriverVersion", "nvmlDeviceGetMemoryInfo_v2",
-      "nvmlDeviceGetUtilizationRates", "nvmlDeviceGetTemperature", "nvmlDeviceGetPowerUsage",
-      "nvmlDeviceGetEnforcedPowerLimit", "nvmlDeviceGetTotalEnergyConsumption", "nvmlDeviceGetClockInfo",
-      "nvmlDeviceGetCudaComputeCapability", "nvmlDeviceGetMigMode", "nvmlDeviceGetComputeRunningProcesses_v3",
-      // CDI's (minor numbers and MIG devices)
-      "nvmlDeviceGetMinorNumber", "nvmlDeviceGetMaxMigDeviceCount", "nvmlDeviceGetMigDeviceHandleByIndex",
-      "nvmlDeviceGetGpuInstanceId", "nvmlDeviceGetComputeInstanceId",
-    ]) all[n] = () => 0;
+    for (
+      const n of [
+        "nvmlSystemGetCudaDriverVersion_v2",
+        "nvmlSystemGetCudaDriverVersion",
+        "nvmlDeviceGetMemoryInfo_v2",
+        "nvmlDeviceGetUtilizationRates",
+        "nvmlDeviceGetTemperature",
+        "nvmlDeviceGetPowerUsage",
+        "nvmlDeviceGetEnforcedPowerLimit",
+        "nvmlDeviceGetTotalEnergyConsumption",
+        "nvmlDeviceGetClockInfo",
+        "nvmlDeviceGetCudaComputeCapability",
+        "nvmlDeviceGetMigMode",
+        "nvmlDeviceGetComputeRunningProcesses_v3",
+        // CDI's (minor numbers and MIG devices)
+        "nvmlDeviceGetMinorNumber",
+        "nvmlDeviceGetMaxMigDeviceCount",
+        "nvmlDeviceGetMigDeviceHandleByIndex",
+        "nvmlDeviceGetGpuInstanceId",
+        "nvmlDeviceGetComputeInstanceId",
+      ]
+    ) all[n] = () => 0;
     const { adapter, opened, closes } = fakeAdapter(all);
     const nvml = Nvml.open(adapter, ["libnvidia-ml.so.1"]);
     expect(opened.length).toBe(2); // the required table, then every optional symbol at once

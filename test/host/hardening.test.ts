@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { MOCK_GPUS } from "../../src/inventory/mock.ts";
 import { HostState, JobError } from "../../src/host/state.ts";
-import type { RunOutcome, RunRequest, Runner } from "../../src/job/runner.ts";
+import type { Runner, RunOutcome, RunRequest } from "../../src/job/runner.ts";
 import { sha256Hex } from "../../src/util/sha256.ts";
 import { leaseRecord } from "../../src/lease/records.ts";
 import { LIMITS } from "../../src/contract/limits.ts";
@@ -17,8 +17,17 @@ afterEach(() => {
   host?.close();
   for (const c of cleanups.splice(0)) c();
 });
-const make = (o: Partial<ConstructorParameters<typeof HostState>[0]> = {}) =>
-  (host = new HostState({ gpus: () => MOCK_GPUS, runner: idle, runnerKind: "cpu", log: memoryLogger().log, onChange: () => {}, clock: new FakeClock(), ...o }));
+const make = (
+  o: Partial<ConstructorParameters<typeof HostState>[0]> = {},
+) => (host = new HostState({
+  gpus: () => MOCK_GPUS,
+  runner: idle,
+  runnerKind: "cpu",
+  log: memoryLogger().log,
+  onChange: () => {},
+  clock: new FakeClock(),
+  ...o,
+}));
 
 describe("F5: PRIORITY cannot grow a full lease log past the VM's cap", () => {
   test("a full lease log, then PRIORITY 255: the lease log stays within 1 KiB", () => {
@@ -61,8 +70,16 @@ class Gate implements Runner {
 /** Operands (payload_b64): `n` bytes, little-endian f32 `a` then `b`. */
 const payload = (n: number) => new Uint8Array(n).fill(7);
 const descriptor = (id: string, o: Record<string, unknown> = {}, bytes = payload(64)) => ({
-  job: id, kernel: "vadd", grid: [1, 1, 1], block: [64, 1, 1], bytes_hash: `sha256:${sha256Hex(bytes)}`,
-  inputs: [], outputs: [], timeout_ms: 60_000, payload_b64: Buffer.from(bytes).toString("base64"), ...o,
+  job: id,
+  kernel: "vadd",
+  grid: [1, 1, 1],
+  block: [64, 1, 1],
+  bytes_hash: `sha256:${sha256Hex(bytes)}`,
+  inputs: [],
+  outputs: [],
+  timeout_ms: 60_000,
+  payload_b64: Buffer.from(bytes).toString("base64"),
+  ...o,
 });
 /** The shipped vadd, staged as a bundle in a fresh directory. */
 function stagedVadd(): { dir: string; ptx: Uint8Array } {
@@ -74,8 +91,15 @@ function stagedVadd(): { dir: string; ptx: Uint8Array } {
 }
 /** The seed's form: no payload, bytes_hash over the staged kernel, operands sized by grid x block. */
 const seedDescriptor = (id: string, ptx: Uint8Array, o: Record<string, unknown> = {}) => ({
-  job: id, kernel: "vadd", grid: [1, 1, 1], block: [64, 1, 1], bytes_hash: `sha256:${sha256Hex(ptx)}`,
-  inputs: ["/bundles/vadd.ptx"], outputs: [], timeout_ms: 60_000, ...o,
+  job: id,
+  kernel: "vadd",
+  grid: [1, 1, 1],
+  block: [64, 1, 1],
+  bytes_hash: `sha256:${sha256Hex(ptx)}`,
+  inputs: ["/bundles/vadd.ptx"],
+  outputs: [],
+  timeout_ms: 60_000,
+  ...o,
 });
 
 describe("F8: a lease's mem_mb holds across its concurrent jobs", () => {

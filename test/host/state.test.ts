@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { MOCK_GPUS } from "../../src/inventory/mock.ts";
 import { HostState, JobError } from "../../src/host/state.ts";
 import type { KernelSummary } from "../../src/job/kernels.ts";
-import { ProcessRunner, type RunOutcome, type RunRequest, type Runner } from "../../src/job/runner.ts";
+import { ProcessRunner, type Runner, type RunOutcome, type RunRequest } from "../../src/job/runner.ts";
 import { LeaseJournal } from "../../src/lease/journal.ts";
 import { LeaseError } from "../../src/lease/types.ts";
 import type { NodeLogs } from "../../src/contract/namespace.ts";
@@ -21,7 +21,12 @@ class GateRunner implements Runner {
     return new Promise((resolve) => {
       const entry = {
         req,
-        finish: (o: RunOutcome = { ok: true, summary: { kernel: req.spec.kernel, size: 1, checksum: 0, max_abs_error: 0, verified: 1, duration_ms: 1 } as KernelSummary }) => {
+        finish: (
+          o: RunOutcome = {
+            ok: true,
+            summary: { kernel: req.spec.kernel, size: 1, checksum: 0, max_abs_error: 0, verified: 1, duration_ms: 1 } as KernelSummary,
+          },
+        ) => {
           this.running.splice(this.running.indexOf(entry), 1);
           resolve(o);
         },
@@ -55,8 +60,15 @@ const seedJob = (id: string, bundle: string, kernel: "vadd" | "matmul", o: Recor
   const ptx = readFileSync(join(REPO, "src/job/ptx", `${kernel}.ptx`));
   writeFileSync(join(bundle, `${kernel}.ptx`), ptx);
   return {
-    job: id, kernel, grid: [1, 1, 1], block: [1, 1, 1], bytes_hash: `sha256:${sha256Hex(ptx)}`, inputs: [`/bundles/${kernel}.ptx`],
-    outputs: [], timeout_ms: 10_000, ...o,
+    job: id,
+    kernel,
+    grid: [1, 1, 1],
+    block: [1, 1, 1],
+    bytes_hash: `sha256:${sha256Hex(ptx)}`,
+    inputs: [`/bundles/${kernel}.ptx`],
+    outputs: [],
+    timeout_ms: 10_000,
+    ...o,
   };
 };
 

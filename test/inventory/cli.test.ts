@@ -26,7 +26,12 @@ test("--list without --mock lists the fake server's GPUs", async () => {
   const list = JSON.parse(r.stdout);
   expect(list.nodes.map((n: { id: string }) => n.id)).toEqual(["GPU-0", "GPU-1"]);
   expect(JSON.parse(list.nodes[1].info_payload)).toEqual({
-    id: "GPU-1", name: "NVIDIA H100 80GB HBM3", memory_mb: 81559, sm_count: 132, driver_version: "550.54.15", runtime_version: "12.4",
+    id: "GPU-1",
+    name: "NVIDIA H100 80GB HBM3",
+    memory_mb: 81559,
+    sm_count: 132,
+    driver_version: "550.54.15",
+    runtime_version: "12.4",
   });
 });
 
@@ -62,7 +67,18 @@ afterAll(() => mock.close());
 
 test("the daemon drops a vanished GPU from the next snapshot", async () => {
   scriptFakes({});
-  const c = parseCommand(["serve", "--backend", "nvml", "--publish", "--interval-ms", "50", "--tcp-port", String(mock.port), "--auth-token", "tok"], {});
+  const c = parseCommand([
+    "serve",
+    "--backend",
+    "nvml",
+    "--publish",
+    "--interval-ms",
+    "50",
+    "--tcp-port",
+    String(mock.port),
+    "--auth-token",
+    "tok",
+  ], {});
   if (c.kind !== "serve") throw new Error("expected serve");
   const { log } = memoryLogger();
   // The fakes are found through GPU_BRIDGE_*_LIB, which selectBackend reads from process.env.

@@ -100,14 +100,30 @@ describe("backend selection", () => {
     scriptFakes({ init_error: 9 });
     const root = tempDir("gbh-proc-");
     mkdirSync(join(root.path, "proc/driver/nvidia"), { recursive: true });
-    writeFileSync(join(root.path, "proc/driver/nvidia/version"),
-      "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 22:23:56 UTC 2024\n");
+    writeFileSync(
+      join(root.path, "proc/driver/nvidia/version"),
+      "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 22:23:56 UTC 2024\n",
+    );
     try {
       const { backend: b, lines } = open("auto", fakeEnv, root.path);
       expect(b.name).toBe("cuda");
       expect(await b.list()).toEqual([
-        { id: "GPU-0", name: "NVIDIA A100-SXM4-40GB", memory_mb: 40960, sm_count: 108, driver_version: "550.54.15", runtime_version: "12.4" },
-        { id: "GPU-1", name: "NVIDIA H100 80GB HBM3", memory_mb: 81559, sm_count: 132, driver_version: "550.54.15", runtime_version: "12.4" },
+        {
+          id: "GPU-0",
+          name: "NVIDIA A100-SXM4-40GB",
+          memory_mb: 40960,
+          sm_count: 108,
+          driver_version: "550.54.15",
+          runtime_version: "12.4",
+        },
+        {
+          id: "GPU-1",
+          name: "NVIDIA H100 80GB HBM3",
+          memory_mb: 81559,
+          sm_count: 132,
+          driver_version: "550.54.15",
+          runtime_version: "12.4",
+        },
       ]);
       expect(lines.some((l) => l.includes("Driver Not Loaded (NVML error 9)"))).toBe(true);
       expect((await b.stats())[1]).toMatchObject({ compute_capability: "9.0", utilization_gpu_pct: null, source: "cuda" });

@@ -27,7 +27,12 @@ describe("Jetson sysfs", () => {
   test("reads the fake Orin tree", () => {
     expect(findGpuDevfreq(ORIN_ROOT)).toBe("/sys/class/devfreq/17000000.gpu");
     expect(sampleJetsonGpu(ORIN_ROOT)).toEqual({
-      loadPct: 42.3, curHz: 918000000, minHz: 306000000, maxHz: 918000000, governor: "nvhost_podgov", temperatureC: 45.5,
+      loadPct: 42.3,
+      curHz: 918000000,
+      minHz: 306000000,
+      maxHz: 918000000,
+      governor: "nvhost_podgov",
+      temperatureC: 45.5,
     });
     expect(meminfo(ORIN_ROOT)).toEqual({ totalKb: 7620332, availableKb: 5120000 });
     expect(tegraRelease(ORIN_ROOT)).toBe("R36.3.0");
@@ -43,15 +48,24 @@ describe("Jetson sysfs", () => {
     writeFileSync(join(zone, "type"), "GPU-therm\n");
     writeFileSync(join(zone, "temp"), "-256000\n");
     expect(gpuThermalC(root.path)).toBeNull();
-    expect(sampleJetsonGpu(root.path)).toEqual({ loadPct: null, curHz: null, minHz: null, maxHz: null, governor: null, temperatureC: null });
+    expect(sampleJetsonGpu(root.path)).toEqual({
+      loadPct: null,
+      curHz: null,
+      minHz: null,
+      maxHz: null,
+      governor: null,
+      temperatureC: null,
+    });
     expect(meminfo(root.path)).toEqual({ totalKb: null, availableKb: null });
     expect(tegraRelease(root.path)).toBeNull();
   });
 
   test("reads the kernel module's version from /proc/driver/nvidia/version", () => {
     mkdirSync(join(root.path, "proc/driver/nvidia"), { recursive: true });
-    writeFileSync(join(root.path, "proc/driver/nvidia/version"),
-      "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  560.35.03  Release Build  (dvs-builder@U16)\n");
+    writeFileSync(
+      join(root.path, "proc/driver/nvidia/version"),
+      "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  560.35.03  Release Build  (dvs-builder@U16)\n",
+    );
     expect(nvidiaDriverVersion(root.path)).toBe("560.35.03");
   });
 });

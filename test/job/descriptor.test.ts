@@ -50,7 +50,11 @@ describe("validateJob()", () => {
     [{ grid: [1, 70000, 1] }, "grid.1", "grid.y is 70000, over the device's 65535"],
     [{ timeout_ms: 0 }, "timeout_ms", "timeout_ms must be a positive integer"],
     [{ timeout_ms: 1.5 }, "timeout_ms", "timeout_ms must be a positive integer"],
-    [{ inputs: ["/etc/passwd"] }, "inputs.0", 'inputs[0] must be /bundles/<path> (a staged bundle) or relative to the bundle directory, got "/etc/passwd"'],
+    [
+      { inputs: ["/etc/passwd"] },
+      "inputs.0",
+      'inputs[0] must be /bundles/<path> (a staged bundle) or relative to the bundle directory, got "/etc/passwd"',
+    ],
     [{ inputs: ["/bundles/../x"] }, "inputs.0", `inputs[0] must not contain '..', got "/bundles/../x"`],
     [{ outputs: ["a\0b"] }, "outputs.0", "outputs[0] must not contain NUL"],
     [{ inputs: ["x".repeat(97)] }, "inputs.0", "inputs entries must be at most 96 bytes"],
@@ -61,7 +65,15 @@ describe("validateJob()", () => {
   });
 
   test("names every missing field and refuses non-objects", () => {
-    expect(problems({ job: "j" }).map((p) => p.field)).toEqual(["kernel", "grid", "block", "bytes_hash", "inputs", "outputs", "timeout_ms"]);
+    expect(problems({ job: "j" }).map((p) => p.field)).toEqual([
+      "kernel",
+      "grid",
+      "block",
+      "bytes_hash",
+      "inputs",
+      "outputs",
+      "timeout_ms",
+    ]);
     expect(problems([1, 2])).toEqual([{ field: "(descriptor)", message: "the job descriptor must be a JSON object" }]);
   });
 
@@ -69,10 +81,14 @@ describe("validateJob()", () => {
     expect(validateJob({ ...good(), outputs: ["/shard/3f/worker/worker-1/result"] }).ok).toBe(true);
     const odd = f32(1, 2, 3);
     expect(problems({ ...good(), payload_b64: odd.toString("base64"), bytes_hash: `sha256:${sha256Hex(odd)}` })[0]).toEqual({
-      field: "payload_b64", message: "payload_b64 must hold a then b, two equal halves of little-endian f32 (vadd), got 12 bytes",
+      field: "payload_b64",
+      message: "payload_b64 must hold a then b, two equal halves of little-endian f32 (vadd), got 12 bytes",
     });
     const notSquare = f32(1, 2, 3, 4, 5, 6); // 3 + 3 floats: not two n x n matrices
-    expect(problems({ ...good(), kernel: "matmul", payload_b64: notSquare.toString("base64"), bytes_hash: `sha256:${sha256Hex(notSquare)}` })[0]!.message)
+    expect(
+      problems({ ...good(), kernel: "matmul", payload_b64: notSquare.toString("base64"), bytes_hash: `sha256:${sha256Hex(notSquare)}` })[0]!
+        .message,
+    )
       .toBe("payload_b64 must hold a then b, two square n×n matrices of little-endian f32 (matmul), got 24 bytes");
   });
 
@@ -100,10 +116,15 @@ describe("validateJob()", () => {
 
     test("checks bytes_hash against the staged file under the bundle directory; /bundles/<path> maps into it", () => {
       expect(validateJob(staged("kernels/vadd.ptx"), { bundleDir: bundle.path }).ok).toBe(true);
-      const seed = validateJob({ ...staged("/bundles/kernels/vadd.ptx"), bytes_hash: `sha256:${sha256Hex(ptx)}` }, { bundleDir: bundle.path });
+      const seed = validateJob({ ...staged("/bundles/kernels/vadd.ptx"), bytes_hash: `sha256:${sha256Hex(ptx)}` }, {
+        bundleDir: bundle.path,
+      });
       expect(seed.ok && seed.job.operands === null && Buffer.from(seed.job.ptx!).equals(ptx)).toBe(true);
       writeFileSync(join(bundle.path, "kernels", "other.ptx"), "x");
-      expect(problems(staged("kernels/other.ptx"), { bundleDir: bundle.path })[0]).toEqual({ field: "bytes_hash", message: "payload hash mismatch" });
+      expect(problems(staged("kernels/other.ptx"), { bundleDir: bundle.path })[0]).toEqual({
+        field: "bytes_hash",
+        message: "payload hash mismatch",
+      });
     });
 
     test("refuses a symlink that leads out of the bundle directory", () => {

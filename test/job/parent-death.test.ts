@@ -51,14 +51,22 @@ for (const signal of ["SIGKILL", "SIGTERM"] as const) {
     const base = `http://127.0.0.1:${port}`;
     const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
     const lease = await fetch(`${base}/v1/leases`, {
-      method: "POST", headers,
+      method: "POST",
+      headers,
       body: JSON.stringify({ gpu_id: "GPU-0", worker_id: "w", mem_mb: 256, streams: 1, ttl_s: 300, priority: 1 }),
     }).then((r) => r.json()) as { id: string };
     const res = await fetch(`${base}/v1/leases/${lease.id}/jobs`, {
-      method: "POST", headers,
+      method: "POST",
+      headers,
       body: JSON.stringify({
-        job: "slow", kernel: "matmul", grid: [12, 1, 1], block: [256, 1, 1], bytes_hash: `sha256:${sha256Hex(ptx)}`,
-        inputs: ["/bundles/matmul.ptx"], outputs: [], timeout_ms: 600_000,
+        job: "slow",
+        kernel: "matmul",
+        grid: [12, 1, 1],
+        block: [256, 1, 1],
+        bytes_hash: `sha256:${sha256Hex(ptx)}`,
+        inputs: ["/bundles/matmul.ptx"],
+        outputs: [],
+        timeout_ms: 600_000,
       }),
     });
     expect(res.status).toBe(202);

@@ -17,8 +17,17 @@ afterEach(() => dir.cleanup());
 
 const NOW = 1_700_000_000_000;
 const lease = (id: string, o: Record<string, unknown> = {}) => ({
-  id, gpu_id: "GPU-0", worker_id: `w-${id}`, mem_mb: 1024, streams: 1, ttl_s: 120, priority: 1, state: "ACTIVE",
-  granted_at: NOW, expires_at: NOW + 120_000, ...o,
+  id,
+  gpu_id: "GPU-0",
+  worker_id: `w-${id}`,
+  mem_mb: 1024,
+  streams: 1,
+  ttl_s: 120,
+  priority: 1,
+  state: "ACTIVE",
+  granted_at: NOW,
+  expires_at: NOW + 120_000,
+  ...o,
 });
 const grant = (l: unknown) => JSON.stringify({ op: "grant", lease: l });
 
@@ -88,7 +97,11 @@ describe("F11: deadlines past 2^31-1 ms and a clock far behind", () => {
     const clock = new FakeClock(NOW);
     let offset = 0;
     const seen: number[] = [];
-    const spy = { now: () => clock.now() + offset, setTimer: (ms: number, f: () => void) => (seen.push(ms), clock.setTimer(ms, f)), clearTimer: clock.clearTimer };
+    const spy = {
+      now: () => clock.now() + offset,
+      setTimer: (ms: number, f: () => void) => (seen.push(ms), clock.setTimer(ms, f)),
+      clearTimer: clock.clearTimer,
+    };
     const m = new LeaseManager({ gpus: () => [{ id: "G", memory_mb: 10 }], clock: spy });
     const l = m.grant({ gpu_id: "G", worker_id: "w", mem_mb: 1, streams: 1, ttl_s: 7 * 86400, priority: 0 });
     offset = -30 * 86_400_000; // NTP corrects a clock that ran 30 days fast
@@ -121,7 +134,15 @@ describe("F6: a FIFO in the state directory", () => {
     const path = join(dir.path, "leases.jsonl");
     expect(spawnSync("mkfifo", [path]).status).toBe(0);
     const m = memoryLogger();
-    const host = new HostState({ gpus: () => MOCK_GPUS, runner: idle, runnerKind: "cpu", log: m.log, onChange: () => {}, clock: new FakeClock(NOW), journal: new LeaseJournal(path) });
+    const host = new HostState({
+      gpus: () => MOCK_GPUS,
+      runner: idle,
+      runnerKind: "cpu",
+      log: m.log,
+      onChange: () => {},
+      clock: new FakeClock(NOW),
+      journal: new LeaseJournal(path),
+    });
     host.restore();
     expect(m.lines.join("")).toContain("cannot read the journal");
     expect(statSync(path).isFile()).toBe(true); // compacted into a regular file

@@ -5,7 +5,16 @@ import { ctlLeaseLine, leaseRecord, statusLine } from "../../src/lease/records.t
 import type { Lease } from "../../src/lease/types.ts";
 
 const lease = (id: string, worker = "worker-1"): Lease => ({
-  id, gpu_id: "GPU-0", worker_id: worker, mem_mb: 4096, streams: 2, ttl_s: 120, priority: 5, state: "ACTIVE", granted_at: 0, expires_at: 0,
+  id,
+  gpu_id: "GPU-0",
+  worker_id: worker,
+  mem_mb: 4096,
+  streams: 2,
+  ttl_s: 120,
+  priority: 5,
+  state: "ACTIVE",
+  granted_at: 0,
+  expires_at: 0,
 });
 
 describe("records", () => {
@@ -14,7 +23,7 @@ describe("records", () => {
       '{"schema":"gpu-lease/v1","state":"ACTIVE","gpu_id":"GPU-0","worker_id":"worker-1","mem_mb":4096,"streams":2,"ttl_s":120,"priority":5}',
     );
     expect(ctlLeaseLine(lease("a"))).toBe("LEASE worker-1 mem=4096 streams=2 priority=5");
-    expect(statusLine("j\"1", "ERR", "TIMEOUT\n")).toBe('{"job":"j\\"1","state":"ERR","detail":"TIMEOUT\\n"}');
+    expect(statusLine('j"1', "ERR", "TIMEOUT\n")).toBe('{"job":"j\\"1","state":"ERR","detail":"TIMEOUT\\n"}');
   });
 });
 
@@ -68,7 +77,12 @@ describe("GpuLogs", () => {
 describe("parseControl()", () => {
   test("reads the four verbs", () => {
     expect(parseControl("LEASE worker-1 mem=4096 streams=2 priority=5\n")).toEqual({
-      verb: "LEASE", worker: "worker-1", mem: 4096, streams: 2, priority: 5, ttl: 120,
+      verb: "LEASE",
+      worker: "worker-1",
+      mem: 4096,
+      streams: 2,
+      priority: 5,
+      ttl: 120,
     });
     expect(parseControl("LEASE w mem=1 streams=1 priority=0 ttl=30")).toMatchObject({ ttl: 30 });
     expect(parseControl("RELEASE worker-1 job done")).toEqual({ verb: "RELEASE", worker: "worker-1", reason: "job done" });

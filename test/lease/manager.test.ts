@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, test } from "bun:test";
 import { LeaseManager } from "../../src/lease/manager.ts";
-import { type LeaseEvent, LeaseError, type LeaseRequest } from "../../src/lease/types.ts";
+import { LeaseError, type LeaseEvent, type LeaseRequest } from "../../src/lease/types.ts";
 import { FakeClock } from "../helpers.ts";
 
 const gpus = [{ id: "GPU-0", memory_mb: 24576 }, { id: "GPU-1", memory_mb: 8192 }];
@@ -9,7 +9,13 @@ let mgr: LeaseManager;
 let events: LeaseEvent[];
 let n = 0;
 const req = (o: Partial<LeaseRequest> = {}): LeaseRequest => ({
-  gpu_id: "GPU-0", worker_id: `w${++n}`, mem_mb: 1024, streams: 1, ttl_s: 60, priority: 5, ...o,
+  gpu_id: "GPU-0",
+  worker_id: `w${++n}`,
+  mem_mb: 1024,
+  streams: 1,
+  ttl_s: 60,
+  priority: 5,
+  ...o,
 });
 const refusal = (f: () => unknown) => {
   try {
@@ -56,14 +62,16 @@ describe("LeaseManager.grant()", () => {
     expect(mgr.grant(req({ streams: 2 })).streams).toBe(2);
   });
 
-  test.each([
-    [{ gpu_id: "GPU-9" }, "not_found", "gpu_id", 'Unknown GPU "GPU-9"'],
-    [{ worker_id: "bad worker" }, "invalid", "worker_id", 'worker_id must be 1-64 characters of A-Z a-z 0-9 . _ -, got "bad worker"'],
-    [{ mem_mb: 0 }, "invalid", "mem_mb", "mem_mb must be an integer from 1 to"],
-    [{ streams: 1.5 }, "invalid", "streams", "streams must be an integer from 1 to 1024, got 1.5"],
-    [{ ttl_s: 0 }, "invalid", "ttl_s", "ttl_s must be an integer from 1 to 604800, got 0"],
-    [{ priority: 256 }, "invalid", "priority", "priority must be an integer from 0 to 255, got 256"],
-  ] as const)("refuses %j", (o, code, field, message) => {
+  test.each(
+    [
+      [{ gpu_id: "GPU-9" }, "not_found", "gpu_id", 'Unknown GPU "GPU-9"'],
+      [{ worker_id: "bad worker" }, "invalid", "worker_id", 'worker_id must be 1-64 characters of A-Z a-z 0-9 . _ -, got "bad worker"'],
+      [{ mem_mb: 0 }, "invalid", "mem_mb", "mem_mb must be an integer from 1 to"],
+      [{ streams: 1.5 }, "invalid", "streams", "streams must be an integer from 1 to 1024, got 1.5"],
+      [{ ttl_s: 0 }, "invalid", "ttl_s", "ttl_s must be an integer from 1 to 604800, got 0"],
+      [{ priority: 256 }, "invalid", "priority", "priority must be an integer from 0 to 255, got 256"],
+    ] as const,
+  )("refuses %j", (o, code, field, message) => {
     const r = refusal(() => mgr.grant(req(o as Partial<LeaseRequest>)));
     expect(r.code).toBe(code);
     expect(r.field).toBe(field);

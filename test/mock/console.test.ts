@@ -47,7 +47,13 @@ describe("ConsoleConnection", () => {
     expect(c.handle("CAT /gpu/GPU-0/ctl").lines).toEqual(["OK CAT path=/gpu/GPU-0/ctl data=LEASE GPU-0", "LEASE GPU-0", "END"]);
     expect(c.handle(`CAT ${STATUS}`).lines[1]).toStartWith("state=ok bytes=1477 sha256=");
     expect(c.handle("LS /gpu").lines).toEqual([
-      "OK LS path=/gpu entries=5", "bridge", "models", "telemetry", "GPU-0", "GPU-1", "END",
+      "OK LS path=/gpu entries=5",
+      "bridge",
+      "models",
+      "telemetry",
+      "GPU-0",
+      "GPU-1",
+      "END",
     ]);
     expect(c.handle("LS /gpu/GPU-1").lines.slice(1, -1)).toEqual(["info", "ctl", "lease", "status"]);
     expect(c.handle("CAT /gpu/nope").lines).toEqual(["ERR CAT reason=not-found path=/gpu/nope"]);

@@ -1,6 +1,6 @@
 /** The mock console's long wire (mock/console/link.ts): order kept under jitter, loss kills both ends. */
 import { describe, expect, test } from "bun:test";
-import { type LinkSettings, linkConn } from "../../mock/console/link.ts";
+import { linkConn, type LinkSettings } from "../../mock/console/link.ts";
 import type { Conn } from "../../src/runtime/transport.ts";
 import { AsyncQueue } from "../../src/util/async-queue.ts";
 import { until } from "../helpers.ts";

@@ -131,7 +131,7 @@ describe("parseSnapshot()", () => {
   test("refuses unknown keywords and fields, and missing or duplicate fields", () => {
     reject(good.replace("active id=", "bogus x=1\nactive id="), 'unknown keyword "bogus"');
     reject(good.replace("active id=vision-lora-edge", "active id=vision-lora-edge extra=1"), 'unknown field "extra"');
-    reject(good.replace(" status=\n", "\n"), "lacks field \"status\"");
+    reject(good.replace(" status=\n", "\n"), 'lacks field "status"');
     reject(good.replace("active id=vision-lora-edge", "active id=vision-lora-edge id=x"), 'duplicate field "id"');
   });
 
@@ -145,7 +145,9 @@ describe("parseSnapshot()", () => {
 
   test("enforces the per-item limits", () => {
     const node = (id: string, lease = "", status = "", ctl = "") =>
-      `schema gpu-bridge-snapshot/v1\nnode id=${id} info= ctl=${b(ctl)} lease=${b(lease)} status=${b(status)}\nactive id=\ntelemetry schema=\nend\n`;
+      `schema gpu-bridge-snapshot/v1\nnode id=${id} info= ctl=${b(ctl)} lease=${b(lease)} status=${
+        b(status)
+      }\nactive id=\ntelemetry schema=\nend\n`;
     expect(parseSnapshot(enc(node("G", "l".repeat(1024)))).nodes[0]!.lease.length).toBe(1024);
     reject(node("G", "l".repeat(1025)), "node G lease is 1025 bytes, over the 1024-byte limit");
     reject(node("G", "", "s".repeat(32 * 1024 + 1)), "over the 32768-byte limit");

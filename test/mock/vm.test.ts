@@ -33,7 +33,14 @@ describe("the mock VM (contract section 12)", () => {
     expect(queen.handle(`ECHO ${QUEEN_CTL} ${SPAWN}`).lines).toEqual([`OK ECHO path=${QUEEN_CTL} bytes=${byteLength(SPAWN)}`]);
     const lease = state.read("/gpu/GPU-0/lease")!;
     expect(JSON.parse(lease.trim())).toEqual({
-      schema: "gpu-lease/v1", state: "ACTIVE", gpu_id: "GPU-0", worker_id: "worker-1", mem_mb: 4096, streams: 1, ttl_s: 120, priority: 1,
+      schema: "gpu-lease/v1",
+      state: "ACTIVE",
+      gpu_id: "GPU-0",
+      worker_id: "worker-1",
+      mem_mb: 4096,
+      streams: 1,
+      ttl_s: 120,
+      priority: 1,
     });
     // priority is optional (default 0); workers count from 1 per boot
     queen.handle(`ECHO ${QUEEN_CTL} {"spawn":"gpu","lease":{"gpu_id":"GPU-1","mem_mb":1,"streams":1,"ttl_s":5}}`);
@@ -49,7 +56,9 @@ describe("the mock VM (contract section 12)", () => {
     const { state, queen } = landed();
     const bad = (lease: string) => queen.handle(`ECHO ${QUEEN_CTL} {"spawn":"gpu","lease":${lease}}`).lines[0]!;
     expect(bad('{"gpu_id":"GPU-0","mem_mb":0,"streams":1,"ttl_s":1}')).toContain("error=lease mem_mb must be >= 1");
-    expect(bad('{"gpu_id":"GPU-9","mem_mb":1,"streams":1,"ttl_s":1}')).toBe(`ERR ECHO reason=not-found path=${QUEEN_CTL} error=unknown gpu GPU-9`);
+    expect(bad('{"gpu_id":"GPU-9","mem_mb":1,"streams":1,"ttl_s":1}')).toBe(
+      `ERR ECHO reason=not-found path=${QUEEN_CTL} error=unknown gpu GPU-9`,
+    );
     const worker = session(state, "ATTACH worker-gpu ticket-1");
     expect(worker.handle(`ECHO ${QUEEN_CTL} ${SPAWN}`).lines[0]).toBe(`ERR ECHO reason=policy detail=queen-only path=${QUEEN_CTL}`);
     expect(state.read("/gpu/GPU-0/lease")).toBe("");
@@ -74,7 +83,8 @@ describe("the mock VM (contract section 12)", () => {
     expect(queen.handle("ECHO /gpu/GPU-0/ctl y").lines[0]).toBe("OK ECHO path=/gpu/GPU-0/ctl bytes=1");
     expect(queen.handle(`ECHO /gpu/GPU-0/ctl ${line}`).lines[0]).toContain("error=ctl log full (1024 bytes)");
     expect(queen.handle("ECHO /gpu/GPU-0/info {}").lines[0]).toBe("ERR ECHO reason=permission detail=read-only path=/gpu/GPU-0/info");
-    const lease = '{"schema":"gpu-lease/v1","state":"ACTIVE","gpu_id":"GPU-1","worker_id":"w","mem_mb":1,"streams":1,"ttl_s":1,"priority":0}';
+    const lease =
+      '{"schema":"gpu-lease/v1","state":"ACTIVE","gpu_id":"GPU-1","worker_id":"w","mem_mb":1,"streams":1,"ttl_s":1,"priority":0}';
     for (let i = 0; i < 8; i++) queen.handle(`ECHO /gpu/GPU-1/lease ${lease}`);
     expect(state.read("/gpu/GPU-1/lease")!.split("\n").length - 1).toBe(Math.floor(1024 / (byteLength(lease) + 1)));
   });

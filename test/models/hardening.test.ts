@@ -104,7 +104,12 @@ describe("F9: our log shows a peer's text as one line", () => {
 });
 
 describe("models import: ids that do not read as they are (Low)", () => {
-  for (const [what, id] of [["a right-to-left override", "lora-\u202Eevil"], ["a zero-width space", "lora\u200bv2"], ["a C1 control", "lora\u0085v2"], ["a BOM", "\ufefflora"]]) {
+  for (
+    const [what, id] of [["a right-to-left override", "lora-\u202Eevil"], ["a zero-width space", "lora\u200bv2"], [
+      "a C1 control",
+      "lora\u0085v2",
+    ], ["a BOM", "\ufefflora"]]
+  ) {
     test(`an id with ${what} is refused up front, naming the rule`, () => {
       model("base-v1");
       const bundle = join(tmp.path, "bundle");

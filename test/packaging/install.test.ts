@@ -44,7 +44,11 @@ describe("check-lock", () => {
 
   test("refuses the real cbor-extract and its build chain", () => {
     const lock = committedLock();
-    lock.packages["node_modules/cbor-extract"] = { version: "2.2.3", integrity: "sha512-x", optionalDependencies: { "@cbor-extract/cbor-extract-linux-x64": "2.2.3" } };
+    lock.packages["node_modules/cbor-extract"] = {
+      version: "2.2.3",
+      integrity: "sha512-x",
+      optionalDependencies: { "@cbor-extract/cbor-extract-linux-x64": "2.2.3" },
+    };
     lock.packages["node_modules/node-gyp-build-optional-packages"] = { version: "5.1.1", integrity: "sha512-y" };
     const r = check(lock);
     expect(r.code).toBe(1);

@@ -20,8 +20,23 @@ afterAll(async () => {
 });
 
 function daemon() {
-  const bridge = spawnBridge(["serve", "--mock", "--publish", "--interval-ms", "60000", "--tcp-port", String(mock.port),
-    "--auth-token", "t", "--state-dir", state.path, "--listen", "127.0.0.1:0", "--device-id", "edge-7"]);
+  const bridge = spawnBridge([
+    "serve",
+    "--mock",
+    "--publish",
+    "--interval-ms",
+    "60000",
+    "--tcp-port",
+    String(mock.port),
+    "--auth-token",
+    "t",
+    "--state-dir",
+    state.path,
+    "--listen",
+    "127.0.0.1:0",
+    "--device-id",
+    "edge-7",
+  ]);
   return { proc: bridge.proc, port: async () => (await bridge.waitFor(LISTENING))[1] };
 }
 

@@ -115,7 +115,9 @@ test("only src/util/cbor.ts imports cbor-x (its native extractor breaks under Bu
     for (const e of readdirSync(d, { withFileTypes: true })) {
       const p = join(d, e.name);
       if (e.isDirectory()) walk(p);
-      else if (p.endsWith(".ts") && /from "cbor-x/.test(readFileSync(p, "utf8")) && !p.endsWith(join("src", "util", "cbor.ts"))) offenders.push(p);
+      else if (p.endsWith(".ts") && /from "cbor-x/.test(readFileSync(p, "utf8")) && !p.endsWith(join("src", "util", "cbor.ts"))) {
+        offenders.push(p);
+      }
     }
   };
   for (const d of ["src", "mock", "ffi", "bench"]) walk(join(REPO, d));

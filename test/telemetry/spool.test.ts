@@ -27,7 +27,12 @@ describe("chunkRecord()", () => {
     expect(chunks.join("")).toBe(text);
     chunks.forEach((c, i) => expect(new TextEncoder().encode(envelope(1 + i, c)).length).toBeLessThanOrEqual(128));
     expect(chunkRecord(text, 1)).toEqual(chunks); // deterministic
-    expect(JSON.parse(envelope(7, 'a"b\n'))).toEqual({ schema: "cohsh-telemetry-push/v1", seq: 7, mime: "application/x-ndjson", payload: 'a"b\n' });
+    expect(JSON.parse(envelope(7, 'a"b\n'))).toEqual({
+      schema: "cohsh-telemetry-push/v1",
+      seq: 7,
+      mime: "application/x-ndjson",
+      payload: 'a"b\n',
+    });
   });
 });
 

@@ -30,7 +30,9 @@ function registry() {
   writeFileSync(join(reg, "active"), "base-v1\n");
   return reg;
 }
-function bundle(lora: Record<string, unknown> = { base_model: "base-v1", job_id: "train-42", telemetry_window: { start_ms: 1, end_ms: 2 } }) {
+function bundle(
+  lora: Record<string, unknown> = { base_model: "base-v1", job_id: "train-42", telemetry_window: { start_ms: 1, end_ms: 2 } },
+) {
   const dir = join(tmp.path, "bundle");
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "adapter.safetensors"), new Uint8Array(4096).fill(7));
@@ -92,8 +94,21 @@ describe("models import", () => {
   test("a running bridge publishes the imported model within a second, and the API activates it", async () => {
     const reg = registry();
     const mock = await startMockConsole(bunRuntime(), { token: "t" });
-    const c = parseCommand(["serve", "--mock", "--publish", "--tcp-port", String(mock.port), "--auth-token", "t", "--registry", reg,
-      "--state-dir", join(tmp.path, "state"), "--listen", "127.0.0.1:0"], {});
+    const c = parseCommand([
+      "serve",
+      "--mock",
+      "--publish",
+      "--tcp-port",
+      String(mock.port),
+      "--auth-token",
+      "t",
+      "--registry",
+      reg,
+      "--state-dir",
+      join(tmp.path, "state"),
+      "--listen",
+      "127.0.0.1:0",
+    ], {});
     if (c.kind !== "serve") throw new Error("expected serve");
     const { log } = memoryLogger();
     const daemon = await createBridge(c.options, { runtime: bunRuntime(), log, backend: mockBackend() }, { registryPollMs: 60_000 });
@@ -161,8 +176,17 @@ describe("telemetry push", () => {
     const api = await startApi(c.options, daemon, { runtime: bunRuntime(), log });
     // Asynchronous: a blocking spawn would stop this process's API from answering the child.
     const cli = async (file: string) => {
-      const proc = Bun.spawn([process.execPath, join(REPO, "src/main.ts"), "telemetry", "push", file, "--url",
-        `http://127.0.0.1:${api.port}`, "--state-dir", join(tmp.path, "state")], { stderr: "pipe" });
+      const proc = Bun.spawn([
+        process.execPath,
+        join(REPO, "src/main.ts"),
+        "telemetry",
+        "push",
+        file,
+        "--url",
+        `http://127.0.0.1:${api.port}`,
+        "--state-dir",
+        join(tmp.path, "state"),
+      ], { stderr: "pipe" });
       const [stderr, exitCode] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
       return { stderr, exitCode };
     };

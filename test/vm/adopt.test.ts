@@ -53,8 +53,21 @@ async function idle(clock: FakeClock, ms: number): Promise<void> {
 async function bridge(clock = new FakeClock(), journal = false) {
   // Acks wait as long as the console allows: the tests jump the clock minutes ahead while the
   // link, in real time, may have a request in flight.
-  const c = parseCommand(["serve", "--mock", "--publish", "--tcp-port", String(mock.port), "--auth-token", "tok", "--readback-ms", "30",
-    "--ack-timeout-ms", "600000", "--state-dir", state.path], {});
+  const c = parseCommand([
+    "serve",
+    "--mock",
+    "--publish",
+    "--tcp-port",
+    String(mock.port),
+    "--auth-token",
+    "tok",
+    "--readback-ms",
+    "30",
+    "--ack-timeout-ms",
+    "600000",
+    "--state-dir",
+    state.path,
+  ], {});
   if (c.kind !== "serve") throw new Error("expected serve");
   const { log, lines } = memoryLogger();
   const publishes = mock.state.publishes;
@@ -71,7 +84,8 @@ function vm(role = "ATTACH queen ") {
 }
 
 const lastLine = (path: string) => JSON.parse(mock.state.read(path)!.trim().split("\n").at(-1)!);
-const spawn = (gpu: string, mem: number, ttl: number) => `{"spawn":"gpu","lease":{"gpu_id":"${gpu}","mem_mb":${mem},"streams":1,"ttl_s":${ttl},"priority":1}}`;
+const spawn = (gpu: string, mem: number, ttl: number) =>
+  `{"spawn":"gpu","lease":{"gpu_id":"${gpu}","mem_mb":${mem},"streams":1,"ttl_s":${ttl},"priority":1}}`;
 
 describe("leases the Queen grants", () => {
   test("are adopted, survive a republish, renew on a repeated ACTIVE line and expire in the VM on time", async () => {
@@ -116,8 +130,15 @@ describe("leases the Queen grants", () => {
     const { daemon, lines, clock } = await bridge();
     expect(vm()("/queen/ctl", spawn("GPU-1", 8000, 60))).toStartWith("OK ECHO");
     expect(vm()("/queen/ctl", spawn("GPU-1", 1000, 60))).toStartWith("OK ECHO");
-    await ticking(clock, () => mock.state.read("/gpu/GPU-1/ctl")?.includes("RELEASE worker-2 refused") === true, 3000, "the refusal in the VM");
-    expect(mock.state.read("/gpu/GPU-1/ctl")).toContain("RELEASE worker-2 refused: insufficient memory on GPU-1: requested 1000 MiB, 192 MiB unleased");
+    await ticking(
+      clock,
+      () => mock.state.read("/gpu/GPU-1/ctl")?.includes("RELEASE worker-2 refused") === true,
+      3000,
+      "the refusal in the VM",
+    );
+    expect(mock.state.read("/gpu/GPU-1/ctl")).toContain(
+      "RELEASE worker-2 refused: insufficient memory on GPU-1: requested 1000 MiB, 192 MiB unleased",
+    );
     await ticking(clock, () => lastLine("/gpu/GPU-1/lease").state === "RELEASED", 3000, "the RELEASED line");
     expect(lastLine("/gpu/GPU-1/lease")).toMatchObject({ worker_id: "worker-2", mem_mb: 1000 });
     expect(daemon.host.leases.live("GPU-1").map((l) => l.worker_id)).toEqual(["worker-1"]);
@@ -134,7 +155,12 @@ describe("control lines written in the VM", () => {
     expect(worker("/gpu/GPU-0/ctl", "RELEASE worker-1 done")).toStartWith("OK ECHO");
     expect(worker("/gpu/GPU-0/ctl", "RELEASE worker-9")).toStartWith("OK ECHO");
     expect(worker("/gpu/GPU-0/ctl", "PRIORITY high")).toStartWith("OK ECHO");
-    await ticking(first.clock, () => first.daemon.host.leases.list().some((l) => l.worker_id === "worker-1" && l.state === "RELEASED"), 3000, "the release");
+    await ticking(
+      first.clock,
+      () => first.daemon.host.leases.list().some((l) => l.worker_id === "worker-1" && l.state === "RELEASED"),
+      3000,
+      "the release",
+    );
     expect(first.daemon.host.leases.list().find((l) => l.worker_id === "worker-1")!.released_reason).toBe("done");
     await ticking(first.clock, () => (mock.state.read("/gpu/GPU-0/status") ?? "").split("\n").length >= 4, 3000, "the status lines");
     const status = mock.state.read("/gpu/GPU-0/status")!.trim().split("\n").map((l) => JSON.parse(l));
@@ -164,7 +190,12 @@ describe("a bridge that lost its state (no stored mirror)", () => {
     vm("ATTACH worker-gpu t-1")("/gpu/GPU-1/ctl", "LEASE w5 mem=256 streams=1 priority=0");
     await ticking(first.clock, () => first.daemon.host.leases.ofWorker("GPU-0", "worker-1") !== undefined, 3000, "the adoption");
     await ticking(first.clock, () => first.daemon.host.leases.ofWorker("GPU-1", "w5") !== undefined, 3000, "the VM's LEASE line");
-    await ticking(first.clock, () => mock.state.read("/gpu/GPU-1/lease")?.includes('"worker_id":"w5"') === true, 3000, "w5's record in the VM");
+    await ticking(
+      first.clock,
+      () => mock.state.read("/gpu/GPU-1/lease")?.includes('"worker_id":"w5"') === true,
+      3000,
+      "w5's record in the VM",
+    );
     await first.daemon.stop();
     daemon = null;
 

@@ -20,7 +20,17 @@ beforeEach(() => {
 });
 
 const active = (worker: string, o: Record<string, unknown> = {}) =>
-  JSON.stringify({ schema: "gpu-lease/v1", state: "ACTIVE", gpu_id: "GPU-0", worker_id: worker, mem_mb: 2048, streams: 2, ttl_s: 30, priority: 3, ...o });
+  JSON.stringify({
+    schema: "gpu-lease/v1",
+    state: "ACTIVE",
+    gpu_id: "GPU-0",
+    worker_id: worker,
+    mem_mb: 2048,
+    streams: 2,
+    ttl_s: 30,
+    priority: 3,
+    ...o,
+  });
 
 describe("applyVmLines()", () => {
   test("an ACTIVE line is adopted with its TTL from now; the bridge writes only the ctl echo, not a second ACTIVE line", () => {

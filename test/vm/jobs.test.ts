@@ -26,8 +26,21 @@ beforeEach(async () => {
   mock.state.vm.jobFiles = true; // the VM variant with /gpu/<id>/job
   bundle = tempDir("gbh-bundles-");
   copyFileSync(join(REPO, "src/job/ptx/vadd.ptx"), join(bundle.path, "vadd.ptx"));
-  const c = parseCommand(["serve", "--mock", "--publish", "--tcp-port", String(mock.port), "--auth-token", "tok", "--readback-ms", "30",
-    "--bundle-dir", bundle.path, "--runner", "cpu"], {});
+  const c = parseCommand([
+    "serve",
+    "--mock",
+    "--publish",
+    "--tcp-port",
+    String(mock.port),
+    "--auth-token",
+    "tok",
+    "--readback-ms",
+    "30",
+    "--bundle-dir",
+    bundle.path,
+    "--runner",
+    "cpu",
+  ], {});
   if (c.kind !== "serve") throw new Error("expected serve");
   daemon = await createBridge(c.options, { runtime, log: memoryLogger().log, backend: mockBackend() }, { noJournal: true });
   await until(() => mock.state.publishes === 1, 5000, "the first publish");
@@ -39,15 +52,22 @@ afterEach(async () => {
 });
 
 const f32 = (xs: number[]) => Buffer.from(new Float32Array(xs).buffer);
-const statusLines = (gpu: string) => (mock.state.read(`/gpu/${gpu}/status`) ?? "").trim().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
+const statusLines = (gpu: string) =>
+  (mock.state.read(`/gpu/${gpu}/status`) ?? "").trim().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
 
 /** The descriptor Cohesix's worker-gpu builds (section 12). */
 function workerGpuJob(worker: string, kernel: "vadd" | "matmul", operands: Buffer, streams = 1) {
   const label = sha256Hex(worker).slice(0, 2);
   return {
-    job: `job-${sha256Hex(operands).slice(0, 16)}`, kernel, grid: [1, 1, 1], block: [streams, 1, 1],
-    bytes_hash: `sha256:${sha256Hex(operands)}`, inputs: [`/bundles/${kernel}.ptx`], outputs: [`/shard/${label}/worker/${worker}/result`],
-    timeout_ms: 5000, payload_b64: operands.toString("base64"),
+    job: `job-${sha256Hex(operands).slice(0, 16)}`,
+    kernel,
+    grid: [1, 1, 1],
+    block: [streams, 1, 1],
+    bytes_hash: `sha256:${sha256Hex(operands)}`,
+    inputs: [`/bundles/${kernel}.ptx`],
+    outputs: [`/shard/${label}/worker/${worker}/result`],
+    timeout_ms: 5000,
+    payload_b64: operands.toString("base64"),
   };
 }
 
@@ -92,8 +112,14 @@ describe("jobs as Cohesix sends them", () => {
     const lease = daemon.host.grant({ gpu_id: "GPU-1", worker_id: "seed", mem_mb: 64, streams: 1, ttl_s: 60, priority: 0 });
     const ptx = Buffer.from(await Bun.file(join(bundle.path, "vadd.ptx")).arrayBuffer());
     daemon.host.submitJob(lease.id, {
-      job: "seed-1", kernel: "vadd", grid: [1, 1, 1], block: [4, 1, 1], bytes_hash: `sha256:${sha256Hex(ptx)}`,
-      inputs: ["/bundles/vadd.ptx"], outputs: ["/worker/seed/result"], timeout_ms: 5000,
+      job: "seed-1",
+      kernel: "vadd",
+      grid: [1, 1, 1],
+      block: [4, 1, 1],
+      bytes_hash: `sha256:${sha256Hex(ptx)}`,
+      inputs: ["/bundles/vadd.ptx"],
+      outputs: ["/worker/seed/result"],
+      timeout_ms: 5000,
     });
     await until(() => daemon.host.jobs.get("seed-1")?.state === "OK", 15_000, "the seed job");
     const out = [...new Float32Array(daemon.host.jobs.get("seed-1")!.output!.slice().buffer)];

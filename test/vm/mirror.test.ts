@@ -13,7 +13,11 @@ describe("VmMirror", () => {
     expect(r).toEqual({ fresh: ["RESET", "RESET"], diverged: false });
     expect(m.pending()).toEqual([]);
     expect(m.lines("G", "ctl").map((l) => [l.text, l.own])).toEqual([
-      ["LEASE G", true], ["LEASE w1 mem=1 streams=1 priority=0", true], ["RESET", false], ["RELEASE w1 expired", true], ["RESET", false],
+      ["LEASE G", true],
+      ["LEASE w1 mem=1 streams=1 priority=0", true],
+      ["RESET", false],
+      ["RELEASE w1 expired", true],
+      ["RESET", false],
     ]);
     // Read again: nothing is new (each VM line is handed over once).
     expect(m.readBack("G", "ctl", m.lines("G", "ctl").map((l) => l.text)).fresh).toEqual([]);

@@ -22,7 +22,17 @@ afterEach(async () => {
 });
 
 async function bridge(readbackMs = 50) {
-  const c = parseCommand(["serve", "--mock", "--publish", "--tcp-port", String(mock.port), "--auth-token", "tok", "--readback-ms", String(readbackMs)], {});
+  const c = parseCommand([
+    "serve",
+    "--mock",
+    "--publish",
+    "--tcp-port",
+    String(mock.port),
+    "--auth-token",
+    "tok",
+    "--readback-ms",
+    String(readbackMs),
+  ], {});
   if (c.kind !== "serve") throw new Error("expected serve");
   const { log, lines } = memoryLogger();
   daemon = await createBridge(c.options, { runtime, log, backend: mockBackend() }, { noJournal: true });

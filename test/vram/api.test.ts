@@ -50,15 +50,33 @@ const call = async (method: string, path: string, body?: string | Uint8Array, ty
   return { status: res.status, body: await res.json() as Record<string, any> };
 };
 const lease = async (worker: string, mem_mb = 16, gpu_id = "GPU-0") =>
-  (await call("POST", "/v1/leases", JSON.stringify({ gpu_id, worker_id: worker, mem_mb, streams: 1, ttl_s: 600, priority: 1 }), "application/json")).body;
-const seal = (leaseId: string, data: Uint8Array, query = "") => call("POST", `/v1/leases/${leaseId}/shards${query}`, data, "application/octet-stream");
+  (await call(
+    "POST",
+    "/v1/leases",
+    JSON.stringify({ gpu_id, worker_id: worker, mem_mb, streams: 1, ttl_s: 600, priority: 1 }),
+    "application/json",
+  )).body;
+const seal = (leaseId: string, data: Uint8Array, query = "") =>
+  call("POST", `/v1/leases/${leaseId}/shards${query}`, data, "application/octet-stream");
 const job = (leaseId: string, id: string) => {
   // The operands as Cohesix sends them (docs/protocol.md section 12): little-endian f32, a then b.
   const payload = new Uint8Array(new Float32Array([1, 2, 3, 4, 10, 20, 30, 40]).buffer);
-  return call("POST", `/v1/leases/${leaseId}/jobs`, JSON.stringify({
-    job: id, kernel: "vadd", grid: [1, 1, 1], block: [32, 1, 1], bytes_hash: `sha256:${createHash("sha256").update(payload).digest("hex")}`,
-    inputs: [], outputs: [], timeout_ms: 20000, payload_b64: Buffer.from(payload).toString("base64"),
-  }), "application/json");
+  return call(
+    "POST",
+    `/v1/leases/${leaseId}/jobs`,
+    JSON.stringify({
+      job: id,
+      kernel: "vadd",
+      grid: [1, 1, 1],
+      block: [32, 1, 1],
+      bytes_hash: `sha256:${createHash("sha256").update(payload).digest("hex")}`,
+      inputs: [],
+      outputs: [],
+      timeout_ms: 20000,
+      payload_b64: Buffer.from(payload).toString("base64"),
+    }),
+    "application/json",
+  );
 };
 
 describe("the shard API (--mock)", () => {
@@ -67,7 +85,19 @@ describe("the shard API (--mock)", () => {
     const [, data, tree, flat] = VECTORS[9]!;
     const r = await seal(l.id, data, `?shard_id=llama-0&shard_index=0&total_shards=2&expected_digest=${flat}`);
     expect(r.status).toBe(201);
-    expect(r.body).toMatchObject({ shard_id: "llama-0", gpu_id: "GPU-0", gpu_device: 0, vram_bytes: data.length, digest: flat, tree_digest: tree, tree_algorithm: "sha256-tree-64KiB", shard_index: 0, total_shards: 2, state: "SEALED", backend: "host-memory" });
+    expect(r.body).toMatchObject({
+      shard_id: "llama-0",
+      gpu_id: "GPU-0",
+      gpu_device: 0,
+      vram_bytes: data.length,
+      digest: flat,
+      tree_digest: tree,
+      tree_algorithm: "sha256-tree-64KiB",
+      shard_index: 0,
+      total_shards: 2,
+      state: "SEALED",
+      backend: "host-memory",
+    });
     expect(new Date(r.body.sealed_at).getTime()).toBeGreaterThan(0);
     const v = await call("POST", "/v1/shards/llama-0/verify");
     expect(v.body).toMatchObject({ ok: true, mode: "full", path: "cpu", leaves_checked: 8 });
@@ -81,7 +111,10 @@ describe("the shard API (--mock)", () => {
     const r = await call("POST", `/v1/leases/${l.id}/shards`, JSON.stringify({ file: "m/w.bin" }), "application/json");
     expect(r.status).toBe(201);
     expect(r.body.digest).toBe(createHash("sha256").update(pattern(3 * LEAF_BYTES + 5)).digest("hex"));
-    const audit = () => readFileSync(join(tmp.path, "state", "vram-audit.jsonl"), "utf8").split("\n").filter((x) => x.includes(`"lease_id":"${l.id}"`) && x.includes("VramAllocated")).length;
+    const audit = () =>
+      readFileSync(join(tmp.path, "state", "vram-audit.jsonl"), "utf8").split("\n").filter((x) =>
+        x.includes(`"lease_id":"${l.id}"`) && x.includes("VramAllocated")
+      ).length;
     expect(audit()).toBe(1);
     const again = await call("POST", `/v1/leases/${l.id}/shards`, JSON.stringify({ file: "m/w.bin" }), "application/json");
     expect(again).toMatchObject({ status: 200, body: { shard_id: r.body.shard_id } });
@@ -151,24 +184,39 @@ describe("the shard API (--mock)", () => {
     expect((await call("GET", "/v1/shards/end-0")).status).toBe(404);
     const events = readFileSync(join(tmp.path, "state", "vram-audit.jsonl"), "utf8").trim().split("\n").map((x) => JSON.parse(x));
     const names = new Set(events.map((e) => e.event));
-    for (const n of ["VramAllocated", "VramSealed", "SealVerified", "SealVerificationFailed", "VramDeallocated", "VramAllocationFailed"]) expect(names).toContain(n);
-    expect(events.filter((e) => e.event === "VramDeallocated" && e.shard_id === "end-0")[0]).toMatchObject({ freed_bytes: 1000, reason: "lease released" });
+    for (const n of ["VramAllocated", "VramSealed", "SealVerified", "SealVerificationFailed", "VramDeallocated", "VramAllocationFailed"]) {
+      expect(names).toContain(n);
+    }
+    expect(events.filter((e) => e.event === "VramDeallocated" && e.shard_id === "end-0")[0]).toMatchObject({
+      freed_bytes: 1000,
+      reason: "lease released",
+    });
     const key = readFileSync(join(tmp.path, "state", "vram-seal.key"), "utf8").trim();
     expect(readFileSync(join(tmp.path, "state", "vram-audit.jsonl"), "utf8")).not.toContain(key);
-    expect(((logged as unknown as { live: string[] }).live).join("\n")).not.toContain(key);
+    expect((logged as unknown as { live: string[] }).live.join("\n")).not.toContain(key);
   });
 
   test("the shard routes are a sub-app of the API: a known path with another method is a 405 with Allow", async () => {
-    const res = await fetch(`http://127.0.0.1:${api.port}/v1/shards/x`, { method: "PUT", headers: { Authorization: `Bearer ${api.token}` } });
+    const res = await fetch(`http://127.0.0.1:${api.port}/v1/shards/x`, {
+      method: "PUT",
+      headers: { Authorization: `Bearer ${api.token}` },
+    });
     expect(res.status).toBe(405);
     expect(res.headers.get("allow")).toBe("GET, HEAD, DELETE");
-    const plan = await fetch(`http://127.0.0.1:${api.port}/v1/vram/plan?bytes=1`, { method: "POST", headers: { Authorization: `Bearer ${api.token}` } });
+    const plan = await fetch(`http://127.0.0.1:${api.port}/v1/vram/plan?bytes=1`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${api.token}` },
+    });
     expect(plan.status).toBe(405);
   });
 
   test("POST without the token is refused; a body of unknown length is refused", async () => {
     const l = await lease("auth");
-    const res = await fetch(`http://127.0.0.1:${api.port}/v1/leases/${l.id}/shards`, { method: "POST", body: "x", headers: { "content-type": "application/octet-stream" } });
+    const res = await fetch(`http://127.0.0.1:${api.port}/v1/leases/${l.id}/shards`, {
+      method: "POST",
+      body: "x",
+      headers: { "content-type": "application/octet-stream" },
+    });
     expect(res.status).toBe(401);
   });
 });

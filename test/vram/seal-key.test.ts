@@ -9,8 +9,14 @@ import { hex } from "../../src/vram/tree.ts";
 import { tempDir } from "../helpers.ts";
 
 const base: SealedFields = {
-  shard_id: "shard-1", digest: "ab".repeat(32), sealed_at_s: 1_700_000_000, gpu_device: 1, vram_bytes: 4096,
-  tree_algorithm: "sha256-tree-64KiB", tree_digest: "cd".repeat(32), lease_id: "lease-x",
+  shard_id: "shard-1",
+  digest: "ab".repeat(32),
+  sealed_at_s: 1_700_000_000,
+  gpu_device: 1,
+  vram_bytes: 4096,
+  tree_algorithm: "sha256-tree-64KiB",
+  tree_digest: "cd".repeat(32),
+  lease_id: "lease-x",
 };
 
 describe("deriveKey()", () => {
@@ -51,8 +57,14 @@ describe("sealMessage()", () => {
     const sig = hmac(key, sealMessage(base));
     expect(hex(sig)).toBe(createHmac("sha256", key).update(sealMessage(base)).digest("hex"));
     const variants: Partial<SealedFields>[] = [
-      { shard_id: "shard-2" }, { digest: "ac".repeat(32) }, { sealed_at_s: 1_700_000_001 }, { gpu_device: 0 }, { vram_bytes: 4097 },
-      { tree_algorithm: "sha256-tree-1MiB" }, { tree_digest: "ce".repeat(32) }, { lease_id: "lease-y" },
+      { shard_id: "shard-2" },
+      { digest: "ac".repeat(32) },
+      { sealed_at_s: 1_700_000_001 },
+      { gpu_device: 0 },
+      { vram_bytes: 4097 },
+      { tree_algorithm: "sha256-tree-1MiB" },
+      { tree_digest: "ce".repeat(32) },
+      { lease_id: "lease-y" },
     ];
     for (const v of variants) expect(sameMac(hmac(key, sealMessage({ ...base, ...v })), sig)).toBe(false);
     expect(sameMac(hmac(key, sealMessage(base)), sig)).toBe(true);

@@ -29,7 +29,16 @@ const cuda = CudaVram.open(bunFfi, [FAKE_CUDA], TREE_PTX);
 afterAll(() => (pool.close(), cuda.close()));
 
 const lease = (id: string, mem_mb = 64, gpu_id = "GPU-0"): Lease => ({
-  id, gpu_id, worker_id: `w-${id}`, mem_mb, streams: 1, ttl_s: 60, priority: 0, state: "ACTIVE", granted_at: 0, expires_at: 1e15,
+  id,
+  gpu_id,
+  worker_id: `w-${id}`,
+  mem_mb,
+  streams: 1,
+  ttl_s: 60,
+  priority: 0,
+  state: "ACTIVE",
+  granted_at: 0,
+  expires_at: 1e15,
 });
 
 function setup(backend: VramBackend, extra: { onFailure?: (s: Shard) => void } = {}) {
@@ -62,7 +71,17 @@ describe.each(backends)("ShardStore over %s", (_name, make) => {
     const [, data, tree, flat] = VECTORS[9]!;
     const { shard, created } = await store.seal("L1", source(data), { shard_index: 0, total_shards: 2 });
     expect(created).toBe(true);
-    expect(shard).toMatchObject({ lease_id: "L1", gpu_id: "GPU-0", gpu_device: 0, vram_bytes: data.length, digest: flat, tree_digest: tree, shard_index: 0, total_shards: 2, state: "SEALED" });
+    expect(shard).toMatchObject({
+      lease_id: "L1",
+      gpu_id: "GPU-0",
+      gpu_device: 0,
+      vram_bytes: data.length,
+      digest: flat,
+      tree_digest: tree,
+      shard_index: 0,
+      total_shards: 2,
+      state: "SEALED",
+    });
     expect(shard.shard_id).toMatch(/^shard-[0-9a-f]{32}$/);
     expect(await store.verify(shard.shard_id)).toMatchObject({ ok: true, mode: "full", leaves_checked: 8 });
     expect(await store.verify(shard.shard_id, "sampled", 3)).toMatchObject({ ok: true, mode: "sampled", leaves_checked: 3 });
@@ -106,7 +125,10 @@ describe.each(backends)("ShardStore over %s", (_name, make) => {
     const data = pattern(4 * LEAF_BYTES);
     await store.seal("L1", source(data), { shard_id: "s" });
     store.corrupt("s", 4 * LEAF_BYTES - 1, 0xee); // the last leaf is always sampled
-    expect(await store.verify("s", "sampled", 1)).toMatchObject({ ok: false, reason: "leaf 3 read back from VRAM differs from the sealed one" });
+    expect(await store.verify("s", "sampled", 1)).toMatchObject({
+      ok: false,
+      reason: "leaf 3 read back from VRAM differs from the sealed one",
+    });
     dir.cleanup();
   });
 
@@ -142,7 +164,9 @@ describe.each(backends)("ShardStore over %s", (_name, make) => {
     await expect(store.seal("L1", source(data), { expected_digest: "0".repeat(64) })).rejects.toThrow("not the expected_digest");
     await expect(store.seal("L1", source(data, 100, 2000), {})).rejects.toThrow("the body ended after 1000 of its declared 2000 bytes");
     await expect(store.seal("L1", source(data, 100, 500), {})).rejects.toThrow("longer than its declared 500 bytes");
-    await expect(store.seal("L1", source(data), { shard_id: "bad id" })).rejects.toThrow('shard_id must be 1-256 characters of A-Z a-z 0-9 _ -, got "bad id"');
+    await expect(store.seal("L1", source(data), { shard_id: "bad id" })).rejects.toThrow(
+      'shard_id must be 1-256 characters of A-Z a-z 0-9 _ -, got "bad id"',
+    );
     expect(store.backend.memInfo(0).free).toBe(free0);
     expect(store.list()).toEqual([]);
     dir.cleanup();
@@ -175,7 +199,11 @@ describe.each(backends)("ShardStore over %s", (_name, make) => {
     expect(store.usedBytes(0)).toEqual({ sealed: 3000, reserved: 0, shards: 2 });
     store.releaseLease("L1", "expired");
     expect(store.backend.memInfo(0).free).toBe(free0);
-    expect(audit().filter((e) => e.event === "VramDeallocated").map((e) => [e.shard_id, e.freed_bytes, e.reason])).toEqual([["a", 1000, "lease expired"], ["b", 2000, "lease expired"]]);
+    expect(audit().filter((e) => e.event === "VramDeallocated").map((e) => [e.shard_id, e.freed_bytes, e.reason])).toEqual([[
+      "a",
+      1000,
+      "lease expired",
+    ], ["b", 2000, "lease expired"]]);
     await expect(store.verify("a")).rejects.toThrow('Unknown shard "a"');
     dir.cleanup();
   });
@@ -195,9 +223,14 @@ describe("the VRAM-only policy (fake libcuda)", () => {
     const { store, audit, dir } = setup(new CudaVramBackend(cuda, pool));
     const free0 = store.backend.memInfo(0).free;
     scriptFakes({ pointer_managed: 1 });
-    await expect(store.seal("L1", source(pattern(1000)), {})).rejects.toThrow("Cannot seal: the VRAM-only check failed: the allocation is managed (unified) memory");
+    await expect(store.seal("L1", source(pattern(1000)), {})).rejects.toThrow(
+      "Cannot seal: the VRAM-only check failed: the allocation is managed (unified) memory",
+    );
     scriptFakes({});
-    expect(audit().find((e) => e.event === "PolicyViolation")).toMatchObject({ policy: "vram-only", reason: "the allocation is managed (unified) memory" });
+    expect(audit().find((e) => e.event === "PolicyViolation")).toMatchObject({
+      policy: "vram-only",
+      reason: "the allocation is managed (unified) memory",
+    });
     expect(store.backend.memInfo(0).free).toBe(free0);
     dir.cleanup();
   });
@@ -205,7 +238,12 @@ describe("the VRAM-only policy (fake libcuda)", () => {
   test("the evidence recorded per allocation: device memory, not managed, no host pointer", async () => {
     const { store, dir } = setup(new CudaVramBackend(cuda, pool));
     const { shard } = await store.seal("L1", source(pattern(1000)), {});
-    expect(shard.evidence.pointer).toEqual({ memory_type: "device", is_managed: false, host_pointer_query: "CUDA_ERROR_INVALID_VALUE", device_ordinal: 0 });
+    expect(shard.evidence.pointer).toEqual({
+      memory_type: "device",
+      is_managed: false,
+      host_pointer_query: "CUDA_ERROR_INVALID_VALUE",
+      device_ordinal: 0,
+    });
     dir.cleanup();
   });
 
@@ -240,7 +278,11 @@ describe("integrated GPUs (fake Jetson Orin)", () => {
     const { shard } = await store.seal("L1", source(pattern(1000)), {});
     const { statement, signature } = attestation(shard, backend, deriveKey("a", "b"), 0);
     scriptFakes({});
-    expect(statement.policy).toEqual({ name: "vram-only", status: "not_applicable", reason: expect.stringContaining("shares DRAM with the CPU") });
+    expect(statement.policy).toEqual({
+      name: "vram-only",
+      status: "not_applicable",
+      reason: expect.stringContaining("shares DRAM with the CPU"),
+    });
     expect(statement.evidence.device).toMatchObject({ integrated: 1, ecc_enabled: 0 });
     expect(statement.evidence.pointer).toMatchObject({ memory_type: "device" });
     expect(JSON.stringify(statement)).not.toMatch(/pointer"?:\s*\d/);

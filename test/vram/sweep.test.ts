@@ -14,10 +14,26 @@ const pool = TreePool.create(0);
 afterAll(() => pool.close());
 
 test("ShardSweep verifies one shard per interval in turn, and finds a change sampling missed", async () => {
-  const lease: Lease = { id: "L", gpu_id: "G", worker_id: "w", mem_mb: 64, streams: 1, ttl_s: 60, priority: 0, state: "ACTIVE", granted_at: 0, expires_at: 1e15 };
+  const lease: Lease = {
+    id: "L",
+    gpu_id: "G",
+    worker_id: "w",
+    mem_mb: 64,
+    streams: 1,
+    ttl_s: 60,
+    priority: 0,
+    state: "ACTIVE",
+    granted_at: 0,
+    expires_at: 1e15,
+  };
   const store = new ShardStore({
-    backend: new HostMemoryVram(() => 1 << 30, pool), audit: new VramAudit(null, memoryLogger().log), key: deriveKey("k", "k"), workerId: "w",
-    lease: () => lease, ordinalOf: () => 0, random: () => 0,
+    backend: new HostMemoryVram(() => 1 << 30, pool),
+    audit: new VramAudit(null, memoryLogger().log),
+    key: deriveKey("k", "k"),
+    workerId: "w",
+    lease: () => lease,
+    ordinalOf: () => 0,
+    random: () => 0,
   });
   await store.seal("L", source(pattern(300_000)), { shard_id: "a" });
   await store.seal("L", source(pattern(200_000)), { shard_id: "b" });
