@@ -78,6 +78,7 @@ export async function main(
       createLogger({ level, write: std.stderr, ...(secrets !== undefined && { secrets }) }, scope),
   };
   try {
+    if (command.kind === "bridge") return await runBridge(command, io);
     const module = (await COMMANDS[command.kind]()) as CommandModule<typeof command.kind>;
     return await module.run(command as never, io);
   } catch (error) {

@@ -408,9 +408,10 @@ function bridgeOptions(values: FlagValues<typeof SERVE_FLAGS> & { list?: true },
 
 /** `--api-token` (or a set `GPU_BRIDGE_API_TOKEN`), refused when short enough to guess. */
 function checkApiToken(flag: string | undefined, env: Env): string | undefined {
-  const [name, value] = flag !== undefined && flag.trim() !== ""
-    ? ["Option --api-token", flag.trim()]
-    : ["GPU_BRIDGE_API_TOKEN", env.GPU_BRIDGE_API_TOKEN?.trim() ?? ""];
+  // No array destructuring: it runs the iterator protocol, compiled on first use at every start.
+  const fromFlag = flag !== undefined && flag.trim() !== "";
+  const name = fromFlag ? "Option --api-token" : "GPU_BRIDGE_API_TOKEN";
+  const value = fromFlag ? flag.trim() : env.GPU_BRIDGE_API_TOKEN?.trim() ?? "";
   const problem = value === "" ? null : apiTokenProblem(value);
   if (problem !== null) {
     throw new UsageError(`${name} ${problem} (the value is not shown); use a long random token, or leave it out to have one generated`);
