@@ -5,9 +5,10 @@
  * with mknod, so this needs root; without it a spec of /dev/null and /dev/zero nodes stands in).
  * Run with `make bench-cdi`; RUNS=N overrides the sample count.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { quantile } from "./quantile.ts";
+import { freshCopy, interleaved } from "./against-floor.ts";
 import { canMknod, discreteTree } from "../test/cdi/fake-tree.ts";
 
 const repo = join(import.meta.dir, "..");
@@ -103,29 +104,9 @@ if (check.exitCode !== 0) throw new Error(`cdi apply failed: ${check.stderr.toSt
 const out = JSON.parse(check.stdout.toString());
 if (!out.linux.devices.some((d: { path: string }) => d.path === "/dev/nvidia0")) throw new Error("cdi apply did not add /dev/nvidia0");
 
-// Fresh copies side by side, as bench/startup.ts explains (page-cache state moves start-up).
-function freshCopy(path: string, name: string): string {
-  const copy = join(runDir, name);
-  writeFileSync(copy, readFileSync(path), { mode: 0o755 });
-  return copy;
-}
-const helloCopy = freshCopy(hello, "hello");
-const binCopy = freshCopy(bin, "gpu-bridge-host");
-
-function time(cmd: string[]): number {
-  const t0 = performance.now();
-  const r = Bun.spawnSync(cmd, { stdout: "ignore", stderr: "pipe", cwd: "/tmp" });
-  const t = performance.now() - t0;
-  if (r.exitCode !== 0) throw new Error(`${cmd.join(" ")} exited ${r.exitCode}: ${r.stderr.toString()}`);
-  return t;
-}
-const floor: number[] = [];
-const apply: number[] = [];
-for (let i = 0; i < 5; i++) (time([helloCopy]), time([binCopy, ...args]));
-for (let i = 0; i < runs; i++) {
-  floor.push(time([helloCopy]));
-  apply.push(time([binCopy, ...args]));
-}
+const helloCopy = freshCopy(runDir, hello, "hello");
+const binCopy = freshCopy(runDir, bin, "gpu-bridge-host");
+const { floor, subject: apply } = interleaved([helloCopy], [binCopy, ...args], runs);
 const ratio = quantile(apply, 0.5) / quantile(floor, 0.5);
 console.log(`cdi apply over ${runs} runs each (wall time of a child process, ms); spec: ${source}`);
 console.log(`  hello-world floor   median ${quantile(floor, 0.5).toFixed(2)}  p90 ${quantile(floor, 0.9).toFixed(2)}`);

@@ -3,9 +3,10 @@
  * Bun (the floor a compiled binary cannot beat). Target: at most 1.2x the floor.
  * Run with `make bench-startup`; RUNS=N overrides the sample count.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { quantile } from "./quantile.ts";
+import { freshCopy, interleaved } from "./against-floor.ts";
 
 const repo = join(import.meta.dir, "..");
 const bin = join(repo, "dist", "gpu-bridge-host");
@@ -37,30 +38,9 @@ if (Buffer.compare(Buffer.from(check.stdout), Buffer.from(fixture)) !== 0) {
 // 1.4x when the same pair, copied side by side, reads 1.15x. Copies put both in the same state.
 const runDir = mkdtempSync(join(benchDir, "run-"));
 process.on("exit", () => rmSync(runDir, { recursive: true, force: true }));
-function freshCopy(path: string, name: string): string {
-  const copy = join(runDir, name);
-  writeFileSync(copy, readFileSync(path), { mode: 0o755 });
-  return copy;
-}
-const helloCopy = freshCopy(hello, "hello");
-const binCopy = freshCopy(bin, "gpu-bridge-host");
-
-function time(cmd: string[]): number {
-  const t0 = performance.now();
-  const r = Bun.spawnSync(cmd, { stdout: "ignore", stderr: "pipe", cwd: "/tmp" });
-  const t = performance.now() - t0;
-  if (r.exitCode !== 0) throw new Error(`${cmd.join(" ")} exited ${r.exitCode}: ${r.stderr.toString()}`);
-  return t;
-}
-
-const floor: number[] = [];
-const list: number[] = [];
-for (let i = 0; i < 5; i++) (time([helloCopy]), time([binCopy, "--mock", "--list"])); // warm up
-for (let i = 0; i < runs; i++) {
-  // Interleaved so drift in machine load hits both equally.
-  floor.push(time([helloCopy]));
-  list.push(time([binCopy, "--mock", "--list"]));
-}
+const helloCopy = freshCopy(runDir, hello, "hello");
+const binCopy = freshCopy(runDir, bin, "gpu-bridge-host");
+const { floor, subject: list } = interleaved([helloCopy], [binCopy, "--mock", "--list"], runs);
 
 const ratio = quantile(list, 0.5) / quantile(floor, 0.5);
 console.log(`startup over ${runs} runs each (wall time of a child process, ms; build flags: ${flags.join(" ")})`);

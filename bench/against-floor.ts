@@ -1,0 +1,37 @@
+/**
+ * A command's start-up against the compiled hello-world floor, as bench/startup.ts and
+ * bench/cdi.ts measure it: both programs timed from fresh copies in one new folder (how a 100 MB
+ * executable sits in the page cache moves its start-up by a millisecond or more, more than the
+ * difference being measured), interleaved so drift in machine load hits both equally, after a
+ * short warm-up; stdout goes to /dev/null so that neither pays for a reader on a pipe.
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+/** A copy of `path` named `name` in `dir`, written now. */
+export function freshCopy(dir: string, path: string, name: string): string {
+  const copy = join(dir, name);
+  writeFileSync(copy, readFileSync(path), { mode: 0o755 });
+  return copy;
+}
+
+/** Wall milliseconds of one run of `cmd`; throws if it fails. */
+export function time(cmd: string[]): number {
+  const t0 = performance.now();
+  const r = Bun.spawnSync(cmd, { stdout: "ignore", stderr: "pipe", cwd: "/tmp" });
+  const t = performance.now() - t0;
+  if (r.exitCode !== 0) throw new Error(`${cmd.join(" ")} exited ${r.exitCode}: ${r.stderr.toString()}`);
+  return t;
+}
+
+/** `runs` interleaved timings of `floorCmd` and `cmd`, after 5 of each as warm-up. */
+export function interleaved(floorCmd: string[], cmd: string[], runs: number): { floor: number[]; subject: number[] } {
+  const floor: number[] = [];
+  const subject: number[] = [];
+  for (let i = 0; i < 5; i++) (time(floorCmd), time(cmd));
+  for (let i = 0; i < runs; i++) {
+    floor.push(time(floorCmd));
+    subject.push(time(cmd));
+  }
+  return { floor, subject };
+}
