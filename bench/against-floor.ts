@@ -5,7 +5,7 @@
  * difference being measured), interleaved so drift in machine load hits both equally, after a
  * short warm-up; stdout goes to /dev/null so that neither pays for a reader on a pipe.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 /** A copy of `path` named `name` in `dir`, written now. */
@@ -34,4 +34,20 @@ export function interleaved(floorCmd: string[], cmd: string[], runs: number): { 
     subject.push(time(cmd));
   }
   return { floor, subject };
+}
+
+/**
+ * Builds the floor into `benchDir` and returns its path: the cheapest hello-world found, one
+ * Bun.write to stdout (process.stdout costs about 12 ms to set up, so a process.stdout
+ * hello-world would flatter us), compiled with the flags `make build` uses (COMPILE_FLAGS, passed
+ * in by the Makefile).
+ */
+export function buildFloor(benchDir: string): string {
+  mkdirSync(benchDir, { recursive: true });
+  const hello = join(benchDir, "hello");
+  writeFileSync(join(benchDir, "hello.ts"), 'void Bun.write(Bun.stdout, "hello\\n");\n');
+  const flags = (process.env.COMPILE_FLAGS ?? "--compile --minify --bytecode").split(/\s+/).filter(Boolean);
+  const built = Bun.spawnSync([process.execPath, "build", ...flags, join(benchDir, "hello.ts"), "--outfile", hello]);
+  if (built.exitCode !== 0) throw new Error(`Cannot build the hello-world floor: ${built.stderr.toString()}`);
+  return hello;
 }

@@ -8,21 +8,14 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { quantile } from "./quantile.ts";
-import { freshCopy, interleaved } from "./against-floor.ts";
+import { buildFloor, freshCopy, interleaved } from "./against-floor.ts";
 import { canMknod, discreteTree } from "../test/cdi/fake-tree.ts";
 
 const repo = join(import.meta.dir, "..");
 const bin = join(repo, "dist", "gpu-bridge-host");
 const benchDir = join(repo, "dist", "bench");
-const hello = join(benchDir, "hello");
 const runs = Number(process.env.RUNS ?? 60);
-
-mkdirSync(benchDir, { recursive: true });
-// The same floor as bench/startup.ts: one Bun.write to stdout, built with the same flags.
-writeFileSync(join(benchDir, "hello.ts"), 'void Bun.write(Bun.stdout, "hello\\n");\n');
-const flags = (process.env.COMPILE_FLAGS ?? "--compile --minify --bytecode").split(/\s+/).filter(Boolean);
-const built = Bun.spawnSync([process.execPath, "build", ...flags, join(benchDir, "hello.ts"), "--outfile", hello]);
-if (built.exitCode !== 0) throw new Error(`Cannot build the hello-world floor: ${built.stderr.toString()}`);
+const hello = buildFloor(benchDir);
 
 const runDir = mkdtempSync(join(benchDir, "cdi-"));
 process.on("exit", () => rmSync(runDir, { recursive: true, force: true }));

@@ -3,25 +3,16 @@
  * Bun (the floor a compiled binary cannot beat). Target: at most 1.2x the floor.
  * Run with `make bench-startup`; RUNS=N overrides the sample count.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { quantile } from "./quantile.ts";
-import { freshCopy, interleaved } from "./against-floor.ts";
+import { buildFloor, freshCopy, interleaved } from "./against-floor.ts";
 
 const repo = join(import.meta.dir, "..");
 const bin = join(repo, "dist", "gpu-bridge-host");
 const benchDir = join(repo, "dist", "bench");
-const hello = join(benchDir, "hello");
 const runs = Number(process.env.RUNS ?? 60);
-
-mkdirSync(benchDir, { recursive: true });
-// The floor is the cheapest hello-world found: one Bun.write to stdout. (process.stdout costs
-// about 12 ms to set up, so a process.stdout hello-world would flatter us.)
-writeFileSync(join(benchDir, "hello.ts"), 'void Bun.write(Bun.stdout, "hello\\n");\n');
-// The floor is built with the same flags as `make build` (passed in by the Makefile).
-const flags = (process.env.COMPILE_FLAGS ?? "--compile --minify --bytecode").split(/\s+/).filter(Boolean);
-const built = Bun.spawnSync([process.execPath, "build", ...flags, join(benchDir, "hello.ts"), "--outfile", hello]);
-if (built.exitCode !== 0) throw new Error(`Cannot build the hello-world floor: ${built.stderr.toString()}`);
+const hello = buildFloor(benchDir);
 
 // Correctness first, once: the timed runs below send stdout to /dev/null so that neither
 // program pays for a reader on a pipe.
@@ -43,7 +34,11 @@ const binCopy = freshCopy(runDir, bin, "gpu-bridge-host");
 const { floor, subject: list } = interleaved([helloCopy], [binCopy, "--mock", "--list"], runs);
 
 const ratio = quantile(list, 0.5) / quantile(floor, 0.5);
-console.log(`startup over ${runs} runs each (wall time of a child process, ms; build flags: ${flags.join(" ")})`);
+console.log(
+  `startup over ${runs} runs each (wall time of a child process, ms; build flags: ${
+    process.env.COMPILE_FLAGS ?? "--compile --minify --bytecode"
+  })`,
+);
 console.log(`  hello-world floor   median ${quantile(floor, 0.5).toFixed(2)}  p90 ${quantile(floor, 0.9).toFixed(2)}`);
 console.log(`  --mock --list       median ${quantile(list, 0.5).toFixed(2)}  p90 ${quantile(list, 0.9).toFixed(2)}`);
 console.log(`  ratio (median)      ${ratio.toFixed(3)}x  (target <= 1.2x: ${ratio <= 1.2 ? "met" : "MISSED"})`);

@@ -129,16 +129,24 @@ export class CudaDevice {
   }
 
   #call(fn: string, ...args: (number | bigint | Uint8Array)[]): void {
-    const rc = this.#lib.fns[fn]!(...args) as number;
-    if (rc === 0) return;
-    const out = new Uint8Array(8);
-    let name = "unknown error";
-    if ((this.#lib.fns.cuGetErrorName!(rc, out) as number) === 0) {
-      const p = view(out).getBigUint64(0, true);
-      if (p !== 0n) name = this.#ffi.cstring(p);
-    }
-    throw new CudaExecError(fn, rc, name);
+    callCuda(this.#lib, this.#ffi, fn, ...args);
   }
+}
+
+/**
+ * Calls driver function `fn` of `lib`; a non-zero CUresult throws CudaExecError with the
+ * driver's name for it (cuGetErrorName). Shared by this façade and cuda-vram.ts.
+ */
+export function callCuda(lib: NativeLibrary, ffi: FfiAdapter, fn: string, ...args: (number | bigint | Uint8Array)[]): void {
+  const rc = lib.fns[fn]!(...args) as number;
+  if (rc === 0) return;
+  const out = new Uint8Array(8);
+  let name = "unknown error";
+  if ((lib.fns.cuGetErrorName!(rc, out) as number) === 0) {
+    const p = view(out).getBigUint64(0, true);
+    if (p !== 0n) name = ffi.cstring(p);
+  }
+  throw new CudaExecError(fn, rc, name);
 }
 
 /** A little-endian u64 argument buffer (device pointers). */

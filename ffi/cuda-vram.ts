@@ -7,7 +7,7 @@
  * it), unlike user kernels, which run in a child: the only kernels launched here are the bridge's
  * own, over buffers it allocated, with their bounds checked before each launch.
  */
-import { CudaExecError, EXEC } from "./cuda-exec.ts";
+import { callCuda, EXEC } from "./cuda-exec.ts";
 import { openFirst } from "./loader.ts";
 import type { FfiAdapter, NativeLibrary, SymbolTable } from "./types.ts";
 
@@ -245,15 +245,7 @@ export class CudaVram {
   }
 
   #call(fn: string, ...args: (number | bigint | Uint8Array)[]): void {
-    const rc = this.#lib.fns[fn]!(...args) as number;
-    if (rc === 0) return;
-    const out = new Uint8Array(8);
-    let name = "unknown error";
-    if ((this.#lib.fns.cuGetErrorName!(rc, out) as number) === 0) {
-      const p = view(out).getBigUint64(0, true);
-      if (p !== 0n) name = this.#ffi.cstring(p);
-    }
-    throw new CudaExecError(fn, rc, name);
+    callCuda(this.#lib, this.#ffi, fn, ...args);
   }
 }
 
