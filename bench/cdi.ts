@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { quantile } from "./quantile.ts";
 import { buildFloor, freshCopy, interleaved } from "./against-floor.ts";
-import { canMknod, discreteTree } from "../test/cdi/fake-tree.ts";
+import { canMknod, discreteTree, generateArgs } from "../test/cdi/fake-tree.ts";
 
 const repo = join(import.meta.dir, "..");
 const bin = join(repo, "dist", "gpu-bridge-host");
@@ -24,22 +24,7 @@ mkdirSync(specDir);
 let source: string;
 if (canMknod) {
   const root = discreteTree();
-  const gen = Bun.spawnSync([
-    bin,
-    "cdi",
-    "generate",
-    "--mock",
-    "--dev-root",
-    root,
-    "--driver-root",
-    root,
-    "--sys-root",
-    root,
-    "--hook-path",
-    `${root}/hook/nvidia-cdi-hook`,
-    "--output",
-    join(specDir, "nvidia.yaml"),
-  ]);
+  const gen = Bun.spawnSync([bin, ...generateArgs(root), "--output", join(specDir, "nvidia.yaml")]);
   if (gen.exitCode !== 0) throw new Error(`cdi generate failed: ${gen.stderr.toString()}`);
   source = "cdi generate on a fake two-GPU host (YAML)";
 } else {

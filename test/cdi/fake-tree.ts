@@ -58,6 +58,23 @@ export function discreteTree(o: { minors?: number[]; hook?: boolean } = {}): str
 }
 
 /** MIG capability nodes and mig-minors for GPU minor `gpuMinor`, instances gi 1 and 3 with ci 0. */
+/** `cdi generate --mock` reading everything (device nodes, driver files, sysfs, the hook) under `root`. */
+export function generateArgs(root: string): string[] {
+  return [
+    "cdi",
+    "generate",
+    "--mock",
+    "--dev-root",
+    root,
+    "--driver-root",
+    root,
+    "--sys-root",
+    root,
+    "--hook-path",
+    `${root}/hook/nvidia-cdi-hook`,
+  ];
+}
+
 export function addMig(root: string, gpuMinor: number): void {
   const lines = [
     `gpu${gpuMinor}/gi1/access 12`,

@@ -14,7 +14,7 @@ import { validateSpec } from "../../src/cdi/validate.ts";
 import { main } from "../../src/main.ts";
 import { memoryLogger, REPO } from "../helpers.ts";
 import { fakeEnv, scriptFakes } from "../inventory/fakes.ts";
-import { addMig, canMknod, discreteTree, file, jetsonTree, SKIP_REASON } from "./fake-tree.ts";
+import { addMig, canMknod, discreteTree, file, generateArgs, jetsonTree, SKIP_REASON } from "./fake-tree.ts";
 
 const golden = (name: string, subs: Record<string, string>) => {
   let text = readFileSync(join(REPO, "test", "fixtures", "cdi", name), "utf8");
@@ -255,19 +255,7 @@ describe.skipIf(!canMknod)("the command", () => {
     const root = discreteTree();
     const out = join(root, "out.yaml");
     writeFileSync(out, "old");
-    const args = [
-      "cdi",
-      "generate",
-      "--mock",
-      "--dev-root",
-      root,
-      "--driver-root",
-      root,
-      "--sys-root",
-      root,
-      "--hook-path",
-      `${root}/hook/nvidia-cdi-hook`,
-    ];
+    const args = generateArgs(root);
     expect(await main([...args, "--output", out], {})).toBe(0);
     const spec = parseYaml(readFileSync(out, "utf8"));
     expect(spec).toEqual(golden("discrete.json", { "@ROOT@": root }));

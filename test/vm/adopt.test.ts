@@ -7,10 +7,10 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { ConsoleConnection } from "../../mock/console/core.ts";
 import { type MockConsole, startMockConsole } from "../../mock/console/server.ts";
 import { mockBackend } from "../../src/inventory/mock.ts";
-import { parseCommand } from "../../src/cli/options.ts";
 import { type Bridge, createBridge } from "../../src/app/bridge.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { FakeClock, memoryLogger, tempDir, until } from "../helpers.ts";
+import { publishingServe } from "./helpers.ts";
 
 const runtime = bunRuntime();
 let mock: MockConsole;
@@ -53,25 +53,10 @@ async function idle(clock: FakeClock, ms: number): Promise<void> {
 async function bridge(clock = new FakeClock(), journal = false) {
   // Acks wait as long as the console allows: the tests jump the clock minutes ahead while the
   // link, in real time, may have a request in flight.
-  const c = parseCommand([
-    "serve",
-    "--mock",
-    "--publish",
-    "--tcp-port",
-    String(mock.port),
-    "--auth-token",
-    "tok",
-    "--readback-ms",
-    "30",
-    "--ack-timeout-ms",
-    "600000",
-    "--state-dir",
-    state.path,
-  ], {});
-  if (c.kind !== "serve") throw new Error("expected serve");
+  const options = publishingServe(mock.port, "--readback-ms", "30", "--ack-timeout-ms", "600000", "--state-dir", state.path);
   const { log, lines } = memoryLogger();
   const publishes = mock.state.publishes;
-  daemon = await createBridge(c.options, { runtime, log, backend: mockBackend() }, { noJournal: !journal, clock });
+  daemon = await createBridge(options, { runtime, log, backend: mockBackend() }, { noJournal: !journal, clock });
   await until(() => mock.state.publishes > publishes, 5000, "the first publish");
   return { daemon, lines, clock };
 }

@@ -9,11 +9,11 @@ import { join } from "node:path";
 import { ConsoleConnection } from "../../mock/console/core.ts";
 import { type MockConsole, startMockConsole } from "../../mock/console/server.ts";
 import { mockBackend } from "../../src/inventory/mock.ts";
-import { parseCommand } from "../../src/cli/options.ts";
 import { type Bridge, createBridge } from "../../src/app/bridge.ts";
 import { vaddA, vaddB } from "../../src/job/kernels.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { sha256Hex } from "../../src/util/sha256.ts";
+import { publishingServe } from "./helpers.ts";
 import { memoryLogger, REPO, tempDir, until } from "../helpers.ts";
 
 const runtime = bunRuntime();
@@ -26,23 +26,8 @@ beforeEach(async () => {
   mock.state.vm.jobFiles = true; // the VM variant with /gpu/<id>/job
   bundle = tempDir("gbh-bundles-");
   copyFileSync(join(REPO, "src/job/ptx/vadd.ptx"), join(bundle.path, "vadd.ptx"));
-  const c = parseCommand([
-    "serve",
-    "--mock",
-    "--publish",
-    "--tcp-port",
-    String(mock.port),
-    "--auth-token",
-    "tok",
-    "--readback-ms",
-    "30",
-    "--bundle-dir",
-    bundle.path,
-    "--runner",
-    "cpu",
-  ], {});
-  if (c.kind !== "serve") throw new Error("expected serve");
-  daemon = await createBridge(c.options, { runtime, log: memoryLogger().log, backend: mockBackend() }, { noJournal: true });
+  const options = publishingServe(mock.port, "--readback-ms", "30", "--bundle-dir", bundle.path, "--runner", "cpu");
+  daemon = await createBridge(options, { runtime, log: memoryLogger().log, backend: mockBackend() }, { noJournal: true });
   await until(() => mock.state.publishes === 1, 5000, "the first publish");
 });
 afterEach(async () => {

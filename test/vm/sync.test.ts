@@ -3,11 +3,11 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { ConsoleConnection } from "../../mock/console/core.ts";
 import { type MockConsole, startMockConsole } from "../../mock/console/server.ts";
 import { mockBackend } from "../../src/inventory/mock.ts";
-import { parseCommand } from "../../src/cli/options.ts";
 import { type Bridge, createBridge } from "../../src/app/bridge.ts";
 import { statusLine } from "../../src/lease/records.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { byteLength } from "../../src/util/bytes.ts";
+import { publishingServe } from "./helpers.ts";
 import { memoryLogger, until } from "../helpers.ts";
 
 const runtime = bunRuntime();
@@ -22,20 +22,9 @@ afterEach(async () => {
 });
 
 async function bridge(readbackMs = 50) {
-  const c = parseCommand([
-    "serve",
-    "--mock",
-    "--publish",
-    "--tcp-port",
-    String(mock.port),
-    "--auth-token",
-    "tok",
-    "--readback-ms",
-    String(readbackMs),
-  ], {});
-  if (c.kind !== "serve") throw new Error("expected serve");
+  const options = publishingServe(mock.port, "--readback-ms", String(readbackMs));
   const { log, lines } = memoryLogger();
-  daemon = await createBridge(c.options, { runtime, log, backend: mockBackend() }, { noJournal: true });
+  daemon = await createBridge(options, { runtime, log, backend: mockBackend() }, { noJournal: true });
   await until(() => mock.state.publishes === 1, 5000, "the first publish");
   return { daemon, lines };
 }
