@@ -176,19 +176,20 @@ export class Spool {
    */
   /**
    * Up to `max` records from the current position on, across segment files, each with its place
-   * (`seg`, `index`): what a forwarder may put in flight before the first is acknowledged.
+   * (`seg`, `index`): what a forwarder may put in flight before the first is acknowledged. Read
+   * lazily, one record per step, so a consumer that stops early reads no more; it must not
+   * append or advance while iterating.
    */
-  upcoming(max: number): { record: unknown; seg: number; index: number }[] {
+  *upcoming(max: number): Generator<{ record: unknown; seg: number; index: number }> {
     const p = this.#progress;
-    const out: { record: unknown; seg: number; index: number }[] = [];
+    let n = 0;
     for (const seg of this.#segments) {
       if (seg.n < p.seg) continue;
-      for (let i = seg.n === p.seg ? p.index : 0; i < seg.offsets.length && out.length < max; i++) {
-        out.push({ record: this.#read(seg, i), seg: seg.n, index: i });
+      for (let i = seg.n === p.seg ? p.index : 0; i < seg.offsets.length; i++) {
+        if (n++ >= max) return;
+        yield { record: this.#read(seg, i), seg: seg.n, index: i };
       }
-      if (out.length >= max) break;
     }
-    return out;
   }
 
   saveProgress(update: Partial<Progress>, durable = true): void {
