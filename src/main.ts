@@ -8,8 +8,7 @@
  */
 import { type Command, parseCommand, UsageError } from "./cli/options.ts";
 import { createLogger, type LogLevel } from "./util/log.ts";
-import { writeStdout } from "./runtime/stdio.ts";
-import { readText } from "./util/text.ts";
+import { readStdin, writeStdout } from "./runtime/stdio.ts";
 import type { CommandIo, CommandModule } from "./commands/types.ts";
 // The one command loaded up front: `--list` is the start-up that is benchmarked, and a
 // dynamic import costs it a chunk load and an async hop (about 3% of its instructions).
@@ -52,7 +51,7 @@ export interface StdIo {
   readonly stdin: () => Promise<string>;
 }
 
-const PROCESS_IO: StdIo = { stdout: writeStdout, stderr: writeStderr, stdin: () => readText(process.stdin) };
+const PROCESS_IO: StdIo = { stdout: writeStdout, stderr: writeStderr, stdin: readStdin };
 
 /** Runs the command line and resolves with the exit status. */
 export async function main(
