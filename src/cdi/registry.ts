@@ -5,11 +5,11 @@
  * error; two specs of the same priority defining one device make that device unresolvable.
  */
 import { applyEdits, CdiApplyError, mergeEdits, type StatNode } from "./apply.ts";
-import { decodeSpec, formatOf, type YamlParse } from "./spec-format.ts";
+import { decodeSpec, formatOf, type SpecFormat, type YamlParse } from "./spec-format.ts";
 import { loadSpecFs, type SpecFs } from "./spec-fs.ts";
 import { qualify } from "./names.ts";
 import type { CdiContainerEdits, CdiDevice, CdiSpec, OciSpec } from "./schema.ts";
-import { formatProblem, type Problem, quickValidate, type ValidateOptions } from "./rules.ts";
+import type { SpecCache } from "./spec-cache.ts";
 
 export interface LoadedSpec {
   readonly spec: CdiSpec;
@@ -33,8 +33,15 @@ export interface SpecRegistry {
 /**
  * Reads `dirs` (lowest priority first); a missing folder is simply empty. `parseYaml` reads the
  * `.yaml` files (the library's strict parser, or the runtime's native one on the hot path).
+ * With a `cache`, a spec read before is taken from it, and one validated now is remembered
+ * (the caller flushes it); the specs and errors are the same with it or without.
  */
-export async function loadSpecDirs(dirs: readonly string[], parseYaml: YamlParse, fs?: SpecFs): Promise<SpecRegistry> {
+export async function loadSpecDirs(
+  dirs: readonly string[],
+  parseYaml: YamlParse,
+  fs?: SpecFs,
+  cache?: SpecCache | null,
+): Promise<SpecRegistry> {
   const files = fs ?? (await loadSpecFs());
   const specs: LoadedSpec[] = [];
   const errors: string[] = [];
@@ -53,17 +60,17 @@ export async function loadSpecDirs(dirs: readonly string[], parseYaml: YamlParse
       // Plain concatenation: node:path would cost a load on every container's start.
       const file = dir.endsWith("/") ? dir + name : `${dir}/${name}`;
       try {
-        const { spec, problems } = await validateLoaded(decodeSpec(await files.read(file), format, file, parseYaml), {
-          file,
-          strict: false,
-        });
-        let bad = false;
-        for (let i = 0; i < problems.length; i++) {
-          if (problems[i]!.severity !== "error") continue;
-          errors.push(formatProblem(problems[i]!));
-          bad = true;
+        const text = await files.read(file);
+        const key = cache?.key(format, text);
+        const cached = key === undefined ? null : await cache!.get(key);
+        if (cached !== null) {
+          specs.push({ spec: cached, file, priority });
+          continue;
         }
-        if (spec === null || bad) continue;
+        const { spec, problems } = await validateText(text, format, file, parseYaml);
+        for (let i = 0; i < problems.length; i++) errors.push(problems[i]!);
+        if (spec === null) continue;
+        if (key !== undefined) cache!.put(key, spec);
         specs.push({ spec, file, priority });
       } catch (error) {
         errors.push((error as Error).message);
@@ -74,19 +81,35 @@ export async function loadSpecDirs(dirs: readonly string[], parseYaml: YamlParse
 }
 
 /**
- * validateSpec's answer; the schema (valibot, loaded on demand) runs only where shape.ts does not
- * vouch for the spec, so a well-formed folder is read without it.
+ * A spec read now (not from the cache): parsed, then validated by the reference's rules. The
+ * rules (rules.ts) load here, and the schema (valibot) only where shape.ts does not vouch for
+ * the spec, so a cache hit loads neither. Null with the problems (formatted) when invalid.
  */
-export async function validateLoaded(raw: unknown, o: ValidateOptions): Promise<{ spec: CdiSpec | null; problems: Problem[] }> {
-  return quickValidate(raw, o) ?? (await import("./validate.ts")).validateSpec(raw, o);
+async function validateText(
+  text: string,
+  format: SpecFormat,
+  file: string,
+  parseYaml: YamlParse,
+): Promise<{ spec: CdiSpec | null; problems: string[] }> {
+  const raw = decodeSpec(text, format, file, parseYaml);
+  const rules = await import("./rules.ts");
+  const o = { file, strict: false };
+  const { spec, problems } = rules.quickValidate(raw, o) ?? (await import("./validate.ts")).validateSpec(raw, o);
+  const errors: string[] = [];
+  for (let i = 0; i < problems.length; i++) if (problems[i]!.severity === "error") errors.push(rules.formatProblem(problems[i]!));
+  return { spec: errors.length > 0 ? null : spec, problems: errors };
 }
 
 /** Indexes devices by qualified name with the reference's conflict rules. */
 export function resolveDevices(specs: readonly LoadedSpec[], errors: string[] = []): { devices: Map<string, ResolvedDevice> } {
   const devices = new Map<string, ResolvedDevice>();
-  const conflicts = new Set<string>();
-  for (const spec of specs) {
-    for (const device of spec.spec.devices) {
+  // A list, not a Set, and index loops: on a cold start each kind of collection and iterator
+  // costs its first use (`cdi apply` runs this on every container's start).
+  const conflicts: string[] = [];
+  for (let i = 0; i < specs.length; i++) {
+    const spec = specs[i]!;
+    for (let j = 0; j < spec.spec.devices.length; j++) {
+      const device = spec.spec.devices[j]!;
       const qualified = qualify(spec.spec.kind, device.name);
       const old = devices.get(qualified);
       if (old !== undefined) {
@@ -95,13 +118,13 @@ export function resolveDevices(specs: readonly LoadedSpec[], errors: string[] = 
           errors.push(
             `Conflicting device ${JSON.stringify(qualified)} (specs ${JSON.stringify(old.spec.file)}, ${JSON.stringify(spec.file)})`,
           );
-          conflicts.add(qualified);
+          conflicts.push(qualified);
         }
       }
       devices.set(qualified, { qualified, device, spec });
     }
   }
-  for (const name of conflicts) devices.delete(name);
+  for (let i = 0; i < conflicts.length; i++) devices.delete(conflicts[i]!);
   return { devices };
 }
 
@@ -110,12 +133,12 @@ export function gatherEdits(registry: Pick<SpecRegistry, "devices">, names: read
   const unresolved: string[] = [];
   for (let i = 0; i < names.length; i++) if (!registry.devices.has(names[i]!)) unresolved.push(names[i]!);
   if (unresolved.length > 0) throw new CdiApplyError(`Unresolvable CDI devices ${unresolved.join(", ")}`);
-  const seenSpecs = new Set<LoadedSpec>();
+  const seenSpecs: LoadedSpec[] = [];
   const list: CdiContainerEdits[] = [];
   for (let i = 0; i < names.length; i++) {
     const r = registry.devices.get(names[i]!)!;
-    if (!seenSpecs.has(r.spec)) {
-      seenSpecs.add(r.spec);
+    if (seenSpecs.indexOf(r.spec) < 0) {
+      seenSpecs.push(r.spec);
       if (r.spec.spec.containerEdits !== undefined) list.push(r.spec.spec.containerEdits);
     }
     list.push(r.device.containerEdits);

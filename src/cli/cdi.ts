@@ -37,27 +37,63 @@ export type CdiCommand =
     readonly input: string;
     readonly output: string | undefined;
     readonly devices: readonly string[];
+    /** The validated-spec cache (src/cdi/spec-cache.ts); undefined: none. */
+    readonly cacheDir: string | undefined;
   }
-  | { readonly kind: "cdi-list"; readonly specDirs: readonly string[] | undefined };
+  | { readonly kind: "cdi-list"; readonly specDirs: readonly string[] | undefined; readonly cacheDir: string | undefined };
 
-/** Each subcommand's flags (`--spec-dir` may repeat, so it is taken out before the table parse). */
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * The validated-spec cache's folder by default: the user's runtime folder (`$XDG_RUNTIME_DIR`,
+ * the user's own, 0700) when set, `/run` for root (writable by root alone), otherwise none. An
+ * entry decides what a container gets, so the folder must be writable by this user alone.
+ */
+export function defaultCacheDir(env: Env, uid: number | undefined): string | undefined {
+  const runtime = env.XDG_RUNTIME_DIR?.trim();
+  if (runtime !== undefined && runtime.startsWith("/")) return `${runtime.replace(/\/+$/, "")}/gpu-bridge-host/cdi-cache`;
+  return uid === 0 ? "/run/gpu-bridge-host/cdi-cache" : undefined;
+}
+
+/** `--cache-dir DIR`, `--no-cache`, or the default. */
+function cacheDir(values: { "cache-dir"?: string; "no-cache"?: true }, env: Env): string | undefined {
+  if (values["no-cache"] === true) {
+    if (values["cache-dir"] !== undefined) throw new UsageError("Option --no-cache conflicts with --cache-dir");
+    return undefined;
+  }
+  return values["cache-dir"] ?? defaultCacheDir(env, process.getuid?.());
+}
+
+/**
+ * Each subcommand's flags (`--spec-dir` may repeat, so it is taken out before the table parse).
+ * One function per table, and one parser per subcommand below: on a cold start a function costs
+ * its size the first time it runs, and `cdi apply` (every container's start) runs only its own.
+ */
+const generateFlags = () => ({
+  "mock": "bool",
+  "backend": "choice:auto|nvml|cuda|jetson|mock",
+  "sys-root": "string",
+  "dev-root": "string",
+  "driver-root": "string",
+  "csv-dir": "string",
+  "hook-path": "string",
+  "kind": "string",
+  "format": "choice:json|yaml",
+  "output": "string",
+  "help": "bool",
+} as const);
+const validateFlags = () => ({ "consumer-version": "string", "no-host-check": "bool", "help": "bool" } as const);
+/** apply's table less --spec-dir (taken out first). */
+const applyFlags = () => ({ "input": "string", "output": "string", "cache-dir": "string", "no-cache": "bool", "help": "bool" } as const);
+/** list's table less --spec-dir (taken out first). */
+const listFlags = () => ({ "cache-dir": "string", "no-cache": "bool", "help": "bool" } as const);
+
+/** Every subcommand's flags, --spec-dir included: what CDI_HELP documents (a test holds them equal). */
 export const cdiFlags = () => ({
-  generate: {
-    "mock": "bool",
-    "backend": "choice:auto|nvml|cuda|jetson|mock",
-    "sys-root": "string",
-    "dev-root": "string",
-    "driver-root": "string",
-    "csv-dir": "string",
-    "hook-path": "string",
-    "kind": "string",
-    "format": "choice:json|yaml",
-    "output": "string",
-    "help": "bool",
-  },
-  validate: { "consumer-version": "string", "no-host-check": "bool", "help": "bool" },
-  apply: { "spec-dir": "string", "input": "string", "output": "string", "help": "bool" },
-  list: { "spec-dir": "string", "help": "bool" },
+  generate: generateFlags(),
+  validate: validateFlags(),
+  apply: { "spec-dir": "string", ...applyFlags() },
+  list: { "spec-dir": "string", ...listFlags() },
 } as const);
 
 /** `--spec-dir` may be given several times (lowest priority first): taken out before the table parse. */
@@ -83,67 +119,79 @@ function takeSpecDirs(argv: readonly string[]): { rest: string[]; dirs: string[]
   return { rest, dirs: dirs.length > 0 ? dirs : undefined };
 }
 
+const HELP = { kind: "help", topic: "cdi" } as const;
+
 /** Parses the arguments after `cdi`; `help` is returned for `--help` and no subcommand. */
-export function parseCdiCommand(argv: readonly string[]): CdiCommand | { readonly kind: "help"; readonly topic: "cdi" } {
+export function parseCdiCommand(argv: readonly string[], env: Env): CdiCommand | typeof HELP {
   const sub = argv[0];
-  const help = { kind: "help", topic: "cdi" } as const;
-  if (sub === undefined || sub === "--help") return help;
-  const tables = cdiFlags();
-  if (sub === "generate") {
-    const { values, positionals } = parseFlags(argv.slice(1), tables.generate);
-    if (values.help === true) return help;
-    if (positionals.length > 0) throw new UsageError(`cdi generate: unexpected argument ${JSON.stringify(positionals[0])}`);
-    const backend = values.backend;
-    if (values.mock === true && backend !== undefined && backend !== "mock") {
-      throw new UsageError(`Option --mock conflicts with --backend ${backend}`);
-    }
-    const output = values.output;
-    return {
-      kind: "cdi-generate",
-      backend: values.mock === true ? "mock" : backend ?? DEFAULTS.backend,
-      sysRoot: values["sys-root"] ?? DEFAULTS.sysRoot,
-      devRoot: values["dev-root"] ?? DEFAULTS.cdiRoot,
-      driverRoot: values["driver-root"] ?? DEFAULTS.cdiRoot,
-      csvDir: values["csv-dir"],
-      hookPath: values["hook-path"],
-      cdiKind: values.kind,
-      // An --output ending in .yaml picks YAML.
-      format: values.format ?? (output?.endsWith(".yaml") ? "yaml" : DEFAULTS.cdiFormat),
-      output,
-    };
-  }
-  if (sub === "validate") {
-    const { values, positionals } = parseFlags(argv.slice(1), tables.validate);
-    if (values.help === true) return help;
-    if (positionals.length === 0) throw new UsageError("cdi validate needs at least one FILE");
-    const consumer = values["consumer-version"];
-    if (consumer !== undefined && !/^v?\d+\.\d+\.\d+$/.test(consumer)) {
-      throw new UsageError(`Option --consumer-version needs a version such as 0.5.0, got ${JSON.stringify(consumer)}`);
-    }
-    return {
-      kind: "cdi-validate",
-      files: positionals,
-      consumerVersion: consumer?.replace(/^v/, ""),
-      hostCheck: values["no-host-check"] !== true,
-    };
-  }
-  if (sub === "apply") {
-    const { rest, dirs } = takeSpecDirs(argv.slice(1));
-    // The table less --spec-dir, named field by field: an object rest calls a builtin, and
-    // apply is on every container's start.
-    const { input, output, help: helpFlag } = tables.apply;
-    const { values, positionals } = parseFlags(rest, { input, output, help: helpFlag });
-    if (values.help === true) return help;
-    if (positionals.length === 0) throw new UsageError("cdi apply needs at least one DEVICE (vendor/class=name)");
-    return { kind: "cdi-apply", specDirs: dirs, input: values.input ?? "-", output: values.output, devices: positionals };
-  }
-  if (sub === "list") {
-    const { rest, dirs } = takeSpecDirs(argv.slice(1));
-    const { "spec-dir": _specDir, ...table } = tables.list;
-    const { values, positionals } = parseFlags(rest, table);
-    if (values.help === true) return help;
-    if (positionals.length > 0) throw new UsageError(`cdi list: unexpected argument ${JSON.stringify(positionals[0])}`);
-    return { kind: "cdi-list", specDirs: dirs };
-  }
+  if (sub === undefined || sub === "--help") return HELP;
+  const rest = argv.slice(1);
+  if (sub === "apply") return parseApply(rest, env);
+  if (sub === "list") return parseList(rest, env);
+  if (sub === "generate") return parseGenerate(rest);
+  if (sub === "validate") return parseValidate(rest);
   throw new UsageError(`Unknown cdi command ${JSON.stringify(sub)} (generate, validate, apply, list)`);
+}
+
+function parseApply(argv: readonly string[], env: Env): CdiCommand | typeof HELP {
+  const { rest, dirs } = takeSpecDirs(argv);
+  const { values, positionals } = parseFlags(rest, applyFlags());
+  if (values.help === true) return HELP;
+  if (positionals.length === 0) throw new UsageError("cdi apply needs at least one DEVICE (vendor/class=name)");
+  return {
+    kind: "cdi-apply",
+    specDirs: dirs,
+    input: values.input ?? "-",
+    output: values.output,
+    devices: positionals,
+    cacheDir: cacheDir(values, env),
+  };
+}
+
+function parseList(argv: readonly string[], env: Env): CdiCommand | typeof HELP {
+  const { rest, dirs } = takeSpecDirs(argv);
+  const { values, positionals } = parseFlags(rest, listFlags());
+  if (values.help === true) return HELP;
+  if (positionals.length > 0) throw new UsageError(`cdi list: unexpected argument ${JSON.stringify(positionals[0])}`);
+  return { kind: "cdi-list", specDirs: dirs, cacheDir: cacheDir(values, env) };
+}
+
+function parseGenerate(argv: readonly string[]): CdiCommand | typeof HELP {
+  const { values, positionals } = parseFlags(argv, generateFlags());
+  if (values.help === true) return HELP;
+  if (positionals.length > 0) throw new UsageError(`cdi generate: unexpected argument ${JSON.stringify(positionals[0])}`);
+  const backend = values.backend;
+  if (values.mock === true && backend !== undefined && backend !== "mock") {
+    throw new UsageError(`Option --mock conflicts with --backend ${backend}`);
+  }
+  const output = values.output;
+  return {
+    kind: "cdi-generate",
+    backend: values.mock === true ? "mock" : backend ?? DEFAULTS.backend,
+    sysRoot: values["sys-root"] ?? DEFAULTS.sysRoot,
+    devRoot: values["dev-root"] ?? DEFAULTS.cdiRoot,
+    driverRoot: values["driver-root"] ?? DEFAULTS.cdiRoot,
+    csvDir: values["csv-dir"],
+    hookPath: values["hook-path"],
+    cdiKind: values.kind,
+    // An --output ending in .yaml picks YAML.
+    format: values.format ?? (output?.endsWith(".yaml") ? "yaml" : DEFAULTS.cdiFormat),
+    output,
+  };
+}
+
+function parseValidate(argv: readonly string[]): CdiCommand | typeof HELP {
+  const { values, positionals } = parseFlags(argv, validateFlags());
+  if (values.help === true) return HELP;
+  if (positionals.length === 0) throw new UsageError("cdi validate needs at least one FILE");
+  const consumer = values["consumer-version"];
+  if (consumer !== undefined && !/^v?\d+\.\d+\.\d+$/.test(consumer)) {
+    throw new UsageError(`Option --consumer-version needs a version such as 0.5.0, got ${JSON.stringify(consumer)}`);
+  }
+  return {
+    kind: "cdi-validate",
+    files: positionals,
+    consumerVersion: consumer?.replace(/^v/, ""),
+    hostCheck: values["no-host-check"] !== true,
+  };
 }

@@ -116,14 +116,14 @@ type Env = Readonly<Record<string, string | undefined>>;
 // The tables: `as const` keeps each spec's literal type, from which parseFlags types the values.
 // The subcommands' small tables are written where they are parsed: every table at the top level
 // is built at every start, `--list` included.
-export const INVENTORY_FLAGS = {
+export const inventoryFlags = () => ({
   "mock": "bool",
   "backend": "choice:auto|nvml|cuda|jetson|mock",
   "sys-root": "string",
-} as const;
+} as const);
 
-export const BRIDGE_FLAGS = {
-  ...INVENTORY_FLAGS,
+export const bridgeFlags = () => ({
+  ...inventoryFlags(),
   "registry": "string",
   "list": "bool",
   "publish": "bool",
@@ -152,12 +152,15 @@ export const BRIDGE_FLAGS = {
   "readback-ms": "int:0:3600000",
   "help": "bool",
   "version": "bool",
-} as const;
+} as const);
 
-const { list: _list, version: _version, ...SERVE_FLAGS_ } = BRIDGE_FLAGS;
-export const SERVE_FLAGS = SERVE_FLAGS_;
+/** `serve`'s flags: the bridge's less --list and --version. */
+export function serveFlags() {
+  const { list: _list, version: _version, ...flags } = bridgeFlags();
+  return flags;
+}
 
-export const MOCK_CONSOLE_FLAGS = {
+export const mockConsoleFlags = () => ({
   "host": "string",
   "port": "int:0:65535",
   "auth-token": "string:blank",
@@ -167,9 +170,9 @@ export const MOCK_CONSOLE_FLAGS = {
   "noise": "bool",
   "log-level": "choice:debug|info|warn|error",
   "help": "bool",
-} as const;
+} as const);
 
-export const CONSOLE_FLAGS = {
+export const consoleFlags = () => ({
   "tcp-host": "string",
   "tcp-port": "int:1:65535",
   "auth-token": "string:blank",
@@ -177,14 +180,14 @@ export const CONSOLE_FLAGS = {
   "ticket": "string:blank",
   "ack-timeout-ms": "int:1:600000",
   "help": "bool",
-} as const;
+} as const);
 
-export const STATS_FLAGS = {
-  ...INVENTORY_FLAGS,
+export const statsFlags = () => ({
+  ...inventoryFlags(),
   "json": "bool",
   "log-level": "choice:debug|info|warn|error",
   "help": "bool",
-} as const;
+} as const);
 
 /** Parses the command line; throws UsageError for anything the bridge refuses. */
 export function parseCommand(argv: readonly string[], env: Env): Command {
@@ -194,10 +197,10 @@ export function parseCommand(argv: readonly string[], env: Env): Command {
   if (argv[0] === "stats") return statsCommand(argv.slice(1));
   if (argv[0] === "telemetry") return telemetryCommand(argv.slice(1), env);
   if (argv[0] === "models") return modelsCommand(argv.slice(1));
-  if (argv[0] === "cdi") return parseCdiCommand(argv.slice(1));
+  if (argv[0] === "cdi") return parseCdiCommand(argv.slice(1), env);
   // Internal: the per-job child process of the runners (a request on stdin, a result on stdout).
   if (argv[0] === "run-kernel" && argv.length === 1) return { kind: "run-kernel" };
-  const { values, positionals } = parseFlags(argv, BRIDGE_FLAGS);
+  const { values, positionals } = parseFlags(argv, bridgeFlags());
   if (values.help === true) return { kind: "help" };
   if (values.version === true) return { kind: "version" };
   if (positionals.length > 0) {
@@ -214,7 +217,7 @@ export function parseCommand(argv: readonly string[], env: Env): Command {
 }
 
 function mockConsoleCommand(argv: readonly string[], env: Env): Command {
-  const { values, positionals } = parseFlags(argv, MOCK_CONSOLE_FLAGS);
+  const { values, positionals } = parseFlags(argv, mockConsoleFlags());
   if (values.help === true) return { kind: "help", topic: "mock-console" };
   if (positionals.length > 0) throw new UsageError(`mock-console: unexpected argument ${JSON.stringify(positionals[0])}`);
   return {
@@ -234,7 +237,7 @@ function mockConsoleCommand(argv: readonly string[], env: Env): Command {
 
 /** `console ls DIR | cat FILE | echo FILE LINE...`: one request to a console. */
 function consoleCommand(argv: readonly string[], env: Env): Command {
-  const { values, positionals } = parseFlags(argv, CONSOLE_FLAGS);
+  const { values, positionals } = parseFlags(argv, consoleFlags());
   if (values.help === true) return { kind: "help", topic: "console" };
   const [sub, path, ...words] = positionals;
   const verb = sub === "ls" ? "LS" : sub === "cat" ? "CAT" : sub === "echo" ? "ECHO" : null;
@@ -344,7 +347,7 @@ function modelsCommand(argv: readonly string[]): Command {
 }
 
 function statsCommand(argv: readonly string[]): Command {
-  const { values, positionals } = parseFlags(argv, STATS_FLAGS);
+  const { values, positionals } = parseFlags(argv, statsFlags());
   if (values.help === true) return { kind: "help", topic: "stats" };
   if (positionals.length > 0) throw new UsageError(`stats: unexpected argument ${JSON.stringify(positionals[0])}`);
   return {
@@ -354,7 +357,7 @@ function statsCommand(argv: readonly string[]): Command {
 }
 
 /** `--mock`, `--backend` and `--sys-root`; `--mock` is `--backend mock` and conflicts with any other. */
-function inventoryOptions(values: FlagValues<typeof INVENTORY_FLAGS>): { backend: Backend; sysRoot: string } {
+function inventoryOptions(values: FlagValues<ReturnType<typeof inventoryFlags>>): { backend: Backend; sysRoot: string } {
   const backend = values.backend;
   if (values.mock === true && backend !== undefined && backend !== "mock") {
     throw new UsageError(`Option --mock conflicts with --backend ${backend}`);
@@ -363,14 +366,17 @@ function inventoryOptions(values: FlagValues<typeof INVENTORY_FLAGS>): { backend
 }
 
 function serveCommand(argv: readonly string[], env: Env): Command {
-  const { values, positionals } = parseFlags(argv, SERVE_FLAGS);
+  const { values, positionals } = parseFlags(argv, serveFlags());
   if (values.help === true) return { kind: "help", topic: "serve" };
   if (positionals.length > 0) throw new UsageError(`serve: unexpected argument ${JSON.stringify(positionals[0])}`);
   const { options, warnings } = bridgeOptions(values, env);
   return { kind: "serve", options, warnings };
 }
 
-function bridgeOptions(values: FlagValues<typeof SERVE_FLAGS> & { list?: true }, env: Env): { options: BridgeOptions; warnings: string[] } {
+function bridgeOptions(
+  values: FlagValues<ReturnType<typeof serveFlags>> & { list?: true },
+  env: Env,
+): { options: BridgeOptions; warnings: string[] } {
   const warnings: string[] = [];
   const publish = values.publish === true;
   const intervalMs = values["interval-ms"];
@@ -430,7 +436,7 @@ function deviceId(raw: string | undefined): string | undefined {
 export const DEFAULT_LISTEN = Object.freeze({ host: DEFAULTS.listenHost, port: DEFAULTS.listenPort });
 
 /** `--listen HOST:PORT` (IPv6 as `[::1]:PORT`); anything but loopback needs --allow-remote and a token. */
-function parseListen(values: FlagValues<typeof SERVE_FLAGS>, env: Env): { host: string; port: number } {
+function parseListen(values: FlagValues<ReturnType<typeof serveFlags>>, env: Env): { host: string; port: number } {
   const raw = values.listen;
   if (raw === undefined) return DEFAULT_LISTEN;
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(raw);

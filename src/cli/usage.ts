@@ -127,10 +127,22 @@ export const CDI_HELP: Readonly<Record<"generate" | "validate" | "apply" | "list
     "spec-dir": { arg: "DIR", text: `a spec folder, may repeat, lowest priority first\n(default ${DEFAULTS.cdiSpecDirs.join(", then ")})` },
     "input": { arg: "FILE", text: "the OCI config.json to edit (default: stdin)" },
     "output": { arg: "FILE", text: "write the edited config.json to FILE, atomically (default: stdout)" },
+    "cache-dir": {
+      arg: "DIR",
+      text:
+        "the validated-spec cache, writable by this user alone\n(default $XDG_RUNTIME_DIR/gpu-bridge-host/cdi-cache; for root\n/run/gpu-bridge-host/cdi-cache; otherwise none)",
+    },
+    "no-cache": { text: "read and validate every spec, and cache nothing" },
     "help": { text: "print this help" },
   },
   list: {
     "spec-dir": { arg: "DIR", text: `a spec folder, may repeat, lowest priority first\n(default ${DEFAULTS.cdiSpecDirs.join(", then ")})` },
+    "cache-dir": {
+      arg: "DIR",
+      text:
+        "the validated-spec cache, writable by this user alone\n(default $XDG_RUNTIME_DIR/gpu-bridge-host/cdi-cache; for root\n/run/gpu-bridge-host/cdi-cache; otherwise none)",
+    },
+    "no-cache": { text: "read and validate every spec, and cache nothing" },
     "help": { text: "print this help" },
   },
 };
@@ -286,10 +298,12 @@ ${cdiFlagLines("generate")}
       bind mounts, device numbers that match this host's nodes). Exit 1 when any file is
       invalid.
 ${cdiFlagLines("validate")}
-  gpu-bridge-host cdi apply [--spec-dir DIR]... [--input FILE] [--output FILE] DEVICE...
+  gpu-bridge-host cdi apply [--spec-dir DIR]... [--input FILE] [--output FILE]
+      [--cache-dir DIR | --no-cache] DEVICE...
       Applies the devices' edits to an OCI config.json by the reference library's rules. An
-      unknown device changes nothing.
+      unknown device changes nothing. A spec read before comes from the cache, keyed by its
+      text: an edited spec is read again.
 ${cdiFlagLines("apply")}
-  gpu-bridge-host cdi list [--spec-dir DIR]...
+  gpu-bridge-host cdi list [--spec-dir DIR]... [--cache-dir DIR | --no-cache]
       Prints the qualified names (vendor/class=name) the folders resolve.
 ${cdiFlagLines("list")}`;

@@ -10,7 +10,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { encodeSpec, libraryYaml } from "../../src/cdi/codec.ts";
 import { ociProblem } from "../../src/cdi/oci-schema.ts";
-import { quickValidate, type ValidateOptions } from "../../src/cdi/rules.ts";
+import { quickValidate, referenceRulesHold, specProblems, type ValidateOptions } from "../../src/cdi/rules.ts";
 import { isCdiSpecData, isOciSpecData } from "../../src/cdi/shape.ts";
 import { nativeYaml } from "../../src/cdi/spec-format.ts";
 import { validateSpec } from "../../src/cdi/validate.ts";
@@ -87,6 +87,15 @@ const VALUES: unknown[] = [
   "c",
   "rwm",
   "createContainer",
+  // Values the reference's rules refuse (referenceRulesHold must say no where specProblems words why).
+  "=x",
+  "0.3.0",
+  "9.9.9",
+  "v1.0.0",
+  "x:y",
+  "_x",
+  "a/b",
+  "rwx",
   true,
   false,
   [],
@@ -186,6 +195,24 @@ describe("the CDI spec shape check agrees with the schema", () => {
     // Both answers are exercised, many times over.
     expect(vouched).toBeGreaterThan(1000);
     expect(refused).toBeGreaterThan(1000);
+  }, 60_000);
+});
+
+describe("the reference's rules as a yes or no (cdi apply's path) agree with the worded rules", () => {
+  test("referenceRulesHold says yes exactly where specProblems (strict false) finds no error", () => {
+    let hold = 0;
+    let fail = 0;
+    for (const { spec } of bases().filter((b) => !b.name.includes("YAML") && !b.name.includes("yaml"))) {
+      for (const m of [spec, ...mutants(spec)]) {
+        if (!isCdiSpecData(m)) continue;
+        const worded = specProblems(m, { file: "t.json", strict: false }).every((p) => p.severity !== "error");
+        expect(referenceRulesHold(m)).toBe(worded);
+        if (worded) hold++;
+        else fail++;
+      }
+    }
+    expect(hold).toBeGreaterThan(500);
+    expect(fail).toBeGreaterThan(100);
   }, 60_000);
 });
 

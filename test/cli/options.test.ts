@@ -173,7 +173,9 @@ test("VERSION matches package.json", () => {
 
 describe("the flag tables and the help generated from them", () => {
   test("every flag the bridge accepts has one help line in the main help, and nothing else does", async () => {
-    const { BRIDGE_FLAGS, MOCK_CONSOLE_FLAGS } = await import("../../src/cli/options.ts");
+    const { bridgeFlags, mockConsoleFlags } = await import("../../src/cli/options.ts");
+    const BRIDGE_FLAGS = bridgeFlags();
+    const MOCK_CONSOLE_FLAGS = mockConsoleFlags();
     const { FLAG_HELP, MOCK_CONSOLE_HELP, SECTIONS, USAGE } = await import("../../src/cli/usage.ts");
     const listed = SECTIONS.flatMap(([, flags]) => flags);
     expect([...listed].sort()).toEqual(Object.keys(BRIDGE_FLAGS).sort());
@@ -225,15 +227,42 @@ describe("cdi", () => {
   });
 
   test("apply and list take --spec-dir more than once, in order", () => {
-    expect(parseCommand(["cdi", "apply", "--spec-dir", "/a", "--spec-dir=/b", "x.com/y=0"], {})).toEqual({
+    const env = { XDG_RUNTIME_DIR: "/run/user/1000" };
+    expect(parseCommand(["cdi", "apply", "--spec-dir", "/a", "--spec-dir=/b", "x.com/y=0"], env)).toEqual({
       kind: "cdi-apply",
       specDirs: ["/a", "/b"],
       input: "-",
       output: undefined,
       devices: ["x.com/y=0"],
+      cacheDir: "/run/user/1000/gpu-bridge-host/cdi-cache",
     });
-    expect(parseCommand(["cdi", "list"], {})).toEqual({ kind: "cdi-list", specDirs: undefined });
+    expect(parseCommand(["cdi", "list"], env)).toEqual({
+      kind: "cdi-list",
+      specDirs: undefined,
+      cacheDir: "/run/user/1000/gpu-bridge-host/cdi-cache",
+    });
     expect(() => parseCommand(["cdi", "list", "--spec-dir"], {})).toThrow("Option --spec-dir needs a value");
+  });
+
+  test("the validated-spec cache: --cache-dir, --no-cache (not both), else the user's runtime folder, /run for root, or none", async () => {
+    const { defaultCacheDir } = await import("../../src/cli/cdi.ts");
+    expect(parseCommand(["cdi", "apply", "--cache-dir", "/c", "x.com/y=0"], {})).toMatchObject({ cacheDir: "/c" });
+    expect(parseCommand(["cdi", "apply", "--no-cache", "x.com/y=0"], { XDG_RUNTIME_DIR: "/run/user/1" })).toMatchObject({
+      cacheDir: undefined,
+    });
+    expect(parseCommand(["cdi", "list", "--no-cache"], {})).toMatchObject({ cacheDir: undefined });
+    expect(() => parseCommand(["cdi", "apply", "--no-cache", "--cache-dir", "/c", "x.com/y=0"], {})).toThrow(
+      "Option --no-cache conflicts with --cache-dir",
+    );
+    expect(() => parseCommand(["cdi", "list", "--cache-dir", " "], {})).toThrow("Option --cache-dir needs a non-blank value");
+    expect(defaultCacheDir({ XDG_RUNTIME_DIR: "/run/user/1000/" }, 1000)).toBe("/run/user/1000/gpu-bridge-host/cdi-cache");
+    expect(defaultCacheDir({ XDG_RUNTIME_DIR: "/run/user/0" }, 0)).toBe("/run/user/0/gpu-bridge-host/cdi-cache");
+    expect(defaultCacheDir({}, 0)).toBe("/run/gpu-bridge-host/cdi-cache");
+    expect(defaultCacheDir({}, 1000)).toBeUndefined();
+    expect(defaultCacheDir({}, undefined)).toBeUndefined(); // no getuid (Windows): no cache
+    // A relative or blank runtime folder is not trusted: root falls back to /run, others to none.
+    expect(defaultCacheDir({ XDG_RUNTIME_DIR: "run/user/1000" }, 1000)).toBeUndefined();
+    expect(defaultCacheDir({ XDG_RUNTIME_DIR: " " }, 0)).toBe("/run/gpu-bridge-host/cdi-cache");
   });
 
   test("--help, and no subcommand, is cdi's help; an unknown subcommand is refused naming it", () => {

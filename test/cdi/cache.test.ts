@@ -1,0 +1,197 @@
+/**
+ * The validated-spec cache of `cdi apply` and `cdi list` (src/cdi/spec-cache.ts): a hit gives
+ * what a miss computed, an edited spec is never answered from the cache, what is wrong with the
+ * cache is a miss, an invalid spec is never stored, the folder stays bounded and private, and a
+ * cache that cannot be written never fails the command.
+ */
+import { describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { libraryYaml } from "../../src/cdi/codec.ts";
+import { loadSpecDirs } from "../../src/cdi/registry.ts";
+import { CACHE_ENTRIES, SpecCache } from "../../src/cdi/spec-cache.ts";
+import { nativeYaml } from "../../src/cdi/spec-format.ts";
+import { main } from "../../src/main.ts";
+
+const YAML = (env: string) =>
+  `cdiVersion: 0.5.0\nkind: example.com/gpu\ndevices:\n  - name: "0"\n    containerEdits:\n      env: [${env}]\n      deviceNodes:\n        - path: /dev/gpu0\n          hostPath: /dev/null\n          type: c\n          major: 1\n          minor: 3\n`;
+
+function specDir(text = YAML("A=1"), name = "gpu.yaml"): string {
+  const dir = mkdtempSync(join(tmpdir(), "cdi-cache-specs-"));
+  writeFileSync(join(dir, name), text);
+  return dir;
+}
+
+const cacheDir = () => join(mkdtempSync(join(tmpdir(), "cdi-cache-")), "cache");
+const entries = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith(".json")).sort() : []);
+const parse = nativeYaml() ?? libraryYaml;
+
+/** Loads `dirs` through a cache in `cache` and flushes it, as the command does. */
+async function load(dirs: string[], cache: string, salt?: string) {
+  const c = salt === undefined ? new SpecCache(cache) : new SpecCache(cache, salt);
+  const registry = await loadSpecDirs(dirs, parse, undefined, c);
+  expect(await c.flush()).toBe(true);
+  return registry;
+}
+
+const envOf = (r: Awaited<ReturnType<typeof load>>) => r.devices.get("example.com/gpu=0")?.device.containerEdits.env;
+
+describe("the validated-spec cache", () => {
+  test("a hit gives what the miss computed, and is what the next read uses", async () => {
+    const dir = specDir();
+    const cache = cacheDir();
+    const miss = await load([dir], cache);
+    expect(entries(cache)).toHaveLength(1);
+    const hit = await load([dir], cache);
+    expect(hit.specs.map((s) => s.spec)).toEqual(miss.specs.map((s) => s.spec));
+    expect([...hit.devices.keys()]).toEqual([...miss.devices.keys()]);
+    expect(hit.errors).toEqual([]);
+    // The hit came from the entry: change the entry (not the spec) and the next read shows it.
+    const entry = join(cache, entries(cache)[0]!);
+    const stored = JSON.parse(readFileSync(entry, "utf8"));
+    stored.devices[0].containerEdits.env = ["FROM=cache"];
+    writeFileSync(entry, JSON.stringify(stored));
+    expect(envOf(await load([dir], cache))).toEqual(["FROM=cache"]);
+  });
+
+  test("an edited spec is a miss: the answer follows the text, never a stale entry", async () => {
+    const dir = specDir();
+    const cache = cacheDir();
+    expect(envOf(await load([dir], cache))).toEqual(["A=1"]);
+    writeFileSync(join(dir, "gpu.yaml"), YAML("A=2"));
+    expect(envOf(await load([dir], cache))).toEqual(["A=2"]);
+    expect(entries(cache)).toHaveLength(2);
+    // The same text as JSON is another entry: the format is part of the key.
+    const c = new SpecCache(cache);
+    expect(c.key("json", "x")).not.toBe(c.key("yaml", "x"));
+    // So is the runtime's version (its YAML parser may change).
+    expect(new SpecCache(cache, "1.0.0").key("yaml", "x")).not.toBe(new SpecCache(cache, "1.0.1").key("yaml", "x"));
+  });
+
+  test("a corrupt or torn entry is a miss, and is written again", async () => {
+    const dir = specDir();
+    const cache = cacheDir();
+    await load([dir], cache);
+    const entry = join(cache, entries(cache)[0]!);
+    const good = readFileSync(entry, "utf8");
+    for (const bad of [good.slice(0, good.length / 2), "null", "[]", '{"kind":1}', ""]) {
+      writeFileSync(entry, bad);
+      const r = await load([dir], cache);
+      expect(envOf(r)).toEqual(["A=1"]);
+      expect(r.errors).toEqual([]);
+      expect(readFileSync(entry, "utf8")).toBe(good);
+    }
+  });
+
+  test("an invalid spec is never stored, and still names its problem", async () => {
+    const dir = specDir(YAML("=no-key"));
+    const cache = cacheDir();
+    for (let i = 0; i < 2; i++) {
+      const r = await load([dir], cache);
+      expect(r.devices.size).toBe(0);
+      expect(r.errors.join("\n")).toContain('invalid environment variable "=no-key"');
+    }
+    expect(entries(cache)).toEqual([]);
+  });
+
+  test(`the folder is made private (0700, entries 0600) and keeps the ${CACHE_ENTRIES} newest entries`, async () => {
+    const cache = cacheDir();
+    const dir = specDir();
+    await load([dir], cache);
+    expect(statSync(cache).mode & 0o777).toBe(0o700);
+    expect(statSync(join(cache, entries(cache)[0]!)).mode & 0o777).toBe(0o600);
+    // Older entries, and a temporary file a crash left behind long ago.
+    for (let i = 0; i < CACHE_ENTRIES + 8; i++) {
+      const path = join(cache, `${String(i).padStart(64, "0")}.json`);
+      writeFileSync(path, "{}");
+      utimesSync(path, 1_000_000 + i, 1_000_000 + i);
+    }
+    const stale = join(cache, ".x.1.tmp");
+    writeFileSync(stale, "");
+    utimesSync(stale, 1_000_000, 1_000_000);
+    writeFileSync(join(dir, "gpu.yaml"), YAML("A=3"));
+    await load([dir], cache);
+    const left = entries(cache);
+    expect(left).toHaveLength(CACHE_ENTRIES);
+    // The new entry and the newest old ones stay; the oldest go.
+    expect(left).not.toContain(`${"0".repeat(64)}.json`);
+    expect(left).toContain(`${String(CACHE_ENTRIES + 7).padStart(64, "0")}.json`);
+    expect(existsSync(stale)).toBe(false);
+  });
+
+  test("a cache that cannot be written is skipped: the folder is still read, and reads the same", async () => {
+    const dir = specDir();
+    const parent = mkdtempSync(join(tmpdir(), "cdi-cache-"));
+    writeFileSync(join(parent, "file"), "not a folder");
+    const c = new SpecCache(join(parent, "file", "cache"));
+    const r = await loadSpecDirs([dir], parse, undefined, c);
+    expect(envOf(r)).toEqual(["A=1"]);
+    expect(await c.flush()).toBe(false);
+    // An entry that cannot be read (a folder in its place) is a miss, and cannot be replaced.
+    const cache = cacheDir();
+    await load([dir], cache);
+    const entry = join(cache, entries(cache)[0]!);
+    rmSync(entry);
+    mkdirSync(entry);
+    const again = new SpecCache(cache);
+    expect(envOf(await loadSpecDirs([dir], parse, undefined, again))).toEqual(["A=1"]);
+    expect(await again.flush()).toBe(false);
+  });
+});
+
+describe("cdi apply and list with the cache", () => {
+  const config = JSON.stringify({ ociVersion: "1.0.2", process: { env: ["X=1"], cwd: "/" }, root: { path: "rootfs" } });
+  function io() {
+    const out: string[] = [];
+    const err: string[] = [];
+    return {
+      out,
+      err,
+      io: {
+        stdout: (t: string) => Promise.resolve(void out.push(t)),
+        stderr: (t: string) => void err.push(t),
+        stdin: () => Promise.resolve(config),
+      },
+    };
+  }
+
+  test("apply gives the same config.json from a cold and a warm cache, and from none", async () => {
+    const dir = specDir();
+    const cache = cacheDir();
+    const outputs: string[] = [];
+    for (const flags of [["--cache-dir", cache], ["--cache-dir", cache], ["--no-cache"]]) {
+      const t = io();
+      expect(await main(["cdi", "apply", "--spec-dir", dir, ...flags, "example.com/gpu=0"], {}, t.io)).toBe(0);
+      expect(t.err).toEqual([]);
+      outputs.push(t.out.join(""));
+    }
+    expect(new Set(outputs).size).toBe(1);
+    expect(JSON.parse(outputs[0]!).process.env).toEqual(["X=1", "A=1"]);
+    expect(entries(cache)).toHaveLength(1);
+  });
+
+  test("the default folder comes from $XDG_RUNTIME_DIR; --no-cache writes nothing", async () => {
+    const dir = specDir();
+    const runtime = mkdtempSync(join(tmpdir(), "cdi-runtime-"));
+    const t = io();
+    expect(await main(["cdi", "list", "--spec-dir", dir], { XDG_RUNTIME_DIR: runtime }, t.io)).toBe(0);
+    expect(t.out.join("")).toBe("example.com/gpu=0\n");
+    expect(entries(join(runtime, "gpu-bridge-host", "cdi-cache"))).toHaveLength(1);
+    const other = mkdtempSync(join(tmpdir(), "cdi-runtime-"));
+    expect(await main(["cdi", "apply", "--no-cache", "--spec-dir", dir, "example.com/gpu=0"], { XDG_RUNTIME_DIR: other }, io().io)).toBe(0);
+    expect(readdirSync(other)).toEqual([]);
+  });
+
+  test("a cache folder that cannot be made never fails apply", async () => {
+    const dir = specDir();
+    const parent = mkdtempSync(join(tmpdir(), "cdi-cache-"));
+    mkdirSync(join(parent, "ro"));
+    writeFileSync(join(parent, "ro", "cache"), "a file where the folder should be");
+    const t = io();
+    expect(await main(["cdi", "apply", "--cache-dir", join(parent, "ro", "cache"), "--spec-dir", dir, "example.com/gpu=0"], {}, t.io)).toBe(
+      0,
+    );
+    expect(JSON.parse(t.out.join("")).linux.devices).toEqual([{ path: "/dev/gpu0", type: "c", major: 1, minor: 3 }]);
+  });
+});
