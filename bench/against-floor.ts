@@ -15,23 +15,23 @@ export function freshCopy(dir: string, path: string, name: string): string {
   return copy;
 }
 
-/** Wall milliseconds of one run of `cmd`; throws if it fails. */
-export function time(cmd: string[]): number {
+/** Wall milliseconds of one run of `cmd` (standard input from the file `stdin`, if given); throws if it fails. */
+export function time(cmd: string[], stdin?: string): number {
   const t0 = performance.now();
-  const r = Bun.spawnSync(cmd, { stdout: "ignore", stderr: "pipe", cwd: "/tmp" });
+  const r = Bun.spawnSync(cmd, { stdout: "ignore", stderr: "pipe", cwd: "/tmp", ...(stdin !== undefined && { stdin: Bun.file(stdin) }) });
   const t = performance.now() - t0;
   if (r.exitCode !== 0) throw new Error(`${cmd.join(" ")} exited ${r.exitCode}: ${r.stderr.toString()}`);
   return t;
 }
 
-/** `runs` interleaved timings of `floorCmd` and `cmd`, after 5 of each as warm-up. */
-export function interleaved(floorCmd: string[], cmd: string[], runs: number): { floor: number[]; subject: number[] } {
+/** `runs` interleaved timings of `floorCmd` and `cmd` (both given `stdin`), after 5 of each as warm-up. */
+export function interleaved(floorCmd: string[], cmd: string[], runs: number, stdin?: string): { floor: number[]; subject: number[] } {
   const floor: number[] = [];
   const subject: number[] = [];
-  for (let i = 0; i < 5; i++) (time(floorCmd), time(cmd));
+  for (let i = 0; i < 5; i++) (time(floorCmd, stdin), time(cmd, stdin));
   for (let i = 0; i < runs; i++) {
-    floor.push(time(floorCmd));
-    subject.push(time(cmd));
+    floor.push(time(floorCmd, stdin));
+    subject.push(time(cmd, stdin));
   }
   return { floor, subject };
 }
