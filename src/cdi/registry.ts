@@ -62,7 +62,7 @@ export async function loadSpecDirs(
       try {
         const text = await files.read(file);
         const key = cache?.key(format, text);
-        const cached = key === undefined ? null : await cache!.get(key);
+        const cached = key === undefined ? null : cache!.get(key);
         if (cached !== null) {
           specs.push({ spec: cached, file, priority });
           continue;
