@@ -45,14 +45,15 @@ export type CdiCommand =
 type Env = Readonly<Record<string, string | undefined>>;
 
 /**
- * The validated-spec cache's folder by default: the user's runtime folder (`$XDG_RUNTIME_DIR`,
- * the user's own, 0700) when set, `/run` for root (writable by root alone), otherwise none. An
- * entry decides what a container gets, so the folder must be writable by this user alone.
+ * The validated-spec cache's folder by default, one nobody else can write by construction:
+ * `/run` for root (only root may create below it), the user's runtime folder for another user
+ * where it is `/run/user/<uid>` (made by logind, the user's own, 0700; never one that `sudo -E`
+ * carried over), otherwise none. See src/cdi/spec-cache.ts.
  */
 export function defaultCacheDir(env: Env, uid: number | undefined): string | undefined {
-  const runtime = env.XDG_RUNTIME_DIR?.trim();
-  if (runtime !== undefined && runtime.startsWith("/")) return `${runtime.replace(/\/+$/, "")}/gpu-bridge-host/cdi-cache`;
-  return uid === 0 ? "/run/gpu-bridge-host/cdi-cache" : undefined;
+  if (uid === 0) return "/run/gpu-bridge-host/cdi-cache";
+  const runtime = env.XDG_RUNTIME_DIR?.trim().replace(/\/+$/, "");
+  return uid !== undefined && runtime === `/run/user/${uid}` ? `${runtime}/gpu-bridge-host/cdi-cache` : undefined;
 }
 
 /** `--cache-dir DIR`, `--no-cache`, or the default. */
@@ -61,7 +62,7 @@ function cacheDir(values: { "cache-dir"?: string; "no-cache"?: true }, env: Env)
     if (values["cache-dir"] !== undefined) throw new UsageError("Option --no-cache conflicts with --cache-dir");
     return undefined;
   }
-  return values["cache-dir"] ?? defaultCacheDir(env, process.getuid?.());
+  return values["cache-dir"] ?? defaultCacheDir(env, process.geteuid?.() ?? process.getuid?.());
 }
 
 /**

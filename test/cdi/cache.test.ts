@@ -5,12 +5,25 @@
  * cache that cannot be written never fails the command.
  */
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { libraryYaml } from "../../src/cdi/codec.ts";
 import { loadSpecDirs } from "../../src/cdi/registry.ts";
-import { CACHE_ENTRIES, SpecCache } from "../../src/cdi/spec-cache.ts";
+import { CACHE_ENTRIES, SpecCache, trustedFolder } from "../../src/cdi/spec-cache.ts";
 import { nativeYaml } from "../../src/cdi/spec-format.ts";
 import { main } from "../../src/main.ts";
 
@@ -107,7 +120,7 @@ describe("the validated-spec cache", () => {
       writeFileSync(path, "{}");
       utimesSync(path, 1_000_000 + i, 1_000_000 + i);
     }
-    const stale = join(cache, ".x.1.tmp");
+    const stale = join(cache, `.${"a".repeat(64)}.1.tmp`);
     writeFileSync(stale, "");
     utimesSync(stale, 1_000_000, 1_000_000);
     writeFileSync(join(dir, "gpu.yaml"), YAML("A=3"));
@@ -137,6 +150,71 @@ describe("the validated-spec cache", () => {
     const again = new SpecCache(cache);
     expect(envOf(await loadSpecDirs([dir], parse, undefined, again))).toEqual(["A=1"]);
     expect(await again.flush()).toBe(false);
+  });
+});
+
+describe("the cache is written only into a folder nobody else can write", () => {
+  const fake = (modes: Record<string, { uid: number; mode: number }>) => (p: string) =>
+    modes[p] === undefined ? Promise.reject(new Error(`ENOENT ${p}`)) : Promise.resolve(modes[p]!);
+  const tree = (over: Record<string, { uid: number; mode: number }> = {}) =>
+    fake({
+      "/": { uid: 0, mode: 0o40755 },
+      "/run": { uid: 0, mode: 0o40755 },
+      "/run/user": { uid: 0, mode: 0o40755 },
+      "/run/user/1000": { uid: 1000, mode: 0o40700 },
+      "/run/user/1000/c": { uid: 1000, mode: 0o40700 },
+      "/tmp": { uid: 0, mode: 0o41777 },
+      "/tmp/c": { uid: 1000, mode: 0o40700 },
+      ...over,
+    });
+
+  test("the folder is this user's and not writable by others; each ancestor root's or this user's, not writable or sticky", async () => {
+    expect(await trustedFolder("/run/user/1000/c", 1000, tree())).toBe(true);
+    expect(await trustedFolder("/run/user/1000/c/", 1000, tree())).toBe(true);
+    expect(await trustedFolder("/tmp/c", 1000, tree())).toBe(true); // /tmp is sticky: only 1000 may rename c
+    expect(await trustedFolder("/run/user/1000/c", 1001, tree())).toBe(false); // another user's folder
+    expect(await trustedFolder("/run/user/1000/c", 0, tree())).toBe(false); // root does not believe a user's folder
+    expect(await trustedFolder("/run/user/1000/c", 1000, tree({ "/run/user/1000/c": { uid: 1000, mode: 0o40770 } }))).toBe(false);
+    expect(await trustedFolder("/run/user/1000/c", 1000, tree({ "/run/user/1000/c": { uid: 1000, mode: 0o40702 } }))).toBe(false);
+    expect(await trustedFolder("/run/user/1000/c", 1000, tree({ "/run/user": { uid: 0, mode: 0o40777 } }))).toBe(false);
+    expect(await trustedFolder("/run/user/1000/c", 1000, tree({ "/run/user": { uid: 1001, mode: 0o40755 } }))).toBe(false);
+    expect(await trustedFolder("/tmp/c", 1000, tree({ "/tmp": { uid: 0, mode: 0o40777 } }))).toBe(false); // not sticky
+    expect(await trustedFolder("/run/user/1000/absent", 1000, tree())).toBe(false);
+    expect(await trustedFolder("relative/c", 1000, tree())).toBe(false);
+    expect(await trustedFolder("/run/user/1000/c", undefined, tree())).toBe(false);
+  });
+
+  test("a folder others can write is never written to", async () => {
+    const dir = specDir();
+    const cache = cacheDir();
+    mkdirSync(cache, { mode: 0o700 });
+    chmodSync(cache, 0o777);
+    const c = new SpecCache(cache);
+    expect(envOf(await loadSpecDirs([dir], parse, undefined, c))).toEqual(["A=1"]);
+    expect(await c.flush()).toBe(false);
+    expect(readdirSync(cache)).toEqual([]);
+    chmodSync(cache, 0o700);
+    expect(await c.flush()).toBe(true); // the same entries, once the folder is private
+    expect(entries(cache)).toHaveLength(1);
+  });
+
+  test("a symlink planted at a temporary file's name is removed, not followed; trim touches only its own regular files", async () => {
+    const dir = specDir();
+    const cache = cacheDir();
+    const c = new SpecCache(cache);
+    const key = c.key("yaml", YAML("A=1"));
+    mkdirSync(cache, { mode: 0o700 });
+    const victim = join(mkdtempSync(join(tmpdir(), "cdi-victim-")), "victim");
+    writeFileSync(victim, "keep me");
+    symlinkSync(victim, join(cache, `.${key}.${process.pid}.tmp`));
+    writeFileSync(join(cache, "notes.json"), "not an entry");
+    symlinkSync(victim, join(cache, `${"f".repeat(64)}.json`));
+    await loadSpecDirs([dir], parse, undefined, c);
+    expect(await c.flush()).toBe(true);
+    expect(readFileSync(victim, "utf8")).toBe("keep me");
+    expect(lstatSync(join(cache, `${key}.json`)).isFile()).toBe(true);
+    expect(readFileSync(join(cache, "notes.json"), "utf8")).toBe("not an entry");
+    expect(lstatSync(join(cache, `${"f".repeat(64)}.json`)).isSymbolicLink()).toBe(true);
   });
 });
 
@@ -171,16 +249,15 @@ describe("cdi apply and list with the cache", () => {
     expect(entries(cache)).toHaveLength(1);
   });
 
-  test("the default folder comes from $XDG_RUNTIME_DIR; --no-cache writes nothing", async () => {
+  test("list answers from the cache as apply does", async () => {
     const dir = specDir();
-    const runtime = mkdtempSync(join(tmpdir(), "cdi-runtime-"));
-    const t = io();
-    expect(await main(["cdi", "list", "--spec-dir", dir], { XDG_RUNTIME_DIR: runtime }, t.io)).toBe(0);
-    expect(t.out.join("")).toBe("example.com/gpu=0\n");
-    expect(entries(join(runtime, "gpu-bridge-host", "cdi-cache"))).toHaveLength(1);
-    const other = mkdtempSync(join(tmpdir(), "cdi-runtime-"));
-    expect(await main(["cdi", "apply", "--no-cache", "--spec-dir", dir, "example.com/gpu=0"], { XDG_RUNTIME_DIR: other }, io().io)).toBe(0);
-    expect(readdirSync(other)).toEqual([]);
+    const cache = cacheDir();
+    for (let i = 0; i < 2; i++) {
+      const t = io();
+      expect(await main(["cdi", "list", "--cache-dir", cache, "--spec-dir", dir], {}, t.io)).toBe(0);
+      expect(t.out.join("")).toBe("example.com/gpu=0\n");
+    }
+    expect(entries(cache)).toHaveLength(1);
   });
 
   test("a cache folder that cannot be made never fails apply", async () => {

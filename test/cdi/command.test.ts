@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { main } from "../../src/main.ts";
 
 /** The validated-spec cache in a folder of the test's own (as root, the default is /run). */
-const ENV = { XDG_RUNTIME_DIR: mkdtempSync(join(tmpdir(), "cdi-runtime-")) };
+const CACHE = ["--cache-dir", join(mkdtempSync(join(tmpdir(), "cdi-cmd-cache-")), "cache")];
+const ENV = {};
 
 function folders() {
   const root = mkdtempSync(join(tmpdir(), "cdi-cmd-"));
@@ -59,6 +60,7 @@ test("apply: devices from several folders into config.json, unknown fields of th
   const t = io();
   const args = [
     "apply",
+    ...CACHE,
     "--spec-dir",
     join(root, "etc"),
     "--spec-dir",
@@ -86,27 +88,31 @@ test("apply: an unknown device writes nothing, exits 1 and names itself; stdin t
   const t = io(readFileSync(join(root, "config.json"), "utf8"));
   const out = join(root, "never.json");
   expect(
-    await main(["cdi", "apply", "--spec-dir", join(root, "etc"), "--output", out, "example.com/gpu=0", "example.com/gpu=9"], ENV, t.io),
+    await main(
+      ["cdi", "apply", ...CACHE, "--spec-dir", join(root, "etc"), "--output", out, "example.com/gpu=0", "example.com/gpu=9"],
+      ENV,
+      t.io,
+    ),
   )
     .toBe(1);
   expect(existsSync(out)).toBe(false);
   expect(t.err.join("")).toContain("Unresolvable CDI devices example.com/gpu=9");
   const ok = io(readFileSync(join(root, "config.json"), "utf8"));
-  expect(await main(["cdi", "apply", "--spec-dir", join(root, "etc"), "example.com/gpu=0"], ENV, ok.io)).toBe(0);
+  expect(await main(["cdi", "apply", ...CACHE, "--spec-dir", join(root, "etc"), "example.com/gpu=0"], ENV, ok.io)).toBe(0);
   expect(JSON.parse(ok.out.join("")).linux.resources.devices).toEqual([{ allow: true, type: "c", major: 1, minor: 5, access: "rwm" }]);
 });
 
 test("apply: a config.json that is not an OCI spec is refused naming the field", async () => {
   const root = folders();
   const t = io(JSON.stringify({ process: { env: "PATH=/bin" } }));
-  expect(await main(["cdi", "apply", "--spec-dir", join(root, "etc"), "example.com/gpu=0"], ENV, t.io)).toBe(1);
+  expect(await main(["cdi", "apply", ...CACHE, "--spec-dir", join(root, "etc"), "example.com/gpu=0"], ENV, t.io)).toBe(1);
   expect(t.err.join("")).toContain("Cannot read stdin as an OCI config.json: process.env:");
 });
 
 test("list prints the qualified names the folders resolve", async () => {
   const root = folders();
   const t = io();
-  expect(await main(["cdi", "list", "--spec-dir", join(root, "etc"), "--spec-dir", join(root, "run")], ENV, t.io)).toBe(0);
+  expect(await main(["cdi", "list", ...CACHE, "--spec-dir", join(root, "etc"), "--spec-dir", join(root, "run")], ENV, t.io)).toBe(0);
   expect(t.out.join("")).toBe("example.com/gpu=0\nexample.com/null=a\n");
 });
 

@@ -105,6 +105,7 @@ const VALUES: unknown[] = [
   [null],
   {},
   { a: "b" },
+  { "bad key": "x" },
   { a: 1 },
   JSON.parse('{"__proto__":"x"}'),
   { constructor: "x" },

@@ -227,24 +227,19 @@ describe("cdi", () => {
   });
 
   test("apply and list take --spec-dir more than once, in order", () => {
-    const env = { XDG_RUNTIME_DIR: "/run/user/1000" };
-    expect(parseCommand(["cdi", "apply", "--spec-dir", "/a", "--spec-dir=/b", "x.com/y=0"], env)).toEqual({
+    expect(parseCommand(["cdi", "apply", "--spec-dir", "/a", "--cache-dir", "/c", "--spec-dir=/b", "x.com/y=0"], {})).toEqual({
       kind: "cdi-apply",
       specDirs: ["/a", "/b"],
       input: "-",
       output: undefined,
       devices: ["x.com/y=0"],
-      cacheDir: "/run/user/1000/gpu-bridge-host/cdi-cache",
+      cacheDir: "/c",
     });
-    expect(parseCommand(["cdi", "list"], env)).toEqual({
-      kind: "cdi-list",
-      specDirs: undefined,
-      cacheDir: "/run/user/1000/gpu-bridge-host/cdi-cache",
-    });
+    expect(parseCommand(["cdi", "list", "--no-cache"], {})).toEqual({ kind: "cdi-list", specDirs: undefined, cacheDir: undefined });
     expect(() => parseCommand(["cdi", "list", "--spec-dir"], {})).toThrow("Option --spec-dir needs a value");
   });
 
-  test("the validated-spec cache: --cache-dir, --no-cache (not both), else the user's runtime folder, /run for root, or none", async () => {
+  test("the validated-spec cache: --cache-dir, --no-cache (not both), else /run for root, the user's runtime folder, or none", async () => {
     const { defaultCacheDir } = await import("../../src/cli/cdi.ts");
     expect(parseCommand(["cdi", "apply", "--cache-dir", "/c", "x.com/y=0"], {})).toMatchObject({ cacheDir: "/c" });
     expect(parseCommand(["cdi", "apply", "--no-cache", "x.com/y=0"], { XDG_RUNTIME_DIR: "/run/user/1" })).toMatchObject({
@@ -256,13 +251,16 @@ describe("cdi", () => {
     );
     expect(() => parseCommand(["cdi", "list", "--cache-dir", " "], {})).toThrow("Option --cache-dir needs a non-blank value");
     expect(defaultCacheDir({ XDG_RUNTIME_DIR: "/run/user/1000/" }, 1000)).toBe("/run/user/1000/gpu-bridge-host/cdi-cache");
-    expect(defaultCacheDir({ XDG_RUNTIME_DIR: "/run/user/0" }, 0)).toBe("/run/user/0/gpu-bridge-host/cdi-cache");
     expect(defaultCacheDir({}, 0)).toBe("/run/gpu-bridge-host/cdi-cache");
+    // Root never takes a runtime folder: `sudo -E` carries the invoking user's over.
+    expect(defaultCacheDir({ XDG_RUNTIME_DIR: "/run/user/1000" }, 0)).toBe("/run/gpu-bridge-host/cdi-cache");
     expect(defaultCacheDir({}, 1000)).toBeUndefined();
-    expect(defaultCacheDir({}, undefined)).toBeUndefined(); // no getuid (Windows): no cache
-    // A relative or blank runtime folder is not trusted: root falls back to /run, others to none.
+    // Another user's runtime folder (sudo -E), or one not made by logind, is not taken.
+    expect(defaultCacheDir({ XDG_RUNTIME_DIR: "/run/user/1000" }, 1001)).toBeUndefined();
+    expect(defaultCacheDir({ XDG_RUNTIME_DIR: "/home/u/.run" }, 1000)).toBeUndefined();
+    expect(defaultCacheDir({ XDG_RUNTIME_DIR: "/run/user/1000" }, undefined)).toBeUndefined(); // no uids (Windows): no cache
     expect(defaultCacheDir({ XDG_RUNTIME_DIR: "run/user/1000" }, 1000)).toBeUndefined();
-    expect(defaultCacheDir({ XDG_RUNTIME_DIR: " " }, 0)).toBe("/run/gpu-bridge-host/cdi-cache");
+    expect(defaultCacheDir({ XDG_RUNTIME_DIR: " " }, 1000)).toBeUndefined();
   });
 
   test("--help, and no subcommand, is cdi's help; an unknown subcommand is refused naming it", () => {
