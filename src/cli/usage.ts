@@ -130,7 +130,7 @@ export const CDI_HELP: Readonly<Record<"generate" | "validate" | "apply" | "list
     "cache-dir": {
       arg: "DIR",
       text:
-        "the validated-spec cache, writable by this user alone\n(default $XDG_RUNTIME_DIR/gpu-bridge-host/cdi-cache; for root\n/run/gpu-bridge-host/cdi-cache; otherwise none)",
+        "the validated-spec cache, writable by this user alone\n(default for root /run/gpu-bridge-host/cdi-cache; for others\n/run/user/UID/gpu-bridge-host/cdi-cache when that is $XDG_RUNTIME_DIR)",
     },
     "no-cache": { text: "read and validate every spec, and cache nothing" },
     "help": { text: "print this help" },
@@ -140,7 +140,7 @@ export const CDI_HELP: Readonly<Record<"generate" | "validate" | "apply" | "list
     "cache-dir": {
       arg: "DIR",
       text:
-        "the validated-spec cache, writable by this user alone\n(default $XDG_RUNTIME_DIR/gpu-bridge-host/cdi-cache; for root\n/run/gpu-bridge-host/cdi-cache; otherwise none)",
+        "the validated-spec cache, writable by this user alone\n(default for root /run/gpu-bridge-host/cdi-cache; for others\n/run/user/UID/gpu-bridge-host/cdi-cache when that is $XDG_RUNTIME_DIR)",
     },
     "no-cache": { text: "read and validate every spec, and cache nothing" },
     "help": { text: "print this help" },
