@@ -98,3 +98,22 @@ export class FakeClock implements Clock {
     await settle();
   }
 }
+
+/** Standard streams for `main()` in memory: what it writes, and `stdin` as all of its input. */
+export function memoryStdio(stdin = ""): {
+  out: string[];
+  err: string[];
+  io: { stdout: (t: string) => Promise<void>; stderr: (t: string) => void; stdin: () => Promise<string> };
+} {
+  const out: string[] = [];
+  const err: string[] = [];
+  return {
+    out,
+    err,
+    io: {
+      stdout: (t: string) => Promise.resolve(void out.push(t)),
+      stderr: (t: string) => void err.push(t),
+      stdin: () => Promise.resolve(stdin),
+    },
+  };
+}

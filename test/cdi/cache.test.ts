@@ -26,6 +26,7 @@ import { loadSpecDirs } from "../../src/cdi/registry.ts";
 import { CACHE_ENTRIES, SpecCache, trustedFolder } from "../../src/cdi/spec-cache.ts";
 import { nativeYaml } from "../../src/cdi/spec-format.ts";
 import { main } from "../../src/main.ts";
+import { memoryStdio } from "../helpers.ts";
 
 const YAML = (env: string) =>
   `cdiVersion: 0.5.0\nkind: example.com/gpu\ndevices:\n  - name: "0"\n    containerEdits:\n      env: [${env}]\n      deviceNodes:\n        - path: /dev/gpu0\n          hostPath: /dev/null\n          type: c\n          major: 1\n          minor: 3\n`;
@@ -220,19 +221,7 @@ describe("the cache is written only into a folder nobody else can write", () => 
 
 describe("cdi apply and list with the cache", () => {
   const config = JSON.stringify({ ociVersion: "1.0.2", process: { env: ["X=1"], cwd: "/" }, root: { path: "rootfs" } });
-  function io() {
-    const out: string[] = [];
-    const err: string[] = [];
-    return {
-      out,
-      err,
-      io: {
-        stdout: (t: string) => Promise.resolve(void out.push(t)),
-        stderr: (t: string) => void err.push(t),
-        stdin: () => Promise.resolve(config),
-      },
-    };
-  }
+  const io = () => memoryStdio(config);
 
   test("apply gives the same config.json from a cold and a warm cache, and from none", async () => {
     const dir = specDir();

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { main } from "../../src/main.ts";
+import { memoryStdio } from "../helpers.ts";
 
 /** The validated-spec cache in a folder of the test's own (as root, the default is /run). */
 const CACHE = ["--cache-dir", join(mkdtempSync(join(tmpdir(), "cdi-cmd-cache-")), "cache")];
@@ -41,19 +42,7 @@ function folders() {
   return root;
 }
 
-function io(stdin = "") {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    out,
-    err,
-    io: {
-      stdout: (t: string) => Promise.resolve(void out.push(t)),
-      stderr: (t: string) => void err.push(t),
-      stdin: () => Promise.resolve(stdin),
-    },
-  };
-}
+const io = memoryStdio;
 
 test("apply: devices from several folders into config.json, unknown fields of the OCI spec kept", async () => {
   const root = folders();
