@@ -56,17 +56,13 @@ const euid = (): number | undefined => process.geteuid?.() ?? process.getuid?.()
  * entry's owner may rename it). Stats follow symlinks, and each link lives in a checked folder.
  * False for anything absent or unreadable.
  */
-export async function trustedFolder(
-  dir: string,
-  uid: number | undefined,
-  stat: (path: string) => Promise<{ uid: number; mode: number }>,
-): Promise<boolean> {
+export function trustedFolder(dir: string, uid: number | undefined, stat: (path: string) => { uid: number; mode: number }): boolean {
   if (uid === undefined || !dir.startsWith("/")) return false;
   const paths: string[] = [];
   for (let p = dir.replace(/\/+$/, ""); p !== ""; p = p.slice(0, p.lastIndexOf("/"))) paths.push(p);
   paths.push("/");
   try {
-    const stats = await Promise.all(paths.map(stat));
+    const stats = paths.map(stat);
     if (stats[0]!.uid !== uid || (stats[0]!.mode & 0o022) !== 0) return false;
     for (let i = 1; i < stats.length; i++) {
       const s = stats[i]!;
@@ -100,10 +96,11 @@ export class SpecCache {
   }
 
   /**
-   * The validated spec stored under `key`, or null (absent, unreadable, corrupt). Read with Bun.mmap, at once and without Bun's I/O threads (one trip
-   * through them fewer on every container's start). Bun opens a mapped file read-write:
-   * harmless here, an entry of this user's own private folder, where this code writes anyway;
-   * never done to a spec (spec-fs-bun.ts).
+   * The validated spec stored under `key`, or null (absent, unreadable, corrupt). Read with
+   * Bun.mmap, at once and without Bun's I/O threads (one trip through them fewer on every
+   * container's start). Bun opens a mapped file read-write: harmless here, an entry of this
+   * user's own private folder, where this code writes anyway; never done to a spec
+   * (spec-fs-bun.ts).
    */
   get(key: string): CdiSpec | null {
     const path = `${this.dir}/${key}.json`;
@@ -133,8 +130,7 @@ export class SpecCache {
     const fs = await import("node:fs");
     try {
       fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-      const uid = euid();
-      if (!(await trustedFolder(this.dir, uid, (p) => Promise.resolve(fs.statSync(p))))) return false;
+      if (!trustedFolder(this.dir, euid(), fs.statSync)) return false;
       const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
       for (const { key, spec } of this.pending) {
         const tmp = `${this.dir}/.${key}.${process.pid}.tmp`;

@@ -114,8 +114,8 @@ export type Command =
 type Env = Readonly<Record<string, string | undefined>>;
 
 // The tables: `as const` keeps each spec's literal type, from which parseFlags types the values.
-// The subcommands' small tables are written where they are parsed: every table at the top level
-// is built at every start, `--list` included.
+// Each is a function, built only when its command is parsed: a table at the top level would be
+// built at every start, `--list` included.
 export const inventoryFlags = () => ({
   "mock": "bool",
   "backend": "choice:auto|nvml|cuda|jetson|mock",

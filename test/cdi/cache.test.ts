@@ -155,8 +155,10 @@ describe("the validated-spec cache", () => {
 });
 
 describe("the cache is written only into a folder nobody else can write", () => {
-  const fake = (modes: Record<string, { uid: number; mode: number }>) => (p: string) =>
-    modes[p] === undefined ? Promise.reject(new Error(`ENOENT ${p}`)) : Promise.resolve(modes[p]!);
+  const fake = (modes: Record<string, { uid: number; mode: number }>) => (p: string) => {
+    if (modes[p] === undefined) throw new Error(`ENOENT ${p}`);
+    return modes[p]!;
+  };
   const tree = (over: Record<string, { uid: number; mode: number }> = {}) =>
     fake({
       "/": { uid: 0, mode: 0o40755 },
@@ -169,20 +171,20 @@ describe("the cache is written only into a folder nobody else can write", () => 
       ...over,
     });
 
-  test("the folder is this user's and not writable by others; each ancestor root's or this user's, not writable or sticky", async () => {
-    expect(await trustedFolder("/run/user/1000/c", 1000, tree())).toBe(true);
-    expect(await trustedFolder("/run/user/1000/c/", 1000, tree())).toBe(true);
-    expect(await trustedFolder("/tmp/c", 1000, tree())).toBe(true); // /tmp is sticky: only 1000 may rename c
-    expect(await trustedFolder("/run/user/1000/c", 1001, tree())).toBe(false); // another user's folder
-    expect(await trustedFolder("/run/user/1000/c", 0, tree())).toBe(false); // root does not believe a user's folder
-    expect(await trustedFolder("/run/user/1000/c", 1000, tree({ "/run/user/1000/c": { uid: 1000, mode: 0o40770 } }))).toBe(false);
-    expect(await trustedFolder("/run/user/1000/c", 1000, tree({ "/run/user/1000/c": { uid: 1000, mode: 0o40702 } }))).toBe(false);
-    expect(await trustedFolder("/run/user/1000/c", 1000, tree({ "/run/user": { uid: 0, mode: 0o40777 } }))).toBe(false);
-    expect(await trustedFolder("/run/user/1000/c", 1000, tree({ "/run/user": { uid: 1001, mode: 0o40755 } }))).toBe(false);
-    expect(await trustedFolder("/tmp/c", 1000, tree({ "/tmp": { uid: 0, mode: 0o40777 } }))).toBe(false); // not sticky
-    expect(await trustedFolder("/run/user/1000/absent", 1000, tree())).toBe(false);
-    expect(await trustedFolder("relative/c", 1000, tree())).toBe(false);
-    expect(await trustedFolder("/run/user/1000/c", undefined, tree())).toBe(false);
+  test("the folder is this user's and not writable by others; each ancestor root's or this user's, not writable or sticky", () => {
+    expect(trustedFolder("/run/user/1000/c", 1000, tree())).toBe(true);
+    expect(trustedFolder("/run/user/1000/c/", 1000, tree())).toBe(true);
+    expect(trustedFolder("/tmp/c", 1000, tree())).toBe(true); // /tmp is sticky: only 1000 may rename c
+    expect(trustedFolder("/run/user/1000/c", 1001, tree())).toBe(false); // another user's folder
+    expect(trustedFolder("/run/user/1000/c", 0, tree())).toBe(false); // root does not believe a user's folder
+    expect(trustedFolder("/run/user/1000/c", 1000, tree({ "/run/user/1000/c": { uid: 1000, mode: 0o40770 } }))).toBe(false);
+    expect(trustedFolder("/run/user/1000/c", 1000, tree({ "/run/user/1000/c": { uid: 1000, mode: 0o40702 } }))).toBe(false);
+    expect(trustedFolder("/run/user/1000/c", 1000, tree({ "/run/user": { uid: 0, mode: 0o40777 } }))).toBe(false);
+    expect(trustedFolder("/run/user/1000/c", 1000, tree({ "/run/user": { uid: 1001, mode: 0o40755 } }))).toBe(false);
+    expect(trustedFolder("/tmp/c", 1000, tree({ "/tmp": { uid: 0, mode: 0o40777 } }))).toBe(false); // not sticky
+    expect(trustedFolder("/run/user/1000/absent", 1000, tree())).toBe(false);
+    expect(trustedFolder("relative/c", 1000, tree())).toBe(false);
+    expect(trustedFolder("/run/user/1000/c", undefined, tree())).toBe(false);
   });
 
   test("a folder others can write is never written to", async () => {
