@@ -117,3 +117,23 @@ export function memoryStdio(stdin = ""): {
     },
   };
 }
+
+/**
+ * A tmpfs of `kib` KiB mounted on a fresh folder, for full-disk tests (root only). Returns null
+ * with the reason where it cannot be mounted; callers skip visibly with that reason.
+ */
+export function smallTmpfs(kib: number): { path: string; cleanup: () => void } | { path: null; reason: string } {
+  const dir = mkdtempSync(join(tmpdir(), "gbh-tmpfs-"));
+  const r = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", `size=${kib}k,mode=0700`, "tmpfs", dir], { stderr: "pipe" });
+  if (r.exitCode !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    return { path: null, reason: `cannot mount a ${kib} KiB tmpfs (needs root): ${r.stderr.toString().trim()}` };
+  }
+  return {
+    path: dir,
+    cleanup: () => {
+      Bun.spawnSync(["umount", "-l", dir]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,5 +1,6 @@
-/** Reading files whose size the bridge must bound. */
-import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
+/** Reading files whose size the bridge must bound, and writing files fully or not at all. */
+import { closeSync, constants, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 
 /** Raised for a path that is not a regular file (a FIFO, device, socket, directory or symlink). */
 export class NotRegularFileError extends Error {
@@ -53,5 +54,103 @@ export function readCapped(path: string, cap: number): Uint8Array | null {
     return used > cap ? null : buf.subarray(0, used);
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * Raised when a durable write could not be completed: the disk is full (`ENOSPC`), over quota
+ * (`EDQUOT`), read-only, or failed otherwise. `code` is the system's code; the message names the
+ * path and what to do. Callers answer it as "not stored" (HTTP 507/503), never as success.
+ */
+export class DiskWriteError extends Error {
+  override name = "DiskWriteError";
+  readonly code: string;
+  readonly path: string;
+  constructor(path: string, cause: unknown) {
+    const code = (cause as { code?: string } | null)?.code ?? "EIO";
+    const why = code === "ENOSPC"
+      ? "the disk is full (ENOSPC); free space on that file system"
+      : code === "EDQUOT"
+      ? "the disk quota is exhausted (EDQUOT)"
+      : `${(cause as Error)?.message ?? String(cause)}`;
+    super(`Cannot write ${path}: ${why}`, { cause });
+    this.code = code;
+    this.path = path;
+  }
+}
+
+/**
+ * Writes every byte of `data` to `fd`, or throws `DiskWriteError` naming `path`. `writeSync`
+ * may write fewer bytes than asked and throw nothing (a nearly full disk); this loops until all
+ * is written, so the next attempt reports the real cause (`ENOSPC`). A write that makes no
+ * progress is an error too, never an endless loop.
+ */
+export function writeFully(fd: number, data: Uint8Array | string, path: string, position?: number): void {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  let done = 0;
+  try {
+    while (done < bytes.length) {
+      const n = writeSync(fd, bytes, done, bytes.length - done, position === undefined ? null : position + done);
+      if (n <= 0) throw Object.assign(new Error("write made no progress"), { code: "ENOSPC" });
+      done += n;
+    }
+  } catch (error) {
+    if (error instanceof DiskWriteError) throw error;
+    throw new DiskWriteError(path, error);
+  }
+}
+
+/** `fsync` that reports a failure as `DiskWriteError` naming `path`. */
+export function syncFully(fd: number, path: string): void {
+  try {
+    fsyncSync(fd);
+  } catch (error) {
+    throw new DiskWriteError(path, error);
+  }
+}
+
+/**
+ * Replaces `path` with `data` atomically and durably: a temporary file beside it (a dot name
+ * without the target's extension, so folder scanners skip it) is written fully, synced, and
+ * renamed over `path`, then the folder is synced. On any failure the temporary file is removed,
+ * the old `path` stays as it was, and `DiskWriteError` is thrown: a truncated copy never
+ * replaces a good file.
+ */
+export function replaceFileDurably(path: string, data: Uint8Array | string, mode = 0o600): void {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  let fd: number;
+  try {
+    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, mode);
+  } catch (error) {
+    throw new DiskWriteError(path, error);
+  }
+  try {
+    writeFully(fd, data, path);
+    syncFully(fd, path);
+  } catch (error) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw error;
+  }
+  closeSync(fd);
+  try {
+    renameSync(tmp, path);
+  } catch (error) {
+    rmSync(tmp, { force: true });
+    throw new DiskWriteError(path, error);
+  }
+  syncDir(dirname(path));
+}
+
+/** Syncs a folder so a rename or a new file in it survives a crash; best effort where unsupported. */
+export function syncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+    fsyncSync(fd);
+  } catch {
+    // Some file systems refuse fsync on a folder (EINVAL); the rename itself is still atomic.
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
