@@ -7,13 +7,15 @@
  * it), unlike user kernels, which run in a child: the only kernels launched here are the bridge's
  * own, over buffers it allocated, with their bounds checked before each launch.
  */
-import { callCuda, EXEC } from "./cuda-exec.ts";
+import { callCuda, CudaExecError, EXEC } from "./cuda-exec.ts";
 import { openFirst } from "./loader.ts";
+import { parsePtxHeader, type PtxHeader } from "./ptx-header.ts";
 import type { FfiAdapter, NativeLibrary, SymbolTable } from "./types.ts";
 
 const VRAM: SymbolTable = {
   ...EXEC,
   cuDeviceGetAttribute: { args: ["buf", "i32", "i32"], returns: "i32" },
+  cuDriverGetVersion: { args: ["buf"], returns: "i32" },
   cuMemGetInfo_v2: { args: ["buf", "buf"], returns: "i32" },
   cuMemsetD8_v2: { args: ["u64", "u32", "u64"], returns: "i32" },
   cuPointerGetAttribute: { args: ["buf", "i32", "u64"], returns: "i32" },
@@ -45,6 +47,27 @@ export interface PointerEvidence {
 
 const view = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
 const BLOCK = 256;
+/**
+ * The CUresults with which cuModuleLoadData refuses PTX it cannot JIT-compile for this driver or
+ * GPU: INVALID_IMAGE 200, NO_BINARY_FOR_GPU 209 (a GPU older than `.target`), INVALID_PTX 218,
+ * UNSUPPORTED_PTX_VERSION 222 (an ISA newer than the driver knows).
+ */
+const PTX_REFUSALS: ReadonlySet<number> = new Set([200, 209, 218, 222]);
+
+/**
+ * The driver would not load the tree kernels on a device: the kernels cannot run there at all,
+ * which says nothing about the bytes in VRAM (callers hash on the CPU instead).
+ */
+export class PtxRefusedError extends CudaExecError {
+  override name = "PtxRefusedError";
+  constructor(ordinal: number, header: PtxHeader, driverVersion: number, cc: string, cause: CudaExecError) {
+    super("cuModuleLoadData", cause.code, "");
+    const cuda = `${Math.floor(driverVersion / 1000)}.${(driverVersion % 1000) / 10}`;
+    this.message = `The CUDA driver (CUDA ${cuda}) refused the tree kernels' PTX (ISA ${header.version}, ${header.target}) ` +
+      `on device ${ordinal} (compute capability ${cc}): ${cause.message}`;
+    this.cause = cause;
+  }
+}
 
 /** An allocation on one device; the pointer stays inside the façade. */
 export class DeviceBuffer {
@@ -70,7 +93,10 @@ export class CudaVram {
   readonly #ctx = new Map<number, bigint>();
   readonly #ptr = new WeakMap<DeviceBuffer, bigint>();
   readonly #fns = new Map<number, { leaves: bigint; level: bigint; module: bigint }>();
+  /** Devices whose driver refused the PTX: asked once, not on every digest. */
+  readonly #refused = new Map<number, PtxRefusedError>();
   readonly #ptx: Uint8Array;
+  readonly #header: PtxHeader;
 
   private constructor(lib: NativeLibrary, ffi: FfiAdapter, ptx: string) {
     this.#lib = lib;
@@ -78,6 +104,7 @@ export class CudaVram {
     const text = new TextEncoder().encode(ptx);
     this.#ptx = new Uint8Array(text.length + 1);
     this.#ptx.set(text);
+    this.#header = parsePtxHeader(ptx);
   }
 
   /** Opens the driver; `ptx` is the tree kernels' source (loaded per device on first use). */
@@ -200,12 +227,29 @@ export class CudaVram {
     this.#call("cuLaunchKernel", fn, grid, 1, 1, BLOCK, 1, 1, 0, 0n, params, 0n);
   }
 
+  /** Why the driver refused the tree kernels on `ordinal`, once a digest has tried them; null otherwise. */
+  kernelRefusal(ordinal: number): PtxRefusedError | null {
+    return this.#refused.get(ordinal) ?? null;
+  }
+
   #kernels(ordinal: number): { leaves: bigint; level: bigint; module: bigint } {
     let f = this.#fns.get(ordinal);
     if (f !== undefined) return f;
+    const refused = this.#refused.get(ordinal);
+    if (refused !== undefined) throw refused;
     this.#use(ordinal);
     const mod = new Uint8Array(8);
-    this.#call("cuModuleLoadData", mod, this.#ptx);
+    try {
+      this.#call("cuModuleLoadData", mod, this.#ptx);
+    } catch (error) {
+      if (!(error instanceof CudaExecError) || !PTX_REFUSALS.has(error.code)) throw error;
+      const out = new Uint8Array(4);
+      this.#call("cuDriverGetVersion", out);
+      const cc = `${this.attribute(ordinal, 75)}.${this.attribute(ordinal, 76)}`;
+      const e = new PtxRefusedError(ordinal, this.#header, view(out).getInt32(0, true), cc, error);
+      this.#refused.set(ordinal, e);
+      throw e;
+    }
     const module = view(mod).getBigUint64(0, true);
     const get = (name: string) => {
       const out = new Uint8Array(8);

@@ -13,7 +13,7 @@ import { cudaCandidates, loadFfiAdapter } from "../ffi/loader.ts";
 import { createLogger } from "../src/util/log.ts";
 import { VramAudit } from "../src/vram/audit.ts";
 import { CudaVramBackend } from "../src/vram/cuda-backend.ts";
-import { TREE_PTX } from "../src/vram/ptx/tree-ptx.ts";
+import { TREE_PTX } from "../src/vram/ptx/generated/tree-ptx.ts";
 import { deriveKey } from "../src/vram/seal-key.ts";
 import { ShardStore } from "../src/vram/shards.ts";
 import { TREE_ALG } from "../src/vram/tree.ts";

@@ -101,6 +101,10 @@ int cuGetErrorName(int code, const char **out) {
     case INVALID_VALUE: *out = "CUDA_ERROR_INVALID_VALUE"; return SUCCESS;
     case 2: *out = "CUDA_ERROR_OUT_OF_MEMORY"; return SUCCESS;
     case 201: *out = "CUDA_ERROR_INVALID_CONTEXT"; return SUCCESS;
+    case 200: *out = "CUDA_ERROR_INVALID_IMAGE"; return SUCCESS;
+    case 209: *out = "CUDA_ERROR_NO_BINARY_FOR_GPU"; return SUCCESS;
+    case 218: *out = "CUDA_ERROR_INVALID_PTX"; return SUCCESS;
+    case 222: *out = "CUDA_ERROR_UNSUPPORTED_PTX_VERSION"; return SUCCESS;
     case 700: *out = "CUDA_ERROR_ILLEGAL_ADDRESS"; return SUCCESS;
     default: *out = NULL; return INVALID_VALUE;
   }
@@ -112,7 +116,9 @@ int cuGetErrorString(int code, const char **out) { return cuGetErrorName(code, o
  * the shipped kernels its PTX defines, and a launch runs that kernel's semantics in C. This
  * exercises the runner's real FFI path (params arrays of argument addresses, copies, frees).
  * Control keys: mem_limit_mib=<n> (allocations beyond it fail OUT_OF_MEMORY),
- * launch_error=<code>, launch_sleep_ms=<n>.
+ * launch_error=<code>, launch_sleep_ms=<n>, module_load_error=<code> (cuModuleLoadData refuses
+ * every module, as an old driver refuses a newer PTX ISA with 222 or an old GPU a newer
+ * .target with 209).
  */
 #include <stdint.h>
 #include <time.h>
@@ -228,6 +234,8 @@ int cuPointerGetAttribute(void *data, int attribute, unsigned long long ptr) {
 }
 
 int cuModuleLoadData(struct fake_module **mod, const char *image) {
+  long refuse = fake_int("module_load_error", 0);
+  if (refuse) return (int)refuse;
   if (strstr(image, ".version") == NULL || strstr(image, ".entry") == NULL) return INVALID_PTX;
   struct fake_module *m = calloc(1, sizeof *m);
   m->has_vadd = strstr(image, ".entry vadd(") != NULL;

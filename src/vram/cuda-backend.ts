@@ -2,7 +2,7 @@
  * Shards in GPU memory through the CUDA driver: allocations with cuMemAlloc_v2, the tree digest
  * by the PTX kernels on the GPU, or (path "cpu") by worker threads over device-to-host copies.
  */
-import { CU_DEVICE_EVIDENCE, CudaVram, DeviceBuffer, type PointerEvidence } from "../../ffi/cuda-vram.ts";
+import { CU_DEVICE_EVIDENCE, CudaVram, DeviceBuffer, type PointerEvidence, PtxRefusedError } from "../../ffi/cuda-vram.ts";
 import { CudaExecError } from "../../ffi/cuda-exec.ts";
 import { type DeviceEvidence, VramAllocError, type VramBackend, type VramBuffer } from "./backend.ts";
 import { LEAF_BYTES } from "./tree.ts";
@@ -50,8 +50,21 @@ export class CudaVramBackend implements VramBackend {
   }
 
   async treeDigest(buf: VramBuffer, length: number, path: "gpu" | "cpu"): Promise<{ digest: Uint8Array; path: "gpu" | "cpu" }> {
-    if (path === "gpu") return { digest: this.#vram.treeDigest(buf as DeviceBuffer, length, LEAF_BYTES), path };
-    return { digest: await this.#pool.digest(length, (off, dst) => this.read(buf, off, dst)), path };
+    if (path === "gpu") {
+      try {
+        return { digest: this.#vram.treeDigest(buf as DeviceBuffer, length, LEAF_BYTES), path };
+      } catch (error) {
+        // A driver or GPU that cannot JIT the kernels (kernelRefusal says why) is no sign of
+        // corrupt VRAM: the same digest comes from the CPU path, and the answer names that path.
+        if (!(error instanceof PtxRefusedError)) throw error;
+      }
+    }
+    return { digest: await this.#pool.digest(length, (off, dst) => this.read(buf, off, dst)), path: "cpu" };
+  }
+
+  /** Why the driver refused the GPU tree kernels on `ordinal` (digests there use the CPU path); null if it did not. */
+  kernelRefusal(ordinal: number): string | null {
+    return this.#vram.kernelRefusal(ordinal)?.message ?? null;
   }
 
   pointerEvidence(buf: VramBuffer): PointerEvidence {

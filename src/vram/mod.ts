@@ -85,7 +85,7 @@ export async function startVram(o: VramOptions): Promise<Vram> {
         import("../../ffi/cuda-vram.ts"),
         import("./cuda-backend.ts"),
         import("../../ffi/loader.ts"),
-        import("./ptx/tree-ptx.ts"),
+        import("./ptx/generated/tree-ptx.ts"),
       ]);
       backend = new CudaVramBackend(CudaVram.open(await loadFfiAdapter(), cudaCandidates(env), TREE_PTX), pool);
     }

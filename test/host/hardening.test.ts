@@ -85,7 +85,7 @@ const descriptor = (id: string, o: Record<string, unknown> = {}, bytes = payload
 function stagedVadd(): { dir: string; ptx: Uint8Array } {
   const dir = tempDir("gbh-hard-");
   cleanups.push(dir.cleanup);
-  const ptx = readFileSync(join(REPO, "src/job/ptx/vadd.ptx"));
+  const ptx = readFileSync(join(REPO, "src/job/ptx/generated/vadd.ptx"));
   writeFileSync(join(dir.path, "vadd.ptx"), ptx);
   return { dir: dir.path, ptx };
 }

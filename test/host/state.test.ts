@@ -57,7 +57,7 @@ const job = (id: string, o: Record<string, unknown> = {}) => ({
 });
 /** The seed's form: no payload, bytes_hash over the staged bundle, operands generated from grid x block. */
 const seedJob = (id: string, bundle: string, kernel: "vadd" | "matmul", o: Record<string, unknown> = {}) => {
-  const ptx = readFileSync(join(REPO, "src/job/ptx", `${kernel}.ptx`));
+  const ptx = readFileSync(join(REPO, "src/job/ptx/generated", `${kernel}.ptx`));
   writeFileSync(join(bundle, `${kernel}.ptx`), ptx);
   return {
     job: id,

@@ -12,7 +12,7 @@ import { MATMUL_PTX, VADD_PTX } from "../../src/job/ptx/builtin.ts";
 import { CTL_FILE, FAKE_CUDA, scriptFakes } from "../inventory/fakes.ts";
 
 const runner = new ProcessRunner(bunRuntime(), { GPU_BRIDGE_CUDA_LIB: FAKE_CUDA, FAKE_GPU_CTL: CTL_FILE });
-const ptx = (k: string) => readFileSync(join(REPO, "src/job/ptx", `${k}.ptx`));
+const ptx = (k: string) => readFileSync(join(REPO, "src/job/ptx/generated", `${k}.ptx`));
 const req = (o: Partial<RunRequest> = {}): RunRequest => ({
   spec: { kernel: "vadd", grid: [64, 2, 1], block: [128, 2, 1] },
   runner: "cuda",
@@ -66,24 +66,5 @@ describe("the CUDA runner (fake driver)", () => {
     expect(await run(req(), abort.signal)).toEqual({ ok: false, detail: "TIMEOUT" });
     expect(performance.now() - t0).toBeLessThan(3000);
     scriptFakes({});
-  });
-});
-
-describe("the shipped PTX", () => {
-  for (const k of ["vadd", "matmul"]) {
-    test(`${k}.ptx targets PTX ISA 6.0 and sm_50, so drivers from CUDA 10.2 up JIT it`, () => {
-      const text = ptx(k).toString();
-      expect(text).toContain("\n.version 6.0\n.target sm_50\n.address_size 64\n");
-      expect(text).toContain(`.visible .entry ${k}(`);
-    });
-  }
-
-  const ptxas = Bun.which("ptxas");
-  test.skipIf(ptxas === null)("ptxas accepts both kernels (skipped where the CUDA toolkit is absent)", () => {
-    for (const k of ["vadd", "matmul"]) {
-      const r = Bun.spawnSync([ptxas!, "-arch=sm_75", join(REPO, "src/job/ptx", `${k}.ptx`), "-o", "/dev/null"]);
-      expect(r.stderr.toString()).toBe("");
-      expect(r.exitCode).toBe(0);
-    }
   });
 });

@@ -5,7 +5,7 @@ import { validateJob } from "../../src/job/descriptor.ts";
 import { sha256Hex } from "../../src/util/sha256.ts";
 import { REPO, tempDir } from "../helpers.ts";
 
-const ptx = readFileSync(join(REPO, "src/job/ptx/vadd.ptx"));
+const ptx = readFileSync(join(REPO, "src/job/ptx/generated/vadd.ptx"));
 /** Operands as Cohesix's worker-gpu sends them: little-endian f32, a then b. */
 const f32 = (...xs: number[]) => Buffer.from(new Float32Array(xs).buffer);
 const operands = f32(1, 2, 3, 10, 20, 30);

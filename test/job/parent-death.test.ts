@@ -42,7 +42,7 @@ for (const signal of ["SIGKILL", "SIGTERM"] as const) {
     const state = tempDir("gbh-f4-");
     cleanups.push(state.cleanup);
     // The seed's form: the shipped matmul staged as a bundle, its operands generated from the grid.
-    const ptx = readFileSync(join(REPO, "src/job/ptx/matmul.ptx"));
+    const ptx = readFileSync(join(REPO, "src/job/ptx/generated/matmul.ptx"));
     writeFileSync(join(state.path, "matmul.ptx"), ptx);
     const bridge = spawnBridge(["serve", "--mock", "--listen", "127.0.0.1:0", "--state-dir", state.path, "--bundle-dir", state.path]);
     cleanups.push(() => bridge.proc.kill("SIGKILL"));

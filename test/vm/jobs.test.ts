@@ -25,7 +25,7 @@ beforeEach(async () => {
   mock = await startMockConsole(runtime, { token: "tok" });
   mock.state.vm.jobFiles = true; // the VM variant with /gpu/<id>/job
   bundle = tempDir("gbh-bundles-");
-  copyFileSync(join(REPO, "src/job/ptx/vadd.ptx"), join(bundle.path, "vadd.ptx"));
+  copyFileSync(join(REPO, "src/job/ptx/generated/vadd.ptx"), join(bundle.path, "vadd.ptx"));
   const options = publishingServe(mock.port, "--readback-ms", "30", "--bundle-dir", bundle.path, "--runner", "cpu");
   daemon = await createBridge(options, { runtime, log: memoryLogger().log, backend: mockBackend() }, { noJournal: true });
   await until(() => mock.state.publishes === 1, 5000, "the first publish");

@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { bunFfi } from "../../ffi/bun.ts";
 import { CudaVram } from "../../ffi/cuda-vram.ts";
-import { TREE_PTX } from "../../src/vram/ptx/tree-ptx.ts";
+import { TREE_PTX } from "../../src/vram/ptx/generated/tree-ptx.ts";
 import { hex, LEAF_BYTES } from "../../src/vram/tree.ts";
 import { FAKE_CUDA, scriptFakes } from "../inventory/fakes.ts";
 import { VECTORS } from "./vectors.ts";

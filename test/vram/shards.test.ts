@@ -15,7 +15,7 @@ import { VramAudit } from "../../src/vram/audit.ts";
 import type { VramBackend } from "../../src/vram/backend.ts";
 import { CudaVramBackend } from "../../src/vram/cuda-backend.ts";
 import { HostMemoryVram } from "../../src/vram/host-backend.ts";
-import { TREE_PTX } from "../../src/vram/ptx/tree-ptx.ts";
+import { TREE_PTX } from "../../src/vram/ptx/generated/tree-ptx.ts";
 import { deriveKey } from "../../src/vram/seal-key.ts";
 import { CHUNK_BYTES, type Shard, type ShardSource, ShardStore, VramError } from "../../src/vram/shards.ts";
 import { hex, LEAF_BYTES, treeDigest } from "../../src/vram/tree.ts";
