@@ -124,6 +124,13 @@ export class CudaVram {
     return { free: Number(view(free).getBigUint64(0, true)), total: Number(view(total).getBigUint64(0, true)) };
   }
 
+  /** cuDriverGetVersion: the newest CUDA release the driver supports, 1000*major + 10*minor. */
+  driverVersion(): number {
+    const out = new Uint8Array(4);
+    this.#call("cuDriverGetVersion", out);
+    return view(out).getInt32(0, true);
+  }
+
   attribute(ordinal: number, attr: number): number {
     const out = new Uint8Array(4);
     this.#call("cuDeviceGetAttribute", out, attr, this.#device(ordinal));
@@ -243,10 +250,8 @@ export class CudaVram {
       this.#call("cuModuleLoadData", mod, this.#ptx);
     } catch (error) {
       if (!(error instanceof CudaExecError) || !PTX_REFUSALS.has(error.code)) throw error;
-      const out = new Uint8Array(4);
-      this.#call("cuDriverGetVersion", out);
       const cc = `${this.attribute(ordinal, 75)}.${this.attribute(ordinal, 76)}`;
-      const e = new PtxRefusedError(ordinal, this.#header, view(out).getInt32(0, true), cc, error);
+      const e = new PtxRefusedError(ordinal, this.#header, this.driverVersion(), cc, error);
       this.#refused.set(ordinal, e);
       throw e;
     }

@@ -91,3 +91,39 @@ export function jitVerdict(
   }
   return { ok: true };
 }
+
+/**
+ * The oldest PTX ISA that can name `.target sm_<sm>` (PTX ISA release notes), in tenths; null for
+ * a target this table does not know.
+ */
+export function minIsaForTarget(sm: number): number | null {
+  const table: Record<number, number> = {
+    50: 40,
+    52: 41,
+    53: 42,
+    60: 50,
+    61: 50,
+    62: 50,
+    70: 60,
+    72: 61,
+    75: 63,
+    80: 70,
+    86: 71,
+    87: 74,
+    89: 78,
+    90: 78,
+    100: 86,
+    101: 86,
+    103: 88,
+    120: 87,
+    121: 88,
+  };
+  return table[sm] ?? null;
+}
+
+/** `ptx` with its `.version` and `.target` directives replaced (the body untouched). */
+export function withHeader(ptx: string, isa: number, sm: number): string {
+  parsePtxHeader(ptx);
+  return ptx.replace(/^\.version[ \t]+\d+\.\d+[ \t]*$/m, `.version ${Math.floor(isa / 10)}.${isa % 10}`)
+    .replace(/^\.target[ \t]+sm_\d+[a-z]?\b/m, `.target sm_${sm}`);
+}

@@ -1,79 +1,84 @@
 /**
- * `make gpu-check`: the VRAM shard path on a real GPU, in one short run. For each size (default
- * 1 and 10 GiB; GPU_CHECK_GIB=1,10): seal (stream in, flat SHA-256 and host tree, copy to VRAM,
- * tree from VRAM by the PTX kernels), verify on the GPU path three times, once on the CPU path
- * (device-to-host copies + worker threads) and sampled; then change one byte in VRAM with
- * cuMemsetD8_v2 and verify again, which must fail. Prints one JSON line per step and a summary.
- * Exits 1 when anything is wrong. GPU_CHECK_DEVICE picks the CUDA ordinal (default 0).
+ * `make gpu-check`: everything that needs an NVIDIA GPU, in one run, with one table of figures at
+ * the end (docs/gpu-check.md says what each row means):
+ *   doctor --json; the inventory through NVML and through CUDA against nvidia-smi --query-gpu;
+ *   live stats against nvidia-smi and how long each takes; cdi generate on this host, validated;
+ *   both job kernels with known answers; the tree kernels as shipped (portable PTX) against the
+ *   same kernels under this GPU's own target; and for each size (1 and 10 GiB by default) a seal,
+ *   verify on the GPU tree, the CPU tree and sampled, and one byte changed in VRAM caught.
+ * A step that cannot run is a failure, never a skip: exit 1 if any row failed, 2 on a bad command
+ * line. The steps that run the bridge's commands go first, before this process holds a CUDA
+ * context (whose memory would show in the comparisons).
  */
-import { availableParallelism } from "node:os";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import process from "node:process";
 import { CudaVram } from "../ffi/cuda-vram.ts";
 import { cudaCandidates, loadFfiAdapter } from "../ffi/loader.ts";
-import { createLogger } from "../src/util/log.ts";
-import { VramAudit } from "../src/vram/audit.ts";
-import { CudaVramBackend } from "../src/vram/cuda-backend.ts";
+import { bunRuntime } from "../src/runtime/bun.ts";
 import { TREE_PTX } from "../src/vram/ptx/generated/tree-ptx.ts";
-import { deriveKey } from "../src/vram/seal-key.ts";
-import { ShardStore } from "../src/vram/shards.ts";
-import { TREE_ALG } from "../src/vram/tree.ts";
 import { TreePool } from "../src/vram/tree-pool.ts";
+import { type GpuCheckOptions, parseGpuCheckArgs, USAGE, UsageError } from "./gpu-check/args.ts";
+import type { SmiGpu } from "./gpu-check/nvidia-smi.ts";
+import { cdiStep, doctorStep, inventorySteps, liveStatsSteps, smi } from "./gpu-check/steps-cli.ts";
+import { cpuThreads, jobKernelSteps, ptxCompareStep, shardSteps } from "./gpu-check/steps-gpu.ts";
+import { fail, renderTable, type Row } from "./gpu-check/table.ts";
 
-const sizes = (process.env.GPU_CHECK_GIB ?? "1,10").split(",").map(Number);
-const ordinal = Number(process.env.GPU_CHECK_DEVICE ?? 0);
-const GiB = 1 << 30;
-const CHUNK = 64 << 20;
-const out = (o: Record<string, unknown>) => console.log(JSON.stringify(o));
-let failures = 0;
-const check = (ok: boolean, what: string) => {
-  if (!ok) failures++, out({ step: "CHECK FAILED", what });
-};
-
-const vram = CudaVram.open(await loadFfiAdapter(), cudaCandidates(process.env), TREE_PTX);
-const pool = TreePool.create(Math.min(16, availableParallelism()));
-const backend = new CudaVramBackend(vram, pool);
-const dev = backend.deviceEvidence(ordinal);
-out({ step: "device", ordinal, tree_algorithm: TREE_ALG, cpu_threads: pool.threads, ...vram.memInfo(ordinal), attributes: dev.attributes });
-const log = createLogger({ level: "warn", write: (l) => console.error(l) });
-
-for (const gib of sizes) {
-  const bytes = Math.round(gib * GiB);
-  const lease = { id: `check-${gib}`, gpu_id: "GPU", worker_id: "gpu-check", mem_mb: Math.ceil(bytes / 1048576), streams: 1, ttl_s: 600, priority: 0, state: "ACTIVE" as const, granted_at: 0, expires_at: 1e15 };
-  const store = new ShardStore({ backend, audit: new VramAudit(null, log), key: deriveKey("gpu-check", "gpu-check"), workerId: "gpu-check", lease: () => lease, ordinalOf: () => ordinal, pool });
-  // Content that differs in every leaf: a counter per 64-bit word, offset by the chunk.
-  const chunk = new Uint8Array(CHUNK);
-  const words = new BigUint64Array(chunk.buffer);
-  const t0 = performance.now();
-  const { shard } = await store.seal(lease.id, {
-    length: bytes,
-    chunks: (async function* () {
-      for (let off = 0; off < bytes; off += CHUNK) {
-        const base = BigInt(off / 8);
-        for (let i = 0; i < words.length; i++) words[i] = base + BigInt(i);
-        yield chunk.subarray(0, Math.min(CHUNK, bytes - off));
-      }
-    })(),
-  }, { shard_id: `check-${String(gib).replace(".", "_")}GiB` });
-  out({ step: "seal", gib, ms: Math.round(performance.now() - t0), digest: shard.digest, tree_digest: shard.tree_digest, evidence: shard.evidence.pointer });
-  for (let i = 0; i < 3; i++) {
-    const r = await store.verify(shard.shard_id, "full", undefined, "gpu");
-    out({ step: "verify gpu", gib, run: i + 1, ...r });
-    check(r.ok, `verify gpu ${gib} GiB`);
+async function check(o: GpuCheckOptions): Promise<Row[]> {
+  const rows: Row[] = [];
+  const note = (r: Row[]) => {
+    for (const row of r) process.stderr.write(`gpu-check: ${row.ok ? "PASS" : "FAIL"} ${row.step}${row.figure ? `: ${row.figure}` : ""}\n`);
+    rows.push(...r);
+  };
+  note([doctorStep(o)]);
+  let reference: SmiGpu[] = [];
+  try {
+    reference = smi(o).gpus;
+    note(inventorySteps(o, reference));
+  } catch (error) {
+    note([fail("nvidia-smi --query-gpu", (error as Error).message)]);
   }
-  const cpu = await store.verify(shard.shard_id, "full", undefined, "cpu");
-  out({ step: "verify cpu", gib, ...cpu });
-  check(cpu.ok, `verify cpu ${gib} GiB`);
-  const sampled = await store.verify(shard.shard_id, "sampled", 16);
-  out({ step: "verify sampled", gib, ...sampled });
-  check(sampled.ok, `verify sampled ${gib} GiB`);
-  const at = Math.floor(bytes / 2) + 12345;
-  store.corrupt(shard.shard_id, at, 0xa5);
-  const bad = await store.verify(shard.shard_id, "full", undefined, "gpu");
-  out({ step: "verify after cuMemsetD8_v2 of one byte", gib, offset: at, ...bad });
-  check(!bad.ok, `corruption caught at ${gib} GiB`);
-  store.close();
+  note(await liveStatsSteps(o, (ms) => new Promise((r) => setTimeout(r, ms))));
+  const tmp = mkdtempSync(join(tmpdir(), "gpu-check-"));
+  try {
+    note([cdiStep(o, reference, tmp)]);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  note(await jobKernelSteps(o, bunRuntime()));
+  let vram: CudaVram | null = null;
+  const pool = TreePool.create(cpuThreads());
+  try {
+    const ffi = await loadFfiAdapter();
+    const candidates = cudaCandidates(process.env);
+    vram = CudaVram.open(ffi, candidates, TREE_PTX);
+    note([ptxCompareStep(o, ffi, candidates, vram, Math.min(1, ...o.gib))]);
+    for (const gib of o.gib) note(await shardSteps(o, vram, pool, gib));
+  } catch (error) {
+    note([fail("CUDA driver", (error as Error).message)]);
+  } finally {
+    pool.close();
+    vram?.close();
+  }
+  return rows;
 }
-pool.close();
-vram.close();
-out({ step: "summary", ok: failures === 0, failures });
-process.exit(failures === 0 ? 0 : 1);
+
+let options: GpuCheckOptions;
+try {
+  options = parseGpuCheckArgs(process.argv.slice(2), process.env, join(import.meta.dirname, "..", "src", "main.ts"), process.execPath);
+} catch (error) {
+  if (!(error instanceof UsageError)) throw error;
+  process.stderr.write(`gpu-check: ${error.message}\n${USAGE}\n`);
+  process.exit(2);
+}
+if (options.help) {
+  process.stdout.write(USAGE + "\n");
+  process.exit(0);
+}
+const t0 = performance.now();
+const rows = await check(options);
+process.stdout.write(renderTable(rows));
+process.stdout.write(`gpu-check: ${((performance.now() - t0) / 1000).toFixed(1)} s in all\n`);
+if (options.json) process.stdout.write(JSON.stringify({ ok: rows.every((r) => r.ok), rows }) + "\n");
+process.exit(rows.every((r) => r.ok) ? 0 : 1);
