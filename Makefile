@@ -229,10 +229,12 @@ check-ptx:
 	@if command -v nvcc >/dev/null; then scripts/gen-ptx.sh --check; \
 	else echo "check-ptx: SKIPPED the up-to-date check: nvcc not found"; fi
 
-# On a machine with a GPU: seal 1 and 10 GiB, verify (GPU, CPU, sampled), change one byte with
-# cuMemsetD8_v2, verify again; prints timings as JSON lines (GPU_CHECK_GIB=1,10 GPU_CHECK_DEVICE=0).
+# On a machine with an NVIDIA GPU: everything that needs one, in one run, ending with one table
+# (docs/gpu-check.md): doctor, inventory and stats against nvidia-smi, cdi generate, both job
+# kernels, portable against native tree PTX, seal and verify at 1 and 10 GiB, a changed byte.
+# Exit 1 if any step fails or cannot run. ARGS passes flags, e.g. ARGS="--gib 1 --device 1".
 gpu-check: deps
-	$(BUN) scripts/gpu-check.ts
+	$(BUN) scripts/gpu-check.ts $(ARGS)
 
 clean:
 	rm -rf dist build .test-counts mock/native/build

@@ -11,6 +11,7 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { bunFfi } from "../ffi/bun.ts";
 import { CudaVram } from "../ffi/cuda-vram.ts";
+import { parsePtxHeader, withHeader } from "../ffi/ptx-header.ts";
 import { createLogger } from "../src/util/log.ts";
 import { VramAudit } from "../src/vram/audit.ts";
 import type { VramBackend } from "../src/vram/backend.ts";
@@ -19,7 +20,7 @@ import { HostMemoryVram } from "../src/vram/host-backend.ts";
 import { TREE_PTX } from "../src/vram/ptx/generated/tree-ptx.ts";
 import { deriveKey } from "../src/vram/seal-key.ts";
 import { ShardStore } from "../src/vram/shards.ts";
-import { subtreeRoot } from "../src/vram/tree.ts";
+import { LEAF_BYTES, subtreeRoot } from "../src/vram/tree.ts";
 import { TreePool } from "../src/vram/tree-pool.ts";
 
 const TASK_WARMUP = 8 * 1048576;
@@ -135,6 +136,24 @@ const cuda = CudaVram.open(bunFfi, [FAKE], TREE_PTX);
 await sealVerify("fake libcuda, CPU path (DtoH+pool)", new CudaVramBackend(cuda, pool), "cpu");
 await sealVerify("fake libcuda, kernels emulated in C", new CudaVramBackend(cuda, pool), "gpu");
 cuda.close();
+// 4. The tree kernels as shipped (portable header) against the same body under sm_90 / ISA 7.8.
+// The fake runs one C emulation whatever the header says, so here the two can only tie; on a GPU
+// `make gpu-check` times both, and ptxas already gives both the same machine code.
+for (const [name, ptx] of [["portable (shipped)", TREE_PTX], ["native sm_90 header", withHeader(TREE_PTX, 78, 90)]] as const) {
+  const v = CudaVram.open(bunFfi, [FAKE], ptx);
+  const buf = v.alloc(0, BYTES);
+  v.write(buf, 0, data);
+  v.treeDigest(buf, BYTES, LEAF_BYTES);
+  const r = await best(3, () => v.treeDigest(buf, BYTES, LEAF_BYTES));
+  const h = parsePtxHeader(ptx);
+  console.log(
+    `tree kernels ${name.padEnd(20)} ISA ${h.version} ${h.target.padEnd(6)} ${gbs(BYTES, r.wall)} GB/s wall, ${
+      perCpu(BYTES, r)
+    } GB per CPU-s (fake: the kernel's C on one host thread)`,
+  );
+  v.free(buf);
+  v.close();
+}
 pool.close();
 console.log(
   "seal = stream in 1 MiB chunks + flat SHA-256 (one thread) + host leaf hashes (workers) + copy + tree from (V)RAM; the GPU figures need `make gpu-check` on a GPU",
