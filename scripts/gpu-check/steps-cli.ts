@@ -27,7 +27,11 @@ export function run(cmd: readonly string[], timeoutMs = 120_000): Ran {
   const t0 = performance.now();
   const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: "utf8", timeout: timeoutMs, maxBuffer: 256 << 20 });
   const took = performance.now() - t0;
-  const what = cmd.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(" ");
+  // The command as a reader would type it, long arguments (nvidia-smi's field list) shortened.
+  const what = cmd.map((a) => (a.length > 40 ? a.slice(0, 37) + "…" : a)).map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(" ");
+  if ((r.error as NodeJS.ErrnoException | undefined)?.code === "ETIMEDOUT") {
+    throw new StepError(`${what} ran past its limit of ${timeoutMs} ms and was killed`, { cause: r.error });
+  }
   if (r.error !== undefined) throw new StepError(`${what} could not run: ${r.error.message}`, { cause: r.error });
   if (r.status === null) throw new StepError(`${what} was killed by ${r.signal} after ${ms(took)} (limit ${timeoutMs} ms)`);
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, ms: took };

@@ -20,6 +20,7 @@ import {
   SmiParseError,
   type StatsGpu,
 } from "../../scripts/gpu-check/nvidia-smi.ts";
+import { run, StepError } from "../../scripts/gpu-check/steps-cli.ts";
 import { shardSteps } from "../../scripts/gpu-check/steps-gpu.ts";
 import { fail, pass, renderTable, type Row } from "../../scripts/gpu-check/table.ts";
 import { REPO, tempDir } from "../helpers.ts";
@@ -91,6 +92,16 @@ describe("gpu-check's table", () => {
       ].join("\n"),
     );
     expect(renderTable([pass("a", "1 ms")])).toEndWith("gpu-check: all 1 steps passed\n");
+  });
+});
+
+describe("gpu-check's commands", () => {
+  test("one that cannot start or overruns its limit is a StepError saying which, never a hang", () => {
+    expect(run(["sh", "-c", "echo out; echo err >&2; exit 3"])).toMatchObject({ code: 3, stdout: "out\n", stderr: "err\n" });
+    expect(() => run(["/nonexistent/nvidia-smi", "--query-gpu=index,uuid,name,pci.bus_id,memory.total,memory.used"])).toThrow(
+      "/nonexistent/nvidia-smi --query-gpu=index,uuid,name,pci.bus_i… could not run: ",
+    );
+    expect(() => run(["sleep", "5"], 100)).toThrow(new StepError("sleep 5 ran past its limit of 100 ms and was killed"));
   });
 });
 
