@@ -164,8 +164,13 @@ export class VmMirror {
     let over = f.bytes() - targetBytes;
     if (over <= 0) return 0;
     const before = f.lines.length + f.pending.length;
+    // A pinned line written again (a renewal, a restated record) is kept once: its last copy.
+    const last = new Map<string, number>();
+    [...f.lines.map((l) => l.text), ...f.pending.map((p) => p.text)].forEach((t, i) => last.set(t, i));
+    let at = 0;
     const keep = (text: string) => {
-      if (over <= 0 || pinned(text)) return true;
+      const i = at++;
+      if (over <= 0 || (last.get(text) === i && pinned(text))) return true;
       over -= byteLength(text) + 1;
       return false;
     };

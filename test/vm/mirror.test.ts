@@ -42,6 +42,14 @@ describe("VmMirror", () => {
     expect(m.compact("G", "lease", 1000, () => false)).toBe(0);
   });
 
+  test("compact() keeps a pinned line written again (renewals, restated records) once, its last copy", () => {
+    const m = new VmMirror();
+    m.readBack("G", "lease", ["ACTIVE-live", "x", "ACTIVE-live", "ACTIVE-live"]);
+    m.own("G", "lease", "ACTIVE-live");
+    expect(m.compact("G", "lease", 12, (t) => t === "ACTIVE-live")).toBe(4);
+    expect(m.text("G", "lease")).toBe("ACTIVE-live\n");
+  });
+
   test("lines compacted away but still in the VM (the snapshot has not landed) are not taken for new VM lines", () => {
     const m = new VmMirror();
     m.readBack("G", "ctl", ["RELEASE w1", "RELEASE w2", "x"]);
