@@ -22,6 +22,7 @@ import { SAFE_ID } from "../contract/ids.ts";
 import { LIMITS } from "../contract/limits.ts";
 import type { Logger } from "../util/log.ts";
 import type { VmFile } from "../contract/limits.ts";
+import { type AppliedLines, lineIdentities, type VmLinePlace } from "./applied.ts";
 
 const CONTROL_VERB = /^(LEASE|RELEASE|PRIORITY|RESET)(\s|$)/;
 /**
@@ -31,8 +32,39 @@ const CONTROL_VERB = /^(LEASE|RELEASE|PRIORITY|RESET)(\s|$)/;
  */
 const REPLY_BYTES = LIMITS.echoPayloadBytes;
 
-/** Acts on `lines`, new in the VM's `file` of `gpuId`, oldest first. */
-export function applyVmLines(host: HostState, log: Logger, gpuId: string, file: VmFile, lines: readonly string[]): void {
+/** Applies each line at most once: where the lines sit in the VM, and the ledger of those acted on. */
+export interface ApplyOnce {
+  readonly place: VmLinePlace;
+  readonly ledger: AppliedLines;
+}
+
+/**
+ * Acts on `lines`, new in the VM's `file` of `gpuId`, oldest first. With `once`, a line whose
+ * identity (src/vm/applied.ts) the ledger holds was acted on already and is skipped, and the
+ * others are recorded before they are acted on.
+ */
+export function applyVmLines(
+  host: HostState,
+  log: Logger,
+  gpuId: string,
+  file: VmFile,
+  lines: readonly string[],
+  once?: ApplyOnce,
+): void {
+  if (once !== undefined && file !== "status" && once.place.at.length === lines.length) {
+    const keys = lineIdentities(gpuId, file, once.place);
+    const fresh = lines.filter((_, i) => !once.ledger.has(keys[i]!));
+    if (fresh.length < lines.length) {
+      log.warn(`/gpu/${gpuId}/${file}: ${lines.length - fresh.length} lines read back again were acted on before; skipped`);
+    }
+    try {
+      once.ledger.record(keys);
+    } catch (error) {
+      // Acting on them is the lesser harm than dropping a RESET the VM's clients asked for.
+      log.error(`cannot record the VM lines about to be applied (${(error as Error).message}); a crash now could apply them again`);
+    }
+    lines = fresh;
+  }
   const misread = new Set<string>();
   for (const line of lines) {
     log.info(`VM wrote /gpu/${gpuId}/${file}: ${line}`);
