@@ -10,7 +10,7 @@ import { mockBackend } from "../../src/inventory/mock.ts";
 import { type Bridge, createBridge } from "../../src/app/bridge.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { FakeClock, memoryLogger, tempDir, until } from "../helpers.ts";
-import { publishingServe } from "./helpers.ts";
+import { idle, publishingServe, ticking } from "./helpers.ts";
 
 const runtime = bunRuntime();
 let mock: MockConsole;
@@ -27,28 +27,6 @@ afterEach(async () => {
   await mock.close();
   state.cleanup();
 });
-
-/**
- * Like until(), for a bridge on a fake clock: the clock moves 10 ms per poll, so the publisher's
- * debounce and the idle read-back (every 30 ms here) come round while the link runs in real time.
- */
-async function ticking(clock: FakeClock, predicate: () => boolean, ms = 3000, what = "condition"): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
-    await clock.run(10);
-    await Bun.sleep(2);
-  }
-}
-
-/** Lets `ms` of real time pass with the fake clock ticking along (several read-back periods). */
-async function idle(clock: FakeClock, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    await clock.run(10);
-    await Bun.sleep(2);
-  }
-}
 
 async function bridge(clock = new FakeClock(), journal = false) {
   // Acks wait as long as the console allows: the tests jump the clock minutes ahead while the
