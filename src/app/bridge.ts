@@ -192,7 +192,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
   const mirrorPath = join(options.stateDir, "vm-mirror.json");
   const stored = options.publish && !tuning.noJournal ? loadMirror(mirrorPath) : null;
   // Which VM lines were acted on, by identity, written ahead: none is acted on twice (src/vm/applied.ts).
-  const applied = AppliedLines.open(options.publish && !tuning.noJournal ? join(options.stateDir, "vm-applied.json") : null);
+  const applied = AppliedLines.open(options.publish && !tuning.noJournal ? join(options.stateDir, "vm-applied.log") : null);
   const vm: VmSync | null = !options.publish ? null : new VmSync({
     ...(stored !== null && { mirror: stored }),
     log: log.child("vm"),
@@ -318,6 +318,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
       cdi?.stop();
       await publisher?.stop();
       host.close();
+      applied.close();
       vram.close();
       spool.close();
     },

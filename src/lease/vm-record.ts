@@ -9,7 +9,7 @@ import { gpuIdProblem, LIMITS } from "../contract/limits.ts";
 import { SAFE_ID_RULE } from "../contract/ids.ts";
 import { byteLength } from "../util/bytes.ts";
 import { leaseRecord } from "./records.ts";
-import { MAX_TTL_S, WORKER_ID } from "./types.ts";
+import { WORKER_ID } from "./types.ts";
 
 export interface VmLeaseRecord {
   readonly state: "ACTIVE" | "RELEASED";
@@ -27,10 +27,15 @@ export type ParsedVmRecord = { ok: true; record: VmLeaseRecord } | { ok: false; 
 /** The longest lease record the VM may write (the longest the bridge writes is about 230 bytes). */
 export const VM_RECORD_BYTES = LIMITS.commandBytes;
 const KEYS = ["schema", "state", "gpu_id", "worker_id", "mem_mb", "streams", "ttl_s", "priority"] as const;
+/**
+ * The contract's ranges (section 7: counts >= 1, priority 0-255). The host's own limits (the
+ * longest TTL, streams per lease) are policy: a record past them is well-formed, and is refused
+ * as a grant would be, so a Queen's lease the host will not hold is released in the VM.
+ */
 const RANGES: Readonly<Record<string, readonly [number, number]>> = {
   mem_mb: [1, Number.MAX_SAFE_INTEGER],
-  streams: [1, 1024],
-  ttl_s: [1, MAX_TTL_S],
+  streams: [1, Number.MAX_SAFE_INTEGER],
+  ttl_s: [1, Number.MAX_SAFE_INTEGER],
   priority: [0, 255],
 };
 

@@ -12,18 +12,16 @@
  * APPLIED_KEEP identities.
  */
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
-import * as v from "valibot";
-import { readCapped, replaceFileDurably } from "../util/files.ts";
+import { closeSync, constants, existsSync, openSync } from "node:fs";
+import { readCapped, replaceFileDurably, syncFully, writeFully } from "../util/files.ts";
 import type { VmFile } from "../contract/limits.ts";
 
-/** Identities kept: more than the lines the VM's ctl and lease files of many GPUs hold between two snapshots. */
+/** Identities kept: far more than the lines the VM's node files of many GPUs hold between two snapshots. */
 export const APPLIED_KEEP = 4096;
-const FILE_CAP = APPLIED_KEEP * 70 + 1024;
-const Ledger = v.strictObject({
-  schema: v.literal("gpu-bridge-vm-applied/v1"),
-  keys: v.pipe(v.array(v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/))), v.maxLength(APPLIED_KEEP)),
-});
+const HEADER = "gpu-bridge-vm-applied/v1";
+const KEY = /^[0-9a-f]{64}$/;
+/** The file holds at most twice the kept identities (each 65 bytes) before it is rewritten. */
+const FILE_CAP = HEADER.length + 1 + 2 * APPLIED_KEEP * 65 + 65;
 
 /** Where the lines handed to the host sit in the VM: the file as read back, and each line's index in it. */
 export interface VmLinePlace {
@@ -36,33 +34,48 @@ export class AppliedLedgerError extends Error {
   override name = "AppliedLedgerError";
 }
 
+/**
+ * The ledger: one identity per line after a header line, appended and synced per batch (65
+ * bytes a line, not the whole set), rewritten with the newest APPLIED_KEEP once it holds twice
+ * that. A torn last line (a crash mid-append) names a line that was never acted on, and is
+ * dropped.
+ */
 export class AppliedLines {
   readonly #path: string | null;
   #keys: string[];
   #set: Set<string>;
+  #fd: number | null = null;
+  #inFile: number;
 
   private constructor(path: string | null, keys: string[]) {
     this.#path = path;
-    this.#keys = keys;
-    this.#set = new Set(keys);
+    this.#keys = keys.slice(-APPLIED_KEEP);
+    this.#set = new Set(this.#keys);
+    this.#inFile = keys.length;
   }
 
   /** The ledger at `path` (none yet: empty); in memory only without a path. */
   static open(path: string | null): AppliedLines {
     if (path === null || !existsSync(path)) return new AppliedLines(path, []);
-    let raw: unknown;
+    let text: string;
     try {
       const bytes = readCapped(path, FILE_CAP);
       if (bytes === null) throw new Error(`over ${FILE_CAP} bytes`);
-      raw = JSON.parse(new TextDecoder().decode(bytes));
+      text = new TextDecoder().decode(bytes);
     } catch (cause) {
       throw new AppliedLedgerError(`Cannot read ${path}: ${(cause as Error).message}; move it away to start afresh`, { cause });
     }
-    const parsed = v.safeParse(Ledger, raw);
-    if (!parsed.success) {
-      throw new AppliedLedgerError(`Cannot read ${path}: not a gpu-bridge-vm-applied/v1 ledger; move it away to start afresh`);
-    }
-    return new AppliedLines(path, parsed.output.keys);
+    const lines = text.split("\n");
+    if (lines[0] !== HEADER) throw new AppliedLedgerError(`Cannot read ${path}: not a ${HEADER} ledger; move it away to start afresh`);
+    const body = lines.slice(1);
+    if (body.at(-1) === "") body.pop();
+    const torn = body.length > 0 && !KEY.test(body.at(-1)!) && !text.endsWith("\n");
+    if (torn) body.pop();
+    const bad = body.findIndex((k) => !KEY.test(k));
+    if (bad >= 0) throw new AppliedLedgerError(`Cannot read ${path}: line ${bad + 2} is not an identity; move it away to start afresh`);
+    const ledger = new AppliedLines(path, body);
+    if (torn) ledger.#rewrite();
+    return ledger;
   }
 
   get size(): number {
@@ -75,18 +88,29 @@ export class AppliedLines {
 
   /** Records `keys` (durably, when the ledger has a file) before their lines are acted on. */
   record(keys: readonly string[]): void {
-    if (keys.length === 0) return;
-    for (const k of keys) {
-      if (this.#set.has(k)) continue;
-      this.#keys.push(k);
-      this.#set.add(k);
-    }
+    const added = keys.filter((k, i) => !this.#set.has(k) && keys.indexOf(k) === i);
+    if (added.length === 0) return;
+    for (const k of added) (this.#keys.push(k), this.#set.add(k));
     if (this.#keys.length > APPLIED_KEEP) {
       for (const k of this.#keys.splice(0, this.#keys.length - APPLIED_KEEP)) this.#set.delete(k);
     }
-    if (this.#path !== null) {
-      replaceFileDurably(this.#path, JSON.stringify({ schema: "gpu-bridge-vm-applied/v1", keys: this.#keys }));
-    }
+    if (this.#path === null) return;
+    if (this.#inFile + added.length > 2 * APPLIED_KEEP || !existsSync(this.#path)) return this.#rewrite();
+    this.#fd ??= openSync(this.#path, constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW);
+    writeFully(this.#fd, added.map((k) => k + "\n").join(""), this.#path);
+    syncFully(this.#fd, this.#path);
+    this.#inFile += added.length;
+  }
+
+  close(): void {
+    if (this.#fd !== null) closeSync(this.#fd);
+    this.#fd = null;
+  }
+
+  #rewrite(): void {
+    this.close();
+    replaceFileDurably(this.#path!, [HEADER, ...this.#keys].join("\n") + "\n");
+    this.#inFile = this.#keys.length;
   }
 }
 

@@ -4,7 +4,7 @@
  * on, so a restart that lost the mirror's record of a line does not apply it again.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { HostState } from "../../src/host/state.ts";
 import { MOCK_GPUS } from "../../src/inventory/mock.ts";
 import type { Runner } from "../../src/job/runner.ts";
@@ -49,7 +49,7 @@ function readBack(mirror: VmMirror, ledger: AppliedLines, vmCtl: string[]): void
 
 describe("VM control lines are applied at most once", () => {
   test("a RESET read back again by a restarted bridge whose mirror lost it is not applied again", () => {
-    const path = `${dir.path}/vm-applied.json`;
+    const path = `${dir.path}/vm-applied.log`;
     const vmCtl = ["LEASE GPU-0", "RESET"];
     lease("old");
     readBack(seeded(), AppliedLines.open(path), vmCtl);
@@ -89,10 +89,30 @@ describe("VM control lines are applied at most once", () => {
     expect(AppliedLines.open(`${dir.path}/l.json`).size).toBe(4096);
   });
 
-  test("a ledger that is not one is refused at start-up, naming the file", () => {
+  test("a ledger that is not one is refused at start-up, naming the file; a torn last line is dropped", () => {
     writeFileSync(`${dir.path}/bad.json`, '{"schema":"x"}');
     expect(() => AppliedLines.open(`${dir.path}/bad.json`)).toThrow(
       `Cannot read ${dir.path}/bad.json: not a gpu-bridge-vm-applied/v1 ledger`,
     );
+    const key = "a".repeat(64);
+    writeFileSync(`${dir.path}/torn`, `gpu-bridge-vm-applied/v1\n${key}\n${"b".repeat(20)}`);
+    const torn = AppliedLines.open(`${dir.path}/torn`);
+    expect([torn.size, torn.has(key)]).toEqual([1, true]);
+    expect(readFileSync(`${dir.path}/torn`, "utf8")).toBe(`gpu-bridge-vm-applied/v1\n${key}\n`);
+  });
+
+  test("the ledger appends each batch (65 bytes an identity) and is rewritten once it holds twice what it keeps", () => {
+    const path = `${dir.path}/vm-applied`;
+    const ledger = AppliedLines.open(path);
+    const key = (i: number) => i.toString(16).padStart(64, "0");
+    ledger.record([key(0), key(1)]);
+    ledger.record([key(1), key(2)]);
+    expect(statSync(path).size).toBe(25 + 3 * 65);
+    for (let i = 3; i < 9000; i += 100) ledger.record(Array.from({ length: 100 }, (_, j) => key(i + j)));
+    ledger.close();
+    expect(statSync(path).size).toBeLessThanOrEqual(25 + 2 * 4096 * 65);
+    const again = AppliedLines.open(path);
+    expect(again.size).toBe(4096);
+    expect([again.has(key(9002)), again.has(key(0))]).toEqual([true, false]);
   });
 });

@@ -193,7 +193,6 @@ describe("lease records the VM writes are strict", () => {
     ["a number as a string", canonical.replace("1024", '"1024"'), "mem_mb must be an integer"],
     ["a fraction", canonical.replace('"streams":1', '"streams":1.5'), "streams must be an integer"],
     ["a zero TTL", canonical.replace('"ttl_s":60', '"ttl_s":0'), "ttl_s must be an integer"],
-    ["a TTL past the policy", canonical.replace('"ttl_s":60', '"ttl_s":604801'), "ttl_s must be an integer from 1 to 604800"],
     ["priority 256", canonical.replace('"priority":1', '"priority":256'), "priority must be an integer"],
     ["a lowercase state", canonical.replace("ACTIVE", "active"), "state must be ACTIVE or RELEASED"],
     ["another schema", canonical.replace("gpu-lease/v1", "gpu-lease/v2"), "schema must be"],
@@ -226,6 +225,27 @@ describe("lease records the VM writes are strict", () => {
       expect(byteLength(wrote[0]!.slice(8))).toBeLessThanOrEqual(128);
     });
   }
+
+  test("a well-formed record past the host's policy is refused as a grant: released in the VM at once", () => {
+    const log = memoryLogger();
+    const host = new HostState({
+      gpus: () => MOCK_GPUS,
+      runner: never,
+      runnerKind: "cpu",
+      log: log.log,
+      onChange: () => {},
+      clock: new FakeClock(),
+    });
+    const wrote: string[] = [];
+    host.onLogLine = (_gpu, file, text) => wrote.push(`${file}: ${text}`);
+    const line = canonical.replace('"ttl_s":60', '"ttl_s":604801');
+    applyVmLines(host, log.log, "GPU-0", "lease", [line]);
+    expect(host.leases.live()).toEqual([]);
+    expect(wrote).toEqual([
+      "ctl: RELEASE worker-1 refused: ttl_s must be an integer from 1 to 604800, got 604801",
+      `lease: ${line.replace("ACTIVE", "RELEASED")}`,
+    ]);
+  });
 
   test("and the canonical record is adopted", () => {
     const log = memoryLogger();
