@@ -203,6 +203,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
     pinned: (gpuId, file, text) => file === "lease" && host.isLiveActiveLine(gpuId, text),
     requestPublish: () => publisher?.notifyChange(),
     ...(!tuning.noJournal && { onMirrorChange: () => saveMirror(mirrorPath, vm!.mirror) }),
+    onLanded: () => applied.clear(),
   });
   const sink = (gpuId: string, file: "ctl" | "lease" | "status", text: string) => {
     vm!.mirror.own(gpuId, file, text);

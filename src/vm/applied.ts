@@ -6,10 +6,11 @@
  *
  * A line's identity is its GPU, its file, and the text of that file in the VM up to and
  * including it. Between two snapshots a node file only grows (the VM never drops lines), so
- * that text does not change while the line is there; a snapshot replacing the file carries the
- * line as one the mirror knows. The identities are written to disk before the lines are acted
- * on (write-ahead), so no crash point can act on one twice. The ledger keeps the newest
- * APPLIED_KEEP identities.
+ * that text does not change while the line is there. The identities are written to disk before
+ * the lines are acted on (write-ahead), so no crash point can act on one twice, and they are
+ * forgotten once a snapshot has landed and the mirror, persisted, holds every line it carried:
+ * from then on the same text in the same place (a VM rebooted to a bare ctl, a log compacted
+ * back to an earlier state) is a new line. The ledger keeps the newest APPLIED_KEEP identities.
  */
 import { createHash } from "node:crypto";
 import { closeSync, constants, existsSync, openSync } from "node:fs";
@@ -100,6 +101,14 @@ export class AppliedLines {
     writeFully(this.#fd, added.map((k) => k + "\n").join(""), this.#path);
     syncFully(this.#fd, this.#path);
     this.#inFile += added.length;
+  }
+
+  /** Forgets every identity (a snapshot landed: the mirror knows the lines from here). */
+  clear(): void {
+    if (this.#keys.length === 0) return;
+    this.#keys = [];
+    this.#set = new Set();
+    if (this.#path !== null) this.#rewrite();
   }
 
   close(): void {

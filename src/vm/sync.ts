@@ -47,6 +47,8 @@ export interface VmSyncOptions {
   readonly requestPublish?: () => void;
   /** The mirror changed (persist it). */
   readonly onMirrorChange?: () => void;
+  /** A snapshot landed and the mirror, persisted, knows every line it carried (src/vm/applied.ts). */
+  readonly onLanded?: () => void;
 }
 
 /** What read-back and appends cost and did, for the API, logs and benchmarks. */
@@ -183,6 +185,7 @@ export class VmSync implements ConnectionWork {
     this.#noJob = new Set(); // a snapshot brings the job files of the VM variant that has them
     for (const gpuId of this.#gpus) for (const file of [...SNAPSHOT_FILES, "job"]) this.#seen.add(`${gpuId}/${file}`);
     this.#o.onMirrorChange?.();
+    this.#o.onLanded?.();
   }
 
   hasWork(): boolean {

@@ -67,6 +67,16 @@ describe("VM control lines are applied at most once", () => {
     expect(fresh.state).toBe("RELEASED");
   });
 
+  test("once a snapshot has landed (the ledger cleared), the same text in the same place is a new line", () => {
+    const path = `${dir.path}/vm-applied.log`;
+    const ledger = AppliedLines.open(path);
+    readBack(seeded(), ledger, ["LEASE GPU-0", "RESET"]);
+    const fresh = lease("new");
+    ledger.clear();
+    readBack(seeded(), AppliedLines.open(path), ["LEASE GPU-0", "RESET"]); // a VM whose ctl was replaced back to the same text
+    expect(fresh.state).toBe("RELEASED");
+  });
+
   test("RELEASE, read back twice in one process (a read-back that does not line up), ends only the lease it ended", () => {
     const ledger = AppliedLines.open(null);
     lease("w1");
