@@ -39,6 +39,7 @@ import type { Vram } from "../vram/mod.ts";
 import { bothSidecars, VmSync } from "../vm/sync.ts";
 import { loadMirror, saveMirror } from "../vm/store.ts";
 import { applyVmHistory, applyVmLines } from "../vm/apply.ts";
+import { AppliedLines } from "../vm/applied.ts";
 
 /** What a bridge is wired to outside itself. */
 export interface BridgePorts {
@@ -190,16 +191,19 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
   // is kept in the state directory, so a restart neither repeats nor forgets a VM line.
   const mirrorPath = join(options.stateDir, "vm-mirror.json");
   const stored = options.publish && !tuning.noJournal ? loadMirror(mirrorPath) : null;
+  // Which VM lines were acted on, by identity, written ahead: none is acted on twice (src/vm/applied.ts).
+  const applied = AppliedLines.open(options.publish && !tuning.noJournal ? join(options.stateDir, "vm-applied.log") : null);
   const vm: VmSync | null = !options.publish ? null : new VmSync({
     ...(stored !== null && { mirror: stored }),
     log: log.child("vm"),
     readbackMs: options.readbackMs,
     ...(tuning.clock !== undefined && { clock: tuning.clock }),
-    onVmLines: (gpuId, file, lines) => applyVmLines(host, log.child("vm"), gpuId, file, lines),
+    onVmLines: (gpuId, file, lines, place) => applyVmLines(host, log.child("vm"), gpuId, file, lines, { place, ledger: applied }),
     onVmHistory: (gpuId, file, lines) => applyVmHistory(host, log.child("vm"), gpuId, file, lines),
     pinned: (gpuId, file, text) => file === "lease" && host.isLiveActiveLine(gpuId, text),
     requestPublish: () => publisher?.notifyChange(),
     ...(!tuning.noJournal && { onMirrorChange: () => saveMirror(mirrorPath, vm!.mirror) }),
+    onLanded: () => applied.clear(),
   });
   const sink = (gpuId: string, file: "ctl" | "lease" | "status", text: string) => {
     vm!.mirror.own(gpuId, file, text);
@@ -315,6 +319,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
       cdi?.stop();
       await publisher?.stop();
       host.close();
+      applied.close();
       vram.close();
       spool.close();
     },

@@ -10,7 +10,7 @@ import { parseControl } from "../lease/control.ts";
 import { COMPACT_AFTER, type LeaseJournal } from "../lease/journal.ts";
 import { GpuLogs } from "../lease/logs.ts";
 import { LeaseManager } from "../lease/manager.ts";
-import { ctlLeaseLine, ctlReleaseLine, leaseRecord, statusLine } from "../lease/records.ts";
+import { ctlLeaseLine, ctlPriorityLine, ctlReleaseLine, leaseRecord, statusLine } from "../lease/records.ts";
 import { type Clock, type Lease, LeaseError, type LeaseRequest } from "../lease/types.ts";
 import type { GpuInfo } from "../inventory/types.ts";
 import type { Logger } from "../util/log.ts";
@@ -56,9 +56,11 @@ export class HostState {
   readonly #logs = new Map<string, GpuLogs>();
   /** Told of every line the bridge logs for a GPU (the VM sync appends it in the VM). */
   onLogLine: ((gpuId: string, file: "ctl" | "lease" | "status", text: string) => void) | null = null;
-  /** Live leases the VM granted (a Queen spawn): lease id -> the VM's own ACTIVE line. */
-  readonly vmActiveLines = new Map<string, string>();
-  /** Set while adopting: the VM already holds the ACTIVE line, the bridge writes none. */
+  /**
+   * Set while taking terms the VM wrote (a Queen spawn, a VM renewal with new terms): the VM
+   * already holds that ACTIVE line (a VM record is taken only in the bridge's own canonical
+   * form, so it is the line the bridge would write), and the bridge writes none.
+   */
   #adopting = false;
 
   constructor(o: HostOptions) {
@@ -102,6 +104,12 @@ export class HostState {
         case "renewed":
           j?.renew(e.lease);
           break;
+        case "amended":
+          logs.appendCtl(ctlLeaseLine(e.lease));
+          if (!this.#adopting) logs.appendActive(e.lease.id, leaseRecord(e.lease, "ACTIVE"));
+          j?.grant(e.lease); // a later grant of the same id replaces the terms when replayed
+          this.jobs.poke();
+          break;
         case "priority":
           logs.appendActive(e.lease.id, leaseRecord(e.lease, "ACTIVE"));
           j?.priority(e.lease);
@@ -110,7 +118,6 @@ export class HostState {
         case "released":
           logs.appendCtl(ctlReleaseLine(e.lease.worker_id, e.reason));
           logs.appendReleased(e.lease.id, leaseRecord(e.lease, "RELEASED"));
-          this.vmActiveLines.delete(e.lease.id);
           logs.appendStatus(statusLine(e.lease.worker_id, "LEASE-ENDED", e.reason));
           this.jobs.endLease(e.lease.id, "LEASE-ENDED");
           j?.release(e.lease, e.reason);
@@ -156,22 +163,33 @@ export class HostState {
 
   /** Whether `text` is the current ACTIVE line of a live lease of `gpuId` (it must stay in the VM). */
   isLiveActiveLine(gpuId: string, text: string): boolean {
-    for (const l of this.leases.live(gpuId)) if (leaseRecord(l, "ACTIVE") === text || this.vmActiveLines.get(l.id) === text) return true;
+    for (const l of this.leases.live(gpuId)) if (leaseRecord(l, "ACTIVE") === text) return true;
     return false;
   }
 
   /**
-   * Takes a lease the VM granted (its ACTIVE line, `vmLine`) as a host lease: accounted,
-   * journaled, expired on time; its TTL runs from now, when the bridge first saw it. The VM
-   * holds the ACTIVE line already, so the bridge writes only its ctl echo. Throws LeaseError
-   * when it does not fit.
+   * Takes a lease the VM granted (its ACTIVE record, in the bridge's own form) as a host lease:
+   * admitted like any grant, accounted, journaled, expired on time; its TTL runs from now, when
+   * the bridge first saw it. The VM holds the ACTIVE line already, so the bridge writes only
+   * its ctl echo. Throws LeaseError when it does not fit.
    */
-  adopt(req: LeaseRequest, vmLine: string): Lease {
+  adopt(req: LeaseRequest): Lease {
+    return this.#asVmWrote(() => this.leases.grant(req));
+  }
+
+  /**
+   * New terms for a live lease, from an ACTIVE record the VM wrote (in the bridge's own form):
+   * admitted like a grant (LeaseManager.amend); the VM holds that line already. Throws
+   * LeaseError when they do not fit, and nothing changes.
+   */
+  adoptTerms(id: string, terms: Pick<LeaseRequest, "mem_mb" | "streams" | "ttl_s" | "priority">): Lease {
+    return this.#asVmWrote(() => this.leases.amend(id, terms));
+  }
+
+  #asVmWrote(f: () => Lease): Lease {
     this.#adopting = true;
     try {
-      const lease = this.leases.grant(req);
-      this.vmActiveLines.set(lease.id, vmLine);
-      return lease;
+      return f();
     } finally {
       this.#adopting = false;
     }
@@ -213,7 +231,7 @@ export class HostState {
         if (targets.some((l) => l === undefined)) {
           throw new LeaseError("not_found", `${cmd.worker} holds no lease on ${gpuId}`, "worker_id");
         }
-        this.logsOf(gpuId).appendCtl(`PRIORITY ${cmd.priority}${cmd.worker === undefined ? "" : ` worker=${cmd.worker}`}`);
+        this.logsOf(gpuId).appendCtl(ctlPriorityLine(cmd.priority, cmd.worker));
         for (const l of targets) this.leases.setPriority(l!.id, cmd.priority);
         if (targets.length === 0) this.#o.onChange();
         return { message: `priority ${cmd.priority} for ${targets.length} lease(s) on ${gpuId}` };

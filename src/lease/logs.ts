@@ -40,13 +40,19 @@ export class BoundedLines {
   }
 
   /** Appends `text` (one line, without its newline), then trims to the budget. */
-  append(text: string, isPinned: (e: Entry) => boolean = () => false, activeOf?: string): void {
+  append(text: string, isPinned: (e: Entry) => boolean = () => false): void {
+    this.push(text);
+    this.trim(isPinned);
+  }
+
+  /** Appends `text` without trimming; returns its entry. */
+  push(text: string, activeOf?: string): Entry {
     const entry: Entry = activeOf === undefined
       ? { text, bytes: utf8.encode(text).length + 1 }
       : { text, bytes: utf8.encode(text).length + 1, activeOf };
     this.#entries.push(entry);
     this.#bytes += entry.bytes;
-    this.trim(isPinned);
+    return entry;
   }
 
   /** Drops the oldest unpinned lines until the text fits the budget. */
@@ -79,8 +85,12 @@ export class GpuLogs {
   // grant's admission check keeps them within the cap itself).
   readonly lease = new BoundedLines(LIMITS.leaseLogBytes - LOG_HEADROOM.lease);
   readonly status = new BoundedLines(LIMITS.statusLogBytes - LOG_HEADROOM.status);
-  /** Lease id -> the text of its current ACTIVE line. */
-  readonly #current = new Map<string, string>();
+  /**
+   * Lease id -> its current ACTIVE line: the entry itself, so that when the same line is
+   * written again (a refused VM record makes the bridge restate it) only the newest copy is
+   * kept through trimming, not every copy.
+   */
+  readonly #current = new Map<string, Entry>();
   #touched = false;
   /** Told of every line as it is logged (the VM sync appends it in the VM). */
   readonly #onLine: (file: "ctl" | "lease" | "status", text: string) => void;
@@ -100,8 +110,8 @@ export class GpuLogs {
   /** Records a lease's current ACTIVE line (replacing its previous one as the pinned line). */
   appendActive(leaseId: string, line: string): void {
     this.#touched = true;
-    this.#current.set(leaseId, line);
-    this.lease.append(line, (e) => this.#pinned(e), leaseId);
+    this.#current.set(leaseId, this.lease.push(line, leaseId));
+    this.lease.trim((e) => this.#pinned(e));
     this.#onLine("lease", line);
   }
 
@@ -122,7 +132,7 @@ export class GpuLogs {
   /** Bytes the ACTIVE lines of the live leases take, plus `extra` more. */
   pinnedBytes(extra = ""): number {
     let n = extra === "" ? 0 : utf8.encode(extra).length + 1;
-    for (const line of this.#current.values()) n += utf8.encode(line).length + 1;
+    for (const e of this.#current.values()) n += e.bytes;
     return n;
   }
 
@@ -133,6 +143,6 @@ export class GpuLogs {
   }
 
   #pinned(e: Entry): boolean {
-    return e.activeOf !== undefined && this.#current.get(e.activeOf) === e.text;
+    return e.activeOf !== undefined && this.#current.get(e.activeOf) === e;
   }
 }

@@ -160,6 +160,51 @@ export class LeaseManager {
     return lease;
   }
 
+  /**
+   * Changes a live lease's terms (memory, streams, TTL, priority), admitted exactly as a new
+   * grant of those terms would be, with the lease's own share counted as free; the TTL runs
+   * anew from now. Throws LeaseError saying why when they do not fit (nothing changes then).
+   */
+  amend(id: string, asked: Pick<LeaseRequest, "mem_mb" | "streams" | "ttl_s" | "priority">): Lease {
+    const lease = this.#liveLease(id);
+    const terms = { mem_mb: asked.mem_mb, streams: asked.streams, ttl_s: asked.ttl_s, priority: asked.priority };
+    checkRequest({ ...lease, ...terms });
+    const gpu = this.#gpu(lease.gpu_id);
+    if (gpu === undefined) throw new LeaseError("not_found", `Unknown GPU ${JSON.stringify(lease.gpu_id)}`, "gpu_id");
+    const used = this.#used.get(lease.gpu_id) ?? { mem: 0, streams: 0 };
+    const otherMem = used.mem - lease.mem_mb;
+    if (otherMem + terms.mem_mb > gpu.memory_mb) {
+      throw new LeaseError(
+        "insufficient",
+        `insufficient memory on ${lease.gpu_id}: requested ${terms.mem_mb} MiB, ${Math.max(0, gpu.memory_mb - otherMem)} MiB unleased`,
+        "mem_mb",
+      );
+    }
+    const otherStreams = used.streams - lease.streams;
+    const cap = this.#o.maxStreamsPerGpu;
+    if (otherStreams + terms.streams > cap) {
+      throw new LeaseError(
+        "insufficient",
+        `insufficient streams on ${lease.gpu_id}: requested ${terms.streams}, ${Math.max(0, cap - otherStreams)} of ${cap} unleased`,
+        "streams",
+      );
+    }
+    const now = this.#o.clock.now();
+    const candidate: Lease = { ...lease, ...terms, expires_at: now + terms.ttl_s * 1000 };
+    const others = this.live(lease.gpu_id).filter((l) => l.id !== id);
+    const refusal = this.#o.admit === undefined ? null : this.#o.admit(lease.gpu_id, others, candidate);
+    if (refusal !== null) throw new LeaseError("insufficient", refusal);
+    this.#account(lease, -1);
+    // In place: the scheduler, the VRAM store and the API hold this object.
+    Object.assign(lease, terms);
+    lease.expires_at = candidate.expires_at;
+    this.#account(lease, 1);
+    this.#deadlines.push({ at: lease.expires_at, id });
+    this.#arm();
+    this.#emit({ type: "amended", lease });
+    return lease;
+  }
+
   /** Changes a live lease's priority (0-255). */
   setPriority(id: string, priority: number): Lease {
     const lease = this.#liveLease(id);

@@ -48,6 +48,8 @@ export class LeaseError extends Error {
 export type LeaseEvent =
   | { readonly type: "granted"; readonly lease: Lease }
   | { readonly type: "renewed"; readonly lease: Lease }
+  /** Its terms changed (memory, streams, TTL, priority), admitted like a grant. */
+  | { readonly type: "amended"; readonly lease: Lease }
   | { readonly type: "priority"; readonly lease: Lease }
   | { readonly type: "released"; readonly lease: Lease; readonly reason: string };
 

@@ -115,14 +115,17 @@ export class VmMirror {
    * what was known. A line equal to one of the bridge's pending lines is taken for that line
    * (its append landed but the ack was lost, or a snapshot carrying it landed unacknowledged).
    */
-  readBack(gpuId: string, file: VmFile, vmLines: readonly string[] | null): { fresh: string[]; diverged: boolean } {
-    if (vmLines === null) return { fresh: [], diverged: false };
+  readBack(gpuId: string, file: VmFile, vmLines: readonly string[] | null): { fresh: string[]; freshAt: number[]; diverged: boolean } {
+    if (vmLines === null) return { fresh: [], freshAt: [], diverged: false };
     const f = this.#file(gpuId, file);
     const known = f.lines.map((l) => l.text);
     let extra: string[];
+    /** Where each extra line sits in the VM's file (src/vm/applied.ts: a line's identity). */
+    let extraAt: number[];
     let diverged = false;
     if (known.length <= vmLines.length && known.every((t, i) => vmLines[i] === t)) {
       extra = vmLines.slice(known.length);
+      extraAt = extra.map((_, i) => known.length + i);
     } else {
       // Not an extension of what the bridge knew (a snapshot from elsewhere, a VM that lost
       // lines): whatever it holds beyond the known lines, counted with multiplicity, is new.
@@ -130,14 +133,16 @@ export class VmMirror {
       const left = new Map<string, number>();
       for (const t of known) left.set(t, (left.get(t) ?? 0) + 1);
       extra = [];
-      for (const t of vmLines) {
+      extraAt = [];
+      vmLines.forEach((t, i) => {
         const n = left.get(t) ?? 0;
         if (n > 0) left.set(t, n - 1);
-        else extra.push(t);
-      }
+        else (extra.push(t), extraAt.push(i));
+      });
     }
     const fresh: string[] = [];
-    for (const t of extra) {
+    const freshAt: number[] = [];
+    for (const [j, t] of extra.entries()) {
       const d = f.dropped.indexOf(t);
       if (d >= 0) {
         f.dropped.splice(d, 1);
@@ -150,9 +155,10 @@ export class VmMirror {
       } else {
         f.lines.push({ text: t, own: false });
         fresh.push(t);
+        freshAt.push(extraAt[j]!);
       }
     }
-    return { fresh, diverged };
+    return { fresh, freshAt, diverged };
   }
 
   /**
@@ -164,8 +170,13 @@ export class VmMirror {
     let over = f.bytes() - targetBytes;
     if (over <= 0) return 0;
     const before = f.lines.length + f.pending.length;
+    // A pinned line written again (a renewal, a restated record) is kept once: its last copy.
+    const last = new Map<string, number>();
+    [...f.lines.map((l) => l.text), ...f.pending.map((p) => p.text)].forEach((t, i) => last.set(t, i));
+    let at = 0;
     const keep = (text: string) => {
-      if (over <= 0 || pinned(text)) return true;
+      const i = at++;
+      if (over <= 0 || (last.get(text) === i && pinned(text))) return true;
       over -= byteLength(text) + 1;
       return false;
     };

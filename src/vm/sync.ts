@@ -17,6 +17,7 @@ import { type Clock, systemClock } from "../util/clock.ts";
 import { DEFAULTS } from "../cli/defaults.ts";
 import { LIMITS, VM_CAPS, type VmFile } from "../contract/limits.ts";
 import { type MirrorToken, type PendingLine, SNAPSHOT_FILES, VmMirror } from "./mirror.ts";
+import type { VmLinePlace } from "./applied.ts";
 /** A file published or compacted is kept at most at this share of its cap, the rest left to the VM's clients. */
 const LOW_WATER = 0.5;
 /** A file over this share of its cap is compacted before a snapshot carries it. */
@@ -31,8 +32,8 @@ export interface VmSyncOptions {
   readonly readbackMs?: number;
   /** Times the idle read-back (default: the system clock). */
   readonly clock?: Clock;
-  /** Lines the VM's clients wrote, found by read-back, oldest first. */
-  readonly onVmLines?: (gpuId: string, file: VmFile, lines: readonly string[]) => void;
+  /** Lines the VM's clients wrote, found by read-back, oldest first; `place`: where they sit in the VM's file. */
+  readonly onVmLines?: (gpuId: string, file: VmFile, lines: readonly string[], place: VmLinePlace) => void;
   /**
    * Lines a new mirror (none was stored: a first start, a lost state directory) finds in the VM
    * before the bridge's first snapshot there: history whose consumption was not recorded, so
@@ -46,6 +47,8 @@ export interface VmSyncOptions {
   readonly requestPublish?: () => void;
   /** The mirror changed (persist it). */
   readonly onMirrorChange?: () => void;
+  /** A snapshot landed and the mirror, persisted, knows every line it carried (src/vm/applied.ts). */
+  readonly onLanded?: () => void;
 }
 
 /** What read-back and appends cost and did, for the API, logs and benchmarks. */
@@ -182,6 +185,7 @@ export class VmSync implements ConnectionWork {
     this.#noJob = new Set(); // a snapshot brings the job files of the VM variant that has them
     for (const gpuId of this.#gpus) for (const file of [...SNAPSHOT_FILES, "job"]) this.#seen.add(`${gpuId}/${file}`);
     this.#o.onMirrorChange?.();
+    this.#o.onLanded?.();
   }
 
   hasWork(): boolean {
@@ -216,7 +220,7 @@ export class VmSync implements ConnectionWork {
           else missing ??= `/gpu/${gpuId}/${file} is missing in the VM`;
           continue;
         }
-        const { fresh, diverged } = this.mirror.readBack(gpuId, file, lines);
+        const { fresh, freshAt, diverged } = this.mirror.readBack(gpuId, file, lines);
         // The VM's clients filled it past the high-water mark: compact before it refuses them.
         if (file !== "job" && this.mirror.bytes(gpuId, file) > VM_CAPS[file] * HIGH_WATER) {
           this.#compactFile(`${gpuId}/${file}`, `${this.mirror.bytes(gpuId, file)} of ${VM_CAPS[file]} bytes used`);
@@ -232,7 +236,7 @@ export class VmSync implements ConnectionWork {
           this.#o.onMirrorChange?.();
         } else if (fresh.length > 0) {
           this.stats.vmLines += fresh.length;
-          this.#o.onVmLines?.(gpuId, file, fresh);
+          this.#o.onVmLines?.(gpuId, file, fresh, { vmLines: lines, at: freshAt });
           // Persisted in the same tick as applied: a restart neither loses nor repeats them.
           this.#o.onMirrorChange?.();
         }

@@ -52,6 +52,16 @@ describe("GpuLogs", () => {
     expect(text).not.toContain('"worker_id":"tmp-0"');
   });
 
+  test("the same ACTIVE line written again is kept once, so the log still trims", () => {
+    const logs = new GpuLogs("GPU-0");
+    const line = leaseRecord(lease("x"), "ACTIVE");
+    for (let i = 0; i < 20; i++) logs.appendActive("x", line);
+    expect(logs.payloads()!.lease).toBe(`${line}\n`.repeat(5));
+    expect(logs.pinnedBytes()).toBe(new TextEncoder().encode(line).length + 1);
+    for (let i = 0; i < 20; i++) logs.appendStatus("{}");
+    expect(logs.payloads()!.lease!.split(line).length - 1).toBeLessThanOrEqual(5);
+  });
+
   test("an old ACTIVE line is no longer pinned once a newer one replaces it", () => {
     const logs = new GpuLogs("GPU-0");
     const l = lease("x");

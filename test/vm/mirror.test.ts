@@ -10,7 +10,7 @@ describe("VmMirror", () => {
     m.acked(p!);
     m.own("G", "ctl", "RELEASE w1 expired"); // sent, ack lost
     const r = m.readBack("G", "ctl", ["LEASE G", "LEASE w1 mem=1 streams=1 priority=0", "RESET", "RELEASE w1 expired", "RESET"]);
-    expect(r).toEqual({ fresh: ["RESET", "RESET"], diverged: false });
+    expect(r).toEqual({ fresh: ["RESET", "RESET"], freshAt: [2, 4], diverged: false });
     expect(m.pending()).toEqual([]);
     expect(m.lines("G", "ctl").map((l) => [l.text, l.own])).toEqual([
       ["LEASE G", true],
@@ -29,7 +29,7 @@ describe("VmMirror", () => {
     const m = new VmMirror();
     m.readBack("G", "status", ["a", "b"]);
     const r = m.readBack("G", "status", ["b", "c", "a", "a"]);
-    expect(r).toEqual({ fresh: ["c", "a"], diverged: true });
+    expect(r).toEqual({ fresh: ["c", "a"], freshAt: [1, 3], diverged: true });
   });
 
   test("compact() drops the oldest lines until the target, never a pinned one, pending lines last", () => {
@@ -40,6 +40,14 @@ describe("VmMirror", () => {
     expect(dropped).toBe(2);
     expect(m.text("G", "lease")).toBe("ACTIVE-live\nvm-3\nnew-4\n");
     expect(m.compact("G", "lease", 1000, () => false)).toBe(0);
+  });
+
+  test("compact() keeps a pinned line written again (renewals, restated records) once, its last copy", () => {
+    const m = new VmMirror();
+    m.readBack("G", "lease", ["ACTIVE-live", "x", "ACTIVE-live", "ACTIVE-live"]);
+    m.own("G", "lease", "ACTIVE-live");
+    expect(m.compact("G", "lease", 12, (t) => t === "ACTIVE-live")).toBe(4);
+    expect(m.text("G", "lease")).toBe("ACTIVE-live\n");
   });
 
   test("lines compacted away but still in the VM (the snapshot has not landed) are not taken for new VM lines", () => {
