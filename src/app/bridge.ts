@@ -221,7 +221,12 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
     gpus = await backend.list();
   };
   const deviceId = options.deviceId ?? toSafeId(hostname(), "host");
-  const spool = Spool.open({ dir: join(options.stateDir, "telemetry"), log: log.child("telemetry"), capBytes: options.spoolMaxBytes });
+  const spool = Spool.open({
+    dir: join(options.stateDir, "telemetry"),
+    log: log.child("telemetry"),
+    capBytes: options.spoolMaxBytes,
+    ...(tuning.clock !== undefined && { clock: tuning.clock }),
+  });
   const forwarder = options.publish
     ? new TelemetryForwarder({
       spool,
@@ -261,6 +266,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
   const intervalMs = options.intervalMs ?? DEFAULTS.serveIntervalMs;
   let refreshTimer: unknown;
   let stopped = false;
+  let stopWatch: (() => void) | undefined;
   if (options.publish) {
     publisher = new Publisher({
       connect: runtime.connect,
@@ -286,6 +292,8 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
       ...(tuning.clock !== undefined && { clock: tuning.clock }),
     });
     void publisher.start();
+    const up = publisher;
+    stopWatch = forwarder?.watch(() => up.stats.state === "connected");
   } else {
     // Not publishing: the inventory is still re-read every interval, so the API's GPU list and
     // the leases checked against it follow GPUs that are lost or come back.
@@ -311,6 +319,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
     async stop() {
       stopped = true;
       clock.clearTimer(refreshTimer);
+      stopWatch?.();
       registry?.close();
       cdi?.stop();
       await publisher?.stop();
