@@ -4,10 +4,10 @@
  * a generated token file is.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { chmodSync, closeSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { apiTokenProblem } from "../util/api-token.ts";
-import { openRegular } from "../util/files.ts";
+import { openRegular, replaceFileDurably } from "../util/files.ts";
 
 /** True if `header` is `Bearer <token>` for exactly `token`. */
 export function bearerMatches(header: string | undefined, token: string): boolean {
@@ -63,7 +63,8 @@ export function resolveApiToken(
   const path = tokenPath(stateDir);
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const token = randomBytes(24).toString("base64url");
-  writeFileSync(path, token + "\n", { mode: 0o600 });
+  // Whole or not at all: a half-written token file would be refused at every later start.
+  replaceFileDurably(path, token + "\n", 0o600);
   chmodSync(path, 0o600);
   return { token, source: { kind: "file", path, created: true } };
 }

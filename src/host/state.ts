@@ -16,7 +16,8 @@ import type { GpuInfo } from "../inventory/types.ts";
 import type { Logger } from "../util/log.ts";
 import { LIMITS } from "../contract/limits.ts";
 import type { NodeLogs } from "../contract/namespace.ts";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
+import { replaceFileDurably } from "../util/files.ts";
 import { dirname } from "node:path";
 import { byteLength } from "../util/bytes.ts";
 
@@ -265,7 +266,11 @@ export class HostState {
     if (typeof path !== "string") return `cannot write its result to ${output}: ${path.error}`;
     try {
       mkdirSync(dirname(path), { recursive: true });
-      writeFileSync(path, JSON.stringify({ job: job.job, gpu_id: job.gpu_id, state: "OK", result: job.result }, null, 2) + "\n");
+      replaceFileDurably(
+        path,
+        JSON.stringify({ job: job.job, gpu_id: job.gpu_id, state: "OK", result: job.result }, null, 2) + "\n",
+        0o644,
+      );
       return null;
     } catch (error) {
       return `cannot write its result to ${output}: ${(error as Error).message}`;

@@ -26,7 +26,9 @@ beforeEach(() => {
 afterEach(() => disk?.cleanup());
 
 const accepted = (i: number, pad = 0) => {
-  const r = acceptRecord(record(i, pad > 0 ? { feedback_flags: Array.from({ length: Math.ceil(pad / 60) }, () => "x".repeat(60)) } : {}), { model_id: "m" });
+  const r = acceptRecord(record(i, pad > 0 ? { feedback_flags: Array.from({ length: Math.ceil(pad / 60) }, () => "x".repeat(60)) } : {}), {
+    model_id: "m",
+  });
   if (!r.ok) throw new Error(r.message);
   return r.record;
 };
