@@ -35,7 +35,13 @@ export function telemetryRoutes(bridge: BridgeFacade): SubApp {
       forwarded: t.forwarder?.forwarded ?? 0,
       oldest_unforwarded_age_s: Math.floor((t.spool.oldestWaitingMs() ?? 0) / 1000),
       forward_stalls: t.forwarder?.stalls ?? 0,
-      forwarding: t.forwarder === null ? "disabled (no --publish)" : t.forwarder.pausedFor() > 0 ? "paused" : "active",
+      forwarding: t.forwarder === null
+        ? "disabled (no --publish)"
+        : t.forwarder.pausedFor() > 0
+        ? "paused"
+        : t.forwarder.stalled
+        ? "stalled"
+        : "active",
       queen_segment: t.spool.progress.queenSeg,
     });
   });

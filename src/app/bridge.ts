@@ -6,6 +6,7 @@
  * Reads never touch the hardware: the inventory is re-read by `refresh()`, which the publisher
  * calls before every publish decision (or a timer, when nothing is published).
  */
+import { prepareStateDir, stateDirError } from "../util/state-dir.ts";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { ApiCdi, ApiModels, BridgeFacade } from "../api/facade.ts";
@@ -143,8 +144,20 @@ export function bridgeFacade(p: FacadeParts): BridgeFacade {
   };
 }
 
-/** Starts a bridge's parts; `stop()` ends them. */
+/**
+ * Starts a bridge's parts; `stop()` ends them. The state folder is checked first, and any
+ * file-system failure in it is told as what `--state-dir` needs (StateDirError).
+ */
 export async function createBridge(options: BridgeOptions, ports: BridgePorts, tuning: BridgeTuning = {}): Promise<Bridge> {
+  prepareStateDir(options.stateDir);
+  try {
+    return await wireBridge(options, ports, tuning);
+  } catch (error) {
+    throw stateDirError(options.stateDir, error) ?? error;
+  }
+}
+
+async function wireBridge(options: BridgeOptions, ports: BridgePorts, tuning: BridgeTuning): Promise<Bridge> {
   const { runtime, log, backend } = ports;
   const clock = tuning.clock ?? systemClock;
   let publisher: Publisher | null = null;

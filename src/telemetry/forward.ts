@@ -78,6 +78,8 @@ export class TelemetryForwarder {
   forwarded = 0;
   /** Stalls the watch has warned about since start. */
   stalls = 0;
+  /** Whether the watch found forwarding stuck at its last check (cleared once it moves). */
+  stalled = false;
 
   constructor(options: ForwarderOptions) {
     this.#o = options;
@@ -194,16 +196,15 @@ export class TelemetryForwarder {
       return `${p.seg}/${p.index}/${p.chunk}/${this.forwarded}`;
     };
     let last = position();
-    let stalled = false;
     let timer: unknown;
     const check = () => {
       const now = position();
       const waiting = spool.next() !== null;
       if (now !== last || !waiting) {
-        if (stalled) this.#o.log.info(`telemetry: forwarding moves again (${spool.stats().records} records waiting)`);
-        stalled = false;
-      } else if (!stalled && isUp() && this.pausedFor() === 0 && (spool.oldestWaitingMs() ?? 0) >= everyMs) {
-        stalled = true;
+        if (this.stalled) this.#o.log.info(`telemetry: forwarding moves again (${spool.stats().records} records waiting)`);
+        this.stalled = false;
+      } else if (!this.stalled && isUp() && this.pausedFor() === 0 && (spool.oldestWaitingMs() ?? 0) >= everyMs) {
+        this.stalled = true;
         this.stalls++;
         const age = Math.round((spool.oldestWaitingMs() ?? 0) / 1000);
         this.#o.log.warn(

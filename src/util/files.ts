@@ -6,6 +6,12 @@ import { basename, dirname, join } from "node:path";
 export class NotRegularFileError extends Error {
   override name = "NotRegularFileError";
   readonly code = "ENOTREG";
+  /** The path refused (undefined where a caller built the error without one). */
+  readonly path: string | undefined;
+  constructor(message: string, path?: string) {
+    super(message);
+    this.path = path;
+  }
 }
 
 /**
@@ -19,7 +25,7 @@ export function openRegular(path: string): number {
   let ok = false;
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) throw new NotRegularFileError(`Cannot read ${path}: it is not a regular file`);
+    if (!st.isFile()) throw new NotRegularFileError(`Cannot read ${path}: it is not a regular file`, path);
     ok = true;
     return fd;
   } finally {

@@ -6,7 +6,7 @@
  */
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
-import { syncDir, syncFully, writeFully } from "../util/files.ts";
+import { openRegular, syncDir, syncFully, writeFully } from "../util/files.ts";
 import { dirname } from "node:path";
 
 export const SEAL_INFO = "gpu-bridge-host-vram-seal-v1";
@@ -41,7 +41,13 @@ export function loadSealSecret(path: string): Uint8Array {
     }
   }
   chmodSync(path, 0o600);
-  const text = readFileSync(path, "utf8").trim();
+  const fd = openRegular(path); // a folder, FIFO or device here is refused, naming the path
+  let text: string;
+  try {
+    text = readFileSync(fd, "utf8").trim();
+  } finally {
+    closeSync(fd);
+  }
   if (!/^[0-9a-f]{64,2048}$/.test(text) || text.length % 2 !== 0) {
     throw new Error(
       `Cannot use the seal key ${path}: it must hold 32 to 1024 bytes as lowercase hex; delete it to make a new one (sealed shards and attestations signed with it stop checking)`,

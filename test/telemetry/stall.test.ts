@@ -50,9 +50,11 @@ describe("the stall watch", () => {
     t.clock.advance(600_000);
     expect(t.warnings().length).toBe(1); // once per stall, not once a minute
     expect(t.forwarder.stalls).toBe(1);
+    expect(t.forwarder.stalled).toBe(true); // GET /v1/telemetry says "forwarding":"stalled"
     t.spool.advance({ queenSeg: "q", seq: 2, queenBytes: 10 }, false);
     t.clock.advance(60_000);
     expect(t.lines.some((l) => l.includes("forwarding moves again (1 records waiting)"))).toBe(true);
+    expect(t.forwarder.stalled).toBe(false);
     t.clock.advance(120_000);
     expect(t.warnings().length).toBe(2); // stuck again
     t.stop();
