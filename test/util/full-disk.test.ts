@@ -102,7 +102,7 @@ describe("durable writers on a full disk", () => {
     const space = fill();
     const state = join(root(), "state");
     mkdirSync(state);
-    expect(() => resolveApiToken(undefined, {}, state)).toThrow(/api-token.*disk is full/);
+    expect(() => resolveApiToken(undefined, {}, state)).toThrow(/--state-dir .*api-token is full \(ENOSPC\)/);
     expect(readdirSync(state)).toEqual([]);
     space.free();
     const { token } = resolveApiToken(undefined, {}, state);
