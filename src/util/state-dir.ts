@@ -45,6 +45,10 @@ export function stateDirError(dir: string, error: unknown): StateDirError | null
   const flag = `--state-dir ${JSON.stringify(dir)}`;
   const uid = process.getuid?.() ?? "?";
   const what = (() => {
+    // A dangling link reads as "missing" (ENOENT) or "exists" (EEXIST): say what it is.
+    if ((code === "ENOENT" || code === "EEXIST") && isSymlink(path)) {
+      return `${path} is a symbolic link; the bridge does not follow links in its state folder`;
+    }
     switch (code) {
       case "EEXIST":
         return `${path} is a file, not a folder; move it away or pick another folder`;
@@ -70,6 +74,14 @@ export function stateDirError(dir: string, error: unknown): StateDirError | null
     }
   })();
   return new StateDirError(`Cannot use the state folder (${flag}): ${what}`, path, { cause: error });
+}
+
+function isSymlink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 /** The first component of `path`, from the top, that exists and is not a folder. */

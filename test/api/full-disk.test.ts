@@ -8,6 +8,8 @@ import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createBridge } from "../../src/app/bridge.ts";
 import { createApp } from "../../src/api/app.ts";
+import { describeError } from "../../src/api/errors.ts";
+import { DiskWriteError } from "../../src/util/files.ts";
 import { parseCommand } from "../../src/cli/options.ts";
 import { mockBackend } from "../../src/inventory/mock.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
@@ -104,4 +106,13 @@ maybe("telemetry and leases on a full state disk: 507 naming the cause, never 20
   } finally {
     await second.daemon.stop();
   }
+});
+
+test("a write refused for any other reason than space (read-only, I/O) is 503 storage_unavailable, with the cause", () => {
+  const rofs = describeError(
+    new DiskWriteError("/state/telemetry/seg-00000001.spool", Object.assign(new Error("EROFS: read-only file system"), { code: "EROFS" })),
+  );
+  expect(rofs).toMatchObject({ status: 503, code: "storage_unavailable" });
+  expect(rofs.message).toContain("read-only file system");
+  expect(describeError(new DiskWriteError("/x", { code: "EDQUOT" }))).toMatchObject({ status: 507, code: "insufficient_storage" });
 });

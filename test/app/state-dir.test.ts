@@ -3,7 +3,7 @@
  * path and what it needs, never a raw EEXIST/ENOENT/EACCES/EROFS.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createBridge } from "../../src/app/bridge.ts";
 import { resolveApiToken } from "../../src/api/auth.ts";
@@ -61,6 +61,11 @@ describe("--state-dir problems name the flag, the path and the need", () => {
     expect(((await start(state)) as Error).message).toContain(`${join(state, "vram-seal.key")} is not a regular file`);
     mkdirSync(join(dir.path, "s2", "api-token"), { recursive: true });
     expect(() => resolveApiToken(undefined, {}, join(dir.path, "s2"))).toThrow(/--state-dir .*api-token is not a regular file/);
+    mkdirSync(join(dir.path, "s3"));
+    symlinkSync("/nonexistent", join(dir.path, "s3", "vram-seal.key")); // dangling: reads as "missing"
+    expect(((await start(join(dir.path, "s3"))) as Error).message).toContain(
+      `${join(dir.path, "s3", "vram-seal.key")} is a symbolic link; the bridge does not follow links`,
+    );
   });
 
   test("permission, read-only and a missing parent are told as what the folder needs", () => {
