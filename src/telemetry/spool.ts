@@ -170,6 +170,11 @@ export class Spool {
       frames.push(frame);
     }
     let seg = this.#segments.at(-1);
+    // A segment deleted from under the spool would take appends to a file nobody can read again.
+    if (seg !== undefined && this.#fd !== null && fstatSync(this.#fd).nlink === 0) {
+      this.#lose(seg);
+      seg = this.#segments.at(-1);
+    }
     if (seg === undefined || seg.bytes >= this.#o.segmentBytes || this.#fd === null) seg = this.#openForAppend(seg);
     const offsets: number[] = [];
     let at = seg.bytes;
@@ -191,10 +196,19 @@ export class Spool {
 
   /** The record at the forwarding position, or null when everything was forwarded. */
   next(): { record: unknown; progress: Readonly<Progress> } | null {
-    const p = this.#progress;
-    const seg = this.#segments.find((s) => s.n === p.seg);
-    if (seg === undefined || p.index >= seg.offsets.length) return null;
-    return { record: this.#read(seg, p.index), progress: p };
+    for (;;) {
+      const p = this.#progress;
+      const seg = this.#segments.find((s) => s.n === p.seg);
+      if (seg === undefined || p.index >= seg.offsets.length) return null;
+      try {
+        return { record: this.#read(seg, p.index), progress: p };
+      } catch (error) {
+        // Deleted from under the spool (by hand): its records are lost, counted, and forwarding
+        // goes on with the next segment rather than failing every step.
+        if ((error as { code?: string }).code !== "ENOENT") throw error;
+        this.#lose(seg);
+      }
+    }
   }
 
   /**
@@ -215,7 +229,15 @@ export class Spool {
       if (seg.n < p.seg) continue;
       for (let i = seg.n === p.seg ? p.index : 0; i < seg.offsets.length; i++) {
         if (n++ >= max) return;
-        yield { record: this.#read(seg, i), seg: seg.n, index: i };
+        let record: unknown;
+        try {
+          record = this.#read(seg, i);
+        } catch (error) {
+          // A segment deleted by hand ends the batch here; next() counts it when it is reached.
+          if ((error as { code?: string }).code === "ENOENT") return;
+          throw error;
+        }
+        yield { record, seg: seg.n, index: i };
       }
     }
   }
@@ -435,6 +457,23 @@ export class Spool {
       if (old.n === p.seg && p.chunk > 0) p.queenSeg = null; // its record was half sent: start a clean Queen segment
       this.#clampProgress();
     }
+  }
+
+  /** A segment whose file is gone: its unforwarded records are counted as dropped, with a warning. */
+  #lose(seg: Segment): void {
+    const p = this.#progress;
+    const lost = seg.n < p.seg ? 0 : seg.n === p.seg ? seg.offsets.length - p.index : seg.offsets.length;
+    this.dropped += lost;
+    if (seg === this.#segments.at(-1) && this.#fd !== null) {
+      closeSync(this.#fd); // it was being appended to: the next append opens a new one
+      this.#fd = null;
+    }
+    this.#segments.splice(this.#segments.indexOf(seg), 1);
+    if (seg.n === p.seg && p.chunk > 0) p.queenSeg = null; // its record was half sent
+    this.#o.log.warn(
+      `spool: ${name(seg.n)} was deleted from under the spool: ${lost} unforwarded records lost (${this.dropped} dropped so far)`,
+    );
+    this.#clampProgress();
   }
 
   /** Keeps the position on an existing record, deleting segments it has passed. */

@@ -6,7 +6,7 @@
  * both ways.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { readdirSync, writeFileSync } from "node:fs";
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { acceptRecord, type TelemetryRecord } from "../../src/telemetry/record.ts";
@@ -216,5 +216,29 @@ describe("the age of the oldest record not yet forwarded", () => {
     expect(spool.oldestWaitingMs()).toBe(3000);
     spool.advance(Q, false);
     expect(spool.oldestWaitingMs()).toBeNull();
+  });
+});
+
+describe("a segment deleted from under the spool", () => {
+  test("is counted as lost, forwarding goes on with the next one, and appends go to a file that exists", () => {
+    const { spool, lines } = open();
+    spool.append([accepted(0)]);
+    spool.append([accepted(1)]);
+    spool.append([accepted(2)]);
+    rmSync(join(dir.path, "seg-00000001.spool"));
+    expect(drain(spool, 1)).toEqual([101]); // not an endless ENOENT at every step
+    expect(spool.dropped).toBe(1);
+    expect(lines.some((l) => l.includes("seg-00000001.spool was deleted from under the spool: 1 unforwarded records lost"))).toBe(true);
+    rmSync(join(dir.path, "seg-00000003.spool")); // the one being appended to
+    spool.append([accepted(3)]);
+    expect(spool.dropped).toBe(2);
+    expect(drain(spool)).toEqual([103]);
+    spool.saveProgress({});
+    spool.close();
+    const again = open();
+    // The record appended after the deletion is in a file that exists (kept: it is the newest).
+    expect([...again.spool.records()].map((r) => (r as TelemetryRecord).token_count)).toEqual([103]);
+    expect(again.spool.next()).toBeNull();
+    again.spool.close();
   });
 });
