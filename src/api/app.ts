@@ -11,6 +11,7 @@ import { bearerMatches } from "./auth.ts";
 import { hostAllowed } from "./host-check.ts";
 import { cdiRoutes } from "./cdi.ts";
 import { ApiError, describeError } from "./errors.ts";
+import { DiskWriteError } from "../util/files.ts";
 import type { BridgeFacade } from "./facade.ts";
 import { gpuRoutes } from "./gpus.ts";
 import { jobRoutes, leaseRoutes } from "./leases.ts";
@@ -46,6 +47,7 @@ export function createApp(deps: ApiDeps): Hono {
   app.onError((error, c) => {
     const d = describeError(error);
     if (d.status === 500) deps.log.error(`${c.req.method} ${c.req.path}: ${error instanceof Error ? error.stack : String(error)}`);
+    else if (error instanceof DiskWriteError) deps.log.warn(`${c.req.method} ${c.req.path}: answered ${d.status}: ${error.message}`);
     return c.json({ error: { code: d.code, message: d.message, ...(d.field && { field: d.field }) } }, d.status as 400, d.headers ?? {});
   });
   app.notFound((c) => c.json({ error: { code: "not_found", message: `No route for ${c.req.method} ${c.req.path}` } }, 404));

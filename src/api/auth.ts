@@ -4,10 +4,11 @@
  * a generated token file is.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { chmodSync, closeSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { apiTokenProblem } from "../util/api-token.ts";
-import { openRegular } from "../util/files.ts";
+import { openRegular, replaceFileDurably } from "../util/files.ts";
+import { stateDirError } from "../util/state-dir.ts";
 
 /** True if `header` is `Bearer <token>` for exactly `token`. */
 export function bearerMatches(header: string | undefined, token: string): boolean {
@@ -37,12 +38,16 @@ export function findApiToken(
   if (fromEnv) return { token: fromEnv, source: { kind: "env" } };
   const path = tokenPath(stateDir);
   if (existsSync(path)) {
-    const fd = openRegular(path); // a FIFO here must not freeze start-up
     let token: string;
     try {
-      token = readFileSync(fd, "utf8").trim();
-    } finally {
-      closeSync(fd);
+      const fd = openRegular(path); // a FIFO here must not freeze start-up
+      try {
+        token = readFileSync(fd, "utf8").trim();
+      } finally {
+        closeSync(fd);
+      }
+    } catch (error) {
+      throw stateDirError(stateDir, error) ?? error;
     }
     if (apiTokenProblem(token) === null) return { token, source: { kind: "file", path, created: false } };
   }
@@ -61,9 +66,14 @@ export function resolveApiToken(
   const found = findApiToken(flag, env, stateDir);
   if (found !== null) return found;
   const path = tokenPath(stateDir);
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const token = randomBytes(24).toString("base64url");
-  writeFileSync(path, token + "\n", { mode: 0o600 });
-  chmodSync(path, 0o600);
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    // Whole or not at all: a half-written token file would be refused at every later start.
+    replaceFileDurably(path, token + "\n", 0o600);
+    chmodSync(path, 0o600);
+  } catch (error) {
+    throw stateDirError(stateDir, error) ?? error;
+  }
   return { token, source: { kind: "file", path, created: true } };
 }

@@ -5,6 +5,7 @@
 import { JobError } from "../host/state.ts";
 import { LeaseError } from "../lease/types.ts";
 import { VramError } from "../vram/errors.ts";
+import { DiskWriteError } from "../util/files.ts";
 
 export class ApiError extends Error {
   override name = "ApiError";
@@ -57,6 +58,16 @@ export function describeError(
   }
   if (error instanceof VramError) {
     return { status: VRAM_STATUS[error.code], code: error.code, message: error.message, ...(error.field && { field: error.field }) };
+  }
+  if (error instanceof DiskWriteError) {
+    // Not stored, so never acknowledged: a full disk is 507 (free space, then retry); any other
+    // write failure (read-only, I/O error) is 503.
+    const full = error.code === "ENOSPC" || error.code === "EDQUOT";
+    return {
+      status: full ? 507 : 503,
+      code: full ? "insufficient_storage" : "storage_unavailable",
+      message: `Not stored: ${error.message}`,
+    };
   }
   return { status: 500, code: "internal", message: "Internal error; see the bridge's log" };
 }

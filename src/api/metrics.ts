@@ -19,6 +19,10 @@ export interface MetricsInput {
     readonly spooledBytes: number;
     readonly forwarded: number;
     readonly dropped: number;
+    /** Seconds the oldest record not yet forwarded has waited (0: none waits). */
+    readonly oldestWaitingS: number;
+    /** Times forwarding was seen stuck while records waited and the console was up. */
+    readonly stalls: number;
   };
 }
 
@@ -123,6 +127,20 @@ function renderBridgeSection(m: MetricsInput): string {
       "counter",
       "Telemetry records dropped by the spool's size cap or lost to damaged frames.",
       [[one(), t.dropped]],
+    );
+    family(
+      out,
+      "gpu_bridge_telemetry_oldest_unforwarded_age_seconds",
+      "gauge",
+      "How long the oldest telemetry record not yet forwarded has waited (0: none waits).",
+      [[one(), t.oldestWaitingS]],
+    );
+    family(
+      out,
+      "gpu_bridge_telemetry_forward_stalls_total",
+      "counter",
+      "Times forwarding made no progress for the stall interval while records waited and the console was up.",
+      [[one(), t.stalls]],
     );
   }
   return out.join("\n") + "\n";

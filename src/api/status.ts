@@ -46,6 +46,8 @@ export function statusRoutes(bridge: BridgeFacade): SubApp {
               spooledBytes: s.bytes,
               forwarded: t.forwarder?.forwarded ?? 0,
               dropped: t.spool.dropped,
+              oldestWaitingS: Math.floor((t.spool.oldestWaitingMs() ?? 0) / 1000),
+              stalls: t.forwarder?.stalls ?? 0,
             },
           }),
       }) + (bridge.vram?.metrics() ?? ""),

@@ -33,7 +33,15 @@ export function telemetryRoutes(bridge: BridgeFacade): SubApp {
       segments: s.segments,
       dropped: t.spool.dropped,
       forwarded: t.forwarder?.forwarded ?? 0,
-      forwarding: t.forwarder === null ? "disabled (no --publish)" : t.forwarder.pausedFor() > 0 ? "paused" : "active",
+      oldest_unforwarded_age_s: Math.floor((t.spool.oldestWaitingMs() ?? 0) / 1000),
+      forward_stalls: t.forwarder?.stalls ?? 0,
+      forwarding: t.forwarder === null
+        ? "disabled (no --publish)"
+        : t.forwarder.pausedFor() > 0
+        ? "paused"
+        : t.forwarder.stalled
+        ? "stalled"
+        : "active",
       queen_segment: t.spool.progress.queenSeg,
     });
   });

@@ -6,6 +6,7 @@
  * Reads never touch the hardware: the inventory is re-read by `refresh()`, which the publisher
  * calls before every publish decision (or a timer, when nothing is published).
  */
+import { prepareStateDir, stateDirError } from "../util/state-dir.ts";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { ApiCdi, ApiModels, BridgeFacade } from "../api/facade.ts";
@@ -144,8 +145,20 @@ export function bridgeFacade(p: FacadeParts): BridgeFacade {
   };
 }
 
-/** Starts a bridge's parts; `stop()` ends them. */
+/**
+ * Starts a bridge's parts; `stop()` ends them. The state folder is checked first, and any
+ * file-system failure in it is told as what `--state-dir` needs (StateDirError).
+ */
 export async function createBridge(options: BridgeOptions, ports: BridgePorts, tuning: BridgeTuning = {}): Promise<Bridge> {
+  prepareStateDir(options.stateDir);
+  try {
+    return await wireBridge(options, ports, tuning);
+  } catch (error) {
+    throw stateDirError(options.stateDir, error) ?? error;
+  }
+}
+
+async function wireBridge(options: BridgeOptions, ports: BridgePorts, tuning: BridgeTuning): Promise<Bridge> {
   const { runtime, log, backend } = ports;
   const clock = tuning.clock ?? systemClock;
   let publisher: Publisher | null = null;
@@ -225,7 +238,12 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
     gpus = await backend.list();
   };
   const deviceId = options.deviceId ?? toSafeId(hostname(), "host");
-  const spool = Spool.open({ dir: join(options.stateDir, "telemetry"), log: log.child("telemetry"), capBytes: options.spoolMaxBytes });
+  const spool = Spool.open({
+    dir: join(options.stateDir, "telemetry"),
+    log: log.child("telemetry"),
+    capBytes: options.spoolMaxBytes,
+    ...(tuning.clock !== undefined && { clock: tuning.clock }),
+  });
   const forwarder = options.publish
     ? new TelemetryForwarder({
       spool,
@@ -265,6 +283,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
   const intervalMs = options.intervalMs ?? DEFAULTS.serveIntervalMs;
   let refreshTimer: unknown;
   let stopped = false;
+  let stopWatch: (() => void) | undefined;
   if (options.publish) {
     publisher = new Publisher({
       connect: runtime.connect,
@@ -290,6 +309,8 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
       ...(tuning.clock !== undefined && { clock: tuning.clock }),
     });
     void publisher.start();
+    const up = publisher;
+    stopWatch = forwarder?.watch(() => up.stats.state === "connected");
   } else {
     // Not publishing: the inventory is still re-read every interval, so the API's GPU list and
     // the leases checked against it follow GPUs that are lost or come back.
@@ -315,6 +336,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
     async stop() {
       stopped = true;
       clock.clearTimer(refreshTimer);
+      stopWatch?.();
       registry?.close();
       cdi?.stop();
       await publisher?.stop();

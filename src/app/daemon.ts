@@ -2,6 +2,7 @@
  * The long-running bridge: `createBridge` wires it, the API serves it, and SIGINT/SIGTERM end
  * it cleanly (exit 0 within 2 s).
  */
+import { StateDirError } from "../util/state-dir.ts";
 import process from "node:process";
 import type { BridgeOptions } from "../cli/options.ts";
 import type { InventoryBackend } from "../inventory/types.ts";
@@ -32,6 +33,11 @@ export async function runDaemon(
     try {
       api = await startApi(options, daemon, deps);
     } catch (error) {
+      // The token file is in the state folder: that error names --state-dir, not --listen.
+      if (error instanceof StateDirError) {
+        await daemon.stop();
+        throw error;
+      }
       const why = `Cannot serve the API on ${options.listen.host}:${options.listen.port}: ${(error as Error).message}`;
       if (mode === "serve") {
         await daemon.stop();

@@ -14,6 +14,7 @@ import type { Clock } from "../util/clock.ts";
 import type { Logger } from "../util/log.ts";
 import { encodeSpec } from "./codec.ts";
 import { writeFileAtomic } from "./files.ts";
+import { DiskWriteError } from "../util/files.ts";
 import { finish, type Generated, unionEdits } from "./generate.ts";
 import { deviceNameProblem, qualify } from "./names.ts";
 import type { CdiContainerEdits, CdiDevice, CdiSpec } from "./schema.ts";
@@ -152,7 +153,10 @@ export class CdiKeeper {
     try {
       writeFileAtomic(this.path, text);
     } catch (error) {
-      this.#problem(`Cannot write the CDI spec ${this.path}: ${(error as Error).message}`);
+      // The old spec stays whole (a short write is never renamed into place); retried next refresh.
+      this.#problem(
+        error instanceof DiskWriteError ? error.message : `Cannot write the CDI spec ${this.path}: ${(error as Error).message}`,
+      );
       return;
     }
     this.#text = text;

@@ -128,6 +128,7 @@ export class SpecCache {
   async flush(): Promise<boolean> {
     if (this.pending.length === 0) return true;
     const fs = await import("node:fs");
+    const { writeFully } = await import("../util/files.ts");
     try {
       fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
       if (!trustedFolder(this.dir, euid(), fs.statSync)) return false;
@@ -137,7 +138,10 @@ export class SpecCache {
         fs.rmSync(tmp, { force: true });
         const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
         try {
-          fs.writeSync(fd, JSON.stringify(spec));
+          writeFully(fd, JSON.stringify(spec), tmp);
+        } catch (error) {
+          fs.rmSync(tmp, { force: true }); // a short entry is never renamed into place
+          throw error;
         } finally {
           fs.closeSync(fd);
         }

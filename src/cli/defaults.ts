@@ -49,6 +49,8 @@ export const DEFAULTS = Object.freeze(
     maxStreamsPerGpu: 16,
     spoolMaxMb: 256,
     queenSegmentKb: 64,
+    /** Warn when forwarding made no progress for this long while records wait and the console is up. */
+    telemetryStallMs: 60_000,
     listenHost: "127.0.0.1",
     listenPort: 31338,
     mockConsoleHost: "127.0.0.1",
@@ -64,6 +66,9 @@ export const DEFAULTS = Object.freeze(
     vramMaxThreads: 16,
     /** With `$GPU_BRIDGE_VRAM_GATE=sampled` and no `$GPU_BRIDGE_VRAM_SWEEP_MS`: one full verification this often. */
     vramSampledSweepMs: 60_000,
+    /** `vram-audit.jsonl` rolls to `.1` past this size; at most `vramAuditFiles` files are kept (8 MiB in all). */
+    vramAuditBytes: 1 << 20,
+    vramAuditFiles: 8,
     /** `serve --cdi-root` and `cdi generate`'s --dev-root and --driver-root. */
     cdiRoot: "/",
     /** `cdi generate --kind`: nvidia-ctk's kind, so its consumers find the devices. */

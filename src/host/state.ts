@@ -16,7 +16,8 @@ import type { GpuInfo } from "../inventory/types.ts";
 import type { Logger } from "../util/log.ts";
 import { LIMITS } from "../contract/limits.ts";
 import type { NodeLogs } from "../contract/namespace.ts";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
+import { DiskWriteError, replaceFileDurably } from "../util/files.ts";
 import { dirname } from "node:path";
 import { byteLength } from "../util/bytes.ts";
 
@@ -62,6 +63,8 @@ export class HostState {
    * form, so it is the line the bridge would write), and the bridge writes none.
    */
   #adopting = false;
+  /** Leases ended because their grant could not be journaled: their release is not journaled either. */
+  readonly #unjournaled = new Set<string>();
 
   constructor(o: HostOptions) {
     this.#o = o;
@@ -99,7 +102,15 @@ export class HostState {
         case "granted":
           logs.appendCtl(ctlLeaseLine(e.lease));
           if (!this.#adopting) logs.appendActive(e.lease.id, leaseRecord(e.lease, "ACTIVE"));
-          j?.grant(e.lease);
+          try {
+            j?.grant(e.lease);
+          } catch (error) {
+            // A lease the next start would not know is not granted: end it and say why (HTTP 507).
+            if (!(error instanceof DiskWriteError)) throw error;
+            this.#unjournaled.add(e.lease.id);
+            this.leases.release(e.lease.id, "not-stored");
+            throw error;
+          }
           break;
         case "renewed":
           j?.renew(e.lease);
@@ -120,10 +131,22 @@ export class HostState {
           logs.appendReleased(e.lease.id, leaseRecord(e.lease, "RELEASED"));
           logs.appendStatus(statusLine(e.lease.worker_id, "LEASE-ENDED", e.reason));
           this.jobs.endLease(e.lease.id, "LEASE-ENDED");
-          j?.release(e.lease, e.reason);
+          try {
+            if (!this.#unjournaled.delete(e.lease.id)) j?.release(e.lease, e.reason);
+          } catch (error) {
+            // Released here all the same; the next start may restore it until its TTL runs out,
+            // unless a compaction (which retries) lands first.
+            if (!(error instanceof DiskWriteError)) throw error;
+            o.log.warn(`journal: lease ${e.lease.id} released, but the release is not on disk: ${error.message}`);
+          }
           // The running journal is rewritten with the live leases now and then, so it stays
           // proportional to them however many leases come and go.
-          if (j !== undefined && j.appended >= COMPACT_AFTER + 4 * this.leases.liveCount) j.compact(this.leases.live());
+          try {
+            if (j !== undefined && j.appended >= COMPACT_AFTER + 4 * this.leases.liveCount) j.compact(this.leases.live());
+          } catch (error) {
+            if (!(error instanceof DiskWriteError)) throw error;
+            o.log.warn(`journal: not compacted (retried at the next release): ${error.message}`);
+          }
           o.log.info(`lease ${e.lease.id} (${e.lease.worker_id} on ${e.lease.gpu_id}) ended: ${e.reason}`);
           break;
       }
@@ -283,7 +306,11 @@ export class HostState {
     if (typeof path !== "string") return `cannot write its result to ${output}: ${path.error}`;
     try {
       mkdirSync(dirname(path), { recursive: true });
-      writeFileSync(path, JSON.stringify({ job: job.job, gpu_id: job.gpu_id, state: "OK", result: job.result }, null, 2) + "\n");
+      replaceFileDurably(
+        path,
+        JSON.stringify({ job: job.job, gpu_id: job.gpu_id, state: "OK", result: job.result }, null, 2) + "\n",
+        0o644,
+      );
       return null;
     } catch (error) {
       return `cannot write its result to ${output}: ${(error as Error).message}`;

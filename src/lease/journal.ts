@@ -4,11 +4,11 @@
  * only the live leases, so it never grows without bound. A torn last line, from a crash
  * mid-write, is reported and dropped; it is never half-applied.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import * as v from "valibot";
 import { describeIssue } from "../util/issues.ts";
-import { openRegular } from "../util/files.ts";
+import { appendFully, DiskWriteError, openRegular, replaceFileDurably } from "../util/files.ts";
 import { type Lease, MAX_TTL_S, WORKER_ID } from "./types.ts";
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max));
@@ -41,6 +41,8 @@ export const COMPACT_AFTER = 256;
 export class LeaseJournal {
   readonly path: string;
   #fd: number | null = null;
+  /** Where the last whole entry ends: an append goes there, over anything a failed one left. */
+  #end = 0;
   /** Entries appended since the journal was last rewritten. */
   appended = 0;
 
@@ -97,15 +99,8 @@ export class LeaseJournal {
   compact(leases: readonly Lease[]): void {
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
     this.close();
-    const tmp = `${this.path}.tmp`;
-    const fd = openSync(tmp, "w", 0o600);
-    try {
-      writeSync(fd, leases.map((lease) => JSON.stringify({ op: "grant", lease }) + "\n").join(""));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.path);
+    // Whole or not at all: on a full disk the old journal (every entry already acknowledged) stays.
+    replaceFileDurably(this.path, leases.map((lease) => JSON.stringify({ op: "grant", lease }) + "\n").join(""));
     this.appended = 0;
   }
 
@@ -127,13 +122,24 @@ export class LeaseJournal {
     this.#fd = null;
   }
 
+  /**
+   * Appends one entry and syncs it, or throws `DiskWriteError` with the journal cut back to its
+   * last whole line: a failed append never leaves half a line for the next one to follow.
+   */
   #append(entry: Entry): void {
     if (this.#fd === null) {
-      mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-      this.#fd = openSync(this.path, "a", 0o600);
+      try {
+        mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+        this.#fd = openSync(this.path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+        this.#end = fstatSync(this.#fd).size;
+      } catch (error) {
+        this.close();
+        throw new DiskWriteError(this.path, error);
+      }
     }
-    writeSync(this.#fd, JSON.stringify(entry) + "\n");
-    fsyncSync(this.#fd);
+    const line = new TextEncoder().encode(JSON.stringify(entry) + "\n");
+    appendFully(this.#fd, line, this.path, this.#end);
+    this.#end += line.length;
     this.appended++;
   }
 }

@@ -5,7 +5,8 @@
  * each artefact's SHA-256 and size. Everything the VM would refuse is refused up front, and the
  * model appears whole or not at all (staged in a hidden folder, then renamed).
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { replaceFileDurably } from "../util/files.ts";
 import { join } from "node:path";
 import process from "node:process";
 import { LIMITS, modelIdProblem } from "../contract/limits.ts";
@@ -106,7 +107,7 @@ export function importModel(o: ImportOptions): string {
   mkdirSync(staging, { recursive: true });
   try {
     for (const f of artefacts) copyFileSync(join(o.bundle, f), join(staging, f));
-    writeFileSync(join(staging, "manifest.toml"), manifest);
+    replaceFileDurably(join(staging, "manifest.toml"), manifest, 0o644);
     renameSync(staging, target);
   } catch (error) {
     rmSync(staging, { recursive: true, force: true });

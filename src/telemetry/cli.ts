@@ -4,9 +4,10 @@
  * `telemetry export --out FILE [--since T]`: the spooled records as one CBOR bundle, read
  * without touching the spool, written atomically.
  */
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
+import { replaceFileDurably } from "../util/files.ts";
 import type { Logger } from "../util/log.ts";
 import { encodeCbor } from "../util/cbor.ts";
 import { acceptRecord, type TelemetryRecord } from "./record.ts";
@@ -23,7 +24,7 @@ export interface PushOptions {
 
 /** Pushes an NDJSON file (or `-` for stdin); resolves with the number of records accepted. */
 export async function pushTelemetry(o: PushOptions, log: Logger): Promise<number> {
-  const text = o.file === "-" ? await new Response(stdinStream()).text() : readFileSync(o.file, "utf8");
+  const text = o.file === "-" ? await new Response(stdinStream()).text() : readRecordsFile(o.file);
   const lines = text.split("\n").map((l, i) => ({ l, n: i + 1 })).filter(({ l }) => l.trim() !== "");
   // Checked here first, so an error names the file's line rather than a batch index.
   for (const { l, n } of lines) {
@@ -63,6 +64,23 @@ export async function pushTelemetry(o: PushOptions, log: Logger): Promise<number
   return accepted;
 }
 
+/** The records file named on the command line, or an error naming it and what is wrong. */
+function readRecordsFile(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    const why = code === "ENOENT"
+      ? "no such file"
+      : code === "EACCES"
+      ? "permission denied"
+      : code === "EISDIR"
+      ? "it is a folder, not a file of NDJSON records"
+      : (error as Error).message;
+    throw new Error(`Cannot read the telemetry file ${JSON.stringify(file)} (telemetry push FILE): ${why}`, { cause: error });
+  }
+}
+
 function stdinStream(): ReadableStream<Uint8Array> {
   return new ReadableStream({
     async start(controller) {
@@ -81,7 +99,12 @@ export interface ExportOptions {
 
 /** Writes the bundle; resolves with the number of records in it. */
 export function exportTelemetry(o: ExportOptions, log: Logger): number {
-  const spool = Spool.open({ dir: join(o.stateDir, "telemetry"), log, readOnly: true });
+  const dir = join(o.stateDir, "telemetry");
+  // Exporting "0 records" from the wrong folder would look like success.
+  if (!existsSync(dir)) {
+    throw new Error(`Cannot export: ${dir} does not exist; is --state-dir ${JSON.stringify(o.stateDir)} the bridge's state folder?`);
+  }
+  const spool = Spool.open({ dir, log, readOnly: true });
   const records: TelemetryRecord[] = [];
   for (const r of spool.records()) {
     const rec = r as TelemetryRecord;
@@ -94,9 +117,8 @@ export function exportTelemetry(o: ExportOptions, log: Logger): number {
     count: records.length,
     records,
   };
-  const tmp = `${o.out}.tmp-${process.pid}`;
-  writeFileSync(tmp, encodeCbor(bundle));
-  renameSync(tmp, o.out);
+  // Whole or not at all: on a full disk the old file (if any) stays and the command fails.
+  replaceFileDurably(o.out, encodeCbor(bundle), 0o644);
   log.info(`exported ${records.length} records to ${o.out}`);
   return records.length;
 }

@@ -20,6 +20,7 @@ import { byteLength } from "../util/bytes.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import { DEFAULTS } from "../cli/defaults.ts";
 import { isSafeId } from "../contract/ids.ts";
+import { DiskWriteError } from "../util/files.ts";
 
 export const TELEMETRY_MIME = "application/x-ndjson";
 /**
@@ -75,6 +76,10 @@ export class TelemetryForwarder {
   #attempt = 0;
   /** Records the Queen acknowledged since start. */
   forwarded = 0;
+  /** Stalls the watch has warned about since start. */
+  stalls = 0;
+  /** Whether the watch found forwarding stuck at its last check (cleared once it moves). */
+  stalled = false;
 
   constructor(options: ForwarderOptions) {
     this.#o = options;
@@ -156,6 +161,15 @@ export class TelemetryForwarder {
       }).finally(sync);
       this.#attempt = 0;
     } catch (error) {
+      if (error instanceof DiskWriteError) {
+        // The position could not be saved: what reached the Queen is resent later under the same
+        // seqs (safe), but a new Queen segment must not be used before it is on disk. Pause, as
+        // for a refusal, rather than drop a link that is fine.
+        const delay = backoffDelay(this.#attempt++);
+        this.#blockedUntil = this.#now() + delay;
+        this.#o.log.warn(`telemetry: cannot save the forwarding position: ${error.message}; pausing forwarding for ${delay} ms`);
+        return;
+      }
       if (!(error instanceof ConsoleError) || error.kind !== "rejected") throw error;
       const asked = error.ack === undefined ? undefined : ackDelayMs(error.ack);
       const full = /segment-full|no-such-segment/.test(error.ack?.detail ?? "");
@@ -166,6 +180,43 @@ export class TelemetryForwarder {
         `telemetry: ${error.message}; ${full ? "starting a new segment" : `pausing forwarding for ${delay} ms, records keep spooling`}`,
       );
     }
+  }
+
+  /**
+   * Checks every `everyMs` on the clock that forwarding moves while records wait and the
+   * console is up (`isUp`), and warns once per stall (with how long the oldest record has
+   * waited), then once more when it moves again. A quota pause is not a stall: it was logged.
+   * Returns the function that stops the checks.
+   */
+  watch(isUp: () => boolean, everyMs: number = DEFAULTS.telemetryStallMs): () => void {
+    const clock = this.#o.clock ?? systemClock;
+    const spool = this.#o.spool;
+    const position = () => {
+      const p = spool.progress;
+      return `${p.seg}/${p.index}/${p.chunk}/${this.forwarded}`;
+    };
+    let last = position();
+    let timer: unknown;
+    const check = () => {
+      const now = position();
+      const waiting = spool.next() !== null;
+      if (now !== last || !waiting) {
+        if (this.stalled) this.#o.log.info(`telemetry: forwarding moves again (${spool.stats().records} records waiting)`);
+        this.stalled = false;
+      } else if (!this.stalled && isUp() && this.pausedFor() === 0 && (spool.oldestWaitingMs() ?? 0) >= everyMs) {
+        this.stalled = true;
+        this.stalls++;
+        const age = Math.round((spool.oldestWaitingMs() ?? 0) / 1000);
+        this.#o.log.warn(
+          `telemetry: forwarding made no progress for ${Math.round(everyMs / 1000)} s while ${spool.stats().records} ` +
+            `records wait (the oldest for ${age} s) and the console is up`,
+        );
+      }
+      last = now;
+      timer = clock.setTimer(everyMs, check);
+    };
+    timer = clock.setTimer(everyMs, check);
+    return () => clock.clearTimer(timer);
   }
 
   async #newSegment(session: ConsoleSession, base: string, signal?: AbortSignal): Promise<string> {

@@ -11,23 +11,23 @@ import { concatBytes } from "../util/bytes.ts";
 import { decodeCbor, encodeCbor } from "../util/cbor.ts";
 import {
   closeSync,
+  constants,
   existsSync,
-  fsyncSync,
+  fstatSync,
   mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
   readSync,
-  renameSync,
   truncateSync,
   unlinkSync,
-  writeSync,
 } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../util/log.ts";
 import { DEFAULTS } from "../cli/defaults.ts";
 import { crc32 } from "node:zlib";
-import { openRegular } from "../util/files.ts";
+import { appendFully, DiskWriteError, openRegular, replaceFileDurably, syncFully } from "../util/files.ts";
+import { type Clock, systemClock } from "../util/clock.ts";
 import * as v from "valibot";
 import { describeIssue } from "../util/issues.ts";
 
@@ -55,6 +55,8 @@ export interface SpoolOptions {
   readonly sync?: boolean;
   /** Read without repairing or writing anything (export, while a daemon may be appending). */
   readonly readOnly?: boolean;
+  /** Times arrivals, for the age of the oldest record not yet forwarded (default: the system clock). */
+  readonly clock?: Clock;
 }
 
 interface Segment {
@@ -63,6 +65,12 @@ interface Segment {
   /** Byte offset of each record's frame. */
   readonly offsets: number[];
   bytes: number;
+  /**
+   * When records arrived: each entry covers the records from `index` on, until the next entry.
+   * One entry per second at most (an age is read in seconds), so it stays small. Records found
+   * at start-up count from the segment file's last change (they are at least that old).
+   */
+  readonly arrivals: { index: number; at: number }[];
 }
 
 const HEADER = 8;
@@ -107,7 +115,14 @@ export class Spool {
 
   /** Opens (creating) the spool in `dir`, repairing torn tails. */
   static open(options: SpoolOptions): Spool {
-    const spool = new Spool({ segmentBytes: 1 << 20, capBytes: DEFAULTS.spoolMaxMb << 20, sync: true, readOnly: false, ...options });
+    const spool = new Spool({
+      segmentBytes: 1 << 20,
+      capBytes: DEFAULTS.spoolMaxMb << 20,
+      sync: true,
+      readOnly: false,
+      clock: systemClock,
+      ...options,
+    });
     if (!options.readOnly) mkdirSync(options.dir, { recursive: true, mode: 0o700 });
     else if (!existsSync(options.dir)) return spool;
     for (const file of readdirSync(options.dir).filter((f) => /^seg-\d{8}\.spool$/.test(f)).sort()) {
@@ -130,43 +145,70 @@ export class Spool {
     return spool;
   }
 
-  /** Appends records and syncs them to disk before returning. */
+  /**
+   * Appends records and syncs them to disk before returning. Writes fully or not at all: on a
+   * full (or failing) disk it throws `DiskWriteError`, the segment is cut back to its last whole
+   * frame, and none of the records is indexed, so nothing is acknowledged that is not on disk.
+   */
   append(records: readonly unknown[]): void {
     if (this.#o.readOnly) throw new Error("Cannot append: the spool was opened read-only");
     if (records.length === 0) return;
-    let seg = this.#segments.at(-1);
-    if (seg === undefined || seg.bytes >= this.#o.segmentBytes) seg = this.#roll();
     const frames: Uint8Array[] = [];
-    const offsets: number[] = [];
-    let at = seg.bytes;
     for (const r of records) {
       // Plain CBOR per frame: with cbor-x's default shared "record" structures, a frame read
       // alone after a restart would decode as {}.
       const body = encodeCbor(r);
+      // A frame a scan would not believe would be acknowledged now and lost at the next start.
+      if (body.length > MAX_FRAME_BODY) {
+        throw new RangeError(`Cannot spool a record of ${body.length} bytes of CBOR: the bound is ${MAX_FRAME_BODY}`);
+      }
       const frame = new Uint8Array(HEADER + body.length);
       const view = new DataView(frame.buffer);
       view.setUint32(0, body.length, true);
       view.setUint32(4, crc32(body), true);
       frame.set(body, HEADER);
-      offsets.push(at);
-      at += frame.length;
       frames.push(frame);
     }
-    this.#fd ??= openSync(seg.path, "a", 0o600);
-    writeSync(this.#fd, concatBytes(frames));
-    this.#sync(this.#fd);
-    // Indexed only once on disk: a failed write leaves no records that are not there.
+    let seg = this.#segments.at(-1);
+    // A segment deleted from under the spool would take appends to a file nobody can read again.
+    if (seg !== undefined && this.#fd !== null && fstatSync(this.#fd).nlink === 0) {
+      this.#lose(seg);
+      seg = this.#segments.at(-1);
+    }
+    if (seg === undefined || seg.bytes >= this.#o.segmentBytes || this.#fd === null) seg = this.#openForAppend(seg);
+    const offsets: number[] = [];
+    let at = seg.bytes;
+    for (const frame of frames) {
+      offsets.push(at);
+      at += frame.length;
+    }
+    appendFully(this.#fd!, concatBytes(frames), seg.path, seg.bytes, (fd) => this.#sync(fd, seg.path));
+    // Indexed only once wholly on disk: a failed write leaves no records that are not there.
+    const now = this.#o.clock.now();
+    const last = seg.arrivals.at(-1);
+    if (last === undefined || now - last.at >= 1000) seg.arrivals.push({ index: seg.offsets.length, at: now });
     seg.offsets.push(...offsets);
     seg.bytes = at;
+    // A forwarder caught up with the end of the previous segment moves on to this one.
+    this.#clampProgress();
     this.#enforceCap();
   }
 
   /** The record at the forwarding position, or null when everything was forwarded. */
   next(): { record: unknown; progress: Readonly<Progress> } | null {
-    const p = this.#progress;
-    const seg = this.#segments.find((s) => s.n === p.seg);
-    if (seg === undefined || p.index >= seg.offsets.length) return null;
-    return { record: this.#read(seg, p.index), progress: p };
+    for (;;) {
+      const p = this.#progress;
+      const seg = this.#segments.find((s) => s.n === p.seg);
+      if (seg === undefined || p.index >= seg.offsets.length) return null;
+      try {
+        return { record: this.#read(seg, p.index), progress: p };
+      } catch (error) {
+        // Deleted from under the spool (by hand): its records are lost, counted, and forwarding
+        // goes on with the next segment rather than failing every step.
+        if ((error as { code?: string }).code !== "ENOENT") throw error;
+        this.#lose(seg);
+      }
+    }
   }
 
   /**
@@ -187,7 +229,15 @@ export class Spool {
       if (seg.n < p.seg) continue;
       for (let i = seg.n === p.seg ? p.index : 0; i < seg.offsets.length; i++) {
         if (n++ >= max) return;
-        yield { record: this.#read(seg, i), seg: seg.n, index: i };
+        let record: unknown;
+        try {
+          record = this.#read(seg, i);
+        } catch (error) {
+          // A segment deleted by hand ends the batch here; next() counts it when it is reached.
+          if ((error as { code?: string }).code === "ENOENT") return;
+          throw error;
+        }
+        yield { record, seg: seg.n, index: i };
       }
     }
   }
@@ -236,6 +286,21 @@ export class Spool {
     return { records, bytes: this.#segments.reduce((n, s) => n + s.bytes, 0), segments: this.#segments.length };
   }
 
+  /**
+   * How long the oldest record not yet forwarded has waited, in milliseconds (to the second:
+   * arrivals are kept per second); null when every record was forwarded.
+   */
+  oldestWaitingMs(): number | null {
+    const p = this.#progress;
+    for (const seg of this.#segments) {
+      const from = seg.n < p.seg ? seg.offsets.length : seg.n === p.seg ? p.index : 0;
+      if (from >= seg.offsets.length) continue;
+      const arrival = seg.arrivals.findLast((a) => a.index <= from) ?? seg.arrivals[0];
+      return arrival === undefined ? null : Math.max(0, this.#o.clock.now() - arrival.at);
+    }
+    return null;
+  }
+
   get progress(): Readonly<Progress> {
     return this.#progress;
   }
@@ -282,9 +347,11 @@ export class Spool {
    */
   #scan(n: number, path: string): Segment | null {
     let data: Buffer;
+    let mtime: number;
     try {
       const fd = openRegular(path);
       try {
+        mtime = fstatSync(fd).mtimeMs;
         data = readFileSync(fd);
       } finally {
         closeSync(fd);
@@ -329,7 +396,8 @@ export class Spool {
       );
       truncateSync(path, at);
     }
-    return { n, path, offsets, bytes: at };
+    const changed = Math.min(this.#o.clock.now(), mtime);
+    return { n, path, offsets, bytes: at, arrivals: offsets.length > 0 ? [{ index: 0, at: changed }] : [] };
   }
 
   #read(seg: Segment, index: number): unknown {
@@ -347,14 +415,28 @@ export class Spool {
     }
   }
 
-  #roll(): Segment {
+  /**
+   * The segment to append to, with its file open for writing: `seg` again (after a restart, or
+   * a failed write closed it) unless it is full, else a new one, listed only once its file
+   * exists. Not `O_APPEND`: each write goes at the end of the last whole frame, over any partial
+   * bytes a failed write could not cut back.
+   */
+  #openForAppend(seg: Segment | undefined): Segment {
     if (this.#fd !== null) closeSync(this.#fd);
     this.#fd = null;
-    const n = Math.max(this.#segments.at(-1)?.n ?? 0, this.#highest) + 1;
+    const reuse = seg !== undefined && seg.bytes < this.#o.segmentBytes;
+    const n = reuse ? seg.n : Math.max(this.#segments.at(-1)?.n ?? 0, this.#highest) + 1;
+    const path = join(this.#o.dir, name(n));
+    try {
+      this.#fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    } catch (error) {
+      throw new DiskWriteError(path, error);
+    }
+    if (reuse) return seg;
     this.#highest = n;
-    const seg = { n, path: join(this.#o.dir, name(n)), offsets: [], bytes: 0 };
-    this.#segments.push(seg);
-    return seg;
+    const fresh: Segment = { n, path, offsets: [], bytes: 0, arrivals: [] };
+    this.#segments.push(fresh);
+    return fresh;
   }
 
   /** Past the cap, the oldest segment goes, forwarded or not: bounded beats unbounded. */
@@ -366,7 +448,7 @@ export class Spool {
       const lost = old.n < p.seg ? 0 : old.n === p.seg ? old.offsets.length - p.index : old.offsets.length;
       this.dropped += lost;
       total -= old.bytes;
-      unlinkSync(old.path);
+      removeSegment(old.path);
       this.#o.log.warn(
         `spool: over its ${this.#o.capBytes}-byte cap; dropped ${
           name(old.n)
@@ -375,6 +457,23 @@ export class Spool {
       if (old.n === p.seg && p.chunk > 0) p.queenSeg = null; // its record was half sent: start a clean Queen segment
       this.#clampProgress();
     }
+  }
+
+  /** A segment whose file is gone: its unforwarded records are counted as dropped, with a warning. */
+  #lose(seg: Segment): void {
+    const p = this.#progress;
+    const lost = seg.n < p.seg ? 0 : seg.n === p.seg ? seg.offsets.length - p.index : seg.offsets.length;
+    this.dropped += lost;
+    if (seg === this.#segments.at(-1) && this.#fd !== null) {
+      closeSync(this.#fd); // it was being appended to: the next append opens a new one
+      this.#fd = null;
+    }
+    this.#segments.splice(this.#segments.indexOf(seg), 1);
+    if (seg.n === p.seg && p.chunk > 0) p.queenSeg = null; // its record was half sent
+    this.#o.log.warn(
+      `spool: ${name(seg.n)} was deleted from under the spool: ${lost} unforwarded records lost (${this.dropped} dropped so far)`,
+    );
+    this.#clampProgress();
   }
 
   /** Keeps the position on an existing record, deleting segments it has passed. */
@@ -392,33 +491,34 @@ export class Spool {
       if (p.index < seg.offsets.length || last) break;
       // Fully forwarded and no longer written to: delete it.
       this.#segments.splice(this.#segments.indexOf(seg), 1);
-      unlinkSync(seg.path);
+      removeSegment(seg.path);
       Object.assign(p, { seg: seg.n + 1, index: 0, chunk: 0 });
     }
     for (const old of this.#segments.filter((s) => s.n < p.seg)) {
       this.#segments.splice(this.#segments.indexOf(old), 1);
-      unlinkSync(old.path);
+      removeSegment(old.path);
     }
   }
 
   #persist(): void {
-    const path = join(this.#o.dir, "progress.json");
-    const fd = openSync(`${path}.tmp`, "w", 0o600);
-    try {
-      writeSync(fd, JSON.stringify(this.#progress));
-      this.#sync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(`${path}.tmp`, path);
+    replaceFileDurably(join(this.#o.dir, "progress.json"), JSON.stringify(this.#progress), 0o600, this.#o.sync);
   }
 
-  #sync(fd: number): void {
+  #sync(fd: number, path: string): void {
     if (!this.#o.sync) return;
     const t0 = performance.now();
-    fsyncSync(fd);
+    syncFully(fd, path);
     this.syncs++;
     this.syncMs += performance.now() - t0;
+  }
+}
+
+/** Removes a segment file; one already gone (an operator's clean-up) is not an error. */
+function removeSegment(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (error) {
+    if ((error as { code?: string }).code !== "ENOENT") throw error;
   }
 }
 

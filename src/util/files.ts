@@ -1,11 +1,17 @@
 /** Reading files whose size the bridge must bound, and writing files fully or not at all. */
-import { closeSync, constants, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 
 /** Raised for a path that is not a regular file (a FIFO, device, socket, directory or symlink). */
 export class NotRegularFileError extends Error {
   override name = "NotRegularFileError";
   readonly code = "ENOTREG";
+  /** The path refused (undefined where a caller built the error without one). */
+  readonly path: string | undefined;
+  constructor(message: string, path?: string) {
+    super(message);
+    this.path = path;
+  }
 }
 
 /**
@@ -19,7 +25,7 @@ export function openRegular(path: string): number {
   let ok = false;
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) throw new NotRegularFileError(`Cannot read ${path}: it is not a regular file`);
+    if (!st.isFile()) throw new NotRegularFileError(`Cannot read ${path}: it is not a regular file`, path);
     ok = true;
     return fd;
   } finally {
@@ -100,6 +106,35 @@ export function writeFully(fd: number, data: Uint8Array | string, path: string, 
   }
 }
 
+/**
+ * Appends `data` at byte `end` of the file open as `fd` (not opened `O_APPEND`: the position is
+ * the caller's record of where its last whole write ended), and syncs it (`sync`: false skips
+ * that, a function syncs in its place, e.g. to time it).
+ * On any failure the file is cut back to `end` and `DiskWriteError` is thrown: a file of frames
+ * or lines never keeps a partial one, and a later append starts where the good data ends.
+ */
+export function appendFully(
+  fd: number,
+  data: Uint8Array | string,
+  path: string,
+  end: number,
+  sync: boolean | ((fd: number) => void) = true,
+): void {
+  try {
+    writeFully(fd, data, path, end);
+    if (typeof sync === "function") sync(fd);
+    else if (sync) syncFully(fd, path);
+  } catch (error) {
+    try {
+      ftruncateSync(fd, end);
+    } catch {
+      // Cutting back frees space, so it succeeds on a full disk; if even that fails, the next
+      // append still starts at `end` and overwrites the partial bytes.
+    }
+    throw error;
+  }
+}
+
 /** `fsync` that reports a failure as `DiskWriteError` naming `path`. */
 export function syncFully(fd: number, path: string): void {
   try {
@@ -114,9 +149,9 @@ export function syncFully(fd: number, path: string): void {
  * without the target's extension, so folder scanners skip it) is written fully, synced, and
  * renamed over `path`, then the folder is synced. On any failure the temporary file is removed,
  * the old `path` stays as it was, and `DiskWriteError` is thrown: a truncated copy never
- * replaces a good file.
+ * replaces a good file. `sync` false skips the syncs (benchmarks, and data that may lag).
  */
-export function replaceFileDurably(path: string, data: Uint8Array | string, mode = 0o600): void {
+export function replaceFileDurably(path: string, data: Uint8Array | string, mode = 0o600, sync = true): void {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   let fd: number;
   try {
@@ -126,7 +161,7 @@ export function replaceFileDurably(path: string, data: Uint8Array | string, mode
   }
   try {
     writeFully(fd, data, path);
-    syncFully(fd, path);
+    if (sync) syncFully(fd, path);
   } catch (error) {
     closeSync(fd);
     rmSync(tmp, { force: true });
@@ -139,7 +174,7 @@ export function replaceFileDurably(path: string, data: Uint8Array | string, mode
     rmSync(tmp, { force: true });
     throw new DiskWriteError(path, error);
   }
-  syncDir(dirname(path));
+  if (sync) syncDir(dirname(path));
 }
 
 /** Syncs a folder so a rename or a new file in it survives a crash; best effort where unsupported. */

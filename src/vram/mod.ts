@@ -93,9 +93,10 @@ export async function startVram(o: VramOptions): Promise<Vram> {
     unavailable = (error as Error).message.split("\n")[0];
     o.log.warn(`sealed shards are unavailable: ${unavailable}`);
   }
+  const audit = new VramAudit(o.ephemeral ? null : join(o.stateDir, "vram-audit.jsonl"), o.log, now);
   const store = backend === null ? null : new ShardStore({
     backend,
-    audit: new VramAudit(o.ephemeral ? null : join(o.stateDir, "vram-audit.jsonl"), o.log, now),
+    audit,
     key: sealKey,
     workerId: o.workerId,
     lease: o.lease,
@@ -141,6 +142,7 @@ export async function startVram(o: VramOptions): Promise<Vram> {
       store?.close();
       backend?.close();
       pool?.close();
+      audit.close();
     },
   };
 }

@@ -5,7 +5,8 @@
  * signature or attestation handed out yesterday still checks; it is never logged or returned.
  */
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
+import { openRegular, syncDir, syncFully, writeFully } from "../util/files.ts";
 import { dirname } from "node:path";
 
 export const SEAL_INFO = "gpu-bridge-host-vram-seal-v1";
@@ -23,10 +24,16 @@ export function loadSealSecret(path: string): Uint8Array {
     try {
       const fd = openSync(path, "wx", 0o600);
       try {
-        writeSync(fd, Buffer.from(randomBytes(32)).toString("hex") + "\n");
+        writeFully(fd, Buffer.from(randomBytes(32)).toString("hex") + "\n", path);
+        syncFully(fd, path);
+      } catch (error) {
+        // A short key would make every later start refuse it: no key is better than half of one.
+        rmSync(path, { force: true });
+        throw error;
       } finally {
         closeSync(fd);
       }
+      syncDir(dirname(path));
     } catch (error) {
       if ((error as { code?: string }).code !== "EEXIST") {
         throw new Error(`Cannot create the seal key ${path}: ${(error as Error).message}`, { cause: error });
@@ -34,7 +41,13 @@ export function loadSealSecret(path: string): Uint8Array {
     }
   }
   chmodSync(path, 0o600);
-  const text = readFileSync(path, "utf8").trim();
+  const fd = openRegular(path); // a folder, FIFO or device here is refused, naming the path
+  let text: string;
+  try {
+    text = readFileSync(fd, "utf8").trim();
+  } finally {
+    closeSync(fd);
+  }
   if (!/^[0-9a-f]{64,2048}$/.test(text) || text.length % 2 !== 0) {
     throw new Error(
       `Cannot use the seal key ${path}: it must hold 32 to 1024 bytes as lowercase hex; delete it to make a new one (sealed shards and attestations signed with it stop checking)`,

@@ -28,9 +28,9 @@ afterEach(async () => {
   dir.cleanup();
 });
 
-function start(clock: FakeClock, connect: Connect) {
+function start(clock: FakeClock, connect: Connect, segmentBytes?: number) {
   const { log, lines } = memoryLogger();
-  const s = (spool = Spool.open({ dir: dir.path, log }));
+  const s = (spool = Spool.open({ dir: dir.path, log, clock, ...(segmentBytes !== undefined && { segmentBytes }) }));
   const forwarder = new TelemetryForwarder({ spool: s, deviceId: "edge-7", log, clock });
   publisher = new Publisher({
     connect,
@@ -84,4 +84,18 @@ test("a throttled refusal's delay_ms is the pause, to the millisecond", async ()
   expect(forwarder.forwarded).toBe(sent);
   await clock.run(1);
   expect(forwarder.forwarded).toBe(3);
+});
+
+test("forwarding that has caught up follows every new spool segment: records sent one by one all arrive", async () => {
+  const clock = new FakeClock();
+  const { state, connect } = memoryMockConsole({ token: "t" }, clock);
+  const { push, forwarder } = start(clock, connect, 1); // every record fills its segment
+  await clock.run(0);
+  for (let i = 0; i < 8; i++) {
+    push(i, 1);
+    await clock.run(0);
+    expect(forwarder.forwarded).toBe(i + 1); // caught up at a segment's end, then the next segment
+    expect(spool!.oldestWaitingMs()).toBeNull();
+  }
+  expect(tokenCounts(state.queen.delivered("edge-7"))).toEqual(Array.from({ length: 8 }, (_, i) => 100 + i));
 });

@@ -1,0 +1,28 @@
+/** `telemetry push` and `telemetry export` name the file or folder that is wrong, and the flag. */
+import { afterEach, beforeEach, expect, test } from "bun:test";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { exportTelemetry, pushTelemetry } from "../../src/telemetry/cli.ts";
+import { memoryLogger, tempDir } from "../helpers.ts";
+
+let dir: { path: string; cleanup: () => void };
+beforeEach(() => (dir = tempDir("gbh-tcli-")));
+afterEach(() => dir.cleanup());
+
+test("push: a missing file, or a folder, is named with what is wrong, not a raw ENOENT", async () => {
+  const missing = join(dir.path, "nope.ndjson");
+  const push = (file: string) => pushTelemetry({ file, url: "http://127.0.0.1:1", token: "t".repeat(20) }, memoryLogger().log);
+  await expect(push(missing)).rejects.toThrow(
+    `Cannot read the telemetry file ${JSON.stringify(missing)} (telemetry push FILE): no such file`,
+  );
+  await expect(push(dir.path)).rejects.toThrow("it is a folder, not a file of NDJSON records");
+});
+
+test('export: a --state-dir without a spool is an error naming the flag, not "exported 0 records"', () => {
+  const out = join(dir.path, "out.cbor");
+  expect(() => exportTelemetry({ stateDir: join(dir.path, "elsewhere"), out }, memoryLogger().log)).toThrow(
+    /does not exist; is --state-dir ".*elsewhere" the bridge's state folder\?/,
+  );
+  mkdirSync(join(dir.path, "state", "telemetry"), { recursive: true });
+  expect(exportTelemetry({ stateDir: join(dir.path, "state"), out }, memoryLogger().log)).toBe(0); // an empty spool is fine
+});
