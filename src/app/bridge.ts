@@ -134,6 +134,8 @@ export function bridgeFacade(p: FacadeParts): BridgeFacade {
       submit: (leaseId, descriptor) => host.submitJob(leaseId, descriptor),
       get: (job) => host.jobs.get(job),
       counts: () => host.jobs.counts(),
+      results: () => host.jobs.results(),
+      policy: host.jobs.policy,
     },
     models: p.models,
     console: { target: p.console ?? null, stats: () => p.publisher?.stats ?? null },
@@ -162,6 +164,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
     log: log.child("host"),
     onChange: changed,
     maxStreamsPerGpu: options.maxStreamsPerGpu,
+    retention: { resultBytes: options.jobResultsBytes, resultAgeMs: options.jobResultsAgeMs },
     ...(options.bundleDir !== undefined && { bundleDir: options.bundleDir }),
     ...(tuning.clock !== undefined && { clock: tuning.clock }),
     ...(!tuning.noJournal && { journal: new LeaseJournal(join(options.stateDir, "leases.jsonl")) }),
@@ -310,6 +313,8 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
     refresh,
     async stop() {
       stopped = true;
+      // Job children first: killed now, so they are gone by the time the rest has stopped.
+      host.jobs.close();
       clock.clearTimer(refreshTimer);
       registry?.close();
       cdi?.stop();
@@ -317,6 +322,10 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
       host.close();
       vram.close();
       spool.close();
+      // A clean stop leaves no job process behind: wait (bounded) until every child has exited.
+      if (!(await host.jobs.idle(DEFAULTS.stopChildrenMs))) {
+        log.warn(`job processes still running ${DEFAULTS.stopChildrenMs} ms into the stop; they die with the bridge`);
+      }
     },
   };
 }

@@ -6,6 +6,7 @@
 import { type JobProblem, type LaunchLimits, resolveInBundle, validateJob } from "../job/descriptor.ts";
 import type { Runner } from "../job/runner.ts";
 import { type JobRecord, JobScheduler } from "../job/scheduler.ts";
+import type { RetentionPolicy } from "../job/retention.ts";
 import { parseControl } from "../lease/control.ts";
 import { COMPACT_AFTER, type LeaseJournal } from "../lease/journal.ts";
 import { GpuLogs } from "../lease/logs.ts";
@@ -41,6 +42,8 @@ export interface HostOptions {
   readonly onChange: () => void;
   readonly clock?: Clock;
   readonly maxStreamsPerGpu?: number;
+  /** How long finished jobs and their results are kept (src/job/retention.ts). */
+  readonly retention?: Partial<RetentionPolicy>;
   readonly bundleDir?: string;
   readonly journal?: LeaseJournal;
   readonly limits?: (gpuId: string) => LaunchLimits | undefined;
@@ -83,6 +86,7 @@ export class HostState {
       ...(o.clock !== undefined && { clock: o.clock }),
       ...(o.deviceOf !== undefined && { deviceOf: o.deviceOf }),
       ...(o.gate !== undefined && { gate: o.gate }),
+      ...(o.retention !== undefined && { retention: o.retention }),
       onChange: (job) => {
         this.logsOf(job.gpu_id).appendStatus(statusLine(job.job, job.state, job.detail));
         if (job.state === "ERR") o.log.warn(`job ${job.job} on ${job.gpu_id}: ERR ${job.detail}${job.message ? ` (${job.message})` : ""}`);
