@@ -3,7 +3,8 @@
  * which become the `ctl`, `lease` and `status` payloads the VM sees. Every change calls
  * `onChange`, which the daemon turns into a republish.
  */
-import { type JobProblem, type LaunchLimits, resolveInBundle, validateJob } from "../job/descriptor.ts";
+import { type JobProblem, type LaunchLimits, validateJob } from "../job/descriptor.ts";
+import { writeJobOutput } from "../job/output.ts";
 import type { Runner } from "../job/runner.ts";
 import { type JobRecord, JobScheduler } from "../job/scheduler.ts";
 import type { RetentionPolicy } from "../job/retention.ts";
@@ -17,8 +18,6 @@ import type { GpuInfo } from "../inventory/types.ts";
 import type { Logger } from "../util/log.ts";
 import { LIMITS } from "../contract/limits.ts";
 import type { NodeLogs } from "../contract/namespace.ts";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
 import { byteLength } from "../util/bytes.ts";
 
 /** A refused job submission; `problems` name the fields. */
@@ -265,11 +264,13 @@ export class HostState {
   #writeResult(job: JobRecord, output: string | undefined): string | null {
     // A VM path (docs/protocol.md#12-what-the-vm-writes-back) is kept as given: the API serves the result.
     if (output === undefined || output.startsWith("/") || this.#o.bundleDir === undefined) return null;
-    const path = resolveInBundle(this.#o.bundleDir, output);
-    if (typeof path !== "string") return `cannot write its result to ${output}: ${path.error}`;
     try {
-      mkdirSync(dirname(path), { recursive: true });
-      writeFileSync(path, JSON.stringify({ job: job.job, gpu_id: job.gpu_id, state: "OK", result: job.result }, null, 2) + "\n");
+      // Created under the bundle directory through folder handles, never following a link.
+      writeJobOutput(
+        this.#o.bundleDir,
+        output,
+        JSON.stringify({ job: job.job, gpu_id: job.gpu_id, state: "OK", result: job.result }, null, 2) + "\n",
+      );
       return null;
     } catch (error) {
       return `cannot write its result to ${output}: ${(error as Error).message}`;
