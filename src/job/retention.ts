@@ -38,6 +38,7 @@ export class JobRetention<R extends Retained> {
   #bytes = 0;
   #timer: unknown = undefined;
   #timerAt = Infinity;
+  #closed = false;
 
   constructor(policy: RetentionPolicy, clock: Clock, drop: (job: string) => void) {
     this.#policy = policy;
@@ -93,6 +94,7 @@ export class JobRetention<R extends Retained> {
 
   /** Frees every result and forgets every finished job (the bridge stops); clears the timer. */
   close(): void {
+    this.#closed = true;
     this.#clock.clearTimer(this.#timer);
     this.#timer = undefined;
     for (const record of [...this.#results.keys()]) this.#free(record);
@@ -105,6 +107,7 @@ export class JobRetention<R extends Retained> {
   }
 
   #arm(now: number): void {
+    if (this.#closed) return;
     const oldestJob = this.#finished.values().next();
     const oldestResult = this.#results.values().next();
     const next = Math.min(
