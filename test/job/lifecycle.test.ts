@@ -163,3 +163,34 @@ test("idle() gives up after its bound, saying so", async () => {
   expect(done).toBe(false);
   runner.live[0]!.exit();
 });
+
+test("over the API: a freed result is a 404 that says why, and /metrics shows what is held", async () => {
+  const [{ createApp }, { bridgeFacade }, { builtinCatalog }, { mockStats }] = await Promise.all([
+    import("../../src/api/app.ts"),
+    import("../../src/app/bridge.ts"),
+    import("../../src/models/catalog.ts"),
+    import("../../src/inventory/mock.ts"),
+  ]);
+  host = make({ resultAgeMs: 60_000 });
+  const app = createApp({
+    token: "test-token-0123456789",
+    log: memoryLogger().log,
+    bridge: bridgeFacade({
+      version: "9.9.9",
+      hostname: "edge-01",
+      gpus: () => MOCK_GPUS,
+      stats: () => Promise.resolve(mockStats()),
+      host,
+      models: { catalog: () => builtinCatalog(), setActive: () => {} },
+    }),
+  });
+  await runJobs(1, 1);
+  expect((await app.request("/v1/jobs/j1/result")).status).toBe(200);
+  expect(await (await app.request("/metrics")).text()).toContain("gpu_bridge_job_results_bytes 1024\n");
+  clock.advance(60_000);
+  const res = await app.request("/v1/jobs/j1/result");
+  expect(res.status).toBe(404);
+  expect(await res.text()).toContain("its result was freed (results are kept for 60 s, up to 64 MiB in all)");
+  expect(await (await app.request("/metrics")).text()).toContain("gpu_bridge_job_results_bytes 0\n");
+  expect(((await (await app.request("/v1/jobs/j1")).json()) as { state: string }).state).toBe("OK");
+});
