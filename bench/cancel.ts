@@ -1,6 +1,6 @@
 /**
- * Job cancellation under load: N jobs (default 1,000) with operands from 0 bytes to the 16 MiB
- * maximum, each ended early by a random one of the ways a job can end (its `timeout_ms` of a
+ * Job cancellation under load: jobs with operands from 0 bytes to the 16 MiB maximum, until N
+ * (default 1,000) were ended by their cancellation (within 3N tries), each ended early by a random one of the ways a job can end (its `timeout_ms` of a
  * few ms, a DELETE of its lease, RESET in ctl, its lease's 1 s TTL) after a random delay, so
  * the end lands while it is queued, while its operands are written to the child, while it runs
  * or while its result comes back; every 250 jobs the daemon is stopped (SIGTERM) with jobs in
@@ -155,7 +155,7 @@ async function one(w: number): Promise<void> {
   const l = await lease(gpu, `cancel-${w}`, way === "ttl" ? 1 : 600);
   if (l === null) return count(way, "no lease");
   // The 1 s TTL runs out at a random point of the job's life, not always before it starts.
-  if (way === "ttl") await Bun.sleep(Math.floor(Math.random() * 900));
+  if (way === "ttl") await Bun.sleep(Math.floor(Math.random() * 400));
   const res = await fetch(`${base}/v1/leases/${l}/jobs`, {
     method: "POST",
     headers,
@@ -213,9 +213,11 @@ const load = (async () => {
   }
 })();
 
+// Until N jobs were ended by their cancellation (a job that finished first, or was refused, does
+// not count), within 3N tries.
 let next = 0;
 await Promise.all(Array.from({ length: workers }, async (_, w) => {
-  while (next < total) {
+  while (done < total && next < 3 * total) {
     const n = next++;
     if (n > 0 && n % STOP_EVERY === 0) {
       // A stop with jobs in flight: this worker starts three slow ones, then SIGTERMs.
@@ -237,7 +239,9 @@ await Promise.all(Array.from({ length: workers }, async (_, w) => {
       release();
     }
     await one(w);
-    if (n % 50 === 49) console.log(`${n + 1} / ${total} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+    if (n % 50 === 49) {
+      console.log(`${n + 1} tried, ${done} / ${total} ended by their cancellation (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+    }
   }
 }));
 loadOn = false;
@@ -247,7 +251,7 @@ const elapsed = (performance.now() - t0) / 1000;
 
 console.log("");
 console.log(
-  `${total} jobs tried in ${
+  `${next} jobs tried in ${
     elapsed.toFixed(0)
   } s, ${workers} at a time, under API and lease load: ${accepted} accepted, ${done} of them ended early by their cancellation`,
 );
