@@ -26,7 +26,7 @@ COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting --no-com
 # Worker modules are extra entry points: a compiled binary holds only what the build was given.
 WORKERS := src/vram/tree-worker.ts
 
-.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-rss bench-vram ptx check-ptx gpu-check bench-cdi cdi-consumer bench-vmback clean
+.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-rss bench-vram ptx check-ptx gpu-check bench-cdi cdi-consumer bench-vmback soak bench-cancel clean
 
 help:
 	@echo "make run     run the bridge daemon on the embedded mock defaults"
@@ -200,6 +200,15 @@ bench-rss: $(BIN)
 
 bench-vmback: deps
 	$(BUN) bench/vmback.ts
+
+# The soak (bench/soak.ts): the compiled daemon on the mock under a steady mixed load, its RSS
+# sampled; SOAK_S=N seconds (default 3600), SHORT=1 for the ~60 s CI check of correctness.
+soak: $(BIN)
+	SHORT="$(SHORT)" $(BUN) bench/soak.ts
+
+# 1,000 random job cancellations with large operands under load (bench/cancel.ts); N=... sets the count.
+bench-cancel: $(BIN)
+	$(BUN) bench/cancel.ts
 
 bench-api: $(BIN)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } || { echo "bench-api needs wrk (apt-get install wrk)"; exit 1; }

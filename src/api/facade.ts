@@ -3,6 +3,7 @@
  * façade (built by `createBridge` in src/app), never lease, job or inventory internals. Every
  * read here is a read: none of them touches the hardware.
  */
+import type { RetentionPolicy } from "../job/retention.ts";
 import type { CdiSpec } from "../cdi/schema.ts";
 import type { PublisherStats } from "../console/publisher.ts";
 import type { GpuInfo } from "../contract/info.ts";
@@ -39,6 +40,9 @@ export interface ApiJobs {
   submit(leaseId: string, descriptor: unknown): JobRecord;
   get(job: string): JobRecord | undefined;
   counts(): Readonly<Record<string, number>>;
+  /** Results held in memory (count and bytes), and the policy that frees them (src/job/retention.ts). */
+  results?(): { count: number; bytes: number };
+  readonly policy?: RetentionPolicy;
 }
 
 /** Telemetry's spool and forwarder, for ingest and its state. */

@@ -1,6 +1,5 @@
 /** `/v1/leases` and `/v1/jobs`: take, renew and release leases; submit and watch jobs, fetch their results. */
 import { MAX_PAYLOAD_BYTES } from "../job/descriptor.ts";
-import { KEEP_OUTPUT_BYTES } from "../job/scheduler.ts";
 import type { Lease } from "../lease/types.ts";
 import { readJson } from "./body.ts";
 import { ApiError } from "./errors.ts";
@@ -62,9 +61,9 @@ export function jobRoutes(bridge: BridgeFacade): SubApp {
     const j = bridge.jobs.get(param(c, "job"));
     if (j === undefined) throw new ApiError(404, "not_found", `Unknown job ${JSON.stringify(param(c, "job"))}`, "job");
     if (j.output === null) {
-      const why = j.output_bytes !== null
-        ? `its result was evicted (results are kept up to ${KEEP_OUTPUT_BYTES / 1048576} MiB in all)`
-        : `it is ${j.state}, with no result`;
+      const p = bridge.jobs.policy;
+      const kept = p === undefined ? "" : ` (results are kept for ${p.resultAgeMs / 1000} s, up to ${p.resultBytes / 1048576} MiB in all)`;
+      const why = j.output_bytes !== null ? `its result was freed${kept}` : `it is ${j.state}, with no result`;
       throw new ApiError(404, "not_found", `Job ${j.job} has no result to serve: ${why}`, "job");
     }
     return new Response(j.output as Uint8Array<ArrayBuffer>, {

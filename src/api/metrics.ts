@@ -14,6 +14,8 @@ export interface MetricsInput {
   readonly publisher: PublisherStats | null;
   readonly leases: readonly Lease[];
   readonly jobs: Readonly<Record<string, number>>;
+  /** Finished jobs' results held in memory for the API. */
+  readonly jobResults?: { readonly count: number; readonly bytes: number };
   readonly telemetry?: {
     readonly spooledRecords: number;
     readonly spooledBytes: number;
@@ -116,6 +118,10 @@ function renderBridgeSection(m: MetricsInput): string {
     [...byGpu].map(([gpu, g]) => [one({ gpu_id: gpu }), g.mem]),
   );
   family(out, "gpu_bridge_jobs", "gauge", "Known jobs by state.", Object.entries(m.jobs).map(([state, n]) => [one({ state }), n]));
+  if (m.jobResults !== undefined) {
+    family(out, "gpu_bridge_job_results", "gauge", "Finished jobs whose result is held in memory.", [[one(), m.jobResults.count]]);
+    family(out, "gpu_bridge_job_results_bytes", "gauge", "Bytes of job results held in memory.", [[one(), m.jobResults.bytes]]);
+  }
   const t = m.telemetry;
   if (t !== undefined) {
     family(out, "gpu_bridge_telemetry_spooled_records", "gauge", "Telemetry records in the local spool.", [[one(), t.spooledRecords]]);

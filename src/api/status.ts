@@ -39,6 +39,7 @@ export function statusRoutes(bridge: BridgeFacade): SubApp {
         publisher: bridge.console.stats(),
         leases: bridge.leases.live(),
         jobs: bridge.jobs.counts(),
+        ...(bridge.jobs.results !== undefined && { jobResults: bridge.jobs.results() }),
         ...(t !== undefined && s !== undefined &&
           {
             telemetry: {

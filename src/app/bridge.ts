@@ -136,6 +136,8 @@ export function bridgeFacade(p: FacadeParts): BridgeFacade {
       submit: (leaseId, descriptor) => host.submitJob(leaseId, descriptor),
       get: (job) => host.jobs.get(job),
       counts: () => host.jobs.counts(),
+      results: () => host.jobs.results(),
+      policy: host.jobs.policy,
     },
     models: p.models,
     console: { target: p.console ?? null, stats: () => p.publisher?.stats ?? null },
@@ -176,6 +178,7 @@ async function wireBridge(options: BridgeOptions, ports: BridgePorts, tuning: Br
     log: log.child("host"),
     onChange: changed,
     maxStreamsPerGpu: options.maxStreamsPerGpu,
+    retention: { resultBytes: options.jobResultsBytes, resultAgeMs: options.jobResultsAgeMs },
     ...(options.bundleDir !== undefined && { bundleDir: options.bundleDir }),
     ...(tuning.clock !== undefined && { clock: tuning.clock }),
     ...(!tuning.noJournal && { journal: new LeaseJournal(join(options.stateDir, "leases.jsonl")) }),
@@ -335,6 +338,8 @@ async function wireBridge(options: BridgeOptions, ports: BridgePorts, tuning: Br
     refresh,
     async stop() {
       stopped = true;
+      // Job children first: killed now, so they are gone by the time the rest has stopped.
+      host.jobs.close();
       clock.clearTimer(refreshTimer);
       stopWatch?.();
       registry?.close();
@@ -344,6 +349,10 @@ async function wireBridge(options: BridgeOptions, ports: BridgePorts, tuning: Br
       applied.close();
       vram.close();
       spool.close();
+      // A clean stop leaves no job process behind: wait (bounded) until every child has exited.
+      if (!(await host.jobs.idle(DEFAULTS.stopChildrenMs))) {
+        log.warn(`job processes still running ${DEFAULTS.stopChildrenMs} ms into the stop; they die with the bridge`);
+      }
     },
   };
 }

@@ -47,6 +47,15 @@ export const DEFAULTS = Object.freeze(
     sysRoot: "/",
     runner: "auto",
     maxStreamsPerGpu: 16,
+    // What finished jobs keep in memory for the API (src/job/retention.ts): a record (state,
+    // summary, the result's size and SHA-256) for a count and an hour; the result bytes, all
+    // jobs together, up to `--job-results-mb` and for `--job-results-age-s`.
+    jobKeepFinished: 4096,
+    jobKeepFinishedS: 3600,
+    jobResultsMb: 64,
+    jobResultsAgeS: 600,
+    /** How long a stop waits for killed job processes to exit (within the daemon's 2 s stop). */
+    stopChildrenMs: 1500,
     spoolMaxMb: 256,
     queenSegmentKb: 64,
     /** Warn when forwarding made no progress for this long while records wait and the console is up. */

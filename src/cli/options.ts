@@ -33,6 +33,10 @@ export interface BridgeOptions {
   readonly bundleDir: string | undefined;
   readonly runner: RunnerKind;
   readonly maxStreamsPerGpu: number;
+  /** Result bytes kept for the API, all finished jobs together (src/job/retention.ts). */
+  readonly jobResultsBytes: number;
+  /** How long a finished job's result is kept. */
+  readonly jobResultsAgeMs: number;
   /** The device id telemetry is filed under at the Queen (default: the host name). */
   readonly deviceId: string | undefined;
   readonly spoolMaxBytes: number;
@@ -140,6 +144,8 @@ export const bridgeFlags = () => ({
   "bundle-dir": "string",
   "runner": "choice:auto|cpu|cuda",
   "max-streams-per-gpu": "int:1:1024",
+  "job-results-mb": "int:0:1048576",
+  "job-results-age-s": "int:0:604800",
   "device-id": "string",
   "spool-max-mb": "int:1:1048576",
   "queen-segment-kb": "int:1:1048576",
@@ -400,6 +406,8 @@ function bridgeOptions(
       bundleDir: values["bundle-dir"],
       runner: values.runner ?? DEFAULTS.runner,
       maxStreamsPerGpu: values["max-streams-per-gpu"] ?? DEFAULTS.maxStreamsPerGpu,
+      jobResultsBytes: (values["job-results-mb"] ?? DEFAULTS.jobResultsMb) * 1048576,
+      jobResultsAgeMs: (values["job-results-age-s"] ?? DEFAULTS.jobResultsAgeS) * 1000,
       deviceId: deviceId(values["device-id"]),
       spoolMaxBytes: (values["spool-max-mb"] ?? DEFAULTS.spoolMaxMb) * 1024 * 1024,
       queenSegmentBytes: (values["queen-segment-kb"] ?? DEFAULTS.queenSegmentKb) * 1024,

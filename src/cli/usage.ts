@@ -60,6 +60,12 @@ export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
     text: `${DEFAULTS.runner} (default: cuda on real GPUs, cpu on the mock), ${or(RUNNERS.filter((r) => r !== DEFAULTS.runner))}`,
   },
   "max-streams-per-gpu": { arg: "N", text: `streams that may be leased on one GPU at once (default ${DEFAULTS.maxStreamsPerGpu})` },
+  "job-results-mb": {
+    arg: "N",
+    text:
+      `job results kept for GET /v1/jobs/{job}/result, all jobs together; the oldest are freed past it (default ${DEFAULTS.jobResultsMb})`,
+  },
+  "job-results-age-s": { arg: "S", text: `a job's result is freed this long after it finished (default ${DEFAULTS.jobResultsAgeS})` },
   "device-id": { arg: "ID", text: "the device the Queen files this host's telemetry under (default: host name)" },
   "spool-max-mb": { arg: "N", text: `local spool cap; past it the oldest segment is dropped (default ${DEFAULTS.spoolMaxMb})` },
   "queen-segment-kb": { arg: "N", text: `start a new Queen segment past this many bytes (default ${DEFAULTS.queenSegmentKb})` },
@@ -179,7 +185,14 @@ export const SECTIONS: readonly (readonly [string, readonly string[]])[] = [
   ["Inventory and models", ["mock", "backend", "sys-root", "registry"]],
   ["Actions (--list and --publish may be combined; the list is printed first)", ["list", "publish", "interval-ms"]],
   ["Console", ["tcp-host", "tcp-port", "auth-token", "ticket", "ack-timeout-ms", "window", "readback-ms"]],
-  ["Leases and jobs (with --interval-ms or serve)", ["state-dir", "bundle-dir", "runner", "max-streams-per-gpu"]],
+  ["Leases and jobs (with --interval-ms or serve)", [
+    "state-dir",
+    "bundle-dir",
+    "runner",
+    "max-streams-per-gpu",
+    "job-results-mb",
+    "job-results-age-s",
+  ]],
   ["Telemetry (with --interval-ms or serve)", ["device-id", "spool-max-mb", "queen-segment-kb"]],
   ["Local API (with --interval-ms or serve)", ["listen", "allow-remote", "api-token", "no-api"]],
   ["Containers (with serve)", ["cdi-dir", "cdi-root"]],

@@ -3,9 +3,11 @@
  * which become the `ctl`, `lease` and `status` payloads the VM sees. Every change calls
  * `onChange`, which the daemon turns into a republish.
  */
-import { type JobProblem, type LaunchLimits, resolveInBundle, validateJob } from "../job/descriptor.ts";
+import { type JobProblem, type LaunchLimits, validateJob } from "../job/descriptor.ts";
+import { writeJobOutput } from "../job/output.ts";
 import type { Runner } from "../job/runner.ts";
 import { type JobRecord, JobScheduler } from "../job/scheduler.ts";
+import type { RetentionPolicy } from "../job/retention.ts";
 import { parseControl } from "../lease/control.ts";
 import { COMPACT_AFTER, type LeaseJournal } from "../lease/journal.ts";
 import { GpuLogs } from "../lease/logs.ts";
@@ -16,9 +18,7 @@ import type { GpuInfo } from "../inventory/types.ts";
 import type { Logger } from "../util/log.ts";
 import { LIMITS } from "../contract/limits.ts";
 import type { NodeLogs } from "../contract/namespace.ts";
-import { mkdirSync } from "node:fs";
-import { DiskWriteError, replaceFileDurably } from "../util/files.ts";
-import { dirname } from "node:path";
+import { DiskWriteError } from "../util/files.ts";
 import { byteLength } from "../util/bytes.ts";
 
 /** A refused job submission; `problems` name the fields. */
@@ -42,6 +42,8 @@ export interface HostOptions {
   readonly onChange: () => void;
   readonly clock?: Clock;
   readonly maxStreamsPerGpu?: number;
+  /** How long finished jobs and their results are kept (src/job/retention.ts). */
+  readonly retention?: Partial<RetentionPolicy>;
   readonly bundleDir?: string;
   readonly journal?: LeaseJournal;
   readonly limits?: (gpuId: string) => LaunchLimits | undefined;
@@ -88,6 +90,7 @@ export class HostState {
       ...(o.clock !== undefined && { clock: o.clock }),
       ...(o.deviceOf !== undefined && { deviceOf: o.deviceOf }),
       ...(o.gate !== undefined && { gate: o.gate }),
+      ...(o.retention !== undefined && { retention: o.retention }),
       onChange: (job) => {
         this.logsOf(job.gpu_id).appendStatus(statusLine(job.job, job.state, job.detail));
         if (job.state === "ERR") o.log.warn(`job ${job.job} on ${job.gpu_id}: ERR ${job.detail}${job.message ? ` (${job.message})` : ""}`);
@@ -302,14 +305,12 @@ export class HostState {
   #writeResult(job: JobRecord, output: string | undefined): string | null {
     // A VM path (docs/protocol.md#12-what-the-vm-writes-back) is kept as given: the API serves the result.
     if (output === undefined || output.startsWith("/") || this.#o.bundleDir === undefined) return null;
-    const path = resolveInBundle(this.#o.bundleDir, output);
-    if (typeof path !== "string") return `cannot write its result to ${output}: ${path.error}`;
     try {
-      mkdirSync(dirname(path), { recursive: true });
-      replaceFileDurably(
-        path,
+      // Created under the bundle directory through folder handles, never following a link.
+      writeJobOutput(
+        this.#o.bundleDir,
+        output,
         JSON.stringify({ job: job.job, gpu_id: job.gpu_id, state: "OK", result: job.result }, null, 2) + "\n",
-        0o644,
       );
       return null;
     } catch (error) {

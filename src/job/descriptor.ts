@@ -12,6 +12,7 @@ import { readCapped } from "../util/files.ts";
 import { describeIssue } from "../util/issues.ts";
 import { sha256Hex } from "../util/sha256.ts";
 import { bundleRelative, decodeOperands } from "./cohesix.ts";
+import { outputPathProblem } from "./output.ts";
 
 export const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
 export const MAX_PATH_BYTES = 96;
@@ -130,14 +131,21 @@ export function validateJob(raw: unknown, ctx: ValidateContext = {}): ValidateRe
       problems.push({ field: `grid.${i}`, message: `grid.${"xyz"[i]} is ${n}, over the device's ${limits.maxGrid[i]}` });
     }
   });
-  // inputs name staged bundles (/bundles/<path> or relative to --bundle-dir); outputs are the
-  // VM's paths, kept as given (the result is served by the API, not written there).
+  // inputs name staged bundles (/bundles/<path> or relative to --bundle-dir); an absolute
+  // output is the VM's path, kept as given (the API serves the result), a relative one is
+  // where the summary is written under --bundle-dir (src/job/output.ts).
   d.inputs.forEach((p, i) => {
     const r = bundleRelative(p);
     if ("error" in r) problems.push({ field: `inputs.${i}`, message: `inputs[${i}] ${r.error}` });
   });
+  // Refused here, not after the kernel ran: an output the bridge would never write.
   d.outputs.forEach((p, i) => {
     if (p.includes("\0")) problems.push({ field: `outputs.${i}`, message: `outputs[${i}] must not contain NUL` });
+    else if (p.split(/[\\/]/).includes("..")) {
+      problems.push({ field: `outputs.${i}`, message: `outputs[${i}] must not contain '..', got ${JSON.stringify(p)}` });
+    } else if (!p.startsWith("/") && outputPathProblem(p) !== null) {
+      problems.push({ field: `outputs.${i}`, message: `outputs[${i}] ${outputPathProblem(p)}` });
+    }
   });
   if (problems.length > 0) return { ok: false, problems };
 

@@ -12,6 +12,8 @@ import { type Clock, systemClock } from "../util/clock.ts";
 import { builtinPtx } from "./ptx/builtin.ts";
 import { operandBytes } from "./cohesix.ts";
 import { sha256Hex } from "../util/sha256.ts";
+import { JobRetention, type RetentionPolicy } from "./retention.ts";
+import { DEFAULTS } from "../cli/defaults.ts";
 
 /** A job as the bridge tracks it. */
 export interface JobRecord {
@@ -26,16 +28,21 @@ export interface JobRecord {
   started_at: number | null;
   finished_at: number | null;
   result: KernelSummary | null;
-  /** The result as little-endian f32 (served raw by the API); null until OK, or once evicted. */
+  /** The result as little-endian f32 (served raw by the API); null until OK, or once freed (src/job/retention.ts). */
   output: Uint8Array | null;
-  /** Byte count and SHA-256 of the result, kept after the bytes are evicted. */
+  /** Byte count and SHA-256 of the result, kept after the bytes are freed. */
   output_bytes: number | null;
   output_sha256: string | null;
   message: string | null;
 }
 
-/** Results kept in memory for the API, all jobs together; the oldest are evicted past it. */
-export const KEEP_OUTPUT_BYTES = 256 * 1024 * 1024;
+/** What finished jobs and their results may hold by default (src/job/retention.ts). */
+export const DEFAULT_RETENTION: RetentionPolicy = {
+  finishedJobs: DEFAULTS.jobKeepFinished,
+  finishedAgeMs: DEFAULTS.jobKeepFinishedS * 1000,
+  resultBytes: DEFAULTS.jobResultsMb * 1048576,
+  resultAgeMs: DEFAULTS.jobResultsAgeS * 1000,
+};
 
 export interface SchedulerOptions {
   readonly runner: Runner;
@@ -52,8 +59,8 @@ export interface SchedulerOptions {
   readonly deviceOf?: (gpuId: string) => number | undefined;
   /** Times `timeout_ms` and stamps jobs (default: the system clock). */
   readonly clock?: Clock;
-  /** Finished jobs kept for lookups (default 4096). */
-  readonly keepFinished?: number;
+  /** How long finished jobs and their results are kept (default DEFAULT_RETENTION). */
+  readonly retention?: Partial<RetentionPolicy>;
   /** Checked before each job starts (sealed VRAM shards verify): a refusal ends the job ERR; null: nothing to check. */
   readonly gate?: (leaseId: string) => Promise<{ detail: string; message: string } | null> | null;
 }
@@ -83,13 +90,26 @@ export class JobScheduler {
   readonly #jobs = new Map<string, JobRecord>();
   readonly #queues = new Map<string, Queued[]>();
   readonly #running = new Map<string, { lease: Lease; abort: AbortController }>();
-  readonly #finished: string[] = [];
+  readonly #retention: JobRetention<JobRecord>;
+  /** The runs in progress (each settles once its child has exited): what a stop waits for. */
+  readonly #runs = new Set<Promise<void>>();
+  #closed = false;
   /** Bytes the running jobs of each lease use, so together they stay within its `mem_mb`. */
   readonly #memInUse = new Map<string, number>();
   #queuedPayloadBytes = 0;
 
   constructor(options: SchedulerOptions) {
     this.#o = options;
+    this.policy = { ...DEFAULT_RETENTION, ...options.retention };
+    this.#retention = new JobRetention(this.policy, options.clock ?? systemClock, (job) => this.#jobs.delete(job));
+  }
+
+  /** How long finished jobs and results are kept. */
+  readonly policy: RetentionPolicy;
+
+  /** Results held in memory: how many and their bytes (for metrics). */
+  results(): { count: number; bytes: number } {
+    return { count: this.#retention.resultCount, bytes: this.#retention.resultBytes };
   }
 
   get(job: string): JobRecord | undefined {
@@ -111,6 +131,7 @@ export class JobScheduler {
   /** Why `job` cannot be queued on `gpuId` now, or null. */
   refusal(gpuId: string, job: ValidJob): string | null {
     const queued = this.#queues.get(gpuId)?.length ?? 0;
+    if (this.#closed) return "The bridge is stopping; no new jobs";
     if (queued >= MAX_QUEUED_PER_GPU) return `Job queue of ${gpuId} is full (${queued} jobs waiting); retry later`;
     const bytes = heldBytes(this.#held(job));
     if (this.#queuedPayloadBytes + bytes > MAX_QUEUED_PAYLOAD_BYTES) {
@@ -184,7 +205,7 @@ export class JobScheduler {
 
   #pump(gpuId: string): void {
     const q = this.#queues.get(gpuId);
-    if (q === undefined || q.length === 0) return;
+    if (q === undefined || q.length === 0 || this.#closed) return;
     // Highest lease priority first, then first come; skip leases already using all their streams.
     q.sort((a, b) => b.lease.priority - a.lease.priority || a.seq - b.seq);
     for (let i = 0; i < q.length;) {
@@ -200,7 +221,9 @@ export class JobScheduler {
       }
       q.splice(i, 1);
       this.#queuedPayloadBytes -= heldBytes(e.valid);
-      void this.#start(e);
+      const run = this.#start(e);
+      this.#runs.add(run);
+      void run.finally(() => this.#runs.delete(run));
     }
   }
 
@@ -240,6 +263,12 @@ export class JobScheduler {
       );
       if (outcome.ok) {
         record.result = outcome.summary;
+        // Ended (its lease, a timeout, a stop) while the child was handing back its result:
+        // the end stands, and nothing is kept or written for it.
+        if (abort.signal.aborted) {
+          this.#finish(record, "ERR", String(abort.signal.reason), null);
+          return;
+        }
         if (outcome.output !== undefined) this.#keepOutput(record, outcome.output);
         const problem = this.#o.onResult?.(record, valid) ?? null;
         if (problem === null) this.#finish(record, "OK", "completed", outcome.summary);
@@ -270,31 +299,47 @@ export class JobScheduler {
     record.detail = detail;
     record.result = result;
     record.finished_at = this.#now();
-    this.#finished.push(record.job);
-    const keep = this.#o.keepFinished ?? 4096;
-    while (this.#finished.length > keep) this.#jobs.delete(this.#finished.shift()!);
     this.#o.onChange(record);
+    // After onChange: the table's count cap may drop the oldest finished job, never this one.
+    this.#retention.finished(record);
   }
 
-  /** Aborts every running job (shutdown), so no child outlives the bridge's own stop. */
+  /**
+   * Stops: no job starts from now on, queued jobs end ERR `SHUTDOWN`, running ones are aborted
+   * (their children killed). `idle()` says when the last child is gone.
+   */
   close(): void {
+    this.#closed = true;
+    for (const [gpu, q] of this.#queues) {
+      this.#queues.set(gpu, []);
+      for (const e of q) {
+        this.#queuedPayloadBytes -= heldBytes(e.valid);
+        this.#finish(e.record, "ERR", "SHUTDOWN", null);
+      }
+    }
     for (const run of this.#running.values()) run.abort.abort("SHUTDOWN");
+    this.#retention.close();
   }
 
-  #outputs: JobRecord[] = [];
-  #outputBytes = 0;
+  /** Resolves once no job runs (every child started has exited), or after `ms` on the clock: true if idle. */
+  idle(ms: number): Promise<boolean> {
+    if (this.#runs.size === 0) return Promise.resolve(true);
+    const clock = this.#o.clock ?? systemClock;
+    return new Promise<boolean>((resolve) => {
+      const timer = clock.setTimer(ms, () => resolve(this.#runs.size === 0));
+      const check = () => {
+        if (this.#runs.size > 0) return void Promise.race(this.#runs).then(check, check);
+        clock.clearTimer(timer);
+        resolve(true);
+      };
+      check();
+    });
+  }
 
   #keepOutput(record: JobRecord, output: Uint8Array): void {
-    record.output = output;
     record.output_bytes = output.length;
     record.output_sha256 = sha256Hex(output);
-    this.#outputs.push(record);
-    this.#outputBytes += output.length;
-    while (this.#outputBytes > KEEP_OUTPUT_BYTES && this.#outputs.length > 1) {
-      const old = this.#outputs.shift()!;
-      this.#outputBytes -= old.output?.length ?? 0;
-      old.output = null;
-    }
+    this.#retention.keepResult(record, output);
   }
 
   #now(): number {

@@ -1,5 +1,5 @@
 /** The Bun adapter: the only module besides `ffi/bun*.ts` that names `Bun.*`. */
-import { CHILD_OUTPUT_CAP, CHILD_STDERR_CAP, tailText } from "../util/stream.ts";
+import { CHILD_OUTPUT_CAP, CHILD_STDERR_CAP, quietTail } from "../util/stream.ts";
 import type { Conn } from "./transport.ts";
 import { AsyncQueue } from "../util/async-queue.ts";
 import process from "node:process";
@@ -21,7 +21,8 @@ interface SocketHandlers<T> {
 }
 interface BunSubprocess {
   readonly pid: number;
-  readonly stdin: { write(b: Uint8Array): void; end(): void };
+  /** A FileSink: writes and ends return a promise while bytes wait for the pipe, which rejects if it breaks. */
+  readonly stdin: { write(b: Uint8Array): number | Promise<number>; end(): number | Promise<number> };
   readonly stdout: ReadableStream<Uint8Array>;
   readonly stderr: ReadableStream<Uint8Array>;
   readonly exited: Promise<number>;
@@ -132,9 +133,10 @@ function listen(host: string, port: number, onConnection: OnConnection): Promise
 
 function spawn(cmd: readonly string[], stdin: Uint8Array, env?: Record<string, string>): Child {
   const proc = bun.spawn([...cmd], { stdin: "pipe", stdout: "pipe", stderr: "pipe", ...(env && { env: { ...process.env, ...env } }) });
-  proc.stdin.write(stdin);
-  proc.stdin.end();
-  const done = Promise.all([proc.exited, tailText(proc.stdout, CHILD_OUTPUT_CAP), tailText(proc.stderr, CHILD_STDERR_CAP)]).then((
+  feed(proc.stdin, stdin);
+  // A pipe that fails mid-read (the child killed) reads as what came before it: its exit and
+  // the missing result say the rest.
+  const done = Promise.all([proc.exited, quietTail(proc.stdout, CHILD_OUTPUT_CAP), quietTail(proc.stderr, CHILD_STDERR_CAP)]).then((
     [code, stdout, stderr],
   ) => ({
     code,
@@ -142,6 +144,21 @@ function spawn(cmd: readonly string[], stdin: Uint8Array, env?: Record<string, s
     stderr,
   }));
   return { pid: proc.pid, done, kill: () => proc.kill("SIGKILL") };
+}
+
+/**
+ * Writes `bytes` to a child's stdin and closes it. The child may die before it has read them
+ * all (a timeout or a lease's end kills it mid-write; a crash at start): the broken pipe is
+ * that child's outcome, seen through its exit, never an unhandled rejection that ends the bridge.
+ */
+function feed(sink: BunSubprocess["stdin"], bytes: Uint8Array): void {
+  const quiet = (r: number | Promise<number>) => r instanceof Promise && r.catch(() => {});
+  try {
+    quiet(sink.write(bytes));
+    quiet(sink.end());
+  } catch {
+    // the pipe broke at once: the child is gone, and its exit says so
+  }
 }
 
 /** This program: the compiled binary itself, or Bun running src/main.ts. */

@@ -1,5 +1,5 @@
 /** The Deno adapter: the only module besides `ffi/deno*.ts` that names `Deno.*`. */
-import { CHILD_OUTPUT_CAP, CHILD_STDERR_CAP, tailText } from "../util/stream.ts";
+import { CHILD_OUTPUT_CAP, CHILD_STDERR_CAP, quietTail } from "../util/stream.ts";
 import type { Conn } from "./transport.ts";
 import type { Child, OnConnection, Runtime, TcpServer } from "./types.ts";
 
@@ -122,7 +122,8 @@ function spawn(cmd: readonly string[], stdin: Uint8Array, env?: Record<string, s
   }).spawn();
   const writer = child.stdin.getWriter();
   void writer.write(stdin).then(() => writer.close()).catch(() => {});
-  const done = Promise.all([child.status, tailText(child.stdout, CHILD_OUTPUT_CAP), tailText(child.stderr, CHILD_STDERR_CAP)])
+  // A child that dies mid-write or mid-read is that job's outcome (its exit says so), never the bridge's.
+  const done = Promise.all([child.status, quietTail(child.stdout, CHILD_OUTPUT_CAP), quietTail(child.stderr, CHILD_STDERR_CAP)])
     .then(([status, stdout, stderr]) => ({ code: status.code, stdout, stderr }));
   return {
     pid: child.pid,

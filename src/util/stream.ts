@@ -21,6 +21,11 @@ export async function tailText(stream: ReadableStream<Uint8Array>, cap: number):
   return new TextDecoder().decode(held > cap ? all.subarray(held - cap) : all);
 }
 
+/** `tailText`, reading a stream that fails (a killed child's pipe) as empty. */
+export function quietTail(stream: ReadableStream<Uint8Array>, cap: number): Promise<string> {
+  return tailText(stream, cap).catch(() => "");
+}
+
 /** The largest job result a `run-kernel` child sends back (as base64 on its stdout). */
 export const CHILD_RESULT_BYTES = 16 * 1024 * 1024;
 
