@@ -235,8 +235,11 @@ export class ConsoleConnection {
   }
 }
 
-/** Noise the console interleaves when asked: log mirror, PONG, END and a stale ack. */
-export const NOISE_LINES = ["[net-console] queue depth=1", "log: worker-1 heartbeat", "PONG", "END", "OK PING reply=pong"];
+/**
+ * Noise the console interleaves when asked: log mirror, `PONG`, `END`. Never an ack: one that
+ * answers no line in flight is a protocol error to the bridge (see `duplicateAcks`).
+ */
+export const NOISE_LINES = ["[net-console] queue depth=1", "log: worker-1 heartbeat", "PONG", "END"];
 
 /** True if `line` is an ack (used to place faults on acks only). */
 export function isAck(line: string): boolean {

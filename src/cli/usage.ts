@@ -92,7 +92,7 @@ export const MOCK_CONSOLE_HELP: Readonly<Record<string, FlagHelp>> = {
     text: `round trip of the link, half of it each way, frames travelling side\nby side as on a long wire (default ${DEFAULTS.rttMs})`,
   },
   "jitter-ms": { arg: "MS", text: `extra random delay per chunk, 0..MS, order kept (default ${DEFAULTS.jitterMs})` },
-  "noise": { text: "interleave log-mirror lines and stale acks with every ack" },
+  "noise": { text: "interleave log-mirror lines, PONG and END with every ack" },
   "log-level": { arg: "LEVEL", text: `debug, info, warn or error (default ${DEFAULTS.logLevel})` },
   "help": { text: "print this help" },
 };
