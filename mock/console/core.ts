@@ -157,9 +157,9 @@ export class ConsoleConnection {
       case "ECHO":
         return this.#echo(rest);
       case "CAT":
-        return this.#cat(rest.trim());
       case "LS":
-        return this.#ls(rest.trim());
+        if (s.faults.noReadback) return { lines: [`ERR ${verb} reason=unsupported`] };
+        return verb === "CAT" ? this.#cat(rest.trim()) : this.#ls(rest.trim());
       default:
         return { lines: [`ERR ${verb} reason=unknown-command`] };
     }

@@ -18,6 +18,12 @@ export interface Faults extends LinkSettings {
   closeAfterFrames?: number;
   /** Send a frame with an impossible length header instead of the Nth ack from now (once). */
   garbageAfterFrames?: number;
+  /**
+   * Behave as an older or minimal console (the test consoles built around the reference bridge,
+   * which only ever sends ECHO): `CAT` and `LS` are answered `ERR <VERB> reason=unsupported`, in
+   * the contract's `ERR <VERB> <detail>` form; every other line as usual.
+   */
+  noReadback?: boolean;
   /** Never answer (acks are swallowed): a hung peer. */
   silent?: boolean;
   /**

@@ -37,6 +37,7 @@ import type { Logger } from "../util/log.ts";
 import { VERSION } from "../util/version.ts";
 import type { Vram } from "../vram/mod.ts";
 import { bothSidecars, VmSync } from "../vm/sync.ts";
+import type { ReadbackMode } from "../console/readback.ts";
 import { loadMirror, saveMirror } from "../vm/store.ts";
 import { applyVmHistory, applyVmLines } from "../vm/apply.ts";
 
@@ -85,6 +86,8 @@ export interface FacadeParts {
   readonly models: ApiModels;
   readonly publisher?: Publisher | null;
   readonly console?: { readonly host: string; readonly port: number };
+  /** Whether the console reads the VM's files back (the VM sync's probe). */
+  readonly vmReadback?: () => ReadbackMode;
   readonly telemetry?: BridgeFacade["telemetry"];
   /** A GPU node's logs as the VM holds them (the VM sync's mirror); default: the host's own. */
   readonly nodeLogs?: (gpuId: string) => NodeLogs | undefined;
@@ -136,7 +139,7 @@ export function bridgeFacade(p: FacadeParts): BridgeFacade {
       counts: () => host.jobs.counts(),
     },
     models: p.models,
-    console: { target: p.console ?? null, stats: () => p.publisher?.stats ?? null },
+    console: { target: p.console ?? null, stats: () => p.publisher?.stats ?? null, vmReadback: () => p.vmReadback?.() ?? null },
     ...(p.telemetry !== undefined && { telemetry: p.telemetry }),
     ...(p.vram !== undefined && { vram: p.vram }),
     ...(p.cdi !== undefined && { cdi: p.cdi }),
@@ -256,7 +259,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
     telemetry,
     vram,
     ...(cdi !== null && { cdi }),
-    ...(vm !== null && { nodeLogs: (id: string) => vm.nodeLogs(id) }),
+    ...(vm !== null && { nodeLogs: (id: string) => vm.nodeLogs(id), vmReadback: () => vm.readback.mode }),
   });
   const intervalMs = options.intervalMs ?? DEFAULTS.serveIntervalMs;
   let refreshTimer: unknown;

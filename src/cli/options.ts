@@ -58,6 +58,8 @@ export interface MockConsoleOptions {
   readonly rttMs: number;
   readonly jitterMs: number;
   readonly noise: boolean;
+  /** Behave as an older console: `CAT` and `LS` answered `ERR <VERB> reason=unsupported`. */
+  readonly noReadback: boolean;
   readonly logLevel: LogLevel;
 }
 
@@ -168,6 +170,7 @@ export const mockConsoleFlags = () => ({
   "rtt-ms": "int:0:600000",
   "jitter-ms": "int:0:600000",
   "noise": "bool",
+  "no-readback": "bool",
   "log-level": "choice:debug|info|warn|error",
   "help": "bool",
 } as const);
@@ -230,6 +233,7 @@ function mockConsoleCommand(argv: readonly string[], env: Env): Command {
       rttMs: values["rtt-ms"] ?? DEFAULTS.rttMs,
       jitterMs: values["jitter-ms"] ?? DEFAULTS.jitterMs,
       noise: values.noise === true,
+      noReadback: values["no-readback"] === true,
       logLevel: values["log-level"] ?? DEFAULTS.logLevel,
     },
   };

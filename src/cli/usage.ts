@@ -93,6 +93,9 @@ export const MOCK_CONSOLE_HELP: Readonly<Record<string, FlagHelp>> = {
   },
   "jitter-ms": { arg: "MS", text: `extra random delay per chunk, 0..MS, order kept (default ${DEFAULTS.jitterMs})` },
   "noise": { text: "interleave log-mirror lines, PONG and END with every ack" },
+  "no-readback": {
+    text: "behave as an older console that only takes ECHO: CAT and LS are\nanswered ERR <VERB> reason=unsupported",
+  },
   "log-level": { arg: "LEVEL", text: `debug, info, warn or error (default ${DEFAULTS.logLevel})` },
   "help": { text: "print this help" },
 };
@@ -214,7 +217,9 @@ Usage:
   gpu-bridge-host mock-console [options]
 
 Options:
-${flagLines(MOCK_CONSOLE_HELP, ["host", "port", "auth-token", "ack-delay-ms", "rtt-ms", "jitter-ms", "noise", "log-level"])}`;
+${
+  flagLines(MOCK_CONSOLE_HELP, ["host", "port", "auth-token", "ack-delay-ms", "rtt-ms", "jitter-ms", "noise", "no-readback", "log-level"])
+}`;
 
 export const CONSOLE_USAGE = `gpu-bridge-host console: one request to a Cohesix console, as cohsh would send it.
 

@@ -135,7 +135,19 @@ export class ConsoleSession {
     if (this.#closed !== null) return Promise.reject(this.#closed);
     return new Promise<Ack>((resolve, reject) => {
       const { path, bytes } = expectedAck(line, verb);
-      const entry: Entry = { line, verb, path, bytes, collects, group: signal, resolve, reject, settled: false, sentAt: 0, detach: () => {} };
+      const entry: Entry = {
+        line,
+        verb,
+        path,
+        bytes,
+        collects,
+        group: signal,
+        resolve,
+        reject,
+        settled: false,
+        sentAt: 0,
+        detach: () => {},
+      };
       if (signal !== undefined) {
         const onAbort = () => {
           const reason = signal.reason instanceof ConsoleError

@@ -23,7 +23,13 @@ function setup(window = 4) {
   const [client, server] = memoryPair();
   const other: string[] = [];
   const closes: ConsoleError[] = [];
-  const session = new ConsoleSession(client, { ackTimeoutMs: 1000, clock, window, onOther: (l) => other.push(l), onClose: (e) => closes.push(e) });
+  const session = new ConsoleSession(client, {
+    ackTimeoutMs: 1000,
+    clock,
+    window,
+    onOther: (l) => other.push(l),
+    onClose: (e) => closes.push(e),
+  });
   const received: string[] = [];
   void (async () => {
     const d = new FrameDecoder();
