@@ -75,6 +75,8 @@ export interface ConsoleRequest {
   readonly role: ConsoleRole;
   readonly ticket: string;
   readonly ackTimeoutMs: number;
+  /** Print the VM's bytes as they are; otherwise control and bidi characters are shown escaped. */
+  readonly raw: boolean;
 }
 
 /** Options of `stats`. */
@@ -182,6 +184,7 @@ export const consoleFlags = () => ({
   "role": "choice:queen|worker-gpu",
   "ticket": "string:blank",
   "ack-timeout-ms": "int:1:600000",
+  "raw": "bool",
   "help": "bool",
 } as const);
 
@@ -266,6 +269,7 @@ function consoleCommand(argv: readonly string[], env: Env): Command {
       role,
       ticket,
       ackTimeoutMs: values["ack-timeout-ms"] ?? DEFAULTS.ackTimeoutMs,
+      raw: values.raw === true,
     },
   };
 }

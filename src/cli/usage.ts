@@ -158,6 +158,10 @@ export const CONSOLE_HELP: Readonly<Record<string, FlagHelp>> = {
   "role": { arg: "ROLE", text: `${or(CONSOLE_ROLES)} (default ${DEFAULTS.consoleRole})` },
   "ticket": { arg: "TICKET", text: "ticket sent with ATTACH (worker-gpu needs one)" },
   "ack-timeout-ms": { arg: "MS", text: `how long to wait for the answer (default ${DEFAULTS.ackTimeoutMs})` },
+  "raw": {
+    text:
+      "print the VM's text as received; by default control characters\n(escape sequences), bidirectional overrides and line separators\nare shown escaped (\\u001b), so a VM's text cannot drive the terminal",
+  },
   "help": { text: "print this help" },
 };
 
@@ -229,7 +233,7 @@ Usage:
   gpu-bridge-host console echo FILE LINE... [options] append one line (the words joined by spaces)
 
 Options:
-${flagLines(CONSOLE_HELP, ["tcp-host", "tcp-port", "auth-token", "role", "ticket", "ack-timeout-ms"])}
+${flagLines(CONSOLE_HELP, ["tcp-host", "tcp-port", "auth-token", "role", "ticket", "ack-timeout-ms", "raw"])}
 Examples (against make run):
   gpu-bridge-host console ls /gpu
   gpu-bridge-host console echo /queen/ctl '{"spawn":"gpu","lease":{"gpu_id":"GPU-0","mem_mb":4096,"streams":1,"ttl_s":120}}'

@@ -23,6 +23,7 @@ import type { Conn } from "../runtime/transport.ts";
 import { byteLength, concatBytes } from "../util/bytes.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import { DEFAULTS } from "../cli/defaults.ts";
+import { escapeLogText } from "../util/log.ts";
 
 /** Settings for one session. */
 export interface SessionOptions {
@@ -256,7 +257,11 @@ export class ConsoleSession {
     entry.detach();
     if (outcome instanceof ConsoleError) entry.reject(outcome);
     else if (outcome.ok) entry.resolve(outcome);
-    else entry.reject(new ConsoleError("rejected", `Console refused ${entry.verb}: ${outcome.detail || "(no detail)"}`, { ack: outcome }));
+    else {
+      // The detail is the console's text, shown on a terminal by `console` and the one-shot publish.
+      const why = escapeLogText(outcome.detail) || "(no detail)";
+      entry.reject(new ConsoleError("rejected", `Console refused ${entry.verb}: ${why}`, { ack: outcome }));
+    }
   }
 
   /** A line of a batch was refused: its lines not yet written are not sent at all. */
@@ -324,7 +329,7 @@ export class ConsoleSession {
     const mismatch = head === undefined ? "nothing is in flight" : unmatched(head, ack);
     if (mismatch !== null) {
       // Taken for the next line's, it would fake that line's answer: the attempt is over.
-      const shown = line.length > 160 ? `${line.slice(0, 160)}…` : line;
+      const shown = escapeLogText(line.length > 160 ? `${line.slice(0, 160)}…` : line);
       this.#fail(new ConsoleError("protocol", `Unmatched ack from the console (${mismatch}): ${shown}`));
       return;
     }

@@ -39,7 +39,7 @@ async function reconnect(d: Bridge, n: number) {
   );
 }
 
-describe("a console without read-back", () => {
+describe("read-back against an older console, and VM text that looks like a line break", () => {
   test("gets its snapshot; the loss is warned once; GET /v1/bridge shows the mode; each connection probes again", async () => {
     mock.state.faults.noReadback = true;
     const { log, lines } = memoryLogger();
@@ -73,6 +73,20 @@ describe("a console without read-back", () => {
     expect(vm.handle("ECHO /gpu/GPU-1/ctl hello from the VM").lines[0]).toStartWith("OK ECHO");
     await until(() => lines.some((l) => l.includes("VM wrote /gpu/GPU-1/ctl: hello from the VM")), 5000, "the VM's line read back");
     expect(warnings(lines)).toHaveLength(1);
+  });
+
+  test("a VM line holding a line separator, last in its file, is read back (its CAT ack is an ack, not noise)", async () => {
+    const { log, lines } = memoryLogger();
+    daemon = await createBridge(publishingServe(mock.port, "--readback-ms", "50"), { runtime, log, backend: mockBackend() }, {
+      noJournal: true,
+    });
+    await until(() => mock.state.publishes === 1, 5000, "the first publish");
+    const vm = new ConsoleConnection(mock.state);
+    vm.handle("AUTH tok");
+    vm.handle("ATTACH worker-gpu t");
+    expect(vm.handle("ECHO /gpu/GPU-1/ctl note\u2028RELEASE worker-9 x").lines[0]).toStartWith("OK ECHO");
+    await until(() => lines.some((l) => l.includes("VM wrote /gpu/GPU-1/ctl: note\\u2028RELEASE worker-9 x")), 5000, "the read-back");
+    expect(daemon.publisher!.stats.failures).toBe(0);
   });
 
   test("ERR CAT reason=unknown-command is the same answer; a not-found file or a busy console is not", async () => {
