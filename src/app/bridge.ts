@@ -37,6 +37,7 @@ import type { Logger } from "../util/log.ts";
 import { VERSION } from "../util/version.ts";
 import type { Vram } from "../vram/mod.ts";
 import { bothSidecars, VmSync } from "../vm/sync.ts";
+import { ActivitySummary } from "./activity.ts";
 import type { ReadbackMode } from "../console/readback.ts";
 import { loadMirror, saveMirror } from "../vm/store.ts";
 import { applyVmHistory, applyVmLines } from "../vm/apply.ts";
@@ -59,6 +60,8 @@ export interface BridgeTuning {
   readonly noJournal?: boolean;
   /** How often the CDI spec's host description is refreshed (default DEFAULTS.cdiRefreshMs). */
   readonly cdiRefreshMs?: number;
+  /** The period of the INFO activity summary (default DEFAULTS.activitySummaryMs). */
+  readonly activitySummaryMs?: number;
 }
 
 /** A running bridge: the API's façade, and its parts for the daemon and tests. */
@@ -301,6 +304,23 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
     };
     tick();
   }
+  // Per-publish, per-append and per-lease lines are DEBUG; INFO gets one line a period.
+  let leasesEnded = 0;
+  host.leases.on((e) => void (e.type === "released" && leasesEnded++));
+  const activity = new ActivitySummary({
+    clock,
+    log: log.child("activity"),
+    periodMs: tuning.activitySummaryMs ?? DEFAULTS.activitySummaryMs,
+    read: () => ({
+      publishes: publisher?.stats.publishes ?? 0,
+      publishedBytes: publisher?.stats.publishedBytes ?? 0,
+      appends: vm?.stats.appends ?? 0,
+      readbacks: vm?.stats.readbacks ?? 0,
+      compactions: vm?.stats.compactions ?? 0,
+      vmLines: vm?.stats.vmLines ?? 0,
+      leasesEnded,
+    }),
+  });
   log.info(`serving ${gpus.length} GPUs from the ${backend.name} backend; jobs run on the ${runnerKind} runner`);
   return {
     ...facade,
@@ -314,6 +334,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
     async stop() {
       stopped = true;
       clock.clearTimer(refreshTimer);
+      activity.stop();
       registry?.close();
       cdi?.stop();
       await publisher?.stop();

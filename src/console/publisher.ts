@@ -73,6 +73,8 @@ export interface PublishRecord {
 export interface PublisherStats {
   state: "idle" | "connecting" | "connected" | "backoff" | "stopped";
   publishes: number;
+  /** Snapshot bytes those publishes carried. */
+  publishedBytes: number;
   failures: number;
   reconnects: number;
   skippedUnchanged: number;
@@ -89,6 +91,7 @@ export class Publisher {
   readonly stats: PublisherStats = {
     state: "idle",
     publishes: 0,
+    publishedBytes: 0,
     failures: 0,
     reconnects: 0,
     skippedUnchanged: 0,
@@ -266,8 +269,10 @@ export class Publisher {
     };
     this.stats.lastPublish = record;
     this.stats.publishes++;
+    this.stats.publishedBytes += record.bytes;
     this.stats.durations.observe(durationMs / 1000);
-    this.#o.log.info(
+    // Many a second under lease churn: the daemon's INFO summary counts them (src/app/activity.ts).
+    this.#o.log.debug(
       `published ${record.bytes} bytes sha256=${snap.sha256.slice(0, 12)} in ${record.frames} frames, ` +
         `${durationMs.toFixed(1)} ms (${reason})`,
     );

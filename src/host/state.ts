@@ -117,7 +117,7 @@ export class HostState {
           // The running journal is rewritten with the live leases now and then, so it stays
           // proportional to them however many leases come and go.
           if (j !== undefined && j.appended >= COMPACT_AFTER + 4 * this.leases.liveCount) j.compact(this.leases.live());
-          o.log.info(`lease ${e.lease.id} (${e.lease.worker_id} on ${e.lease.gpu_id}) ended: ${e.reason}`);
+          o.log.debug(`lease ${e.lease.id} (${e.lease.worker_id} on ${e.lease.gpu_id}) ended: ${e.reason}`); // counted in the INFO summary
           break;
       }
       o.onChange();

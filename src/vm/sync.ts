@@ -142,7 +142,7 @@ export class VmSync implements ConnectionWork {
         const n = this.mirror.compact(gpuId, file, Math.floor(cap * LOW_WATER), (t) => this.#pinned(gpuId, file, t));
         if (n > 0) {
           this.stats.compactions++;
-          this.#o.log.info(
+          this.#o.log.debug(
             `compacted /gpu/${gpuId}/${file}: ${n} oldest lines dropped, ${this.mirror.bytes(gpuId, file)} of ${cap} bytes kept`,
           );
           this.#o.onMirrorChange?.();
@@ -251,7 +251,7 @@ export class VmSync implements ConnectionWork {
 
   #snapshotDue(why: string): void {
     this.#epoch++;
-    this.#o.log.info(`full snapshot due: ${why}`);
+    this.#o.log.debug(`full snapshot due: ${why}`); // per change under churn: the INFO summary counts publishes
     this.#o.requestPublish?.();
   }
 
