@@ -281,6 +281,9 @@ export class Publisher {
   /** Waits for the interval, a change, the ping deadline or stop. */
   #sleep(): Promise<Wake> {
     if (this.#dirty) return Promise.resolve("change");
+    // Closed while no one was waiting (a surplus ack right after a publish): reconnect now, not
+    // at the next ping.
+    if (this.#session?.closed === true) return Promise.resolve("closed");
     const untilPing = Math.max(0, this.#lastTrafficAt + this.#o.pingIdleMs - this.#clock.now());
     const paused = this.#o.sidecar?.pausedFor() ?? 0;
     const wait = Math.min(this.#o.intervalMs, untilPing, paused > 0 ? paused : Infinity);

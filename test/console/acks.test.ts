@@ -17,6 +17,7 @@ import { bunRuntime } from "../../src/runtime/bun.ts";
 import type { Conn } from "../../src/runtime/transport.ts";
 import { type MockConsole, startMockConsole } from "../../mock/console/server.ts";
 import { FakeClock, memoryLogger, settle, until } from "../helpers.ts";
+import { scriptedConsole } from "./scripted-conn.ts";
 
 function setup(window = 4) {
   const clock = new FakeClock();
@@ -129,6 +130,35 @@ describe("listings answer the path asked for", () => {
     await settle();
     await good.reply("OK LS path=/gpu entries=2", "bridge", "GPU-0", "END");
     expect(await ok).toEqual(["bridge", "GPU-0"]);
+  });
+});
+
+describe("a surplus ack right after a publish", () => {
+  test("ends that connection, and the publisher reconnects at once rather than at its next ping", async () => {
+    const snap = makeSnapshot(buildNamespace(MOCK_GPUS, builtinCatalog()));
+    const fake = scriptedConsole((line, conn, push) => {
+      const [verb, path, ...rest] = line.split(" ");
+      const ack = verb === "ECHO" ? `OK ECHO path=${path} bytes=${rest.join(" ").length}` : `OK ${verb}`;
+      push(ack);
+      if (conn === 0 && line.endsWith(" end")) push(ack); // the end's ack, twice
+    });
+    const { log, lines } = memoryLogger();
+    const publisher = new Publisher({
+      connect: fake.connect,
+      target: { host: "h", port: 1, token: "t", ticket: "" },
+      snapshot: () => Promise.resolve(snap),
+      log,
+      intervalMs: 600_000,
+      pingIdleMs: 600_000,
+      backoff: { baseMs: 10, capMs: 20 },
+      random: () => 0.5,
+    });
+    void publisher.start();
+    await until(() => publisher.stats.publishes >= 2, 5000, "the republish on a new connection");
+    await publisher.stop();
+    expect(fake.connections.length).toBe(2);
+    expect(lines.some((l) => l.includes("Unmatched ack from the console (nothing is in flight): OK ECHO path=/gpu/bridge/ctl bytes=3")))
+      .toBe(true);
   });
 });
 
