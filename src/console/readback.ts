@@ -12,16 +12,18 @@ import type { Logger } from "../util/log.ts";
 export type ReadbackMode = "unknown" | "supported" | "unsupported";
 
 /**
- * Refusal reasons that mean the console lacks the verb itself, not the file or the moment:
- * `unsupported` (an older console) and `unknown-command` (a console that knows no such verb).
- * `not-found`, `policy` or a refusal with `delay_ms` are answers of a console that reads back.
+ * Refusal reasons that mean this console will not read back for the bridge, whatever the file
+ * or the moment: `unsupported` (an older console), `unknown-command` (one that knows no such
+ * verb), and `policy` or `permission` (reading is not granted to the queen). Retrying those would
+ * never publish. `not-found` is an answer of a console that reads back, and a refusal carrying
+ * `delay_ms` (busy, quota) asks for a retry.
  */
-const LACKS_VERB: ReadonlySet<string> = new Set(["unsupported", "unknown-command"]);
+const CANNOT_READ: ReadonlySet<string> = new Set(["unsupported", "unknown-command", "policy", "permission"]);
 
-/** Whether `error` is the console refusing `verb` as a verb it does not have. */
+/** Whether `error` is the console refusing `verb` for good: a verb it lacks, or one it does not grant. */
 export function lacksVerb(error: unknown, verb: string): boolean {
   return error instanceof ConsoleError && error.kind === "rejected" && error.ack?.verb === verb &&
-    LACKS_VERB.has(error.ack.fields.reason ?? "");
+    CANNOT_READ.has(error.ack.fields.reason ?? "") && error.ack.fields.delay_ms === undefined;
 }
 
 /** The read-back mode of the publisher's connections; the VM sync consults it before reading. */

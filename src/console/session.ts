@@ -81,7 +81,15 @@ export class ConsoleSession {
   #writing: Promise<void> = Promise.resolve();
   /** Collects the lines after a listing's ack until `END`; nothing else is sent meanwhile. */
   #collector:
-    | { lines: string[]; bytes: number; acked: boolean; entries?: number; done: () => void; fail: (e: ConsoleError) => void }
+    | {
+      lines: string[];
+      bytes: number;
+      acked: boolean;
+      ack?: string;
+      entries?: number;
+      done: () => void;
+      fail: (e: ConsoleError) => void;
+    }
     | null = null;
   /** A listing request is on the wire: later lines wait until its `END`. */
   #barrier = false;
@@ -316,6 +324,12 @@ export class ConsoleSession {
           this.#collector = null;
           c.fail(this.#fail(new ConsoleError("protocol", `Console listed ${c.lines.length} entries after announcing ${c.entries}`)));
         }
+      } else if (c.lines.length === 0 && line === c.ack) {
+        // The ack again: a duplicated ack would otherwise be the file's first line (a VM line
+        // the bridge acts on). No real file starts so: ctl starts with its seed line, the other
+        // files hold JSON objects only.
+        this.#collector = null;
+        c.fail(this.#fail(new ConsoleError("protocol", `Console sent the ack twice: ${escapeLogText(line.slice(0, 160))}`)));
       } else if ((c.bytes += line.length + 1) > MAX_REPLY_BYTES) {
         this.#collector = null;
         c.fail(
@@ -338,6 +352,7 @@ export class ConsoleSession {
     // Its content may follow in this very read: collect from the next line on.
     if (head!.collects && ack.ok && c !== null) {
       c.acked = true;
+      c.ack = line;
       if (head!.verb === "LS" && /^[0-9]{1,9}$/.test(ack.fields.entries ?? "")) c.entries = Number(ack.fields.entries);
     }
     if (head!.collects && !ack.ok) this.#barrier = false;

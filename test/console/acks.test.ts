@@ -117,6 +117,26 @@ describe("listings answer the path asked for", () => {
     }
   });
 
+  test("a CAT ack sent twice is not taken for the file's first line", async () => {
+    const { session, reply } = setup();
+    const cat = outcome(session.requestLines("CAT /gpu/GPU-0/ctl", "CAT"));
+    await settle();
+    await reply("OK CAT path=/gpu/GPU-0/ctl data=", "OK CAT path=/gpu/GPU-0/ctl data=", "END");
+    const e = await cat as ConsoleError;
+    expect(e.kind).toBe("protocol");
+    expect(e.message).toBe("Console sent the ack twice: OK CAT path=/gpu/GPU-0/ctl data=");
+    const good = setup();
+    const ok = good.session.requestLines("CAT /gpu/GPU-0/ctl", "CAT");
+    await settle();
+    await good.reply(
+      "OK CAT path=/gpu/GPU-0/ctl data=OK CAT path=/gpu/GPU-0/ctl data=",
+      "LEASE GPU-0",
+      "OK CAT path=/gpu/GPU-0/ctl data=",
+      "END",
+    );
+    expect(await ok).toEqual(["LEASE GPU-0", "OK CAT path=/gpu/GPU-0/ctl data="]);
+  });
+
   test("an LS whose lines do not match its announced count is a protocol error", async () => {
     const { session, reply } = setup();
     const ls = outcome(session.requestLines("LS /gpu", "LS"));

@@ -89,7 +89,7 @@ describe("read-back against an older console, and VM text that looks like a line
     expect(daemon.publisher!.stats.failures).toBe(0);
   });
 
-  test("ERR CAT reason=unknown-command is the same answer; a not-found file or a busy console is not", async () => {
+  test("ERR CAT reason=unknown-command, policy or permission is the same answer; not-found or a delay_ms is not", async () => {
     const { lacksVerb } = await import("../../src/console/readback.ts");
     const { ConsoleError } = await import("../../src/console/errors.ts");
     const { parseAck } = await import("../../src/contract/ack.ts");
@@ -98,6 +98,9 @@ describe("read-back against an older console, and VM text that looks like a line
     expect(lacksVerb(refusal("ERR CAT reason=unknown-command"), "CAT")).toBe(true);
     expect(lacksVerb(refusal("ERR CAT reason=not-found path=/gpu/x"), "CAT")).toBe(false);
     expect(lacksVerb(refusal("ERR CAT reason=busy delay_ms=10"), "CAT")).toBe(false);
+    expect(lacksVerb(refusal("ERR CAT reason=policy detail=denied path=/gpu/GPU-0/ctl"), "CAT")).toBe(true);
+    expect(lacksVerb(refusal("ERR CAT reason=permission path=/gpu/GPU-0/ctl"), "CAT")).toBe(true);
+    expect(lacksVerb(refusal("ERR CAT reason=policy detail=throttled delay_ms=5"), "CAT")).toBe(false);
     expect(lacksVerb(refusal("ERR LS reason=unsupported"), "CAT")).toBe(false);
     expect(lacksVerb(new Error("ERR CAT reason=unsupported"), "CAT")).toBe(false);
   });
