@@ -272,7 +272,9 @@ export class Publisher {
     this.stats.publishedBytes += record.bytes;
     this.stats.durations.observe(durationMs / 1000);
     // Many a second under lease churn: the daemon's INFO summary counts them (src/app/activity.ts).
-    this.#o.log.debug(
+    // A connection's first publish is said at INFO: once per connection, and what a person
+    // starting the bridge waits to see.
+    this.#o.log[reason === "connected" ? "info" : "debug"](
       `published ${record.bytes} bytes sha256=${snap.sha256.slice(0, 12)} in ${record.frames} frames, ` +
         `${durationMs.toFixed(1)} ms (${reason})`,
     );
