@@ -383,7 +383,7 @@ function unmatched(entry: Entry, ack: Ack): string | null {
   const path = ack.fields.path;
   if (entry.path !== undefined && path !== undefined && path !== entry.path) return `${entry.verb} of ${entry.path} is awaited`;
   const bytes = ack.fields.bytes;
-  if (entry.bytes !== undefined && ack.ok && bytes !== undefined && bytes !== String(entry.bytes)) {
+  if (entry.bytes !== undefined && ack.ok && bytes !== undefined && !(/^[0-9]{1,9}$/.test(bytes) && Number(bytes) === entry.bytes)) {
     return `the ${entry.verb} of ${entry.bytes} bytes to ${entry.path} is awaited`;
   }
   return null;
