@@ -26,7 +26,7 @@ COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting --no-com
 # Worker modules are extra entry points: a compiled binary holds only what the build was given.
 WORKERS := src/vram/tree-worker.ts
 
-.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-rss bench-vram ptx check-ptx gpu-check bench-cdi cdi-consumer bench-vmback soak bench-cancel clean
+.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-rss bench-vram ptx check-ptx gpu-check bench-cdi cdi-consumer bench-vmback soak bench-cancel bench-logs clean
 
 help:
 	@echo "make run     run the bridge daemon on the embedded mock defaults"
@@ -174,7 +174,7 @@ install: $(call STAGE,$(ARCH))/gpu-bridge-host
 
 ## Benchmarks ----------------------------------------------------------------
 
-bench: bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-rss bench-vram bench-cdi bench-vmback
+bench: bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-rss bench-vram bench-cdi bench-vmback bench-logs
 
 bench-startup: $(BIN)
 	COMPILE_FLAGS="$(COMPILE_FLAGS)" $(BUN) bench/startup.ts
@@ -209,6 +209,10 @@ soak: $(BIN)
 # 1,000 random job cancellations with large operands under load (bench/cancel.ts); N=... sets the count.
 bench-cancel: $(BIN)
 	$(BUN) bench/cancel.ts
+
+# Log bytes per hour at INFO under lease churn (DURATION_S=N, LEASES_PER_S=N).
+bench-logs: deps
+	$(BUN) bench/logvolume.ts
 
 bench-api: $(BIN)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } || { echo "bench-api needs wrk (apt-get install wrk)"; exit 1; }

@@ -16,6 +16,13 @@ import { byteLength } from "../../src/util/bytes.ts";
 export const CTL = "/gpu/bridge/ctl";
 export const STATUS = "/gpu/bridge/status";
 const INVALID_PAYLOAD = `ERR ECHO reason=policy detail=invalid-payload path=${CTL} error=invalid payload`;
+/**
+ * Lines the transcript keeps by default: the newest 2,048, a few publishes' worth, so a mock left
+ * running for hours holds at most 2,048 + 256 lines of at most 8 KiB (a frame) each, about
+ * 300 KB at the bridge's usual line sizes. Tests that need the whole transcript ask for it.
+ */
+export const DEFAULT_KEEP_LINES = 2048;
+const TRIM_SLACK = 256;
 
 /** Something the console did, for tests and the `mock-console` command's output. */
 export type ConsoleEvent =
@@ -34,6 +41,8 @@ export interface ConsoleSettings {
   readonly now?: () => number;
   /** Drives the link's jitter and loss (default Math.random). */
   readonly random?: () => number;
+  /** How many of the newest received lines `linesReceived` keeps (default 2,048; Infinity: all). */
+  readonly keepLines?: number;
 }
 
 /** State shared by every connection of one console. */
@@ -53,7 +62,10 @@ export class ConsoleState {
   maxUnanswered = 0;
   echoes = 0;
   connections = 0;
-  readonly linesReceived: string[] = [];
+  /** Every line received, counted (the transcript keeps only the newest `keepLines`). */
+  linesCounted = 0;
+  readonly keepLines: number;
+  #received: string[] = [];
   #failures: number[] = [];
   #cooldownUntil = 0;
   #listeners = new Set<(e: ConsoleEvent) => void>();
@@ -63,8 +75,27 @@ export class ConsoleState {
     this.authTimeoutMs = settings.authTimeoutMs ?? 5000;
     this.now = settings.now ?? Date.now;
     this.random = settings.random ?? Math.random;
+    this.keepLines = settings.keepLines ?? DEFAULT_KEEP_LINES;
+    if (!(this.keepLines >= 1)) throw new RangeError(`keepLines must be at least 1, got ${this.keepLines}`);
     this.vm.files.set(CTL, "");
     this.vm.onEvent = (event) => this.emit({ type: "vm", event });
+  }
+
+  /** The newest `keepLines` lines received, oldest first, across connections. */
+  get linesReceived(): readonly string[] {
+    return this.#received.length > this.keepLines ? this.#received.slice(-this.keepLines) : this.#received;
+  }
+
+  /** Lines the transcript holds now: never more than `keepLines` + 256. */
+  get linesHeld(): number {
+    return this.#received.length;
+  }
+
+  /** Adds `line` to the transcript, dropping the oldest in batches (amortised O(1) per line). */
+  received(line: string): void {
+    this.linesCounted++;
+    this.#received.push(line);
+    if (this.#received.length > this.keepLines + TRIM_SLACK) this.#received.splice(0, this.#received.length - this.keepLines);
   }
 
   /** Every file under `/gpu`, path -> text. */
@@ -140,7 +171,7 @@ export class ConsoleConnection {
   /** Handles one inbound line. */
   handle(line: string): Reply {
     const s = this.#state;
-    s.linesReceived.push(line);
+    s.received(line);
     const space = line.indexOf(" ");
     const verb = (space < 0 ? line : line.slice(0, space)).toUpperCase();
     const rest = space < 0 ? "" : line.slice(space + 1);
@@ -157,9 +188,9 @@ export class ConsoleConnection {
       case "ECHO":
         return this.#echo(rest);
       case "CAT":
-        return this.#cat(rest.trim());
       case "LS":
-        return this.#ls(rest.trim());
+        if (s.faults.noReadback) return { lines: [`ERR ${verb} reason=unsupported`] };
+        return verb === "CAT" ? this.#cat(rest.trim()) : this.#ls(rest.trim());
       default:
         return { lines: [`ERR ${verb} reason=unknown-command`] };
     }
@@ -235,8 +266,11 @@ export class ConsoleConnection {
   }
 }
 
-/** Noise the console interleaves when asked: log mirror, PONG, END and a stale ack. */
-export const NOISE_LINES = ["[net-console] queue depth=1", "log: worker-1 heartbeat", "PONG", "END", "OK PING reply=pong"];
+/**
+ * Noise the console interleaves when asked: log mirror, `PONG`, `END`. Never an ack: one that
+ * answers no line in flight is a protocol error to the bridge (see `duplicateAcks`).
+ */
+export const NOISE_LINES = ["[net-console] queue depth=1", "log: worker-1 heartbeat", "PONG", "END"];
 
 /** True if `line` is an ack (used to place faults on acks only). */
 export function isAck(line: string): boolean {

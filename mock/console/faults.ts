@@ -8,7 +8,7 @@ import type { LinkSettings } from "./link.ts";
 export interface Faults extends LinkSettings {
   /** Delay every ack by this many milliseconds. */
   ackDelayMs?: number;
-  /** Interleave log-mirror noise, `PONG`, `END` and stale acks before every ack. */
+  /** Interleave log-mirror noise, `PONG` and `END` before every ack. */
   noise?: boolean;
   /** Answer the Nth `ECHO` (counted across connections, from 1) with `ERR ECHO <detail>`, once. */
   errOnEcho?: { n: number; detail: string };
@@ -18,6 +18,17 @@ export interface Faults extends LinkSettings {
   closeAfterFrames?: number;
   /** Send a frame with an impossible length header instead of the Nth ack from now (once). */
   garbageAfterFrames?: number;
+  /**
+   * Behave as an older or minimal console (the test consoles built around the reference bridge,
+   * which only ever sends ECHO): `CAT` and `LS` are answered `ERR <VERB> reason=unsupported`, in
+   * the contract's `ERR <VERB> <detail>` form; every other line as usual.
+   */
+  noReadback?: boolean;
   /** Never answer (acks are swallowed): a hung peer. */
   silent?: boolean;
+  /**
+   * Send every ack of these verbs twice (`["ECHO"]`: a console that repeats itself). Taken for the
+   * next line's answer, the surplus would fake a publish; the bridge must end the attempt.
+   */
+  duplicateAcks?: readonly string[];
 }

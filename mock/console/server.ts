@@ -2,6 +2,7 @@
  * The mock console as a real TCP server: framing, an 8-line inbound queue that drops the
  * oldest line when full (as Cohesix does), the auth deadline and the scripted faults.
  */
+import { parseAck } from "../../src/contract/ack.ts";
 import { encodeFrame, FrameDecoder } from "../../src/contract/frame.ts";
 import { concatBytes } from "../../src/util/bytes.ts";
 import type { Conn, Connect } from "../../src/runtime/transport.ts";
@@ -65,6 +66,7 @@ export function serveConnection(state: ConsoleState, socket: Conn, clock: Clock 
         continue;
       }
       out.push(encodeFrame(line));
+      if (faults.duplicateAcks?.includes(parseAck(line)?.verb ?? "") === true) out.push(encodeFrame(line));
     }
     await conn.write(concatBytes(out)).catch(hangUp);
   };

@@ -6,6 +6,7 @@
 import type { RetentionPolicy } from "../job/retention.ts";
 import type { CdiSpec } from "../cdi/schema.ts";
 import type { PublisherStats } from "../console/publisher.ts";
+import type { ReadbackMode } from "../console/readback.ts";
 import type { GpuInfo } from "../contract/info.ts";
 import type { ModelCatalog } from "../contract/models.ts";
 import type { Namespace } from "../contract/namespace.ts";
@@ -84,7 +85,12 @@ export interface BridgeFacade {
   readonly jobs: ApiJobs;
   readonly models: ApiModels;
   /** Where the console is and how publishing goes (null: not publishing). */
-  readonly console: { readonly target: { readonly host: string; readonly port: number } | null; stats(): PublisherStats | null };
+  readonly console: {
+    readonly target: { readonly host: string; readonly port: number } | null;
+    stats(): PublisherStats | null;
+    /** Whether the console reads the VM's files back (null: not publishing). */
+    vmReadback?(): ReadbackMode | null;
+  };
   readonly telemetry?: ApiTelemetry;
   /** Absent: the bridge serves no shard routes (tests that build a façade without them). */
   readonly vram?: ApiVram;

@@ -24,6 +24,8 @@ export function statusRoutes(bridge: BridgeFacade): SubApp {
       skipped_unchanged: p?.skippedUnchanged ?? 0,
       last_publish: p?.lastPublish ?? null,
       last_error: p?.lastError ?? null,
+      // "unsupported": an older console; snapshots then replace what the VM's clients wrote.
+      vm_readback: bridge.console.vmReadback?.() ?? "disabled",
       snapshot: { bytes: snap.bytes.length, sha256: snap.sha256 },
     });
   });

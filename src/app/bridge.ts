@@ -38,6 +38,8 @@ import type { Logger } from "../util/log.ts";
 import { VERSION } from "../util/version.ts";
 import type { Vram } from "../vram/mod.ts";
 import { bothSidecars, VmSync } from "../vm/sync.ts";
+import { ActivitySummary } from "./activity.ts";
+import type { ReadbackMode } from "../console/readback.ts";
 import { loadMirror, saveMirror } from "../vm/store.ts";
 import { applyVmHistory, applyVmLines } from "../vm/apply.ts";
 import { AppliedLines } from "../vm/applied.ts";
@@ -60,6 +62,8 @@ export interface BridgeTuning {
   readonly noJournal?: boolean;
   /** How often the CDI spec's host description is refreshed (default DEFAULTS.cdiRefreshMs). */
   readonly cdiRefreshMs?: number;
+  /** The period of the INFO activity summary (default DEFAULTS.activitySummaryMs). */
+  readonly activitySummaryMs?: number;
 }
 
 /** A running bridge: the API's façade, and its parts for the daemon and tests. */
@@ -87,6 +91,8 @@ export interface FacadeParts {
   readonly models: ApiModels;
   readonly publisher?: Publisher | null;
   readonly console?: { readonly host: string; readonly port: number };
+  /** Whether the console reads the VM's files back (the VM sync's probe). */
+  readonly vmReadback?: () => ReadbackMode;
   readonly telemetry?: BridgeFacade["telemetry"];
   /** A GPU node's logs as the VM holds them (the VM sync's mirror); default: the host's own. */
   readonly nodeLogs?: (gpuId: string) => NodeLogs | undefined;
@@ -140,7 +146,7 @@ export function bridgeFacade(p: FacadeParts): BridgeFacade {
       policy: host.jobs.policy,
     },
     models: p.models,
-    console: { target: p.console ?? null, stats: () => p.publisher?.stats ?? null },
+    console: { target: p.console ?? null, stats: () => p.publisher?.stats ?? null, vmReadback: () => p.vmReadback?.() ?? null },
     ...(p.telemetry !== undefined && { telemetry: p.telemetry }),
     ...(p.vram !== undefined && { vram: p.vram }),
     ...(p.cdi !== undefined && { cdi: p.cdi }),
@@ -281,7 +287,7 @@ async function wireBridge(options: BridgeOptions, ports: BridgePorts, tuning: Br
     telemetry,
     vram,
     ...(cdi !== null && { cdi }),
-    ...(vm !== null && { nodeLogs: (id: string) => vm.nodeLogs(id) }),
+    ...(vm !== null && { nodeLogs: (id: string) => vm.nodeLogs(id), vmReadback: () => vm.readback.mode }),
   });
   const intervalMs = options.intervalMs ?? DEFAULTS.serveIntervalMs;
   let refreshTimer: unknown;
@@ -326,6 +332,23 @@ async function wireBridge(options: BridgeOptions, ports: BridgePorts, tuning: Br
     };
     tick();
   }
+  // Per-publish, per-append and per-lease lines are DEBUG; INFO gets one line a period.
+  let leasesEnded = 0;
+  host.leases.on((e) => void (e.type === "released" && leasesEnded++));
+  const activity = new ActivitySummary({
+    clock,
+    log: log.child("activity"),
+    periodMs: tuning.activitySummaryMs ?? DEFAULTS.activitySummaryMs,
+    read: () => ({
+      publishes: publisher?.stats.publishes ?? 0,
+      publishedBytes: publisher?.stats.publishedBytes ?? 0,
+      appends: vm?.stats.appends ?? 0,
+      readbacks: vm?.stats.readbacks ?? 0,
+      compactions: vm?.stats.compactions ?? 0,
+      vmLines: vm?.stats.vmLines ?? 0,
+      leasesEnded,
+    }),
+  });
   log.info(`serving ${gpus.length} GPUs from the ${backend.name} backend; jobs run on the ${runnerKind} runner`);
   return {
     ...facade,
@@ -342,6 +365,7 @@ async function wireBridge(options: BridgeOptions, ports: BridgePorts, tuning: Br
       host.jobs.close();
       clock.clearTimer(refreshTimer);
       stopWatch?.();
+      activity.stop();
       registry?.close();
       cdi?.stop();
       await publisher?.stop();

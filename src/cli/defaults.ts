@@ -43,6 +43,11 @@ export const DEFAULTS = Object.freeze(
     /** `serve --publish` without `--interval-ms`. */
     serveIntervalMs: 30_000,
     logLevel: "info",
+    /**
+     * The daemon's INFO summary of publishes, appends and read-backs: per-event lines repeat many
+     * times a second under load, so they are DEBUG and this line counts them once a period.
+     */
+    activitySummaryMs: 60_000,
     backend: "auto",
     sysRoot: "/",
     runner: "auto",

@@ -62,6 +62,8 @@ export interface MockConsoleOptions {
   readonly rttMs: number;
   readonly jitterMs: number;
   readonly noise: boolean;
+  /** Behave as an older console: `CAT` and `LS` answered `ERR <VERB> reason=unsupported`. */
+  readonly noReadback: boolean;
   readonly logLevel: LogLevel;
 }
 
@@ -77,6 +79,8 @@ export interface ConsoleRequest {
   readonly role: ConsoleRole;
   readonly ticket: string;
   readonly ackTimeoutMs: number;
+  /** Print the VM's bytes as they are; otherwise control and bidi characters are shown escaped. */
+  readonly raw: boolean;
 }
 
 /** Options of `stats`. */
@@ -174,6 +178,7 @@ export const mockConsoleFlags = () => ({
   "rtt-ms": "int:0:600000",
   "jitter-ms": "int:0:600000",
   "noise": "bool",
+  "no-readback": "bool",
   "log-level": "choice:debug|info|warn|error",
   "help": "bool",
 } as const);
@@ -185,6 +190,7 @@ export const consoleFlags = () => ({
   "role": "choice:queen|worker-gpu",
   "ticket": "string:blank",
   "ack-timeout-ms": "int:1:600000",
+  "raw": "bool",
   "help": "bool",
 } as const);
 
@@ -236,6 +242,7 @@ function mockConsoleCommand(argv: readonly string[], env: Env): Command {
       rttMs: values["rtt-ms"] ?? DEFAULTS.rttMs,
       jitterMs: values["jitter-ms"] ?? DEFAULTS.jitterMs,
       noise: values.noise === true,
+      noReadback: values["no-readback"] === true,
       logLevel: values["log-level"] ?? DEFAULTS.logLevel,
     },
   };
@@ -268,6 +275,7 @@ function consoleCommand(argv: readonly string[], env: Env): Command {
       role,
       ticket,
       ackTimeoutMs: values["ack-timeout-ms"] ?? DEFAULTS.ackTimeoutMs,
+      raw: values.raw === true,
     },
   };
 }

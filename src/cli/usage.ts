@@ -98,7 +98,10 @@ export const MOCK_CONSOLE_HELP: Readonly<Record<string, FlagHelp>> = {
     text: `round trip of the link, half of it each way, frames travelling side\nby side as on a long wire (default ${DEFAULTS.rttMs})`,
   },
   "jitter-ms": { arg: "MS", text: `extra random delay per chunk, 0..MS, order kept (default ${DEFAULTS.jitterMs})` },
-  "noise": { text: "interleave log-mirror lines and stale acks with every ack" },
+  "noise": { text: "interleave log-mirror lines, PONG and END with every ack" },
+  "no-readback": {
+    text: "behave as an older console that only takes ECHO: CAT and LS are\nanswered ERR <VERB> reason=unsupported",
+  },
   "log-level": { arg: "LEVEL", text: `debug, info, warn or error (default ${DEFAULTS.logLevel})` },
   "help": { text: "print this help" },
 };
@@ -161,6 +164,10 @@ export const CONSOLE_HELP: Readonly<Record<string, FlagHelp>> = {
   "role": { arg: "ROLE", text: `${or(CONSOLE_ROLES)} (default ${DEFAULTS.consoleRole})` },
   "ticket": { arg: "TICKET", text: "ticket sent with ATTACH (worker-gpu needs one)" },
   "ack-timeout-ms": { arg: "MS", text: `how long to wait for the answer (default ${DEFAULTS.ackTimeoutMs})` },
+  "raw": {
+    text:
+      "print the VM's text as received; by default control characters\n(escape sequences), bidirectional overrides and line separators\nare shown escaped (\\u001b), so a VM's text cannot drive the terminal",
+  },
   "help": { text: "print this help" },
 };
 
@@ -227,7 +234,9 @@ Usage:
   gpu-bridge-host mock-console [options]
 
 Options:
-${flagLines(MOCK_CONSOLE_HELP, ["host", "port", "auth-token", "ack-delay-ms", "rtt-ms", "jitter-ms", "noise", "log-level"])}`;
+${
+  flagLines(MOCK_CONSOLE_HELP, ["host", "port", "auth-token", "ack-delay-ms", "rtt-ms", "jitter-ms", "noise", "no-readback", "log-level"])
+}`;
 
 export const CONSOLE_USAGE = `gpu-bridge-host console: one request to a Cohesix console, as cohsh would send it.
 
@@ -237,7 +246,7 @@ Usage:
   gpu-bridge-host console echo FILE LINE... [options] append one line (the words joined by spaces)
 
 Options:
-${flagLines(CONSOLE_HELP, ["tcp-host", "tcp-port", "auth-token", "role", "ticket", "ack-timeout-ms"])}
+${flagLines(CONSOLE_HELP, ["tcp-host", "tcp-port", "auth-token", "role", "ticket", "ack-timeout-ms", "raw"])}
 Examples (against make run):
   gpu-bridge-host console ls /gpu
   gpu-bridge-host console echo /queen/ctl '{"spawn":"gpu","lease":{"gpu_id":"GPU-0","mem_mb":4096,"streams":1,"ttl_s":120}}'

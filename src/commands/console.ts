@@ -9,6 +9,7 @@ import { openSession, sendAll } from "../console/publish.ts";
 import { detectRuntime } from "../runtime/mod.ts";
 import type { Connect } from "../runtime/transport.ts";
 import type { CommandIo } from "./types.ts";
+import { escapeLogText } from "../util/log.ts";
 
 /** Runs one request; resolves with what to print (the listing, the lines, or the ack). Throws ConsoleError. */
 export async function consoleRequest(connect: Connect, req: ConsoleRequest): Promise<string[]> {
@@ -29,9 +30,15 @@ export async function consoleRequest(connect: Connect, req: ConsoleRequest): Pro
   }
 }
 
-/** Prints the console's answer, one line each; 0 when it said OK. `connect` defaults to the runtime's. */
+/**
+ * Prints the console's answer, one line each; 0 when it said OK. `connect` defaults to the
+ * runtime's. What the VM holds was written by its clients: unless `--raw` asks for the bytes,
+ * control characters (escape sequences), bidirectional overrides and line separators are shown
+ * escaped, so a file's text can neither drive the terminal nor reorder what is read.
+ */
 export async function run(command: Extract<Command, { kind: "console" }>, io: CommandIo, connect?: Connect): Promise<number> {
   const lines = await consoleRequest(connect ?? (await detectRuntime()).connect, command.request);
-  await io.stdout(lines.map((l) => l + "\n").join(""));
+  const show = command.request.raw ? (l: string) => l : escapeLogText;
+  await io.stdout(lines.map((l) => show(l) + "\n").join(""));
   return 0;
 }

@@ -16,6 +16,7 @@ export async function run(command: Extract<Command, { kind: "mock-console" }>, i
   mock.state.faults.latencyMs = options.rttMs / 2;
   mock.state.faults.jitterMs = options.jitterMs;
   mock.state.faults.noise = options.noise;
+  mock.state.faults.noReadback = options.noReadback;
   mock.state.on((e) => {
     if (e.type === "published") {
       log.info(

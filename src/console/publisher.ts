@@ -73,6 +73,8 @@ export interface PublishRecord {
 export interface PublisherStats {
   state: "idle" | "connecting" | "connected" | "backoff" | "stopped";
   publishes: number;
+  /** Snapshot bytes those publishes carried. */
+  publishedBytes: number;
   failures: number;
   reconnects: number;
   skippedUnchanged: number;
@@ -89,6 +91,7 @@ export class Publisher {
   readonly stats: PublisherStats = {
     state: "idle",
     publishes: 0,
+    publishedBytes: 0,
     failures: 0,
     reconnects: 0,
     skippedUnchanged: 0,
@@ -266,8 +269,12 @@ export class Publisher {
     };
     this.stats.lastPublish = record;
     this.stats.publishes++;
+    this.stats.publishedBytes += record.bytes;
     this.stats.durations.observe(durationMs / 1000);
-    this.#o.log.info(
+    // Many a second under lease churn: the daemon's INFO summary counts them (src/app/activity.ts).
+    // A connection's first publish is said at INFO: once per connection, and what a person
+    // starting the bridge waits to see.
+    this.#o.log[reason === "connected" ? "info" : "debug"](
       `published ${record.bytes} bytes sha256=${snap.sha256.slice(0, 12)} in ${record.frames} frames, ` +
         `${durationMs.toFixed(1)} ms (${reason})`,
     );
@@ -276,6 +283,9 @@ export class Publisher {
   /** Waits for the interval, a change, the ping deadline or stop. */
   #sleep(): Promise<Wake> {
     if (this.#dirty) return Promise.resolve("change");
+    // Closed while no one was waiting (a surplus ack right after a publish): reconnect now, not
+    // at the next ping.
+    if (this.#session?.closed === true) return Promise.resolve("closed");
     const untilPing = Math.max(0, this.#lastTrafficAt + this.#o.pingIdleMs - this.#clock.now());
     const paused = this.#o.sidecar?.pausedFor() ?? 0;
     const wait = Math.min(this.#o.intervalMs, untilPing, paused > 0 ? paused : Infinity);

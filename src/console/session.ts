@@ -6,6 +6,11 @@
  * previous ack, whichever is later. Slow acks are waited for, not treated as fatal, which is the
  * reference's weakness over slow links.
  *
+ * An ack must answer the oldest line in flight: its verb, the path it names (ECHO, CAT, LS) and,
+ * for ECHO, the payload's byte count. An ack-shaped line that answers nothing in flight (a
+ * duplicated, late, reordered or unsolicited ack) would otherwise be taken for the next line's
+ * and fake a publish the VM never took, so it ends the connection as a protocol error.
+ *
  * The console's inbound queue holds 8 lines and drops the oldest when full, so the window never
  * exceeds MAX_WINDOW (src/contract/window.ts). A line whose caller gave up after sending
  * it still occupies its slot until its ack arrives, so a retry can never push the queue over.
@@ -15,9 +20,10 @@ import { ConsoleError } from "./errors.ts";
 import { encodeFrame, FrameDecoder, FrameError } from "../contract/frame.ts";
 import { checkWindow } from "../contract/window.ts";
 import type { Conn } from "../runtime/transport.ts";
-import { concatBytes } from "../util/bytes.ts";
+import { byteLength, concatBytes } from "../util/bytes.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import { DEFAULTS } from "../cli/defaults.ts";
+import { escapeLogText } from "../util/log.ts";
 
 /** Settings for one session. */
 export interface SessionOptions {
@@ -25,7 +31,7 @@ export interface SessionOptions {
   readonly ackTimeoutMs?: number;
   /** Lines sent before their acks arrive, 1 (stop-and-wait) to MAX_WINDOW (default: `--window`'s). */
   readonly window?: number;
-  /** Called with every line that is not an awaited ack (log mirror, noise, stale acks). */
+  /** Called with every line that is not an ack nor part of a reply (log mirror, `PONG`, noise). */
   readonly onOther?: (line: string) => void;
   /** Called once when the connection ends, whoever ended it. */
   readonly onClose?: (error: ConsoleError) => void;
@@ -36,8 +42,10 @@ export interface SessionOptions {
 interface Entry {
   readonly line: string;
   readonly verb: string;
-  /** The ECHO path, checked against the ack's `path=` when it has one. */
+  /** The path the line names (ECHO, CAT, LS), checked against the ack's `path=` when it has one. */
   readonly path: string | undefined;
+  /** An ECHO's payload bytes, checked against the ack's `bytes=` when it has one. */
+  readonly bytes: number | undefined;
   /** A listing request (CAT, LS): its content lines follow its ack, up to `END`. */
   readonly collects: boolean;
   /** The caller's signal: lines sharing it are one batch, withdrawn together on a refusal. */
@@ -72,7 +80,17 @@ export class ConsoleSession {
   #timer: unknown;
   #writing: Promise<void> = Promise.resolve();
   /** Collects the lines after a listing's ack until `END`; nothing else is sent meanwhile. */
-  #collector: { lines: string[]; bytes: number; acked: boolean; done: () => void; fail: (e: ConsoleError) => void } | null = null;
+  #collector:
+    | {
+      lines: string[];
+      bytes: number;
+      acked: boolean;
+      ack?: string;
+      entries?: number;
+      done: () => void;
+      fail: (e: ConsoleError) => void;
+    }
+    | null = null;
   /** A listing request is on the wire: later lines wait until its `END`. */
   #barrier = false;
   #closed: ConsoleError | null = null;
@@ -125,8 +143,20 @@ export class ConsoleSession {
   #enqueue(line: string, verb: string, signal: AbortSignal | undefined, collects: boolean): Promise<Ack> {
     if (this.#closed !== null) return Promise.reject(this.#closed);
     return new Promise<Ack>((resolve, reject) => {
-      const path = verb === "ECHO" ? line.split(" ", 2)[1] : undefined;
-      const entry: Entry = { line, verb, path, collects, group: signal, resolve, reject, settled: false, sentAt: 0, detach: () => {} };
+      const { path, bytes } = expectedAck(line, verb);
+      const entry: Entry = {
+        line,
+        verb,
+        path,
+        bytes,
+        collects,
+        group: signal,
+        resolve,
+        reject,
+        settled: false,
+        sentAt: 0,
+        detach: () => {},
+      };
       if (signal !== undefined) {
         const onAbort = () => {
           const reason = signal.reason instanceof ConsoleError
@@ -235,7 +265,11 @@ export class ConsoleSession {
     entry.detach();
     if (outcome instanceof ConsoleError) entry.reject(outcome);
     else if (outcome.ok) entry.resolve(outcome);
-    else entry.reject(new ConsoleError("rejected", `Console refused ${entry.verb}: ${outcome.detail || "(no detail)"}`, { ack: outcome }));
+    else {
+      // The detail is the console's text, shown on a terminal by `console` and the one-shot publish.
+      const why = escapeLogText(outcome.detail) || "(no detail)";
+      entry.reject(new ConsoleError("rejected", `Console refused ${entry.verb}: ${why}`, { ack: outcome }));
+    }
   }
 
   /** A line of a batch was refused: its lines not yet written are not sent at all. */
@@ -279,32 +313,78 @@ export class ConsoleSession {
   }
 
   #dispatch(line: string): void {
+    if (this.#closed !== null) return;
     const head = this.#inFlight[0];
-    const ack = head === undefined ? null : parseAck(line);
-    if (
-      ack !== null && head !== undefined && ack.verb === head.verb &&
-      (head.path === undefined || ack.fields.path === undefined || ack.fields.path === head.path)
-    ) {
-      this.#inFlight.shift();
-      this.#lastAckAt = this.#clock.now();
-      // Its content may follow in this very read: collect from the next line on.
-      if (head.collects && ack.ok && this.#collector !== null) this.#collector.acked = true;
-      if (head.collects && !ack.ok) this.#barrier = false;
-      this.#settle(head, ack);
-      if (!ack.ok && head.group !== undefined) this.#withdraw(head.group);
-      this.#arm();
-      this.#pump();
-    } else if (this.#collector?.acked === true && head === undefined) {
-      const c = this.#collector;
-      if (line === "END") c.done();
-      else if ((c.bytes += line.length + 1) > MAX_REPLY_BYTES) {
+    const c = this.#collector;
+    if (c?.acked === true && head === undefined) {
+      // A listing's content: any line, acks look-alikes included, up to `END`.
+      if (line === "END") {
+        if (c.entries === undefined || c.entries === c.lines.length) c.done();
+        else {
+          this.#collector = null;
+          c.fail(this.#fail(new ConsoleError("protocol", `Console listed ${c.lines.length} entries after announcing ${c.entries}`)));
+        }
+      } else if (c.lines.length === 0 && line === c.ack) {
+        // The ack again: a duplicated ack would otherwise be the file's first line (a VM line
+        // the bridge acts on). No real file starts so: ctl starts with its seed line, the other
+        // files hold JSON objects only.
+        this.#collector = null;
+        c.fail(this.#fail(new ConsoleError("protocol", `Console sent the ack twice: ${escapeLogText(line.slice(0, 160))}`)));
+      } else if ((c.bytes += line.length + 1) > MAX_REPLY_BYTES) {
         this.#collector = null;
         c.fail(
           this.#fail(new ConsoleError("protocol", `Console reply passed ${MAX_REPLY_BYTES} bytes without END; dropping the connection`)),
         );
       } else c.lines.push(line);
-    } else {
-      this.#onOther(line);
+      return;
     }
+    const ack = parseAck(line);
+    if (ack === null) return this.#onOther(line);
+    const mismatch = head === undefined ? "nothing is in flight" : unmatched(head, ack);
+    if (mismatch !== null) {
+      // Taken for the next line's, it would fake that line's answer: the attempt is over.
+      const shown = escapeLogText(line.length > 160 ? `${line.slice(0, 160)}…` : line);
+      this.#fail(new ConsoleError("protocol", `Unmatched ack from the console (${mismatch}): ${shown}`));
+      return;
+    }
+    this.#inFlight.shift();
+    this.#lastAckAt = this.#clock.now();
+    // Its content may follow in this very read: collect from the next line on.
+    if (head!.collects && ack.ok && c !== null) {
+      c.acked = true;
+      c.ack = line;
+      if (head!.verb === "LS" && /^[0-9]{1,9}$/.test(ack.fields.entries ?? "")) c.entries = Number(ack.fields.entries);
+    }
+    if (head!.collects && !ack.ok) this.#barrier = false;
+    this.#settle(head!, ack);
+    if (!ack.ok && head!.group !== undefined) this.#withdraw(head!.group);
+    this.#arm();
+    this.#pump();
   }
+}
+
+/** What the ack of `line` must name: the path for ECHO, CAT and LS, and an ECHO's payload bytes. */
+function expectedAck(line: string, verb: string): { path: string | undefined; bytes: number | undefined } {
+  const rest = line.slice(verb.length + 1);
+  if (verb === "ECHO") {
+    const space = rest.indexOf(" ");
+    return { path: space < 0 ? rest : rest.slice(0, space), bytes: space < 0 ? 0 : byteLength(rest.slice(space + 1)) };
+  }
+  if (verb === "CAT" || verb === "LS") {
+    const path = rest.trim();
+    return { path: path === "" ? undefined : path, bytes: undefined };
+  }
+  return { path: undefined, bytes: undefined };
+}
+
+/** Why `ack` does not answer `entry` (null when it does). Fields a console leaves out are not checked. */
+function unmatched(entry: Entry, ack: Ack): string | null {
+  if (ack.verb !== entry.verb) return `${entry.verb} is awaited`;
+  const path = ack.fields.path;
+  if (entry.path !== undefined && path !== undefined && path !== entry.path) return `${entry.verb} of ${entry.path} is awaited`;
+  const bytes = ack.fields.bytes;
+  if (entry.bytes !== undefined && ack.ok && bytes !== undefined && !(/^[0-9]{1,9}$/.test(bytes) && Number(bytes) === entry.bytes)) {
+    return `the ${entry.verb} of ${entry.bytes} bytes to ${entry.path} is awaited`;
+  }
+  return null;
 }

@@ -12,7 +12,9 @@ export interface Ack {
   readonly fields: Readonly<Record<string, string>>;
 }
 
-const ACK = /^(OK|ERR) ([A-Z][A-Z0-9_-]*)(?: (.*))?$/;
+// `s`: a detail may hold any character (a CAT ack's summary is a VM line, U+2028 included),
+// and without it `.` stops at a line separator and the ack would pass for noise.
+const ACK = /^(OK|ERR) ([A-Z][A-Z0-9_-]*)(?: (.*))?$/s;
 
 /** The ack in `line`, or null when the line is something else. */
 export function parseAck(line: string): Ack | null {

@@ -150,7 +150,7 @@ export class HostState {
             if (!(error instanceof DiskWriteError)) throw error;
             o.log.warn(`journal: not compacted (retried at the next release): ${error.message}`);
           }
-          o.log.info(`lease ${e.lease.id} (${e.lease.worker_id} on ${e.lease.gpu_id}) ended: ${e.reason}`);
+          o.log.debug(`lease ${e.lease.id} (${e.lease.worker_id} on ${e.lease.gpu_id}) ended: ${e.reason}`); // counted in the INFO summary
           break;
       }
       o.onChange();

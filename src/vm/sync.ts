@@ -7,6 +7,7 @@
  */
 import { ConsoleError } from "../console/errors.ts";
 import type { ConsoleSession } from "../console/session.ts";
+import { ReadbackProbe } from "../console/readback.ts";
 import { seedCtl } from "../contract/info.ts";
 import type { Logger } from "../util/log.ts";
 import type { Namespace, NodeLogs } from "../contract/namespace.ts";
@@ -77,6 +78,8 @@ export interface ConnectionWork {
  */
 export class VmSync implements ConnectionWork {
   readonly mirror: VmMirror;
+  /** Whether this connection's console reads back at all (an older one only takes ECHO). */
+  readonly readback: ReadbackProbe;
   readonly stats: VmSyncStats = {
     readbacks: 0,
     catFrames: 0,
@@ -116,6 +119,7 @@ export class VmSync implements ConnectionWork {
     this.#freshMirror = options.mirror === undefined;
     this.#readbackMs = options.readbackMs ?? DEFAULTS.readbackMs;
     this.#clock = options.clock ?? systemClock;
+    this.readback = new ReadbackProbe(options.log);
   }
 
   /** The node logs the VM holds for `gpuId` plus the bridge's pending lines (what a snapshot carries). */
@@ -141,7 +145,7 @@ export class VmSync implements ConnectionWork {
         const n = this.mirror.compact(gpuId, file, Math.floor(cap * LOW_WATER), (t) => this.#pinned(gpuId, file, t));
         if (n > 0) {
           this.stats.compactions++;
-          this.#o.log.info(
+          this.#o.log.debug(
             `compacted /gpu/${gpuId}/${file}: ${n} oldest lines dropped, ${this.mirror.bytes(gpuId, file)} of ${cap} bytes kept`,
           );
           this.#o.onMirrorChange?.();
@@ -209,12 +213,15 @@ export class VmSync implements ConnectionWork {
       this.#session = session;
       this.#noJob = new Set();
     }
+    // A console without read-back gets snapshots as the reference sends them.
+    if (!this.readback.usable(session)) return void (this.#nextPollAt = this.#clock.now() + this.#readbackMs);
     this.stats.readbacks++;
     let missing: string | null = null;
     for (const gpuId of this.#gpus) {
       for (const file of [...SNAPSHOT_FILES, "job"] as const) {
         if (file === "job" && this.#noJob.has(gpuId)) continue;
         const lines = await this.#cat(session, `/gpu/${gpuId}/${file}`, signal);
+        if (lines === "unsupported") return void (this.#nextPollAt = this.#clock.now() + this.#readbackMs);
         if (lines === null) {
           if (file === "job") this.#noJob.add(gpuId);
           else missing ??= `/gpu/${gpuId}/${file} is missing in the VM`;
@@ -248,7 +255,7 @@ export class VmSync implements ConnectionWork {
 
   #snapshotDue(why: string): void {
     this.#epoch++;
-    this.#o.log.info(`full snapshot due: ${why}`);
+    this.#o.log.debug(`full snapshot due: ${why}`); // per change under churn: the INFO summary counts publishes
     this.#o.requestPublish?.();
   }
 
@@ -333,8 +340,8 @@ export class VmSync implements ConnectionWork {
     return this.#o.pinned?.(gpuId, file, text) ?? false;
   }
 
-  /** `CAT path`: its lines, or null when the VM has no such file. Counts the link cost. */
-  async #cat(session: ConsoleSession, path: string, signal: AbortSignal): Promise<string[] | null> {
+  /** `CAT path`: its lines, null when the VM has no such file, "unsupported" when the console cannot read. Counts the link cost. */
+  async #cat(session: ConsoleSession, path: string, signal: AbortSignal): Promise<string[] | null | "unsupported"> {
     const line = `CAT ${path}`;
     this.stats.catFrames += 1;
     this.stats.catBytes += 4 + byteLength(line);
@@ -343,13 +350,16 @@ export class VmSync implements ConnectionWork {
       const ack = `OK CAT path=${path} data=${lines.at(-1) ?? ""}`;
       this.stats.catFrames += lines.length + 2;
       this.stats.catBytes += 8 + Math.min(128, byteLength(ack)) + lines.reduce((n, l) => n + 4 + byteLength(l), 0);
+      this.readback.answered();
       return lines;
     } catch (error) {
       if (error instanceof ConsoleError && error.kind === "rejected" && error.ack?.fields.reason === "not-found") {
         this.stats.catFrames += 1;
         this.stats.catBytes += 4 + byteLength(error.ack.detail) + 8;
+        this.readback.answered();
         return null;
       }
+      if (this.readback.refused(error)) return "unsupported";
       throw error;
     }
   }

@@ -59,7 +59,7 @@ function startBridge(extra: string[] = []) {
 
 describe("the daemon process", () => {
   test.each(["SIGTERM", "SIGINT"] as const)("republishes a registry change within 1 s and exits 0 on %s within 2 s", async (sig) => {
-    const bridge = startBridge();
+    const bridge = startBridge(["--log-level", "debug"]); // a change's publish line is DEBUG
     await until(() => mock.state.tree?.active === "base-v1", 10_000, "first publish");
     const t0 = performance.now();
     activate("lora-v2");

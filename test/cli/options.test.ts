@@ -92,7 +92,17 @@ describe("parseCommand() for mock-console", () => {
   test("has its own flags and defaults, and the bridge's token fallbacks", () => {
     expect(parseCommand(["mock-console"], { COHSH_AUTH_TOKEN: "t" })).toEqual({
       kind: "mock-console",
-      options: { host: "127.0.0.1", port: 31337, authToken: "t", ackDelayMs: 0, rttMs: 0, jitterMs: 0, noise: false, logLevel: "info" },
+      options: {
+        host: "127.0.0.1",
+        port: 31337,
+        authToken: "t",
+        ackDelayMs: 0,
+        rttMs: 0,
+        jitterMs: 0,
+        noise: false,
+        noReadback: false,
+        logLevel: "info",
+      },
     });
     const c = parseCommand(["mock-console", "--port", "0", "--ack-delay-ms", "100", "--noise"], {});
     expect(c.kind === "mock-console" && c.options).toMatchObject({ port: 0, ackDelayMs: 100, noise: true });

@@ -44,6 +44,16 @@ describe("gpu-bridge-host console", () => {
     expect(await run("cat", "/gpu/GPU-1/ctl")).toBe("LEASE GPU-1\nRELEASE worker-1 done\n");
   });
 
+  test("cat and ls show the VM's control and bidi characters escaped, unless --raw asks for the text as sent", async () => {
+    const hostile = "\u001b[2J\u001b]0;owned\u0007 job \u202eexe.txt\u2028RELEASE x \u009b";
+    expect(mock.state.vm.append("/gpu/GPU-0/ctl", hostile)).toBeNull();
+    const shown = await run("cat", "/gpu/GPU-0/ctl");
+    expect(shown).toBe("LEASE GPU-0\n\\u001b[2J\\u001b]0;owned\\u0007 job \\u202eexe.txt\\u2028RELEASE x \\u009b\n");
+    expect(shown).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2028\u2029]/);
+    expect(await run("cat", "/gpu/GPU-0/ctl", "--raw")).toBe(`LEASE GPU-0\n${hostile}\n`);
+    expect(parseCommand(["console", "cat", "/x"], {})).toMatchObject({ request: { raw: false } });
+  });
+
   test("a refusal is a ConsoleError with the console's answer; bad arguments are usage errors naming them", async () => {
     const refused = run("echo", "/gpu/GPU-0/status", "not-json");
     await expect(refused).rejects.toBeInstanceOf(ConsoleError);

@@ -32,14 +32,14 @@ function setup(ackTimeoutMs = 1000) {
 const rejection = (p: Promise<unknown>) => p.then(() => null, (e: unknown) => e as ConsoleError);
 
 describe("ConsoleSession", () => {
-  test("request() sends one frame and resolves with its verb's ack, passing noise and stale acks to onOther", async () => {
+  test("request() sends one frame and resolves with its verb's ack, passing noise to onOther", async () => {
     const { session, peer: p, other } = setup();
     const acked = session.request("ECHO /gpu/bridge/ctl end", "ECHO");
     await settle();
     expect(p.received).toEqual(["ECHO /gpu/bridge/ctl end"]);
-    await p.reply("[net-console] hello", "OK AUTH stale", "PONG", "OK ECHO path=/gpu/bridge/ctl bytes=3");
+    await p.reply("[net-console] hello", "PONG", "END", "OK ECHO path=/gpu/bridge/ctl bytes=3");
     expect(await acked).toMatchObject({ ok: true, verb: "ECHO", detail: "path=/gpu/bridge/ctl bytes=3" });
-    expect(other).toEqual(["[net-console] hello", "OK AUTH stale", "PONG"]);
+    expect(other).toEqual(["[net-console] hello", "PONG", "END"]);
     expect(session.framesSent).toBe(1);
   });
 

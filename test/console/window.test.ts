@@ -48,7 +48,7 @@ function peer() {
 
 const settled = () => new Promise((r) => setTimeout(r, 10));
 const echo = (n: number) => ({ line: `ECHO /gpu/bridge/ctl line-${n}`, verb: "ECHO" });
-const ok = (n = 1) => `OK ECHO path=/gpu/bridge/ctl bytes=${6 + String(n).length}`;
+const ok = (n = 1) => `OK ECHO path=/gpu/bridge/ctl bytes=${5 + String(n).length}`;
 
 describe("checkWindow()", () => {
   test("takes 1 to 7, the console's 8-line queue less one", () => {
@@ -124,16 +124,21 @@ describe("ConsoleSession's window", () => {
     session.close();
   });
 
-  test("an ack naming another path is not this line's", async () => {
+  test("an ack naming another path is not this line's: the connection ends as a protocol error", async () => {
     const p = peer();
     const seen: string[] = [];
     const session = new ConsoleSession(p.conn, { window: 2, onOther: (l) => seen.push(l) });
-    const done = session.request("ECHO /queen/telemetry/e/seg/seg-000001 {}", "ECHO");
+    const done = session.request("ECHO /queen/telemetry/e/seg/seg-000001 {}", "ECHO").catch((e) => e);
     await settled();
     p.say("OK ECHO path=/gpu/bridge/ctl bytes=3", "OK ECHO path=/queen/telemetry/e/seg/seg-000001 bytes=2");
-    expect((await done).fields.path).toBe("/queen/telemetry/e/seg/seg-000001");
-    expect(seen).toEqual(["OK ECHO path=/gpu/bridge/ctl bytes=3"]);
-    session.close();
+    const err = await done;
+    expect(err).toBeInstanceOf(ConsoleError);
+    expect(err.kind).toBe("protocol");
+    expect(err.message).toBe(
+      "Unmatched ack from the console (ECHO of /queen/telemetry/e/seg/seg-000001 is awaited): OK ECHO path=/gpu/bridge/ctl bytes=3",
+    );
+    expect(seen).toEqual([]);
+    expect(p.isClosed()).toBe(true);
   });
 
   test("a missing ack times out, closes the connection and fails every line in flight", async () => {
@@ -161,8 +166,8 @@ describe("ConsoleSession's window", () => {
     await settled();
     expect(p.received.at(-1)).toBe("CAT /queen/telemetry/e/latest");
     // The content arrives in the same read as the ack, and looks like an ack itself.
-    p.say("OK CAT path=/queen/telemetry/e/latest bytes=11", "OK ECHO path=/gpu/bridge/ctl bytes=7", "END");
-    expect(await listing).toEqual(["OK ECHO path=/gpu/bridge/ctl bytes=7"]);
+    p.say("OK CAT path=/queen/telemetry/e/latest bytes=11", "OK ECHO path=/gpu/bridge/ctl bytes=6", "END");
+    expect(await listing).toEqual(["OK ECHO path=/gpu/bridge/ctl bytes=6"]);
     await settled();
     expect(p.received.at(-1)).toBe("ECHO /gpu/bridge/ctl line-2");
     p.say(ok());

@@ -17,6 +17,16 @@ describe("parseAck()", () => {
     });
   });
 
+  test("a detail holding line or paragraph separators (a VM line in a CAT summary) is still an ack", () => {
+    for (const sep of ["\u2028", "\u2029", "\u0085", "\r", "\n"]) {
+      expect(parseAck(`OK CAT path=/gpu/GPU-0/ctl data=a${sep}b`)).toMatchObject({
+        ok: true,
+        verb: "CAT",
+        fields: { path: "/gpu/GPU-0/ctl" },
+      });
+    }
+  });
+
   test.each(["PONG", "END", "[net-console] queue depth=1", "log: OK AUTH", "OK", "ok AUTH", "OKAUTH", "ERR", ""])(
     "skips %j, which is not an ack",
     (line) => expect(parseAck(line)).toBeNull(),

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { MOCK_GPUS } from "../../src/inventory/mock.ts";
-import { ConsoleConnection, ConsoleState, CTL, STATUS } from "../../mock/console/core.ts";
+import { ConsoleConnection, ConsoleState, CTL, DEFAULT_KEEP_LINES, STATUS } from "../../mock/console/core.ts";
 import { startMockConsole } from "../../mock/console/server.ts";
 import { encodeFrame, FrameDecoder } from "../../src/contract/frame.ts";
 import { builtinCatalog } from "../../src/models/catalog.ts";
@@ -76,6 +76,48 @@ describe("ConsoleConnection", () => {
     w.handle("AUTH t");
     expect(w.handle("ATTACH worker-gpu x").lines).toEqual(["OK ATTACH role=worker-gpu"]);
     expect(w.handle(`ECHO ${CTL} end`).lines).toEqual([`ERR ECHO reason=policy detail=queen-only path=${CTL}`]);
+  });
+});
+
+describe("the mock console's transcript", () => {
+  test("keeps a bounded window of the newest lines however many arrive, and counts them all", () => {
+    const state = new ConsoleState({ token: "t" });
+    const c = new ConsoleConnection(state);
+    let held = 0;
+    for (let i = 0; i < 100_000; i++) {
+      c.handle(`PING ${i}`);
+      held = Math.max(held, state.linesHeld);
+    }
+    expect(held).toBeLessThanOrEqual(DEFAULT_KEEP_LINES + 256);
+    expect(state.linesCounted).toBe(100_000);
+    expect(state.linesReceived).toHaveLength(DEFAULT_KEEP_LINES);
+    expect(state.linesReceived[0]).toBe(`PING ${100_000 - DEFAULT_KEEP_LINES}`);
+    expect(state.linesReceived.at(-1)).toBe("PING 99999");
+  });
+
+  test("a test that needs the whole transcript asks for it", () => {
+    const state = new ConsoleState({ token: "t", keepLines: Infinity });
+    const c = new ConsoleConnection(state);
+    for (let i = 0; i < 5000; i++) c.handle(`PING ${i}`);
+    expect(state.linesReceived).toHaveLength(5000);
+    expect(() => new ConsoleState({ token: "t", keepLines: 0 })).toThrow("keepLines must be at least 1, got 0");
+  });
+});
+
+describe("an older console (faults.noReadback)", () => {
+  test("answers CAT and LS ERR <VERB> reason=unsupported, and ECHO as usual", () => {
+    const state = new ConsoleState({ token: "t" });
+    state.faults.noReadback = true;
+    const c = new ConsoleConnection(state);
+    c.handle("AUTH t");
+    c.handle("ATTACH queen ");
+    expect(c.handle("CAT /gpu/bridge/status").lines).toEqual(["ERR CAT reason=unsupported"]);
+    expect(c.handle("LS /gpu").lines).toEqual(["ERR LS reason=unsupported"]);
+    expect(c.handle("ECHO /gpu/bridge/ctl end").lines[0]).toBe(
+      `ERR ECHO reason=policy detail=invalid-payload path=${CTL} error=invalid payload`,
+    );
+    state.faults.noReadback = false;
+    expect(c.handle("CAT /gpu/bridge/status").lines[0]).toStartWith("OK CAT path=/gpu/bridge/status");
   });
 });
 
