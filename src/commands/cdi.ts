@@ -48,7 +48,7 @@ async function apply(c: Of<"cdi-apply">, io: CommandIo, log: () => Logger): Prom
   const fs = bunSpecFsNow() ?? (await loadSpecFs());
   // The config.json is read while the folders are: Bun reads files on its thread pool, whose
   // start then overlaps the listing. Marked handled now, so that a failed read waits for its await.
-  const input = c.input === "-" ? io.stdin() : fs.read(c.input);
+  const input = c.input === "-" ? io.stdin() : fs.read(c.input, DEFAULTS.cdiConfigMaxBytes);
   input.catch(() => {});
   const cache = SpecCache.open(c.cacheDir);
   const registry = await loadSpecDirs(c.specDirs ?? DEFAULTS.cdiSpecDirs, await yamlParser(), fs, cache);
