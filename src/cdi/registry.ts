@@ -46,6 +46,7 @@ export async function loadSpecDirs(
   const files = fs ?? (await loadSpecFs());
   const specs: LoadedSpec[] = [];
   const errors: string[] = [];
+  let readable: boolean | undefined;
   for (let priority = 0; priority < dirs.length; priority++) {
     const dir = dirs[priority]!;
     let names: string[] | null;
@@ -63,7 +64,10 @@ export async function loadSpecDirs(
       try {
         const text = await files.read(file, DEFAULTS.cdiSpecMaxBytes);
         const key = cache?.key(format, text);
-        const cached = key === undefined ? null : cache!.get(key);
+        // The folder's trust is settled before its first entry is read, and an untrusted one is
+        // never read (its stats were started when the cache was opened).
+        if (key !== undefined && readable === undefined) readable = await cache!.readable();
+        const cached = key === undefined || readable !== true ? null : cache!.get(key);
         if (cached !== null) {
           specs.push({ spec: cached, file, priority });
           continue;
