@@ -59,6 +59,15 @@ async function apply(c: Of<"cdi-apply">, io: CommandIo, log: () => Logger): Prom
     const stat = needsAnyHostStat(edits.deviceNodes ?? []) ? (await import("../cdi/devnode.ts")).statNode : () => null;
     out = applyEdits(oci, edits, stat);
   } catch (error) {
+    if (error instanceof RangeError) {
+      // Copying the config.json recursed past the stack: say which input and why.
+      throw new Error(
+        `Cannot apply CDI edits to ${c.input === "-" ? "stdin" : c.input}: its JSON is nested too deeply (${error.message})`,
+        {
+          cause: error,
+        },
+      );
+    }
     // Only now are the folders' problems worth showing: they may be why a device is missing.
     for (const e of registry.errors) log().warn(e);
     throw error;

@@ -183,3 +183,16 @@ test("YAML alias bombs are refused before anything is built from them (list, app
   expect(fine.errors).toEqual([]);
   expect(fine.devices.get("example.com/bomb=0")!.device.containerEdits.env).toEqual(["GLOB=/dev/nvhost-*", "A=*b"]);
 });
+
+test("a deeply nested config.json is refused naming the input and the cause; a relative --cache-dir is refused", async () => {
+  const dir = specDir();
+  const deep = `{"process":{},"x":${"[".repeat(200_000)}${"]".repeat(200_000)}}`;
+  const r = await apply(dir, deep);
+  expect(r.code).toBe(1);
+  expect(r.err).toContain("Cannot apply CDI edits to stdin: its JSON is nested too deeply");
+  const t = memoryStdio("{}");
+  expect(await main(["cdi", "apply", "--cache-dir", "cache", "--spec-dir", dir, "example.com/gpu=0"], ENV, t.io)).toBe(2);
+  expect(t.err.join("")).toContain(
+    'Option --cache-dir needs an absolute path (cdi apply runs from the runtime\'s working folder), got "cache"',
+  );
+});
