@@ -7,6 +7,8 @@ export function ociProblem(raw: unknown): string | null {
   const parsed = v.safeParse(OciSpec, raw);
   if (parsed.success) return null;
   const issue = parsed.issues[0];
-  const field = issue.path?.map((p) => String(p.key)).join(".") ?? "(root)";
+  // A JSON path as the problem's reader would write it: `mounts[2].options`, `linux.netDevices.eth0`.
+  const field = issue.path?.map((p) => (typeof p.key === "number" ? `[${p.key}]` : `.${String(p.key)}`)).join("").replace(/^\./, "") ||
+    "(root)";
   return `${field}: ${issue.message}`;
 }

@@ -1,8 +1,8 @@
 /**
  * Spec folders, read the way the reference library's cache reads them: folders in priority
  * order (a later folder wins over an earlier one, so `/var/run/cdi` over `/etc/cdi`), only
- * `.json` and `.yaml` files, no subfolders; an unparsable or invalid spec is skipped with an
- * error; two specs of the same priority defining one device make that device unresolvable.
+ * `.json` and `.yaml` files, no subfolders, regular files of at most `DEFAULTS.cdiSpecMaxBytes`
+ * only (spec-fs.ts); an unreadable, unparsable or invalid spec is skipped with an error; two specs of the same priority defining one device make that device unresolvable.
  */
 import { applyEdits, CdiApplyError, mergeEdits, type StatNode } from "./apply.ts";
 import { decodeSpec, formatOf, type SpecFormat, type YamlParse } from "./spec-format.ts";
@@ -10,6 +10,7 @@ import { loadSpecFs, type SpecFs } from "./spec-fs.ts";
 import { qualify } from "./names.ts";
 import type { CdiContainerEdits, CdiDevice, CdiSpec, OciSpec } from "./schema.ts";
 import type { SpecCache } from "./spec-cache.ts";
+import { DEFAULTS } from "../cli/defaults.ts";
 
 export interface LoadedSpec {
   readonly spec: CdiSpec;
@@ -45,6 +46,7 @@ export async function loadSpecDirs(
   const files = fs ?? (await loadSpecFs());
   const specs: LoadedSpec[] = [];
   const errors: string[] = [];
+  let readable: boolean | undefined;
   for (let priority = 0; priority < dirs.length; priority++) {
     const dir = dirs[priority]!;
     let names: string[] | null;
@@ -60,9 +62,12 @@ export async function loadSpecDirs(
       // Plain concatenation: node:path would cost a load on every container's start.
       const file = dir.endsWith("/") ? dir + name : `${dir}/${name}`;
       try {
-        const text = await files.read(file);
+        const text = await files.read(file, DEFAULTS.cdiSpecMaxBytes);
         const key = cache?.key(format, text);
-        const cached = key === undefined ? null : cache!.get(key);
+        // The folder's trust is settled before its first entry is read, and an untrusted one is
+        // never read (its stats were started when the cache was opened).
+        if (key !== undefined && readable === undefined) readable = await cache!.readable();
+        const cached = key === undefined || readable !== true ? null : cache!.get(key);
         if (cached !== null) {
           specs.push({ spec: cached, file, priority });
           continue;
@@ -91,7 +96,11 @@ async function validateText(
   file: string,
   parseYaml: YamlParse,
 ): Promise<{ spec: CdiSpec | null; problems: string[] }> {
-  const raw = decodeSpec(text, format, file, parseYaml);
+  // A YAML alias repeats its anchor's value wherever it stands, and Bun's native parser expands
+  // them without a bound (a 180 KB alias bomb took it to 2 GB and 14 s). Text that may hold one
+  // (any `*`) goes to the library, which refuses aliases (codec.ts): a spec needs none.
+  const parse = format === "yaml" && text.includes("*") ? (await import("./codec.ts")).libraryYaml : parseYaml;
+  const raw = decodeSpec(text, format, file, parse);
   const rules = await import("./rules.ts");
   const o = { file, strict: false };
   const { spec, problems } = rules.quickValidate(raw, o) ?? (await import("./validate.ts")).validateSpec(raw, o);

@@ -12,10 +12,31 @@ import { HOOK_NAMES, type HookName } from "./hook-names.ts";
 
 const int = v.pipe(v.number(), v.integer());
 const uint32 = v.pipe(int, v.minValue(0), v.maxValue(0xffff_ffff));
-const stringMap = v.record(v.string(), v.string());
+
+/** What a value is, in words, for "expected an object, found …". */
+export function describeValue(x: unknown): string {
+  if (x === null) return "null";
+  if (Array.isArray(x)) return `an array (${x.length} item${x.length === 1 ? "" : "s"})`;
+  if (typeof x === "string") return `a string ${JSON.stringify(x.length > 40 ? `${x.slice(0, 40)}…` : x)}`;
+  return typeof x === "object" ? "an object" : `a ${typeof x} (${String(x)})`;
+}
+
+/**
+ * An object, and not an array: valibot's object schemas take any non-null `typeof "object"`,
+ * arrays included, and an array where config.json needs an object (`process`, `linux`, …) is an
+ * object that the edits would be applied to and that JSON then drops: the container would start
+ * without its devices and nobody would know. Every object below is checked by this first.
+ */
+const objectOnly = v.custom<Record<string, unknown>>(
+  (x) => typeof x === "object" && x !== null && !Array.isArray(x),
+  (issue) => `expected an object, found ${describeValue(issue.input)}`,
+);
+const strictObject = <E extends v.ObjectEntries>(entries: E) => v.pipe(objectOnly, v.strictObject(entries));
+const looseObject = <E extends v.ObjectEntries>(entries: E) => v.pipe(objectOnly, v.looseObject(entries));
+const stringMap = v.pipe(objectOnly, v.record(v.string(), v.string()));
 
 /** A device node to create in the container (`type` b, c, u, p or empty). */
-export const CdiDeviceNode = v.strictObject({
+export const CdiDeviceNode = strictObject({
   path: v.string(),
   hostPath: v.optional(v.string()),
   type: v.optional(v.string()),
@@ -29,7 +50,7 @@ export const CdiDeviceNode = v.strictObject({
 export type CdiDeviceNode = v.InferOutput<typeof CdiDeviceNode>;
 
 /** A mount; `options` and `type` are copied verbatim into the OCI spec. */
-export const CdiMount = v.strictObject({
+export const CdiMount = strictObject({
   hostPath: v.string(),
   containerPath: v.string(),
   options: v.optional(v.array(v.string())),
@@ -38,7 +59,7 @@ export const CdiMount = v.strictObject({
 export type CdiMount = v.InferOutput<typeof CdiMount>;
 
 /** A hook; `hookName` names one of the six OCI hook arrays. */
-export const CdiHook = v.strictObject({
+export const CdiHook = strictObject({
   hookName: v.string(),
   path: v.string(),
   args: v.optional(v.array(v.string())),
@@ -47,7 +68,7 @@ export const CdiHook = v.strictObject({
 });
 export type CdiHook = v.InferOutput<typeof CdiHook>;
 
-export const CdiIntelRdt = v.strictObject({
+export const CdiIntelRdt = strictObject({
   closID: v.optional(v.string()),
   l3CacheSchema: v.optional(v.string()),
   memBwSchema: v.optional(v.string()),
@@ -58,14 +79,14 @@ export const CdiIntelRdt = v.strictObject({
 });
 export type CdiIntelRdt = v.InferOutput<typeof CdiIntelRdt>;
 
-export const CdiNetDevice = v.strictObject({
+export const CdiNetDevice = strictObject({
   hostInterfaceName: v.string(),
   name: v.string(),
 });
 export type CdiNetDevice = v.InferOutput<typeof CdiNetDevice>;
 
 /** What a device (or a whole spec) does to a container. */
-export const CdiContainerEdits = v.strictObject({
+export const CdiContainerEdits = strictObject({
   env: v.optional(v.array(v.string())),
   deviceNodes: v.optional(v.array(CdiDeviceNode)),
   hooks: v.optional(v.array(CdiHook)),
@@ -76,7 +97,7 @@ export const CdiContainerEdits = v.strictObject({
 });
 export type CdiContainerEdits = v.InferOutput<typeof CdiContainerEdits>;
 
-export const CdiDevice = v.strictObject({
+export const CdiDevice = strictObject({
   name: v.string(),
   annotations: v.optional(stringMap),
   containerEdits: CdiContainerEdits,
@@ -84,7 +105,7 @@ export const CdiDevice = v.strictObject({
 export type CdiDevice = v.InferOutput<typeof CdiDevice>;
 
 /** A whole CDI spec file. */
-export const CdiSpec = v.strictObject({
+export const CdiSpec = strictObject({
   cdiVersion: v.string(),
   kind: v.string(),
   annotations: v.optional(stringMap),
@@ -97,7 +118,7 @@ export type CdiSpec = v.InferOutput<typeof CdiSpec>;
 export { HOOK_NAMES, type HookName };
 
 /** `linux.devices[]` of an OCI spec. */
-export const OciLinuxDevice = v.looseObject({
+export const OciLinuxDevice = looseObject({
   type: v.string(),
   path: v.string(),
   major: v.optional(int),
@@ -109,7 +130,7 @@ export const OciLinuxDevice = v.looseObject({
 export type OciLinuxDevice = v.InferOutput<typeof OciLinuxDevice>;
 
 /** `linux.resources.devices[]`: one cgroup device rule. */
-export const OciDeviceCgroup = v.looseObject({
+export const OciDeviceCgroup = looseObject({
   allow: v.boolean(),
   type: v.optional(v.string()),
   major: v.optional(int),
@@ -118,7 +139,7 @@ export const OciDeviceCgroup = v.looseObject({
 });
 export type OciDeviceCgroup = v.InferOutput<typeof OciDeviceCgroup>;
 
-export const OciHook = v.looseObject({
+export const OciHook = looseObject({
   path: v.string(),
   args: v.optional(v.array(v.string())),
   env: v.optional(v.array(v.string())),
@@ -126,7 +147,7 @@ export const OciHook = v.looseObject({
 });
 export type OciHook = v.InferOutput<typeof OciHook>;
 
-export const OciMount = v.looseObject({
+export const OciMount = looseObject({
   destination: v.string(),
   source: v.optional(v.string()),
   type: v.optional(v.string()),
@@ -138,26 +159,26 @@ export type OciMount = v.InferOutput<typeof OciMount>;
  * The parts of an OCI runtime `config.json` that CDI edits touch; everything else is kept as
  * read. `hooks` holds the six arrays of HOOK_NAMES.
  */
-export const OciSpec = v.looseObject({
+export const OciSpec = looseObject({
   ociVersion: v.optional(v.string()),
-  process: v.optional(v.looseObject({
+  process: v.optional(looseObject({
     env: v.optional(v.array(v.string())),
-    user: v.optional(v.looseObject({
+    user: v.optional(looseObject({
       uid: v.optional(uint32),
       gid: v.optional(uint32),
       additionalGids: v.optional(v.array(uint32)),
     })),
   })),
   mounts: v.optional(v.array(OciMount)),
-  hooks: v.optional(v.looseObject(Object.fromEntries(HOOK_NAMES.map((n) => [n, v.optional(v.array(OciHook))])) as Record<
+  hooks: v.optional(looseObject(Object.fromEntries(HOOK_NAMES.map((n) => [n, v.optional(v.array(OciHook))])) as Record<
     HookName,
     v.OptionalSchema<v.ArraySchema<typeof OciHook, undefined>, undefined>
   >)),
-  linux: v.optional(v.looseObject({
+  linux: v.optional(looseObject({
     devices: v.optional(v.array(OciLinuxDevice)),
-    resources: v.optional(v.looseObject({ devices: v.optional(v.array(OciDeviceCgroup)) })),
-    intelRdt: v.optional(v.looseObject({})),
-    netDevices: v.optional(v.record(v.string(), v.looseObject({ name: v.optional(v.string()) }))),
+    resources: v.optional(looseObject({ devices: v.optional(v.array(OciDeviceCgroup)) })),
+    intelRdt: v.optional(looseObject({})),
+    netDevices: v.optional(v.pipe(objectOnly, v.record(v.string(), looseObject({ name: v.optional(v.string()) })))),
   })),
 });
 export type OciSpec = v.InferOutput<typeof OciSpec>;

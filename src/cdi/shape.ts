@@ -280,11 +280,11 @@ export function isCdiSpecData(x: unknown): x is CdiSpec {
 }
 
 // The OCI side: loose objects (other keys pass), where `v.optional` takes a missing key or
-// `undefined` alike, and an object is anything truthy of type "object" (arrays too), as valibot
-// tests it. A valid config.json is returned as read either way; this only spares the schema.
+// `undefined` alike, and an object is anything non-null of type "object" but an array (the
+// schema's objectOnly). A valid config.json is returned as read either way; this only spares the schema.
 // Per-element checks are inline in loops here too (a config.json holds a dozen mounts or more).
 
-const isObject = (x: unknown): x is Data => typeof x === "object" && x !== null;
+const isObject = (x: unknown): x is Data => typeof x === "object" && x !== null && !Array.isArray(x);
 
 /** An optional `v.array(v.string())`. */
 function optStrings(x: unknown): boolean {
@@ -306,7 +306,7 @@ function isOciMounts(list: unknown): boolean {
   if (!Array.isArray(list)) return false;
   for (let i = 0; i < list.length; i++) {
     const x: unknown = list[i];
-    if (typeof x !== "object" || x === null) return false;
+    if (typeof x !== "object" || x === null || Array.isArray(x)) return false;
     const m = x as Data;
     if (typeof m.destination !== "string") return false;
     if (m.source !== undefined && typeof m.source !== "string") return false;
@@ -325,7 +325,7 @@ function isOciHookList(list: unknown): boolean {
   if (!Array.isArray(list)) return false;
   for (let i = 0; i < list.length; i++) {
     const x: unknown = list[i];
-    if (typeof x !== "object" || x === null) return false;
+    if (typeof x !== "object" || x === null || Array.isArray(x)) return false;
     const h = x as Data;
     if (typeof h.path !== "string" || !optStrings(h.args) || !optStrings(h.env)) return false;
     if (h.timeout !== undefined && !Number.isInteger(h.timeout)) return false;
@@ -344,7 +344,7 @@ function isOciLinuxDevices(list: unknown): boolean {
   if (!Array.isArray(list)) return false;
   for (let i = 0; i < list.length; i++) {
     const x: unknown = list[i];
-    if (typeof x !== "object" || x === null) return false;
+    if (typeof x !== "object" || x === null || Array.isArray(x)) return false;
     const d = x as Data;
     if (typeof d.type !== "string" || typeof d.path !== "string") return false;
     if (d.major !== undefined && !Number.isInteger(d.major)) return false;
@@ -360,7 +360,7 @@ function isOciDeviceCgroups(list: unknown): boolean {
   if (!Array.isArray(list)) return false;
   for (let i = 0; i < list.length; i++) {
     const x: unknown = list[i];
-    if (typeof x !== "object" || x === null) return false;
+    if (typeof x !== "object" || x === null || Array.isArray(x)) return false;
     const r = x as Data;
     if (typeof r.allow !== "boolean") return false;
     if (r.type !== undefined && typeof r.type !== "string") return false;

@@ -10,15 +10,19 @@
  *   a stale answer. Only specs with no error are stored, and what is
  *   stored is the spec the validation returned, so a hit is what a miss would have computed.
  * - **Trust**: an entry decides what a container gets from the host, as a spec in a spec folder
- *   does, and is trusted as such a spec is: the folder must be writable by this user alone.
+ *   does, and is trusted as such a spec is: the folder must be this user's and writable by this
+ *   user alone, each ancestor up to `/` root's or this user's and writable by nobody else (or
+ *   sticky, as /tmp). That is checked on every start before any entry is read (Bun's stats, on
+ *   its I/O threads, started when the cache is opened and overlapping the specs' reads), and
+ *   again before anything is written: a folder another user made or can write is neither read
+ *   nor written (see trustedFolder). Each entry also holds the key it was made for, the hash of
+ *   the exact spec bytes it answers for, and is a miss unless that matches the bytes just read.
  *   The defaults are so by construction: `/run/gpu-bridge-host/cdi-cache` for root (only root
  *   may create below `/run`), `$XDG_RUNTIME_DIR/gpu-bridge-host/cdi-cache` for another user only
  *   where that is `/run/user/<uid>` (the user's own, made by logind; never one that `sudo -E`
- *   carried over), otherwise none. Checking ownership on every start would cost what the cache
- *   saves (Bun's stat loads node:fs), so it is checked when entries are written: this code
- *   never writes into a folder that it, or an ancestor, lets anyone else write (see
- *   trustedFolder). `--cache-dir` names another folder, `--no-cache` turns it off. Folders are
- *   made 0700, entries 0600, temporary files created exclusively, never through a symlink.
+ *   carried over), otherwise none. `--cache-dir` names another (absolute) folder, `--no-cache`
+ *   turns it off. Folders are made 0700, entries 0600, temporary files created exclusively,
+ *   never through a symlink.
  * - **Failure**: anything wrong with the cache (absent, unreadable, a corrupt entry, a full
  *   disk) is a miss, and a write that fails is skipped: the cache never fails a command.
  * - **Size**: at most CACHE_ENTRIES entries; a write past that removes the oldest.
@@ -33,15 +37,17 @@ import { VERSION } from "../util/version.ts";
 /** Entries kept; the bridge's own spec changes with every lease, nvidia-ctk's with the driver. */
 export const CACHE_ENTRIES = 32;
 /** Bumped when what an entry holds, or how a spec is validated, changes. */
-const CACHE_FORMAT = 1;
+const CACHE_FORMAT = 2;
 
 interface BunApi {
   readonly version: string;
   SHA256: { hash(data: string, encoding: "hex"): string };
-  file(path: string): { readonly size: number; readonly lastModified: number };
+  file(path: string): { readonly size: number; readonly lastModified: number; stat(): Promise<Owner> };
   mmap(path: string, o: { shared: boolean }): Uint8Array;
 }
 const bun = () => (globalThis as unknown as { Bun: BunApi }).Bun;
+/** Bun's stat (following links), on its I/O threads: node:fs's would cost its load on every start. */
+const bunStat = (path: string) => bun().file(path).stat();
 
 /** An entry's name, and a temporary file's: nothing else in the folder is ever touched. */
 const ENTRY = /^[0-9a-f]{64}\.json$/;
@@ -50,40 +56,98 @@ const TEMPORARY = /^\.[0-9a-f]{64}\.\d+\.tmp$/;
 /** The user this process acts as; undefined where the runtime has no uids. */
 const euid = (): number | undefined => process.geteuid?.() ?? process.getuid?.();
 
+/** What trust needs of a folder's stat. */
+interface Owner {
+  readonly uid: number;
+  readonly mode: number;
+}
+
+/** `dir` and each of its ancestors up to `/`, `dir` first; null for a relative path. */
+function lineage(dir: string): string[] | null {
+  if (!dir.startsWith("/")) return null;
+  const paths: string[] = [];
+  for (let p = dir.replace(/\/+$/, ""); p !== ""; p = p.slice(0, p.lastIndexOf("/"))) paths.push(p);
+  paths.push("/");
+  return paths;
+}
+
+/** The verdict on lineage()'s stats (see trustedFolder). Plain loops: it runs on every start. */
+function trusts(stats: readonly Owner[], uid: number): boolean {
+  if (stats[0]!.uid !== uid || (stats[0]!.mode & 0o022) !== 0) return false;
+  for (let i = 1; i < stats.length; i++) {
+    const s = stats[i]!;
+    if (s.uid !== uid && s.uid !== 0) return false;
+    if ((s.mode & 0o022) !== 0 && (s.mode & 0o1000) === 0) return false;
+  }
+  return true;
+}
+
 /**
  * Whether `dir` is a folder for entries: owned by `uid` and writable by nobody else, each
  * ancestor owned by `uid` or root and writable by nobody else or sticky (as /tmp: there only an
  * entry's owner may rename it). Stats follow symlinks, and each link lives in a checked folder.
  * False for anything absent or unreadable.
  */
-export function trustedFolder(dir: string, uid: number | undefined, stat: (path: string) => { uid: number; mode: number }): boolean {
-  if (uid === undefined || !dir.startsWith("/")) return false;
-  const paths: string[] = [];
-  for (let p = dir.replace(/\/+$/, ""); p !== ""; p = p.slice(0, p.lastIndexOf("/"))) paths.push(p);
-  paths.push("/");
+export function trustedFolder(dir: string, uid: number | undefined, stat: (path: string) => Owner): boolean {
+  const paths = lineage(dir);
+  if (uid === undefined || paths === null) return false;
   try {
-    const stats = paths.map(stat);
-    if (stats[0]!.uid !== uid || (stats[0]!.mode & 0o022) !== 0) return false;
-    for (let i = 1; i < stats.length; i++) {
-      const s = stats[i]!;
-      if (s.uid !== uid && s.uid !== 0) return false;
-      if ((s.mode & 0o022) !== 0 && (s.mode & 0o1000) === 0) return false;
-    }
-    return true;
+    return trusts(paths.map(stat), uid);
   } catch {
     return false;
   }
 }
 
+/**
+ * trustedFolder() with an asynchronous stat: every stat is started at once (Bun's are served by
+ * its I/O threads, alongside the reads of the specs and config.json), then the verdict waits.
+ */
+export async function trustedFolderAsync(dir: string, uid: number | undefined, stat: (path: string) => Promise<Owner>): Promise<boolean> {
+  const paths = lineage(dir);
+  if (uid === undefined || paths === null) return false;
+  const pending: Promise<Owner>[] = [];
+  for (let i = 0; i < paths.length; i++) pending.push(stat(paths[i]!));
+  const stats: Owner[] = [];
+  let ok = true;
+  // Each awaited, so none is left rejected and unheard.
+  for (let i = 0; i < pending.length; i++) {
+    try {
+      stats.push(await pending[i]!);
+    } catch {
+      ok = false;
+    }
+  }
+  return ok && trusts(stats, uid);
+}
+
+/** What an entry file holds: the key it was made for (the spec text's hash), and the spec. */
+interface Entry {
+  readonly key: string;
+  readonly spec: CdiSpec;
+}
+
 export class SpecCache {
   /** What put() remembered: a list, and no private field (each costs its first use cold). */
-  private readonly pending: { key: string; spec: CdiSpec }[] = [];
+  private readonly pending: { key: string; spec: Entry }[] = [];
+  /** Whether the folder may be read: started here, so the stats overlap the specs' reads. */
+  private readonly trust: Promise<boolean>;
 
   /**
    * `salt` stands in for what identifies this code (tests change it): by default Bun's version
-   * and the executable's size and mtime.
+   * and the executable's size and mtime. `stat` (tests) stands in for Bun's.
    */
-  constructor(readonly dir: string, private readonly salt = buildSalt()) {}
+  constructor(readonly dir: string, private readonly salt = buildSalt(), stat: (path: string) => Promise<Owner> = bunStat) {
+    this.trust = trustedFolderAsync(dir, euid(), stat);
+  }
+
+  /**
+   * Whether entries may be read: the folder passes trustedFolder() now. A folder another user
+   * could write is never read (its entries would decide what a container gets from the host),
+   * nor written (flush). Checked on every start, before the first entry is read.
+   */
+  readable(): Promise<boolean> {
+    return this.trust;
+  }
 
   /** A cache in `dir` where the runtime has the calls it needs (Bun), else null. */
   static open(dir: string | undefined): SpecCache | null {
@@ -107,8 +171,12 @@ export class SpecCache {
     try {
       const size = bun().file(path).size; // 0 when absent
       if (!(size > 0 && size !== Infinity)) return null;
-      const spec = JSON.parse(new TextDecoder().decode(bun().mmap(path, { shared: false }))) as CdiSpec;
-      // A whole JSON object (a torn write is not valid JSON) of the right kind; anything else is a miss.
+      const entry = JSON.parse(new TextDecoder().decode(bun().mmap(path, { shared: false }))) as Entry;
+      // A whole JSON object (a torn write is not valid JSON) made for exactly this key, so for
+      // exactly the bytes just read (an entry copied or renamed under another key is a miss), of
+      // the right kind; anything else is a miss.
+      if (typeof entry !== "object" || entry === null || entry.key !== key) return null;
+      const spec = entry.spec;
       return typeof spec === "object" && spec !== null && typeof spec.kind === "string" && Array.isArray(spec.devices) ? spec : null;
     } catch {
       return null;
@@ -117,7 +185,7 @@ export class SpecCache {
 
   /** Remembers a spec validated without error; written by flush(). */
   put(key: string, spec: CdiSpec): void {
-    this.pending.push({ key, spec });
+    this.pending.push({ key, spec: { key, spec } });
   }
 
   /**

@@ -20,6 +20,19 @@ export class SpecSyntaxError extends Error {
   override name = "SpecSyntaxError";
 }
 
+/** A file that is not read: not a regular file, or bigger than the cap. */
+export class SpecFileError extends Error {
+  override name = "SpecFileError";
+}
+
+/** The refusals, worded once for both readers. */
+export const notRegular = (path: string) =>
+  new SpecFileError(`Cannot read ${path}: not a regular file (a device, FIFO or socket, or a link to one)`);
+export const tooBig = (path: string, cap: number, size?: number) =>
+  new SpecFileError(
+    `Cannot read ${path}: it holds ${size === undefined ? `more than ${cap}` : size} bytes, over the limit of ${cap} bytes for one file`,
+  );
+
 /** Parses spec text; throws SpecSyntaxError naming the file. */
 export function decodeSpec(text: string, format: SpecFormat, file: string, parseYaml: YamlParse): unknown {
   try {

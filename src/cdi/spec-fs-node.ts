@@ -1,14 +1,19 @@
 /** Spec folders through node:fs (Deno, Node, and tests). */
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { NotRegularFileError, readCapped } from "../util/files.ts";
 import type { SpecFs } from "./spec-fs.ts";
+import { notRegular, tooBig } from "./spec-format.ts";
 
-/** A regular file, or a symlink to one (a folder named x.json is not a spec). */
-const isFile = (path: string) => {
+/**
+ * Not a folder (a folder named x.json is not a spec). A device or FIFO is listed, so that
+ * reading it refuses it by name; a dangling link is listed too, and its read names it.
+ */
+const notFolder = (path: string) => {
   try {
-    return statSync(path).isFile();
+    return !statSync(path).isDirectory();
   } catch {
-    return false;
+    return true;
   }
 };
 
@@ -21,7 +26,15 @@ export const nodeSpecFs: SpecFs = {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
       throw error;
     }
-    return names.filter((name) => isFile(join(dir, name)));
+    return names.filter((name) => notFolder(join(dir, name)));
   },
-  read: (path) => Promise.resolve(readFileSync(path, "utf8")),
+  read(path, cap) {
+    let bytes: Uint8Array | null;
+    try {
+      bytes = readCapped(path, cap, true);
+    } catch (error) {
+      return Promise.reject(error instanceof NotRegularFileError ? notRegular(path) : error);
+    }
+    return bytes === null ? Promise.reject(tooBig(path, cap)) : Promise.resolve(new TextDecoder().decode(bytes));
+  },
 };

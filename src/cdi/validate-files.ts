@@ -1,6 +1,8 @@
 /** `cdi validate FILE...`: each file read, parsed by its extension and checked; one line per problem. */
-import { readFileSync } from "node:fs";
+import { DEFAULTS } from "../cli/defaults.ts";
+import { NotRegularFileError, readCapped } from "../util/files.ts";
 import { decodeSpec, formatOf } from "./codec.ts";
+import { notRegular, tooBig } from "./spec-format.ts";
 import { statNode } from "./devnode.ts";
 import { formatProblem, validateSpec } from "./validate.ts";
 
@@ -30,7 +32,7 @@ export function validateFiles(files: readonly string[], o: ValidateFilesOptions)
     }
     let raw: unknown;
     try {
-      raw = decodeSpec(readFileSync(file, "utf8"), format, file);
+      raw = decodeSpec(readSpec(file), format, file);
     } catch (error) {
       lines.push(`${file}: (file): ${(error as Error).message}`);
       ok = false;
@@ -52,4 +54,19 @@ export function validateFiles(files: readonly string[], o: ValidateFilesOptions)
     }
   }
   return { lines, ok };
+}
+
+/**
+ * A spec's text: a regular file (or a link to one) of at most DEFAULTS.cdiSpecMaxBytes, opened
+ * without blocking, so a FIFO named `x.yaml` is refused at once instead of waiting for a writer.
+ */
+function readSpec(file: string): string {
+  let bytes: Uint8Array | null;
+  try {
+    bytes = readCapped(file, DEFAULTS.cdiSpecMaxBytes, true);
+  } catch (error) {
+    throw error instanceof NotRegularFileError ? notRegular(file) : error;
+  }
+  if (bytes === null) throw tooBig(file, DEFAULTS.cdiSpecMaxBytes);
+  return new TextDecoder().decode(bytes);
 }

@@ -62,7 +62,15 @@ function cacheDir(values: { "cache-dir"?: string; "no-cache"?: true }, env: Env)
     if (values["cache-dir"] !== undefined) throw new UsageError("Option --no-cache conflicts with --cache-dir");
     return undefined;
   }
-  return values["cache-dir"] ?? defaultCacheDir(env, process.geteuid?.() ?? process.getuid?.());
+  const dir = values["cache-dir"];
+  // Relative would mean relative to wherever the runtime starts the hook (a new folder per
+  // container): a cache that silently never hits. Refused, so the mistake shows at once.
+  if (dir !== undefined && !dir.startsWith("/")) {
+    throw new UsageError(
+      `Option --cache-dir needs an absolute path (cdi apply runs from the runtime's working folder), got ${JSON.stringify(dir)}`,
+    );
+  }
+  return dir ?? defaultCacheDir(env, process.geteuid?.() ?? process.getuid?.());
 }
 
 /**

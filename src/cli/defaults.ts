@@ -98,6 +98,13 @@ export const DEFAULTS = Object.freeze(
     cdiSpecDirs: ["/etc/cdi", "/var/run/cdi"],
     /** How often `serve --cdi-dir` describes the host again. */
     cdiRefreshMs: 10_000,
+    /**
+     * The most a spec file (`cdi apply|list|validate`) may hold: nvidia-ctk's spec of an 8-GPU
+     * MIG host is about 40 KB. A bigger file, or one that is not a regular file, is skipped and named.
+     */
+    cdiSpecMaxBytes: 1024 * 1024,
+    /** The most `cdi apply --input FILE` may hold (a runtime's config.json is a few KB). */
+    cdiConfigMaxBytes: 16 * 1024 * 1024,
   } as const satisfies {
     readonly [key: string]: string | number | readonly string[];
     readonly logLevel: LogLevel;

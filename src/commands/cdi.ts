@@ -48,7 +48,7 @@ async function apply(c: Of<"cdi-apply">, io: CommandIo, log: () => Logger): Prom
   const fs = bunSpecFsNow() ?? (await loadSpecFs());
   // The config.json is read while the folders are: Bun reads files on its thread pool, whose
   // start then overlaps the listing. Marked handled now, so that a failed read waits for its await.
-  const input = c.input === "-" ? io.stdin() : fs.read(c.input);
+  const input = c.input === "-" ? io.stdin() : fs.read(c.input, DEFAULTS.cdiConfigMaxBytes);
   input.catch(() => {});
   const cache = SpecCache.open(c.cacheDir);
   const registry = await loadSpecDirs(c.specDirs ?? DEFAULTS.cdiSpecDirs, await yamlParser(), fs, cache);
@@ -59,6 +59,15 @@ async function apply(c: Of<"cdi-apply">, io: CommandIo, log: () => Logger): Prom
     const stat = needsAnyHostStat(edits.deviceNodes ?? []) ? (await import("../cdi/devnode.ts")).statNode : () => null;
     out = applyEdits(oci, edits, stat);
   } catch (error) {
+    if (error instanceof RangeError) {
+      // Copying the config.json recursed past the stack: say which input and why.
+      throw new Error(
+        `Cannot apply CDI edits to ${c.input === "-" ? "stdin" : c.input}: its JSON is nested too deeply (${error.message})`,
+        {
+          cause: error,
+        },
+      );
+    }
     // Only now are the folders' problems worth showing: they may be why a device is missing.
     for (const e of registry.errors) log().warn(e);
     throw error;

@@ -20,8 +20,10 @@ export class NotRegularFileError extends Error {
  * loop), `O_NOFOLLOW` refuses a symlink, and `fstat` on the open descriptor (no race with a
  * rename) refuses everything but a regular file. Reads of a regular file ignore `O_NONBLOCK`.
  */
-export function openRegular(path: string): number {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+export function openRegular(path: string, follow = false): number {
+  // `follow`: a symlink to a regular file is read (spec folders link specs in); what it points
+  // to is still checked on the descriptor, so a link to a device or FIFO is refused all the same.
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | (follow ? 0 : constants.O_NOFOLLOW));
   let ok = false;
   try {
     const st = fstatSync(fd);
@@ -37,10 +39,10 @@ export function openRegular(path: string): number {
  * The bytes of `path` if it holds at most `cap`; null if it holds more. Reads at most `cap + 1`
  * bytes however large the file is, and allocates for its actual size (growing only if it grew
  * since `fstat`), not for the cap. Refuses (`NotRegularFileError`, or `ELOOP` for a symlink)
- * anything but a regular file, and never blocks on opening one.
+ * anything but a regular file, and never blocks on opening one. `follow` as for openRegular.
  */
-export function readCapped(path: string, cap: number): Uint8Array | null {
-  const fd = openRegular(path);
+export function readCapped(path: string, cap: number, follow = false): Uint8Array | null {
+  const fd = openRegular(path, follow);
   try {
     const size = fstatSync(fd).size;
     if (size > cap) return null;

@@ -7,6 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import {
   chmodSync,
+  chownSync,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -64,7 +65,7 @@ describe("the validated-spec cache", () => {
     // The hit came from the entry: change the entry (not the spec) and the next read shows it.
     const entry = join(cache, entries(cache)[0]!);
     const stored = JSON.parse(readFileSync(entry, "utf8"));
-    stored.devices[0].containerEdits.env = ["FROM=cache"];
+    stored.spec.devices[0].containerEdits.env = ["FROM=cache"];
     writeFileSync(entry, JSON.stringify(stored));
     expect(envOf(await load([dir], cache))).toEqual(["FROM=cache"]);
   });
@@ -218,6 +219,87 @@ describe("the cache is written only into a folder nobody else can write", () => 
     expect(lstatSync(join(cache, `${key}.json`)).isFile()).toBe(true);
     expect(readFileSync(join(cache, "notes.json"), "utf8")).toBe("not an entry");
     expect(lstatSync(join(cache, `${"f".repeat(64)}.json`)).isSymbolicLink()).toBe(true);
+  });
+});
+
+describe("an entry is read only from a folder nobody else can write, and only for the bytes it was made from", () => {
+  const NOBODY = 65534;
+  /** `root/parent/cache`, private and root's (we run as root), with a poisoned entry for the spec's exact text. */
+  function poisoned() {
+    const dir = specDir();
+    const root = mkdtempSync(join(tmpdir(), "cdi-poison-"));
+    const parent = join(root, "parent");
+    const cache = join(parent, "cache");
+    mkdirSync(cache, { recursive: true, mode: 0o700 });
+    chmodSync(parent, 0o755);
+    const key = new SpecCache(cache).key("yaml", YAML("A=1"));
+    const spec = parse(YAML("A=1")) as { devices: { containerEdits: Record<string, unknown> }[] };
+    spec.devices[0]!.containerEdits.env = ["LD_PRELOAD=/tmp/evil.so"];
+    spec.devices[0]!.containerEdits.hooks = [{ hookName: "createRuntime", path: "/tmp/evil" }];
+    writeFileSync(join(cache, `${key}.json`), JSON.stringify({ key, spec }), { mode: 0o600 });
+    return { dir, root, parent, cache };
+  }
+  const read = async (dir: string, cache: string) => {
+    const c = new SpecCache(cache);
+    const r = await loadSpecDirs([dir], parse, undefined, c);
+    return { env: envOf(r), hooks: r.devices.get("example.com/gpu=0")?.device.containerEdits.hooks, flushed: await c.flush() };
+  };
+  const SPEC = { env: ["A=1"], hooks: undefined };
+  const POISON = { env: ["LD_PRELOAD=/tmp/evil.so"], hooks: [{ hookName: "createRuntime", path: "/tmp/evil" }] };
+
+  test.skipIf(process.getuid?.() !== 0)(
+    "another user's folder, or one others can write, at any level, is neither read nor written",
+    async () => {
+      // The control: in a private folder the (well-formed) entry is what answers.
+      const control = poisoned();
+      expect(await read(control.dir, control.cache)).toEqual({ ...POISON, flushed: true });
+      const cases: [string, (p: ReturnType<typeof poisoned>) => void][] = [
+        ["cache owned by another user", (p) => chownSync(p.cache, NOBODY, NOBODY)],
+        ["cache owned by another user, 0755", (p) => (chownSync(p.cache, NOBODY, NOBODY), chmodSync(p.cache, 0o755))],
+        ["cache group-writable", (p) => chmodSync(p.cache, 0o770)],
+        ["cache world-writable", (p) => chmodSync(p.cache, 0o703)],
+        ["cache world-writable and sticky", (p) => chmodSync(p.cache, 0o1777)],
+        ["parent owned by another user", (p) => chownSync(p.parent, NOBODY, NOBODY)],
+        ["parent group-writable", (p) => chmodSync(p.parent, 0o775)],
+        ["parent world-writable", (p) => chmodSync(p.parent, 0o777)],
+        ["grandparent owned by another user", (p) => chownSync(p.root, NOBODY, NOBODY)],
+        ["grandparent world-writable", (p) => chmodSync(p.root, 0o757)],
+      ];
+      for (const [name, spoil] of cases) {
+        const p = poisoned();
+        spoil(p);
+        const names = readdirSync(p.cache).sort();
+        expect({ name, ...(await read(p.dir, p.cache)) }).toEqual({ name, ...SPEC, flushed: false });
+        expect({ name, files: readdirSync(p.cache).sort() }).toEqual({ name, files: names }); // nothing written
+      }
+      // A sticky world-writable ancestor (as /tmp) is trusted: only an entry's owner may rename it.
+      const sticky = poisoned();
+      chmodSync(sticky.parent, 0o1777);
+      expect(await read(sticky.dir, sticky.cache)).toEqual({ ...POISON, flushed: true });
+    },
+  );
+
+  test.skipIf(process.getuid?.() !== 0)("cdi apply and list with such a folder answer from the specs", async () => {
+    const p = poisoned();
+    chownSync(p.cache, NOBODY, NOBODY);
+    const t = memoryStdio(JSON.stringify({ process: { env: [] } }));
+    expect(await main(["cdi", "apply", "--cache-dir", p.cache, "--spec-dir", p.dir, "example.com/gpu=0"], {}, t.io)).toBe(0);
+    const out = JSON.parse(t.out.join(""));
+    expect(out.process.env).toEqual(["A=1"]);
+    expect(out.hooks).toBeUndefined();
+  });
+
+  test("an entry answers only for the exact spec bytes it was made from: one copied under another key is a miss", async () => {
+    const dirA = specDir(YAML("A=1"));
+    const dirB = specDir(YAML("B=2"));
+    const cache = cacheDir();
+    expect(envOf(await load([dirA], cache))).toEqual(["A=1"]);
+    const [entryA] = entries(cache);
+    const keyB = new SpecCache(cache).key("yaml", YAML("B=2"));
+    writeFileSync(join(cache, `${keyB}.json`), readFileSync(join(cache, entryA!), "utf8"));
+    expect(envOf(await load([dirB], cache))).toEqual(["B=2"]);
+    // Written again for B, and B's entry now names B's key.
+    expect(JSON.parse(readFileSync(join(cache, `${keyB}.json`), "utf8")).key).toBe(keyB);
   });
 });
 
