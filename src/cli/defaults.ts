@@ -79,6 +79,10 @@ export const DEFAULTS = Object.freeze(
     cdiSpecDirs: ["/etc/cdi", "/var/run/cdi"],
     /** How often `serve --cdi-dir` describes the host again. */
     cdiRefreshMs: 10_000,
+    /** `doctor --timeout-ms`: the most any network step of the doctor waits. */
+    doctorTimeoutMs: 1000,
+    /** `doctor --dev-root`: where device nodes are read. */
+    devRoot: "/",
   } as const satisfies {
     readonly [key: string]: string | number | readonly string[];
     readonly logLevel: LogLevel;
