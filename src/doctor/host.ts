@@ -32,7 +32,13 @@ export interface NodeWant {
   /** Needed for the given flags (else a problem is a warning). */
   readonly needed: boolean;
   readonly why: string;
+  /** What to do when it is missing. */
+  readonly fix: string;
 }
+
+const LOAD_NVIDIA = "load the driver (modprobe nvidia; nvidia-modprobe -c=0 creates the nodes where udev does not)";
+const LOAD_UVM = "load nvidia-uvm (modprobe nvidia-uvm, or nvidia-modprobe -u -c=0)";
+const JETSON = "the GPU driver creates these at boot: check dmesg for nvgpu/nvmap errors and that the L4T core packages match the kernel";
 
 /** The nodes of a discrete host: nvidiactl, one per GPU (by minor), nvidia-uvm (its major from /proc/devices). */
 export function discreteNodes(sysRoot: string, minors: readonly (number | null)[]): NodeWant[] {
@@ -40,19 +46,20 @@ export function discreteNodes(sysRoot: string, minors: readonly (number | null)[
   const nvidia = majors.get("nvidia-frontend") ?? majors.get("nvidia") ?? 195;
   const uvm = majors.get("nvidia-uvm");
   return [
-    { path: "/dev/nvidiactl", major: nvidia, minor: 255, needed: true, why: "the driver's control node" },
+    { path: "/dev/nvidiactl", major: nvidia, minor: 255, needed: true, why: "the driver's control node", fix: LOAD_NVIDIA },
     ...minors.map((m, i) =>
       m === null
-        ? { path: `/dev/nvidia${i}`, needed: true, why: `GPU ${i} (its minor number is unknown: the index is assumed)` }
-        : { path: `/dev/nvidia${m}`, major: nvidia, minor: m, needed: true, why: `GPU ${i}` }
+        ? { path: `/dev/nvidia${i}`, needed: true, why: `GPU ${i} (its minor number is unknown: the index is assumed)`, fix: LOAD_NVIDIA }
+        : { path: `/dev/nvidia${m}`, major: nvidia, minor: m, needed: true, why: `GPU ${i}`, fix: LOAD_NVIDIA }
     ),
     {
       path: "/dev/nvidia-uvm",
       ...(uvm !== undefined && { major: uvm }),
       needed: true,
       why: "CUDA's unified memory, opened by every CUDA context",
+      fix: LOAD_UVM,
     },
-    { path: "/dev/nvidia-uvm-tools", ...(uvm !== undefined && { major: uvm }), needed: false, why: "profilers only" },
+    { path: "/dev/nvidia-uvm-tools", ...(uvm !== undefined && { major: uvm }), needed: false, why: "profilers only", fix: LOAD_UVM },
   ];
 }
 
@@ -61,8 +68,8 @@ export function jetsonNodes(devRoot: string): NodeWant[] {
   const igpu = existsSync(under(devRoot, "/dev/nvgpu/igpu0"));
   const gpu = igpu ? ["/dev/nvgpu/igpu0/ctrl", "/dev/nvgpu/igpu0/channel"] : ["/dev/nvhost-ctrl-gpu", "/dev/nvhost-gpu"];
   return [
-    ...gpu.map((path) => ({ path, needed: true, why: "the integrated GPU (dynamic major)" })),
-    { path: "/dev/nvmap", needed: true, why: "GPU memory on Tegra" },
+    ...gpu.map((path) => ({ path, needed: true, why: "the integrated GPU (dynamic major)", fix: JETSON })),
+    { path: "/dev/nvmap", needed: true, why: "GPU memory on Tegra", fix: JETSON },
   ];
 }
 
@@ -78,12 +85,7 @@ export function nodeChecks(devRoot: string, wants: readonly NodeWant[], uid: num
       const what = e instanceof NotADeviceError ? "is not a device node" : `cannot be read: ${(e as Error).message}`;
       return check("device nodes", w.path, bad, `${at} ${what}`, "remove it and reload the driver (or let udev recreate it)");
     }
-    if (node === null) {
-      const fix = w.path.includes("uvm")
-        ? "load nvidia-uvm (modprobe nvidia-uvm, or nvidia-modprobe -u -c=0)"
-        : "load the driver (modprobe nvidia, or nvidia-modprobe), or on a Jetson reflash/repair L4T";
-      return check("device nodes", w.path, bad, `missing (${w.why})`, fix);
-    }
+    if (node === null) return check("device nodes", w.path, bad, `missing (${w.why})`, w.fix);
     const numbers = `${node.type} ${node.major}:${node.minor} mode ${node.fileMode.toString(8).padStart(4, "0")} gid ${node.gid}`;
     if (node.type !== "c") {
       return check("device nodes", w.path, bad, `${numbers}: not a character device`, "remove it and reload the driver");
