@@ -4,7 +4,7 @@
  * driver files it mounts must still exist (a driver upgrade leaves the old versioned libraries'
  * names in the spec, and the container then fails to start).
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { decodeSpec, formatOf } from "../cdi/codec.ts";
 import { statNode } from "../cdi/devnode.ts";
@@ -13,6 +13,8 @@ import { formatProblem, validateSpec } from "../cdi/validate.ts";
 import { type Check, check } from "./types.ts";
 
 const under = (root: string, path: string) => (root === "/" || root === "" ? path : join(root, path));
+/** A spec larger than this is not read: no real spec comes near it (a 16-GPU MIG host's is ~1 MiB). */
+const MAX_SPEC_BYTES = 16 * 1024 * 1024;
 const REGENERATE = "regenerate it: gpu-bridge-host cdi generate --output <the file> (or nvidia-ctk cdi generate)";
 
 /** Checks every spec in `dirs` (read under `sysRoot`); device nodes without a hostPath are looked up under `devRoot`. */
@@ -46,6 +48,10 @@ export function cdiChecks(o: { sysRoot: string; devRoot: string; dirs: readonly 
 function specCheck(shown: string, path: string, o: { devRoot: string; driverVersion: string | null }): Check {
   let raw: unknown;
   try {
+    // A FIFO or device named *.json would block the read forever: only regular files are read.
+    const st = statSync(path);
+    if (!st.isFile()) return check("cdi", shown, "warn", "is not a regular file; container runtimes will fail on it", "remove it");
+    if (st.size > MAX_SPEC_BYTES) return check("cdi", shown, "warn", `is ${st.size} bytes, more than any spec needs`, REGENERATE);
     raw = decodeSpec(readFileSync(path, "utf8"), formatOf(path)!, shown);
   } catch (e) {
     return check("cdi", shown, "warn", `cannot be read: ${(e as Error).message.split("\n")[0]}`, REGENERATE);

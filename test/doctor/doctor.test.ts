@@ -291,3 +291,15 @@ describe("the console probe", () => {
     }
   });
 });
+
+test("a FIFO named like a spec in /var/run/cdi is reported, never read (the read would block)", async () => {
+  const root = tmp("doctor-fifo-");
+  mkdirSync(join(root, "var/run/cdi"), { recursive: true });
+  const r0 = Bun.spawnSync(["mkfifo", join(root, "var/run/cdi/trap.json")]);
+  if (r0.exitCode !== 0) throw new Error("mkfifo failed");
+  const r = await runDoctor(options(root, { backend: "mock" }), deps());
+  expect(find(r.checks, "cdi", "/var/run/cdi/trap.json")[0]).toMatchObject({
+    status: "warn",
+    detail: expect.stringContaining("not a regular file"),
+  });
+});
