@@ -25,7 +25,8 @@ export async function consoleCheck(connect: Connect, p: ConsoleProbe, timeoutMs:
   let session: Awaited<ReturnType<typeof openSession>> | undefined;
   const exchange = (async () => {
     session = await openSession(connect, p, { ackTimeoutMs: timeoutMs, window: 1, clock });
-    if (stop.signal.aborted) return;
+    // Connected after the deadline: the check has answered already; hang up at once.
+    if (stop.signal.aborted) return session.close();
     await sendAll(
       session,
       [{ line: `AUTH ${p.token}`, verb: "AUTH" }, { line: `ATTACH ${p.role} ${p.ticket}`, verb: "ATTACH" }],

@@ -58,10 +58,12 @@ export async function runDoctor(o: DoctorOptions, d: DoctorDeps): Promise<Doctor
   if (o.backend === "mock") {
     checks.push(check("libraries", "native", "info", "--mock: the mock inventory stands in for NVML and CUDA; driver checks skipped"));
     const stats = mockStats();
+    // Under --mock host memory stands in for VRAM: no VRAM-only policy line per GPU, one note instead.
+    checks.push(check("sharing", "VRAM-only policy", "info", "not applicable: --mock keeps shards in host memory, nothing is on a GPU"));
     gpus = MOCK_GPUS.map((g, i) => ({
       label: `${g.id} (mock ${g.name})`,
       cc: stats[i]?.compute_capability ?? null,
-      integrated: false,
+      integrated: null,
       vmm: null,
       posixFd: null,
       mig: null,

@@ -303,3 +303,33 @@ test("a FIFO named like a spec in /var/run/cdi is reported, never read (the read
     detail: expect.stringContaining("not a regular file"),
   });
 });
+
+test("a console that accepts only after the deadline is hung up on at once", async () => {
+  const clock = new FakeClock();
+  let closed = 0;
+  let accept!: () => void;
+  const late = () =>
+    new Promise<never>((resolve) => {
+      accept = () => {
+        const conn = {
+          write: () => Promise.resolve(),
+          readable: { [Symbol.asyncIterator]: () => ({ next: () => new Promise<never>(() => {}) }) },
+          close: () => void closed++,
+        };
+        (resolve as (c: unknown) => void)(conn);
+      };
+    });
+  const pending = consoleCheck(late as never, { host: "vm", port: 1, token: "t", ticket: "", role: "queen" }, 500, clock);
+  clock.advance(500);
+  expect(await pending).toMatchObject({ status: "fail" });
+  accept();
+  for (let i = 0; i < 20 && closed === 0; i++) await Promise.resolve();
+  expect(closed).toBeGreaterThan(0);
+});
+
+test("--mock: the VRAM-only policy is said not to apply, never called enforced", async () => {
+  const root = tmp("doctor-mock-");
+  const r = await runDoctor(options(root, { backend: "mock" }), deps());
+  const policy = find(r.checks, "sharing", /VRAM-only policy/);
+  expect(policy.map((c) => c.detail)).toEqual([expect.stringContaining("not applicable")]);
+});
