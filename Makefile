@@ -26,7 +26,7 @@ COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting --no-com
 # Worker modules are extra entry points: a compiled binary holds only what the build was given.
 WORKERS := src/vram/tree-worker.ts
 
-.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-rss bench-vram ptx check-ptx gpu-check bench-cdi cdi-consumer bench-vmback soak bench-cancel bench-logs clean
+.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-doctor bench-leases bench-api bench-telemetry bench-rss bench-vram ptx check-ptx gpu-check bench-cdi cdi-consumer bench-vmback soak bench-cancel bench-logs clean
 
 help:
 	@echo "make run     run the bridge daemon on the embedded mock defaults"
@@ -188,6 +188,10 @@ bench-publish: deps
 
 bench-stats: deps native-fakes
 	$(BUN) bench/stats.ts
+
+# doctor's checks on the fake NVML and libcuda, process start excluded: cold and warm.
+bench-doctor: deps native-fakes
+	$(BUN) bench/doctor.ts
 
 bench-leases: deps
 	$(BUN) bench/leases.ts

@@ -21,6 +21,10 @@ export const CU_ATTR = Object.freeze({
   PCI_DOMAIN_ID: 50,
   COMPUTE_CAPABILITY_MAJOR: 75,
   COMPUTE_CAPABILITY_MINOR: 76,
+  /** cuMemCreate / cuMemMap (the VMM API) work on the device. */
+  VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED: 102,
+  /** VMM allocations can be exported as a POSIX file descriptor (shared with another process). */
+  HANDLE_TYPE_POSIX_FILE_DESCRIPTOR_SUPPORTED: 103,
 });
 
 const REQUIRED: SymbolTable = {

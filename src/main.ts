@@ -21,6 +21,7 @@ const COMMANDS: { readonly [K in Command["kind"]]: () => Promise<CommandModule<K
   "help": () => import("./commands/help.ts"),
   "version": () => import("./commands/version.ts"),
   "stats": () => import("./commands/stats.ts"),
+  "doctor": () => import("./commands/doctor.ts"),
   "mock-console": () => import("./commands/mock-console.ts"),
   "console": () => import("./commands/console.ts"),
   "run-kernel": () => import("./commands/run-kernel.ts"),

@@ -67,16 +67,25 @@ static const struct fake_gpu FAKE_SERVER[] = {
   {"NVIDIA A100-SXM4-40GB", "1111111122223333444455556666aaaa", 0, 0x17, 0, 40960, 108, 8, 0, 0},
   {"NVIDIA H100 80GB HBM3", "9999999988887777666655554444bbbb", 0, 0x65, 0, 81559, 132, 9, 0, 0},
 };
+/* jetson=1 (or any other non-zero value): Orin; jetson=2: AGX Xavier; jetson=3: Nano. */
 static const struct fake_gpu FAKE_JETSON[] = {
   {"Orin", "0123456789abcdef0123456789abcdef", 0, 0, 0, 0, 16, 8, 7, 1},
+  {"Xavier", "2222222233334444555566667777cccc", 0, 0, 0, 0, 8, 7, 2, 1},
+  {"NVIDIA Tegra X1", "3333333344445555666677778888dddd", 0, 0, 0, 0, 1, 5, 3, 1},
 };
+
+/* Which Jetson generation (0: Orin, 1: Xavier, 2: Nano) when jetson is set. */
+static inline int fake_jetson_gen(void) {
+  long j = fake_int("jetson", 0);
+  return j == 2 ? 1 : j == 3 ? 2 : 0;
+}
 
 static inline const struct fake_gpu *fake_gpus(int *count) {
   int jetson = fake_int("jetson", 0) != 0;
   int n = jetson ? 1 : 2;
   int limit = (int)fake_int("count", n);
   *count = limit < n ? limit : n;
-  return jetson ? FAKE_JETSON : FAKE_SERVER;
+  return jetson ? &FAKE_JETSON[fake_jetson_gen()] : FAKE_SERVER;
 }
 
 /* CUDA ordinal -> physical index: reversed on the server, identity on Jetson. */

@@ -1,7 +1,8 @@
 /*
  * A fake libcuda.so.1 for tests: the driver API's real symbol names over the scripted machine
  * in fake_ctl.h, with CUDA's ordinals in a different order from NVML's (as real drivers do).
- * Control keys: cuda_init_error=<code>, count=<n>, jetson=1, cuda_uuid_zero=1.
+ * Control keys: cuda_init_error=<code>, count=<n>, jetson=1|2|3 (Orin, Xavier, Nano), cuda_uuid_zero=1,
+ * cuda_version=<1000*major+10*minor>, vmm=0, posix_fd=0.
  */
 #include "fake_ctl.h"
 
@@ -16,7 +17,9 @@ int cuInit(unsigned int flags) {
   return SUCCESS;
 }
 int cuDriverGetVersion(int *v) {
-  *v = fake_int("jetson", 0) ? 12020 : 12040;
+  /* JetPack 6 ships CUDA 12.2, JetPack 5 CUDA 11.4, JetPack 4.6 CUDA 10.2; cuda_version overrides. */
+  static const int jetson_cuda[] = {12020, 11040, 10020};
+  *v = (int)fake_int("cuda_version", fake_int("jetson", 0) ? jetson_cuda[fake_jetson_gen()] : 12040);
   return SUCCESS;
 }
 int cuDeviceGetCount(int *count) {
@@ -88,6 +91,10 @@ int cuDeviceGetAttribute(int *value, int attr, int d) {
     case 88: *value = 0; break;                      /* PAGEABLE_MEMORY_ACCESS */
     case 89: *value = g->integrated ? 0 : 1; break;  /* CONCURRENT_MANAGED_ACCESS */
     case 100: *value = 0; break;                     /* PAGEABLE_MEMORY_ACCESS_USES_HOST_PAGE_TABLES */
+    /* VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, HANDLE_TYPE_POSIX_FILE_DESCRIPTOR_SUPPORTED: yes on the
+       server GPUs, no on the Jetsons; vmm=0 / posix_fd=0 script a server that lacks them. */
+    case 102: *value = g->integrated ? 0 : (int)fake_int("vmm", 1); break;
+    case 103: *value = g->integrated ? 0 : (int)fake_int("posix_fd", 1); break;
     default: return INVALID_VALUE;
   }
   return SUCCESS;

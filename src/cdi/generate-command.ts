@@ -6,7 +6,7 @@ import { encodeSpec } from "./codec.ts";
 import { writeFileAtomic } from "./files.ts";
 import { type Generated, generateDiscrete } from "./generate.ts";
 import { readHost } from "./host.ts";
-import { generateCsv, readCsvDir } from "./jetson.ts";
+import { generateCsv, readCsvFiles, skippedCsvWarnings } from "./jetson.ts";
 import { kindProblem } from "./names.ts";
 import { formatProblem, validateSpec } from "./validate.ts";
 
@@ -49,6 +49,11 @@ export async function generate(
   const roots = { devRoot: c.devRoot, driverRoot: c.driverRoot, sysRoot: c.sysRoot };
   const hookPath = c.hookPath ?? DEFAULTS.cdiHookPath;
   const host = await readHost(c.backend, c.sysRoot, env, log);
-  if (host.mode === "csv") return generateCsv(readCsvDir(c.csvDir ?? DEFAULTS.cdiCsvDir), { ...roots, kind, hookPath });
+  if (host.mode === "csv") {
+    const csvDir = c.csvDir ?? DEFAULTS.cdiCsvDir;
+    const csv = readCsvFiles(csvDir);
+    const g = generateCsv(csv.entries, { ...roots, kind, hookPath });
+    return { ...g, warnings: [...skippedCsvWarnings(csvDir, csv.skipped), ...g.warnings] };
+  }
   return generateDiscrete(host.gpus, { ...roots, kind, hookPath, driverVersion: host.driverVersion });
 }

@@ -1,6 +1,7 @@
 /**
- * Jetson (`nvidia-ctk --mode=csv`): the files in
- * `/etc/nvidia-container-runtime/host-files-for-container.d/*.csv` list what a container needs,
+ * Jetson (`nvidia-ctk --mode=csv`): the base files in
+ * `/etc/nvidia-container-runtime/host-files-for-container.d` (l4t.csv on L4T R32 and R35,
+ * devices.csv and drivers.csv on R36) list what a container needs,
  * one `<type>, <path>` per line: `dev` (device nodes, globs allowed), `lib` (a file to mount),
  * `sym` (a symlink: mounted and re-created by a create-symlinks hook), `dir` (a folder to mount).
  * Devices `0` and `all`; `/etc/nv_tegra_release` is mounted too. No MIG.
@@ -30,15 +31,42 @@ export function parseCsv(text: string): CsvEntry[] {
   return out;
 }
 
-/** The entries of every `*.csv` in `csvDir` (read on the host as given), files in name order. */
-export function readCsvDir(csvDir: string): CsvEntry[] {
+/**
+ * The files nvidia-ctk reads by default, in its order. The runtime reads the same set unless an
+ * image asks for `csv-mounts=all`; JetPack 4's extra files (cuda.csv, cudnn.csv, ...) mount the
+ * host's CUDA into containers built for it, which newer images carry themselves.
+ */
+export const BASE_CSV_FILES = ["devices.csv", "drivers.csv", "l4t.csv"] as const;
+
+/** The base CSV files' entries in `csvDir`, and the other `*.csv` files that were left unread. */
+export function readCsvFiles(csvDir: string): { entries: CsvEntry[]; skipped: string[] } {
   let names: string[];
   try {
-    names = readdirSync(csvDir).filter((n) => n.endsWith(".csv")).sort();
+    names = readdirSync(csvDir).filter((n) => n.toLowerCase().endsWith(".csv") && n !== ".csv").sort();
   } catch (error) {
     throw new Error(`Cannot read the Jetson CSV folder ${csvDir}: ${(error as Error).message}`, { cause: error });
   }
-  return names.flatMap((n) => parseCsv(readFileSync(join(csvDir, n), "utf8")));
+  const base = new Set<string>(BASE_CSV_FILES);
+  const read = BASE_CSV_FILES.filter((n) => names.includes(n));
+  return {
+    entries: read.flatMap((n) => parseCsv(readFileSync(join(csvDir, n), "utf8"))),
+    skipped: names.filter((n) => !base.has(n)),
+  };
+}
+
+/** The entries of the base CSV files in `csvDir` (see BASE_CSV_FILES). */
+export function readCsvDir(csvDir: string): CsvEntry[] {
+  return readCsvFiles(csvDir).entries;
+}
+
+/** The warning for CSV files left unread, or none. */
+export function skippedCsvWarnings(csvDir: string, skipped: readonly string[]): string[] {
+  if (skipped.length === 0) return [];
+  return [
+    `${csvDir}: read ${BASE_CSV_FILES.join(", ")} as nvidia-ctk does; not read: ${
+      skipped.join(", ")
+    } (an image built for JetPack 4 that expects the host's CUDA must bring it, or mount it itself)`,
+  ];
 }
 
 const globToRegExp = (glob: string) =>

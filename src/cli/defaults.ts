@@ -105,6 +105,10 @@ export const DEFAULTS = Object.freeze(
     cdiSpecMaxBytes: 1024 * 1024,
     /** The most `cdi apply --input FILE` may hold (a runtime's config.json is a few KB). */
     cdiConfigMaxBytes: 16 * 1024 * 1024,
+    /** `doctor --timeout-ms`: the most any network step of the doctor waits. */
+    doctorTimeoutMs: 1000,
+    /** `doctor --dev-root`: where device nodes are read. */
+    devRoot: "/",
   } as const satisfies {
     readonly [key: string]: string | number | readonly string[];
     readonly logLevel: LogLevel;

@@ -83,6 +83,19 @@ export interface ConsoleRequest {
   readonly raw: boolean;
 }
 
+/** Options of `doctor`. */
+export interface DoctorCliOptions {
+  readonly backend: Backend;
+  readonly sysRoot: string;
+  readonly devRoot: string;
+  readonly stateDir: string;
+  readonly spoolMaxBytes: number;
+  /** The console to probe (AUTH and ATTACH), only when --tcp-port or --auth-token was given. */
+  readonly console: { readonly host: string; readonly port: number; readonly token: string; readonly ticket: string } | null;
+  readonly timeoutMs: number;
+  readonly json: boolean;
+}
+
 /** Options of `stats`. */
 export interface StatsOptions {
   readonly backend: Backend;
@@ -99,6 +112,7 @@ export type Command =
   | { readonly kind: "console"; readonly request: ConsoleRequest }
   | { readonly kind: "serve"; readonly options: BridgeOptions; readonly warnings: readonly string[] }
   | { readonly kind: "stats"; readonly options: StatsOptions }
+  | { readonly kind: "doctor"; readonly options: DoctorCliOptions; readonly secrets: readonly string[] }
   | { readonly kind: "run-kernel" }
   | {
     readonly kind: "telemetry-push";
@@ -201,12 +215,27 @@ export const statsFlags = () => ({
   "help": "bool",
 } as const);
 
+export const doctorFlags = () => ({
+  ...inventoryFlags(),
+  "dev-root": "string",
+  "state-dir": "string",
+  "spool-max-mb": "int:1:1048576",
+  "tcp-host": "string",
+  "tcp-port": "int:1:65535",
+  "auth-token": "string:blank",
+  "ticket": "string:blank",
+  "timeout-ms": "int:1:60000",
+  "json": "bool",
+  "help": "bool",
+} as const);
+
 /** Parses the command line; throws UsageError for anything the bridge refuses. */
 export function parseCommand(argv: readonly string[], env: Env): Command {
   if (argv[0] === "mock-console") return mockConsoleCommand(argv.slice(1), env);
   if (argv[0] === "console") return consoleCommand(argv.slice(1), env);
   if (argv[0] === "serve") return serveCommand(argv.slice(1), env);
   if (argv[0] === "stats") return statsCommand(argv.slice(1));
+  if (argv[0] === "doctor") return doctorCommand(argv.slice(1), env);
   if (argv[0] === "telemetry") return telemetryCommand(argv.slice(1), env);
   if (argv[0] === "models") return modelsCommand(argv.slice(1));
   if (argv[0] === "cdi") return parseCdiCommand(argv.slice(1), env);
@@ -219,7 +248,7 @@ export function parseCommand(argv: readonly string[], env: Env): Command {
     throw new UsageError(
       `Unknown command or argument ${
         JSON.stringify(positionals[0])
-      } (commands: serve, stats, telemetry, models, mock-console, console, cdi)`,
+      } (commands: serve, stats, doctor, telemetry, models, mock-console, console, cdi)`,
     );
   }
   if (values.list !== true && values.publish !== true) {
@@ -367,6 +396,35 @@ function statsCommand(argv: readonly string[]): Command {
   return {
     kind: "stats",
     options: { ...inventoryOptions(values), json: values.json === true, logLevel: values["log-level"] ?? DEFAULTS.logLevel },
+  };
+}
+
+function doctorCommand(argv: readonly string[], env: Env): Command {
+  const { values, positionals } = parseFlags(argv, doctorFlags());
+  if (values.help === true) return { kind: "help", topic: "doctor" };
+  if (positionals.length > 0) throw new UsageError(`doctor: unexpected argument ${JSON.stringify(positionals[0])}`);
+  // The console is probed only when asked for: a host being set up may have no VM yet.
+  const probe = values["tcp-port"] !== undefined || values["auth-token"] !== undefined;
+  const token = resolveAuthToken(values["auth-token"], env);
+  return {
+    kind: "doctor",
+    secrets: [token],
+    options: {
+      ...inventoryOptions(values),
+      devRoot: values["dev-root"] ?? DEFAULTS.devRoot,
+      stateDir: values["state-dir"] ?? defaultStateDir(env),
+      spoolMaxBytes: (values["spool-max-mb"] ?? DEFAULTS.spoolMaxMb) * 1024 * 1024,
+      console: probe
+        ? {
+          host: values["tcp-host"] ?? DEFAULTS.tcpHost,
+          port: values["tcp-port"] ?? DEFAULTS.tcpPort,
+          token,
+          ticket: values.ticket ?? DEFAULTS.ticket,
+        }
+        : null,
+      timeoutMs: values["timeout-ms"] ?? DEFAULTS.doctorTimeoutMs,
+      json: values.json === true,
+    },
   };
 }
 

@@ -156,6 +156,26 @@ export const CDI_HELP: Readonly<Record<"generate" | "validate" | "apply" | "list
   },
 };
 
+/** `doctor`'s flags. */
+export const DOCTOR_HELP: Readonly<Record<string, FlagHelp>> = {
+  "mock": { text: "check the host for the mock inventory (no driver checks)" },
+  "backend": { arg: "NAME", text: `as the bridge's --backend (default ${DEFAULTS.backend}); NVML and CUDA are both probed` },
+  "sys-root": { arg: "DIR", text: `read /sys, /proc, /etc and the CDI folders under DIR (default ${DEFAULTS.sysRoot})` },
+  "dev-root": { arg: "DIR", text: `read device nodes under DIR (default ${DEFAULTS.devRoot})` },
+  "state-dir": { arg: "DIR", text: "the state folder to check (default $XDG_STATE_HOME/gpu-bridge-host)" },
+  "spool-max-mb": { arg: "N", text: `the spool cap free disk is measured against (default ${DEFAULTS.spoolMaxMb})` },
+  "tcp-host": { arg: "HOST", text: `console host (default ${DEFAULTS.tcpHost})` },
+  "tcp-port": {
+    arg: "PORT",
+    text: `check the console at this port: AUTH and ATTACH only, no publish\n(default ${DEFAULTS.tcpPort} when --auth-token is given)`,
+  },
+  "auth-token": { arg: "TOKEN", text: "console token to check; same fallbacks as the bridge" },
+  "ticket": { arg: "TICKET", text: "ticket sent with ATTACH (default empty)" },
+  "timeout-ms": { arg: "MS", text: `the most any network step waits (default ${DEFAULTS.doctorTimeoutMs})` },
+  "json": { text: "print the report as one JSON object" },
+  "help": { text: "print this help" },
+};
+
 /** `console`'s flags. */
 export const CONSOLE_HELP: Readonly<Record<string, FlagHelp>> = {
   "tcp-host": { arg: "HOST", text: `console host (default ${DEFAULTS.tcpHost})` },
@@ -213,6 +233,7 @@ Usage:
   gpu-bridge-host [--mock] [--registry DIR] --publish [--interval-ms MS] [console options]
   gpu-bridge-host serve [--mock] [--registry DIR] [--publish [--interval-ms MS]] [console options]
   gpu-bridge-host stats [--json] [--mock | --backend NAME] [--sys-root DIR]
+  gpu-bridge-host doctor [--json] [--tcp-port PORT --auth-token TOKEN] ...   run first on a new host
   gpu-bridge-host telemetry push FILE | telemetry export --out FILE [--since T]
   gpu-bridge-host models import DIR --id ID --registry DIR [--parent ID] [--job-id J] [--approval S]
   gpu-bridge-host mock-console [--port PORT] ...   a local stand-in for the Cohesix console
@@ -275,6 +296,25 @@ in --json and "-" in the table.
 
 Library overrides: GPU_BRIDGE_NVML_LIB and GPU_BRIDGE_CUDA_LIB name the libraries to load first.
 `;
+
+export const DOCTOR_USAGE = `gpu-bridge-host doctor: check this host before the bridge's first start.
+
+Usage:
+  gpu-bridge-host doctor [--json] [--mock | --backend NAME] [--tcp-port PORT --auth-token TOKEN]
+
+Checks and lists, with a fix under each problem: the NVML and CUDA libraries found (and where
+GPU_BRIDGE_NVML_LIB / GPU_BRIDGE_CUDA_LIB point), the GPUs each sees and whether they agree,
+the device nodes (majors, modes), whether every shipped PTX module JIT-compiles on every GPU
+under this driver, VMM/IPC support for sharing shards, MIG and MPS state, what the VRAM-only
+policy means here, the CDI specs in ${DEFAULTS.cdiSpecDirs.join(" and ")} against this host, the state
+folder's owner and modes, free disk for the spool, and (with --tcp-port or --auth-token) that
+the console answers and takes the token: AUTH and ATTACH only, nothing is published.
+
+✓ works, ✗ fails and is needed, ! broken but not needed for these flags, · for information.
+Exit status: 0 when everything the given flags need works, 1 otherwise. Nothing is written.
+
+Options:
+${flagLines(DOCTOR_HELP, Object.keys(DOCTOR_HELP).filter((f) => f !== "help"))}`;
 
 export const TELEMETRY_USAGE = `gpu-bridge-host telemetry: feed and read the LoRA loop's telemetry.
 

@@ -3,6 +3,7 @@ import type { Command } from "../cli/options.ts";
 import {
   CDI_USAGE,
   CONSOLE_USAGE,
+  DOCTOR_USAGE,
   MOCK_CONSOLE_USAGE,
   MODELS_USAGE,
   SERVE_USAGE,
@@ -17,6 +18,7 @@ const TOPICS: Readonly<Record<string, string>> = {
   console: CONSOLE_USAGE,
   serve: SERVE_USAGE,
   stats: STATS_USAGE,
+  doctor: DOCTOR_USAGE,
   telemetry: TELEMETRY_USAGE,
   models: MODELS_USAGE,
   cdi: CDI_USAGE,

@@ -23,17 +23,51 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/** What the VRAM-only policy is worth on a GPU: enforced, or not applicable and why. */
+export type VramOnlyPolicy =
+  | { readonly name: "vram-only"; readonly status: "enforced"; readonly reason: string }
+  | {
+    readonly name: "vram-only";
+    readonly status: "not_applicable";
+    readonly reason: string;
+    /** What still holds for a shard there (integrated GPUs only). */
+    readonly still_holds?: readonly string[];
+    /** What the policy cannot promise there. */
+    readonly cannot_promise?: readonly string[];
+  };
+
+/**
+ * The VRAM-only policy for a backend and device. On an integrated GPU (every Jetson, Nano to
+ * Orin) the GPU has no memory of its own: the policy is not applicable, and the answer says what
+ * a shard still gets and what nobody can promise there, rather than calling shared DRAM VRAM.
+ */
+export function vramOnlyPolicy(backend: { kind: VramBackend["kind"]; note: string }, integrated: boolean): VramOnlyPolicy {
+  if (backend.kind === "host-memory") return { name: "vram-only", status: "not_applicable", reason: backend.note };
+  if (!integrated) {
+    return {
+      name: "vram-only",
+      status: "enforced",
+      reason: "allocated with cuMemAlloc_v2; pointer attributes checked right after allocation",
+    };
+  }
+  return {
+    name: "vram-only",
+    status: "not_applicable",
+    reason: "integrated GPU (Jetson): the GPU shares DRAM with the CPU, so no memory is VRAM-only",
+    still_holds: [
+      "the shard is a cuMemAlloc_v2 device allocation, checked by pointer attributes, never managed memory",
+      "its bytes are verified against the sealed tree digest, on the GPU or the CPU",
+    ],
+    cannot_promise: [
+      "that the bytes are out of the CPU's reach: they sit in the same DRAM as every process's memory",
+      "that the shard's memory is reserved: the GPU's share of DRAM shrinks as the CPU side allocates",
+    ],
+  };
+}
+
 export function attestation(shard: Shard, backend: VramBackend, key: Uint8Array, now: number) {
   const device = backend.deviceEvidence(shard.gpu_device);
-  const policy = backend.kind === "host-memory"
-    ? { name: "vram-only", status: "not_applicable", reason: backend.note }
-    : device.integrated
-    ? {
-      name: "vram-only",
-      status: "not_applicable",
-      reason: "integrated GPU (Jetson): the GPU shares DRAM with the CPU, so no memory is VRAM-only",
-    }
-    : { name: "vram-only", status: "enforced", reason: "allocated with cuMemAlloc_v2; pointer attributes checked right after allocation" };
+  const policy = vramOnlyPolicy(backend, device.integrated);
   const statement = {
     schema: "gpu-bridge-vram-attestation/v1",
     shard_id: shard.shard_id,

@@ -68,7 +68,10 @@ describe("parseCommand()", () => {
     [["--list", "-x"], 'Unknown option "-x"'],
     [["--list", "--list"], "Option --list was given more than once"],
     [["--list=yes"], 'Option --list takes no value, got "yes"'],
-    [["stray", "--list"], 'Unknown command or argument "stray" (commands: serve, stats, telemetry, models, mock-console, console, cdi)'],
+    [
+      ["stray", "--list"],
+      'Unknown command or argument "stray" (commands: serve, stats, doctor, telemetry, models, mock-console, console, cdi)',
+    ],
     [["mock-console", "--port", "99999"], "Option --port must be 0-65535, got 99999"],
     [["mock-console", "--list"], "Unknown option --list"],
     [["--mock"], "Nothing to do: pass --list, --publish or both (see --help)"],

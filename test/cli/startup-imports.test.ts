@@ -65,6 +65,8 @@ export const LAYERS: Readonly<Record<string, number>> = {
   "src/vm": 2,
   "mock/console": 2,
   "src/app": 3,
+  // The doctor reads every capability to report on the host.
+  "src/doctor": 3,
   "src/commands": 4,
   main: 5,
 };

@@ -113,7 +113,7 @@ Deno.test("the NVML backend runs through Deno.dlopen against the fake libraries"
 });
 
 Deno.test("sysfs readers and PCI ids behave the same on Deno", () => {
-  const sample = sampleJetsonGpu(new URL("../../mock/jetson-orin", import.meta.url).pathname);
+  const sample = sampleJetsonGpu(new URL("../../mock/jetson/orin-r36", import.meta.url).pathname);
   strictEqual(sample.loadPct, 42.3);
   strictEqual(sample.temperatureC, 45.5);
   strictEqual(normalizePciBusId("00000000:65:00.0"), normalizePciBusId("0000:65:00.0"));

@@ -7,7 +7,7 @@ import { REPO } from "../helpers.ts";
 export const FAKE_DIR = join(REPO, "mock", "native", "build");
 export const FAKE_NVML = join(FAKE_DIR, "libnvidia-ml.so.1");
 export const FAKE_CUDA = join(FAKE_DIR, "libcuda.so.1");
-export const ORIN_ROOT = join(REPO, "mock", "jetson-orin");
+export const ORIN_ROOT = join(REPO, "mock", "jetson", "orin-r36");
 export const CTL_FILE = join(FAKE_DIR, `ctl-${process.pid}`);
 export const fakeEnv = { GPU_BRIDGE_NVML_LIB: FAKE_NVML, GPU_BRIDGE_CUDA_LIB: FAKE_CUDA };
 
