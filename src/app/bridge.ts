@@ -37,7 +37,7 @@ import type { Logger } from "../util/log.ts";
 import { VERSION } from "../util/version.ts";
 import type { Vram } from "../vram/mod.ts";
 import { bothSidecars, VmSync } from "../vm/sync.ts";
-import { loadMirror, saveMirror } from "../vm/store.ts";
+import { loadMirror, MirrorStore } from "../vm/store.ts";
 import { applyVmHistory, applyVmLines } from "../vm/apply.ts";
 
 /** What a bridge is wired to outside itself. */
@@ -58,6 +58,10 @@ export interface BridgeTuning {
   readonly noJournal?: boolean;
   /** How often the CDI spec's host description is refreshed (default DEFAULTS.cdiRefreshMs). */
   readonly cdiRefreshMs?: number;
+  /** Least time between the VM sync's full snapshots (default DEFAULTS.minSnapshotMs). */
+  readonly minSnapshotMs?: number;
+  /** Most often an ordinary change to the VM mirror is saved (default DEFAULTS.mirrorSaveMs). */
+  readonly mirrorSaveMs?: number;
 }
 
 /** A running bridge: the API's façade, and its parts for the daemon and tests. */
@@ -190,8 +194,13 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
   // is kept in the state directory, so a restart neither repeats nor forgets a VM line.
   const mirrorPath = join(options.stateDir, "vm-mirror.json");
   const stored = options.publish && !tuning.noJournal ? loadMirror(mirrorPath) : null;
+  const store = options.publish && !tuning.noJournal
+    ? new MirrorStore({ path: mirrorPath, clock, log: log.child("vm"), saveMs: tuning.mirrorSaveMs ?? DEFAULTS.mirrorSaveMs })
+    : null;
   const vm: VmSync | null = !options.publish ? null : new VmSync({
     ...(stored !== null && { mirror: stored }),
+    ...(store !== null && { persist: store }),
+    ...(tuning.minSnapshotMs !== undefined && { minSnapshotMs: tuning.minSnapshotMs }),
     log: log.child("vm"),
     readbackMs: options.readbackMs,
     ...(tuning.clock !== undefined && { clock: tuning.clock }),
@@ -199,14 +208,15 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
     onVmHistory: (gpuId, file, lines) => applyVmHistory(host, log.child("vm"), gpuId, file, lines),
     pinned: (gpuId, file, text) => file === "lease" && host.isLiveActiveLine(gpuId, text),
     requestPublish: () => publisher?.notifyChange(),
-    ...(!tuning.noJournal && { onMirrorChange: () => saveMirror(mirrorPath, vm!.mirror) }),
   });
+  if (vm !== null) store?.attach(vm.mirror, stored !== null);
   const sink = (gpuId: string, file: "ctl" | "lease" | "status", text: string) => {
     vm!.mirror.own(gpuId, file, text);
     publisher?.notifyWork(); // an append needs no debounce: it goes at once
   };
-  // Restored leases' lines are in a stored mirror already; without one they must reach the VM.
-  if (vm !== null && stored === null) host.onLogLine = sink;
+  // Restored leases' lines reach the VM unless a stored mirror holds them already (it is saved
+  // at most every mirrorSaveMs, so it may lack the newest).
+  if (vm !== null) host.onLogLine = stored === null ? sink : (gpuId, file, text) => vm.mirror.ownOnce(gpuId, file, text);
   host.restore();
   if (vm !== null) host.onLogLine = sink;
   // After restore: the spec written at start already carries the leases that survived.
@@ -314,6 +324,8 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
       registry?.close();
       cdi?.stop();
       await publisher?.stop();
+      vm?.close();
+      store?.close();
       host.close();
       vram.close();
       spool.close();

@@ -10,7 +10,7 @@ describe("VmMirror", () => {
     m.acked(p!);
     m.own("G", "ctl", "RELEASE w1 expired"); // sent, ack lost
     const r = m.readBack("G", "ctl", ["LEASE G", "LEASE w1 mem=1 streams=1 priority=0", "RESET", "RELEASE w1 expired", "RESET"]);
-    expect(r).toEqual({ fresh: ["RESET", "RESET"], diverged: false });
+    expect(r).toEqual({ fresh: ["RESET", "RESET"], diverged: false, overCap: 0 });
     expect(m.pending()).toEqual([]);
     expect(m.lines("G", "ctl").map((l) => [l.text, l.own])).toEqual([
       ["LEASE G", true],
@@ -29,7 +29,7 @@ describe("VmMirror", () => {
     const m = new VmMirror();
     m.readBack("G", "status", ["a", "b"]);
     const r = m.readBack("G", "status", ["b", "c", "a", "a"]);
-    expect(r).toEqual({ fresh: ["c", "a"], diverged: true });
+    expect(r).toEqual({ fresh: ["c", "a"], diverged: true, overCap: 0 });
   });
 
   test("compact() drops the oldest lines until the target, never a pinned one, pending lines last", () => {
@@ -84,6 +84,6 @@ describe("VmMirror", () => {
     m.own("G", "status", "x");
     const back = VmMirror.fromJSON(JSON.parse(JSON.stringify(m.toJSON())));
     expect(back.lines("G", "ctl")).toEqual([{ text: "RELEASE w1", own: false }]);
-    expect(back.pending()).toEqual([{ gpuId: "G", file: "status", text: "x" }]);
+    expect(back.pending()).toEqual([{ gpuId: "G", file: "status", text: "x", own: true, seq: 0 }]);
   });
 });
