@@ -48,7 +48,7 @@ export function statusRoutes(bridge: BridgeFacade): SubApp {
               dropped: t.spool.dropped,
             },
           }),
-      }) + (bridge.vram?.metrics() ?? ""),
+      }) + (bridge.vram?.metrics() ?? "") + (bridge.vmMetrics?.() ?? ""),
       200,
       { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
     );

@@ -37,7 +37,7 @@ import type { Logger } from "../util/log.ts";
 import { VERSION } from "../util/version.ts";
 import type { Vram } from "../vram/mod.ts";
 import { bothSidecars, VmSync } from "../vm/sync.ts";
-import { loadMirror, MirrorStore } from "../vm/store.ts";
+import { loadMirrorOrSetAside, MirrorStore } from "../vm/store.ts";
 import { applyVmHistory, applyVmLines } from "../vm/apply.ts";
 
 /** What a bridge is wired to outside itself. */
@@ -193,7 +193,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
   // appends, the VM's own lines are read back, kept and acted on. The mirror of who wrote what
   // is kept in the state directory, so a restart neither repeats nor forgets a VM line.
   const mirrorPath = join(options.stateDir, "vm-mirror.json");
-  const stored = options.publish && !tuning.noJournal ? loadMirror(mirrorPath) : null;
+  const stored = options.publish && !tuning.noJournal ? loadMirrorOrSetAside(mirrorPath, log.child("vm")) : null;
   const store = options.publish && !tuning.noJournal
     ? new MirrorStore({ path: mirrorPath, clock, log: log.child("vm"), saveMs: tuning.mirrorSaveMs ?? DEFAULTS.mirrorSaveMs })
     : null;
@@ -317,6 +317,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
     telemetry,
     vram,
     vm,
+    ...(vm !== null && { vmMetrics: () => vm.metrics() }),
     refresh,
     async stop() {
       stopped = true;

@@ -12,7 +12,7 @@
  *   emptied by every save. A restart adds them back, so finding them in the VM never makes
  *   them the VM's.
  */
-import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import * as v from "valibot";
 import { describeIssue } from "../util/issues.ts";
@@ -76,6 +76,21 @@ export function loadMirror(path: string): VmMirror | null {
   const mirror = VmMirror.fromJSON(parsed.output as MirrorData);
   mirror.recordedSent(readSent(sentPath(path)));
   return mirror;
+}
+
+/**
+ * Like loadMirror, but a damaged mirror never stops start-up: both files are moved aside
+ * (`.damaged-<time>`, named in a warning) and the bridge starts as without a mirror, taking
+ * what the VM holds as history (nothing applied again; live leases adopted).
+ */
+export function loadMirrorOrSetAside(path: string, log: Logger, now = Date.now()): VmMirror | null {
+  try {
+    return loadMirror(path);
+  } catch (error) {
+    for (const p of [path, sentPath(path)]) if (existsSync(p)) renameSync(p, `${p}.damaged-${now}`);
+    log.warn(`${(error as Error).message.replace(/; move it away to start afresh$/, "")}; moved aside as .damaged-${now}, starting afresh`);
+    return null;
+  }
 }
 
 /** The own lines recorded as about to be sent; a torn last line (a crash while writing it) was never sent. */

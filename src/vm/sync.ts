@@ -29,6 +29,12 @@ const APPEND_BATCH = 32;
  * last one lands anyway (a lease line must reach the VM), and what it erased is put back.
  */
 const SNAPSHOT_TRIES = 3;
+/**
+ * A snapshot whose transfer took longer than this is not sent again for new VM lines: on a slow
+ * link a resend takes as long again, in which the VM writes more. It lands, and the lines it
+ * erased are put back at once (appends) or by the next snapshot.
+ */
+const RESEND_WITHIN_MS = 250;
 
 export interface VmSyncOptions {
   readonly mirror?: VmMirror;
@@ -133,6 +139,8 @@ export class VmSync implements ConnectionWork {
   #dueTimer: unknown = undefined;
   /** Builds of the snapshot being published. */
   #tries = 0;
+  /** When the current build's transfer started. */
+  #sendingSince = 0;
   /** Files whose over-cap or diverged read-back was reported on this connection. */
   #overCapWarned = new Set<string>();
 
@@ -144,6 +152,24 @@ export class VmSync implements ConnectionWork {
     this.#clock = options.clock ?? systemClock;
     this.#minSnapshotMs = options.minSnapshotMs ?? DEFAULTS.minSnapshotMs;
     this.mirror.pinned = (gpuId, file, text) => this.#pinned(gpuId, file, text);
+  }
+
+  /** The counters for /metrics (Prometheus text). */
+  metrics(): string {
+    const s = this.stats;
+    const counter = (name: string, help: string, v: number) => `# HELP ${name} ${help}\n# TYPE ${name} counter\n${name} ${v}\n`;
+    return counter("gpu_bridge_vm_lines_total", "Lines the VM's clients wrote, read back and handed to the host.", s.vmLines) +
+      counter(
+        "gpu_bridge_vm_lines_lost_total",
+        "VM lines a landed snapshot erased before carrying them (put back afterwards; VM clients missed them meanwhile).",
+        s.linesLost,
+      ) +
+      counter(
+        "gpu_bridge_vm_snapshot_retries_total",
+        "Snapshots built again because the VM wrote while they were on their way.",
+        s.snapshotRetries,
+      ) +
+      counter("gpu_bridge_vm_over_cap_lines_total", "Lines past a file's VM cap in a read-back, ignored.", s.overCapLines);
   }
 
   /** Stops the timer of a waiting snapshot. */
@@ -210,6 +236,7 @@ export class VmSync implements ConnectionWork {
   async beforePublish(session: ConsoleSession, signal: AbortSignal): Promise<void> {
     this.#tries = 0;
     await this.readBack(session, signal);
+    this.#sendingSince = this.#clock.now();
     for (const gpuId of this.#gpus) this.#compactDue(gpuId);
   }
 
@@ -217,15 +244,17 @@ export class VmSync implements ConnectionWork {
    * Just before the snapshot's `end`: the own lines it carries are recorded (a restart must
    * not take them for the VM's), and the VM is read back once more, so a VM write is lost only
    * if it lands in the last round trips before `end`. New lines in a file the snapshot replaces
-   * start the publish over (up to SNAPSHOT_TRIES builds); past that it lands, and the lines it
-   * erased are put back (counted as lost meanwhile).
+   * start the publish over (up to SNAPSHOT_TRIES builds, and only while a transfer takes less than
+   * RESEND_WITHIN_MS); past that it lands, and the lines it erased are put back (counted).
    */
   async beforeEnd(session: ConsoleSession, signal: AbortSignal): Promise<boolean> {
     const token = this.#built?.token;
     if (token !== undefined) this.#o.persist?.sending([...token.files.values()].flatMap((f) => f.pending));
     this.#tries++;
+    const took = this.#clock.now() - this.#sendingSince;
     const fresh = await this.#readFiles(session, signal);
-    if (fresh === 0 || this.#tries >= SNAPSHOT_TRIES) return true;
+    if (fresh === 0 || this.#tries >= SNAPSHOT_TRIES || took > RESEND_WITHIN_MS) return true;
+    this.#sendingSince = this.#clock.now();
     this.stats.snapshotRetries++;
     this.#o.log.debug(`the VM wrote ${fresh} lines while a snapshot was on its way; building it again`);
     for (const gpuId of this.#gpus) this.#compactDue(gpuId);

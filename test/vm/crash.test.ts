@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { ConsoleConnection } from "../../mock/console/core.ts";
 import { type MockConsole, startMockConsole } from "../../mock/console/server.ts";
 import { mockBackend } from "../../src/inventory/mock.ts";
-import { type Bridge, createBridge } from "../../src/app/bridge.ts";
+import { createBridge } from "../../src/app/bridge.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { FakeClock, memoryLogger, tempDir, until } from "../helpers.ts";
 import { spawnBridge } from "../spawn.ts";
