@@ -49,6 +49,24 @@ describe("VmMirror", () => {
     expect(m.readBack("G", "ctl", ["RELEASE w1", "RELEASE w2", "x", "RELEASE w3"]).fresh).toEqual(["RELEASE w3"]);
   });
 
+  test("a new VM line equal to a compacted one still in the VM is new; compacted lines survive a save and a load", () => {
+    const m = new VmMirror();
+    m.readBack("G", "ctl", ["RESET", "a", "b"]);
+    m.compact("G", "ctl", 4, () => false);
+    const back = VmMirror.fromJSON(JSON.parse(JSON.stringify(m.toJSON())));
+    expect(back.readBack("G", "ctl", ["RESET", "a", "b"]).fresh).toEqual([]); // the compacted snapshot has not landed
+    expect(back.readBack("G", "ctl", ["RESET", "a", "b", "RESET"]).fresh).toEqual(["RESET"]);
+  });
+
+  test("a restart that finds the compacted snapshot landed (it did not see it land) takes nothing for new", () => {
+    const m = new VmMirror();
+    m.readBack("G", "ctl", ["RELEASE w1", "RELEASE w2", "x"]);
+    m.compact("G", "ctl", 2, () => false);
+    const back = VmMirror.fromJSON(JSON.parse(JSON.stringify(m.toJSON())));
+    expect(back.readBack("G", "ctl", ["x", "RESET"])).toEqual({ fresh: ["RESET"], diverged: false, overCap: 0 });
+    expect(back.readBack("G", "ctl", ["x", "RESET", "RELEASE w1"]).fresh).toEqual(["RELEASE w1"]); // written again: new
+  });
+
   test("landed() commits exactly what the snapshot carried; lines logged meanwhile stay pending", () => {
     const m = new VmMirror();
     m.seed("G", "LEASE G\n");
