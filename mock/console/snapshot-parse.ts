@@ -57,7 +57,7 @@ export function parseSnapshot(bytes: Uint8Array): Namespace {
         id,
         info: text64(fields.info!, `node ${id} info`, Infinity),
         // The VM checks node logs against their append caps only when its clients append, never
-        // in a snapshot (contract section 8), and keeps their bytes as they are, UTF-8 or not.
+        // in a snapshot (docs/protocol.md#8-the-console), and keeps their bytes as they are, UTF-8 or not.
         ctl: log64(fields.ctl!, `node ${id} ctl`),
         lease: log64(fields.lease!, `node ${id} lease`),
         status: log64(fields.status!, `node ${id} status`),
