@@ -93,6 +93,7 @@ describe("VM writes under lease churn", () => {
     const written = Array.from({ length: n }, (_, i) => crumb(i));
     await until(() => written.every((c) => mock.state.read("/gpu/GPU-0/status")?.includes(c) === true), 5000, "every write back in the VM");
     expect(daemon.vm!.stats.linesLost).toBeGreaterThan(0);
+    expect(daemon.vmMetrics!()).toContain(`\ngpu_bridge_vm_lines_lost_total ${daemon.vm!.stats.linesLost}\n`);
     expect(lines.some((l) => l.includes("WARN") && /a snapshot erased \d+ lines the VM wrote/.test(l))).toBe(true);
     // Every write in the VM once, in the order written.
     const status = mock.state.read("/gpu/GPU-0/status")!.trim().split("\n");
