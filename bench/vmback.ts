@@ -10,10 +10,16 @@
  *    them. A VM write landing in it is lost; appends have no such window.
  * 3. The idle read-back's link cost (CATs of every GPU's ctl, lease, status and job), in frames
  *    and bytes per minute at the default period, with the mock's two GPUs.
+ * 4. Lease churn: at 1, 10 and 20 lease changes a second (each record is over one echo payload,
+ *    so only a snapshot carries it), the VM's own clients write all the while (every 50 ms a
+ *    breadcrumb, every fifth time a Queen grant of a 1 s lease instead); VM writes acknowledged vs kept (read by the bridge, or still in
+ *    the VM at the end), snapshots a second, and the delay of a lease line reaching the VM.
  *
- * Run with `make bench-vmback`; RUNS=N sets the samples per case (default 20).
+ * Run with `make bench-vmback`; RUNS=N sets the samples per case (default 20), CHURN_S the
+ * seconds of each churn case (default 10), ONLY=churn runs the churn cases alone.
  */
 import { type MockConsole, startMockConsole } from "../mock/console/server.ts";
+import { ConsoleConnection } from "../mock/console/core.ts";
 import { mockBackend } from "../src/inventory/mock.ts";
 import { parseCommand } from "../src/cli/options.ts";
 import { type Bridge, createBridge } from "../src/app/bridge.ts";
@@ -35,7 +41,11 @@ async function until(predicate: () => boolean, ms: number, what: string): Promis
   }
 }
 
-async function setup(latencyMs: number, readbackMs: number): Promise<{ mock: MockConsole; daemon: Bridge }> {
+async function setup(
+  latencyMs: number,
+  readbackMs: number,
+  logger = log,
+): Promise<{ mock: MockConsole; daemon: Bridge }> {
   const mock = await startMockConsole(runtime, { token: "bench" });
   mock.state.faults.latencyMs = latencyMs;
   const c = parseCommand([
@@ -54,7 +64,7 @@ async function setup(latencyMs: number, readbackMs: number): Promise<{ mock: Moc
     "10000",
   ], {});
   if (c.kind !== "serve") throw new Error("expected serve");
-  const daemon = await createBridge(c.options, { runtime, log, backend: mockBackend() }, { noJournal: true });
+  const daemon = await createBridge(c.options, { runtime, log: logger, backend: mockBackend() }, { noJournal: true });
   await until(() => mock.state.publishes === 1, 10_000, "the first publish");
   return { mock, daemon };
 }
@@ -64,7 +74,7 @@ async function teardown(s: { mock: MockConsole; daemon: Bridge }): Promise<void>
   await s.mock.close();
 }
 
-const ms = (x: number) => `${x.toFixed(1)} ms`;
+const ms = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? "n/a" : `${x.toFixed(1)} ms`);
 
 /** 1. Job completion -> OK line in the VM. */
 async function okLatency(latencyMs: number): Promise<number[]> {
@@ -107,18 +117,23 @@ async function okLatency(latencyMs: number): Promise<number[]> {
   return times;
 }
 
-/** 2. The window of a full snapshot: read-back start/end to the snapshot landing. */
+/**
+ * 2. The window of a full snapshot: from the read-back just before its `end` (start: the first
+ * file's CAT; end: the last one's) to the snapshot landing. A VM write in a file after its CAT
+ * there and before the landing is erased unseen.
+ */
 async function snapshotWindow(latencyMs: number): Promise<{ first: number[]; last: number[]; bytes: number[] }> {
   const s = await setup(latencyMs, 60_000);
   const { mock, daemon } = s;
   const vm = daemon.vm!;
   let readStart = 0;
   let readEnd = 0;
-  const original = vm.beforePublish.bind(vm);
-  vm.beforePublish = async (session, signal) => {
+  const original = vm.beforeEnd.bind(vm);
+  vm.beforeEnd = async (session, signal) => {
     readStart = performance.now();
-    await original(session, signal);
+    const r = await original(session, signal);
     readEnd = performance.now();
+    return r;
   };
   const first: number[] = [];
   const last: number[] = [];
@@ -174,6 +189,119 @@ async function idleCost(): Promise<
   return { perReadback, perMinute: { frames: perReadback.frames * perMin, bytes: perReadback.bytes * perMin }, lines };
 }
 
+/** 4. VM writes acknowledged vs kept while the bridge's leases churn at `rate` changes a second. */
+async function churn(rate: number, latencyMs: number, seconds: number) {
+  const handed = new Set<string>();
+  const churnLog = createLogger({
+    level: "info",
+    write: (line) => {
+      const m = /VM wrote \/gpu\/[^/]+\/(?:lease|status): (.*)$/.exec(line.trimEnd());
+      if (m !== null) handed.add(m[1]!);
+    },
+  });
+  const s = await setup(latencyMs, DEFAULTS.readbackMs, churnLog);
+  const { mock, daemon } = s;
+  const queen = new ConsoleConnection(mock.state);
+  queen.handle("AUTH bench");
+  queen.handle("ATTACH queen ");
+  const acked: string[] = [];
+  const off = mock.state.on((e) => {
+    if (e.type === "vm" && e.event.type === "spawned") acked.push(e.event.lease);
+  });
+  // The bridge's lease churn: a grant or a release every 1/rate s, alternating GPUs.
+  const granted = new Map<string, number>();
+  const delays: number[] = [];
+  const offLanded = mock.state.on((e) => {
+    if (e.type !== "published") return;
+    for (const [worker, at] of granted) {
+      if (e.tree.nodes.some((n) => n.lease.includes(`"${worker}"`))) {
+        delays.push(performance.now() - at);
+        granted.delete(worker);
+      }
+    }
+  });
+  const live: string[] = [];
+  const snaps0 = mock.state.publishes;
+  const t0 = performance.now();
+  let nextChange = t0;
+  let nextWrite = t0;
+  let i = 0;
+  let w = 0;
+  let refused = 0;
+  while (performance.now() - t0 < seconds * 1000) {
+    const now = performance.now();
+    if (now >= nextChange) {
+      nextChange += 1000 / rate;
+      if (live.length >= 2) daemon.host.leases.release(live.shift()!, "churn");
+      else {
+        const worker = `churn-${i++}`;
+        try {
+          const l = daemon.host.grant({ gpu_id: `GPU-${i % 2}`, worker_id: worker, mem_mb: 1, streams: 1, ttl_s: 3600, priority: 0 });
+          live.push(l.id);
+          granted.set(worker, now);
+        } catch {
+          refused++; // the VM's lease log is full of the Queen's leases for now
+        }
+      }
+    }
+    if (now >= nextWrite) {
+      nextWrite += 50;
+      const gpu = `GPU-${w % 2}`;
+      if (w % 5 !== 4) {
+        const line = `{"schema":"gpu-breadcrumb/v1","event":"START","command":"step ${w}","status":"RUNNING"}`;
+        if (queen.handle(`ECHO /gpu/${gpu}/status ${line}`).lines[0]!.startsWith("OK")) acked.push(line);
+      } else {
+        // A Queen grant: the VM appends the ACTIVE record itself (counted on its "spawned" event).
+        queen.handle(`ECHO /queen/ctl {"spawn":"gpu","lease":{"gpu_id":"${gpu}","mem_mb":1,"streams":1,"ttl_s":1,"priority":0}}`);
+      }
+      w++;
+    }
+    await Bun.sleep(2);
+  }
+  const elapsed = (performance.now() - t0) / 1000;
+  const snapshots = mock.state.publishes - snaps0;
+  // Writes still in the VM are kept too: the next read-back takes them.
+  await Bun.sleep(DEFAULTS.readbackMs + latencyMs * 40 + 500);
+  const inVm = [...mock.state.files.values()].join("\n");
+  const kept = acked.filter((l) => handed.has(l) || inVm.includes(l)).length;
+  off();
+  offLanded();
+  const st = daemon.vm!.stats;
+  const out = {
+    refused,
+    acked: acked.length,
+    kept,
+    snapshotsPerS: snapshots / elapsed,
+    delays,
+    retries: st.snapshotRetries,
+    counted: st.linesLost,
+  };
+  await teardown(s);
+  return out;
+}
+
+const only = process.env.ONLY;
+const CHURN_S = Number(process.env.CHURN_S ?? 10);
+for (const [name, latency] of only === "window" ? [] : [["loopback", 0], ["100 ms round trip", 50]] as const) {
+  for (const rate of [1, 10, 20]) {
+    const r = await churn(rate, latency, CHURN_S);
+    console.log(
+      `lease churn ${rate}/s, ${name}: VM writes acknowledged ${r.acked}, kept ${r.kept}, lost ${r.acked - r.kept}` +
+        ` (bridge counted ${r.counted} erased and put back); ${r.snapshotsPerS.toFixed(1)} snapshots/s, ${r.retries} rebuilt;` +
+        ` lease line -> VM median ${ms(quantile(r.delays, 0.5))}, p95 ${ms(quantile(r.delays, 0.95))}` +
+        (r.refused > 0 ? ` (${r.refused} grants refused: lease log full)` : ""),
+    );
+  }
+}
+if (only === "churn") process.exit(0);
+if (only === "window") {
+  for (const [name, latency] of [["loopback", 0], ["100 ms round trip", 50]] as const) {
+    const w = await snapshotWindow(latency);
+    console.log(`window ${name}: first CAT -> landed ${ms(quantile(w.first, 0.5))}, last CAT -> landed ${ms(quantile(w.last, 0.5))}`);
+  }
+  process.exit(0);
+}
+
 for (const [name, latency] of [["loopback", 0], ["100 ms round trip", 50]] as const) {
   const t = await okLatency(latency);
   console.log(
@@ -185,9 +313,9 @@ for (const [name, latency] of [["loopback", 0], ["100 ms round trip", 50]] as co
 for (const [name, latency] of [["loopback", 0], ["100 ms round trip", 50]] as const) {
   const w = await snapshotWindow(latency);
   console.log(
-    `full snapshot's window, ${name}: read-back start -> snapshot landed median ${ms(quantile(w.first, 0.5))}, ` +
-      `last read -> landed median ${ms(quantile(w.last, 0.5))}, snapshots of ${Math.min(...w.bytes)}-${Math.max(...w.bytes)} bytes ` +
-      `(a VM write in it is lost; appends have none)`,
+    `full snapshot's window, ${name}: read-back before end, first CAT -> landed median ${ms(quantile(w.first, 0.5))}, ` +
+      `last CAT -> landed median ${ms(quantile(w.last, 0.5))}, snapshots of ${Math.min(...w.bytes)}-${Math.max(...w.bytes)} bytes ` +
+      `(a VM write in a file after its CAT and before the landing is erased unseen; appends have no such window)`,
   );
 }
 const c = await idleCost();

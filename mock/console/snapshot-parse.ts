@@ -7,6 +7,7 @@ import type { Namespace, NodePayloads } from "../../src/contract/namespace.ts";
 import type { ModelEntry } from "../../src/contract/models.ts";
 import { gpuIdProblem, LIMITS, modelIdProblem } from "../../src/contract/limits.ts";
 import { decodeBase64 } from "../../src/util/base64.ts";
+import { decodeLossless } from "../../src/util/bytes.ts";
 import { SNAPSHOT_SCHEMA } from "../../src/contract/snapshot.ts";
 
 /** A snapshot the receiver refuses; `message` is the reason it reports. */
@@ -55,9 +56,11 @@ export function parseSnapshot(bytes: Uint8Array): Namespace {
       nodes.push({
         id,
         info: text64(fields.info!, `node ${id} info`, Infinity),
-        ctl: text64(fields.ctl!, `node ${id} ctl`, LIMITS.transferLogBytes),
-        lease: text64(fields.lease!, `node ${id} lease`, LIMITS.leaseLogBytes),
-        status: text64(fields.status!, `node ${id} status`, LIMITS.statusLogBytes),
+        // The VM checks node logs against their append caps only when its clients append, never
+        // in a snapshot (docs/protocol.md#8-the-console), and keeps their bytes as they are, UTF-8 or not.
+        ctl: log64(fields.ctl!, `node ${id} ctl`),
+        lease: log64(fields.lease!, `node ${id} lease`),
+        status: log64(fields.status!, `node ${id} status`),
       });
     } else if (keyword === "model") {
       const id = fields.id!;
@@ -112,6 +115,12 @@ function text64(value: string, what: string, maxBytes: number): string {
   } catch {
     throw new SnapshotParseError(`${what} is not valid UTF-8`);
   }
+}
+
+function log64(value: string, what: string): string {
+  const bytes = decodeBase64(value);
+  if (bytes === null) throw new SnapshotParseError(`${what} is not valid base64`);
+  return decodeLossless(bytes);
 }
 
 function check(problem: string | null, what: string): void {

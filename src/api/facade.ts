@@ -96,4 +96,6 @@ export interface BridgeFacade {
   readonly vram?: ApiVram;
   /** Absent: CDI is off (no --cdi-dir). */
   readonly cdi?: ApiCdi;
+  /** The VM sync's counters as Prometheus text (absent: not publishing). */
+  readonly vmMetrics?: () => string;
 }

@@ -53,7 +53,7 @@ export function statusRoutes(bridge: BridgeFacade): SubApp {
               stalls: t.forwarder?.stalls ?? 0,
             },
           }),
-      }) + (bridge.vram?.metrics() ?? ""),
+      }) + (bridge.vram?.metrics() ?? "") + (bridge.vmMetrics?.() ?? ""),
       200,
       { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
     );

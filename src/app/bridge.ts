@@ -40,7 +40,7 @@ import type { Vram } from "../vram/mod.ts";
 import { bothSidecars, VmSync } from "../vm/sync.ts";
 import { ActivitySummary } from "./activity.ts";
 import type { ReadbackMode } from "../console/readback.ts";
-import { loadMirror, saveMirror } from "../vm/store.ts";
+import { loadMirrorOrSetAside, MirrorStore } from "../vm/store.ts";
 import { applyVmHistory, applyVmLines } from "../vm/apply.ts";
 import { AppliedLines } from "../vm/applied.ts";
 
@@ -64,6 +64,10 @@ export interface BridgeTuning {
   readonly cdiRefreshMs?: number;
   /** The period of the INFO activity summary (default DEFAULTS.activitySummaryMs). */
   readonly activitySummaryMs?: number;
+  /** Least time between the VM sync's full snapshots (default DEFAULTS.minSnapshotMs). */
+  readonly minSnapshotMs?: number;
+  /** Most often an ordinary change to the VM mirror is saved (default DEFAULTS.mirrorSaveMs). */
+  readonly mirrorSaveMs?: number;
 }
 
 /** A running bridge: the API's façade, and its parts for the daemon and tests. */
@@ -212,11 +216,16 @@ async function wireBridge(options: BridgeOptions, ports: BridgePorts, tuning: Br
   // appends, the VM's own lines are read back, kept and acted on. The mirror of who wrote what
   // is kept in the state directory, so a restart neither repeats nor forgets a VM line.
   const mirrorPath = join(options.stateDir, "vm-mirror.json");
-  const stored = options.publish && !tuning.noJournal ? loadMirror(mirrorPath) : null;
+  const stored = options.publish && !tuning.noJournal ? loadMirrorOrSetAside(mirrorPath, log.child("vm")) : null;
+  const store = options.publish && !tuning.noJournal
+    ? new MirrorStore({ path: mirrorPath, clock, log: log.child("vm"), saveMs: tuning.mirrorSaveMs ?? DEFAULTS.mirrorSaveMs })
+    : null;
   // Which VM lines were acted on, by identity, written ahead: none is acted on twice (src/vm/applied.ts).
   const applied = AppliedLines.open(options.publish && !tuning.noJournal ? join(options.stateDir, "vm-applied.log") : null);
   const vm: VmSync | null = !options.publish ? null : new VmSync({
     ...(stored !== null && { mirror: stored }),
+    ...(store !== null && { persist: store }),
+    ...(tuning.minSnapshotMs !== undefined && { minSnapshotMs: tuning.minSnapshotMs }),
     log: log.child("vm"),
     readbackMs: options.readbackMs,
     ...(tuning.clock !== undefined && { clock: tuning.clock }),
@@ -224,15 +233,16 @@ async function wireBridge(options: BridgeOptions, ports: BridgePorts, tuning: Br
     onVmHistory: (gpuId, file, lines) => applyVmHistory(host, log.child("vm"), gpuId, file, lines),
     pinned: (gpuId, file, text) => file === "lease" && host.isLiveActiveLine(gpuId, text),
     requestPublish: () => publisher?.notifyChange(),
-    ...(!tuning.noJournal && { onMirrorChange: () => saveMirror(mirrorPath, vm!.mirror) }),
     onLanded: () => applied.clear(),
   });
+  if (vm !== null) store?.attach(vm.mirror, stored !== null);
   const sink = (gpuId: string, file: "ctl" | "lease" | "status", text: string) => {
     vm!.mirror.own(gpuId, file, text);
     publisher?.notifyWork(); // an append needs no debounce: it goes at once
   };
-  // Restored leases' lines are in a stored mirror already; without one they must reach the VM.
-  if (vm !== null && stored === null) host.onLogLine = sink;
+  // Restored leases' lines reach the VM unless a stored mirror holds them already (it is saved
+  // at most every mirrorSaveMs, so it may lack the newest).
+  if (vm !== null) host.onLogLine = stored === null ? sink : (gpuId, file, text) => vm.mirror.ownOnce(gpuId, file, text);
   host.restore();
   if (vm !== null) host.onLogLine = sink;
   // After restore: the spec written at start already carries the leases that survived.
@@ -358,6 +368,7 @@ async function wireBridge(options: BridgeOptions, ports: BridgePorts, tuning: Br
     telemetry,
     vram,
     vm,
+    ...(vm !== null && { vmMetrics: () => vm.metrics() }),
     refresh,
     async stop() {
       stopped = true;
@@ -369,6 +380,8 @@ async function wireBridge(options: BridgeOptions, ports: BridgePorts, tuning: Br
       registry?.close();
       cdi?.stop();
       await publisher?.stop();
+      vm?.close();
+      store?.close();
       host.close();
       applied.close();
       vram.close();

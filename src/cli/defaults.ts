@@ -38,6 +38,14 @@ export const DEFAULTS = Object.freeze(
      * Each read-back is one CAT per node file (README, "The VM talks back", has its link cost).
      */
     readbackMs: 2000,
+    /**
+     * Least time between the full snapshots the VM sync asks for (a lease line is over one echo
+     * payload, a log needs compacting): lease churn costs at most one per period, and that
+     * period is the most it delays a lease line reaching the VM (docs/protocol.md, section 12).
+     */
+    minSnapshotMs: 1000,
+    /** Ordinary changes to `<state-dir>/vm-mirror.json` are saved at most this often. */
+    mirrorSaveMs: 1000,
     /** The role `console` attaches as. */
     consoleRole: "queen",
     /** `serve --publish` without `--interval-ms`. */

@@ -49,6 +49,11 @@ export interface VmHooks {
   beforePublish(session: ConsoleSession, signal: AbortSignal): Promise<void>;
   /** The snapshot landed in the VM. */
   published(snap: Snapshot): void;
+  /**
+   * Everything of the snapshot but its `end` is sent: the last moment to read the VM back.
+   * False starts the publish over with a snapshot built anew (the VM changed meanwhile).
+   */
+  beforeEnd?(session: ConsoleSession, signal: AbortSignal): Promise<boolean>;
 }
 
 /** Work the publisher does over its connection while no snapshot is due. */
@@ -178,7 +183,7 @@ export class Publisher {
             await vm.beforePublish(this.#session!, this.#stop.signal);
             snap = await this.#o.snapshot();
           }
-          await this.#publish(snap, reason);
+          while (!(await this.#publish(snap, reason))) snap = await this.#o.snapshot();
           vm?.published(snap);
           this.#vmSha = vm?.key(snap) ?? snap.sha256;
           attempt = 0;
@@ -250,13 +255,22 @@ export class Publisher {
     log.info(`connected to ${this.#o.target.host}:${this.#o.target.port} as queen`);
   }
 
-  async #publish(snap: Snapshot, reason: string): Promise<void> {
+  /** Sends `snap`; false when the VM hooks ask to start over before its `end`. */
+  async #publish(snap: Snapshot, reason: string): Promise<boolean> {
     const session = this.#session!;
     // A measurement, not a decision: how long the publish really took (the histogram and the
     // log), so the monotonic clock rather than the injected one.
     const started = performance.now();
     const frames0 = session.framesSent;
-    await sendLines(session, publishLines(snap), this.#stop.signal);
+    const lines = publishLines(snap);
+    const beforeEnd = this.#o.vm?.beforeEnd;
+    if (beforeEnd !== undefined) {
+      await sendLines(session, lines.slice(0, -1), this.#stop.signal);
+      if (!(await beforeEnd.call(this.#o.vm, session, this.#stop.signal))) return false;
+      await sendLines(session, lines.slice(-1), this.#stop.signal);
+    } else {
+      await sendLines(session, lines, this.#stop.signal);
+    }
     const durationMs = performance.now() - started;
     this.#vmSha = snap.sha256;
     this.#lastSentAt = this.#lastTrafficAt = this.#clock.now();
@@ -278,6 +292,7 @@ export class Publisher {
       `published ${record.bytes} bytes sha256=${snap.sha256.slice(0, 12)} in ${record.frames} frames, ` +
         `${durationMs.toFixed(1)} ms (${reason})`,
     );
+    return true;
   }
 
   /** Waits for the interval, a change, the ping deadline or stop. */

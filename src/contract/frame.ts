@@ -4,6 +4,7 @@
  * machine that never sees a socket, so frames split across reads are handled by construction.
  */
 import { LIMITS } from "./limits.ts";
+import { decodeLossless, encodeLossless } from "../util/bytes.ts";
 
 export const MIN_FRAME = 4;
 export const MAX_FRAME = LIMITS.frameBytes;
@@ -23,11 +24,12 @@ export class FrameError extends Error {
   }
 }
 
-const encoder = new TextEncoder();
-
-/** One frame for `line`, header and body in a single buffer (so it goes out in one write). */
+/**
+ * One frame for `line`, header and body in a single buffer (so it goes out in one write). A byte
+ * that a received line held outside UTF-8 goes back as that byte (src/util/bytes.ts).
+ */
 export function encodeFrame(line: string): Uint8Array {
-  const body = encoder.encode(line);
+  const body = encodeLossless(line);
   const total = body.length + 4;
   if (total > MAX_FRAME) {
     throw new RangeError(`Cannot frame line: it is ${body.length} bytes and a frame holds at most ${MAX_FRAME - 4}`);
@@ -42,7 +44,6 @@ export function encodeFrame(line: string): Uint8Array {
 export class FrameDecoder {
   #buf = new Uint8Array(MAX_FRAME * 2);
   #len = 0;
-  #decoder = new TextDecoder();
 
   /**
    * Appends `chunk` and returns every line it completes; throws FrameError on a bad length,
@@ -77,7 +78,8 @@ export class FrameDecoder {
         throw new FrameError(`Cannot decode frame: length ${total} is outside ${MIN_FRAME}..${MAX_FRAME}`, lines);
       }
       if (this.#len - start < total) break;
-      lines.push(this.#decoder.decode(this.#buf.subarray(start + 4, start + total)));
+      // Lossless: a VM line that is not UTF-8 keeps its bytes (never U+FFFD) to be republished as is.
+      lines.push(decodeLossless(this.#buf.subarray(start + 4, start + total)));
       start += total;
     }
     if (start > 0) {

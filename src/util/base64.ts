@@ -2,6 +2,7 @@
  * Strict standard base64 (padded), as the VM's receiver decodes it, from the runtime: Bun and
  * Deno both have `Uint8Array.fromBase64` and `toBase64` (TC39 "Uint8Array to/from base64").
  */
+import { encodeLossless } from "./bytes.ts";
 
 /** The TC39 base64 methods, until TypeScript's own lib declares them. */
 interface Base64Uint8Array {
@@ -17,9 +18,12 @@ const U8 = Uint8Array as unknown as Base64Uint8Array;
 // payloads reach 16 MiB) and would call valid base64 invalid.
 const ALPHABET = /^[A-Za-z0-9+/]*={0,2}$/;
 
-/** Standard padded base64 of `data` (a string is encoded as UTF-8 first). */
+/**
+ * Standard padded base64 of `data` (a string is encoded as UTF-8 first, bytes a VM line held
+ * outside UTF-8 as themselves: src/util/bytes.ts).
+ */
 export function encodeBase64(data: string | Uint8Array): string {
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  const bytes = typeof data === "string" ? encodeLossless(data) : data;
   return (bytes as unknown as WithToBase64).toBase64();
 }
 

@@ -19,12 +19,24 @@ import { DEFAULTS } from "../cli/defaults.ts";
 import { LIMITS, VM_CAPS, type VmFile } from "../contract/limits.ts";
 import { type MirrorToken, type PendingLine, SNAPSHOT_FILES, VmMirror } from "./mirror.ts";
 import type { VmLinePlace } from "./applied.ts";
+import type { MirrorPersistence } from "./store.ts";
 /** A file published or compacted is kept at most at this share of its cap, the rest left to the VM's clients. */
 const LOW_WATER = 0.5;
 /** A file over this share of its cap is compacted before a snapshot carries it. */
 const HIGH_WATER = 0.75;
 /** Appends sent in one window batch. */
 const APPEND_BATCH = 32;
+/**
+ * Builds of one snapshot when the read-back before its `end` keeps finding new VM lines; the
+ * last one lands anyway (a lease line must reach the VM), and what it erased is put back.
+ */
+const SNAPSHOT_TRIES = 3;
+/**
+ * A snapshot whose transfer took longer than this is not sent again for new VM lines: on a slow
+ * link a resend takes as long again, in which the VM writes more. It lands, and the lines it
+ * erased are put back at once (appends) or by the next snapshot.
+ */
+const RESEND_WITHIN_MS = 250;
 
 export interface VmSyncOptions {
   readonly mirror?: VmMirror;
@@ -46,10 +58,16 @@ export interface VmSyncOptions {
   readonly pinned?: (gpuId: string, file: VmFile, text: string) => boolean;
   /** A full snapshot became due (a refused append, a line too long to append, a lost node). */
   readonly requestPublish?: () => void;
-  /** The mirror changed (persist it). */
-  readonly onMirrorChange?: () => void;
   /** A snapshot landed and the mirror, persisted, knows every line it carried (src/vm/applied.ts). */
   readonly onLanded?: () => void;
+  /** Keeps the mirror on disk (src/vm/store.ts); none: in memory only. */
+  readonly persist?: MirrorPersistence;
+  /**
+   * Least milliseconds between full snapshots the VM sync asks for (a lease line over one echo
+   * payload, a compaction): changes in between wait and go together, so lease churn costs one
+   * snapshot per period, and a VM write can be erased only in that snapshot's last round trips.
+   */
+  readonly minSnapshotMs?: number;
 }
 
 /** What read-back and appends cost and did, for the API, logs and benchmarks. */
@@ -63,6 +81,12 @@ export interface VmSyncStats {
   refusedAppends: number;
   compactions: number;
   vmLines: number;
+  /** Snapshots built again because the read-back before their `end` found new VM lines. */
+  snapshotRetries: number;
+  /** VM lines a landed snapshot erased before it could carry them (put back afterwards). */
+  linesLost: number;
+  /** Lines past a file's VM cap in a read-back (a VM that does not keep its caps): ignored. */
+  overCapLines: number;
 }
 
 /** Work that rides the publisher's connection between publishes (the publisher's Sidecar). */
@@ -90,6 +114,9 @@ export class VmSync implements ConnectionWork {
     refusedAppends: 0,
     compactions: 0,
     vmLines: 0,
+    snapshotRetries: 0,
+    linesLost: 0,
+    overCapLines: 0,
   };
   readonly #o: VmSyncOptions;
   /** The mirror is new: files not yet read, nor replaced by a snapshot of ours, hold history. */
@@ -112,6 +139,16 @@ export class VmSync implements ConnectionWork {
   readonly #tooLong = new WeakSet<PendingLine>();
   /** GPUs whose VM has no `job` file, learnt per connection and snapshot. */
   #noJob = new Set<string>();
+  readonly #minSnapshotMs: number;
+  #lastSnapshotAt = -Infinity;
+  /** A snapshot the sync asked for waits for the period to pass. */
+  #dueTimer: unknown = undefined;
+  /** Builds of the snapshot being published. */
+  #tries = 0;
+  /** When the current build's transfer started. */
+  #sendingSince = 0;
+  /** Files whose over-cap or diverged read-back was reported on this connection. */
+  #overCapWarned = new Set<string>();
 
   constructor(options: VmSyncOptions) {
     this.#o = options;
@@ -120,6 +157,32 @@ export class VmSync implements ConnectionWork {
     this.#readbackMs = options.readbackMs ?? DEFAULTS.readbackMs;
     this.#clock = options.clock ?? systemClock;
     this.readback = new ReadbackProbe(options.log);
+    this.#minSnapshotMs = options.minSnapshotMs ?? DEFAULTS.minSnapshotMs;
+    this.mirror.pinned = (gpuId, file, text) => this.#pinned(gpuId, file, text);
+  }
+
+  /** The counters for /metrics (Prometheus text). */
+  metrics(): string {
+    const s = this.stats;
+    const counter = (name: string, help: string, v: number) => `# HELP ${name} ${help}\n# TYPE ${name} counter\n${name} ${v}\n`;
+    return counter("gpu_bridge_vm_lines_total", "Lines the VM's clients wrote, read back and handed to the host.", s.vmLines) +
+      counter(
+        "gpu_bridge_vm_lines_lost_total",
+        "VM lines a landed snapshot erased before carrying them (put back afterwards; VM clients missed them meanwhile).",
+        s.linesLost,
+      ) +
+      counter(
+        "gpu_bridge_vm_snapshot_retries_total",
+        "Snapshots built again because the VM wrote while they were on their way.",
+        s.snapshotRetries,
+      ) +
+      counter("gpu_bridge_vm_over_cap_lines_total", "Lines past a file's VM cap in a read-back, ignored.", s.overCapLines);
+  }
+
+  /** Stops the timer of a waiting snapshot. */
+  close(): void {
+    this.#clock.clearTimer(this.#dueTimer);
+    this.#dueTimer = undefined;
   }
 
   /** The node logs the VM holds for `gpuId` plus the bridge's pending lines (what a snapshot carries). */
@@ -148,7 +211,7 @@ export class VmSync implements ConnectionWork {
           this.#o.log.debug(
             `compacted /gpu/${gpuId}/${file}: ${n} oldest lines dropped, ${this.mirror.bytes(gpuId, file)} of ${cap} bytes kept`,
           );
-          this.#o.onMirrorChange?.();
+          this.#o.persist?.changed();
         }
       }
     }
@@ -178,18 +241,57 @@ export class VmSync implements ConnectionWork {
   }
 
   async beforePublish(session: ConsoleSession, signal: AbortSignal): Promise<void> {
+    this.#tries = 0;
     await this.readBack(session, signal);
+    this.#sendingSince = this.#clock.now();
     for (const gpuId of this.#gpus) this.#compactDue(gpuId);
   }
 
+  /**
+   * Just before the snapshot's `end`: the own lines it carries are recorded (a restart must
+   * not take them for the VM's), and the VM is read back once more, so a VM write is lost only
+   * if it lands in the last round trips before `end`. New lines in a file the snapshot replaces
+   * start the publish over (up to SNAPSHOT_TRIES builds, and only while a transfer takes less than
+   * RESEND_WITHIN_MS); past that it lands, and the lines it erased are put back (counted).
+   */
+  async beforeEnd(session: ConsoleSession, signal: AbortSignal): Promise<boolean> {
+    const token = this.#built?.token;
+    if (token !== undefined) this.#o.persist?.sending([...token.files.values()].flatMap((f) => f.pending));
+    this.#tries++;
+    const took = this.#clock.now() - this.#sendingSince;
+    const fresh = await this.#readFiles(session, signal);
+    if (fresh === 0 || this.#tries >= SNAPSHOT_TRIES || took > RESEND_WITHIN_MS) return true;
+    this.#sendingSince = this.#clock.now();
+    this.stats.snapshotRetries++;
+    this.#o.log.debug(`the VM wrote ${fresh} lines while a snapshot was on its way; building it again`);
+    for (const gpuId of this.#gpus) this.#compactDue(gpuId);
+    return false;
+  }
+
   published(snap: Snapshot): void {
+    this.#lastSnapshotAt = this.#clock.now();
     if (this.#built?.sha !== snap.sha256) return;
-    this.mirror.landed(this.#built.token);
+    const erased = this.mirror.landed(this.#built.token);
+    if (erased > 0) {
+      this.stats.linesLost += erased;
+      this.#o.log.warn(
+        `a snapshot erased ${erased} lines the VM wrote while it was on its way (after ${this.#tries} builds); ` +
+          `they are put back, and VM clients could not read them meanwhile`,
+      );
+    }
     this.#compact.clear();
     this.#noJob = new Set(); // a snapshot brings the job files of the VM variant that has them
     for (const gpuId of this.#gpus) for (const file of [...SNAPSHOT_FILES, "job"]) this.#seen.add(`${gpuId}/${file}`);
-    this.#o.onMirrorChange?.();
-    this.#o.onLanded?.();
+    this.#o.persist?.changed();
+    // The applied-lines ledger is forgotten only once a saved mirror knows every line the snapshot carried.
+    if (this.#o.onLanded !== undefined) {
+      try {
+        this.#o.persist?.flush();
+        this.#o.onLanded();
+      } catch (error) {
+        this.#o.log.warn(`the VM mirror is not saved; VM lines stay in the applied ledger: ${(error as Error).message}`);
+      }
+    }
   }
 
   hasWork(): boolean {
@@ -209,54 +311,99 @@ export class VmSync implements ConnectionWork {
 
   /** Reads every node file of the VM back; the VM's new lines go to the host. */
   async readBack(session: ConsoleSession, signal: AbortSignal): Promise<void> {
+    await this.#readFiles(session, signal);
+  }
+
+  /** Reads every node file back; returns the number of new VM lines in the files a snapshot replaces. */
+  async #readFiles(session: ConsoleSession, signal: AbortSignal): Promise<number> {
     if (session !== this.#session) {
       this.#session = session;
       this.#noJob = new Set();
+      this.#overCapWarned = new Set();
     }
     // A console without read-back gets snapshots as the reference sends them.
-    if (!this.readback.usable(session)) return void (this.#nextPollAt = this.#clock.now() + this.#readbackMs);
+    if (!this.readback.usable(session)) {
+      this.#nextPollAt = this.#clock.now() + this.#readbackMs;
+      return 0;
+    }
     this.stats.readbacks++;
+    let changed = 0;
     let missing: string | null = null;
     for (const gpuId of this.#gpus) {
       for (const file of [...SNAPSHOT_FILES, "job"] as const) {
         if (file === "job" && this.#noJob.has(gpuId)) continue;
         const lines = await this.#cat(session, `/gpu/${gpuId}/${file}`, signal);
-        if (lines === "unsupported") return void (this.#nextPollAt = this.#clock.now() + this.#readbackMs);
+        if (lines === "unsupported") {
+          this.#nextPollAt = this.#clock.now() + this.#readbackMs;
+          return 0;
+        }
         if (lines === null) {
           if (file === "job") this.#noJob.add(gpuId);
           else missing ??= `/gpu/${gpuId}/${file} is missing in the VM`;
           continue;
         }
-        const { fresh, freshAt, diverged } = this.mirror.readBack(gpuId, file, lines);
+        const undo = this.mirror.checkpoint(gpuId, file);
+        const { fresh, freshAt, diverged, overCap } = this.mirror.readBack(gpuId, file, lines);
+        if (file !== "job") changed += fresh.length;
+        if (overCap > 0) {
+          this.stats.overCapLines += overCap;
+          if (!this.#overCapWarned.has(`${gpuId}/${file}`)) {
+            this.#overCapWarned.add(`${gpuId}/${file}`);
+            this.#o.log.warn(`/gpu/${gpuId}/${file} in the VM holds ${overCap} lines past its ${VM_CAPS[file]}-byte cap; ignored`);
+          }
+        }
         // The VM's clients filled it past the high-water mark: compact before it refuses them.
         if (file !== "job" && this.mirror.bytes(gpuId, file) > VM_CAPS[file] * HIGH_WATER) {
           this.#compactFile(`${gpuId}/${file}`, `${this.mirror.bytes(gpuId, file)} of ${VM_CAPS[file]} bytes used`);
         }
-        if (diverged) this.#o.log.warn(`/gpu/${gpuId}/${file} in the VM is not what the bridge last left there; keeping both`);
+        if (diverged && !this.#overCapWarned.has(`${gpuId}/${file}#diverged`)) {
+          this.#overCapWarned.add(`${gpuId}/${file}#diverged`); // once per connection: a VM may do it every time
+          this.#o.log.warn(`/gpu/${gpuId}/${file} in the VM is not what the bridge last left there; keeping both`);
+        }
         const history = this.#freshMirror && !this.#seen.has(`${gpuId}/${file}`);
         this.#seen.add(`${gpuId}/${file}`);
-        if (fresh.length > 0 && history) {
+        if (fresh.length === 0) {
+          if (diverged || overCap > 0) this.#o.persist?.changed();
+          continue;
+        }
+        // Saved before they are acted on, so a restart never hands them over again (a crash
+        // in between leaves them unapplied, never applied twice). Breadcrumbs are only kept.
+        if (history || file !== "status") {
+          try {
+            this.#o.persist?.flush();
+          } catch (error) {
+            undo(); // not recorded as read: the next read-back finds them again
+            throw error;
+          }
+        } else this.#o.persist?.changed();
+        if (history) {
           this.#o.log.info(
             `/gpu/${gpuId}/${file}: ${fresh.length} lines already in the VM, taken as history (no stored mirror says which were acted on)`,
           );
           this.#o.onVmHistory?.(gpuId, file, fresh);
-          this.#o.onMirrorChange?.();
-        } else if (fresh.length > 0) {
+        } else {
           this.stats.vmLines += fresh.length;
           this.#o.onVmLines?.(gpuId, file, fresh, { vmLines: lines, at: freshAt });
-          // Persisted in the same tick as applied: a restart neither loses nor repeats them.
-          this.#o.onMirrorChange?.();
         }
       }
     }
     this.#nextPollAt = this.#clock.now() + this.#readbackMs;
     if (missing !== null) this.#snapshotDue(missing);
+    return changed;
   }
 
+  /** Asks for a full snapshot, at most one per `minSnapshotMs`: what comes meanwhile goes with it. */
   #snapshotDue(why: string): void {
-    this.#epoch++;
-    this.#o.log.debug(`full snapshot due: ${why}`); // per change under churn: the INFO summary counts publishes
-    this.#o.requestPublish?.();
+    this.#o.log.debug(`full snapshot due: ${why}`);
+    if (this.#dueTimer !== undefined) return;
+    const due = () => {
+      this.#dueTimer = undefined;
+      this.#epoch++;
+      this.#o.requestPublish?.();
+    };
+    const wait = this.#lastSnapshotAt + this.#minSnapshotMs - this.#clock.now();
+    if (wait <= 0) due();
+    else this.#dueTimer = this.#clock.setTimer(wait, due);
   }
 
   /** Own lines that can go as appends now: one ECHO payload each, files not awaiting compaction. */
@@ -292,6 +439,8 @@ export class VmSync implements ConnectionWork {
    * leaves the lines pending (a read-back after reconnecting finds those that landed).
    */
   #append(session: ConsoleSession, batch: PendingLine[], signal: AbortSignal): void {
+    // Recorded first: found in the VM after a crash, they must read as the bridge's own.
+    this.#o.persist?.sending(batch);
     const projected = new Map<string, number>();
     for (const p of batch) {
       const key = `${p.gpuId}/${p.file}`;
@@ -311,7 +460,7 @@ export class VmSync implements ConnectionWork {
         this.stats.appends++;
         this.stats.appendFrames += 2;
         this.stats.appendBytes += 8 + byteLength(line) + byteLength(`OK ECHO path=/gpu/${key} bytes=${byteLength(p.text)}`);
-        this.#o.onMirrorChange?.();
+        this.#o.persist?.changed();
       }, (error: unknown) => {
         this.#inFlight.delete(p);
         if (error instanceof ConsoleError && error.kind === "rejected" && error.ack?.verb === "ECHO") {

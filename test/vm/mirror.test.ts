@@ -10,7 +10,7 @@ describe("VmMirror", () => {
     m.acked(p!);
     m.own("G", "ctl", "RELEASE w1 expired"); // sent, ack lost
     const r = m.readBack("G", "ctl", ["LEASE G", "LEASE w1 mem=1 streams=1 priority=0", "RESET", "RELEASE w1 expired", "RESET"]);
-    expect(r).toEqual({ fresh: ["RESET", "RESET"], freshAt: [2, 4], diverged: false });
+    expect(r).toEqual({ fresh: ["RESET", "RESET"], freshAt: [2, 4], diverged: false, overCap: 0 });
     expect(m.pending()).toEqual([]);
     expect(m.lines("G", "ctl").map((l) => [l.text, l.own])).toEqual([
       ["LEASE G", true],
@@ -29,7 +29,7 @@ describe("VmMirror", () => {
     const m = new VmMirror();
     m.readBack("G", "status", ["a", "b"]);
     const r = m.readBack("G", "status", ["b", "c", "a", "a"]);
-    expect(r).toEqual({ fresh: ["c", "a"], freshAt: [1, 3], diverged: true });
+    expect(r).toEqual({ fresh: ["c", "a"], freshAt: [1, 3], diverged: true, overCap: 0 });
   });
 
   test("compact() drops the oldest lines until the target, never a pinned one, pending lines last", () => {
@@ -55,6 +55,24 @@ describe("VmMirror", () => {
     m.readBack("G", "ctl", ["RELEASE w1", "RELEASE w2", "x"]);
     m.compact("G", "ctl", 2, () => false);
     expect(m.readBack("G", "ctl", ["RELEASE w1", "RELEASE w2", "x", "RELEASE w3"]).fresh).toEqual(["RELEASE w3"]);
+  });
+
+  test("a new VM line equal to a compacted one still in the VM is new; compacted lines survive a save and a load", () => {
+    const m = new VmMirror();
+    m.readBack("G", "ctl", ["RESET", "a", "b"]);
+    m.compact("G", "ctl", 4, () => false);
+    const back = VmMirror.fromJSON(JSON.parse(JSON.stringify(m.toJSON())));
+    expect(back.readBack("G", "ctl", ["RESET", "a", "b"]).fresh).toEqual([]); // the compacted snapshot has not landed
+    expect(back.readBack("G", "ctl", ["RESET", "a", "b", "RESET"]).fresh).toEqual(["RESET"]);
+  });
+
+  test("a restart that finds the compacted snapshot landed (it did not see it land) takes nothing for new", () => {
+    const m = new VmMirror();
+    m.readBack("G", "ctl", ["RELEASE w1", "RELEASE w2", "x"]);
+    m.compact("G", "ctl", 2, () => false);
+    const back = VmMirror.fromJSON(JSON.parse(JSON.stringify(m.toJSON())));
+    expect(back.readBack("G", "ctl", ["x", "RESET"])).toEqual({ fresh: ["RESET"], freshAt: [1], diverged: false, overCap: 0 });
+    expect(back.readBack("G", "ctl", ["x", "RESET", "RELEASE w1"]).fresh).toEqual(["RELEASE w1"]); // written again: new
   });
 
   test("landed() commits exactly what the snapshot carried; lines logged meanwhile stay pending", () => {
@@ -92,6 +110,6 @@ describe("VmMirror", () => {
     m.own("G", "status", "x");
     const back = VmMirror.fromJSON(JSON.parse(JSON.stringify(m.toJSON())));
     expect(back.lines("G", "ctl")).toEqual([{ text: "RELEASE w1", own: false }]);
-    expect(back.pending()).toEqual([{ gpuId: "G", file: "status", text: "x" }]);
+    expect(back.pending()).toEqual([{ gpuId: "G", file: "status", text: "x", own: true, seq: 0 }]);
   });
 });
