@@ -220,3 +220,26 @@ describe("the shard API (--mock)", () => {
     expect(res.status).toBe(401);
   });
 });
+
+describe("a client that goes away mid-seal", () => {
+  test("logs no ERROR (a client's hang-up is not the bridge's fault), and the lease seals again at once", async () => {
+    const l = await lease("gone", 16);
+    const live = (logged as unknown as { live: string[] }).live;
+    const before = live.length;
+    const { connect } = await import("node:net");
+    await new Promise<void>((resolve, reject) => {
+      const s = connect(api.port, "127.0.0.1", () => {
+        s.write(
+          `POST /v1/leases/${l.id}/shards HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${api.token}\r\n` +
+            `Content-Type: application/octet-stream\r\nContent-Length: ${4 * LEAF_BYTES}\r\n\r\n`,
+        );
+        s.write(pattern(LEAF_BYTES + 17), () => setTimeout(() => (s.destroy(), resolve()), 50));
+      });
+      s.on("error", reject);
+    });
+    await Bun.sleep(500); // a real socket: the server notices the hang-up on its own time
+    expect(live.slice(before).filter((line) => / ERROR /.test(line))).toEqual([]);
+    const again = await seal(l.id, pattern(2 * LEAF_BYTES));
+    expect(again.status).toBe(201);
+  });
+});
