@@ -36,39 +36,66 @@ export function parsePtxHeader(text: string): PtxHeader {
 }
 
 /**
+ * The CUDA release that introduced each PTX ISA version (NVIDIA's PTX ISA release notes): a
+ * driver of that CUDA version or newer JIT-compiles it. The one table of these facts: `doctor`
+ * explains refusals with it, and `maxPtxIsa` reads it backwards.
+ */
+export const PTX_ISA_MIN_CUDA: Readonly<Record<string, string>> = {
+  "3.1": "5.0",
+  "3.2": "5.5",
+  "4.0": "6.0",
+  "4.1": "6.5",
+  "4.2": "7.0",
+  "4.3": "7.5",
+  "5.0": "8.0",
+  "6.0": "9.0",
+  "6.1": "9.1",
+  "6.2": "9.2",
+  "6.3": "10.0",
+  "6.4": "10.1",
+  "6.5": "10.2",
+  "7.0": "11.0",
+  "7.1": "11.1",
+  "7.2": "11.2",
+  "7.3": "11.3",
+  "7.4": "11.4",
+  "7.5": "11.5",
+  "7.6": "11.6",
+  "7.7": "11.7",
+  "7.8": "11.8",
+  "8.0": "12.0",
+  "8.1": "12.1",
+  "8.2": "12.2",
+  "8.3": "12.3",
+  "8.4": "12.4",
+  "8.5": "12.5",
+  "8.6": "12.7",
+  "8.7": "12.8",
+  "8.8": "12.9",
+  "9.0": "13.0",
+};
+
+/** `1000*major + 10*minor` (as the drivers report it) for `X.Y`. */
+export const cudaNumber = (v: string) => {
+  const [major, minor] = v.split(".").map(Number);
+  return 1000 * major! + 10 * (minor ?? 0);
+};
+
+/** The oldest PTX ISA this code reasons about in tenths: CUDA 9.0's, older than anything it ships. */
+const OLDEST_ISA = 60;
+
+/**
  * The newest PTX ISA a driver of CUDA release `driverVersion` (cuDriverGetVersion's 1000*major +
- * 10*minor) JIT-compiles, in tenths, from NVIDIA's PTX ISA release notes; null below CUDA 9.0.
+ * 10*minor) JIT-compiles, in tenths, from `PTX_ISA_MIN_CUDA`; null below CUDA 9.0.
  */
 export function maxPtxIsa(driverVersion: number): number | null {
-  const table: [number, number][] = [
-    [13000, 90],
-    [12090, 88],
-    [12080, 87],
-    [12070, 86],
-    [12050, 85],
-    [12040, 84],
-    [12030, 83],
-    [12020, 82],
-    [12010, 81],
-    [12000, 80],
-    [11080, 78],
-    [11070, 77],
-    [11060, 76],
-    [11050, 75],
-    [11040, 74],
-    [11030, 73],
-    [11020, 72],
-    [11010, 71],
-    [11000, 70],
-    [10020, 65],
-    [10010, 64],
-    [10000, 63],
-    [9020, 62],
-    [9010, 61],
-    [9000, 60],
-  ];
-  for (const [cuda, isa] of table) if (driverVersion >= cuda) return isa;
-  return null;
+  let best: number | null = null;
+  for (const [isa, cuda] of Object.entries(PTX_ISA_MIN_CUDA)) {
+    const [major, minor] = isa.split(".").map(Number);
+    const tenths = major! * 10 + minor!;
+    if (tenths >= OLDEST_ISA && driverVersion >= cudaNumber(cuda) && (best === null || tenths > best)) best = tenths;
+  }
+  return best;
 }
 
 /** Whether a driver and GPU can JIT-compile a module with `header`, and why not. */

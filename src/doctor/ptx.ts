@@ -1,8 +1,10 @@
 /**
  * Will a PTX module JIT-compile on a GPU? A driver compiles PTX whose ISA version its CUDA
  * release knows, for a `.target` at or below the GPU's compute capability (an arch-specific
- * target such as `sm_90a` only on that exact GPU). Pure: headers in, a verdict out.
+ * target such as `sm_90a` only on that exact GPU). Pure: headers in, a verdict out. The header
+ * parser and the ISA table are the FFI layer's (ffi/ptx-header.ts), which loads the modules.
  */
+import { cudaNumber, parsePtxHeader as parseHeader, PTX_ISA_MIN_CUDA, PtxHeaderError } from "../../ffi/ptx-header.ts";
 
 /** The header of a PTX module: `.version` and `.target`. */
 export interface PtxHeader {
@@ -16,57 +18,19 @@ export interface PtxHeader {
 
 /** Parses `.version X.Y`, `.target sm_NN[a]` and the `.entry` names; null when the header is missing. */
 export function parsePtxHeader(text: string): PtxHeader | null {
-  const version = /^\s*\.version\s+(\d+\.\d+)\s*$/m.exec(text);
-  const target = /^\s*\.target\s+(sm_\d+[a-z]?)\b/m.exec(text);
-  if (version === null || target === null) return null;
+  let header;
+  try {
+    header = parseHeader(text);
+  } catch (error) {
+    if (error instanceof PtxHeaderError) return null;
+    throw error;
+  }
   const entries = [...text.matchAll(/\.entry\s+([A-Za-z_$][\w$]*)/g)].map((m) => m[1]!);
-  return { isa: version[1]!, target: target[1]!, entries };
+  return { isa: header.version, target: header.target, entries };
 }
 
-/**
- * The CUDA release that introduced each PTX ISA version (NVIDIA's PTX ISA release notes): a
- * driver of that CUDA version or newer JIT-compiles it.
- */
-export const PTX_ISA_MIN_CUDA: Readonly<Record<string, string>> = {
-  "3.1": "5.0",
-  "3.2": "5.5",
-  "4.0": "6.0",
-  "4.1": "6.5",
-  "4.2": "7.0",
-  "4.3": "7.5",
-  "5.0": "8.0",
-  "6.0": "9.0",
-  "6.1": "9.1",
-  "6.2": "9.2",
-  "6.3": "10.0",
-  "6.4": "10.1",
-  "6.5": "10.2",
-  "7.0": "11.0",
-  "7.1": "11.1",
-  "7.2": "11.2",
-  "7.3": "11.3",
-  "7.4": "11.4",
-  "7.5": "11.5",
-  "7.6": "11.6",
-  "7.7": "11.7",
-  "7.8": "11.8",
-  "8.0": "12.0",
-  "8.1": "12.1",
-  "8.2": "12.2",
-  "8.3": "12.3",
-  "8.4": "12.4",
-  "8.5": "12.5",
-  "8.6": "12.7",
-  "8.7": "12.8",
-  "8.8": "12.9",
-  "9.0": "13.0",
-};
+export { cudaNumber, PTX_ISA_MIN_CUDA };
 
-/** `1000*major + 10*minor` (as the drivers report it) for `X.Y`. */
-export const cudaNumber = (v: string) => {
-  const [major, minor] = v.split(".").map(Number);
-  return 1000 * major! + 10 * (minor ?? 0);
-};
 const cudaText = (n: number) => `${Math.floor(n / 1000)}.${(n % 1000) / 10}`;
 
 /** Whether `header` JIT-compiles on a GPU of compute capability `cc` (`8.7`) under a CUDA `driverCuda` (1000*major+10*minor). */
