@@ -108,24 +108,7 @@ export class LeaseManager {
         "worker_id",
       );
     }
-    const used = this.#used.get(req.gpu_id) ?? { mem: 0, streams: 0 };
-    const usedMem = used.mem;
-    if (usedMem + req.mem_mb > gpu.memory_mb) {
-      throw new LeaseError(
-        "insufficient",
-        `insufficient memory on ${req.gpu_id}: requested ${req.mem_mb} MiB, ${Math.max(0, gpu.memory_mb - usedMem)} MiB unleased`,
-        "mem_mb",
-      );
-    }
-    const usedStreams = used.streams;
-    const cap = this.#o.maxStreamsPerGpu;
-    if (usedStreams + req.streams > cap) {
-      throw new LeaseError(
-        "insufficient",
-        `insufficient streams on ${req.gpu_id}: requested ${req.streams}, ${Math.max(0, cap - usedStreams)} of ${cap} unleased`,
-        "streams",
-      );
-    }
+    this.#checkRoom(gpu, req, this.#used.get(req.gpu_id) ?? { mem: 0, streams: 0 });
     const now = this.#o.clock.now();
     const lease: Lease = {
       id: this.#o.newId(),
@@ -160,6 +143,25 @@ export class LeaseManager {
     return lease;
   }
 
+  /** Throws LeaseError when `req` does not fit on `gpu` beside what others already hold (`used`). */
+  #checkRoom(gpu: LeasableGpu, req: Pick<LeaseRequest, "gpu_id" | "mem_mb" | "streams">, used: { mem: number; streams: number }): void {
+    if (used.mem + req.mem_mb > gpu.memory_mb) {
+      throw new LeaseError(
+        "insufficient",
+        `insufficient memory on ${req.gpu_id}: requested ${req.mem_mb} MiB, ${Math.max(0, gpu.memory_mb - used.mem)} MiB unleased`,
+        "mem_mb",
+      );
+    }
+    const cap = this.#o.maxStreamsPerGpu;
+    if (used.streams + req.streams > cap) {
+      throw new LeaseError(
+        "insufficient",
+        `insufficient streams on ${req.gpu_id}: requested ${req.streams}, ${Math.max(0, cap - used.streams)} of ${cap} unleased`,
+        "streams",
+      );
+    }
+  }
+
   /**
    * Changes a live lease's terms (memory, streams, TTL, priority), admitted exactly as a new
    * grant of those terms would be, with the lease's own share counted as free; the TTL runs
@@ -172,23 +174,8 @@ export class LeaseManager {
     const gpu = this.#gpu(lease.gpu_id);
     if (gpu === undefined) throw new LeaseError("not_found", `Unknown GPU ${JSON.stringify(lease.gpu_id)}`, "gpu_id");
     const used = this.#used.get(lease.gpu_id) ?? { mem: 0, streams: 0 };
-    const otherMem = used.mem - lease.mem_mb;
-    if (otherMem + terms.mem_mb > gpu.memory_mb) {
-      throw new LeaseError(
-        "insufficient",
-        `insufficient memory on ${lease.gpu_id}: requested ${terms.mem_mb} MiB, ${Math.max(0, gpu.memory_mb - otherMem)} MiB unleased`,
-        "mem_mb",
-      );
-    }
-    const otherStreams = used.streams - lease.streams;
-    const cap = this.#o.maxStreamsPerGpu;
-    if (otherStreams + terms.streams > cap) {
-      throw new LeaseError(
-        "insufficient",
-        `insufficient streams on ${lease.gpu_id}: requested ${terms.streams}, ${Math.max(0, cap - otherStreams)} of ${cap} unleased`,
-        "streams",
-      );
-    }
+    // The lease's own share counts as free: it is what the new terms replace.
+    this.#checkRoom(gpu, { gpu_id: lease.gpu_id, ...terms }, { mem: used.mem - lease.mem_mb, streams: used.streams - lease.streams });
     const now = this.#o.clock.now();
     const candidate: Lease = { ...lease, ...terms, expires_at: now + terms.ttl_s * 1000 };
     const others = this.live(lease.gpu_id).filter((l) => l.id !== id);

@@ -9,16 +9,11 @@ import { gpuIdProblem, LIMITS } from "../contract/limits.ts";
 import { SAFE_ID_RULE } from "../contract/ids.ts";
 import { byteLength } from "../util/bytes.ts";
 import { leaseRecord } from "./records.ts";
-import { WORKER_ID } from "./types.ts";
+import { type LeaseRequest, WORKER_ID } from "./types.ts";
 
-export interface VmLeaseRecord {
+/** A lease request as the VM writes it, with the state it claims. */
+export interface VmLeaseRecord extends LeaseRequest {
   readonly state: "ACTIVE" | "RELEASED";
-  readonly gpu_id: string;
-  readonly worker_id: string;
-  readonly mem_mb: number;
-  readonly streams: number;
-  readonly ttl_s: number;
-  readonly priority: number;
 }
 
 /** The record, or why not; `worker` is the record's worker id when that much is well-formed. */
