@@ -3,7 +3,7 @@ import type { CdiCommand } from "../cli/cdi.ts";
 import { DEFAULTS } from "../cli/defaults.ts";
 import type { Logger } from "../util/log.ts";
 import { encodeSpec } from "./codec.ts";
-import { writeFileAtomic } from "./files.ts";
+import { replaceFileDurably } from "../util/files.ts";
 import { type Generated, generateDiscrete } from "./generate.ts";
 import { readHost } from "./host.ts";
 import { generateCsv, readCsvFiles, skippedCsvWarnings } from "./jetson.ts";
@@ -31,7 +31,7 @@ export async function generateCommand(
   const text = encodeSpec(generated.spec, c.format);
   if (c.output === undefined) await io.stdout(text);
   else {
-    writeFileAtomic(c.output, text);
+    replaceFileDurably(c.output, text, 0o644);
     log.info(
       `wrote ${c.output}: ${generated.spec.devices.map((d) => `${kind}=${d.name}`).join(", ")} (cdiVersion ${generated.spec.cdiVersion})`,
     );

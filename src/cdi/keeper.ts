@@ -13,7 +13,7 @@ import type { Lease, LeaseEvent } from "../lease/types.ts";
 import type { Clock } from "../util/clock.ts";
 import type { Logger } from "../util/log.ts";
 import { encodeSpec } from "./codec.ts";
-import { writeFileAtomic } from "./files.ts";
+import { replaceFileDurably } from "../util/files.ts";
 import { DiskWriteError } from "../util/files.ts";
 import { finish, type Generated, unionEdits } from "./generate.ts";
 import { deviceNameProblem, qualify } from "./names.ts";
@@ -151,7 +151,7 @@ export class CdiKeeper {
     this.#spec = spec;
     if (text === this.#text) return;
     try {
-      writeFileAtomic(this.path, text);
+      replaceFileDurably(this.path, text, 0o644); // specs are world-readable, as nvidia-ctk writes them
     } catch (error) {
       // The old spec stays whole (a short write is never renamed into place); retried next refresh.
       this.#problem(

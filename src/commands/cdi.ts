@@ -74,7 +74,7 @@ async function apply(c: Of<"cdi-apply">, io: CommandIo, log: () => Logger): Prom
   }
   const text = JSON.stringify(out) + "\n";
   if (c.output === undefined) await io.stdout(text);
-  else (await import("../cdi/files.ts")).writeFileAtomic(c.output, text);
+  else (await import("../util/files.ts")).replaceFileDurably(c.output, text, 0o644);
   // After the answer: a miss's write (node:fs loaded) does not delay the container.
   await cache?.flush();
   return 0;

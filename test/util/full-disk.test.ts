@@ -9,11 +9,10 @@ import { join } from "node:path";
 import { LeaseJournal } from "../../src/lease/journal.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import { resolveApiToken } from "../../src/api/auth.ts";
-import { writeFileAtomic } from "../../src/cdi/files.ts";
 import { CdiKeeper } from "../../src/cdi/keeper.ts";
 import { LeaseManager } from "../../src/lease/manager.ts";
 import { loadSealSecret } from "../../src/vram/seal-key.ts";
-import { DiskWriteError } from "../../src/util/files.ts";
+import { DiskWriteError, replaceFileDurably } from "../../src/util/files.ts";
 import { main } from "../../src/main.ts";
 import { FakeClock, memoryLogger, memoryStdio, smallTmpfs } from "../helpers.ts";
 
@@ -120,9 +119,9 @@ describe("durable writers on a full disk", () => {
 
   maybe("cdi files: a spec that does not fit leaves the old one whole and no temporary behind", () => {
     const path = join(root(), "bridge.json");
-    writeFileAtomic(path, JSON.stringify({ old: true }));
+    replaceFileDurably(path, JSON.stringify({ old: true }), 0o644);
     const space = fill();
-    expect(() => writeFileAtomic(path, JSON.stringify({ devices: "x".repeat(20_000) }))).toThrow(DiskWriteError);
+    expect(() => replaceFileDurably(path, JSON.stringify({ devices: "x".repeat(20_000) }), 0o644)).toThrow(DiskWriteError);
     expect(readFileSync(path, "utf8")).toBe('{"old":true}');
     expect(readdirSync(root()).filter((f) => f.includes("tmp"))).toEqual([]);
     space.free();
