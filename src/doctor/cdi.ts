@@ -4,17 +4,17 @@
  * driver files it mounts must still exist (a driver upgrade leaves the old versioned libraries'
  * names in the spec, and the container then fails to start).
  */
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { decodeSpec, formatOf } from "../cdi/codec.ts";
 import { statNode } from "../cdi/devnode.ts";
 import type { CdiContainerEdits } from "../cdi/schema.ts";
 import { formatProblem, validateSpec } from "../cdi/validate.ts";
 import { type Check, check } from "./types.ts";
+import { DEFAULTS } from "../cli/defaults.ts";
+import { NotRegularFileError, readCapped } from "../util/files.ts";
 
 const under = (root: string, path: string) => (root === "/" || root === "" ? path : join(root, path));
-/** A spec larger than this is not read: no real spec comes near it (a 16-GPU MIG host's is ~1 MiB). */
-const MAX_SPEC_BYTES = 16 * 1024 * 1024;
 const REGENERATE = "regenerate it: gpu-bridge-host cdi generate --output <the file> (or nvidia-ctk cdi generate)";
 
 /** Checks every spec in `dirs` (read under `sysRoot`); device nodes without a hostPath are looked up under `devRoot`. */
@@ -48,11 +48,25 @@ export function cdiChecks(o: { sysRoot: string; devRoot: string; dirs: readonly 
 function specCheck(shown: string, path: string, o: { devRoot: string; driverVersion: string | null }): Check {
   let raw: unknown;
   try {
-    // A FIFO or device named *.json would block the read forever: only regular files are read.
-    const st = statSync(path);
-    if (!st.isFile()) return check("cdi", shown, "warn", "is not a regular file; container runtimes will fail on it", "remove it");
-    if (st.size > MAX_SPEC_BYTES) return check("cdi", shown, "warn", `is ${st.size} bytes, more than any spec needs`, REGENERATE);
-    raw = decodeSpec(readFileSync(path, "utf8"), formatOf(path)!, shown);
+    // A FIFO or device named *.json would block the read forever: only regular files are read,
+    // and only up to the cap `cdi apply` and `cdi list` hold specs to.
+    let bytes: Uint8Array | null;
+    try {
+      bytes = readCapped(path, DEFAULTS.cdiSpecMaxBytes, true);
+    } catch (e) {
+      if (!(e instanceof NotRegularFileError)) throw e;
+      return check("cdi", shown, "warn", "is not a regular file; container runtimes will fail on it", "remove it");
+    }
+    if (bytes === null) {
+      return check(
+        "cdi",
+        shown,
+        "warn",
+        `is over ${DEFAULTS.cdiSpecMaxBytes} bytes, more than any spec needs (cdi apply skips it)`,
+        REGENERATE,
+      );
+    }
+    raw = decodeSpec(new TextDecoder().decode(bytes), formatOf(path)!, shown);
   } catch (e) {
     return check("cdi", shown, "warn", `cannot be read: ${(e as Error).message.split("\n")[0]}`, REGENERATE);
   }
