@@ -13,8 +13,8 @@ import { formatProblem, validateSpec } from "../cdi/validate.ts";
 import { type Check, check } from "./types.ts";
 import { DEFAULTS } from "../cli/defaults.ts";
 import { NotRegularFileError, readCapped } from "../util/files.ts";
+import { under } from "../cdi/discover.ts";
 
-const under = (root: string, path: string) => (root === "/" || root === "" ? path : join(root, path));
 const REGENERATE = "regenerate it: gpu-bridge-host cdi generate --output <the file> (or nvidia-ctk cdi generate)";
 
 /** Checks every spec in `dirs` (read under `sysRoot`); device nodes without a hostPath are looked up under `devRoot`. */

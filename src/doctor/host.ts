@@ -7,8 +7,7 @@ import { accessSync, constants, existsSync, readFileSync, statfsSync, statSync }
 import { dirname, join } from "node:path";
 import { type HostNode, NotADeviceError, statNode } from "../cdi/devnode.ts";
 import { type Check, check } from "./types.ts";
-
-const under = (root: string, path: string) => (root === "/" || root === "" ? path : join(root, path));
+import { under } from "../cdi/discover.ts";
 
 /** Character majors by driver name, from /proc/devices. */
 export function procDevices(sysRoot: string): Map<string, number> {
