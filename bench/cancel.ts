@@ -12,9 +12,10 @@
  * stop's time from SIGTERM to exit with children running. `make bench-cancel`; N=... sets
  * the count, WORKERS=... the concurrency (default 4).
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { sha256Hex } from "../src/util/sha256.ts";
+import { alive, kernelChildren } from "../test/spawn.ts";
 
 const repo = join(import.meta.dir, "..");
 const total = Number(process.env.N ?? 1000);
@@ -29,30 +30,6 @@ process.on("exit", () => {
   bridge?.kill("SIGKILL");
   rmSync(state, { recursive: true, force: true });
 });
-
-/** run-kernel processes of `ppid` that are not zombies. */
-function kernelChildren(ppid: number): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(f[1]) === ppid && f[0] !== "Z" && readFileSync(`/proc/${name}/cmdline`, "utf8").includes("run-kernel")) {
-        out.push(Number(name));
-      }
-    } catch { /* gone */ }
-  }
-  return out;
-}
-const alive = (pid: number) => {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return s.slice(s.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-};
 
 let base = "";
 let headers: Record<string, string> = {};

@@ -3,6 +3,7 @@
  * only, like the rest of test/): its stderr is collected as it comes, and `waitFor` waits for
  * a log line, such as the one that names the port it listens on.
  */
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 export const REPO_ROOT = join(import.meta.dir, "..");
@@ -48,3 +49,31 @@ export function spawnBridge(args: readonly string[], cmd: readonly string[] = [p
 
 /** The port in a "listening on http://127.0.0.1:N" or "listening on 127.0.0.1:N" line. */
 export const LISTENING = /listening on (?:http:\/\/)?127\.0\.0\.1:(\d+)/;
+
+/** The state letter and parent pid of a process (/proc/<pid>/stat), or null once it is gone. */
+function procStat(pid: number | string): { state: string; ppid: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { state: fields[0]!, ppid: Number(fields[1]) };
+  } catch {
+    return null;
+  }
+}
+
+/** The `run-kernel` job children of `ppid`, zombies left out unless `zombies` is true. */
+export function kernelChildren(ppid: number, zombies = false): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const st = procStat(name);
+    if (st === null || st.ppid !== ppid || (!zombies && st.state === "Z")) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, "utf8").includes("run-kernel")) out.push(Number(name));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+/** Whether `pid` still runs: it exists and is not a zombie. */
+export const alive = (pid: number) => (procStat(pid)?.state ?? "Z") !== "Z";

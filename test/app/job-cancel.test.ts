@@ -6,37 +6,14 @@
  * (`make bench-cancel` runs 1,000 random cancellations under load.)
  */
 import { afterAll, expect, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { sha256Hex } from "../../src/util/sha256.ts";
 import { tempDir, until } from "../helpers.ts";
-import { LISTENING, spawnBridge } from "../spawn.ts";
+import { alive, kernelChildren, LISTENING, spawnBridge } from "../spawn.ts";
 
 const state = tempDir("gbh-cancel-");
 afterAll(() => state.cleanup());
-
-/** run-kernel processes whose parent is `ppid` (zombies excluded). */
-function kernelChildren(ppid: number): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(fields[1]) !== ppid || fields[0] === "Z") continue;
-      if (readFileSync(`/proc/${name}/cmdline`, "utf8").includes("run-kernel")) out.push(Number(name));
-    } catch { /* gone */ }
-  }
-  return out;
-}
-const alive = (pid: number) => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-};
 
 /** A vadd job on `mib` MiB of operands, or a matmul (slow enough to be running when ended). */
 function descriptor(id: string, o: { kernel?: "vadd" | "matmul"; mib?: number; timeout_ms?: number } = {}): string {

@@ -3,39 +3,16 @@
  * child runs a CPU matmul that takes many seconds; the bridge is SIGKILLed mid-job.
  */
 import { afterEach, expect, test } from "bun:test";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { sha256Hex } from "../../src/util/sha256.ts";
 import { REPO, tempDir, until } from "../helpers.ts";
-import { LISTENING, spawnBridge } from "../spawn.ts";
+import { alive, kernelChildren, LISTENING, spawnBridge } from "../spawn.ts";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
-
-/** Pids whose parent is `ppid` and whose command line names run-kernel. */
-function kernelChildren(ppid: number): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(fields[1]) !== ppid) continue;
-      if (readFileSync(`/proc/${name}/cmdline`, "utf8").includes("run-kernel")) out.push(Number(name));
-    } catch { /* gone */ }
-  }
-  return out;
-}
-const alive = (pid: number) => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-};
 
 for (const signal of ["SIGKILL", "SIGTERM"] as const) {
   test(`a job's child process dies when the bridge gets ${signal} mid-job`, async () => {
@@ -71,7 +48,7 @@ for (const signal of ["SIGKILL", "SIGTERM"] as const) {
     });
     expect(res.status).toBe(202);
     let children: number[] = [];
-    await until(() => (children = kernelChildren(bridge.proc.pid)).length === 1, 15_000, "the run-kernel child");
+    await until(() => (children = kernelChildren(bridge.proc.pid, true)).length === 1, 15_000, "the run-kernel child");
     const child = children[0]!;
     cleanups.push(() => {
       try {
