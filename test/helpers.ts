@@ -1,5 +1,5 @@
 /** Shared test helpers. */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger, type Logger } from "../src/util/log.ts";
@@ -136,4 +136,22 @@ export function smallTmpfs(kib: number): { path: string; cleanup: () => void } |
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Fills the file system under `root` to its last byte with files that `free()` removes again. */
+export function fillDisk(root: string): { free: () => void } {
+  const made: string[] = [];
+  for (const size of [1 << 16, 1 << 12, 1 << 9, 1 << 6, 8, 1]) {
+    for (let n = 0;; n++) {
+      const f = join(root, `.fill-${size}-${n}`);
+      try {
+        writeFileSync(f, new Uint8Array(size));
+        made.push(f);
+      } catch {
+        rmSync(f, { force: true });
+        break;
+      }
+    }
+  }
+  return { free: () => made.forEach((f) => rmSync(f, { force: true })) };
 }

@@ -4,7 +4,6 @@
  * does not fit is 507 and not granted. Everything acknowledged is there after a restart.
  */
 import { afterEach, beforeEach, expect, test } from "bun:test";
-import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createBridge } from "../../src/app/bridge.ts";
 import { createApp } from "../../src/api/app.ts";
@@ -14,7 +13,7 @@ import { parseCommand } from "../../src/cli/options.ts";
 import { mockBackend } from "../../src/inventory/mock.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import type { TelemetryRecord } from "../../src/telemetry/record.ts";
-import { memoryLogger, smallTmpfs } from "../helpers.ts";
+import { fillDisk, memoryLogger, smallTmpfs } from "../helpers.ts";
 import { record } from "../telemetry/helpers.ts";
 
 const probe = smallTmpfs(64);
@@ -28,23 +27,6 @@ beforeEach(() => {
   disk = d.path === null ? undefined : d;
 });
 afterEach(() => disk?.cleanup());
-
-function fill(root: string): { free: () => void } {
-  const made: string[] = [];
-  for (const size of [1 << 16, 1 << 12, 1 << 9, 1 << 6, 8, 1]) {
-    for (let n = 0;; n++) {
-      const f = join(root, `.fill-${size}-${n}`);
-      try {
-        writeFileSync(f, new Uint8Array(size));
-        made.push(f);
-      } catch {
-        rmSync(f, { force: true });
-        break;
-      }
-    }
-  }
-  return { free: () => made.forEach((f) => rmSync(f, { force: true })) };
-}
 
 async function bridge(state: string) {
   const c = parseCommand(["serve", "--mock", "--no-api", "--state-dir", state], {});
@@ -66,7 +48,7 @@ maybe("telemetry and leases on a full state disk: 507 naming the cause, never 20
   const first = await bridge(state);
   const acked: number[] = [];
   const statuses = new Set<number>();
-  const space = fill(disk!.path);
+  const space = fillDisk(disk!.path);
   let i = 0;
   for (let attempt = 0; attempt < 60; attempt++) {
     const batch = Array.from({ length: 1 + (attempt % 4) }, () => record(i++));

@@ -4,7 +4,7 @@
  * where a tmpfs cannot be mounted (not root).
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { LeaseJournal } from "../../src/lease/journal.ts";
 import type { Lease } from "../../src/lease/types.ts";
@@ -14,7 +14,7 @@ import { LeaseManager } from "../../src/lease/manager.ts";
 import { loadSealSecret } from "../../src/vram/seal-key.ts";
 import { DiskWriteError, replaceFileDurably } from "../../src/util/files.ts";
 import { main } from "../../src/main.ts";
-import { FakeClock, memoryLogger, memoryStdio, smallTmpfs } from "../helpers.ts";
+import { FakeClock, fillDisk, memoryLogger, memoryStdio, smallTmpfs } from "../helpers.ts";
 
 const probe = smallTmpfs(64);
 if (probe.path === null) console.warn(`SKIPPED full-disk writer tests: ${probe.reason}`);
@@ -29,23 +29,6 @@ beforeEach(() => {
 afterEach(() => disk?.cleanup());
 const root = () => disk!.path;
 
-/** Fills the disk to the last byte with files that `free()` removes again. */
-function fill(): { free: () => void } {
-  const made: string[] = [];
-  for (const size of [1 << 16, 1 << 12, 1 << 9, 1 << 6, 8, 1]) {
-    for (let n = 0;; n++) {
-      const f = join(root(), `.fill-${size}-${n}`);
-      try {
-        writeFileSync(f, new Uint8Array(size));
-        made.push(f);
-      } catch {
-        rmSync(f, { force: true });
-        break;
-      }
-    }
-  }
-  return { free: () => made.forEach((f) => rmSync(f, { force: true })) };
-}
 const lease = (i: number): Lease => ({
   id: `lease-${i}`,
   gpu_id: "GPU-0",
@@ -64,7 +47,7 @@ describe("durable writers on a full disk", () => {
     const path = join(root(), "state", "leases.jsonl");
     const journal = new LeaseJournal(path);
     const acked: string[] = [];
-    const space = fill();
+    const space = fillDisk(root());
     let refused = 0;
     for (let i = 0; i < 200 && refused < 5; i++) {
       try {
@@ -91,14 +74,14 @@ describe("durable writers on a full disk", () => {
     const journal = new LeaseJournal(path);
     for (let i = 0; i < 5; i++) journal.grant(lease(i));
     const before = readFileSync(path, "utf8");
-    const space = fill();
+    const space = fillDisk(root());
     expect(() => journal.compact([0, 1, 2, 3, 4, 5, 6, 7].map(lease))).toThrow(DiskWriteError);
     expect(readFileSync(path, "utf8")).toBe(before);
     space.free();
   });
 
   maybe("the API token file: not written at all rather than half written", () => {
-    const space = fill();
+    const space = fillDisk(root());
     const state = join(root(), "state");
     mkdirSync(state);
     expect(() => resolveApiToken(undefined, {}, state)).toThrow(/--state-dir .*api-token is full \(ENOSPC\)/);
@@ -110,7 +93,7 @@ describe("durable writers on a full disk", () => {
 
   maybe("the seal key: no half key is left behind to be refused at every later start", () => {
     const path = join(root(), "vram-seal.key");
-    const space = fill();
+    const space = fillDisk(root());
     expect(() => loadSealSecret(path)).toThrow();
     expect(existsSync(path)).toBe(false);
     space.free();
@@ -120,7 +103,7 @@ describe("durable writers on a full disk", () => {
   maybe("cdi files: a spec that does not fit leaves the old one whole and no temporary behind", () => {
     const path = join(root(), "bridge.json");
     replaceFileDurably(path, JSON.stringify({ old: true }), 0o644);
-    const space = fill();
+    const space = fillDisk(root());
     expect(() => replaceFileDurably(path, JSON.stringify({ devices: "x".repeat(20_000) }), 0o644)).toThrow(DiskWriteError);
     expect(readFileSync(path, "utf8")).toBe('{"old":true}');
     expect(readdirSync(root()).filter((f) => f.includes("tmp"))).toEqual([]);
@@ -148,7 +131,7 @@ describe("durable writers on a full disk", () => {
     });
     await keeper.start();
     const good = readFileSync(keeper.path, "utf8");
-    const space = fill();
+    const space = fillDisk(root());
     n = 400; // about 40 KB: does not fit
     await clock.run(1000);
     expect(readFileSync(keeper.path, "utf8")).toBe(good);
@@ -174,7 +157,7 @@ describe("durable writers on a full disk", () => {
     writeFileSync(config, JSON.stringify({ ociVersion: "1.0.2", process: { env: [], cwd: "/" }, root: { path: "rootfs" } }));
     const out = join(root(), "out.json");
     writeFileSync(out, "OLD");
-    const space = fill();
+    const space = fillDisk(root());
     const t = memoryStdio();
     const code = await main(
       ["cdi", "apply", "--cache-dir", join(root(), "cache"), "--spec-dir", specs, "--input", config, "--output", out, "example.com/gpu=0"],
