@@ -100,6 +100,8 @@ export class VmMirror {
   readonly #files = new Map<string, FileMirror>();
   /** Pending lines found in the VM (acknowledged, or read back), by the line they became: landed() must not put them back twice. */
   readonly #ackedFrom = new WeakMap<MirrorLine, PendingLine>();
+  /** Pending lines sent (as appends, or in a snapshot) whose fate is not known: the VM may hold them. */
+  readonly #sent = new WeakSet<PendingLine>();
   #nextSeq = 0;
   /** Lines compaction must keep (a live lease's current line); set by the sync. */
   pinned: (gpuId: string, file: VmFile, text: string) => boolean = () => false;
@@ -149,6 +151,15 @@ export class VmMirror {
     const out: PendingLine[] = [];
     for (const f of this.#files.values()) out.push(...f.pending);
     return out;
+  }
+
+  /**
+   * `line` is on its way as an append. Until its ack it may land in the VM at any moment, so
+   * compaction never forgets it: it is kept as a compacted line of the bridge's, and a
+   * read-back that finds it does not take it for a line the VM wrote.
+   */
+  sending(line: PendingLine): void {
+    this.#sent.add(line);
   }
 
   /** The VM acknowledged the append of `line`. */
@@ -288,7 +299,10 @@ export class VmMirror {
     let n = 0;
     f.lines = f.lines.map((l) => (l.gone || keep(l.text) ? l : (n++, { text: l.text, own: l.own, gone: true })));
     const before = f.pending.length;
-    f.pending = f.pending.filter((p) => keep(p.text));
+    const sentAway: MirrorLine[] = [];
+    f.pending = f.pending.filter((p) => keep(p.text) || (this.#sent.has(p) && void sentAway.push({ text: p.text, own: true, gone: true })));
+    // Appends on their way land after what the VM holds, in the order they were sent.
+    f.lines.push(...sentAway);
     return n + before - f.pending.length;
   }
 
@@ -310,6 +324,8 @@ export class VmMirror {
           if (lines.length > 0) lines.shift();
           else cut.push(pending.shift()!);
         }
+        // Once the snapshot is on its way the VM may hold what it carries, landed or not.
+        for (const p of pending) this.#sent.add(p);
         files.set(`${id}/${file}`, { lines, pending, cut, known: new Set(f.lines) });
       }
     }

@@ -454,6 +454,7 @@ export class VmSync implements ConnectionWork {
       if (this.#compact.has(key)) continue;
       const line = `ECHO /gpu/${p.gpuId}/${p.file} ${p.text}`;
       this.#inFlight.add(p);
+      this.mirror.sending(p);
       session.request(line, "ECHO", signal).then(() => {
         this.#inFlight.delete(p);
         this.mirror.acked(p);

@@ -50,6 +50,34 @@ describe("VmMirror", () => {
     expect(m.text("G", "lease")).toBe("ACTIVE-live\n");
   });
 
+  test("a line of the bridge's on its way as an append and compacted away is never taken for the VM's when it lands", () => {
+    // The bridge echoes each host-side grant and release into the GPU's ctl log; under lease
+    // churn a compaction can drop such a line while its ECHO is in flight. The VM then holds a
+    // `RELEASE <worker>` the bridge wrote: taken for the VM's, it would end the worker's next lease.
+    const m = new VmMirror();
+    m.seed("G", "LEASE G");
+    const sent = m.own("G", "ctl", "RELEASE w1 released");
+    m.sending(sent);
+    const unsent = m.own("G", "ctl", "LEASE w2 mem=1 streams=1 priority=0");
+    expect(m.compact("G", "ctl", 8, (t) => t === "LEASE G")).toBe(2);
+    m.acked(sent);
+    expect(m.pending()).toEqual([]);
+    // It landed (acknowledged or not): not fresh, whether the VM wrote after it or not.
+    expect(m.readBack("G", "ctl", ["LEASE G", "RELEASE w1 released"]).fresh).toEqual([]);
+    expect(m.readBack("G", "ctl", ["LEASE G", "RELEASE w1 released", "RESET"]).fresh).toEqual(["RESET"]);
+    // The unsent line is simply gone: if the VM ever holds its text, the VM wrote it.
+    expect(m.readBack("G", "ctl", ["LEASE G", "RELEASE w1 released", "RESET", unsent.text]).fresh).toEqual([unsent.text]);
+  });
+
+  test("a line of the bridge's carried by a snapshot whose landing went unseen, compacted away meanwhile, is not taken for the VM's", () => {
+    const m = new VmMirror();
+    m.seed("G", "LEASE G");
+    m.own("G", "ctl", "RELEASE w1 released");
+    m.freeze(["G"]); // the snapshot goes; the link drops before its `end` is acknowledged
+    expect(m.compact("G", "ctl", 8, (t) => t === "LEASE G")).toBe(1);
+    expect(m.readBack("G", "ctl", ["LEASE G", "RELEASE w1 released"]).fresh).toEqual([]);
+  });
+
   test("lines compacted away but still in the VM (the snapshot has not landed) are not taken for new VM lines", () => {
     const m = new VmMirror();
     m.readBack("G", "ctl", ["RELEASE w1", "RELEASE w2", "x"]);
