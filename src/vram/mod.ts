@@ -102,7 +102,7 @@ export async function startVram(o: VramOptions): Promise<Vram> {
     lease: o.lease,
     ordinalOf,
     pool: pool!,
-    now,
+    clock,
     ...(o.onFailure !== undefined && { onFailure: o.onFailure }),
     ...(env.GPU_BRIDGE_VRAM_VERIFY === "cpu" || env.GPU_BRIDGE_VRAM_VERIFY === "gpu" ? { verifyPath: env.GPU_BRIDGE_VRAM_VERIFY } : {}),
     ...(env.GPU_BRIDGE_VRAM_GATE === "sampled" && { gateMode: "sampled" as const }),
