@@ -85,7 +85,7 @@ export async function startVram(o: VramOptions): Promise<Vram> {
       ...(env.GPU_BRIDGE_VRAM_VERIFY === "cpu" || env.GPU_BRIDGE_VRAM_VERIFY === "gpu" ? { verifyPath: env.GPU_BRIDGE_VRAM_VERIFY } : {}),
       ...(env.GPU_BRIDGE_VRAM_GATE === "sampled" && { gateMode: "sampled" as const }),
     });
-    const sweep = startSweep(store, env, clock);
+    const sweep = startSweep(store, env, clock, o.log);
     if (store !== null) announce(o.log, backend!, pool!);
     return vramFacade({ o, env, clock, store, unavailable, ordinalOf, attestKey: keys.attest }, () => {
       sweep?.stop();
@@ -151,10 +151,15 @@ async function openBackend(
 }
 
 /** Sampled gating checks a few leaves per job; the sweep verifies one whole shard per interval. */
-function startSweep(store: ShardStore | null, env: Readonly<Record<string, string | undefined>>, clock: Clock): ShardSweep | null {
+function startSweep(
+  store: ShardStore | null,
+  env: Readonly<Record<string, string | undefined>>,
+  clock: Clock,
+  log: Logger,
+): ShardSweep | null {
   const sweepMs = Number(env.GPU_BRIDGE_VRAM_SWEEP_MS ?? (env.GPU_BRIDGE_VRAM_GATE === "sampled" ? DEFAULTS.vramSampledSweepMs : 0));
   if (store === null || !(sweepMs > 0)) return null;
-  const sweep = new ShardSweep(store, clock, sweepMs);
+  const sweep = new ShardSweep(store, clock, sweepMs, log);
   sweep.start();
   return sweep;
 }
