@@ -27,7 +27,7 @@ export class JobError extends Error {
   readonly code: "invalid" | "conflict" | "permission" | "not_found" | "busy";
   readonly problems: readonly JobProblem[];
   constructor(code: JobError["code"], message: string, problems: JobProblem[] = []) {
-    super(message);
+    super(message, problems[0]?.cause !== undefined ? { cause: problems[0].cause } : undefined);
     this.code = code;
     this.problems = problems;
   }
