@@ -255,17 +255,31 @@ async function fileSource(dir: string, file: string): Promise<ShardSource> {
   let real: string;
   try {
     root = await realpath(dir);
-  } catch {
+  } catch (error) {
+    const missing = (error as { code?: unknown }).code === "ENOENT";
     throw new VramError(
       "unavailable",
-      `Cannot seal from a file: the model folder ${dir} does not exist (set GPU_BRIDGE_MODEL_DIR)`,
+      missing
+        ? `Cannot seal from a file: the model folder ${dir} does not exist (set GPU_BRIDGE_MODEL_DIR)`
+        : `Cannot seal from a file: the model folder ${dir} cannot be resolved: ${(error as Error).message}`,
       "file",
+      {},
+      { cause: error },
     );
   }
   try {
     real = await realpath(resolve(root, file));
-  } catch {
-    throw new VramError("not_found", `Cannot seal ${JSON.stringify(file)}: no such file in the model folder`, "file");
+  } catch (error) {
+    const missing = (error as { code?: unknown }).code === "ENOENT";
+    throw new VramError(
+      missing ? "not_found" : "invalid",
+      missing
+        ? `Cannot seal ${JSON.stringify(file)}: no such file in the model folder ${root}`
+        : `Cannot seal ${JSON.stringify(file)}: it cannot be resolved in the model folder ${root}: ${(error as Error).message}`,
+      "file",
+      {},
+      { cause: error },
+    );
   }
   const rel = relative(root, real);
   if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) {

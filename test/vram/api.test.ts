@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseCommand } from "../../src/cli/options.ts";
 import { type Bridge, createBridge } from "../../src/app/bridge.ts";
@@ -277,6 +277,20 @@ describe("every shard route names a bad field", () => {
       });
     }
     expect((await call("GET", `/v1/shards?lease_id=${l.id}`)).body.map((x: { shard_id: string }) => x.shard_id)).toEqual(["fields-0"]);
+    await call("DELETE", `/v1/leases/${l.id}`);
+  });
+
+  test("a file in a symlink loop is refused as such (ELOOP), a missing one as not found", async () => {
+    const l = await lease("loop");
+    symlinkSync("loop-b", join(tmp.path, "models", "loop-a"));
+    symlinkSync("loop-a", join(tmp.path, "models", "loop-b"));
+    const loop = await call("POST", `/v1/leases/${l.id}/shards`, JSON.stringify({ file: "loop-a" }), "application/json");
+    expect(loop).toMatchObject({ status: 422, body: { error: { field: "file" } } });
+    expect(loop.body.error.message).toContain('Cannot seal "loop-a": it cannot be resolved in the model folder');
+    expect(loop.body.error.message).toContain("ELOOP");
+    const missing = await call("POST", `/v1/leases/${l.id}/shards`, JSON.stringify({ file: "none.bin" }), "application/json");
+    expect(missing).toMatchObject({ status: 404, body: { error: { field: "file" } } });
+    expect(missing.body.error.message).toContain('Cannot seal "none.bin": no such file in the model folder');
     await call("DELETE", `/v1/leases/${l.id}`);
   });
 });
