@@ -1,5 +1,5 @@
 /**
- * Sealed model shards in VRAM (issue #16): the entry the daemon calls. It picks the backend
+ * Sealed model shards in VRAM: the entry the daemon calls. It picks the backend
  * (host memory under --mock, else the CUDA driver; without a driver, shards are unavailable and
  * the routes say why), loads the per-bridge key, and hands back the store, what the shard routes
  * need (src/api/vram.ts, through the bridge's façade), the metrics and the job gate. The key
