@@ -117,8 +117,15 @@ export function validateJob(raw: unknown, ctx: ValidateContext = {}): ValidateRe
     return { ok: false, problems: parsed.issues.map((issue) => describeIssue(issue, "(descriptor)")) };
   }
   const d = parsed.output;
+  const problems = [...launchProblems(d, ctx.limits ?? DEFAULT_LIMITS), ...pathProblems(d)];
+  if (problems.length > 0) return { ok: false, problems };
+  const expected = d.bytes_hash.slice("sha256:".length).toLowerCase();
+  return d.payload_b64 !== undefined ? withOperands(d, d.payload_b64, expected, ctx) : fromStaged(d, expected, ctx);
+}
+
+/** The block and grid against the device's launch limits. */
+function launchProblems(d: JobDescriptor, limits: LaunchLimits): JobProblem[] {
   const problems: JobProblem[] = [];
-  const limits = ctx.limits ?? DEFAULT_LIMITS;
   d.block.forEach((n, i) => {
     if (n > limits.maxBlock[i]!) {
       problems.push({ field: `block.${i}`, message: `block.${"xyz"[i]} is ${n}, over the device's ${limits.maxBlock[i]}` });
@@ -133,14 +140,21 @@ export function validateJob(raw: unknown, ctx: ValidateContext = {}): ValidateRe
       problems.push({ field: `grid.${i}`, message: `grid.${"xyz"[i]} is ${n}, over the device's ${limits.maxGrid[i]}` });
     }
   });
-  // inputs name staged bundles (/bundles/<path> or relative to --bundle-dir); an absolute
-  // output is the VM's path, kept as given (the API serves the result), a relative one is
-  // where the summary is written under --bundle-dir (src/job/output.ts).
+  return problems;
+}
+
+/**
+ * inputs name staged bundles (/bundles/<path> or relative to --bundle-dir); an absolute output
+ * is the VM's path, kept as given (the API serves the result), a relative one is where the
+ * summary is written under --bundle-dir (src/job/output.ts). Outputs are refused here, not
+ * after the kernel ran: an output the bridge would never write.
+ */
+function pathProblems(d: JobDescriptor): JobProblem[] {
+  const problems: JobProblem[] = [];
   d.inputs.forEach((p, i) => {
     const r = bundleRelative(p);
     if ("error" in r) problems.push({ field: `inputs.${i}`, message: `inputs[${i}] ${r.error}` });
   });
-  // Refused here, not after the kernel ran: an output the bridge would never write.
   d.outputs.forEach((p, i) => {
     if (p.includes("\0")) problems.push({ field: `outputs.${i}`, message: `outputs[${i}] must not contain NUL` });
     else if (p.split(/[\\/]/).includes("..")) {
@@ -149,43 +163,45 @@ export function validateJob(raw: unknown, ctx: ValidateContext = {}): ValidateRe
       problems.push({ field: `outputs.${i}`, message: `outputs[${i}] ${outputPathProblem(p)}` });
     }
   });
-  if (problems.length > 0) return { ok: false, problems };
+  return problems;
+}
 
-  const expected = d.bytes_hash.slice("sha256:".length).toLowerCase();
-  let payload: Uint8Array;
-  if (d.payload_b64 !== undefined) {
-    const bytes = d.payload_b64.length > Math.ceil(MAX_PAYLOAD_BYTES / 3) * 4 + 4 ? null : decodeBase64(d.payload_b64);
-    if (bytes === null) {
-      const tooBig = d.payload_b64.length > Math.ceil(MAX_PAYLOAD_BYTES / 3) * 4 + 4;
-      return fail("payload_b64", tooBig ? `payload_b64 is over the ${MAX_PAYLOAD_BYTES}-byte limit` : "payload_b64 is not valid base64");
-    }
-    if (bytes.length > MAX_PAYLOAD_BYTES) return fail("payload_b64", `payload_b64 is over the ${MAX_PAYLOAD_BYTES}-byte limit`);
-    const actual = sha256Hex(bytes);
-    if (actual !== expected) return fail("bytes_hash", hashMismatch(expected, actual, "payload_b64"));
-    const ops = decodeOperands(d.kernel, bytes);
-    if ("error" in ops) return fail("payload_b64", ops.error);
-    // The kernel: a staged .ptx bundle when inputs[0] names one that is staged, else the bridge's own.
-    let ptx: Uint8Array | null = null;
-    const first = d.inputs[0];
-    if (first !== undefined && first.endsWith(".ptx") && ctx.bundleDir !== undefined) {
-      const staged = readStaged(ctx.bundleDir, first, true);
-      if (staged !== null && !(staged instanceof Uint8Array)) return fail("inputs.0", staged.error, staged.cause);
-      ptx = staged;
-    }
-    return { ok: true, job: { descriptor: d, payload: bytes, operands: bytes, ptx } };
-  } else {
-    if (ctx.bundleDir === undefined) {
-      return fail("payload_b64", "payload_b64 is required: no bundle directory is configured for staged inputs");
-    }
-    if (d.inputs.length === 0) return fail("inputs", "inputs must name the staged kernel file when payload_b64 is absent");
-    const staged = readStaged(ctx.bundleDir, d.inputs[0]!);
-    if (!(staged instanceof Uint8Array)) return fail("inputs.0", staged.error, staged.cause);
-    const actual = sha256Hex(staged);
-    if (actual !== expected) return fail("bytes_hash", hashMismatch(expected, actual, `inputs[0] ${JSON.stringify(d.inputs[0])}`));
-    payload = staged;
+/**
+ * `payload_b64` carries the operands, which `bytes_hash` covers. The kernel: a staged .ptx
+ * bundle when inputs[0] names one that is staged, else the bridge's own.
+ */
+function withOperands(d: JobDescriptor, b64: string, expected: string, ctx: ValidateContext): ValidateResult {
+  const tooBig = b64.length > Math.ceil(MAX_PAYLOAD_BYTES / 3) * 4 + 4;
+  const bytes = tooBig ? null : decodeBase64(b64);
+  if (bytes === null) {
+    return fail("payload_b64", tooBig ? `payload_b64 is over the ${MAX_PAYLOAD_BYTES}-byte limit` : "payload_b64 is not valid base64");
   }
-  // The seed's form: bytes_hash covers the staged inputs[0]; the operands are the bridge's own.
-  return { ok: true, job: { descriptor: d, payload, operands: null, ptx: d.inputs[0]!.endsWith(".ptx") ? payload : null } };
+  if (bytes.length > MAX_PAYLOAD_BYTES) return fail("payload_b64", `payload_b64 is over the ${MAX_PAYLOAD_BYTES}-byte limit`);
+  const actual = sha256Hex(bytes);
+  if (actual !== expected) return fail("bytes_hash", hashMismatch(expected, actual, "payload_b64"));
+  const ops = decodeOperands(d.kernel, bytes);
+  if ("error" in ops) return fail("payload_b64", ops.error);
+  let ptx: Uint8Array | null = null;
+  const first = d.inputs[0];
+  if (first !== undefined && first.endsWith(".ptx") && ctx.bundleDir !== undefined) {
+    const staged = readStaged(ctx.bundleDir, first, true);
+    if (staged !== null && !(staged instanceof Uint8Array)) return fail("inputs.0", staged.error, staged.cause);
+    ptx = staged;
+  }
+  return { ok: true, job: { descriptor: d, payload: bytes, operands: bytes, ptx } };
+}
+
+/** The seed's form: bytes_hash covers the staged inputs[0]; the operands are the bridge's own. */
+function fromStaged(d: JobDescriptor, expected: string, ctx: ValidateContext): ValidateResult {
+  if (ctx.bundleDir === undefined) {
+    return fail("payload_b64", "payload_b64 is required: no bundle directory is configured for staged inputs");
+  }
+  if (d.inputs.length === 0) return fail("inputs", "inputs must name the staged kernel file when payload_b64 is absent");
+  const staged = readStaged(ctx.bundleDir, d.inputs[0]!);
+  if (!(staged instanceof Uint8Array)) return fail("inputs.0", staged.error, staged.cause);
+  const actual = sha256Hex(staged);
+  if (actual !== expected) return fail("bytes_hash", hashMismatch(expected, actual, `inputs[0] ${JSON.stringify(d.inputs[0])}`));
+  return { ok: true, job: { descriptor: d, payload: staged, operands: null, ptx: d.inputs[0]!.endsWith(".ptx") ? staged : null } };
 }
 
 function fail(field: string, message: string, cause?: unknown): ValidateResult {
