@@ -246,8 +246,12 @@ async function* bodyChunks(req: Request): AsyncIterable<Uint8Array> {
   }
 }
 
-/** A file under `dir`, read in CHUNK_BYTES pieces (never whole); symlinks out of `dir` are refused. */
-async function fileSource(dir: string, file: string): Promise<ShardSource> {
+/**
+ * Where `file` really is inside the model folder `dir`: refused when it leads out of it; a path
+ * that is not there is not found; one that cannot be resolved (a symlink loop, a folder that
+ * cannot be searched) says so, with the error as cause.
+ */
+async function resolveModelFile(dir: string, file: string): Promise<string> {
   if (file.includes("\0") || isAbsolute(file) || file.split(/[\\/]/).includes("..")) {
     throw new VramError("invalid", `file must be a path inside the model folder, without '..', got ${JSON.stringify(file)}`, "file");
   }
@@ -285,6 +289,12 @@ async function fileSource(dir: string, file: string): Promise<ShardSource> {
   if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) {
     throw new VramError("invalid", `Cannot seal ${JSON.stringify(file)}: it leads outside the model folder`, "file");
   }
+  return real;
+}
+
+/** A file under `dir`, read in CHUNK_BYTES pieces (never whole); symlinks out of `dir` are refused. */
+async function fileSource(dir: string, file: string): Promise<ShardSource> {
+  const real = await resolveModelFile(dir, file);
   const fh = await open(real, "r");
   const stat = await fh.stat();
   if (!stat.isFile()) {
