@@ -396,27 +396,18 @@ export class ShardStore {
           return this.#fail(h, mode, "the tree digest recomputed from VRAM differs from the sealed one", s.tree_digest, actual, t0);
         }
       } else {
-        const leaves = h.leaves.length / 32;
-        const picks = new Set<number>([leaves - 1]);
-        const random = this.#o.random ?? ((n: number) => Math.floor(Math.random() * n));
-        while (picks.size < Math.min(k, leaves)) picks.add(random(leaves));
-        const buf = new Uint8Array(LEAF_BYTES);
-        for (const i of picks) {
-          const n = Math.min(LEAF_BYTES, s.vram_bytes - i * LEAF_BYTES);
-          this.#o.backend.read(h.buf, i * LEAF_BYTES, buf.subarray(0, n));
-          const actual = leafHash(buf.subarray(0, n));
-          if (!sameMac(actual, h.leaves.subarray(i * 32, i * 32 + 32))) {
-            return this.#fail(
-              h,
-              mode,
-              `leaf ${i} read back from VRAM differs from the sealed one`,
-              hex(h.leaves.subarray(i * 32, i * 32 + 32)),
-              hex(actual),
-              t0,
-            );
-          }
-          checked++;
+        const mismatch = this.#sampleLeaves(h, k);
+        if (typeof mismatch !== "number") {
+          return this.#fail(
+            h,
+            mode,
+            `leaf ${mismatch.leaf} read back from VRAM differs from the sealed one`,
+            mismatch.sealed,
+            mismatch.actual,
+            t0,
+          );
         }
+        checked = mismatch;
         path = "cpu";
       }
     } catch (error) {
@@ -441,6 +432,29 @@ export class ShardStore {
       signature_ms: round(signatureMs),
       total_ms: round(total),
     };
+  }
+
+  /**
+   * Rehashes `k` random leaves (always the last, which may be short) read back from VRAM:
+   * the number checked, or the first leaf that differs from its sealed hash.
+   */
+  #sampleLeaves(h: Held, k: number): number | { leaf: number; sealed: string; actual: string } {
+    const s = h.shard;
+    const leaves = h.leaves.length / 32;
+    const picks = new Set<number>([leaves - 1]);
+    const random = this.#o.random ?? ((n: number) => Math.floor(Math.random() * n));
+    while (picks.size < Math.min(k, leaves)) picks.add(random(leaves));
+    const buf = new Uint8Array(LEAF_BYTES);
+    let checked = 0;
+    for (const i of picks) {
+      const n = Math.min(LEAF_BYTES, s.vram_bytes - i * LEAF_BYTES);
+      this.#o.backend.read(h.buf, i * LEAF_BYTES, buf.subarray(0, n));
+      const actual = leafHash(buf.subarray(0, n));
+      const sealed = h.leaves.subarray(i * 32, i * 32 + 32);
+      if (!sameMac(actual, sealed)) return { leaf: i, sealed: hex(sealed), actual: hex(actual) };
+      checked++;
+    }
+    return checked;
   }
 
   /**
