@@ -20,6 +20,35 @@ export const RenewBody = v.strictObject({ ttl_s: v.optional(num("ttl_s")) });
 
 export const ActiveModelBody = v.strictObject({ model_id: v.string("model_id must be a string") });
 
+/**
+ * A query parameter checked by `ok`; a value that fails reads "`field` must be `rule`, got …".
+ * Query values are text: `ok` decides what text is a number, a mode, an id.
+ */
+export const queryValue = (field: string, rule: string, ok: (value: string) => boolean) =>
+  v.optional(
+    v.pipe(
+      v.string(`${field} must be ${rule}`),
+      v.check(ok, (issue) => `${field} must be ${rule}, got ${JSON.stringify(issue.input)}`),
+    ),
+  );
+
+/** A query parameter taken as given (an id, a reason). */
+export const queryText = (field: string) => v.optional(v.string(`${field} must be text`));
+
+/**
+ * The request's query parameters parsed with `schema` (a strictObject of query values) or a
+ * 422 naming the first bad one: an unknown parameter reads `unknown field "x"`, like an unknown
+ * field of a body, and a parameter given twice is refused rather than one copy silently winning.
+ */
+export function parseQuery<S extends v.GenericSchema>(schema: S, req: Request): v.InferOutput<S> {
+  const raw: Record<string, string> = {};
+  for (const [key, value] of new URL(req.url).searchParams) {
+    if (Object.hasOwn(raw, key)) throw new ApiError(422, "invalid", `${key} is given more than once`, key);
+    raw[key] = value;
+  }
+  return parseBody(schema, raw);
+}
+
 /** Parses `raw` with `schema` or throws a 422 naming the first bad field. */
 export function parseBody<S extends v.GenericSchema>(schema: S, raw: unknown): v.InferOutput<S> {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {

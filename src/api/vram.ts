@@ -16,6 +16,7 @@ import * as v from "valibot";
 import { CHUNK_BYTES, type SealOptions, type Shard, type ShardSource, type ShardStore, VramError } from "../vram/shards.ts";
 import { TREE_ALG } from "../vram/tree.ts";
 import { mediaType, readJson } from "./body.ts";
+import { parseBody, parseQuery, queryText, queryValue } from "./schemas.ts";
 import { ApiError } from "./errors.ts";
 import type { BridgeFacade } from "./facade.ts";
 import { param, type SubApp, subApp } from "./router.ts";
@@ -43,7 +44,17 @@ export function shardView(s: Shard, backend: string) {
   };
 }
 
+const NO_QUERY = v.strictObject({});
+const index = (field: string) => queryValue(field, "a non-negative integer", (x) => /^\d{1,6}$/.test(x));
+/** The seal's options as query parameters (the body is the bytes). */
+const SealQuery = v.strictObject({
+  shard_id: queryText("shard_id"),
+  expected_digest: queryText("expected_digest"),
+  shard_index: index("shard_index"),
+  total_shards: index("total_shards"),
+});
 const int = (field: string) => v.pipe(v.number(`${field} must be an integer`), v.integer(`${field} must be an integer`));
+/** The seal's options in a JSON body that names a file under the model folder. */
 const FileSeal = v.strictObject({
   file: v.pipe(v.string("file must be a path relative to the model folder"), v.minLength(1, "file must not be empty")),
   shard_id: v.optional(v.string("shard_id must be a string")),
@@ -51,8 +62,34 @@ const FileSeal = v.strictObject({
   shard_index: v.optional(int("shard_index")),
   total_shards: v.optional(int("total_shards")),
 });
+const ListQuery = v.strictObject({ lease_id: queryText("lease_id") });
+const ReleaseQuery = v.strictObject({ reason: queryText("reason") });
+const VerifyQuery = v.strictObject({
+  mode: queryValue("mode", "full or sampled", (x) => x === "full" || x === "sampled"),
+  k: queryValue("k", "an integer from 1 to 999999", (x) => /^[1-9]\d{0,5}$/.test(x)),
+  path: queryValue("path", "gpu or cpu", (x) => x === "gpu" || x === "cpu"),
+});
+const PlanQuery = v.strictObject({
+  bytes: v.pipe(
+    v.optional(v.string(), ""),
+    v.check((x) => /^[1-9]\d{0,15}$/.test(x), (issue) => `bytes must be a positive integer, got ${JSON.stringify(issue.input)}`),
+  ),
+  lease_id: queryText("lease_id"),
+});
 
-/** The shard routes, to mount at `/`; none without the bridge's shards. Every change needs the token (app.ts). */
+/** What every shard handler reaches: the façade, the shard part of it, and the store when there is one. */
+interface Shards {
+  readonly bridge: BridgeFacade;
+  readonly vram: NonNullable<BridgeFacade["vram"]>;
+  /** The store, or a 503 saying why this bridge has none. */
+  store(): ShardStore;
+  view(s: Shard): ReturnType<typeof shardView>;
+}
+
+/**
+ * The shard routes, to mount at `/`; none without the bridge's shards. Every change needs the
+ * token (app.ts). Each route takes only the query parameters it names: any other is refused.
+ */
 export function vramRoutes(bridge: BridgeFacade): SubApp {
   const r = subApp();
   const vram = bridge.vram;
@@ -63,151 +100,135 @@ export function vramRoutes(bridge: BridgeFacade): SubApp {
     }
     return vram.store;
   };
-  const view = (s: Shard) => shardView(s, store().backend.kind);
+  const x: Shards = { bridge, vram, store, view: (s) => shardView(s, store().backend.kind) };
   const shard = (c: Context): Shard => {
+    parseQuery(NO_QUERY, c.req.raw);
     const found = store().get(param(c, "id"));
     if (found === undefined) throw new VramError("not_found", `Unknown shard ${JSON.stringify(param(c, "id"))}`, "id");
     return found;
   };
 
-  r.on("POST", "/v1/leases/:id/shards", async (c) => {
-    const leaseId = param(c, "id");
-    const s = store();
-    const type = mediaType(c.req.raw);
-    let source: ShardSource;
-    let opts: SealOptions;
-    if (type === "application/octet-stream") {
-      const declared = c.req.header("content-length");
-      if (declared === undefined || !/^\d+$/.test(declared)) {
-        throw new ApiError(
-          411,
-          "length_required",
-          "Cannot seal a body of unknown length: send Content-Length (the VRAM is allocated before the bytes arrive)",
-        );
-      }
-      opts = queryOptions(c);
-      source = { length: Number(declared), chunks: bodyChunks(c.req.raw) };
-    } else if (type === "application/json") {
-      const parsed = v.safeParse(FileSeal, await readJson(c.req.raw));
-      if (!parsed.success) {
-        const issue = parsed.issues[0];
-        const field = issue.path?.map((p) => String(p.key)).join(".") ?? "(body)";
-        throw new ApiError(422, "invalid", `Invalid seal request: ${field}: ${issue.message}`, field);
-      }
-      const { file, ...rest } = parsed.output;
-      opts = rest;
-      source = await fileSource(vram.modelDir, file);
-    } else {
-      throw new ApiError(
-        415,
-        "unsupported_media_type",
-        `Content-Type must be application/octet-stream (the bytes) or application/json (a file under the model folder), got ${
-          JSON.stringify(type || "(none)")
-        }`,
-      );
-    }
-    const { shard, created } = await s.seal(leaseId, source, opts);
-    return c.json(view(shard), created ? 201 : 200, { Location: `/v1/shards/${shard.shard_id}` });
-  });
-
-  r.on("GET", "/v1/shards", (c) => c.json(store().list(c.req.query("lease_id")).map(view)));
-  r.on("GET", "/v1/shards/:id", (c) => c.json(view(shard(c))));
+  r.on("POST", "/v1/leases/:id/shards", (c) => seal(x, c));
+  r.on("GET", "/v1/shards", (c) => c.json(store().list(parseQuery(ListQuery, c.req.raw).lease_id).map(x.view)));
+  r.on("GET", "/v1/shards/:id", (c) => c.json(x.view(shard(c))));
   r.on("DELETE", "/v1/shards/:id", (c) => {
-    const released = store().release(param(c, "id"), c.req.query("reason") ?? "released");
-    return c.json({ ...view(released), state: "RELEASED" });
+    const { reason } = parseQuery(ReleaseQuery, c.req.raw);
+    const released = store().release(param(c, "id"), reason ?? "released");
+    return c.json({ ...x.view(released), state: "RELEASED" });
   });
   r.on("POST", "/v1/shards/:id/verify", async (c) => {
-    const mode = c.req.query("mode") ?? "full";
-    if (mode !== "full" && mode !== "sampled") {
-      throw new VramError("invalid", `mode must be full or sampled, got ${JSON.stringify(mode)}`, "mode");
-    }
-    const k = c.req.query("k");
-    if (k !== undefined && !/^[1-9]\d{0,5}$/.test(k)) {
-      throw new VramError("invalid", `k must be an integer from 1 to 999999, got ${JSON.stringify(k)}`, "k");
-    }
-    const path = c.req.query("path");
-    if (path !== undefined && path !== "gpu" && path !== "cpu") {
-      throw new VramError("invalid", `path must be gpu or cpu, got ${JSON.stringify(path)}`, "path");
-    }
-    return c.json(await store().verify(param(c, "id"), mode, k === undefined ? undefined : Number(k), path));
+    const q = parseQuery(VerifyQuery, c.req.raw);
+    const mode = (q.mode ?? "full") as "full" | "sampled";
+    return c.json(
+      await store().verify(param(c, "id"), mode, q.k === undefined ? undefined : Number(q.k), q.path as "gpu" | "cpu" | undefined),
+    );
   });
   r.on("GET", "/v1/shards/:id/attestation", (c) => c.json(vram.attest(shard(c))));
-  r.on("GET", "/v1/gpus/:id/vram", (c) => c.json(capacity(param(c, "id"))));
-  r.on("GET", "/v1/vram/plan", (c) => {
-    const raw = c.req.query("bytes") ?? "";
-    if (!/^[1-9]\d{0,15}$/.test(raw)) {
-      throw new VramError("invalid", `bytes must be a positive integer, got ${JSON.stringify(raw)}`, "bytes");
-    }
-    const bytes = Number(raw);
-    const leaseId = c.req.query("lease_id");
-    const lease = leaseId === undefined ? undefined : bridge.leases.get(leaseId);
-    if (leaseId !== undefined && lease?.state !== "ACTIVE") {
-      throw new VramError("not_found", `Unknown or ended lease ${JSON.stringify(leaseId)}`, "lease_id");
-    }
-    const candidates = bridge.gpus()
-      .filter((g) => lease === undefined || g.id === lease.gpu_id)
-      .map((g) => {
-        const cap = capacity(g.id);
-        const available = lease === undefined ? cap.available_bytes : Math.min(cap.available_bytes, store().leaseRoom(lease));
-        return { gpu_id: g.id, gpu_device: cap.gpu_device, available_bytes: available, fits: bytes <= available };
-      })
-      .sort((a, b) => b.available_bytes - a.available_bytes);
-    const best = candidates.find((x) => x.fits);
-    return c.json({
-      vram_required: bytes,
-      feasible: best !== undefined,
-      gpu_id: best?.gpu_id ?? null,
-      gpu_device: best?.gpu_device ?? null,
-      candidates,
-    });
+  r.on("GET", "/v1/gpus/:id/vram", (c) => {
+    parseQuery(NO_QUERY, c.req.raw);
+    return c.json(capacity(x, param(c, "id")));
   });
-
-  const capacity = (gpuId: string) => {
-    const s = store();
-    if (!bridge.gpus().some((g) => g.id === gpuId)) throw new VramError("not_found", `Unknown GPU ${JSON.stringify(gpuId)}`, "id");
-    const ordinal = vram.ordinalOf(gpuId);
-    if (ordinal === undefined) {
-      throw new VramError("unavailable", `Cannot read VRAM of ${gpuId}: the CUDA driver does not know this GPU`, "id");
-    }
-    let driver: { free: number; total: number };
-    try {
-      driver = s.backend.memInfo(ordinal);
-    } catch (error) {
-      throw new VramError("cuda", `Cannot read VRAM of ${gpuId}: ${(error as Error).message}`);
-    }
-    const own = s.usedBytes(ordinal);
-    return {
-      gpu_id: gpuId,
-      gpu_device: ordinal,
-      backend: s.backend.kind,
-      ...(s.backend.kind === "host-memory" && { note: s.backend.note }),
-      total_bytes: driver.total,
-      used_bytes: own.sealed,
-      available_bytes: driver.free,
-      driver: { total_bytes: driver.total, free_bytes: driver.free, used_bytes: driver.total - driver.free },
-      bridge: { sealed_bytes: own.sealed, sealing_bytes: own.reserved, shards: own.shards },
-    };
-  };
+  r.on("GET", "/v1/vram/plan", (c) => c.json(plan(x, parseQuery(PlanQuery, c.req.raw))));
   return r;
 }
 
-function queryOptions(c: Context): SealOptions {
-  const q = (n: string) => c.req.query(n);
-  const num = (n: string) => {
-    const raw = q(n);
-    if (raw === undefined) return undefined;
-    if (!/^\d{1,6}$/.test(raw)) throw new VramError("invalid", `${n} must be a non-negative integer, got ${JSON.stringify(raw)}`, n);
-    return Number(raw);
-  };
-  const shard_id = q("shard_id");
-  const expected_digest = q("expected_digest");
-  const shard_index = num("shard_index");
-  const total_shards = num("total_shards");
+/** POST /v1/leases/:id/shards: the bytes as the body (with Content-Length), or JSON naming a file. */
+async function seal(x: Shards, c: Context): Promise<Response> {
+  const leaseId = param(c, "id");
+  const s = x.store();
+  const type = mediaType(c.req.raw);
+  let source: ShardSource;
+  let opts: SealOptions;
+  if (type === "application/octet-stream") {
+    const declared = c.req.header("content-length");
+    if (declared === undefined || !/^\d+$/.test(declared)) {
+      throw new ApiError(
+        411,
+        "length_required",
+        "Cannot seal a body of unknown length: send Content-Length (the VRAM is allocated before the bytes arrive)",
+      );
+    }
+    opts = sealOptions(parseQuery(SealQuery, c.req.raw));
+    source = { length: Number(declared), chunks: bodyChunks(c.req.raw) };
+  } else if (type === "application/json") {
+    parseQuery(NO_QUERY, c.req.raw);
+    const { file, ...rest } = parseBody(FileSeal, await readJson(c.req.raw));
+    opts = rest;
+    source = await fileSource(x.vram.modelDir, file);
+  } else {
+    throw new ApiError(
+      415,
+      "unsupported_media_type",
+      `Content-Type must be application/octet-stream (the bytes) or application/json (a file under the model folder), got ${
+        JSON.stringify(type || "(none)")
+      }`,
+    );
+  }
+  const { shard, created } = await s.seal(leaseId, source, opts);
+  return c.json(x.view(shard), created ? 201 : 200, { Location: `/v1/shards/${shard.shard_id}` });
+}
+
+/** The query's seal options, numbers as numbers (their ranges are the store's to check). */
+function sealOptions(q: v.InferOutput<typeof SealQuery>): SealOptions {
   return {
-    ...(shard_id !== undefined && { shard_id }),
-    ...(expected_digest !== undefined && { expected_digest }),
-    ...(shard_index !== undefined && { shard_index }),
-    ...(total_shards !== undefined && { total_shards }),
+    ...(q.shard_id !== undefined && { shard_id: q.shard_id }),
+    ...(q.expected_digest !== undefined && { expected_digest: q.expected_digest }),
+    ...(q.shard_index !== undefined && { shard_index: Number(q.shard_index) }),
+    ...(q.total_shards !== undefined && { total_shards: Number(q.total_shards) }),
+  };
+}
+
+/** GET /v1/vram/plan: whether `bytes` fit, on which GPU (the lease's only, when one is named). */
+function plan(x: Shards, q: v.InferOutput<typeof PlanQuery>) {
+  const bytes = Number(q.bytes);
+  const leaseId = q.lease_id;
+  const lease = leaseId === undefined ? undefined : x.bridge.leases.get(leaseId);
+  if (leaseId !== undefined && lease?.state !== "ACTIVE") {
+    throw new VramError("not_found", `Unknown or ended lease ${JSON.stringify(leaseId)}`, "lease_id");
+  }
+  const candidates = x.bridge.gpus()
+    .filter((g) => lease === undefined || g.id === lease.gpu_id)
+    .map((g) => {
+      const cap = capacity(x, g.id);
+      const available = lease === undefined ? cap.available_bytes : Math.min(cap.available_bytes, x.store().leaseRoom(lease));
+      return { gpu_id: g.id, gpu_device: cap.gpu_device, available_bytes: available, fits: bytes <= available };
+    })
+    .sort((a, b) => b.available_bytes - a.available_bytes);
+  const best = candidates.find((c) => c.fits);
+  return {
+    vram_required: bytes,
+    feasible: best !== undefined,
+    gpu_id: best?.gpu_id ?? null,
+    gpu_device: best?.gpu_device ?? null,
+    candidates,
+  };
+}
+
+/** GET /v1/gpus/:id/vram: the driver's figures and the bridge's side by side. */
+function capacity(x: Shards, gpuId: string) {
+  const s = x.store();
+  if (!x.bridge.gpus().some((g) => g.id === gpuId)) throw new VramError("not_found", `Unknown GPU ${JSON.stringify(gpuId)}`, "id");
+  const ordinal = x.vram.ordinalOf(gpuId);
+  if (ordinal === undefined) {
+    throw new VramError("unavailable", `Cannot read VRAM of ${gpuId}: the CUDA driver does not know this GPU`, "id");
+  }
+  let driver: { free: number; total: number };
+  try {
+    driver = s.backend.memInfo(ordinal);
+  } catch (error) {
+    throw new VramError("cuda", `Cannot read VRAM of ${gpuId}: ${(error as Error).message}`, undefined, undefined, { cause: error });
+  }
+  const own = s.usedBytes(ordinal);
+  return {
+    gpu_id: gpuId,
+    gpu_device: ordinal,
+    backend: s.backend.kind,
+    ...(s.backend.kind === "host-memory" && { note: s.backend.note }),
+    total_bytes: driver.total,
+    used_bytes: own.sealed,
+    available_bytes: driver.free,
+    driver: { total_bytes: driver.total, free_bytes: driver.free, used_bytes: driver.total - driver.free },
+    bridge: { sealed_bytes: own.sealed, sealing_bytes: own.reserved, shards: own.shards },
   };
 }
 
@@ -225,8 +246,12 @@ async function* bodyChunks(req: Request): AsyncIterable<Uint8Array> {
   }
 }
 
-/** A file under `dir`, read in CHUNK_BYTES pieces (never whole); symlinks out of `dir` are refused. */
-async function fileSource(dir: string, file: string): Promise<ShardSource> {
+/**
+ * Where `file` really is inside the model folder `dir`: refused when it leads out of it; a path
+ * that is not there is not found; one that cannot be resolved (a symlink loop, a folder that
+ * cannot be searched) says so, with the error as cause.
+ */
+async function resolveModelFile(dir: string, file: string): Promise<string> {
   if (file.includes("\0") || isAbsolute(file) || file.split(/[\\/]/).includes("..")) {
     throw new VramError("invalid", `file must be a path inside the model folder, without '..', got ${JSON.stringify(file)}`, "file");
   }
@@ -234,22 +259,42 @@ async function fileSource(dir: string, file: string): Promise<ShardSource> {
   let real: string;
   try {
     root = await realpath(dir);
-  } catch {
+  } catch (error) {
+    const missing = (error as { code?: unknown }).code === "ENOENT";
     throw new VramError(
       "unavailable",
-      `Cannot seal from a file: the model folder ${dir} does not exist (set GPU_BRIDGE_MODEL_DIR)`,
+      missing
+        ? `Cannot seal from a file: the model folder ${dir} does not exist (set GPU_BRIDGE_MODEL_DIR)`
+        : `Cannot seal from a file: the model folder ${dir} cannot be resolved: ${(error as Error).message}`,
       "file",
+      {},
+      { cause: error },
     );
   }
   try {
     real = await realpath(resolve(root, file));
-  } catch {
-    throw new VramError("not_found", `Cannot seal ${JSON.stringify(file)}: no such file in the model folder`, "file");
+  } catch (error) {
+    const missing = (error as { code?: unknown }).code === "ENOENT";
+    throw new VramError(
+      missing ? "not_found" : "invalid",
+      missing
+        ? `Cannot seal ${JSON.stringify(file)}: no such file in the model folder ${root}`
+        : `Cannot seal ${JSON.stringify(file)}: it cannot be resolved in the model folder ${root}: ${(error as Error).message}`,
+      "file",
+      {},
+      { cause: error },
+    );
   }
   const rel = relative(root, real);
   if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) {
     throw new VramError("invalid", `Cannot seal ${JSON.stringify(file)}: it leads outside the model folder`, "file");
   }
+  return real;
+}
+
+/** A file under `dir`, read in CHUNK_BYTES pieces (never whole); symlinks out of `dir` are refused. */
+async function fileSource(dir: string, file: string): Promise<ShardSource> {
+  const real = await resolveModelFile(dir, file);
   const fh = await open(real, "r");
   const stat = await fh.stat();
   if (!stat.isFile()) {

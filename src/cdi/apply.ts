@@ -148,96 +148,106 @@ function copyIntelRdt(r: CdiIntelRdt): CdiIntelRdt {
   return out;
 }
 
+type MutableSpec = OciSpec & Record<string, unknown>;
+
 /** Applies `edits` to a copy of `oci` and returns it; throws CdiApplyError, leaving `oci` as it was. */
 export function applyEdits(oci: OciSpec, edits: CdiContainerEdits, stat: StatNode): OciSpec {
   // A JSON copy: config.json is JSON, and this is cheaper than structuredClone on a cold start.
-  const spec = JSON.parse(JSON.stringify(oci)) as OciSpec & Record<string, unknown>;
-  if (edits.env?.length) {
-    const process = (spec.process ??= {});
-    const env = (process.env ??= []);
-    const keyOf = (e: string) => (e.includes("=") ? e.slice(0, e.indexOf("=")) : e);
-    for (let i = 0; i < edits.env.length; i++) {
-      const kv = edits.env[i]!;
-      const key = keyOf(kv);
-      // The generator indexes existing entries by key, the last of duplicates winning.
-      let at = env.length - 1;
-      while (at >= 0 && keyOf(env[at]!) !== key) at--;
-      if (at >= 0) env[at] = kv;
-      else env.push(kv);
-    }
-  }
+  const spec = JSON.parse(JSON.stringify(oci)) as MutableSpec;
+  if (edits.env?.length) applyEnv(spec, edits.env);
   const nodes = edits.deviceNodes ?? [];
-  for (let i = 0; i < nodes.length; i++) {
-    const n = completeNode(nodes[i]!, stat);
-    const dev: OciLinuxDevice = { path: n.path, type: n.type!, major: n.major ?? 0, minor: n.minor ?? 0 };
-    if (n.fileMode !== undefined) dev.fileMode = n.fileMode;
-    const user = spec.process?.user;
-    const uid = n.uid ?? ((user?.uid ?? 0) > 0 ? user!.uid : undefined);
-    const gid = n.gid ?? ((user?.gid ?? 0) > 0 ? user!.gid : undefined);
-    if (uid !== undefined) dev.uid = uid;
-    if (gid !== undefined) dev.gid = gid;
-    const linux = (spec.linux ??= {});
-    const devices: OciLinuxDevice[] = [];
-    const old = linux.devices ?? [];
-    for (let j = 0; j < old.length; j++) if (old[j]!.path !== dev.path) devices.push(old[j]!);
-    devices.push(dev);
-    linux.devices = devices;
-    if (dev.type === "b" || dev.type === "c") {
-      const resources = (linux.resources ??= {});
-      (resources.devices ??= []).push({
-        allow: true,
-        type: dev.type,
-        major: dev.major!,
-        minor: dev.minor!,
-        access: n.permissions || "rwm",
-      });
-    }
-  }
-  if (edits.mounts?.length) {
-    const mounts = (spec.mounts ??= []);
-    for (let i = 0; i < edits.mounts.length; i++) {
-      const m = edits.mounts[i]!;
-      let at = 0;
-      while (at < mounts.length && mounts[at]!.destination !== m.containerPath) at++;
-      if (at < mounts.length) mounts.splice(at, 1);
-      // Fields set one by one, not spread: an object spread calls a builtin (compiled on first use).
-      const mount: { destination: string; source: string; type?: string; options?: string[] } = {
-        destination: m.containerPath,
-        source: m.hostPath,
-      };
-      if (m.type !== undefined) mount.type = m.type;
-      if (m.options !== undefined) mount.options = m.options.slice();
-      mounts.push(mount);
-    }
-    spec.mounts = sortByDepth(mounts);
-  }
+  for (let i = 0; i < nodes.length; i++) applyDeviceNode(spec, completeNode(nodes[i]!, stat));
+  if (edits.mounts?.length) applyMounts(spec, edits.mounts);
   const hookEdits = edits.hooks ?? [];
-  for (let i = 0; i < hookEdits.length; i++) {
-    const h = hookEdits[i]!;
-    if (!isHookName(h.hookName)) throw new CdiApplyError(`Cannot apply hook: unknown hook name ${JSON.stringify(h.hookName)}`);
-    const hooks = (spec.hooks ??= {}) as Record<
-      HookName,
-      OciSpec["hooks"] extends infer H ? H extends Record<string, infer A> ? A : never : never
-    >;
-    const list = (hooks[h.hookName as HookName] ??= []) as NonNullable<NonNullable<OciSpec["hooks"]>["prestart"]>;
-    const hook: { path: string; args?: string[]; env?: string[]; timeout?: number } = { path: h.path };
-    if (h.args !== undefined) hook.args = h.args.slice();
-    if (h.env !== undefined) hook.env = h.env.slice();
-    if (h.timeout !== undefined) hook.timeout = h.timeout;
-    list.push(hook);
-  }
+  for (let i = 0; i < hookEdits.length; i++) applyHook(spec, hookEdits[i]!);
   if (edits.intelRdt !== undefined) (spec.linux ??= {}).intelRdt = copyIntelRdt(edits.intelRdt);
   const addGids = edits.additionalGids ?? [];
-  for (let i = 0; i < addGids.length; i++) {
-    const gid = addGids[i]!;
-    if (gid === 0) continue;
-    const user = ((spec.process ??= {}).user ??= {});
-    const gids = (user.additionalGids ??= []);
-    let at = 0;
-    while (at < gids.length && gids[at] !== gid) at++;
-    if (at === gids.length) gids.push(gid);
-  }
+  for (let i = 0; i < addGids.length; i++) applyGid(spec, addGids[i]!);
   const net = edits.netDevices ?? [];
   for (let i = 0; i < net.length; i++) ((spec.linux ??= {}).netDevices ??= {})[net[i]!.hostInterfaceName] = { name: net[i]!.name };
   return spec;
+}
+
+/** Env merged by key: an edit replaces the entry with its key (the last of duplicates), else is appended. */
+function applyEnv(spec: MutableSpec, edits: readonly string[]): void {
+  const process = (spec.process ??= {});
+  const env = (process.env ??= []);
+  const keyOf = (e: string) => (e.includes("=") ? e.slice(0, e.indexOf("=")) : e);
+  for (let i = 0; i < edits.length; i++) {
+    const kv = edits[i]!;
+    const key = keyOf(kv);
+    // The generator indexes existing entries by key, the last of duplicates winning.
+    let at = env.length - 1;
+    while (at >= 0 && keyOf(env[at]!) !== key) at--;
+    if (at >= 0) env[at] = kv;
+    else env.push(kv);
+  }
+}
+
+/**
+ * A completed device node: it replaces the device with its path, takes the process's user
+ * where it names none, and a block or character device gets its cgroup rule ("rwm" by default).
+ */
+function applyDeviceNode(spec: MutableSpec, n: CdiDeviceNode): void {
+  const dev: OciLinuxDevice = { path: n.path, type: n.type!, major: n.major ?? 0, minor: n.minor ?? 0 };
+  if (n.fileMode !== undefined) dev.fileMode = n.fileMode;
+  const user = spec.process?.user;
+  const uid = n.uid ?? ((user?.uid ?? 0) > 0 ? user!.uid : undefined);
+  const gid = n.gid ?? ((user?.gid ?? 0) > 0 ? user!.gid : undefined);
+  if (uid !== undefined) dev.uid = uid;
+  if (gid !== undefined) dev.gid = gid;
+  const linux = (spec.linux ??= {});
+  const devices: OciLinuxDevice[] = [];
+  const old = linux.devices ?? [];
+  for (let j = 0; j < old.length; j++) if (old[j]!.path !== dev.path) devices.push(old[j]!);
+  devices.push(dev);
+  linux.devices = devices;
+  if (dev.type === "b" || dev.type === "c") {
+    const resources = (linux.resources ??= {});
+    (resources.devices ??= []).push({ allow: true, type: dev.type, major: dev.major!, minor: dev.minor!, access: n.permissions || "rwm" });
+  }
+}
+
+/** Mounts replaced by exact destination, then stable-sorted by depth. */
+function applyMounts(spec: MutableSpec, edits: NonNullable<CdiContainerEdits["mounts"]>): void {
+  const mounts = (spec.mounts ??= []);
+  for (let i = 0; i < edits.length; i++) {
+    const m = edits[i]!;
+    let at = 0;
+    while (at < mounts.length && mounts[at]!.destination !== m.containerPath) at++;
+    if (at < mounts.length) mounts.splice(at, 1);
+    // Fields set one by one, not spread: an object spread calls a builtin (compiled on first use).
+    const mount: { destination: string; source: string; type?: string; options?: string[] } = {
+      destination: m.containerPath,
+      source: m.hostPath,
+    };
+    if (m.type !== undefined) mount.type = m.type;
+    if (m.options !== undefined) mount.options = m.options.slice();
+    mounts.push(mount);
+  }
+  spec.mounts = sortByDepth(mounts);
+}
+
+type OciHook = NonNullable<NonNullable<OciSpec["hooks"]>["prestart"]>[number];
+
+/** A hook appended to its phase; an unknown phase is refused. */
+function applyHook(spec: MutableSpec, h: NonNullable<CdiContainerEdits["hooks"]>[number]): void {
+  if (!isHookName(h.hookName)) throw new CdiApplyError(`Cannot apply hook: unknown hook name ${JSON.stringify(h.hookName)}`);
+  const hooks = (spec.hooks ??= {}) as Record<HookName, OciHook[]>;
+  const list = (hooks[h.hookName as HookName] ??= []);
+  const hook: { path: string; args?: string[]; env?: string[]; timeout?: number } = { path: h.path };
+  if (h.args !== undefined) hook.args = h.args.slice();
+  if (h.env !== undefined) hook.env = h.env.slice();
+  if (h.timeout !== undefined) hook.timeout = h.timeout;
+  list.push(hook);
+}
+
+/** An additional gid, once; gid 0 is never added. */
+function applyGid(spec: MutableSpec, gid: number): void {
+  if (gid === 0) return;
+  const user = ((spec.process ??= {}).user ??= {});
+  const gids = (user.additionalGids ??= []);
+  let at = 0;
+  while (at < gids.length && gids[at] !== gid) at++;
+  if (at === gids.length) gids.push(gid);
 }

@@ -13,7 +13,7 @@ import { COMPACT_AFTER, type LeaseJournal } from "../lease/journal.ts";
 import { GpuLogs } from "../lease/logs.ts";
 import { LeaseManager } from "../lease/manager.ts";
 import { ctlLeaseLine, ctlPriorityLine, ctlReleaseLine, leaseRecord, statusLine } from "../lease/records.ts";
-import { type Clock, type Lease, LeaseError, type LeaseRequest } from "../lease/types.ts";
+import { type Clock, type Lease, LeaseError, type LeaseEvent, type LeaseRequest } from "../lease/types.ts";
 import type { GpuInfo } from "../inventory/types.ts";
 import type { Logger } from "../util/log.ts";
 import { LIMITS } from "../contract/limits.ts";
@@ -27,7 +27,7 @@ export class JobError extends Error {
   readonly code: "invalid" | "conflict" | "permission" | "not_found" | "busy";
   readonly problems: readonly JobProblem[];
   constructor(code: JobError["code"], message: string, problems: JobProblem[] = []) {
-    super(message);
+    super(message, problems[0]?.cause !== undefined ? { cause: problems[0].cause } : undefined);
     this.code = code;
     this.problems = problems;
   }
@@ -98,63 +98,67 @@ export class HostState {
       },
       onResult: (job, valid) => this.#writeResult(job, valid.descriptor.outputs[0]),
     });
-    this.leases.on((e) => {
-      const logs = this.logsOf(e.lease.gpu_id);
-      const j = o.journal;
-      switch (e.type) {
-        case "granted":
-          logs.appendCtl(ctlLeaseLine(e.lease));
-          if (!this.#adopting) logs.appendActive(e.lease.id, leaseRecord(e.lease, "ACTIVE"));
-          try {
-            j?.grant(e.lease);
-          } catch (error) {
-            // A lease the next start would not know is not granted: end it and say why (HTTP 507).
-            if (!(error instanceof DiskWriteError)) throw error;
-            this.#unjournaled.add(e.lease.id);
-            this.leases.release(e.lease.id, "not-stored");
-            throw error;
-          }
-          break;
-        case "renewed":
-          j?.renew(e.lease);
-          break;
-        case "amended":
-          logs.appendCtl(ctlLeaseLine(e.lease));
-          if (!this.#adopting) logs.appendActive(e.lease.id, leaseRecord(e.lease, "ACTIVE"));
-          j?.grant(e.lease); // a later grant of the same id replaces the terms when replayed
-          this.jobs.poke();
-          break;
-        case "priority":
-          logs.appendActive(e.lease.id, leaseRecord(e.lease, "ACTIVE"));
-          j?.priority(e.lease);
-          this.jobs.poke();
-          break;
-        case "released":
-          logs.appendCtl(ctlReleaseLine(e.lease.worker_id, e.reason));
-          logs.appendReleased(e.lease.id, leaseRecord(e.lease, "RELEASED"));
-          logs.appendStatus(statusLine(e.lease.worker_id, "LEASE-ENDED", e.reason));
-          this.jobs.endLease(e.lease.id, "LEASE-ENDED");
-          try {
-            if (!this.#unjournaled.delete(e.lease.id)) j?.release(e.lease, e.reason);
-          } catch (error) {
-            // Released here all the same; the next start may restore it until its TTL runs out,
-            // unless a compaction (which retries) lands first.
-            if (!(error instanceof DiskWriteError)) throw error;
-            o.log.warn(`journal: lease ${e.lease.id} released, but the release is not on disk: ${error.message}`);
-          }
-          // The running journal is rewritten with the live leases now and then, so it stays
-          // proportional to them however many leases come and go.
-          try {
-            if (j !== undefined && j.appended >= COMPACT_AFTER + 4 * this.leases.liveCount) j.compact(this.leases.live());
-          } catch (error) {
-            if (!(error instanceof DiskWriteError)) throw error;
-            o.log.warn(`journal: not compacted (retried at the next release): ${error.message}`);
-          }
-          o.log.debug(`lease ${e.lease.id} (${e.lease.worker_id} on ${e.lease.gpu_id}) ended: ${e.reason}`); // counted in the INFO summary
-          break;
-      }
-      o.onChange();
-    });
+    this.leases.on((e) => this.#onLeaseEvent(e));
+  }
+
+  /** A lease event in the GPU's files (ctl, lease, status) and in the journal; then the VM is told. */
+  #onLeaseEvent(e: LeaseEvent): void {
+    const o = this.#o;
+    const logs = this.logsOf(e.lease.gpu_id);
+    const j = o.journal;
+    switch (e.type) {
+      case "granted":
+        logs.appendCtl(ctlLeaseLine(e.lease));
+        if (!this.#adopting) logs.appendActive(e.lease.id, leaseRecord(e.lease, "ACTIVE"));
+        try {
+          j?.grant(e.lease);
+        } catch (error) {
+          // A lease the next start would not know is not granted: end it and say why (HTTP 507).
+          if (!(error instanceof DiskWriteError)) throw error;
+          this.#unjournaled.add(e.lease.id);
+          this.leases.release(e.lease.id, "not-stored");
+          throw error;
+        }
+        break;
+      case "renewed":
+        j?.renew(e.lease);
+        break;
+      case "amended":
+        logs.appendCtl(ctlLeaseLine(e.lease));
+        if (!this.#adopting) logs.appendActive(e.lease.id, leaseRecord(e.lease, "ACTIVE"));
+        j?.grant(e.lease); // a later grant of the same id replaces the terms when replayed
+        this.jobs.poke();
+        break;
+      case "priority":
+        logs.appendActive(e.lease.id, leaseRecord(e.lease, "ACTIVE"));
+        j?.priority(e.lease);
+        this.jobs.poke();
+        break;
+      case "released":
+        logs.appendCtl(ctlReleaseLine(e.lease.worker_id, e.reason));
+        logs.appendReleased(e.lease.id, leaseRecord(e.lease, "RELEASED"));
+        logs.appendStatus(statusLine(e.lease.worker_id, "LEASE-ENDED", e.reason));
+        this.jobs.endLease(e.lease.id, "LEASE-ENDED");
+        try {
+          if (!this.#unjournaled.delete(e.lease.id)) j?.release(e.lease, e.reason);
+        } catch (error) {
+          // Released here all the same; the next start may restore it until its TTL runs out,
+          // unless a compaction (which retries) lands first.
+          if (!(error instanceof DiskWriteError)) throw error;
+          o.log.warn(`journal: lease ${e.lease.id} released, but the release is not on disk: ${error.message}`);
+        }
+        // The running journal is rewritten with the live leases now and then, so it stays
+        // proportional to them however many leases come and go.
+        try {
+          if (j !== undefined && j.appended >= COMPACT_AFTER + 4 * this.leases.liveCount) j.compact(this.leases.live());
+        } catch (error) {
+          if (!(error instanceof DiskWriteError)) throw error;
+          o.log.warn(`journal: not compacted (retried at the next release): ${error.message}`);
+        }
+        o.log.debug(`lease ${e.lease.id} (${e.lease.worker_id} on ${e.lease.gpu_id}) ended: ${e.reason}`); // counted in the INFO summary
+        break;
+    }
+    o.onChange();
   }
 
   /** Adopts the journal's leases; those whose TTL passed while the bridge was down are released. */

@@ -71,6 +71,8 @@ export type JobDescriptor = v.InferOutput<typeof JobDescriptorSchema>;
 export interface JobProblem {
   readonly field: string;
   readonly message: string;
+  /** The system error behind it (a file that could not be resolved or read), when there is one. */
+  readonly cause?: unknown;
 }
 
 /** The device's launch limits (CUDA attributes 1-7); defaults are those of every GPU since Kepler. */
@@ -115,8 +117,15 @@ export function validateJob(raw: unknown, ctx: ValidateContext = {}): ValidateRe
     return { ok: false, problems: parsed.issues.map((issue) => describeIssue(issue, "(descriptor)")) };
   }
   const d = parsed.output;
+  const problems = [...launchProblems(d, ctx.limits ?? DEFAULT_LIMITS), ...pathProblems(d)];
+  if (problems.length > 0) return { ok: false, problems };
+  const expected = d.bytes_hash.slice("sha256:".length).toLowerCase();
+  return d.payload_b64 !== undefined ? withOperands(d, d.payload_b64, expected, ctx) : fromStaged(d, expected, ctx);
+}
+
+/** The block and grid against the device's launch limits. */
+function launchProblems(d: JobDescriptor, limits: LaunchLimits): JobProblem[] {
   const problems: JobProblem[] = [];
-  const limits = ctx.limits ?? DEFAULT_LIMITS;
   d.block.forEach((n, i) => {
     if (n > limits.maxBlock[i]!) {
       problems.push({ field: `block.${i}`, message: `block.${"xyz"[i]} is ${n}, over the device's ${limits.maxBlock[i]}` });
@@ -131,14 +140,21 @@ export function validateJob(raw: unknown, ctx: ValidateContext = {}): ValidateRe
       problems.push({ field: `grid.${i}`, message: `grid.${"xyz"[i]} is ${n}, over the device's ${limits.maxGrid[i]}` });
     }
   });
-  // inputs name staged bundles (/bundles/<path> or relative to --bundle-dir); an absolute
-  // output is the VM's path, kept as given (the API serves the result), a relative one is
-  // where the summary is written under --bundle-dir (src/job/output.ts).
+  return problems;
+}
+
+/**
+ * inputs name staged bundles (/bundles/<path> or relative to --bundle-dir); an absolute output
+ * is the VM's path, kept as given (the API serves the result), a relative one is where the
+ * summary is written under --bundle-dir (src/job/output.ts). Outputs are refused here, not
+ * after the kernel ran: an output the bridge would never write.
+ */
+function pathProblems(d: JobDescriptor): JobProblem[] {
+  const problems: JobProblem[] = [];
   d.inputs.forEach((p, i) => {
     const r = bundleRelative(p);
     if ("error" in r) problems.push({ field: `inputs.${i}`, message: `inputs[${i}] ${r.error}` });
   });
-  // Refused here, not after the kernel ran: an output the bridge would never write.
   d.outputs.forEach((p, i) => {
     if (p.includes("\0")) problems.push({ field: `outputs.${i}`, message: `outputs[${i}] must not contain NUL` });
     else if (p.split(/[\\/]/).includes("..")) {
@@ -147,46 +163,64 @@ export function validateJob(raw: unknown, ctx: ValidateContext = {}): ValidateRe
       problems.push({ field: `outputs.${i}`, message: `outputs[${i}] ${outputPathProblem(p)}` });
     }
   });
-  if (problems.length > 0) return { ok: false, problems };
+  return problems;
+}
 
-  const expected = d.bytes_hash.slice("sha256:".length).toLowerCase();
-  let payload: Uint8Array;
-  if (d.payload_b64 !== undefined) {
-    const bytes = d.payload_b64.length > Math.ceil(MAX_PAYLOAD_BYTES / 3) * 4 + 4 ? null : decodeBase64(d.payload_b64);
-    if (bytes === null) {
-      const tooBig = d.payload_b64.length > Math.ceil(MAX_PAYLOAD_BYTES / 3) * 4 + 4;
-      return fail("payload_b64", tooBig ? `payload_b64 is over the ${MAX_PAYLOAD_BYTES}-byte limit` : "payload_b64 is not valid base64");
-    }
-    if (bytes.length > MAX_PAYLOAD_BYTES) return fail("payload_b64", `payload_b64 is over the ${MAX_PAYLOAD_BYTES}-byte limit`);
-    if (sha256Hex(bytes) !== expected) return fail("bytes_hash", "payload hash mismatch");
-    const ops = decodeOperands(d.kernel, bytes);
-    if ("error" in ops) return fail("payload_b64", ops.error);
-    // The kernel: a staged .ptx bundle when inputs[0] names one that is staged, else the bridge's own.
-    let ptx: Uint8Array | null = null;
-    const first = d.inputs[0];
-    if (first !== undefined && first.endsWith(".ptx") && ctx.bundleDir !== undefined && isStaged(ctx.bundleDir, first)) {
-      const staged = readStaged(ctx.bundleDir, first);
-      if (typeof staged === "string") return fail("inputs.0", staged);
-      ptx = staged;
-    }
-    return { ok: true, job: { descriptor: d, payload: bytes, operands: bytes, ptx } };
-  } else {
-    if (ctx.bundleDir === undefined) {
-      return fail("payload_b64", "payload_b64 is required: no bundle directory is configured for staged inputs");
-    }
-    if (d.inputs.length === 0) return fail("inputs", "inputs must name the staged kernel file when payload_b64 is absent");
-    const staged = readStaged(ctx.bundleDir, d.inputs[0]!);
-    if (typeof staged === "string") return fail("inputs.0", staged);
-    if (sha256Hex(staged) !== expected) return fail("bytes_hash", "payload hash mismatch");
-    payload = staged;
+/**
+ * `payload_b64` carries the operands, which `bytes_hash` covers. The kernel: a staged .ptx
+ * bundle when inputs[0] names one that is staged, else the bridge's own.
+ */
+function withOperands(d: JobDescriptor, b64: string, expected: string, ctx: ValidateContext): ValidateResult {
+  const tooBig = b64.length > Math.ceil(MAX_PAYLOAD_BYTES / 3) * 4 + 4;
+  const bytes = tooBig ? null : decodeBase64(b64);
+  if (bytes === null) {
+    return fail("payload_b64", tooBig ? `payload_b64 is over the ${MAX_PAYLOAD_BYTES}-byte limit` : "payload_b64 is not valid base64");
   }
-  // The seed's form: bytes_hash covers the staged inputs[0]; the operands are the bridge's own.
-  return { ok: true, job: { descriptor: d, payload, operands: null, ptx: d.inputs[0]!.endsWith(".ptx") ? payload : null } };
+  if (bytes.length > MAX_PAYLOAD_BYTES) return fail("payload_b64", `payload_b64 is over the ${MAX_PAYLOAD_BYTES}-byte limit`);
+  const actual = sha256Hex(bytes);
+  if (actual !== expected) return fail("bytes_hash", hashMismatch(expected, actual, "payload_b64"));
+  const ops = decodeOperands(d.kernel, bytes);
+  if ("error" in ops) return fail("payload_b64", ops.error);
+  let ptx: Uint8Array | null = null;
+  const first = d.inputs[0];
+  if (first !== undefined && first.endsWith(".ptx") && ctx.bundleDir !== undefined) {
+    const staged = readStaged(ctx.bundleDir, first, true);
+    if (staged !== null && !(staged instanceof Uint8Array)) return fail("inputs.0", staged.error, staged.cause);
+    ptx = staged;
+  }
+  return { ok: true, job: { descriptor: d, payload: bytes, operands: bytes, ptx } };
 }
 
-function fail(field: string, message: string): ValidateResult {
-  return { ok: false, problems: [{ field, message }] };
+/** The seed's form: bytes_hash covers the staged inputs[0]; the operands are the bridge's own. */
+function fromStaged(d: JobDescriptor, expected: string, ctx: ValidateContext): ValidateResult {
+  if (ctx.bundleDir === undefined) {
+    return fail("payload_b64", "payload_b64 is required: no bundle directory is configured for staged inputs");
+  }
+  if (d.inputs.length === 0) return fail("inputs", "inputs must name the staged kernel file when payload_b64 is absent");
+  const staged = readStaged(ctx.bundleDir, d.inputs[0]!);
+  if (!(staged instanceof Uint8Array)) return fail("inputs.0", staged.error, staged.cause);
+  const actual = sha256Hex(staged);
+  if (actual !== expected) return fail("bytes_hash", hashMismatch(expected, actual, `inputs[0] ${JSON.stringify(d.inputs[0])}`));
+  return { ok: true, job: { descriptor: d, payload: staged, operands: null, ptx: d.inputs[0]!.endsWith(".ptx") ? staged : null } };
 }
+
+function fail(field: string, message: string, cause?: unknown): ValidateResult {
+  return { ok: false, problems: [{ field, message, ...(cause !== undefined && { cause }) }] };
+}
+
+/** The reference's words, then both digests, so a client can tell which bytes it hashed. */
+function hashMismatch(expected: string, actual: string, what: string): string {
+  return `payload hash mismatch: bytes_hash is sha256:${expected}, the ${what} bytes hash to sha256:${actual}`;
+}
+
+/** A path that cannot be used, with the system error behind it; `missing`: nothing is there (ENOENT). */
+export interface PathProblem {
+  readonly error: string;
+  readonly cause?: unknown;
+  readonly missing?: boolean;
+}
+
+const missingPath = (error: unknown) => (error as { code?: unknown }).code === "ENOENT";
 
 /** Why `p` is not an acceptable bundle path (relative, no `..`, no NUL), or null. */
 function pathProblem(p: string): string | null {
@@ -196,26 +230,34 @@ function pathProblem(p: string): string | null {
   return null;
 }
 
-/** Resolves `p` under `bundleDir`, refusing anything (symlinks included) that leads outside. */
-export function resolveInBundle(bundleDir: string, p: string): string | { error: string } {
+/**
+ * Resolves `p` under `bundleDir`, refusing anything (symlinks included) that leads outside. A
+ * path that is not there reads "does not exist"; any other failure (a symlink loop, a folder
+ * that cannot be searched) says so with the system's words and keeps the error as `cause`.
+ */
+export function resolveInBundle(bundleDir: string, p: string): string | PathProblem {
   const problem = pathProblem(p);
   if (problem !== null) return { error: problem };
   let root: string;
   try {
     root = realpathSync(bundleDir);
-  } catch {
-    return { error: `cannot be read: the bundle directory ${bundleDir} does not exist` };
+  } catch (error) {
+    return missingPath(error)
+      ? { error: `cannot be read: the bundle directory ${bundleDir} does not exist`, cause: error }
+      : { error: `cannot be read: the bundle directory ${bundleDir} cannot be resolved: ${(error as Error).message}`, cause: error };
   }
   const full = join(root, p);
   let real: string;
   try {
     real = realpathSync(full);
-  } catch {
-    real = full; // not there yet (an output): its parent decides
+  } catch (error) {
+    if (!missingPath(error)) return unresolvable(p, root, error);
     try {
+      // Not there yet (an output): its parent decides.
       real = join(realpathSync(join(full, "..")), full.slice(full.lastIndexOf(sep) + 1));
-    } catch {
-      return { error: `${JSON.stringify(p)} does not exist under the bundle directory` };
+    } catch (parentError) {
+      if (!missingPath(parentError)) return unresolvable(p, root, parentError);
+      return { error: `${JSON.stringify(p)} does not exist under the bundle directory ${root}`, cause: parentError, missing: true };
     }
   }
   const rel = relative(root, real);
@@ -223,23 +265,27 @@ export function resolveInBundle(bundleDir: string, p: string): string | { error:
   return real;
 }
 
-/** Whether `p` names a file staged under the bundle directory. */
-function isStaged(bundleDir: string, p: string): boolean {
-  const rel = bundleRelative(p);
-  if ("error" in rel) return false;
-  const resolved = resolveInBundle(bundleDir, rel.path);
-  return typeof resolved === "string" && existsSync(resolved);
+function unresolvable(p: string, root: string, error: unknown): PathProblem {
+  return { error: `${JSON.stringify(p)} cannot be resolved under the bundle directory ${root}: ${(error as Error).message}`, cause: error };
 }
 
-function readStaged(bundleDir: string, p: string): Uint8Array | string {
+/**
+ * The staged file `p` names, read whole (up to MAX_PAYLOAD_BYTES). With `optional`, a file that
+ * is not there is null (the bridge's own kernel runs); anything else that keeps it from being
+ * read is a problem either way, never taken for "not staged".
+ */
+function readStaged(bundleDir: string, p: string, optional: true): Uint8Array | PathProblem | null;
+function readStaged(bundleDir: string, p: string): Uint8Array | PathProblem;
+function readStaged(bundleDir: string, p: string, optional = false): Uint8Array | PathProblem | null {
   const rel = bundleRelative(p);
-  if ("error" in rel) return rel.error;
+  if ("error" in rel) return { error: rel.error };
   const resolved = resolveInBundle(bundleDir, rel.path);
-  if (typeof resolved !== "string") return resolved.error;
+  if (typeof resolved !== "string") return optional && resolved.missing === true ? null : resolved;
+  if (optional && !existsSync(resolved)) return null;
   try {
     return readCapped(resolved, MAX_PAYLOAD_BYTES) ??
-      `${JSON.stringify(p)} is ${statSync(resolved).size} bytes, over the ${MAX_PAYLOAD_BYTES}-byte limit`;
-  } catch {
-    return `${JSON.stringify(p)} cannot be read under the bundle directory`;
+      { error: `${JSON.stringify(p)} is ${statSync(resolved).size} bytes, over the ${MAX_PAYLOAD_BYTES}-byte limit` };
+  } catch (error) {
+    return { error: `${JSON.stringify(p)} cannot be read under the bundle directory: ${(error as Error).message}`, cause: error };
   }
 }

@@ -22,8 +22,8 @@ export class VramError extends Error {
   readonly code: VramErrorCode;
   readonly field: string | undefined;
   readonly extra: Record<string, unknown>;
-  constructor(code: VramErrorCode, message: string, field?: string, extra: Record<string, unknown> = {}) {
-    super(message);
+  constructor(code: VramErrorCode, message: string, field?: string, extra: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(message, options);
     this.code = code;
     this.field = field;
     this.extra = extra;

@@ -1,5 +1,5 @@
 /**
- * Sealed model shards in VRAM (issue #16): the entry the daemon calls. It picks the backend
+ * Sealed model shards in VRAM: the entry the daemon calls. It picks the backend
  * (host memory under --mock, else the CUDA driver; without a driver, shards are unavailable and
  * the routes say why), loads the per-bridge key, and hands back the store, what the shard routes
  * need (src/api/vram.ts, through the bridge's façade), the metrics and the job gate. The key
@@ -14,6 +14,7 @@ import type { GpuInfo } from "../contract/info.ts";
 import type { InventoryBackend } from "../inventory/types.ts";
 import type { Lease } from "../lease/types.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
+import { errorText } from "../util/error-text.ts";
 import type { Logger } from "../util/log.ts";
 import { attestation } from "./attest.ts";
 import { VramAudit } from "./audit.ts";
@@ -57,69 +58,137 @@ export interface Vram {
   close(): void;
 }
 
+/**
+ * Starts sealed shards: the keys, the backend (with its tree pool), the audit trail, the store,
+ * and the sweep when sampled gating asks for one. Without a usable backend the store is null and
+ * `unavailable` says why; a step that throws ends what the steps before it started.
+ */
 export async function startVram(o: VramOptions): Promise<Vram> {
   const env = o.env ?? process.env;
   const clock = o.clock ?? systemClock;
-  const now = () => clock.now();
-  const threads = Math.max(0, Math.min(DEFAULTS.vramMaxThreads, Number(env.GPU_BRIDGE_VRAM_THREADS ?? availableParallelism())));
+  const keys = loadKeys(o);
+  const ordinalOf = ordinalLookup(o);
+  const { pool, backend, unavailable } = await openBackend(o, env);
+  let audit: VramAudit | null = null;
+  try {
+    audit = new VramAudit(o.ephemeral ? null : join(o.stateDir, "vram-audit.jsonl"), o.log, () => clock.now());
+    const store = backend === null ? null : new ShardStore({
+      backend,
+      audit,
+      key: keys.seal,
+      workerId: o.workerId,
+      lease: o.lease,
+      ordinalOf,
+      pool: pool!,
+      clock,
+      ...(o.onFailure !== undefined && { onFailure: o.onFailure }),
+      ...(env.GPU_BRIDGE_VRAM_VERIFY === "cpu" || env.GPU_BRIDGE_VRAM_VERIFY === "gpu" ? { verifyPath: env.GPU_BRIDGE_VRAM_VERIFY } : {}),
+      ...(env.GPU_BRIDGE_VRAM_GATE === "sampled" && { gateMode: "sampled" as const }),
+    });
+    const sweep = startSweep(store, env, clock, o.log);
+    if (store !== null) announce(o.log, backend!, pool!);
+    return vramFacade({ o, env, clock, store, unavailable, ordinalOf, attestKey: keys.attest }, () => {
+      sweep?.stop();
+      store?.close();
+      backend?.close();
+      pool?.close();
+      audit!.close();
+    });
+  } catch (error) {
+    backend?.close();
+    pool?.close();
+    audit?.close();
+    throw error;
+  }
+}
+
+/** The seal and attestation keys, derived from the per-bridge secret (in memory only when ephemeral). */
+function loadKeys(o: VramOptions): { seal: Uint8Array; attest: Uint8Array } {
   const secret = o.ephemeral ? new Uint8Array(randomBytes(32)) : loadSealSecret(join(o.stateDir, "vram-seal.key"));
-  const sealKey = deriveKey(secret, SEAL_INFO);
-  const attestKey = deriveKey(secret, ATTEST_INFO);
+  const keys = { seal: deriveKey(secret, SEAL_INFO), attest: deriveKey(secret, ATTEST_INFO) };
   secret.fill(0);
-  const mock = o.inventory.name === "mock";
-  const ordinalOf = mock
-    ? (id: string) => {
-      const i = o.gpus().findIndex((g) => g.id === id);
-      return i < 0 ? undefined : i;
-    }
-    : (id: string) => o.inventory.cudaOrdinal?.(id);
+  return keys;
+}
+
+/** A GPU's CUDA ordinal: under --mock its index in the inventory, else what the driver says. */
+function ordinalLookup(o: VramOptions): (gpuId: string) => number | undefined {
+  if (o.inventory.name !== "mock") return (id) => o.inventory.cudaOrdinal?.(id);
+  return (id) => {
+    const i = o.gpus().findIndex((g) => g.id === id);
+    return i < 0 ? undefined : i;
+  };
+}
+
+/**
+ * Host memory under --mock, else the CUDA driver with the tree kernels. A backend that cannot
+ * start leaves shards unavailable (the first line of its error says why); the pool stays for
+ * nothing then, and is closed.
+ */
+async function openBackend(
+  o: VramOptions,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<{ pool: TreePool | null; backend: VramBackend | null; unavailable?: string }> {
+  const threads = Math.max(0, Math.min(DEFAULTS.vramMaxThreads, Number(env.GPU_BRIDGE_VRAM_THREADS ?? availableParallelism())));
   let pool: TreePool | null = null;
-  let backend: VramBackend | null = null;
-  let unavailable: string | undefined;
   try {
     pool = TreePool.create(threads);
-    if (mock) {
-      backend = new HostMemoryVram((ordinal) => (o.gpus()[ordinal]?.memory_mb ?? 0) * 1048576, pool);
-    } else {
-      const [{ CudaVram }, { CudaVramBackend }, { cudaCandidates, loadFfiAdapter }, { TREE_PTX }] = await Promise.all([
-        import("../../ffi/cuda-vram.ts"),
-        import("./cuda-backend.ts"),
-        import("../../ffi/loader.ts"),
-        import("./ptx/generated/tree-ptx.ts"),
-      ]);
-      backend = new CudaVramBackend(CudaVram.open(await loadFfiAdapter(), cudaCandidates(env), TREE_PTX), pool);
+    if (o.inventory.name === "mock") {
+      return { pool, backend: new HostMemoryVram((ordinal) => (o.gpus()[ordinal]?.memory_mb ?? 0) * 1048576, pool) };
     }
+    const [{ CudaVram }, { CudaVramBackend }, { cudaCandidates, loadFfiAdapter }, { TREE_PTX }] = await Promise.all([
+      import("../../ffi/cuda-vram.ts"),
+      import("./cuda-backend.ts"),
+      import("../../ffi/loader.ts"),
+      import("./ptx/generated/tree-ptx.ts"),
+    ]);
+    return { pool, backend: new CudaVramBackend(CudaVram.open(await loadFfiAdapter(), cudaCandidates(env), TREE_PTX), pool) };
   } catch (error) {
-    unavailable = (error as Error).message.split("\n")[0];
-    o.log.warn(`sealed shards are unavailable: ${unavailable}`);
+    pool?.close();
+    const unavailable = (error as Error).message.split("\n")[0]!;
+    o.log.warn(`sealed shards are unavailable: ${errorText(error)}`);
+    return { pool: null, backend: null, unavailable };
   }
-  const audit = new VramAudit(o.ephemeral ? null : join(o.stateDir, "vram-audit.jsonl"), o.log, now);
-  const store = backend === null ? null : new ShardStore({
-    backend,
-    audit,
-    key: sealKey,
-    workerId: o.workerId,
-    lease: o.lease,
-    ordinalOf,
-    pool: pool!,
-    now,
-    ...(o.onFailure !== undefined && { onFailure: o.onFailure }),
-    ...(env.GPU_BRIDGE_VRAM_VERIFY === "cpu" || env.GPU_BRIDGE_VRAM_VERIFY === "gpu" ? { verifyPath: env.GPU_BRIDGE_VRAM_VERIFY } : {}),
-    ...(env.GPU_BRIDGE_VRAM_GATE === "sampled" && { gateMode: "sampled" as const }),
-  });
-  // Sampled gating checks a few leaves per job; the sweep verifies one whole shard per interval.
+}
+
+/** Sampled gating checks a few leaves per job; the sweep verifies one whole shard per interval. */
+function startSweep(
+  store: ShardStore | null,
+  env: Readonly<Record<string, string | undefined>>,
+  clock: Clock,
+  log: Logger,
+): ShardSweep | null {
   const sweepMs = Number(env.GPU_BRIDGE_VRAM_SWEEP_MS ?? (env.GPU_BRIDGE_VRAM_GATE === "sampled" ? DEFAULTS.vramSampledSweepMs : 0));
-  const sweep = store !== null && sweepMs > 0 ? new ShardSweep(store, clock, sweepMs) : null;
-  sweep?.start();
-  if (store !== null) {
-    void pool!.liveWorkers().then((n) =>
-      o.log.info(
-        `sealed shards: ${backend!.note}; the CPU tree path runs on ${
-          n > 0 ? `${n} worker thread(s)` : "the main thread (no worker thread loaded)"
-        }`,
-      )
-    );
-  }
+  if (store === null || !(sweepMs > 0)) return null;
+  const sweep = new ShardSweep(store, clock, sweepMs, log);
+  sweep.start();
+  return sweep;
+}
+
+/** One INFO line once the pool's workers have loaded (or failed to): where the CPU tree path runs. */
+function announce(log: Logger, backend: VramBackend, pool: TreePool): void {
+  void pool.liveWorkers().then((n) =>
+    log.info(
+      `sealed shards: ${backend.note}; the CPU tree path runs on ${
+        n > 0 ? `${n} worker thread(s)` : "the main thread (no worker thread loaded)"
+      }`,
+    )
+  );
+}
+
+/** What `vramFacade` builds the bridge's view from. */
+interface FacadeInputs {
+  readonly o: VramOptions;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly clock: Clock;
+  readonly store: ShardStore | null;
+  readonly unavailable: string | undefined;
+  readonly ordinalOf: (gpuId: string) => number | undefined;
+  readonly attestKey: Uint8Array;
+}
+
+/** The bridge's view of sealed shards; the attestation key stays in this closure. */
+function vramFacade(f: FacadeInputs, close: () => void): Vram {
+  const { o, store, unavailable, ordinalOf } = f;
   const vramGpus = () =>
     o.gpus().flatMap((g) => {
       const ordinal = ordinalOf(g.id);
@@ -129,20 +198,14 @@ export async function startVram(o: VramOptions): Promise<Vram> {
     store,
     ...(unavailable !== undefined && { unavailable }),
     ordinalOf,
-    modelDir: env.GPU_BRIDGE_MODEL_DIR ?? join(o.stateDir, DEFAULTS.vramModelDir),
+    modelDir: f.env.GPU_BRIDGE_MODEL_DIR ?? join(o.stateDir, DEFAULTS.vramModelDir),
     attest: (shard) => {
       if (store === null) throw new VramError("unavailable", `Cannot attest ${shard.shard_id}: ${unavailable ?? "no VRAM backend"}`);
-      return attestation(shard, store.backend, attestKey, now());
+      return attestation(shard, store.backend, f.attestKey, f.clock.now());
     },
     metrics: () => (store === null ? "" : renderVramMetrics(store, vramGpus())),
     gate: (leaseId) => (store === null || store.list(leaseId).length === 0 ? null : store.gate(leaseId)),
     releaseLease: (leaseId, reason) => void store?.releaseLease(leaseId, reason),
-    close() {
-      sweep?.stop();
-      store?.close();
-      backend?.close();
-      pool?.close();
-      audit.close();
-    },
+    close,
   };
 }

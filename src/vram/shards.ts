@@ -7,6 +7,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Lease } from "../lease/types.ts";
+import { type Clock, systemClock } from "../util/clock.ts";
 import type { AuditEvent, VramAudit } from "./audit.ts";
 import { VramAllocError, type VramBackend, type VramBuffer } from "./backend.ts";
 import { hmac, sameMac, sealMessage } from "./seal-key.ts";
@@ -34,6 +35,9 @@ export interface Shard {
   /** When the allocation's pointer attributes were checked, and what they said. */
   readonly evidence: { checked_at: number; pointer: Record<string, unknown> | null };
 }
+
+/** What the copy into VRAM hashed: the flat SHA-256, the tree digest and the leaf hashes. */
+type Copied = Awaited<ReturnType<typeof copyIn>>;
 
 interface Held {
   readonly shard: Shard;
@@ -85,7 +89,8 @@ export interface ShardStoreOptions {
   /** The gate before each job: `full` (default) or `sampled` (k random leaves). */
   readonly gateMode?: "full" | "sampled";
   readonly sampleLeaves?: number;
-  readonly now?: () => number;
+  /** Seal and verification stamps, and the policy check's time (default: the system clock). */
+  readonly clock?: Clock;
   readonly random?: (n: number) => number;
   /** Worker threads for the host-side leaf hashes while sealing (without: on this thread). */
   readonly pool?: TreePool;
@@ -139,176 +144,227 @@ export class ShardStore {
     }
   }
 
+  /**
+   * The steps of a seal: an identical shard the lease holds is returned without allocating; else
+   * the room is checked and reserved, the VRAM allocated and checked against the VRAM-only
+   * policy, the bytes copied in and hashed, the copy's tree digest recomputed from VRAM, and the
+   * shard signed and kept. Whatever fails, the reservation is returned and the VRAM freed.
+   */
   async #seal(leaseId: string, source: ShardSource, opts: SealOptions): Promise<{ shard: Shard; created: boolean }> {
     const lease = this.#liveLease(leaseId);
     const ordinal = this.#ordinal(lease.gpu_id);
     checkOptions(opts);
     const expected = opts.expected_digest?.toLowerCase();
-    if (expected !== undefined) {
-      const same = this.#twin(lease.id, expected);
-      if (same !== undefined) return { shard: same, created: false };
-    } else if (source.digest !== undefined && this.list(lease.id).some((s) => s.vram_bytes === source.length)) {
-      // A file as long as a shard the lease holds: read it once more rather than allocate twice.
-      const same = this.#twin(lease.id, await source.digest());
-      if (same !== undefined) return { shard: same, created: false };
+    const same = await this.#heldAlready(lease, source, expected);
+    if (same !== undefined) return { shard: same, created: false };
+    const needed = source.length;
+    const available = this.#checkRoom(lease, ordinal, needed, opts.shard_id);
+    this.#reserve(lease.id, ordinal, needed);
+    let buf: VramBuffer | null = null;
+    try {
+      buf = this.#allocate(lease, ordinal, needed, available);
+      const evidence = this.#checkPolicy(buf, ordinal, lease);
+      const copied = await this.#copyIn(buf, source, lease, expected);
+      const twin = this.#twin(lease.id, copied.digest);
+      if (twin !== undefined) {
+        this.#free(buf, null, "duplicate of " + twin.shard_id);
+        buf = null;
+        return { shard: twin, created: false };
+      }
+      await this.#checkCopy(buf, needed, copied.tree, opts.shard_id);
+      const shard = this.#keep(lease, ordinal, buf, needed, copied, evidence, opts);
+      buf = null;
+      return { shard, created: true };
+    } catch (error) {
+      throw this.#sealFailure(error);
+    } finally {
+      this.#reserve(lease.id, ordinal, -needed);
+      if (buf !== null) this.#free(buf, null, "seal abandoned");
     }
-    if (opts.shard_id !== undefined && this.#held.has(opts.shard_id)) {
+  }
+
+  /** A sealed shard of `lease` with these bytes, found before anything is allocated. */
+  async #heldAlready(lease: Lease, source: ShardSource, expected: string | undefined): Promise<Shard | undefined> {
+    if (expected !== undefined) return this.#twin(lease.id, expected);
+    // A file as long as a shard the lease holds: read it once more rather than allocate twice.
+    if (source.digest !== undefined && this.list(lease.id).some((s) => s.vram_bytes === source.length)) {
+      return this.#twin(lease.id, await source.digest());
+    }
+    return undefined;
+  }
+
+  /** The bytes available to the seal, once the id is free and `needed` fits the lease and the driver's free memory. */
+  #checkRoom(lease: Lease, ordinal: number, needed: number, shardId: string | undefined): number {
+    if (shardId !== undefined && this.#held.has(shardId)) {
       throw new VramError(
         "conflict",
-        `Cannot seal shard ${JSON.stringify(opts.shard_id)}: a shard with that id exists; delete it first or pick another id`,
+        `Cannot seal shard ${JSON.stringify(shardId)}: a shard with that id exists; delete it first or pick another id`,
         "shard_id",
       );
     }
-    const needed = source.length;
     if (!Number.isSafeInteger(needed) || needed < 1) {
       throw new VramError("invalid", `Cannot seal ${needed} bytes: a shard holds at least one byte`, "length");
     }
     const room = this.leaseRoom(lease);
     const driver = this.#o.backend.memInfo(ordinal);
     const available = Math.min(room, driver.free);
-    if (needed > available) {
+    if (needed <= available) return available;
+    this.#count("seal", "refused");
+    this.#audit("VramAllocationFailed", {
+      requested_bytes: needed,
+      available_bytes: available,
+      gpu_device: ordinal,
+      lease_id: lease.id,
+      reason: "insufficient",
+    });
+    throw new VramError(
+      "insufficient",
+      `Cannot seal: needed ${needed} bytes, available ${available} bytes on ${lease.gpu_id} (lease ${lease.id} has ${room} of its ${
+        lease.mem_mb * 1048576
+      } bytes unsealed; the driver reports ${driver.free} bytes free)`,
+      "length",
+      { needed_bytes: needed, available_bytes: available },
+    );
+  }
+
+  /** `needed` bytes of VRAM on `ordinal`, audited either way; a refusal says what the driver has free. */
+  #allocate(lease: Lease, ordinal: number, needed: number, available: number): VramBuffer {
+    let buf: VramBuffer;
+    try {
+      buf = this.#o.backend.alloc(ordinal, needed);
+    } catch (error) {
       this.#count("seal", "refused");
       this.#audit("VramAllocationFailed", {
         requested_bytes: needed,
         available_bytes: available,
         gpu_device: ordinal,
         lease_id: lease.id,
-        reason: "insufficient",
+        reason: (error as Error).message,
       });
+      if (error instanceof VramAllocError && error.outOfMemory) {
+        const free = this.#o.backend.memInfo(ordinal).free;
+        throw new VramError(
+          "insufficient",
+          `Cannot seal: needed ${needed} bytes, available ${free} bytes: the driver refused the allocation (${error.message})`,
+          "length",
+          { needed_bytes: needed, available_bytes: free },
+          { cause: error },
+        );
+      }
+      throw new VramError("cuda", `Cannot allocate ${needed} bytes on ${lease.gpu_id}: ${(error as Error).message}`, undefined, undefined, {
+        cause: error,
+      });
+    }
+    this.#audit("VramAllocated", {
+      requested_bytes: needed,
+      allocated_bytes: needed,
+      available_bytes: this.#o.backend.memInfo(ordinal).free,
+      used_bytes: this.usedBytes(ordinal).sealed + needed,
+      gpu_device: ordinal,
+      worker_id: this.#o.workerId,
+      lease_id: lease.id,
+    });
+    return buf;
+  }
+
+  /** Copies the bytes into `buf`, hashing them on the way (flat SHA-256 and tree); the flat digest must be `expected`. */
+  async #copyIn(buf: VramBuffer, source: ShardSource, lease: Lease, expected: string | undefined): Promise<Copied> {
+    const copied = await copyIn(this.#o.backend, buf, source, lease, this.#o.pool);
+    if (expected !== undefined && copied.digest !== expected) {
       throw new VramError(
-        "insufficient",
-        `Cannot seal: needed ${needed} bytes, available ${available} bytes on ${lease.gpu_id} (lease ${lease.id} has ${room} of its ${
-          lease.mem_mb * 1048576
-        } bytes unsealed; the driver reports ${driver.free} bytes free)`,
-        "length",
-        { needed_bytes: needed, available_bytes: available },
+        "mismatch",
+        `Cannot seal: the bytes' SHA-256 is ${copied.digest}, not the expected_digest ${expected}`,
+        "expected_digest",
+        { expected_digest: expected, actual_digest: copied.digest },
       );
     }
-    this.#reserve(lease.id, ordinal, needed);
-    let buf: VramBuffer | null = null;
-    try {
-      try {
-        buf = this.#o.backend.alloc(ordinal, needed);
-      } catch (error) {
-        this.#count("seal", "refused");
-        this.#audit("VramAllocationFailed", {
-          requested_bytes: needed,
-          available_bytes: available,
-          gpu_device: ordinal,
-          lease_id: lease.id,
-          reason: (error as Error).message,
-        });
-        if (error instanceof VramAllocError && error.outOfMemory) {
-          throw new VramError(
-            "insufficient",
-            `Cannot seal: needed ${needed} bytes, available ${
-              this.#o.backend.memInfo(ordinal).free
-            } bytes: the driver refused the allocation (${error.message})`,
-            "length",
-            {
-              needed_bytes: needed,
-              available_bytes: this.#o.backend.memInfo(ordinal).free,
-            },
-          );
-        }
-        throw new VramError("cuda", `Cannot allocate ${needed} bytes on ${lease.gpu_id}: ${(error as Error).message}`);
-      }
-      const after = this.#o.backend.memInfo(ordinal);
-      this.#audit("VramAllocated", {
-        requested_bytes: needed,
-        allocated_bytes: needed,
-        available_bytes: after.free,
-        used_bytes: this.usedBytes(ordinal).sealed + needed,
-        gpu_device: ordinal,
-        worker_id: this.#o.workerId,
-        lease_id: lease.id,
-      });
-      const evidence = this.#checkPolicy(buf, ordinal, lease);
-      const { digest, tree, leaves } = await copyIn(this.#o.backend, buf, source, lease, this.#o.pool);
-      if (expected !== undefined && digest !== expected) {
-        throw new VramError(
-          "mismatch",
-          `Cannot seal: the bytes' SHA-256 is ${digest}, not the expected_digest ${expected}`,
-          "expected_digest",
-          { expected_digest: expected, actual_digest: digest },
-        );
-      }
-      const twin = this.#twin(lease.id, digest);
-      if (twin !== undefined) {
-        this.#free(buf, null, "duplicate of " + twin.shard_id);
-        buf = null;
-        return { shard: twin, created: false };
-      }
-      const fromVram = hex((await this.#o.backend.treeDigest(buf, needed, this.#path())).digest);
-      if (fromVram !== tree) {
-        this.#count("seal", "failed");
-        this.#audit("SealVerificationFailed", {
-          shard_id: opts.shard_id ?? null,
-          reason: "the copy in VRAM differs from the bytes received",
-          expected_digest: tree,
-          actual_digest: fromVram,
-          severity: "CRITICAL",
-        });
-        throw new VramError(
-          "cuda",
-          "Cannot seal: the copy in VRAM differs from the bytes received (tree digest mismatch); nothing was sealed",
-        );
-      }
-      const now = this.#now();
-      const shard: Shard = {
-        shard_id: opts.shard_id ?? `shard-${hex(randomBytes(16))}`,
-        lease_id: lease.id,
-        gpu_id: lease.gpu_id,
-        gpu_device: ordinal,
-        vram_bytes: needed,
-        digest,
-        tree_digest: tree,
-        sealed_at: Math.floor(now / 1000) * 1000,
-        ...(opts.shard_index !== undefined && { shard_index: opts.shard_index }),
-        ...(opts.total_shards !== undefined && { total_shards: opts.total_shards }),
-        state: "SEALED",
-        failure: null,
-        verified_at: now,
-        verifications: 0,
-        evidence,
-      };
-      if (lease.state !== "ACTIVE") {
-        throw new VramError("permission", `Cannot seal: lease ${lease.id} ended while the shard was being sealed`);
-      }
-      if (this.#held.has(shard.shard_id)) {
-        throw new VramError(
-          "conflict",
-          `Cannot seal shard ${JSON.stringify(shard.shard_id)}: a shard with that id was sealed meanwhile`,
-          "shard_id",
-        );
-      }
-      this.#held.set(shard.shard_id, { shard, buf, signature: hmac(this.#o.key, sealMessage(fields(shard))), leaves });
-      buf = null;
-      this.#count("seal", "ok");
-      this.#audit("VramSealed", {
-        shard_id: shard.shard_id,
-        gpu_device: ordinal,
-        vram_bytes: needed,
-        digest,
-        tree_digest: tree,
-        tree_algorithm: TREE_ALG,
-        worker_id: this.#o.workerId,
-        lease_id: lease.id,
-      });
-      return { shard, created: true };
-    } catch (error) {
-      if (!(error instanceof VramError)) {
-        // A driver call that failed mid-seal (a copy, the tree kernels): its message names the call and the CUresult.
-        this.#count("seal", "failed");
-        if ((error as Error).name === "CudaExecError") throw new VramError("cuda", `Cannot seal: ${(error as Error).message}`);
-        throw error;
-      }
-      if (error.code !== "insufficient" && error.code !== "cuda") this.#count("seal", "refused");
-      throw error;
-    } finally {
-      this.#reserve(lease.id, ordinal, -needed);
-      if (buf !== null) this.#free(buf, null, "seal abandoned");
+    return copied;
+  }
+
+  /** The tree digest recomputed from VRAM must be the one of the bytes received: else nothing is sealed. */
+  async #checkCopy(buf: VramBuffer, bytes: number, tree: string, shardId: string | undefined): Promise<void> {
+    const fromVram = hex((await this.#o.backend.treeDigest(buf, bytes, this.#path())).digest);
+    if (fromVram === tree) return;
+    this.#count("seal", "failed");
+    this.#audit("SealVerificationFailed", {
+      shard_id: shardId ?? null,
+      reason: "the copy in VRAM differs from the bytes received",
+      expected_digest: tree,
+      actual_digest: fromVram,
+      severity: "CRITICAL",
+    });
+    throw new VramError(
+      "cuda",
+      `Cannot seal: the copy in VRAM differs from the bytes received (tree digest ${fromVram} from VRAM, ${tree} received); nothing was sealed`,
+    );
+  }
+
+  /** Signs and keeps the shard, unless its lease ended or its id was taken while the bytes streamed in. */
+  #keep(
+    lease: Lease,
+    ordinal: number,
+    buf: VramBuffer,
+    bytes: number,
+    copied: Copied,
+    evidence: Shard["evidence"],
+    opts: SealOptions,
+  ): Shard {
+    const now = this.#now();
+    const shard: Shard = {
+      shard_id: opts.shard_id ?? `shard-${hex(randomBytes(16))}`,
+      lease_id: lease.id,
+      gpu_id: lease.gpu_id,
+      gpu_device: ordinal,
+      vram_bytes: bytes,
+      digest: copied.digest,
+      tree_digest: copied.tree,
+      sealed_at: Math.floor(now / 1000) * 1000,
+      ...(opts.shard_index !== undefined && { shard_index: opts.shard_index }),
+      ...(opts.total_shards !== undefined && { total_shards: opts.total_shards }),
+      state: "SEALED",
+      failure: null,
+      verified_at: now,
+      verifications: 0,
+      evidence,
+    };
+    if (lease.state !== "ACTIVE") {
+      throw new VramError("permission", `Cannot seal: lease ${lease.id} ended while the shard was being sealed`);
     }
+    if (this.#held.has(shard.shard_id)) {
+      throw new VramError(
+        "conflict",
+        `Cannot seal shard ${JSON.stringify(shard.shard_id)}: a shard with that id was sealed meanwhile`,
+        "shard_id",
+      );
+    }
+    const signature = hmac(this.#o.key, sealMessage(fields(shard)));
+    this.#held.set(shard.shard_id, { shard, buf, signature, leaves: copied.leaves });
+    this.#count("seal", "ok");
+    this.#audit("VramSealed", {
+      shard_id: shard.shard_id,
+      gpu_device: ordinal,
+      vram_bytes: shard.vram_bytes,
+      digest: shard.digest,
+      tree_digest: shard.tree_digest,
+      tree_algorithm: TREE_ALG,
+      worker_id: this.#o.workerId,
+      lease_id: lease.id,
+    });
+    return shard;
+  }
+
+  /** Counts a failed seal and gives the error to throw: a driver call's failure becomes a VramError naming it. */
+  #sealFailure(error: unknown): unknown {
+    if (!(error instanceof VramError)) {
+      // A driver call that failed mid-seal (a copy, the tree kernels): its message names the call and the CUresult.
+      this.#count("seal", "failed");
+      if ((error as Error).name === "CudaExecError") {
+        return new VramError("cuda", `Cannot seal: ${(error as Error).message}`, undefined, undefined, { cause: error });
+      }
+      return error;
+    }
+    if (error.code !== "insufficient" && error.code !== "cuda") this.#count("seal", "refused");
+    return error;
   }
 
   /**
@@ -340,27 +396,18 @@ export class ShardStore {
           return this.#fail(h, mode, "the tree digest recomputed from VRAM differs from the sealed one", s.tree_digest, actual, t0);
         }
       } else {
-        const leaves = h.leaves.length / 32;
-        const picks = new Set<number>([leaves - 1]);
-        const random = this.#o.random ?? ((n: number) => Math.floor(Math.random() * n));
-        while (picks.size < Math.min(k, leaves)) picks.add(random(leaves));
-        const buf = new Uint8Array(LEAF_BYTES);
-        for (const i of picks) {
-          const n = Math.min(LEAF_BYTES, s.vram_bytes - i * LEAF_BYTES);
-          this.#o.backend.read(h.buf, i * LEAF_BYTES, buf.subarray(0, n));
-          const actual = leafHash(buf.subarray(0, n));
-          if (!sameMac(actual, h.leaves.subarray(i * 32, i * 32 + 32))) {
-            return this.#fail(
-              h,
-              mode,
-              `leaf ${i} read back from VRAM differs from the sealed one`,
-              hex(h.leaves.subarray(i * 32, i * 32 + 32)),
-              hex(actual),
-              t0,
-            );
-          }
-          checked++;
+        const mismatch = this.#sampleLeaves(h, k);
+        if (typeof mismatch !== "number") {
+          return this.#fail(
+            h,
+            mode,
+            `leaf ${mismatch.leaf} read back from VRAM differs from the sealed one`,
+            mismatch.sealed,
+            mismatch.actual,
+            t0,
+          );
         }
+        checked = mismatch;
         path = "cpu";
       }
     } catch (error) {
@@ -385,6 +432,29 @@ export class ShardStore {
       signature_ms: round(signatureMs),
       total_ms: round(total),
     };
+  }
+
+  /**
+   * Rehashes `k` random leaves (always the last, which may be short) read back from VRAM:
+   * the number checked, or the first leaf that differs from its sealed hash.
+   */
+  #sampleLeaves(h: Held, k: number): number | { leaf: number; sealed: string; actual: string } {
+    const s = h.shard;
+    const leaves = h.leaves.length / 32;
+    const picks = new Set<number>([leaves - 1]);
+    const random = this.#o.random ?? ((n: number) => Math.floor(Math.random() * n));
+    while (picks.size < Math.min(k, leaves)) picks.add(random(leaves));
+    const buf = new Uint8Array(LEAF_BYTES);
+    let checked = 0;
+    for (const i of picks) {
+      const n = Math.min(LEAF_BYTES, s.vram_bytes - i * LEAF_BYTES);
+      this.#o.backend.read(h.buf, i * LEAF_BYTES, buf.subarray(0, n));
+      const actual = leafHash(buf.subarray(0, n));
+      const sealed = h.leaves.subarray(i * 32, i * 32 + 32);
+      if (!sameMac(actual, sealed)) return { leaf: i, sealed: hex(sealed), actual: hex(actual) };
+      checked++;
+    }
+    return checked;
   }
 
   /**
@@ -490,12 +560,7 @@ export class ShardStore {
       });
       return;
     }
-    let remaining: number | null = null;
-    try {
-      remaining = this.#o.backend.memInfo(buf.ordinal).free;
-    } catch {
-      // the figure is informative; the free itself succeeded
-    }
+    const remaining = this.#freeBytes(buf.ordinal); // the free itself succeeded
     this.#audit("VramDeallocated", {
       shard_id: shard?.shard_id ?? null,
       freed_bytes: buf.bytes,
@@ -503,6 +568,15 @@ export class ShardStore {
       gpu_device: buf.ordinal,
       reason,
     });
+  }
+
+  /** What the driver reports free on `ordinal`; null when it cannot say (the figure is informative). */
+  #freeBytes(ordinal: number): number | null {
+    try {
+      return this.#o.backend.memInfo(ordinal).free;
+    } catch {
+      return null;
+    }
   }
 
   #twin(leaseId: string, digest: string): Shard | undefined {
@@ -548,7 +622,7 @@ export class ShardStore {
   }
 
   #now(): number {
-    return (this.#o.now ?? Date.now)();
+    return (this.#o.clock ?? systemClock).now();
   }
 }
 

@@ -4,25 +4,30 @@
  * within (shards × interval). Runs on an injected Clock; one verification at a time.
  */
 import type { Clock } from "../util/clock.ts";
-import type { ShardStore } from "./shards.ts";
+import { errorText } from "../util/error-text.ts";
+import type { Logger } from "../util/log.ts";
+import { type ShardStore, VramError } from "./shards.ts";
 
 export class ShardSweep {
   readonly #store: ShardStore;
   readonly #clock: Clock;
   readonly #intervalMs: number;
+  readonly #log: Logger;
   #timer: unknown = null;
   #next = 0;
   #stopped = false;
-  /** Full verifications the sweep ran, and how many failed. */
-  readonly stats = { runs: 0, failures: 0 };
+  /** Full verifications the sweep ran, how many failed, and how many could not run (logged). */
+  readonly stats = { runs: 0, failures: 0, errors: 0 };
 
-  constructor(store: ShardStore, clock: Clock, intervalMs: number) {
+  /** `log` is told of a verification that failed to run (a driver fault, a bug), with its cause. */
+  constructor(store: ShardStore, clock: Clock, intervalMs: number, log: Logger) {
     if (!Number.isFinite(intervalMs) || intervalMs < 1) {
       throw new RangeError(`The sweep interval must be a positive number of ms, got ${intervalMs}`);
     }
     this.#store = store;
     this.#clock = clock;
     this.#intervalMs = intervalMs;
+    this.#log = log;
   }
 
   start(): void {
@@ -45,8 +50,12 @@ export class ShardSweep {
       const r = await this.#store.verify(shard.shard_id, "full");
       this.stats.runs++;
       if (!r.ok) this.stats.failures++;
-    } catch {
-      // released between the listing and the verification: nothing to check
+    } catch (error) {
+      // Released between the listing and the verification: nothing to check. Anything else is
+      // a sweep that did not happen, which must not pass unnoticed.
+      if (error instanceof VramError && error.code === "not_found") return shard.shard_id;
+      this.stats.errors++;
+      this.#log.error(`The VRAM sweep could not verify shard ${shard.shard_id}: ${errorText(error)}`);
     }
     return shard.shard_id;
   }

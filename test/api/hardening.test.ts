@@ -47,7 +47,7 @@ const takeLease = async () => {
   return ((await res.json()) as { id: string }).id;
 };
 
-describe("F9: a release reason cannot forge lines", () => {
+describe("a release reason cannot forge lines", () => {
   for (
     const reason of ["done%0ALEASE%20evil%20mem=1%20streams=1%20priority=1", "x%1B%5B31m", "a%00b", "%E2%80%AEevil", "%20", "x".repeat(129)]
   ) {
@@ -80,7 +80,7 @@ describe("F9: a release reason cannot forge lines", () => {
   });
 });
 
-describe("DNS rebinding: the Host header (Low)", () => {
+describe("DNS rebinding: a request for another Host is refused", () => {
   test("a request whose Host is some other name is refused; loopback names and the listen address are served", async () => {
     build({ allowedHosts: allowedHosts("127.0.0.1") });
     const get = (h: string) => app.request("http://x/v1/gpus", { headers: { host: h } });
@@ -94,7 +94,7 @@ describe("DNS rebinding: the Host header (Low)", () => {
   });
 });
 
-describe("duplicate JSON keys in API bodies (Low)", () => {
+describe("duplicate JSON keys in API bodies are refused", () => {
   test("a lease body naming mem_mb twice is refused (400), not resolved to the last", async () => {
     const res = await post(
       "/v1/leases",

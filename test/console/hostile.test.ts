@@ -9,7 +9,7 @@ import { makeSnapshot } from "../../src/contract/snapshot.ts";
 import { memoryLogger, until } from "../helpers.ts";
 import { scriptedConsole } from "./scripted-conn.ts";
 
-describe("F2: a console that never ends a CAT reply", () => {
+describe("a console that never ends a CAT reply cannot hold a session", () => {
   test("the session gives up once the reply passes its bound, long before the deadline", async () => {
     const line = "x".repeat(1000);
     const fake = scriptedConsole((l, _c, push) => {
@@ -28,7 +28,7 @@ describe("F2: a console that never ends a CAT reply", () => {
   });
 });
 
-describe("F12: a refused handshake ends the connection", () => {
+describe("a refused handshake ends the connection", () => {
   for (const refused of ["AUTH", "ATTACH"]) {
     test(`after ERR ${refused} on a link the console keeps open, nothing is published on it and the next try is a new connection`, async () => {
       const fake = scriptedConsole((l, conn, push) => {

@@ -29,7 +29,7 @@ const make = (
   ...o,
 }));
 
-describe("F5: PRIORITY cannot grow a full lease log past the VM's cap", () => {
+describe("PRIORITY cannot grow a full lease log past the VM's cap", () => {
   test("a full lease log, then PRIORITY 255: the lease log stays within 1 KiB", () => {
     const h = make();
     h.control("GPU-0", "LEASE w0 mem=1 streams=1 priority=1");
@@ -102,7 +102,7 @@ const seedDescriptor = (id: string, ptx: Uint8Array, o: Record<string, unknown> 
   ...o,
 });
 
-describe("F8: a lease's mem_mb holds across its concurrent jobs", () => {
+describe("a lease's mem_mb holds across its concurrent jobs", () => {
   test("eight 100 MiB jobs on a 256 MiB lease with 8 streams: at most two run at once, each within what is left", async () => {
     const gate = new Gate();
     const { dir, ptx } = stagedVadd();
@@ -121,7 +121,7 @@ describe("F8: a lease's mem_mb holds across its concurrent jobs", () => {
   });
 });
 
-describe("F7: the job queue is bounded and queued jobs hold no payload they do not need", () => {
+describe("the job queue is bounded and queued jobs hold no payload they do not need", () => {
   test("on the CPU runner a queued job holds its operands but no kernel bytes, and a GPU's queue stops at 256 jobs (busy)", () => {
     const gate = new Gate();
     const { dir } = stagedVadd();

@@ -65,7 +65,7 @@ describe("the run-kernel child's result is validated", () => {
   });
 });
 
-describe("a job whose output cannot be written (Low)", () => {
+describe("a job whose output cannot be written", () => {
   test("ends ERR OUTPUT_FAILED instead of OK", async () => {
     const dir = tempDir("gbh-out-");
     try {

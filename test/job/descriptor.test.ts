@@ -38,7 +38,13 @@ describe("validateJob()", () => {
     [{ bytes_hash: "md5:abc" }, "bytes_hash", "bytes_hash must use sha256:<hex> format"],
     [{ bytes_hash: "sha256:abc" }, "bytes_hash", "bytes_hash must contain 64 hex characters"],
     [{ payload_b64: "not base64!" }, "payload_b64", "payload_b64 is not valid base64"],
-    [{ payload_b64: Buffer.from("other").toString("base64") }, "bytes_hash", "payload hash mismatch"],
+    [
+      { payload_b64: Buffer.from("other").toString("base64") },
+      "bytes_hash",
+      `payload hash mismatch: bytes_hash is sha256:${sha256Hex(operands)}, the payload_b64 bytes hash to sha256:${
+        sha256Hex(Buffer.from("other"))
+      }`,
+    ],
     [{ job: "has space" }, "job", "job must be 1-64 characters of A-Z a-z 0-9 . _ -"],
     [{ job: "j".repeat(65) }, "job", "job must be 1-64 characters of A-Z a-z 0-9 . _ -"],
     [{ kernel: "conv" }, "kernel", "kernel must be vadd or matmul"],
@@ -123,7 +129,9 @@ describe("validateJob()", () => {
       writeFileSync(join(bundle.path, "kernels", "other.ptx"), "x");
       expect(problems(staged("kernels/other.ptx"), { bundleDir: bundle.path })[0]).toEqual({
         field: "bytes_hash",
-        message: "payload hash mismatch",
+        message: `payload hash mismatch: bytes_hash is sha256:${sha256Hex(ptx)}, the inputs[0] "kernels/other.ptx" bytes hash to sha256:${
+          sha256Hex(Buffer.from("x"))
+        }`,
       });
     });
 

@@ -1,5 +1,5 @@
 /**
- * F4: a running job's `run-kernel` child dies with the bridge, however the bridge dies. The
+ * A running job's `run-kernel` child dies with the bridge, however the bridge dies. The
  * child runs a CPU matmul that takes many seconds; the bridge is SIGKILLed mid-job.
  */
 import { afterEach, expect, test } from "bun:test";

@@ -40,7 +40,7 @@ function start(lines: string[], clock = new FakeClock(NOW)) {
   return { host, lines: m.lines, path, journal, clock };
 }
 
-describe("F10: a journal of the wrong shape", () => {
+describe("a journal of the wrong shape is skipped line by line, never trusted", () => {
   test("valid JSON that is no journal entry is skipped with a line number, and start-up goes on", () => {
     const { host, lines } = start(["null", '{"op":"grant"}', "42", '{"op":"renew","id":"a"}', grant(lease("good"))]);
     expect(() => host.restore()).not.toThrow();
@@ -73,7 +73,7 @@ describe("F10: a journal of the wrong shape", () => {
   });
 });
 
-describe("F11: deadlines past 2^31-1 ms and a clock far behind", () => {
+describe("lease deadlines hold past 2^31-1 ms and with a clock far behind", () => {
   class RecordingClock extends FakeClock {
     delays: number[] = [];
     override setTimer = (ms: number, fire: () => void): unknown => {
@@ -116,7 +116,7 @@ describe("F11: deadlines past 2^31-1 ms and a clock far behind", () => {
   });
 });
 
-describe("the running journal stays bounded (Low)", () => {
+describe("the running journal stays bounded", () => {
   test("1,200 grant/release cycles leave a journal proportional to the live leases", () => {
     const { host, path } = start([]);
     host.restore();
@@ -129,7 +129,7 @@ describe("the running journal stays bounded (Low)", () => {
   });
 });
 
-describe("F6: a FIFO in the state directory", () => {
+describe("a FIFO in the state directory never blocks start-up", () => {
   test("as the lease journal: start-up goes on without leases, saying why, instead of blocking", () => {
     const path = join(dir.path, "leases.jsonl");
     expect(spawnSync("mkfifo", [path]).status).toBe(0);

@@ -23,7 +23,7 @@ const model = (id: string, dir = tmp.path) => {
 };
 const SECRET = "Zq7vK2mP9xR4tW8yB3nL6hJ1";
 
-describe("F14: a symlinked active file", () => {
+describe("a symlinked active file is refused, and its target never logged", () => {
   test("is refused with the manifests' lstat check: its target's first line never reaches a warning", () => {
     model("m1");
     writeFileSync(join(tmp.path, "api-token"), SECRET + "\n");
@@ -45,7 +45,7 @@ describe("F14: a symlinked active file", () => {
   });
 });
 
-describe("F6: a FIFO at <registry>/active", () => {
+describe("a FIFO at <registry>/active is refused without blocking", () => {
   test("is refused without opening it (the load returns at once)", () => {
     model("m1");
     expect(spawnSync("mkfifo", [join(tmp.path, "active")]).status).toBe(0);
@@ -55,7 +55,7 @@ describe("F6: a FIFO at <registry>/active", () => {
   });
 });
 
-describe("F13: a registry caught half-written never replaces a good catalog", () => {
+describe("a registry caught half-written never replaces a good catalog", () => {
   test("available/ renamed away and back, and active written before its model: no flap to the built-in catalog", () => {
     model("m1");
     model("m2");
@@ -91,7 +91,7 @@ describe("F13: a registry caught half-written never replaces a good catalog", ()
   });
 });
 
-describe("F9: our log shows a peer's text as one line", () => {
+describe("our log shows a peer's text as one line", () => {
   test("newline, ESC, NUL and bidi overrides are escaped", () => {
     const lines: string[] = [];
     const log = createLogger({ level: "debug", write: (l) => lines.push(l) });
@@ -105,7 +105,7 @@ describe("F9: our log shows a peer's text as one line", () => {
   });
 });
 
-describe("models import: ids that do not read as they are (Low)", () => {
+describe("models import: ids that do not read as they are are refused", () => {
   for (
     const [what, id] of [["a right-to-left override", "lora-\u202Eevil"], ["a zero-width space", "lora\u200bv2"], [
       "a C1 control",
@@ -124,7 +124,7 @@ describe("models import: ids that do not read as they are (Low)", () => {
   }
 });
 
-describe("a large registry's fallback poll (Low)", () => {
+describe("a large registry's fallback poll stays cheap", () => {
   test("is spaced to 50 times the cost of one load, so polling takes at most ~2% of a core", () => {
     expect(nextPollMs(1000, 2)).toBe(1000); // a small registry: every second
     expect(nextPollMs(1000, 120)).toBe(6000); // 5,000 models at ~120 ms a load

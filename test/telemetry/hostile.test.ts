@@ -16,7 +16,7 @@ const refused = (f: () => unknown, text: string) => {
   expect((err as Error).message).toContain(text);
 };
 
-describe("memory a telemetry body may cost (Low)", () => {
+describe("what a telemetry body may cost in memory is bounded", () => {
   test("a 1 MiB CBOR array of empty maps is refused before it is decoded", () => {
     const body = new Uint8Array(1 << 20).fill(0xa0);
     body.set([0x9a, 0x00, 0x0f, 0xff, 0xfb], 0); // array of 1,048,571 items
@@ -44,7 +44,7 @@ describe("memory a telemetry body may cost (Low)", () => {
   });
 });
 
-describe("duplicate JSON keys are refused, never resolved to the last (Low)", () => {
+describe("duplicate JSON keys are refused, never resolved to the last", () => {
   test("in a JSON telemetry body, in NDJSON, and nested", () => {
     const dup = '{"schema_version":"gpu-telemetry/v1","token_count":1,"token_count":2}';
     refused(() => parseTelemetryBody("application/json", new TextEncoder().encode(dup)), 'duplicate key "token_count"');
@@ -58,7 +58,7 @@ describe("duplicate JSON keys are refused, never resolved to the last (Low)", ()
   });
 });
 
-describe("telemetry values (Low)", () => {
+describe("telemetry values a record cannot hold are refused", () => {
   const rejects = (extra: Record<string, unknown>, field: string) => {
     const r = acceptRecord(record(1, extra), { model_id: "m" });
     expect(r.ok).toBe(false);

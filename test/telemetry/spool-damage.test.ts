@@ -22,7 +22,7 @@ const accepted = (i: number) => {
 const tokens = (s: Spool) => [...s.records()].map((r) => (r as TelemetryRecord).token_count - 100);
 const segPath = () => join(dir.path, readdirSync(dir.path).find((f) => f.endsWith(".spool"))!);
 
-describe("F3: a flipped byte mid-segment is damage, not a torn tail", () => {
+describe("a flipped byte mid-segment is damage, not a torn tail", () => {
   test("the damaged frame is skipped and counted, every record after it is kept, and the file is not cut", () => {
     const { spool } = open();
     spool.append(Array.from({ length: 200 }, (_, i) => accepted(i)));
@@ -57,7 +57,7 @@ describe("F3: a flipped byte mid-segment is damage, not a torn tail", () => {
   });
 });
 
-describe("progress.json and odd files in the spool (Low)", () => {
+describe("progress.json and odd files in the spool lose no record", () => {
   const damaged = [
     ["null", "null"],
     ["a wrong shape", '{"seg":"x"}'],
@@ -87,7 +87,7 @@ describe("progress.json and odd files in the spool (Low)", () => {
     expect(tokens(spool)).toEqual([7]);
   });
 
-  test("F6: a FIFO as a segment does not block start-up", () => {
+  test("a FIFO as a segment does not block start-up", () => {
     expect(spawnSync("mkfifo", [join(dir.path, "seg-00000001.spool")]).status).toBe(0);
     const { spool, lines } = open();
     expect(lines.join("")).toContain("not a regular file");
@@ -96,7 +96,7 @@ describe("progress.json and odd files in the spool (Low)", () => {
   });
 });
 
-describe("export while a running bridge removes segments (Low)", () => {
+describe("export while a running bridge removes segments", () => {
   test("a read-only spool passes over a segment deleted after it was opened", () => {
     const m = memoryLogger();
     const writer = Spool.open({ dir: dir.path, log: m.log, sync: false, segmentBytes: 200 });

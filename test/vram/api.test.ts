@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseCommand } from "../../src/cli/options.ts";
 import { type Bridge, createBridge } from "../../src/app/bridge.ts";
@@ -218,6 +218,80 @@ describe("the shard API (--mock)", () => {
       headers: { "content-type": "application/octet-stream" },
     });
     expect(res.status).toBe(401);
+  });
+});
+
+describe("every shard route names a bad field", () => {
+  test("an unknown query parameter or body field reads unknown field, a bad value names its field and the value", async () => {
+    const l = await lease("fields");
+    await seal(l.id, pattern(100), "?shard_id=fields-0");
+    const octet = (query: string) => seal(l.id, pattern(10), query);
+    const json = (body: unknown, query = "") => call("POST", `/v1/leases/${l.id}/shards${query}`, JSON.stringify(body), "application/json");
+    const cases: [string, () => Promise<{ status: number; body: Record<string, any> }>, string, string][] = [
+      ["seal (bytes), unknown", () => octet("?shardid=x"), "shardid", 'unknown field "shardid"'],
+      [
+        "seal (bytes), wrong type",
+        () => octet("?shard_index=one&total_shards=2"),
+        "shard_index",
+        'shard_index must be a non-negative integer, got "one"',
+      ],
+      ["seal (file), unknown", () => json({ file: "m/w.bin", shardid: "x" }), "shardid", 'unknown field "shardid"'],
+      [
+        "seal (file), wrong type",
+        () => json({ file: "m/w.bin", shard_index: "0", total_shards: 1 }),
+        "shard_index",
+        "shard_index must be an integer",
+      ],
+      ["seal (file), unknown query", () => json({ file: "m/w.bin" }, "?shard_id=x"), "shard_id", 'unknown field "shard_id"'],
+      ["list, unknown", () => call("GET", "/v1/shards?lease=x"), "lease", 'unknown field "lease"'],
+      ["list, repeated", () => call("GET", "/v1/shards?lease_id=a&lease_id=b"), "lease_id", "lease_id is given more than once"],
+      ["one shard, unknown", () => call("GET", "/v1/shards/fields-0?verbose=1"), "verbose", 'unknown field "verbose"'],
+      ["verify, unknown", () => call("POST", "/v1/shards/fields-0/verify?sample=3"), "sample", 'unknown field "sample"'],
+      [
+        "verify, wrong mode",
+        () => call("POST", "/v1/shards/fields-0/verify?mode=fast"),
+        "mode",
+        'mode must be full or sampled, got "fast"',
+      ],
+      [
+        "verify, wrong k",
+        () => call("POST", "/v1/shards/fields-0/verify?mode=sampled&k=0"),
+        "k",
+        'k must be an integer from 1 to 999999, got "0"',
+      ],
+      ["verify, wrong path", () => call("POST", "/v1/shards/fields-0/verify?path=tpu"), "path", 'path must be gpu or cpu, got "tpu"'],
+      ["attestation, unknown", () => call("GET", "/v1/shards/fields-0/attestation?fresh=1"), "fresh", 'unknown field "fresh"'],
+      ["capacity, unknown", () => call("GET", "/v1/gpus/GPU-0/vram?unit=mb"), "unit", 'unknown field "unit"'],
+      ["plan, unknown", () => call("GET", "/v1/vram/plan?bytes=1&gpu=GPU-0"), "gpu", 'unknown field "gpu"'],
+      ["plan, wrong type", () => call("GET", "/v1/vram/plan?bytes=1k"), "bytes", 'bytes must be a positive integer, got "1k"'],
+      ["plan, missing", () => call("GET", "/v1/vram/plan"), "bytes", 'bytes must be a positive integer, got ""'],
+      ["release, unknown", () => call("DELETE", "/v1/shards/fields-0?why=done"), "why", 'unknown field "why"'],
+    ];
+    for (const [what, send, field, message] of cases) {
+      const r = await send();
+      expect({ what, status: r.status, field: r.body.error?.field, message: r.body.error?.message }).toEqual({
+        what,
+        status: 422,
+        field,
+        message,
+      });
+    }
+    expect((await call("GET", `/v1/shards?lease_id=${l.id}`)).body.map((x: { shard_id: string }) => x.shard_id)).toEqual(["fields-0"]);
+    await call("DELETE", `/v1/leases/${l.id}`);
+  });
+
+  test("a file in a symlink loop is refused as such (ELOOP), a missing one as not found", async () => {
+    const l = await lease("loop");
+    symlinkSync("loop-b", join(tmp.path, "models", "loop-a"));
+    symlinkSync("loop-a", join(tmp.path, "models", "loop-b"));
+    const loop = await call("POST", `/v1/leases/${l.id}/shards`, JSON.stringify({ file: "loop-a" }), "application/json");
+    expect(loop).toMatchObject({ status: 422, body: { error: { field: "file" } } });
+    expect(loop.body.error.message).toContain('Cannot seal "loop-a": it cannot be resolved in the model folder');
+    expect(loop.body.error.message).toContain("ELOOP");
+    const missing = await call("POST", `/v1/leases/${l.id}/shards`, JSON.stringify({ file: "none.bin" }), "application/json");
+    expect(missing).toMatchObject({ status: 404, body: { error: { field: "file" } } });
+    expect(missing.body.error.message).toContain('Cannot seal "none.bin": no such file in the model folder');
+    await call("DELETE", `/v1/leases/${l.id}`);
   });
 });
 

@@ -4,7 +4,7 @@ import type { Lease } from "../../src/lease/types.ts";
 import { VramAudit } from "../../src/vram/audit.ts";
 import { HostMemoryVram } from "../../src/vram/host-backend.ts";
 import { deriveKey } from "../../src/vram/seal-key.ts";
-import { ShardStore } from "../../src/vram/shards.ts";
+import { ShardStore, VramError } from "../../src/vram/shards.ts";
 import { ShardSweep } from "../../src/vram/sweep.ts";
 import { TreePool } from "../../src/vram/tree-pool.ts";
 import { FakeClock, memoryLogger, until } from "../helpers.ts";
@@ -40,7 +40,7 @@ test("ShardSweep verifies one shard per interval in turn, and finds a change sam
   store.corrupt("b", 70_000, 0x55); // leaf 1 of 4: sampling leaf 0 and the last misses it
   expect(await store.verify("b", "sampled", 2)).toMatchObject({ ok: true, leaves_checked: 2 });
   const clock = new FakeClock();
-  const sweep = new ShardSweep(store, clock, 1000);
+  const sweep = new ShardSweep(store, clock, 1000, memoryLogger().log);
   sweep.start();
   clock.advance(999);
   expect(sweep.stats.runs).toBe(0);
@@ -53,4 +53,24 @@ test("ShardSweep verifies one shard per interval in turn, and finds a change sam
   expect(store.get("b")!.state).toBe("FAILED");
   sweep.stop();
   expect(clock.pending).toBe(0);
+});
+
+test("ShardSweep: a shard released meanwhile is skipped quietly; a verification that throws otherwise is logged with its cause", async () => {
+  const shard = { shard_id: "s", state: "SEALED" };
+  let thrown: unknown = new VramError("not_found", 'Unknown shard "s"', "id");
+  const store = {
+    list: () => [shard],
+    verify: () => Promise.reject(thrown),
+  } as unknown as ShardStore;
+  const { log, lines } = memoryLogger();
+  const sweep = new ShardSweep(store, new FakeClock(), 1000, log);
+  expect(await sweep.tick()).toBe("s");
+  expect(sweep.stats).toEqual({ runs: 0, failures: 0, errors: 0 });
+  expect(lines).toEqual([]);
+  thrown = new Error("cuModuleGetFunction failed", { cause: new Error("CUDA_ERROR_NOT_FOUND") });
+  expect(await sweep.tick()).toBe("s");
+  expect(sweep.stats).toEqual({ runs: 0, failures: 0, errors: 1 });
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toContain("ERROR");
+  expect(lines[0]).toContain("could not verify shard s: cuModuleGetFunction failed (cause: CUDA_ERROR_NOT_FOUND)");
 });

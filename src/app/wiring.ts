@@ -1,0 +1,311 @@
+/**
+ * The steps of `createBridge` (bridge.ts), one part each. Every step that starts something
+ * registers how to end it on the wiring's `Teardown`, so a later step's failure, and the
+ * bridge's `stop()`, end exactly what was started, newest first.
+ */
+import { hostname } from "node:os";
+import { join } from "node:path";
+import type { ApiModels, BridgeFacade } from "../api/facade.ts";
+import type { CdiKeeper } from "../cdi/keeper.ts";
+import { DEFAULTS } from "../cli/defaults.ts";
+import type { BridgeOptions } from "../cli/options.ts";
+import { Publisher } from "../console/publisher.ts";
+import { toSafeId } from "../contract/ids.ts";
+import type { GpuInfo } from "../contract/info.ts";
+import type { ModelCatalog } from "../contract/models.ts";
+import { makeSnapshot } from "../contract/snapshot.ts";
+import { type HostOptions, HostState } from "../host/state.ts";
+import { ProcessRunner } from "../job/runner.ts";
+import { LeaseJournal } from "../lease/journal.ts";
+import { statusLine } from "../lease/records.ts";
+import { writeActive } from "../models/active.ts";
+import { builtinCatalog } from "../models/catalog.ts";
+import { RegistryWatch } from "../models/watch.ts";
+import { TelemetryForwarder } from "../telemetry/forward.ts";
+import { Spool } from "../telemetry/spool.ts";
+import type { Clock } from "../util/clock.ts";
+import { errorText } from "../util/error-text.ts";
+import type { Logger } from "../util/log.ts";
+import type { Teardown } from "../util/teardown.ts";
+import { applyVmHistory, applyVmLines } from "../vm/apply.ts";
+import { AppliedLines } from "../vm/applied.ts";
+import { loadMirrorOrSetAside, MirrorStore } from "../vm/store.ts";
+import { bothSidecars, VmSync } from "../vm/sync.ts";
+import type { Vram } from "../vram/mod.ts";
+import { ActivitySummary } from "./activity.ts";
+import type { BridgePorts, BridgeTuning } from "./bridge.ts";
+
+type BridgeTelemetry = NonNullable<BridgeFacade["telemetry"]>;
+
+/** What the wiring steps share: the inputs, the parts started so far, and how to end them. */
+export interface Wiring {
+  readonly options: BridgeOptions;
+  readonly ports: BridgePorts;
+  readonly tuning: BridgeTuning;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly teardown: Teardown;
+  /** The VM mirror and the applied-lines ledger are kept on disk (publishing with a journal). */
+  readonly persistVm: boolean;
+  /** The inventory as last read. */
+  gpus: readonly GpuInfo[];
+  /** Set by the last step when publishing; until then a change has no one to tell. */
+  publisher: Publisher | null;
+  /** Tells the publisher that what the VM sees changed. */
+  readonly changed: () => void;
+}
+
+/** `--runner auto`: the CPU runner on the mock inventory, CUDA on real GPUs. */
+export function runnerKind(w: Wiring): "cpu" | "cuda" {
+  const runner = w.options.runner;
+  return runner === "auto" ? (w.ports.backend.name === "mock" ? "cpu" : "cuda") : runner;
+}
+
+/** The model registry under --registry, watched for edits; null: the built-in catalog. */
+export function watchRegistry(w: Wiring): RegistryWatch | null {
+  if (w.options.registry === undefined) return null;
+  const registry = new RegistryWatch({
+    dir: w.options.registry,
+    log: w.log.child("registry"),
+    onChange: w.changed,
+    pollMs: w.tuning.registryPollMs,
+  });
+  w.teardown.add("the registry watch", () => registry.close());
+  return registry;
+}
+
+/** The leases and jobs, their journal under the state folder (unless tuning.noJournal). */
+export function startHost(w: Wiring, gate: HostOptions["gate"]): HostState {
+  const { options, ports, tuning } = w;
+  const backend = ports.backend;
+  const host = new HostState({
+    gpus: () => w.gpus,
+    runner: new ProcessRunner(ports.runtime),
+    runnerKind: runnerKind(w),
+    log: w.log.child("host"),
+    onChange: w.changed,
+    maxStreamsPerGpu: options.maxStreamsPerGpu,
+    retention: { resultBytes: options.jobResultsBytes, resultAgeMs: options.jobResultsAgeMs },
+    ...(options.bundleDir !== undefined && { bundleDir: options.bundleDir }),
+    ...(tuning.clock !== undefined && { clock: tuning.clock }),
+    ...(!tuning.noJournal && { journal: new LeaseJournal(join(options.stateDir, "leases.jsonl")) }),
+    ...(backend.cudaOrdinal !== undefined && { deviceOf: (id: string) => backend.cudaOrdinal!(id) }),
+    // Before each job of a lease that holds sealed shards, the shards are verified.
+    gate,
+  });
+  w.teardown.add("the leases and jobs", () => host.close());
+  return host;
+}
+
+/** Sealed VRAM shards on the leases' GPUs; a lease's end frees its shards. */
+export async function startLeaseVram(w: Wiring, host: HostState): Promise<Vram> {
+  const vram = await (await import("../vram/mod.ts")).startVram({
+    stateDir: w.options.stateDir,
+    ephemeral: w.tuning.noJournal === true,
+    inventory: w.ports.backend,
+    gpus: () => w.gpus,
+    lease: (id) => host.leases.get(id),
+    workerId: w.options.deviceId ?? hostname(),
+    log: w.log.child("vram"),
+    clock: w.clock,
+    onFailure: (shard) => {
+      host.logsOf(shard.gpu_id).appendStatus(statusLine(shard.shard_id, "ERR", "SEAL-VERIFICATION-FAILED"));
+      w.changed();
+    },
+  });
+  w.teardown.add("the sealed VRAM shards", () => vram.close());
+  host.leases.on((e) => e.type === "released" && vram.releaseLease(e.lease.id, e.reason));
+  return vram;
+}
+
+/** The VM's side of `/gpu` when publishing, and whether a stored mirror was loaded. */
+export interface VmParts {
+  readonly sync: VmSync;
+  readonly stored: boolean;
+}
+
+/**
+ * Publishing keeps the VM's node files true both ways (src/vm): the bridge's new lines go as
+ * appends, the VM's own lines are read back, kept and acted on. The mirror of who wrote what
+ * is kept in the state directory, so a restart neither repeats nor forgets a VM line.
+ */
+export function startVmSync(w: Wiring, host: HostState): VmParts | null {
+  const { options, tuning, log } = w;
+  if (!options.publish) return null;
+  const mirrorPath = join(options.stateDir, "vm-mirror.json");
+  const stored = w.persistVm ? loadMirrorOrSetAside(mirrorPath, log.child("vm")) : null;
+  const store = w.persistVm
+    ? new MirrorStore({ path: mirrorPath, clock: w.clock, log: log.child("vm"), saveMs: tuning.mirrorSaveMs ?? DEFAULTS.mirrorSaveMs })
+    : null;
+  if (store !== null) w.teardown.add("the VM mirror's store", () => store.close());
+  // Which VM lines were acted on, by identity, written ahead: none is acted on twice (src/vm/applied.ts).
+  const applied = AppliedLines.open(w.persistVm ? join(options.stateDir, "vm-applied.log") : null);
+  w.teardown.add("the applied VM lines' ledger", () => applied.close());
+  const sync = new VmSync({
+    ...(stored !== null && { mirror: stored }),
+    ...(store !== null && { persist: store }),
+    ...(tuning.minSnapshotMs !== undefined && { minSnapshotMs: tuning.minSnapshotMs }),
+    log: log.child("vm"),
+    readbackMs: options.readbackMs,
+    ...(tuning.clock !== undefined && { clock: tuning.clock }),
+    onVmLines: (gpuId, file, lines, place) => applyVmLines(host, log.child("vm"), gpuId, file, lines, { place, ledger: applied }),
+    onVmHistory: (gpuId, file, lines) => applyVmHistory(host, log.child("vm"), gpuId, file, lines),
+    pinned: (gpuId, file, text) => file === "lease" && host.isLiveActiveLine(gpuId, text),
+    requestPublish: () => w.publisher?.notifyChange(),
+    onLanded: () => applied.clear(),
+  });
+  w.teardown.add("the VM sync", () => sync.close());
+  store?.attach(sync.mirror, stored !== null);
+  return { sync, stored: stored !== null };
+}
+
+/**
+ * Adopts the journal's leases. Their lines reach the VM unless a stored mirror holds them
+ * already (it is saved at most every mirrorSaveMs, so it may lack the newest); from then on
+ * every line the bridge logs goes to the VM as an append.
+ */
+export function restoreLeases(w: Wiring, host: HostState, vm: VmParts | null): void {
+  if (vm === null) return host.restore();
+  const mirror = vm.sync.mirror;
+  const sink = (gpuId: string, file: "ctl" | "lease" | "status", text: string) => {
+    mirror.own(gpuId, file, text);
+    w.publisher?.notifyWork(); // an append needs no debounce: it goes at once
+  };
+  host.onLogLine = vm.stored ? (gpuId, file, text) => mirror.ownOnce(gpuId, file, text) : sink;
+  host.restore();
+  host.onLogLine = sink;
+}
+
+/** The CDI keeper under --cdi-dir (the spec is written before this resolves); null without it. */
+export async function startCdi(w: Wiring, host: HostState): Promise<CdiKeeper | null> {
+  const o = w.options;
+  if (o.cdiDir === undefined) return null;
+  const cdi = await (await import("./cdi.ts")).startBridgeCdi(
+    { cdiDir: o.cdiDir, cdiRoot: o.cdiRoot, backend: o.backend, sysRoot: o.sysRoot },
+    host.leases,
+    w.log.child("cdi"),
+    w.clock,
+    w.tuning.cdiRefreshMs,
+  );
+  w.teardown.add("the CDI keeper", () => cdi.stop());
+  return cdi;
+}
+
+/** The telemetry spool under the state folder, and its forwarder to the Queen when publishing. */
+export function openTelemetry(w: Wiring): BridgeTelemetry {
+  const { options, tuning, log } = w;
+  const deviceId = options.deviceId ?? toSafeId(hostname(), "host");
+  const spool = Spool.open({
+    dir: join(options.stateDir, "telemetry"),
+    log: log.child("telemetry"),
+    capBytes: options.spoolMaxBytes,
+    ...(tuning.clock !== undefined && { clock: tuning.clock }),
+  });
+  w.teardown.add("the telemetry spool", () => spool.close());
+  const forwarder = options.publish
+    ? new TelemetryForwarder({
+      spool,
+      deviceId,
+      log: log.child("telemetry"),
+      queenSegmentBytes: options.queenSegmentBytes,
+      ...(tuning.clock !== undefined && { clock: tuning.clock }),
+    })
+    : null;
+  return { spool, forwarder, deviceId, spooled: () => w.publisher?.notifyWork() };
+}
+
+/** The catalog (the registry's, else the built-in one) and, with a registry, setting its active model. */
+export function apiModels(w: Wiring, registry: RegistryWatch | null): ApiModels {
+  const catalog = (): ModelCatalog => registry?.catalog ?? builtinCatalog();
+  if (registry === null) return { catalog };
+  return {
+    catalog,
+    setActive: (modelId: string) => {
+      writeActive(w.options.registry!, modelId);
+      registry.reload();
+      w.log.info(`active model set to ${modelId} through the API`);
+    },
+  };
+}
+
+/** Publishes to the VM's console; the forwarder's stall watch follows the connection. */
+export function startPublisher(
+  w: Wiring,
+  facade: BridgeFacade,
+  vm: VmSync | null,
+  telemetry: BridgeTelemetry,
+  refresh: () => Promise<void>,
+): void {
+  const { options, tuning } = w;
+  const publisher = new Publisher({
+    connect: w.ports.runtime.connect,
+    target: { host: options.tcpHost, port: options.tcpPort, token: options.authToken, ticket: options.ticket },
+    // The one place the hardware is re-read: before each publish decision. The VM sync
+    // compacts where due and records what the snapshot carries, to commit it once it lands.
+    snapshot: async () => {
+      await refresh();
+      vm?.prepare(w.gpus.map((g) => g.id));
+      const ns = facade.namespace();
+      const snap = makeSnapshot(ns);
+      vm?.built(ns, snap);
+      return snap;
+    },
+    log: w.log.child("publish"),
+    intervalMs: options.intervalMs ?? DEFAULTS.serveIntervalMs,
+    ackTimeoutMs: options.ackTimeoutMs,
+    window: options.window,
+    ...(tuning.refreshMs !== undefined && { refreshMs: tuning.refreshMs }),
+    ...(tuning.pingIdleMs !== undefined && { pingIdleMs: tuning.pingIdleMs }),
+    ...(tuning.backoff !== undefined && { backoff: tuning.backoff }),
+    ...(vm !== null && { sidecar: bothSidecars(vm, telemetry.forwarder), vm }),
+    ...(tuning.clock !== undefined && { clock: tuning.clock }),
+  });
+  w.publisher = publisher;
+  void publisher.start();
+  w.teardown.add("the publisher", () => publisher.stop());
+  const stopWatch = telemetry.forwarder?.watch(() => publisher.stats.state === "connected");
+  if (stopWatch !== undefined) w.teardown.add("the telemetry stall watch", stopWatch);
+}
+
+/**
+ * Not publishing: the inventory is still re-read every interval, so the API's GPU list and the
+ * leases checked against it follow GPUs that are lost or come back.
+ */
+export function keepInventoryFresh(w: Wiring, refresh: () => Promise<void>): void {
+  const intervalMs = w.options.intervalMs ?? DEFAULTS.serveIntervalMs;
+  let timer: unknown;
+  let stopped = false;
+  const tick = () => {
+    if (stopped) return;
+    timer = w.clock.setTimer(
+      intervalMs,
+      () => void refresh().catch((e) => w.log.warn(`Cannot re-read the inventory: ${errorText(e)}`)).finally(tick),
+    );
+  };
+  tick();
+  w.teardown.add("the inventory refresh", () => {
+    stopped = true;
+    w.clock.clearTimer(timer);
+  });
+}
+
+/** Per-publish, per-append and per-lease lines are DEBUG; INFO gets one line a period. */
+export function startActivitySummary(w: Wiring, host: HostState, vm: VmSync | null): void {
+  let leasesEnded = 0;
+  host.leases.on((e) => void (e.type === "released" && leasesEnded++));
+  const activity = new ActivitySummary({
+    clock: w.clock,
+    log: w.log.child("activity"),
+    periodMs: w.tuning.activitySummaryMs ?? DEFAULTS.activitySummaryMs,
+    read: () => ({
+      publishes: w.publisher?.stats.publishes ?? 0,
+      publishedBytes: w.publisher?.stats.publishedBytes ?? 0,
+      appends: vm?.stats.appends ?? 0,
+      readbacks: vm?.stats.readbacks ?? 0,
+      compactions: vm?.stats.compactions ?? 0,
+      vmLines: vm?.stats.vmLines ?? 0,
+      leasesEnded,
+    }),
+  });
+  w.teardown.add("the activity summary", () => activity.stop());
+}
