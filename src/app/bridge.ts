@@ -10,7 +10,7 @@ import { prepareStateDir, stateDirError } from "../util/state-dir.ts";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { ApiCdi, ApiModels, BridgeFacade } from "../api/facade.ts";
-import { DEFAULTS } from "../cli/defaults.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import type { BridgeOptions } from "../cli/options.ts";
 import { Publisher } from "../console/publisher.ts";
 import { toSafeId } from "../contract/ids.ts";

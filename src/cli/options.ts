@@ -3,7 +3,7 @@
  * environment in, a typed command out. Each command's flags are one typed table (flags.ts);
  * every default comes from defaults.ts, and the help text (usage.ts) is generated from both.
  */
-import { type Approval, type Backend, type ConsoleRole, DEFAULTS, type LogLevel, type RunnerKind } from "./defaults.ts";
+import { type Approval, type Backend, type ConsoleRole, DEFAULTS, type LogLevel, type RunnerKind } from "../config/defaults.ts";
 import { type CdiCommand, parseCdiCommand } from "./cdi.ts";
 import { type FlagValues, parseFlags, UsageError } from "./flags.ts";
 import { isSafeId, SAFE_ID_RULE } from "../contract/ids.ts";

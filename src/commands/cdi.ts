@@ -11,7 +11,7 @@ import { nativeYaml, type YamlParse } from "../cdi/spec-format.ts";
 import { bunSpecFsNow, loadSpecFs } from "../cdi/spec-fs.ts";
 import { SpecCache } from "../cdi/spec-cache.ts";
 import type { CdiCommand } from "../cli/options.ts";
-import { DEFAULTS } from "../cli/defaults.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import type { Logger } from "../util/log.ts";
 import type { CommandIo } from "./types.ts";
 

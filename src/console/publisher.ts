@@ -15,7 +15,7 @@ import { publishLines, type Snapshot } from "../contract/snapshot.ts";
 import { Histogram, PUBLISH_BUCKETS } from "../util/histogram.ts";
 import { backoffDelay, type BackoffPolicy, DEFAULT_BACKOFF } from "../util/backoff.ts";
 import { type Clock, delay, systemClock } from "../util/clock.ts";
-import { DEFAULTS } from "../cli/defaults.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 
 /** Settings of a Publisher; durations in milliseconds. */
 export interface PublisherOptions {

@@ -4,7 +4,7 @@
  * Expiry uses one timer over a min-heap of deadlines (not one timer per lease); renewals push
  * a new deadline and the stale one is skipped when it surfaces.
  */
-import { DEFAULTS } from "../cli/defaults.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import { SAFE_ID_RULE } from "../contract/ids.ts";
 import { MinHeap } from "../util/heap.ts";
 import {

@@ -24,7 +24,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../util/log.ts";
-import { DEFAULTS } from "../cli/defaults.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import { crc32 } from "node:zlib";
 import { appendFully, DiskWriteError, openRegular, replaceFileDurably, syncFully } from "../util/files.ts";
 import { type Clock, systemClock } from "../util/clock.ts";

@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DEFAULTS } from "../../src/cli/defaults.ts";
+import { DEFAULTS } from "../../src/config/defaults.ts";
 import { libraryYaml } from "../../src/cdi/codec.ts";
 import { loadSpecDirs } from "../../src/cdi/registry.ts";
 import { nativeYaml } from "../../src/cdi/spec-format.ts";
