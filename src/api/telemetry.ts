@@ -1,5 +1,5 @@
 /** `/v1/telemetry`: ingest (POST) and the spool's and forwarder's state (GET). */
-import { readBody, requireType } from "./body.ts";
+import { BODY_LIMIT, readBody, requireType } from "./body.ts";
 import { ApiError } from "./errors.ts";
 import type { BridgeFacade } from "./facade.ts";
 import { type SubApp, subApp } from "./router.ts";
@@ -12,7 +12,7 @@ export function telemetryRoutes(bridge: BridgeFacade): SubApp {
   if (t === undefined) return r;
   r.on("POST", "/", async (c) => {
     const type = requireType(c.req.raw, "application/json", "application/x-ndjson", "application/cbor");
-    const body = await readBody(c.req.raw, 1024 * 1024);
+    const body = await readBody(c.req.raw, BODY_LIMIT);
     try {
       const records = ingest(parseTelemetryBody(type, body), bridge.models.catalog(), t.spool);
       t.spooled();

@@ -7,6 +7,8 @@ import { type Approval, type Backend, type ConsoleRole, DEFAULTS, type LogLevel,
 import { type CdiCommand, parseCdiCommand } from "./cdi.ts";
 import { type FlagValues, parseFlags, UsageError } from "./flags.ts";
 import { isSafeId, SAFE_ID_RULE } from "../contract/ids.ts";
+import { MAX_WINDOW } from "../contract/window.ts";
+import { MAX_STREAMS } from "../config/limits.ts";
 import { apiTokenProblem } from "../util/api-token.ts";
 
 export type { Approval, Backend, CdiCommand, LogLevel, RunnerKind };
@@ -155,13 +157,12 @@ export const bridgeFlags = () => ({
   "auth-token": "string:blank",
   "ticket": "string:blank",
   "ack-timeout-ms": "int:1:600000",
-  // 1..MAX_WINDOW (src/contract/window.ts); a literal, so the parser can type the value.
-  "window": "int:1:7",
+  "window": `int:1:${MAX_WINDOW}`,
   "log-level": "choice:debug|info|warn|error",
   "state-dir": "string",
   "bundle-dir": "string",
   "runner": "choice:auto|cpu|cuda",
-  "max-streams-per-gpu": "int:1:1024",
+  "max-streams-per-gpu": `int:1:${MAX_STREAMS}`,
   "job-results-mb": "int:0:1048576",
   "job-results-age-s": "int:0:604800",
   "device-id": "string",
