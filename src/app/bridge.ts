@@ -177,7 +177,7 @@ async function wireBridge(options: BridgeOptions, ports: BridgePorts, tuning: Br
   const changed = () => publisher?.notifyChange();
   const registry = options.registry === undefined
     ? null
-    : new RegistryWatch({ dir: options.registry, log: log.child("registry"), onChange: changed, pollMs: tuning.registryPollMs });
+    : new RegistryWatch({ dir: options.registry, log: log.child("registry"), onChange: changed, pollMs: tuning.registryPollMs, clock });
   const catalog = (): ModelCatalog => registry?.catalog ?? builtinCatalog();
   let gpus: readonly GpuInfo[] = await backend.list();
   const runnerKind = options.runner === "auto" ? (backend.name === "mock" ? "cpu" : "cuda") : options.runner;

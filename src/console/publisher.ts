@@ -123,11 +123,11 @@ export class Publisher {
 
   constructor(options: PublisherOptions) {
     this.#o = {
-      refreshMs: 60_000,
+      refreshMs: DEFAULTS.publishRefreshMs,
       ackTimeoutMs: DEFAULTS.ackTimeoutMs,
       window: DEFAULTS.window,
-      pingIdleMs: 15_000,
-      debounceMs: 50,
+      pingIdleMs: DEFAULTS.pingIdleMs,
+      debounceMs: DEFAULTS.publishDebounceMs,
       backoff: DEFAULT_BACKOFF,
       random: Math.random,
       ...options,

@@ -3,6 +3,7 @@
  * [ttl=<s>]`, `RELEASE <worker> [reason]`, `PRIORITY <n> [worker=<w>]` and `RESET`, parsed
  * strictly: a typo is an error that names the field, never a silent default.
  */
+import { DEFAULTS } from "../config/defaults.ts";
 import { PRIORITY } from "../contract/limits.ts";
 import { checkPriority } from "./ranges.ts";
 import { LeaseError } from "./types.ts";
@@ -20,9 +21,6 @@ export type ControlCommand =
   | { readonly verb: "PRIORITY"; readonly priority: number; readonly worker?: string }
   | { readonly verb: "RESET" };
 
-/** TTL of a LEASE line that names none: the contract's example lease. */
-export const DEFAULT_CTL_TTL_S = 120;
-
 /** Parses one control line or throws LeaseError (code `invalid`) saying what is wrong. */
 export function parseControl(line: string): ControlCommand {
   const text = line.replace(/\r?\n$/, "");
@@ -36,7 +34,7 @@ export function parseControl(line: string): ControlCommand {
       }
       const kv = keyValues(rest, ["mem", "streams", "priority", "ttl"], "LEASE");
       for (const key of ["mem", "streams", "priority"]) if (kv[key] === undefined) throw bad(`LEASE needs ${key}=<n>`, key);
-      return { verb, worker, mem: kv.mem!, streams: kv.streams!, priority: kv.priority!, ttl: kv.ttl ?? DEFAULT_CTL_TTL_S };
+      return { verb, worker, mem: kv.mem!, streams: kv.streams!, priority: kv.priority!, ttl: kv.ttl ?? DEFAULTS.ctlTtlS };
     }
     case "RELEASE": {
       const [worker, ...reason] = args;

@@ -24,12 +24,12 @@ export interface LeaseManagerOptions {
   /** The GPUs that can be leased now (the inventory). */
   readonly gpus: () => readonly LeasableGpu[];
   readonly clock?: Clock;
-  /** Streams that may be leased on one GPU at once (default 16). */
+  /** Streams that may be leased on one GPU at once (default DEFAULTS.maxStreamsPerGpu). */
   readonly maxStreamsPerGpu?: number;
   /** Extra admission policy: a reason to refuse `candidate`, or null. */
   readonly admit?: (gpuId: string, live: readonly Lease[], candidate: Lease) => string | null;
   readonly newId?: () => string;
-  /** Released leases kept for lookups (default 1024). */
+  /** Released leases kept for lookups (default DEFAULTS.keepReleasedLeases). */
   readonly keepReleased?: number;
 }
 
@@ -60,7 +60,13 @@ export class LeaseManager {
   #armedAt = Infinity;
 
   constructor(options: LeaseManagerOptions) {
-    this.#o = { clock: systemClock, maxStreamsPerGpu: DEFAULTS.maxStreamsPerGpu, newId: defaultId, keepReleased: 1024, ...options };
+    this.#o = {
+      clock: systemClock,
+      maxStreamsPerGpu: DEFAULTS.maxStreamsPerGpu,
+      newId: defaultId,
+      keepReleased: DEFAULTS.keepReleasedLeases,
+      ...options,
+    };
   }
 
   /** Subscribes to lease events; returns the unsubscribe function. */

@@ -47,7 +47,7 @@ export interface Progress {
 export interface SpoolOptions {
   readonly dir: string;
   readonly log: Logger;
-  /** Roll to a new segment file past this size (default 1 MiB). */
+  /** Roll to a new segment file past this size (default DEFAULTS.spoolSegmentBytes). */
   readonly segmentBytes?: number;
   /** Drop the oldest segment past this total (default: `--spool-max-mb`'s). */
   readonly capBytes?: number;
@@ -116,7 +116,7 @@ export class Spool {
   /** Opens (creating) the spool in `dir`, repairing torn tails. */
   static open(options: SpoolOptions): Spool {
     const spool = new Spool({
-      segmentBytes: 1 << 20,
+      segmentBytes: DEFAULTS.spoolSegmentBytes,
       capBytes: DEFAULTS.spoolMaxMb << 20,
       sync: true,
       readOnly: false,
