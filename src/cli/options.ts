@@ -146,6 +146,10 @@ export const inventoryFlags = () => ({
   "sys-root": "string",
 } as const);
 
+/** `--spool-max-mb` (serve and doctor): the telemetry spool's cap, in MiB. */
+const SPOOL_MAX_MB = "int:1:1048576";
+const spoolMaxBytes = (mb: number | undefined): number => (mb ?? DEFAULTS.spoolMaxMb) * 1024 * 1024;
+
 export const bridgeFlags = () => ({
   ...inventoryFlags(),
   "registry": "string",
@@ -166,7 +170,7 @@ export const bridgeFlags = () => ({
   "job-results-mb": "int:0:1048576",
   "job-results-age-s": "int:0:604800",
   "device-id": "string",
-  "spool-max-mb": "int:1:1048576",
+  "spool-max-mb": SPOOL_MAX_MB,
   "queen-segment-kb": "int:1:1048576",
   "listen": "string",
   "no-api": "bool",
@@ -220,7 +224,7 @@ export const doctorFlags = () => ({
   ...inventoryFlags(),
   "dev-root": "string",
   "state-dir": "string",
-  "spool-max-mb": "int:1:1048576",
+  "spool-max-mb": SPOOL_MAX_MB,
   "tcp-host": "string",
   "tcp-port": "int:1:65535",
   "auth-token": "string:blank",
@@ -414,7 +418,7 @@ function doctorCommand(argv: readonly string[], env: Env): Command {
       ...inventoryOptions(values),
       devRoot: values["dev-root"] ?? DEFAULTS.devRoot,
       stateDir: values["state-dir"] ?? defaultStateDir(env),
-      spoolMaxBytes: (values["spool-max-mb"] ?? DEFAULTS.spoolMaxMb) * 1024 * 1024,
+      spoolMaxBytes: spoolMaxBytes(values["spool-max-mb"]),
       console: probe
         ? {
           host: values["tcp-host"] ?? DEFAULTS.tcpHost,
@@ -476,7 +480,7 @@ function bridgeOptions(
       jobResultsBytes: (values["job-results-mb"] ?? DEFAULTS.jobResultsMb) * 1048576,
       jobResultsAgeMs: (values["job-results-age-s"] ?? DEFAULTS.jobResultsAgeS) * 1000,
       deviceId: deviceId(values["device-id"]),
-      spoolMaxBytes: (values["spool-max-mb"] ?? DEFAULTS.spoolMaxMb) * 1024 * 1024,
+      spoolMaxBytes: spoolMaxBytes(values["spool-max-mb"]),
       queenSegmentBytes: (values["queen-segment-kb"] ?? DEFAULTS.queenSegmentKb) * 1024,
       listen: values["no-api"] === true ? null : parseListen(values, env),
       apiToken: checkApiToken(values["api-token"], env),

@@ -7,7 +7,8 @@
 import { existsSync, realpathSync, statSync } from "node:fs";
 import { isAbsolute, join, relative, sep } from "node:path";
 import * as v from "valibot";
-import { decodeBase64 } from "../util/base64.ts";
+import { LIMITS } from "../contract/limits.ts";
+import { base64Length, decodeBase64 } from "../util/base64.ts";
 import { readCapped } from "../util/files.ts";
 import { describeIssue } from "../util/issues.ts";
 import { sha256Hex } from "../util/sha256.ts";
@@ -15,7 +16,8 @@ import { bundleRelative, decodeOperands } from "./cohesix.ts";
 import { outputPathProblem } from "./output.ts";
 
 export const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
-export const MAX_PATH_BYTES = 96;
+/** A path in the VM's namespace (`inputs`, `outputs`): the console's path limit. */
+export const MAX_PATH_BYTES = LIMITS.pathBytes;
 export const MAX_TIMEOUT_MS = 24 * 3600 * 1000;
 import { SAFE_ID, SAFE_ID_RULE } from "../contract/ids.ts";
 
@@ -152,9 +154,9 @@ export function validateJob(raw: unknown, ctx: ValidateContext = {}): ValidateRe
   const expected = d.bytes_hash.slice("sha256:".length).toLowerCase();
   let payload: Uint8Array;
   if (d.payload_b64 !== undefined) {
-    const bytes = d.payload_b64.length > Math.ceil(MAX_PAYLOAD_BYTES / 3) * 4 + 4 ? null : decodeBase64(d.payload_b64);
+    const bytes = d.payload_b64.length > base64Length(MAX_PAYLOAD_BYTES) + 4 ? null : decodeBase64(d.payload_b64);
     if (bytes === null) {
-      const tooBig = d.payload_b64.length > Math.ceil(MAX_PAYLOAD_BYTES / 3) * 4 + 4;
+      const tooBig = d.payload_b64.length > base64Length(MAX_PAYLOAD_BYTES) + 4;
       return fail("payload_b64", tooBig ? `payload_b64 is over the ${MAX_PAYLOAD_BYTES}-byte limit` : "payload_b64 is not valid base64");
     }
     if (bytes.length > MAX_PAYLOAD_BYTES) return fail("payload_b64", `payload_b64 is over the ${MAX_PAYLOAD_BYTES}-byte limit`);
