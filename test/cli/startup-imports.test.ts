@@ -169,3 +169,43 @@ test("the layer check sees an upward import and a circle", () => {
   }
   expect(folderEdges(files).get("main")?.has("src/commands")).toBe(true); // the walker sees dynamic imports
 });
+
+/**
+ * The files that may name a runtime: the runtime seam, the FFI adapters, and the FFI loader
+ * that picks one of them (it must, before either is imported: `bun:ffi` does not load on Deno).
+ */
+const MAY_NAME_A_RUNTIME = /^(src\/runtime\/[^/]+\.ts|ffi\/(bun|deno|loader)\.ts)$/;
+
+/**
+ * Where `source` names a runtime in code: `Bun`/`Deno` as an identifier or property
+ * (`Bun.file`, `globalThis.Bun`, `{ Bun: … }` in a cast), `"Bun" in globalThis`, or a `bun:`
+ * module. Comments do not count, nor messages that merely mention one.
+ */
+export function runtimeNames(source: string): string[] {
+  const code = source
+    .replace(/\/\*[\s\S]*?\*\//g, "")
+    .replace(/(^|[^:"'`\\])\/\/.*$/gm, "$1");
+  const found: string[] = [];
+  for (const m of code.matchAll(/["'`](Bun|Deno)["'`]\s+in\s+globalThis|(?:from\s*|import\s*\(\s*)["']bun:[a-z]+["']/g)) found.push(m[0]);
+  const withoutStrings = code.replace(/"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`(?:[^`\\]|\\.)*`/g, '""');
+  for (const m of withoutStrings.matchAll(/[\w.]*\b(?:Bun|Deno)\b[\w.]*/g)) found.push(m[0]);
+  return found;
+}
+
+test("only the runtime seam and the FFI adapters name Bun or Deno", () => {
+  const named: string[] = [];
+  for (const file of files) {
+    const rel = relative(REPO, file);
+    if (MAY_NAME_A_RUNTIME.test(rel)) continue;
+    for (const name of runtimeNames(readFileSync(file, "utf8"))) named.push(`${rel}: ${name}`);
+  }
+  expect(named).toEqual([]);
+});
+
+test("the runtime check sees each way of naming a runtime, and not a comment or a message", () => {
+  expect(runtimeNames(`const b = (globalThis as unknown as { Bun: Api }).Bun;`)).toEqual(["Bun", ".Bun"]);
+  expect(runtimeNames(`if ("Deno" in globalThis) x();`)).toEqual(['"Deno" in globalThis']);
+  expect(runtimeNames(`Bun.file(p).text()`)).toEqual(["Bun.file"]);
+  expect(runtimeNames(`import { dlopen } from "bun:ffi";`)).toEqual(['from "bun:ffi"']);
+  expect(runtimeNames(`// Bun's I/O threads\n/** on Bun */ throw new Error("runs on Bun or Deno");`)).toEqual([]);
+});
