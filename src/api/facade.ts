@@ -73,7 +73,7 @@ export interface BridgeFacade {
   readonly hostname: string;
   /** The GPUs as last read (the publisher's refresh reads the hardware; the API never does). */
   gpus(): readonly GpuInfo[];
-  /** Live statistics, polled at most every 500 ms however often they are asked for. */
+  /** Live statistics as last sampled (every DEFAULTS.statsSampleMs of the bridge's clock); never polls. */
   stats(): Promise<readonly GpuStats[]>;
   /** The namespace as it would be published now, from the GPUs as last read. */
   namespace(): Namespace;

@@ -21,7 +21,7 @@ import { makeSnapshot, type Snapshot } from "../contract/snapshot.ts";
 import { fitNamespace } from "../contract/fit.ts";
 import { LIMITS } from "../contract/limits.ts";
 import { HostState } from "../host/state.ts";
-import { cachedStats } from "../inventory/stats-cache.ts";
+import { StatsSampler } from "../inventory/stats-cache.ts";
 import type { GpuStats } from "../inventory/stats.ts";
 import type { InventoryBackend } from "../inventory/types.ts";
 import { ProcessRunner } from "../job/runner.ts";
@@ -283,11 +283,14 @@ async function wireBridge(options: BridgeOptions, ports: BridgePorts, tuning: Br
     }),
   };
   const telemetry = { spool, forwarder, deviceId, spooled: () => publisher?.notifyWork() };
+  // Live stats are sampled on the clock; reads serve the last sample, never the hardware.
+  const sampler = new StatsSampler({ poll: () => backend.stats(), clock, periodMs: DEFAULTS.statsSampleMs, log: log.child("stats") });
+  await sampler.start();
   const facade = bridgeFacade({
     version: VERSION,
     log,
     gpus: () => gpus,
-    stats: cachedStats(() => backend.stats(), 500, clock),
+    stats: () => Promise.resolve(sampler.latest()),
     host,
     models,
     ...(options.publish && { console: { host: options.tcpHost, port: options.tcpPort } }),
@@ -375,6 +378,7 @@ async function wireBridge(options: BridgeOptions, ports: BridgePorts, tuning: Br
       // Job children first: killed now, so they are gone by the time the rest has stopped.
       host.jobs.close();
       clock.clearTimer(refreshTimer);
+      sampler.stop();
       stopWatch?.();
       activity.stop();
       registry?.close();

@@ -81,6 +81,11 @@ export const DEFAULTS = Object.freeze(
     rttMs: 0,
     jitterMs: 0,
     approval: "pending",
+    /**
+     * Live GPU stats are sampled this often (src/inventory/stats-cache.ts); the API and
+     * `/metrics` serve the last sample and never poll the hardware themselves.
+     */
+    statsSampleMs: 2000,
     /** A LEASE control line without `ttl=`: the contract's example lease (docs/protocol.md, section 7). */
     ctlTtlS: 120,
     /** Released leases the lease manager keeps for lookups (`GET /v1/leases/{id}` after the end). */
