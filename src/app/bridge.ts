@@ -33,6 +33,7 @@ import { RegistryWatch } from "../models/watch.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { TelemetryForwarder } from "../telemetry/forward.ts";
 import { Spool } from "../telemetry/spool.ts";
+import { type TelemetryView, telemetryView } from "../telemetry/view.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import type { Logger } from "../util/log.ts";
 import { VERSION } from "../util/version.ts";
@@ -75,7 +76,8 @@ export interface Bridge extends BridgeFacade {
   readonly publisher: Publisher | null;
   readonly host: HostState;
   readonly backend: InventoryBackend;
-  readonly telemetry: NonNullable<BridgeFacade["telemetry"]>;
+  /** The API's view of telemetry, and (for the daemon and tests) the spool and forwarder behind it. */
+  readonly telemetry: TelemetryView & { readonly spool: Spool; readonly forwarder: TelemetryForwarder | null };
   /** Sealed VRAM shards (src/vram): the API's part of it, plus the gate, a lease's end and close. */
   readonly vram: Vram;
   /** The VM's side of `/gpu` (read-back and appends), when publishing. */
@@ -282,7 +284,7 @@ async function wireBridge(options: BridgeOptions, ports: BridgePorts, tuning: Br
       },
     }),
   };
-  const telemetry = { spool, forwarder, deviceId, spooled: () => publisher?.notifyWork() };
+  const telemetry = { spool, forwarder, ...telemetryView(spool, forwarder, deviceId, () => publisher?.notifyWork()) };
   // Live stats are sampled on the clock; reads serve the last sample, never the hardware.
   const sampler = new StatsSampler({ poll: () => backend.stats(), clock, periodMs: DEFAULTS.statsSampleMs, log: log.child("stats") });
   await sampler.start();
