@@ -8,7 +8,7 @@ import { priorityProblem } from "../contract/limits.ts";
 import { MAX_STREAMS, MAX_TTL_S } from "../config/limits.ts";
 import { LeaseError } from "./types.ts";
 
-/** Throws unless `value` is a lease priority (0-255). */
+/** Throws unless `value` is a lease priority (PRIORITY.min to PRIORITY.max). */
 export function checkPriority(value: unknown, field = "priority"): asserts value is number {
   const problem = priorityProblem(value);
   if (problem !== null) throw new LeaseError("invalid", `${field} ${problem}`, field);
