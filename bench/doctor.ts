@@ -4,7 +4,7 @@
  */
 import { join } from "node:path";
 import { bunFfi } from "../ffi/bun.ts";
-import { DEFAULTS } from "../src/cli/defaults.ts";
+import { DEFAULTS } from "../src/config/defaults.ts";
 import { runDoctor } from "../src/doctor/mod.ts";
 
 const build = join(import.meta.dir, "..", "mock", "native", "build");

@@ -17,7 +17,7 @@ import { MOCK_GPUS } from "../src/inventory/mock.ts";
 import { LISTENING, spawnBridge } from "../test/spawn.ts";
 import { publishOnce } from "../src/console/publish.ts";
 import { MAX_WINDOW } from "../src/contract/window.ts";
-import { DEFAULTS } from "../src/cli/defaults.ts";
+import { DEFAULTS } from "../src/config/defaults.ts";
 import { builtinCatalog } from "../src/models/catalog.ts";
 import { buildNamespace } from "../src/contract/namespace.ts";
 import { bunRuntime } from "../src/runtime/bun.ts";

@@ -21,7 +21,7 @@ import { TelemetryForwarder } from "../src/telemetry/forward.ts";
 import { ingest } from "../src/telemetry/ingest.ts";
 import { encodeRecord, type TelemetryRecord } from "../src/telemetry/record.ts";
 import { Spool } from "../src/telemetry/spool.ts";
-import { DEFAULTS } from "../src/cli/defaults.ts";
+import { DEFAULTS } from "../src/config/defaults.ts";
 import { quantile } from "./quantile.ts";
 
 const N = Number(process.env.RECORDS ?? 2000);

@@ -26,7 +26,7 @@ import { type Bridge, createBridge } from "../src/app/bridge.ts";
 import { createLogger } from "../src/util/log.ts";
 import { bunRuntime } from "../src/runtime/bun.ts";
 import { sha256Hex } from "../src/util/sha256.ts";
-import { DEFAULTS } from "../src/cli/defaults.ts";
+import { DEFAULTS } from "../src/config/defaults.ts";
 import { quantile } from "./quantile.ts";
 
 const runtime = bunRuntime();

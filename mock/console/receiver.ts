@@ -5,7 +5,7 @@
  */
 import type { Namespace } from "../../src/contract/namespace.ts";
 import { LIMITS } from "../../src/contract/limits.ts";
-import { decodeBase64 } from "../../src/util/base64.ts";
+import { base64Length, decodeBase64 } from "../../src/util/base64.ts";
 import { sha256Hex } from "../../src/util/sha256.ts";
 import { parseSnapshot, SnapshotParseError } from "./snapshot-parse.ts";
 
@@ -102,5 +102,5 @@ function parseBegin(line: string): Pending {
   if (bytes < 1 || bytes > LIMITS.snapshotBytes) {
     throw new ReceiveError(`begin: bytes must be 1-${LIMITS.snapshotBytes}, got ${bytes}`);
   }
-  return { bytes, sha256, expectedB64: Math.ceil(bytes / 3) * 4, chunks: [], received: 0 };
+  return { bytes, sha256, expectedB64: base64Length(bytes), chunks: [], received: 0 };
 }

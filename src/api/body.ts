@@ -1,9 +1,10 @@
 /** Request bodies: content-type checks (415), a byte cap (413), JSON parsing (400). */
+import { BODY_LIMIT } from "../config/limits.ts";
 import { concatBytes } from "../util/bytes.ts";
 import { ApiError } from "./errors.ts";
 import { checkJson, StrictInputError } from "../util/strict-input.ts";
 
-export const BODY_LIMIT = 1024 * 1024;
+export { BODY_LIMIT };
 
 /** The body's bytes, refusing more than `limit` without reading past it. */
 export async function readBody(req: Request, limit: number): Promise<Uint8Array> {

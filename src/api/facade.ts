@@ -14,9 +14,10 @@ import type { Snapshot } from "../contract/snapshot.ts";
 import type { GpuStats } from "../inventory/stats.ts";
 import type { JobRecord } from "../job/scheduler.ts";
 import type { Lease, LeaseRequest } from "../lease/types.ts";
-import type { TelemetryForwarder } from "../telemetry/forward.ts";
-import type { Spool } from "../telemetry/spool.ts";
+import type { TelemetryView } from "../telemetry/view.ts";
+import type { VramBackend } from "../vram/backend.ts";
 import type { Vram } from "../vram/mod.ts";
+import type { ShardStore } from "../vram/shards.ts";
 
 /** The model registry as the API needs it. */
 export interface ApiModels {
@@ -46,17 +47,19 @@ export interface ApiJobs {
   readonly policy?: RetentionPolicy;
 }
 
-/** Telemetry's spool and forwarder, for ingest and its state. */
-export interface ApiTelemetry {
-  readonly spool: Spool;
-  readonly forwarder: TelemetryForwarder | null;
-  readonly deviceId: string;
-  /** Called after records were spooled (wakes the forwarder). */
-  spooled(): void;
-}
+/** Telemetry ingest and its state (src/telemetry/view.ts): never the spool or the forwarder themselves. */
+export type ApiTelemetry = TelemetryView;
+
+/** The shard store as the routes use it: seal, look up, verify, release, and what the VRAM holds. */
+export type ApiShardStore = Pick<ShardStore, "seal" | "get" | "list" | "release" | "verify" | "leaseRoom" | "usedBytes"> & {
+  readonly backend: Pick<VramBackend, "kind" | "note" | "memInfo">;
+};
 
 /** Sealed VRAM shards (src/vram), as the shard routes and `/metrics` need them. */
-export type ApiVram = Pick<Vram, "store" | "unavailable" | "ordinalOf" | "modelDir" | "attest" | "metrics">;
+export interface ApiVram extends Pick<Vram, "unavailable" | "ordinalOf" | "modelDir" | "attest" | "metrics"> {
+  /** Null: shards are unavailable on this bridge (`unavailable` says why). */
+  readonly store: ApiShardStore | null;
+}
 /** The CDI spec the bridge keeps (serve --cdi-dir). */
 export interface ApiCdi {
   /** Where the spec is written. */
@@ -73,7 +76,7 @@ export interface BridgeFacade {
   readonly hostname: string;
   /** The GPUs as last read (the publisher's refresh reads the hardware; the API never does). */
   gpus(): readonly GpuInfo[];
-  /** Live statistics, polled at most every 500 ms however often they are asked for. */
+  /** Live statistics as last sampled (every DEFAULTS.statsSampleMs of the bridge's clock); never polls. */
   stats(): Promise<readonly GpuStats[]>;
   /** The namespace as it would be published now, from the GPUs as last read. */
   namespace(): Namespace;

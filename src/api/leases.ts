@@ -1,6 +1,7 @@
 /** `/v1/leases` and `/v1/jobs`: take, renew and release leases; submit and watch jobs, fetch their results. */
 import { MAX_PAYLOAD_BYTES } from "../job/descriptor.ts";
 import type { Lease } from "../lease/types.ts";
+import { base64Length } from "../util/base64.ts";
 import { readJson } from "./body.ts";
 import { ApiError } from "./errors.ts";
 import type { BridgeFacade } from "./facade.ts";
@@ -8,7 +9,7 @@ import { param, type SubApp, subApp } from "./router.ts";
 import { LeaseBody, parseBody, RenewBody } from "./schemas.ts";
 import { jobView, leaseView, leaseViewWithCdi } from "./views.ts";
 
-const JOB_BODY_LIMIT = Math.ceil(MAX_PAYLOAD_BYTES / 3) * 4 + 64 * 1024;
+const JOB_BODY_LIMIT = base64Length(MAX_PAYLOAD_BYTES) + 64 * 1024;
 
 /** The lease routes, to mount at `/v1/leases`. */
 export function leaseRoutes(bridge: BridgeFacade): SubApp {

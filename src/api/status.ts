@@ -31,8 +31,7 @@ export function statusRoutes(bridge: BridgeFacade): SubApp {
   });
   r.on("GET", "/v1/snapshot", (c) => c.text(bridge.snapshot().text, 200, { "content-type": "text/plain; charset=utf-8" }));
   r.on("GET", "/metrics", async (c) => {
-    const t = bridge.telemetry;
-    const s = t?.spool.stats();
+    const s = bridge.telemetry?.state();
     return c.text(
       renderMetrics({
         hostname: bridge.hostname,
@@ -42,15 +41,15 @@ export function statusRoutes(bridge: BridgeFacade): SubApp {
         leases: bridge.leases.live(),
         jobs: bridge.jobs.counts(),
         ...(bridge.jobs.results !== undefined && { jobResults: bridge.jobs.results() }),
-        ...(t !== undefined && s !== undefined &&
+        ...(s !== undefined &&
           {
             telemetry: {
-              spooledRecords: s.records,
-              spooledBytes: s.bytes,
-              forwarded: t.forwarder?.forwarded ?? 0,
-              dropped: t.spool.dropped,
-              oldestWaitingS: Math.floor((t.spool.oldestWaitingMs() ?? 0) / 1000),
-              stalls: t.forwarder?.stalls ?? 0,
+              spooledRecords: s.spooledRecords,
+              spooledBytes: s.spooledBytes,
+              forwarded: s.forwarded,
+              dropped: s.dropped,
+              oldestWaitingS: Math.floor(s.oldestWaitingMs / 1000),
+              stalls: s.stalls,
             },
           }),
       }) + (bridge.vram?.metrics() ?? "") + (bridge.vmMetrics?.() ?? ""),

@@ -13,12 +13,12 @@ import { open, realpath } from "node:fs/promises";
 import { isAbsolute, relative, resolve } from "node:path";
 import type { Context } from "hono";
 import * as v from "valibot";
-import { CHUNK_BYTES, type SealOptions, type Shard, type ShardSource, type ShardStore, VramError } from "../vram/shards.ts";
+import { CHUNK_BYTES, type SealOptions, type Shard, type ShardSource, VramError } from "../vram/shards.ts";
 import { TREE_ALG } from "../vram/tree.ts";
 import { mediaType, readJson } from "./body.ts";
 import { parseBody, parseQuery, queryText, queryValue } from "./schemas.ts";
 import { ApiError } from "./errors.ts";
-import type { BridgeFacade } from "./facade.ts";
+import type { ApiShardStore, BridgeFacade } from "./facade.ts";
 import { param, type SubApp, subApp } from "./router.ts";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -82,7 +82,7 @@ interface Shards {
   readonly bridge: BridgeFacade;
   readonly vram: NonNullable<BridgeFacade["vram"]>;
   /** The store, or a 503 saying why this bridge has none. */
-  store(): ShardStore;
+  store(): ApiShardStore;
   view(s: Shard): ReturnType<typeof shardView>;
 }
 
@@ -94,7 +94,7 @@ export function vramRoutes(bridge: BridgeFacade): SubApp {
   const r = subApp();
   const vram = bridge.vram;
   if (vram === undefined) return r;
-  const store = (): ShardStore => {
+  const store = (): ApiShardStore => {
     if (vram.store === null) {
       throw new ApiError(503, "unavailable", `Cannot use sealed shards on this bridge: ${vram.unavailable ?? "no VRAM backend"}`);
     }

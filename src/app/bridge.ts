@@ -8,7 +8,7 @@
  */
 import { hostname } from "node:os";
 import type { ApiCdi, ApiModels, BridgeFacade } from "../api/facade.ts";
-import { DEFAULTS } from "../cli/defaults.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import type { BridgeOptions } from "../cli/options.ts";
 import type { Publisher } from "../console/publisher.ts";
 import type { ReadbackMode } from "../console/readback.ts";
@@ -18,7 +18,7 @@ import { LIMITS } from "../contract/limits.ts";
 import { buildNamespace, type Namespace, type NodeLogs } from "../contract/namespace.ts";
 import { makeSnapshot, type Snapshot } from "../contract/snapshot.ts";
 import type { HostState } from "../host/state.ts";
-import { cachedStats } from "../inventory/stats-cache.ts";
+import { StatsSampler } from "../inventory/stats-cache.ts";
 import type { GpuStats } from "../inventory/stats.ts";
 import type { InventoryBackend } from "../inventory/types.ts";
 import type { Runtime } from "../runtime/types.ts";
@@ -42,6 +42,7 @@ import {
   startPublisher,
   startVmSync,
   watchRegistry,
+  type BridgeTelemetry,
   type Wiring,
 } from "./wiring.ts";
 
@@ -76,7 +77,8 @@ export interface Bridge extends BridgeFacade {
   readonly publisher: Publisher | null;
   readonly host: HostState;
   readonly backend: InventoryBackend;
-  readonly telemetry: NonNullable<BridgeFacade["telemetry"]>;
+  /** The API's view of telemetry, and (for the daemon and tests) the spool and forwarder behind it. */
+  readonly telemetry: BridgeTelemetry;
   /** Sealed VRAM shards (src/vram): the API's part of it, plus the gate, a lease's end and close. */
   readonly vram: Vram;
   /** The VM's side of `/gpu` (read-back and appends), when publishing. */
@@ -202,11 +204,15 @@ async function wireBridge(w: Wiring): Promise<Bridge> {
   const refresh = async () => {
     w.gpus = await ports.backend.list();
   };
+  // Live stats are sampled on the clock; reads serve the last sample, never the hardware.
+  const sampler = new StatsSampler({ poll: () => ports.backend.stats(), clock: w.clock, periodMs: DEFAULTS.statsSampleMs, log: log.child("stats") });
+  w.teardown.add("the stats sampler", () => sampler.stop());
+  await sampler.start();
   const facade = bridgeFacade({
     version: VERSION,
     log,
     gpus: () => w.gpus,
-    stats: cachedStats(() => ports.backend.stats(), 500, w.clock),
+    stats: () => Promise.resolve(sampler.latest()),
     host,
     models: apiModels(w, registry),
     ...(options.publish && { console: { host: options.tcpHost, port: options.tcpPort } }),

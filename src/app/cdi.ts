@@ -2,7 +2,7 @@
 import { generate } from "../cdi/generate-command.ts";
 import type { CdiBackend } from "../cdi/host.ts";
 import { CdiKeeper } from "../cdi/keeper.ts";
-import { DEFAULTS } from "../cli/defaults.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import type { Lease, LeaseEvent } from "../lease/types.ts";
 import type { Clock } from "../util/clock.ts";
 import type { Logger } from "../util/log.ts";

@@ -7,7 +7,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import type { ApiModels, BridgeFacade } from "../api/facade.ts";
 import type { CdiKeeper } from "../cdi/keeper.ts";
-import { DEFAULTS } from "../cli/defaults.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import type { BridgeOptions } from "../cli/options.ts";
 import { Publisher } from "../console/publisher.ts";
 import { toSafeId } from "../contract/ids.ts";
@@ -23,6 +23,7 @@ import { builtinCatalog } from "../models/catalog.ts";
 import { RegistryWatch } from "../models/watch.ts";
 import { TelemetryForwarder } from "../telemetry/forward.ts";
 import { Spool } from "../telemetry/spool.ts";
+import { type TelemetryView, telemetryView } from "../telemetry/view.ts";
 import type { Clock } from "../util/clock.ts";
 import { errorText } from "../util/error-text.ts";
 import type { Logger } from "../util/log.ts";
@@ -35,7 +36,8 @@ import type { Vram } from "../vram/mod.ts";
 import { ActivitySummary } from "./activity.ts";
 import type { BridgePorts, BridgeTuning } from "./bridge.ts";
 
-type BridgeTelemetry = NonNullable<BridgeFacade["telemetry"]>;
+/** The API's view of telemetry, and (for the daemon and tests) the spool and forwarder behind it. */
+export type BridgeTelemetry = TelemetryView & { readonly spool: Spool; readonly forwarder: TelemetryForwarder | null };
 
 /** What the wiring steps share: the inputs, the parts started so far, and how to end them. */
 export interface Wiring {
@@ -69,6 +71,7 @@ export function watchRegistry(w: Wiring): RegistryWatch | null {
     log: w.log.child("registry"),
     onChange: w.changed,
     pollMs: w.tuning.registryPollMs,
+    clock: w.clock,
   });
   w.teardown.add("the registry watch", () => registry.close());
   return registry;
@@ -211,7 +214,7 @@ export function openTelemetry(w: Wiring): BridgeTelemetry {
       ...(tuning.clock !== undefined && { clock: tuning.clock }),
     })
     : null;
-  return { spool, forwarder, deviceId, spooled: () => w.publisher?.notifyWork() };
+  return { spool, forwarder, ...telemetryView(spool, forwarder, deviceId, () => w.publisher?.notifyWork()) };
 }
 
 /** The catalog (the registry's, else the built-in one) and, with a registry, setting its active model. */

@@ -1,8 +1,7 @@
 /** `cdi generate`: read the host through the chosen backend, build the spec, check it, write it. */
-import type { CdiCommand } from "../cli/cdi.ts";
-import { DEFAULTS } from "../cli/defaults.ts";
+import { type Backend, DEFAULTS } from "../config/defaults.ts";
 import type { Logger } from "../util/log.ts";
-import { encodeSpec } from "./codec.ts";
+import { encodeSpec, type SpecFormat } from "./codec.ts";
 import { replaceFileDurably } from "../util/files.ts";
 import { type Generated, generateDiscrete } from "./generate.ts";
 import { readHost } from "./host.ts";
@@ -10,11 +9,25 @@ import { generateCsv, readCsvFiles, skippedCsvWarnings } from "./jetson.ts";
 import { kindProblem } from "./names.ts";
 import { formatProblem, validateSpec } from "./validate.ts";
 
-type GenerateCommand = CdiCommand & { kind: "cdi-generate" };
+/** What `cdi generate` is asked for (src/cli/cdi.ts parses it from the command line). */
+export interface GenerateRequest {
+  readonly backend: Backend;
+  readonly sysRoot: string;
+  readonly devRoot: string;
+  readonly driverRoot: string;
+  /** Jetson's CSV folder; undefined: DEFAULTS.cdiCsvDir. */
+  readonly csvDir: string | undefined;
+  /** undefined: DEFAULTS.cdiHookPath. */
+  readonly hookPath: string | undefined;
+  /** undefined: DEFAULTS.cdiKind. */
+  readonly cdiKind: string | undefined;
+  readonly format: SpecFormat;
+  readonly output: string | undefined;
+}
 
 /** Generates the spec `c` asks for; resolves with the exit status. */
 export async function generateCommand(
-  c: GenerateCommand,
+  c: GenerateRequest,
   env: Readonly<Record<string, string | undefined>>,
   io: { stdout: (text: string) => Promise<unknown> },
   log: Logger,
@@ -41,7 +54,7 @@ export async function generateCommand(
 
 /** The spec for the host as the options describe it. */
 export async function generate(
-  c: Omit<GenerateCommand, "kind" | "format" | "output">,
+  c: Omit<GenerateRequest, "format" | "output">,
   kind: string,
   env: Readonly<Record<string, string | undefined>>,
   log: Logger,

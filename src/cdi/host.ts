@@ -4,7 +4,7 @@
  * Jetson (CSV mode: the CSV files describe everything). Native code is imported only here.
  */
 import { readFileSync } from "node:fs";
-import type { Backend } from "../cli/defaults.ts";
+import type { Backend } from "../config/defaults.ts";
 import { MOCK_GPUS, mockStats } from "../inventory/mock.ts";
 import { normalizePciBusId } from "../inventory/pci.ts";
 import { nvidiaDriverVersion } from "../inventory/sysfs.ts";

@@ -10,7 +10,7 @@ import { loadSpecFs, type SpecFs } from "./spec-fs.ts";
 import { qualify } from "./names.ts";
 import type { CdiContainerEdits, CdiDevice, CdiSpec, OciSpec } from "./schema.ts";
 import type { SpecCache } from "./spec-cache.ts";
-import { DEFAULTS } from "../cli/defaults.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 
 export interface LoadedSpec {
   readonly spec: CdiSpec;

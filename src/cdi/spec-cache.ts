@@ -27,9 +27,10 @@
  *   disk) is a miss, and a write that fails is skipped: the cache never fails a command.
  * - **Size**: at most CACHE_ENTRIES entries; a write past that removes the oldest.
  *
- * A Bun runtime adapter (reads with Bun.mmap, hashes with Bun.SHA256); writes load node:fs, on
- * a miss only. On Deno there is no cache.
+ * It reads and hashes through the runtime's own file calls (src/runtime/files.ts); writes load
+ * node:fs, on a miss only. Where the runtime has no such calls (Deno) there is no cache.
  */
+import { type FileOwner as Owner, type RuntimeFiles, runtimeFiles } from "../runtime/files.ts";
 import type { SpecFormat } from "./spec-format.ts";
 import type { CdiSpec } from "./schema.ts";
 import { VERSION } from "../util/version.ts";
@@ -39,15 +40,10 @@ export const CACHE_ENTRIES = 32;
 /** Bumped when what an entry holds, or how a spec is validated, changes. */
 const CACHE_FORMAT = 2;
 
-interface BunApi {
-  readonly version: string;
-  SHA256: { hash(data: string, encoding: "hex"): string };
-  file(path: string): { readonly size: number; readonly lastModified: number; stat(): Promise<Owner> };
-  mmap(path: string, o: { shared: boolean }): Uint8Array;
+/** A cache asked of a runtime without the file calls it needs (SpecCache.open gives null there instead). */
+export class SpecCacheError extends Error {
+  override name = "SpecCacheError";
 }
-const bun = () => (globalThis as unknown as { Bun: BunApi }).Bun;
-/** Bun's stat (following links), on its I/O threads: node:fs's would cost its load on every start. */
-const bunStat = (path: string) => bun().file(path).stat();
 
 /** An entry's name, and a temporary file's: nothing else in the folder is ever touched. */
 const ENTRY = /^[0-9a-f]{64}\.json$/;
@@ -55,12 +51,6 @@ const TEMPORARY = /^\.[0-9a-f]{64}\.\d+\.tmp$/;
 
 /** The user this process acts as; undefined where the runtime has no uids. */
 const euid = (): number | undefined => process.geteuid?.() ?? process.getuid?.();
-
-/** What trust needs of a folder's stat. */
-interface Owner {
-  readonly uid: number;
-  readonly mode: number;
-}
 
 /** `dir` and each of its ancestors up to `/`, `dir` first; null for a relative path. */
 function lineage(dir: string): string[] | null {
@@ -132,12 +122,21 @@ export class SpecCache {
   /** Whether the folder may be read: started here, so the stats overlap the specs' reads. */
   private readonly trust: Promise<boolean>;
 
+  /** The runtime's file calls the cache reads and hashes with. */
+  private readonly rt: RuntimeFiles;
+  /** What identifies this code in every key. */
+  private readonly salt: string;
+
   /**
-   * `salt` stands in for what identifies this code (tests change it): by default Bun's version
-   * and the executable's size and mtime. `stat` (tests) stands in for Bun's.
+   * `salt` stands in for what identifies this code (tests change it): by default the runtime's
+   * build (its version, the executable's size and mtime). `stat` (tests) stands in for the
+   * runtime's, which runs on its I/O threads (node:fs's would cost its load on every start).
    */
-  constructor(readonly dir: string, private readonly salt = buildSalt(), stat: (path: string) => Promise<Owner> = bunStat) {
-    this.trust = trustedFolderAsync(dir, euid(), stat);
+  constructor(readonly dir: string, salt?: string, stat?: (path: string) => Promise<Owner>, rt: RuntimeFiles | null = runtimeFiles()) {
+    if (rt === null) throw new SpecCacheError("The validated-spec cache needs the runtime's own file calls; this runtime has none");
+    this.rt = rt;
+    this.salt = salt ?? rt.buildId();
+    this.trust = trustedFolderAsync(dir, euid(), stat ?? rt.stat);
   }
 
   /**
@@ -149,29 +148,30 @@ export class SpecCache {
     return this.trust;
   }
 
-  /** A cache in `dir` where the runtime has the calls it needs (Bun), else null. */
+  /** A cache in `dir` where the runtime has the calls it needs (src/runtime/files.ts), else null. */
   static open(dir: string | undefined): SpecCache | null {
-    return dir !== undefined && "Bun" in globalThis ? new SpecCache(dir) : null;
+    const rt = runtimeFiles();
+    return dir !== undefined && rt !== null ? new SpecCache(dir, undefined, undefined, rt) : null;
   }
 
   /** The entry's name for this text. */
   key(format: SpecFormat, text: string): string {
-    return bun().SHA256.hash(`gpu-bridge-host cdi-cache ${CACHE_FORMAT}\0${VERSION}\0${this.salt}\0${format}\0${text}`, "hex");
+    return this.rt.sha256Hex(`gpu-bridge-host cdi-cache ${CACHE_FORMAT}\0${VERSION}\0${this.salt}\0${format}\0${text}`);
   }
 
   /**
-   * The validated spec stored under `key`, or null (absent, unreadable, corrupt). Read with
-   * Bun.mmap, at once and without Bun's I/O threads (one trip through them fewer on every
-   * container's start). Bun opens a mapped file read-write: harmless here, an entry of this
-   * user's own private folder, where this code writes anyway; never done to a spec
-   * (spec-fs-bun.ts).
+   * The validated spec stored under `key`, or null (absent, unreadable, corrupt). Mapped
+   * (RuntimeFiles.mapFile), at once and without the runtime's I/O threads (one trip through them
+   * fewer on every container's start). The runtime opens a mapped file read-write: harmless
+   * here, an entry of this user's own private folder, where this code writes anyway; never done
+   * to a spec (spec-fs.ts).
    */
   get(key: string): CdiSpec | null {
     const path = `${this.dir}/${key}.json`;
     try {
-      const size = bun().file(path).size; // 0 when absent
+      const size = this.rt.sizeOf(path); // 0 when absent
       if (!(size > 0 && size !== Infinity)) return null;
-      const entry = JSON.parse(new TextDecoder().decode(bun().mmap(path, { shared: false }))) as Entry;
+      const entry = JSON.parse(new TextDecoder().decode(this.rt.mapFile(path))) as Entry;
       // A whole JSON object (a torn write is not valid JSON) made for exactly this key, so for
       // exactly the bytes just read (an entry copied or renamed under another key is a miss), of
       // the right kind; anything else is a miss.
@@ -222,12 +222,6 @@ export class SpecCache {
       return false;
     }
   }
-}
-
-/** Bun's version and the executable's size and mtime: a rebuilt binary does not read old entries. */
-function buildSalt(): string {
-  const exe = bun().file(process.execPath);
-  return `${bun().version}\0${exe.size}\0${exe.lastModified}`;
 }
 
 /**

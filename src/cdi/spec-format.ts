@@ -3,6 +3,7 @@
  * `.yaml` files, the format following the extension. The YAML parser is passed in, so the hot
  * path (`cdi apply`) can use the runtime's native one and never load the library.
  */
+import { runtimeFiles } from "../runtime/files.ts";
 
 export type SpecFormat = "json" | "yaml";
 /** Parses YAML text into plain data; throws on a syntax error. */
@@ -45,15 +46,14 @@ export function decodeSpec(text: string, format: SpecFormat, file: string, parse
 }
 
 /**
- * The runtime's native YAML parser (Bun's), or null. About a hundred times faster than loading
+ * The runtime's native YAML parser (src/runtime/files.ts), or null. About a hundred times faster than loading
  * and running the library on a cold start, which matters on every container's start path. It
  * lets a duplicate key through (the last wins) where the library refuses it; `cdi validate`
  * always uses the library.
  */
 export function nativeYaml(): YamlParse | null {
-  const bun = (globalThis as { Bun?: { YAML?: { parse?: (text: string) => unknown } } }).Bun;
-  const parse = bun?.YAML?.parse;
-  if (typeof parse !== "function") return null;
+  const parse = runtimeFiles()?.parseYaml;
+  if (parse === undefined) return null;
   return (text) => {
     const out = parse(text);
     // Several documents come back as an array; a spec is one document.

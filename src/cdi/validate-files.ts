@@ -1,5 +1,5 @@
 /** `cdi validate FILE...`: each file read, parsed by its extension and checked; one line per problem. */
-import { DEFAULTS } from "../cli/defaults.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import { NotRegularFileError, readCapped } from "../util/files.ts";
 import { decodeSpec, formatOf } from "./codec.ts";
 import { notRegular, tooBig } from "./spec-format.ts";

@@ -3,28 +3,15 @@
  * built only when `cdi` is parsed (options.ts loads this module at every start); their help is
  * in usage.ts (CDI_HELP), and a test keeps the two equal.
  */
-import { type Backend, DEFAULTS } from "./defaults.ts";
+import type { GenerateRequest } from "../cdi/generate-command.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import { parseFlags, UsageError } from "./flags.ts";
 
 /** Which text `cdi generate` writes. */
-export type CdiFormat = "json" | "yaml";
+export type CdiFormat = GenerateRequest["format"];
 
 export type CdiCommand =
-  | {
-    readonly kind: "cdi-generate";
-    readonly backend: Backend;
-    readonly sysRoot: string;
-    readonly devRoot: string;
-    readonly driverRoot: string;
-    /** Jetson's CSV folder; undefined: DEFAULTS.cdiCsvDir. */
-    readonly csvDir: string | undefined;
-    /** undefined: DEFAULTS.cdiHookPath. */
-    readonly hookPath: string | undefined;
-    /** undefined: DEFAULTS.cdiKind. */
-    readonly cdiKind: string | undefined;
-    readonly format: CdiFormat;
-    readonly output: string | undefined;
-  }
+  | ({ readonly kind: "cdi-generate" } & GenerateRequest)
   | {
     readonly kind: "cdi-validate";
     readonly files: readonly string[];

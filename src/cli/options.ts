@@ -3,10 +3,12 @@
  * environment in, a typed command out. Each command's flags are one typed table (flags.ts);
  * every default comes from defaults.ts, and the help text (usage.ts) is generated from both.
  */
-import { type Approval, type Backend, type ConsoleRole, DEFAULTS, type LogLevel, type RunnerKind } from "./defaults.ts";
+import { type Approval, type Backend, type ConsoleRole, DEFAULTS, type LogLevel, type RunnerKind } from "../config/defaults.ts";
 import { type CdiCommand, parseCdiCommand } from "./cdi.ts";
 import { type FlagValues, parseFlags, UsageError } from "./flags.ts";
 import { isSafeId, SAFE_ID_RULE } from "../contract/ids.ts";
+import { MAX_WINDOW } from "../contract/window.ts";
+import { MAX_STREAMS } from "../config/limits.ts";
 import { apiTokenProblem } from "../util/api-token.ts";
 
 export type { Approval, Backend, CdiCommand, LogLevel, RunnerKind };
@@ -144,6 +146,10 @@ export const inventoryFlags = () => ({
   "sys-root": "string",
 } as const);
 
+/** `--spool-max-mb` (serve and doctor): the telemetry spool's cap, in MiB. */
+const SPOOL_MAX_MB = "int:1:1048576";
+const spoolMaxBytes = (mb: number | undefined): number => (mb ?? DEFAULTS.spoolMaxMb) * 1024 * 1024;
+
 export const bridgeFlags = () => ({
   ...inventoryFlags(),
   "registry": "string",
@@ -155,17 +161,16 @@ export const bridgeFlags = () => ({
   "auth-token": "string:blank",
   "ticket": "string:blank",
   "ack-timeout-ms": "int:1:600000",
-  // 1..MAX_WINDOW (src/contract/window.ts); a literal, so the parser can type the value.
-  "window": "int:1:7",
+  "window": `int:1:${MAX_WINDOW}`,
   "log-level": "choice:debug|info|warn|error",
   "state-dir": "string",
   "bundle-dir": "string",
   "runner": "choice:auto|cpu|cuda",
-  "max-streams-per-gpu": "int:1:1024",
+  "max-streams-per-gpu": `int:1:${MAX_STREAMS}`,
   "job-results-mb": "int:0:1048576",
   "job-results-age-s": "int:0:604800",
   "device-id": "string",
-  "spool-max-mb": "int:1:1048576",
+  "spool-max-mb": SPOOL_MAX_MB,
   "queen-segment-kb": "int:1:1048576",
   "listen": "string",
   "no-api": "bool",
@@ -219,7 +224,7 @@ export const doctorFlags = () => ({
   ...inventoryFlags(),
   "dev-root": "string",
   "state-dir": "string",
-  "spool-max-mb": "int:1:1048576",
+  "spool-max-mb": SPOOL_MAX_MB,
   "tcp-host": "string",
   "tcp-port": "int:1:65535",
   "auth-token": "string:blank",
@@ -413,7 +418,7 @@ function doctorCommand(argv: readonly string[], env: Env): Command {
       ...inventoryOptions(values),
       devRoot: values["dev-root"] ?? DEFAULTS.devRoot,
       stateDir: values["state-dir"] ?? defaultStateDir(env),
-      spoolMaxBytes: (values["spool-max-mb"] ?? DEFAULTS.spoolMaxMb) * 1024 * 1024,
+      spoolMaxBytes: spoolMaxBytes(values["spool-max-mb"]),
       console: probe
         ? {
           host: values["tcp-host"] ?? DEFAULTS.tcpHost,
@@ -475,7 +480,7 @@ function bridgeOptions(
       jobResultsBytes: (values["job-results-mb"] ?? DEFAULTS.jobResultsMb) * 1048576,
       jobResultsAgeMs: (values["job-results-age-s"] ?? DEFAULTS.jobResultsAgeS) * 1000,
       deviceId: deviceId(values["device-id"]),
-      spoolMaxBytes: (values["spool-max-mb"] ?? DEFAULTS.spoolMaxMb) * 1024 * 1024,
+      spoolMaxBytes: spoolMaxBytes(values["spool-max-mb"]),
       queenSegmentBytes: (values["queen-segment-kb"] ?? DEFAULTS.queenSegmentKb) * 1024,
       listen: values["no-api"] === true ? null : parseListen(values, env),
       apiToken: checkApiToken(values["api-token"], env),

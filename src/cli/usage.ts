@@ -4,7 +4,7 @@
  * parse tables accept has its help here and nothing else does. Loaded only for `--help`.
  */
 import { VERSION } from "../util/version.ts";
-import { BACKENDS, CONSOLE_ROLES, DEFAULTS, RUNNERS } from "./defaults.ts";
+import { BACKENDS, CONSOLE_ROLES, DEFAULTS, RUNNERS } from "../config/defaults.ts";
 import { LIMITS } from "../contract/limits.ts";
 import { MAX_WINDOW } from "../contract/window.ts";
 

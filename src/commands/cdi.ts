@@ -8,10 +8,10 @@ import { applyEdits, needsAnyHostStat } from "../cdi/apply.ts";
 import { parseOci } from "../cdi/oci.ts";
 import { gatherEdits, loadSpecDirs } from "../cdi/registry.ts";
 import { nativeYaml, type YamlParse } from "../cdi/spec-format.ts";
-import { bunSpecFsNow, loadSpecFs } from "../cdi/spec-fs.ts";
+import { loadSpecFs, specFsNow } from "../cdi/spec-fs.ts";
 import { SpecCache } from "../cdi/spec-cache.ts";
 import type { CdiCommand } from "../cli/options.ts";
-import { DEFAULTS } from "../cli/defaults.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import type { Logger } from "../util/log.ts";
 import type { CommandIo } from "./types.ts";
 
@@ -45,7 +45,7 @@ async function yamlParser(): Promise<YamlParse> {
 
 /** The hot path (every container's start): no node:fs, no YAML library, unless needed. */
 async function apply(c: Of<"cdi-apply">, io: CommandIo, log: () => Logger): Promise<number> {
-  const fs = bunSpecFsNow() ?? (await loadSpecFs());
+  const fs = specFsNow() ?? (await loadSpecFs());
   // The config.json is read while the folders are: Bun reads files on its thread pool, whose
   // start then overlaps the listing. Marked handled now, so that a failed read waits for its await.
   const input = c.input === "-" ? io.stdin() : fs.read(c.input, DEFAULTS.cdiConfigMaxBytes);

@@ -1,7 +1,7 @@
 /** `gpu-bridge-host doctor [--json]`: the host's readiness as a list of checks; exit 0 only when all needed pass. */
 import process from "node:process";
 import type { Command } from "../cli/options.ts";
-import { DEFAULTS } from "../cli/defaults.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import { runDoctor } from "../doctor/mod.ts";
 import { renderJson, renderText } from "../doctor/render.ts";
 import type { CommandIo } from "./types.ts";

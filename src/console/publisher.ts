@@ -15,7 +15,7 @@ import { publishLines, type Snapshot } from "../contract/snapshot.ts";
 import { Histogram, PUBLISH_BUCKETS } from "../util/histogram.ts";
 import { backoffDelay, type BackoffPolicy, DEFAULT_BACKOFF } from "../util/backoff.ts";
 import { type Clock, delay, systemClock } from "../util/clock.ts";
-import { DEFAULTS } from "../cli/defaults.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 
 /** Settings of a Publisher; durations in milliseconds. */
 export interface PublisherOptions {
@@ -123,11 +123,11 @@ export class Publisher {
 
   constructor(options: PublisherOptions) {
     this.#o = {
-      refreshMs: 60_000,
+      refreshMs: DEFAULTS.publishRefreshMs,
       ackTimeoutMs: DEFAULTS.ackTimeoutMs,
       window: DEFAULTS.window,
-      pingIdleMs: 15_000,
-      debounceMs: 50,
+      pingIdleMs: DEFAULTS.pingIdleMs,
+      debounceMs: DEFAULTS.publishDebounceMs,
       backoff: DEFAULT_BACKOFF,
       random: Math.random,
       ...options,

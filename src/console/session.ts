@@ -22,7 +22,7 @@ import { checkWindow } from "../contract/window.ts";
 import type { Conn } from "../runtime/transport.ts";
 import { byteLength, concatBytes } from "../util/bytes.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
-import { DEFAULTS } from "../cli/defaults.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import { escapeLogText } from "../util/log.ts";
 
 /** Settings for one session. */

@@ -29,6 +29,15 @@ export const LIMITS = Object.freeze({
   jobLogBytes: 32 * 1024,
 });
 
+/** A lease's priority (section 7): an integer from 0 to 255, higher first. */
+export const PRIORITY = Object.freeze({ min: 0, max: 255 });
+
+/** Why `value` is not a lease priority (naming the value), or null. */
+export function priorityProblem(value: unknown): string | null {
+  if (typeof value === "number" && Number.isInteger(value) && value >= PRIORITY.min && value <= PRIORITY.max) return null;
+  return `must be an integer from ${PRIORITY.min} to ${PRIORITY.max}, got ${JSON.stringify(value)}`;
+}
+
 /** The files of a GPU node that the VM's clients append to (section 12). `job` exists in one VM variant. */
 export type VmFile = "ctl" | "lease" | "status" | "job";
 

@@ -11,7 +11,3 @@ export interface ModelCatalog {
   readonly active: string;
   readonly models: readonly ModelEntry[];
 }
-
-/** Byte limits the VM enforces on models (docs/protocol.md#5-model-registry, #8-the-console). */
-export const MAX_MANIFEST_BYTES = 8192;
-export const MAX_MODEL_ID_BYTES = 128;

@@ -2,7 +2,7 @@
  * How many console lines the bridge may keep in flight before their acks. The console queues 8
  * lines per session and drops the oldest when full (docs/protocol.md#8-the-console), so
  * more than 8 unacknowledged lines lose data silently; one slot stays free. The default is
- * DEFAULTS.window (src/cli/defaults.ts).
+ * DEFAULTS.window (src/config/defaults.ts).
  */
 import { LIMITS } from "./limits.ts";
 

@@ -11,7 +11,7 @@ import { statNode } from "../cdi/devnode.ts";
 import type { CdiContainerEdits } from "../cdi/schema.ts";
 import { formatProblem, validateSpec } from "../cdi/validate.ts";
 import { type Check, check } from "./types.ts";
-import { DEFAULTS } from "../cli/defaults.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import { NotRegularFileError, readCapped } from "../util/files.ts";
 import { under } from "../cdi/discover.ts";
 

@@ -6,7 +6,7 @@
  */
 import type { FfiAdapter } from "../../ffi/types.ts";
 import { procMinor } from "../cdi/host.ts";
-import type { Backend } from "../cli/defaults.ts";
+import type { Backend } from "../config/defaults.ts";
 import { MOCK_GPUS, mockStats } from "../inventory/mock.ts";
 import { cudaNumber } from "./ptx.ts";
 import type { Connect } from "../runtime/transport.ts";

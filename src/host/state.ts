@@ -16,7 +16,7 @@ import { ctlLeaseLine, ctlPriorityLine, ctlReleaseLine, leaseRecord, statusLine 
 import { type Clock, type Lease, LeaseError, type LeaseEvent, type LeaseRequest } from "../lease/types.ts";
 import type { GpuInfo } from "../inventory/types.ts";
 import type { Logger } from "../util/log.ts";
-import { LIMITS } from "../contract/limits.ts";
+import { LIMITS, PRIORITY } from "../contract/limits.ts";
 import type { NodeLogs } from "../contract/namespace.ts";
 import { DiskWriteError } from "../util/files.ts";
 import { byteLength } from "../util/bytes.ts";
@@ -75,10 +75,10 @@ export class HostState {
       ...(o.clock !== undefined && { clock: o.clock }),
       ...(o.maxStreamsPerGpu !== undefined && { maxStreamsPerGpu: o.maxStreamsPerGpu }),
       admit: (gpuId, live, candidate) => {
-        // Counted at the widest priority: a later `PRIORITY 255` rewrites every live lease's
+        // Counted at the widest priority: a later PRIORITY line at PRIORITY.max rewrites every live lease's
         // pinned ACTIVE line, and must not push the log past the VM's cap.
         let need = 0;
-        for (const l of [...live, candidate]) need += byteLength(leaseRecord({ ...l, priority: 255 }, "ACTIVE")) + 1;
+        for (const l of [...live, candidate]) need += byteLength(leaseRecord({ ...l, priority: PRIORITY.max }, "ACTIVE")) + 1;
         return need <= LIMITS.leaseLogBytes
           ? null
           : `lease log full on ${gpuId}: the VM's ${LIMITS.leaseLogBytes}-byte lease log cannot hold another live lease; release one first`;

@@ -4,7 +4,7 @@
  */
 import { mockBackend } from "./mock.ts";
 import type { Logger } from "../util/log.ts";
-import type { Backend } from "../cli/defaults.ts";
+import type { Backend } from "../config/defaults.ts";
 import type { InventoryBackend } from "./types.ts";
 
 export type { GpuInfo, InventoryBackend } from "./types.ts";

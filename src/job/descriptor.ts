@@ -7,7 +7,8 @@
 import { existsSync, realpathSync, statSync } from "node:fs";
 import { isAbsolute, join, relative, sep } from "node:path";
 import * as v from "valibot";
-import { decodeBase64 } from "../util/base64.ts";
+import { LIMITS } from "../contract/limits.ts";
+import { base64Length, decodeBase64 } from "../util/base64.ts";
 import { readCapped } from "../util/files.ts";
 import { describeIssue } from "../util/issues.ts";
 import { sha256Hex } from "../util/sha256.ts";
@@ -15,7 +16,8 @@ import { bundleRelative, decodeOperands } from "./cohesix.ts";
 import { outputPathProblem } from "./output.ts";
 
 export const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
-export const MAX_PATH_BYTES = 96;
+/** A path in the VM's namespace (`inputs`, `outputs`): the console's path limit. */
+export const MAX_PATH_BYTES = LIMITS.pathBytes;
 export const MAX_TIMEOUT_MS = 24 * 3600 * 1000;
 import { SAFE_ID, SAFE_ID_RULE } from "../contract/ids.ts";
 
@@ -171,7 +173,7 @@ function pathProblems(d: JobDescriptor): JobProblem[] {
  * bundle when inputs[0] names one that is staged, else the bridge's own.
  */
 function withOperands(d: JobDescriptor, b64: string, expected: string, ctx: ValidateContext): ValidateResult {
-  const tooBig = b64.length > Math.ceil(MAX_PAYLOAD_BYTES / 3) * 4 + 4;
+  const tooBig = b64.length > base64Length(MAX_PAYLOAD_BYTES) + 4;
   const bytes = tooBig ? null : decodeBase64(b64);
   if (bytes === null) {
     return fail("payload_b64", tooBig ? `payload_b64 is over the ${MAX_PAYLOAD_BYTES}-byte limit` : "payload_b64 is not valid base64");

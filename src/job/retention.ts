@@ -8,7 +8,7 @@
  */
 import type { Clock } from "../util/clock.ts";
 
-/** The limits (src/cli/defaults.ts has the defaults; `serve --job-results-mb/-age-s` set two). */
+/** The limits (src/config/defaults.ts has the defaults; `serve --job-results-mb/-age-s` set two). */
 export interface RetentionPolicy {
   /** Finished jobs kept for lookups; the oldest leave the table past it. */
   readonly finishedJobs: number;

@@ -13,7 +13,7 @@ import { builtinPtx } from "./ptx/builtin.ts";
 import { operandBytes } from "./cohesix.ts";
 import { sha256Hex } from "../util/sha256.ts";
 import { JobRetention, type RetentionPolicy } from "./retention.ts";
-import { DEFAULTS } from "../cli/defaults.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 
 /** A job as the bridge tracks it. */
 export interface JobRecord {

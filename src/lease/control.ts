@@ -3,6 +3,9 @@
  * [ttl=<s>]`, `RELEASE <worker> [reason]`, `PRIORITY <n> [worker=<w>]` and `RESET`, parsed
  * strictly: a typo is an error that names the field, never a silent default.
  */
+import { DEFAULTS } from "../config/defaults.ts";
+import { PRIORITY } from "../contract/limits.ts";
+import { checkPriority } from "./ranges.ts";
 import { LeaseError } from "./types.ts";
 
 export type ControlCommand =
@@ -18,9 +21,6 @@ export type ControlCommand =
   | { readonly verb: "PRIORITY"; readonly priority: number; readonly worker?: string }
   | { readonly verb: "RESET" };
 
-/** TTL of a LEASE line that names none: the contract's example lease. */
-export const DEFAULT_CTL_TTL_S = 120;
-
 /** Parses one control line or throws LeaseError (code `invalid`) saying what is wrong. */
 export function parseControl(line: string): ControlCommand {
   const text = line.replace(/\r?\n$/, "");
@@ -30,11 +30,11 @@ export function parseControl(line: string): ControlCommand {
     case "LEASE": {
       const [worker, ...rest] = args;
       if (worker === undefined || worker.includes("=")) {
-        throw bad("LEASE needs a worker id: LEASE <worker> mem=<MiB> streams=<n> priority=<0-255>", "worker_id");
+        throw bad(`LEASE needs a worker id: LEASE <worker> mem=<MiB> streams=<n> priority=<${PRIORITY.min}-${PRIORITY.max}>`, "worker_id");
       }
       const kv = keyValues(rest, ["mem", "streams", "priority", "ttl"], "LEASE");
       for (const key of ["mem", "streams", "priority"]) if (kv[key] === undefined) throw bad(`LEASE needs ${key}=<n>`, key);
-      return { verb, worker, mem: kv.mem!, streams: kv.streams!, priority: kv.priority!, ttl: kv.ttl ?? DEFAULT_CTL_TTL_S };
+      return { verb, worker, mem: kv.mem!, streams: kv.streams!, priority: kv.priority!, ttl: kv.ttl ?? DEFAULTS.ctlTtlS };
     }
     case "RELEASE": {
       const [worker, ...reason] = args;
@@ -43,9 +43,9 @@ export function parseControl(line: string): ControlCommand {
     }
     case "PRIORITY": {
       const [n, ...rest] = args;
-      if (n === undefined || !/^\d+$/.test(n)) throw bad(`PRIORITY needs an integer 0-255, got ${JSON.stringify(n ?? "")}`, "priority");
-      const priority = Number(n);
-      if (priority > 255) throw bad(`PRIORITY must be 0-255, got ${priority}`, "priority");
+      // Digits only: Number() would take " 1", "0x10" or "1e2" too.
+      const priority = n !== undefined && /^\d+$/.test(n) ? Number(n) : (n ?? "");
+      checkPriority(priority);
       if (rest.length === 0) return { verb, priority };
       const m = rest.length === 1 ? /^worker=(.+)$/.exec(rest[0]!) : null;
       if (m === null) throw bad(`PRIORITY takes only worker=<id> after the number, got ${JSON.stringify(rest.join(" "))}`);

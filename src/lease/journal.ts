@@ -9,7 +9,9 @@ import { dirname } from "node:path";
 import * as v from "valibot";
 import { describeIssue } from "../util/issues.ts";
 import { appendFully, DiskWriteError, openRegular, replaceFileDurably } from "../util/files.ts";
-import { type Lease, MAX_TTL_S, WORKER_ID } from "./types.ts";
+import { PRIORITY } from "../contract/limits.ts";
+import { MAX_STREAMS, MAX_TTL_S } from "../config/limits.ts";
+import { type Lease, WORKER_ID } from "./types.ts";
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max));
 const ID = v.pipe(v.string(), v.regex(/^[A-Za-z0-9._-]{1,128}$/));
@@ -19,9 +21,9 @@ const JournalLease = v.object({
   gpu_id: v.pipe(v.string(), v.minLength(1), v.maxLength(32)),
   worker_id: v.pipe(v.string(), v.regex(WORKER_ID)),
   mem_mb: int(1),
-  streams: int(1, 1024),
+  streams: int(1, MAX_STREAMS),
   ttl_s: int(1, MAX_TTL_S),
-  priority: int(0, 255),
+  priority: int(PRIORITY.min, PRIORITY.max),
   state: v.picklist(["ACTIVE", "RELEASED"]),
   granted_at: int(0),
   expires_at: int(0),
@@ -30,7 +32,7 @@ const JournalLease = v.object({
 const Entry = v.variant("op", [
   v.object({ op: v.literal("grant"), lease: JournalLease }),
   v.object({ op: v.literal("renew"), id: ID, expires_at: int(0) }),
-  v.object({ op: v.literal("priority"), id: ID, priority: int(0, 255) }),
+  v.object({ op: v.literal("priority"), id: ID, priority: int(PRIORITY.min, PRIORITY.max) }),
   v.object({ op: v.literal("release"), id: ID, reason: v.string() }),
 ]);
 type Entry = v.InferOutput<typeof Entry>;

@@ -4,9 +4,10 @@
  * Expiry uses one timer over a min-heap of deadlines (not one timer per lease); renewals push
  * a new deadline and the stale one is skipped when it surfaces.
  */
-import { DEFAULTS } from "../cli/defaults.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import { SAFE_ID_RULE } from "../contract/ids.ts";
 import { MinHeap } from "../util/heap.ts";
+import { checkCount, checkPriority, checkStreams, checkTtl } from "./ranges.ts";
 import {
   type Clock,
   type LeasableGpu,
@@ -14,7 +15,6 @@ import {
   LeaseError,
   type LeaseEvent,
   type LeaseRequest,
-  MAX_TTL_S,
   REASON,
   systemClock,
   WORKER_ID,
@@ -24,12 +24,12 @@ export interface LeaseManagerOptions {
   /** The GPUs that can be leased now (the inventory). */
   readonly gpus: () => readonly LeasableGpu[];
   readonly clock?: Clock;
-  /** Streams that may be leased on one GPU at once (default 16). */
+  /** Streams that may be leased on one GPU at once (default DEFAULTS.maxStreamsPerGpu). */
   readonly maxStreamsPerGpu?: number;
   /** Extra admission policy: a reason to refuse `candidate`, or null. */
   readonly admit?: (gpuId: string, live: readonly Lease[], candidate: Lease) => string | null;
   readonly newId?: () => string;
-  /** Released leases kept for lookups (default 1024). */
+  /** Released leases kept for lookups (default DEFAULTS.keepReleasedLeases). */
   readonly keepReleased?: number;
 }
 
@@ -60,7 +60,13 @@ export class LeaseManager {
   #armedAt = Infinity;
 
   constructor(options: LeaseManagerOptions) {
-    this.#o = { clock: systemClock, maxStreamsPerGpu: DEFAULTS.maxStreamsPerGpu, newId: defaultId, keepReleased: 1024, ...options };
+    this.#o = {
+      clock: systemClock,
+      maxStreamsPerGpu: DEFAULTS.maxStreamsPerGpu,
+      newId: defaultId,
+      keepReleased: DEFAULTS.keepReleasedLeases,
+      ...options,
+    };
   }
 
   /** Subscribes to lease events; returns the unsubscribe function. */
@@ -133,9 +139,7 @@ export class LeaseManager {
   renew(id: string, ttlS?: number): Lease {
     const lease = this.#liveLease(id);
     const ttl = ttlS ?? lease.ttl_s;
-    if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL_S) {
-      throw new LeaseError("invalid", `ttl_s must be an integer from 1 to ${MAX_TTL_S}, got ${ttl}`, "ttl_s");
-    }
+    checkTtl(ttl);
     lease.expires_at = this.#o.clock.now() + ttl * 1000;
     this.#deadlines.push({ at: lease.expires_at, id });
     this.#arm();
@@ -192,7 +196,7 @@ export class LeaseManager {
     return lease;
   }
 
-  /** Changes a live lease's priority (0-255). */
+  /** Changes a live lease's priority (checkPriority's range). */
   setPriority(id: string, priority: number): Lease {
     const lease = this.#liveLease(id);
     checkPriority(priority);
@@ -362,20 +366,8 @@ function checkRequest(req: LeaseRequest): void {
   if (typeof req.worker_id !== "string" || !WORKER_ID.test(req.worker_id)) {
     throw new LeaseError("invalid", `worker_id must be ${SAFE_ID_RULE}, got ${JSON.stringify(req.worker_id)}`, "worker_id");
   }
-  positive(req.mem_mb, "mem_mb", Number.MAX_SAFE_INTEGER);
-  positive(req.streams, "streams", 1024);
-  positive(req.ttl_s, "ttl_s", MAX_TTL_S);
+  checkCount(req.mem_mb, "mem_mb", Number.MAX_SAFE_INTEGER);
+  checkStreams(req.streams);
+  checkTtl(req.ttl_s);
   checkPriority(req.priority);
-}
-
-function positive(value: number, field: string, max: number): void {
-  if (!Number.isInteger(value) || value < 1 || value > max) {
-    throw new LeaseError("invalid", `${field} must be an integer from 1 to ${max}, got ${JSON.stringify(value)}`, field);
-  }
-}
-
-function checkPriority(priority: number): void {
-  if (!Number.isInteger(priority) || priority < 0 || priority > 255) {
-    throw new LeaseError("invalid", `priority must be an integer from 0 to 255, got ${JSON.stringify(priority)}`, "priority");
-  }
 }

@@ -58,7 +58,6 @@ export { type Clock, systemClock } from "../util/clock.ts";
 
 /** Worker ids travel in control lines and JSON: a safe, short charset. */
 export { SAFE_ID as WORKER_ID } from "../contract/ids.ts";
-export const MAX_TTL_S = 7 * 24 * 3600;
 /**
  * A release reason travels raw in the VM's ctl log (`RELEASE <worker> <reason>`) and in our
  * log: printable ASCII only, so it can never start a line of its own or carry escapes.

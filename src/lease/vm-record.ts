@@ -5,7 +5,7 @@
  * contract's own form (keys in order, no spaces, each key once: the line the bridge itself
  * would write for it), so the line the VM's clients read is the terms the host accounts.
  */
-import { gpuIdProblem, LIMITS } from "../contract/limits.ts";
+import { gpuIdProblem, LIMITS, PRIORITY } from "../contract/limits.ts";
 import { SAFE_ID_RULE } from "../contract/ids.ts";
 import { byteLength } from "../util/bytes.ts";
 import { leaseRecord } from "./records.ts";
@@ -23,7 +23,7 @@ export type ParsedVmRecord = { ok: true; record: VmLeaseRecord } | { ok: false; 
 export const VM_RECORD_BYTES = LIMITS.commandBytes;
 const KEYS = ["schema", "state", "gpu_id", "worker_id", "mem_mb", "streams", "ttl_s", "priority"] as const;
 /**
- * The contract's ranges (section 7: counts >= 1, priority 0-255). The host's own limits (the
+ * The contract's ranges (section 7: counts >= 1, the priority range PRIORITY). The host's own limits (the
  * longest TTL, streams per lease) are policy: a record past them is well-formed, and is refused
  * as a grant would be, so a Queen's lease the host will not hold is released in the VM.
  */
@@ -31,7 +31,7 @@ const RANGES: Readonly<Record<string, readonly [number, number]>> = {
   mem_mb: [1, Number.MAX_SAFE_INTEGER],
   streams: [1, Number.MAX_SAFE_INTEGER],
   ttl_s: [1, Number.MAX_SAFE_INTEGER],
-  priority: [0, 255],
+  priority: [PRIORITY.min, PRIORITY.max],
 };
 
 /** Parses `line`, found in `/gpu/<gpuId>/lease`. */

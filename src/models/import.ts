@@ -13,7 +13,7 @@ import { LIMITS, modelIdProblem } from "../contract/limits.ts";
 import { sha256Hex } from "../util/sha256.ts";
 import { loadRegistry } from "./registry.ts";
 import { byteLength } from "../util/bytes.ts";
-import { DEFAULTS } from "../cli/defaults.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 
 export interface ImportOptions {
   readonly bundle: string;

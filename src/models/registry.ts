@@ -8,8 +8,7 @@ import { type Dirent, lstatSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { builtinCatalog } from "./catalog.ts";
 import type { ModelCatalog, ModelEntry } from "../contract/models.ts";
-import { MAX_MANIFEST_BYTES, MAX_MODEL_ID_BYTES } from "../contract/models.ts";
-import { modelIdProblem } from "../contract/limits.ts";
+import { LIMITS, modelIdProblem } from "../contract/limits.ts";
 import { byteLength } from "../util/bytes.ts";
 import { readCapped } from "../util/files.ts";
 
@@ -101,9 +100,9 @@ function readModels(dir: string, warnings: string[]): ModelEntry[] {
 }
 
 function readManifest(path: string): string {
-  const bytes = readCapped(path, MAX_MANIFEST_BYTES);
+  const bytes = readCapped(path, LIMITS.manifestBytes);
   if (bytes === null) {
-    throw new RegistryError(`Cannot use manifest ${path}: it is larger than ${MAX_MANIFEST_BYTES} bytes`);
+    throw new RegistryError(`Cannot use manifest ${path}: it is larger than ${LIMITS.manifestBytes} bytes`);
   }
   try {
     return utf8.decode(bytes);
@@ -141,8 +140,8 @@ function readActive(dir: string, models: ModelEntry[], warnings: string[]): stri
     if (bytes === null) warnings.push(`Ignoring ${path}: it is over ${ACTIVE_FILE_CAP} bytes; ${first} is active`);
     return first;
   }
-  if (byteLength(line) > MAX_MODEL_ID_BYTES) {
-    warnings.push(`Ignoring ${path}: its model id is over ${MAX_MODEL_ID_BYTES} bytes; ${first} is active`);
+  if (byteLength(line) > LIMITS.modelIdBytes) {
+    warnings.push(`Ignoring ${path}: its model id is over ${LIMITS.modelIdBytes} bytes; ${first} is active`);
     return first;
   }
   if (!models.some((m) => m.model_id === line)) {

@@ -4,6 +4,8 @@
  * A reload that changes nothing is silent; one that changes the catalog calls `onChange`.
  */
 import { type FSWatcher, watch } from "node:fs";
+import { DEFAULTS } from "../config/defaults.ts";
+import { type Clock, systemClock } from "../util/clock.ts";
 import type { Logger } from "../util/log.ts";
 import { loadRegistry } from "./registry.ts";
 import type { ModelCatalog } from "../contract/models.ts";
@@ -12,15 +14,17 @@ export interface RegistryWatchOptions {
   readonly dir: string;
   readonly log: Logger;
   readonly onChange: (catalog: ModelCatalog) => void;
-  /** Poll period in ms (default 1000). */
+  /** Poll period in ms (default DEFAULTS.registryPollMs). */
   readonly pollMs?: number;
   /**
    * How long a registry that looks half-written (unusable, or `active` naming a model not yet
-   * there) may go on looking so before it replaces the last good catalog (default 5000 ms).
+   * there) may go on looking so before it replaces the last good catalog (default DEFAULTS.registrySettleMs).
    */
   readonly settleMs?: number;
-  /** File-system events within this many ms are one reload (default 20 ms). */
+  /** File-system events within this many ms are one reload (default DEFAULTS.registryDebounceMs). */
   readonly debounceMs?: number;
+  /** Time and the poll's and debounce's timers (default: the system clock). */
+  readonly clock?: Clock;
 }
 
 /** A watched registry: `catalog` is always the latest good load. */
@@ -29,15 +33,17 @@ export class RegistryWatch {
   #key: string;
   #warnings = "";
   readonly #o: RegistryWatchOptions;
+  readonly #clock: Clock;
   #watcher: FSWatcher | null = null;
-  #poll: ReturnType<typeof setTimeout> | undefined;
+  #poll: unknown;
   #lastLoadMs = 0;
   #closed = false;
   #incompleteSince: number | null = null;
-  #pending: ReturnType<typeof setTimeout> | undefined;
+  #pending: unknown;
 
   constructor(options: RegistryWatchOptions) {
     this.#o = options;
+    this.#clock = options.clock ?? systemClock;
     const { catalog, warnings } = loadRegistry(options.dir);
     this.#logWarnings(warnings);
     this.#catalog = catalog;
@@ -52,21 +58,21 @@ export class RegistryWatch {
 
   /** Re-reads the registry now; returns whether the catalog changed. */
   reload(): boolean {
-    const t0 = performance.now();
+    const t0 = this.#clock.now();
     const { catalog, warnings, complete } = loadRegistry(this.#o.dir);
-    this.#lastLoadMs = performance.now() - t0;
+    this.#lastLoadMs = this.#clock.now() - t0;
     if (this.#watcher === null) this.#arm();
     // A writer mid-change (a folder renamed away, `active` written before its model) must not
     // flap the VM's catalog to the built-in one and back: the last good catalog stays until
     // the registry has looked this way for `settleMs`.
     if (complete || this.#catalog.source !== "registry") this.#incompleteSince = null;
     else {
-      const now = Date.now();
+      const now = this.#clock.now();
       if (this.#incompleteSince === null) {
         this.#incompleteSince = now;
         this.#o.log.info(`registry looks half-written (${warnings.at(-1) ?? "incomplete"}); keeping the last good catalog for now`);
       }
-      if (now - this.#incompleteSince < (this.#o.settleMs ?? 5000)) return false;
+      if (now - this.#incompleteSince < (this.#o.settleMs ?? DEFAULTS.registrySettleMs)) return false;
     }
     this.#logWarnings(warnings);
     const key = JSON.stringify(catalog);
@@ -80,8 +86,9 @@ export class RegistryWatch {
 
   close(): void {
     this.#closed = true;
-    clearTimeout(this.#poll);
-    clearTimeout(this.#pending);
+    this.#clock.clearTimer(this.#poll);
+    this.#clock.clearTimer(this.#pending);
+    this.#pending = undefined;
     this.#watcher?.close();
     this.#watcher = null;
   }
@@ -89,20 +96,20 @@ export class RegistryWatch {
   /** The fallback poll, spaced so that reading a large registry costs at most ~2% of a core. */
   #schedule(): void {
     if (this.#closed) return;
-    this.#poll = setTimeout(() => {
+    this.#poll = this.#clock.setTimer(nextPollMs(this.#o.pollMs ?? DEFAULTS.registryPollMs, this.#lastLoadMs), () => {
       this.reload();
       this.#schedule();
-    }, nextPollMs(this.#o.pollMs ?? 1000, this.#lastLoadMs));
+    });
   }
 
   #arm(): void {
     try {
       this.#watcher = watch(this.#o.dir, { recursive: true }, () => {
         // At most one reload per `debounceMs`, however fast the events come.
-        this.#pending ??= setTimeout(() => {
+        this.#pending ??= this.#clock.setTimer(this.#o.debounceMs ?? DEFAULTS.registryDebounceMs, () => {
           this.#pending = undefined;
           this.reload();
-        }, this.#o.debounceMs ?? 20);
+        });
       });
       this.#watcher.on("error", () => {
         this.#watcher?.close();
@@ -120,7 +127,7 @@ export class RegistryWatch {
   }
 }
 
-/** The wait before the next poll: `pollMs`, or 50 times what the last load took (at most 30 s). */
+/** The wait before the next poll: `pollMs`, or 50 times what the last load took (at most DEFAULTS.registryPollMaxMs). */
 export function nextPollMs(pollMs: number, lastLoadMs: number): number {
-  return Math.max(pollMs, Math.min(30_000, Math.ceil(lastLoadMs * 50)));
+  return Math.max(pollMs, Math.min(DEFAULTS.registryPollMaxMs, Math.ceil(lastLoadMs * 50)));
 }

@@ -18,7 +18,7 @@ import { encodeRecord, type TelemetryRecord } from "./record.ts";
 import type { Spool } from "./spool.ts";
 import { byteLength } from "../util/bytes.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
-import { DEFAULTS } from "../cli/defaults.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import { isSafeId } from "../contract/ids.ts";
 import { DiskWriteError } from "../util/files.ts";
 

@@ -24,7 +24,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../util/log.ts";
-import { DEFAULTS } from "../cli/defaults.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import { crc32 } from "node:zlib";
 import { appendFully, DiskWriteError, openRegular, replaceFileDurably, syncFully } from "../util/files.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
@@ -47,7 +47,7 @@ export interface Progress {
 export interface SpoolOptions {
   readonly dir: string;
   readonly log: Logger;
-  /** Roll to a new segment file past this size (default 1 MiB). */
+  /** Roll to a new segment file past this size (default DEFAULTS.spoolSegmentBytes). */
   readonly segmentBytes?: number;
   /** Drop the oldest segment past this total (default: `--spool-max-mb`'s). */
   readonly capBytes?: number;
@@ -116,7 +116,7 @@ export class Spool {
   /** Opens (creating) the spool in `dir`, repairing torn tails. */
   static open(options: SpoolOptions): Spool {
     const spool = new Spool({
-      segmentBytes: 1 << 20,
+      segmentBytes: DEFAULTS.spoolSegmentBytes,
       capBytes: DEFAULTS.spoolMaxMb << 20,
       sync: true,
       readOnly: false,

@@ -18,6 +18,11 @@ const U8 = Uint8Array as unknown as Base64Uint8Array;
 // payloads reach 16 MiB) and would call valid base64 invalid.
 const ALPHABET = /^[A-Za-z0-9+/]*={0,2}$/;
 
+/** The length of the padded base64 of `bytes` bytes. */
+export function base64Length(bytes: number): number {
+  return Math.ceil(bytes / 3) * 4;
+}
+
 /**
  * Standard padded base64 of `data` (a string is encoded as UTF-8 first, bytes a VM line held
  * outside UTF-8 as themselves: src/util/bytes.ts).

@@ -1,4 +1,5 @@
 /** Reading a peer's byte stream without letting it decide how much memory that takes. */
+import { base64Length } from "./base64.ts";
 
 /**
  * The last `cap` bytes of `stream` as text, read to its end (so the writer never blocks on a
@@ -33,4 +34,4 @@ export const CHILD_RESULT_BYTES = 16 * 1024 * 1024;
 export const CHILD_STDERR_CAP = 64 * 1024;
 
 /** What the bridge keeps of a child's stdout: room for a result, plus the last 64 KiB of anything else. */
-export const CHILD_OUTPUT_CAP = Math.ceil(CHILD_RESULT_BYTES / 3) * 4 + CHILD_STDERR_CAP;
+export const CHILD_OUTPUT_CAP = base64Length(CHILD_RESULT_BYTES) + CHILD_STDERR_CAP;

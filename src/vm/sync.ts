@@ -15,7 +15,7 @@ import type { Snapshot } from "../contract/snapshot.ts";
 import { byteLength } from "../util/bytes.ts";
 import { sha256Hex } from "../util/sha256.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
-import { DEFAULTS } from "../cli/defaults.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import { LIMITS, VM_CAPS, type VmFile } from "../contract/limits.ts";
 import { type MirrorToken, type PendingLine, SNAPSHOT_FILES, VmMirror } from "./mirror.ts";
 import type { VmLinePlace } from "./applied.ts";

@@ -8,7 +8,7 @@
 import { closeSync, constants, fstatSync, mkdirSync, openSync, renameSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Logger } from "../util/log.ts";
-import { DEFAULTS } from "../cli/defaults.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import { appendFully } from "../util/files.ts";
 
 export type AuditEvent =

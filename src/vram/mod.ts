@@ -9,7 +9,7 @@ import process from "node:process";
 import { randomBytes } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import { DEFAULTS } from "../cli/defaults.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import type { GpuInfo } from "../contract/info.ts";
 import type { InventoryBackend } from "../inventory/types.ts";
 import type { Lease } from "../lease/types.ts";

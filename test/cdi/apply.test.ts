@@ -6,8 +6,12 @@ import { join } from "node:path";
 import { applyEdits, CdiApplyError, cleanPath, depths } from "../../src/cdi/apply.ts";
 import { statNode } from "../../src/cdi/devnode.ts";
 import { injectDevices, loadSpecDirs, resolveDevices } from "../../src/cdi/registry.ts";
-import { bunSpecFs } from "../../src/cdi/spec-fs-bun.ts";
-import { nodeSpecFs } from "../../src/cdi/spec-fs-node.ts";
+import { nodeSpecFs as loadNodeSpecFs, runtimeSpecFs } from "../../src/cdi/spec-fs.ts";
+import { runtimeFiles } from "../../src/runtime/files.ts";
+
+/** The two readers: the runtime's own calls (these tests run on Bun) and node:fs. */
+const bunSpecFs = runtimeSpecFs(runtimeFiles()!);
+const nodeSpecFs = await loadNodeSpecFs();
 import type { CdiSpec, OciSpec } from "../../src/cdi/schema.ts";
 import { libraryYaml } from "../../src/cdi/codec.ts";
 

@@ -8,12 +8,16 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DEFAULTS } from "../../src/cli/defaults.ts";
+import { DEFAULTS } from "../../src/config/defaults.ts";
 import { libraryYaml } from "../../src/cdi/codec.ts";
 import { loadSpecDirs } from "../../src/cdi/registry.ts";
 import { nativeYaml } from "../../src/cdi/spec-format.ts";
-import { bunSpecFs } from "../../src/cdi/spec-fs-bun.ts";
-import { nodeSpecFs } from "../../src/cdi/spec-fs-node.ts";
+import { nodeSpecFs as loadNodeSpecFs, runtimeSpecFs } from "../../src/cdi/spec-fs.ts";
+import { runtimeFiles } from "../../src/runtime/files.ts";
+
+/** The two readers: the runtime's own calls (these tests run on Bun) and node:fs. */
+const bunSpecFs = runtimeSpecFs(runtimeFiles()!);
+const nodeSpecFs = await loadNodeSpecFs();
 import { main } from "../../src/main.ts";
 import { memoryStdio } from "../helpers.ts";
 

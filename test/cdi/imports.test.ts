@@ -34,7 +34,7 @@ test("the modules cdi apply loads on Bun reach no node:fs, node:path, yaml or va
     "cdi/apply.ts",
     "cdi/oci.ts",
     "cdi/spec-fs.ts",
-    "cdi/spec-fs-bun.ts",
+    "runtime/files.ts",
     "cdi/spec-format.ts",
   ];
   const graph = new Set(entries.flatMap((e) => staticGraph(join(REPO, "src", e))));

@@ -198,7 +198,7 @@ describe("the flag tables and the help generated from them", () => {
   });
 
   test("the defaults the parser applies are the ones the help prints", async () => {
-    const { DEFAULTS } = await import("../../src/cli/defaults.ts");
+    const { DEFAULTS } = await import("../../src/config/defaults.ts");
     const { USAGE } = await import("../../src/cli/usage.ts");
     const c = parseCommand(["--publish"], {});
     const o = c.kind === "bridge" ? c.options : undefined;
@@ -219,7 +219,7 @@ describe("the flag tables and the help generated from them", () => {
 
 describe("cdi", () => {
   test("generate applies the defaults from defaults.ts; an --output ending in .yaml picks yaml", async () => {
-    const { DEFAULTS } = await import("../../src/cli/defaults.ts");
+    const { DEFAULTS } = await import("../../src/config/defaults.ts");
     expect(parseCommand(["cdi", "generate"], {})).toEqual({
       kind: "cdi-generate",
       backend: DEFAULTS.backend,
@@ -284,7 +284,7 @@ describe("cdi", () => {
 
   test("every flag of every cdi subcommand has one help line in cdi's help, with the defaults the code uses", async () => {
     const { cdiFlags } = await import("../../src/cli/cdi.ts");
-    const { DEFAULTS } = await import("../../src/cli/defaults.ts");
+    const { DEFAULTS } = await import("../../src/config/defaults.ts");
     const { CDI_HELP, CDI_USAGE } = await import("../../src/cli/usage.ts");
     const tables = cdiFlags();
     for (const sub of ["generate", "validate", "apply", "list"] as const) {

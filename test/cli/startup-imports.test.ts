@@ -49,7 +49,8 @@ export const LAYERS: Readonly<Record<string, number>> = {
   ffi: 0,
   "src/contract": 1,
   "src/runtime": 1,
-  "src/cli": 1,
+  // Every default and the host's own limits: below the capabilities that need them.
+  "src/config": 1,
   "src/api": 2,
   "src/console": 2,
   "src/host": 2,
@@ -65,6 +66,9 @@ export const LAYERS: Readonly<Record<string, number>> = {
   "src/vm": 2,
   "mock/console": 2,
   "src/app": 3,
+  // The command line: flags parsed into the options the app is built from, and the help text
+  // made from src/config. No capability reads the command line.
+  "src/cli": 3,
   // The doctor reads every capability to report on the host.
   "src/doctor": 3,
   "src/commands": 4,
@@ -159,5 +163,49 @@ test("the layer check sees an upward import and a circle", () => {
   ]);
   expect(findCycle(edges)).toEqual(["src/contract", "src/lease", "src/contract"]);
   expect((LAYERS["src/lease"] ?? 0) > (LAYERS["src/contract"] ?? 0)).toBe(true);
+  // A capability importing the command line is an upward import.
+  for (const capability of ["src/lease", "src/cdi", "src/vram", "src/telemetry", "src/contract"]) {
+    expect(LAYERS["src/cli"]! > LAYERS[capability]!).toBe(true);
+  }
   expect(folderEdges(files).get("main")?.has("src/commands")).toBe(true); // the walker sees dynamic imports
+});
+
+/**
+ * The files that may name a runtime: the runtime seam, the FFI adapters, and the FFI loader
+ * that picks one of them (it must, before either is imported: `bun:ffi` does not load on Deno).
+ */
+const MAY_NAME_A_RUNTIME = /^(src\/runtime\/[^/]+\.ts|ffi\/(bun|deno|loader)\.ts)$/;
+
+/**
+ * Where `source` names a runtime in code: `Bun`/`Deno` as an identifier or property
+ * (`Bun.file`, `globalThis.Bun`, `{ Bun: … }` in a cast), `"Bun" in globalThis`, or a `bun:`
+ * module. Comments do not count, nor messages that merely mention one.
+ */
+export function runtimeNames(source: string): string[] {
+  const code = source
+    .replace(/\/\*[\s\S]*?\*\//g, "")
+    .replace(/(^|[^:"'`\\])\/\/.*$/gm, "$1");
+  const found: string[] = [];
+  for (const m of code.matchAll(/["'`](Bun|Deno)["'`]\s+in\s+globalThis|(?:from\s*|import\s*\(\s*)["']bun:[a-z]+["']/g)) found.push(m[0]);
+  const withoutStrings = code.replace(/"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`(?:[^`\\]|\\.)*`/g, '""');
+  for (const m of withoutStrings.matchAll(/[\w.]*\b(?:Bun|Deno)\b[\w.]*/g)) found.push(m[0]);
+  return found;
+}
+
+test("only the runtime seam and the FFI adapters name Bun or Deno", () => {
+  const named: string[] = [];
+  for (const file of files) {
+    const rel = relative(REPO, file);
+    if (MAY_NAME_A_RUNTIME.test(rel)) continue;
+    for (const name of runtimeNames(readFileSync(file, "utf8"))) named.push(`${rel}: ${name}`);
+  }
+  expect(named).toEqual([]);
+});
+
+test("the runtime check sees each way of naming a runtime, and not a comment or a message", () => {
+  expect(runtimeNames(`const b = (globalThis as unknown as { Bun: Api }).Bun;`)).toEqual(["Bun", ".Bun"]);
+  expect(runtimeNames(`if ("Deno" in globalThis) x();`)).toEqual(['"Deno" in globalThis']);
+  expect(runtimeNames(`Bun.file(p).text()`)).toEqual(["Bun.file"]);
+  expect(runtimeNames(`import { dlopen } from "bun:ffi";`)).toEqual(['from "bun:ffi"']);
+  expect(runtimeNames(`// Bun's I/O threads\n/** on Bun */ throw new Error("runs on Bun or Deno");`)).toEqual([]);
 });

@@ -12,7 +12,7 @@ import { echoLines, publishOnce, sendAll } from "../../src/console/publish.ts";
 import { ConsoleSession } from "../../src/console/session.ts";
 import type { Conn } from "../../src/runtime/transport.ts";
 import { checkWindow, MAX_WINDOW } from "../../src/contract/window.ts";
-import { DEFAULTS } from "../../src/cli/defaults.ts";
+import { DEFAULTS } from "../../src/config/defaults.ts";
 import { builtinCatalog } from "../../src/models/catalog.ts";
 import { buildNamespace } from "../../src/contract/namespace.ts";
 import { AsyncQueue } from "../../src/util/async-queue.ts";

@@ -3,7 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DEFAULTS } from "../../src/cli/defaults.ts";
+import { DEFAULTS } from "../../src/config/defaults.ts";
 import { doctorFlags, parseCommand } from "../../src/cli/options.ts";
 import { DOCTOR_HELP, DOCTOR_USAGE } from "../../src/cli/usage.ts";
 import { main } from "../../src/main.ts";

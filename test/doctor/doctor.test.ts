@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { memoryMockConsole } from "../../mock/console/server.ts";
 import { bunFfi } from "../../ffi/bun.ts";
-import { DEFAULTS } from "../../src/cli/defaults.ts";
+import { DEFAULTS } from "../../src/config/defaults.ts";
 import { consoleCheck } from "../../src/doctor/console.ts";
 import { type Check, type DoctorOptions, runDoctor } from "../../src/doctor/mod.ts";
 import { agreement } from "../../src/doctor/native.ts";

@@ -7,7 +7,7 @@ import { importModel } from "../../src/models/import.ts";
 import { loadRegistry } from "../../src/models/registry.ts";
 import type { ModelCatalog } from "../../src/contract/models.ts";
 import { nextPollMs, RegistryWatch } from "../../src/models/watch.ts";
-import { memoryLogger, tempDir } from "../helpers.ts";
+import { FakeClock, memoryLogger, tempDir } from "../helpers.ts";
 
 let tmp: { path: string; cleanup: () => void };
 let watch: RegistryWatch | null = null;
@@ -76,15 +76,16 @@ describe("a registry caught half-written never replaces a good catalog", () => {
     expect(seen.map((c) => `${c.source}:${c.active}`)).toEqual(["registry:m3"]);
   });
 
-  test("a registry that stays broken past the settle time is adopted (with its warning)", async () => {
+  test("a registry that stays broken past the settle time is adopted (with its warning)", () => {
     model("m1");
     const { log, lines } = memoryLogger();
-    watch = new RegistryWatch({ dir: tmp.path, log, onChange: () => {}, pollMs: 60_000, settleMs: 30 });
+    const clock = new FakeClock();
+    watch = new RegistryWatch({ dir: tmp.path, log, onChange: () => {}, pollMs: 60_000, settleMs: 30, clock });
     renameSync(join(tmp.path, "available"), join(tmp.path, "gone"));
     expect(watch.reload()).toBe(false);
-    await Bun.sleep(40);
-    // Past the settle time: this reload adopts it, unless the watcher's own (debounced) reload
-    // already did, which a loaded machine can make happen first. Either way it is adopted.
+    clock.advance(40);
+    // Past the settle time: this reload adopts it, unless the watcher's own (debounced) reload,
+    // on the same clock, already did. Either way it is adopted.
     watch.reload();
     expect(watch.catalog.source).toBe("builtin");
     expect(lines.join("")).toContain("using the built-in catalog");

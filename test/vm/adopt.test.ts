@@ -129,7 +129,11 @@ describe("control lines written in the VM", () => {
     const status = mock.state.read("/gpu/GPU-0/status")!.trim().split("\n").map((l) => JSON.parse(l));
     expect(status).toContainEqual({ job: "worker-1", state: "LEASE-ENDED", detail: "done" });
     expect(status).toContainEqual({ job: "ctl", state: "ERR", detail: "RELEASE worker-9: worker-9 holds no lease on GPU-0" });
-    expect(status).toContainEqual({ job: "ctl", state: "ERR", detail: 'PRIORITY high: PRIORITY needs an integer 0-255, got "high"' });
+    expect(status).toContainEqual({
+      job: "ctl",
+      state: "ERR",
+      detail: 'PRIORITY high: priority must be an integer from 0 to 255, got "high"',
+    });
     await ticking(first.clock, () => lastLine("/gpu/GPU-0/lease").state === "RELEASED", 3000, "the RELEASED line");
     const statusBefore = mock.state.read("/gpu/GPU-0/status");
 

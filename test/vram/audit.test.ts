@@ -3,7 +3,7 @@ import { afterEach, beforeEach, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { VramAudit } from "../../src/vram/audit.ts";
-import { DEFAULTS } from "../../src/cli/defaults.ts";
+import { DEFAULTS } from "../../src/config/defaults.ts";
 import { memoryLogger, tempDir } from "../helpers.ts";
 
 let dir: { path: string; cleanup: () => void };

@@ -81,6 +81,31 @@ export const DEFAULTS = Object.freeze(
     rttMs: 0,
     jitterMs: 0,
     approval: "pending",
+    /**
+     * Live GPU stats are sampled this often (src/inventory/stats-cache.ts); the API and
+     * `/metrics` serve the last sample and never poll the hardware themselves.
+     */
+    statsSampleMs: 2000,
+    /** A LEASE control line without `ttl=`: the contract's example lease (docs/protocol.md, section 7). */
+    ctlTtlS: 120,
+    /** Released leases the lease manager keeps for lookups (`GET /v1/leases/{id}` after the end). */
+    keepReleasedLeases: 1024,
+    /** The publisher re-reads the host at least this often, changed or not. */
+    publishRefreshMs: 60_000,
+    /** A connected publisher pings the console after this long without traffic. */
+    pingIdleMs: 15_000,
+    /** Changes within this long of each other are one publish. */
+    publishDebounceMs: 50,
+    /** A telemetry spool segment file rolls to the next past this size. */
+    spoolSegmentBytes: 1 << 20,
+    /** The model registry's fallback poll (events are lost on some file systems). */
+    registryPollMs: 1000,
+    /** The slowest the registry poll gets, however long a load takes (each waits 50 times the last load). */
+    registryPollMaxMs: 30_000,
+    /** How long a registry that looks half-written may stay so before it replaces the last good catalog. */
+    registrySettleMs: 5000,
+    /** File-system events on the registry within this long of each other are one reload. */
+    registryDebounceMs: 20,
     // Sealed VRAM shards (src/vram), set through the environment rather than flags:
     /** `$GPU_BRIDGE_MODEL_DIR` unset: the model folder is this folder under --state-dir. */
     vramModelDir: "models",
