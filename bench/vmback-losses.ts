@@ -20,7 +20,8 @@ export type Phase =
   | "read-back before the transfer"
   | "transfer"
   | "re-read before end"
-  | "re-read done, end on its way";
+  | "re-read done, end on its way"
+  | "read sent with end";
 
 interface Write {
   readonly path: string;
@@ -36,19 +37,32 @@ export class LossLedger {
   readonly #reads = new Map<string, number[]>();
   readonly #landings: number[] = [];
   readonly #writes: Write[] = [];
+  /** When each read and landing happened (performance.now()). */
+  readonly #at = new Map<number, number>();
+  /** For each unseen loss: milliseconds from its file's last read to the landing. */
+  readonly unseenMs: number[] = [];
   readonly #off: () => void;
 
   constructor(state: ConsoleState, vm: VmSync) {
     this.#off = state.on((e) => {
       if (e.type === "read") {
         const seqs = this.#reads.get(e.path) ?? [];
-        seqs.push(this.#seq++);
+        seqs.push(this.#seq);
         this.#reads.set(e.path, seqs);
-      } else if (e.type === "published") this.#landings.push(this.#seq++);
+        this.#at.set(this.#seq++, performance.now());
+      } else if (e.type === "published") {
+        this.#landings.push(this.#seq);
+        this.#at.set(this.#seq++, performance.now());
+      }
     });
     const beforePublish = vm.beforePublish.bind(vm);
     const beforeEnd = vm.beforeEnd.bind(vm);
     const published = vm.published.bind(vm);
+    const withEnd = vm.withEnd.bind(vm);
+    vm.withEnd = (session, end, signal) => {
+      this.#phase = "read sent with end";
+      return withEnd(session, end, signal);
+    };
     vm.beforePublish = async (session, signal) => {
       this.#phase = "read-back before the transfer";
       await beforePublish(session, signal).finally(() => (this.#phase = "transfer"));
@@ -95,7 +109,10 @@ export class LossLedger {
       return inMirror(w.path, w.line) ? "after the last snapshot, in the mirror (accounting)" : "after the last snapshot";
     }
     const read = (this.#reads.get(w.path) ?? []).filter((s) => s < landing).at(-1) ?? -1;
-    if (read < w.seq) return `unseen: ${w.phase}`;
+    if (read < w.seq) {
+      if (read >= 0) this.unseenMs.push(this.#at.get(landing)! - this.#at.get(read)!);
+      return `unseen: ${w.phase}`;
+    }
     return inMirror(w.path, w.line) ? "read back, in the mirror, not handed over (accounting)" : "read back, not handed over";
   }
 }

@@ -286,7 +286,8 @@ async function churn(rate: number, latencyMs: number, seconds: number) {
   const kept = acked.filter(isKept).length;
   const mirror = daemon.vm!.mirror.toJSON().files;
   const inMirror = (path: string, line: string) => mirror[path.slice("/gpu/".length)]?.lines.some((l) => l.text === line) === true;
-  const losses = describeLosses(ledger.classify(isKept, inMirror));
+  const losses = describeLosses(ledger.classify(isKept, inMirror)) +
+    (ledger.unseenMs.length > 0 ? ` (their file's last CAT -> landing: ${ledger.unseenMs.map((x) => x.toFixed(1)).join(", ")} ms)` : "");
   ledger.close();
   off();
   offLanded();
