@@ -187,10 +187,14 @@ export class VmSync implements ConnectionWork {
     this.#dueTimer = undefined;
   }
 
-  /** The node logs the VM holds for `gpuId` plus the bridge's pending lines (what a snapshot carries). */
+  /**
+   * The node logs the VM holds for `gpuId` plus the bridge's pending lines (what a snapshot
+   * carries). A read, changing nothing (the API serves it): a ctl the mirror holds nothing of
+   * yet shows the seed line that prepare() records before a snapshot carries it.
+   */
   nodeLogs(gpuId: string): NodeLogs {
-    this.mirror.seed(gpuId, seedCtl(gpuId));
-    return { ctl: this.mirror.text(gpuId, "ctl"), lease: this.mirror.text(gpuId, "lease"), status: this.mirror.text(gpuId, "status") };
+    const ctl = this.mirror.isEmpty(gpuId, "ctl") ? seedCtl(gpuId) : this.mirror.text(gpuId, "ctl");
+    return { ctl, lease: this.mirror.text(gpuId, "lease"), status: this.mirror.text(gpuId, "status") };
   }
 
   /** Before building a snapshot to publish: every GPU's ctl starts with its seed line. */
