@@ -122,9 +122,9 @@ async function okLatency(latencyMs: number): Promise<number[]> {
 }
 
 /**
- * 2. The window of a full snapshot: from the read-back just before its `end` (start: the first
- * file's CAT; end: the last one's) to the snapshot landing. A VM write in a file after its CAT
- * there and before the landing is erased unseen.
+ * 2. The window of a full snapshot: from the read sent with its `end` (start: the first file's
+ * CAT as the VM answered it; end: the last one's) to the snapshot landing. A VM write in a file
+ * after its CAT there and before the landing is erased unseen.
  */
 async function snapshotWindow(latencyMs: number): Promise<{ first: number[]; last: number[]; bytes: number[] }> {
   const s = await setup(latencyMs, 60_000);
@@ -132,13 +132,18 @@ async function snapshotWindow(latencyMs: number): Promise<{ first: number[]; las
   const vm = daemon.vm!;
   let readStart = 0;
   let readEnd = 0;
-  const original = vm.beforeEnd.bind(vm);
-  vm.beforeEnd = async (session, signal) => {
-    readStart = performance.now();
-    const r = await original(session, signal);
-    readEnd = performance.now();
-    return r;
+  let withEndCalled = false;
+  const original = vm.withEnd.bind(vm);
+  vm.withEnd = (session, end, signal) => {
+    withEndCalled = true;
+    readStart = 0;
+    return original(session, end, signal);
   };
+  mock.state.on((e) => {
+    if (e.type !== "read" || !withEndCalled) return;
+    readEnd = performance.now();
+    if (readStart === 0) readStart = readEnd;
+  });
   const first: number[] = [];
   const last: number[] = [];
   const bytes: number[] = [];
