@@ -16,7 +16,9 @@
  *    the VM at the end), snapshots a second, and the delay of a lease line reaching the VM.
  *
  * Run with `make bench-vmback`; RUNS=N sets the samples per case (default 20), CHURN_S the
- * seconds of each churn case (default 10), ONLY=churn runs the churn cases alone.
+ * seconds of each churn case (default 10), RATES the lease changes a second (default 1,10,20),
+ * WINDOW the console window (default --window's), ONLY=churn runs the churn cases alone. Each churn case says where its lost writes went
+ * (bench/vmback-losses.ts).
  */
 import { type MockConsole, startMockConsole } from "../mock/console/server.ts";
 import { ConsoleConnection } from "../mock/console/core.ts";
@@ -28,6 +30,7 @@ import { bunRuntime } from "../src/runtime/bun.ts";
 import { sha256Hex } from "../src/util/sha256.ts";
 import { DEFAULTS } from "../src/config/defaults.ts";
 import { quantile } from "./quantile.ts";
+import { describeLosses, LossLedger } from "./vmback-losses.ts";
 
 const runtime = bunRuntime();
 const RUNS = Number(process.env.RUNS ?? 20);
@@ -62,6 +65,7 @@ async function setup(
     String(readbackMs),
     "--ack-timeout-ms",
     "10000",
+    ...(process.env.WINDOW !== undefined ? ["--window", process.env.WINDOW] : []),
   ], {});
   if (c.kind !== "serve") throw new Error("expected serve");
   const daemon = await createBridge(c.options, { runtime, log: logger, backend: mockBackend() }, { noJournal: true });
@@ -118,9 +122,9 @@ async function okLatency(latencyMs: number): Promise<number[]> {
 }
 
 /**
- * 2. The window of a full snapshot: from the read-back just before its `end` (start: the first
- * file's CAT; end: the last one's) to the snapshot landing. A VM write in a file after its CAT
- * there and before the landing is erased unseen.
+ * 2. The window of a full snapshot: from the read sent with its `end` (start: the first file's
+ * CAT as the VM answered it; end: the last one's) to the snapshot landing. A VM write in a file
+ * after its CAT there and before the landing is erased unseen.
  */
 async function snapshotWindow(latencyMs: number): Promise<{ first: number[]; last: number[]; bytes: number[] }> {
   const s = await setup(latencyMs, 60_000);
@@ -128,13 +132,18 @@ async function snapshotWindow(latencyMs: number): Promise<{ first: number[]; las
   const vm = daemon.vm!;
   let readStart = 0;
   let readEnd = 0;
-  const original = vm.beforeEnd.bind(vm);
-  vm.beforeEnd = async (session, signal) => {
-    readStart = performance.now();
-    const r = await original(session, signal);
-    readEnd = performance.now();
-    return r;
+  let withEndCalled = false;
+  const original = vm.withEnd.bind(vm);
+  vm.withEnd = (session, end, signal) => {
+    withEndCalled = true;
+    readStart = 0;
+    return original(session, end, signal);
   };
+  mock.state.on((e) => {
+    if (e.type !== "read" || !withEndCalled) return;
+    readEnd = performance.now();
+    if (readStart === 0) readStart = readEnd;
+  });
   const first: number[] = [];
   const last: number[] = [];
   const bytes: number[] = [];
@@ -205,8 +214,12 @@ async function churn(rate: number, latencyMs: number, seconds: number) {
   queen.handle("AUTH bench");
   queen.handle("ATTACH queen ");
   const acked: string[] = [];
+  const ledger = new LossLedger(mock.state, daemon.vm!);
   const off = mock.state.on((e) => {
-    if (e.type === "vm" && e.event.type === "spawned") acked.push(e.event.lease);
+    if (e.type === "vm" && e.event.type === "spawned") {
+      acked.push(e.event.lease);
+      ledger.wrote(`/gpu/${e.event.worker.gpuId}/lease`, e.event.lease);
+    }
   });
   // The bridge's lease churn: a grant or a release every 1/rate s, alternating GPUs.
   const granted = new Map<string, number>();
@@ -228,6 +241,27 @@ async function churn(rate: number, latencyMs: number, seconds: number) {
   let i = 0;
   let w = 0;
   let refused = 0;
+  let running = true;
+  /** The VM's own clients: a write every 50 ms, landing as soon as it is due. */
+  const vmWrite = () => {
+    if (!running || performance.now() < nextWrite) return;
+    nextWrite += 50;
+    const gpu = `GPU-${w % 2}`;
+    if (w % 5 !== 4) {
+      const line = `{"schema":"gpu-breadcrumb/v1","event":"START","command":"step ${w}","status":"RUNNING"}`;
+      if (queen.handle(`ECHO /gpu/${gpu}/status ${line}`).lines[0]!.startsWith("OK")) {
+        acked.push(line);
+        ledger.wrote(`/gpu/${gpu}/status`, line);
+      }
+    } else {
+      // A Queen grant: the VM appends the ACTIVE record itself (counted on its "spawned" event).
+      queen.handle(`ECHO /queen/ctl {"spawn":"gpu","lease":{"gpu_id":"${gpu}","mem_mb":1,"streams":1,"ttl_s":1,"priority":0}}`);
+    }
+    w++;
+  };
+  // A VM serving several sessions may take another client's write between any two lines of
+  // the bridge's: a write that is due lands there too, not only when this loop next runs.
+  mock.state.faults.beforeLine = () => vmWrite();
   while (performance.now() - t0 < seconds * 1000) {
     const now = performance.now();
     if (now >= nextChange) {
@@ -244,26 +278,22 @@ async function churn(rate: number, latencyMs: number, seconds: number) {
         }
       }
     }
-    if (now >= nextWrite) {
-      nextWrite += 50;
-      const gpu = `GPU-${w % 2}`;
-      if (w % 5 !== 4) {
-        const line = `{"schema":"gpu-breadcrumb/v1","event":"START","command":"step ${w}","status":"RUNNING"}`;
-        if (queen.handle(`ECHO /gpu/${gpu}/status ${line}`).lines[0]!.startsWith("OK")) acked.push(line);
-      } else {
-        // A Queen grant: the VM appends the ACTIVE record itself (counted on its "spawned" event).
-        queen.handle(`ECHO /queen/ctl {"spawn":"gpu","lease":{"gpu_id":"${gpu}","mem_mb":1,"streams":1,"ttl_s":1,"priority":0}}`);
-      }
-      w++;
-    }
+    vmWrite();
     await Bun.sleep(2);
   }
+  running = false;
   const elapsed = (performance.now() - t0) / 1000;
   const snapshots = mock.state.publishes - snaps0;
   // Writes still in the VM are kept too: the next read-back takes them.
   await Bun.sleep(DEFAULTS.readbackMs + latencyMs * 40 + 500);
   const inVm = [...mock.state.files.values()].join("\n");
-  const kept = acked.filter((l) => handed.has(l) || inVm.includes(l)).length;
+  const isKept = (l: string) => handed.has(l) || inVm.includes(l);
+  const kept = acked.filter(isKept).length;
+  const mirror = daemon.vm!.mirror.toJSON().files;
+  const inMirror = (path: string, line: string) => mirror[path.slice("/gpu/".length)]?.lines.some((l) => l.text === line) === true;
+  const losses = describeLosses(ledger.classify(isKept, inMirror)) +
+    (ledger.unseenMs.length > 0 ? ` (their file's last CAT -> landing: ${ledger.unseenMs.map((x) => x.toFixed(1)).join(", ")} ms)` : "");
+  ledger.close();
   off();
   offLanded();
   const st = daemon.vm!.stats;
@@ -275,6 +305,7 @@ async function churn(rate: number, latencyMs: number, seconds: number) {
     delays,
     retries: st.snapshotRetries,
     counted: st.linesLost,
+    losses,
   };
   await teardown(s);
   return out;
@@ -282,14 +313,16 @@ async function churn(rate: number, latencyMs: number, seconds: number) {
 
 const only = process.env.ONLY;
 const CHURN_S = Number(process.env.CHURN_S ?? 10);
+const RATES = (process.env.RATES ?? "1,10,20").split(",").map(Number);
 for (const [name, latency] of only === "window" ? [] : [["loopback", 0], ["100 ms round trip", 50]] as const) {
-  for (const rate of [1, 10, 20]) {
+  for (const rate of RATES) {
     const r = await churn(rate, latency, CHURN_S);
     console.log(
       `lease churn ${rate}/s, ${name}: VM writes acknowledged ${r.acked}, kept ${r.kept}, lost ${r.acked - r.kept}` +
         ` (bridge counted ${r.counted} erased and put back); ${r.snapshotsPerS.toFixed(1)} snapshots/s, ${r.retries} rebuilt;` +
         ` lease line -> VM median ${ms(quantile(r.delays, 0.5))}, p95 ${ms(quantile(r.delays, 0.95))}` +
-        (r.refused > 0 ? ` (${r.refused} grants refused: lease log full)` : ""),
+        (r.refused > 0 ? ` (${r.refused} grants refused: lease log full)` : "") +
+        `\n  lost writes by where they went: ${r.losses}`,
     );
   }
 }

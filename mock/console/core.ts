@@ -32,6 +32,8 @@ export type ConsoleEvent =
   | { type: "published"; bytes: number; sha256: string; tree: Namespace }
   | { type: "refused"; conn: number; line: string; reason: string }
   | { type: "dropped"; conn: number; line: string }
+  /** A `CAT` or `LS` was answered: what it listed is what the reader saw of `path` at this moment. */
+  | { type: "read"; conn: number; path: string }
   | { type: "vm"; event: VmEvent };
 
 /** Settings of a mock console. */
@@ -254,6 +256,7 @@ export class ConsoleConnection {
   }
 
   #cat(path: string): Reply {
+    this.#state.emit({ type: "read", conn: this.id, path });
     const text = this.#state.queen.handles(path) ? this.#state.queen.latest(path) : this.#state.read(path);
     return { lines: this.#state.vm.cat(path, text) };
   }

@@ -24,6 +24,12 @@ export interface Faults extends LinkSettings {
    * the contract's `ERR <VERB> <detail>` form; every other line as usual.
    */
   noReadback?: boolean;
+  /**
+   * Runs just before the console handles each line that came over a connection (`conn`, its
+   * id): a test's other VM clients write here, between two lines of the bridge's, as a VM
+   * serving several sessions may. Nothing the console does is more atomic than one line.
+   */
+  beforeLine?: (conn: number, line: string) => void;
   /** Never answer (acks are swallowed): a hung peer. */
   silent?: boolean;
   /**

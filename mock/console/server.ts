@@ -76,6 +76,8 @@ export function serveConnection(state: ConsoleState, socket: Conn, clock: Clock 
     working = true;
     while (queue.length > 0 && !closed) {
       const line = queue.shift()!;
+      state.faults.beforeLine?.(session.id, line);
+      if (closed) break;
       const reply = session.handle(line);
       const ackDelay = state.faults.ackDelayMs ?? 0;
       if (ackDelay > 0) await delay(ackDelay, undefined, clock);

@@ -31,6 +31,7 @@ import type { VmSync } from "../vm/sync.ts";
 import type { Vram } from "../vram/mod.ts";
 import {
   apiModels,
+  type BridgeTelemetry,
   keepInventoryFresh,
   openTelemetry,
   restoreLeases,
@@ -42,7 +43,6 @@ import {
   startPublisher,
   startVmSync,
   watchRegistry,
-  type BridgeTelemetry,
   type Wiring,
 } from "./wiring.ts";
 
@@ -205,7 +205,12 @@ async function wireBridge(w: Wiring): Promise<Bridge> {
     w.gpus = await ports.backend.list();
   };
   // Live stats are sampled on the clock; reads serve the last sample, never the hardware.
-  const sampler = new StatsSampler({ poll: () => ports.backend.stats(), clock: w.clock, periodMs: DEFAULTS.statsSampleMs, log: log.child("stats") });
+  const sampler = new StatsSampler({
+    poll: () => ports.backend.stats(),
+    clock: w.clock,
+    periodMs: DEFAULTS.statsSampleMs,
+    log: log.child("stats"),
+  });
   w.teardown.add("the stats sampler", () => sampler.stop());
   await sampler.start();
   const facade = bridgeFacade({

@@ -54,6 +54,11 @@ export interface VmHooks {
    * False starts the publish over with a snapshot built anew (the VM changed meanwhile).
    */
   beforeEnd?(session: ConsoleSession, signal: AbortSignal): Promise<boolean>;
+  /**
+   * Sends the snapshot's `end` by calling `end`, with whatever must reach the console in the
+   * same window just before it (the last read-back); resolves once `end` is acknowledged.
+   */
+  withEnd?(session: ConsoleSession, end: () => Promise<void>, signal: AbortSignal): Promise<void>;
 }
 
 /** Work the publisher does over its connection while no snapshot is due. */
@@ -263,11 +268,12 @@ export class Publisher {
     const started = performance.now();
     const frames0 = session.framesSent;
     const lines = publishLines(snap);
-    const beforeEnd = this.#o.vm?.beforeEnd;
-    if (beforeEnd !== undefined) {
+    const vm = this.#o.vm;
+    if (vm?.beforeEnd !== undefined) {
       await sendLines(session, lines.slice(0, -1), this.#stop.signal);
-      if (!(await beforeEnd.call(this.#o.vm, session, this.#stop.signal))) return false;
-      await sendLines(session, lines.slice(-1), this.#stop.signal);
+      if (!(await vm.beforeEnd(session, this.#stop.signal))) return false;
+      const end = () => sendLines(session, lines.slice(-1), this.#stop.signal);
+      await (vm.withEnd !== undefined ? vm.withEnd(session, end, this.#stop.signal) : end());
     } else {
       await sendLines(session, lines, this.#stop.signal);
     }

@@ -11,6 +11,10 @@
  * duplicated, late, reordered or unsolicited ack) would otherwise be taken for the next line's
  * and fake a publish the VM never took, so it ends the connection as a protocol error.
  *
+ * A listing (`CAT`, `LS`) is answered by its ack, its content lines and `END`, before the
+ * console answers the next line: listings are pipelined like any line, and the lines between a
+ * listing's ack and its `END` are its content, whatever they look like.
+ *
  * The console's inbound queue holds 8 lines and drops the oldest when full, so the window never
  * exceeds MAX_WINDOW (src/contract/window.ts). A line whose caller gave up after sending
  * it still occupies its slot until its ack arrives, so a retry can never push the queue over.
@@ -47,7 +51,7 @@ interface Entry {
   /** An ECHO's payload bytes, checked against the ack's `bytes=` when it has one. */
   readonly bytes: number | undefined;
   /** A listing request (CAT, LS): its content lines follow its ack, up to `END`. */
-  readonly collects: boolean;
+  readonly listing: Listing | undefined;
   /** The caller's signal: lines sharing it are one batch, withdrawn together on a refusal. */
   readonly group: AbortSignal | undefined;
   readonly resolve: (ack: Ack) => void;
@@ -56,6 +60,18 @@ interface Entry {
   settled: boolean;
   sentAt: number;
   detach: () => void;
+}
+
+/** The content of one listing, collected from its ack to its `END`. */
+interface Listing {
+  readonly lines: string[];
+  bytes: number;
+  /** The ack line, once it came (a second copy of it would be taken for content). */
+  ack?: string;
+  /** The entry count an `LS` ack announced. */
+  entries?: number;
+  readonly done: () => void;
+  readonly fail: (e: ConsoleError) => void;
 }
 
 /**
@@ -79,20 +95,8 @@ export class ConsoleSession {
   #lastAckAt = 0;
   #timer: unknown;
   #writing: Promise<void> = Promise.resolve();
-  /** Collects the lines after a listing's ack until `END`; nothing else is sent meanwhile. */
-  #collector:
-    | {
-      lines: string[];
-      bytes: number;
-      acked: boolean;
-      ack?: string;
-      entries?: number;
-      done: () => void;
-      fail: (e: ConsoleError) => void;
-    }
-    | null = null;
-  /** A listing request is on the wire: later lines wait until its `END`. */
-  #barrier = false;
+  /** The listing whose ack came and whose `END` has not: every line until then is its content. */
+  #reading: Listing | null = null;
   #closed: ConsoleError | null = null;
   /** Settles when the read loop has ended. */
   readonly #readDone: Promise<void>;
@@ -137,10 +141,10 @@ export class ConsoleSession {
    * same signal are a batch: when one is refused, those of them not yet written are withdrawn.
    */
   request(line: string, verb: string, signal?: AbortSignal): Promise<Ack> {
-    return this.#enqueue(line, verb, signal, false);
+    return this.#enqueue(line, verb, signal, undefined);
   }
 
-  #enqueue(line: string, verb: string, signal: AbortSignal | undefined, collects: boolean): Promise<Ack> {
+  #enqueue(line: string, verb: string, signal: AbortSignal | undefined, listing: Listing | undefined): Promise<Ack> {
     if (this.#closed !== null) return Promise.reject(this.#closed);
     return new Promise<Ack>((resolve, reject) => {
       const { path, bytes } = expectedAck(line, verb);
@@ -149,8 +153,9 @@ export class ConsoleSession {
         verb,
         path,
         bytes,
-        collects,
-        group: signal,
+        listing,
+        // A listing's refusal (a file not found) is an answer, not a failed batch.
+        group: listing === undefined ? signal : undefined,
         resolve,
         reject,
         settled: false,
@@ -177,32 +182,25 @@ export class ConsoleSession {
 
   /**
    * Sends `line` and returns the content lines that follow its ack, up to `END` (CAT, LS). It
-   * is sent once every earlier line is acknowledged, and later lines wait for its `END`, so the
-   * content cannot be mistaken for acks.
+   * takes a slot of the window like any line, so several listings, and lines after them, may be
+   * in flight at once: each one's content is what comes between its ack and its `END`. The
+   * request is queued before this returns, so lines requested after it are sent after it.
    */
   async requestLines(line: string, verb: string, signal?: AbortSignal): Promise<string[]> {
-    if (this.#collector !== null) throw new Error(`ConsoleSession.requestLines: ${verb} while another listing is being read`);
-    const lines: string[] = [];
     let done!: () => void;
     let fail!: (e: ConsoleError) => void;
     const ended = new Promise<void>((resolve, reject) => ((done = resolve), (fail = reject)));
     ended.catch(() => {}); // may fail before it is awaited
-    this.#collector = { lines, bytes: 0, acked: false, done, fail };
-    try {
-      await this.#enqueue(line, verb, signal, true);
-      const timeout = new ConsoleError("timeout", `No END after ${verb} within ${this.#ackTimeoutMs} ms`);
-      let timer: unknown;
-      await Promise.race([
-        ended,
-        new Promise<never>((_, reject) => (timer = this.#clock.setTimer(this.#ackTimeoutMs, () => reject(timeout)))),
-      ])
-        .finally(() => this.#clock.clearTimer(timer));
-      return lines;
-    } finally {
-      this.#collector = null;
-      this.#barrier = false;
-      this.#pump();
-    }
+    const listing: Listing = { lines: [], bytes: 0, done, fail };
+    await this.#enqueue(line, verb, signal, listing);
+    const timeout = new ConsoleError("timeout", `No END after ${verb} within ${this.#ackTimeoutMs} ms`);
+    let timer: unknown;
+    await Promise.race([
+      ended,
+      new Promise<never>((_, reject) => (timer = this.#clock.setTimer(this.#ackTimeoutMs, () => reject(timeout)))),
+    ])
+      .finally(() => this.#clock.clearTimer(timer));
+    return listing.lines;
   }
 
   /** Closes the connection. */
@@ -215,9 +213,7 @@ export class ConsoleSession {
     if (this.#closed !== null) return;
     const frames: Uint8Array[] = [];
     const now = this.#clock.now();
-    while (this.#queued.length > 0 && this.#inFlight.length < this.#window && !this.#barrier) {
-      // A listing's content must not interleave with acks: its request goes alone.
-      if (this.#queued[0]!.collects && this.#inFlight.length > 0) break;
+    while (this.#queued.length > 0 && this.#inFlight.length < this.#window) {
       const entry = this.#queued.shift()!;
       try {
         frames.push(encodeFrame(entry.line));
@@ -227,7 +223,6 @@ export class ConsoleSession {
       }
       entry.sentAt = now;
       this.#inFlight.push(entry);
-      if (entry.collects) this.#barrier = true;
     }
     if (frames.length === 0) return;
     this.framesSent += frames.length;
@@ -289,6 +284,8 @@ export class ConsoleSession {
       this.#clock.clearTimer(this.#timer);
       this.#conn.close();
       // The first line in flight gets the real reason; the rest were never answered.
+      this.#reading?.fail(error);
+      this.#reading = null;
       for (const entry of [...this.#inFlight, ...this.#queued]) this.#settle(entry, error);
       this.#inFlight.length = 0;
       this.#queued.length = 0;
@@ -314,30 +311,9 @@ export class ConsoleSession {
 
   #dispatch(line: string): void {
     if (this.#closed !== null) return;
+    const c = this.#reading;
+    if (c !== null) return this.#content(c, line);
     const head = this.#inFlight[0];
-    const c = this.#collector;
-    if (c?.acked === true && head === undefined) {
-      // A listing's content: any line, acks look-alikes included, up to `END`.
-      if (line === "END") {
-        if (c.entries === undefined || c.entries === c.lines.length) c.done();
-        else {
-          this.#collector = null;
-          c.fail(this.#fail(new ConsoleError("protocol", `Console listed ${c.lines.length} entries after announcing ${c.entries}`)));
-        }
-      } else if (c.lines.length === 0 && line === c.ack) {
-        // The ack again: a duplicated ack would otherwise be the file's first line (a VM line
-        // the bridge acts on). No real file starts so: ctl starts with its seed line, the other
-        // files hold JSON objects only.
-        this.#collector = null;
-        c.fail(this.#fail(new ConsoleError("protocol", `Console sent the ack twice: ${escapeLogText(line.slice(0, 160))}`)));
-      } else if ((c.bytes += line.length + 1) > MAX_REPLY_BYTES) {
-        this.#collector = null;
-        c.fail(
-          this.#fail(new ConsoleError("protocol", `Console reply passed ${MAX_REPLY_BYTES} bytes without END; dropping the connection`)),
-        );
-      } else c.lines.push(line);
-      return;
-    }
     const ack = parseAck(line);
     if (ack === null) return this.#onOther(line);
     const mismatch = head === undefined ? "nothing is in flight" : unmatched(head, ack);
@@ -350,16 +326,40 @@ export class ConsoleSession {
     this.#inFlight.shift();
     this.#lastAckAt = this.#clock.now();
     // Its content may follow in this very read: collect from the next line on.
-    if (head!.collects && ack.ok && c !== null) {
-      c.acked = true;
-      c.ack = line;
-      if (head!.verb === "LS" && /^[0-9]{1,9}$/.test(ack.fields.entries ?? "")) c.entries = Number(ack.fields.entries);
+    const listing = head!.listing;
+    if (listing !== undefined && ack.ok) {
+      this.#reading = listing;
+      listing.ack = line;
+      if (head!.verb === "LS" && /^[0-9]{1,9}$/.test(ack.fields.entries ?? "")) listing.entries = Number(ack.fields.entries);
     }
-    if (head!.collects && !ack.ok) this.#barrier = false;
     this.#settle(head!, ack);
     if (!ack.ok && head!.group !== undefined) this.#withdraw(head!.group);
     this.#arm();
     this.#pump();
+  }
+
+  /** A line of `c`'s content: any line, ack look-alikes included, up to `END`. */
+  #content(c: Listing, line: string): void {
+    if (line === "END") {
+      this.#reading = null;
+      if (c.entries !== undefined && c.entries !== c.lines.length) {
+        c.fail(this.#fail(new ConsoleError("protocol", `Console listed ${c.lines.length} entries after announcing ${c.entries}`)));
+        return;
+      }
+      c.done();
+      // The next ack could not come before this END: its deadline runs from here.
+      this.#lastAckAt = this.#clock.now();
+      this.#arm();
+    } else if (c.lines.length === 0 && line === c.ack) {
+      // The ack again: a duplicated ack would otherwise be the file's first line (a VM line
+      // the bridge acts on). No real file starts so: ctl starts with its seed line, the other
+      // files hold JSON objects only.
+      c.fail(this.#fail(new ConsoleError("protocol", `Console sent the ack twice: ${escapeLogText(line.slice(0, 160))}`)));
+    } else if ((c.bytes += line.length + 1) > MAX_REPLY_BYTES) {
+      c.fail(
+        this.#fail(new ConsoleError("protocol", `Console reply passed ${MAX_REPLY_BYTES} bytes without END; dropping the connection`)),
+      );
+    } else c.lines.push(line);
   }
 }
 

@@ -118,6 +118,12 @@ export class VmMirror {
     return this.#nextSeq;
   }
 
+  /** Whether the mirror holds no line of the file at all (not even one compacted away): seed() would start it. */
+  isEmpty(gpuId: string, file: VmFile): boolean {
+    const f = this.#files.get(`${gpuId}/${file}`);
+    return f === undefined || (f.lines.length === 0 && f.pending.length === 0);
+  }
+
   /** Starts a node's ctl with the seed line, once. */
   seed(gpuId: string, ctlSeed: string): void {
     const f = this.#file(gpuId, "ctl");

@@ -147,6 +147,8 @@ export class VmSync implements ConnectionWork {
   #tries = 0;
   /** When the current build's transfer started. */
   #sendingSince = 0;
+  /** VM lines found per file (`gpu/file`): the busiest are read last before a snapshot's `end`. */
+  readonly #vmWrites = new Map<string, number>();
   /** Files whose over-cap or diverged read-back was reported on this connection. */
   #overCapWarned = new Set<string>();
 
@@ -185,10 +187,14 @@ export class VmSync implements ConnectionWork {
     this.#dueTimer = undefined;
   }
 
-  /** The node logs the VM holds for `gpuId` plus the bridge's pending lines (what a snapshot carries). */
+  /**
+   * The node logs the VM holds for `gpuId` plus the bridge's pending lines (what a snapshot
+   * carries). A read, changing nothing (the API serves it): a ctl the mirror holds nothing of
+   * yet shows the seed line that prepare() records before a snapshot carries it.
+   */
   nodeLogs(gpuId: string): NodeLogs {
-    this.mirror.seed(gpuId, seedCtl(gpuId));
-    return { ctl: this.mirror.text(gpuId, "ctl"), lease: this.mirror.text(gpuId, "lease"), status: this.mirror.text(gpuId, "status") };
+    const ctl = this.mirror.isEmpty(gpuId, "ctl") ? seedCtl(gpuId) : this.mirror.text(gpuId, "ctl");
+    return { ctl, lease: this.mirror.text(gpuId, "lease"), status: this.mirror.text(gpuId, "status") };
   }
 
   /** Before building a snapshot to publish: every GPU's ctl starts with its seed line. */
@@ -249,23 +255,49 @@ export class VmSync implements ConnectionWork {
 
   /**
    * Just before the snapshot's `end`: the own lines it carries are recorded (a restart must
-   * not take them for the VM's), and the VM is read back once more, so a VM write is lost only
-   * if it lands in the last round trips before `end`. New lines in a file the snapshot replaces
-   * start the publish over (up to SNAPSHOT_TRIES builds, and only while a transfer takes less than
-   * RESEND_WITHIN_MS); past that it lands, and the lines it erased are put back (counted).
+   * not take them for the VM's), and, while the snapshot may still be built again, the VM is
+   * read back: new lines in a file the snapshot replaces start the publish over (up to
+   * SNAPSHOT_TRIES builds, and only while a transfer takes less than RESEND_WITHIN_MS), so
+   * the snapshot carries them instead of erasing them. withEnd() then reads once more.
    */
   async beforeEnd(session: ConsoleSession, signal: AbortSignal): Promise<boolean> {
     const token = this.#built?.token;
     if (token !== undefined) this.#o.persist?.sending([...token.files.values()].flatMap((f) => f.pending));
     this.#tries++;
     const took = this.#clock.now() - this.#sendingSince;
+    if (this.#tries >= SNAPSHOT_TRIES || took > RESEND_WITHIN_MS) return true; // it lands: withEnd() reads
     const fresh = await this.#readFiles(session, signal);
-    if (fresh === 0 || this.#tries >= SNAPSHOT_TRIES || took > RESEND_WITHIN_MS) return true;
+    if (fresh === 0) return true;
     this.#sendingSince = this.#clock.now();
     this.stats.snapshotRetries++;
     this.#o.log.debug(`the VM wrote ${fresh} lines while a snapshot was on its way; building it again`);
     for (const gpuId of this.#gpus) this.#compactDue(gpuId);
     return false;
+  }
+
+  /**
+   * Sends the snapshot's `end` (`end()`) right behind a read of every file it replaces, in one
+   * window: the VM answers those reads and then applies `end`, so a VM write is erased unseen
+   * only if it lands after its file's read there and before `end` (the VM's handling of the
+   * lines in between; nothing the bridge can see, as a snapshot replaces files whole). What those
+   * reads find, the landing erased: published() puts it back and counts it. The files the VM's
+   * clients wrote most go last, nearest to `end`, where the window leaves them no round trip.
+   */
+  async withEnd(session: ConsoleSession, end: () => Promise<void>, signal: AbortSignal): Promise<void> {
+    if (!this.readback.usable(session) || this.readback.mode !== "supported") return end();
+    const reading = this.#readFiles(session, signal, true); // queues its CATs before end() queues `end`
+    const sent = end();
+    sent.catch(() => {}); // awaited below, after the reads
+    let failed: unknown = null;
+    await reading.catch((error) => (failed = error));
+    await sent; // the snapshot did not land: the publish fails with why
+    // It landed. A read that failed (a refusal, a mirror that could not be saved) left lines
+    // the VM wrote since the read before unseen, and the landing erased them.
+    if (failed !== null) {
+      this.#o.log.warn(
+        `the read-back sent with a snapshot's end failed (${(failed as Error).message}); VM lines written meanwhile may be lost`,
+      );
+    }
   }
 
   published(snap: Snapshot): void {
@@ -314,8 +346,13 @@ export class VmSync implements ConnectionWork {
     await this.#readFiles(session, signal);
   }
 
-  /** Reads every node file back; returns the number of new VM lines in the files a snapshot replaces. */
-  async #readFiles(session: ConsoleSession, signal: AbortSignal): Promise<number> {
+  /**
+   * Reads every node file back; returns the number of new VM lines in the files a snapshot
+   * replaces. The CATs go through the session's window together, queued before the first
+   * await (withEnd() relies on it); `busiestLast` sends the files the VM's clients wrote most
+   * last. Each answer is taken in the files' own order.
+   */
+  async #readFiles(session: ConsoleSession, signal: AbortSignal, busiestLast = false): Promise<number> {
     if (session !== this.#session) {
       this.#session = session;
       this.#noJob = new Set();
@@ -327,69 +364,98 @@ export class VmSync implements ConnectionWork {
       return 0;
     }
     this.stats.readbacks++;
+    const files: { gpuId: string; file: VmFile }[] = [];
+    for (const gpuId of this.#gpus) {
+      for (const file of [...SNAPSHOT_FILES, "job"] as const) if (file !== "job" || !this.#noJob.has(gpuId)) files.push({ gpuId, file });
+    }
+    const order = busiestLast ? [...files].sort((a, b) => this.#written(a) - this.#written(b)) : files;
+    const reads = new Map<{ gpuId: string; file: VmFile }, Promise<string[] | null | "unsupported">>();
+    const send = (f: { gpuId: string; file: VmFile }) => {
+      const read = this.#cat(session, `/gpu/${f.gpuId}/${f.file}`, signal);
+      read.catch(() => {}); // awaited below, unless an earlier failure ends the read-back
+      reads.set(f, read);
+    };
+    // A connection's first read probes whether its console reads back at all: one CAT, not one per file.
+    if (this.readback.mode === "unknown" && order.length > 0) {
+      send(order[0]!);
+      if ((await reads.get(order[0]!)) === "unsupported") {
+        this.#nextPollAt = this.#clock.now() + this.#readbackMs;
+        return 0;
+      }
+    }
+    for (const f of order) if (!reads.has(f)) send(f);
     let changed = 0;
     let missing: string | null = null;
-    for (const gpuId of this.#gpus) {
-      for (const file of [...SNAPSHOT_FILES, "job"] as const) {
-        if (file === "job" && this.#noJob.has(gpuId)) continue;
-        const lines = await this.#cat(session, `/gpu/${gpuId}/${file}`, signal);
-        if (lines === "unsupported") {
-          this.#nextPollAt = this.#clock.now() + this.#readbackMs;
-          return 0;
-        }
-        if (lines === null) {
-          if (file === "job") this.#noJob.add(gpuId);
-          else missing ??= `/gpu/${gpuId}/${file} is missing in the VM`;
-          continue;
-        }
-        const undo = this.mirror.checkpoint(gpuId, file);
-        const { fresh, freshAt, diverged, overCap } = this.mirror.readBack(gpuId, file, lines);
-        if (file !== "job") changed += fresh.length;
-        if (overCap > 0) {
-          this.stats.overCapLines += overCap;
-          if (!this.#overCapWarned.has(`${gpuId}/${file}`)) {
-            this.#overCapWarned.add(`${gpuId}/${file}`);
-            this.#o.log.warn(`/gpu/${gpuId}/${file} in the VM holds ${overCap} lines past its ${VM_CAPS[file]}-byte cap; ignored`);
-          }
-        }
-        // The VM's clients filled it past the high-water mark: compact before it refuses them.
-        if (file !== "job" && this.mirror.bytes(gpuId, file) > VM_CAPS[file] * HIGH_WATER) {
-          this.#compactFile(`${gpuId}/${file}`, `${this.mirror.bytes(gpuId, file)} of ${VM_CAPS[file]} bytes used`);
-        }
-        if (diverged && !this.#overCapWarned.has(`${gpuId}/${file}#diverged`)) {
-          this.#overCapWarned.add(`${gpuId}/${file}#diverged`); // once per connection: a VM may do it every time
-          this.#o.log.warn(`/gpu/${gpuId}/${file} in the VM is not what the bridge last left there; keeping both`);
-        }
-        const history = this.#freshMirror && !this.#seen.has(`${gpuId}/${file}`);
-        this.#seen.add(`${gpuId}/${file}`);
-        if (fresh.length === 0) {
-          if (diverged || overCap > 0) this.#o.persist?.changed();
-          continue;
-        }
-        // Saved before they are acted on, so a restart never hands them over again (a crash
-        // in between leaves them unapplied, never applied twice). Breadcrumbs are only kept.
-        if (history || file !== "status") {
-          try {
-            this.#o.persist?.flush();
-          } catch (error) {
-            undo(); // not recorded as read: the next read-back finds them again
-            throw error;
-          }
-        } else this.#o.persist?.changed();
-        if (history) {
-          this.#o.log.info(
-            `/gpu/${gpuId}/${file}: ${fresh.length} lines already in the VM, taken as history (no stored mirror says which were acted on)`,
-          );
-          this.#o.onVmHistory?.(gpuId, file, fresh);
-        } else {
-          this.stats.vmLines += fresh.length;
-          this.#o.onVmLines?.(gpuId, file, fresh, { vmLines: lines, at: freshAt });
-        }
+    for (const f of files) {
+      const lines = await reads.get(f)!;
+      if (lines === "unsupported") {
+        this.#nextPollAt = this.#clock.now() + this.#readbackMs;
+        return 0;
       }
+      if (lines === null) {
+        if (f.file === "job") this.#noJob.add(f.gpuId);
+        else missing ??= `/gpu/${f.gpuId}/${f.file} is missing in the VM`;
+        continue;
+      }
+      const fresh = this.#took(f.gpuId, f.file, lines);
+      if (f.file !== "job") changed += fresh;
     }
     this.#nextPollAt = this.#clock.now() + this.#readbackMs;
     if (missing !== null) this.#snapshotDue(missing);
     return changed;
+  }
+
+  /** VM lines found so far in `f` (which files its clients write most). */
+  #written(f: { gpuId: string; file: VmFile }): number {
+    return this.#vmWrites.get(`${f.gpuId}/${f.file}`) ?? 0;
+  }
+
+  /** Takes the lines a read-back found in a file; returns how many are new VM lines. */
+  #took(gpuId: string, file: VmFile, lines: string[]): number {
+    const undo = this.mirror.checkpoint(gpuId, file);
+    const { fresh, freshAt, diverged, overCap } = this.mirror.readBack(gpuId, file, lines);
+    if (overCap > 0) {
+      this.stats.overCapLines += overCap;
+      if (!this.#overCapWarned.has(`${gpuId}/${file}`)) {
+        this.#overCapWarned.add(`${gpuId}/${file}`);
+        this.#o.log.warn(`/gpu/${gpuId}/${file} in the VM holds ${overCap} lines past its ${VM_CAPS[file]}-byte cap; ignored`);
+      }
+    }
+    // The VM's clients filled it past the high-water mark: compact before it refuses them.
+    if (file !== "job" && this.mirror.bytes(gpuId, file) > VM_CAPS[file] * HIGH_WATER) {
+      this.#compactFile(`${gpuId}/${file}`, `${this.mirror.bytes(gpuId, file)} of ${VM_CAPS[file]} bytes used`);
+    }
+    if (diverged && !this.#overCapWarned.has(`${gpuId}/${file}#diverged`)) {
+      this.#overCapWarned.add(`${gpuId}/${file}#diverged`); // once per connection: a VM may do it every time
+      this.#o.log.warn(`/gpu/${gpuId}/${file} in the VM is not what the bridge last left there; keeping both`);
+    }
+    const history = this.#freshMirror && !this.#seen.has(`${gpuId}/${file}`);
+    this.#seen.add(`${gpuId}/${file}`);
+    if (fresh.length === 0) {
+      if (diverged || overCap > 0) this.#o.persist?.changed();
+      return 0;
+    }
+    this.#vmWrites.set(`${gpuId}/${file}`, this.#written({ gpuId, file }) + fresh.length);
+    // Saved before they are acted on, so a restart never hands them over again (a crash
+    // in between leaves them unapplied, never applied twice). Breadcrumbs are only kept.
+    if (history || file !== "status") {
+      try {
+        this.#o.persist?.flush();
+      } catch (error) {
+        undo(); // not recorded as read: the next read-back finds them again
+        throw error;
+      }
+    } else this.#o.persist?.changed();
+    if (history) {
+      this.#o.log.info(
+        `/gpu/${gpuId}/${file}: ${fresh.length} lines already in the VM, taken as history (no stored mirror says which were acted on)`,
+      );
+      this.#o.onVmHistory?.(gpuId, file, fresh);
+    } else {
+      this.stats.vmLines += fresh.length;
+      this.#o.onVmLines?.(gpuId, file, fresh, { vmLines: lines, at: freshAt });
+    }
+    return fresh.length;
   }
 
   /** Asks for a full snapshot, at most one per `minSnapshotMs`: what comes meanwhile goes with it. */

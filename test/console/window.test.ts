@@ -154,24 +154,28 @@ describe("ConsoleSession's window", () => {
     expect(p.isClosed()).toBe(true);
   });
 
-  test("a listing waits for the lines in flight and holds back later ones until END", async () => {
+  test("listings are pipelined: each one's content is what comes between its ack and its END", async () => {
     const p = peer();
     const session = new ConsoleSession(p.conn, { window: 4 });
     const before = session.request(echo(1).line, "ECHO");
-    const listing = session.requestLines("CAT /queen/telemetry/e/latest", "CAT");
+    const first = session.requestLines("CAT /queen/telemetry/e/latest", "CAT");
+    const second = session.requestLines("CAT /gpu/GPU-0/status", "CAT");
     const after = session.request(echo(2).line, "ECHO");
     await settled();
-    expect(p.received).toEqual(["ECHO /gpu/bridge/ctl line-1"]);
-    p.say(ok());
-    await settled();
-    expect(p.received.at(-1)).toBe("CAT /queen/telemetry/e/latest");
-    // The content arrives in the same read as the ack, and looks like an ack itself.
-    p.say("OK CAT path=/queen/telemetry/e/latest bytes=11", "OK ECHO path=/gpu/bridge/ctl bytes=6", "END");
-    expect(await listing).toEqual(["OK ECHO path=/gpu/bridge/ctl bytes=6"]);
-    await settled();
-    expect(p.received.at(-1)).toBe("ECHO /gpu/bridge/ctl line-2");
-    p.say(ok());
+    expect(p.received).toEqual([
+      "ECHO /gpu/bridge/ctl line-1",
+      "CAT /queen/telemetry/e/latest",
+      "CAT /gpu/GPU-0/status",
+      "ECHO /gpu/bridge/ctl line-2",
+    ]);
+    // Content that looks like acks, even the next line's, is content up to END.
+    p.say(ok(), "OK CAT path=/queen/telemetry/e/latest bytes=11", "OK ECHO path=/gpu/bridge/ctl bytes=6", "END");
+    p.say("OK CAT path=/gpu/GPU-0/status data=x", "x", "OK CAT path=/gpu/GPU-0/status data=x", "END");
+    p.say(ok(2));
+    expect(await first).toEqual(["OK ECHO path=/gpu/bridge/ctl bytes=6"]);
+    expect(await second).toEqual(["x", "OK CAT path=/gpu/GPU-0/status data=x"]);
     await Promise.all([before, after]);
+    expect(session.closed).toBe(false);
     session.close();
   });
 });

@@ -11,7 +11,7 @@ import { mockBackend } from "../../src/inventory/mock.ts";
 import { type Bridge, createBridge } from "../../src/app/bridge.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { FakeClock, memoryLogger, until } from "../helpers.ts";
-import { publishingServe } from "./helpers.ts";
+import { publishingServe, ticking } from "./helpers.ts";
 
 const runtime = bunRuntime();
 let mock: MockConsole;
@@ -98,6 +98,34 @@ describe("VM writes under lease churn", () => {
     // Every write in the VM once, in the order written.
     const status = mock.state.read("/gpu/GPU-0/status")!.trim().split("\n");
     expect(status.filter((l) => l.includes("breadcrumb"))).toEqual(written);
+  });
+
+  test("a VM write after its file's read-back before end is seen by the read sent with end: put back, not lost", async () => {
+    const clock = new FakeClock(); // no time passes during the publish: the read-back before end always runs
+    const { daemon, lines } = await bridge(clock, 0);
+    const echo = vmWorker();
+    const line = crumb(7);
+    let begun = false;
+    let reads = 0;
+    let wrote = false;
+    // Right after the VM answered the read-back's CAT of GPU-0's status (the first after the
+    // snapshot's begin), before it handles the bridge's next line, a VM client writes there.
+    mock.state.faults.beforeLine = (_conn, l) => {
+      if (l.startsWith("ECHO /gpu/bridge/ctl begin ")) begun = true;
+      if (begun && reads === 1 && !wrote) {
+        wrote = true;
+        expect(echo("/gpu/GPU-0/status", line)).toStartWith("OK ECHO");
+      }
+      if (begun && l === "CAT /gpu/GPU-0/status") reads++;
+    };
+    daemon.host.grant(longLease(5));
+    await ticking(clock, () => begun, 5000, "the snapshot's begin");
+    await until(() => mock.state.read("/gpu/GPU-1/lease")?.includes("worker-with-a-long-name-5") === true, 5000, "the lease");
+    expect(wrote).toBe(true);
+    // The snapshot erased it (nothing can prevent that once `end` is on its way); it is put back.
+    await until(() => mock.state.read("/gpu/GPU-0/status")?.includes(line) === true, 5000, "the write back in the VM");
+    expect(lines.some((l) => l.includes(`VM wrote /gpu/GPU-0/status: ${line}`))).toBe(true);
+    expect(daemon.vm!.stats.linesLost).toBe(1);
   });
 
   test("lease churn costs at most one snapshot per period", async () => {
