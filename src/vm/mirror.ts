@@ -95,6 +95,42 @@ function counts(texts: Iterable<string>): Map<string, number> {
   return m;
 }
 
+/**
+ * How the VM's `vm` extends the mirror's `lines`: every line in order, a compacted one either
+ * still held (the VM keeps it until a compacted snapshot lands) or absent, every other one held.
+ * A compacted line is absent when a compacted snapshot landed unseen (a restart), or when the
+ * append or snapshot that carried it never landed (a refused append, a snapshot built again
+ * before its `end`). The VM answers a read only after every append sent before it was taken or
+ * refused, so an absent line does not arrive later. Where several readings fit (texts repeat
+ * under lease churn), the one that holds the most VM lines is taken: a VM line that may be the
+ * bridge's is never handed over as the VM's. Null when no reading fits (the file diverged).
+ */
+function heldLines(lines: readonly MirrorLine[], vm: readonly string[]): { vmLines: number; absent: Set<number> } | null {
+  // The VM positions reachable after each mirror line, each with the position it came from:
+  // at most one per VM line, so a read costs at most mirror lines x VM lines steps.
+  const steps: Map<number, number>[] = [];
+  let reach = new Map<number, number>([[0, 0]]);
+  for (const l of lines) {
+    const next = new Map<number, number>();
+    for (const j of reach.keys()) {
+      if (vm[j] === l.text && !next.has(j + 1)) next.set(j + 1, j);
+      if (l.gone === true && !next.has(j)) next.set(j, j);
+    }
+    if (next.size === 0) return null;
+    steps.push(next);
+    reach = next;
+  }
+  let at = Math.max(...reach.keys());
+  const vmLines = at;
+  const absent = new Set<number>();
+  for (let i = steps.length - 1; i >= 0; i--) {
+    const from = steps[i]!.get(at)!;
+    if (from === at) absent.add(i);
+    at = from;
+  }
+  return { vmLines, absent };
+}
+
 /** Lines of every node, with ownership; serialisable so that consumption survives restarts. */
 export class VmMirror {
   readonly #files = new Map<string, FileMirror>();
@@ -224,26 +260,23 @@ export class VmMirror {
     if (vmLines === null) return { fresh: [], freshAt: [], diverged: false, overCap: 0 };
     const cap = VM_CAPS[file];
     // The VM refuses appends past its cap: a file that holds more is read only up to the cap.
-    let held = 0;
+    let bytes = 0;
     let within = 0;
-    while (within < vmLines.length && (held += byteLength(vmLines[within]!) + 1) <= cap) within++;
+    while (within < vmLines.length && (bytes += byteLength(vmLines[within]!) + 1) <= cap) within++;
     const overCap = vmLines.length - within;
     const vm = overCap > 0 ? vmLines.slice(0, within) : vmLines;
     const f = this.#file(gpuId, file);
     const all = f.lines.map((l) => l.text);
-    const kept = f.lines.filter((l) => !l.gone);
     let extra: string[];
     /** Where each extra line sits in the VM's file (src/vm/applied.ts: a line's identity). */
     let extraAt: number[];
     let diverged = false;
-    if (isPrefix(all, vm)) {
-      extra = vm.slice(all.length);
-      extraAt = extra.map((_, i) => all.length + i);
-    } else if (kept.length < f.lines.length && isPrefix(kept.map((l) => l.text), vm)) {
-      // A compacted snapshot landed that the bridge did not see land (it restarted meanwhile).
-      f.lines = kept;
-      extra = vm.slice(kept.length);
-      extraAt = extra.map((_, i) => kept.length + i);
+    const held = isPrefix(all, vm) ? { vmLines: all.length, absent: new Set<number>() } : heldLines(f.lines, vm);
+    if (held !== null) {
+      // Compacted lines the VM does not hold never will (see heldLines): done with.
+      if (held.absent.size > 0) f.lines = f.lines.filter((_, i) => !held.absent.has(i));
+      extra = vm.slice(held.vmLines);
+      extraAt = extra.map((_, i) => held.vmLines + i);
     } else {
       // Not an extension of what the bridge knew (a snapshot from elsewhere, a VM that lost
       // lines): whatever it holds beyond the known lines, counted with multiplicity, is new.

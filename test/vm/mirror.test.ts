@@ -78,6 +78,41 @@ describe("VmMirror", () => {
     expect(m.readBack("G", "ctl", ["LEASE G", "RELEASE w1 released"]).fresh).toEqual([]);
   });
 
+  test("an append of the bridge's that the VM refused, compacted away with every line the VM holds, takes none of them for the VM's", () => {
+    // The refused line never lands, so the VM's file is not what the mirror knew; the mirror's
+    // kept lines (only the pinned seed) are a prefix of any file. Neither is a compacted
+    // snapshot having landed unseen: the VM still holds the bridge's compacted lines.
+    const m = new VmMirror();
+    m.seed("G", "LEASE G");
+    for (const t of ["PRIORITY 1", "PRIORITY 2"]) {
+      const p = m.own("G", "ctl", t);
+      m.sending(p);
+      m.acked(p);
+    }
+    const refused = m.own("G", "ctl", "PRIORITY 3");
+    m.sending(refused); // the VM answers it `ERR ECHO … log full`: it stays pending
+    m.own("G", "ctl", "PRIORITY 4");
+    expect(m.compact("G", "ctl", 19, (t) => t === "LEASE G")).toBe(3); // the seed and the newest line stay
+    expect(m.pending().map((p) => p.text)).toEqual(["PRIORITY 4"]);
+    expect(m.readBack("G", "ctl", ["LEASE G", "PRIORITY 1", "PRIORITY 2", "v"])).toEqual({
+      fresh: ["v"],
+      freshAt: [3],
+      diverged: false,
+      overCap: 0,
+    });
+    // The refused line is done with: if the VM ever holds its text later, the VM wrote it.
+    expect(m.readBack("G", "ctl", ["LEASE G", "PRIORITY 1", "PRIORITY 2", "v", "PRIORITY 3"]).fresh).toEqual(["PRIORITY 3"]);
+  });
+
+  test("compacted lines: of two readings of the VM's file, the one holding more of them is taken", () => {
+    // `x` compacted twice over: the VM holding one copy is either, and nothing of it is new.
+    const m = new VmMirror();
+    m.readBack("G", "ctl", ["x", "y", "x"]);
+    m.compact("G", "ctl", 0, () => false);
+    expect(m.readBack("G", "ctl", ["x"]).fresh).toEqual([]);
+    expect(m.readBack("G", "ctl", ["x", "z"]).fresh).toEqual(["z"]);
+  });
+
   test("lines compacted away but still in the VM (the snapshot has not landed) are not taken for new VM lines", () => {
     const m = new VmMirror();
     m.readBack("G", "ctl", ["RELEASE w1", "RELEASE w2", "x"]);
