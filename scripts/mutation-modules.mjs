@@ -15,8 +15,10 @@ export const MODULES = {
   // (acks matched to lines in order, the reply bound, withdrawal when a line is refused).
   "console-window": {
     mutate: ["src/contract/window.ts", "src/console/session.ts"],
+    // window-daemon.test.ts (a whole daemon, 9 s a run) is left out: the session's own tests cover it faster.
     tests: [
-      "test/console/window*.test.ts",
+      "test/console/window.test.ts",
+      "test/console/window-*unit*.test.ts",
       "test/console/session*.test.ts",
       "test/console/acks.test.ts",
       "test/console/hostile.test.ts",
