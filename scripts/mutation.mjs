@@ -132,7 +132,7 @@ async function runModule(name, deadline) {
     jsonReporter: { fileName: join(out, "report.json") },
     tempDirName: join(".stryker-tmp", name),
     // mock/jetson holds symlinked folders, which Stryker cannot copy into its sandbox; no mapped test reads it.
-    ignorePatterns: ["mock/jetson", "dist", "build", "bench", "docs", "reports", ".state", ".stryker-tmp", "*.log"],
+    ignorePatterns: ["mock/jetson", "/dist", "/build", "bench", "docs", "reports", ".state", ".stryker-tmp", "*.log"],
     // A loaded machine makes honest test runs slow: a mutant counts as a timeout only well past
     // the unmutated run's time.
     timeoutFactor: 2,
