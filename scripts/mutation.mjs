@@ -28,7 +28,9 @@ const started = Date.now();
 const budgetS = process.env.MUTATION_BUDGET_S ? Number(process.env.MUTATION_BUDGET_S) : Infinity;
 const concurrency = Number(process.env.CONCURRENCY ?? 2);
 if (!(budgetS > 0) || !Number.isInteger(concurrency) || concurrency < 1) {
-  fail(`MUTATION_BUDGET_S must be a positive number and CONCURRENCY a positive integer (got ${process.env.MUTATION_BUDGET_S}, ${process.env.CONCURRENCY})`);
+  fail(
+    `MUTATION_BUDGET_S must be a positive number and CONCURRENCY a positive integer (got ${process.env.MUTATION_BUDGET_S}, ${process.env.CONCURRENCY})`,
+  );
 }
 
 function fail(message) {
@@ -64,7 +66,13 @@ function strykerPatterns(entry) {
     ts.forEachChild(node, visit);
   };
   visit(sf);
-  if (found.length === 0) fail(`${file} has no ${kind === "#" ? "declaration named" : "statement containing"} ${JSON.stringify(what)} (scripts/mutation-modules.mjs is out of date)`);
+  if (found.length === 0) {
+    fail(
+      `${file} has no ${kind === "#" ? "declaration named" : "statement containing"} ${
+        JSON.stringify(what)
+      } (scripts/mutation-modules.mjs is out of date)`,
+    );
+  }
   // For a statement, the innermost (the last visited of those that contain the text).
   const nodes = kind === "~" ? [found.reduce((a, b) => (b.getWidth(sf) < a.getWidth(sf) ? b : a))] : found;
   return nodes.map((n) => {
@@ -177,7 +185,13 @@ function summarise(report) {
       else n.other++;
       if (mu.status === "Survived" || mu.status === "NoCoverage") {
         const r = (mu.replacement ?? "").replace(/\s+/g, " ");
-        survivors.push(`  ${mu.status === "Survived" ? "survived" : "no-cover"} ${file}:${mu.location.start.line}:${mu.location.start.column} ${mu.mutatorName} -> ${r.length > 70 ? r.slice(0, 67) + "..." : r}`);
+        survivors.push(
+          `  ${
+            mu.status === "Survived" ? "survived" : "no-cover"
+          } ${file}:${mu.location.start.line}:${mu.location.start.column} ${mu.mutatorName} -> ${
+            r.length > 70 ? r.slice(0, 67) + "..." : r
+          }`,
+        );
       }
     }
   }
@@ -200,7 +214,9 @@ for (const name of run) {
 }
 
 const pad = (s, w) => String(s).padStart(w);
-console.log(`\n${"module".padEnd(16)} ${pad("killed", 6)} ${pad("survived", 8)} ${pad("timeout", 7)} ${pad("no-cov", 6)} ${pad("score", 7)}`);
+console.log(
+  `\n${"module".padEnd(16)} ${pad("killed", 6)} ${pad("survived", 8)} ${pad("timeout", 7)} ${pad("no-cov", 6)} ${pad("score", 7)}`,
+);
 let below = 0;
 for (const { name, result } of rows) {
   if (result === null) {
@@ -211,13 +227,19 @@ for (const { name, result } of rows) {
   const ok = score >= THRESHOLD;
   if (!ok) below++;
   console.log(
-    `${name.padEnd(16)} ${pad(n.Killed, 6)} ${pad(n.Survived, 8)} ${pad(n.Timeout, 7)} ${pad(n.NoCoverage, 6)} ${pad(score.toFixed(1) + "%", 7)}${ok ? "" : `  below ${THRESHOLD}%`}`,
+    `${name.padEnd(16)} ${pad(n.Killed, 6)} ${pad(n.Survived, 8)} ${pad(n.Timeout, 7)} ${pad(n.NoCoverage, 6)} ${
+      pad(score.toFixed(1) + "%", 7)
+    }${ok ? "" : `  below ${THRESHOLD}%`}`,
   );
 }
 for (const { name, result } of rows) {
   if (result !== null && result.survivors.length > 0) console.log(`\n${name}: surviving mutants\n${result.survivors.join("\n")}`);
 }
-console.log(`\nmutation: ${rows.filter((r) => r.result !== null).length} of ${rows.length} modules run in ${Math.round((Date.now() - started) / 1000)} s`);
+console.log(
+  `\nmutation: ${rows.filter((r) => r.result !== null).length} of ${rows.length} modules run in ${
+    Math.round((Date.now() - started) / 1000)
+  } s`,
+);
 if (below > 0) {
   console.error(`mutation: ${below} module(s) under ${THRESHOLD}% (docs/testing.md lists the known equivalent mutants)`);
   process.exit(1);
