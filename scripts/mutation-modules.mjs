@@ -18,7 +18,6 @@ export const MODULES = {
     // window-daemon.test.ts (a whole daemon, 9 s a run) is left out: the session's own tests cover it faster.
     tests: [
       "test/console/window.test.ts",
-      "test/console/window-*unit*.test.ts",
       "test/console/session*.test.ts",
       "test/console/acks.test.ts",
       "test/console/hostile.test.ts",

@@ -140,7 +140,7 @@ async function runModule(name, deadline) {
     jsonReporter: { fileName: join(out, "report.json") },
     tempDirName: join(".stryker-tmp", name),
     // mock/jetson holds symlinked folders, which Stryker cannot copy into its sandbox; no mapped test reads it.
-    ignorePatterns: ["mock/jetson", "/dist", "/build", "bench", "docs", "reports", ".state", ".stryker-tmp", "*.log"],
+    ignorePatterns: ["/mock/jetson", "/dist", "/build", "/bench", "/docs", "/reports", "/.state", "/.stryker-tmp", "*.log"],
     // A loaded machine makes honest test runs slow: a mutant counts as a timeout only well past
     // the unmutated run's time.
     timeoutFactor: 2,
@@ -171,7 +171,7 @@ async function runModule(name, deadline) {
     return null;
   }
   const reportFile = config.jsonReporter.fileName;
-  if (code !== 0 || !existsSync(reportFile)) fail(`${name}: Stryker exited with ${code} and no report (its output above says why)`);
+  if (code !== 0 || !existsSync(reportFile)) return { error: `Stryker exited with ${code} and no report (its output above says why)` };
   return JSON.parse(readFileSync(reportFile, "utf8"));
 }
 
@@ -210,7 +210,7 @@ const rows = [];
 for (const name of run) {
   const deadline = started + budgetS * 1000;
   const report = Date.now() < deadline ? await runModule(name, deadline) : null;
-  rows.push({ name, result: report === null ? null : summarise(report) });
+  rows.push({ name, result: report === null ? null : report.error ? report : summarise(report) });
 }
 
 const pad = (s, w) => String(s).padStart(w);
@@ -223,6 +223,11 @@ for (const { name, result } of rows) {
     console.log(`${name.padEnd(16)} not run: the ${budgetS} s budget (MUTATION_BUDGET_S) was spent; run MODULE=${name} make mutation`);
     continue;
   }
+  if (result.error) {
+    below++;
+    console.log(`${name.padEnd(16)} failed: ${result.error}`);
+    continue;
+  }
   const { n, score } = result;
   const ok = score >= THRESHOLD;
   if (!ok) below++;
@@ -233,7 +238,7 @@ for (const { name, result } of rows) {
   );
 }
 for (const { name, result } of rows) {
-  if (result !== null && result.survivors.length > 0) console.log(`\n${name}: surviving mutants\n${result.survivors.join("\n")}`);
+  if (result?.survivors?.length > 0) console.log(`\n${name}: surviving mutants\n${result.survivors.join("\n")}`);
 }
 console.log(
   `\nmutation: ${rows.filter((r) => r.result !== null).length} of ${rows.length} modules run in ${
@@ -241,6 +246,6 @@ console.log(
   } s`,
 );
 if (below > 0) {
-  console.error(`mutation: ${below} module(s) under ${THRESHOLD}% (docs/testing.md lists the known equivalent mutants)`);
+  console.error(`mutation: ${below} module(s) under ${THRESHOLD}% or failed to run (docs/testing.md lists the known equivalent mutants)`);
   process.exit(1);
 }

@@ -23,6 +23,7 @@ function withApp(fn: (app: ReturnType<typeof createApp>) => Promise<void>): Prom
     runner: { run: () => Promise.reject(new Error("no job runs here")) },
     runnerKind: "cpu",
     log: memoryLogger().log,
+    onChange: () => {},
   });
   let catalog = builtinCatalog();
   const app = createApp({
