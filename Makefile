@@ -26,7 +26,7 @@ COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting --no-com
 # Worker modules are extra entry points: a compiled binary holds only what the build was given.
 WORKERS := src/vram/tree-worker.ts
 
-.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-doctor bench-leases bench-api bench-telemetry bench-rss bench-vram ptx check-ptx gpu-check bench-cdi cdi-consumer bench-vmback soak bench-cancel bench-logs clean
+.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist install-files test check typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-doctor bench-leases bench-api bench-telemetry bench-rss bench-vram ptx check-ptx gpu-check bench-cdi cdi-consumer bench-vmback soak bench-cancel bench-logs clean mutation
 
 help:
 	@echo "make run     run the bridge daemon on the embedded mock defaults"
@@ -34,6 +34,7 @@ help:
 	@echo "make build   write $(BIN) (bun build --compile)"
 	@echo "make bench   run the benchmarks under bench/"
 	@echo "make fmt     format the TypeScript (deno fmt, settings in deno.json)"
+	@echo "make mutation  mutation-test the core modules changed since main (FULL=1: all; MODULE=name)"
 
 # `npm ci`: the committed lock file is installed exactly, or the install fails. The lock records
 # every platform's optional binaries (Bun's and Deno's), so the registry serving more or fewer of
@@ -108,6 +109,13 @@ test-deno: deps native-fakes
 test-binary: $(BIN)
 	cd /tmp && $(CURDIR)/$(BIN) --mock --list | cmp - $(CURDIR)/$(FIXTURE)
 	@echo "binary: --mock --list from /tmp matches $(FIXTURE)"
+
+# Mutation testing (StrykerJS, docs/testing.md): the core modules of scripts/mutation-modules.mjs
+# changed since BASE (default: the merge-base with main), every one with FULL=1, one with
+# MODULE=name; prints each module's score and fails under 85%. CONCURRENCY sets Stryker's test
+# runners (2), MUTATION_BUDGET_S bounds the run's seconds.
+mutation: deps native-fakes
+	node scripts/mutation.mjs
 
 # A real CDI consumer for test/cdi/consumer.test.ts: the CDI Go library as Debian packages it
 # (podman 4.3's), built offline into build/cdi-load; installs Go and the library with apt-get

@@ -130,22 +130,66 @@ describe("reads", () => {
 });
 
 describe("auth", () => {
-  test("every mutating request needs the bearer token: 401 with WWW-Authenticate", async () => {
-    for (
-      const [path, init] of [
-        ["/v1/leases", json(lease, {})],
-        ["/v1/leases", json(lease, { Authorization: "Bearer wrong" })],
-        ["/v1/leases", json(lease, { Authorization: TOKEN })],
-        ["/v1/gpus/GPU-0/ctl", { method: "POST", headers: { "content-type": "text/plain" }, body: "RESET" }],
-        ["/v1/models/active", { ...json({ model_id: "vision-base-v1" }, {}), method: "PUT" }],
-        ["/v1/no-such-route", json({}, {})],
-      ] as const
-    ) {
-      const res = await app.request(path, init);
-      expect(res.status).toBe(401);
+  /** Any use of it fails the request with a 500: a handler that ran instead of the 401. */
+  const untouchable = new Proxy({}, {
+    get: (_t, key) => {
+      throw new Error(`a handler ran without the token (read ${String(key)})`);
+    },
+  });
+
+  test("every mutating request needs the bearer token, on every route and with every method: 401, nothing changed", async () => {
+    // With shard and telemetry routes too (their handlers must never be reached).
+    const full = createApp({
+      token: TOKEN,
+      log: memoryLogger().log,
+      bridge: {
+        ...bridgeFacade({
+          version: "9.9.9",
+          hostname: "edge-01",
+          gpus: () => MOCK_GPUS,
+          stats: () => Promise.resolve(mockStats()),
+          host,
+          models: { catalog: () => catalog, setActive: (id) => void (catalog = { ...catalog, active: id }) },
+        }),
+        telemetry: untouchable as never,
+        vram: untouchable as never,
+      },
+    });
+    const granted = host.grant(lease);
+    const ids: Record<string, string> = { ":id": granted.id };
+    const concrete = (path: string) => path.replace(/:[a-z]+/g, (p) => ids[p] ?? "x");
+    const mutating = full.routes.filter((r) => !["GET", "HEAD", "ALL"].includes(r.method)).map((r) => `${r.method} ${r.path}`);
+    // The whole list: a route added later lands here and is covered by the loops below.
+    expect(mutating.sort()).toEqual([
+      "DELETE /v1/leases/:id",
+      "DELETE /v1/shards/:id",
+      "POST /v1/gpus/:id/ctl",
+      "POST /v1/leases",
+      "POST /v1/leases/:id/jobs",
+      "POST /v1/leases/:id/renew",
+      "POST /v1/leases/:id/shards",
+      "POST /v1/shards/:id/verify",
+      "POST /v1/telemetry",
+      "PUT /v1/models/active",
+    ]);
+    const paths = new Set([...full.routes.map((r) => r.path).filter((p) => p !== "/*"), "/v1/no-such-route"]);
+    const requests: [string, string, Record<string, string>][] = [];
+    for (const path of paths) {
+      for (const method of ["POST", "PUT", "DELETE", "PATCH"]) requests.push([method, concrete(path), {}]);
+    }
+    for (const bad of ["Bearer wrong", TOKEN, `Basic ${TOKEN}`, `Bearer ${TOKEN}x`]) {
+      for (const m of mutating) requests.push([m.split(" ")[0]!, concrete(m.split(" ")[1]!), { Authorization: bad }]);
+    }
+    for (const [method, path, headers] of requests) {
+      const res = await full.request(path, { method, headers: { "content-type": "application/json", ...headers }, body: "{}" });
+      expect({ method, path, status: res.status }).toEqual({ method, path, status: 401 });
       expect(res.headers.get("www-authenticate")).toBe('Bearer realm="gpu-bridge-host"');
     }
-    expect(host.leases.list()).toEqual([]);
+    expect(host.leases.list().map((l) => [l.id, l.state, l.expires_at])).toEqual([[granted.id, "ACTIVE", granted.expires_at]]);
+    expect(catalog.active).toBe(builtinCatalog().active);
+    // The same requests with the token reach their handlers (the 401 above was the token's doing).
+    const deleted = await full.request(`/v1/leases/${granted.id}`, { method: "DELETE", headers: auth });
+    expect(deleted.status).toBe(200);
   });
 });
 

@@ -86,13 +86,15 @@ describe("--listen", () => {
     expect(() => serve(["--api-token", "x"])).toThrow("Option --api-token must be at least 16 characters, got 1");
     expect(() => serve(["--api-token", "short-but-15chr"])).toThrow("at least 16 characters");
     expect(() => serve([], { GPU_BRIDGE_API_TOKEN: "hunter2" })).toThrow("GPU_BRIDGE_API_TOKEN must be at least 16 characters, got 7");
-    let message = "";
+    let thrown: unknown;
     try {
       serve(["--api-token", "hunter2"]);
     } catch (e) {
-      message = (e as Error).message;
+      thrown = e;
     }
-    expect(message).not.toContain("hunter2");
+    expect(thrown).toBeInstanceOf(Error);
+    expect((thrown as Error).message).toStartWith("Option --api-token must be at least 16 characters, got 7");
+    expect((thrown as Error).message).not.toContain("hunter2");
     expect(serve(["--api-token", "0123456789abcdef"]).apiToken).toBe("0123456789abcdef");
   });
 });

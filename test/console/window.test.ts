@@ -18,7 +18,7 @@ import { buildNamespace } from "../../src/contract/namespace.ts";
 import { AsyncQueue } from "../../src/util/async-queue.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { makeSnapshot, publishLines } from "../../src/contract/snapshot.ts";
-import { until } from "../helpers.ts";
+import { FakeClock, settle, until } from "../helpers.ts";
 
 /** A console played by the test: what the session wrote, and a way to answer. */
 function peer() {
@@ -46,7 +46,6 @@ function peer() {
   };
 }
 
-const settled = () => new Promise((r) => setTimeout(r, 10));
 const echo = (n: number) => ({ line: `ECHO /gpu/bridge/ctl line-${n}`, verb: "ECHO" });
 const ok = (n = 1) => `OK ECHO path=/gpu/bridge/ctl bytes=${5 + String(n).length}`;
 
@@ -68,11 +67,11 @@ describe("ConsoleSession's window", () => {
     const session = new ConsoleSession(p.conn, { window: 3 });
     const acked: number[] = [];
     const done = sendAll(session, [1, 2, 3, 4, 5].map(echo), undefined, (i) => acked.push(i));
-    await settled();
+    await settle();
     expect(p.received).toEqual(["ECHO /gpu/bridge/ctl line-1", "ECHO /gpu/bridge/ctl line-2", "ECHO /gpu/bridge/ctl line-3"]);
     expect(session.inFlight).toBe(3);
     p.say("[net-console] queue depth=3", ok());
-    await settled();
+    await settle();
     expect(acked).toEqual([0]);
     expect(p.received).toHaveLength(4);
     p.say(ok(), "PONG", ok(), ok(), ok());
@@ -87,10 +86,10 @@ describe("ConsoleSession's window", () => {
     const p = peer();
     const session = new ConsoleSession(p.conn, { window: 1 });
     const done = sendAll(session, [1, 2].map(echo));
-    await settled();
+    await settle();
     expect(p.received).toHaveLength(1);
     p.say(ok());
-    await settled();
+    await settle();
     expect(p.received).toHaveLength(2);
     p.say(ok());
     await done;
@@ -101,7 +100,7 @@ describe("ConsoleSession's window", () => {
     const p = peer();
     const session = new ConsoleSession(p.conn, { window: 3 });
     const first = sendAll(session, [1, 2, 3, 4, 5].map(echo));
-    await settled();
+    await settle();
     p.say(ok(), "ERR ECHO reason=policy detail=invalid-payload path=/gpu/bridge/ctl error=invalid payload");
     const err = await first.catch((e) => e);
     expect(err).toBeInstanceOf(ConsoleError);
@@ -112,12 +111,12 @@ describe("ConsoleSession's window", () => {
     expect(session.inFlight).toBe(2);
     // A retry may use only the one free slot until those two are answered.
     const retry = sendAll(session, [6, 7, 8].map(echo));
-    await settled();
+    await settle();
     expect(p.received).toHaveLength(5);
     expect(p.received.at(-1)).toBe("ECHO /gpu/bridge/ctl line-6");
     // The stale answers are consumed by the abandoned lines, not taken for the retry's.
     p.say("ERR ECHO reason=policy detail=invalid-payload path=/gpu/bridge/ctl", ok());
-    await settled();
+    await settle();
     expect(p.received).toHaveLength(7);
     p.say(ok(), ok(), ok());
     await retry;
@@ -129,7 +128,7 @@ describe("ConsoleSession's window", () => {
     const seen: string[] = [];
     const session = new ConsoleSession(p.conn, { window: 2, onOther: (l) => seen.push(l) });
     const done = session.request("ECHO /queen/telemetry/e/seg/seg-000001 {}", "ECHO").catch((e) => e);
-    await settled();
+    await settle();
     p.say("OK ECHO path=/gpu/bridge/ctl bytes=3", "OK ECHO path=/queen/telemetry/e/seg/seg-000001 bytes=2");
     const err = await done;
     expect(err).toBeInstanceOf(ConsoleError);
@@ -143,8 +142,12 @@ describe("ConsoleSession's window", () => {
 
   test("a missing ack times out, closes the connection and fails every line in flight", async () => {
     const p = peer();
-    const session = new ConsoleSession(p.conn, { window: 4, ackTimeoutMs: 50 });
+    const clock = new FakeClock();
+    const session = new ConsoleSession(p.conn, { window: 4, ackTimeoutMs: 50, clock });
     const acks = [1, 2, 3].map((n) => session.request(echo(n).line, "ECHO").catch((e) => e));
+    await clock.run(49);
+    expect(session.closed).toBe(false);
+    await clock.run(1);
     const [a, b, c] = await Promise.all(acks);
     expect(a.kind).toBe("timeout");
     expect(a.message).toBe("No ack for ECHO within 50 ms");
@@ -161,7 +164,7 @@ describe("ConsoleSession's window", () => {
     const first = session.requestLines("CAT /queen/telemetry/e/latest", "CAT");
     const second = session.requestLines("CAT /gpu/GPU-0/status", "CAT");
     const after = session.request(echo(2).line, "ECHO");
-    await settled();
+    await settle();
     expect(p.received).toEqual([
       "ECHO /gpu/bridge/ctl line-1",
       "CAT /queen/telemetry/e/latest",

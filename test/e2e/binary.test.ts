@@ -12,6 +12,23 @@ import { sha256Hex } from "../../src/util/sha256.ts";
 import { REPO, tempDir, until } from "../helpers.ts";
 
 const BIN = join(REPO, "dist", "gpu-bridge-host");
+/**
+ * Deadlines of this test's own, far above what any step takes: each step waits for its event
+ * (a log line, a job state, a file in the VM), so a loaded machine makes it slower, never wrong.
+ */
+const STEP_MS = 60_000;
+const TEST_MS = 4 * STEP_MS;
+
+/** Polls `read` until `done` says its value is final; throws naming `what` after `ms`. */
+async function eventually<T>(read: () => Promise<T>, done: (v: T) => boolean, what: string, ms = STEP_MS): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await read();
+    if (done(v)) return v;
+    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}; last: ${JSON.stringify(v)}`);
+    await Bun.sleep(50);
+  }
+}
 let mock: MockConsole;
 let state: { path: string; cleanup: () => void };
 beforeAll(async () => {
@@ -44,7 +61,7 @@ test.skipIf(!existsSync(BIN))("the compiled binary serves the API, runs a job an
   );
   const proc = bridge.proc;
   try {
-    const base = `http://127.0.0.1:${(await bridge.waitFor(LISTENING))[1]}`;
+    const base = `http://127.0.0.1:${(await bridge.waitFor(LISTENING, STEP_MS))[1]}`;
     const token = readFileSync(join(state.path, "api-token"), "utf8").trim();
     const auth = { Authorization: `Bearer ${token}`, "content-type": "application/json" };
 
@@ -78,18 +95,18 @@ test.skipIf(!existsSync(BIN))("the compiled binary serves the API, runs a job an
       }),
     });
     expect(jobRes.status).toBe(202);
-    let job: { state: string; result: { size: number } | null } = { state: "QUEUED", result: null };
-    for (let i = 0; i < 200 && job.state !== "OK" && job.state !== "ERR"; i++) {
-      job = (await (await fetch(`${base}/v1/jobs/e2e-matmul`)).json()) as typeof job;
-      await Bun.sleep(50);
-    }
+    const job = await eventually(
+      async () => (await (await fetch(`${base}/v1/jobs/e2e-matmul`)).json()) as { state: string; result: { size: number } | null },
+      (j) => j.state === "OK" || j.state === "ERR",
+      "the job to finish",
+    );
     expect(job).toMatchObject({ state: "OK", result: { size: 2 } });
     const result = new Float32Array(await (await fetch(`${base}/v1/jobs/e2e-matmul/result`)).arrayBuffer());
     expect([...result]).toEqual([19, 22, 43, 50]);
 
     await until(
       () => mock.state.read("/gpu/GPU-0/status")?.includes('"job":"e2e-matmul","state":"OK"') === true,
-      5000,
+      STEP_MS,
       "the status in the VM",
     );
     expect(mock.state.read("/gpu/GPU-0/ctl")).toBe("LEASE GPU-0\nLEASE e2e mem=2048 streams=1 priority=7\n");
@@ -101,4 +118,4 @@ test.skipIf(!existsSync(BIN))("the compiled binary serves the API, runs a job an
     proc.kill("SIGTERM");
     expect(await proc.exited).toBe(0);
   }
-});
+}, TEST_MS);

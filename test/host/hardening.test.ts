@@ -5,7 +5,7 @@ import type { Runner, RunOutcome, RunRequest } from "../../src/job/runner.ts";
 import { sha256Hex } from "../../src/util/sha256.ts";
 import { leaseRecord } from "../../src/lease/records.ts";
 import { LIMITS } from "../../src/contract/limits.ts";
-import { FakeClock, memoryLogger, REPO, tempDir } from "../helpers.ts";
+import { FakeClock, memoryLogger, REPO, settle, tempDir } from "../helpers.ts";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -114,7 +114,7 @@ describe("a lease's mem_mb holds across its concurrent jobs", () => {
     expect(gate.running[1]!.req.memLimitBytes).toBe(256 * 1048576 - 104_859_648);
     while (gate.running.length > 0) {
       gate.running[0]!.finish();
-      await Bun.sleep(0);
+      await settle();
     }
     expect(gate.maxConcurrent).toBe(2);
     expect(h.jobs.list().filter((j) => j.state === "OK").length).toBe(8);

@@ -10,7 +10,7 @@ import { LeaseError } from "../../src/lease/types.ts";
 import type { NodeLogs } from "../../src/contract/namespace.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { sha256Hex } from "../../src/util/sha256.ts";
-import { FakeClock, memoryLogger, REPO, tempDir, until } from "../helpers.ts";
+import { FakeClock, memoryLogger, REPO, settle, tempDir, until } from "../helpers.ts";
 
 /** A runner whose jobs finish only when the test says so. */
 class GateRunner implements Runner {
@@ -175,7 +175,7 @@ describe("jobs", () => {
     expect(runner.running.length).toBe(2);
     while (runner.running.length > 0) {
       runner.running[0]!.finish();
-      await Bun.sleep(1);
+      await settle();
     }
     expect(runner.maxConcurrent).toBe(2);
     expect(host.jobs.list().every((j) => j.state === "OK")).toBe(true);

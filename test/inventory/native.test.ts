@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bunFfi } from "../../ffi/bun.ts";
+import type { FfiAdapter } from "../../ffi/types.ts";
 import { InventoryError } from "../../src/inventory/errors.ts";
 import { openNativeBackend } from "../../src/inventory/native.ts";
 import type { InventoryBackend } from "../../src/inventory/types.ts";
@@ -162,17 +163,25 @@ describe("backend selection", () => {
 
   test("when nothing loads, the error lists every path tried and suggests --mock", () => {
     const env = { GPU_BRIDGE_NVML_LIB: "/nonexistent/libnvidia-ml.so.1", GPU_BRIDGE_CUDA_LIB: "/nonexistent/libcuda.so.1" };
+    // A machine without a driver, whatever this one has: the loader's own search (a bare name)
+    // and the Jetson paths find nothing; the /nonexistent paths go to the real dlopen.
+    const noDriver: FfiAdapter = {
+      ...bunFfi,
+      open: (path, table) => {
+        if (!path.startsWith("/nonexistent/")) throw new Error(`${path}: cannot open shared object file: No such file or directory`);
+        return bunFfi.open(path, table);
+      },
+    };
     let error: unknown;
     try {
-      open("cuda", env);
+      backend = openNativeBackend({ kind: "cuda", adapter: noDriver, env, sysRoot: "/" });
     } catch (e) {
       error = e;
     }
-    // On a machine with a real driver, the loader path finds it: then there is nothing to show.
-    if (error === undefined) return;
     expect(error).toBeInstanceOf(InventoryError);
     const message = (error as Error).message;
     expect(message).toContain("/nonexistent/libcuda.so.1:");
+    expect(message).toContain("libcuda.so.1: libcuda.so.1: cannot open shared object file");
     expect(message).toContain("/usr/lib/aarch64-linux-gnu/tegra/libcuda.so.1:");
     expect(message).toContain("/usr/lib/aarch64-linux-gnu/nvidia/libcuda.so.1:");
     expect(message).toContain("--mock");

@@ -82,17 +82,23 @@ describe("Spool", () => {
     expect([...reopened.records()].map((r) => (r as TelemetryRecord).token_count)).toEqual([100, 101, 102]);
   });
 
-  test("a corrupted record (bad CRC) is never accepted", () => {
+  test("a record whose CRC does not match, mid-file, is skipped and counted; the records around it are kept", () => {
     const { spool } = open();
-    spool.append([accepted(0), accepted(1)]);
+    spool.append([accepted(0), accepted(1), accepted(2)]);
     spool.close();
     const seg = join(dir.path, readdirSync(dir.path).find((f) => f.endsWith(".spool"))!);
     const bytes = readFileSync(seg);
-    bytes[bytes.length - 3] = bytes[bytes.length - 3]! ^ 0xff;
+    const first = 8 + bytes.readUInt32LE(0);
+    const second = 8 + bytes.readUInt32LE(first);
+    bytes[first + 4] = bytes[first + 4]! ^ 0xff; // the second frame's stored CRC: its body and length are intact
     writeFileSync(seg, bytes);
     const { spool: reopened, lines } = open();
-    expect(reopened.stats().records).toBe(1);
-    expect(lines.some((l) => l.includes("torn tail"))).toBe(true);
+    expect([...reopened.records()].map((r) => (r as TelemetryRecord).token_count)).toEqual([100, 102]);
+    expect(reopened.dropped).toBe(1);
+    expect(reopened.damagedBytes).toBe(second);
+    expect(lines.some((l) => l.includes("skipped " + second + " bytes in 1 place(s) that fail their CRC or length"))).toBe(true);
+    expect(lines.some((l) => l.includes("torn tail"))).toBe(false);
+    expect(statSync(seg).size).toBe(bytes.length); // damage is skipped, never cut off
   });
 
   test("past its cap, drops the oldest segment with a counted warning", () => {
