@@ -356,3 +356,43 @@ describe("the age of the oldest record", () => {
     expect(again.oldestWaitingMs()).toBe(60_000);
   });
 });
+
+describe("positions at the edges", () => {
+  const at = (seg: number, index: number) => JSON.stringify({ seg, index, chunk: 0, queenSeg: null, seq: 1, queenBytes: 0 });
+
+  test("just past the last segment (everything forwarded) is adopted, and the forwarded segments go", () => {
+    const { spool } = open();
+    fill(spool, 0, 5); // segments 1 and 2
+    spool.close();
+    writeFileSync(join(dir.path, "progress.json"), at(3, 0));
+    const { spool: again, lines } = open();
+    expect(lines.join("\n")).not.toContain("progress.json");
+    expect(again.stats().records).toBe(0);
+    expect(again.next()).toBeNull();
+  });
+
+  test("before the oldest segment (an older one already deleted) is adopted and moved to the oldest record", () => {
+    const { spool } = open();
+    fill(spool, 0, 8); // segments 1, 2, 3
+    spool.close();
+    unlinkSync(join(dir.path, segs()[0]!));
+    writeFileSync(join(dir.path, "progress.json"), at(1, 2));
+    const { spool: again, lines } = open();
+    expect(lines.join("\n")).not.toContain("progress.json");
+    expect(again.progress.seg).toBe(2);
+    expect(tok(again.next()!.record)).toBe(3);
+  });
+
+  test("a segment deleted by hand under a half-sent record forgets its Queen segment; under a whole one it is kept", () => {
+    for (const chunk of [1, 0]) {
+      dir.cleanup();
+      dir = tempDir("gbh-spool-fwd-");
+      const { spool } = open();
+      fill(spool, 0, 6);
+      spool.saveProgress({ chunk, queenSeg: "q-7", seq: 3 }, false);
+      unlinkSync(join(dir.path, segs()[0]!));
+      expect(tok(spool.next()!.record)).toBe(3);
+      expect(spool.progress.queenSeg).toBe(chunk > 0 ? null : "q-7");
+    }
+  });
+});
