@@ -88,6 +88,18 @@ describe("the window on the wire", () => {
     expect(p.received).toEqual(["ECHO /gpu/y 1"]);
   });
 
+  test("a refused line without a signal withdraws nothing else", async () => {
+    const { session, p } = setup(1);
+    const refused = outcome(session.request("ECHO /gpu/y 1", "ECHO"));
+    const next = session.request("ECHO /gpu/y 2", "ECHO");
+    await settle();
+    await p.reply("ERR ECHO reason=full");
+    expect((await refused as ConsoleError).kind).toBe("rejected");
+    await settle();
+    await p.reply("OK ECHO path=/gpu/y bytes=1");
+    expect((await next).ok).toBe(true);
+  });
+
   test("a refusal with no detail still says what was refused", async () => {
     const { session, p } = setup();
     const r = outcome(session.request("PING", "PING"));
@@ -106,7 +118,8 @@ describe("abandoned lines", () => {
     const third = session.request("ECHO /gpu/y c", "ECHO");
     await settle();
     stop.abort();
-    expect((await abandoned as ConsoleError).message).toBe("Abandoned ECHO: shutting down");
+    const a = await abandoned as ConsoleError;
+    expect([a.kind, a.message]).toEqual(["closed", "Abandoned ECHO: shutting down"]);
     await p.reply("OK PING reply=pong");
     await first;
     await settle();
@@ -198,6 +211,16 @@ describe("how strictly an ack answers its line", () => {
     expect(await cat).toEqual([]);
   });
 
+  test("an unmatched ack of exactly 160 characters is shown whole", async () => {
+    const { session, p, closes } = setup();
+    const r = outcome(session.request("PING", "PING"));
+    await settle();
+    const line = `OK ECHO path=/gpu/y bytes=1 note=`.padEnd(160, "n");
+    await p.reply(line);
+    await r;
+    expect(closes[0]!.message.endsWith(`: ${line}`)).toBe(true);
+  });
+
   test("an unmatched ack's text is shown cut at 160 characters", async () => {
     const { session, p, closes } = setup();
     const r = outcome(session.request("PING", "PING"));
@@ -214,7 +237,8 @@ describe("listings", () => {
   test("only one listing at a time", async () => {
     const { session } = setup();
     void session.requestLines("CAT /gpu/x", "CAT").catch(() => {});
-    expect(await outcome(session.requestLines("CAT /gpu/z", "CAT"))).toBeInstanceOf(Error);
+    const e = await outcome(session.requestLines("CAT /gpu/z", "CAT"));
+    expect((e as Error).message).toContain("CAT while another listing is being read");
   });
 
   test("noise before the ack is not content; a later line equal to the ack is", async () => {
@@ -233,6 +257,11 @@ describe("listings", () => {
     await settle();
     await ok.p.reply("OK LS path=/gpu entries=3x", "a", "END");
     expect(await odd).toEqual(["a"]);
+    const lead = setup();
+    const led = lead.session.requestLines("LS /gpu", "LS");
+    await settle();
+    await lead.p.reply("OK LS path=/gpu entries=x3", "a", "END");
+    expect(await led).toEqual(["a"]);
     const bad = setup();
     const twelve = outcome(bad.session.requestLines("LS /gpu", "LS"));
     await settle();
@@ -274,6 +303,7 @@ describe("listings", () => {
     await settle();
     await p.reply("OK CAT path=/gpu/x data=a", "a");
     await clock.run(250);
-    expect((await r as ConsoleError).message).toBe("No END after CAT within 250 ms");
+    const e = await r as ConsoleError;
+    expect([e.kind, e.message]).toEqual(["timeout", "No END after CAT within 250 ms"]);
   });
 });

@@ -156,7 +156,7 @@ describe("files the VM lacks, and consoles that cannot read", () => {
 
 describe("a VM that does not keep to what the bridge left", () => {
   test("lines past a file's cap are ignored, counted, and warned about once per connection", async () => {
-    const { sync, logged, clock } = setup();
+    const { sync, logged, clock, events } = setup();
     const ctl = Array.from({ length: 30 }, (_, i) => `PRIORITY ${String(i).padStart(30, "0")}`); // 40 bytes each
     const f = files({ ctl, lease: [], status: [] });
     const vm = console_(f);
@@ -164,8 +164,10 @@ describe("a VM that does not keep to what the bridge left", () => {
     const within = Math.floor(1024 / 40);
     expect(sync.stats.overCapLines).toBe(30 - within);
     clock.advance(1000);
+    events.length = 0;
     await sync.readBack(vm.session, signal);
     expect(sync.stats.overCapLines).toBe(2 * (30 - within));
+    expect(events).toContain("changed"); // nothing new, but the mirror noted what the VM holds
     const warned = () => logged.filter((l) => l.includes("lines past its 1024-byte cap; ignored"));
     expect(warned().length).toBe(1);
     expect(warned()[0]).toContain(`/gpu/${GPU}/ctl in the VM holds ${30 - within} lines`);
@@ -178,6 +180,9 @@ describe("a VM that does not keep to what the bridge left", () => {
     const low = setup();
     await low.sync.readBack(console_(files({ ctl: lines(19, 40), lease: [], status: [], job: lines(700, 40) })).session, signal);
     expect(low.events).not.toContain("publish"); // 760 of 1024 bytes, and a 28000-byte job file
+    const exact = setup();
+    await exact.sync.readBack(console_(files({ ctl: [...lines(19, 40), "1234567"], lease: [], status: [] })).session, signal);
+    expect(exact.events).not.toContain("publish"); // exactly 768 of 1024: at the mark, not past it
     const high = setup();
     await high.sync.readBack(console_(files({ ctl: lines(20, 40), lease: [], status: [] })).session, signal);
     expect(high.events).toContain("publish"); // 800 of 1024
@@ -207,15 +212,15 @@ describe("what reading back costs on the link", () => {
   test("a file read: the request, the ack, each line and END; a missing file: the request and its refusal", async () => {
     const { sync } = setup();
     const long = "y".repeat(200);
-    await sync.readBack(console_(files({ ctl: ["abc", long], lease: [], status: [] })).session, signal);
+    await sync.readBack(console_(files({ ctl: ["abc", long, "z"], lease: [], status: [] })).session, signal);
     const cat = (file: string) => 4 + `CAT /gpu/${GPU}/${file}`.length;
     const ack = (file: string, last: string) => Math.min(128, `OK CAT path=/gpu/${GPU}/${file} data=${last}`.length);
-    const expected = cat("ctl") + 8 + ack("ctl", long) + (4 + 3) + (4 + 200) +
+    const expected = cat("ctl") + 8 + ack("ctl", "z") + (4 + 3) + (4 + 200) + (4 + 1) +
       cat("lease") + 8 + ack("lease", "") +
       cat("status") + 8 + ack("status", "") +
       cat("job") + 4 + "reason=not-found".length + 8;
     expect(sync.stats.catBytes).toBe(expected);
-    expect(sync.stats.catFrames).toBe((1 + 2 + 2) + (1 + 2) + (1 + 2) + (1 + 1));
+    expect(sync.stats.catFrames).toBe((1 + 3 + 2) + (1 + 2) + (1 + 2) + (1 + 1));
   });
 });
 
@@ -254,6 +259,8 @@ describe("whether a console reads back", () => {
     probe.refused(refusal("ERR CAT reason=unsupported"));
     const warned = lines.filter((l) => l.includes("cannot read the VM's files back (ERR CAT reason=unsupported)"));
     expect(warned.length).toBe(1);
+    expect(warned[0]).toContain("publishing without read-back, as the reference bridge does. Each snapshot replaces");
+    expect(warned[0]).toContain("lines the VM's own clients write there (leases the Queen grants");
     expect(warned[0]).toContain("Read-back is probed again on every new connection.");
     probe.usable(a);
     probe.answered();
@@ -262,5 +269,41 @@ describe("whether a console reads back", () => {
     probe.usable(b);
     probe.answered();
     expect(lines.filter((l) => l.includes("reads the VM's files back again")).length).toBe(1);
+  });
+});
+
+describe("before a snapshot's end", () => {
+  test("new lines in a file the snapshot replaces build it again; new job lines do not", async () => {
+    const { sync, logged } = setup();
+    const f = files({ ctl: [], lease: [], status: [], job: [] });
+    await sync.beforePublish(console_(f).session, signal);
+    f[`/gpu/${GPU}/job`] = ["j1"];
+    expect(await sync.beforeEnd(console_(f).session, signal)).toBe(true);
+    f[`/gpu/${GPU}/ctl`] = ["PRIORITY 4"];
+    expect(await sync.beforeEnd(console_(f).session, signal)).toBe(false);
+    expect(sync.stats.snapshotRetries).toBe(1);
+    expect(logged.join("\n")).toContain("the VM wrote 1 lines while a snapshot was on its way");
+  });
+});
+
+describe("a VM sync with nothing wired", () => {
+  test("reads back without saving or handing over anything, and does not fail", async () => {
+    const sync = new VmSync({ log: memoryLogger().log, clock: new FakeClock(), readbackMs: 1000, minSnapshotMs: 0 });
+    const ns: Namespace = { nodes: [{ id: GPU, info: "", ctl: "", lease: "", status: "" }], active: "", models: [], telemetrySchema: "" };
+    sync.built(ns, { sha256: "s" } as Snapshot);
+    const f = files({ ctl: ["a"], lease: [], status: [] });
+    await sync.readBack(console_(f).session, signal); // history
+    f[`/gpu/${GPU}/ctl`] = ["a", "b"];
+    await sync.readBack(console_(f).session, signal); // new lines
+    f[`/gpu/${GPU}/ctl`] = ["b"];
+    await sync.readBack(console_(f).session, signal); // diverged, nothing new
+    expect(sync.stats.vmLines).toBe(1);
+  });
+
+  test("a CAT refused without an ack is passed on as it came", async () => {
+    const { sync } = setup();
+    const odd = new ConsoleError("rejected", "refused, no ack");
+    const session = { requestLines: () => Promise.reject(odd) } as unknown as ConsoleSession;
+    expect(await sync.readBack(session, signal).catch((e: unknown) => e)).toBe(odd);
   });
 });
