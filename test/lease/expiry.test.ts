@@ -6,7 +6,8 @@
  */
 import { beforeEach, describe, expect, test } from "bun:test";
 import { LeaseManager } from "../../src/lease/manager.ts";
-import { type Lease, LeaseError, type LeaseEvent, type LeaseRequest, MAX_TTL_S } from "../../src/lease/types.ts";
+import { MAX_TTL_S } from "../../src/config/limits.ts";
+import { type Lease, LeaseError, type LeaseEvent, type LeaseRequest } from "../../src/lease/types.ts";
 import { FakeClock } from "../helpers.ts";
 
 const gpus = [{ id: "GPU-0", memory_mb: 24576 }, { id: "GPU-1", memory_mb: 8192 }];
