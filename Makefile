@@ -42,6 +42,7 @@ help:
 # offline, before anything is fetched. cbor-x's native addon is replaced by a stand-in
 # (docs/install.md says why).
 node_modules/.installed: package.json package-lock.json scripts/check-lock.mjs
+	@if [ -L node_modules ]; then echo "node_modules is a symlink (to $$(readlink node_modules)): npm ci would empty the install it points at; give this checkout its own (cp -al it, or remove the link)"; exit 1; fi
 	node scripts/check-lock.mjs
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
