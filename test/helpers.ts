@@ -1,5 +1,6 @@
 /** Shared test helpers. */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { afterAll } from "bun:test";
+import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger, type Logger } from "../src/util/log.ts";
@@ -8,10 +9,48 @@ import type { Clock } from "../src/util/clock.ts";
 export const REPO = join(import.meta.dir, "..");
 export const FIXTURE = join(REPO, "test", "fixtures", "mock-list.json");
 
-/** A temporary directory removed by the returned cleanup. */
-export function tempDir(prefix = "gbh-"): { path: string; cleanup: () => void } {
+/**
+ * Removes a test's folder even where the test made parts of it unreadable or unwritable (the
+ * state-folder and CDI tests chmod folders to 000 or 0555 on purpose).
+ */
+function removeTree(path: string): void {
+  try {
+    rmSync(path, { recursive: true, force: true });
+  } catch {
+    const open = (p: string): void => {
+      try {
+        chmodSync(p, 0o700);
+        for (const e of readdirSync(p, { withFileTypes: true })) if (e.isDirectory()) open(join(p, e.name));
+      } catch { /* not ours to open: rmSync below says what is left */ }
+    };
+    open(path);
+    try {
+      rmSync(path, { recursive: true, force: true });
+    } catch { /* a mount still on it (smallTmpfs): its own cleanup unmounts and removes it */ }
+  }
+}
+
+/**
+ * A fresh folder under the temporary folder, removed after the calling test file's tests
+ * (`afterAll`, registered here, so no caller can forget it). Every test that needs a temporary
+ * folder gets it from here or from `tempDir`: test/docs/tmp-cleanup.test.ts fails on a direct
+ * `mkdtemp` anywhere else under test/.
+ */
+export function tempFolder(prefix = "gbh-"): string {
   const path = mkdtempSync(join(tmpdir(), prefix));
-  return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+  try {
+    afterAll(() => removeTree(path));
+  } catch {
+    // Outside `bun test` (a benchmark borrowing the helper) there is no afterAll: the process's end.
+    process.once("exit", () => removeTree(path));
+  }
+  return path;
+}
+
+/** A temporary directory removed by the returned cleanup, and after the file's tests in any case. */
+export function tempDir(prefix = "gbh-"): { path: string; cleanup: () => void } {
+  const path = tempFolder(prefix);
+  return { path, cleanup: () => removeTree(path) };
 }
 
 /** A logger that records lines instead of printing them. */
@@ -123,7 +162,7 @@ export function memoryStdio(stdin = ""): {
  * with the reason where it cannot be mounted; callers skip visibly with that reason.
  */
 export function smallTmpfs(kib: number): { path: string; cleanup: () => void } | { path: null; reason: string } {
-  const dir = mkdtempSync(join(tmpdir(), "gbh-tmpfs-"));
+  const dir = tempFolder("gbh-tmpfs-");
   const r = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", `size=${kib}k,mode=0700`, "tmpfs", dir], { stderr: "pipe" });
   if (r.exitCode !== 0) {
     rmSync(dir, { recursive: true, force: true });
