@@ -81,6 +81,26 @@ describe("models import", () => {
     expect(loadRegistry(reg).catalog.models.map((m) => m.model_id)).toEqual(["base-v1"]);
   });
 
+  test("an unknown parent is refused into an empty registry too, every time, naming the parent and the registry", () => {
+    const reg = join(tmp.path, "empty-registry");
+    mkdirSync(reg);
+    const dir = bundle();
+    for (const id of ["lora-a", "lora-b"]) {
+      expect(() => importModel({ bundle: dir, id, registry: reg })).toThrow(
+        `Cannot import: parent model "base-v1" is not in the registry ${reg} (its available/ holds no model yet); ` +
+          `add the parent first (${join(reg, "available", "base-v1", "manifest.toml")})`,
+      );
+    }
+    expect(existsSync(join(reg, "available"))).toBe(false);
+    // With the parent in place the import goes through, and the message lists what is there.
+    mkdirSync(join(reg, "available", "base-v1"), { recursive: true });
+    writeFileSync(join(reg, "available", "base-v1", "manifest.toml"), '[model]\nid = "base-v1"\n');
+    importModel({ bundle: dir, id: "lora-a", registry: reg });
+    expect(() => importModel({ bundle: dir, id: "lora-b", registry: reg, parent: "other" })).toThrow(
+      'its available/ holds "base-v1", "lora-a"',
+    );
+  });
+
   test("refuses a bundle without lora.json and an id already taken", () => {
     const reg = registry();
     const dir = bundle();
