@@ -10,11 +10,11 @@ export async function run(c: Extract<Command, { kind: "telemetry-push" }>, io: C
   const found = findApiToken(c.apiToken, process.env, c.stateDir);
   if (found === null) {
     throw new Error(
-      `No API token: pass --api-token, set GPU_BRIDGE_API_TOKEN, or point --state-dir at the bridge's (${
-        tokenPath(c.stateDir)
-      } is missing)`,
+      `No API token: pass --api-token, set GPU_BRIDGE_API_TOKEN, or point --state-dir at the bridge's state folder ` +
+        `(make run's is .state; ${tokenPath(c.stateDir)} is missing)`,
     );
   }
-  await pushTelemetry({ file: c.file, url: c.url, token: found.token }, io.logger("info"));
+  const from = found.source.kind === "flag" ? "--api-token" : found.source.kind === "env" ? "GPU_BRIDGE_API_TOKEN" : found.source.path;
+  await pushTelemetry({ file: c.file, url: c.url, token: found.token, tokenFrom: from }, io.logger("info"));
   return 0;
 }

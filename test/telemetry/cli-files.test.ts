@@ -21,7 +21,10 @@ test("push: a missing file, or a folder, is named with what is wrong, not a raw 
 test('export: a --state-dir without a spool is an error naming the flag, not "exported 0 records"', () => {
   const out = join(dir.path, "out.cbor");
   expect(() => exportTelemetry({ stateDir: join(dir.path, "elsewhere"), out }, memoryLogger().log)).toThrow(
-    /does not exist; is --state-dir ".*elsewhere" the bridge's state folder\?/,
+    `Cannot export: ${join(dir.path, "elsewhere")} holds no telemetry spool (${
+      join(dir.path, "elsewhere", "telemetry")
+    } does not exist); ` +
+      "pass --state-dir with the bridge's state folder (make run's is .state",
   );
   mkdirSync(join(dir.path, "state", "telemetry"), { recursive: true });
   expect(exportTelemetry({ stateDir: join(dir.path, "state"), out }, memoryLogger().log)).toBe(0); // an empty spool is fine
