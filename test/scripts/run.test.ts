@@ -98,6 +98,23 @@ test("the bridge serves the example registry from a copy, so switching models le
     expect(await put.json()).toEqual({ active: "demo-lora-v1" });
     expect(readFileSync(join(state, "registry", "active"), "utf8")).toBe("demo-lora-v1\n");
     expect(readFileSync(join(REPO, "mock", "registry", "active"), "utf8")).toBe(before);
+
+    // The README's API walkthrough, pasted twice in a row: each run gets its result and releases.
+    const readme = readFileSync(join(REPO, "README.md"), "utf8");
+    const block = /<!-- walkthrough:api[^>]*-->\n```sh\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(block).toBeDefined();
+    for (const run of [1, 2]) {
+      const walk = Bun.spawn(["bash", "-c", block!], {
+        cwd: REPO,
+        env: { ...process.env, API_PORT: String(api), STATE_DIR: state },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const [text, err, code] = await Promise.all([new Response(walk.stdout).text(), new Response(walk.stderr).text(), walk.exited]);
+      expect({ run, err, code }).toEqual({ run, err: "", code: 0 });
+      expect(text.match(/^\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$/m)?.slice(1).map(Number)).toEqual([11, 22, 33, 44]);
+      expect(text).toContain('"state":"RELEASED"');
+    }
   } finally {
     proc.kill("SIGINT");
     await proc.exited;
