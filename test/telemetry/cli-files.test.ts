@@ -1,6 +1,6 @@
 /** `telemetry push` and `telemetry export` name the file or folder that is wrong, and the flag. */
 import { afterEach, beforeEach, expect, test } from "bun:test";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { exportTelemetry, pushTelemetry } from "../../src/telemetry/cli.ts";
 import { memoryLogger, tempDir } from "../helpers.ts";
@@ -28,4 +28,13 @@ test('export: a --state-dir without a spool is an error naming the flag, not "ex
   );
   mkdirSync(join(dir.path, "state", "telemetry"), { recursive: true });
   expect(exportTelemetry({ stateDir: join(dir.path, "state"), out }, memoryLogger().log)).toBe(0); // an empty spool is fine
+});
+
+test("export: a file where the spool's folder should be is a --state-dir problem, not a raw ENOTDIR", () => {
+  const state = join(dir.path, "state");
+  mkdirSync(state);
+  writeFileSync(join(state, "telemetry"), "not a folder");
+  expect(() => exportTelemetry({ stateDir: state, out: join(dir.path, "out.cbor") }, memoryLogger().log)).toThrow(
+    `Cannot use the state folder (--state-dir ${JSON.stringify(state)}): ${join(state, "telemetry")} is a file where a folder is needed`,
+  );
 });
