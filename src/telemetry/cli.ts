@@ -157,6 +157,7 @@ export function exportTelemetry(o: ExportOptions, log: Logger): number {
   };
   // Whole or not at all: on a full disk the old file (if any) stays and the command fails.
   replaceFileDurably(o.out, encodeCbor(bundle), 0o644);
-  log.info(`exported ${records.length} records to ${o.out}`);
+  // The spool's folder is named, so an export from the wrong bridge's folder is seen for what it is.
+  log.info(`exported ${records.length} records from ${dir} to ${o.out}`);
   return records.length;
 }

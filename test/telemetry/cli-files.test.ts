@@ -27,7 +27,10 @@ test('export: a --state-dir without a spool is an error naming the flag, not "ex
       "pass --state-dir with the bridge's state folder (make run's is .state",
   );
   mkdirSync(join(dir.path, "state", "telemetry"), { recursive: true });
-  expect(exportTelemetry({ stateDir: join(dir.path, "state"), out }, memoryLogger().log)).toBe(0); // an empty spool is fine
+  // An empty spool (every record forwarded) is fine, and the log names the folder it read.
+  const { log, lines } = memoryLogger();
+  expect(exportTelemetry({ stateDir: join(dir.path, "state"), out }, log)).toBe(0);
+  expect(lines.join("\n")).toContain(`exported 0 records from ${join(dir.path, "state", "telemetry")} to ${out}`);
 });
 
 test("export: a file where the spool's folder should be is a --state-dir problem, not a raw ENOTDIR", () => {
