@@ -31,8 +31,13 @@ function codeOf(doc: string): Code[] {
       fenced = !fenced;
       return;
     }
-    if (fenced) out.push({ doc, line: i + 1, text, block: true });
-    else for (const m of text.matchAll(/`([^`]+)`/g)) out.push({ doc, line: i + 1, text: m[1]!, block: false });
+    if (fenced) {
+      // A command continued over lines (`\` at the end) is one entry, at its first line.
+      const last = out.at(-1);
+      if (last?.block === true && last.doc === doc && /\\\s*$/.test(last.text)) {
+        out[out.length - 1] = { ...last, text: last.text.replace(/\\\s*$/, " ") + text };
+      } else out.push({ doc, line: i + 1, text, block: true });
+    } else for (const m of text.matchAll(/`([^`]+)`/g)) out.push({ doc, line: i + 1, text: m[1]!, block: false });
   });
   return out;
 }
@@ -116,11 +121,10 @@ test("every make target the documents name is a Makefile target", () => {
 });
 
 /**
- * Tools other than the bridge whose flags the documents quote, and flags of theirs quoted alone
- * in prose (Bun's build flags).
+ * Flags of other tools that the documents quote alone in prose (a span such as `--bytecode`), where
+ * no command says whose they are. Flags on a command line are checked only when the command is the
+ * bridge or one of the repository's scripts, so `curl --fail` or `bun build --compile` need no entry.
  */
-const FOREIGN =
-  /^(curl|podman|docker|nvidia-smi|nvidia-ctk|nvidia-modprobe|bun|deno|npm|node|tar|wrk|sed|od|cut|base64|sha256sum|python3|systemctl|journalctl|apt-get|git|cc|gcc|ptxas|nvcc|qemu-[a-z0-9_-]+|editor|cmp|ss|ls|cat|grep|until|while|sleep)$/;
 const FOREIGN_FLAGS = new Set([
   "--compile", // bun build's
   "--bytecode",
@@ -130,9 +134,15 @@ const FOREIGN_FLAGS = new Set([
   "--smol",
   "--bail", // the test runner's, as StrykerJS passes it
   "--fail-with-body", // curl's
-  "--format=csv", // nvidia-smi's
-  "--query-gpu",
 ]);
+
+/** Whether a command's words run the bridge (its binary, or its sources) or a script of the repository. */
+function isOurs(words: readonly string[]): boolean {
+  const cmd = words[0] ?? "";
+  if (/(^|\/)gpu-bridge-host$|^\$GBH$|^"\$GBH"$|^(\.\/)?scripts\/|^(\.\/)?install\.sh$|check-lock\.mjs$/.test(cmd)) return true;
+  // Bun, Deno or Node running src/main.ts or a script: `bun build`, `bun test` and the like are not ours.
+  return /(^|\/)(bun|deno|node)$/.test(cmd) && words.some((w) => /^(\.\/)?(src\/main\.ts|scripts\/)/.test(w));
+}
 
 /**
  * The flags the command line knows: the keys of its flag tables, and every `--flag` its code
@@ -159,15 +169,23 @@ test("every command-line flag the documents give the bridge is in its flag table
   const known = cliFlags();
   expect(known.has("--state-dir")).toBe(true);
   const missing: string[] = [];
+  const check = (c: Code, flag: string) => {
+    if (!known.has(flag)) missing.push(`${where(c)}: ${flag} (another tool's? then add it to FOREIGN_FLAGS here)`);
+  };
   for (const c of CODE) {
-    // A code line is split into its commands; each is checked unless another tool runs it.
+    const bare = /^(--[a-z][a-z0-9-]*)(?:[= ][^`]*)?$/.exec(c.text.trim());
+    if (!c.block && bare !== null) {
+      if (!FOREIGN_FLAGS.has(bare[1]!)) check(c, bare[1]!); // a flag named alone in prose: `--window N`
+      continue;
+    }
+    // A code line is split into its commands; each that runs the bridge or a script is checked.
     for (const part of c.text.split(/\s*(?:\||&&|;|\$\(|\{)\s*/)) {
       const words = part.replace(/^\$\s+/, "").trim().split(/\s+/).filter((w) => !/^[A-Z_][A-Z0-9_]*=/.test(w) && w !== "sudo");
-      if (words.length === 0 || FOREIGN.test(words[0]!)) continue;
-      for (const w of words) {
+      if (!isOurs(words)) continue;
+      for (const w of words.slice(1)) {
+        if (w.startsWith("#")) break; // a comment
         const flag = /^(--[a-z][a-z0-9-]*)(=.*)?[,.:;]?$/.exec(w);
-        if (flag === null || FOREIGN_FLAGS.has(w) || FOREIGN_FLAGS.has(flag[1]!)) continue;
-        if (!known.has(flag[1]!)) missing.push(`${where(c)}: ${flag[1]}`);
+        if (flag !== null) check(c, flag[1]!);
       }
     }
   }
