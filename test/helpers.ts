@@ -1,5 +1,4 @@
 /** Shared test helpers. */
-import { afterAll } from "bun:test";
 import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,27 +29,48 @@ function removeTree(path: string): void {
   }
 }
 
+/** Every folder `tempFolder` made in this process and has not removed yet (one list, whatever module instance). */
+const TEMP_FOLDERS: Set<string> = ((globalThis as Record<symbol, unknown>)[Symbol.for("gbh.tempFolders")] ??= new Set<string>()) as Set<
+  string
+>;
+const SWEEPER = Symbol.for("gbh.tempFolders.sweeper");
+
+/** Removes every folder `tempFolder` made; test/setup.ts (bunfig.toml's preload) runs it after the last test. */
+export function removeTempFolders(): void {
+  for (const path of TEMP_FOLDERS) removeTree(path);
+  TEMP_FOLDERS.clear();
+}
+
+/** Marks the process as one whose temporary folders test/setup.ts removes. */
+export function installTempSweeper(): void {
+  (globalThis as Record<symbol, unknown>)[SWEEPER] = true;
+}
+
 /**
- * A fresh folder under the temporary folder, removed after the calling test file's tests
- * (`afterAll`, registered here, so no caller can forget it). Every test that needs a temporary
- * folder gets it from here or from `tempDir`: test/docs/tmp-cleanup.test.ts fails on a direct
- * `mkdtemp` anywhere else under test/.
+ * A fresh folder under the temporary folder, removed after the run's last test (test/setup.ts,
+ * preloaded through bunfig.toml: an `afterAll` registered here instead would run wherever it was
+ * called from, e.g. right after the test whose `beforeEach` made it, before its `afterEach`).
+ * Every test that needs a temporary folder gets it from here or from `tempDir`, so no caller can
+ * forget the removal: test/docs/tmp-cleanup.test.ts fails on a direct `mkdtemp` anywhere else
+ * under test/. Outside `bun test` (a benchmark borrowing the helper) the process's exit removes it.
  */
 export function tempFolder(prefix = "gbh-"): string {
   const path = mkdtempSync(join(tmpdir(), prefix));
-  try {
-    afterAll(() => removeTree(path));
-  } catch {
-    // Outside `bun test` (a benchmark borrowing the helper) there is no afterAll: the process's end.
-    process.once("exit", () => removeTree(path));
-  }
+  TEMP_FOLDERS.add(path);
+  if (TEMP_FOLDERS.size === 1 && (globalThis as Record<symbol, unknown>)[SWEEPER] !== true) process.once("exit", removeTempFolders);
   return path;
 }
 
-/** A temporary directory removed by the returned cleanup, and after the file's tests in any case. */
+/** A temporary directory removed by the returned cleanup, and after the run's last test in any case. */
 export function tempDir(prefix = "gbh-"): { path: string; cleanup: () => void } {
   const path = tempFolder(prefix);
-  return { path, cleanup: () => removeTree(path) };
+  return {
+    path,
+    cleanup: () => {
+      removeTree(path);
+      TEMP_FOLDERS.delete(path);
+    },
+  };
 }
 
 /** A logger that records lines instead of printing them. */

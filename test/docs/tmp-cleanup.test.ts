@@ -22,7 +22,7 @@ test("no file under test/ but helpers.ts makes a temporary folder itself", () =>
   expect(offenders).toEqual([]);
 });
 
-test("tempFolder and tempDir folders are gone when their test file ends, a locked one too", () => {
+test("tempFolder and tempDir folders last through every hook and test and are gone when the run ends, a locked one too", () => {
   const tmp = tempFolder("tmp-cleanup-");
   const child = Bun.spawnSync([process.execPath, "test", "./test/docs/fixtures/temp-user.ts"], {
     cwd: REPO,
@@ -31,7 +31,7 @@ test("tempFolder and tempDir folders are gone when their test file ends, a locke
     stderr: "pipe",
   });
   const out = child.stderr.toString();
-  expect(out).toContain("1 pass");
+  expect(out).toContain("2 pass");
   expect(child.exitCode).toBe(0);
   expect(readdirSync(tmp)).toEqual([]);
 });
