@@ -54,7 +54,7 @@ function layout(): string {
 /** Names that .gitignore keeps out of the repository (build outputs, installs, local state). */
 const IGNORED = new Set(
   readFileSync(join(REPO, ".gitignore"), "utf8").split("\n").map((l) => l.trim().replace(/^\//, "").replace(/\/$/, "")).filter((l) =>
-    l !== "" && !l.includes("*")
+    l !== "" && !l.startsWith("#") && !l.includes("*")
   ),
 );
 
