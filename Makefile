@@ -49,7 +49,9 @@ node_modules/.installed: package.json package-lock.json scripts/check-lock.mjs
 
 deps: node_modules/.installed
 
-# Extra bridge flags go in ARGS, e.g. make run ARGS="--log-level debug".
+# Extra bridge flags go in ARGS, e.g. make run ARGS="--log-level debug". PORT, API_PORT,
+# STATE_DIR, REGISTRY, INTERVAL_MS and READBACK_MS move it (scripts/run.sh and the README say how);
+# a taken port stops it with the port and the variable named.
 run: deps
 	scripts/run.sh $(ARGS)
 
