@@ -3,17 +3,16 @@
  * folders were searched (and what each held) and which devices do exist, through the command line.
  */
 import { expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { searchedText } from "../../src/cdi/registry.ts";
 import { main } from "../../src/main.ts";
-import { memoryStdio } from "../helpers.ts";
+import { memoryStdio, tempFolder } from "../helpers.ts";
 
 const ENV = {};
 
 function folders() {
-  const root = mkdtempSync(join(tmpdir(), "cdi-miss-"));
+  const root = tempFolder("cdi-miss-");
   for (const d of ["empty", "specs"]) mkdirSync(join(root, d));
   writeFileSync(join(root, "empty", "notes.txt"), "not a spec");
   const devices = Array.from({ length: 14 }, (_, i) => ({

@@ -3,19 +3,18 @@
  * unless `--dev-root` names a tree, which is then read as on a real host.
  */
 import { expect, test } from "bun:test";
-import { existsSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { generate } from "../../src/cdi/generate-command.ts";
 import { MOCK_NODES, mockNode } from "../../src/cdi/mock-nodes.ts";
 import { main } from "../../src/main.ts";
-import { memoryLogger, memoryStdio } from "../helpers.ts";
+import { memoryLogger, memoryStdio, tempFolder } from "../helpers.ts";
 
 const request = (devRoot: string | undefined) => ({
   backend: "mock" as const,
   sysRoot: "/",
   devRoot,
-  driverRoot: mkdtempSync(join(tmpdir(), "cdi-mock-driver-")),
+  driverRoot: tempFolder("cdi-mock-driver-"),
   csvDir: undefined,
   hookPath: undefined,
   cdiKind: undefined,
@@ -44,7 +43,7 @@ test("without --dev-root the mock GPUs bring their own nodes, whatever this host
 });
 
 test("with --dev-root the tree is read: an empty one has no GPU node, and says where it looked", async () => {
-  const empty = mkdtempSync(join(tmpdir(), "cdi-mock-dev-"));
+  const empty = tempFolder("cdi-mock-dev-");
   const { log } = memoryLogger();
   await expect(generate(request(empty), "nvidia.com/gpu", {}, log)).rejects.toThrow(
     `Cannot generate a CDI spec: no GPU has a device node under ${empty}`,
@@ -58,7 +57,7 @@ test("mockNode() answers only for the table's paths", () => {
 });
 
 test("cdi generate --mock on the command line writes the spec and its folder, and says the nodes are the mock's", async () => {
-  const out = join(mkdtempSync(join(tmpdir(), "cdi-mock-out-")), "new", "nvidia.json");
+  const out = join(tempFolder("cdi-mock-out-"), "new", "nvidia.json");
   const t = memoryStdio();
   expect(await main(["cdi", "generate", "--mock", "--output", out], {}, t.io)).toBe(0);
   expect(existsSync(out)).toBe(true);

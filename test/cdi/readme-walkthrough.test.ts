@@ -6,11 +6,10 @@
  * check must be used, so a README that changes its commands fails here until this file follows.
  */
 import { expect, test } from "bun:test";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { REPO } from "../helpers.ts";
+import { REPO, tempFolder } from "../helpers.ts";
 
 /** The shell lines of the walkthrough block (blank and comment-only lines dropped). */
 export function walkthrough(readme: string, name: string): string[] {
@@ -79,7 +78,7 @@ const CHECKS: [RegExp, (r: Ran, cwd: string) => void][] = [
 
 test("the README's CDI walkthrough runs as written on a machine without GPUs, and says what it claims", () => {
   const lines = walkthrough(readFileSync(join(REPO, "README.md"), "utf8"), "cdi");
-  const cwd = mkdtempSync(join(tmpdir(), "cdi-walkthrough-"));
+  const cwd = tempFolder("cdi-walkthrough-");
   const bin = join(cwd, ".bin");
   mkdirSync(bin);
   // The installed executable's stand-in. As root, list and apply would keep their cache in /run:

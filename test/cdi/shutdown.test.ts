@@ -5,13 +5,12 @@
  * their own device nodes, so no GPU or root is needed.
  */
 import { afterAll, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CdiKeeper } from "../../src/cdi/keeper.ts";
 import type { CdiSpec } from "../../src/cdi/schema.ts";
 import { LeaseManager } from "../../src/lease/manager.ts";
-import { FakeClock, memoryLogger, tempDir } from "../helpers.ts";
+import { FakeClock, memoryLogger, tempDir, tempFolder } from "../helpers.ts";
 import { LISTENING, spawnBridge } from "../spawn.ts";
 
 const TOKEN = "cdi-shutdown-test-token-0123456789abcdef";
@@ -61,7 +60,7 @@ test("SIGTERM removes the spec and its lease devices; a start after a crash drop
 }, 60_000);
 
 test("CdiKeeper.stop() removes only the file it wrote, and only once", async () => {
-  const cdi = mkdtempSync(join(tmpdir(), "cdi-keeper-stop-"));
+  const cdi = tempFolder("cdi-keeper-stop-");
   const clock = new FakeClock();
   const leases = new LeaseManager({ gpus: () => [{ id: "GPU-0", memory_mb: 1000 }], clock });
   const spec: CdiSpec = { cdiVersion: "0.5.0", kind: "cohesix/gpu", devices: [{ name: "0", containerEdits: { env: ["A=1"] } }] };
