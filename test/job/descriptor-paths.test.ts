@@ -76,6 +76,21 @@ test("a missing file still reads does not exist, naming the path and the bundle 
   expect(absent.ok && absent.job.ptx).toBeNull(); // not staged: the bridge's own kernel
 });
 
+test("with operands, a .ptx in a folder that is not there is not staged: the bridge's own kernel runs", () => {
+  const r = validateJob(withOperands("/bundles/no-such-folder/vadd.ptx"), { bundleDir: bundle.path });
+  expect(r.ok && r.job.ptx).toBeNull();
+});
+
+test("a bundle directory that cannot be resolved (a symlink loop) is named with the system's words and its cause", () => {
+  const loop = join(bundle.path, "kernels", "loop-a.ptx");
+  const r = validateJob(stagedOnly("kernels/vadd.ptx"), { bundleDir: loop });
+  if (r.ok) throw new Error("expected a problem");
+  expect(r.problems[0]!.field).toBe("inputs.0");
+  expect(r.problems[0]!.message).toStartWith(`cannot be read: the bundle directory ${loop} cannot be resolved: `);
+  expect(r.problems[0]!.message).toContain("ELOOP");
+  expect((r.problems[0]!.cause as { code?: string }).code).toBe("ELOOP");
+});
+
 test("a folder that cannot be searched (EACCES) is named as such, with its cause", async () => {
   writeFileSync(join(bundle.path, "kernels", "vadd.ptx"), "x");
   chmodSync(bundle.path, 0o755);
