@@ -89,6 +89,20 @@ describe("the window on the wire", () => {
     expect(p.received).toEqual(["ECHO /gpu/y 1"]);
   });
 
+  test("a listing refused (a file not found) is an answer: the reads sharing its signal still go", async () => {
+    const { session, p } = setup(1);
+    const reads = new AbortController();
+    const missing = outcome(session.requestLines("CAT /gpu/GPU-0/job", "CAT", reads.signal));
+    const next = session.requestLines("CAT /gpu/GPU-1/job", "CAT", reads.signal);
+    await settle();
+    await p.reply("ERR CAT reason=not-found");
+    expect((await missing as ConsoleError).kind).toBe("rejected");
+    await settle();
+    expect(p.received).toEqual(["CAT /gpu/GPU-0/job", "CAT /gpu/GPU-1/job"]);
+    await p.reply("OK CAT path=/gpu/GPU-1/job data=j", "j", "END");
+    expect(await next).toEqual(["j"]);
+  });
+
   test("a refused line without a signal withdraws nothing else", async () => {
     const { session, p } = setup(1);
     const refused = outcome(session.request("ECHO /gpu/y 1", "ECHO"));
