@@ -95,6 +95,8 @@ export class ConsoleSession {
   #lastAckAt = 0;
   #timer: unknown;
   #writing: Promise<void> = Promise.resolve();
+  /** A pump is due at the end of this turn: lines requested together go in one write. */
+  #pumpDue = false;
   /** The listing whose ack came and whose `END` has not: every line until then is its content. */
   #reading: Listing | null = null;
   #closed: ConsoleError | null = null;
@@ -176,7 +178,13 @@ export class ConsoleSession {
         entry.detach = () => signal.removeEventListener("abort", onAbort);
       }
       this.#queued.push(entry);
-      this.#pump();
+      if (!this.#pumpDue) {
+        this.#pumpDue = true;
+        queueMicrotask(() => {
+          this.#pumpDue = false;
+          this.#pump();
+        });
+      }
     });
   }
 

@@ -49,6 +49,20 @@ describe("the window on the wire", () => {
     expect(setup(1).session.window).toBe(1);
   });
 
+  test("lines requested in the same turn go out in one write, as far as the window allows", async () => {
+    const { session, p } = setup(3);
+    const lines = [1, 2, 3, 4].map((i) => session.request(`ECHO /gpu/y ${i}`, "ECHO"));
+    await settle();
+    expect(p.received).toEqual(["ECHO /gpu/y 1", "ECHO /gpu/y 2", "ECHO /gpu/y 3"]);
+    expect(p.writes).toEqual([3]);
+    await p.reply("OK ECHO path=/gpu/y bytes=1");
+    await settle();
+    expect(p.received.at(-1)).toBe("ECHO /gpu/y 4");
+    await p.reply(...[2, 3, 4].map(() => "OK ECHO path=/gpu/y bytes=1"));
+    for (const l of lines) expect((await l).ok).toBe(true);
+    expect(session.framesSent).toBe(4);
+  });
+
   test("a listing takes one slot of the window: lines behind it go out at once, answered after its END", async () => {
     const { session, p } = setup(3);
     const listing = session.requestLines("CAT /gpu/x", "CAT");
