@@ -396,8 +396,9 @@ function telemetryCommand(argv: readonly string[], env: Env): Command {
     let sinceMs: number | undefined;
     const raw = values.since;
     if (raw !== undefined) {
-      sinceMs = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
-      if (Number.isNaN(sinceMs)) {
+      // Only digits or a date-time: Date.parse alone takes "-5" (or "5") as a year in 2001.
+      sinceMs = /^\d+$/.test(raw) ? Number(raw) : RFC3339.test(raw) ? Date.parse(raw) : NaN;
+      if (!Number.isSafeInteger(sinceMs)) {
         throw new UsageError(`Option --since needs epoch milliseconds or an RFC 3339 time, got ${JSON.stringify(raw)}`);
       }
     }
@@ -406,6 +407,9 @@ function telemetryCommand(argv: readonly string[], env: Env): Command {
   if (sub === "--help" || sub === undefined) return { kind: "help", topic: "telemetry" };
   throw new UsageError(`Unknown telemetry command ${JSON.stringify(sub)} (push, export)`);
 }
+
+/** A date, or a date and time with an optional zone: what --since takes besides epoch milliseconds. */
+const RFC3339 = /^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[Zz]|[+-]\d{2}:\d{2})?)?$/;
 
 function modelsCommand(argv: readonly string[]): Command {
   if (argv[0] !== "import") {
