@@ -86,7 +86,9 @@ fmt-check: deps ## report unformatted files without changing them
 test-reset: ## forget the per-suite pass/fail counts make test sums
 	@rm -f .test-counts
 
-test-bun: deps native-fakes $(BIN) dist cdi-consumer ## the bun:test suites (needs the binaries, the tarballs and cdi-consumer)
+# The amd64 Debian package is built first where dpkg-deb exists (test/packaging/deb.test.ts
+# unpacks it; it skips, saying so, where dpkg-deb is missing).
+test-bun: deps native-fakes $(BIN) dist cdi-consumer $(if $(shell command -v dpkg-deb),dist/gpu-bridge-host_$(VERSION)_amd64.deb) ## the bun:test suites (needs the binaries, the tarballs, the amd64 .deb and cdi-consumer)
 	$(BUN) test --timeout 20000 2>&1 | tee .test-bun.log
 	@awk '/^ *[0-9]+ pass$$/{p=$$1} /^ *[0-9]+ fail$$/{f=$$1} /^ *[0-9]+ skip$$/{s=$$1} \
 	  END{printf "bun test: %d passed, %d failed%s\n", p, f, (s ? sprintf(", %d skipped", s) : ""); \
