@@ -38,14 +38,17 @@ help: ## list these targets, one line each
 # offline, before anything is fetched. cbor-x's native addon is replaced by a stand-in
 # (docs/install.md says why).
 node_modules/.installed: package.json package-lock.json scripts/check-lock.mjs
+	@if [ -L node_modules ]; then echo "node_modules is a symlink (to $$(readlink node_modules)): npm ci would empty the install it points at; give this checkout its own (cp -al it, or remove the link)"; exit 1; fi
 	node scripts/check-lock.mjs
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 deps: node_modules/.installed ## install the locked npm packages (Bun, Deno, ...) with npm ci
 
-# Extra bridge flags go in ARGS, e.g. make run ARGS="--log-level debug".
-run: deps ## run the bridge daemon on the embedded mock defaults (ARGS="--log-level debug" adds flags)
+# Extra bridge flags go in ARGS, e.g. make run ARGS="--log-level debug". PORT, API_PORT,
+# STATE_DIR, REGISTRY, INTERVAL_MS and READBACK_MS move it (scripts/run.sh and the README say how);
+# a taken port stops it with the port and the variable named.
+run: deps ## run the bridge daemon on the embedded mock defaults (ARGS="--log-level debug" adds flags; PORT=, STATE_DIR=, ...)
 	scripts/run.sh $(ARGS)
 
 ## Tests ---------------------------------------------------------------------

@@ -1,5 +1,5 @@
 /**
- * The VM talking back (issue #14), measured against the faithful mock VM, the bridge's daemon
+ * The VM talking back (docs/protocol.md section 12), measured against the faithful mock VM, the bridge's daemon
  * and the console in one process (one clock for both ends):
  *
  * 1. From a job's completion in the bridge (its OK status line logged) to that line being

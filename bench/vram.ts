@@ -97,7 +97,6 @@ async function sealVerify(name: string, backend: VramBackend, verifyPath: "gpu" 
     backend,
     audit: new VramAudit(null, log),
     key: deriveKey("bench", "bench"),
-    workerId: "bench",
     lease: () => lease,
     ordinalOf: () => 0,
     verifyPath,

@@ -22,15 +22,27 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 const JETSON_LIBS = ["/usr/lib/aarch64-linux-gnu/tegra", "/usr/lib/aarch64-linux-gnu/nvidia"];
 
+/** The machine the libraries are looked for on (injected by tests; `process.arch` otherwise). */
+export interface HostPlatform {
+  /** Node's name for the CPU: `arm64` (aarch64: Jetson possible), `x64`, … */
+  readonly arch: string;
+}
+
+/** This machine. */
+export const hostPlatform = (): HostPlatform => ({ arch: process.arch });
+
+/** The Jetson library folders, only where a Jetson can be (aarch64): elsewhere they cannot exist. */
+const jetsonDirs = (platform: HostPlatform) => (platform.arch === "arm64" ? JETSON_LIBS : []);
+
 /** Where to look for NVML, in order. */
-export function nvmlCandidates(env: Env): string[] {
-  return [env.GPU_BRIDGE_NVML_LIB, "libnvidia-ml.so.1", ...JETSON_LIBS.map((d) => `${d}/libnvidia-ml.so.1`)]
+export function nvmlCandidates(env: Env, platform: HostPlatform = hostPlatform()): string[] {
+  return [env.GPU_BRIDGE_NVML_LIB, "libnvidia-ml.so.1", ...jetsonDirs(platform).map((d) => `${d}/libnvidia-ml.so.1`)]
     .filter((p): p is string => p !== undefined && p !== "");
 }
 
 /** Where to look for the CUDA driver library, in order. */
-export function cudaCandidates(env: Env): string[] {
-  return [env.GPU_BRIDGE_CUDA_LIB, "libcuda.so.1", ...JETSON_LIBS.map((d) => `${d}/libcuda.so.1`)]
+export function cudaCandidates(env: Env, platform: HostPlatform = hostPlatform()): string[] {
+  return [env.GPU_BRIDGE_CUDA_LIB, "libcuda.so.1", ...jetsonDirs(platform).map((d) => `${d}/libcuda.so.1`)]
     .filter((p): p is string => p !== undefined && p !== "");
 }
 

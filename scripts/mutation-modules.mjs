@@ -29,6 +29,7 @@ export const MODULES = {
     mutate: ["src/console/readback.ts", "src/vm/sync.ts#readBack", "src/vm/sync.ts##readFiles", "src/vm/sync.ts##cat"],
     tests: [
       "test/vm/readback*.test.ts",
+      "test/vm/pipelined-readback.test.ts",
       "test/vm/sync*.test.ts",
       "test/vm/apply-once.test.ts",
       "test/vm/churn.test.ts",

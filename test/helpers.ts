@@ -1,5 +1,5 @@
 /** Shared test helpers. */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger, type Logger } from "../src/util/log.ts";
@@ -8,10 +8,69 @@ import type { Clock } from "../src/util/clock.ts";
 export const REPO = join(import.meta.dir, "..");
 export const FIXTURE = join(REPO, "test", "fixtures", "mock-list.json");
 
-/** A temporary directory removed by the returned cleanup. */
-export function tempDir(prefix = "gbh-"): { path: string; cleanup: () => void } {
+/**
+ * Removes a test's folder even where the test made parts of it unreadable or unwritable (the
+ * state-folder and CDI tests chmod folders to 000 or 0555 on purpose).
+ */
+function removeTree(path: string): void {
+  try {
+    rmSync(path, { recursive: true, force: true });
+  } catch {
+    const open = (p: string): void => {
+      try {
+        chmodSync(p, 0o700);
+        for (const e of readdirSync(p, { withFileTypes: true })) if (e.isDirectory()) open(join(p, e.name));
+      } catch { /* not ours to open: rmSync below says what is left */ }
+    };
+    open(path);
+    try {
+      rmSync(path, { recursive: true, force: true });
+    } catch { /* a mount still on it (smallTmpfs): its own cleanup unmounts and removes it */ }
+  }
+}
+
+/** Every folder `tempFolder` made in this process and has not removed yet (one list, whatever module instance). */
+const TEMP_FOLDERS: Set<string> = ((globalThis as Record<symbol, unknown>)[Symbol.for("gbh.tempFolders")] ??= new Set<string>()) as Set<
+  string
+>;
+const SWEEPER = Symbol.for("gbh.tempFolders.sweeper");
+
+/** Removes every folder `tempFolder` made; test/setup.ts (bunfig.toml's preload) runs it after the last test. */
+export function removeTempFolders(): void {
+  for (const path of TEMP_FOLDERS) removeTree(path);
+  TEMP_FOLDERS.clear();
+}
+
+/** Marks the process as one whose temporary folders test/setup.ts removes. */
+export function installTempSweeper(): void {
+  (globalThis as Record<symbol, unknown>)[SWEEPER] = true;
+}
+
+/**
+ * A fresh folder under the temporary folder, removed after the run's last test (test/setup.ts,
+ * preloaded through bunfig.toml: an `afterAll` registered here instead would run wherever it was
+ * called from, e.g. right after the test whose `beforeEach` made it, before its `afterEach`).
+ * Every test that needs a temporary folder gets it from here or from `tempDir`, so no caller can
+ * forget the removal: test/docs/tmp-cleanup.test.ts fails on a direct `mkdtemp` anywhere else
+ * under test/. Outside `bun test` (a benchmark borrowing the helper) the process's exit removes it.
+ */
+export function tempFolder(prefix = "gbh-"): string {
   const path = mkdtempSync(join(tmpdir(), prefix));
-  return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+  TEMP_FOLDERS.add(path);
+  if (TEMP_FOLDERS.size === 1 && (globalThis as Record<symbol, unknown>)[SWEEPER] !== true) process.once("exit", removeTempFolders);
+  return path;
+}
+
+/** A temporary directory removed by the returned cleanup, and after the run's last test in any case. */
+export function tempDir(prefix = "gbh-"): { path: string; cleanup: () => void } {
+  const path = tempFolder(prefix);
+  return {
+    path,
+    cleanup: () => {
+      removeTree(path);
+      TEMP_FOLDERS.delete(path);
+    },
+  };
 }
 
 /** A logger that records lines instead of printing them. */
@@ -123,7 +182,7 @@ export function memoryStdio(stdin = ""): {
  * with the reason where it cannot be mounted; callers skip visibly with that reason.
  */
 export function smallTmpfs(kib: number): { path: string; cleanup: () => void } | { path: null; reason: string } {
-  const dir = mkdtempSync(join(tmpdir(), "gbh-tmpfs-"));
+  const dir = tempFolder("gbh-tmpfs-");
   const r = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", `size=${kib}k,mode=0700`, "tmpfs", dir], { stderr: "pipe" });
   if (r.exitCode !== 0) {
     rmSync(dir, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 /*
- * A fake libnvidia-ml.so.1 for tests: the real symbol names and struct layouts (see
- * shared/spec/gpu-native.md) over the scripted machine in fake_ctl.h.
+ * A fake libnvidia-ml.so.1 for tests: the real symbol names and struct layouts (those of
+ * ffi/nvml.ts, as NVML's nvml.h declares them) over the scripted machine in fake_ctl.h.
  * Control keys: init_error=<code>, count=<n>, lost=<i,..>, notsup=1 (live stats unsupported),
  * jetson=1 (NVML present but answering NOT_SUPPORTED, as on JetPack 6), minors=<m0,m1,..>
  * (device minor numbers, default the index), mig_devices=<n> (MIG devices on a GPU in MIG mode,

@@ -199,7 +199,6 @@ export async function shardSteps(o: GpuCheckOptions, vram: CudaVram, pool: TreeP
     // The corruption below is on purpose: its CRITICAL audit line would only alarm; the table says it.
     audit: new VramAudit(null, createLogger({ level: "error", write: () => {} })),
     key: deriveKey("gpu-check", "gpu-check"),
-    workerId: "gpu-check",
     lease: () => lease,
     ordinalOf: () => o.device,
     pool,

@@ -24,6 +24,8 @@ export async function startBridgeCdi(
   refreshMs?: number,
 ): Promise<CdiKeeper> {
   const root = o.cdiRoot ?? DEFAULTS.cdiRoot;
+  // Without --cdi-root, the mock backend describes its GPUs' own device nodes (src/cdi/mock-nodes.ts).
+  const devRoot = o.cdiRoot;
   const kind = DEFAULTS.cdiBridgeKind;
   const keeper = new CdiKeeper({
     dir: o.cdiDir,
@@ -34,7 +36,7 @@ export async function startBridgeCdi(
     ...(refreshMs !== undefined && { refreshMs }),
     generate: () =>
       generate(
-        { backend: o.backend, sysRoot: o.sysRoot, devRoot: root, driverRoot: root, csvDir: undefined, hookPath: undefined, cdiKind: kind },
+        { backend: o.backend, sysRoot: o.sysRoot, devRoot, driverRoot: root, csvDir: undefined, hookPath: undefined, cdiKind: kind },
         kind,
         process.env,
         log,

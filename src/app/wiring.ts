@@ -108,7 +108,6 @@ export async function startLeaseVram(w: Wiring, host: HostState): Promise<Vram> 
     inventory: w.ports.backend,
     gpus: () => w.gpus,
     lease: (id) => host.leases.get(id),
-    workerId: w.options.deviceId ?? hostname(),
     log: w.log.child("vram"),
     clock: w.clock,
     onFailure: (shard) => {

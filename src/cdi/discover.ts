@@ -12,6 +12,8 @@ export interface Roots {
   readonly devRoot: string;
   readonly driverRoot: string;
   readonly sysRoot: string;
+  /** Reads a device node in place of `lstat` (the mock GPUs' table, mock-nodes.ts); undefined: statNode. */
+  readonly statNode?: (hostPath: string) => HostNode | null;
 }
 
 /** `root` + `path` ("/" adds nothing). */
@@ -26,7 +28,7 @@ export function deviceNode(roots: Roots, path: string): CdiDeviceNode | null {
   const hostPath = under(roots.devRoot, path);
   let node: HostNode | null;
   try {
-    node = statNode(hostPath);
+    node = (roots.statNode ?? statNode)(hostPath);
   } catch (error) {
     if (error instanceof NotADeviceError) return null;
     throw error;

@@ -1,4 +1,6 @@
 /** `cdi generate`: read the host through the chosen backend, build the spec, check it, write it. */
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
 import { type Backend, DEFAULTS } from "../config/defaults.ts";
 import type { Logger } from "../util/log.ts";
 import { encodeSpec, type SpecFormat } from "./codec.ts";
@@ -6,6 +8,7 @@ import { replaceFileDurably } from "../util/files.ts";
 import { type Generated, generateDiscrete } from "./generate.ts";
 import { readHost } from "./host.ts";
 import { generateCsv, readCsvFiles, skippedCsvWarnings } from "./jetson.ts";
+import { mockNode } from "./mock-nodes.ts";
 import { kindProblem } from "./names.ts";
 import { formatProblem, validateSpec } from "./validate.ts";
 
@@ -13,7 +16,11 @@ import { formatProblem, validateSpec } from "./validate.ts";
 export interface GenerateRequest {
   readonly backend: Backend;
   readonly sysRoot: string;
-  readonly devRoot: string;
+  /**
+   * Where device nodes are read; undefined: DEFAULTS.cdiRoot, except with the mock backend, whose
+   * GPUs' nodes come from its own table (mock-nodes.ts) so that it runs on a host without them.
+   */
+  readonly devRoot: string | undefined;
   readonly driverRoot: string;
   /** Jetson's CSV folder; undefined: DEFAULTS.cdiCsvDir. */
   readonly csvDir: string | undefined;
@@ -35,6 +42,9 @@ export async function generateCommand(
   const kind = c.cdiKind ?? DEFAULTS.cdiKind;
   const bad = kindProblem(kind);
   if (bad !== null) throw new Error(`Cannot generate a CDI spec for --kind ${JSON.stringify(kind)}: ${bad}`);
+  if (c.backend === "mock" && c.devRoot === undefined) {
+    log.info("--mock: the spec holds the mock GPUs' device nodes, not this host's (--dev-root DIR reads a tree instead)");
+  }
   const generated = await generate(c, kind, env, log);
   for (const w of generated.warnings) log.warn(w);
   // What we write must pass our own validator (and so the reference library's rules).
@@ -44,6 +54,8 @@ export async function generateCommand(
   const text = encodeSpec(generated.spec, c.format);
   if (c.output === undefined) await io.stdout(text);
   else {
+    // /etc/cdi is not there on a host where nothing wrote a spec yet (nvidia-ctk makes it too).
+    mkdirSync(dirname(c.output), { recursive: true, mode: 0o755 });
     replaceFileDurably(c.output, text, 0o644);
     log.info(
       `wrote ${c.output}: ${generated.spec.devices.map((d) => `${kind}=${d.name}`).join(", ")} (cdiVersion ${generated.spec.cdiVersion})`,
@@ -59,7 +71,13 @@ export async function generate(
   env: Readonly<Record<string, string | undefined>>,
   log: Logger,
 ): Promise<Generated> {
-  const roots = { devRoot: c.devRoot, driverRoot: c.driverRoot, sysRoot: c.sysRoot };
+  const mockNodes = c.backend === "mock" && c.devRoot === undefined;
+  const roots = {
+    devRoot: c.devRoot ?? DEFAULTS.cdiRoot,
+    driverRoot: c.driverRoot,
+    sysRoot: c.sysRoot,
+    ...(mockNodes && { statNode: mockNode }),
+  };
   const hookPath = c.hookPath ?? DEFAULTS.cdiHookPath;
   const host = await readHost(c.backend, c.sysRoot, env, log);
   if (host.mode === "csv") {

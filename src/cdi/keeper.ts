@@ -6,7 +6,7 @@
  * takes its device with it. Every write is atomic; a host that can no longer be described has
  * its file removed rather than left stale.
  */
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { DEFAULTS } from "../config/defaults.ts";
 import type { Lease, LeaseEvent } from "../lease/types.ts";
@@ -71,10 +71,34 @@ export class CdiKeeper {
     this.#schedule();
   }
 
+  /**
+   * Stops following the host and the leases, and removes the spec this keeper wrote: a lease's
+   * device must not outlive the bridge that enforces the lease (a container started from it
+   * later would get the GPU with nobody arbitrating it). A file that no longer holds what this
+   * keeper wrote (another writer's) is left alone. After a crash the next start rewrites the
+   * file from the leases it restores, so a stale lease device lasts only until then.
+   */
   stop(): void {
+    if (this.#stopped) return;
     this.#stopped = true;
     this.#unsubscribe?.();
     if (this.#timer !== null) this.#o.clock.clearTimer(this.#timer);
+    if (this.#text === null) return;
+    let onDisk: string | null;
+    try {
+      onDisk = readFileSync(this.path, "utf8");
+    } catch {
+      onDisk = null; // already gone (or unreadable: then not provably ours)
+    }
+    if (onDisk !== this.#text) return;
+    try {
+      rmSync(this.path, { force: true });
+      this.#o.log.info(`CDI spec ${this.path} removed: the bridge stopped`);
+    } catch (error) {
+      this.#o.log.warn(`Cannot remove the CDI spec ${this.path} as the bridge stops: ${(error as Error).message}`);
+    }
+    this.#spec = null;
+    this.#text = null;
   }
 
   /** The spec as written now; null when the host could not be described. */

@@ -24,11 +24,19 @@ export interface ResolvedDevice {
   readonly spec: LoadedSpec;
 }
 
+/** One folder read: how many `.json` and `.yaml` files it held; null when it does not exist. */
+export interface SearchedFolder {
+  readonly dir: string;
+  readonly files: number | null;
+}
+
 /** What a set of folders holds: the devices that resolve, and what went wrong on the way. */
 export interface SpecRegistry {
   readonly specs: readonly LoadedSpec[];
   readonly devices: ReadonlyMap<string, ResolvedDevice>;
   readonly errors: readonly string[];
+  /** Every folder read, in priority order (lowest first), so a miss can say where it looked. */
+  readonly searched: readonly SearchedFolder[];
 }
 
 /**
@@ -46,6 +54,7 @@ export async function loadSpecDirs(
   const files = fs ?? (await loadSpecFs());
   const specs: LoadedSpec[] = [];
   const errors: string[] = [];
+  const searched: SearchedFolder[] = [];
   let readable: boolean | undefined;
   for (let priority = 0; priority < dirs.length; priority++) {
     const dir = dirs[priority]!;
@@ -54,11 +63,15 @@ export async function loadSpecDirs(
       names = files.files(dir);
     } catch (error) {
       errors.push(`Cannot read spec folder ${dir}: ${(error as Error).message}`);
+      searched.push({ dir, files: null });
       continue;
     }
+    const folder = { dir, files: names === null ? null : 0 };
+    searched.push(folder);
     for (const name of (names ?? []).sort()) {
       const format = formatOf(name);
       if (format === null) continue;
+      folder.files!++;
       // Plain concatenation: node:path would cost a load on every container's start.
       const file = dir.endsWith("/") ? dir + name : `${dir}/${name}`;
       try {
@@ -82,7 +95,7 @@ export async function loadSpecDirs(
       }
     }
   }
-  return { specs, devices: resolveDevices(specs, errors).devices, errors };
+  return { specs, devices: resolveDevices(specs, errors).devices, errors, searched };
 }
 
 /**
@@ -137,11 +150,42 @@ export function resolveDevices(specs: readonly LoadedSpec[], errors: string[] = 
   return { devices };
 }
 
+/** How many device names a miss lists before it points at `cdi list`. */
+const NAMES_SHOWN = 12;
+
+/** `/etc/cdi (missing), /var/run/cdi (2 spec files)`: where the folders were and what they held. */
+export function searchedText(searched: readonly SearchedFolder[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < searched.length; i++) {
+    const f = searched[i]!;
+    const what = f.files === null
+      ? "missing"
+      : f.files === 0
+      ? "no .json or .yaml file"
+      : `${f.files} spec file${f.files === 1 ? "" : "s"}`;
+    parts.push(`${f.dir} (${what})`);
+  }
+  return parts.length === 0 ? "no folder" : parts.join(", ");
+}
+
+/** Why `unresolved` did not resolve: the folders searched and the devices they do define. */
+function unresolvedMessage(registry: Pick<SpecRegistry, "devices"> & Partial<SpecRegistry>, unresolved: readonly string[]): string {
+  const head = `Unresolvable CDI devices ${unresolved.join(", ")}`;
+  if (registry.searched === undefined) return head;
+  const known = [...registry.devices.keys()].sort();
+  const shown = known.length <= NAMES_SHOWN
+    ? known.join(", ")
+    : `${known.slice(0, NAMES_SHOWN).join(", ")}, and ${known.length - NAMES_SHOWN} more (cdi list shows them all)`;
+  return `${head}: no spec defines ${unresolved.length === 1 ? "it" : "them"}. Searched ${searchedText(registry.searched)}; ${
+    known.length === 0 ? "no device is defined there" : `the devices there: ${shown}`
+  }${registry.errors !== undefined && registry.errors.length > 0 ? " (specs skipped as invalid are named above)" : ""}`;
+}
+
 /** The edits for `names`, in request order: each spec's global edits before its first device. */
-export function gatherEdits(registry: Pick<SpecRegistry, "devices">, names: readonly string[]): CdiContainerEdits {
+export function gatherEdits(registry: Pick<SpecRegistry, "devices"> & Partial<SpecRegistry>, names: readonly string[]): CdiContainerEdits {
   const unresolved: string[] = [];
   for (let i = 0; i < names.length; i++) if (!registry.devices.has(names[i]!)) unresolved.push(names[i]!);
-  if (unresolved.length > 0) throw new CdiApplyError(`Unresolvable CDI devices ${unresolved.join(", ")}`);
+  if (unresolved.length > 0) throw new CdiApplyError(unresolvedMessage(registry, unresolved));
   const seenSpecs: LoadedSpec[] = [];
   const list: CdiContainerEdits[] = [];
   for (let i = 0; i < names.length; i++) {

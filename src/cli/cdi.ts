@@ -165,7 +165,7 @@ function parseGenerate(argv: readonly string[]): CdiCommand | typeof HELP {
     kind: "cdi-generate",
     backend: values.mock === true ? "mock" : backend ?? DEFAULTS.backend,
     sysRoot: values["sys-root"] ?? DEFAULTS.sysRoot,
-    devRoot: values["dev-root"] ?? DEFAULTS.cdiRoot,
+    devRoot: values["dev-root"], // undefined: the default, or the mock GPUs' own nodes with --mock
     driverRoot: values["driver-root"] ?? DEFAULTS.cdiRoot,
     csvDir: values["csv-dir"],
     hookPath: values["hook-path"],

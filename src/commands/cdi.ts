@@ -6,7 +6,7 @@
 // of a chain of awaited imports. Nothing here reaches node:fs, node:path or the YAML library.
 import { applyEdits, needsAnyHostStat } from "../cdi/apply.ts";
 import { parseOci } from "../cdi/oci.ts";
-import { gatherEdits, loadSpecDirs } from "../cdi/registry.ts";
+import { gatherEdits, loadSpecDirs, searchedText } from "../cdi/registry.ts";
 import { nativeYaml, type YamlParse } from "../cdi/spec-format.ts";
 import { loadSpecFs, specFsNow } from "../cdi/spec-fs.ts";
 import { SpecCache } from "../cdi/spec-cache.ts";
@@ -86,6 +86,14 @@ async function list(c: Of<"cdi-list">, io: CommandIo, log: () => Logger): Promis
   await cache?.flush();
   for (const e of registry.errors) log().warn(e);
   const names = [...registry.devices.keys()].sort();
+  // Nothing on stdout and exit 0 when nothing resolves (a script tests for empty output), but
+  // stderr says where the folders were, so an empty answer is never a silent one.
+  if (names.length === 0) {
+    log().warn(
+      `No CDI device found: searched ${searchedText(registry.searched)}. ` +
+        "Write a spec there (gpu-bridge-host cdi generate --output /etc/cdi/nvidia.yaml) or name its folder with --spec-dir DIR",
+    );
+  }
   await io.stdout(names.map((n) => `${n}\n`).join(""));
   return 0;
 }

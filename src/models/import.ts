@@ -11,7 +11,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { LIMITS, modelIdProblem } from "../contract/limits.ts";
 import { sha256Hex } from "../util/sha256.ts";
-import { loadRegistry } from "./registry.ts";
+import { registryModelIds } from "./registry.ts";
 import { byteLength } from "../util/bytes.ts";
 import { DEFAULTS } from "../config/defaults.ts";
 
@@ -68,9 +68,21 @@ export function importModel(o: ImportOptions): string {
   const str = (k: string) => (typeof lora[k] === "string" ? (lora[k] as string) : undefined);
   const parent = o.parent ?? str("base_model") ?? str("parent");
   if (parent === undefined) throw new ImportError("Cannot import: no parent model (give --parent, or base_model in lora.json)");
-  const known = loadRegistry(o.registry).catalog;
-  if (known.source === "registry" && !known.models.some((m) => m.model_id === parent)) {
-    throw new ImportError(`Cannot import: parent model ${JSON.stringify(parent)} is not in the registry ${o.registry}`);
+  // Checked against the registry's own models, never the built-in catalog a bridge falls back
+  // to: the first import into an empty registry is held to the same rule as every later one.
+  let known: string[];
+  try {
+    known = registryModelIds(o.registry);
+  } catch (error) {
+    throw new ImportError(`Cannot import: ${(error as Error).message}`, { cause: error });
+  }
+  if (!known.includes(parent)) {
+    const holds = known.length === 0 ? "holds no model yet" : `holds ${known.map((id) => JSON.stringify(id)).join(", ")}`;
+    throw new ImportError(
+      `Cannot import: parent model ${JSON.stringify(parent)} is not in the registry ${o.registry} (its available/ ${holds}); ` +
+        `add the parent first (${join(o.registry, "available", parent, "manifest.toml")}), or name one of the registry's models ` +
+        "with --parent or base_model in lora.json",
+    );
   }
   const target = join(o.registry, "available", o.id);
   if (existsSync(target)) throw new ImportError(`Cannot import: ${target} already exists; pick another --id`);

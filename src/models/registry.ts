@@ -51,6 +51,19 @@ export function loadRegistry(dir: string | undefined): RegistryLoad {
   }
 }
 
+/**
+ * The ids of the models in `dir`'s own `available/` folder, never the built-in catalog's: what
+ * `models import` checks a parent against. A registry with no `available/` folder yet is empty.
+ */
+export function registryModelIds(dir: string): string[] {
+  try {
+    return readModels(dir, []).map((m) => m.model_id);
+  } catch (error) {
+    if ((error as { cause?: { code?: string } }).cause?.code === "ENOENT") return [];
+    throw error;
+  }
+}
+
 function readModels(dir: string, warnings: string[]): ModelEntry[] {
   const available = join(dir, "available");
   let entries: Dirent[];
@@ -59,7 +72,7 @@ function readModels(dir: string, warnings: string[]): ModelEntry[] {
     // of polling a registry of thousands of models.
     entries = readdirSync(available, { withFileTypes: true });
   } catch (error) {
-    throw new RegistryError(`Cannot use registry ${dir}: cannot list ${available}: ${describe(error)}`);
+    throw new RegistryError(`Cannot use registry ${dir}: cannot list ${available}: ${describe(error)}`, { cause: error });
   }
   const models: ModelEntry[] = [];
   for (const dirent of entries) {

@@ -3,8 +3,8 @@
  * every file-system failure under it told as what the folder needs, naming the flag, rather than
  * as a raw `EEXIST`/`ENOENT`/`EACCES`.
  */
-import { accessSync, constants, lstatSync, mkdirSync, statSync } from "node:fs";
-import { dirname, resolve, sep } from "node:path";
+import { accessSync, constants, existsSync, lstatSync, mkdirSync, statSync } from "node:fs";
+import { dirname, join, resolve, sep } from "node:path";
 import process from "node:process";
 
 /** A state folder the bridge cannot use; the message names `--state-dir`, the path and the remedy. */
@@ -96,4 +96,18 @@ function firstNonFolder(path: string): string | null {
     }
   }
   return null;
+}
+
+/** The state folder `make run` gives its bridge, relative to the checkout it runs from. */
+export const MAKE_RUN_STATE_DIR = ".state";
+
+/**
+ * The state folder a client command (`telemetry push`, `telemetry export`) reads: `dir` as given,
+ * except that when it is the default folder (`defaultDir`) and holds no `entry` while `make
+ * run`'s `.state` in the working folder does, `.state` (a bridge from `make run` is what a
+ * newcomer talks to). Returns the folder and whether it fell back, so the caller can say so.
+ */
+export function clientStateDir(dir: string, defaultDir: string, entry: string): { dir: string; fellBack: boolean } {
+  if (dir !== defaultDir || existsSync(join(dir, entry)) || !existsSync(join(MAKE_RUN_STATE_DIR, entry))) return { dir, fellBack: false };
+  return { dir: MAKE_RUN_STATE_DIR, fellBack: true };
 }

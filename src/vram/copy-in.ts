@@ -89,3 +89,24 @@ function hashLeaves(data: Uint8Array): Uint8Array {
   for (let i = 0; i < n; i++) out.set(leafHash(data.subarray(i * LEAF_BYTES, (i + 1) * LEAF_BYTES)), i * 32);
   return out;
 }
+
+/**
+ * The SHA-256 (hex) of `source`'s bytes, read to the end and held to its declared length, without
+ * copying them anywhere: what a seal under a `shard_id` that is taken needs to tell a retry (the
+ * same bytes) from a conflict.
+ */
+export async function hashSource(source: ShardSource): Promise<string> {
+  const flat = createHash("sha256");
+  let read = 0;
+  for await (const chunk of source.chunks) {
+    read += chunk.length;
+    if (read > source.length) {
+      throw new VramError("invalid", `Cannot seal: the body is longer than its declared ${source.length} bytes`, "length");
+    }
+    flat.update(chunk);
+  }
+  if (read !== source.length) {
+    throw new VramError("invalid", `Cannot seal: the body ended after ${read} of its declared ${source.length} bytes`, "length");
+  }
+  return flat.digest("hex");
+}

@@ -1,4 +1,4 @@
-/** The vram_* Prometheus families (vram.md section 1), per CUDA device. */
+/** The vram_* Prometheus families (README.md, "Sealed model shards in VRAM"), per CUDA device. */
 import type { ShardStore } from "./shards.ts";
 
 export interface VramGpu {

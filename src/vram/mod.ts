@@ -33,7 +33,6 @@ export interface VramOptions {
   readonly inventory: InventoryBackend;
   readonly gpus: () => readonly GpuInfo[];
   readonly lease: (id: string) => Lease | undefined;
-  readonly workerId: string;
   readonly log: Logger;
   readonly onFailure?: (shard: Shard) => void;
   readonly env?: Readonly<Record<string, string | undefined>>;
@@ -76,7 +75,6 @@ export async function startVram(o: VramOptions): Promise<Vram> {
       backend,
       audit,
       key: keys.seal,
-      workerId: o.workerId,
       lease: o.lease,
       ordinalOf,
       pool: pool!,

@@ -11,7 +11,7 @@ import { type Clock, systemClock } from "../util/clock.ts";
 import type { AuditEvent, VramAudit } from "./audit.ts";
 import { VramAllocError, type VramBackend, type VramBuffer } from "./backend.ts";
 import { hmac, sameMac, sealMessage } from "./seal-key.ts";
-import { copyIn, type ShardSource } from "./copy-in.ts";
+import { copyIn, hashSource, type ShardSource } from "./copy-in.ts";
 import { DIGEST, SHARD_ID, VramError } from "./errors.ts";
 import { hex, LEAF_BYTES, leafHash, TREE_ALG } from "./tree.ts";
 import type { TreePool } from "./tree-pool.ts";
@@ -20,6 +20,8 @@ import type { TreePool } from "./tree-pool.ts";
 export interface Shard {
   readonly shard_id: string;
   readonly lease_id: string;
+  /** The lease's holder: every audit record of the shard names it. */
+  readonly worker_id: string;
   readonly gpu_id: string;
   readonly gpu_device: number;
   readonly vram_bytes: number;
@@ -77,7 +79,6 @@ export interface ShardStoreOptions {
   readonly backend: VramBackend;
   readonly audit: VramAudit;
   readonly key: Uint8Array;
-  readonly workerId: string;
   /** The lease `id`, live or not. */
   readonly lease: (id: string) => Lease | undefined;
   /** The CUDA ordinal of a GPU id. */
@@ -155,7 +156,7 @@ export class ShardStore {
     const ordinal = this.#ordinal(lease.gpu_id);
     checkOptions(opts);
     const expected = opts.expected_digest?.toLowerCase();
-    const same = await this.#heldAlready(lease, source, expected);
+    const same = await this.#heldAlready(lease, source, expected, opts.shard_id);
     if (same !== undefined) return { shard: same, created: false };
     const needed = source.length;
     const available = this.#checkRoom(lease, ordinal, needed, opts.shard_id);
@@ -167,11 +168,11 @@ export class ShardStore {
       const copied = await this.#copyIn(buf, source, lease, expected);
       const twin = this.#twin(lease.id, copied.digest);
       if (twin !== undefined) {
-        this.#free(buf, null, "duplicate of " + twin.shard_id);
+        this.#free(buf, null, "duplicate of " + twin.shard_id, lease);
         buf = null;
-        return { shard: twin, created: false };
+        return { shard: sameBytes(twin, opts.shard_id), created: false };
       }
-      await this.#checkCopy(buf, needed, copied.tree, opts.shard_id);
+      await this.#checkCopy(buf, needed, copied.tree, opts.shard_id, lease);
       const shard = this.#keep(lease, ordinal, buf, needed, copied, evidence, opts);
       buf = null;
       return { shard, created: true };
@@ -179,18 +180,45 @@ export class ShardStore {
       throw this.#sealFailure(error);
     } finally {
       this.#reserve(lease.id, ordinal, -needed);
-      if (buf !== null) this.#free(buf, null, "seal abandoned");
+      if (buf !== null) this.#free(buf, null, "seal abandoned", lease);
     }
   }
 
-  /** A sealed shard of `lease` with these bytes, found before anything is allocated. */
-  async #heldAlready(lease: Lease, source: ShardSource, expected: string | undefined): Promise<Shard | undefined> {
-    if (expected !== undefined) return this.#twin(lease.id, expected);
+  /**
+   * A sealed shard of `lease` with these bytes, found before anything is allocated (the contract
+   * of a seal that repeats: see #sameBytes). A `shard_id` that is taken settles it here: the same
+   * bytes under the same lease are the existing shard (a body without `expected_digest` is hashed
+   * on the host, never copied); anything else is a conflict.
+   */
+  async #heldAlready(
+    lease: Lease,
+    source: ShardSource,
+    expected: string | undefined,
+    shardId: string | undefined,
+  ): Promise<Shard | undefined> {
+    const named = shardId === undefined ? undefined : this.#held.get(shardId)?.shard;
+    if (named !== undefined) return this.#sameId(lease, named, expected ?? (await (source.digest?.() ?? hashSource(source))));
+    let digest = expected;
     // A file as long as a shard the lease holds: read it once more rather than allocate twice.
-    if (source.digest !== undefined && this.list(lease.id).some((s) => s.vram_bytes === source.length)) {
-      return this.#twin(lease.id, await source.digest());
+    if (digest === undefined && source.digest !== undefined && this.list(lease.id).some((s) => s.vram_bytes === source.length)) {
+      digest = await source.digest();
     }
-    return undefined;
+    const twin = digest === undefined ? undefined : this.#twin(lease.id, digest);
+    return twin === undefined ? undefined : sameBytes(twin, shardId);
+  }
+
+  /** A seal asking for the id of `named`, with bytes of SHA-256 `digest`: a retry gets `named`, anything else a 409. */
+  #sameId(lease: Lease, named: Shard, digest: string): Shard {
+    const id = JSON.stringify(named.shard_id);
+    const why = named.lease_id !== lease.id
+      ? `that id belongs to a shard of lease ${named.lease_id}`
+      : named.digest !== digest
+      ? `that id holds other bytes (SHA-256 ${named.digest}, these are ${digest}); delete it first or pick another id`
+      : named.state !== "SEALED"
+      ? `that shard failed verification (${named.failure}); delete it and seal again`
+      : null;
+    if (why === null) return named;
+    throw new VramError("conflict", `Cannot seal shard ${id}: ${why}`, "shard_id", { existing_shard_id: named.shard_id });
   }
 
   /** The bytes available to the seal, once the id is free and `needed` fits the lease and the driver's free memory. */
@@ -214,7 +242,7 @@ export class ShardStore {
       requested_bytes: needed,
       available_bytes: available,
       gpu_device: ordinal,
-      lease_id: lease.id,
+      ...holder(lease),
       reason: "insufficient",
     });
     throw new VramError(
@@ -238,7 +266,7 @@ export class ShardStore {
         requested_bytes: needed,
         available_bytes: available,
         gpu_device: ordinal,
-        lease_id: lease.id,
+        ...holder(lease),
         reason: (error as Error).message,
       });
       if (error instanceof VramAllocError && error.outOfMemory) {
@@ -261,8 +289,7 @@ export class ShardStore {
       available_bytes: this.#o.backend.memInfo(ordinal).free,
       used_bytes: this.usedBytes(ordinal).sealed + needed,
       gpu_device: ordinal,
-      worker_id: this.#o.workerId,
-      lease_id: lease.id,
+      ...holder(lease),
     });
     return buf;
   }
@@ -282,7 +309,7 @@ export class ShardStore {
   }
 
   /** The tree digest recomputed from VRAM must be the one of the bytes received: else nothing is sealed. */
-  async #checkCopy(buf: VramBuffer, bytes: number, tree: string, shardId: string | undefined): Promise<void> {
+  async #checkCopy(buf: VramBuffer, bytes: number, tree: string, shardId: string | undefined, lease: Lease): Promise<void> {
     const fromVram = hex((await this.#o.backend.treeDigest(buf, bytes, this.#path())).digest);
     if (fromVram === tree) return;
     this.#count("seal", "failed");
@@ -292,6 +319,7 @@ export class ShardStore {
       expected_digest: tree,
       actual_digest: fromVram,
       severity: "CRITICAL",
+      ...holder(lease),
     });
     throw new VramError(
       "cuda",
@@ -313,6 +341,7 @@ export class ShardStore {
     const shard: Shard = {
       shard_id: opts.shard_id ?? `shard-${hex(randomBytes(16))}`,
       lease_id: lease.id,
+      worker_id: lease.worker_id,
       gpu_id: lease.gpu_id,
       gpu_device: ordinal,
       vram_bytes: bytes,
@@ -347,8 +376,7 @@ export class ShardStore {
       digest: shard.digest,
       tree_digest: shard.tree_digest,
       tree_algorithm: TREE_ALG,
-      worker_id: this.#o.workerId,
-      lease_id: lease.id,
+      ...holder(lease),
     });
     return shard;
   }
@@ -421,7 +449,15 @@ export class ShardStore {
     s.verifications++;
     this.#count("verify", "ok");
     const total = performance.now() - t0;
-    this.#audit("SealVerified", { shard_id: id, mode, path, leaves_checked: checked, tree_ms: round(treeMs), total_ms: round(total) });
+    this.#audit("SealVerified", {
+      shard_id: id,
+      mode,
+      path,
+      leaves_checked: checked,
+      tree_ms: round(treeMs),
+      total_ms: round(total),
+      ...holder(s),
+    });
     return {
       ok: true,
       shard_id: id,
@@ -474,7 +510,7 @@ export class ShardStore {
     const h = this.#held.get(id);
     if (h === undefined) throw new VramError("not_found", `Unknown shard ${JSON.stringify(id)}`, "id");
     this.#held.delete(id);
-    this.#free(h.buf, h.shard, reason);
+    this.#free(h.buf, h.shard, reason, h.shard);
     return h.shard;
   }
 
@@ -510,7 +546,7 @@ export class ShardStore {
       ? `the allocation is on device ${ev.device_ordinal}, not ${ordinal}`
       : null;
     if (violation !== null && !integrated) {
-      this.#audit("PolicyViolation", { policy: "vram-only", gpu_device: ordinal, lease_id: lease.id, reason: violation });
+      this.#audit("PolicyViolation", { policy: "vram-only", gpu_device: ordinal, ...holder(lease), reason: violation });
       throw new VramError("policy", `Cannot seal: the VRAM-only check failed: ${violation}`);
     }
     return {
@@ -540,14 +576,14 @@ export class ShardStore {
       actual_digest: actual,
       severity: "CRITICAL",
       gpu_device: s.gpu_device,
-      lease_id: s.lease_id,
+      ...holder(s),
       mode,
     });
     this.#o.onFailure?.(s);
     return { ok: false, shard_id: s.shard_id, reason, mode, total_ms: round(performance.now() - t0) };
   }
 
-  #free(buf: VramBuffer, shard: Shard | null, reason: string): void {
+  #free(buf: VramBuffer, shard: Shard | null, reason: string, who: Holder): void {
     try {
       this.#o.backend.free(buf);
     } catch (error) {
@@ -557,6 +593,7 @@ export class ShardStore {
         gpu_device: buf.ordinal,
         reason,
         error: `CudaDeallocationFailed: ${(error as Error).message}`,
+        ...holder(who),
       });
       return;
     }
@@ -567,6 +604,7 @@ export class ShardStore {
       remaining_bytes: remaining,
       gpu_device: buf.ordinal,
       reason,
+      ...holder(who),
     });
   }
 
@@ -668,6 +706,34 @@ function checkOptions(o: SealOptions): void {
 }
 
 const round = (ms: number) => Math.round(ms * 1000) / 1000;
+
+/** A lease, or a shard of one. */
+type Holder = { readonly worker_id: string } & ({ readonly id: string } | { readonly lease_id: string });
+
+/**
+ * Who an audit record is about: the lease and the worker that holds it (the bridge's own host
+ * name would say nothing: every record comes from this bridge).
+ */
+function holder(who: Holder): { lease_id: string; worker_id: string } {
+  return { lease_id: "lease_id" in who ? who.lease_id : who.id, worker_id: who.worker_id };
+}
+
+/**
+ * A shard already holds the bytes a seal brings: a seal that asks for no id, or for that shard's
+ * id, is a retry and gets it (200); one that asks for another id would get nothing it asked for,
+ * so it is a conflict naming the shard that holds them (seal under that id, or delete it first).
+ */
+function sameBytes(twin: Shard, shardId: string | undefined): Shard {
+  if (shardId === undefined || shardId === twin.shard_id) return twin;
+  throw new VramError(
+    "conflict",
+    `Cannot seal shard ${JSON.stringify(shardId)}: lease ${twin.lease_id} already holds these bytes as shard ${
+      JSON.stringify(twin.shard_id)
+    } (SHA-256 ${twin.digest}); use that id, or delete it first to seal them under another`,
+    "shard_id",
+    { existing_shard_id: twin.shard_id },
+  );
+}
 
 export { CHUNK_BYTES, VramError } from "./errors.ts";
 export type { VramErrorCode } from "./errors.ts";

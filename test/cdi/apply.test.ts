@@ -1,7 +1,6 @@
 /** cdi.md section 4, one test per rule, on the host's real /dev/null, /dev/zero and /dev/full. */
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { applyEdits, CdiApplyError, cleanPath, depths } from "../../src/cdi/apply.ts";
 import { statNode } from "../../src/cdi/devnode.ts";
@@ -14,6 +13,7 @@ const bunSpecFs = runtimeSpecFs(runtimeFiles()!);
 const nodeSpecFs = await loadNodeSpecFs();
 import type { CdiSpec, OciSpec } from "../../src/cdi/schema.ts";
 import { libraryYaml } from "../../src/cdi/codec.ts";
+import { tempFolder } from "../helpers.ts";
 
 const base = (): OciSpec => ({
   ociVersion: "1.0.2",
@@ -68,7 +68,7 @@ describe("device nodes (question 3)", () => {
   });
 
   test("something that is not a device node is an error, and a symlink is not followed", () => {
-    const dir = mkdtempSync(join(tmpdir(), "cdi-apply-"));
+    const dir = tempFolder("cdi-apply-");
     writeFileSync(join(dir, "file"), "");
     symlinkSync("/dev/null", join(dir, "link"));
     expect(() => applyEdits(base(), { deviceNodes: [{ path: join(dir, "file") }] }, statNode)).toThrow("not a device node");
@@ -96,7 +96,7 @@ describe("device nodes (question 3)", () => {
   });
 
   test("only b and c nodes get cgroup rules, appended (not deduplicated), access from permissions", () => {
-    const dir = mkdtempSync(join(tmpdir(), "cdi-fifo-"));
+    const dir = tempFolder("cdi-fifo-");
     Bun.spawnSync(["mkfifo", join(dir, "fifo")]);
     const out = applyEdits(base(), {
       deviceNodes: [
@@ -228,7 +228,7 @@ describe("spec folders", () => {
   const one = (env: string) => spec("nvidia.com/gpu", [{ name: "all", containerEdits: { env: [env] } }]);
 
   test("a later folder wins; equal priority conflicts make the device unresolvable", async () => {
-    const root = mkdtempSync(join(tmpdir(), "cdi-dirs-"));
+    const root = tempFolder("cdi-dirs-");
     write(`${root}/etc`, "a.json", one("FROM=etc"));
     write(
       `${root}/run`,
@@ -246,7 +246,7 @@ describe("spec folders", () => {
 
   for (const [name, fs] of [["node:fs", nodeSpecFs], ["Bun", bunSpecFs]] as const) {
     test(`only .json and .yaml, no subfolders; a broken spec is skipped with an error naming it (${name})`, async () => {
-      const root = mkdtempSync(join(tmpdir(), "cdi-dirs-"));
+      const root = tempFolder("cdi-dirs-");
       write(root, "a.yml", one("X=yml"));
       write(`${root}/sub`, "b.json", one("X=sub"));
       mkdirSync(`${root}/folder.json`);

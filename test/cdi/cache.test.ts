@@ -11,7 +11,6 @@ import {
   existsSync,
   lstatSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -20,25 +19,24 @@ import {
   utimesSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { libraryYaml } from "../../src/cdi/codec.ts";
 import { loadSpecDirs } from "../../src/cdi/registry.ts";
 import { CACHE_ENTRIES, SpecCache, trustedFolder } from "../../src/cdi/spec-cache.ts";
 import { nativeYaml } from "../../src/cdi/spec-format.ts";
 import { main } from "../../src/main.ts";
-import { memoryStdio } from "../helpers.ts";
+import { memoryStdio, tempFolder } from "../helpers.ts";
 
 const YAML = (env: string) =>
   `cdiVersion: 0.5.0\nkind: example.com/gpu\ndevices:\n  - name: "0"\n    containerEdits:\n      env: [${env}]\n      deviceNodes:\n        - path: /dev/gpu0\n          hostPath: /dev/null\n          type: c\n          major: 1\n          minor: 3\n`;
 
 function specDir(text = YAML("A=1"), name = "gpu.yaml"): string {
-  const dir = mkdtempSync(join(tmpdir(), "cdi-cache-specs-"));
+  const dir = tempFolder("cdi-cache-specs-");
   writeFileSync(join(dir, name), text);
   return dir;
 }
 
-const cacheDir = () => join(mkdtempSync(join(tmpdir(), "cdi-cache-")), "cache");
+const cacheDir = () => join(tempFolder("cdi-cache-"), "cache");
 const entries = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith(".json")).sort() : []);
 const parse = nativeYaml() ?? libraryYaml;
 
@@ -137,7 +135,7 @@ describe("the validated-spec cache", () => {
 
   test("a cache that cannot be written is skipped: the folder is still read, and reads the same", async () => {
     const dir = specDir();
-    const parent = mkdtempSync(join(tmpdir(), "cdi-cache-"));
+    const parent = tempFolder("cdi-cache-");
     writeFileSync(join(parent, "file"), "not a folder");
     const c = new SpecCache(join(parent, "file", "cache"));
     const r = await loadSpecDirs([dir], parse, undefined, c);
@@ -208,7 +206,7 @@ describe("the cache is written only into a folder nobody else can write", () => 
     const c = new SpecCache(cache);
     const key = c.key("yaml", YAML("A=1"));
     mkdirSync(cache, { mode: 0o700 });
-    const victim = join(mkdtempSync(join(tmpdir(), "cdi-victim-")), "victim");
+    const victim = join(tempFolder("cdi-victim-"), "victim");
     writeFileSync(victim, "keep me");
     symlinkSync(victim, join(cache, `.${key}.${process.pid}.tmp`));
     writeFileSync(join(cache, "notes.json"), "not an entry");
@@ -227,7 +225,7 @@ describe("an entry is read only from a folder nobody else can write, and only fo
   /** `root/parent/cache`, private and root's (we run as root), with a poisoned entry for the spec's exact text. */
   function poisoned() {
     const dir = specDir();
-    const root = mkdtempSync(join(tmpdir(), "cdi-poison-"));
+    const root = tempFolder("cdi-poison-");
     const parent = join(root, "parent");
     const cache = join(parent, "cache");
     mkdirSync(cache, { recursive: true, mode: 0o700 });
@@ -335,7 +333,7 @@ describe("cdi apply and list with the cache", () => {
 
   test("a cache folder that cannot be made never fails apply", async () => {
     const dir = specDir();
-    const parent = mkdtempSync(join(tmpdir(), "cdi-cache-"));
+    const parent = tempFolder("cdi-cache-");
     mkdirSync(join(parent, "ro"));
     writeFileSync(join(parent, "ro", "cache"), "a file where the folder should be");
     const t = io();

@@ -1,17 +1,16 @@
 /** `cdi apply` and `cdi list` through the command line, on spec folders and real /dev nodes. */
 import { expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { main } from "../../src/main.ts";
-import { memoryStdio } from "../helpers.ts";
+import { memoryStdio, tempFolder } from "../helpers.ts";
 
 /** The validated-spec cache in a folder of the test's own (as root, the default is /run). */
-const CACHE = ["--cache-dir", join(mkdtempSync(join(tmpdir(), "cdi-cmd-cache-")), "cache")];
+const CACHE = ["--cache-dir", join(tempFolder("cdi-cmd-cache-"), "cache")];
 const ENV = {};
 
 function folders() {
-  const root = mkdtempSync(join(tmpdir(), "cdi-cmd-"));
+  const root = tempFolder("cdi-cmd-");
   mkdirSync(join(root, "etc"));
   mkdirSync(join(root, "run"));
   writeFileSync(

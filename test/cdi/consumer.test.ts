@@ -5,8 +5,7 @@
  * injection of every device must agree with our `cdi apply`.
  */
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { encodeSpec, libraryYaml } from "../../src/cdi/codec.ts";
 import { statNode } from "../../src/cdi/devnode.ts";
@@ -18,7 +17,7 @@ import { injectDevices, loadSpecDirs } from "../../src/cdi/registry.ts";
 import { nativeYaml } from "../../src/cdi/spec-format.ts";
 import type { OciSpec } from "../../src/cdi/schema.ts";
 import { LeaseManager } from "../../src/lease/manager.ts";
-import { FakeClock, memoryLogger, REPO } from "../helpers.ts";
+import { FakeClock, memoryLogger, REPO, tempFolder } from "../helpers.ts";
 import { fakeEnv, scriptFakes } from "../inventory/fakes.ts";
 import { addMig, canMknod, discreteTree, jetsonTree, SKIP_REASON } from "./fake-tree.ts";
 
@@ -43,7 +42,7 @@ const essence = (s: Oci) => ({
 describe.skipIf(why !== null)(`the CDI library in Debian's podman 4.3${why === null ? "" : ` (${why})`}`, () => {
   test("loads every spec we generate with no error, and injects every device as we do", async () => {
     scriptFakes({ minors: "0,1" });
-    const dir = mkdtempSync(join(tmpdir(), "cdi-consumer-"));
+    const dir = tempFolder("cdi-consumer-");
     const root = discreteTree();
     addMig(root, 1);
     const roots = { devRoot: root, driverRoot: root, sysRoot: root, hookPath: `${root}/hook/nvidia-cdi-hook` };
@@ -98,7 +97,7 @@ describe.skipIf(why !== null)(`the CDI library in Debian's podman 4.3${why === n
   });
 
   test("refuses what we refuse: nvbind's 0.8.0 spec and its prestop hook", () => {
-    const dir = mkdtempSync(join(tmpdir(), "cdi-consumer-nvbind-"));
+    const dir = tempFolder("cdi-consumer-nvbind-");
     writeFileSync(
       join(dir, "nvbind.json"),
       JSON.stringify({ cdiVersion: "0.8.0", kind: "nvidia.com/gpu", devices: [{ name: "all", containerEdits: { env: ["A=1"] } }] }),

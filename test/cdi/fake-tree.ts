@@ -4,9 +4,9 @@
  * Device nodes need root: without it `canMknod` is false and the tests that need nodes skip
  * with a visible reason.
  */
-import { chmodSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { tempFolder } from "../helpers.ts";
 
 export const canMknod = process.getuid?.() === 0;
 export const SKIP_REASON = "device nodes need mknod, which needs root: skipped (run the tests as root to cover them)";
@@ -27,7 +27,7 @@ export function file(root: string, path: string, text = ""): void {
 
 /** A discrete host: two GPUs (minors 0 and 1, buses 01 and 02), driver 555.0, uvm at major 510. */
 export function discreteTree(o: { minors?: number[]; hook?: boolean } = {}): string {
-  const root = mkdtempSync(join(tmpdir(), "cdi-host-"));
+  const root = tempFolder("cdi-host-");
   const minors = o.minors ?? [0, 1];
   minors.forEach((m) => mknod(root, `/dev/nvidia${m}`, "c", 195, m));
   mknod(root, "/dev/nvidiactl", "c", 195, 255);
@@ -88,7 +88,7 @@ export function addMig(root: string, gpuMinor: number): void {
 
 /** A Jetson Orin: CSV files, nvhost nodes, the tegra libraries with a symlink, nv_tegra_release. */
 export function jetsonTree(): { root: string; csvDir: string } {
-  const root = mkdtempSync(join(tmpdir(), "cdi-jetson-"));
+  const root = tempFolder("cdi-jetson-");
   mknod(root, "/dev/nvhost-ctrl", "c", 507, 0);
   mknod(root, "/dev/nvhost-ctrl-gpu", "c", 507, 1);
   mknod(root, "/dev/nvmap", "c", 10, 125);

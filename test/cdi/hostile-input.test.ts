@@ -5,8 +5,7 @@
  */
 import { expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DEFAULTS } from "../../src/config/defaults.ts";
 import { libraryYaml } from "../../src/cdi/codec.ts";
@@ -19,7 +18,7 @@ import { runtimeFiles } from "../../src/runtime/files.ts";
 const bunSpecFs = runtimeSpecFs(runtimeFiles()!);
 const nodeSpecFs = await loadNodeSpecFs();
 import { main } from "../../src/main.ts";
-import { memoryStdio } from "../helpers.ts";
+import { memoryStdio, tempFolder } from "../helpers.ts";
 
 const ENV = {};
 const SPEC = {
@@ -29,7 +28,7 @@ const SPEC = {
 };
 
 function specDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "cdi-hostile-"));
+  const dir = tempFolder("cdi-hostile-");
   writeFileSync(join(dir, "gpu.json"), JSON.stringify(SPEC));
   return dir;
 }
@@ -72,7 +71,7 @@ test("apply: a config.json with an array (or other non-object) where the OCI spe
 
 /** A folder of hostile entries beside two good ones (one of them reached through a symlink). */
 function hostileDir(): { dir: string; hostile: Record<string, string> } {
-  const root = mkdtempSync(join(tmpdir(), "cdi-endless-"));
+  const root = tempFolder("cdi-endless-");
   const dir = join(root, "cdi");
   mkdirSync(dir);
   writeFileSync(join(dir, "gpu.json"), JSON.stringify(SPEC));
@@ -157,7 +156,7 @@ function aliasBomb(scalarBytes: number, aliases: number): string {
 }
 
 test("YAML alias bombs are refused before anything is built from them (list, apply, validate)", async () => {
-  const root = mkdtempSync(join(tmpdir(), "cdi-bomb-"));
+  const root = tempFolder("cdi-bomb-");
   const dir = join(root, "cdi");
   mkdirSync(dir);
   writeFileSync(join(dir, "gpu.json"), JSON.stringify(SPEC));

@@ -1,7 +1,6 @@
 /** The daemon's spec: kept current with the host and the leases, written atomically, served by the API. */
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { mockBackend } from "../../src/inventory/mock.ts";
 import { CdiKeeper, LEASE_ENV } from "../../src/cdi/keeper.ts";
@@ -12,7 +11,7 @@ import { createBridge } from "../../src/app/bridge.ts";
 import { startApi } from "../../src/app/daemon.ts";
 import { LeaseManager } from "../../src/lease/manager.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
-import { FakeClock, memoryLogger } from "../helpers.ts";
+import { FakeClock, memoryLogger, tempFolder } from "../helpers.ts";
 import { canMknod, discreteTree, SKIP_REASON } from "./fake-tree.ts";
 import { libraryYaml } from "../../src/cdi/codec.ts";
 
@@ -44,7 +43,7 @@ function fakeHost() {
 }
 
 function setup() {
-  const dir = mkdtempSync(join(tmpdir(), "cdi-keeper-"));
+  const dir = tempFolder("cdi-keeper-");
   const clock = new FakeClock();
   const leases = new LeaseManager({ gpus: () => [{ id: "GPU-0", memory_mb: 1000 }, { id: "GPU-1", memory_mb: 1000 }], clock });
   const host = fakeHost();
@@ -119,7 +118,7 @@ describe("CdiKeeper", () => {
   });
 
   test("the folder is created when missing (/var/run/cdi often is)", async () => {
-    const dir = join(mkdtempSync(join(tmpdir(), "cdi-keeper-")), "var", "run", "cdi");
+    const dir = join(tempFolder("cdi-keeper-"), "var", "run", "cdi");
     const clock = new FakeClock();
     const leases = new LeaseManager({ gpus: () => [], clock });
     const keeper = new CdiKeeper({ dir, generate: fakeHost().generate, leases, log: memoryLogger().log, clock });
@@ -143,7 +142,7 @@ describe("CdiKeeper", () => {
 describe.skipIf(!canMknod)(`serve --cdi-dir${canMknod ? "" : ` (${SKIP_REASON})`}`, () => {
   test("the daemon writes the spec, leases become devices, GET /v1/cdi and the lease view name them", async () => {
     const root = discreteTree();
-    const state = mkdtempSync(join(tmpdir(), "cdi-state-"));
+    const state = tempFolder("cdi-state-");
     const c = parseCommand([
       "serve",
       "--mock",
@@ -199,7 +198,7 @@ describe.skipIf(!canMknod)(`serve --cdi-dir${canMknod ? "" : ` (${SKIP_REASON})`
   });
 
   test("without --cdi-dir, GET /v1/cdi says how to turn it on", async () => {
-    const state = mkdtempSync(join(tmpdir(), "cdi-state-"));
+    const state = tempFolder("cdi-state-");
     const c = parseCommand(["serve", "--mock", "--listen", "127.0.0.1:0", "--api-token", "tok-0123456789abcdef", "--state-dir", state], {});
     if (c.kind !== "serve") throw new Error("expected serve");
     const { log } = memoryLogger();

@@ -1,7 +1,6 @@
 /** `cdi validate`: the reference rules, the stricter ones, older consumers, and nvbind's specs. */
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { statNode } from "../../src/cdi/devnode.ts";
 import { loadSpecDirs } from "../../src/cdi/registry.ts";
@@ -9,7 +8,7 @@ import type { CdiSpec } from "../../src/cdi/schema.ts";
 import { type Problem, validateSpec } from "../../src/cdi/validate.ts";
 import { minimumVersion, versionNeeds } from "../../src/cdi/version.ts";
 import { main } from "../../src/main.ts";
-import { REPO } from "../helpers.ts";
+import { REPO, tempFolder } from "../helpers.ts";
 import { canMknod, mknod, SKIP_REASON } from "./fake-tree.ts";
 import { libraryYaml } from "../../src/cdi/codec.ts";
 
@@ -142,7 +141,7 @@ describe("nvbind's specs are refused for the right reasons", () => {
   test.skipIf(!canMknod)(
     `its truncated major (510 written as 254) disagrees with the host's node${canMknod ? "" : ` (${SKIP_REASON})`}`,
     () => {
-      const root = mkdtempSync(join(tmpdir(), "cdi-nvbind-"));
+      const root = tempFolder("cdi-nvbind-");
       mknod(root, "/dev/nvidia-uvm", "c", 510, 0);
       mknod(root, "/dev/nvidia0", "c", 195, 0);
       const ps = validateSpec(load("nvbind-gpu.json"), { file: "nvbind-gpu.json", statNode: (p) => statNode(join(root, p)) }).problems;
@@ -169,7 +168,7 @@ describe("nvbind's specs are refused for the right reasons", () => {
   });
 
   test("written next to nvidia-ctk's spec, its duplicate nvidia.com/gpu=all makes both unresolvable", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "cdi-etc-"));
+    const dir = tempFolder("cdi-etc-");
     mkdirSync(dir, { recursive: true });
     writeFileSync(
       join(dir, "nvidia.yaml"),

@@ -225,7 +225,7 @@ describe("cdi", () => {
       kind: "cdi-generate",
       backend: DEFAULTS.backend,
       sysRoot: DEFAULTS.sysRoot,
-      devRoot: DEFAULTS.cdiRoot,
+      devRoot: undefined, // DEFAULTS.cdiRoot, or the mock GPUs' own nodes with --mock (src/cdi/generate-command.ts)
       driverRoot: DEFAULTS.cdiRoot,
       csvDir: undefined,
       hookPath: undefined,

@@ -59,10 +59,10 @@ export const LAYERS: Readonly<Record<string, number>> = {
   "src/lease": 2,
   "src/models": 2,
   "src/telemetry": 2,
-  // CDI specs and sealed VRAM shards (issues #15, #16) are capabilities too.
+  // CDI specs and sealed VRAM shards are capabilities too.
   "src/cdi": 2,
   "src/vram": 2,
-  // The VM talking back (#14): read-back, appends, compaction, VM-granted leases and control lines.
+  // The VM talking back: read-back, appends, compaction, VM-granted leases and control lines.
   "src/vm": 2,
   "mock/console": 2,
   "src/app": 3,

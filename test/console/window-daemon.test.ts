@@ -1,5 +1,5 @@
 /**
- * The daemon's console traffic with the window on, over a link with real latency (#17): a
+ * The daemon's console traffic with the window on, over a link with real latency: a
  * refusal inside a window restarts the snapshot from `begin`, telemetry resumes at its first
  * unacknowledged chunk with nothing lost or duplicated, also when the link dies mid-window, and
  * the console's 8-line queue never overflows.

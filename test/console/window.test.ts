@@ -1,5 +1,5 @@
 /**
- * The console window (#17): several lines in flight, acks matched in order, never more than the
+ * The console window (--window): several lines in flight, acks matched in order, never more than the
  * window unacknowledged (lines a caller gave up on included), refusals and timeouts inside a
  * window. A scripted peer stands in for the console, so each step is observed, not timed.
  */

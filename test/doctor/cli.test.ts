@@ -1,13 +1,12 @@
 /** `gpu-bridge-host doctor` on the command line: flags, help generated from the table, JSON, exit status, no token in the output. */
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { DEFAULTS } from "../../src/config/defaults.ts";
 import { doctorFlags, parseCommand } from "../../src/cli/options.ts";
 import { DOCTOR_HELP, DOCTOR_USAGE } from "../../src/cli/usage.ts";
 import { main } from "../../src/main.ts";
-import { memoryStdio } from "../helpers.ts";
+import { memoryStdio, tempFolder } from "../helpers.ts";
 import { fakeEnv } from "../inventory/fakes.ts";
 
 describe("doctor's flags", () => {
@@ -47,7 +46,7 @@ describe("doctor's flags", () => {
 
 describe("doctor on the command line", () => {
   test("--json is one object with the same checks as the text; the exit status follows the failures", async () => {
-    const root = mkdtempSync(join(tmpdir(), "doctor-cli-"));
+    const root = tempFolder("doctor-cli-");
     try {
       const args = ["doctor", "--sys-root", root, "--dev-root", root, "--state-dir", join(root, "state")];
       const json = memoryStdio();
@@ -72,7 +71,7 @@ describe("doctor on the command line", () => {
   });
 
   test("a console that refuses the token fails the check, and the token is never printed", async () => {
-    const root = mkdtempSync(join(tmpdir(), "doctor-cli-"));
+    const root = tempFolder("doctor-cli-");
     try {
       const { out, io } = memoryStdio();
       // Port 1 on loopback: nothing listens, so the probe fails fast.

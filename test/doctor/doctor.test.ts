@@ -3,8 +3,7 @@
  * failure, the fix it prints, and its exit status; the console probe on an in-memory console.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, chownSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { memoryMockConsole } from "../../mock/console/server.ts";
 import { bunFfi } from "../../ffi/bun.ts";
@@ -14,14 +13,14 @@ import { type Check, type DoctorOptions, runDoctor } from "../../src/doctor/mod.
 import { agreement } from "../../src/doctor/native.ts";
 import { shippedPtx } from "../../src/doctor/ptx-shipped.ts";
 import { memoryConnect } from "../../src/runtime/memory.ts";
-import { FakeClock } from "../helpers.ts";
+import { FakeClock, tempFolder } from "../helpers.ts";
 import { canMknod, file, mknod, SKIP_REASON } from "../cdi/fake-tree.ts";
 import { FAKE_CUDA, FAKE_NVML, fakeEnv, scriptFakes } from "../inventory/fakes.ts";
 import { GENERATIONS, materialize } from "../inventory/jetson-trees.ts";
 
 const roots: string[] = [];
 const tmp = (prefix: string) => {
-  const d = mkdtempSync(join(tmpdir(), prefix));
+  const d = tempFolder(prefix);
   roots.push(d);
   return d;
 };

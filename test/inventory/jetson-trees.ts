@@ -3,10 +3,9 @@
  * read as. `materialize` copies a tree into a temporary folder and makes its device nodes
  * (listed in its `device-nodes` file, since git cannot hold nodes) with mknod, which needs root.
  */
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, cpSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { REPO } from "../helpers.ts";
+import { REPO, tempFolder } from "../helpers.ts";
 
 export interface Generation {
   /** The tree's folder under mock/jetson. */
@@ -97,7 +96,7 @@ export function deviceNodes(g: Generation): { type: "c" | "b"; major: number; mi
 
 /** A copy of the tree with its device nodes made; needs root (mknod). */
 export function materialize(g: Generation): string {
-  const root = mkdtempSync(join(tmpdir(), `jetson-${g.tree}-`));
+  const root = tempFolder(`jetson-${g.tree}-`);
   cpSync(treeRoot(g), root, { recursive: true, verbatimSymlinks: true });
   for (const n of deviceNodes(g)) {
     const full = join(root, n.path);

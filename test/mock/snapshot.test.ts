@@ -148,7 +148,7 @@ describe("parseSnapshot()", () => {
       `schema gpu-bridge-snapshot/v1\nnode id=${id} info= ctl=${b(ctl)} lease=${b(lease)} status=${
         b(status)
       }\nactive id=\ntelemetry schema=\nend\n`;
-    // Node logs are capped only for the VM's own appends, never in a snapshot (contract section 8).
+    // Node logs are capped only for the VM's own appends, never in a snapshot (docs/protocol.md section 8).
     expect(parseSnapshot(enc(node("G", "l".repeat(1025), "s".repeat(32 * 1024 + 1), "c".repeat(2000)))).nodes[0]!.lease.length).toBe(1025);
     reject(node("x".repeat(33)), "must be 1-32 bytes, got 33");
     const model = (id: string, manifest = "") =>

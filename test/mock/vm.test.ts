@@ -27,7 +27,7 @@ function landed() {
 
 const SPAWN = '{"spawn":"gpu","lease":{"gpu_id":"GPU-0","mem_mb":4096,"streams":1,"ttl_s":120,"priority":1}}';
 
-describe("the mock VM (contract section 12)", () => {
+describe("the mock VM (docs/protocol.md section 12)", () => {
   test("a Queen spawn appends the ACTIVE lease line itself and names worker-<n>; kill writes nothing to /gpu", () => {
     const { state, queen } = landed();
     expect(queen.handle(`ECHO ${QUEEN_CTL} ${SPAWN}`).lines).toEqual([`OK ECHO path=${QUEEN_CTL} bytes=${byteLength(SPAWN)}`]);

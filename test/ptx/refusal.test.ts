@@ -40,7 +40,6 @@ function store(backend: CudaVramBackend): ShardStore {
     backend,
     audit: new VramAudit(null, memoryLogger().log),
     key: deriveKey("secret", "test"),
-    workerId: "bridge-test",
     lease: () => lease,
     ordinalOf: () => 0,
     verifyPath: "gpu",

@@ -81,6 +81,26 @@ describe("models import", () => {
     expect(loadRegistry(reg).catalog.models.map((m) => m.model_id)).toEqual(["base-v1"]);
   });
 
+  test("an unknown parent is refused into an empty registry too, every time, naming the parent and the registry", () => {
+    const reg = join(tmp.path, "empty-registry");
+    mkdirSync(reg);
+    const dir = bundle();
+    for (const id of ["lora-a", "lora-b"]) {
+      expect(() => importModel({ bundle: dir, id, registry: reg })).toThrow(
+        `Cannot import: parent model "base-v1" is not in the registry ${reg} (its available/ holds no model yet); ` +
+          `add the parent first (${join(reg, "available", "base-v1", "manifest.toml")})`,
+      );
+    }
+    expect(existsSync(join(reg, "available"))).toBe(false);
+    // With the parent in place the import goes through, and the message lists what is there.
+    mkdirSync(join(reg, "available", "base-v1"), { recursive: true });
+    writeFileSync(join(reg, "available", "base-v1", "manifest.toml"), '[model]\nid = "base-v1"\n');
+    importModel({ bundle: dir, id: "lora-a", registry: reg });
+    expect(() => importModel({ bundle: dir, id: "lora-b", registry: reg, parent: "other" })).toThrow(
+      'its available/ holds "base-v1", "lora-a"',
+    );
+  });
+
   test("refuses a bundle without lora.json and an id already taken", () => {
     const reg = registry();
     const dir = bundle();
@@ -175,7 +195,7 @@ describe("telemetry push", () => {
     const daemon = await createBridge(c.options, { runtime: bunRuntime(), log, backend: mockBackend() }, { noJournal: true });
     const api = await startApi(c.options, daemon, { runtime: bunRuntime(), log });
     // Asynchronous: a blocking spawn would stop this process's API from answering the child.
-    const cli = async (file: string) => {
+    const cli = async (file: string, stateDir = join(tmp.path, "state")) => {
       const proc = Bun.spawn([
         process.execPath,
         join(REPO, "src/main.ts"),
@@ -185,7 +205,7 @@ describe("telemetry push", () => {
         "--url",
         `http://127.0.0.1:${api.port}`,
         "--state-dir",
-        join(tmp.path, "state"),
+        stateDir,
       ], { stderr: "pipe" });
       const [stderr, exitCode] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
       return { stderr, exitCode };
@@ -198,10 +218,30 @@ describe("telemetry push", () => {
       expect(ok.exitCode).toBe(0);
       expect(daemon.telemetry.spool.stats().records).toBe(300);
       const bad = join(tmp.path, "bad.ndjson");
-      writeFileSync(bad, [JSON.stringify(record(1)), "", JSON.stringify({ ...record(2), confidence: 7 })].join("\n"));
+      const { device_id: _, ...noDevice } = record(4);
+      writeFileSync(
+        bad,
+        [JSON.stringify(record(1)), "", JSON.stringify({ ...record(2), confidence: 7 }), "{not json", JSON.stringify(noDevice)].join("\n"),
+      );
       const refused = await cli(bad);
       expect(refused.exitCode).toBe(1);
+      // Every bad line, each with its number and field; nothing sent.
+      expect(refused.stderr).toContain(`Cannot push ${bad}: 3 of 4 lines are not telemetry records the bridge takes; nothing was sent`);
       expect(refused.stderr).toContain(`${bad}:3: confidence: confidence must be 0-1`);
+      expect(refused.stderr).toContain(`${bad}:4: not valid JSON`);
+      expect(refused.stderr).toContain(`${bad}:5: device_id:`);
+      expect(daemon.telemetry.spool.stats().records).toBe(300);
+
+      // A token from another bridge's state folder: the refusal names the file it came from.
+      const stale = join(tmp.path, "stale");
+      mkdirSync(stale);
+      writeFileSync(join(stale, "api-token"), "s".repeat(43) + "\n");
+      const unauthorized = await cli(good, stale);
+      expect(unauthorized.exitCode).toBe(1);
+      expect(unauthorized.stderr).toContain(
+        `The bridge at http://127.0.0.1:${api.port} refused the API token from ${join(stale, "api-token")} (HTTP 401)`,
+      );
+      expect(unauthorized.stderr).toContain("--state-dir");
       expect(daemon.telemetry.spool.stats().records).toBe(300);
     } finally {
       await api.close();

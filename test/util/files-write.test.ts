@@ -1,9 +1,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DiskWriteError, replaceFileDurably, writeFully } from "../../src/util/files.ts";
-import { smallTmpfs } from "../helpers.ts";
+import { smallTmpfs, tempFolder } from "../helpers.ts";
 
 const disk = smallTmpfs(64);
 afterAll(() => {
@@ -41,7 +40,7 @@ describe("writeFully() and replaceFileDurably() on a full disk", () => {
 });
 
 test("writeFully() writes every byte, at a position when given one", () => {
-  const path = join(tmpdir(), `gbh-wf-${process.pid}`);
+  const path = join(tempFolder("gbh-wf-"), "file");
   const fd = openSync(path, "w+");
   try {
     writeFully(fd, "hello world", path);

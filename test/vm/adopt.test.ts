@@ -1,5 +1,5 @@
 /**
- * The VM talks back (contract section 12), end to end against the faithful mock VM: a Queen's
+ * The VM talks back (docs/protocol.md section 12), end to end against the faithful mock VM: a Queen's
  * spawn becomes a host lease, survives republishes, expires in the VM on time; control lines
  * written in the VM are applied once, across reconnects and restarts.
  */

@@ -6,15 +6,14 @@
  * while the VM writes and the logs are compacted.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { ConsoleConnection } from "../../mock/console/core.ts";
 import { type MockConsole, startMockConsole } from "../../mock/console/server.ts";
 import { mockBackend } from "../../src/inventory/mock.ts";
 import { createBridge } from "../../src/app/bridge.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
-import { FakeClock, memoryLogger, tempDir, until } from "../helpers.ts";
+import { FakeClock, memoryLogger, tempDir, tempFolder, until } from "../helpers.ts";
 import { spawnBridge } from "../spawn.ts";
 import { saveMirror, sentPath } from "../../src/vm/store.ts";
 import { publishingServe } from "./helpers.ts";
@@ -94,7 +93,7 @@ describe("a VM control line is applied once across a crash", () => {
         written.push(note);
       }
       // The capture: the state folder and the VM's files, as one instant.
-      const copy = mkdtempSync(join(tmpdir(), "gbh-crash-copy-"));
+      const copy = tempFolder("gbh-crash-copy-");
       cleanups.push(() => rmSync(copy, { recursive: true, force: true }));
       let captured: { files: Map<string, string>; logs: number } | null = null;
       const capture = () => {

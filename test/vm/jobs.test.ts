@@ -1,5 +1,5 @@
 /**
- * Jobs as Cohesix sends them (contract section 12), through the daemon against the mock VM:
+ * Jobs as Cohesix sends them (docs/protocol.md section 12), through the daemon against the mock VM:
  * worker-gpu's descriptors appended to /gpu/<id>/job run under the lease the Queen granted, the
  * seed's descriptor runs on the staged bundle, and both compute the right bytes.
  */

@@ -11,7 +11,7 @@ import { makeSnapshot } from "../../src/contract/snapshot.ts";
 import { MOCK_GPUS } from "../../src/inventory/mock.ts";
 import { builtinCatalog } from "../../src/models/catalog.ts";
 import { VmSync } from "../../src/vm/sync.ts";
-import { memoryLogger } from "../helpers.ts";
+import { memoryLogger, settle } from "../helpers.ts";
 
 /** A session whose CATs wait for `answer()`; `sent` is every request in the order made. */
 function scripted() {
@@ -29,8 +29,6 @@ function scripted() {
   };
   return { sent, session, answer, waiting };
 }
-
-const settle = () => new Promise((r) => setTimeout(r, 0));
 
 function vmSync() {
   const { log, lines } = memoryLogger();
@@ -73,7 +71,7 @@ describe("pipelined read-back", () => {
     let ended = false;
     const landed = vm.withEnd(s.session, () => {
       s.sent.push("end");
-      return new Promise<void>((resolve) => setTimeout(() => ((ended = true), resolve()), 0));
+      return Promise.resolve().then(() => void (ended = true));
     }, signal);
     expect(s.sent.at(-1)).toBe("end"); // queued at once, behind the CATs
     expect(s.sent.slice(0, -1).sort()).toEqual(files.slice().sort());
@@ -83,5 +81,25 @@ describe("pipelined read-back", () => {
     }
     await landed;
     expect(ended).toBe(true);
+  });
+
+  test("a plain read-back keeps the files' own order, whichever the VM wrote most", async () => {
+    const { vm } = vmSync();
+    const s = scripted();
+    const signal = new AbortController().signal;
+    const answer = (f: string) =>
+      s.answer(f, f.endsWith("ctl") ? [`LEASE ${f.split("/")[2]}`] : f === "CAT /gpu/GPU-0/status" ? ['{"a":1}'] : []);
+    const first = vm.readBack(s.session, signal);
+    for (const f of files) {
+      await settle();
+      answer(f);
+    }
+    await first;
+    s.sent.length = 0;
+    const again = vm.readBack(s.session, signal);
+    await settle();
+    expect(s.sent).toEqual(files);
+    for (const f of files) answer(f);
+    await again;
   });
 });

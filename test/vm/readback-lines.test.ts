@@ -152,6 +152,19 @@ describe("files the VM lacks, and consoles that cannot read", () => {
     expect(vm.asked.length).toBe(1); // the same connection is not asked again
     expect(logged.filter((l) => l.includes("cannot read the VM's files back")).length).toBe(1);
   });
+
+  test("a console that stops reading after the probe: no line of that read-back is handed over, and it waits for the next poll", async () => {
+    const { sync, events } = setup();
+    // The probe (ctl) is read; the console then refuses the rest for good.
+    const vm = console_(files({ ctl: ["PRIORITY 3"], lease: "unsupported", status: ['{"b":1}'], job: ["j1"] }));
+    await sync.readBack(vm.session, signal);
+    expect(vm.asked).toEqual(["ctl", "lease", "status", "job"].map((f) => `CAT /gpu/${GPU}/${f}`));
+    // The ctl line read before the refusal waits for a read-back that completes; nothing later is taken.
+    expect(events.filter((e) => e.startsWith("lines"))).toEqual(["lines GPU-0/ctl: PRIORITY 3"]);
+    expect(sync.stats.vmLines).toBe(1);
+    expect(sync.hasWork()).toBe(false);
+    expect(sync.pausedFor()).toBe(1000);
+  });
 });
 
 describe("a VM that does not keep to what the bridge left", () => {
@@ -298,6 +311,15 @@ describe("a VM sync with nothing wired", () => {
     f[`/gpu/${GPU}/ctl`] = ["b"];
     await sync.readBack(console_(f).session, signal); // diverged, nothing new
     expect(sync.stats.vmLines).toBe(1);
+  });
+
+  test("a bridge with no GPU asks nothing and learns nothing of the console", async () => {
+    const sync = new VmSync({ log: memoryLogger().log, clock: new FakeClock(), readbackMs: 1000, minSnapshotMs: 0 });
+    sync.built({ nodes: [], active: "", models: [], telemetrySchema: "" }, { sha256: "s" } as Snapshot);
+    const vm = console_(files({}));
+    await sync.readBack(vm.session, signal);
+    expect(vm.asked).toEqual([]);
+    expect(sync.readback.mode).toBe("unknown");
   });
 
   test("a CAT refused without an ack is passed on as it came", async () => {

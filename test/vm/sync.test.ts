@@ -1,4 +1,4 @@
-/** Read-back and appends through the daemon, against the faithful mock VM (contract section 12). */
+/** Read-back and appends through the daemon, against the faithful mock VM (docs/protocol.md section 12). */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { ConsoleConnection } from "../../mock/console/core.ts";
 import { type MockConsole, startMockConsole } from "../../mock/console/server.ts";

@@ -106,6 +106,26 @@ describe("the shard API (--mock)", () => {
     expect((await call("GET", `/v1/shards?lease_id=${l.id}`)).body.length).toBe(1);
   });
 
+  test("the README's seal, sent twice: 201 then 200 with the same handle; the same bytes under a new id: 409 naming the old", async () => {
+    const l = await lease("reseal-w", 16, "GPU-1"); // GPU-0's lease log is kept for the tests below
+    const data = pattern(5000);
+    const flat = createHash("sha256").update(data).digest("hex");
+    const query = `?shard_id=reseal-0&expected_digest=${flat}`;
+    const first = await seal(l.id, data, query);
+    expect(first.status).toBe(201);
+    expect(await seal(l.id, data, query)).toEqual({ status: 200, body: first.body });
+    expect(await seal(l.id, data, "?shard_id=reseal-0")).toEqual({ status: 200, body: first.body });
+    const renamed = await seal(l.id, data, "?shard_id=reseal-1");
+    expect(renamed).toMatchObject({ status: 409, body: { error: { code: "conflict", field: "shard_id" } } });
+    expect(renamed.body.error.message).toContain(`already holds these bytes as shard "reseal-0"`);
+    const changed = await seal(l.id, pattern(5001), "?shard_id=reseal-0");
+    expect(changed).toMatchObject({ status: 409, body: { error: { code: "conflict", field: "shard_id" } } });
+    expect((await call("GET", `/v1/shards?lease_id=${l.id}`)).body.map((s: { shard_id: string }) => s.shard_id)).toEqual(["reseal-0"]);
+    const sealed = readFileSync(join(tmp.path, "state", "vram-audit.jsonl"), "utf8").split("\n").filter((x) => x.includes("VramSealed"))
+      .map((x) => JSON.parse(x)).filter((e) => e.lease_id === l.id);
+    expect(sealed.map((e) => e.worker_id)).toEqual(["reseal-w"]);
+  });
+
   test("seals a file under the model folder, and refuses paths out of it", async () => {
     const l = await lease("seal-file");
     const r = await call("POST", `/v1/leases/${l.id}/shards`, JSON.stringify({ file: "m/w.bin" }), "application/json");

@@ -43,7 +43,6 @@ function setup(
     backend: extra.backend ?? new HostMemoryVram(() => 1 << 30, pool),
     audit: new VramAudit(null, log),
     key: deriveKey("secret", "test"),
-    workerId: "bridge-test",
     lease: (id) => leases.get(id),
     ordinalOf: (g) => (g === "GPU-0" ? 0 : undefined),
     onFailure: (s) => failed.push(s.shard_id),
@@ -167,6 +166,8 @@ describe("verify()", () => {
       leaves_checked: 4,
       tree_ms: r.tree_ms,
       total_ms: r.total_ms,
+      lease_id: "L1",
+      worker_id: "w-L1",
     });
   });
 

@@ -37,7 +37,6 @@ function store(backend: VramBackend, extra: { clock?: FakeClock } = {}) {
     backend,
     audit: new VramAudit(null, log),
     key: deriveKey("k", "k"),
-    workerId: "w",
     lease: () => lease,
     ordinalOf: () => 0,
     pool,

@@ -49,7 +49,6 @@ function setup(backend: VramBackend, extra: { onFailure?: (s: Shard) => void } =
     backend,
     audit: new VramAudit(join(dir.path, "vram-audit.jsonl"), log),
     key: deriveKey("secret", "test"),
-    workerId: "bridge-test",
     lease: (id) => leases.get(id),
     ordinalOf: (g) => (g === "GPU-0" ? 0 : g === "GPU-1" ? 1 : undefined),
     pool,

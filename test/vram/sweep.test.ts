@@ -30,7 +30,6 @@ test("ShardSweep verifies one shard per interval in turn, and finds a change sam
     backend: new HostMemoryVram(() => 1 << 30, pool),
     audit: new VramAudit(null, memoryLogger().log),
     key: deriveKey("k", "k"),
-    workerId: "w",
     lease: () => lease,
     ordinalOf: () => 0,
     random: () => 0,
