@@ -28,6 +28,7 @@ const COMMANDS: { readonly [K in Command["kind"]]: () => Promise<CommandModule<K
   "telemetry-push": () => import("./commands/telemetry-push.ts"),
   "telemetry-export": () => import("./commands/telemetry-export.ts"),
   "models-import": () => import("./commands/models-import.ts"),
+  "completion": () => import("./commands/completion.ts"),
   // CDI code (valibot, yaml, node:fs) loads only for `cdi`: never on the --list path.
   "cdi-generate": () => import("./commands/cdi.ts"),
   "cdi-validate": () => import("./commands/cdi.ts"),
@@ -65,17 +66,18 @@ export async function main(
     command = parseCommand(argv, env);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    // The console client and the cdi commands have help of their own.
-    const topic = argv[0] === "console" || argv[0] === "cdi" ? ` ${argv[0]}` : "";
+    // The console client, the cdi commands and completion have help of their own.
+    const topic = argv[0] === "console" || argv[0] === "cdi" || argv[0] === "completion" ? ` ${argv[0]}` : "";
     std.stderr(`gpu-bridge-host: ${error.message}\nTry 'gpu-bridge-host${topic} --help'.\n`);
     return 2;
   }
-  // The one logger factory: plain lines on stderr.
+  // The one logger factory: lines on stderr, plain or JSON as the command's --log-format says.
+  const format = "options" in command && "logFormat" in command.options ? command.options.logFormat : "text";
   const io: CommandIo = {
     stdout: std.stdout,
     stdin: std.stdin,
     logger: (level: LogLevel, scope?: string, secrets?: readonly string[]) =>
-      createLogger({ level, write: std.stderr, ...(secrets !== undefined && { secrets }) }, scope),
+      createLogger({ level, format, write: std.stderr, ...(secrets !== undefined && { secrets }) }, scope),
   };
   try {
     if (command.kind === "bridge") return await runBridge(command, io);

@@ -81,7 +81,12 @@ function convert(name: string, spec: string, raw: string): string | number {
     case "int": {
       const min = Number(a);
       const max = Number(b);
-      if (!/^[0-9]+$/.test(raw)) throw new UsageError(`Option ${flag} needs an integer, got ${JSON.stringify(raw)}`);
+      // A sign, a fraction or a word is refused saying what is wanted: "-5" is not "no integer"
+      // but one below the range, and the message should say the flag needs a positive one.
+      if (!/^[0-9]+$/.test(raw)) {
+        const kind = min >= 1 ? "a positive integer" : min === 0 ? "a non-negative integer" : "an integer";
+        throw new UsageError(`Option ${flag} needs ${kind} (${min}-${max}), got ${JSON.stringify(raw)}`);
+      }
       const n = Number(raw);
       if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`Option ${flag} must be ${min}-${max}, got ${raw}`);
       return n;

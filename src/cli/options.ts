@@ -3,7 +3,15 @@
  * environment in, a typed command out. Each command's flags are one typed table (flags.ts);
  * every default comes from defaults.ts, and the help text (usage.ts) is generated from both.
  */
-import { type Approval, type Backend, type ConsoleRole, DEFAULTS, type LogLevel, type RunnerKind } from "../config/defaults.ts";
+import {
+  type Approval,
+  type Backend,
+  type ConsoleRole,
+  DEFAULTS,
+  type LogFormat,
+  type LogLevel,
+  type RunnerKind,
+} from "../config/defaults.ts";
 import { type CdiCommand, parseCdiCommand } from "./cdi.ts";
 import { type FlagValues, parseFlags, UsageError } from "./flags.ts";
 import { isSafeId, SAFE_ID_RULE } from "../contract/ids.ts";
@@ -11,7 +19,11 @@ import { MAX_WINDOW } from "../contract/window.ts";
 import { MAX_STREAMS } from "../config/limits.ts";
 import { apiTokenProblem } from "../util/api-token.ts";
 
-export type { Approval, Backend, CdiCommand, LogLevel, RunnerKind };
+export type { Approval, Backend, CdiCommand, LogFormat, LogLevel, RunnerKind };
+
+/** The shells `completion` writes a script for. */
+export const SHELLS = ["bash", "zsh", "fish"] as const;
+export type Shell = (typeof SHELLS)[number];
 
 /** Options of the bridge itself (`--list`, `--publish`, the daemon). */
 export interface BridgeOptions {
@@ -29,6 +41,7 @@ export interface BridgeOptions {
   /** Console lines in flight before their acks (1: stop-and-wait). */
   readonly window: number;
   readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
   /** Where leases are journalled (and the API token lives). */
   readonly stateDir: string;
   /** Where staged job inputs and outputs live; undefined: jobs must carry payload_b64. */
@@ -67,6 +80,7 @@ export interface MockConsoleOptions {
   /** Behave as an older console: `CAT` and `LS` answered `ERR <VERB> reason=unsupported`. */
   readonly noReadback: boolean;
   readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
 }
 
 /** One `console` request (`ls`, `cat` or `echo`), as cohsh sends it. */
@@ -104,6 +118,7 @@ export interface StatsOptions {
   readonly sysRoot: string;
   readonly json: boolean;
   readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
 }
 
 export type Command =
@@ -116,6 +131,7 @@ export type Command =
   | { readonly kind: "stats"; readonly options: StatsOptions }
   | { readonly kind: "doctor"; readonly options: DoctorCliOptions; readonly secrets: readonly string[] }
   | { readonly kind: "run-kernel" }
+  | { readonly kind: "completion"; readonly shell: Shell }
   | {
     readonly kind: "telemetry-push";
     readonly file: string;
@@ -136,6 +152,9 @@ export type Command =
   | CdiCommand;
 
 type Env = Readonly<Record<string, string | undefined>>;
+
+/** The commands a user names first (the bridge itself takes flags only); catalog.ts describes each. */
+export const COMMAND_NAMES = ["serve", "stats", "doctor", "telemetry", "models", "mock-console", "console", "cdi", "completion"] as const;
 
 // The tables: `as const` keeps each spec's literal type, from which parseFlags types the values.
 // Each is a function, built only when its command is parsed: a table at the top level would be
@@ -163,6 +182,7 @@ export const bridgeFlags = () => ({
   "ack-timeout-ms": "int:1:600000",
   "window": `int:1:${MAX_WINDOW}`,
   "log-level": "choice:debug|info|warn|error",
+  "log-format": "choice:text|json",
   "state-dir": "string",
   "bundle-dir": "string",
   "runner": "choice:auto|cpu|cuda",
@@ -199,6 +219,7 @@ export const mockConsoleFlags = () => ({
   "noise": "bool",
   "no-readback": "bool",
   "log-level": "choice:debug|info|warn|error",
+  "log-format": "choice:text|json",
   "help": "bool",
 } as const);
 
@@ -217,8 +238,34 @@ export const statsFlags = () => ({
   ...inventoryFlags(),
   "json": "bool",
   "log-level": "choice:debug|info|warn|error",
+  "log-format": "choice:text|json",
   "help": "bool",
 } as const);
+
+export const telemetryPushFlags = () => ({
+  "url": "string",
+  "api-token": "string",
+  "state-dir": "string",
+  "help": "bool",
+} as const);
+
+export const telemetryExportFlags = () => ({
+  "out": "string",
+  "since": "string",
+  "state-dir": "string",
+  "help": "bool",
+} as const);
+
+export const modelsImportFlags = () => ({
+  "id": "string",
+  "registry": "string",
+  "parent": "string",
+  "job-id": "string",
+  "approval": "choice:pending|approved|rejected",
+  "help": "bool",
+} as const);
+
+export const completionFlags = () => ({ "help": "bool" } as const);
 
 export const doctorFlags = () => ({
   ...inventoryFlags(),
@@ -244,6 +291,7 @@ export function parseCommand(argv: readonly string[], env: Env): Command {
   if (argv[0] === "telemetry") return telemetryCommand(argv.slice(1), env);
   if (argv[0] === "models") return modelsCommand(argv.slice(1));
   if (argv[0] === "cdi") return parseCdiCommand(argv.slice(1), env);
+  if (argv[0] === "completion") return completionCommand(argv.slice(1));
   // Internal: the per-job child process of the runners (a request on stdin, a result on stdout).
   if (argv[0] === "run-kernel" && argv.length === 1) return { kind: "run-kernel" };
   const { values, positionals } = parseFlags(argv, bridgeFlags());
@@ -251,15 +299,26 @@ export function parseCommand(argv: readonly string[], env: Env): Command {
   if (values.version === true) return { kind: "version" };
   if (positionals.length > 0) {
     throw new UsageError(
-      `Unknown command or argument ${
-        JSON.stringify(positionals[0])
-      } (commands: serve, stats, doctor, telemetry, models, mock-console, console, cdi)`,
+      `Unknown command or argument ${JSON.stringify(positionals[0])} (commands: ${COMMAND_NAMES.join(", ")})`,
     );
   }
   if (values.list !== true && values.publish !== true) {
     throw new UsageError("Nothing to do: pass --list, --publish or both (see --help)");
   }
   return { kind: "bridge", ...bridgeOptions(values, env) };
+}
+
+/** `completion bash|zsh|fish`: the shell's completion script on stdout. */
+function completionCommand(argv: readonly string[]): Command {
+  const { values, positionals } = parseFlags(argv, completionFlags());
+  if (values.help === true) return { kind: "help", topic: "completion" };
+  const [shell, extra] = positionals;
+  if (shell === undefined) throw new UsageError(`completion needs a shell: ${SHELLS.join(", ")}`);
+  if (!(SHELLS as readonly string[]).includes(shell)) {
+    throw new UsageError(`completion: unknown shell ${JSON.stringify(shell)} (choose ${SHELLS.join(", ")})`);
+  }
+  if (extra !== undefined) throw new UsageError(`completion: unexpected argument ${JSON.stringify(extra)}`);
+  return { kind: "completion", shell: shell as Shell };
 }
 
 function mockConsoleCommand(argv: readonly string[], env: Env): Command {
@@ -278,6 +337,7 @@ function mockConsoleCommand(argv: readonly string[], env: Env): Command {
       noise: values.noise === true,
       noReadback: values["no-readback"] === true,
       logLevel: values["log-level"] ?? DEFAULTS.logLevel,
+      logFormat: values["log-format"] ?? DEFAULTS.logFormat,
     },
   };
 }
@@ -317,15 +377,7 @@ function consoleCommand(argv: readonly string[], env: Env): Command {
 function telemetryCommand(argv: readonly string[], env: Env): Command {
   const sub = argv[0];
   if (sub === "push") {
-    const { values, positionals } = parseFlags(
-      argv.slice(1),
-      {
-        "url": "string",
-        "api-token": "string",
-        "state-dir": "string",
-        "help": "bool",
-      } as const,
-    );
+    const { values, positionals } = parseFlags(argv.slice(1), telemetryPushFlags());
     if (values.help === true) return { kind: "help", topic: "telemetry" };
     if (positionals.length !== 1) throw new UsageError("telemetry push needs one FILE of NDJSON records (- for stdin)");
     return {
@@ -337,23 +389,16 @@ function telemetryCommand(argv: readonly string[], env: Env): Command {
     };
   }
   if (sub === "export") {
-    const { values, positionals } = parseFlags(
-      argv.slice(1),
-      {
-        "out": "string",
-        "since": "string",
-        "state-dir": "string",
-        "help": "bool",
-      } as const,
-    );
+    const { values, positionals } = parseFlags(argv.slice(1), telemetryExportFlags());
     if (values.help === true) return { kind: "help", topic: "telemetry" };
     if (positionals.length > 0) throw new UsageError(`telemetry export: unexpected argument ${JSON.stringify(positionals[0])}`);
     if (values.out === undefined) throw new UsageError("telemetry export needs --out FILE");
     let sinceMs: number | undefined;
     const raw = values.since;
     if (raw !== undefined) {
-      sinceMs = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
-      if (Number.isNaN(sinceMs)) {
+      // Only digits or a date-time: Date.parse alone takes "-5" (or "5") as a year in 2001.
+      sinceMs = /^\d+$/.test(raw) ? Number(raw) : RFC3339.test(raw) ? Date.parse(raw) : NaN;
+      if (!Number.isSafeInteger(sinceMs)) {
         throw new UsageError(`Option --since needs epoch milliseconds or an RFC 3339 time, got ${JSON.stringify(raw)}`);
       }
     }
@@ -363,22 +408,15 @@ function telemetryCommand(argv: readonly string[], env: Env): Command {
   throw new UsageError(`Unknown telemetry command ${JSON.stringify(sub)} (push, export)`);
 }
 
+/** A date, or a date and time with an optional zone: what --since takes besides epoch milliseconds. */
+const RFC3339 = /^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[Zz]|[+-]\d{2}:\d{2})?)?$/;
+
 function modelsCommand(argv: readonly string[]): Command {
   if (argv[0] !== "import") {
     if (argv[0] === "--help" || argv[0] === undefined) return { kind: "help", topic: "models" };
     throw new UsageError(`Unknown models command ${JSON.stringify(argv[0])} (import)`);
   }
-  const { values, positionals } = parseFlags(
-    argv.slice(1),
-    {
-      "id": "string",
-      "registry": "string",
-      "parent": "string",
-      "job-id": "string",
-      "approval": "choice:pending|approved|rejected",
-      "help": "bool",
-    } as const,
-  );
+  const { values, positionals } = parseFlags(argv.slice(1), modelsImportFlags());
   if (values.help === true) return { kind: "help", topic: "models" };
   if (positionals.length !== 1) throw new UsageError("models import needs one DIR: the adapter bundle");
   if (values.id === undefined) throw new UsageError("models import needs --id ID");
@@ -400,7 +438,12 @@ function statsCommand(argv: readonly string[]): Command {
   if (positionals.length > 0) throw new UsageError(`stats: unexpected argument ${JSON.stringify(positionals[0])}`);
   return {
     kind: "stats",
-    options: { ...inventoryOptions(values), json: values.json === true, logLevel: values["log-level"] ?? DEFAULTS.logLevel },
+    options: {
+      ...inventoryOptions(values),
+      json: values.json === true,
+      logLevel: values["log-level"] ?? DEFAULTS.logLevel,
+      logFormat: values["log-format"] ?? DEFAULTS.logFormat,
+    },
   };
 }
 
@@ -473,6 +516,7 @@ function bridgeOptions(
       ackTimeoutMs: values["ack-timeout-ms"] ?? DEFAULTS.ackTimeoutMs,
       window: values.window ?? DEFAULTS.window,
       logLevel: values["log-level"] ?? DEFAULTS.logLevel,
+      logFormat: values["log-format"] ?? DEFAULTS.logFormat,
       stateDir: values["state-dir"] ?? defaultStateDir(env),
       bundleDir: values["bundle-dir"],
       runner: values.runner ?? DEFAULTS.runner,

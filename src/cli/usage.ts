@@ -4,7 +4,7 @@
  * parse tables accept has its help here and nothing else does. Loaded only for `--help`.
  */
 import { VERSION } from "../util/version.ts";
-import { BACKENDS, CONSOLE_ROLES, DEFAULTS, RUNNERS } from "../config/defaults.ts";
+import { APPROVALS, BACKENDS, CONSOLE_ROLES, DEFAULTS, RUNNERS } from "../config/defaults.ts";
 import { LIMITS } from "../contract/limits.ts";
 import { MAX_WINDOW } from "../contract/window.ts";
 
@@ -16,6 +16,9 @@ export interface FlagHelp {
 }
 
 const or = (xs: readonly string[]) => `${xs.slice(0, -1).join(", ")} or ${xs.at(-1)}`;
+
+const LOG_FORMAT_TEXT =
+  `text (default ${DEFAULTS.logFormat}) or json: one JSON object per line (time, level,\ncomponent, message and the line's ids), for journald and log shippers`;
 
 /** The bridge's flags (and `serve`'s, which are the same less --list and --version). */
 export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
@@ -83,6 +86,7 @@ export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
   },
   "cdi-root": { arg: "DIR", text: `read device nodes and driver files for it under DIR (default ${DEFAULTS.cdiRoot})` },
   "log-level": { arg: "LEVEL", text: `debug, info, warn or error (default ${DEFAULTS.logLevel}); logs go to stderr` },
+  "log-format": { arg: "FORMAT", text: LOG_FORMAT_TEXT },
   "help": { text: "print this help" },
   "version": { text: "print the version" },
 };
@@ -103,7 +107,75 @@ export const MOCK_CONSOLE_HELP: Readonly<Record<string, FlagHelp>> = {
     text: "behave as an older console that only takes ECHO: CAT and LS are\nanswered ERR <VERB> reason=unsupported",
   },
   "log-level": { arg: "LEVEL", text: `debug, info, warn or error (default ${DEFAULTS.logLevel})` },
+  "log-format": { arg: "FORMAT", text: LOG_FORMAT_TEXT },
   "help": { text: "print this help" },
+};
+
+/** `stats`'s flags. */
+export const STATS_HELP: Readonly<Record<string, FlagHelp>> = {
+  "mock": { text: "show the mock inventory's GPUs" },
+  "backend": { arg: "NAME", text: `as the bridge's --backend (default ${DEFAULTS.backend})` },
+  "sys-root": { arg: "DIR", text: `read /sys, /proc and /etc under DIR (default ${DEFAULTS.sysRoot})` },
+  "json": { text: "print one JSON object instead of the table" },
+  "log-level": { arg: "LEVEL", text: `debug, info, warn or error (default ${DEFAULTS.logLevel})` },
+  "log-format": { arg: "FORMAT", text: LOG_FORMAT_TEXT },
+  "help": { text: "print this help" },
+};
+
+/** `telemetry push`'s and `telemetry export`'s flags. */
+export const TELEMETRY_HELP: Readonly<Record<"push" | "export", Readonly<Record<string, FlagHelp>>>> = {
+  push: {
+    "url": { arg: "URL", text: `the running bridge's API (default http://${DEFAULTS.listenHost}:${DEFAULTS.listenPort})` },
+    "api-token": { arg: "TOKEN", text: "the API token; else $GPU_BRIDGE_API_TOKEN, else <state-dir>/api-token" },
+    "state-dir": { arg: "DIR", text: "where the API token is read (default $XDG_STATE_HOME/gpu-bridge-host)" },
+    "help": { text: "print this help" },
+  },
+  export: {
+    "out": { arg: "FILE", text: "the CBOR bundle to write (needed)" },
+    "since": { arg: "T", text: "only records whose window ends at or after T (epoch ms or RFC 3339)" },
+    "state-dir": { arg: "DIR", text: "where the spool is read (default $XDG_STATE_HOME/gpu-bridge-host)" },
+    "help": { text: "print this help" },
+  },
+};
+
+/** `models import`'s flags. */
+export const MODELS_IMPORT_HELP: Readonly<Record<string, FlagHelp>> = {
+  "id": { arg: "ID", text: "the model's id in the registry (needed)" },
+  "registry": { arg: "DIR", text: "the registry root (needed)" },
+  "parent": { arg: "ID", text: "the parent model (default: base_model in lora.json)" },
+  "job-id": { arg: "J", text: "the training job recorded in the manifest" },
+  "approval": { arg: "STATUS", text: `${or(APPROVALS)} (default ${DEFAULTS.approval})` },
+  "help": { text: "print this help" },
+};
+
+/** `completion`'s flags. */
+export const COMPLETION_HELP: Readonly<Record<string, FlagHelp>> = {
+  "help": { text: "print this help" },
+};
+
+/**
+ * The environment the bridge reads (and the one it sets for containers). A test holds every
+ * `GPU_BRIDGE_*` name in the code to a line here.
+ */
+export const ENVIRONMENT: readonly (readonly [string, string])[] = [
+  ["COH_AUTH_TOKEN", "the console token when --auth-token is absent or blank"],
+  ["COHSH_AUTH_TOKEN", "the console token when COH_AUTH_TOKEN is unset too"],
+  ["GPU_BRIDGE_API_TOKEN", "the API's bearer token when --api-token is not given"],
+  ["GPU_BRIDGE_NVML_LIB", "libnvidia-ml.so.1 to load before the loader's search path"],
+  ["GPU_BRIDGE_CUDA_LIB", "libcuda.so.1 to load before the loader's search path"],
+  ["GPU_BRIDGE_MODEL_DIR", `where sealed shards are read from files (default <state-dir>/${DEFAULTS.vramModelDir})`],
+  ["GPU_BRIDGE_VRAM_VERIFY", "cpu or gpu: the path that verifies sealed shards (default gpu on CUDA)"],
+  ["GPU_BRIDGE_VRAM_GATE", "sampled: check random leaves of each shard before a job, not all"],
+  ["GPU_BRIDGE_VRAM_SWEEP_MS", `verify one whole shard every MS (default 0, ${DEFAULTS.vramSampledSweepMs} when sampled)`],
+  ["GPU_BRIDGE_VRAM_THREADS", `CPU worker threads for shard trees (default the CPU count, at most ${DEFAULTS.vramMaxThreads})`],
+  ["GPU_BRIDGE_LEASE_ID", "set, not read: a leased CDI device gives its container the lease's id"],
+  ["XDG_STATE_HOME", "the default --state-dir is $XDG_STATE_HOME/gpu-bridge-host"],
+];
+
+/** `  NAME`, padded past the longest name, then what it does. */
+const envLines = () => {
+  const width = Math.max(...ENVIRONMENT.map(([name]) => name.length)) + 2;
+  return ENVIRONMENT.map(([name, text]) => `  ${name.padEnd(width)}${text}\n`).join("");
 };
 
 /** `cdi`'s subcommands' flags (src/cli/cdi.ts), each subcommand's table on its own. */
@@ -223,7 +295,7 @@ export const SECTIONS: readonly (readonly [string, readonly string[]])[] = [
   ["Telemetry (with --interval-ms or serve)", ["device-id", "spool-max-mb", "queen-segment-kb"]],
   ["Local API (with --interval-ms or serve)", ["listen", "allow-remote", "api-token", "no-api"]],
   ["Containers (with serve)", ["cdi-dir", "cdi-root"]],
-  ["Other", ["log-level", "help", "version"]],
+  ["Other", ["log-level", "log-format", "help", "version"]],
 ];
 
 export const USAGE = `gpu-bridge-host ${VERSION}: mirrors this host's GPUs into a Cohesix VM under /gpu.
@@ -239,8 +311,13 @@ Usage:
   gpu-bridge-host mock-console [--port PORT] ...   a local stand-in for the Cohesix console
   gpu-bridge-host console ls|cat|echo PATH ...     one request to a console, as cohsh sends it
   gpu-bridge-host cdi generate|validate|apply|list ...   CDI specs for containers (cdi --help)
+  gpu-bridge-host completion bash|zsh|fish   a shell completion script
 
 ${SECTIONS.map(([title, flags]) => `${title}:\n${flagLines(FLAG_HELP, flags)}`).join("\n")}
+Environment:
+${envLines()}
+Shell completion: gpu-bridge-host completion bash|zsh|fish (completion --help).
+
 Exit status: 0 on success, 1 on failure, 2 on a usage error.
 `;
 
@@ -255,9 +332,7 @@ Usage:
   gpu-bridge-host mock-console [options]
 
 Options:
-${
-  flagLines(MOCK_CONSOLE_HELP, ["host", "port", "auth-token", "ack-delay-ms", "rtt-ms", "jitter-ms", "noise", "no-readback", "log-level"])
-}`;
+${flagLines(MOCK_CONSOLE_HELP, Object.keys(MOCK_CONSOLE_HELP).filter((f) => f !== "help"))}`;
 
 export const CONSOLE_USAGE = `gpu-bridge-host console: one request to a Cohesix console, as cohsh would send it.
 
@@ -295,7 +370,9 @@ frequency, the GPU thermal zone, shared memory). A field the hardware does not r
 in --json and "-" in the table.
 
 Library overrides: GPU_BRIDGE_NVML_LIB and GPU_BRIDGE_CUDA_LIB name the libraries to load first.
-`;
+
+Options:
+${flagLines(STATS_HELP, Object.keys(STATS_HELP).filter((f) => f !== "help"))}`;
 
 export const DOCTOR_USAGE = `gpu-bridge-host doctor: check this host before the bridge's first start.
 
@@ -326,6 +403,18 @@ Usage:
   gpu-bridge-host telemetry export --out FILE [--since T] [--state-dir DIR]
       Writes the spooled records as one CBOR bundle (gpu-telemetry-bundle/v1), optionally only
       those whose window ends at or after T (epoch ms or RFC 3339). Safe while the bridge runs.
+`;
+
+export const COMPLETION_USAGE = `gpu-bridge-host completion: a shell's completion script, on stdout.
+
+Usage:
+  gpu-bridge-host completion bash|zsh|fish
+
+Completes every command, subcommand and flag, and the values of flags that take a choice, a
+file or a folder. The Debian package installs all three; by hand, for example:
+  gpu-bridge-host completion bash > ~/.local/share/bash-completion/completions/gpu-bridge-host
+  gpu-bridge-host completion zsh > "\${fpath[1]}/_gpu-bridge-host"
+  gpu-bridge-host completion fish > ~/.config/fish/completions/gpu-bridge-host.fish
 `;
 
 export const MODELS_USAGE = `gpu-bridge-host models import: stage a trained adapter in the registry.

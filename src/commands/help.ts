@@ -2,6 +2,7 @@
 import type { Command } from "../cli/options.ts";
 import {
   CDI_USAGE,
+  COMPLETION_USAGE,
   CONSOLE_USAGE,
   DOCTOR_USAGE,
   MOCK_CONSOLE_USAGE,
@@ -22,6 +23,7 @@ const TOPICS: Readonly<Record<string, string>> = {
   telemetry: TELEMETRY_USAGE,
   models: MODELS_USAGE,
   cdi: CDI_USAGE,
+  completion: COMPLETION_USAGE,
 };
 
 /** Prints the help of `command.topic` (or the general help). */

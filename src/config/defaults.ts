@@ -4,9 +4,9 @@
  * it from here. (The reference's own defaults come from docs/protocol.md#1-command-line.)
  */
 
-import type { LogLevel } from "../util/log.ts";
+import type { LogFormat, LogLevel } from "../util/log.ts";
 
-export type { LogLevel };
+export type { LogFormat, LogLevel };
 
 export const BACKENDS = ["auto", "nvml", "cuda", "jetson", "mock"] as const;
 /** Where GPUs are read from. */
@@ -51,6 +51,8 @@ export const DEFAULTS = Object.freeze(
     /** `serve --publish` without `--interval-ms`. */
     serveIntervalMs: 30_000,
     logLevel: "info",
+    /** `--log-format`: plain lines for a terminal; `json` for journald and log shippers. */
+    logFormat: "text",
     /**
      * The daemon's INFO summary of publishes, appends and read-backs: per-event lines repeat many
      * times a second under load, so they are DEBUG and this line counts them once a period.
@@ -145,6 +147,7 @@ export const DEFAULTS = Object.freeze(
   } as const satisfies {
     readonly [key: string]: string | number | readonly string[];
     readonly logLevel: LogLevel;
+    readonly logFormat: LogFormat;
     readonly backend: Backend;
     readonly runner: RunnerKind;
     readonly approval: Approval;

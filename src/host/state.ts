@@ -93,7 +93,12 @@ export class HostState {
       ...(o.retention !== undefined && { retention: o.retention }),
       onChange: (job) => {
         this.logsOf(job.gpu_id).appendStatus(statusLine(job.job, job.state, job.detail));
-        if (job.state === "ERR") o.log.warn(`job ${job.job} on ${job.gpu_id}: ERR ${job.detail}${job.message ? ` (${job.message})` : ""}`);
+        if (job.state === "ERR") {
+          o.log.warn(`job ${job.job} on ${job.gpu_id}: ERR ${job.detail}${job.message ? ` (${job.message})` : ""}`, {
+            job: job.job,
+            gpu: job.gpu_id,
+          });
+        }
         o.onChange();
       },
       onResult: (job, valid) => this.#writeResult(job, valid.descriptor.outputs[0]),
@@ -145,7 +150,7 @@ export class HostState {
           // Released here all the same; the next start may restore it until its TTL runs out,
           // unless a compaction (which retries) lands first.
           if (!(error instanceof DiskWriteError)) throw error;
-          o.log.warn(`journal: lease ${e.lease.id} released, but the release is not on disk: ${error.message}`);
+          o.log.warn(`journal: lease ${e.lease.id} released, but the release is not on disk: ${error.message}`, { lease: e.lease.id });
         }
         // The running journal is rewritten with the live leases now and then, so it stays
         // proportional to them however many leases come and go.
@@ -155,7 +160,12 @@ export class HostState {
           if (!(error instanceof DiskWriteError)) throw error;
           o.log.warn(`journal: not compacted (retried at the next release): ${error.message}`);
         }
-        o.log.debug(`lease ${e.lease.id} (${e.lease.worker_id} on ${e.lease.gpu_id}) ended: ${e.reason}`); // counted in the INFO summary
+        // Counted in the INFO summary.
+        o.log.debug(`lease ${e.lease.id} (${e.lease.worker_id} on ${e.lease.gpu_id}) ended: ${e.reason}`, {
+          lease: e.lease.id,
+          worker: e.lease.worker_id,
+          gpu: e.lease.gpu_id,
+        });
         break;
     }
     o.onChange();
@@ -168,7 +178,7 @@ export class HostState {
     const { leases, problems } = journal.load();
     for (const p of problems) this.#o.log.warn(p);
     const { restored, expired, refused } = this.leases.restore(leases);
-    for (const r of refused) this.#o.log.warn(`journal: lease ${r.lease.id} not restored: ${r.why}`);
+    for (const r of refused) this.#o.log.warn(`journal: lease ${r.lease.id} not restored: ${r.why}`, { lease: r.lease.id });
     for (const l of restored) {
       this.logsOf(l.gpu_id).appendCtl(ctlLeaseLine(l));
       this.logsOf(l.gpu_id).appendActive(l.id, leaseRecord(l, "ACTIVE"));

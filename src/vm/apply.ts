@@ -138,12 +138,20 @@ function leaseLine(host: HostState, log: Logger, gpuId: string, line: string, mi
   if (live === undefined) return adoptRecord(host, log, gpuId, r);
   if (diff === null) {
     host.leases.renew(live.id);
-    log.info(`lease ${live.id} (${r.worker_id} on ${gpuId}) renewed by the VM for its ${live.ttl_s} s`);
+    log.info(`lease ${live.id} (${r.worker_id} on ${gpuId}) renewed by the VM for its ${live.ttl_s} s`, {
+      lease: live.id,
+      worker: r.worker_id,
+      gpu: gpuId,
+    });
     return;
   }
   try {
     host.adoptTerms(live.id, r);
-    log.info(`lease ${live.id} (${r.worker_id} on ${gpuId}) takes the VM's new terms: ${diff}`);
+    log.info(`lease ${live.id} (${r.worker_id} on ${gpuId}) takes the VM's new terms: ${diff}`, {
+      lease: live.id,
+      worker: r.worker_id,
+      gpu: gpuId,
+    });
   } catch (error) {
     if (!(error instanceof LeaseError)) throw error;
     refuse(r.worker_id, `terms refused: ${error.message}`, ` (${diff})`);
@@ -156,11 +164,12 @@ function adoptRecord(host: HostState, log: Logger, gpuId: string, r: VmLeaseReco
     const lease = host.adopt(req);
     log.info(
       `adopted the VM's lease of ${r.worker_id} on ${gpuId} as ${lease.id}: ${r.mem_mb} MiB, ${r.streams} streams, ${r.ttl_s} s from now`,
+      { lease: lease.id, worker: r.worker_id, gpu: gpuId },
     );
   } catch (error) {
     if (!(error instanceof LeaseError)) throw error;
     // Host policy wins, and the VM's record is made true: a RELEASED line ends the VM's lease.
-    log.warn(`the VM's lease of ${r.worker_id} on ${gpuId} is released at once: ${error.message}`);
+    log.warn(`the VM's lease of ${r.worker_id} on ${gpuId} is released at once: ${error.message}`, { worker: r.worker_id, gpu: gpuId });
     const logs = host.logsOf(gpuId);
     logs.appendCtl(ctlReleaseLine(r.worker_id, `refused: ${error.message}`, REPLY_BYTES));
     const record = { id: "", ...req, state: "RELEASED" as const, granted_at: 0, expires_at: 0 };
@@ -171,7 +180,10 @@ function adoptRecord(host: HostState, log: Logger, gpuId: string, r: VmLeaseReco
 
 /** Says in the VM's status log why a record was refused. */
 function refuseRecord(host: HostState, log: Logger, gpuId: string, worker: string | undefined, why: string, more: string): void {
-  log.warn(`/gpu/${gpuId}/lease: refused a record the VM wrote${worker === undefined ? "" : ` for ${worker}`}: ${why}${more}`);
+  log.warn(`/gpu/${gpuId}/lease: refused a record the VM wrote${worker === undefined ? "" : ` for ${worker}`}: ${why}${more}`, {
+    gpu: gpuId,
+    ...(worker !== undefined && { worker }),
+  });
   host.logsOf(gpuId).appendStatus(statusLine("lease", "ERR", `${worker ?? "record"}: ${why}`, REPLY_BYTES));
   host.changed();
 }
@@ -185,10 +197,10 @@ function controlLine(host: HostState, log: Logger, gpuId: string, line: string):
   }
   try {
     const { message } = host.control(gpuId, text);
-    log.info(`applied the VM's control line on ${gpuId}: ${text} (${message})`);
+    log.info(`applied the VM's control line on ${gpuId}: ${text} (${message})`, { gpu: gpuId });
   } catch (error) {
     if (!(error instanceof LeaseError)) throw error;
-    log.warn(`refused the VM's control line on ${gpuId}: ${text}: ${error.message}`);
+    log.warn(`refused the VM's control line on ${gpuId}: ${text}: ${error.message}`, { gpu: gpuId });
     host.logsOf(gpuId).appendStatus(statusLine("ctl", "ERR", `${text}: ${error.message}`, REPLY_BYTES));
     host.changed();
   }
@@ -196,7 +208,7 @@ function controlLine(host: HostState, log: Logger, gpuId: string, line: string):
 
 function jobLine(host: HostState, log: Logger, gpuId: string, line: string): void {
   const refuse = (job: string, why: string) => {
-    log.warn(`refused the VM's job descriptor on ${gpuId}: ${why}`);
+    log.warn(`refused the VM's job descriptor on ${gpuId}: ${why}`, { gpu: gpuId });
     host.logsOf(gpuId).appendStatus(statusLine(job, "ERR", why, REPLY_BYTES));
     host.changed();
   };
@@ -215,7 +227,7 @@ function jobLine(host: HostState, log: Logger, gpuId: string, line: string): voi
   if (lease === undefined) return refuse(id, `${worker} holds no live lease on ${gpuId}`);
   try {
     host.submitJob(lease.id, raw);
-    log.info(`queued the VM's job ${id} under ${lease.id} (${worker} on ${gpuId})`);
+    log.info(`queued the VM's job ${id} under ${lease.id} (${worker} on ${gpuId})`, { job: id, lease: lease.id, worker, gpu: gpuId });
   } catch (error) {
     if (!(error instanceof JobError)) throw error;
     refuse(id, error.message);

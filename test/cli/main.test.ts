@@ -34,7 +34,7 @@ describe("gpu-bridge-host", () => {
   test("a usage error names the flag and exits 2", async () => {
     const r = await run(["--mock", "--list", "--tcp-port", "nope"]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('Option --tcp-port needs an integer, got "nope"');
+    expect(r.stderr).toContain('Option --tcp-port needs a positive integer (1-65535), got "nope"');
     expect(r.stdout.length).toBe(0);
   });
 

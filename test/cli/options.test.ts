@@ -58,8 +58,8 @@ describe("parseCommand()", () => {
   test.each([
     [["--list", "--tcp-port", "0"], "Option --tcp-port must be 1-65535, got 0"],
     [["--list", "--tcp-port", "70000"], "Option --tcp-port must be 1-65535, got 70000"],
-    [["--list", "--tcp-port", "12x"], 'Option --tcp-port needs an integer, got "12x"'],
-    [["--publish", "--interval-ms", "-5"], 'Option --interval-ms needs an integer, got "-5"'],
+    [["--list", "--tcp-port", "12x"], 'Option --tcp-port needs a positive integer (1-65535), got "12x"'],
+    [["--publish", "--interval-ms", "-5"], 'Option --interval-ms needs a positive integer (1-2147483647), got "-5"'],
     [["--publish", "--interval-ms", "0"], "Option --interval-ms must be 1-2147483647, got 0"],
     [["--list", "--registry"], "Option --registry needs a value"],
     [["--list", "--registry", "--mock"], "Option --registry needs a value"],
@@ -70,7 +70,7 @@ describe("parseCommand()", () => {
     [["--list=yes"], 'Option --list takes no value, got "yes"'],
     [
       ["stray", "--list"],
-      'Unknown command or argument "stray" (commands: serve, stats, doctor, telemetry, models, mock-console, console, cdi)',
+      'Unknown command or argument "stray" (commands: serve, stats, doctor, telemetry, models, mock-console, console, cdi, completion)',
     ],
     [["mock-console", "--port", "99999"], "Option --port must be 0-65535, got 99999"],
     [["mock-console", "--list"], "Unknown option --list"],
@@ -105,6 +105,7 @@ describe("parseCommand() for mock-console", () => {
         noise: false,
         noReadback: false,
         logLevel: "info",
+        logFormat: "text",
       },
     });
     const c = parseCommand(["mock-console", "--port", "0", "--ack-delay-ms", "100", "--noise"], {});
@@ -133,7 +134,7 @@ describe("parseCommand() for stats and the inventory flags", () => {
     );
     expect(parseCommand(["stats", "--json", "--mock"], {})).toEqual({
       kind: "stats",
-      options: { backend: "mock", sysRoot: "/", json: true, logLevel: "info" },
+      options: { backend: "mock", sysRoot: "/", json: true, logLevel: "info", logFormat: "text" },
     });
   });
 });

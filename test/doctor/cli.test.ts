@@ -36,7 +36,9 @@ describe("doctor's flags", () => {
       options: { console: { port: DEFAULTS.tcpPort, token: "t0ken" } },
     });
     expect(() => parseCommand(["doctor", "--tcp-port", "0"], {})).toThrow("Option --tcp-port must be 1-65535, got 0");
-    expect(() => parseCommand(["doctor", "--timeout-ms", "x"], {})).toThrow('Option --timeout-ms needs an integer, got "x"');
+    expect(() => parseCommand(["doctor", "--timeout-ms", "x"], {})).toThrow(
+      'Option --timeout-ms needs a positive integer (1-60000), got "x"',
+    );
     expect(() => parseCommand(["doctor", "extra"], {})).toThrow('doctor: unexpected argument "extra"');
     expect(parseCommand(["doctor", "--help"], {})).toEqual({ kind: "help", topic: "doctor" });
   });

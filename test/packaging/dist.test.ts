@@ -34,6 +34,21 @@ for (const arch of ["x64", "arm64"] as const) {
       expect(mode(unit)).toBe(0o644);
       expect(mode(envFile)).toBe(0o640);
       expect(existsSync(join(root, "opt/gbh/share/doc/gpu-bridge-host/README.md"))).toBe(true);
+      // The man page and the completions, where each looks under a PREFIX other than /usr.
+      for (
+        const f of [
+          "share/man/man1/gpu-bridge-host.1.gz",
+          "share/bash-completion/completions/gpu-bridge-host",
+          "share/zsh/site-functions/_gpu-bridge-host",
+          "share/fish/vendor_completions.d/gpu-bridge-host.fish",
+        ]
+      ) {
+        expect({ file: f, mode: existsSync(join(root, "opt/gbh", f)) ? mode(join(root, "opt/gbh", f)) : null }).toEqual({
+          file: f,
+          mode: 0o644,
+        });
+      }
+      expect(readFileSync(unit, "utf8")).toContain("\nDynamicUser=yes\n"); // no SYSTEM_USER: no user to run as
 
       const text = readFileSync(unit, "utf8");
       expect(text).toContain("ExecStart=/opt/gbh/bin/gpu-bridge-host serve --publish");
