@@ -189,7 +189,10 @@ export const CDI_HELP: Readonly<Record<"generate" | "validate" | "apply" | "list
     "kind": { arg: "VENDOR/CLASS", text: `the spec's kind (default ${DEFAULTS.cdiKind})` },
     "format": { arg: "json|yaml", text: `the text written (default ${DEFAULTS.cdiFormat}; an --output ending in .yaml picks yaml)` },
     "output": { arg: "FILE", text: "write the spec to FILE, atomically (default: stdout)" },
-    "dev-root": { arg: "DIR", text: `read device nodes under DIR (default ${DEFAULTS.cdiRoot})` },
+    "dev-root": {
+      arg: "DIR",
+      text: `read device nodes under DIR (default ${DEFAULTS.cdiRoot}; with --mock, the mock GPUs' nodes, no DIR read)`,
+    },
     "driver-root": { arg: "DIR", text: `read driver libraries, firmware and tools under DIR (default ${DEFAULTS.cdiRoot})` },
     "sys-root": { arg: "DIR", text: `read /sys, /proc and /etc under DIR (default ${DEFAULTS.sysRoot})` },
     "csv-dir": { arg: "DIR", text: `Jetson: the CSV files that list the host's files\n(default ${DEFAULTS.cdiCsvDir})` },
