@@ -37,8 +37,11 @@ export function gpuRoutes(bridge: BridgeFacade): SubApp {
   r.on("GET", "/", {
     summary: "The GPUs, each with its live statistics and its live leases' totals",
     ok: { status: 200, description: `An array, one object per GPU: ${GPU_FIELDS}` },
-  }, async () => {
-    const stats = await bridge.stats();
+  }, () => {
+    const stats = bridge.stats();
+    return stats instanceof Promise ? stats.then(list) : list(stats);
+  });
+  function list(stats: readonly GpuStats[]): Response {
     const gpus = bridge.gpus();
     const totals = gpus.map((g) => leaseTotals(g.id));
     const key = totals.map((t) => `${t.active},${t.mem_mb},${t.streams}`).join(";");
@@ -46,7 +49,7 @@ export function gpuRoutes(bridge: BridgeFacade): SubApp {
       cached = { gpus, stats, totals: key, text: JSON.stringify(gpus.map((g, i) => gpuView(g, stats, totals[i]))) };
     }
     return new Response(cached.text, JSON_ANSWER);
-  });
+  }
   r.on("GET", "/:id", {
     summary: "One GPU, with its live statistics and its live leases' totals",
     ok: { status: 200, description: GPU_FIELDS },
