@@ -1,6 +1,7 @@
 /** `/v1/gpus`: the inventory with live stats and lease totals, the VM's files, control lines. */
 import type { GpuInfo } from "../contract/info.ts";
 import type { GpuStats } from "../inventory/stats.ts";
+import type { Lease } from "../lease/types.ts";
 import { readBody, requireType } from "./body.ts";
 import { ApiError, LEASE_STATUS, statusesOf, STORAGE_STATUS } from "./errors.ts";
 import type { BridgeFacade } from "./facade.ts";
@@ -19,9 +20,9 @@ export function gpuRoutes(bridge: BridgeFacade): SubApp {
     if (g === undefined) throw new ApiError(404, "not_found", `Unknown GPU ${JSON.stringify(id)}`, "id");
     return g;
   };
-  const gpuView = (g: GpuInfo, stats: readonly GpuStats[], totals = leaseTotals(g.id)) => ({
+  const gpuView = (g: GpuInfo, stats: readonly GpuStats[]) => ({
     ...g,
-    leases: totals,
+    leases: leaseTotals(g.id),
     stats: stats.find((s) => s.id === g.id) ?? null,
   });
   const leaseTotals = (gpuId: string) => {
@@ -30,10 +31,16 @@ export function gpuRoutes(bridge: BridgeFacade): SubApp {
   };
 
   // The list is the most asked-for read, and its text changes only when the inventory, the stats
-  // sample or a GPU's lease totals do: it is made again only then. The façade hands out the GPUs
-  // and the last sample as arrays it replaces, never changes, so the same arrays mean the same
-  // text; the lease totals are cheap to sum and are compared by value.
-  let cached: { gpus: readonly GpuInfo[]; stats: readonly GpuStats[]; totals: string; text: string } | null = null;
+  // sample or the live leases do: it is made again only then. The façade hands out the GPUs and
+  // the last sample as arrays it replaces, never changes, so the same arrays mean the same text;
+  // the live leases are compared one by one (a lease's GPU, memory and streams are set when it is
+  // granted and never change; only its state and expiry do, and an ended one leaves the live set).
+  let cached: { gpus: readonly GpuInfo[]; stats: readonly GpuStats[]; leases: readonly Lease[]; text: string } | null = null;
+  const sameLeases = (was: readonly Lease[], live: readonly Lease[]) => {
+    if (was.length !== live.length) return false;
+    for (let i = 0; i < live.length; i++) if (was[i] !== live[i]) return false;
+    return true;
+  };
   r.on("GET", "/", {
     summary: "The GPUs, each with its live statistics and its live leases' totals",
     ok: { status: 200, description: `An array, one object per GPU: ${GPU_FIELDS}` },
@@ -43,10 +50,10 @@ export function gpuRoutes(bridge: BridgeFacade): SubApp {
   });
   function list(stats: readonly GpuStats[]): Response {
     const gpus = bridge.gpus();
-    const totals = gpus.map((g) => leaseTotals(g.id));
-    const key = totals.map((t) => `${t.active},${t.mem_mb},${t.streams}`).join(";");
-    if (cached === null || cached.gpus !== gpus || cached.stats !== stats || cached.totals !== key) {
-      cached = { gpus, stats, totals: key, text: JSON.stringify(gpus.map((g, i) => gpuView(g, stats, totals[i]))) };
+    const live = bridge.leases.live();
+    if (cached === null || cached.gpus !== gpus || cached.stats !== stats || !sameLeases(cached.leases, live)) {
+      const text = JSON.stringify(gpus.map((g) => gpuView(g, stats)));
+      cached = { gpus, stats, leases: live, text };
     }
     return new Response(cached.text, JSON_ANSWER);
   }
