@@ -9,12 +9,12 @@
  * rounds), with each server's CPU time per request, which the machine's other load sways far less.
  * Target: ours >= 0.8x the bare server's requests/s.
  *
- * Measured on the shared 2-core machine (load average 10 to 13 from other work, so single rounds
- * swing from 0.5x to 1.5x; the medians of 9 rounds of 3 s), with the build before the route-table
- * change as BEFORE: requests/s plain Hono 1.07x, ours 0.85x, before 0.62x; CPU per request, best
- * round: bare 11.2 µs, plain Hono 12.1 µs, ours 15.0 µs, before 19.7 µs. What ours still pays over
- * plain Hono is the Host check (about 2 µs: reading a header makes Bun build the request's
- * Headers) and the lease totals summed per request.
+ * Measured on the shared 2-core machine (load average 5 to 13 from other work, so single rounds
+ * swing from 0.5x to 1.5x), medians of 9 rounds of 3 s, with the build before the route table as
+ * BEFORE. Requests/s against the bare server: plain Hono 0.87x, ours 0.76x, before 0.65x (an
+ * earlier run: 1.07x, 0.85x, 0.62x). CPU per request, best round: bare 10.4 µs, plain Hono 12.0 µs,
+ * ours 15.0 µs, before 20.8 µs. Most of what ours still pays over plain Hono is the Host check
+ * (about 2 µs: reading a header makes Bun build the request's Headers), kept against DNS rebinding.
  *
  * BEFORE=path/to/another/binary adds it to the rounds (say, a build of the previous commit), so a
  * change is measured against what it replaces in one run.
