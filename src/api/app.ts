@@ -1,11 +1,17 @@
 /**
  * The local control API (Hono): one sub-app per resource (gpus, leases, jobs, models, status,
- * telemetry, sealed VRAM shards, cdi), mounted with `app.route`, each calling the bridge's façade. `createApp` takes
+ * telemetry, sealed VRAM shards, cdi), each calling the bridge's façade, mounted from one route
+ * table (`apiRoutes`) that also makes the OpenAPI document at /v1/openapi.json. `createApp` takes
  * every dependency, so handlers are tested with `app.request()` and no socket; only the runtime
  * adapter serves it. JSON everywhere except the VM's own files, which come back as exactly the
  * text the VM sees.
+ *
+ * What every request goes through is kept to what it needs, because it is paid on every GET: the
+ * Host check (when the listen address calls for one), then for a request that could change
+ * anything the token. There is no middleware chain: each route's handler is wrapped once, at
+ * start, so a GET is one router match and one handler call.
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import type { Logger } from "../util/log.ts";
 import { bearerMatches } from "./auth.ts";
 import { hostAllowed } from "./host-check.ts";
@@ -16,7 +22,8 @@ import type { BridgeFacade } from "./facade.ts";
 import { gpuRoutes } from "./gpus.ts";
 import { jobRoutes, leaseRoutes } from "./leases.ts";
 import { modelRoutes } from "./models.ts";
-import type { SubApp } from "./router.ts";
+import { openapiRoutes } from "./openapi-route.ts";
+import { type Handler, joinPath, type Route, type SubApp } from "./router.ts";
 import { statusRoutes } from "./status.ts";
 import { telemetryRoutes } from "./telemetry.ts";
 import { vramRoutes } from "./vram.ts";
@@ -33,61 +40,124 @@ export interface ApiDeps {
   readonly allowedHosts?: ReadonlySet<string> | null;
 }
 
+/**
+ * Every route this bridge serves, with its full path, in registration order: the routes of the
+ * capabilities it has (no telemetry or shard routes without them), and /v1/openapi.json, which
+ * describes exactly these.
+ */
+export function apiRoutes(bridge: BridgeFacade): Route[] {
+  const mounted: [string, SubApp][] = [
+    ["/", statusRoutes(bridge)],
+    ["/v1/gpus", gpuRoutes(bridge)],
+    ["/v1/leases", leaseRoutes(bridge)],
+    ["/v1/jobs", jobRoutes(bridge)],
+    ["/v1/models", modelRoutes(bridge)],
+    ["/v1/telemetry", telemetryRoutes(bridge)],
+    // Shard routes span /v1/leases/:id/shards, /v1/shards, /v1/gpus/:id/vram and /v1/vram.
+    ["/", vramRoutes(bridge)],
+    ["/v1/cdi", cdiRoutes(bridge)],
+  ];
+  const routes = mounted.flatMap(([prefix, sub]) => sub.routes.map((r) => ({ ...r, path: joinPath(prefix, r.path) })));
+  routes.push(...openapiRoutes(bridge.version, () => routes).routes);
+  return routes;
+}
+
+/** The methods each known path answers (HEAD wherever GET is), as patterns over request paths. */
+export function allowTable(routes: readonly Route[]): { readonly pattern: RegExp; readonly path: string; readonly allow: string }[] {
+  const byPath = new Map<string, Set<string>>();
+  for (const r of routes) {
+    let m = byPath.get(r.path);
+    if (m === undefined) byPath.set(r.path, m = new Set());
+    m.add(r.method);
+    if (r.method === "GET") m.add("HEAD");
+  }
+  return [...byPath].map(([path, methods]) => ({
+    // Hono's matching for these patterns: a parameter is one non-empty segment; no trailing slash.
+    pattern: new RegExp(`^${path.replace(/[.]/g, "\\.").replace(/:[A-Za-z_]+/g, "[^/]+")}$`),
+    path,
+    allow: [...methods].join(", "),
+  }));
+}
+
 /** Builds the API. */
 export function createApp(deps: ApiDeps): Hono {
   const app = new Hono();
+  const unauthorized = () =>
+    new ApiError(401, "unauthorized", "This route needs 'Authorization: Bearer <token>' with the bridge's API token", undefined, {
+      "WWW-Authenticate": 'Bearer realm="gpu-bridge-host"',
+    });
   const requireAuth = (req: Request) => {
-    if (!bearerMatches(req.headers.get("authorization") ?? undefined, deps.token)) {
-      throw new ApiError(401, "unauthorized", "This route needs 'Authorization: Bearer <token>' with the bridge's API token", undefined, {
-        "WWW-Authenticate": 'Bearer realm="gpu-bridge-host"',
-      });
+    if (!bearerMatches(req.headers.get("authorization") ?? undefined, deps.token)) throw unauthorized();
+  };
+  // The few Host values clients send, judged once each (bounded: a client could send many).
+  const hostVerdicts = new Map<string, boolean>();
+  const checkHost = deps.allowedHosts == null ? null : (req: Request) => {
+    const header = req.headers.get("host");
+    let ok = header === null ? undefined : hostVerdicts.get(header);
+    if (ok === undefined) {
+      ok = hostAllowed(header, deps.allowedHosts!);
+      if (header !== null) {
+        if (hostVerdicts.size >= 64) hostVerdicts.clear();
+        hostVerdicts.set(header, ok);
+      }
+    }
+    if (!ok) {
+      throw new ApiError(
+        403,
+        "forbidden_host",
+        `Host ${JSON.stringify(header ?? "")} is not this bridge: use localhost or the listen address`,
+        "host",
+      );
     }
   };
 
-  app.onError((error, c) => {
+  const answerError = (error: unknown, c: Context): Response => {
     const d = describeError(error);
     if (d.status === 500) deps.log.error(`${c.req.method} ${c.req.path}: ${error instanceof Error ? error.stack : String(error)}`);
     else if (error instanceof DiskWriteError) deps.log.warn(`${c.req.method} ${c.req.path}: answered ${d.status}: ${error.message}`);
     return c.json({ error: { code: d.code, message: d.message, ...(d.field && { field: d.field }) } }, d.status as 400, d.headers ?? {});
-  });
-  app.notFound((c) => c.json({ error: { code: "not_found", message: `No route for ${c.req.method} ${c.req.path}` } }, 404));
-  // Every request that could change anything needs the token, whatever its path: a rule keyed on
-  // matched routes is one refactor away from an unauthenticated mutation.
-  app.use("*", async (c, next) => {
-    if (deps.allowedHosts != null && !hostAllowed(c.req.header("host") ?? null, deps.allowedHosts)) {
-      throw new ApiError(
-        403,
-        "forbidden_host",
-        `Host ${JSON.stringify(c.req.header("host") ?? "")} is not this bridge: use localhost or the listen address`,
-        "host",
-      );
-    }
-    if (c.req.method !== "GET" && c.req.method !== "HEAD") requireAuth(c.req.raw);
-    await next();
-  });
+  };
+  app.onError(answerError);
 
-  const mounted: [string, SubApp][] = [
-    ["/", statusRoutes(deps.bridge)],
-    ["/v1/gpus", gpuRoutes(deps.bridge)],
-    ["/v1/leases", leaseRoutes(deps.bridge)],
-    ["/v1/jobs", jobRoutes(deps.bridge)],
-    ["/v1/models", modelRoutes(deps.bridge)],
-    ["/v1/telemetry", telemetryRoutes(deps.bridge)],
-    // Shard routes span /v1/leases/:id/shards, /v1/shards, /v1/gpus/:id/vram and /v1/vram.
-    ["/", vramRoutes(deps.bridge)],
-    ["/v1/cdi", cdiRoutes(deps.bridge)],
-  ];
-  for (const [prefix, sub] of mounted) app.route(prefix, sub.app);
+  const routes = apiRoutes(deps.bridge);
+  for (const r of routes) app.on(r.method, r.path, guarded(r.method, r.handler));
 
-  // A known path with another method is a 405 with Allow, not a 404.
-  for (const [prefix, sub] of mounted) {
-    for (const [path, methods] of sub.methods) {
-      const full = path === "/" ? prefix : `${prefix === "/" ? "" : prefix}${path}`;
-      const allow = [...methods].join(", ");
-      app.all(full, () => {
-        throw new ApiError(405, "method_not_allowed", `Method not allowed here; use ${allow}`, undefined, { Allow: allow });
-      });
+  // No route matched: a known path with another method is a 405 with Allow (decided before the
+  // token: the method is wrong whoever asks); any other path is a 404, once the Host and, for a
+  // request that could change anything, the token pass.
+  const allow = allowTable(routes);
+  app.notFound((c) => {
+    try {
+      checkHost?.(c.req.raw);
+      const known = allow.find((a) => a.pattern.test(c.req.path));
+      if (known !== undefined) {
+        throw new ApiError(405, "method_not_allowed", `Method not allowed here; use ${known.allow}`, undefined, { Allow: known.allow });
+      }
+      if (c.req.method !== "GET" && c.req.method !== "HEAD") requireAuth(c.req.raw);
+      return c.json({ error: { code: "not_found", message: `No route for ${c.req.method} ${c.req.path}` } }, 404);
+    } catch (error) {
+      return answerError(error, c);
     }
-  }
+  });
   return app;
+
+  /**
+   * `handler` behind the Host check and, for every method but GET (and so HEAD), the token: every
+   * route is mounted through here, so no route that could change anything is reached without it.
+   */
+  function guarded(method: string, handler: Handler): Handler {
+    if (method !== "GET") {
+      return (c) => {
+        checkHost?.(c.req.raw);
+        requireAuth(c.req.raw);
+        return handler(c);
+      };
+    }
+    if (checkHost === null) return handler;
+    const check = checkHost;
+    return (c) => {
+      check(c.req.raw);
+      return handler(c);
+    };
+  }
 }

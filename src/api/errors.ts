@@ -22,9 +22,12 @@ export class ApiError extends Error {
   }
 }
 
-const LEASE_STATUS = { invalid: 422, not_found: 404, conflict: 409, insufficient: 409, permission: 403 } as const;
-const JOB_STATUS = { invalid: 422, not_found: 404, conflict: 409, permission: 403, busy: 429 } as const;
-const VRAM_STATUS = {
+/** The status of each lease refusal; exported so the OpenAPI document lists exactly these. */
+export const LEASE_STATUS = { invalid: 422, not_found: 404, conflict: 409, insufficient: 409, permission: 403 } as const;
+/** The status of each job refusal. */
+export const JOB_STATUS = { invalid: 422, not_found: 404, conflict: 409, permission: 403, busy: 429 } as const;
+/** The status of each shard refusal. */
+export const VRAM_STATUS = {
   invalid: 422,
   not_found: 404,
   conflict: 409,
@@ -35,6 +38,12 @@ const VRAM_STATUS = {
   unavailable: 503,
   cuda: 500,
 } as const satisfies Record<VramError["code"], number>;
+
+/** The statuses a write that did not land answers (see `DiskWriteError` below). */
+export const STORAGE_STATUS = { insufficient_storage: 507, storage_unavailable: 503 } as const;
+
+/** The distinct statuses of one of the tables above. */
+export const statusesOf = (table: Readonly<Record<string, number>>): number[] => [...new Set(Object.values(table))];
 
 /** The status, code, message and field for any error a handler let through. */
 export function describeError(
@@ -64,7 +73,7 @@ export function describeError(
     // write failure (read-only, I/O error) is 503.
     const full = error.code === "ENOSPC" || error.code === "EDQUOT";
     return {
-      status: full ? 507 : 503,
+      status: full ? STORAGE_STATUS.insufficient_storage : STORAGE_STATUS.storage_unavailable,
       code: full ? "insufficient_storage" : "storage_unavailable",
       message: `Not stored: ${error.message}`,
     };

@@ -76,8 +76,12 @@ export interface BridgeFacade {
   readonly hostname: string;
   /** The GPUs as last read (the publisher's refresh reads the hardware; the API never does). */
   gpus(): readonly GpuInfo[];
-  /** Live statistics as last sampled (every DEFAULTS.statsSampleMs of the bridge's clock); never polls. */
-  stats(): Promise<readonly GpuStats[]>;
+  /**
+   * Live statistics as last sampled (every DEFAULTS.statsSampleMs of the bridge's clock); never
+   * polls. The bridge hands the sample itself, so a read answers without waiting a turn of the
+   * event loop (the most asked-for route stays synchronous); a promise of it is taken too.
+   */
+  stats(): readonly GpuStats[] | Promise<readonly GpuStats[]>;
   /** The namespace as it would be published now, from the GPUs as last read. */
   namespace(): Namespace;
   /** That namespace as a snapshot. */

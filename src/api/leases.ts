@@ -1,15 +1,25 @@
 /** `/v1/leases` and `/v1/jobs`: take, renew and release leases; submit and watch jobs, fetch their results. */
-import { MAX_PAYLOAD_BYTES } from "../job/descriptor.ts";
+import * as v from "valibot";
+import { JobDescriptorSchema, MAX_PAYLOAD_BYTES } from "../job/descriptor.ts";
 import type { Lease } from "../lease/types.ts";
 import { base64Length } from "../util/base64.ts";
 import { readJson } from "./body.ts";
-import { ApiError } from "./errors.ts";
+import { ApiError, JOB_STATUS, LEASE_STATUS, statusesOf, STORAGE_STATUS } from "./errors.ts";
 import type { BridgeFacade } from "./facade.ts";
 import { param, type SubApp, subApp } from "./router.ts";
-import { LeaseBody, parseBody, RenewBody } from "./schemas.ts";
+import { LeaseBody, parseBody, queryText, RenewBody } from "./schemas.ts";
 import { jobView, leaseView, leaseViewWithCdi } from "./views.ts";
 
 const JOB_BODY_LIMIT = base64Length(MAX_PAYLOAD_BYTES) + 64 * 1024;
+const LEASE_FIELDS = "`{id, gpu_id, worker_id, mem_mb, streams, ttl_s, priority, state, granted_at, expires_at, released_reason?, " +
+  "cdi_device?}`: times in ISO 8601; cdi_device while the lease is live and the bridge keeps a CDI spec.";
+const JOB_FIELDS = "`{job, state, detail, lease_id, gpu_id, worker_id, kernel, submitted_at, started_at, finished_at, result, " +
+  "output?: {bytes, sha256, href, available}, message}`.";
+const WRITES = statusesOf(STORAGE_STATUS);
+// These two read their query with `c.req.query`, which takes any other parameter silently: the
+// schemas describe the parameters they read.
+const ListQuery = v.object({ state: queryText("state", "Only the leases in this state (active or released, in any case).") });
+const ReleaseQuery = v.object({ reason: queryText("reason", "Why, as the lease's released_reason (default: released).") });
 
 /** The lease routes, to mount at `/v1/leases`. */
 export function leaseRoutes(bridge: BridgeFacade): SubApp {
@@ -21,27 +31,55 @@ export function leaseRoutes(bridge: BridgeFacade): SubApp {
     return l;
   };
 
-  r.on("GET", "/", (c) => {
+  r.on("GET", "/", {
+    summary: "Every known lease, live ones first",
+    query: ListQuery,
+    ok: { status: 200, description: `An array of leases, each ${LEASE_FIELDS}` },
+  }, (c) => {
     const state = c.req.query("state");
     return c.json(bridge.leases.list().filter((l) => state === undefined || l.state === state.toUpperCase()).map(leaseView));
   });
-  r.on("POST", "/", async (c) => {
+  r.on("POST", "/", {
+    summary: "Takes a lease on a GPU: memory, streams and a time to live for one worker",
+    body: { required: true, content: { "application/json": LeaseBody } },
+    ok: { status: 201, description: `The lease granted: ${LEASE_FIELDS}`, headers: { Location: "/v1/leases/<id>" } },
+    errors: [...statusesOf(LEASE_STATUS), ...WRITES],
+  }, async (c) => {
     const body = parseBody(LeaseBody, await readJson(c.req.raw));
     const l = bridge.leases.grant(body);
     return c.json(view(l), 201, { Location: `/v1/leases/${l.id}` });
   });
-  r.on("GET", "/:id", (c) => c.json(view(lease(param(c, "id")))));
-  r.on("POST", "/:id/renew", async (c) => {
+  r.on("GET", "/:id", {
+    summary: "One lease",
+    ok: { status: 200, description: LEASE_FIELDS },
+    errors: [404],
+  }, (c) => c.json(view(lease(param(c, "id")))));
+  r.on("POST", "/:id/renew", {
+    summary: "Renews a live lease, for its own time to live or the one given",
+    body: { required: false, content: { "application/json": RenewBody } },
+    ok: { status: 200, description: `The lease renewed: ${LEASE_FIELDS}` },
+    errors: [...statusesOf(LEASE_STATUS), ...WRITES],
+  }, async (c) => {
     const l = lease(param(c, "id"));
     const hasBody = (c.req.header("content-length") ?? "0") !== "0" || c.req.header("content-type") !== undefined;
     const body = hasBody ? parseBody(RenewBody, await readJson(c.req.raw)) : {};
     return c.json(view(bridge.leases.renew(l.id, body.ttl_s)));
   });
-  r.on("DELETE", "/:id", (c) => {
+  r.on("DELETE", "/:id", {
+    summary: "Releases a lease: its jobs are cancelled and its shards freed",
+    query: ReleaseQuery,
+    ok: { status: 200, description: `The lease released: ${LEASE_FIELDS}` },
+    errors: [...statusesOf(LEASE_STATUS), ...WRITES],
+  }, (c) => {
     const l = lease(param(c, "id"));
     return c.json(view(bridge.leases.release(l.id, c.req.query("reason") ?? "released")));
   });
-  r.on("POST", "/:id/jobs", async (c) => {
+  r.on("POST", "/:id/jobs", {
+    summary: "Submits a job (a kernel launch descriptor with its operands) to run under the lease",
+    body: { required: true, content: { "application/json": JobDescriptorSchema } },
+    ok: { status: 202, description: `The job, queued: ${JOB_FIELDS}`, headers: { Location: "/v1/jobs/<job>" } },
+    errors: [404, ...statusesOf(JOB_STATUS), ...WRITES],
+  }, async (c) => {
     const l = lease(param(c, "id"));
     const job = bridge.jobs.submit(l.id, await readJson(c.req.raw, JOB_BODY_LIMIT));
     return c.json(jobView(job), 202, { Location: `/v1/jobs/${job.job}` });
@@ -52,13 +90,21 @@ export function leaseRoutes(bridge: BridgeFacade): SubApp {
 /** The job routes, to mount at `/v1/jobs`. */
 export function jobRoutes(bridge: BridgeFacade): SubApp {
   const r = subApp();
-  r.on("GET", "/:job", (c) => {
+  r.on("GET", "/:job", {
+    summary: "One job: its state, and its result's size and digest once it has one",
+    ok: { status: 200, description: JOB_FIELDS },
+    errors: [404],
+  }, (c) => {
     const j = bridge.jobs.get(param(c, "job"));
     if (j === undefined) throw new ApiError(404, "not_found", `Unknown job ${JSON.stringify(param(c, "job"))}`, "job");
     return c.json(jobView(j));
   });
   // The result as the VM expects it at the job's output path: raw little-endian f32.
-  r.on("GET", "/:job/result", (c) => {
+  r.on("GET", "/:job/result", {
+    summary: "A finished job's result, as the VM expects it at the job's output path: raw little-endian f32",
+    ok: { status: 200, type: "application/octet-stream", description: "The result's bytes." },
+    errors: [404],
+  }, (c) => {
     const j = bridge.jobs.get(param(c, "job"));
     if (j === undefined) throw new ApiError(404, "not_found", `Unknown job ${JSON.stringify(param(c, "job"))}`, "job");
     if (j.output === null) {

@@ -28,12 +28,25 @@ export const queryValue = (field: string, rule: string, ok: (value: string) => b
   v.optional(
     v.pipe(
       v.string(`${field} must be ${rule}`),
+      v.description(`${field[0]!.toUpperCase()}${field.slice(1)} must be ${rule}.`),
       v.check(ok, (issue) => `${field} must be ${rule}, got ${JSON.stringify(issue.input)}`),
     ),
   );
 
 /** A query parameter taken as given (an id, a reason). */
-export const queryText = (field: string) => v.optional(v.string(`${field} must be text`));
+export const queryText = (field: string, description?: string) =>
+  v.optional(
+    description === undefined ? v.string(`${field} must be text`) : v.pipe(v.string(`${field} must be text`), v.description(description)),
+  );
+
+/** Every refusal's body, on every route. */
+export const ErrorBody = v.strictObject({
+  error: v.strictObject({
+    code: v.pipe(v.string(), v.description("What went wrong, for programs: unauthorized, not_found, invalid, conflict, …")),
+    message: v.pipe(v.string(), v.description("What went wrong and what to do, for people.")),
+    field: v.optional(v.pipe(v.string(), v.description("The field, parameter or header at fault, when one is."))),
+  }),
+});
 
 /**
  * The request's query parameters parsed with `schema` (a strictObject of query values) or a

@@ -9,10 +9,21 @@ export function statusRoutes(bridge: BridgeFacade): SubApp {
   r.on(
     "GET",
     "/healthz",
+    {
+      summary: "Liveness: the version, how many GPUs, the console link's state",
+      ok: { status: 200, description: '`{status: "ok", version, gpus, console}`; console is the publisher\'s state or "disabled".' },
+    },
     (c) =>
       c.json({ status: "ok", version: bridge.version, gpus: bridge.gpus().length, console: bridge.console.stats()?.state ?? "disabled" }),
   );
-  r.on("GET", "/v1/bridge", (c) => {
+  r.on("GET", "/v1/bridge", {
+    summary: "The bridge's publishing state: console, publish counters, VM read-back, the snapshot's size and digest",
+    ok: {
+      status: 200,
+      description: "`{console, state, publishes, failures, reconnects, skipped_unchanged, last_publish, last_error, vm_readback, " +
+        "snapshot: {bytes, sha256}}`; console is `{host, port}` or null when not publishing.",
+    },
+  }, (c) => {
     const p = bridge.console.stats();
     const snap = bridge.snapshot();
     return c.json({
@@ -29,8 +40,14 @@ export function statusRoutes(bridge: BridgeFacade): SubApp {
       snapshot: { bytes: snap.bytes.length, sha256: snap.sha256 },
     });
   });
-  r.on("GET", "/v1/snapshot", (c) => c.text(bridge.snapshot().text, 200, { "content-type": "text/plain; charset=utf-8" }));
-  r.on("GET", "/metrics", async (c) => {
+  r.on("GET", "/v1/snapshot", {
+    summary: "The namespace snapshot as it would be published now",
+    ok: { status: 200, type: "text/plain; charset=utf-8", description: "The snapshot's text, exactly as the console receives it." },
+  }, (c) => c.text(bridge.snapshot().text, 200, { "content-type": "text/plain; charset=utf-8" }));
+  r.on("GET", "/metrics", {
+    summary: "Prometheus metrics: per-GPU gauges under the DCGM exporter's names, and the bridge's own counters",
+    ok: { status: 200, type: "text/plain; version=0.0.4; charset=utf-8", description: "Prometheus text exposition format 0.0.4." },
+  }, async (c) => {
     const s = bridge.telemetry?.state();
     return c.text(
       renderMetrics({

@@ -17,9 +17,9 @@ import { CHUNK_BYTES, type SealOptions, type Shard, type ShardSource, VramError 
 import { TREE_ALG } from "../vram/tree.ts";
 import { mediaType, readJson } from "./body.ts";
 import { parseBody, parseQuery, queryText, queryValue } from "./schemas.ts";
-import { ApiError } from "./errors.ts";
+import { ApiError, statusesOf, STORAGE_STATUS, VRAM_STATUS } from "./errors.ts";
 import type { ApiShardStore, BridgeFacade } from "./facade.ts";
-import { param, type SubApp, subApp } from "./router.ts";
+import { param, type RouteDoc, type SubApp, subApp } from "./router.ts";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -48,8 +48,8 @@ const NO_QUERY = v.strictObject({});
 const index = (field: string) => queryValue(field, "a non-negative integer", (x) => /^\d{1,6}$/.test(x));
 /** The seal's options as query parameters (the body is the bytes). */
 const SealQuery = v.strictObject({
-  shard_id: queryText("shard_id"),
-  expected_digest: queryText("expected_digest"),
+  shard_id: queryText("shard_id", "The shard's id (default: one is made); sealing the same bytes under it again answers 200."),
+  expected_digest: queryText("expected_digest", "The bytes' sha256 as hex: the seal is refused if they differ."),
   shard_index: index("shard_index"),
   total_shards: index("total_shards"),
 });
@@ -62,8 +62,8 @@ const FileSeal = v.strictObject({
   shard_index: v.optional(int("shard_index")),
   total_shards: v.optional(int("total_shards")),
 });
-const ListQuery = v.strictObject({ lease_id: queryText("lease_id") });
-const ReleaseQuery = v.strictObject({ reason: queryText("reason") });
+const ListQuery = v.strictObject({ lease_id: queryText("lease_id", "Only the shards of this lease.") });
+const ReleaseQuery = v.strictObject({ reason: queryText("reason", "Why, as the shard's release reason (default: released).") });
 const VerifyQuery = v.strictObject({
   mode: queryValue("mode", "full or sampled", (x) => x === "full" || x === "sampled"),
   k: queryValue("k", "an integer from 1 to 999999", (x) => /^[1-9]\d{0,5}$/.test(x)),
@@ -71,11 +71,82 @@ const VerifyQuery = v.strictObject({
 });
 const PlanQuery = v.strictObject({
   bytes: v.pipe(
-    v.optional(v.string(), ""),
+    v.optional(v.pipe(v.string(), v.description("How many bytes to place: a positive integer.")), ""),
     v.check((x) => /^[1-9]\d{0,15}$/.test(x), (issue) => `bytes must be a positive integer, got ${JSON.stringify(issue.input)}`),
   ),
-  lease_id: queryText("lease_id"),
+  lease_id: queryText("lease_id", "Only on this live lease's GPU, within its room."),
 });
+const SHARD_FIELDS = "`{shard_id, lease_id, gpu_id, gpu_device, vram_bytes, digest, tree_digest, tree_algorithm, sealed_at, " +
+  "shard_index?, total_shards?, state, failure?, verified_at, verifications, backend}`.";
+const SHARD_ERRORS = statusesOf(VRAM_STATUS);
+const WRITES = statusesOf(STORAGE_STATUS);
+
+/** What each shard route takes and answers (router.ts). */
+const SHARD_DOCS = {
+  seal: {
+    summary: "Seals bytes into the lease's VRAM: the body's bytes (with Content-Length), or a file under the model folder named in JSON",
+    description: "With application/octet-stream the options are query parameters; with application/json they are fields of the " +
+      "body beside `file`, and the query must be empty.",
+    query: SealQuery,
+    body: { required: true, content: { "application/octet-stream": null, "application/json": FileSeal } },
+    ok: {
+      status: 201,
+      description: `The shard sealed: ${SHARD_FIELDS}`,
+      headers: { Location: "/v1/shards/<id>" },
+      also: { status: 200, description: `The shard was sealed already, with these bytes: ${SHARD_FIELDS}` },
+    },
+    errors: [400, 411, 422, ...SHARD_ERRORS, ...WRITES],
+  },
+  list: {
+    summary: "The sealed shards, of every lease or of one",
+    query: ListQuery,
+    ok: { status: 200, description: `An array of shards, each ${SHARD_FIELDS}` },
+    errors: SHARD_ERRORS,
+  },
+  get: {
+    summary: "One shard",
+    query: NO_QUERY,
+    ok: { status: 200, description: SHARD_FIELDS },
+    errors: SHARD_ERRORS,
+  },
+  release: {
+    summary: "Frees a shard's VRAM",
+    query: ReleaseQuery,
+    ok: { status: 200, description: `The shard, released: ${SHARD_FIELDS}` },
+    errors: [...SHARD_ERRORS, ...WRITES],
+  },
+  verify: {
+    summary: "Re-verifies a shard from VRAM, in full or by k sampled leaves, on the GPU or the CPU",
+    query: VerifyQuery,
+    ok: { status: 200, description: "`{ok: true, …}`, or `{ok: false, reason, …}` when the VRAM no longer holds what was sealed." },
+    errors: [...SHARD_ERRORS, ...WRITES],
+  },
+  attestation: {
+    summary: "A signed statement of what the shard holds and where",
+    query: NO_QUERY,
+    ok: { status: 200, description: "The attestation: the statement and its signature." },
+    errors: SHARD_ERRORS,
+  },
+  capacity: {
+    summary: "A GPU's VRAM: the driver's figures and the bridge's side by side",
+    query: NO_QUERY,
+    ok: {
+      status: 200,
+      description: "`{gpu_id, gpu_device, backend, note?, total_bytes, used_bytes, available_bytes, driver: {total_bytes, free_bytes, " +
+        "used_bytes}, bridge: {sealed_bytes, sealing_bytes, shards}}`.",
+    },
+    errors: SHARD_ERRORS,
+  },
+  plan: {
+    summary: "Whether a number of bytes fits in VRAM now, and on which GPU",
+    query: PlanQuery,
+    ok: {
+      status: 200,
+      description: "`{vram_required, feasible, gpu_id, gpu_device, candidates: [{gpu_id, gpu_device, available_bytes, fits}]}`.",
+    },
+    errors: SHARD_ERRORS,
+  },
+} as const satisfies Record<string, RouteDoc>;
 
 /** What every shard handler reaches: the façade, the shard part of it, and the store when there is one. */
 interface Shards {
@@ -108,27 +179,27 @@ export function vramRoutes(bridge: BridgeFacade): SubApp {
     return found;
   };
 
-  r.on("POST", "/v1/leases/:id/shards", (c) => seal(x, c));
-  r.on("GET", "/v1/shards", (c) => c.json(store().list(parseQuery(ListQuery, c.req.raw).lease_id).map(x.view)));
-  r.on("GET", "/v1/shards/:id", (c) => c.json(x.view(shard(c))));
-  r.on("DELETE", "/v1/shards/:id", (c) => {
+  r.on("POST", "/v1/leases/:id/shards", SHARD_DOCS.seal, (c) => seal(x, c));
+  r.on("GET", "/v1/shards", SHARD_DOCS.list, (c) => c.json(store().list(parseQuery(ListQuery, c.req.raw).lease_id).map(x.view)));
+  r.on("GET", "/v1/shards/:id", SHARD_DOCS.get, (c) => c.json(x.view(shard(c))));
+  r.on("DELETE", "/v1/shards/:id", SHARD_DOCS.release, (c) => {
     const { reason } = parseQuery(ReleaseQuery, c.req.raw);
     const released = store().release(param(c, "id"), reason ?? "released");
     return c.json({ ...x.view(released), state: "RELEASED" });
   });
-  r.on("POST", "/v1/shards/:id/verify", async (c) => {
+  r.on("POST", "/v1/shards/:id/verify", SHARD_DOCS.verify, async (c) => {
     const q = parseQuery(VerifyQuery, c.req.raw);
     const mode = (q.mode ?? "full") as "full" | "sampled";
     return c.json(
       await store().verify(param(c, "id"), mode, q.k === undefined ? undefined : Number(q.k), q.path as "gpu" | "cpu" | undefined),
     );
   });
-  r.on("GET", "/v1/shards/:id/attestation", (c) => c.json(vram.attest(shard(c))));
-  r.on("GET", "/v1/gpus/:id/vram", (c) => {
+  r.on("GET", "/v1/shards/:id/attestation", SHARD_DOCS.attestation, (c) => c.json(vram.attest(shard(c))));
+  r.on("GET", "/v1/gpus/:id/vram", SHARD_DOCS.capacity, (c) => {
     parseQuery(NO_QUERY, c.req.raw);
     return c.json(capacity(x, param(c, "id")));
   });
-  r.on("GET", "/v1/vram/plan", (c) => c.json(plan(x, parseQuery(PlanQuery, c.req.raw))));
+  r.on("GET", "/v1/vram/plan", SHARD_DOCS.plan, (c) => c.json(plan(x, parseQuery(PlanQuery, c.req.raw))));
   return r;
 }
 

@@ -19,7 +19,6 @@ import { buildNamespace, type Namespace, type NodeLogs } from "../contract/names
 import { makeSnapshot, type Snapshot } from "../contract/snapshot.ts";
 import type { HostState } from "../host/state.ts";
 import { StatsSampler } from "../inventory/stats-cache.ts";
-import type { GpuStats } from "../inventory/stats.ts";
 import type { InventoryBackend } from "../inventory/types.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
@@ -93,7 +92,7 @@ export interface FacadeParts {
   readonly version?: string;
   readonly hostname?: string;
   readonly gpus: () => readonly GpuInfo[];
-  readonly stats: () => Promise<readonly GpuStats[]>;
+  readonly stats: BridgeFacade["stats"];
   readonly host: HostState;
   readonly models: ApiModels;
   readonly publisher?: Publisher | null;
@@ -217,7 +216,7 @@ async function wireBridge(w: Wiring): Promise<Bridge> {
     version: VERSION,
     log,
     gpus: () => w.gpus,
-    stats: () => Promise.resolve(sampler.latest()),
+    stats: () => sampler.latest(),
     host,
     models: apiModels(w, registry),
     ...(options.publish && { console: { host: options.tcpHost, port: options.tcpPort } }),

@@ -137,7 +137,7 @@ describe("auth", () => {
     },
   });
 
-  test("every mutating request needs the bearer token, on every route and with every method: 401, nothing changed", async () => {
+  test("every mutating request needs the bearer token, on every route and with every method it has: 401, nothing changed", async () => {
     // With shard and telemetry routes too (their handlers must never be reached).
     const full = createApp({
       token: TOKEN,
@@ -180,11 +180,18 @@ describe("auth", () => {
     for (const bad of ["Bearer wrong", TOKEN, `Basic ${TOKEN}`, `Bearer ${TOKEN}x`]) {
       for (const m of mutating) requests.push([m.split(" ")[0]!, concrete(m.split(" ")[1]!), { Authorization: bad }]);
     }
+    // A method the path does not have is a 405 whoever asks (test/api/method-not-allowed.test.ts);
+    // every other one needs the token.
+    const has = (method: string, path: string) =>
+      full.routes.some((r) => r.method === method && concrete(r.path) === path) || !full.routes.some((r) => concrete(r.path) === path);
+    let refused = 0;
     for (const [method, path, headers] of requests) {
       const res = await full.request(path, { method, headers: { "content-type": "application/json", ...headers }, body: "{}" });
-      expect({ method, path, status: res.status }).toEqual({ method, path, status: 401 });
-      expect(res.headers.get("www-authenticate")).toBe('Bearer realm="gpu-bridge-host"');
+      const status = has(method, path) ? 401 : 405;
+      expect({ method, path, status: res.status }).toEqual({ method, path, status });
+      if (status === 401) refused++, expect(res.headers.get("www-authenticate")).toBe('Bearer realm="gpu-bridge-host"');
     }
+    expect(refused).toBeGreaterThan(mutating.length * 4); // the token's refusals, not only 405s
     expect(host.leases.list().map((l) => [l.id, l.state, l.expires_at])).toEqual([[granted.id, "ACTIVE", granted.expires_at]]);
     expect(catalog.active).toBe(builtinCatalog().active);
     // The same requests with the token reach their handlers (the 401 above was the token's doing).
