@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:
 import { join } from "node:path";
 import { acceptRecord, type TelemetryRecord } from "../../src/telemetry/record.ts";
 import { Spool } from "../../src/telemetry/spool.ts";
+import { DiskWriteError } from "../../src/util/files.ts";
 import { memoryLogger, tempDir } from "../helpers.ts";
 import { record } from "./helpers.ts";
 
@@ -117,6 +118,19 @@ describe("only a segment that is gone counts as deleted by hand", () => {
     expect(token(spool.next()!.record)).toBe(101);
     expect(spool.dropped).toBe(0);
     expect(lines).toEqual([]); // no warning: nothing was lost
+    spool.close();
+  });
+
+  test("a segment file that cannot be created fails the append with its cause and lists no segment for it", () => {
+    const { spool } = open({ segmentBytes: 1 });
+    spool.append([accepted(0)]);
+    mkdirSync(segment(2)); // where the roll would create its file
+    expect(() => spool.append([accepted(1)])).toThrow(DiskWriteError);
+    expect(() => spool.append([accepted(1)])).toThrow(/seg-00000002\.spool.*EISDIR|EISDIR.*seg-00000002\.spool/);
+    expect(spool.stats().segments).toBe(1);
+    rmSync(segment(2), { recursive: true });
+    spool.append([accepted(2)]);
+    expect([...spool.records()].map(token)).toEqual([100, 102]);
     spool.close();
   });
 });

@@ -73,6 +73,19 @@ describe("damage a scan must not take for records", () => {
     spool.close();
   });
 
+  test("a damaged CRC in the very first frame is damage: skipped and counted, the records after it kept", () => {
+    const data = Buffer.from(framesOf(0, 1, 2));
+    // The stored CRC's high byte, damaged to a value whose top bits read as a CBOR map (the
+    // quick filter's test), so that a scan looking before the first byte would trip on it.
+    data[7] = data[7]! >> 5 === 5 ? data[7]! ^ 1 : (data[7]! & 0x1f) | 0xa0;
+    writeFileSync(SEG(), data);
+    const { spool, lines } = open();
+    expect([...spool.records()].map(token)).toEqual([101, 102]);
+    expect(spool.dropped).toBe(1);
+    expect(lines.some((l) => l.includes("seg-00000001.spool is damaged"))).toBe(true);
+    spool.close();
+  });
+
   test("a torn tail whose bytes look like the start of a frame is still one torn tail, not damage", () => {
     const one = framesOf(0);
     // A partial write: from its second byte on, a zero high length byte and, eight bytes on, a
