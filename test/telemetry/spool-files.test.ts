@@ -6,7 +6,7 @@
  * passed over as gone.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readlinkSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { acceptRecord, type TelemetryRecord } from "../../src/telemetry/record.ts";
 import { Spool } from "../../src/telemetry/spool.ts";
@@ -31,8 +31,19 @@ const Q = { queenSeg: "q1", seq: 1, queenBytes: 0 };
 const token = (r: unknown) => (r as TelemetryRecord).token_count;
 const segment = (n: number) => join(dir.path, `seg-${String(n).padStart(8, "0")}.spool`);
 
-/** Descriptors this process holds (Linux: one entry each in /proc/self/fd). */
-const openFds = () => readdirSync("/proc/self/fd").length;
+/**
+ * Descriptors this process holds on files in the spool's folder (Linux: /proc/self/fd), so that
+ * descriptors other tests or the runtime open or close meanwhile do not count.
+ */
+function openFds(): number {
+  return readdirSync("/proc/self/fd").filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`).startsWith(`${realpathSync(dir.path)}/`);
+    } catch {
+      return false; // closed since the listing
+    }
+  }).length;
+}
 /** How many more descriptors are open after `rounds` runs of `step` than before them (one warm-up run first). */
 function fdsLeft(step: () => void, rounds = 8): number {
   step();
@@ -50,6 +61,7 @@ describe.skipIf(!linux)("every descriptor the spool opens is closed again", () =
       spool.append([accepted(i++)]);
       spool.close();
     })).toBe(0);
+    expect(openFds()).toBe(0);
   });
 
   test("a roll to a new segment closes the full one", () => {
@@ -57,7 +69,9 @@ describe.skipIf(!linux)("every descriptor the spool opens is closed again", () =
     let i = 0;
     expect(fdsLeft(() => spool.append([accepted(i++)]))).toBe(0);
     expect(readdirSync(dir.path).filter((f) => f.endsWith(".spool")).length).toBe(9);
+    expect(openFds()).toBe(1); // the newest segment's
     spool.close();
+    expect(openFds()).toBe(0);
   });
 
   test("reading records (next, upcoming, records) closes each segment read", () => {
