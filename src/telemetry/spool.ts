@@ -482,9 +482,11 @@ export class Spool {
     for (;;) {
       const seg = this.#segments.find((s) => s.n >= p.seg);
       if (seg === undefined) {
+        // Past every segment (a saved position whose segments' deletion was lost): those left
+        // are forwarded and go below, or the next append would reuse one behind the position.
         p.seg = (this.#segments.at(-1)?.n ?? p.seg - 1) + 1;
         p.index = 0;
-        return;
+        break;
       }
       if (seg.n > p.seg) Object.assign(p, { seg: seg.n, index: 0, chunk: 0 });
       const last = seg === this.#segments.at(-1);
