@@ -1,3 +1,10 @@
+import { afterEach, beforeEach } from "bun:test";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { acceptRecord, type TelemetryRecord } from "../../src/telemetry/record.ts";
+import { Spool } from "../../src/telemetry/spool.ts";
+import { memoryLogger, tempDir } from "../helpers.ts";
+
 /** Telemetry records for tests. */
 export const record = (i: number, extra: Record<string, unknown> = {}) => ({
   schema_version: "gpu-telemetry/v1",
@@ -14,3 +21,40 @@ export const record = (i: number, extra: Record<string, unknown> = {}) => ({
  *  still in flight, without its newline yet, is not counted). */
 export const tokenCounts = (ndjson: string) =>
   ndjson.split("\n").slice(0, -1).map((l) => (JSON.parse(l) as { token_count: number }).token_count);
+
+/**
+ * A spool folder made before each test and removed after it (`path`), with the calls the spool
+ * tests share: `open` a spool on it (logged to memory, unsynced), `segment(n)`'s file path, the
+ * `segments()` on disk in order, and `reset()` to start over in a new, empty folder.
+ */
+export function spoolFolder(prefix: string) {
+  let dir: { path: string; cleanup: () => void };
+  beforeEach(() => (dir = tempDir(prefix)));
+  afterEach(() => dir.cleanup());
+  return {
+    get path(): string {
+      return dir.path;
+    },
+    open(o: Partial<Parameters<typeof Spool.open>[0]> = {}) {
+      const m = memoryLogger();
+      return { spool: Spool.open({ dir: dir.path, log: m.log, sync: false, ...o }), lines: m.lines };
+    },
+    segment: (n: number) => join(dir.path, `seg-${String(n).padStart(8, "0")}.spool`),
+    segments: () => readdirSync(dir.path).filter((f) => f.endsWith(".spool")).sort(),
+    /** A new, empty folder in place of this test's. */
+    reset(): void {
+      dir.cleanup();
+      dir = tempDir(prefix);
+    },
+  };
+}
+
+/** `record(i)` as the spool stores it once accepted. */
+export function accepted(i: number): TelemetryRecord {
+  const r = acceptRecord(record(i), { model_id: "m" });
+  if (!r.ok) throw new Error(r.message);
+  return r.record;
+}
+
+/** A stored record's token count. */
+export const tokenOf = (r: unknown) => (r as TelemetryRecord).token_count;

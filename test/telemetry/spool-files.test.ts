@@ -5,31 +5,16 @@
  * hand": a segment that cannot be read or deleted for another reason is an error naming it, not
  * passed over as gone.
  */
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readlinkSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { acceptRecord, type TelemetryRecord } from "../../src/telemetry/record.ts";
-import { Spool } from "../../src/telemetry/spool.ts";
 import { DiskWriteError } from "../../src/util/files.ts";
-import { memoryLogger, tempDir } from "../helpers.ts";
-import { record } from "./helpers.ts";
+import { accepted, spoolFolder, tokenOf } from "./helpers.ts";
 
-let dir: { path: string; cleanup: () => void };
-beforeEach(() => (dir = tempDir("gbh-spool-files-")));
-afterEach(() => dir.cleanup());
-
-const open = (o: Partial<Parameters<typeof Spool.open>[0]> = {}) => {
-  const m = memoryLogger();
-  return { spool: Spool.open({ dir: dir.path, log: m.log, sync: false, ...o }), lines: m.lines };
-};
-const accepted = (i: number) => {
-  const r = acceptRecord(record(i), { model_id: "m" });
-  if (!r.ok) throw new Error(r.message);
-  return r.record;
-};
+const dir = spoolFolder("gbh-spool-files-");
+const { open, segment } = dir;
 const Q = { queenSeg: "q1", seq: 1, queenBytes: 0 };
-const token = (r: unknown) => (r as TelemetryRecord).token_count;
-const segment = (n: number) => join(dir.path, `seg-${String(n).padStart(8, "0")}.spool`);
+const token = tokenOf;
 
 /**
  * Descriptors this process holds on files in the spool's folder (Linux: /proc/self/fd), so that

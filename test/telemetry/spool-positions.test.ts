@@ -4,29 +4,16 @@
  * has room, a segment deleted after a restart, and a saved position past segments still on disk
  * (their deletion lost, or the folder restored from a copy).
  */
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { describe, expect, test } from "bun:test";
+import { rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { acceptRecord, type TelemetryRecord } from "../../src/telemetry/record.ts";
 import { type Progress, Spool } from "../../src/telemetry/spool.ts";
-import { memoryLogger, tempDir } from "../helpers.ts";
-import { record } from "./helpers.ts";
+import { accepted, spoolFolder, tokenOf } from "./helpers.ts";
 
-let dir: { path: string; cleanup: () => void };
-beforeEach(() => (dir = tempDir("gbh-spool-pos-")));
-afterEach(() => dir.cleanup());
-
-const open = (o: Partial<Parameters<typeof Spool.open>[0]> = {}) => {
-  const m = memoryLogger();
-  return { spool: Spool.open({ dir: dir.path, log: m.log, sync: false, ...o }), lines: m.lines };
-};
-const accepted = (i: number) => {
-  const r = acceptRecord(record(i), { model_id: "m" });
-  if (!r.ok) throw new Error(r.message);
-  return r.record;
-};
+const dir = spoolFolder("gbh-spool-pos-");
+const { open, segment, segments } = dir;
 const Q = { queenSeg: "q1", seq: 1, queenBytes: 0 };
-const token = (r: unknown) => (r as TelemetryRecord).token_count;
+const token = tokenOf;
 /** What a forwarder sees from the current position on: it sends each record and advances. */
 function drain(spool: Spool): number[] {
   const seen: number[] = [];
@@ -36,8 +23,6 @@ function drain(spool: Spool): number[] {
   }
   return seen;
 }
-const segments = () => readdirSync(dir.path).filter((f) => f.endsWith(".spool")).sort();
-const segment = (n: number) => join(dir.path, `seg-${String(n).padStart(8, "0")}.spool`);
 const saveProgressFile = (p: Progress) => writeFileSync(join(dir.path, "progress.json"), JSON.stringify(p));
 
 describe("the size cap and the segment size", () => {
@@ -56,8 +41,7 @@ describe("the size cap and the segment size", () => {
     probe.spool.append([accepted(0)]);
     const frame = probe.spool.stats().bytes; // one record's frame
     probe.spool.close();
-    dir.cleanup();
-    dir = tempDir("gbh-spool-pos-");
+    dir.reset();
     const first = open({ segmentBytes: frame });
     first.spool.append([accepted(0)]);
     first.spool.append([accepted(0)]); // the first segment is exactly full: a new one

@@ -3,30 +3,19 @@
  * own: the production call pattern (`advance(..., false)`) apart from the durable one, the cap
  * at its exact byte, and the Queen segment given up when a half-sent record is lost.
  */
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { describe, expect, test } from "bun:test";
+import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
-import { acceptRecord, type TelemetryRecord } from "../../src/telemetry/record.ts";
+import type { TelemetryRecord } from "../../src/telemetry/record.ts";
 import { MAX_FRAME_BODY, Spool } from "../../src/telemetry/spool.ts";
 import { encodeCbor } from "../../src/util/cbor.ts";
 import { memoryLogger, tempDir } from "../helpers.ts";
-import { record } from "./helpers.ts";
+import { accepted, spoolFolder } from "./helpers.ts";
 
-let dir: { path: string; cleanup: () => void };
-beforeEach(() => (dir = tempDir("gbh-spool-promise-")));
-afterEach(() => dir.cleanup());
-const open = (o: Partial<Parameters<typeof Spool.open>[0]> = {}) => {
-  const m = memoryLogger();
-  return { spool: Spool.open({ dir: dir.path, log: m.log, sync: false, ...o }), lines: m.lines };
-};
-const accepted = (i: number) => {
-  const r = acceptRecord(record(i), { model_id: "m" });
-  if (!r.ok) throw new Error(r.message);
-  return r.record;
-};
+const dir = spoolFolder("gbh-spool-promise-");
+const { open, segments } = dir;
 const tokens = (s: Spool) => [...s.records()].map((r) => (r as TelemetryRecord).token_count - 100);
-const segments = () => readdirSync(dir.path).filter((f) => f.endsWith(".spool")).sort();
 /** One frame on disk: the 8-byte header and the record's CBOR. */
 const frameBytes = (r: unknown) => 8 + encodeCbor(r).length;
 const QUEEN = { queenSeg: "seg-000004", seq: 9, queenBytes: 300 };

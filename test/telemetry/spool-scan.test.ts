@@ -4,28 +4,15 @@
  * length was damaged to reach past the file, a torn tail holding bytes that look like a frame
  * start; plus an empty segment file appended to, and a progress.json that is not an object.
  */
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { acceptRecord, type TelemetryRecord } from "../../src/telemetry/record.ts";
-import { Spool } from "../../src/telemetry/spool.ts";
-import { FakeClock, memoryLogger, tempDir } from "../helpers.ts";
-import { record } from "./helpers.ts";
+import { FakeClock } from "../helpers.ts";
+import { accepted, spoolFolder, tokenOf } from "./helpers.ts";
 
-let dir: { path: string; cleanup: () => void };
-beforeEach(() => (dir = tempDir("gbh-spool-scan-")));
-afterEach(() => dir.cleanup());
-
-const open = (o: Partial<Parameters<typeof Spool.open>[0]> = {}) => {
-  const m = memoryLogger();
-  return { spool: Spool.open({ dir: dir.path, log: m.log, sync: false, ...o }), lines: m.lines };
-};
-const accepted = (i: number) => {
-  const r = acceptRecord(record(i), { model_id: "m" });
-  if (!r.ok) throw new Error(r.message);
-  return r.record;
-};
-const token = (r: unknown) => (r as TelemetryRecord).token_count;
+const dir = spoolFolder("gbh-spool-scan-");
+const { open } = dir;
+const token = tokenOf;
 const SEG = () => join(dir.path, "seg-00000001.spool");
 /** The bytes of a segment holding `records`, as the spool writes them. */
 function framesOf(...records: number[]): Uint8Array {
@@ -33,8 +20,7 @@ function framesOf(...records: number[]): Uint8Array {
   spool.append(records.map(accepted));
   spool.close();
   const data = readFileSync(SEG());
-  dir.cleanup();
-  dir = tempDir("gbh-spool-scan-");
+  dir.reset();
   return data;
 }
 const cat = (...parts: Uint8Array[]) => Buffer.concat(parts);
