@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger, type Logger } from "../src/util/log.ts";
 import type { Clock } from "../src/util/clock.ts";
+import type { Lease } from "../src/lease/types.ts";
 
 export const REPO = join(import.meta.dir, "..");
 export const FIXTURE = join(REPO, "test", "fixtures", "mock-list.json");
@@ -213,4 +214,21 @@ export function fillDisk(root: string): { free: () => void } {
     }
   }
   return { free: () => made.forEach((f) => rmSync(f, { force: true })) };
+}
+
+/** An ACTIVE lease of 64 MiB on GPU-0 held by "w" that never expires, with `over` changed. */
+export function activeLease(over: Partial<Lease> = {}): Lease {
+  return {
+    id: "L1",
+    gpu_id: "GPU-0",
+    worker_id: "w",
+    mem_mb: 64,
+    streams: 1,
+    ttl_s: 60,
+    priority: 0,
+    state: "ACTIVE",
+    granted_at: 0,
+    expires_at: 1e15,
+    ...over,
+  };
 }

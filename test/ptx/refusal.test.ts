@@ -15,25 +15,14 @@ import { deriveKey } from "../../src/vram/seal-key.ts";
 import { ShardStore } from "../../src/vram/shards.ts";
 import { LEAF_BYTES } from "../../src/vram/tree.ts";
 import { TreePool } from "../../src/vram/tree-pool.ts";
-import { memoryLogger } from "../helpers.ts";
+import { activeLease, memoryLogger } from "../helpers.ts";
 import { FAKE_CUDA, scriptFakes } from "../inventory/fakes.ts";
 import { source, VECTORS } from "../vram/vectors.ts";
 
 const pool = TreePool.create(2);
 afterAll(() => (pool.close(), scriptFakes({})));
 
-const lease: Lease = {
-  id: "L1",
-  gpu_id: "GPU-0",
-  worker_id: "w",
-  mem_mb: 64,
-  streams: 1,
-  ttl_s: 60,
-  priority: 0,
-  state: "ACTIVE",
-  granted_at: 0,
-  expires_at: 1e15,
-};
+const lease: Lease = activeLease();
 
 function store(backend: CudaVramBackend): ShardStore {
   return new ShardStore({

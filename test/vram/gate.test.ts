@@ -13,24 +13,13 @@ import { deriveKey } from "../../src/vram/seal-key.ts";
 import { type Shard, ShardStore } from "../../src/vram/shards.ts";
 import { hex, LEAF_BYTES, leafHash, treeDigest } from "../../src/vram/tree.ts";
 import { TreePool } from "../../src/vram/tree-pool.ts";
-import { memoryLogger } from "../helpers.ts";
+import { activeLease, memoryLogger } from "../helpers.ts";
 import { pattern, source } from "./vectors.ts";
 
 const pool = TreePool.create(1);
 afterAll(() => pool.close());
 
-const lease = (id: string): Lease => ({
-  id,
-  gpu_id: "GPU-0",
-  worker_id: `w-${id}`,
-  mem_mb: 64,
-  streams: 1,
-  ttl_s: 60,
-  priority: 0,
-  state: "ACTIVE",
-  granted_at: 0,
-  expires_at: 1e15,
-});
+const lease = (id: string): Lease => activeLease({ id, worker_id: `w-${id}` });
 
 function setup(
   extra: { gateMode?: "full" | "sampled"; sampleLeaves?: number; random?: (n: number) => number; backend?: VramBackend } = {},

@@ -14,24 +14,13 @@ import { HostMemoryVram } from "../../src/vram/host-backend.ts";
 import { deriveKey } from "../../src/vram/seal-key.ts";
 import { ShardStore, VramError } from "../../src/vram/shards.ts";
 import { TreePool } from "../../src/vram/tree-pool.ts";
-import { memoryLogger, tempDir } from "../helpers.ts";
+import { activeLease, memoryLogger, tempDir } from "../helpers.ts";
 import { pattern, source } from "./vectors.ts";
 
 const pool = TreePool.create(1);
 afterAll(() => pool.close());
 
-const lease = (id: string, worker: string): Lease => ({
-  id,
-  gpu_id: "GPU-0",
-  worker_id: worker,
-  mem_mb: 64,
-  streams: 1,
-  ttl_s: 60,
-  priority: 0,
-  state: "ACTIVE",
-  granted_at: 0,
-  expires_at: 1e15,
-});
+const lease = (id: string, worker: string): Lease => activeLease({ id, worker_id: worker });
 
 function setup() {
   const dir = tempDir("vram-reseal-");

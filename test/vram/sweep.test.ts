@@ -7,25 +7,14 @@ import { deriveKey } from "../../src/vram/seal-key.ts";
 import { ShardStore, VramError } from "../../src/vram/shards.ts";
 import { ShardSweep } from "../../src/vram/sweep.ts";
 import { TreePool } from "../../src/vram/tree-pool.ts";
-import { FakeClock, memoryLogger, until } from "../helpers.ts";
+import { activeLease, FakeClock, memoryLogger, until } from "../helpers.ts";
 import { pattern, source } from "./vectors.ts";
 
 const pool = TreePool.create(0);
 afterAll(() => pool.close());
 
 test("ShardSweep verifies one shard per interval in turn, and finds a change sampling missed", async () => {
-  const lease: Lease = {
-    id: "L",
-    gpu_id: "G",
-    worker_id: "w",
-    mem_mb: 64,
-    streams: 1,
-    ttl_s: 60,
-    priority: 0,
-    state: "ACTIVE",
-    granted_at: 0,
-    expires_at: 1e15,
-  };
+  const lease: Lease = activeLease({ id: "L", gpu_id: "G" });
   const store = new ShardStore({
     backend: new HostMemoryVram(() => 1 << 30, pool),
     audit: new VramAudit(null, memoryLogger().log),
