@@ -10,6 +10,7 @@ import { buildNamespace } from "../../src/contract/namespace.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { makeSnapshot } from "../../src/contract/snapshot.ts";
 import { TelemetryForwarder } from "../../src/telemetry/forward.ts";
+import { envelopeRun } from "../../src/contract/queen.ts";
 import { ingest } from "../../src/telemetry/ingest.ts";
 import { Spool } from "../../src/telemetry/spool.ts";
 import { memoryLogger, REPO, tempDir, until } from "../helpers.ts";
@@ -92,7 +93,7 @@ describe("forwarding", () => {
     await until(() => forwarder.forwarded === 20, 10_000);
     const segments = mock.state.queen.devices.get("edge-7")!.segments;
     expect(segments.length).toBeGreaterThan(2);
-    for (const s of segments) expect(s.payloads.join("").endsWith("\n")).toBe(true);
+    for (const s of segments) expect(envelopeRun(s.lines).payloads.join("").endsWith("\n")).toBe(true);
     expect(tokenCounts(mock.state.queen.delivered("edge-7")).length).toBe(20);
   });
 
