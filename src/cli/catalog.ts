@@ -13,6 +13,7 @@ import {
   doctorFlags,
   mockConsoleFlags,
   modelsImportFlags,
+  peftExportFlags,
   serveFlags,
   SHELLS,
   statsFlags,
@@ -28,6 +29,7 @@ import {
   type FlagHelp,
   MOCK_CONSOLE_HELP,
   MODELS_IMPORT_HELP,
+  PEFT_EXPORT_HELP,
   STATS_HELP,
   TELEMETRY_HELP,
 } from "./usage.ts";
@@ -83,6 +85,13 @@ export function commandCatalog(): readonly CommandEntry[] {
       flags: modelsImportFlags(),
       help: MODELS_IMPORT_HELP,
       positionals: files,
+    },
+    {
+      path: ["peft", "export"],
+      summary: "pull a LoRA export job from the Queen over the console",
+      flags: peftExportFlags(),
+      help: PEFT_EXPORT_HELP,
+      positionals: none,
     },
     {
       path: ["mock-console"],

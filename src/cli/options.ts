@@ -79,6 +79,9 @@ export interface MockConsoleOptions {
   readonly noise: boolean;
   /** Behave as an older console: `CAT` and `LS` answered `ERR <VERB> reason=unsupported`. */
   readonly noReadback: boolean;
+  /** The mock Queen's export policy: records of one base model, within this many seconds. */
+  readonly exportMinRecords: number;
+  readonly exportWindowS: number;
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormat;
 }
@@ -97,6 +100,18 @@ export interface ConsoleRequest {
   readonly ackTimeoutMs: number;
   /** Print the VM's bytes as they are; otherwise control and bidi characters are shown escaped. */
   readonly raw: boolean;
+}
+
+/** `peft export`: the console to pull from, the job (newest if absent), where to write it. */
+export interface PeftExportRequest {
+  readonly out: string;
+  readonly job: string | undefined;
+  readonly force: boolean;
+  readonly host: string;
+  readonly port: number;
+  readonly token: string;
+  readonly ticket: string;
+  readonly ackTimeoutMs: number;
 }
 
 /** Options of `doctor`. */
@@ -127,6 +142,7 @@ export type Command =
   | { readonly kind: "bridge"; readonly options: BridgeOptions; readonly warnings: readonly string[] }
   | { readonly kind: "mock-console"; readonly options: MockConsoleOptions }
   | { readonly kind: "console"; readonly request: ConsoleRequest }
+  | { readonly kind: "peft-export"; readonly request: PeftExportRequest }
   | { readonly kind: "serve"; readonly options: BridgeOptions; readonly warnings: readonly string[] }
   | { readonly kind: "stats"; readonly options: StatsOptions }
   | { readonly kind: "doctor"; readonly options: DoctorCliOptions; readonly secrets: readonly string[] }
@@ -154,7 +170,18 @@ export type Command =
 type Env = Readonly<Record<string, string | undefined>>;
 
 /** The commands a user names first (the bridge itself takes flags only); catalog.ts describes each. */
-export const COMMAND_NAMES = ["serve", "stats", "doctor", "telemetry", "models", "mock-console", "console", "cdi", "completion"] as const;
+export const COMMAND_NAMES = [
+  "serve",
+  "stats",
+  "doctor",
+  "telemetry",
+  "models",
+  "peft",
+  "mock-console",
+  "console",
+  "cdi",
+  "completion",
+] as const;
 
 // The tables: `as const` keeps each spec's literal type, from which parseFlags types the values.
 // Each is a function, built only when its command is parsed: a table at the top level would be
@@ -218,8 +245,22 @@ export const mockConsoleFlags = () => ({
   "jitter-ms": "int:0:600000",
   "noise": "bool",
   "no-readback": "bool",
+  "export-min-records": "int:1:100000",
+  "export-window-s": "int:1:31536000",
   "log-level": "choice:debug|info|warn|error",
   "log-format": "choice:text|json",
+  "help": "bool",
+} as const);
+
+export const peftExportFlags = () => ({
+  "out": "string",
+  "job": "string",
+  "force": "bool",
+  "tcp-host": "string",
+  "tcp-port": "int:1:65535",
+  "auth-token": "string:blank",
+  "ticket": "string:blank",
+  "ack-timeout-ms": "int:1:600000",
   "help": "bool",
 } as const);
 
@@ -285,6 +326,7 @@ export const doctorFlags = () => ({
 export function parseCommand(argv: readonly string[], env: Env): Command {
   if (argv[0] === "mock-console") return mockConsoleCommand(argv.slice(1), env);
   if (argv[0] === "console") return consoleCommand(argv.slice(1), env);
+  if (argv[0] === "peft") return peftCommand(argv.slice(1), env);
   if (argv[0] === "serve") return serveCommand(argv.slice(1), env);
   if (argv[0] === "stats") return statsCommand(argv.slice(1));
   if (argv[0] === "doctor") return doctorCommand(argv.slice(1), env);
@@ -336,6 +378,8 @@ function mockConsoleCommand(argv: readonly string[], env: Env): Command {
       jitterMs: values["jitter-ms"] ?? DEFAULTS.jitterMs,
       noise: values.noise === true,
       noReadback: values["no-readback"] === true,
+      exportMinRecords: values["export-min-records"] ?? DEFAULTS.exportMinRecords,
+      exportWindowS: values["export-window-s"] ?? DEFAULTS.exportWindowS,
       logLevel: values["log-level"] ?? DEFAULTS.logLevel,
       logFormat: values["log-format"] ?? DEFAULTS.logFormat,
     },
@@ -370,6 +414,34 @@ function consoleCommand(argv: readonly string[], env: Env): Command {
       ticket,
       ackTimeoutMs: values["ack-timeout-ms"] ?? DEFAULTS.ackTimeoutMs,
       raw: values.raw === true,
+    },
+  };
+}
+
+/** `peft export --out DIR [--job ID]`: pull a LoRA export bundle through the console. */
+function peftCommand(argv: readonly string[], env: Env): Command {
+  if (argv[0] !== "export") {
+    if (argv[0] === "--help" || argv[0] === undefined) return { kind: "help", topic: "peft" };
+    throw new UsageError(`Unknown peft command ${JSON.stringify(argv[0])} (export)`);
+  }
+  const { values, positionals } = parseFlags(argv.slice(1), peftExportFlags());
+  if (values.help === true) return { kind: "help", topic: "peft" };
+  if (positionals.length > 0) throw new UsageError(`peft export: unexpected argument ${JSON.stringify(positionals[0])}`);
+  if (values.out === undefined) throw new UsageError("peft export needs --out DIR");
+  if (values.job !== undefined && !isSafeId(values.job)) {
+    throw new UsageError(`Option --job needs a job id of ${SAFE_ID_RULE}, got ${JSON.stringify(values.job)}`);
+  }
+  return {
+    kind: "peft-export",
+    request: {
+      out: values.out,
+      job: values.job,
+      force: values.force === true,
+      host: values["tcp-host"] ?? DEFAULTS.tcpHost,
+      port: values["tcp-port"] ?? DEFAULTS.tcpPort,
+      token: resolveAuthToken(values["auth-token"], env),
+      ticket: values.ticket ?? DEFAULTS.ticket,
+      ackTimeoutMs: values["ack-timeout-ms"] ?? DEFAULTS.ackTimeoutMs,
     },
   };
 }

@@ -106,6 +106,11 @@ export const MOCK_CONSOLE_HELP: Readonly<Record<string, FlagHelp>> = {
   "no-readback": {
     text: "behave as an older console that only takes ECHO: CAT and LS are\nanswered ERR <VERB> reason=unsupported",
   },
+  "export-min-records": {
+    arg: "N",
+    text: `the mock Queen exports a LoRA job once it holds N telemetry records\nof one base model (default ${DEFAULTS.exportMinRecords})`,
+  },
+  "export-window-s": { arg: "S", text: `records count for S seconds after they arrive (default ${DEFAULTS.exportWindowS})` },
   "log-level": { arg: "LEVEL", text: `debug, info, warn or error (default ${DEFAULTS.logLevel})` },
   "log-format": { arg: "FORMAT", text: LOG_FORMAT_TEXT },
   "help": { text: "print this help" },
@@ -145,6 +150,19 @@ export const MODELS_IMPORT_HELP: Readonly<Record<string, FlagHelp>> = {
   "parent": { arg: "ID", text: "the parent model (default: base_model in lora.json)" },
   "job-id": { arg: "J", text: "the training job recorded in the manifest" },
   "approval": { arg: "STATUS", text: `${or(APPROVALS)} (default ${DEFAULTS.approval})` },
+  "help": { text: "print this help" },
+};
+
+/** `peft export`'s flags. */
+export const PEFT_EXPORT_HELP: Readonly<Record<string, FlagHelp>> = {
+  "out": { arg: "DIR", text: "write the job's three files into DIR/<job>/ (needed)" },
+  "job": { arg: "ID", text: "the job under /queen/export/lora_jobs (default: the newest)" },
+  "force": { text: "replace files an earlier export wrote" },
+  "tcp-host": { arg: "HOST", text: `console host (default ${DEFAULTS.tcpHost})` },
+  "tcp-port": { arg: "PORT", text: `console port (default ${DEFAULTS.tcpPort})` },
+  "auth-token": { arg: "TOKEN", text: `console token; same fallbacks as the bridge (default "${DEFAULTS.authToken}")` },
+  "ticket": { arg: "TICKET", text: "ticket sent with ATTACH queen" },
+  "ack-timeout-ms": { arg: "MS", text: `how long to wait for each answer (default ${DEFAULTS.ackTimeoutMs})` },
   "help": { text: "print this help" },
 };
 
@@ -311,6 +329,7 @@ Usage:
   gpu-bridge-host doctor [--json] [--tcp-port PORT --auth-token TOKEN] ...   run first on a new host
   gpu-bridge-host telemetry push FILE | telemetry export --out FILE [--since T]
   gpu-bridge-host models import DIR --id ID --registry DIR [--parent ID] [--job-id J] [--approval S]
+  gpu-bridge-host peft export --out DIR [--job ID] [--force]   pull a LoRA export job from the Queen
   gpu-bridge-host mock-console [--port PORT] ...   a local stand-in for the Cohesix console
   gpu-bridge-host console ls|cat|echo PATH ...     one request to a console, as cohsh sends it
   gpu-bridge-host cdi generate|validate|apply|list ...   CDI specs for containers (cdi --help)
@@ -329,13 +348,30 @@ export const MOCK_CONSOLE_USAGE = `gpu-bridge-host mock-console: a local stand-i
 It speaks the console protocol (framing, AUTH, ATTACH, ECHO, PING, CAT, LS), holds the /gpu tree
 that published snapshots produce, and validates /gpu/bridge/ctl exactly as the VM does. Like the
 VM, it serves queen and worker-gpu sessions at once, spawns and kills GPU workers through
-/queen/ctl, and takes appends to the GPU nodes' ctl, lease and status up to their caps.
+/queen/ctl, and takes appends to the GPU nodes' ctl, lease and status up to their caps. It plays
+the Queen's side of the LoRA loop too: the telemetry ingest under /queen/telemetry/<device>/ with
+the Queen's quotas, and an export policy that writes /queen/export/lora_jobs/<job>/
+(telemetry.cbor, base_model.ref, policy.toml) once enough records of one base model arrived.
 
 Usage:
   gpu-bridge-host mock-console [options]
 
 Options:
 ${flagLines(MOCK_CONSOLE_HELP, Object.keys(MOCK_CONSOLE_HELP).filter((f) => f !== "help"))}`;
+
+export const PEFT_USAGE = `gpu-bridge-host peft export: pull a LoRA training job from the Queen, as coh peft export does.
+
+Usage:
+  gpu-bridge-host peft export --out DIR [--job ID] [--force] [console options]
+
+Lists /queen/export/lora_jobs over the console (attached as queen), checks the job holds exactly
+telemetry.cbor, base_model.ref and policy.toml, reads each (telemetry.cbor arrives as b64: lines),
+checks what it can (the CBOR frames, the base model id, policy.toml's TOML and the telemetry's
+SHA-256 and size it records), and writes the three files into DIR/<job>/. Files already there are
+kept and the export refused unless --force.
+
+Options:
+${flagLines(PEFT_EXPORT_HELP, Object.keys(PEFT_EXPORT_HELP).filter((f) => f !== "help"))}`;
 
 export const CONSOLE_USAGE = `gpu-bridge-host console: one request to a Cohesix console, as cohsh would send it.
 
