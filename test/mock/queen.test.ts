@@ -91,6 +91,20 @@ describe("the mock Queen's telemetry ingest (the root task's rules)", () => {
     expect(open(c)).toBe(`ERR ECHO reason=quota detail=buffer-full path=${BASE}/ctl error=buffer full`);
   });
 
+  test("cohesix-py's telemetry_push, as it goes over the console: LS seg, ctl, CAT latest, one ECHO per envelope", () => {
+    const state = new ConsoleState({ token: "t" });
+    const c = queen(state);
+    const dev = "/queen/telemetry/jetson-42";
+    // A device the Queen has not seen: the listing is refused (the client takes that as no segments).
+    expect(c.handle(`LS ${dev}/seg`).lines[0]).toBe(`ERR LS reason=policy detail=invalid-path path=${dev}/seg error=invalid path`);
+    expect(c.handle(`ECHO ${dev}/ctl {"new":"segment","mime":"text/plain"}`).lines).toEqual([`OK ECHO path=${dev}/ctl bytes=37`]);
+    expect(c.handle(`CAT ${dev}/latest`).lines).toEqual([`OK CAT path=${dev}/latest data=seg-000001`, "seg-000001", "END"]);
+    const env = '{"schema":"cohsh-telemetry-push/v1","seq":1,"mime":"text/plain","payload":"hello\\n"}';
+    expect(c.handle(`ECHO ${dev}/seg/seg-000001 ${env}`).lines).toEqual([`OK ECHO path=${dev}/seg/seg-000001 bytes=${env.length}`]);
+    expect(state.queen.delivered("jetson-42")).toBe("hello\n");
+    expect(state.export.holding).toBe(0); // text/plain is not telemetry records
+  });
+
   test("one CAT answers 64 lines at most; past that the read is refused buffer-full", () => {
     const state = new ConsoleState({ token: "t" });
     const c = queen(state);
