@@ -120,17 +120,22 @@ describe("the mock Queen's telemetry ingest (the root task's rules)", () => {
 
 describe("the mock Queen's export policy", () => {
   const records = (n: number, from = 0) => Array.from({ length: n }, (_, i) => encodeRecord(accepted(from + i)) + "\n").join("");
-
-  test("exports a job once enough records of one base model arrived, with the three files in their formats", () => {
-    let now = 1_765_000_000_000;
-    const state = new ConsoleState({ token: "t", now: () => now });
-    state.export.policy = { minRecords: 5, windowMs: 60_000 };
+  /** A console on a clock the test moves, its export policy, and a queen session with seg-000001 open. */
+  const exporting = (minRecords: number, windowMs: number) => {
+    const clock = { now: 1_765_000_000_000 };
+    const state = new ConsoleState({ token: "t", now: () => clock.now });
+    state.export.policy = { minRecords, windowMs };
     const c = queen(state);
     open(c);
+    return { clock, state, c };
+  };
+
+  test("exports a job once enough records of one base model arrived, with the three files in their formats", () => {
+    const { clock, state, c } = exporting(5, 60_000);
     push(c, "seg-000001", records(4));
     expect(state.export.jobs.size).toBe(0);
     expect(c.handle("LS /queen/export/lora_jobs").lines).toEqual(["OK LS path=/queen/export/lora_jobs entries=0", "END"]);
-    now += 1000;
+    clock.now += 1000;
     push(c, "seg-000001", records(1, 4), 1 + c.handle(`CAT ${BASE}/seg/seg-000001`).lines.length - 2);
     expect([...state.export.jobs.keys()]).toEqual(["job_0001"]);
     expect(c.handle("LS /queen/export/lora_jobs/job_0001").lines.slice(1, -1)).toEqual([...QUEEN.exportFiles]);
@@ -151,13 +156,9 @@ describe("the mock Queen's export policy", () => {
   });
 
   test("records older than the window are dropped, and text/plain segments are not records", () => {
-    let now = 1_765_000_000_000;
-    const state = new ConsoleState({ token: "t", now: () => now });
-    state.export.policy = { minRecords: 3, windowMs: 10_000 };
-    const c = queen(state);
-    open(c);
+    const { clock, state, c } = exporting(3, 10_000);
     push(c, "seg-000001", records(2));
-    now += 20_000;
+    clock.now += 20_000;
     c.handle(`ECHO ${BASE}/ctl {"new":"segment","mime":"text/plain"}`);
     c.handle(`ECHO ${BASE}/seg/seg-000002 {"schema":"cohsh-telemetry-push/v1","seq":1,"mime":"text/plain","payload":"a\\nb\\nc\\n"}`);
     open(c);
