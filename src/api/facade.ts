@@ -5,6 +5,7 @@
  */
 import type { RetentionPolicy } from "../job/retention.ts";
 import type { CdiSpec } from "../cdi/schema.ts";
+import type { EventHub } from "../changes/stream.ts";
 import type { PublisherStats } from "../console/publisher.ts";
 import type { ReadbackMode } from "../console/readback.ts";
 import type { GpuInfo } from "../contract/info.ts";
@@ -105,4 +106,6 @@ export interface BridgeFacade {
   readonly cdi?: ApiCdi;
   /** The VM sync's counters as Prometheus text (absent: not publishing). */
   readonly vmMetrics?: () => string;
+  /** The record of changes as event streams (absent: a façade built without one, in tests). */
+  readonly events?: EventHub;
 }

@@ -10,6 +10,7 @@ import type { CdiKeeper } from "../cdi/keeper.ts";
 import { DEFAULTS } from "../config/defaults.ts";
 import type { BridgeOptions } from "../cli/options.ts";
 import { Publisher } from "../console/publisher.ts";
+import { type ChangeRecord, contextSource, within } from "../changes/record.ts";
 import { toSafeId } from "../contract/ids.ts";
 import type { GpuInfo } from "../contract/info.ts";
 import type { ModelCatalog } from "../contract/models.ts";
@@ -34,6 +35,7 @@ import { loadMirrorOrSetAside, MirrorStore } from "../vm/store.ts";
 import { bothSidecars, VmSync } from "../vm/sync.ts";
 import type { Vram } from "../vram/mod.ts";
 import { ActivitySummary } from "./activity.ts";
+import { jobChange, shardChange } from "./changes.ts";
 import type { BridgePorts, BridgeTuning } from "./bridge.ts";
 
 /** The API's view of telemetry, and (for the daemon and tests) the spool and forwarder behind it. */
@@ -55,6 +57,8 @@ export interface Wiring {
   publisher: Publisher | null;
   /** Tells the publisher that what the VM sees changed. */
   readonly changed: () => void;
+  /** The record of changes every part appends to (src/changes/record.ts). */
+  readonly changes: ChangeRecord;
 }
 
 /** `--runner auto`: the CPU runner on the mock inventory, CUDA on real GPUs. */
@@ -66,14 +70,30 @@ export function runnerKind(w: Wiring): "cpu" | "cuda" {
 /** The model registry under --registry, watched for edits; null: the built-in catalog. */
 export function watchRegistry(w: Wiring): RegistryWatch | null {
   if (w.options.registry === undefined) return null;
+  let active: string | null = null;
+  let started = false;
   const registry = new RegistryWatch({
     dir: w.options.registry,
     log: w.log.child("registry"),
-    onChange: w.changed,
+    // A change of the active model is recorded whoever made it: the API (its request's context),
+    // or the active file edited by hand (the watcher, "registry").
+    onChange: (catalog) => {
+      if (started && catalog.active !== active) {
+        w.changes.append({
+          type: "model.activated",
+          source: contextSource() ?? "registry",
+          data: { model_id: catalog.active, previous: active },
+        });
+      }
+      active = catalog.active;
+      w.changed();
+    },
     pollMs: w.tuning.registryPollMs,
     clock: w.clock,
   });
   w.teardown.add("the registry watch", () => registry.close());
+  active = registry.catalog.active;
+  started = true;
   return registry;
 }
 
@@ -87,6 +107,7 @@ export function startHost(w: Wiring, gate: HostOptions["gate"]): HostState {
     runnerKind: runnerKind(w),
     log: w.log.child("host"),
     onChange: w.changed,
+    onJobChange: (job) => w.changes.append(jobChange(job)),
     maxStreamsPerGpu: options.maxStreamsPerGpu,
     retention: { resultBytes: options.jobResultsBytes, resultAgeMs: options.jobResultsAgeMs },
     ...(options.bundleDir !== undefined && { bundleDir: options.bundleDir }),
@@ -110,6 +131,7 @@ export async function startLeaseVram(w: Wiring, host: HostState): Promise<Vram> 
     lease: (id) => host.leases.get(id),
     log: w.log.child("vram"),
     clock: w.clock,
+    onAudit: (event, fields) => w.changes.append(shardChange(event, fields)),
     onFailure: (shard) => {
       host.logsOf(shard.gpu_id).appendStatus(statusLine(shard.shard_id, "ERR", "SEAL-VERIFICATION-FAILED"));
       w.changed();
@@ -150,7 +172,9 @@ export function startVmSync(w: Wiring, host: HostState): VmParts | null {
     log: log.child("vm"),
     readbackMs: options.readbackMs,
     ...(tuning.clock !== undefined && { clock: tuning.clock }),
-    onVmLines: (gpuId, file, lines, place) => applyVmLines(host, log.child("vm"), gpuId, file, lines, { place, ledger: applied }),
+    // What the VM's lines change is recorded as the VM's doing.
+    onVmLines: (gpuId, file, lines, place) =>
+      within({ source: "vm" }, () => applyVmLines(host, log.child("vm"), gpuId, file, lines, { place, ledger: applied })),
     onVmHistory: (gpuId, file, lines) => applyVmHistory(host, log.child("vm"), gpuId, file, lines),
     pinned: (gpuId, file, text) => file === "lease" && host.isLiveActiveLine(gpuId, text),
     requestPublish: () => w.publisher?.notifyChange(),
@@ -261,6 +285,8 @@ export function startPublisher(
     ...(tuning.backoff !== undefined && { backoff: tuning.backoff }),
     ...(vm !== null && { sidecar: bothSidecars(vm, telemetry.forwarder), vm }),
     ...(tuning.clock !== undefined && { clock: tuning.clock }),
+    onState: (state, lastError) =>
+      w.changes.append({ type: "console.state", data: { state, ...(state === "backoff" && lastError !== null && { error: lastError }) } }),
   });
   w.publisher = publisher;
   void publisher.start();
