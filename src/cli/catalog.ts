@@ -13,6 +13,8 @@ import {
   doctorFlags,
   mockConsoleFlags,
   modelsImportFlags,
+  modelsVerifyFlags,
+  modelsWatchFlags,
   serveFlags,
   SHELLS,
   statsFlags,
@@ -28,6 +30,8 @@ import {
   type FlagHelp,
   MOCK_CONSOLE_HELP,
   MODELS_IMPORT_HELP,
+  MODELS_VERIFY_HELP,
+  MODELS_WATCH_HELP,
   STATS_HELP,
   TELEMETRY_HELP,
 } from "./usage.ts";
@@ -83,6 +87,20 @@ export function commandCatalog(): readonly CommandEntry[] {
       flags: modelsImportFlags(),
       help: MODELS_IMPORT_HELP,
       positionals: files,
+    },
+    {
+      path: ["models", "verify"],
+      summary: "re-hash a model's files and its ancestry",
+      flags: modelsVerifyFlags(),
+      help: MODELS_VERIFY_HELP,
+      positionals: { kind: "text" },
+    },
+    {
+      path: ["models", "watch"],
+      summary: "run a command on every activation",
+      flags: modelsWatchFlags(),
+      help: MODELS_WATCH_HELP,
+      positionals: none,
     },
     {
       path: ["mock-console"],
