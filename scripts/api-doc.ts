@@ -11,9 +11,9 @@ import { openapiDocument } from "../src/api/openapi.ts";
 // deno-lint-ignore no-explicit-any
 type Json = any;
 
-/** The document of a bridge with telemetry, shards and CDI: building routes reads only which parts exist. */
+/** The document of a bridge with telemetry, shards, CDI and events: building routes reads only which parts exist. */
 export function fullDocument(): Json {
-  const bridge = { version: "0", telemetry: {}, vram: {}, cdi: {}, models: {} } as unknown as BridgeFacade;
+  const bridge = { version: "0", telemetry: {}, vram: {}, cdi: {}, models: {}, events: {} } as unknown as BridgeFacade;
   return openapiDocument(apiRoutes(bridge), "0");
 }
 

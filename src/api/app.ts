@@ -14,8 +14,10 @@
 import { type Context, Hono } from "hono";
 import type { Logger } from "../util/log.ts";
 import { bearerMatches } from "./auth.ts";
+import { within } from "../changes/record.ts";
 import { hostAllowed } from "./host-check.ts";
 import { cdiRoutes } from "./cdi.ts";
+import { eventRoutes } from "./events.ts";
 import { ApiError, describeError } from "./errors.ts";
 import { DiskWriteError } from "../util/files.ts";
 import type { BridgeFacade } from "./facade.ts";
@@ -56,6 +58,7 @@ export function apiRoutes(bridge: BridgeFacade): Route[] {
     // Shard routes span /v1/leases/:id/shards, /v1/shards, /v1/gpus/:id/vram and /v1/vram.
     ["/", vramRoutes(bridge)],
     ["/v1/cdi", cdiRoutes(bridge)],
+    ["/v1/events", eventRoutes(bridge)],
   ];
   const routes = mounted.flatMap(([prefix, sub]) => sub.routes.map((r) => ({ ...r, path: joinPath(prefix, r.path) })));
   routes.push(...openapiRoutes(bridge.version, () => routes).routes);
@@ -120,7 +123,7 @@ export function createApp(deps: ApiDeps): Hono {
   app.onError(answerError);
 
   const routes = apiRoutes(deps.bridge);
-  for (const r of routes) app.on(r.method, r.path, guarded(r.method, r.handler));
+  for (const r of routes) app.on(r.method, r.path, guarded(r.method, r.path, r.handler));
 
   // No route matched: a known path with another method is a 405 with Allow (decided before the
   // token: the method is wrong whoever asks); any other path is a 404, once the Host and, for a
@@ -145,12 +148,14 @@ export function createApp(deps: ApiDeps): Hono {
    * `handler` behind the Host check and, for every method but GET (and so HEAD), the token: every
    * route is mounted through here, so no route that could change anything is reached without it.
    */
-  function guarded(method: string, handler: Handler): Handler {
+  function guarded(method: string, path: string, handler: Handler): Handler {
     if (method !== "GET") {
+      // What the request changes is recorded as the API's doing, naming the route.
+      const ctx = { source: "api" as const, actor: { route: `${method} ${path}` } };
       return (c) => {
         checkHost?.(c.req.raw);
         requireAuth(c.req.raw);
-        return handler(c);
+        return within(ctx, () => handler(c));
       };
     }
     if (checkHost === null) return handler;

@@ -26,6 +26,12 @@ export interface MetricsInput {
     /** Times forwarding was seen stuck while records waited and the console was up. */
     readonly stalls: number;
   };
+  /** The record of changes: how many of each type, and the event streams. */
+  readonly changes?: {
+    readonly counts: ReadonlyMap<string, number>;
+    readonly clients: number;
+    readonly dropped: number;
+  };
 }
 
 const SPECIAL = /[\\"\n]/;
@@ -121,6 +127,21 @@ function renderBridgeSection(m: MetricsInput): string {
   if (m.jobResults !== undefined) {
     family(out, "gpu_bridge_job_results", "gauge", "Finished jobs whose result is held in memory.", [[one(), m.jobResults.count]]);
     family(out, "gpu_bridge_job_results_bytes", "gauge", "Bytes of job results held in memory.", [[one(), m.jobResults.bytes]]);
+  }
+  const ch = m.changes;
+  if (ch !== undefined) {
+    family(
+      out,
+      "gpu_bridge_changes_total",
+      "counter",
+      "Changes recorded since start, by type (the events and the audit trail read them).",
+      [...ch.counts].map(([type, n]) => [one({ type }), n]),
+    );
+    family(out, "gpu_bridge_event_clients", "gauge", "Open event streams (GET /v1/events).", [[one(), ch.clients]]);
+    family(out, "gpu_bridge_event_clients_dropped_total", "counter", "Event streams closed because their client fell too far behind.", [[
+      one(),
+      ch.dropped,
+    ]]);
   }
   const t = m.telemetry;
   if (t !== undefined) {

@@ -58,6 +58,8 @@ export function statusRoutes(bridge: BridgeFacade): SubApp {
         leases: bridge.leases.live(),
         jobs: bridge.jobs.counts(),
         ...(bridge.jobs.results !== undefined && { jobResults: bridge.jobs.results() }),
+        ...(bridge.events !== undefined &&
+          { changes: { counts: bridge.events.counts(), clients: bridge.events.clients, dropped: bridge.events.dropped } }),
         ...(s !== undefined &&
           {
             telemetry: {

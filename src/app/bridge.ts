@@ -26,6 +26,9 @@ import type { Logger } from "../util/log.ts";
 import { prepareStateDir, stateDirError } from "../util/state-dir.ts";
 import { Teardown } from "../util/teardown.ts";
 import { VERSION } from "../util/version.ts";
+import { ChangeRecord } from "../changes/record.ts";
+import { EventHub } from "../changes/stream.ts";
+import { feedHostChanges, healthChanges } from "./changes.ts";
 import type { VmSync } from "../vm/sync.ts";
 import type { Vram } from "../vram/mod.ts";
 import {
@@ -82,6 +85,8 @@ export interface Bridge extends BridgeFacade {
   readonly vram: Vram;
   /** The VM's side of `/gpu` (read-back and appends), when publishing. */
   readonly vm: VmSync | null;
+  /** The record of changes (src/changes/record.ts): the event stream and the audit trail read it. */
+  readonly changes: ChangeRecord;
   /** Re-reads the inventory (the hardware); the publisher calls it before every publish decision. */
   refresh(): Promise<void>;
   stop(): Promise<void>;
@@ -106,6 +111,7 @@ export interface FacadeParts {
   readonly log?: Logger;
   readonly vram?: BridgeFacade["vram"];
   readonly cdi?: ApiCdi;
+  readonly events?: EventHub;
 }
 
 /** The façade over a host's leases and jobs and the given parts (tests build one directly). */
@@ -156,6 +162,7 @@ export function bridgeFacade(p: FacadeParts): BridgeFacade {
     ...(p.telemetry !== undefined && { telemetry: p.telemetry }),
     ...(p.vram !== undefined && { vram: p.vram }),
     ...(p.cdi !== undefined && { cdi: p.cdi }),
+    ...(p.events !== undefined && { events: p.events }),
   };
 }
 
@@ -178,6 +185,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
     gpus: [],
     publisher: null,
     changed: () => w.publisher?.notifyChange(),
+    changes: new ChangeRecord({ clock: tuning.clock ?? systemClock, log: ports.log.child("changes"), keep: DEFAULTS.changesKept }),
   };
   try {
     return await wireBridge(w);
@@ -194,6 +202,7 @@ async function wireBridge(w: Wiring): Promise<Bridge> {
   // Jobs run only once the bridge is returned, when vram is set; until then no lease holds shards.
   let vram: Vram | null = null;
   const host = startHost(w, (leaseId) => vram?.gate(leaseId) ?? null);
+  w.teardown.add("the lease changes' feed", feedHostChanges(w.changes, host));
   vram = await startLeaseVram(w, host);
   const vm = startVmSync(w, host);
   // After restore: the spec written at start already carries the leases that survived.
@@ -201,7 +210,9 @@ async function wireBridge(w: Wiring): Promise<Bridge> {
   const cdi = await startCdi(w, host);
   const telemetry = openTelemetry(w);
   const refresh = async () => {
+    const before = w.gpus;
     w.gpus = await ports.backend.list();
+    for (const c of healthChanges(before, w.gpus)) w.changes.append(c);
   };
   // Live stats are sampled on the clock; reads serve the last sample, never the hardware.
   const sampler = new StatsSampler({
@@ -218,7 +229,7 @@ async function wireBridge(w: Wiring): Promise<Bridge> {
     gpus: () => w.gpus,
     stats: () => sampler.latest(),
     host,
-    models: apiModels(w, registry),
+    models: apiModels(w, registry, vram),
     ...(options.publish && { console: { host: options.tcpHost, port: options.tcpPort } }),
     get publisher() {
       return w.publisher;
@@ -226,6 +237,12 @@ async function wireBridge(w: Wiring): Promise<Bridge> {
     telemetry,
     vram,
     ...(cdi !== null && { cdi }),
+    events: new EventHub({
+      record: w.changes,
+      clock: w.clock,
+      maxQueued: DEFAULTS.eventClientQueue,
+      heartbeatMs: DEFAULTS.eventHeartbeatMs,
+    }),
     ...(vm !== null && { nodeLogs: (id: string) => vm.sync.nodeLogs(id), vmReadback: () => vm.sync.readback.mode }),
   });
   if (options.publish) startPublisher(w, facade, vm?.sync ?? null, telemetry, refresh);
@@ -240,6 +257,7 @@ async function wireBridge(w: Wiring): Promise<Bridge> {
     telemetry,
     vram,
     vm: vm?.sync ?? null,
+    changes: w.changes,
     ...(vm !== null && { vmMetrics: () => vm.sync.metrics() }),
     refresh,
     async stop() {

@@ -65,6 +65,8 @@ export interface BridgeOptions {
   readonly cdiRoot?: string | undefined;
   /** Idle read-back of the VM's node files, every MS (0: only before full snapshots). */
   readonly readbackMs: number;
+  /** serve --seal-active: the lease every adapter activation seals its weights under (docs/models.md). */
+  readonly sealActive?: string | undefined;
 }
 
 /** Options of `mock-console`. */
@@ -164,7 +166,10 @@ export type Command =
     readonly parent: string | undefined;
     readonly jobId: string | undefined;
     readonly approval: Approval | undefined;
+    readonly fromExport: string | undefined;
   }
+  | { readonly kind: "models-verify"; readonly id: string | undefined; readonly registry: string; readonly json: boolean }
+  | { readonly kind: "models-watch"; readonly exec: string; readonly url: string; readonly apiToken: string | undefined }
   | CdiCommand;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -226,6 +231,7 @@ export const bridgeFlags = () => ({
   "cdi-dir": "string",
   "cdi-root": "string",
   "readback-ms": "int:0:3600000",
+  "seal-active": "string",
   "help": "bool",
   "version": "bool",
 } as const);
@@ -303,6 +309,20 @@ export const modelsImportFlags = () => ({
   "parent": "string",
   "job-id": "string",
   "approval": "choice:pending|approved|rejected",
+  "from-export": "string",
+  "help": "bool",
+} as const);
+
+export const modelsVerifyFlags = () => ({
+  "registry": "string",
+  "json": "bool",
+  "help": "bool",
+} as const);
+
+export const modelsWatchFlags = () => ({
+  "exec": "string",
+  "url": "string",
+  "api-token": "string",
   "help": "bool",
 } as const);
 
@@ -484,9 +504,11 @@ function telemetryCommand(argv: readonly string[], env: Env): Command {
 const RFC3339 = /^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[Zz]|[+-]\d{2}:\d{2})?)?$/;
 
 function modelsCommand(argv: readonly string[]): Command {
+  if (argv[0] === "verify") return modelsVerifyCommand(argv.slice(1));
+  if (argv[0] === "watch") return modelsWatchCommand(argv.slice(1));
   if (argv[0] !== "import") {
     if (argv[0] === "--help" || argv[0] === undefined) return { kind: "help", topic: "models" };
-    throw new UsageError(`Unknown models command ${JSON.stringify(argv[0])} (import)`);
+    throw new UsageError(`Unknown models command ${JSON.stringify(argv[0])} (import, verify, watch)`);
   }
   const { values, positionals } = parseFlags(argv.slice(1), modelsImportFlags());
   if (values.help === true) return { kind: "help", topic: "models" };
@@ -501,6 +523,32 @@ function modelsCommand(argv: readonly string[]): Command {
     parent: values.parent,
     jobId: values["job-id"],
     approval: values.approval,
+    fromExport: values["from-export"],
+  };
+}
+
+/** `models verify [ID] --registry DIR [--json]`. */
+function modelsVerifyCommand(argv: readonly string[]): Command {
+  const { values, positionals } = parseFlags(argv, modelsVerifyFlags());
+  if (values.help === true) return { kind: "help", topic: "models" };
+  if (positionals.length > 1) throw new UsageError(`models verify: unexpected argument ${JSON.stringify(positionals[1])}`);
+  if (values.registry === undefined) throw new UsageError("models verify needs --registry DIR");
+  return { kind: "models-verify", id: positionals[0], registry: values.registry, json: values.json === true };
+}
+
+/** `models watch --exec CMD [--url URL] [--api-token T]`. */
+function modelsWatchCommand(argv: readonly string[]): Command {
+  const { values, positionals } = parseFlags(argv, modelsWatchFlags());
+  if (values.help === true) return { kind: "help", topic: "models" };
+  if (positionals.length > 0) throw new UsageError(`models watch: unexpected argument ${JSON.stringify(positionals[0])}`);
+  if (values.exec === undefined || values.exec.trim() === "") {
+    throw new UsageError("models watch needs --exec CMD (the command to run on every activation)");
+  }
+  return {
+    kind: "models-watch",
+    exec: values.exec,
+    url: values.url ?? `http://${DEFAULTS.listenHost}:${DEFAULTS.listenPort}`,
+    apiToken: values["api-token"],
   };
 }
 
@@ -603,6 +651,7 @@ function bridgeOptions(
       cdiDir: values["cdi-dir"],
       cdiRoot: values["cdi-root"],
       readbackMs: values["readback-ms"] ?? DEFAULTS.readbackMs,
+      sealActive: values["seal-active"],
     },
   };
 }

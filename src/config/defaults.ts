@@ -58,6 +58,12 @@ export const DEFAULTS = Object.freeze(
      * times a second under load, so they are DEBUG and this line counts them once a period.
      */
     activitySummaryMs: 60_000,
+    /** The newest changes kept in memory for event streams that resume (`Last-Event-ID`). */
+    changesKept: 4096,
+    /** Events one stream may have waiting before its client is dropped as too slow. */
+    eventClientQueue: 1024,
+    /** An idle event stream gets a comment line this often (proxies close silent connections). */
+    eventHeartbeatMs: 15_000,
     backend: "auto",
     sysRoot: "/",
     runner: "auto",

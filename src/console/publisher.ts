@@ -39,6 +39,8 @@ export interface PublisherOptions {
   readonly sidecar?: Sidecar;
   /** The VM's own writes: read back before every publish, and what decides that one is due. */
   readonly vm?: VmHooks;
+  /** Told of each change of `stats.state`, with the last error (null before any). */
+  readonly onState?: (state: PublisherStats["state"], lastError: string | null) => void;
 }
 
 /** How a publisher that appends rather than replaces decides and prepares a full snapshot. */
@@ -109,10 +111,11 @@ export class Publisher {
     lastError: null,
     durations: new Histogram(PUBLISH_BUCKETS),
   };
-  readonly #o: Required<Omit<PublisherOptions, "random" | "sidecar" | "clock" | "vm">> & {
+  readonly #o: Required<Omit<PublisherOptions, "random" | "sidecar" | "clock" | "vm" | "onState">> & {
     random: () => number;
     sidecar?: Sidecar;
     vm?: VmHooks;
+    onState?: PublisherOptions["onState"];
   };
   readonly #clock: Clock;
   readonly #stop = new AbortController();
@@ -192,7 +195,7 @@ export class Publisher {
           vm?.published(snap);
           this.#vmSha = vm?.key(snap) ?? snap.sha256;
           attempt = 0;
-          this.stats.state = "connected"; // after a retried publish on a link that stayed up
+          this.#setState("connected"); // after a retried publish on a link that stayed up
         } else {
           this.stats.skippedUnchanged++;
         }
@@ -218,7 +221,7 @@ export class Publisher {
         const linkLost = !(error instanceof ConsoleError) || error.kind !== "rejected" || this.#session?.closed !== false;
         if (linkLost) this.#dropSession();
         const delay = asked ?? backoffDelay(attempt++, this.#o.backoff, this.#o.random());
-        this.stats.state = "backoff";
+        this.#setState("backoff");
         log.warn(
           `${message}; ${linkLost ? "reconnecting" : "retrying the publish"} in ${delay} ms` +
             (asked !== undefined ? " (as the console asked)" : ` (attempt ${attempt})`),
@@ -227,11 +230,18 @@ export class Publisher {
       }
     }
     this.#dropSession();
-    this.stats.state = "stopped";
+    this.#setState("stopped");
+  }
+
+  /** Moves to `state`, telling `onState` when it is a change. */
+  #setState(state: PublisherStats["state"]): void {
+    if (this.stats.state === state) return;
+    this.stats.state = state;
+    this.#o.onState?.(state, this.stats.lastError);
   }
 
   async #connect(): Promise<void> {
-    this.stats.state = "connecting";
+    this.#setState("connecting");
     if (this.#everConnected) this.stats.reconnects++;
     const log = this.#o.log;
     const session = await openSession(this.#o.connect, this.#o.target, {
@@ -256,7 +266,7 @@ export class Publisher {
     this.#everConnected = true;
     this.#vmSha = null; // a new connection may face a restarted VM: always republish
     this.#lastTrafficAt = this.#clock.now();
-    this.stats.state = "connected";
+    this.#setState("connected");
     log.info(`connected to ${this.#o.target.host}:${this.#o.target.port} as queen`);
   }
 

@@ -40,6 +40,8 @@ export interface HostOptions {
   readonly runnerKind: "cpu" | "cuda";
   readonly log: Logger;
   readonly onChange: () => void;
+  /** Told of each job's every state (after its status line is written). */
+  readonly onJobChange?: (job: JobRecord) => void;
   readonly clock?: Clock;
   readonly maxStreamsPerGpu?: number;
   /** How long finished jobs and their results are kept (src/job/retention.ts). */
@@ -99,6 +101,7 @@ export class HostState {
             gpu: job.gpu_id,
           });
         }
+        o.onJobChange?.(job);
         o.onChange();
       },
       onResult: (job, valid) => this.#writeResult(job, valid.descriptor.outputs[0]),

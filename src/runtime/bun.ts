@@ -29,7 +29,12 @@ interface BunSubprocess {
   kill(signal?: number | string): void;
 }
 interface BunApi {
-  serve(options: { hostname: string; port: number; fetch: (req: Request) => Response | Promise<Response>; maxRequestBodySize?: number }): {
+  serve(options: {
+    hostname: string;
+    port: number;
+    fetch: (req: Request, server: { timeout(req: Request, seconds: number): void }) => Response | Promise<Response>;
+    maxRequestBodySize?: number;
+  }): {
     port: number;
     stop(closeActive?: boolean): void;
   };
@@ -169,7 +174,18 @@ function self(): string[] {
 
 function serve(host: string, port: number, fetch: (req: Request) => Response | Promise<Response>): Promise<TcpServer> {
   // No body cap here: routes cap their own bodies, and a shard streamed to VRAM can be gigabytes.
-  const server = bun.serve({ hostname: host, port, fetch, maxRequestBodySize: Number.MAX_SAFE_INTEGER });
+  const server = bun.serve({
+    hostname: host,
+    port,
+    // An event stream is meant to stay open while nothing happens: Bun's idle timeout (10 s) would
+    // cut it between heartbeats, so it is lifted for that response alone.
+    fetch: async (req, server) => {
+      const res = await fetch(req);
+      if (res.headers.get("content-type")?.startsWith("text/event-stream")) server.timeout(req, 0);
+      return res;
+    },
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+  });
   return Promise.resolve({ port: server.port, close: () => Promise.resolve(server.stop(true)) });
 }
 

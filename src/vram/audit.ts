@@ -34,6 +34,8 @@ export class VramAudit {
   #fd: number | null = null;
   #size = 0;
   #warned = false;
+  /** Told of every event after it is written (the bridge's record of changes). */
+  onRecord: ((event: AuditEvent, fields: Readonly<Record<string, unknown>>) => void) | null = null;
 
   /** `path` null keeps the trail in the log only (tests). */
   constructor(
@@ -54,6 +56,11 @@ export class VramAudit {
     const critical = fields.severity === "CRITICAL";
     if (critical || event === "PolicyViolation" || event === "VramAllocationFailed") this.#log.error(`audit ${line}`);
     else this.#log.info(`audit ${line}`);
+    this.#write(line);
+    this.onRecord?.(event, fields);
+  }
+
+  #write(line: string): void {
     if (this.#path === null) return;
     try {
       this.#append(this.#path, new TextEncoder().encode(line + "\n"));

@@ -17,7 +17,7 @@ import { type Clock, systemClock } from "../util/clock.ts";
 import { errorText } from "../util/error-text.ts";
 import type { Logger } from "../util/log.ts";
 import { attestation } from "./attest.ts";
-import { VramAudit } from "./audit.ts";
+import { type AuditEvent, VramAudit } from "./audit.ts";
 import type { VramBackend } from "./backend.ts";
 import { HostMemoryVram } from "./host-backend.ts";
 import { renderVramMetrics } from "./metrics.ts";
@@ -36,6 +36,8 @@ export interface VramOptions {
   readonly log: Logger;
   readonly onFailure?: (shard: Shard) => void;
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Told of every VRAM audit event (the bridge's record of changes). */
+  readonly onAudit?: (event: AuditEvent, fields: Readonly<Record<string, unknown>>) => void;
   /** Time for the sweep, the audit trail, seal and verification stamps and attestations. */
   readonly clock?: Clock;
 }
@@ -71,6 +73,7 @@ export async function startVram(o: VramOptions): Promise<Vram> {
   let audit: VramAudit | null = null;
   try {
     audit = new VramAudit(o.ephemeral ? null : join(o.stateDir, "vram-audit.jsonl"), o.log, () => clock.now());
+    audit.onRecord = o.onAudit ?? null;
     const store = backend === null ? null : new ShardStore({
       backend,
       audit,

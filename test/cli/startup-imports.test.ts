@@ -58,6 +58,8 @@ export const LAYERS: Readonly<Record<string, number>> = {
   "src/job": 2,
   "src/lease": 2,
   "src/models": 2,
+  // The record of changes (the event stream and the audit trail read it).
+  "src/changes": 2,
   "src/telemetry": 2,
   // CDI specs and sealed VRAM shards are capabilities too.
   "src/cdi": 2,

@@ -208,7 +208,7 @@ test("every HTTP route the documents name is served by the API", () => {
   expect(routes.has("GET /v1/gpus")).toBe(true);
   const missing: string[] = [];
   for (const c of CODE) {
-    for (const m of c.text.matchAll(/\b(GET|POST|PUT|DELETE|PATCH) (\/[^\s`,]*)/g)) {
+    for (const m of c.text.matchAll(/\b(GET|POST|PUT|DELETE|PATCH) (\/[^\s`,"]*)/g)) {
       const path = m[2]!.replace(/\[.*$/, "").replace(/\?.*$/, "").replace(/\{[^}]+\}/g, "{}");
       // `/v1/gpus/{id}/info\|ctl` in a table names several routes.
       const last = path.slice(path.lastIndexOf("/") + 1);
