@@ -169,8 +169,10 @@ async function demo(): Promise<number> {
     await step(`models import stages it as ${NEW_MODEL} with its provenance`, async () => {
       const help = await cli(["models", "import", "--help"]);
       if (help.includes("--from-export")) {
-        return (await cli(["models", "import", adapter, "--id", NEW_MODEL, "--registry", registry, "--from-export", exportDir])).trim() ||
-          `imported from ${exportDir}`;
+        await cli(["models", "import", adapter, "--id", NEW_MODEL, "--registry", registry, "--from-export", exportDir]);
+        const manifest = readFileSync(join(registry, "available", NEW_MODEL, "manifest.toml"), "utf8");
+        const keys = /^(base|approval|job_id|telemetry_window_start_ms|telemetry_window_end_ms|parent_sha256|export_job_id) = .*$/gm;
+        return `${registry}/available/${NEW_MODEL}/manifest.toml records:\n${manifest.match(keys)?.join("\n") ?? "(no provenance)"}`;
       }
       await cli(["models", "import", adapter, "--id", NEW_MODEL, "--registry", registry, "--job-id", job]);
       unavailable.push(

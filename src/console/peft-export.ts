@@ -145,11 +145,12 @@ function check(job: string, files: ReadonlyMap<ExportFile, Uint8Array>): { baseM
   const table = (
     name: string,
   ) => (typeof policy[name] === "object" && policy[name] !== null ? policy[name] as Record<string, unknown> : {});
-  const j = table("job");
   const tel = table("telemetry");
-  if (j.id !== undefined && j.id !== job) throw new PeftExportError(`policy.toml names job ${String(j.id)}, not ${job}`);
-  if (j.base_model !== undefined && j.base_model !== baseModel) {
-    throw new PeftExportError(`policy.toml names base model ${String(j.base_model)}, base_model.ref ${baseModel}`);
+  if (policy.job_id !== undefined && policy.job_id !== job) {
+    throw new PeftExportError(`policy.toml names job ${String(policy.job_id)}, not ${job}`);
+  }
+  if (policy.base_model !== undefined && policy.base_model !== baseModel) {
+    throw new PeftExportError(`policy.toml names base model ${String(policy.base_model)}, base_model.ref ${baseModel}`);
   }
   if (tel.sha256 !== undefined && tel.sha256 !== sha256Hex(telemetry)) {
     throw new PeftExportError(`telemetry.cbor's SHA-256 is ${sha256Hex(telemetry)}, policy.toml records ${String(tel.sha256)}`);

@@ -146,12 +146,12 @@ describe("the mock Queen's export policy", () => {
     expect(frames.map((f) => (f.payload as { token_count: number }).token_count)).toEqual([100, 101, 102, 103, 104]);
     expect(frames[0]).toMatchObject({ schema: "telemetry-frame/v1", worker_id: "edge-7", role: "worker-gpu", seq: 1 });
     expect(cat("base_model.ref")).toEqual(["m"]);
-    const policy = parseToml(cat("policy.toml").join("\n")) as Record<string, Record<string, unknown>>;
+    const policy = parseToml(cat("policy.toml").join("\n")) as Record<string, unknown> & Record<string, Record<string, unknown>>;
     expect(policy.policy).toMatchObject({ min_records: 5, window_s: 60 });
-    expect(policy.job).toMatchObject({ id: "job_0001", base_model: "m" });
+    expect(policy).toMatchObject({ job_id: "job_0001", base_model: "m" });
     expect(policy.telemetry).toMatchObject({ records: 5, devices: ["edge-7"], sha256: sha256Hex(telemetry), bytes: telemetry.length });
-    expect(policy.telemetry!.window_start_ms).toBe(1_700_000_000_000);
-    expect(policy.telemetry!.window_end_ms).toBe(1_700_000_004_999);
+    // The span of the records' own time windows (what models import --from-export records).
+    expect(policy.window).toEqual({ start_ms: 1_700_000_000_000, end_ms: 1_700_000_004_999 });
     expect(c.handle("ECHO /queen/export/lora_jobs/job_0001/policy.toml x").lines[0]).toMatch(/^ERR ECHO reason=policy detail=denied/);
   });
 
