@@ -26,7 +26,7 @@ COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting --no-com
 # Worker modules are extra entry points: a compiled binary holds only what the build was given.
 WORKERS := src/vram/tree-worker.ts
 
-.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist test typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-doctor bench-leases bench-api bench-telemetry bench-rss bench-vram ptx check-ptx gpu-check bench-cdi cdi-consumer bench-vmback soak bench-cancel bench-logs clean mutation deb
+.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist test typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-doctor bench-leases bench-api bench-telemetry bench-rss bench-vram ptx check-ptx gpu-check bench-cdi cdi-consumer bench-vmback soak bench-cancel bench-logs clean mutation deb demo-lora
 
 help: ## list these targets, one line each
 	@echo "gpu-bridge-host $(VERSION): make TARGET, where TARGET is one of"
@@ -204,6 +204,11 @@ dist/gpu-bridge-host_$(VERSION)_%.deb: $$(call stage_of_deb,$$*)/gpu-bridge-host
 deb: $(call DEB,amd64) $(call DEB,arm64) ## build dist/gpu-bridge-host_VERSION_amd64.deb and _arm64.deb (dpkg-deb)
 
 ## Benchmarks ----------------------------------------------------------------
+
+# The LoRA loop end to end on the mock (scripts/demo-lora.ts), each step narrated with its time;
+# test/scripts/demo-lora.test.ts runs the same under a one-minute deadline.
+demo-lora: deps ## the LoRA loop end to end on the mock, narrated step by step with timings
+	$(BUN) scripts/demo-lora.ts
 
 bench: bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-rss bench-vram bench-cdi bench-vmback bench-logs ## run the benchmarks under bench/ (all but doctor, cancel, soak and gpu-check)
 

@@ -28,6 +28,9 @@ const COMMANDS: { readonly [K in Command["kind"]]: () => Promise<CommandModule<K
   "telemetry-push": () => import("./commands/telemetry-push.ts"),
   "telemetry-export": () => import("./commands/telemetry-export.ts"),
   "models-import": () => import("./commands/models-import.ts"),
+  "models-verify": () => import("./commands/models-verify.ts"),
+  "models-watch": () => import("./commands/models-watch.ts"),
+  "peft-export": () => import("./commands/peft-export.ts"),
   "completion": () => import("./commands/completion.ts"),
   // CDI code (valibot, yaml, node:fs) loads only for `cdi`: never on the --list path.
   "cdi-generate": () => import("./commands/cdi.ts"),

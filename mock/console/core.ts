@@ -8,7 +8,9 @@ import { LIMITS } from "../../src/contract/limits.ts";
 import type { Namespace } from "../../src/contract/namespace.ts";
 import { CtlReceiver } from "./receiver.ts";
 import type { Faults } from "./faults.ts";
-import { QueenTelemetry } from "./queen.ts";
+import { QueenTelemetry, refusal } from "./queen.ts";
+import { QueenExport } from "./queen-export.ts";
+import { QUEEN } from "../../src/contract/queen.ts";
 import { treeFiles } from "./tree.ts";
 import { QUEEN_CTL, type Role, type VmEvent, VmTree } from "./vm.ts";
 import { byteLength } from "../../src/util/bytes.ts";
@@ -56,6 +58,8 @@ export class ConsoleState {
   faults: Faults = {};
   readonly receiver = new CtlReceiver();
   readonly queen = new QueenTelemetry();
+  /** The Queen's reader of that ingest and its LoRA export policy (`/queen/export/lora_jobs`). */
+  readonly export: QueenExport;
   /** The VM's `/gpu` tree, its workers and the Queen's ctl (docs/protocol.md#12-what-the-vm-writes-back). */
   readonly vm = new VmTree();
   tree: Namespace | null = null;
@@ -81,6 +85,8 @@ export class ConsoleState {
     if (!(this.keepLines >= 1)) throw new RangeError(`keepLines must be at least 1, got ${this.keepLines}`);
     this.vm.files.set(CTL, "");
     this.vm.onEvent = (event) => this.emit({ type: "vm", event });
+    this.export = new QueenExport(this.now);
+    this.queen.onLine = (device, mime, text) => this.export.take(device, mime, text);
   }
 
   /** The newest `keepLines` lines received, oldest first, across connections. */
@@ -239,7 +245,8 @@ export class ConsoleConnection {
     if (byteLength(payload) > LIMITS.echoPayloadBytes || /[\r\n]/.test(payload)) {
       return { lines: [`ERR ECHO reason=policy detail=invalid-payload path=${path} error=payload too long`] };
     }
-    if (s.queen.handles(path)) return { lines: [s.queen.echo(path, payload)] };
+    if (s.queen.handles(path)) return { lines: [s.queen.echo(path, payload, this.#role)] };
+    if (s.export.handles(path)) return { lines: [refusal("ECHO", path, "denied")] };
     if (s.vm.handles(path)) return { lines: [s.vm.echo(path, payload, this.#role)] };
     if (path !== CTL) return { lines: [`ERR ECHO reason=not-found path=${path}`] };
     if (this.#role !== "queen") return { lines: [`ERR ECHO reason=policy detail=queen-only path=${path}`] };
@@ -256,12 +263,21 @@ export class ConsoleConnection {
   }
 
   #cat(path: string): Reply {
-    this.#state.emit({ type: "read", conn: this.id, path });
-    const text = this.#state.queen.handles(path) ? this.#state.queen.latest(path) : this.#state.read(path);
-    return { lines: this.#state.vm.cat(path, text) };
+    const s = this.#state;
+    s.emit({ type: "read", conn: this.id, path });
+    if (s.queen.handles(path)) return { lines: s.queen.cat(path) };
+    if (s.export.handles(path)) return { lines: s.export.cat(path) };
+    return { lines: s.vm.cat(path, s.read(path)) };
   }
 
   #ls(path: string): Reply {
+    const s = this.#state;
+    if (s.queen.handles(path) || s.export.handles(path)) {
+      const names = s.queen.handles(path) ? s.queen.ls(path) : s.export.ls(path);
+      if (names === null) return { lines: [refusal("LS", path, "invalid-path")] };
+      if (names.length > QUEEN.catLines) return { lines: [refusal("LS", path, "buffer-full")] };
+      return { lines: [`OK LS path=${path} entries=${names.length}`, ...names, "END"] };
+    }
     const paths = [...this.#state.files.keys(), STATUS];
     const names = this.#state.vm.ls(path || "/gpu", paths);
     if (names === null) return { lines: [`ERR LS reason=not-found path=${path}`] };

@@ -110,7 +110,7 @@ export class VmTree {
     if (node !== null && this.gpus.includes(node[1]!)) {
       return [...NODE_FILES, ...(this.jobFiles ? ["job" as const] : [])];
     }
-    if (dir === "/queen") return ["ctl", "telemetry"];
+    if (dir === "/queen") return ["ctl", "telemetry", "export"];
     const prefix = dir.endsWith("/") ? dir : dir + "/";
     const names = new Set<string>();
     for (const p of otherPaths) {

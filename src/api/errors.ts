@@ -6,6 +6,7 @@ import { JobError } from "../host/state.ts";
 import { LeaseError } from "../lease/types.ts";
 import { VramError } from "../vram/errors.ts";
 import { DiskWriteError } from "../util/files.ts";
+import { ModelError } from "../models/errors.ts";
 
 export class ApiError extends Error {
   override name = "ApiError";
@@ -39,6 +40,16 @@ export const VRAM_STATUS = {
   cuda: 500,
 } as const satisfies Record<VramError["code"], number>;
 
+/** The status of each model refusal (activation, approval). */
+export const MODEL_STATUS = {
+  not_found: 404,
+  no_registry: 409,
+  invalid: 422,
+  not_approved: 409,
+  verify_failed: 409,
+  too_large: 422,
+} as const satisfies Record<ModelError["code"], number>;
+
 /** The statuses a write that did not land answers (see `DiskWriteError` below). */
 export const STORAGE_STATUS = { insufficient_storage: 507, storage_unavailable: 503 } as const;
 
@@ -67,6 +78,9 @@ export function describeError(
   }
   if (error instanceof VramError) {
     return { status: VRAM_STATUS[error.code], code: error.code, message: error.message, ...(error.field && { field: error.field }) };
+  }
+  if (error instanceof ModelError) {
+    return { status: MODEL_STATUS[error.code], code: error.code, message: error.message, ...(error.field && { field: error.field }) };
   }
   if (error instanceof DiskWriteError) {
     // Not stored, so never acknowledged: a full disk is 507 (free space, then retry); any other

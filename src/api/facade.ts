@@ -10,6 +10,7 @@ import type { PublisherStats } from "../console/publisher.ts";
 import type { ReadbackMode } from "../console/readback.ts";
 import type { GpuInfo } from "../contract/info.ts";
 import type { ModelCatalog } from "../contract/models.ts";
+import type { Activation, ApprovalChange } from "../models/activation.ts";
 import type { Namespace } from "../contract/namespace.ts";
 import type { Snapshot } from "../contract/snapshot.ts";
 import type { GpuStats } from "../inventory/stats.ts";
@@ -23,8 +24,18 @@ import type { ShardStore } from "../vram/shards.ts";
 /** The model registry as the API needs it. */
 export interface ApiModels {
   catalog(): ModelCatalog;
-  /** Makes `modelId` active (rewrites `active` atomically and republishes); absent without a registry. */
-  setActive?(modelId: string): void;
+  /** The registry's folder; absent without one. */
+  readonly registry?: string;
+  /**
+   * Makes `modelId` active once it passes the gate (rewrites `active` atomically and republishes;
+   * src/models/activation.ts); absent without a registry. What the activation did, where it says.
+   */
+  setActive?(
+    modelId: string,
+    options?: { readonly force?: boolean; readonly seal_lease?: string },
+  ): void | Partial<Activation> | Promise<void | Partial<Activation>>;
+  /** Records an approval decision in the model's manifest; absent without a registry. */
+  setApproval?(modelId: string, status: "approved" | "rejected", reason: string): ApprovalChange;
 }
 
 /** Leases, as the API may see and change them. */

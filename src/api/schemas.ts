@@ -18,7 +18,23 @@ export const LeaseBody = v.strictObject({
 
 export const RenewBody = v.strictObject({ ttl_s: v.optional(num("ttl_s")) });
 
-export const ActiveModelBody = v.strictObject({ model_id: v.string("model_id must be a string") });
+export const ActiveModelBody = v.strictObject({
+  model_id: v.string("model_id must be a string"),
+  force: v.optional(
+    v.pipe(v.boolean("force must be true or false"), v.description("Activate a model that is not approved (recorded with who asked).")),
+  ),
+  seal_lease: v.optional(
+    v.pipe(
+      v.string("seal_lease must be a lease id"),
+      v.description("Seal and verify the adapter's weights under this lease before the pointer moves."),
+    ),
+  ),
+});
+
+export const ApprovalBody = v.strictObject({
+  status: v.picklist(["approved", "rejected"], "status must be approved or rejected"),
+  reason: v.pipe(v.string("reason must be a string saying why"), v.description("Why (printable text, at most 512 bytes).")),
+});
 
 /**
  * A query parameter checked by `ok`; a value that fails reads "`field` must be `rule`, got …".

@@ -8,13 +8,13 @@
  *   GET    /v1/gpus/:id/vram            capacity      GET /v1/vram/plan?bytes=N[&lease_id=]   does N fit, where
  * A `VramError` a handler lets through becomes its HTTP status in `describeError` (errors.ts).
  */
-import { createHash } from "node:crypto";
-import { open, realpath } from "node:fs/promises";
+import { realpath } from "node:fs/promises";
 import { isAbsolute, relative, resolve } from "node:path";
 import type { Context } from "hono";
 import * as v from "valibot";
-import { CHUNK_BYTES, type SealOptions, type Shard, type ShardSource, VramError } from "../vram/shards.ts";
+import { type SealOptions, type Shard, type ShardSource, VramError } from "../vram/shards.ts";
 import { TREE_ALG } from "../vram/tree.ts";
+import { fileSource } from "../vram/file-source.ts";
 import { mediaType, readJson } from "./body.ts";
 import { parseBody, parseQuery, queryText, queryValue } from "./schemas.ts";
 import { ApiError, statusesOf, STORAGE_STATUS, VRAM_STATUS } from "./errors.ts";
@@ -225,7 +225,7 @@ async function seal(x: Shards, c: Context): Promise<Response> {
     parseQuery(NO_QUERY, c.req.raw);
     const { file, ...rest } = parseBody(FileSeal, await readJson(c.req.raw));
     opts = rest;
-    source = await fileSource(x.vram.modelDir, file);
+    source = await fileUnder(x.vram.modelDir, file);
   } else {
     throw new ApiError(
       415,
@@ -364,43 +364,6 @@ async function resolveModelFile(dir: string, file: string): Promise<string> {
 }
 
 /** A file under `dir`, read in CHUNK_BYTES pieces (never whole); symlinks out of `dir` are refused. */
-async function fileSource(dir: string, file: string): Promise<ShardSource> {
-  const real = await resolveModelFile(dir, file);
-  const fh = await open(real, "r");
-  const stat = await fh.stat();
-  if (!stat.isFile()) {
-    await fh.close();
-    throw new VramError("invalid", `Cannot seal ${JSON.stringify(file)}: it is not a regular file`, "file");
-  }
-  let closed = false;
-  const close = async () => {
-    if (!closed) (closed = true), await fh.close();
-  };
-  return {
-    length: stat.size,
-    close,
-    async digest() {
-      const hash = createHash("sha256");
-      const buf = new Uint8Array(Math.min(CHUNK_BYTES, Math.max(1, stat.size)));
-      for (let pos = 0;;) {
-        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-        if (bytesRead === 0) return hash.digest("hex");
-        hash.update(buf.subarray(0, bytesRead));
-        pos += bytesRead;
-      }
-    },
-    chunks: (async function* () {
-      const buf = new Uint8Array(Math.min(CHUNK_BYTES, Math.max(1, stat.size)));
-      try {
-        for (let pos = 0;;) {
-          const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-          if (bytesRead === 0) return;
-          pos += bytesRead;
-          yield buf.subarray(0, bytesRead);
-        }
-      } finally {
-        await close();
-      }
-    })(),
-  };
+async function fileUnder(dir: string, file: string): Promise<ShardSource> {
+  return await fileSource(await resolveModelFile(dir, file), file);
 }

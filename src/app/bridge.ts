@@ -229,7 +229,7 @@ async function wireBridge(w: Wiring): Promise<Bridge> {
     gpus: () => w.gpus,
     stats: () => sampler.latest(),
     host,
-    models: apiModels(w, registry),
+    models: apiModels(w, registry, vram),
     ...(options.publish && { console: { host: options.tcpHost, port: options.tcpPort } }),
     get publisher() {
       return w.publisher;

@@ -10,7 +10,7 @@ import type { CdiKeeper } from "../cdi/keeper.ts";
 import { DEFAULTS } from "../config/defaults.ts";
 import type { BridgeOptions } from "../cli/options.ts";
 import { Publisher } from "../console/publisher.ts";
-import { type ChangeRecord, contextSource, within } from "../changes/record.ts";
+import { type ChangeRecord, contextActor, contextSource, within } from "../changes/record.ts";
 import { toSafeId } from "../contract/ids.ts";
 import type { GpuInfo } from "../contract/info.ts";
 import type { ModelCatalog } from "../contract/models.ts";
@@ -19,7 +19,7 @@ import { type HostOptions, HostState } from "../host/state.ts";
 import { ProcessRunner } from "../job/runner.ts";
 import { LeaseJournal } from "../lease/journal.ts";
 import { statusLine } from "../lease/records.ts";
-import { writeActive } from "../models/active.ts";
+import { activate, handEditRefusal, setApproval } from "../models/activation.ts";
 import { builtinCatalog } from "../models/catalog.ts";
 import { RegistryWatch } from "../models/watch.ts";
 import { TelemetryForwarder } from "../telemetry/forward.ts";
@@ -34,6 +34,7 @@ import { AppliedLines } from "../vm/applied.ts";
 import { loadMirrorOrSetAside, MirrorStore } from "../vm/store.ts";
 import { bothSidecars, VmSync } from "../vm/sync.ts";
 import type { Vram } from "../vram/mod.ts";
+
 import { ActivitySummary } from "./activity.ts";
 import { jobChange, shardChange } from "./changes.ts";
 import type { BridgePorts, BridgeTuning } from "./bridge.ts";
@@ -67,22 +68,34 @@ export function runnerKind(w: Wiring): "cpu" | "cuda" {
   return runner === "auto" ? (w.ports.backend.name === "mock" ? "cpu" : "cuda") : runner;
 }
 
-/** The model registry under --registry, watched for edits; null: the built-in catalog. */
+/**
+ * The model registry under --registry, watched for edits; null: the built-in catalog. A hand edit
+ * of `active` naming a model that may not be active (src/models/activation.ts) is refused and
+ * written back; each activation, and each refusal, is a change.
+ */
 export function watchRegistry(w: Wiring): RegistryWatch | null {
-  if (w.options.registry === undefined) return null;
+  const dir = w.options.registry;
+  if (dir === undefined) return null;
   let active: string | null = null;
   let started = false;
+  const sealLease = w.options.sealActive;
   const registry = new RegistryWatch({
-    dir: w.options.registry,
+    dir,
     log: w.log.child("registry"),
-    // A change of the active model is recorded whoever made it: the API (its request's context),
-    // or the active file edited by hand (the watcher, "registry").
-    onChange: (catalog) => {
+    gate: (catalog, id) => handEditRefusal({ dir, ...(sealLease !== undefined && { sealLease }) }, catalog, id),
+    onRefused: (r) => w.changes.append({ type: "model.activation_refused", source: "registry", severity: "warning", data: { ...r } }),
+    // A change of the active model is recorded whoever made it: the API (its request's context,
+    // and what the activation did: forced, sealed), or the active file edited by hand ("registry").
+    onChange: (catalog, note) => {
       if (started && catalog.active !== active) {
+        const shard = note?.shard as { lease_id?: string; gpu_id?: string } | undefined;
         w.changes.append({
           type: "model.activated",
           source: contextSource() ?? "registry",
-          data: { model_id: catalog.active, previous: active },
+          ...(shard?.lease_id !== undefined && { lease_id: shard.lease_id }),
+          ...(shard?.gpu_id !== undefined && { gpu_id: shard.gpu_id }),
+          ...(note?.forced === true && { outcome: "forced", severity: "warning" as const }),
+          data: { model_id: catalog.active, previous: active, path: join(dir, "available", catalog.active), ...note },
         });
       }
       active = catalog.active;
@@ -240,16 +253,47 @@ export function openTelemetry(w: Wiring): BridgeTelemetry {
   return { spool, forwarder, ...telemetryView(spool, forwarder, deviceId, () => w.publisher?.notifyWork()) };
 }
 
-/** The catalog (the registry's, else the built-in one) and, with a registry, setting its active model. */
-export function apiModels(w: Wiring, registry: RegistryWatch | null): ApiModels {
+/**
+ * The catalog (the registry's, else the built-in one) and, with a registry, switching its active
+ * model (gated, verified and, when asked, sealed: src/models/activation.ts) and approving models.
+ */
+export function apiModels(w: Wiring, registry: RegistryWatch | null, vram: Vram): ApiModels {
   const catalog = (): ModelCatalog => registry?.catalog ?? builtinCatalog();
-  if (registry === null) return { catalog };
+  const dir = w.options.registry;
+  if (registry === null || dir === undefined) return { catalog };
+  const log = w.log.child("registry");
+  const deps = {
+    dir,
+    watch: registry,
+    log,
+    ...(w.options.sealActive !== undefined && { sealLease: w.options.sealActive }),
+    seal: async (leaseId: string, path: string, sha256: string) =>
+      (await import("../vram/seal-weights.ts")).sealWeights(vram.store, vram.unavailable, leaseId, path, sha256),
+  };
   return {
     catalog,
-    setActive: (modelId: string) => {
-      writeActive(w.options.registry!, modelId);
-      registry.reload();
-      w.log.info(`active model set to ${modelId} through the API`);
+    registry: dir,
+    setActive: async (modelId, o = {}) => {
+      const done = await activate(deps, { model_id: modelId, ...o });
+      log.info(
+        `active model set to ${modelId} through the API${done.forced ? " (forced)" : ""}${
+          done.shard ? ` (sealed as ${done.shard.shard_id})` : ""
+        }`,
+      );
+      return done;
+    },
+    setApproval: (modelId, status, reason) => {
+      const actor = contextActor();
+      const by = actor?.principal ?? actor?.route;
+      const done = setApproval(deps, modelId, {
+        status,
+        reason,
+        ...(by !== undefined && { by }),
+        at: new Date(w.clock.now()).toISOString(),
+      });
+      w.changes.append({ type: "model.approval", data: { ...done } });
+      log.info(`${modelId} is now ${status} (was ${done.previous})`);
+      return done;
     },
   };
 }

@@ -105,6 +105,11 @@ export function contextSource(): ChangeSource | undefined {
   return context.getStore()?.source;
 }
 
+/** The actor of the context this runs in, if any. */
+export function contextActor(): ChangeActor | undefined {
+  return context.getStore()?.actor;
+}
+
 /** Runs `fn` with `ctx` as the context of every change it makes, however deep. */
 export function within<T>(ctx: ChangeContext, fn: () => T): T {
   return context.run(ctx, fn);

@@ -30,6 +30,8 @@ const kinds: readonly ChangeKind[] = [
   { type: "shard.deallocated", when: "a shard's VRAM is freed (deleted, or its lease ended)", streamed: true },
   { type: "vram.policy_violation", when: "the VRAM-only policy is broken (critical)", streamed: true },
   { type: "model.activated", when: "the registry's active model changes (API, or the active file edited)", streamed: true },
+  { type: "model.approval", when: "a model's approval changes (PUT /v1/models/{id}/approval)", streamed: true },
+  { type: "model.activation_refused", when: "a hand edit of the active file named a model that may not be active", streamed: true },
   { type: "gpu.health", when: "a GPU leaves or returns to the inventory (healthy and reason in data)", streamed: true },
   { type: "console.state", when: "the console connection changes state (connecting, connected, backoff, stopped)", streamed: true },
 ];

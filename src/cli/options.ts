@@ -65,6 +65,8 @@ export interface BridgeOptions {
   readonly cdiRoot?: string | undefined;
   /** Idle read-back of the VM's node files, every MS (0: only before full snapshots). */
   readonly readbackMs: number;
+  /** serve --seal-active: the lease every adapter activation seals its weights under (docs/models.md). */
+  readonly sealActive?: string | undefined;
 }
 
 /** Options of `mock-console`. */
@@ -79,6 +81,9 @@ export interface MockConsoleOptions {
   readonly noise: boolean;
   /** Behave as an older console: `CAT` and `LS` answered `ERR <VERB> reason=unsupported`. */
   readonly noReadback: boolean;
+  /** The mock Queen's export policy: records of one base model, within this many seconds. */
+  readonly exportMinRecords: number;
+  readonly exportWindowS: number;
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormat;
 }
@@ -97,6 +102,18 @@ export interface ConsoleRequest {
   readonly ackTimeoutMs: number;
   /** Print the VM's bytes as they are; otherwise control and bidi characters are shown escaped. */
   readonly raw: boolean;
+}
+
+/** `peft export`: the console to pull from, the job (newest if absent), where to write it. */
+export interface PeftExportRequest {
+  readonly out: string;
+  readonly job: string | undefined;
+  readonly force: boolean;
+  readonly host: string;
+  readonly port: number;
+  readonly token: string;
+  readonly ticket: string;
+  readonly ackTimeoutMs: number;
 }
 
 /** Options of `doctor`. */
@@ -127,6 +144,7 @@ export type Command =
   | { readonly kind: "bridge"; readonly options: BridgeOptions; readonly warnings: readonly string[] }
   | { readonly kind: "mock-console"; readonly options: MockConsoleOptions }
   | { readonly kind: "console"; readonly request: ConsoleRequest }
+  | { readonly kind: "peft-export"; readonly request: PeftExportRequest }
   | { readonly kind: "serve"; readonly options: BridgeOptions; readonly warnings: readonly string[] }
   | { readonly kind: "stats"; readonly options: StatsOptions }
   | { readonly kind: "doctor"; readonly options: DoctorCliOptions; readonly secrets: readonly string[] }
@@ -148,13 +166,27 @@ export type Command =
     readonly parent: string | undefined;
     readonly jobId: string | undefined;
     readonly approval: Approval | undefined;
+    readonly fromExport: string | undefined;
   }
+  | { readonly kind: "models-verify"; readonly id: string | undefined; readonly registry: string; readonly json: boolean }
+  | { readonly kind: "models-watch"; readonly exec: string; readonly url: string; readonly apiToken: string | undefined }
   | CdiCommand;
 
 type Env = Readonly<Record<string, string | undefined>>;
 
 /** The commands a user names first (the bridge itself takes flags only); catalog.ts describes each. */
-export const COMMAND_NAMES = ["serve", "stats", "doctor", "telemetry", "models", "mock-console", "console", "cdi", "completion"] as const;
+export const COMMAND_NAMES = [
+  "serve",
+  "stats",
+  "doctor",
+  "telemetry",
+  "models",
+  "peft",
+  "mock-console",
+  "console",
+  "cdi",
+  "completion",
+] as const;
 
 // The tables: `as const` keeps each spec's literal type, from which parseFlags types the values.
 // Each is a function, built only when its command is parsed: a table at the top level would be
@@ -199,6 +231,7 @@ export const bridgeFlags = () => ({
   "cdi-dir": "string",
   "cdi-root": "string",
   "readback-ms": "int:0:3600000",
+  "seal-active": "string",
   "help": "bool",
   "version": "bool",
 } as const);
@@ -218,8 +251,22 @@ export const mockConsoleFlags = () => ({
   "jitter-ms": "int:0:600000",
   "noise": "bool",
   "no-readback": "bool",
+  "export-min-records": "int:1:100000",
+  "export-window-s": "int:1:31536000",
   "log-level": "choice:debug|info|warn|error",
   "log-format": "choice:text|json",
+  "help": "bool",
+} as const);
+
+export const peftExportFlags = () => ({
+  "out": "string",
+  "job": "string",
+  "force": "bool",
+  "tcp-host": "string",
+  "tcp-port": "int:1:65535",
+  "auth-token": "string:blank",
+  "ticket": "string:blank",
+  "ack-timeout-ms": "int:1:600000",
   "help": "bool",
 } as const);
 
@@ -262,6 +309,20 @@ export const modelsImportFlags = () => ({
   "parent": "string",
   "job-id": "string",
   "approval": "choice:pending|approved|rejected",
+  "from-export": "string",
+  "help": "bool",
+} as const);
+
+export const modelsVerifyFlags = () => ({
+  "registry": "string",
+  "json": "bool",
+  "help": "bool",
+} as const);
+
+export const modelsWatchFlags = () => ({
+  "exec": "string",
+  "url": "string",
+  "api-token": "string",
   "help": "bool",
 } as const);
 
@@ -285,6 +346,7 @@ export const doctorFlags = () => ({
 export function parseCommand(argv: readonly string[], env: Env): Command {
   if (argv[0] === "mock-console") return mockConsoleCommand(argv.slice(1), env);
   if (argv[0] === "console") return consoleCommand(argv.slice(1), env);
+  if (argv[0] === "peft") return peftCommand(argv.slice(1), env);
   if (argv[0] === "serve") return serveCommand(argv.slice(1), env);
   if (argv[0] === "stats") return statsCommand(argv.slice(1));
   if (argv[0] === "doctor") return doctorCommand(argv.slice(1), env);
@@ -336,6 +398,8 @@ function mockConsoleCommand(argv: readonly string[], env: Env): Command {
       jitterMs: values["jitter-ms"] ?? DEFAULTS.jitterMs,
       noise: values.noise === true,
       noReadback: values["no-readback"] === true,
+      exportMinRecords: values["export-min-records"] ?? DEFAULTS.exportMinRecords,
+      exportWindowS: values["export-window-s"] ?? DEFAULTS.exportWindowS,
       logLevel: values["log-level"] ?? DEFAULTS.logLevel,
       logFormat: values["log-format"] ?? DEFAULTS.logFormat,
     },
@@ -370,6 +434,34 @@ function consoleCommand(argv: readonly string[], env: Env): Command {
       ticket,
       ackTimeoutMs: values["ack-timeout-ms"] ?? DEFAULTS.ackTimeoutMs,
       raw: values.raw === true,
+    },
+  };
+}
+
+/** `peft export --out DIR [--job ID]`: pull a LoRA export bundle through the console. */
+function peftCommand(argv: readonly string[], env: Env): Command {
+  if (argv[0] !== "export") {
+    if (argv[0] === "--help" || argv[0] === undefined) return { kind: "help", topic: "peft" };
+    throw new UsageError(`Unknown peft command ${JSON.stringify(argv[0])} (export)`);
+  }
+  const { values, positionals } = parseFlags(argv.slice(1), peftExportFlags());
+  if (values.help === true) return { kind: "help", topic: "peft" };
+  if (positionals.length > 0) throw new UsageError(`peft export: unexpected argument ${JSON.stringify(positionals[0])}`);
+  if (values.out === undefined) throw new UsageError("peft export needs --out DIR");
+  if (values.job !== undefined && !isSafeId(values.job)) {
+    throw new UsageError(`Option --job needs a job id of ${SAFE_ID_RULE}, got ${JSON.stringify(values.job)}`);
+  }
+  return {
+    kind: "peft-export",
+    request: {
+      out: values.out,
+      job: values.job,
+      force: values.force === true,
+      host: values["tcp-host"] ?? DEFAULTS.tcpHost,
+      port: values["tcp-port"] ?? DEFAULTS.tcpPort,
+      token: resolveAuthToken(values["auth-token"], env),
+      ticket: values.ticket ?? DEFAULTS.ticket,
+      ackTimeoutMs: values["ack-timeout-ms"] ?? DEFAULTS.ackTimeoutMs,
     },
   };
 }
@@ -412,9 +504,11 @@ function telemetryCommand(argv: readonly string[], env: Env): Command {
 const RFC3339 = /^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[Zz]|[+-]\d{2}:\d{2})?)?$/;
 
 function modelsCommand(argv: readonly string[]): Command {
+  if (argv[0] === "verify") return modelsVerifyCommand(argv.slice(1));
+  if (argv[0] === "watch") return modelsWatchCommand(argv.slice(1));
   if (argv[0] !== "import") {
     if (argv[0] === "--help" || argv[0] === undefined) return { kind: "help", topic: "models" };
-    throw new UsageError(`Unknown models command ${JSON.stringify(argv[0])} (import)`);
+    throw new UsageError(`Unknown models command ${JSON.stringify(argv[0])} (import, verify, watch)`);
   }
   const { values, positionals } = parseFlags(argv.slice(1), modelsImportFlags());
   if (values.help === true) return { kind: "help", topic: "models" };
@@ -429,6 +523,32 @@ function modelsCommand(argv: readonly string[]): Command {
     parent: values.parent,
     jobId: values["job-id"],
     approval: values.approval,
+    fromExport: values["from-export"],
+  };
+}
+
+/** `models verify [ID] --registry DIR [--json]`. */
+function modelsVerifyCommand(argv: readonly string[]): Command {
+  const { values, positionals } = parseFlags(argv, modelsVerifyFlags());
+  if (values.help === true) return { kind: "help", topic: "models" };
+  if (positionals.length > 1) throw new UsageError(`models verify: unexpected argument ${JSON.stringify(positionals[1])}`);
+  if (values.registry === undefined) throw new UsageError("models verify needs --registry DIR");
+  return { kind: "models-verify", id: positionals[0], registry: values.registry, json: values.json === true };
+}
+
+/** `models watch --exec CMD [--url URL] [--api-token T]`. */
+function modelsWatchCommand(argv: readonly string[]): Command {
+  const { values, positionals } = parseFlags(argv, modelsWatchFlags());
+  if (values.help === true) return { kind: "help", topic: "models" };
+  if (positionals.length > 0) throw new UsageError(`models watch: unexpected argument ${JSON.stringify(positionals[0])}`);
+  if (values.exec === undefined || values.exec.trim() === "") {
+    throw new UsageError("models watch needs --exec CMD (the command to run on every activation)");
+  }
+  return {
+    kind: "models-watch",
+    exec: values.exec,
+    url: values.url ?? `http://${DEFAULTS.listenHost}:${DEFAULTS.listenPort}`,
+    apiToken: values["api-token"],
   };
 }
 
@@ -531,6 +651,7 @@ function bridgeOptions(
       cdiDir: values["cdi-dir"],
       cdiRoot: values["cdi-root"],
       readbackMs: values["readback-ms"] ?? DEFAULTS.readbackMs,
+      sealActive: values["seal-active"],
     },
   };
 }

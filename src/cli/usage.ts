@@ -31,6 +31,10 @@ export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
   },
   "sys-root": { arg: "DIR", text: `read /sys, /proc and /etc under DIR (default ${DEFAULTS.sysRoot})` },
   "registry": { arg: "DIR", text: "model registry root (DIR/available/<id>/manifest.toml, DIR/active);\ndefault: the built-in catalog" },
+  "seal-active": {
+    arg: "LEASE_ID",
+    text: "seal each adapter's weights into this lease's VRAM, and verify them,\nbefore it becomes active (docs/models.md)",
+  },
   "list": { text: "print the /gpu namespace as JSON on stdout" },
   "publish": { text: "publish the snapshot to /gpu/bridge/ctl over the TCP console" },
   "interval-ms": {
@@ -106,6 +110,11 @@ export const MOCK_CONSOLE_HELP: Readonly<Record<string, FlagHelp>> = {
   "no-readback": {
     text: "behave as an older console that only takes ECHO: CAT and LS are\nanswered ERR <VERB> reason=unsupported",
   },
+  "export-min-records": {
+    arg: "N",
+    text: `the mock Queen exports a LoRA job once it holds N telemetry records\nof one base model (default ${DEFAULTS.exportMinRecords})`,
+  },
+  "export-window-s": { arg: "S", text: `records count for S seconds after they arrive (default ${DEFAULTS.exportWindowS})` },
   "log-level": { arg: "LEVEL", text: `debug, info, warn or error (default ${DEFAULTS.logLevel})` },
   "log-format": { arg: "FORMAT", text: LOG_FORMAT_TEXT },
   "help": { text: "print this help" },
@@ -145,6 +154,39 @@ export const MODELS_IMPORT_HELP: Readonly<Record<string, FlagHelp>> = {
   "parent": { arg: "ID", text: "the parent model (default: base_model in lora.json)" },
   "job-id": { arg: "J", text: "the training job recorded in the manifest" },
   "approval": { arg: "STATUS", text: `${or(APPROVALS)} (default ${DEFAULTS.approval})` },
+  "from-export": {
+    arg: "DIR",
+    text:
+      "the Queen export the adapter was trained from (base_model.ref, policy.toml,\ntelemetry.cbor): its parent, job, window and hashes are recorded",
+  },
+  "help": { text: "print this help" },
+};
+
+/** `models verify`'s flags. */
+export const MODELS_VERIFY_HELP: Readonly<Record<string, FlagHelp>> = {
+  "registry": { arg: "DIR", text: "the registry root (needed)" },
+  "json": { text: "print the report as one JSON object" },
+  "help": { text: "print this help" },
+};
+
+/** `models watch`'s flags. */
+export const MODELS_WATCH_HELP: Readonly<Record<string, FlagHelp>> = {
+  "exec": { arg: "CMD", text: "run CMD (sh -c) on every activation, with GPU_BRIDGE_MODEL_ID, _PATH, _SHARD set (needed)" },
+  "url": { arg: "URL", text: `the bridge's API (default http://${DEFAULTS.listenHost}:${DEFAULTS.listenPort})` },
+  "api-token": { arg: "TOKEN", text: "sent as a bearer token, for a bridge whose reads need one" },
+  "help": { text: "print this help" },
+};
+
+/** `peft export`'s flags. */
+export const PEFT_EXPORT_HELP: Readonly<Record<string, FlagHelp>> = {
+  "out": { arg: "DIR", text: "write the job's three files into DIR/<job>/ (needed)" },
+  "job": { arg: "ID", text: "the job under /queen/export/lora_jobs (default: the newest)" },
+  "force": { text: "replace files an earlier export wrote" },
+  "tcp-host": { arg: "HOST", text: `console host (default ${DEFAULTS.tcpHost})` },
+  "tcp-port": { arg: "PORT", text: `console port (default ${DEFAULTS.tcpPort})` },
+  "auth-token": { arg: "TOKEN", text: `console token; same fallbacks as the bridge (default "${DEFAULTS.authToken}")` },
+  "ticket": { arg: "TICKET", text: "ticket sent with ATTACH queen" },
+  "ack-timeout-ms": { arg: "MS", text: `how long to wait for each answer (default ${DEFAULTS.ackTimeoutMs})` },
   "help": { text: "print this help" },
 };
 
@@ -169,6 +211,9 @@ export const ENVIRONMENT: readonly (readonly [string, string])[] = [
   ["GPU_BRIDGE_VRAM_SWEEP_MS", `verify one whole shard every MS (default 0, ${DEFAULTS.vramSampledSweepMs} when sampled)`],
   ["GPU_BRIDGE_VRAM_THREADS", `CPU worker threads for shard trees (default the CPU count, at most ${DEFAULTS.vramMaxThreads})`],
   ["GPU_BRIDGE_LEASE_ID", "set, not read: a leased CDI device gives its container the lease's id"],
+  ["GPU_BRIDGE_MODEL_ID", "set, not read: models watch --exec gives CMD the model now active"],
+  ["GPU_BRIDGE_MODEL_PATH", "set, not read: models watch --exec gives CMD that model's registry folder"],
+  ["GPU_BRIDGE_MODEL_SHARD", "set, not read: models watch --exec gives CMD its sealed shard's handle (JSON) or empty"],
   ["XDG_STATE_HOME", "the default --state-dir is $XDG_STATE_HOME/gpu-bridge-host"],
 ];
 
@@ -284,7 +329,7 @@ function flagLines(table: Readonly<Record<string, FlagHelp>>, flags: readonly st
 
 /** The sections of the main help, in order, each naming its flags. */
 export const SECTIONS: readonly (readonly [string, readonly string[]])[] = [
-  ["Inventory and models", ["mock", "backend", "sys-root", "registry"]],
+  ["Inventory and models", ["mock", "backend", "sys-root", "registry", "seal-active"]],
   ["Actions (--list and --publish may be combined; the list is printed first)", ["list", "publish", "interval-ms"]],
   ["Console", ["tcp-host", "tcp-port", "auth-token", "ticket", "ack-timeout-ms", "window", "readback-ms"]],
   ["Leases and jobs (with --interval-ms or serve)", [
@@ -310,7 +355,9 @@ Usage:
   gpu-bridge-host stats [--json] [--mock | --backend NAME] [--sys-root DIR]
   gpu-bridge-host doctor [--json] [--tcp-port PORT --auth-token TOKEN] ...   run first on a new host
   gpu-bridge-host telemetry push FILE | telemetry export --out FILE [--since T]
-  gpu-bridge-host models import DIR --id ID --registry DIR [--parent ID] [--job-id J] [--approval S]
+  gpu-bridge-host models import DIR --id ID --registry DIR [--parent ID | --from-export DIR] [--approval S]
+  gpu-bridge-host models verify [ID] --registry DIR | models watch --exec CMD [--url URL]
+  gpu-bridge-host peft export --out DIR [--job ID] [--force]   pull a LoRA export job from the Queen
   gpu-bridge-host mock-console [--port PORT] ...   a local stand-in for the Cohesix console
   gpu-bridge-host console ls|cat|echo PATH ...     one request to a console, as cohsh sends it
   gpu-bridge-host cdi generate|validate|apply|list ...   CDI specs for containers (cdi --help)
@@ -329,13 +376,30 @@ export const MOCK_CONSOLE_USAGE = `gpu-bridge-host mock-console: a local stand-i
 It speaks the console protocol (framing, AUTH, ATTACH, ECHO, PING, CAT, LS), holds the /gpu tree
 that published snapshots produce, and validates /gpu/bridge/ctl exactly as the VM does. Like the
 VM, it serves queen and worker-gpu sessions at once, spawns and kills GPU workers through
-/queen/ctl, and takes appends to the GPU nodes' ctl, lease and status up to their caps.
+/queen/ctl, and takes appends to the GPU nodes' ctl, lease and status up to their caps. It plays
+the Queen's side of the LoRA loop too: the telemetry ingest under /queen/telemetry/<device>/ with
+the Queen's quotas, and an export policy that writes /queen/export/lora_jobs/<job>/
+(telemetry.cbor, base_model.ref, policy.toml) once enough records of one base model arrived.
 
 Usage:
   gpu-bridge-host mock-console [options]
 
 Options:
 ${flagLines(MOCK_CONSOLE_HELP, Object.keys(MOCK_CONSOLE_HELP).filter((f) => f !== "help"))}`;
+
+export const PEFT_USAGE = `gpu-bridge-host peft export: pull a LoRA training job from the Queen, as coh peft export does.
+
+Usage:
+  gpu-bridge-host peft export --out DIR [--job ID] [--force] [console options]
+
+Lists /queen/export/lora_jobs over the console (attached as queen), checks the job holds exactly
+telemetry.cbor, base_model.ref and policy.toml, reads each (telemetry.cbor arrives as b64: lines),
+checks what it can (the CBOR frames, the base model id, policy.toml's TOML and the telemetry's
+SHA-256 and size it records), and writes the three files into DIR/<job>/. Files already there are
+kept and the export refused unless --force.
+
+Options:
+${flagLines(PEFT_EXPORT_HELP, Object.keys(PEFT_EXPORT_HELP).filter((f) => f !== "help"))}`;
 
 export const CONSOLE_USAGE = `gpu-bridge-host console: one request to a Cohesix console, as cohsh would send it.
 
@@ -420,17 +484,31 @@ file or a folder. The Debian package installs all three; by hand, for example:
   gpu-bridge-host completion fish > ~/.config/fish/completions/gpu-bridge-host.fish
 `;
 
-export const MODELS_USAGE = `gpu-bridge-host models import: stage a trained adapter in the registry.
+export const MODELS_USAGE = `gpu-bridge-host models: the registry's side of the LoRA loop (docs/models.md).
 
 Usage:
   gpu-bridge-host models import DIR --id ID --registry REG [--parent ID] [--job-id J]
-      [--approval pending|approved|rejected]
+      [--approval pending|approved|rejected] [--from-export EXPORT]
+  gpu-bridge-host models verify [ID] --registry REG [--json]
+  gpu-bridge-host models watch --exec CMD [--url URL] [--api-token TOKEN]
 
 DIR holds adapter.safetensors and lora.json (and optionally metrics.json). The model appears as
 REG/available/ID/ with a manifest.toml recording the parent model (--parent, or base_model in
 lora.json), the training job, the telemetry window, the approval status (default ${DEFAULTS.approval}) and
 each file's SHA-256 and size. An id or manifest the VM would refuse is refused here. A running
-bridge publishes the new model within a second; make it active with PUT /v1/models/active.
+bridge publishes the new model within a second; make it active with PUT /v1/models/active
+once it is approved (PUT /v1/models/ID/approval). The manifest also records the SHA-256 of the
+parent's manifest, a link of the chain that verify checks. --from-export reads a Queen export
+(/queen/export/lora_jobs/<job>/ copied out: base_model.ref, policy.toml, telemetry.cbor): the
+parent, the job, the telemetry window and the two files' SHA-256 are recorded from it.
+
+verify re-hashes the files of ID (default: the active model) and of each ancestor, and each
+manifest a child recorded; it prints every check, and exits 0 when all match, 1 otherwise.
+
+watch follows the running bridge's events and runs CMD (sh -c) on every activation with
+GPU_BRIDGE_MODEL_ID, GPU_BRIDGE_MODEL_PATH and GPU_BRIDGE_MODEL_SHARD (the sealed shard's handle
+as JSON, or empty) set; a failing CMD is reported and the watch goes on; it resumes across
+reconnects and bridge restarts. It runs until interrupted.
 `;
 
 /** A subcommand's flag lines, indented beneath its synopsis. */

@@ -7,6 +7,7 @@ import {
   DOCTOR_USAGE,
   MOCK_CONSOLE_USAGE,
   MODELS_USAGE,
+  PEFT_USAGE,
   SERVE_USAGE,
   STATS_USAGE,
   TELEMETRY_USAGE,
@@ -22,6 +23,7 @@ const TOPICS: Readonly<Record<string, string>> = {
   doctor: DOCTOR_USAGE,
   telemetry: TELEMETRY_USAGE,
   models: MODELS_USAGE,
+  peft: PEFT_USAGE,
   cdi: CDI_USAGE,
   completion: COMPLETION_USAGE,
 };

@@ -2,6 +2,7 @@
 import { stopSignal } from "../util/signals.ts";
 import { STATUS } from "../../mock/console/core.ts";
 import { startMockConsole } from "../../mock/console/server.ts";
+import { QUEEN } from "../contract/queen.ts";
 import type { Command } from "../cli/options.ts";
 import { detectRuntime } from "../runtime/mod.ts";
 import type { CommandIo } from "./types.ts";
@@ -17,6 +18,12 @@ export async function run(command: Extract<Command, { kind: "mock-console" }>, i
   mock.state.faults.jitterMs = options.jitterMs;
   mock.state.faults.noise = options.noise;
   mock.state.faults.noReadback = options.noReadback;
+  mock.state.export.policy = { minRecords: options.exportMinRecords, windowMs: options.exportWindowS * 1000 };
+  mock.state.export.onExport = (job) =>
+    log.info(
+      `queen exported ${job.id}: ${job.records} records of ${job.baseModel} from ${job.devices.join(", ")}; ` +
+        `${QUEEN.exportRoot}/${job.id}/`,
+    );
   mock.state.on((e) => {
     if (e.type === "published") {
       log.info(

@@ -12,6 +12,7 @@ export function run(c: Extract<Command, { kind: "models-import" }>, io: CommandI
     ...(c.parent !== undefined && { parent: c.parent }),
     ...(c.jobId !== undefined && { jobId: c.jobId }),
     ...(c.approval !== undefined && { approval: c.approval }),
+    ...(c.fromExport !== undefined && { fromExport: c.fromExport }),
   });
   io.logger("info").info(`imported ${c.bundle} as ${c.id} into ${c.registry}/available/${c.id}`);
   return Promise.resolve(0);

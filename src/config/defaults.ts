@@ -88,6 +88,10 @@ export const DEFAULTS = Object.freeze(
     ackDelayMs: 0,
     rttMs: 0,
     jitterMs: 0,
+    /** The mock Queen exports a LoRA job once it holds this many records of one base model... */
+    exportMinRecords: 32,
+    /** ...that arrived within this many seconds. */
+    exportWindowS: 3600,
     approval: "pending",
     /**
      * Live GPU stats are sampled this often (src/inventory/stats-cache.ts); the API and

@@ -2,18 +2,42 @@
  * Keeps the model catalog current: file-system events on the registry for speed, and a poll
  * as the fallback (events are lost on some file systems, and the directory may not exist yet).
  * A reload that changes nothing is silent; one that changes the catalog calls `onChange`.
+ *
+ * With a `gate`, the active pointer moves only to a model the gate admits: an `active` file
+ * edited by hand to name another model is refused (logged, `onRefused`), and the file is written
+ * back to the model that stays active. The bridge's own switches (`switchTo`) were checked by
+ * their caller and pass.
  */
 import { type FSWatcher, watch } from "node:fs";
 import { DEFAULTS } from "../config/defaults.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import type { Logger } from "../util/log.ts";
+import { errorText } from "../util/error-text.ts";
 import { loadRegistry } from "./registry.ts";
 import type { ModelCatalog } from "../contract/models.ts";
+import { builtinCatalog } from "./catalog.ts";
+import { writeActive } from "./active.ts";
+
+/** What the switch that moved the pointer says of it (merged into the activation's record). */
+export type ActivationNote = Readonly<Record<string, unknown>>;
+
+/** A hand-made move of the pointer that the gate refused. */
+export interface Refusal {
+  readonly model_id: string;
+  /** The model that stays (or becomes) active instead. */
+  readonly kept: string;
+  readonly reason: string;
+}
 
 export interface RegistryWatchOptions {
   readonly dir: string;
   readonly log: Logger;
-  readonly onChange: (catalog: ModelCatalog) => void;
+  /** `note`: what `switchTo` was given, when it moved the pointer. */
+  readonly onChange: (catalog: ModelCatalog, note?: ActivationNote) => void;
+  /** Whether `modelId` may become active (null) or why not; absent: any model may. */
+  readonly gate?: (catalog: ModelCatalog, modelId: string) => Error | null;
+  /** Told of each refused hand edit, after the file was written back. */
+  readonly onRefused?: (refusal: Refusal) => void;
   /** Poll period in ms (default DEFAULTS.registryPollMs). */
   readonly pollMs?: number;
   /**
@@ -40,13 +64,14 @@ export class RegistryWatch {
   #closed = false;
   #incompleteSince: number | null = null;
   #pending: unknown;
+  #switching: { readonly modelId: string; readonly note: ActivationNote } | null = null;
 
   constructor(options: RegistryWatchOptions) {
     this.#o = options;
     this.#clock = options.clock ?? systemClock;
     const { catalog, warnings } = loadRegistry(options.dir);
     this.#logWarnings(warnings);
-    this.#catalog = catalog;
+    this.#catalog = this.#gated(catalog, null);
     this.#key = JSON.stringify(catalog);
     this.#schedule();
     this.#arm();
@@ -75,13 +100,62 @@ export class RegistryWatch {
       if (now - this.#incompleteSince < (this.#o.settleMs ?? DEFAULTS.registrySettleMs)) return false;
     }
     this.#logWarnings(warnings);
-    const key = JSON.stringify(catalog);
+    const switching = this.#switching?.modelId === catalog.active ? this.#switching : null;
+    const adopted = switching !== null ? catalog : this.#gated(catalog, this.#catalog);
+    const key = JSON.stringify(adopted);
     if (key === this.#key) return false;
-    this.#catalog = catalog;
+    this.#catalog = adopted;
     this.#key = key;
-    this.#o.log.info(`registry changed: ${catalog.models.length} models, active ${catalog.active} (${catalog.source})`);
-    this.#o.onChange(catalog);
+    this.#o.log.info(`registry changed: ${adopted.models.length} models, active ${adopted.active} (${adopted.source})`);
+    this.#o.onChange(adopted, switching?.note);
     return true;
+  }
+
+  /**
+   * Makes `modelId` active past the gate (its caller checked it): rewrites `active` and reloads;
+   * `note` reaches `onChange` with the new catalog. Returns whether the catalog changed.
+   */
+  switchTo(modelId: string, note: ActivationNote = {}): boolean {
+    this.#switching = { modelId, note };
+    try {
+      writeActive(this.#o.dir, modelId);
+      return this.reload();
+    } finally {
+      this.#switching = null;
+    }
+  }
+
+  /**
+   * `next` with its active model admitted by the gate; else, refused, the active model before
+   * (`prev`) where `next` still holds it, or the first model the gate admits; the `active` file
+   * is written back to match. A pointer that did not move is not judged again.
+   */
+  #gated(next: ModelCatalog, prev: ModelCatalog | null): ModelCatalog {
+    const gate = this.#o.gate;
+    if (gate === undefined || next.source !== "registry" || next.active === prev?.active) return next;
+    const refusal = gate(next, next.active);
+    if (refusal === null) return next;
+    // What was live stays live (even a model forced through the API); at start, or when it is
+    // gone, the first model the gate admits.
+    const stays = prev !== null && prev.source === "registry" && next.models.some((m) => m.model_id === prev.active)
+      ? prev.active
+      : next.models.find((m) => m.model_id !== next.active && gate(next, m.model_id) === null)?.model_id;
+    const path = `${this.#o.dir}/active`;
+    if (stays === undefined) {
+      this.#o.log.error(
+        `Refused ${JSON.stringify(next.active)} named by ${path}: ${refusal.message}; no model of the registry may be active, ` +
+          "so the built-in catalog is served",
+      );
+      return builtinCatalog();
+    }
+    this.#o.log.warn(`Refused ${JSON.stringify(next.active)} named by ${path}: ${refusal.message}; ${stays} stays active`);
+    try {
+      writeActive(this.#o.dir, stays);
+    } catch (error) {
+      this.#o.log.error(`Cannot write ${stays} back to ${path}: ${errorText(error)}`);
+    }
+    this.#o.onRefused?.({ model_id: next.active, kept: stays, reason: refusal.message });
+    return { ...next, active: stays };
   }
 
   close(): void {

@@ -2,10 +2,12 @@
  * Forwards spooled telemetry to the Queen over the console connection the publisher holds
  * (docs/protocol.md#10-queen-telemetry): a segment is asked for through `/queen/telemetry/<device>/ctl`, each
  * record goes as NDJSON in `cohsh-telemetry-push/v1` envelopes small enough for one ECHO, and
- * the spool moves past a record only once its last chunk is acknowledged (synced once per batch;
- * after a crash what was sent since is resent under the same seqs, which the Queen drops as
- * duplicates, so nothing arrives twice). A quota refusal
- * pauses forwarding (records keep spooling) without holding up snapshot publishes.
+ * the spool moves past a record only once its last chunk is acknowledged (synced once per batch).
+ * The Queen stores whatever it is sent, so nothing is resent blindly: on every new connection
+ * (after a dropped link or a crash) and after a refusal, the segment is read back first, the
+ * chunks it holds are taken as delivered, and a segment holding anything else is left for a new
+ * one. A segment is kept within what one `CAT` can read back (64 lines). A quota refusal pauses
+ * forwarding (records keep spooling) without holding up snapshot publishes.
  */
 import { ackDelayMs } from "../contract/ack.ts";
 import { ConsoleError } from "../console/errors.ts";
@@ -21,6 +23,7 @@ import { type Clock, systemClock } from "../util/clock.ts";
 import { DEFAULTS } from "../config/defaults.ts";
 import { isSafeId } from "../contract/ids.ts";
 import { DiskWriteError } from "../util/files.ts";
+import { envelopeRun, QUEEN } from "../contract/queen.ts";
 
 export const TELEMETRY_MIME = "application/x-ndjson";
 /**
@@ -70,6 +73,11 @@ export function chunkRecord(text: string, firstSeq: number): string[] {
   return chunks;
 }
 
+/** The bytes the Queen counts for `chunks` numbered from `firstSeq`: each envelope and its newline. */
+export function queenSize(chunks: readonly string[], firstSeq: number): number {
+  return chunks.reduce((n, c, i) => n + byteLength(envelope(firstSeq + i, c)) + 1, 0);
+}
+
 export class TelemetryForwarder {
   readonly #o: ForwarderOptions;
   #blockedUntil = 0;
@@ -80,6 +88,13 @@ export class TelemetryForwarder {
   stalls = 0;
   /** Whether the watch found forwarding stuck at its last check (cleared once it moves). */
   stalled = false;
+  /** The connection on which the Queen segment was last read back (null: read it back next step). */
+  #checked: ConsoleSession | null = null;
+  /** The leading chunks the last read-back found in the segment: delivered, not to be resent. */
+  #arrived: { seg: string; seq: number } | null = null;
+  /** Whether the segment holds lines past its run, or refused a line: continue in a new one. */
+  #leave = false;
+  #warnedBlind = false;
 
   constructor(options: ForwarderOptions) {
     this.#o = options;
@@ -98,10 +113,10 @@ export class TelemetryForwarder {
   /**
    * Sends the records at the spool's position, resuming the first after its last acknowledged
    * chunk, with up to the session's window of chunks in flight. A batch ends where the Queen
-   * segment would overflow (the next step asks for a new one) or at the batch bounds. Link failures throw (the publisher
-   * reconnects); refusals pause forwarding and return. The spool advances past a record only
-   * once its last chunk is acknowledged; the chunks still in flight behind a refusal are resent
-   * under the same seqs, which the Queen refuses as a gap or drops as duplicates.
+   * segment would pass its byte cap or the lines one read-back answers (the next step asks for a
+   * new segment) or at the batch bounds. Link failures throw (the publisher reconnects); refusals
+   * pause forwarding and return. The spool advances past a record only once its last chunk is
+   * acknowledged, or once a read-back found it in the segment.
    */
   async step(session: ConsoleSession, signal?: AbortSignal): Promise<void> {
     const spool = this.#o.spool;
@@ -109,28 +124,38 @@ export class TelemetryForwarder {
     if (next === null) return;
     const cap = this.#o.queenSegmentBytes ?? DEFAULTS.queenSegmentKb * 1024;
     const base = `/queen/telemetry/${this.#o.deviceId}`;
+    let appending = false;
     try {
-      let { queenSeg, seq, queenBytes } = next.progress;
-      const fresh = next.progress.chunk === 0;
-      const firstSize = byteLength(encodeRecord(next.record as TelemetryRecord) + "\n");
-      if (queenSeg === null || (fresh && queenBytes > 0 && queenBytes + firstSize > cap)) {
+      if (this.#checked !== session) {
+        await this.#readBack(session, base, signal);
+        this.#checked = session;
+      }
+      let { queenSeg, seq, queenBytes } = spool.progress;
+      const resumed = spool.progress.chunk;
+      if (queenSeg !== null && resumed === 0 && seq > 1) {
+        const chunks = chunkRecord(encodeRecord(next.record as TelemetryRecord) + "\n", seq);
+        if (queenBytes + queenSize(chunks, seq) > cap || seq - 1 + chunks.length > QUEEN.catLines) queenSeg = null;
+      }
+      if (queenSeg === null) {
         queenSeg = await this.#newSegment(session, base, signal);
         seq = 1;
         queenBytes = 0;
+        this.#arrived = null;
+        this.#leave = false;
         spool.saveProgress({ queenSeg, seq, queenBytes, chunk: 0 });
       }
       // Chunks are numbered from the seq each record started at, so a resumed record is re-cut identically.
       const plan: { seg: number; index: number; size: number; firstSeq: number; chunks: string[] }[] = [];
       const requests: Outgoing[] = [];
       const owner: { record: number; chunk: number }[] = [];
-      let firstSeq = seq - next.progress.chunk;
+      let firstSeq = seq - resumed;
       let bytes = queenBytes;
       for (const item of spool.upcoming(BATCH_RECORDS)) {
-        const text = encodeRecord(item.record as TelemetryRecord) + "\n";
-        const size = byteLength(text);
-        if (plan.length > 0 && (bytes + size > cap || requests.length >= BATCH_FRAMES)) break;
-        const chunks = chunkRecord(text, firstSeq);
-        for (let c = plan.length === 0 ? next.progress.chunk : 0; c < chunks.length; c++) {
+        const chunks = chunkRecord(encodeRecord(item.record as TelemetryRecord) + "\n", firstSeq);
+        const size = queenSize(chunks, firstSeq);
+        const full = bytes + size > cap || firstSeq - 1 + chunks.length > QUEEN.catLines;
+        if (plan.length > 0 && (full || requests.length >= BATCH_FRAMES)) break;
+        for (let c = plan.length === 0 ? resumed : 0; c < chunks.length; c++) {
           requests.push({ line: `ECHO ${base}/seg/${queenSeg} ${envelope(firstSeq + c, chunks[c]!)}`, verb: "ECHO" });
           owner.push({ record: plan.length, chunk: c });
         }
@@ -139,16 +164,14 @@ export class TelemetryForwarder {
         bytes += size;
       }
       let delivered = queenBytes;
-      // The position is synced once per batch, and before any error leaves this step.
-      const sync = () => spool.saveProgress({});
-      await sendAll(session, requests, signal, (i) => {
+      const acked = (i: number) => {
         const { record, chunk } = owner[i]!;
         const r = plan[record]!;
         const seqAfter = r.firstSeq + chunk + 1;
         const p = spool.progress;
         const current = p.seg === r.seg && p.index === r.index;
         if (chunk < r.chunks.length - 1) {
-          // In memory only: the record's first seq is durable already, and the Queen drops seqs it has.
+          // In memory only: after a crash the segment is read back before anything is resent.
           if (current) spool.saveProgress({ chunk: chunk + 1, seq: seqAfter }, false);
           return;
         }
@@ -158,26 +181,47 @@ export class TelemetryForwarder {
         // The size cap dropped this record from the spool while it was in flight: it reached the
         // Queen all the same, so the Queen segment's seqs carry on from it.
         else spool.saveProgress({ queenSeg: queenSeg!, seq: seqAfter, queenBytes: delivered, chunk: 0 }, false);
-      }).finally(sync);
+      };
+      // What a read-back found in the segment is delivered already: taken as acknowledged, not resent.
+      const arrived = this.#arrived?.seg === queenSeg ? this.#arrived.seq : 0;
+      let skip = 0;
+      while (skip < requests.length && plan[owner[skip]!.record]!.firstSeq + owner[skip]!.chunk <= arrived) acked(skip++);
+      // The position is synced once per batch, and before any error leaves this step.
+      const sync = () => spool.saveProgress({});
+      if (skip < requests.length && this.#leave) {
+        // The segment holds lines past its run: the rest goes to a new one, the record in flight whole.
+        this.#leave = false;
+        spool.saveProgress({ queenSeg: null, seq: 1, queenBytes: 0, chunk: 0 });
+        return;
+      }
+      appending = true;
+      await sendAll(session, requests.slice(skip), signal, (i) => acked(i + skip)).finally(sync);
       this.#attempt = 0;
     } catch (error) {
       if (error instanceof DiskWriteError) {
-        // The position could not be saved: what reached the Queen is resent later under the same
-        // seqs (safe), but a new Queen segment must not be used before it is on disk. Pause, as
-        // for a refusal, rather than drop a link that is fine.
+        // The position could not be saved: the segment is read back before anything is resent,
+        // but a new Queen segment must not be used before it is on disk. Pause, as for a
+        // refusal, rather than drop a link that is fine.
         const delay = backoffDelay(this.#attempt++);
         this.#blockedUntil = this.#now() + delay;
+        this.#checked = null;
         this.#o.log.warn(`telemetry: cannot save the forwarding position: ${error.message}; pausing forwarding for ${delay} ms`);
         return;
       }
       if (!(error instanceof ConsoleError) || error.kind !== "rejected") throw error;
+      // Chunks behind a refused one may have been stored: read the segment back before going on,
+      // and leave it for a new one if it held anything (most likely it is full).
+      const p = spool.progress;
+      const hadData = appending && (p.seq > 1 || p.chunk > 0);
+      if (appending) {
+        this.#checked = null;
+        this.#leave = hadData;
+      }
       const asked = error.ack === undefined ? undefined : ackDelayMs(error.ack);
-      const full = /segment-full|no-such-segment/.test(error.ack?.detail ?? "");
-      if (full) spool.saveProgress({ queenSeg: null, chunk: 0, seq: 1, queenBytes: 0 });
-      const delay = full ? 0 : asked ?? backoffDelay(this.#attempt++);
+      const delay = hadData ? 0 : asked ?? backoffDelay(this.#attempt++);
       this.#blockedUntil = this.#now() + delay;
       this.#o.log.warn(
-        `telemetry: ${error.message}; ${full ? "starting a new segment" : `pausing forwarding for ${delay} ms, records keep spooling`}`,
+        `telemetry: ${error.message}; ${hadData ? "starting a new segment" : `pausing forwarding for ${delay} ms, records keep spooling`}`,
       );
     }
   }
@@ -217,6 +261,39 @@ export class TelemetryForwarder {
     };
     timer = clock.setTimer(everyMs, check);
     return () => clock.clearTimer(timer);
+  }
+
+  /**
+   * Reads the Queen segment back (one CAT: a segment is kept within its lines) and records how
+   * many of its leading chunks are the forwarder's run. A segment gone (evicted, or a Queen that
+   * restarted) or that cannot be read leaves the record in flight to a new segment, whole.
+   */
+  async #readBack(session: ConsoleSession, base: string, signal?: AbortSignal): Promise<void> {
+    const spool = this.#o.spool;
+    const seg = spool.progress.queenSeg;
+    this.#arrived = null;
+    if (seg === null) return;
+    let lines: string[];
+    try {
+      lines = await session.requestLines(`CAT ${base}/seg/${seg}`, "CAT", signal);
+    } catch (error) {
+      if (!(error instanceof ConsoleError) || error.kind !== "rejected") throw error;
+      const gone = error.ack?.fields.reason === "not-found" || error.ack?.fields.detail === "invalid-path";
+      if (!gone && !this.#warnedBlind) {
+        this.#warnedBlind = true;
+        this.#o.log.warn(
+          `telemetry: cannot read ${base}/seg/${seg} back (${error.ack?.detail ?? error.message}): continuing in a new segment; ` +
+            "records whose acknowledgement was lost may reach the Queen twice",
+        );
+      }
+      this.#leave = false;
+      spool.saveProgress({ queenSeg: null, seq: 1, queenBytes: 0, chunk: 0 });
+      return;
+    }
+    const run = envelopeRun(lines).count;
+    this.#arrived = { seg, seq: run };
+    // Fewer chunks than were acknowledged: not the segment the spool wrote to; past the run: not only ours.
+    if (run !== lines.length || run < spool.progress.seq - 1) this.#leave = true;
   }
 
   async #newSegment(session: ConsoleSession, base: string, signal?: AbortSignal): Promise<string> {

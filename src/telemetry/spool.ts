@@ -213,8 +213,8 @@ export class Spool {
 
   /**
    * Records progress within the record in flight. `durable: false` keeps it in memory only
-   * (enough to resume after a dropped link); after a crash the record is resent from its first
-   * chunk, under the same seqs, and the Queen drops the ones it already has.
+   * (enough to resume after a dropped link); after a crash the forwarder reads the Queen segment
+   * back and skips the chunks it already holds.
    */
   /**
    * Up to `max` records from the current position on, across segment files, each with its place
@@ -250,7 +250,7 @@ export class Spool {
   /**
    * The record in flight is fully acknowledged: move past it, deleting consumed segments. With
    * `durable` false the position is synced later (saveProgress): lagging behind the Queen is
-   * safe, since what is resent carries the same seqs and the Queen drops those it has.
+   * safe, since the forwarder reads the Queen segment back before sending anything again.
    */
   advance(queen: Pick<Progress, "queenSeg" | "seq" | "queenBytes">, durable = true): void {
     const p = this.#progress;

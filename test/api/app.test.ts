@@ -170,6 +170,7 @@ describe("auth", () => {
       "POST /v1/leases/:id/shards",
       "POST /v1/shards/:id/verify",
       "POST /v1/telemetry",
+      "PUT /v1/models/:id/approval",
       "PUT /v1/models/active",
     ]);
     const paths = new Set([...full.routes.map((r) => r.path).filter((p) => p !== "/*"), "/v1/no-such-route"]);

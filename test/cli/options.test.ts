@@ -70,7 +70,7 @@ describe("parseCommand()", () => {
     [["--list=yes"], 'Option --list takes no value, got "yes"'],
     [
       ["stray", "--list"],
-      'Unknown command or argument "stray" (commands: serve, stats, doctor, telemetry, models, mock-console, console, cdi, completion)',
+      'Unknown command or argument "stray" (commands: serve, stats, doctor, telemetry, models, peft, mock-console, console, cdi, completion)',
     ],
     [["mock-console", "--port", "99999"], "Option --port must be 0-65535, got 99999"],
     [["mock-console", "--list"], "Unknown option --list"],
@@ -91,6 +91,20 @@ describe("parseCommand()", () => {
   });
 });
 
+describe("parseCommand() for peft export", () => {
+  test("needs --out, takes a job id by the safe-id rule, and the console flags", () => {
+    const c = parseCommand(["peft", "export", "--out", "x", "--job", "job_0002", "--force", "--tcp-port", "9"], { COH_AUTH_TOKEN: "k" });
+    expect(c).toEqual({
+      kind: "peft-export",
+      request: { out: "x", job: "job_0002", force: true, host: "127.0.0.1", port: 9, token: "k", ticket: "", ackTimeoutMs: 5000 },
+    });
+    expect(() => parseCommand(["peft", "export"], {})).toThrow(/--out DIR/);
+    expect(() => parseCommand(["peft", "export", "--out", "x", "--job", "../etc"], {})).toThrow(/--job.*"\.\.\/etc"/);
+    expect(() => parseCommand(["peft", "import"], {})).toThrow(/Unknown peft command "import"/);
+    expect(parseCommand(["peft", "export", "--help"], {})).toEqual({ kind: "help", topic: "peft" });
+  });
+});
+
 describe("parseCommand() for mock-console", () => {
   test("has its own flags and defaults, and the bridge's token fallbacks", () => {
     expect(parseCommand(["mock-console"], { COHSH_AUTH_TOKEN: "t" })).toEqual({
@@ -104,12 +118,15 @@ describe("parseCommand() for mock-console", () => {
         jitterMs: 0,
         noise: false,
         noReadback: false,
+        exportMinRecords: 32,
+        exportWindowS: 3600,
         logLevel: "info",
         logFormat: "text",
       },
     });
-    const c = parseCommand(["mock-console", "--port", "0", "--ack-delay-ms", "100", "--noise"], {});
-    expect(c.kind === "mock-console" && c.options).toMatchObject({ port: 0, ackDelayMs: 100, noise: true });
+    const c = parseCommand(["mock-console", "--port", "0", "--ack-delay-ms", "100", "--noise", "--export-min-records", "5"], {});
+    expect(c.kind === "mock-console" && c.options).toMatchObject({ port: 0, ackDelayMs: 100, noise: true, exportMinRecords: 5 });
+    expect(() => parseCommand(["mock-console", "--export-window-s", "0"], {})).toThrow(/export-window-s/);
     expect(parseCommand(["mock-console", "--help"], {})).toEqual({ kind: "help", topic: "mock-console" });
   });
 });

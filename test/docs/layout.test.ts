@@ -73,7 +73,7 @@ test("docs/protocol.md's command-line section names every command of src/command
   // `bridge` and `publish` are the bare --list/--publish forms; `help` and `version` the flags.
   const internal = new Set(["bridge", "publish", "help", "version", "types"]);
   const commands = readdirSync(join(REPO, "src", "commands")).map((f) => f.replace(/\.ts$/, "")).filter((c) => !internal.has(c)).map((c) =>
-    c.replace(/^(telemetry|models)-/, "$1 ")
+    c.replace(/^(telemetry|models|peft)-/, "$1 ")
   );
   expect(commands).toContain("console");
   expect(commands.filter((c) => !section.includes(`\`${c}\``))).toEqual([]);

@@ -10,6 +10,8 @@ import { buildNamespace } from "../../src/contract/namespace.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { makeSnapshot } from "../../src/contract/snapshot.ts";
 import { TelemetryForwarder } from "../../src/telemetry/forward.ts";
+import { envelopeRun } from "../../src/contract/queen.ts";
+import { ConsoleConnection } from "../../mock/console/core.ts";
 import { ingest } from "../../src/telemetry/ingest.ts";
 import { Spool } from "../../src/telemetry/spool.ts";
 import { memoryLogger, REPO, tempDir, until } from "../helpers.ts";
@@ -86,13 +88,31 @@ describe("forwarding", () => {
     expect(tokenCounts(mock.state.queen.delivered("edge-7"))).toEqual(Array.from({ length: 40 }, (_, i) => 100 + i));
   });
 
+  test("after a reconnect, a segment that holds lines past the forwarder's run is left for a new one; nothing lost or repeated", async () => {
+    const { push, forwarder, lines } = start();
+    push(0, 5);
+    await until(() => forwarder.forwarded === 5, 10_000, "5 records forwarded");
+    // Someone else's line lands in the segment; then the link drops.
+    const seg = spool.progress.queenSeg!;
+    const other = new ConsoleConnection(mock.state);
+    other.handle("AUTH t");
+    other.handle("ATTACH queen ");
+    expect(other.handle(`ECHO /queen/telemetry/edge-7/seg/${seg} not ours`).lines[0]).toMatch(/^OK ECHO/);
+    mock.state.faults.closeAfterFrames = 1;
+    push(5, 10);
+    await until(() => forwarder.forwarded === 15, 10_000, "15 records forwarded");
+    expect(spool.progress.queenSeg).not.toBe(seg);
+    expect(tokenCounts(mock.state.queen.delivered("edge-7"))).toEqual(Array.from({ length: 15 }, (_, i) => 100 + i));
+    expect(lines.some((l) => l.includes("cannot read"))).toBe(false);
+  });
+
   test("rolls to a new Queen segment at the configured size, never splitting a record", async () => {
     const { push, forwarder } = start(1000);
     push(0, 20);
     await until(() => forwarder.forwarded === 20, 10_000);
     const segments = mock.state.queen.devices.get("edge-7")!.segments;
     expect(segments.length).toBeGreaterThan(2);
-    for (const s of segments) expect(s.payloads.join("").endsWith("\n")).toBe(true);
+    for (const s of segments) expect(envelopeRun(s.lines).payloads.join("").endsWith("\n")).toBe(true);
     expect(tokenCounts(mock.state.queen.delivered("edge-7")).length).toBe(20);
   });
 

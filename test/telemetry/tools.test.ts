@@ -51,6 +51,7 @@ describe("models import", () => {
     expect(parseToml(manifest)).toEqual({
       model: { id: "lora-v2", base: "base-v1", format: "safetensors+lora" },
       training: { job_id: "train-42", telemetry_window_start_ms: 1, telemetry_window_end_ms: 2 },
+      provenance: { parent_sha256: sha256Hex(readFileSync(join(reg, "available", "base-v1", "manifest.toml"))) },
       approval: { status: "pending" },
       artifacts: {
         "adapter.safetensors": { sha256: sha256Hex(adapter), bytes: 4096 },
@@ -139,11 +140,16 @@ describe("models import", () => {
       importModel({ bundle: bundle(), id: "lora-v2", registry: reg });
       await until(() => mock.state.tree?.models.some((m) => m.model_id === "lora-v2") === true, 3000, "the new model in the VM");
       expect(performance.now() - t0).toBeLessThan(1000);
-      const res = await fetch(`http://127.0.0.1:${api.port}/v1/models/active`, {
-        method: "PUT",
-        headers: { Authorization: `Bearer ${api.token}`, "content-type": "application/json" },
-        body: JSON.stringify({ model_id: "lora-v2" }),
-      });
+      const put = (path: string, body: unknown) =>
+        fetch(`http://127.0.0.1:${api.port}${path}`, {
+          method: "PUT",
+          headers: { Authorization: `Bearer ${api.token}`, "content-type": "application/json" },
+          body: JSON.stringify(body),
+        });
+      // Imported pending: refused until approved.
+      expect((await put("/v1/models/active", { model_id: "lora-v2" })).status).toBe(409);
+      expect((await put("/v1/models/lora-v2/approval", { status: "approved", reason: "eval passed" })).status).toBe(200);
+      const res = await put("/v1/models/active", { model_id: "lora-v2" });
       expect(await res.json()).toEqual({ active: "lora-v2" });
       expect(readFileSync(join(reg, "active"), "utf8")).toBe("lora-v2\n");
       await until(() => mock.state.tree?.active === "lora-v2", 3000, "the active model in the VM");
