@@ -31,6 +31,7 @@ const COMMANDS: { readonly [K in Command["kind"]]: () => Promise<CommandModule<K
   "models-verify": () => import("./commands/models-verify.ts"),
   "models-watch": () => import("./commands/models-watch.ts"),
   "peft-export": () => import("./commands/peft-export.ts"),
+  "audit-verify": () => import("./commands/audit.ts"),
   "completion": () => import("./commands/completion.ts"),
   // CDI code (valibot, yaml, node:fs) loads only for `cdi`: never on the --list path.
   "cdi-generate": () => import("./commands/cdi.ts"),

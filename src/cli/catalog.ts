@@ -7,6 +7,7 @@
 import { cdiFlags } from "./cdi.ts";
 import type { FlagTable } from "./flags.ts";
 import {
+  auditVerifyFlags,
   bridgeFlags,
   completionFlags,
   consoleFlags,
@@ -23,6 +24,7 @@ import {
   telemetryPushFlags,
 } from "./options.ts";
 import {
+  AUDIT_HELP,
   CDI_HELP,
   COMPLETION_HELP,
   CONSOLE_HELP,
@@ -82,6 +84,13 @@ export function commandCatalog(): readonly CommandEntry[] {
       flags: telemetryExportFlags(),
       help: TELEMETRY_HELP.export,
       positionals: none,
+    },
+    {
+      path: ["audit", "verify"],
+      summary: "prove the audit trail whole",
+      flags: auditVerifyFlags(),
+      help: AUDIT_HELP,
+      positionals: files,
     },
     {
       path: ["models", "import"],

@@ -158,6 +158,7 @@ export type Command =
     readonly stateDir: string;
   }
   | { readonly kind: "telemetry-export"; readonly out: string; readonly sinceMs: number | undefined; readonly stateDir: string }
+  | { readonly kind: "audit-verify"; readonly dir: string; readonly json: boolean }
   | {
     readonly kind: "models-import";
     readonly bundle: string;
@@ -182,6 +183,7 @@ export const COMMAND_NAMES = [
   "telemetry",
   "models",
   "peft",
+  "audit",
   "mock-console",
   "console",
   "cdi",
@@ -303,6 +305,11 @@ export const telemetryExportFlags = () => ({
   "help": "bool",
 } as const);
 
+export const auditVerifyFlags = () => ({
+  "json": "bool",
+  "help": "bool",
+} as const);
+
 export const modelsImportFlags = () => ({
   "id": "string",
   "registry": "string",
@@ -352,6 +359,7 @@ export function parseCommand(argv: readonly string[], env: Env): Command {
   if (argv[0] === "doctor") return doctorCommand(argv.slice(1), env);
   if (argv[0] === "telemetry") return telemetryCommand(argv.slice(1), env);
   if (argv[0] === "models") return modelsCommand(argv.slice(1));
+  if (argv[0] === "audit") return auditCommand(argv.slice(1));
   if (argv[0] === "cdi") return parseCdiCommand(argv.slice(1), env);
   if (argv[0] === "completion") return completionCommand(argv.slice(1));
   // Internal: the per-job child process of the runners (a request on stdin, a result on stdout).
@@ -498,6 +506,18 @@ function telemetryCommand(argv: readonly string[], env: Env): Command {
   }
   if (sub === "--help" || sub === undefined) return { kind: "help", topic: "telemetry" };
   throw new UsageError(`Unknown telemetry command ${JSON.stringify(sub)} (push, export)`);
+}
+
+/** `audit verify DIR [--json]`. */
+function auditCommand(argv: readonly string[]): Command {
+  if (argv[0] !== "verify") {
+    if (argv[0] === "--help" || argv[0] === undefined) return { kind: "help", topic: "audit" };
+    throw new UsageError(`Unknown audit command ${JSON.stringify(argv[0])} (verify)`);
+  }
+  const { values, positionals } = parseFlags(argv.slice(1), auditVerifyFlags());
+  if (values.help === true) return { kind: "help", topic: "audit" };
+  if (positionals.length !== 1) throw new UsageError("audit verify needs one DIR (the trail's folder, <state-dir>/audit)");
+  return { kind: "audit-verify", dir: positionals[0]!, json: values.json === true };
 }
 
 /** A date, or a date and time with an optional zone: what --since takes besides epoch milliseconds. */

@@ -147,6 +147,12 @@ export const TELEMETRY_HELP: Readonly<Record<"push" | "export", Readonly<Record<
   },
 };
 
+/** `audit verify`'s flags. */
+export const AUDIT_HELP: Readonly<Record<string, FlagHelp>> = {
+  "json": { text: "print the verdict as one JSON object" },
+  "help": { text: "print this help" },
+};
+
 /** `models import`'s flags. */
 export const MODELS_IMPORT_HELP: Readonly<Record<string, FlagHelp>> = {
   "id": { arg: "ID", text: "the model's id in the registry (needed)" },
@@ -358,6 +364,7 @@ Usage:
   gpu-bridge-host models import DIR --id ID --registry DIR [--parent ID | --from-export DIR] [--approval S]
   gpu-bridge-host models verify [ID] --registry DIR | models watch --exec CMD [--url URL]
   gpu-bridge-host peft export --out DIR [--job ID] [--force]   pull a LoRA export job from the Queen
+  gpu-bridge-host audit verify DIR [--json]   prove the audit trail whole (audit --help)
   gpu-bridge-host mock-console [--port PORT] ...   a local stand-in for the Cohesix console
   gpu-bridge-host console ls|cat|echo PATH ...     one request to a console, as cohsh sends it
   gpu-bridge-host cdi generate|validate|apply|list ...   CDI specs for containers (cdi --help)
@@ -471,6 +478,22 @@ Usage:
       Writes the spooled records as one CBOR bundle (gpu-telemetry-bundle/v1), optionally only
       those whose window ends at or after T (epoch ms or RFC 3339). Safe while the bridge runs.
 `;
+
+export const AUDIT_USAGE = `gpu-bridge-host audit verify: prove an audit trail whole.
+
+Usage:
+  gpu-bridge-host audit verify DIR [--json]
+
+DIR is a trail's folder (<state-dir>/audit). Every line must carry the SHA-256 of the line
+before it, every change id must follow the last, and every file after the first must open with
+an anchor naming the previous file: an edited, removed or reordered record, or a file removed
+from the middle, is named with its file and line, and the exit status is 1. A trail whose oldest
+files were dropped by retention verifies from its first anchor. On success it prints the changes
+checked and the last line's hash (keep it elsewhere to notice records cut from the end later).
+See docs/audit.md.
+
+Options:
+${flagLines(AUDIT_HELP, ["json"])}`;
 
 export const COMPLETION_USAGE = `gpu-bridge-host completion: a shell's completion script, on stdout.
 

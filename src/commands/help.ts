@@ -1,6 +1,7 @@
 /** `--help` and `<command> --help`: the usage text of the topic. */
 import type { Command } from "../cli/options.ts";
 import {
+  AUDIT_USAGE,
   CDI_USAGE,
   COMPLETION_USAGE,
   CONSOLE_USAGE,
@@ -24,6 +25,7 @@ const TOPICS: Readonly<Record<string, string>> = {
   telemetry: TELEMETRY_USAGE,
   models: MODELS_USAGE,
   peft: PEFT_USAGE,
+  audit: AUDIT_USAGE,
   cdi: CDI_USAGE,
   completion: COMPLETION_USAGE,
 };
