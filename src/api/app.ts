@@ -14,7 +14,8 @@
 import { type Context, Hono } from "hono";
 import type { Logger } from "../util/log.ts";
 import { bearerMatches } from "./auth.ts";
-import { within } from "../changes/record.ts";
+import type { ChangeRecord } from "../changes/record.ts";
+import { trackChanging, trackReading, withRequestId } from "./requests.ts";
 import { hostAllowed } from "./host-check.ts";
 import { cdiRoutes } from "./cdi.ts";
 import { eventRoutes } from "./events.ts";
@@ -40,6 +41,8 @@ export interface ApiDeps {
   readonly bridge: BridgeFacade;
   /** Host header names the API answers (DNS rebinding); absent: any. */
   readonly allowedHosts?: ReadonlySet<string> | null;
+  /** Where each request that could change something is recorded (`api.request`); absent: logged only. */
+  readonly changes?: ChangeRecord | null;
 }
 
 /**
@@ -129,7 +132,10 @@ export function createApp(deps: ApiDeps): Hono {
   // token: the method is wrong whoever asks); any other path is a 404, once the Host and, for a
   // request that could change anything, the token pass.
   const allow = allowTable(routes);
-  app.notFound((c) => {
+  app.notFound((c) => withRequestId(c.req.raw, notFound(c)));
+  return app;
+
+  function notFound(c: Context): Response {
     try {
       checkHost?.(c.req.raw);
       const known = allow.find((a) => a.pattern.test(c.req.path));
@@ -141,28 +147,28 @@ export function createApp(deps: ApiDeps): Hono {
     } catch (error) {
       return answerError(error, c);
     }
-  });
-  return app;
+  }
 
   /**
    * `handler` behind the Host check and, for every method but GET (and so HEAD), the token: every
    * route is mounted through here, so no route that could change anything is reached without it.
    */
   function guarded(method: string, path: string, handler: Handler): Handler {
+    // The request id, the api.request record and the log line (src/api/requests.ts).
+    const track = { route: `${method} ${path}`, log: deps.log, changes: deps.changes ?? null, answer: answerError };
     if (method !== "GET") {
-      // What the request changes is recorded as the API's doing, naming the route.
-      const ctx = { source: "api" as const, actor: { route: `${method} ${path}` } };
-      return (c) => {
-        checkHost?.(c.req.raw);
-        requireAuth(c.req.raw);
-        return within(ctx, () => handler(c));
-      };
+      // What the request changes is recorded as the API's doing, naming the route and principal.
+      return trackChanging(track, (req) => {
+        checkHost?.(req);
+        requireAuth(req);
+        return "api-token";
+      }, handler);
     }
-    if (checkHost === null) return handler;
+    if (checkHost === null) return trackReading(track, handler);
     const check = checkHost;
-    return (c) => {
+    return trackReading(track, (c) => {
       check(c.req.raw);
       return handler(c);
-    };
+    });
   }
 }

@@ -9,6 +9,7 @@ import type { EventHub } from "../changes/stream.ts";
 import type { PublisherStats } from "../console/publisher.ts";
 import type { ReadbackMode } from "../console/readback.ts";
 import type { GpuInfo } from "../contract/info.ts";
+import type { EndedLease } from "../audit/history.ts";
 import type { ModelCatalog } from "../contract/models.ts";
 import type { Activation, ApprovalChange } from "../models/activation.ts";
 import type { Namespace } from "../contract/namespace.ts";
@@ -101,6 +102,8 @@ export interface BridgeFacade {
   /** One control line for a GPU (`LEASE`, `RELEASE`, `PRIORITY`, `RESET`). */
   control(gpuId: string, line: string): { message: string; lease?: Lease };
   readonly leases: ApiLeases;
+  /** The leases that ended at or after a time, from the audit trail (absent: no trail). */
+  readonly leaseHistory?: (sinceMs: number) => { readonly leases: readonly EndedLease[]; readonly truncated: boolean };
   readonly jobs: ApiJobs;
   readonly models: ApiModels;
   /** Where the console is and how publishing goes (null: not publishing). */

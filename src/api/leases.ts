@@ -1,4 +1,5 @@
 /** `/v1/leases` and `/v1/jobs`: take, renew and release leases; submit and watch jobs, fetch their results. */
+import type { Context } from "hono";
 import * as v from "valibot";
 import { JobDescriptorSchema, MAX_PAYLOAD_BYTES } from "../job/descriptor.ts";
 import type { Lease } from "../lease/types.ts";
@@ -18,7 +19,17 @@ const JOB_FIELDS = "`{job, state, detail, lease_id, gpu_id, worker_id, kernel, s
 const WRITES = statusesOf(STORAGE_STATUS);
 // These two read their query with `c.req.query`, which takes any other parameter silently: the
 // schemas describe the parameters they read.
-const ListQuery = v.object({ state: queryText("state", "Only the leases in this state (active or released, in any case).") });
+const ListQuery = v.object({
+  state: queryText(
+    "state",
+    "Only the leases in this state (active or released, in any case); ended: the leases that ended, from the audit trail.",
+  ),
+  since: queryText("since", "With state=ended: only the leases that ended at or after this RFC 3339 time (default: all the trail keeps)."),
+});
+const ENDED_FIELDS =
+  "`{id, gpu_id, worker_id, ended: released|expired, ended_at, reason, source, actor, granted: {at, mem_mb, streams, ttl_s} | null}`";
+/** An RFC 3339 date-time with its zone. */
+const RFC3339_TIME = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
 const ReleaseQuery = v.object({ reason: queryText("reason", "Why, as the lease's released_reason (default: released).") });
 
 /** The lease routes, to mount at `/v1/leases`. */
@@ -32,13 +43,32 @@ export function leaseRoutes(bridge: BridgeFacade): SubApp {
   };
 
   r.on("GET", "/", {
-    summary: "Every known lease, live ones first",
+    summary: "Every known lease, live ones first; or, with state=ended, the leases that ended, from the audit trail",
     query: ListQuery,
-    ok: { status: 200, description: `An array of leases, each ${LEASE_FIELDS}` },
+    ok: {
+      status: 200,
+      description: `An array of leases, each ${LEASE_FIELDS}; with state=ended, oldest first, each ${ENDED_FIELDS}, ` +
+        "and X-Truncated: true when more ended than one answer holds (ask again from the last ended_at)",
+    },
+    errors: [422, 503],
   }, (c) => {
     const state = c.req.query("state");
+    const since = c.req.query("since");
+    if (state?.toLowerCase() === "ended") return endedLeases(since, c);
+    if (since !== undefined) throw new ApiError(422, "invalid", "since is read only with state=ended", "since");
     return c.json(bridge.leases.list().filter((l) => state === undefined || l.state === state.toUpperCase()).map(leaseView));
   });
+  const endedLeases = (since: string | undefined, c: Context) => {
+    const sinceMs = since === undefined ? 0 : RFC3339_TIME.test(since) ? Date.parse(since) : NaN;
+    if (Number.isNaN(sinceMs)) {
+      throw new ApiError(422, "invalid", `since ${JSON.stringify(since)} is not an RFC 3339 time such as 2026-12-05T12:00:00Z`, "since");
+    }
+    if (bridge.leaseHistory === undefined) {
+      throw new ApiError(503, "unavailable", "This bridge keeps no audit trail, so no lease history", "state");
+    }
+    const { leases, truncated } = bridge.leaseHistory(sinceMs);
+    return c.json(leases, 200, truncated ? { "X-Truncated": "true" } : {});
+  };
   r.on("POST", "/", {
     summary: "Takes a lease on a GPU: memory, streams and a time to live for one worker",
     body: { required: true, content: { "application/json": LeaseBody } },

@@ -26,7 +26,8 @@ import type { Logger } from "../util/log.ts";
 import { prepareStateDir, stateDirError } from "../util/state-dir.ts";
 import { Teardown } from "../util/teardown.ts";
 import { VERSION } from "../util/version.ts";
-import { ChangeRecord } from "../changes/record.ts";
+import type { ChangeRecord } from "../changes/record.ts";
+import { auditedRecord, leaseHistory, openAuditTrail } from "./audit.ts";
 import { EventHub } from "../changes/stream.ts";
 import { feedHostChanges, healthChanges } from "./changes.ts";
 import type { VmSync } from "../vm/sync.ts";
@@ -112,6 +113,7 @@ export interface FacadeParts {
   readonly vram?: BridgeFacade["vram"];
   readonly cdi?: ApiCdi;
   readonly events?: EventHub;
+  readonly leaseHistory?: BridgeFacade["leaseHistory"];
 }
 
 /** The façade over a host's leases and jobs and the given parts (tests build one directly). */
@@ -163,6 +165,7 @@ export function bridgeFacade(p: FacadeParts): BridgeFacade {
     ...(p.vram !== undefined && { vram: p.vram }),
     ...(p.cdi !== undefined && { cdi: p.cdi }),
     ...(p.events !== undefined && { events: p.events }),
+    ...(p.leaseHistory !== undefined && { leaseHistory: p.leaseHistory }),
   };
 }
 
@@ -185,9 +188,16 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
     gpus: [],
     publisher: null,
     changed: () => w.publisher?.notifyChange(),
-    changes: new ChangeRecord({ clock: tuning.clock ?? systemClock, log: ports.log.child("changes"), keep: DEFAULTS.changesKept }),
+    changes: auditedRecord(null, tuning.clock ?? systemClock, ports.log.child("changes")),
   };
   try {
+    // Before anything can change: the record numbers on from the trail, which hears every change.
+    const trail = openAuditTrail(options, tuning.noJournal === true, ports.log.child("audit"));
+    if (trail !== null) {
+      w.changes = auditedRecord(trail, w.clock, ports.log.child("changes"));
+      w.teardown.add("the audit trail", () => trail.close());
+      w.leaseHistory = leaseHistory(options, trail);
+    }
     return await wireBridge(w);
   } catch (error) {
     await w.teardown.run(ports.log, "after a failed start");
@@ -237,6 +247,7 @@ async function wireBridge(w: Wiring): Promise<Bridge> {
     telemetry,
     vram,
     ...(cdi !== null && { cdi }),
+    ...(w.leaseHistory !== undefined && { leaseHistory: w.leaseHistory }),
     events: new EventHub({
       record: w.changes,
       clock: w.clock,

@@ -61,7 +61,10 @@ const SHARD_TYPES: Readonly<Record<AuditEvent, string>> = {
   PolicyViolation: "vram.policy_violation",
 };
 
-/** A VRAM audit event as a change: its fields, less the lease id, as data. */
+/**
+ * A VRAM audit event as a change: its fields, less the lease id, as data, with the event's own
+ * name (`VramSealed`), which readers of the former `vram-audit.jsonl` select on.
+ */
 export function shardChange(event: AuditEvent, fields: Readonly<Record<string, unknown>>): ChangeInput {
   const { lease_id, severity, ...data } = fields;
   const critical = severity === "CRITICAL" || event === "PolicyViolation" || event === "SealVerificationFailed";
@@ -69,7 +72,7 @@ export function shardChange(event: AuditEvent, fields: Readonly<Record<string, u
     type: SHARD_TYPES[event],
     ...(typeof lease_id === "string" && { lease_id }),
     ...(critical ? { severity: "critical" as const } : event === "VramAllocationFailed" ? { severity: "warning" as const } : {}),
-    data,
+    data: { event, ...data },
   };
 }
 

@@ -70,7 +70,7 @@ export async function startApi(
   const { token, source } = resolveApiToken(options.apiToken, process.env, options.stateDir);
   deps.log.addSecret?.(token);
   const log = deps.log.child("api");
-  const app = createApp({ token, log, bridge, allowedHosts: allowedHosts(options.listen!.host) });
+  const app = createApp({ token, log, bridge, allowedHosts: allowedHosts(options.listen!.host), changes: bridge.changes });
   const listen = options.listen!;
   const server = await deps.runtime.serve(listen.host, listen.port, app.fetch);
   const where = source.kind === "file"

@@ -59,7 +59,9 @@ export interface Wiring {
   /** Tells the publisher that what the VM sees changed. */
   readonly changed: () => void;
   /** The record of changes every part appends to (src/changes/record.ts). */
-  readonly changes: ChangeRecord;
+  changes: ChangeRecord;
+  /** Lease history from the audit trail (absent: no trail). */
+  leaseHistory?: BridgeFacade["leaseHistory"];
 }
 
 /** `--runner auto`: the CPU runner on the mock inventory, CUDA on real GPUs. */

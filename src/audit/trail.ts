@@ -55,7 +55,11 @@ export class AuditTrail {
   #dirty = false;
   #closeAfterSync: number[] = [];
   #idle: (() => void)[] = [];
-  /** Lines that could not be written since start. */
+  /** The newest change handed to the trail (written or waiting for the end of the turn). */
+  #lastSeen: number;
+  /** Batch mode: the changes of this turn, written together at its end. */
+  #pending: Change[] = [];
+  /** Changes that could not be written since start. */
   failures = 0;
   /** fsync calls made, for the benchmark. */
   syncs = 0;
@@ -65,6 +69,7 @@ export class AuditTrail {
     this.#n = n;
     this.#prev = prev;
     this.#lastId = lastId;
+    this.#lastSeen = lastId;
   }
 
   /** Opens (creating) the trail in `o.dir`, moving a torn tail aside. */
@@ -147,43 +152,77 @@ export class AuditTrail {
 
   /** Writes `change` (a listener of the record). Never throws for the disk: see the header. */
   append(change: Change): void {
-    if (change.id <= this.#lastId) {
+    if (change.id <= this.#lastSeen) {
       this.#o.log.error(
-        `audit: change ${change.id} (${change.type}) comes after change ${this.#lastId}; not written (is the record's firstId the trail's last id + 1?)`,
+        `audit: change ${change.id} (${change.type}) comes after change ${this.#lastSeen}; not written (is the record's firstId the trail's last id + 1?)`,
       );
       this.failures++;
       return;
     }
-    try {
-      let bytes = "";
-      let prev = this.#prev;
-      const add = (body: Record<string, unknown>) => {
-        const { line, hash } = chainLine(body, prev);
-        bytes += line + "\n";
-        prev = hash;
-      };
-      this.#open(add);
-      const missingFrom = this.#gapFrom ?? (change.id > this.#lastId + 1 ? this.#lastId + 1 : null);
-      if (missingFrom !== null) {
-        add({ gap: { from: missingFrom, to: change.id - 1, error: this.#gapError || "not recorded by this trail" } });
-      }
-      add(change as unknown as Record<string, unknown>);
-      this.#write(bytes);
-      this.#prev = prev;
-      this.#lastId = change.id;
-      this.#anchorFrom = null;
-      if (this.#gapFrom !== null) this.#o.log.info(`audit: the trail is written again from change ${change.id}`);
-      this.#gapFrom = null;
-    } catch (error) {
-      this.failures++;
-      if (this.#gapFrom === null) {
-        this.#gapFrom = change.id;
-        this.#gapError = (error as Error).message;
-        this.#o.log.error(
-          `audit: cannot write change ${change.id} (${change.type}) to the trail: ${
-            (error as Error).message
-          }; the change stands, and a gap line will name what is missing`,
-        );
+    this.#lastSeen = change.id;
+    if (this.#o.fsync === "record") return this.#writeAll([change]);
+    // Batch: the changes of one turn of the event loop are written together at its end.
+    this.#pending.push(change);
+    if (this.#pending.length === 1) queueMicrotask(() => this.#writePending());
+  }
+
+  /** Writes the changes waiting for the end of the turn now (a reader of the files is about to look). */
+  writePending(): void {
+    this.#writePending();
+  }
+
+  #writePending(): void {
+    const batch = this.#pending;
+    this.#pending = [];
+    if (batch.length > 0) this.#writeAll(batch);
+  }
+
+  /** Writes `changes` in order as whole lines, rolling files where they fill; a failure makes a gap. */
+  #writeAll(changes: readonly Change[]): void {
+    let i = 0;
+    while (i < changes.length) {
+      try {
+        let bytes = "";
+        let prev = this.#prev;
+        const add = (body: Readonly<Record<string, unknown>>) => {
+          const { line, hash } = chainLine(body, prev);
+          bytes += line + "\n";
+          prev = hash;
+        };
+        this.#open(add);
+        let last = this.#lastId;
+        let n = 0;
+        while (i + n < changes.length) {
+          const change = changes[i + n]!;
+          const missingFrom = (n === 0 ? this.#gapFrom : null) ?? (change.id > last + 1 ? last + 1 : null);
+          if (missingFrom !== null) {
+            add({ gap: { from: missingFrom, to: change.id - 1, error: this.#gapError || "not recorded by this trail" } });
+          }
+          add(change as unknown as Readonly<Record<string, unknown>>);
+          last = change.id;
+          n++;
+          // The rest goes to the next file once this one is full (string length: near enough for a size cap).
+          if (this.#size + bytes.length >= this.#o.fileBytes) break;
+        }
+        this.#write(bytes);
+        this.#prev = prev;
+        this.#lastId = last;
+        this.#anchorFrom = null;
+        if (this.#gapFrom !== null) this.#o.log.info(`audit: the trail is written again from change ${changes[i]!.id}`);
+        this.#gapFrom = null;
+        i += n;
+      } catch (error) {
+        this.failures += changes.length - i;
+        if (this.#gapFrom === null) {
+          const c = changes[i]!;
+          this.#gapFrom = c.id;
+          this.#gapError = (error as Error).message;
+          this.#o.log.error(
+            `audit: cannot write change ${c.id} (${c.type}) to the trail: ${(error as Error).message}; ` +
+              "the change stands, and a gap line will name what is missing",
+          );
+        }
+        return;
       }
     }
   }
@@ -266,8 +305,9 @@ export class AuditTrail {
     syncDir(this.#o.dir);
   }
 
-  /** Resolves once every line written so far is synced. */
+  /** Writes what waits for the end of the turn, and resolves once every line is synced. */
   flush(): Promise<void> {
+    this.#writePending();
     if (this.#syncing === null && !this.#dirty) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
   }

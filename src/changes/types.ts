@@ -34,6 +34,12 @@ const kinds: readonly ChangeKind[] = [
   { type: "model.activation_refused", when: "a hand edit of the active file named a model that may not be active", streamed: true },
   { type: "gpu.health", when: "a GPU leaves or returns to the inventory (healthy and reason in data)", streamed: true },
   { type: "console.state", when: "the console connection changes state (connecting, connected, backoff, stopped)", streamed: true },
+  {
+    type: "api.request",
+    when: "an API request that could change something is answered (principal, route, request id, status)",
+    streamed: false,
+  },
+  { type: "tokens.reloaded", when: "the API's tokens file is read again (SIGHUP)", streamed: true },
 ];
 
 /** The kinds by type. */

@@ -67,6 +67,10 @@ export interface BridgeOptions {
   readonly readbackMs: number;
   /** serve --seal-active: the lease every adapter activation seals its weights under (docs/models.md). */
   readonly sealActive?: string | undefined;
+  /** The audit trail (docs/audit.md): how lines reach the disk, file size, files kept; absent: DEFAULTS. */
+  readonly auditFsync?: "record" | "batch";
+  readonly auditFileBytes?: number;
+  readonly auditFiles?: number;
 }
 
 /** Options of `mock-console`. */
@@ -234,6 +238,9 @@ export const bridgeFlags = () => ({
   "cdi-root": "string",
   "readback-ms": "int:0:3600000",
   "seal-active": "string",
+  "audit-fsync": "choice:record|batch",
+  "audit-file-mb": "int:1:1024",
+  "audit-files": "int:1:100000",
   "help": "bool",
   "version": "bool",
 } as const);
@@ -672,6 +679,9 @@ function bridgeOptions(
       cdiRoot: values["cdi-root"],
       readbackMs: values["readback-ms"] ?? DEFAULTS.readbackMs,
       sealActive: values["seal-active"],
+      auditFsync: values["audit-fsync"] ?? DEFAULTS.auditFsync,
+      auditFileBytes: (values["audit-file-mb"] ?? DEFAULTS.auditFileMb) * 1048576,
+      auditFiles: values["audit-files"] ?? DEFAULTS.auditFiles,
     },
   };
 }

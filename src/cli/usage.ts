@@ -76,6 +76,16 @@ export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
   "device-id": { arg: "ID", text: "the device the Queen files this host's telemetry under (default: host name)" },
   "spool-max-mb": { arg: "N", text: `local spool cap; past it the oldest segment is dropped (default ${DEFAULTS.spoolMaxMb})` },
   "queen-segment-kb": { arg: "N", text: `start a new Queen segment past this many bytes (default ${DEFAULTS.queenSegmentKb})` },
+  "audit-fsync": {
+    arg: "MODE",
+    text:
+      `record: sync each record before going on; batch: one background sync\nfor all written meanwhile (default ${DEFAULTS.auditFsync})`,
+  },
+  "audit-file-mb": { arg: "N", text: `start a new trail file past this many MiB (default ${DEFAULTS.auditFileMb})` },
+  "audit-files": {
+    arg: "N",
+    text: `keep this many trail files, dropping the oldest; lease history reaches\nas far back as they do (default ${DEFAULTS.auditFiles})`,
+  },
   "listen": { arg: "HOST:PORT", text: `where the HTTP API listens (default ${DEFAULTS.listenHost}:${DEFAULTS.listenPort})` },
   "allow-remote": { text: "allow a non-loopback --listen (needs an explicit token)" },
   "api-token": {
@@ -349,6 +359,7 @@ export const SECTIONS: readonly (readonly [string, readonly string[]])[] = [
   ["Telemetry (with --interval-ms or serve)", ["device-id", "spool-max-mb", "queen-segment-kb"]],
   ["Local API (with --interval-ms or serve)", ["listen", "allow-remote", "api-token", "no-api"]],
   ["Containers (with serve)", ["cdi-dir", "cdi-root"]],
+  ["Audit trail (<state-dir>/audit, docs/audit.md)", ["audit-fsync", "audit-file-mb", "audit-files"]],
   ["Other", ["log-level", "log-format", "help", "version"]],
 ];
 

@@ -128,6 +128,10 @@ export const DEFAULTS = Object.freeze(
     /** `vram-audit.jsonl` rolls to `.1` past this size; at most `vramAuditFiles` files are kept (8 MiB in all). */
     vramAuditBytes: 1 << 20,
     vramAuditFiles: 8,
+    /** The audit trail (`<state-dir>/audit`): synced per record or per batch, file size, files kept. */
+    auditFsync: "batch" as "record" | "batch",
+    auditFileMb: 8,
+    auditFiles: 64,
     /** `serve --cdi-root` and `cdi generate`'s --dev-root and --driver-root. */
     cdiRoot: "/",
     /** `cdi generate --kind`: nvidia-ctk's kind, so its consumers find the devices. */

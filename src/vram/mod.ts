@@ -72,7 +72,9 @@ export async function startVram(o: VramOptions): Promise<Vram> {
   const { pool, backend, unavailable } = await openBackend(o, env);
   let audit: VramAudit | null = null;
   try {
-    audit = new VramAudit(o.ephemeral ? null : join(o.stateDir, "vram-audit.jsonl"), o.log, () => clock.now());
+    // With onAudit the bridge's record has every event, and its audit trail keeps them: one trail.
+    const file = o.ephemeral || o.onAudit !== undefined ? null : join(o.stateDir, "vram-audit.jsonl");
+    audit = new VramAudit(file, o.log, () => clock.now());
     audit.onRecord = o.onAudit ?? null;
     const store = backend === null ? null : new ShardStore({
       backend,
