@@ -64,7 +64,6 @@ export const LAYERS: Readonly<Record<string, number>> = {
   // CDI specs and sealed VRAM shards are capabilities too.
   "src/cdi": 2,
   "src/vram": 2,
-  // The record of changes every view reads (events, metrics, the audit trail).
   // The audit trail: a listener of the record of changes, and its verifier.
   "src/audit": 2,
   // The VM talking back: read-back, appends, compaction, VM-granted leases and control lines.
