@@ -32,6 +32,8 @@ const COMMANDS: { readonly [K in Command["kind"]]: () => Promise<CommandModule<K
   "models-watch": () => import("./commands/models-watch.ts"),
   "peft-export": () => import("./commands/peft-export.ts"),
   "audit-verify": () => import("./commands/audit.ts"),
+  "tokens-add": () => import("./commands/tokens.ts"),
+  "config-check": () => import("./commands/config.ts"),
   "completion": () => import("./commands/completion.ts"),
   // CDI code (valibot, yaml, node:fs) loads only for `cdi`: never on the --list path.
   "cdi-generate": () => import("./commands/cdi.ts"),
@@ -88,9 +90,9 @@ export async function main(
     const module = (await COMMANDS[command.kind]()) as CommandModule<typeof command.kind>;
     return await module.run(command as never, io);
   } catch (error) {
-    // A command's failure, in one paragraph on stderr; the exit status is 1.
+    // A command's failure, in one paragraph on stderr; the exit status is 1 (2 for a setting refused as a flag would be).
     std.stderr(`gpu-bridge-host: ${error instanceof Error ? error.message : String(error)}\n`);
-    return 1;
+    return error instanceof UsageError ? 2 : 1;
   }
 }
 

@@ -13,11 +13,12 @@
  */
 import { type Context, Hono } from "hono";
 import type { Logger } from "../util/log.ts";
-import { bearerMatches } from "./auth.ts";
+import { bearerMatches, unauthorized } from "./auth.ts";
 import type { ChangeRecord } from "../changes/record.ts";
 import { trackChanging, trackReading, withRequestId } from "./requests.ts";
 import { hostAllowed } from "./host-check.ts";
 import { cdiRoutes } from "./cdi.ts";
+import { configRoutes } from "./config-route.ts";
 import { eventRoutes } from "./events.ts";
 import { ApiError, describeError } from "./errors.ts";
 import { DiskWriteError } from "../util/files.ts";
@@ -26,6 +27,10 @@ import { gpuRoutes } from "./gpus.ts";
 import { jobRoutes, leaseRoutes } from "./leases.ts";
 import { modelRoutes } from "./models.ts";
 import { openapiRoutes } from "./openapi-route.ts";
+import { principalRoutes } from "./principal-routes.ts";
+import { admit, type PrincipalGuard, ruleOf, runAs } from "./principals.ts";
+import { scopedFacade } from "./scope.ts";
+import { type Principal, SINGLE_TOKEN_PRINCIPAL } from "./tokens-file.ts";
 import { type Handler, joinPath, type Route, type SubApp } from "./router.ts";
 import { statusRoutes } from "./status.ts";
 import { telemetryRoutes } from "./telemetry.ts";
@@ -35,8 +40,15 @@ export type { ApiCdi, ApiModels, BridgeFacade } from "./facade.ts";
 export { jobView, leaseView } from "./views.ts";
 
 export interface ApiDeps {
-  /** The bearer token every request that could change anything must carry. */
+  /** The bearer token every request that could change anything must carry (unused with `principals`). */
   readonly token: string;
+  /**
+   * The principals of a tokens file (principals.ts): every route but /healthz then needs one of
+   * their tokens, and each route the role its rule names; absent: the single token above.
+   */
+  readonly principals?: PrincipalGuard;
+  /** The effective settings for `GET /v1/config`, secrets already masked. */
+  readonly settings?: Readonly<Record<string, unknown>>;
   readonly log: Logger;
   readonly bridge: BridgeFacade;
   /** Host header names the API answers (DNS rebinding); absent: any. */
@@ -62,6 +74,8 @@ export function apiRoutes(bridge: BridgeFacade): Route[] {
     ["/", vramRoutes(bridge)],
     ["/v1/cdi", cdiRoutes(bridge)],
     ["/v1/events", eventRoutes(bridge)],
+    ["/v1/principals", principalRoutes(bridge)],
+    ["/v1/config", configRoutes(bridge)],
   ];
   const routes = mounted.flatMap(([prefix, sub]) => sub.routes.map((r) => ({ ...r, path: joinPath(prefix, r.path) })));
   routes.push(...openapiRoutes(bridge.version, () => routes).routes);
@@ -88,13 +102,14 @@ export function allowTable(routes: readonly Route[]): { readonly pattern: RegExp
 /** Builds the API. */
 export function createApp(deps: ApiDeps): Hono {
   const app = new Hono();
-  const unauthorized = () =>
-    new ApiError(401, "unauthorized", "This route needs 'Authorization: Bearer <token>' with the bridge's API token", undefined, {
-      "WWW-Authenticate": 'Bearer realm="gpu-bridge-host"',
-    });
-  const requireAuth = (req: Request) => {
-    if (!bearerMatches(req.headers.get("authorization") ?? undefined, deps.token)) throw unauthorized();
-  };
+  const principals = deps.principals ?? null;
+  const requireAuth = principals === null
+    ? (req: Request) => {
+      if (!bearerMatches(req.headers.get("authorization") ?? undefined, deps.token)) throw unauthorized();
+    }
+    : (req: Request) => {
+      if (principals.authenticate(req.headers.get("authorization")) === null) throw unauthorized("a token of the bridge's tokens file");
+    };
   // The few Host values clients send, judged once each (bounded: a client could send many).
   const hostVerdicts = new Map<string, boolean>();
   const checkHost = deps.allowedHosts == null ? null : (req: Request) => {
@@ -125,7 +140,8 @@ export function createApp(deps: ApiDeps): Hono {
   };
   app.onError(answerError);
 
-  const routes = apiRoutes(deps.bridge);
+  const base = deps.settings === undefined ? deps.bridge : { ...deps.bridge, settings: () => deps.settings! };
+  const routes = apiRoutes(principals === null ? base : scopedFacade(base, principals));
   for (const r of routes) app.on(r.method, r.path, guarded(r.method, r.path, r.handler));
 
   // No route matched: a known path with another method is a 405 with Allow (decided before the
@@ -142,7 +158,7 @@ export function createApp(deps: ApiDeps): Hono {
       if (known !== undefined) {
         throw new ApiError(405, "method_not_allowed", `Method not allowed here; use ${known.allow}`, undefined, { Allow: known.allow });
       }
-      if (c.req.method !== "GET" && c.req.method !== "HEAD") requireAuth(c.req.raw);
+      if (principals !== null || (c.req.method !== "GET" && c.req.method !== "HEAD")) requireAuth(c.req.raw);
       return c.json({ error: { code: "not_found", message: `No route for ${c.req.method} ${c.req.path}` } }, 404);
     } catch (error) {
       return answerError(error, c);
@@ -156,13 +172,40 @@ export function createApp(deps: ApiDeps): Hono {
   function guarded(method: string, path: string, handler: Handler): Handler {
     // The request id, the api.request record and the log line (src/api/requests.ts).
     const track = { route: `${method} ${path}`, log: deps.log, changes: deps.changes ?? null, answer: answerError };
+    const rule = principals === null ? null : ruleOf(method, path);
+    if (principals !== null && rule !== null && rule !== "public") {
+      // With a tokens file: the principal's token and role, then the handler as that principal.
+      const route = `${method} ${path}`;
+      if (method !== "GET") {
+        const admitted = new WeakMap<Request, Principal>();
+        return trackChanging(track, (req) => {
+          checkHost?.(req);
+          const p = admit(principals, rule, route, req);
+          admitted.set(req, p);
+          return p.name;
+        }, (c) => runAs(admitted.get(c.req.raw)!, () => handler(c)));
+      }
+      return trackReading(track, (c) => {
+        checkHost?.(c.req.raw);
+        const p = admit(principals, rule, route, c.req.raw);
+        return runAs(p, () => handler(c));
+      });
+    }
     if (method !== "GET") {
       // What the request changes is recorded as the API's doing, naming the route and principal.
       return trackChanging(track, (req) => {
         checkHost?.(req);
         requireAuth(req);
-        return "api-token";
+        return SINGLE_TOKEN_PRINCIPAL;
       }, handler);
+    }
+    // A read only admins may make (GET /v1/config) needs the token even without a tokens file.
+    if (principals === null && ruleOf(method, path) === "admin") {
+      return trackReading(track, (c) => {
+        checkHost?.(c.req.raw);
+        requireAuth(c.req.raw);
+        return handler(c);
+      });
     }
     if (checkHost === null) return trackReading(track, handler);
     const check = checkHost;

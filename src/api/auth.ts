@@ -7,15 +7,28 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { chmodSync, closeSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { apiTokenProblem } from "../util/api-token.ts";
+import { ApiError } from "./errors.ts";
 import { openRegular, replaceFileDurably } from "../util/files.ts";
 import { stateDirError } from "../util/state-dir.ts";
 
+/** The token of `Authorization: Bearer <token>` (any case of the scheme, blanks around), or null. */
+export function bearerToken(header: string | undefined): string | null {
+  return /^Bearer\s+(\S+)\s*$/i.exec(header ?? "")?.[1] ?? null;
+}
+
 /** True if `header` is `Bearer <token>` for exactly `token`. */
 export function bearerMatches(header: string | undefined, token: string): boolean {
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
-  const given = createHash("sha256").update(m?.[1] ?? "").digest();
+  const given = bearerToken(header);
+  const digest = createHash("sha256").update(given ?? "").digest();
   const expected = createHash("sha256").update(token).digest();
-  return timingSafeEqual(given, expected) && m !== null;
+  return timingSafeEqual(digest, expected) && given !== null;
+}
+
+/** The 401 for a request without a valid token, with the challenge; `what` says which tokens count. */
+export function unauthorized(what = "the bridge's API token"): ApiError {
+  return new ApiError(401, "unauthorized", `This route needs 'Authorization: Bearer <token>' with ${what}`, undefined, {
+    "WWW-Authenticate": 'Bearer realm="gpu-bridge-host"',
+  });
 }
 
 /** Where the API token came from. */

@@ -83,6 +83,21 @@ export interface ApiCdi {
   deviceFor(leaseId: string): string | null;
 }
 
+/** A principal as `GET /v1/principals/me` shows it (src/api/scope.ts). */
+export interface PrincipalView {
+  readonly name: string;
+  readonly role: string;
+  readonly workers: readonly string[];
+  /** Every quota: what is in use, the limit (null: none), and what it counts. */
+  readonly quotas: Readonly<Record<string, { readonly use: number; readonly limit: number | null; readonly what: string }>>;
+}
+
+/** The principals of a tokens file, as the API sees them (present only with one). */
+export interface ApiPrincipals {
+  /** The calling principal with its use against its quotas. */
+  me(): PrincipalView;
+}
+
 /** The bridge behind the API. */
 export interface BridgeFacade {
   readonly version: string;
@@ -121,5 +136,9 @@ export interface BridgeFacade {
   /** The VM sync's counters as Prometheus text (absent: not publishing). */
   readonly vmMetrics?: () => string;
   /** The record of changes as event streams (absent: a façade built without one, in tests). */
-  readonly events?: EventHub;
+  readonly events?: Pick<EventHub, "open" | "clients" | "dropped" | "counts">;
+  /** The effective settings, secrets masked, for `GET /v1/config` (absent: a façade built without them). */
+  readonly settings?: () => Readonly<Record<string, unknown>>;
+  /** The calling principal and its quotas (absent: no tokens file; scope.ts sets it). */
+  readonly principals?: ApiPrincipals;
 }

@@ -22,8 +22,9 @@ type Json = any;
 /** What each refusal status means on this API (the code in the body says which case it is). */
 export const STATUS_MEANING: Readonly<Record<number, string>> = {
   400: "The body is not valid JSON, NDJSON or CBOR, or is refused as input (bad_json, invalid).",
-  401: "No valid token: send 'Authorization: Bearer <token>' (unauthorized).",
-  403: "The Host header does not name this bridge (forbidden_host), or the lease, job or shard refuses (permission).",
+  401: "No valid token: send 'Authorization: Bearer <token>' (unauthorized); with a tokens file, every route but /healthz needs one.",
+  403:
+    "The Host header does not name this bridge (forbidden_host), the lease, job or shard refuses (permission), or the principal lacks the route's role or the worker's pattern (forbidden).",
   404: "No such GPU, lease, job, shard, result or resource (not_found).",
   405: "This path does not answer this method; Allow lists those it does (method_not_allowed).",
   409:
@@ -32,7 +33,7 @@ export const STATUS_MEANING: Readonly<Record<number, string>> = {
   413: "The body is over this route's size limit (too_large).",
   415: "The body's Content-Type is not one this route takes (unsupported_media_type).",
   422: "A field or query parameter is missing, unknown or out of range; `field` names it (invalid, mismatch).",
-  429: "Too many jobs are waiting; retry later (busy).",
+  429: "Too many jobs are waiting; retry later (busy), or a principal's quota is reached (quota_exceeded, `field` names it).",
   500: "An internal error; the bridge's log has the details (internal, cuda).",
   503: "The write could not be stored, or the capability is unavailable on this host now (storage_unavailable, unavailable).",
   507: "The disk is full: nothing was stored; free space and retry (insufficient_storage).",
@@ -60,7 +61,8 @@ const operationId = (method: string, path: string) =>
 export function routeStatuses(route: Route): number[] {
   const d = route.doc;
   const out = new Set<number>([403, 500, ...(d.errors ?? [])]);
-  if (route.method !== "GET") out.add(401);
+  // Every route but /healthz needs a token with a tokens file (docs/tenancy.md); without one, only changes do.
+  if (route.path !== "/healthz") out.add(401);
   // A strict query schema refuses unknown (and repeated) parameters; a plain one only describes them.
   if (d.query !== undefined && d.query.type === "strict_object") out.add(422);
   if (d.body !== undefined) {
@@ -171,8 +173,11 @@ export function openapiDocument(routes: readonly Route[], version: string): Json
       version,
       description: "The bridge's local control API: GPUs, leases, jobs, models, telemetry, sealed VRAM shards and CDI. " +
         "Reads (GET, HEAD) need no token; every other method needs 'Authorization: Bearer <token>' (the token is in " +
-        '<state-dir>/api-token unless given). Every refusal has the body {"error":{"code","message","field"?}}. ' +
-        "A path not listed here answers 404 (401 first, for a method other than GET or HEAD without the token).",
+        "<state-dir>/api-token unless given). With a tokens file (serve --tokens) every route but /healthz needs a " +
+        "principal's token, and each route a role: reader, operator or admin (docs/tenancy.md). " +
+        'Every refusal has the body {"error":{"code","message","field"?}}. ' +
+        "A path not listed here answers 404 (401 first, for a method other than GET or HEAD without the token, or any " +
+        "method with a tokens file).",
       license: { name: "Apache-2.0", identifier: "Apache-2.0" },
     },
     tags: [{ name: "method-not-allowed", description: "Methods a path does not have: each answers 405 with Allow, token or not." }],

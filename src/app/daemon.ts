@@ -67,16 +67,55 @@ export async function startApi(
     import("../api/auth.ts"),
     import("../api/host-check.ts"),
   ]);
-  const { token, source } = resolveApiToken(options.apiToken, process.env, options.stateDir);
-  deps.log.addSecret?.(token);
   const log = deps.log.child("api");
-  const app = createApp({ token, log, bridge, allowedHosts: allowedHosts(options.listen!.host), changes: bridge.changes });
+  // With a tokens file the principals replace the single token (which is then neither read nor made).
+  const tenancy = options.tokensFile === undefined ? null : await import("../api/principals.ts");
+  const guard = tenancy === null ? undefined : new tenancy.PrincipalGuard(options.tokensFile!);
+  let token = "";
+  let where: string;
+  if (guard !== undefined) {
+    where = `${guard.principals.length} principals from ${guard.path}; SIGHUP reloads it`;
+  } else {
+    const { token: t, source } = resolveApiToken(options.apiToken, process.env, options.stateDir);
+    token = t;
+    deps.log.addSecret?.(token);
+    where = source.kind === "file"
+      ? `token in ${source.path}${source.created ? " (new)" : ""}`
+      : `token from ${source.kind === "flag" ? "--api-token" : "GPU_BRIDGE_API_TOKEN"}`;
+  }
+  const app = createApp({
+    token,
+    log,
+    bridge,
+    allowedHosts: allowedHosts(options.listen!.host),
+    ...(guard && { principals: guard }),
+    settings: maskedSettings(options),
+    changes: bridge.changes,
+  });
   const listen = options.listen!;
   const server = await deps.runtime.serve(listen.host, listen.port, app.fetch);
-  const where = source.kind === "file"
-    ? `token in ${source.path}${source.created ? " (new)" : ""}`
-    : `token from ${source.kind === "flag" ? "--api-token" : "GPU_BRIDGE_API_TOKEN"}`;
   const host = listen.host.includes(":") ? `[${listen.host}]` : listen.host;
   log.info(`listening on http://${host}:${server.port} (${where})`);
-  return { port: server.port, token, close: () => server.close() };
+  // The new principals apply to the next request; open connections (event streams) stay open.
+  const onHangup = guard === undefined ? null : () => tenancy!.reloadPrincipals(guard, bridge.changes, log);
+  if (onHangup !== null) process.on("SIGHUP", onHangup);
+  return {
+    port: server.port,
+    token,
+    close: () => {
+      if (onHangup !== null) process.off("SIGHUP", onHangup);
+      return server.close();
+    },
+  };
+}
+
+/** The options as `GET /v1/config` shows them: every setting, the tokens masked (the API's and the console's). */
+export function maskedSettings(options: BridgeOptions): Readonly<Record<string, unknown>> {
+  return {
+    ...options,
+    authToken: "(hidden)",
+    apiToken: options.apiToken === undefined ? null : "(hidden)",
+    tokensFile: options.tokensFile ?? null,
+    configFile: options.configFile ?? null,
+  };
 }

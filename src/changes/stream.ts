@@ -19,6 +19,8 @@ export interface EventFilter {
   /** null: every streamed type. */
   readonly types: readonly string[] | null;
   readonly lease: string | null;
+  /** Whether the client may see this change at all (an operator's own leases, src/api/scope.ts); absent: all. */
+  readonly visible?: (change: Change) => boolean;
 }
 
 /**
@@ -48,6 +50,7 @@ export function typeMatches(pattern: string, type: string): boolean {
 export function wants(filter: EventFilter, change: Change): boolean {
   if (CHANGE_KINDS.get(change.type)?.streamed !== true) return false;
   if (filter.lease !== null && change.lease_id !== filter.lease) return false;
+  if (filter.visible !== undefined && !filter.visible(change)) return false;
   return filter.types === null || filter.types.some((p) => typeMatches(p, change.type));
 }
 

@@ -39,7 +39,11 @@ const kinds: readonly ChangeKind[] = [
     when: "an API request that could change something is answered (principal, route, request id, status)",
     streamed: false,
   },
-  { type: "tokens.reloaded", when: "the API's tokens file is read again (SIGHUP)", streamed: true },
+  {
+    type: "tokens.reloaded",
+    when: "the tokens file is read again on SIGHUP (outcome ok, or refused and the old one kept)",
+    streamed: true,
+  },
 ];
 
 /** The kinds by type. */

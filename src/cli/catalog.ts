@@ -10,6 +10,7 @@ import {
   auditVerifyFlags,
   bridgeFlags,
   completionFlags,
+  configCheckFlags,
   consoleFlags,
   doctorFlags,
   mockConsoleFlags,
@@ -22,11 +23,13 @@ import {
   statsFlags,
   telemetryExportFlags,
   telemetryPushFlags,
+  tokensAddFlags,
 } from "./options.ts";
 import {
   AUDIT_HELP,
   CDI_HELP,
   COMPLETION_HELP,
+  CONFIG_CHECK_HELP,
   CONSOLE_HELP,
   DOCTOR_HELP,
   FLAG_HELP,
@@ -38,6 +41,7 @@ import {
   PEFT_EXPORT_HELP,
   STATS_HELP,
   TELEMETRY_HELP,
+  TOKENS_ADD_HELP,
 } from "./usage.ts";
 
 /** What a command's bare words (its positionals) are. */
@@ -119,6 +123,20 @@ export function commandCatalog(): readonly CommandEntry[] {
       flags: peftExportFlags(),
       help: PEFT_EXPORT_HELP,
       positionals: none,
+    },
+    {
+      path: ["tokens", "add"],
+      summary: "add an API principal to a tokens file, printing its token once",
+      flags: tokensAddFlags(),
+      help: TOKENS_ADD_HELP,
+      positionals: { kind: "text" },
+    },
+    {
+      path: ["config", "check"],
+      summary: "check a settings file for serve --config",
+      flags: configCheckFlags(),
+      help: CONFIG_CHECK_HELP,
+      positionals: files,
     },
     {
       path: ["mock-console"],

@@ -59,6 +59,10 @@ export interface BridgeOptions {
   /** Where the API listens (serve and the daemon); null: no API. */
   readonly listen: { readonly host: string; readonly port: number } | null;
   readonly apiToken: string | undefined;
+  /** serve --tokens: the tokens file of named principals (src/api/tokens-file.ts); undefined: the single API token. */
+  readonly tokensFile?: string | undefined;
+  /** `--config FILE`, when the settings came partly from one. */
+  readonly configFile?: string | undefined;
   /** serve --cdi-dir: where the bridge keeps its CDI spec; undefined: no spec. */
   readonly cdiDir?: string | undefined;
   /** serve --cdi-root: where device nodes and driver files are read for that spec; undefined: DEFAULTS.cdiRoot. */
@@ -145,11 +149,12 @@ export interface StatsOptions {
 export type Command =
   | { readonly kind: "help"; readonly topic?: string }
   | { readonly kind: "version" }
-  | { readonly kind: "bridge"; readonly options: BridgeOptions; readonly warnings: readonly string[] }
+  | { readonly kind: "bridge"; readonly options: BridgeOptions; readonly warnings: readonly string[]; readonly config?: ConfigSource }
   | { readonly kind: "mock-console"; readonly options: MockConsoleOptions }
   | { readonly kind: "console"; readonly request: ConsoleRequest }
   | { readonly kind: "peft-export"; readonly request: PeftExportRequest }
-  | { readonly kind: "serve"; readonly options: BridgeOptions; readonly warnings: readonly string[] }
+  | { readonly kind: "serve"; readonly options: BridgeOptions; readonly warnings: readonly string[]; readonly config?: ConfigSource }
+  | { readonly kind: "config-check"; readonly file: string }
   | { readonly kind: "stats"; readonly options: StatsOptions }
   | { readonly kind: "doctor"; readonly options: DoctorCliOptions; readonly secrets: readonly string[] }
   | { readonly kind: "run-kernel" }
@@ -175,9 +180,22 @@ export type Command =
   }
   | { readonly kind: "models-verify"; readonly id: string | undefined; readonly registry: string; readonly json: boolean }
   | { readonly kind: "models-watch"; readonly exec: string; readonly url: string; readonly apiToken: string | undefined }
+  | {
+    readonly kind: "tokens-add";
+    readonly name: string;
+    readonly role: "reader" | "operator" | "admin";
+    readonly workers: readonly string[];
+    readonly file: string;
+  }
   | CdiCommand;
 
 type Env = Readonly<Record<string, string | undefined>>;
+
+/** `--config FILE` and the command line's own flags, which override the file (see `withConfig`). */
+export interface ConfigSource {
+  readonly file: string;
+  readonly argv: readonly string[];
+}
 
 /** The commands a user names first (the bridge itself takes flags only); catalog.ts describes each. */
 export const COMMAND_NAMES = [
@@ -188,6 +206,8 @@ export const COMMAND_NAMES = [
   "models",
   "peft",
   "audit",
+  "tokens",
+  "config",
   "mock-console",
   "console",
   "cdi",
@@ -234,6 +254,8 @@ export const bridgeFlags = () => ({
   "no-api": "bool",
   "allow-remote": "bool",
   "api-token": "string",
+  "tokens": "string",
+  "config": "string",
   "cdi-dir": "string",
   "cdi-root": "string",
   "readback-ms": "int:0:3600000",
@@ -342,6 +364,15 @@ export const modelsWatchFlags = () => ({
 
 export const completionFlags = () => ({ "help": "bool" } as const);
 
+export const configCheckFlags = () => ({ "help": "bool" } as const);
+
+export const tokensAddFlags = () => ({
+  "role": "choice:reader|operator|admin",
+  "workers": "string",
+  "file": "string",
+  "help": "bool",
+} as const);
+
 export const doctorFlags = () => ({
   ...inventoryFlags(),
   "dev-root": "string",
@@ -367,6 +398,8 @@ export function parseCommand(argv: readonly string[], env: Env): Command {
   if (argv[0] === "telemetry") return telemetryCommand(argv.slice(1), env);
   if (argv[0] === "models") return modelsCommand(argv.slice(1));
   if (argv[0] === "audit") return auditCommand(argv.slice(1));
+  if (argv[0] === "tokens") return tokensCommand(argv.slice(1));
+  if (argv[0] === "config") return configCommand(argv.slice(1));
   if (argv[0] === "cdi") return parseCdiCommand(argv.slice(1), env);
   if (argv[0] === "completion") return completionCommand(argv.slice(1));
   // Internal: the per-job child process of the runners (a request on stdin, a result on stdout).
@@ -382,7 +415,59 @@ export function parseCommand(argv: readonly string[], env: Env): Command {
   if (values.list !== true && values.publish !== true) {
     throw new UsageError("Nothing to do: pass --list, --publish or both (see --help)");
   }
-  return { kind: "bridge", ...bridgeOptions(values, env) };
+  if (values.config === undefined) return { kind: "bridge", ...bridgeOptions(values, env) };
+  return { kind: "bridge", ...optionsBeforeConfig(values, env), config: { file: values.config, argv } };
+}
+
+/**
+ * The options from the command line alone, for a command whose `--config` file is read later
+ * (`withConfig`): a check the file may settle (a token for --allow-remote) is left to then.
+ */
+function optionsBeforeConfig(values: FlagValues<ReturnType<typeof serveFlags>>, env: Env): { options: BridgeOptions; warnings: string[] } {
+  try {
+    return bridgeOptions(values, env);
+  } catch {
+    return bridgeOptions({}, env);
+  }
+}
+
+/** `config check FILE`: the file's settings checked as serve's flags would be. */
+function configCommand(argv: readonly string[]): Command {
+  if (argv[0] !== "check") {
+    if (argv[0] === "--help" || argv[0] === undefined) return { kind: "help", topic: "config" };
+    throw new UsageError(`Unknown config command ${JSON.stringify(argv[0])} (check)`);
+  }
+  const { values, positionals } = parseFlags(argv.slice(1), configCheckFlags());
+  if (values.help === true) return { kind: "help", topic: "config" };
+  if (positionals.length !== 1) throw new UsageError("config check needs one FILE: the settings file serve --config reads");
+  return { kind: "config-check", file: positionals[0]! };
+}
+
+/**
+ * The options of `command` with its `--config` file's settings (`fileArgv`: the file as flags,
+ * src/cli/config-file.ts) under the command line's: a flag given on both wins on the command
+ * line. A bad setting is refused with the flag's own message, naming the file.
+ */
+export function withConfig(
+  kind: "serve" | "bridge",
+  config: ConfigSource,
+  fileArgv: readonly string[],
+  env: Env,
+): { options: BridgeOptions; warnings: string[] } {
+  const table = kind === "serve" ? serveFlags() : bridgeFlags();
+  let fromFile: FlagValues<typeof table>;
+  try {
+    fromFile = parseFlags(fileArgv, table).values;
+  } catch (error) {
+    throw new UsageError(`Config ${config.file}: ${(error as Error).message}`);
+  }
+  const fromLine = parseFlags(config.argv, table).values;
+  try {
+    const { options, warnings } = bridgeOptions({ ...fromFile, ...fromLine }, env);
+    return { options: { ...options, configFile: config.file }, warnings };
+  } catch (error) {
+    throw new UsageError(`Config ${config.file}: ${(error as Error).message}`);
+  }
 }
 
 /** `completion bash|zsh|fish`: the shell's completion script on stdout. */
@@ -579,6 +664,28 @@ function modelsWatchCommand(argv: readonly string[]): Command {
   };
 }
 
+/** `tokens add NAME --role R [--workers P,...] --file FILE`; the file's own rules are checked when it is written. */
+function tokensCommand(argv: readonly string[]): Command {
+  if (argv[0] !== "add") {
+    if (argv[0] === "--help" || argv[0] === undefined) return { kind: "help", topic: "tokens" };
+    throw new UsageError(`Unknown tokens command ${JSON.stringify(argv[0])} (add)`);
+  }
+  const { values, positionals } = parseFlags(argv.slice(1), tokensAddFlags());
+  if (values.help === true) return { kind: "help", topic: "tokens" };
+  if (positionals.length !== 1) throw new UsageError("tokens add needs one NAME: the principal's name");
+  if (!isSafeId(positionals[0]!)) throw new UsageError(`tokens add: NAME must be ${SAFE_ID_RULE}, got ${JSON.stringify(positionals[0])}`);
+  if (values.role === undefined) throw new UsageError("tokens add needs --role reader|operator|admin");
+  if (values.file === undefined) throw new UsageError("tokens add needs --file FILE (the file serve --tokens reads)");
+  const workers = (values.workers ?? "").split(",").map((w) => w.trim()).filter((w) => w !== "");
+  if (values.role === "operator" && workers.length === 0) {
+    throw new UsageError("tokens add: an operator needs --workers PATTERN[,PATTERN...] (the worker ids it may act for, * for any run)");
+  }
+  if (values.role !== "operator" && workers.length > 0) {
+    throw new UsageError(`tokens add: only an operator takes --workers, not a ${values.role}`);
+  }
+  return { kind: "tokens-add", name: positionals[0]!, role: values.role, workers, file: values.file };
+}
+
 function statsCommand(argv: readonly string[]): Command {
   const { values, positionals } = parseFlags(argv, statsFlags());
   if (values.help === true) return { kind: "help", topic: "stats" };
@@ -636,8 +743,8 @@ function serveCommand(argv: readonly string[], env: Env): Command {
   const { values, positionals } = parseFlags(argv, serveFlags());
   if (values.help === true) return { kind: "help", topic: "serve" };
   if (positionals.length > 0) throw new UsageError(`serve: unexpected argument ${JSON.stringify(positionals[0])}`);
-  const { options, warnings } = bridgeOptions(values, env);
-  return { kind: "serve", options, warnings };
+  if (values.config === undefined) return { kind: "serve", ...bridgeOptions(values, env) };
+  return { kind: "serve", ...optionsBeforeConfig(values, env), config: { file: values.config, argv } };
 }
 
 function bridgeOptions(
@@ -675,6 +782,7 @@ function bridgeOptions(
       queenSegmentBytes: (values["queen-segment-kb"] ?? DEFAULTS.queenSegmentKb) * 1024,
       listen: values["no-api"] === true ? null : parseListen(values, env),
       apiToken: checkApiToken(values["api-token"], env),
+      tokensFile: values.tokens,
       cdiDir: values["cdi-dir"],
       cdiRoot: values["cdi-root"],
       readbackMs: values["readback-ms"] ?? DEFAULTS.readbackMs,
@@ -721,8 +829,10 @@ function parseListen(values: FlagValues<ReturnType<typeof serveFlags>>, env: Env
     if (values["allow-remote"] !== true) {
       throw new UsageError(`Option --listen ${raw} is not a loopback address; pass --allow-remote to expose the API beyond this host`);
     }
-    if (values["api-token"] === undefined && !env.GPU_BRIDGE_API_TOKEN?.trim()) {
-      throw new UsageError(`Option --listen ${raw} with --allow-remote needs an explicit --api-token or GPU_BRIDGE_API_TOKEN`);
+    if (values["api-token"] === undefined && values.tokens === undefined && !env.GPU_BRIDGE_API_TOKEN?.trim()) {
+      throw new UsageError(
+        `Option --listen ${raw} with --allow-remote needs an explicit --api-token, GPU_BRIDGE_API_TOKEN or --tokens FILE`,
+      );
     }
   }
   return { host, port };

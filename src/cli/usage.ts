@@ -92,6 +92,11 @@ export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
     arg: "TOKEN",
     text: "bearer token for mutating routes; else $GPU_BRIDGE_API_TOKEN, else\none generated into <state-dir>/api-token (mode 0600)",
   },
+  "tokens": {
+    arg: "FILE",
+    text:
+      "named principals instead of the one token (TOML; gpu-bridge-host tokens add):\nevery route but /healthz then needs a token, each role its routes;\nreloaded on SIGHUP",
+  },
   "no-api": { text: "do not serve the API" },
   "cdi-dir": {
     arg: "DIR",
@@ -99,6 +104,11 @@ export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
       `keep a CDI spec (kind ${DEFAULTS.cdiBridgeKind}) in DIR/gpu-bridge-host.json: the\nGPUs, and one device per live lease; GET /v1/cdi returns it`,
   },
   "cdi-root": { arg: "DIR", text: `read device nodes and driver files for it under DIR (default ${DEFAULTS.cdiRoot})` },
+  "config": {
+    arg: "FILE",
+    text:
+      "settings from a TOML file whose keys are these flags without dashes\n(max-streams-per-gpu = 8); a flag given here overrides the file's;\ngpu-bridge-host config check FILE checks one",
+  },
   "log-level": { arg: "LEVEL", text: `debug, info, warn or error (default ${DEFAULTS.logLevel}); logs go to stderr` },
   "log-format": { arg: "FORMAT", text: LOG_FORMAT_TEXT },
   "help": { text: "print this help" },
@@ -203,6 +213,37 @@ export const PEFT_EXPORT_HELP: Readonly<Record<string, FlagHelp>> = {
   "auth-token": { arg: "TOKEN", text: `console token; same fallbacks as the bridge (default "${DEFAULTS.authToken}")` },
   "ticket": { arg: "TICKET", text: "ticket sent with ATTACH queen" },
   "ack-timeout-ms": { arg: "MS", text: `how long to wait for each answer (default ${DEFAULTS.ackTimeoutMs})` },
+  "help": { text: "print this help" },
+};
+
+/** `config check`'s flags. */
+export const CONFIG_CHECK_HELP: Readonly<Record<string, FlagHelp>> = {
+  "help": { text: "print this help" },
+};
+
+export const CONFIG_USAGE = `gpu-bridge-host config check: check a settings file for serve --config.
+
+Usage:
+  gpu-bridge-host config check FILE
+
+FILE is TOML whose keys are serve's flags without their dashes, with TOML values:
+  max-streams-per-gpu = 8
+  tokens = "/etc/gpu-bridge-host/tokens.toml"
+  listen = "127.0.0.1:31338"
+  mock = true
+Each value is checked by the flag's own rule, with the flag's own message, and the settings
+together by serve's rules across flags. Prints what the file sets; exit status 2 and the
+message when serve would refuse it. On serve's command line, a flag overrides the file's value.
+`;
+
+/** `tokens add`'s flags. */
+export const TOKENS_ADD_HELP: Readonly<Record<string, FlagHelp>> = {
+  "role": {
+    arg: "ROLE",
+    text: "reader (GETs, events), operator (leases, jobs, shards, telemetry\nfor its workers) or admin (everything) (needed)",
+  },
+  "workers": { arg: "PATTERNS", text: "an operator's worker ids, comma-separated; * matches any run" },
+  "file": { arg: "FILE", text: "the tokens file (made if absent, rewritten atomically, mode 0600) (needed)" },
   "help": { text: "print this help" },
 };
 
@@ -357,10 +398,10 @@ export const SECTIONS: readonly (readonly [string, readonly string[]])[] = [
     "job-results-age-s",
   ]],
   ["Telemetry (with --interval-ms or serve)", ["device-id", "spool-max-mb", "queen-segment-kb"]],
-  ["Local API (with --interval-ms or serve)", ["listen", "allow-remote", "api-token", "no-api"]],
+  ["Local API (with --interval-ms or serve)", ["listen", "allow-remote", "api-token", "tokens", "no-api"]],
   ["Containers (with serve)", ["cdi-dir", "cdi-root"]],
   ["Audit trail (<state-dir>/audit, docs/audit.md)", ["audit-fsync", "audit-file-mb", "audit-files"]],
-  ["Other", ["log-level", "log-format", "help", "version"]],
+  ["Other", ["config", "log-level", "log-format", "help", "version"]],
 ];
 
 export const USAGE = `gpu-bridge-host ${VERSION}: mirrors this host's GPUs into a Cohesix VM under /gpu.
@@ -376,6 +417,8 @@ Usage:
   gpu-bridge-host models verify [ID] --registry DIR | models watch --exec CMD [--url URL]
   gpu-bridge-host peft export --out DIR [--job ID] [--force]   pull a LoRA export job from the Queen
   gpu-bridge-host audit verify DIR [--json]   prove the audit trail whole (audit --help)
+  gpu-bridge-host tokens add NAME --role ROLE [--workers PATTERNS] --file FILE   a new API principal
+  gpu-bridge-host config check FILE   check a --config settings file as serve would take it
   gpu-bridge-host mock-console [--port PORT] ...   a local stand-in for the Cohesix console
   gpu-bridge-host console ls|cat|echo PATH ...     one request to a console, as cohsh sends it
   gpu-bridge-host cdi generate|validate|apply|list ...   CDI specs for containers (cdi --help)
@@ -544,6 +587,19 @@ GPU_BRIDGE_MODEL_ID, GPU_BRIDGE_MODEL_PATH and GPU_BRIDGE_MODEL_SHARD (the seale
 as JSON, or empty) set; a failing CMD is reported and the watch goes on; it resumes across
 reconnects and bridge restarts. It runs until interrupted.
 `;
+
+export const TOKENS_USAGE = `gpu-bridge-host tokens add: a new principal for the API's tokens file.
+
+Usage:
+  gpu-bridge-host tokens add NAME --role ROLE [--workers PATTERNS] --file FILE
+
+Makes a random token for principal NAME, prints it once on stdout, and adds the principal to
+FILE (serve --tokens FILE) with the token's SHA-256, never the token: the file is rewritten
+whole or not at all, mode 0600, its other lines kept. Quotas are set by editing the file
+(docs/tenancy.md). A running bridge loads the new file on SIGHUP.
+
+Options:
+${flagLines(TOKENS_ADD_HELP, Object.keys(TOKENS_ADD_HELP).filter((f) => f !== "help"))}`;
 
 /** A subcommand's flag lines, indented beneath its synopsis. */
 const cdiFlagLines = (sub: keyof typeof CDI_HELP) =>

@@ -11,9 +11,11 @@ import type { CommandIo } from "./types.ts";
 
 /** Lists and/or publishes; resolves with the exit status. */
 export async function run(command: Extract<Command, { kind: "bridge" }>, io: CommandIo): Promise<number> {
-  const options = command.options;
+  const { options, warnings } = command.config === undefined
+    ? command
+    : (await import("../cli/config-file.ts")).configured("bridge", command.config, process.env);
   const log = io.logger(options.logLevel, "bridge", [options.authToken]);
-  for (const w of command.warnings) log.warn(w);
+  for (const w of warnings) log.warn(w);
   if (options.publish && options.intervalMs !== undefined) {
     // Before anything slow: a SIGTERM during start-up must still end in a clean exit.
     const signal = stopSignal();

@@ -4,6 +4,7 @@ import {
   AUDIT_USAGE,
   CDI_USAGE,
   COMPLETION_USAGE,
+  CONFIG_USAGE,
   CONSOLE_USAGE,
   DOCTOR_USAGE,
   MOCK_CONSOLE_USAGE,
@@ -12,6 +13,7 @@ import {
   SERVE_USAGE,
   STATS_USAGE,
   TELEMETRY_USAGE,
+  TOKENS_USAGE,
   USAGE,
 } from "../cli/usage.ts";
 import type { CommandIo } from "./types.ts";
@@ -26,6 +28,8 @@ const TOPICS: Readonly<Record<string, string>> = {
   models: MODELS_USAGE,
   peft: PEFT_USAGE,
   audit: AUDIT_USAGE,
+  tokens: TOKENS_USAGE,
+  config: CONFIG_USAGE,
   cdi: CDI_USAGE,
   completion: COMPLETION_USAGE,
 };

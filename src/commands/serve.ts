@@ -10,12 +10,15 @@ import { stopSignal } from "../util/signals.ts";
 import type { CommandIo } from "./types.ts";
 
 /** `serve`: the daemon with its API; resolves with the exit status. */
-export function run(command: Extract<Command, { kind: "serve" }>, io: CommandIo): Promise<number> {
+export async function run(command: Extract<Command, { kind: "serve" }>, io: CommandIo): Promise<number> {
   // Before anything slow: a SIGTERM during start-up must still end in a clean exit.
   const signal = stopSignal();
-  const log = io.logger(command.options.logLevel, "bridge", [command.options.authToken]);
-  for (const w of command.warnings) log.warn(w);
-  return daemonCommand(command.options, log, "serve", signal, io);
+  const { options, warnings } = command.config === undefined
+    ? command
+    : (await import("../cli/config-file.ts")).configured("serve", command.config, process.env);
+  const log = io.logger(options.logLevel, "bridge", [options.authToken]);
+  for (const w of warnings) log.warn(w);
+  return await daemonCommand(options, log, "serve", signal, io);
 }
 
 /** Runs the daemon (printing `--list` first, from the same backend); resolves with the exit status. */

@@ -74,7 +74,9 @@ describe("--listen", () => {
   });
   test("a non-loopback address needs --allow-remote and an explicit token", () => {
     expect(() => serve(["--listen", "0.0.0.0:31338"])).toThrow("is not a loopback address; pass --allow-remote");
-    expect(() => serve(["--listen", "0.0.0.0:31338", "--allow-remote"])).toThrow("needs an explicit --api-token or GPU_BRIDGE_API_TOKEN");
+    expect(() => serve(["--listen", "0.0.0.0:31338", "--allow-remote"])).toThrow(
+      "needs an explicit --api-token, GPU_BRIDGE_API_TOKEN or --tokens FILE",
+    );
     expect(serve(["--listen", "0.0.0.0:31338", "--allow-remote", "--api-token", "t0k3n-t0k3n-t0k3n"]).listen).toEqual({
       host: "0.0.0.0",
       port: 31338,
