@@ -26,7 +26,7 @@ COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting --no-com
 # Worker modules are extra entry points: a compiled binary holds only what the build was given.
 WORKERS := src/vram/tree-worker.ts
 
-.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist test typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-doctor bench-leases bench-audit bench-api bench-telemetry bench-rss bench-vram ptx check-ptx gpu-check bench-cdi cdi-consumer bench-vmback soak bench-cancel bench-logs clean mutation deb demo-lora
+.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist test typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-doctor bench-leases bench-audit bench-tenancy bench-api bench-telemetry bench-rss bench-vram ptx check-ptx gpu-check bench-cdi cdi-consumer bench-vmback soak bench-cancel bench-logs clean mutation deb demo-lora
 
 help: ## list these targets, one line each
 	@echo "gpu-bridge-host $(VERSION): make TARGET, where TARGET is one of"
@@ -210,7 +210,7 @@ deb: $(call DEB,amd64) $(call DEB,arm64) ## build dist/gpu-bridge-host_VERSION_a
 demo-lora: deps ## the LoRA loop end to end on the mock, narrated step by step with timings
 	$(BUN) scripts/demo-lora.ts
 
-bench: bench-startup bench-publish bench-stats bench-leases bench-audit bench-api bench-telemetry bench-rss bench-vram bench-cdi bench-vmback bench-logs ## run the benchmarks under bench/ (all but doctor, cancel, soak and gpu-check)
+bench: bench-startup bench-publish bench-stats bench-leases bench-audit bench-tenancy bench-api bench-telemetry bench-rss bench-vram bench-cdi bench-vmback bench-logs ## run the benchmarks under bench/ (all but doctor, cancel, soak and gpu-check)
 
 bench-startup: $(BIN) ## start-up of the compiled binary against a hello-world floor
 	COMPILE_FLAGS="$(COMPILE_FLAGS)" $(BUN) bench/startup.ts
@@ -234,6 +234,9 @@ bench-leases: deps ## lease grant, renew and release throughput
 
 bench-audit: deps ## lease grants per second without the audit trail, with fsync per record and per batch
 	$(BUN) bench/audit.ts
+
+bench-tenancy: deps ## what a tokens file costs the API: GETs and lease grants, single token against principals (PRINCIPALS=N)
+	$(BUN) bench/tenancy.ts
 
 bench-telemetry: deps ## telemetry spool and forward throughput
 	$(BUN) bench/telemetry.ts
