@@ -52,6 +52,7 @@ export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
   "GET /v1/jobs/:job/result": "reader",
   "GET /v1/models": "reader",
   "PUT /v1/models/active": "admin",
+  "PUT /v1/models/:id/approval": "admin",
   "POST /v1/telemetry": "operator",
   "GET /v1/telemetry": "reader",
   "POST /v1/leases/:id/shards": "operator",

@@ -85,6 +85,10 @@ const ROWS: Readonly<Record<string, Row>> = {
     req: () => ({ path: "/v1/models/active", ...json({ model_id: "vision-base-v1" }) }),
     expect: [401, 403, 403, 403, 409],
   },
+  "PUT /v1/models/:id/approval": {
+    req: () => ({ path: "/v1/models/vision-base-v1/approval", ...json({ status: "approved", reason: "reviewed" }) }),
+    expect: [401, 403, 403, 403, 409],
+  },
   // Telemetry records name no worker: any operator may post them.
   "POST /v1/telemetry": {
     req: () => ({ path: "/v1/telemetry", ...json(record(1, { model_id: "vision-base-v1" })) }),

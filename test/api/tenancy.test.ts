@@ -230,8 +230,8 @@ describe("with a tokens file", () => {
     // The record names who asked.
     const granted = record.since(0).changes.filter((c) => c.type === "lease.granted");
     expect(granted.map((c) => c.actor)).toEqual([
-      { route: "POST /v1/leases", principal: "team-a" },
-      { route: "POST /v1/leases", principal: "team-b" },
+      { route: "POST /v1/leases", principal: "team-a", request_id: expect.any(String) },
+      { route: "POST /v1/leases", principal: "team-b", request_id: expect.any(String) },
     ]);
   });
 });
@@ -264,6 +264,7 @@ describe("without a tokens file", () => {
     expect(record.since(0).changes.find((c) => c.type === "lease.granted")?.actor).toEqual({
       route: "POST /v1/leases",
       principal: "api-token",
+      request_id: expect.any(String),
     });
   });
 });
