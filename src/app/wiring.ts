@@ -110,6 +110,7 @@ export async function startLeaseVram(w: Wiring, host: HostState): Promise<Vram> 
     lease: (id) => host.leases.get(id),
     log: w.log.child("vram"),
     clock: w.clock,
+    verifyMaxAgeMs: w.options.verifyMaxAgeMs,
     onFailure: (shard) => {
       host.logsOf(shard.gpu_id).appendStatus(statusLine(shard.shard_id, "ERR", "SEAL-VERIFICATION-FAILED"));
       w.changed();
@@ -117,6 +118,9 @@ export async function startLeaseVram(w: Wiring, host: HostState): Promise<Vram> 
   });
   w.teardown.add("the sealed VRAM shards", () => vram.close());
   host.leases.on((e) => e.type === "released" && vram.releaseLease(e.lease.id, e.reason));
+  // Each live lease gets its share socket (src/vram/share.ts), restored leases included.
+  host.leases.on((e) => e.type === "granted" && void vram.openLease(e.lease));
+  await Promise.all(host.leases.live().map((l) => vram.openLease(l)));
   return vram;
 }
 

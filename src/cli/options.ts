@@ -65,6 +65,8 @@ export interface BridgeOptions {
   readonly cdiRoot?: string | undefined;
   /** Idle read-back of the VM's node files, every MS (0: only before full snapshots). */
   readonly readbackMs: number;
+  /** A sealed shard's execute-check needs a verification newer than this (src/vram/execute-check.ts). */
+  readonly verifyMaxAgeMs: number;
 }
 
 /** Options of `mock-console`. */
@@ -199,6 +201,7 @@ export const bridgeFlags = () => ({
   "cdi-dir": "string",
   "cdi-root": "string",
   "readback-ms": "int:0:3600000",
+  "verify-max-age-ms": "int:0:86400000",
   "help": "bool",
   "version": "bool",
 } as const);
@@ -531,6 +534,7 @@ function bridgeOptions(
       cdiDir: values["cdi-dir"],
       cdiRoot: values["cdi-root"],
       readbackMs: values["readback-ms"] ?? DEFAULTS.readbackMs,
+      verifyMaxAgeMs: values["verify-max-age-ms"] ?? DEFAULTS.verifyMaxAgeMs,
     },
   };
 }

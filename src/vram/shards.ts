@@ -33,6 +33,8 @@ export interface Shard {
   state: "SEALED" | "FAILED";
   failure: string | null;
   verified_at: number | null;
+  /** The last full verification (the seal's own read-back counts): what an execute-check's freshness is measured by. */
+  full_verified_at: number;
   verifications: number;
   /** When the allocation's pointer attributes were checked, and what they said. */
   readonly evidence: { checked_at: number; pointer: Record<string, unknown> | null };
@@ -85,6 +87,8 @@ export interface ShardStoreOptions {
   readonly ordinalOf: (gpuId: string) => number | undefined;
   /** Called once when a shard fails verification (the daemon writes a status line). */
   readonly onFailure?: (shard: Shard) => void;
+  /** Called when a shard's VRAM is released (its hand-outs are revoked: share.ts). */
+  readonly onRelease?: (shard: Shard, reason: string) => void;
   /** Where the tree is computed on a full verify (default gpu on CUDA, cpu on host memory). */
   readonly verifyPath?: "gpu" | "cpu";
   /** The gate before each job: `full` (default) or `sampled` (k random leaves). */
@@ -353,6 +357,7 @@ export class ShardStore {
       state: "SEALED",
       failure: null,
       verified_at: now,
+      full_verified_at: now,
       verifications: 0,
       evidence,
     };
@@ -446,6 +451,7 @@ export class ShardStore {
     }
     const treeMs = performance.now() - tTree;
     s.verified_at = this.#now();
+    if (mode === "full") s.full_verified_at = s.verified_at;
     s.verifications++;
     this.#count("verify", "ok");
     const total = performance.now() - t0;
@@ -511,7 +517,29 @@ export class ShardStore {
     if (h === undefined) throw new VramError("not_found", `Unknown shard ${JSON.stringify(id)}`, "id");
     this.#held.delete(id);
     this.#free(h.buf, h.shard, reason, h.shard);
+    this.#o.onRelease?.(h.shard, reason);
     return h.shard;
+  }
+
+  /** Why shard `id`'s memory cannot be mapped by another process; null when it can. */
+  shareRefusal(id: string): string | null {
+    return this.#buf(id).shareRefusal;
+  }
+
+  /** The bytes an importer of shard `id` maps (its size rounded up to the allocation granularity). */
+  mappedBytes(id: string): number {
+    return this.#buf(id).mappedBytes;
+  }
+
+  /** A file descriptor for shard `id`'s memory (share.ts hands it to the lease's holder). */
+  exportFd(id: string): { fd: number; owned: boolean } {
+    return this.#o.backend.exportFd(this.#buf(id));
+  }
+
+  #buf(id: string): VramBuffer {
+    const h = this.#held.get(id);
+    if (h === undefined) throw new VramError("not_found", `Unknown shard ${JSON.stringify(id)}`, "id");
+    return h.buf;
   }
 
   /** Frees every shard of a lease (its end). */

@@ -76,6 +76,7 @@ test("a copy in VRAM that differs from the bytes received is not sealed; the VRA
     },
     pointerEvidence: () => inner.pointerEvidence(),
     deviceEvidence: () => inner.deviceEvidence(),
+    exportFd: (buf) => inner.exportFd(buf),
     close: () => inner.close(),
   };
   const { store: s, lines } = store(flaky);
