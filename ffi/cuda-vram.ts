@@ -115,8 +115,6 @@ export class CudaVram {
   readonly #ptr = new WeakMap<DeviceBuffer, bigint>();
   /** The VMM handle behind a shareable buffer. */
   readonly #vmm = new WeakMap<DeviceBuffer, bigint>();
-  /** Per device: why its memory cannot be exported (null: it can), asked once. */
-  readonly #shareRefusal = new Map<number, string | null>();
   readonly #fns = new Map<number, { leaves: bigint; level: bigint; module: bigint }>();
   /** Devices whose driver refused the PTX: asked once, not on every digest. */
   readonly #refused = new Map<number, PtxRefusedError>();
@@ -217,12 +215,10 @@ export class CudaVram {
     return buf;
   }
 
-  /** Why memory on `ordinal` cannot be exported as a POSIX file descriptor; null when it can. */
+  /** Why memory on `ordinal` cannot be exported as a POSIX file descriptor; null when it can (three attribute reads: no cache). */
   shareRefusal(ordinal: number): string | null {
-    if (this.#shareRefusal.has(ordinal)) return this.#shareRefusal.get(ordinal)!;
-    let why: string | null;
     try {
-      why = this.attribute(ordinal, CU_SHARE_ATTR.integrated) === 1
+      return this.attribute(ordinal, CU_SHARE_ATTR.integrated) === 1
         ? `device ${ordinal} is an integrated (Tegra) GPU: its driver exports no POSIX file descriptors`
         : this.attribute(ordinal, CU_SHARE_ATTR.vmm) !== 1
         ? `device ${ordinal} lacks virtual memory management (CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED is 0)`
@@ -230,10 +226,8 @@ export class CudaVram {
         ? `device ${ordinal} cannot export POSIX file descriptors (CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR_SUPPORTED is 0)`
         : null;
     } catch (error) {
-      why = `the driver does not say whether device ${ordinal} can export memory: ${(error as Error).message}`;
+      return `the driver does not say whether device ${ordinal} can export memory: ${(error as Error).message}`;
     }
-    this.#shareRefusal.set(ordinal, why);
-    return why;
   }
 
   /** A new file descriptor for a shareable buffer's memory (cuMemExportToShareableHandle); the caller closes it. */

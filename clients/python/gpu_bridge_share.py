@@ -58,7 +58,7 @@ class _AccessDesc(ctypes.Structure):
     _fields_ = [("location", _Location), ("flags", ctypes.c_int)]
 
 
-class _Driver:
+class Driver:
     """The few driver calls an importer needs, from GPU_BRIDGE_CUDA_LIB or libcuda.so.1."""
 
     def __init__(self, path=None):
@@ -198,34 +198,41 @@ class Client:
         info, fds = self.request("open", shard_id=shard_id)
         if len(fds) != 1:
             raise ShareError("protocol", f"expected one file descriptor with the answer, got {len(fds)}")
-        fd = fds[0]
+        self._driver = self._driver or Driver()
         try:
-            drv = self._driver or _Driver()
-            self._driver = drv
-            count = ctypes.c_int()
-            drv.call("cuDeviceGetCount", ctypes.byref(count))
-            if device is None:
-                # in a container that sees only the lease's GPU, it is device 0
-                device = info["gpu_device"] if info["gpu_device"] < count.value else 0
-            dev = drv.use(device)
-            handle = ctypes.c_ulonglong()
-            drv.call("cuMemImportFromShareableHandle", ctypes.byref(handle), ctypes.c_void_p(fd), HANDLE_POSIX_FD)
+            return map_fd(self._driver, fds[0], info, device)
         finally:
-            os.close(fd)
-        size = info["mapped_bytes"]
-        ptr = ctypes.c_ulonglong()
-        try:
-            drv.call("cuMemAddressReserve", ctypes.byref(ptr), size, 0, 0, 0)
-            drv.call("cuMemMap", ptr.value, size, 0, handle.value, 0)
-            desc = _AccessDesc(_Location(LOCATION_DEVICE, dev), PROT_READ)
-            drv.call("cuMemSetAccess", ptr.value, size, ctypes.byref(desc), 1)
-        except CudaError:
-            if ptr.value:
-                drv.rc("cuMemUnmap", ptr.value, size)
-                drv.rc("cuMemAddressFree", ptr.value, size)
-            drv.rc("cuMemRelease", handle.value)
-            raise
-        return MappedShard(drv, ptr.value, handle.value, dev, info)
+            os.close(fds[0])
+
+
+def map_fd(driver, fd, info, device=None):
+    """Imports the descriptor `fd` (the caller keeps and closes it) and maps it read-only.
+
+    `info` is the bridge's answer: vram_bytes, mapped_bytes (the allocation's whole size, which
+    the mapping must cover), gpu_device, digest, shard_id.
+    """
+    count = ctypes.c_int()
+    driver.call("cuDeviceGetCount", ctypes.byref(count))
+    if device is None:
+        # in a container that sees only the lease's GPU, it is device 0
+        device = info["gpu_device"] if info["gpu_device"] < count.value else 0
+    dev = driver.use(device)
+    handle = ctypes.c_ulonglong()
+    driver.call("cuMemImportFromShareableHandle", ctypes.byref(handle), ctypes.c_void_p(fd), HANDLE_POSIX_FD)
+    size = info["mapped_bytes"]
+    ptr = ctypes.c_ulonglong()
+    try:
+        driver.call("cuMemAddressReserve", ctypes.byref(ptr), size, 0, 0, 0)
+        driver.call("cuMemMap", ptr.value, size, 0, handle.value, 0)
+        desc = _AccessDesc(_Location(LOCATION_DEVICE, dev), PROT_READ)
+        driver.call("cuMemSetAccess", ptr.value, size, ctypes.byref(desc), 1)
+    except CudaError:
+        if ptr.value:
+            driver.rc("cuMemUnmap", ptr.value, size)
+            driver.rc("cuMemAddressFree", ptr.value, size)
+        driver.rc("cuMemRelease", handle.value)
+        raise
+    return MappedShard(driver, ptr.value, handle.value, dev, info)
 
 
 def _read_token():

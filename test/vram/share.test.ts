@@ -19,6 +19,7 @@ import { LEAF_BYTES } from "../../src/vram/tree.ts";
 import { memoryLogger, tempDir } from "../helpers.ts";
 import { FAKE_CUDA } from "../inventory/fakes.ts";
 import { pattern } from "./vectors.ts";
+import { type Json, jsonLines } from "./child-lines.ts";
 
 const PYTHON = spawnSync("python3", ["-c", "import socket; socket.recv_fds"]).status === 0 ? "python3" : null;
 const CONSUMER = join(import.meta.dir, "share_consumer.py");
@@ -38,8 +39,6 @@ afterAll(async () => {
   tmp.cleanup();
 });
 
-// deno-lint-ignore no-explicit-any
-type Json = Record<string, any>;
 const call = async (method: string, path: string, body?: string | Uint8Array, type?: string) => {
   const res = await fetch(`http://127.0.0.1:${api.port}${path}`, {
     method,
@@ -66,21 +65,7 @@ function consumer(leaseId: string, shardId: string, token?: string, wait = false
     },
     stdio: ["pipe", "pipe", "inherit"],
   });
-  const lines: Json[] = [];
-  const waiters: (() => void)[] = [];
-  let buf = "";
-  child.stdout!.on("data", (d) => {
-    buf += String(d);
-    for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
-      lines.push(JSON.parse(buf.slice(0, nl)));
-      buf = buf.slice(nl + 1);
-      waiters.splice(0).forEach((w) => w());
-    }
-  });
-  const next = async (n: number) => {
-    while (lines.length < n) await new Promise<void>((r) => waiters.push(r));
-    return lines[n - 1]!;
-  };
+  const { next } = jsonLines(child.stdout!);
   const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
   return { next, exited, pid: child.pid!, say: (s: string) => child.stdin!.write(s + "\n") };
 }
