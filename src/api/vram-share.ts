@@ -18,13 +18,13 @@ const ERRORS = statusesOf(VRAM_STATUS);
 
 const DOCS = {
   share: {
-    summary: "Where the lease's holder gets its shards' memory: the Unix socket, the share token, and each shard's consumers",
+    summary: "Where the lease's holder gets its shards' memory: the Unix socket, the share token's file and each shard's consumers",
     description: "The socket hands out a file descriptor of a shard's memory, to be mapped read-only (clients/python/). " +
       "In a container the lease's CDI device mounts the socket and the token at `socket_in_container` and `token_in_container`.",
     query: NO_QUERY,
     ok: {
       status: 200,
-      description: "`{lease_id, available, reason?, socket, token_file, token, socket_in_container, token_in_container, " +
+      description: "`{lease_id, available, reason?, socket, token_file, socket_in_container, token_in_container, " +
         "shards: [{shard_id, shareable, shareable_reason?, consumers: [{pid, uid, at, running}]}]}`.",
     },
     errors: ERRORS,
@@ -75,8 +75,8 @@ export function shareRoutes(r: SubApp, x: Shards): void {
       available: share !== null && share.unavailable === null,
       ...(share?.unavailable !== null && { reason: share?.unavailable ?? "sharing is unavailable on this bridge" }),
       socket: paths?.socket ?? null,
+      // Never the token itself: GETs need no bearer token. The file is the bridge user's alone (0600).
       token_file: paths?.token ?? null,
-      token: share?.token(lease.id) ?? null,
       socket_in_container: SHARE_MOUNT.socket,
       token_in_container: SHARE_MOUNT.token,
       shards: x.store().list(lease.id).map((s) => ({

@@ -80,7 +80,8 @@ describe.skipIf(PYTHON === null)("sharing a sealed shard with another process (-
     expect(info).toMatchObject({ lease_id: l.id, available: true, socket_in_container: "/run/gpu-bridge/share.sock" });
     expect(statSync(info.socket).mode & 0o777).toBe(0o600);
     expect(statSync(info.token_file).mode & 0o777).toBe(0o600);
-    expect(readFileSync(info.token_file, "utf8").trim()).toBe(info.token);
+    expect(readFileSync(info.token_file, "utf8").trim()).toMatch(/^[0-9a-f]{64}$/);
+    expect(JSON.stringify(info)).not.toContain(readFileSync(info.token_file, "utf8").trim()); // a GET needs no bearer token
     expect(statSync(join(tmp.path, "s", "share")).mode & 0o777).toBe(0o700);
   });
 
@@ -134,7 +135,7 @@ describe.skipIf(PYTHON === null)("sharing a sealed shard with another process (-
     await seal(b.id, pattern(4001), "b-0");
     const bad = consumer(a.id, "a-0", "0".repeat(64));
     expect(await bad.next(1)).toMatchObject({ error: "permission" });
-    const bToken = (await call("GET", `/v1/leases/${b.id}/share`)).body.token;
+    const bToken = readFileSync((await call("GET", `/v1/leases/${b.id}/share`)).body.token_file, "utf8").trim();
     expect(await consumer(a.id, "a-0", bToken).next(1)).toMatchObject({ error: "permission" });
     expect(await consumer(a.id, "b-0").next(1)).toMatchObject({ error: "not_sealed" });
     expect(audit().filter((e) => e.event === "ShareHandedOut" && (e.shard_id === "a-0" || e.shard_id === "b-0"))).toHaveLength(0);
