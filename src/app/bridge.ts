@@ -198,7 +198,7 @@ async function wireBridge(w: Wiring): Promise<Bridge> {
   const vm = startVmSync(w, host);
   // After restore: the spec written at start already carries the leases that survived.
   restoreLeases(w, host, vm);
-  const cdi = await startCdi(w, host);
+  const cdi = await startCdi(w, host, vram);
   const telemetry = openTelemetry(w);
   const refresh = async () => {
     w.gpus = await ports.backend.list();

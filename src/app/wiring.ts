@@ -183,7 +183,7 @@ export function restoreLeases(w: Wiring, host: HostState, vm: VmParts | null): v
 }
 
 /** The CDI keeper under --cdi-dir (the spec is written before this resolves); null without it. */
-export async function startCdi(w: Wiring, host: HostState): Promise<CdiKeeper | null> {
+export async function startCdi(w: Wiring, host: HostState, vram?: Vram): Promise<CdiKeeper | null> {
   const o = w.options;
   if (o.cdiDir === undefined) return null;
   const cdi = await (await import("./cdi.ts")).startBridgeCdi(
@@ -192,6 +192,7 @@ export async function startCdi(w: Wiring, host: HostState): Promise<CdiKeeper | 
     w.log.child("cdi"),
     w.clock,
     w.tuning.cdiRefreshMs,
+    (leaseId) => vram?.share?.mount(leaseId) ?? null,
   );
   w.teardown.add("the CDI keeper", () => cdi.stop());
   return cdi;

@@ -11,7 +11,7 @@
  */
 import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import process from "node:process";
 import type { PeerCredentials } from "../../ffi/unix-share.ts";
 import type { Lease } from "../lease/types.ts";
@@ -85,7 +85,14 @@ export class ShareHub {
 
   /** Where lease `id`'s socket and token live on the host. */
   paths(leaseId: string): { socket: string; token: string } {
-    return { socket: join(this.#o.dir, `${leaseId}.sock`), token: join(this.#o.dir, `${leaseId}.token`) };
+    const dir = resolve(this.#o.dir); // absolute: a CDI mount needs it
+    return { socket: join(dir, `${leaseId}.sock`), token: join(dir, `${leaseId}.token`) };
+  }
+
+  /** Lease `id`'s socket and token as its container mounts them; null when sharing is off. */
+  mount(leaseId: string): { socket: string; token: string; socketInContainer: string; tokenInContainer: string } | null {
+    if (this.#o.libc === null) return null;
+    return { ...this.paths(leaseId), socketInContainer: SHARE_MOUNT.socket, tokenInContainer: SHARE_MOUNT.token };
   }
 
   /** The share token of lease `id`: what its holder presents on the socket. */

@@ -28,7 +28,7 @@ let daemon: Bridge;
 let api: { port: number; token: string; close(): Promise<void> };
 
 beforeAll(async () => {
-  const c = parseCommand(["serve", "--mock", "--state-dir", join(tmp.path, "s"), "--listen", "127.0.0.1:0", "--verify-max-age-ms", "0"], {});
+  const c = parseCommand(["serve", "--mock", "--state-dir", join(tmp.path, "s"), "--listen", "127.0.0.1:0", "--verify-max-age-ms", "0", "--cdi-dir", join(tmp.path, "cdi")], {});
   if (c.kind !== "serve") throw new Error("expected serve");
   daemon = await createBridge(c.options, { runtime: bunRuntime(), log: memoryLogger().log, backend: mockBackend() });
   api = await startApi(c.options, daemon, { runtime: bunRuntime(), log: memoryLogger().log });
@@ -83,6 +83,18 @@ describe.skipIf(PYTHON === null)("sharing a sealed shard with another process (-
     expect(readFileSync(info.token_file, "utf8").trim()).toMatch(/^[0-9a-f]{64}$/);
     expect(JSON.stringify(info)).not.toContain(readFileSync(info.token_file, "utf8").trim()); // a GET needs no bearer token
     expect(statSync(join(tmp.path, "s", "share")).mode & 0o777).toBe(0o700);
+    // The lease's CDI device mounts both at the fixed paths the helper reads by default.
+    const spec = JSON.parse(readFileSync(join(tmp.path, "cdi", "gpu-bridge-host.json"), "utf8"));
+    const edits = spec.devices.find((d: Json) => d.name === l.id).containerEdits;
+    expect(edits.mounts).toEqual([
+      { hostPath: info.socket, containerPath: "/run/gpu-bridge/share.sock", options: ["ro", "nosuid", "nodev", "bind"] },
+      { hostPath: info.token_file, containerPath: "/run/gpu-bridge/share.token", options: ["ro", "nosuid", "nodev", "bind"] },
+    ]);
+    expect(edits.env).toEqual(expect.arrayContaining([
+      `GPU_BRIDGE_LEASE_ID=${l.id}`,
+      "GPU_BRIDGE_SHARE_SOCKET=/run/gpu-bridge/share.sock",
+      "GPU_BRIDGE_SHARE_TOKEN_FILE=/run/gpu-bridge/share.token",
+    ]));
   });
 
   test("a second process maps the shard read-only: it reads the sealed bytes, and its writes fail", async () => {
