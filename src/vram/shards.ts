@@ -250,7 +250,7 @@ export class ShardStore {
       reason: "insufficient",
     });
     throw new VramError(
-      "insufficient",
+      "insufficient_vram",
       `Cannot seal: needed ${needed} bytes, available ${available} bytes on ${lease.gpu_id} (lease ${lease.id} has ${room} of its ${
         lease.mem_mb * 1048576
       } bytes unsealed; the driver reports ${driver.free} bytes free)`,
@@ -276,14 +276,14 @@ export class ShardStore {
       if (error instanceof VramAllocError && error.outOfMemory) {
         const free = this.#o.backend.memInfo(ordinal).free;
         throw new VramError(
-          "insufficient",
+          "insufficient_vram",
           `Cannot seal: needed ${needed} bytes, available ${free} bytes: the driver refused the allocation (${error.message})`,
           "length",
           { needed_bytes: needed, available_bytes: free },
           { cause: error },
         );
       }
-      throw new VramError("cuda", `Cannot allocate ${needed} bytes on ${lease.gpu_id}: ${(error as Error).message}`, undefined, undefined, {
+      throw new VramError("cuda_allocation_failed", `Cannot allocate ${needed} bytes on ${lease.gpu_id}: ${(error as Error).message}`, undefined, undefined, {
         cause: error,
       });
     }
@@ -303,7 +303,7 @@ export class ShardStore {
     const copied = await copyIn(this.#o.backend, buf, source, lease, this.#o.pool);
     if (expected !== undefined && copied.digest !== expected) {
       throw new VramError(
-        "mismatch",
+        "integrity_violation",
         `Cannot seal: the bytes' SHA-256 is ${copied.digest}, not the expected_digest ${expected}`,
         "expected_digest",
         { expected_digest: expected, actual_digest: copied.digest },
@@ -326,7 +326,7 @@ export class ShardStore {
       ...holder(lease),
     });
     throw new VramError(
-      "cuda",
+      "seal_verification_failed",
       `Cannot seal: the copy in VRAM differs from the bytes received (tree digest ${fromVram} from VRAM, ${tree} received); nothing was sealed`,
     );
   }
@@ -396,7 +396,8 @@ export class ShardStore {
       }
       return error;
     }
-    if (error.code !== "insufficient" && error.code !== "cuda") this.#count("seal", "refused");
+    const driver = error.code === "cuda" || error.code === "cuda_allocation_failed" || error.code === "seal_verification_failed";
+    if (error.code !== "insufficient_vram" && !driver) this.#count("seal", "refused");
     return error;
   }
 
@@ -407,7 +408,7 @@ export class ShardStore {
    */
   async verify(id: string, mode: "full" | "sampled" = "full", k = this.#o.sampleLeaves ?? 8, path = this.#path()): Promise<VerifyResult> {
     const h = this.#held.get(id);
-    if (h === undefined) throw new VramError("not_found", `Unknown shard ${JSON.stringify(id)}`, "id");
+    if (h === undefined) throw new VramError("not_sealed", `Unknown shard ${JSON.stringify(id)}: no shard with that id is sealed`, "id");
     const t0 = performance.now();
     const s = h.shard;
     if (s.state === "FAILED") {
@@ -514,7 +515,7 @@ export class ShardStore {
   /** Frees a shard's VRAM (never throws for a driver failure: it is audited). */
   release(id: string, reason = "released"): Shard {
     const h = this.#held.get(id);
-    if (h === undefined) throw new VramError("not_found", `Unknown shard ${JSON.stringify(id)}`, "id");
+    if (h === undefined) throw new VramError("not_sealed", `Unknown shard ${JSON.stringify(id)}: no shard with that id is sealed`, "id");
     this.#held.delete(id);
     this.#free(h.buf, h.shard, reason, h.shard);
     this.#o.onRelease?.(h.shard, reason);
@@ -538,7 +539,7 @@ export class ShardStore {
 
   #buf(id: string): VramBuffer {
     const h = this.#held.get(id);
-    if (h === undefined) throw new VramError("not_found", `Unknown shard ${JSON.stringify(id)}`, "id");
+    if (h === undefined) throw new VramError("not_sealed", `Unknown shard ${JSON.stringify(id)}: no shard with that id is sealed`, "id");
     return h.buf;
   }
 
@@ -550,7 +551,7 @@ export class ShardStore {
   /** Test and gpu-check hook: sets `count` bytes of a shard's VRAM to `value` with cuMemsetD8_v2. */
   corrupt(id: string, offset: number, value: number, count = 1): void {
     const h = this.#held.get(id);
-    if (h === undefined) throw new VramError("not_found", `Unknown shard ${JSON.stringify(id)}`, "id");
+    if (h === undefined) throw new VramError("not_sealed", `Unknown shard ${JSON.stringify(id)}: no shard with that id is sealed`, "id");
     this.#o.backend.memset(h.buf, offset, value, count);
   }
 

@@ -135,7 +135,7 @@ describe.each(backends)("ShardStore over %s", (_name, make) => {
     const { store, dir } = setup(make());
     const err = await store.seal("L2", source(pattern(1048577)), {}).catch((e) => e);
     expect(err).toBeInstanceOf(VramError);
-    expect(err.code).toBe("insufficient");
+    expect(err.code).toBe("insufficient_vram");
     expect(err.message).toContain("needed 1048577 bytes, available 1048576 bytes");
     expect(err.extra).toEqual({ needed_bytes: 1048577, available_bytes: 1048576 });
     dir.cleanup();
@@ -253,7 +253,7 @@ describe("the VRAM-only policy (fake libcuda)", () => {
     scriptFakes({ mem_limit_mib: 1 });
     const err = await store.seal("L1", source(pattern(2 << 20)), {}).catch((e) => e);
     scriptFakes({});
-    expect(err.code).toBe("insufficient");
+    expect(err.code).toBe("insufficient_vram");
     expect(err.message).toMatch(/needed 2097152 bytes, available \d+ bytes/);
     dir.cleanup();
   });
