@@ -158,7 +158,9 @@ int cuCtxSynchronize(void) { return SUCCESS; }
  * unknown or out-of-range pointers fail INVALID_VALUE, cuMemGetInfo_v2 answers from the
  * device's total less what is allocated on it, and cuPointerGetAttribute knows what it is asked.
  * Control keys: pointer_type=<CUmemorytype> and pointer_managed=1 make allocations report
- * another memory type or managed memory (a VRAM-only policy violation).
+ * another memory type or managed memory (a VRAM-only policy violation); alloc_error=<code> and
+ * free_error=<code> make allocations (cuMemAlloc_v2, cuMemCreate) or frees (cuMemFree_v2,
+ * cuMemRelease) fail with that CUresult, as a driver in trouble does.
  */
 /* access: what this process may do there (cuMemAlloc: read and write; a VMM mapping: what
    cuMemSetAccess granted, nothing before). vmm: a cuMemMap mapping, which cuMemFree refuses. */
@@ -181,6 +183,7 @@ static int reach(unsigned long long p, unsigned long long bytes, int need) {
 
 int cuMemAlloc_v2(unsigned long long *dptr, unsigned long long bytes) {
   if (current_dev < 0) return INVALID_CONTEXT;
+  if (fake_int("alloc_error", 0)) return (int)fake_int("alloc_error", 0);
   if (bytes == 0) return INVALID_VALUE;
   long limit = fake_int("mem_limit_mib", 1 << 20);
   if (allocated + bytes > (unsigned long long)limit << 20) return OUT_OF_MEMORY;
@@ -199,6 +202,7 @@ int cuMemAlloc_v2(unsigned long long *dptr, unsigned long long bytes) {
   return SUCCESS;
 }
 int cuMemFree_v2(unsigned long long dptr) {
+  if (fake_int("free_error", 0)) return (int)fake_int("free_error", 0);
   for (struct fake_alloc **pp = &allocs; *pp != NULL; pp = &(*pp)->next) {
     struct fake_alloc *a = *pp;
     if (a->base != dptr || a->vmm) continue;
@@ -395,6 +399,7 @@ int cuMemCreate(unsigned long long *handle, size_t size, const struct fake_prop 
   if (prop == NULL || flags != 0 || prop->type != 1 || prop->location.type != LOCATION_DEVICE) return INVALID_VALUE;
   if (!vmm_supported(prop->location.id)) return NOT_SUPPORTED;
   if (size == 0 || size % GRANULARITY != 0) return INVALID_VALUE;
+  if (fake_int("alloc_error", 0)) return (int)fake_int("alloc_error", 0);
   if ((prop->handle_types & HANDLE_POSIX_FD) && !fake_int("posix_fd", 1)) return NOT_SUPPORTED;
   const struct fake_gpu *g = by_ordinal(prop->location.id);
   unsigned long long total = g->total_mib << 20, limit = (unsigned long long)fake_int("mem_limit_mib", 1 << 20) << 20;
@@ -409,6 +414,7 @@ int cuMemCreate(unsigned long long *handle, size_t size, const struct fake_prop 
   return SUCCESS;
 }
 int cuMemRelease(unsigned long long handle) {
+  if (fake_int("free_error", 0)) return (int)fake_int("free_error", 0);
   for (struct fake_handle **pp = &handles; *pp != NULL; pp = &(*pp)->next) {
     if ((unsigned long long)(uintptr_t)*pp != handle) continue;
     struct fake_handle *h = *pp;

@@ -2,10 +2,11 @@
  * "May I execute now?": the consumer's question before it computes from a shard it mapped
  * (vram.md §1: verify before every execution). The answer is yes only after a verification
  * newer than `maxAgeMs`:
- * - gate `full`: a full verification from VRAM older than that is run now (0: on every check);
+ * - gate `full`: a full verification from VRAM not newer than that is run now;
  * - gate `sampled`: k sampled leaves are rehashed now, and the last full verification (the
  *   background sweep's, or one asked for) must be newer than `maxAgeMs`, else the answer is no,
- *   `stale_verification`, which retrying after the next sweep or a POST .../verify can mend.
+ *   `stale_verification`, which retrying after the next sweep or a POST .../verify can mend;
+ * - `maxAgeMs` 0: a full verification on every check, whatever the gate.
  * A failed verification marks the shard FAILED (shards.ts), which revokes its hand-outs.
  */
 import type { ShardStore } from "./shards.ts";
@@ -51,21 +52,23 @@ export async function executeCheck(store: ShardStore, id: string, o: ExecuteChec
     retryable: false,
   });
   if (s.state === "FAILED") return failed(`it failed verification (${s.failure})`);
+  const mode = o.maxAgeMs === 0 ? "full" : o.mode;
+  const stale = () => o.now() - s.full_verified_at >= o.maxAgeMs;
   let verifiedNow = false;
   let leaves: number | null = null;
-  if (o.mode === "sampled" || o.now() - s.full_verified_at > o.maxAgeMs) {
-    const r = await store.verify(id, o.mode);
+  if (mode === "sampled" || stale()) {
+    const r = await store.verify(id, mode);
     if (!r.ok) return failed(r.reason);
     verifiedNow = true;
     leaves = r.leaves_checked;
   }
   const age = o.now() - s.full_verified_at;
   const at = new Date(s.full_verified_at).toISOString();
-  if (age > o.maxAgeMs) {
+  if (mode === "sampled" && stale()) {
     return {
       ...base,
       code: "stale_verification",
-      message: `Cannot execute from shard ${id} yet: its last full verification (${at}) is ${age} ms old, more than ${o.maxAgeMs} ms; ` +
+      message: `Cannot execute from shard ${id} yet: its last full verification (${at}) is ${age} ms old, not under ${o.maxAgeMs} ms; ` +
         "retry after the next sweep, or verify it in full (POST /v1/shards/{id}/verify)",
       retryable: true,
       full_verified_at: at,
@@ -75,7 +78,7 @@ export async function executeCheck(store: ShardStore, id: string, o: ExecuteChec
     ok: true,
     may_execute: true,
     shard_id: id,
-    mode: o.mode,
+    mode,
     verified_now: verifiedNow,
     leaves_checked: leaves,
     full_verified_at: at,

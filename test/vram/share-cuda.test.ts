@@ -20,6 +20,7 @@ import { TREE_PTX } from "../../src/vram/ptx/generated/tree-ptx.ts";
 import { deriveKey } from "../../src/vram/seal-key.ts";
 import { ShareHub } from "../../src/vram/share.ts";
 import { ShardStore } from "../../src/vram/shards.ts";
+import { VRAM_RETRYABLE, type VramErrorCode } from "../../src/vram/errors.ts";
 import { TreePool } from "../../src/vram/tree-pool.ts";
 import { activeLease, memoryLogger, tempDir } from "../helpers.ts";
 import { FAKE_CUDA, scriptFakes } from "../inventory/fakes.ts";
@@ -150,6 +151,37 @@ describe.skipIf(PYTHON === null)("exported VRAM on the fake libcuda", () => {
       store.close();
       vram.close();
       scriptFakes({});
+    }
+  });
+
+  test("a driver that refuses an allocation or a free gives the consumers' kinds: cuda_allocation_failed, CudaDeallocationFailed", async () => {
+    const vram = CudaVram.open(bunFfi, [FAKE_CUDA], TREE_PTX);
+    const lease = activeLease({ id: "L-drv", worker_id: "w-drv" });
+    const { log, lines } = memoryLogger();
+    const store = new ShardStore({
+      backend: new CudaVramBackend(vram, pool),
+      audit: new VramAudit(null, log),
+      key: deriveKey("secret", "test"),
+      lease: () => lease,
+      ordinalOf: () => 0,
+    });
+    try {
+      scriptFakes({ alloc_error: 999 }); // CUDA_ERROR_UNKNOWN
+      const err = await store.seal(lease.id, source(pattern(5000)), {}).catch((e) => e);
+      expect(err).toMatchObject({ code: "cuda_allocation_failed" });
+      expect(err.message).toContain("cuMemCreate failed");
+      expect(VRAM_RETRYABLE[err.code as VramErrorCode]).toBe(true);
+      scriptFakes({});
+      await store.seal(lease.id, source(pattern(5000)), { shard_id: "drv-0" });
+      scriptFakes({ free_error: 999 });
+      expect(store.release("drv-0").shard_id).toBe("drv-0"); // never throws
+      const dealloc = lines.filter((l) => l.includes("VramDeallocated")).pop()!;
+      expect(dealloc).toContain("CudaDeallocationFailed: cuMemRelease failed");
+      expect(dealloc).toContain('"freed_bytes":0');
+    } finally {
+      scriptFakes({});
+      store.close();
+      vram.close();
     }
   });
 });

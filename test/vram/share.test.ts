@@ -172,3 +172,34 @@ describe.skipIf(PYTHON === null)("sharing a sealed shard with another process (-
     expect(existsSync(info.token_file)).toBe(false);
   });
 });
+
+describe("the consumers' contract over HTTP (vram.md §1)", () => {
+  test("plan, commit with expected_digest, ready and execute-check, with the error kinds as codes and their numbers", async () => {
+    const l = await lease("contract");
+    const room = 16 * 1048576;
+    const plan = (await call("GET", `/v1/vram/plan?bytes=${room + 1}&lease_id=${l.id}`)).body;
+    expect(plan).toMatchObject({ vram_required: room + 1, feasible: false });
+    expect((await call("GET", `/v1/vram/plan?bytes=4096&lease_id=${l.id}`)).body).toMatchObject({ feasible: true, gpu_id: "GPU-0" });
+    expect((await call("GET", `/v1/leases/${l.id}/ready`)).body).toMatchObject({ ready: false, shards: [], failed: [] });
+    const data = pattern(4096);
+    const flat = createHash("sha256").update(data).digest("hex");
+    const wrong = await call("POST", `/v1/leases/${l.id}/shards?expected_digest=${"0".repeat(64)}`, data, "application/octet-stream");
+    expect(wrong).toMatchObject({
+      status: 422,
+      body: { error: { code: "integrity_violation", field: "expected_digest", expected_digest: "0".repeat(64), actual_digest: flat, retryable: false } },
+    });
+    const big = await call("POST", `/v1/leases/${l.id}/shards`, new Uint8Array(room + 1), "application/octet-stream");
+    expect(big).toMatchObject({
+      status: 409,
+      body: { error: { code: "insufficient_vram", needed_bytes: room + 1, available_bytes: room, retryable: true } },
+    });
+    const committed = await call("POST", `/v1/leases/${l.id}/shards?shard_id=contract-0&expected_digest=${flat}`, data, "application/octet-stream");
+    expect(committed).toMatchObject({ status: 201, body: { shard_id: "contract-0", digest: flat, state: "SEALED" } });
+    const ready = (await call("GET", `/v1/leases/${l.id}/ready`)).body;
+    expect(ready).toMatchObject({ lease_id: l.id, ready: true, failed: [], shards: [{ shard_id: "contract-0", state: "SEALED", digest: flat }] });
+    const yes = await call("POST", "/v1/shards/contract-0/execute-check");
+    expect(yes).toMatchObject({ status: 200, body: { ok: true, may_execute: true, mode: "full", verified_now: true, max_age_ms: 0 } });
+    expect(await call("GET", "/v1/shards/nope")).toMatchObject({ status: 404, body: { error: { code: "not_sealed", retryable: false } } });
+    expect((await call("POST", "/v1/shards/nope/execute-check")).body).toMatchObject({ ok: false, code: "not_sealed" });
+  });
+});
