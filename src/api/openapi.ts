@@ -31,9 +31,11 @@ export const STATUS_MEANING: Readonly<Record<number, string>> = {
   411: "The body's length must be given up front (length_required).",
   413: "The body is over this route's size limit (too_large).",
   415: "The body's Content-Type is not one this route takes (unsupported_media_type).",
-  422: "A field or query parameter is missing, unknown or out of range; `field` names it (invalid), or bytes that are not the ones expected (integrity_violation).",
+  422:
+    "A field or query parameter is missing, unknown or out of range; `field` names it (invalid), or bytes that are not the ones expected (integrity_violation).",
   429: "Too many jobs are waiting; retry later (busy).",
-  500: "An internal error; the bridge's log has the details (internal, cuda, cuda_allocation_failed, cuda_deallocation_failed, seal_verification_failed).",
+  500:
+    "An internal error; the bridge's log has the details (internal, cuda, cuda_allocation_failed, cuda_deallocation_failed, seal_verification_failed).",
   503: "The write could not be stored, or the capability is unavailable on this host now (storage_unavailable, unavailable).",
   507: "The disk is full: nothing was stored; free space and retry (insufficient_storage).",
 };

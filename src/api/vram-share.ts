@@ -34,7 +34,8 @@ const DOCS = {
     query: NO_QUERY,
     ok: {
       status: 200,
-      description: "`{lease_id, ready, shards: [{shard_id, state, digest, vram_bytes, gpu_device, verified_at, failure?}], failed: [shard_id]}`.",
+      description:
+        "`{lease_id, ready, shards: [{shard_id, state, digest, vram_bytes, gpu_device, verified_at, failure?}], failed: [shard_id]}`.",
     },
     errors: ERRORS,
   },

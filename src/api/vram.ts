@@ -176,7 +176,9 @@ export function vramRoutes(bridge: BridgeFacade): SubApp {
   const shard = (c: Context): Shard => {
     parseQuery(NO_QUERY, c.req.raw);
     const found = store().get(param(c, "id"));
-    if (found === undefined) throw new VramError("not_sealed", `Unknown shard ${JSON.stringify(param(c, "id"))}: no shard with that id is sealed`, "id");
+    if (found === undefined) {
+      throw new VramError("not_sealed", `Unknown shard ${JSON.stringify(param(c, "id"))}: no shard with that id is sealed`, "id");
+    }
     return found;
   };
 

@@ -20,7 +20,11 @@ export function withShareMount(edits: CdiContainerEdits, share: LeaseShareMount 
   if (share === null) return edits;
   return {
     ...edits,
-    env: [...(edits.env ?? []), `GPU_BRIDGE_SHARE_SOCKET=${share.socketInContainer}`, `GPU_BRIDGE_SHARE_TOKEN_FILE=${share.tokenInContainer}`],
+    env: [
+      ...(edits.env ?? []),
+      `GPU_BRIDGE_SHARE_SOCKET=${share.socketInContainer}`,
+      `GPU_BRIDGE_SHARE_TOKEN_FILE=${share.tokenInContainer}`,
+    ],
     mounts: [
       ...(edits.mounts ?? []),
       { hostPath: share.socket, containerPath: share.socketInContainer, options: OPTIONS },

@@ -58,7 +58,8 @@ export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
   },
   "verify-max-age-ms": {
     arg: "MS",
-    text: `a sealed shard's execute-check answers yes only after a full\nverification newer than MS (0: one on every check; default ${DEFAULTS.verifyMaxAgeMs})`,
+    text:
+      `a sealed shard's execute-check answers yes only after a full\nverification newer than MS (0: one on every check; default ${DEFAULTS.verifyMaxAgeMs})`,
   },
   "state-dir": { arg: "DIR", text: "where leases are journalled across restarts\n(default $XDG_STATE_HOME/gpu-bridge-host)" },
   "bundle-dir": { arg: "DIR", text: "staged job inputs and outputs; without it jobs carry payload_b64" },
@@ -173,6 +174,8 @@ export const ENVIRONMENT: readonly (readonly [string, string])[] = [
   ["GPU_BRIDGE_VRAM_SWEEP_MS", `verify one whole shard every MS (default 0, ${DEFAULTS.vramSampledSweepMs} when sampled)`],
   ["GPU_BRIDGE_VRAM_THREADS", `CPU worker threads for shard trees (default the CPU count, at most ${DEFAULTS.vramMaxThreads})`],
   ["GPU_BRIDGE_LEASE_ID", "set, not read: a leased CDI device gives its container the lease's id"],
+  ["GPU_BRIDGE_SHARE_SOCKET", "set, not read: where a leased container finds its shard socket"],
+  ["GPU_BRIDGE_SHARE_TOKEN_FILE", "set, not read: where a leased container finds its share token"],
   ["XDG_STATE_HOME", "the default --state-dir is $XDG_STATE_HOME/gpu-bridge-host"],
 ];
 

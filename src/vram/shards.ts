@@ -283,9 +283,15 @@ export class ShardStore {
           { cause: error },
         );
       }
-      throw new VramError("cuda_allocation_failed", `Cannot allocate ${needed} bytes on ${lease.gpu_id}: ${(error as Error).message}`, undefined, undefined, {
-        cause: error,
-      });
+      throw new VramError(
+        "cuda_allocation_failed",
+        `Cannot allocate ${needed} bytes on ${lease.gpu_id}: ${(error as Error).message}`,
+        undefined,
+        undefined,
+        {
+          cause: error,
+        },
+      );
     }
     this.#audit("VramAllocated", {
       requested_bytes: needed,

@@ -195,20 +195,28 @@ export class ShareHub {
     }
   }
 
-  async #handle(leaseId: string, peer: PeerCredentials, line: string): Promise<{ reply: ShareReply; pass?: { fd: number; owned: boolean } }> {
+  async #handle(
+    leaseId: string,
+    peer: PeerCredentials,
+    line: string,
+  ): Promise<{ reply: ShareReply; pass?: { fd: number; owned: boolean } }> {
     let req: { op?: unknown; token?: unknown; shard_id?: unknown };
     try {
       req = JSON.parse(line);
       if (req === null || typeof req !== "object") throw new Error("not an object");
     } catch {
-      return { reply: refuse("invalid", `Cannot parse the request: one JSON object per line, got ${JSON.stringify(line.slice(0, 80))}`, false) };
+      return {
+        reply: refuse("invalid", `Cannot parse the request: one JSON object per line, got ${JSON.stringify(line.slice(0, 80))}`, false),
+      };
     }
     if (peer.uid !== process.getuid?.() && peer.uid !== 0) {
       return { reply: refuse("permission", `Cannot serve uid ${peer.uid}: only the bridge's user or root may use this socket`, false) };
     }
     const token = typeof req.token === "string" ? new TextEncoder().encode(req.token) : new Uint8Array(0);
     if (!sameMac(token, new TextEncoder().encode(this.token(leaseId)))) {
-      return { reply: refuse("permission", `Cannot serve: token must be lease ${leaseId}'s share token (its .token file)`, false, "token") };
+      return {
+        reply: refuse("permission", `Cannot serve: token must be lease ${leaseId}'s share token (its .token file)`, false, "token"),
+      };
     }
     const lease = this.#o.store.list(leaseId);
     if (req.op === "list") return { reply: { ok: true, lease_id: leaseId, shards: lease.map((x) => this.#describe(x)) } };
@@ -217,7 +225,9 @@ export class ShareHub {
     }
     const shard = lease.find((x) => x.shard_id === req.shard_id);
     if (shard === undefined) {
-      return { reply: refuse("not_sealed", `Shard ${JSON.stringify(req.shard_id)} is not sealed under lease ${leaseId}`, false, "shard_id") };
+      return {
+        reply: refuse("not_sealed", `Shard ${JSON.stringify(req.shard_id)} is not sealed under lease ${leaseId}`, false, "shard_id"),
+      };
     }
     if (req.op === "check") return { reply: await this.#o.check(shard.shard_id) };
     return this.#open(shard, peer);
@@ -226,11 +236,15 @@ export class ShareHub {
   /** The hand-out: only a SEALED shard on exportable memory. */
   #open(shard: Shard, peer: PeerCredentials): { reply: ShareReply; pass?: { fd: number; owned: boolean } } {
     if (shard.state !== "SEALED") {
-      return { reply: refuse("integrity_violation", `Cannot hand out shard ${shard.shard_id}: it failed verification (${shard.failure})`, false) };
+      return {
+        reply: refuse("integrity_violation", `Cannot hand out shard ${shard.shard_id}: it failed verification (${shard.failure})`, false),
+      };
     }
     const refusal = this.#o.store.shareRefusal(shard.shard_id);
     if (refusal !== null) {
-      return { reply: refuse("not_shareable", `Cannot hand out shard ${shard.shard_id}: ${refusal}`, false, undefined, { shareable: false }) };
+      return {
+        reply: refuse("not_shareable", `Cannot hand out shard ${shard.shard_id}: ${refusal}`, false, undefined, { shareable: false }),
+      };
     }
     const pass = this.#o.store.exportFd(shard.shard_id);
     const list = this.#consumers.get(shard.shard_id) ?? [];

@@ -51,7 +51,10 @@ m.close()
 
 /** Runs python3 with `args` on the fake libcuda; its exit status and output. */
 function run(args: string[], env: Record<string, string>): Promise<{ status: number | null; stdout: string }> {
-  const child = spawn(PYTHON!, args, { env: { ...process.env, GPU_BRIDGE_CUDA_LIB: FAKE_CUDA, ...env }, stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(PYTHON!, args, {
+    env: { ...process.env, GPU_BRIDGE_CUDA_LIB: FAKE_CUDA, ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   let stdout = "";
   child.stdout!.on("data", (d) => (stdout += String(d)));
   return new Promise((resolve) => child.on("exit", (status) => resolve({ status, stdout })));

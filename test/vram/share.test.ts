@@ -28,7 +28,18 @@ let daemon: Bridge;
 let api: { port: number; token: string; close(): Promise<void> };
 
 beforeAll(async () => {
-  const c = parseCommand(["serve", "--mock", "--state-dir", join(tmp.path, "s"), "--listen", "127.0.0.1:0", "--verify-max-age-ms", "0", "--cdi-dir", join(tmp.path, "cdi")], {});
+  const c = parseCommand([
+    "serve",
+    "--mock",
+    "--state-dir",
+    join(tmp.path, "s"),
+    "--listen",
+    "127.0.0.1:0",
+    "--verify-max-age-ms",
+    "0",
+    "--cdi-dir",
+    join(tmp.path, "cdi"),
+  ], {});
   if (c.kind !== "serve") throw new Error("expected serve");
   daemon = await createBridge(c.options, { runtime: bunRuntime(), log: memoryLogger().log, backend: mockBackend() });
   api = await startApi(c.options, daemon, { runtime: bunRuntime(), log: memoryLogger().log });
@@ -48,7 +59,12 @@ const call = async (method: string, path: string, body?: string | Uint8Array, ty
   return { status: res.status, body: await res.json() as Json };
 };
 const lease = async (worker: string) =>
-  (await call("POST", "/v1/leases", JSON.stringify({ gpu_id: "GPU-0", worker_id: worker, mem_mb: 16, streams: 1, ttl_s: 600, priority: 1 }), "application/json"))
+  (await call(
+    "POST",
+    "/v1/leases",
+    JSON.stringify({ gpu_id: "GPU-0", worker_id: worker, mem_mb: 16, streams: 1, ttl_s: 600, priority: 1 }),
+    "application/json",
+  ))
     .body;
 const seal = async (leaseId: string, data: Uint8Array, id: string) =>
   (await call("POST", `/v1/leases/${leaseId}/shards?shard_id=${id}`, data, "application/octet-stream")).body;
@@ -186,17 +202,35 @@ describe("the consumers' contract over HTTP (vram.md §1)", () => {
     const wrong = await call("POST", `/v1/leases/${l.id}/shards?expected_digest=${"0".repeat(64)}`, data, "application/octet-stream");
     expect(wrong).toMatchObject({
       status: 422,
-      body: { error: { code: "integrity_violation", field: "expected_digest", expected_digest: "0".repeat(64), actual_digest: flat, retryable: false } },
+      body: {
+        error: {
+          code: "integrity_violation",
+          field: "expected_digest",
+          expected_digest: "0".repeat(64),
+          actual_digest: flat,
+          retryable: false,
+        },
+      },
     });
     const big = await call("POST", `/v1/leases/${l.id}/shards`, new Uint8Array(room + 1), "application/octet-stream");
     expect(big).toMatchObject({
       status: 409,
       body: { error: { code: "insufficient_vram", needed_bytes: room + 1, available_bytes: room, retryable: true } },
     });
-    const committed = await call("POST", `/v1/leases/${l.id}/shards?shard_id=contract-0&expected_digest=${flat}`, data, "application/octet-stream");
+    const committed = await call(
+      "POST",
+      `/v1/leases/${l.id}/shards?shard_id=contract-0&expected_digest=${flat}`,
+      data,
+      "application/octet-stream",
+    );
     expect(committed).toMatchObject({ status: 201, body: { shard_id: "contract-0", digest: flat, state: "SEALED" } });
     const ready = (await call("GET", `/v1/leases/${l.id}/ready`)).body;
-    expect(ready).toMatchObject({ lease_id: l.id, ready: true, failed: [], shards: [{ shard_id: "contract-0", state: "SEALED", digest: flat }] });
+    expect(ready).toMatchObject({
+      lease_id: l.id,
+      ready: true,
+      failed: [],
+      shards: [{ shard_id: "contract-0", state: "SEALED", digest: flat }],
+    });
     const yes = await call("POST", "/v1/shards/contract-0/execute-check");
     expect(yes).toMatchObject({ status: 200, body: { ok: true, may_execute: true, mode: "full", verified_now: true, max_age_ms: 0 } });
     expect(await call("GET", "/v1/shards/nope")).toMatchObject({ status: 404, body: { error: { code: "not_sealed", retryable: false } } });
