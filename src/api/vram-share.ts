@@ -8,10 +8,18 @@ import * as v from "valibot";
 import { type Shard, VramError } from "../vram/shards.ts";
 import { SHARE_MOUNT } from "../vram/share.ts";
 import { statusesOf, VRAM_STATUS } from "./errors.ts";
-import type { ApiVram } from "./facade.ts";
+import type { ApiShardStore, ApiVram, BridgeFacade } from "./facade.ts";
 import { param, type RouteDoc, type SubApp } from "./router.ts";
 import { parseQuery } from "./schemas.ts";
-import type { Shards } from "./vram.ts";
+
+/** What every shard handler reaches: the façade, the shard part of it, and the store when there is one. */
+export interface Shards {
+  readonly bridge: BridgeFacade;
+  readonly vram: NonNullable<BridgeFacade["vram"]>;
+  /** The store, or a 503 saying why this bridge has none. */
+  store(): ApiShardStore;
+  view(s: Shard): Record<string, unknown>;
+}
 
 const NO_QUERY = v.strictObject({});
 const ERRORS = statusesOf(VRAM_STATUS);

@@ -20,7 +20,7 @@ import { parseBody, parseQuery, queryText, queryValue } from "./schemas.ts";
 import { ApiError, statusesOf, STORAGE_STATUS, VRAM_STATUS } from "./errors.ts";
 import type { ApiShardStore, BridgeFacade } from "./facade.ts";
 import { param, type RouteDoc, type SubApp, subApp } from "./router.ts";
-import { shareability, shareRoutes } from "./vram-share.ts";
+import { type Shards, shareability, shareRoutes } from "./vram-share.ts";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -148,15 +148,6 @@ const SHARD_DOCS = {
     errors: SHARD_ERRORS,
   },
 } as const satisfies Record<string, RouteDoc>;
-
-/** What every shard handler reaches: the façade, the shard part of it, and the store when there is one. */
-export interface Shards {
-  readonly bridge: BridgeFacade;
-  readonly vram: NonNullable<BridgeFacade["vram"]>;
-  /** The store, or a 503 saying why this bridge has none. */
-  store(): ApiShardStore;
-  view(s: Shard): ReturnType<typeof shardView>;
-}
 
 /**
  * The shard routes, to mount at `/`; none without the bridge's shards. Every change needs the

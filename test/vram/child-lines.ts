@@ -1,8 +1,7 @@
 /** A child process's stdout as JSON lines, awaited one by one (the share tests' consumers print one per step). */
 import type { Readable } from "node:stream";
 
-// deno-lint-ignore no-explicit-any
-export type Json = Record<string, any>;
+import type { Json } from "./api-call.ts";
 
 /** `next(n)`: the n-th line (1-based), parsed, once it has arrived. */
 export function jsonLines(out: Readable): { next(n: number): Promise<Json> } {

@@ -5,15 +5,12 @@
  * change is refused either way, for good.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { VramAudit } from "../../src/vram/audit.ts";
 import { executeCheck } from "../../src/vram/execute-check.ts";
-import { HostMemoryVram } from "../../src/vram/host-backend.ts";
-import { deriveKey } from "../../src/vram/seal-key.ts";
-import { ShardStore } from "../../src/vram/shards.ts";
 import { LEAF_BYTES } from "../../src/vram/tree.ts";
 import { TreePool } from "../../src/vram/tree-pool.ts";
-import { activeLease, FakeClock, memoryLogger } from "../helpers.ts";
+import { activeLease, FakeClock } from "../helpers.ts";
 import { pattern, source } from "./vectors.ts";
+import { hostStore } from "./host-store.ts";
 
 const pool = TreePool.create(0);
 afterAll(() => pool.close());
@@ -21,14 +18,7 @@ afterAll(() => pool.close());
 async function setup() {
   const clock = new FakeClock();
   const lease = activeLease({ id: "L" });
-  const store = new ShardStore({
-    backend: new HostMemoryVram(() => 1 << 30, pool),
-    audit: new VramAudit(null, memoryLogger().log),
-    key: deriveKey("k", "k"),
-    lease: () => lease,
-    ordinalOf: () => 0,
-    clock,
-  });
+  const store = hostStore(pool, lease, { clock });
   await store.seal("L", source(pattern(4 * LEAF_BYTES)), { shard_id: "s" });
   const check = (mode: "full" | "sampled", maxAgeMs = 1000) => executeCheck(store, "s", { maxAgeMs, mode, now: clock.now });
   return { clock, store, check };

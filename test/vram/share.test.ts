@@ -19,7 +19,8 @@ import { LEAF_BYTES } from "../../src/vram/tree.ts";
 import { memoryLogger, tempDir } from "../helpers.ts";
 import { FAKE_CUDA } from "../inventory/fakes.ts";
 import { pattern } from "./vectors.ts";
-import { type Json, jsonLines } from "./child-lines.ts";
+import { jsonLines } from "./child-lines.ts";
+import { apiCall, type Json } from "./api-call.ts";
 
 const PYTHON = spawnSync("python3", ["-c", "import socket; socket.recv_fds"]).status === 0 ? "python3" : null;
 const CONSUMER = join(import.meta.dir, "share_consumer.py");
@@ -50,14 +51,7 @@ afterAll(async () => {
   tmp.cleanup();
 });
 
-const call = async (method: string, path: string, body?: string | Uint8Array, type?: string) => {
-  const res = await fetch(`http://127.0.0.1:${api.port}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${api.token}`, ...(type && { "content-type": type }) },
-    ...(body !== undefined && { body }),
-  });
-  return { status: res.status, body: await res.json() as Json };
-};
+const call = apiCall(() => api);
 const lease = async (worker: string) =>
   (await call(
     "POST",
