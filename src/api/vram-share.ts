@@ -1,5 +1,5 @@
 /**
- * The routes a consumer of sealed shards uses beside the seal (vram.md §1, docs/vram-sharing.md):
+ * The routes a consumer of sealed shards uses beside the seal (docs/vram-sharing.md):
  *   GET  /v1/leases/:id/share          the lease's socket, its share token and who holds which shard
  *   GET  /v1/leases/:id/ready          the sealed handles; ready is false if any failed
  *   POST /v1/shards/:id/execute-check  "may I execute now?", after a fresh enough verification

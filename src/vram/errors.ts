@@ -6,7 +6,7 @@ export const DIGEST = /^[0-9a-f]{64}$/;
 export const CHUNK_BYTES = 8 * 1024 * 1024;
 
 /**
- * The consumers' error kinds (vram.md §1) are codes of their own: `insufficient_vram` (VRAM, not
+ * The consumers' error kinds (docs/vram-sharing.md) are codes of their own: `insufficient_vram` (VRAM, not
  * host memory), `not_sealed`, `integrity_violation` (bytes that are not the ones expected),
  * `seal_verification_failed` (VRAM that no longer holds what was sealed), `cuda_allocation_failed`,
  * `cuda_deallocation_failed`; `cuda` is any other driver call that failed.

@@ -1,6 +1,6 @@
 /**
  * "May I execute now?": the consumer's question before it computes from a shard it mapped
- * (vram.md §1: verify before every execution). The answer is yes only after a verification
+ * (the consumers verify before every execution). The answer is yes only after a verification
  * newer than `maxAgeMs`:
  * - gate `full`: a full verification from VRAM not newer than that is run now;
  * - gate `sampled`: k sampled leaves are rehashed now, and the last full verification (the

@@ -183,7 +183,7 @@ describe.skipIf(PYTHON === null)("sharing a sealed shard with another process (-
   });
 });
 
-describe("the consumers' contract over HTTP (vram.md §1)", () => {
+describe("the consumers' contract over HTTP", () => {
   test("plan, commit with expected_digest, ready and execute-check, with the error kinds as codes and their numbers", async () => {
     const l = await lease("contract");
     const room = 16 * 1048576;
