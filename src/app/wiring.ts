@@ -118,9 +118,8 @@ export async function startLeaseVram(w: Wiring, host: HostState): Promise<Vram> 
   });
   w.teardown.add("the sealed VRAM shards", () => vram.close());
   host.leases.on((e) => e.type === "released" && vram.releaseLease(e.lease.id, e.reason));
-  // Each live lease gets its share socket (src/vram/share.ts), restored leases included.
+  // Each granted lease gets its share socket (src/vram/share.ts); restored ones get theirs in wireBridge.
   host.leases.on((e) => e.type === "granted" && void vram.openLease(e.lease));
-  await Promise.all(host.leases.live().map((l) => vram.openLease(l)));
   return vram;
 }
 
