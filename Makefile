@@ -265,8 +265,10 @@ bench-api: $(BIN) ## HTTP API latency and throughput with wrk
 	$(BUN) bench/api.ts
 
 # Sealed VRAM shards: seal and verify throughput on the CPU path (VRAM_BENCH_MB=N).
-bench-vram: deps native-fakes ## sealed VRAM shards: seal and verify throughput on the CPU path (VRAM_BENCH_MB=N)
+bench-vram: deps native-fakes ## sealed VRAM shards: seal/verify throughput, then sharing: hand-out, execute-check (VRAM_BENCH_MB=N, SHARE_BENCH_MB=N)
 	$(BUN) bench/vram.ts
+	@mkdir -p build && : > build/share-bench.ctl
+	FAKE_GPU_CTL=$(CURDIR)/build/share-bench.ctl $(BUN) bench/vram-share.ts
 
 # Regenerates every shipped PTX module and the TypeScript embedding it (src/job/ptx/generated/,
 # src/vram/ptx/generated/) from the .cu sources with nvcc; see scripts/gen-ptx.sh for how the

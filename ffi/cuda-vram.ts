@@ -19,7 +19,22 @@ const VRAM: SymbolTable = {
   cuMemGetInfo_v2: { args: ["buf", "buf"], returns: "i32" },
   cuMemsetD8_v2: { args: ["u64", "u32", "u64"], returns: "i32" },
   cuPointerGetAttribute: { args: ["buf", "i32", "u64"], returns: "i32" },
+  // virtual memory management (CUDA 10.2+): shareable allocations (docs/vram-sharing.md)
+  cuMemGetAllocationGranularity: { args: ["buf", "buf", "i32"], returns: "i32" },
+  cuMemCreate: { args: ["buf", "u64", "buf", "u64"], returns: "i32" },
+  cuMemRelease: { args: ["u64"], returns: "i32" },
+  cuMemExportToShareableHandle: { args: ["buf", "u64", "i32", "u64"], returns: "i32" },
+  cuMemAddressReserve: { args: ["buf", "u64", "u64", "u64", "u64"], returns: "i32" },
+  cuMemAddressFree: { args: ["u64", "u64"], returns: "i32" },
+  cuMemMap: { args: ["u64", "u64", "u64", "u64", "u64"], returns: "i32" },
+  cuMemSetAccess: { args: ["u64", "u64", "buf", "u64"], returns: "i32" },
+  cuMemUnmap: { args: ["u64", "u64"], returns: "i32" },
 };
+/** Device attributes that say whether VMM allocations can be exported as POSIX file descriptors. */
+export const CU_SHARE_ATTR = Object.freeze({ integrated: 18, vmm: 102, posix_fd: 103 });
+/** CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, CU_MEM_ACCESS_FLAGS_PROT_READWRITE. */
+const HANDLE_POSIX_FD = 1;
+const PROT_READWRITE = 3;
 
 /** cuPointerGetAttribute attributes and CUmemorytype values (cuda.h 13.0). */
 export const CU_POINTER = Object.freeze({ MEMORY_TYPE: 2, HOST_POINTER: 4, IS_MANAGED: 8, DEVICE_ORDINAL: 9 });
@@ -73,10 +88,16 @@ export class PtxRefusedError extends CudaExecError {
 export class DeviceBuffer {
   readonly ordinal: number;
   readonly bytes: number;
+  /** Why it cannot be exported to another process; null when it can (a VMM allocation with a POSIX-fd handle). */
+  readonly shareRefusal: string | null;
+  /** The bytes an importer maps: `bytes` rounded up to the allocation granularity. */
+  readonly mappedBytes: number;
   #freed = false;
-  constructor(ordinal: number, bytes: number) {
+  constructor(ordinal: number, bytes: number, shareRefusal: string | null = "allocated with cuMemAlloc_v2", mappedBytes = bytes) {
     this.ordinal = ordinal;
     this.bytes = bytes;
+    this.shareRefusal = shareRefusal;
+    this.mappedBytes = mappedBytes;
   }
   get freed(): boolean {
     return this.#freed;
@@ -92,6 +113,8 @@ export class CudaVram {
   readonly #ffi: FfiAdapter;
   readonly #ctx = new Map<number, bigint>();
   readonly #ptr = new WeakMap<DeviceBuffer, bigint>();
+  /** The VMM handle behind a shareable buffer. */
+  readonly #vmm = new WeakMap<DeviceBuffer, bigint>();
   readonly #fns = new Map<number, { leaves: bigint; level: bigint; module: bigint }>();
   /** Devices whose driver refused the PTX: asked once, not on every digest. */
   readonly #refused = new Map<number, PtxRefusedError>();
@@ -137,19 +160,99 @@ export class CudaVram {
     return view(out).getInt32(0, true);
   }
 
-  alloc(ordinal: number, bytes: number): DeviceBuffer {
+  /** cuMemAlloc_v2: memory no other process can map (`refusal` says why, for a shard's answer). */
+  alloc(ordinal: number, bytes: number, refusal?: string): DeviceBuffer {
     this.#use(ordinal);
     const out = new Uint8Array(8);
     this.#call("cuMemAlloc_v2", out, BigInt(bytes));
-    const buf = new DeviceBuffer(ordinal, bytes);
+    const buf = new DeviceBuffer(ordinal, bytes, refusal);
     this.#ptr.set(buf, view(out).getBigUint64(0, true));
     return buf;
+  }
+
+  /**
+   * An allocation another process can map: cuMemCreate with a POSIX-fd handle, reserved, mapped
+   * and made readable and writable here. Where the device cannot export, a plain cuMemAlloc_v2
+   * allocation whose `shareRefusal` says why (never a weaker sharing in its place).
+   */
+  allocShareable(ordinal: number, bytes: number): DeviceBuffer {
+    const refusal = this.shareRefusal(ordinal);
+    if (refusal !== null) return this.alloc(ordinal, bytes, refusal);
+    this.#use(ordinal);
+    const prop = new Uint8Array(32);
+    const pv = view(prop);
+    pv.setInt32(0, 1, true); // CU_MEM_ALLOCATION_TYPE_PINNED
+    pv.setInt32(4, HANDLE_POSIX_FD, true);
+    pv.setInt32(8, 1, true); // CU_MEM_LOCATION_TYPE_DEVICE
+    pv.setInt32(12, ordinal, true);
+    const out = new Uint8Array(8);
+    this.#call("cuMemGetAllocationGranularity", out, prop, 0);
+    const gran = view(out).getBigUint64(0, true);
+    const size = ((BigInt(bytes) + gran - 1n) / gran) * gran;
+    this.#call("cuMemCreate", out, size, prop, 0n);
+    const handle = view(out).getBigUint64(0, true);
+    let ptr = 0n;
+    try {
+      this.#call("cuMemAddressReserve", out, size, 0n, 0n, 0n);
+      ptr = view(out).getBigUint64(0, true);
+      this.#call("cuMemMap", ptr, size, 0n, handle, 0n);
+      const desc = new Uint8Array(12);
+      view(desc).setInt32(0, 1, true);
+      view(desc).setInt32(4, ordinal, true);
+      view(desc).setInt32(8, PROT_READWRITE, true);
+      this.#call("cuMemSetAccess", ptr, size, desc, 1n);
+    } catch (error) {
+      if (ptr !== 0n) {
+        this.#lib.fns.cuMemUnmap!(ptr, size);
+        this.#lib.fns.cuMemAddressFree!(ptr, size);
+      }
+      this.#lib.fns.cuMemRelease!(handle);
+      throw error;
+    }
+    const buf = new DeviceBuffer(ordinal, bytes, null, Number(size));
+    this.#ptr.set(buf, ptr);
+    this.#vmm.set(buf, handle);
+    return buf;
+  }
+
+  /** Why memory on `ordinal` cannot be exported as a POSIX file descriptor; null when it can (three attribute reads: no cache). */
+  shareRefusal(ordinal: number): string | null {
+    try {
+      return this.attribute(ordinal, CU_SHARE_ATTR.integrated) === 1
+        ? `device ${ordinal} is an integrated (Tegra) GPU: its driver exports no POSIX file descriptors`
+        : this.attribute(ordinal, CU_SHARE_ATTR.vmm) !== 1
+        ? `device ${ordinal} lacks virtual memory management (CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED is 0)`
+        : this.attribute(ordinal, CU_SHARE_ATTR.posix_fd) !== 1
+        ? `device ${ordinal} cannot export POSIX file descriptors (CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR_SUPPORTED is 0)`
+        : null;
+    } catch (error) {
+      return `the driver does not say whether device ${ordinal} can export memory: ${(error as Error).message}`;
+    }
+  }
+
+  /** A new file descriptor for a shareable buffer's memory (cuMemExportToShareableHandle); the caller closes it. */
+  exportFd(buf: DeviceBuffer): number {
+    const handle = this.#vmm.get(buf);
+    if (handle === undefined || buf.freed) throw new RangeError(`Cannot export this buffer: ${buf.shareRefusal ?? "it was freed"}`);
+    this.#use(buf.ordinal);
+    const out = new Uint8Array(4);
+    this.#call("cuMemExportToShareableHandle", out, handle, HANDLE_POSIX_FD, 0n);
+    return view(out).getInt32(0, true);
   }
 
   free(buf: DeviceBuffer): void {
     if (buf.freed) return;
     this.#use(buf.ordinal);
-    this.#call("cuMemFree_v2", this.#p(buf, 0, 0));
+    const handle = this.#vmm.get(buf);
+    if (handle === undefined) {
+      this.#call("cuMemFree_v2", this.#p(buf, 0, 0));
+    } else {
+      const ptr = this.#p(buf, 0, 0);
+      const size = BigInt(buf.mappedBytes);
+      this.#call("cuMemUnmap", ptr, size);
+      this.#call("cuMemAddressFree", ptr, size);
+      this.#call("cuMemRelease", handle);
+    }
     buf.markFreed();
   }
 

@@ -4,7 +4,9 @@
  * Control keys: cuda_init_error=<code>, count=<n>, jetson=1|2|3 (Orin, Xavier, Nano), cuda_uuid_zero=1,
  * cuda_version=<1000*major+10*minor>, vmm=0, posix_fd=0.
  */
+#define _GNU_SOURCE /* memfd_create */
 #include "fake_ctl.h"
+#include <fcntl.h>
 
 enum { SUCCESS = 0, INVALID_VALUE = 1, NOT_INITIALIZED = 3, NO_DEVICE = 100, INVALID_DEVICE = 101 };
 static int inited = 0;
@@ -113,6 +115,7 @@ int cuGetErrorName(int code, const char **out) {
     case 218: *out = "CUDA_ERROR_INVALID_PTX"; return SUCCESS;
     case 222: *out = "CUDA_ERROR_UNSUPPORTED_PTX_VERSION"; return SUCCESS;
     case 700: *out = "CUDA_ERROR_ILLEGAL_ADDRESS"; return SUCCESS;
+    case 801: *out = "CUDA_ERROR_NOT_SUPPORTED"; return SUCCESS;
     default: *out = NULL; return INVALID_VALUE;
   }
 }
@@ -155,19 +158,32 @@ int cuCtxSynchronize(void) { return SUCCESS; }
  * unknown or out-of-range pointers fail INVALID_VALUE, cuMemGetInfo_v2 answers from the
  * device's total less what is allocated on it, and cuPointerGetAttribute knows what it is asked.
  * Control keys: pointer_type=<CUmemorytype> and pointer_managed=1 make allocations report
- * another memory type or managed memory (a VRAM-only policy violation).
+ * another memory type or managed memory (a VRAM-only policy violation); alloc_error=<code> and
+ * free_error=<code> make allocations (cuMemAlloc_v2, cuMemCreate) or frees (cuMemFree_v2,
+ * cuMemRelease) fail with that CUresult, as a driver in trouble does.
  */
-struct fake_alloc { unsigned long long base, size; int dev; struct fake_alloc *next; };
+/* access: what this process may do there (cuMemAlloc: read and write; a VMM mapping: what
+   cuMemSetAccess granted, nothing before). vmm: a cuMemMap mapping, which cuMemFree refuses. */
+struct fake_alloc { unsigned long long base, size; int dev, access, vmm; struct fake_alloc *next; };
 static struct fake_alloc *allocs = NULL;
+enum { ACCESS_READ = 1, ACCESS_READWRITE = 3 };
 
 static struct fake_alloc *alloc_of(unsigned long long p, unsigned long long bytes) {
   for (struct fake_alloc *a = allocs; a != NULL; a = a->next)
     if (p >= a->base && p < a->base + a->size && bytes <= a->base + a->size - p) return a;
   return NULL;
 }
+/* A range this process may read (or write): else the copy engine faults, as a GPU's MMU does on
+   a page mapped without that access, and the call fails ILLEGAL_ADDRESS. */
+static int reach(unsigned long long p, unsigned long long bytes, int need) {
+  struct fake_alloc *a = alloc_of(p, bytes);
+  if (a == NULL) return INVALID_VALUE;
+  return (a->access & need) == need ? SUCCESS : ILLEGAL_ADDRESS;
+}
 
 int cuMemAlloc_v2(unsigned long long *dptr, unsigned long long bytes) {
   if (current_dev < 0) return INVALID_CONTEXT;
+  if (fake_int("alloc_error", 0)) return (int)fake_int("alloc_error", 0);
   if (bytes == 0) return INVALID_VALUE;
   long limit = fake_int("mem_limit_mib", 1 << 20);
   if (allocated + bytes > (unsigned long long)limit << 20) return OUT_OF_MEMORY;
@@ -177,6 +193,8 @@ int cuMemAlloc_v2(unsigned long long *dptr, unsigned long long bytes) {
   a->base = (unsigned long long)(uintptr_t)p;
   a->size = bytes;
   a->dev = current_dev;
+  a->access = ACCESS_READWRITE;
+  a->vmm = 0;
   a->next = allocs;
   allocs = a;
   allocated += bytes;
@@ -184,9 +202,10 @@ int cuMemAlloc_v2(unsigned long long *dptr, unsigned long long bytes) {
   return SUCCESS;
 }
 int cuMemFree_v2(unsigned long long dptr) {
+  if (fake_int("free_error", 0)) return (int)fake_int("free_error", 0);
   for (struct fake_alloc **pp = &allocs; *pp != NULL; pp = &(*pp)->next) {
     struct fake_alloc *a = *pp;
-    if (a->base != dptr) continue;
+    if (a->base != dptr || a->vmm) continue;
     *pp = a->next;
     allocated -= a->size;
     free((void *)(uintptr_t)a->base);
@@ -196,29 +215,33 @@ int cuMemFree_v2(unsigned long long dptr) {
   return INVALID_VALUE;
 }
 int cuMemcpyHtoD_v2(unsigned long long dst, const void *src, unsigned long long bytes) {
-  if (alloc_of(dst, bytes) == NULL) return INVALID_VALUE;
+  int rc = reach(dst, bytes, ACCESS_READWRITE);
+  if (rc != SUCCESS) return rc;
   memcpy((void *)(uintptr_t)dst, src, bytes);
   return SUCCESS;
 }
 int cuMemcpyDtoH_v2(void *dst, unsigned long long src, unsigned long long bytes) {
-  if (alloc_of(src, bytes) == NULL) return INVALID_VALUE;
+  int rc = reach(src, bytes, ACCESS_READ);
+  if (rc != SUCCESS) return rc;
   memcpy(dst, (const void *)(uintptr_t)src, bytes);
   return SUCCESS;
 }
 int cuMemsetD8_v2(unsigned long long dst, unsigned char value, unsigned long long count) {
-  if (alloc_of(dst, count) == NULL) return INVALID_VALUE;
+  int rc = reach(dst, count, ACCESS_READWRITE);
+  if (rc != SUCCESS) return rc;
   memset((void *)(uintptr_t)dst, value, count);
   return SUCCESS;
 }
+static unsigned long long vmm_used(int dev);
 int cuMemGetInfo_v2(unsigned long long *free_bytes, unsigned long long *total_bytes) {
   if (current_dev < 0) return INVALID_CONTEXT;
   const struct fake_gpu *g = by_ordinal(current_dev);
   unsigned long long total = g->integrated ? 3ull << 30 : g->total_mib << 20;
   unsigned long long limit = (unsigned long long)fake_int("mem_limit_mib", 1 << 20) << 20;
   if (limit < total) total = limit;
-  unsigned long long used = 0;
+  unsigned long long used = vmm_used(current_dev);
   for (struct fake_alloc *a = allocs; a != NULL; a = a->next)
-    if (a->dev == current_dev) used += a->size;
+    if (a->dev == current_dev && !a->vmm) used += a->size;
   *total_bytes = total;
   *free_bytes = used > total ? 0 : total - used;
   return SUCCESS;
@@ -277,7 +300,7 @@ static int launch_tree(int kind, unsigned long long threads, void **params) {
     unsigned long long data = *(unsigned long long *)params[0], len = *(unsigned long long *)params[1];
     unsigned long long out = *(unsigned long long *)params[2];
     unsigned int leaves = *(unsigned int *)params[3];
-    if (alloc_of(data, len) == NULL || alloc_of(out, 32ull * leaves) == NULL) return ILLEGAL_ADDRESS;
+    if (reach(data, len, ACCESS_READ) != SUCCESS || reach(out, 32ull * leaves, ACCESS_READWRITE) != SUCCESS) return ILLEGAL_ADDRESS;
     if ((unsigned long long)leaves * TREE_LEAF_BYTES < len || (leaves - 1ull) * TREE_LEAF_BYTES >= len) return ILLEGAL_ADDRESS;
     for (unsigned long long t = 0; t < threads; t++)
       for (unsigned long long i = t; i < leaves; i += threads)
@@ -309,6 +332,9 @@ int cuLaunchKernel(struct fake_function *f, unsigned gx, unsigned gy, unsigned g
   const float *b = (const float *)(uintptr_t)*(unsigned long long *)params[1];
   float *c = (float *)(uintptr_t)*(unsigned long long *)params[2];
   unsigned int n = *(unsigned int *)params[3];
+  /* The kernels read a and b and write c: a c mapped read-only faults, as on a GPU. */
+  unsigned long long elems = f->kind == 1 ? n : (unsigned long long)n * n;
+  if (reach((uintptr_t)c, 4 * elems, ACCESS_READWRITE) == ILLEGAL_ADDRESS) return ILLEGAL_ADDRESS;
   /* The shipped kernels loop grid-stride (src/job/ptx/kernels.cu): any grid and block, even
      1x1, cover every element, so the result does not depend on them. */
   (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz;
@@ -323,4 +349,145 @@ int cuLaunchKernel(struct fake_function *f, unsigned gx, unsigned gy, unsigned g
       }
   }
   return SUCCESS;
+}
+
+/*
+ * Virtual memory management and POSIX file-descriptor handles (cuda.h 13.0 values), as a
+ * process sees them: cuMemCreate makes physical memory that really is shared memory (a memfd),
+ * cuMemExportToShareableHandle hands out a new descriptor for it, and another process's
+ * cuMemImportFromShareableHandle + cuMemAddressReserve + cuMemMap + cuMemSetAccess maps it with
+ * the access asked for: PROT_READ (0x1) maps the pages read-only in this process, so a copy
+ * into them fails ILLEGAL_ADDRESS and a store through the pointer faults (SIGSEGV), while the
+ * exporter's writes stay visible. Granularity is 2 MiB, as on current GPUs; sizes must be
+ * multiples of it. Devices without VMM (vmm=0, Jetsons) answer NOT_SUPPORTED; an allocation made
+ * without the POSIX-fd handle type (or posix_fd=0) cannot be exported.
+ */
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { NOT_SUPPORTED = 801, HANDLE_POSIX_FD = 1, LOCATION_DEVICE = 1, GRANULARITY = 2 << 20 };
+struct fake_location { int type, id; };
+struct fake_prop { int type, handle_types; struct fake_location location; void *win32; unsigned char flags[8]; };
+struct fake_access { struct fake_location location; int flags; };
+struct fake_handle { int fd, dev, handle_types, imported; unsigned long long size; struct fake_handle *next; };
+static struct fake_handle *handles = NULL;
+
+static unsigned long long vmm_used(int dev) {
+  unsigned long long used = 0;
+  for (struct fake_handle *h = handles; h != NULL; h = h->next)
+    if (h->dev == dev && !h->imported) used += h->size;
+  return used;
+}
+static int vmm_supported(int dev) {
+  const struct fake_gpu *g = by_ordinal(dev);
+  return g != NULL && !g->integrated && fake_int("vmm", 1);
+}
+static struct fake_handle *handle_of(unsigned long long h) {
+  for (struct fake_handle *x = handles; x != NULL; x = x->next)
+    if ((unsigned long long)(uintptr_t)x == h) return x;
+  return NULL;
+}
+
+int cuMemGetAllocationGranularity(size_t *granularity, const struct fake_prop *prop, int option) {
+  if (prop == NULL || prop->location.type != LOCATION_DEVICE || option < 0 || option > 1) return INVALID_VALUE;
+  if (!vmm_supported(prop->location.id)) return NOT_SUPPORTED;
+  *granularity = GRANULARITY;
+  return SUCCESS;
+}
+int cuMemCreate(unsigned long long *handle, size_t size, const struct fake_prop *prop, unsigned long long flags) {
+  if (prop == NULL || flags != 0 || prop->type != 1 || prop->location.type != LOCATION_DEVICE) return INVALID_VALUE;
+  if (!vmm_supported(prop->location.id)) return NOT_SUPPORTED;
+  if (size == 0 || size % GRANULARITY != 0) return INVALID_VALUE;
+  if (fake_int("alloc_error", 0)) return (int)fake_int("alloc_error", 0);
+  if ((prop->handle_types & HANDLE_POSIX_FD) && !fake_int("posix_fd", 1)) return NOT_SUPPORTED;
+  const struct fake_gpu *g = by_ordinal(prop->location.id);
+  unsigned long long total = g->total_mib << 20, limit = (unsigned long long)fake_int("mem_limit_mib", 1 << 20) << 20;
+  if (allocated + vmm_used(prop->location.id) + size > (limit < total ? limit : total)) return OUT_OF_MEMORY;
+  int fd = memfd_create("fake-cuda-vmm", MFD_CLOEXEC);
+  if (fd < 0) return OUT_OF_MEMORY;
+  if (ftruncate(fd, (off_t)size) != 0) { close(fd); return OUT_OF_MEMORY; }
+  struct fake_handle *h = calloc(1, sizeof *h);
+  *h = (struct fake_handle){fd, prop->location.id, prop->handle_types, 0, size, handles};
+  handles = h;
+  *handle = (unsigned long long)(uintptr_t)h;
+  return SUCCESS;
+}
+int cuMemRelease(unsigned long long handle) {
+  if (fake_int("free_error", 0)) return (int)fake_int("free_error", 0);
+  for (struct fake_handle **pp = &handles; *pp != NULL; pp = &(*pp)->next) {
+    if ((unsigned long long)(uintptr_t)*pp != handle) continue;
+    struct fake_handle *h = *pp;
+    *pp = h->next;
+    close(h->fd); /* pages stay alive while a mapping (here or in an importer) holds them */
+    free(h);
+    return SUCCESS;
+  }
+  return INVALID_VALUE;
+}
+int cuMemExportToShareableHandle(void *out, unsigned long long handle, int type, unsigned long long flags) {
+  struct fake_handle *h = handle_of(handle);
+  if (h == NULL || out == NULL || flags != 0) return INVALID_VALUE;
+  if (type != HANDLE_POSIX_FD || !(h->handle_types & HANDLE_POSIX_FD)) return NOT_SUPPORTED;
+  int fd = fcntl(h->fd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return INVALID_VALUE;
+  *(int *)out = fd;
+  return SUCCESS;
+}
+int cuMemImportFromShareableHandle(unsigned long long *handle, void *os_handle, int type) {
+  if (!inited) return NOT_INITIALIZED;
+  if (type != HANDLE_POSIX_FD) return NOT_SUPPORTED;
+  struct stat st;
+  int fd = (int)(intptr_t)os_handle;
+  if (fstat(fd, &st) != 0 || st.st_size <= 0 || st.st_size % GRANULARITY != 0) return INVALID_VALUE;
+  int own = fcntl(fd, F_DUPFD_CLOEXEC, 0); /* the caller keeps (and closes) its descriptor */
+  if (own < 0) return INVALID_VALUE;
+  struct fake_handle *h = calloc(1, sizeof *h);
+  *h = (struct fake_handle){own, current_dev < 0 ? 0 : current_dev, HANDLE_POSIX_FD, 1, (unsigned long long)st.st_size, handles};
+  handles = h;
+  *handle = (unsigned long long)(uintptr_t)h;
+  return SUCCESS;
+}
+int cuMemAddressReserve(unsigned long long *ptr, size_t size, size_t alignment, unsigned long long addr, unsigned long long flags) {
+  (void)alignment;
+  if (size == 0 || size % GRANULARITY != 0 || addr != 0 || flags != 0) return INVALID_VALUE;
+  void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return OUT_OF_MEMORY;
+  *ptr = (unsigned long long)(uintptr_t)p;
+  return SUCCESS;
+}
+int cuMemAddressFree(unsigned long long ptr, size_t size) {
+  if (alloc_of(ptr, 0) != NULL) return INVALID_VALUE; /* still mapped */
+  return munmap((void *)(uintptr_t)ptr, size) == 0 ? SUCCESS : INVALID_VALUE;
+}
+int cuMemMap(unsigned long long ptr, size_t size, size_t offset, unsigned long long handle, unsigned long long flags) {
+  struct fake_handle *h = handle_of(handle);
+  if (h == NULL || flags != 0 || offset != 0 || size != h->size || alloc_of(ptr, 0) != NULL) return INVALID_VALUE;
+  /* no access until cuMemSetAccess grants it, as on a GPU */
+  if (mmap((void *)(uintptr_t)ptr, size, PROT_NONE, MAP_SHARED | MAP_FIXED, h->fd, 0) == MAP_FAILED) return INVALID_VALUE;
+  struct fake_alloc *a = malloc(sizeof *a);
+  *a = (struct fake_alloc){ptr, size, h->dev, 0, 1, allocs};
+  allocs = a;
+  return SUCCESS;
+}
+int cuMemSetAccess(unsigned long long ptr, size_t size, const struct fake_access *desc, size_t count) {
+  struct fake_alloc *a = alloc_of(ptr, size);
+  if (a == NULL || !a->vmm || a->base != ptr || count != 1 || desc == NULL || desc->location.type != LOCATION_DEVICE) return INVALID_VALUE;
+  if (desc->flags != ACCESS_READ && desc->flags != ACCESS_READWRITE && desc->flags != 0) return INVALID_VALUE;
+  int prot = desc->flags == ACCESS_READWRITE ? PROT_READ | PROT_WRITE : desc->flags == ACCESS_READ ? PROT_READ : PROT_NONE;
+  if (mprotect((void *)(uintptr_t)ptr, size, prot) != 0) return INVALID_VALUE;
+  a->access = desc->flags;
+  return SUCCESS;
+}
+int cuMemUnmap(unsigned long long ptr, size_t size) {
+  for (struct fake_alloc **pp = &allocs; *pp != NULL; pp = &(*pp)->next) {
+    struct fake_alloc *a = *pp;
+    if (a->base != ptr || !a->vmm || a->size != size) continue;
+    *pp = a->next;
+    /* back to a bare reservation, as cuMemAddressFree expects */
+    mmap((void *)(uintptr_t)ptr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    free(a);
+    return SUCCESS;
+  }
+  return INVALID_VALUE;
 }

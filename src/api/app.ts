@@ -136,7 +136,11 @@ export function createApp(deps: ApiDeps): Hono {
     const d = describeError(error);
     if (d.status === 500) deps.log.error(`${c.req.method} ${c.req.path}: ${error instanceof Error ? error.stack : String(error)}`);
     else if (error instanceof DiskWriteError) deps.log.warn(`${c.req.method} ${c.req.path}: answered ${d.status}: ${error.message}`);
-    return c.json({ error: { code: d.code, message: d.message, ...(d.field && { field: d.field }) } }, d.status as 400, d.headers ?? {});
+    return c.json(
+      { error: { code: d.code, message: d.message, ...(d.field && { field: d.field }), ...d.details } },
+      d.status as 400,
+      d.headers ?? {},
+    );
   };
   app.onError(answerError);
 

@@ -1,10 +1,11 @@
 /**
  * API errors: one class the handlers throw, and the one mapping (used by `onError`) from every
- * domain error to an HTTP status and the body `{"error":{"code","message","field"?}}`.
+ * domain error to an HTTP status and the body `{"error":{"code","message","field"?}}` (a shard's
+ * refusal adds its numbers and `retryable`).
  */
 import { JobError } from "../host/state.ts";
 import { LeaseError } from "../lease/types.ts";
-import { VramError } from "../vram/errors.ts";
+import { VRAM_RETRYABLE, VramError } from "../vram/errors.ts";
 import { DiskWriteError } from "../util/files.ts";
 import { ModelError } from "../models/errors.ts";
 
@@ -31,12 +32,16 @@ export const JOB_STATUS = { invalid: 422, not_found: 404, conflict: 409, permiss
 export const VRAM_STATUS = {
   invalid: 422,
   not_found: 404,
+  not_sealed: 404,
   conflict: 409,
-  insufficient: 409,
+  insufficient_vram: 409,
   permission: 403,
-  mismatch: 422,
+  integrity_violation: 422,
+  seal_verification_failed: 500,
   policy: 409,
   unavailable: 503,
+  cuda_allocation_failed: 500,
+  cuda_deallocation_failed: 500,
   cuda: 500,
 } as const satisfies Record<VramError["code"], number>;
 
@@ -59,7 +64,7 @@ export const statusesOf = (table: Readonly<Record<string, number>>): number[] =>
 /** The status, code, message and field for any error a handler let through. */
 export function describeError(
   error: unknown,
-): { status: number; code: string; message: string; field?: string; headers?: Record<string, string> } {
+): { status: number; code: string; message: string; field?: string; headers?: Record<string, string>; details?: Record<string, unknown> } {
   if (error instanceof ApiError) {
     return {
       status: error.status,
@@ -77,7 +82,14 @@ export function describeError(
     return { status: JOB_STATUS[error.code], code: error.code, message: error.message, ...(field && { field }) };
   }
   if (error instanceof VramError) {
-    return { status: VRAM_STATUS[error.code], code: error.code, message: error.message, ...(error.field && { field: error.field }) };
+    return {
+      status: VRAM_STATUS[error.code],
+      code: error.code,
+      message: error.message,
+      ...(error.field && { field: error.field }),
+      // the consumers' numbers (needed_bytes, available_bytes, ...) and whether asking again can help
+      details: { ...error.extra, retryable: VRAM_RETRYABLE[error.code] },
+    };
   }
   if (error instanceof ModelError) {
     return { status: MODEL_STATUS[error.code], code: error.code, message: error.message, ...(error.field && { field: error.field }) };

@@ -64,12 +64,14 @@ export interface ApiJobs {
 export type ApiTelemetry = TelemetryView;
 
 /** The shard store as the routes use it: seal, look up, verify, release, and what the VRAM holds. */
-export type ApiShardStore = Pick<ShardStore, "seal" | "get" | "list" | "release" | "verify" | "leaseRoom" | "usedBytes"> & {
-  readonly backend: Pick<VramBackend, "kind" | "note" | "memInfo">;
-};
+export type ApiShardStore =
+  & Pick<ShardStore, "seal" | "get" | "list" | "release" | "verify" | "leaseRoom" | "usedBytes" | "shareRefusal">
+  & {
+    readonly backend: Pick<VramBackend, "kind" | "note" | "memInfo">;
+  };
 
 /** Sealed VRAM shards (src/vram), as the shard routes and `/metrics` need them. */
-export interface ApiVram extends Pick<Vram, "unavailable" | "ordinalOf" | "modelDir" | "attest" | "metrics"> {
+export interface ApiVram extends Pick<Vram, "unavailable" | "ordinalOf" | "modelDir" | "attest" | "metrics" | "share" | "executeCheck"> {
   /** Null: shards are unavailable on this bridge (`unavailable` says why). */
   readonly store: ApiShardStore | null;
 }

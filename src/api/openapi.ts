@@ -25,16 +25,18 @@ export const STATUS_MEANING: Readonly<Record<number, string>> = {
   401: "No valid token: send 'Authorization: Bearer <token>' (unauthorized); with a tokens file, every route but /healthz needs one.",
   403:
     "The Host header does not name this bridge (forbidden_host), the lease, job or shard refuses (permission), or the principal lacks the route's role or the worker's pattern (forbidden).",
-  404: "No such GPU, lease, job, shard, result or resource (not_found).",
+  404: "No such GPU, lease, job, shard, result or resource (not_found), or no such sealed shard (not_sealed).",
   405: "This path does not answer this method; Allow lists those it does (method_not_allowed).",
   409:
-    "The request conflicts with the state: not enough room, a lease or shard already ended, no registry (conflict, insufficient, policy, no_registry).",
+    "The request conflicts with the state: not enough room, a lease or shard already ended, no registry (conflict, insufficient, insufficient_vram, policy, no_registry).",
   411: "The body's length must be given up front (length_required).",
   413: "The body is over this route's size limit (too_large).",
   415: "The body's Content-Type is not one this route takes (unsupported_media_type).",
-  422: "A field or query parameter is missing, unknown or out of range; `field` names it (invalid, mismatch).",
+  422:
+    "A field or query parameter is missing, unknown or out of range; `field` names it (invalid, mismatch), or bytes that are not the ones expected (integrity_violation).",
   429: "Too many jobs are waiting; retry later (busy), or a principal's quota is reached (quota_exceeded, `field` names it).",
-  500: "An internal error; the bridge's log has the details (internal, cuda).",
+  500:
+    "An internal error; the bridge's log has the details (internal, cuda, cuda_allocation_failed, cuda_deallocation_failed, seal_verification_failed).",
   503: "The write could not be stored, or the capability is unavailable on this host now (storage_unavailable, unavailable).",
   507: "The disk is full: nothing was stored; free space and retry (insufficient_storage).",
 };

@@ -61,6 +61,12 @@ export const ErrorBody = v.strictObject({
     code: v.pipe(v.string(), v.description("What went wrong, for programs: unauthorized, not_found, invalid, conflict, …")),
     message: v.pipe(v.string(), v.description("What went wrong and what to do, for people.")),
     field: v.optional(v.pipe(v.string(), v.description("The field, parameter or header at fault, when one is."))),
+    retryable: v.optional(v.pipe(v.boolean(), v.description("A shard's refusal: whether asking again later can help."))),
+    needed_bytes: v.optional(v.pipe(v.number(), v.description("insufficient_vram: the bytes the seal needs."))),
+    available_bytes: v.optional(v.pipe(v.number(), v.description("insufficient_vram: the bytes available to it."))),
+    expected_digest: v.optional(v.pipe(v.string(), v.description("integrity_violation: the SHA-256 the caller expected."))),
+    actual_digest: v.optional(v.pipe(v.string(), v.description("integrity_violation: the SHA-256 of the bytes received."))),
+    existing_shard_id: v.optional(v.pipe(v.string(), v.description("conflict: the shard that holds these bytes or that id."))),
   }),
 });
 

@@ -76,6 +76,7 @@ export function scopedFacade(bridge: BridgeFacade, guard: PrincipalGuard): Bridg
     backend: store.backend,
     leaseRoom: (lease) => store.leaseRoom(lease),
     usedBytes: (ordinal) => store.usedBytes(ordinal),
+    shareRefusal: (id) => store.shareRefusal(visibleShard(id)),
     get: (id) => {
       const s = store.get(id);
       return s !== undefined && sees(leaseOf(s.lease_id)) ? s : undefined;

@@ -20,6 +20,7 @@ import { parseBody, parseQuery, queryText, queryValue } from "./schemas.ts";
 import { ApiError, statusesOf, STORAGE_STATUS, VRAM_STATUS } from "./errors.ts";
 import type { ApiShardStore, BridgeFacade } from "./facade.ts";
 import { param, type RouteDoc, type SubApp, subApp } from "./router.ts";
+import { type Shards, shareability, shareRoutes } from "./vram-share.ts";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -148,15 +149,6 @@ const SHARD_DOCS = {
   },
 } as const satisfies Record<string, RouteDoc>;
 
-/** What every shard handler reaches: the façade, the shard part of it, and the store when there is one. */
-interface Shards {
-  readonly bridge: BridgeFacade;
-  readonly vram: NonNullable<BridgeFacade["vram"]>;
-  /** The store, or a 503 saying why this bridge has none. */
-  store(): ApiShardStore;
-  view(s: Shard): ReturnType<typeof shardView>;
-}
-
 /**
  * The shard routes, to mount at `/`; none without the bridge's shards. Every change needs the
  * token (app.ts). Each route takes only the query parameters it names: any other is refused.
@@ -171,11 +163,13 @@ export function vramRoutes(bridge: BridgeFacade): SubApp {
     }
     return vram.store;
   };
-  const x: Shards = { bridge, vram, store, view: (s) => shardView(s, store().backend.kind) };
+  const x: Shards = { bridge, vram, store, view: (s) => ({ ...shardView(s, store().backend.kind), ...shareability(vram, s) }) };
   const shard = (c: Context): Shard => {
     parseQuery(NO_QUERY, c.req.raw);
     const found = store().get(param(c, "id"));
-    if (found === undefined) throw new VramError("not_found", `Unknown shard ${JSON.stringify(param(c, "id"))}`, "id");
+    if (found === undefined) {
+      throw new VramError("not_sealed", `Unknown shard ${JSON.stringify(param(c, "id"))}: no shard with that id is sealed`, "id");
+    }
     return found;
   };
 
@@ -200,6 +194,7 @@ export function vramRoutes(bridge: BridgeFacade): SubApp {
     return c.json(capacity(x, param(c, "id")));
   });
   r.on("GET", "/v1/vram/plan", SHARD_DOCS.plan, (c) => c.json(plan(x, parseQuery(PlanQuery, c.req.raw))));
+  shareRoutes(r, x);
   return r;
 }
 

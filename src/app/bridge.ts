@@ -217,7 +217,8 @@ async function wireBridge(w: Wiring): Promise<Bridge> {
   const vm = startVmSync(w, host);
   // After restore: the spec written at start already carries the leases that survived.
   restoreLeases(w, host, vm);
-  const cdi = await startCdi(w, host);
+  await Promise.all(host.leases.live().map((l) => vram.openLease(l))); // restored leases emit no `granted`
+  const cdi = await startCdi(w, host, vram);
   const telemetry = openTelemetry(w);
   const refresh = async () => {
     const before = w.gpus;

@@ -2,6 +2,7 @@
 import { generate } from "../cdi/generate-command.ts";
 import type { CdiBackend } from "../cdi/host.ts";
 import { CdiKeeper } from "../cdi/keeper.ts";
+import type { LeaseShareMount } from "../cdi/share-mount.ts";
 import { DEFAULTS } from "../config/defaults.ts";
 import type { Lease, LeaseEvent } from "../lease/types.ts";
 import type { Clock } from "../util/clock.ts";
@@ -22,6 +23,7 @@ export async function startBridgeCdi(
   log: Logger,
   clock: Clock,
   refreshMs?: number,
+  leaseShare?: (leaseId: string) => LeaseShareMount | null,
 ): Promise<CdiKeeper> {
   const root = o.cdiRoot ?? DEFAULTS.cdiRoot;
   // Without --cdi-root, the mock backend describes its GPUs' own device nodes (src/cdi/mock-nodes.ts).
@@ -34,6 +36,7 @@ export async function startBridgeCdi(
     log,
     clock,
     ...(refreshMs !== undefined && { refreshMs }),
+    ...(leaseShare !== undefined && { leaseShare }),
     generate: () =>
       generate(
         { backend: o.backend, sysRoot: o.sysRoot, devRoot, driverRoot: root, csvDir: undefined, hookPath: undefined, cdiKind: kind },

@@ -59,6 +59,8 @@ const SHARD_TYPES: Readonly<Record<AuditEvent, string>> = {
   SealVerificationFailed: "shard.verify_failed",
   VramDeallocated: "shard.deallocated",
   PolicyViolation: "vram.policy_violation",
+  ShareHandedOut: "shard.shared",
+  ShareRevoked: "shard.share_revoked",
 };
 
 /**

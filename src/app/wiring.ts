@@ -147,6 +147,7 @@ export async function startLeaseVram(w: Wiring, host: HostState): Promise<Vram> 
     log: w.log.child("vram"),
     clock: w.clock,
     onAudit: (event, fields) => w.changes.append(shardChange(event, fields)),
+    verifyMaxAgeMs: w.options.verifyMaxAgeMs,
     onFailure: (shard) => {
       host.logsOf(shard.gpu_id).appendStatus(statusLine(shard.shard_id, "ERR", "SEAL-VERIFICATION-FAILED"));
       w.changed();
@@ -154,6 +155,8 @@ export async function startLeaseVram(w: Wiring, host: HostState): Promise<Vram> 
   });
   w.teardown.add("the sealed VRAM shards", () => vram.close());
   host.leases.on((e) => e.type === "released" && vram.releaseLease(e.lease.id, e.reason));
+  // Each granted lease gets its share socket (src/vram/share.ts); restored ones get theirs in wireBridge.
+  host.leases.on((e) => e.type === "granted" && void vram.openLease(e.lease));
   return vram;
 }
 
@@ -218,7 +221,7 @@ export function restoreLeases(w: Wiring, host: HostState, vm: VmParts | null): v
 }
 
 /** The CDI keeper under --cdi-dir (the spec is written before this resolves); null without it. */
-export async function startCdi(w: Wiring, host: HostState): Promise<CdiKeeper | null> {
+export async function startCdi(w: Wiring, host: HostState, vram?: Vram): Promise<CdiKeeper | null> {
   const o = w.options;
   if (o.cdiDir === undefined) return null;
   const cdi = await (await import("./cdi.ts")).startBridgeCdi(
@@ -227,6 +230,7 @@ export async function startCdi(w: Wiring, host: HostState): Promise<CdiKeeper | 
     w.log.child("cdi"),
     w.clock,
     w.tuning.cdiRefreshMs,
+    (leaseId) => vram?.share?.mount(leaseId) ?? null,
   );
   w.teardown.add("the CDI keeper", () => cdi.stop());
   return cdi;

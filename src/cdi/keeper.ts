@@ -17,6 +17,7 @@ import { replaceFileDurably } from "../util/files.ts";
 import { DiskWriteError } from "../util/files.ts";
 import { finish, type Generated, unionEdits } from "./generate.ts";
 import { deviceNameProblem, qualify } from "./names.ts";
+import { type LeaseShareMount, withShareMount } from "./share-mount.ts";
 import type { CdiContainerEdits, CdiDevice, CdiSpec } from "./schema.ts";
 import { formatProblem, validateSpec } from "./validate.ts";
 
@@ -34,6 +35,8 @@ export interface CdiKeeperOptions {
   readonly clock: Clock;
   /** How often the host is described again (default DEFAULTS.cdiRefreshMs). */
   readonly refreshMs?: number;
+  /** A lease's share socket and token to mount in its container (share-mount.ts); null: none. */
+  readonly leaseShare?: (leaseId: string) => LeaseShareMount | null;
 }
 
 /** The bridge's GPU id `GPU-<n>` as the spec's device index, or null. */
@@ -163,7 +166,8 @@ export class CdiKeeper {
         this.#o.log.warn(`Lease ${lease.id} has no CDI device: ${bad ?? `no CDI device for ${lease.gpu_id}`}`);
         continue;
       }
-      leaseDevices.push({ name: lease.id, containerEdits: { env: [`${LEASE_ENV}=${lease.id}`], ...edits } });
+      const share = this.#o.leaseShare?.(lease.id) ?? null;
+      leaseDevices.push({ name: lease.id, containerEdits: withShareMount({ env: [`${LEASE_ENV}=${lease.id}`], ...edits }, share) });
     }
     const spec = finish(this.kind, [...base.devices, ...leaseDevices], base.containerEdits ?? {});
     const errors = validateSpec(spec, { file: this.path }).problems.filter((p) => p.severity === "error");

@@ -75,6 +75,8 @@ export interface BridgeOptions {
   readonly auditFsync?: "record" | "batch";
   readonly auditFileBytes?: number;
   readonly auditFiles?: number;
+  /** A sealed shard's execute-check needs a verification newer than this (src/vram/execute-check.ts). */
+  readonly verifyMaxAgeMs: number;
 }
 
 /** Options of `mock-console`. */
@@ -263,6 +265,7 @@ export const bridgeFlags = () => ({
   "audit-fsync": "choice:record|batch",
   "audit-file-mb": "int:1:1024",
   "audit-files": "int:1:100000",
+  "verify-max-age-ms": "int:0:86400000",
   "help": "bool",
   "version": "bool",
 } as const);
@@ -790,6 +793,7 @@ function bridgeOptions(
       auditFsync: values["audit-fsync"] ?? DEFAULTS.auditFsync,
       auditFileBytes: (values["audit-file-mb"] ?? DEFAULTS.auditFileMb) * 1048576,
       auditFiles: values["audit-files"] ?? DEFAULTS.auditFiles,
+      verifyMaxAgeMs: values["verify-max-age-ms"] ?? DEFAULTS.verifyMaxAgeMs,
     },
   };
 }

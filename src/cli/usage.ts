@@ -60,6 +60,11 @@ export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
     text:
       `read the VM's node files back (CAT) every MS while idle, so lines the\nVM's clients write are seen and kept; 0: only before full snapshots\n(default ${DEFAULTS.readbackMs})`,
   },
+  "verify-max-age-ms": {
+    arg: "MS",
+    text:
+      `a sealed shard's execute-check answers yes only after a full\nverification newer than MS (0: one on every check; default ${DEFAULTS.verifyMaxAgeMs})`,
+  },
   "state-dir": { arg: "DIR", text: "where leases are journalled across restarts\n(default $XDG_STATE_HOME/gpu-bridge-host)" },
   "bundle-dir": { arg: "DIR", text: "staged job inputs and outputs; without it jobs carry payload_b64" },
   "runner": {
@@ -271,6 +276,8 @@ export const ENVIRONMENT: readonly (readonly [string, string])[] = [
   ["GPU_BRIDGE_MODEL_ID", "set, not read: models watch --exec gives CMD the model now active"],
   ["GPU_BRIDGE_MODEL_PATH", "set, not read: models watch --exec gives CMD that model's registry folder"],
   ["GPU_BRIDGE_MODEL_SHARD", "set, not read: models watch --exec gives CMD its sealed shard's handle (JSON) or empty"],
+  ["GPU_BRIDGE_SHARE_SOCKET", "set, not read: where a leased container finds its shard socket"],
+  ["GPU_BRIDGE_SHARE_TOKEN_FILE", "set, not read: where a leased container finds its share token"],
   ["XDG_STATE_HOME", "the default --state-dir is $XDG_STATE_HOME/gpu-bridge-host"],
 ];
 
@@ -396,6 +403,7 @@ export const SECTIONS: readonly (readonly [string, readonly string[]])[] = [
     "max-streams-per-gpu",
     "job-results-mb",
     "job-results-age-s",
+    "verify-max-age-ms",
   ]],
   ["Telemetry (with --interval-ms or serve)", ["device-id", "spool-max-mb", "queen-segment-kb"]],
   ["Local API (with --interval-ms or serve)", ["listen", "allow-remote", "api-token", "tokens", "no-api"]],

@@ -125,6 +125,8 @@ export const DEFAULTS = Object.freeze(
     vramMaxThreads: 16,
     /** With `$GPU_BRIDGE_VRAM_GATE=sampled` and no `$GPU_BRIDGE_VRAM_SWEEP_MS`: one full verification this often. */
     vramSampledSweepMs: 60_000,
+    /** `--verify-max-age-ms`: how old the last full verification may be for an execute-check's yes. */
+    verifyMaxAgeMs: 60_000,
     /** `vram-audit.jsonl` rolls to `.1` past this size; at most `vramAuditFiles` files are kept (8 MiB in all). */
     vramAuditBytes: 1 << 20,
     vramAuditFiles: 8,

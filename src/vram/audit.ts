@@ -18,7 +18,9 @@ export type AuditEvent =
   | "SealVerified"
   | "SealVerificationFailed"
   | "VramDeallocated"
-  | "PolicyViolation";
+  | "PolicyViolation"
+  | "ShareHandedOut"
+  | "ShareRevoked";
 
 /** How large the trail may grow: `files` files of at most `maxBytes` each (a longer line alone in one). */
 export interface AuditRotation {

@@ -9,6 +9,10 @@ import type { PointerEvidence } from "../../ffi/cuda-vram.ts";
 export interface VramBuffer {
   readonly ordinal: number;
   readonly bytes: number;
+  /** Why another process cannot map it; null when it can (see `exportFd`). */
+  readonly shareRefusal: string | null;
+  /** What an importer maps: `bytes` rounded up to the allocation granularity. */
+  readonly mappedBytes: number;
 }
 
 /** The per-device facts an attestation records. */
@@ -34,6 +38,11 @@ export interface VramBackend {
   /** What the driver says about the allocation; null where there is no driver (host memory). */
   pointerEvidence(buf: VramBuffer): PointerEvidence | null;
   deviceEvidence(ordinal: number): DeviceEvidence;
+  /**
+   * A file descriptor for a shareable buffer's memory, to pass to another process; `owned`: a new
+   * one the caller closes once sent (else the backend's own, which it keeps).
+   */
+  exportFd(buf: VramBuffer): { fd: number; owned: boolean };
   close(): void;
 }
 

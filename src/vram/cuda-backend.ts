@@ -10,7 +10,7 @@ import type { TreePool } from "./tree-pool.ts";
 
 export class CudaVramBackend implements VramBackend {
   readonly kind = "cuda" as const;
-  readonly note = "device memory allocated with cuMemAlloc_v2";
+  readonly note = "device memory allocated with cuMemCreate (exportable) or cuMemAlloc_v2";
   readonly #vram: CudaVram;
   readonly #pool: TreePool;
   readonly #evidence = new Map<number, DeviceEvidence>();
@@ -26,7 +26,7 @@ export class CudaVramBackend implements VramBackend {
 
   alloc(ordinal: number, bytes: number): VramBuffer {
     try {
-      return this.#vram.alloc(ordinal, bytes);
+      return this.#vram.allocShareable(ordinal, bytes);
     } catch (error) {
       if (error instanceof CudaExecError) throw new VramAllocError(error.message, error.code === 2, error);
       throw error;
@@ -69,6 +69,10 @@ export class CudaVramBackend implements VramBackend {
 
   pointerEvidence(buf: VramBuffer): PointerEvidence {
     return this.#vram.pointerEvidence(buf as DeviceBuffer);
+  }
+
+  exportFd(buf: VramBuffer): { fd: number; owned: boolean } {
+    return { fd: this.#vram.exportFd(buf as DeviceBuffer), owned: true };
   }
 
   deviceEvidence(ordinal: number): DeviceEvidence {

@@ -21,7 +21,10 @@ import { type AuditEvent, VramAudit } from "./audit.ts";
 import type { VramBackend } from "./backend.ts";
 import { HostMemoryVram } from "./host-backend.ts";
 import { renderVramMetrics } from "./metrics.ts";
-import { ATTEST_INFO, deriveKey, loadSealSecret, SEAL_INFO } from "./seal-key.ts";
+import { ATTEST_INFO, deriveKey, loadSealSecret, SEAL_INFO, SHARE_INFO } from "./seal-key.ts";
+import { type ExecuteCheck, executeCheck } from "./execute-check.ts";
+import { ShareHub } from "./share.ts";
+import type { UnixShare } from "../../ffi/unix-share.ts";
 import { type Shard, ShardStore, VramError } from "./shards.ts";
 import { ShardSweep } from "./sweep.ts";
 import { TreePool } from "./tree-pool.ts";
@@ -40,6 +43,8 @@ export interface VramOptions {
   readonly onAudit?: (event: AuditEvent, fields: Readonly<Record<string, unknown>>) => void;
   /** Time for the sweep, the audit trail, seal and verification stamps and attestations. */
   readonly clock?: Clock;
+  /** `--verify-max-age-ms` (default DEFAULTS.verifyMaxAgeMs). */
+  readonly verifyMaxAgeMs?: number;
 }
 
 export interface Vram {
@@ -55,6 +60,12 @@ export interface Vram {
   metrics(): string;
   /** The job gate: resolves null when the lease's jobs may run; null at once when it holds no shards. */
   gate(leaseId: string): Promise<{ detail: string; message: string } | null> | null;
+  /** Hands the lease's shards out over its socket (share.ts); null when sharing is off on this bridge. */
+  readonly share: ShareHub | null;
+  /** "May I execute now?" for one shard (execute-check.ts). */
+  executeCheck(shardId: string): Promise<ExecuteCheck>;
+  /** A live lease's socket and token appear (its grant, or the bridge's start). */
+  openLease(lease: Lease): Promise<void>;
   releaseLease(leaseId: string, reason: string): void;
   close(): void;
 }
@@ -69,8 +80,10 @@ export async function startVram(o: VramOptions): Promise<Vram> {
   const clock = o.clock ?? systemClock;
   const keys = loadKeys(o);
   const ordinalOf = ordinalLookup(o);
-  const { pool, backend, unavailable } = await openBackend(o, env);
+  const libc = await openLibc();
+  const { pool, backend, unavailable } = await openBackend(o, env, libc);
   let audit: VramAudit | null = null;
+  let share: ShareHub | null = null;
   try {
     // With onAudit the bridge's record has every event, and its audit trail keeps them: one trail.
     const file = o.ephemeral || o.onAudit !== undefined ? null : join(o.stateDir, "vram-audit.jsonl");
@@ -84,19 +97,41 @@ export async function startVram(o: VramOptions): Promise<Vram> {
       ordinalOf,
       pool: pool!,
       clock,
-      ...(o.onFailure !== undefined && { onFailure: o.onFailure }),
+      onFailure: (shard) => {
+        share?.revoke(shard, "the shard failed verification");
+        o.onFailure?.(shard);
+      },
+      onRelease: (shard, reason) => share?.revoke(shard, reason),
       ...(env.GPU_BRIDGE_VRAM_VERIFY === "cpu" || env.GPU_BRIDGE_VRAM_VERIFY === "gpu" ? { verifyPath: env.GPU_BRIDGE_VRAM_VERIFY } : {}),
       ...(env.GPU_BRIDGE_VRAM_GATE === "sampled" && { gateMode: "sampled" as const }),
     });
     const sweep = startSweep(store, env, clock, o.log);
     if (store !== null) announce(o.log, backend!, pool!);
-    return vramFacade({ o, env, clock, store, unavailable, ordinalOf, attestKey: keys.attest }, () => {
+    const inputs: FacadeInputs = { o, env, clock, store, unavailable, ordinalOf, attestKey: keys.attest, share: null };
+    const facade = vramFacade(inputs, () => {
       sweep?.stop();
+      share?.close();
       store?.close();
       backend?.close();
       pool?.close();
       audit!.close();
     });
+    if (store !== null) {
+      share = new ShareHub({
+        dir: join(o.stateDir, "share"),
+        libc: libc.lib,
+        ...(libc.lib === null && { unavailable: libc.why }),
+        store,
+        tokenKey: keys.share,
+        attest: (shard) => facade.attest(shard),
+        check: (id) => facade.executeCheck(id),
+        audit,
+        log: o.log,
+        clock,
+      });
+      inputs.share = share;
+    }
+    return facade;
   } catch (error) {
     backend?.close();
     pool?.close();
@@ -106,9 +141,9 @@ export async function startVram(o: VramOptions): Promise<Vram> {
 }
 
 /** The seal and attestation keys, derived from the per-bridge secret (in memory only when ephemeral). */
-function loadKeys(o: VramOptions): { seal: Uint8Array; attest: Uint8Array } {
+function loadKeys(o: VramOptions): { seal: Uint8Array; attest: Uint8Array; share: Uint8Array } {
   const secret = o.ephemeral ? new Uint8Array(randomBytes(32)) : loadSealSecret(join(o.stateDir, "vram-seal.key"));
-  const keys = { seal: deriveKey(secret, SEAL_INFO), attest: deriveKey(secret, ATTEST_INFO) };
+  const keys = { seal: deriveKey(secret, SEAL_INFO), attest: deriveKey(secret, ATTEST_INFO), share: deriveKey(secret, SHARE_INFO) };
   secret.fill(0);
   return keys;
 }
@@ -130,13 +165,15 @@ function ordinalLookup(o: VramOptions): (gpuId: string) => number | undefined {
 async function openBackend(
   o: VramOptions,
   env: Readonly<Record<string, string | undefined>>,
+  libc: { lib: UnixShare | null; why: string },
 ): Promise<{ pool: TreePool | null; backend: VramBackend | null; unavailable?: string }> {
   const threads = Math.max(0, Math.min(DEFAULTS.vramMaxThreads, Number(env.GPU_BRIDGE_VRAM_THREADS ?? availableParallelism())));
   let pool: TreePool | null = null;
   try {
     pool = TreePool.create(threads);
     if (o.inventory.name === "mock") {
-      return { pool, backend: new HostMemoryVram((ordinal) => (o.gpus()[ordinal]?.memory_mb ?? 0) * 1048576, pool) };
+      const totals = (ordinal: number) => (o.gpus()[ordinal]?.memory_mb ?? 0) * 1048576;
+      return { pool, backend: new HostMemoryVram(totals, pool, libc.lib, libc.why) };
     }
     const [{ CudaVram }, { CudaVramBackend }, { cudaCandidates, loadFfiAdapter }, { TREE_PTX }] = await Promise.all([
       import("../../ffi/cuda-vram.ts"),
@@ -150,6 +187,16 @@ async function openBackend(
     const unavailable = (error as Error).message.split("\n")[0]!;
     o.log.warn(`sealed shards are unavailable: ${errorText(error)}`);
     return { pool: null, backend: null, unavailable };
+  }
+}
+
+/** libc's descriptor calls for sharing (ffi/unix-share.ts); where they cannot load, why. */
+async function openLibc(): Promise<{ lib: UnixShare | null; why: string }> {
+  try {
+    const [{ loadFfiAdapter }, { UnixShare }] = await Promise.all([import("../../ffi/loader.ts"), import("../../ffi/unix-share.ts")]);
+    return { lib: UnixShare.open(await loadFfiAdapter()), why: "" };
+  } catch (error) {
+    return { lib: null, why: `libc's memfd_create, sendmsg and SO_PEERCRED cannot be used: ${(error as Error).message.split("\n")[0]}` };
   }
 }
 
@@ -187,6 +234,8 @@ interface FacadeInputs {
   readonly unavailable: string | undefined;
   readonly ordinalOf: (gpuId: string) => number | undefined;
   readonly attestKey: Uint8Array;
+  /** Set once the hub exists (it needs the façade's attest and execute-check). */
+  share: ShareHub | null;
 }
 
 /** The bridge's view of sealed shards; the attestation key stays in this closure. */
@@ -208,7 +257,19 @@ function vramFacade(f: FacadeInputs, close: () => void): Vram {
     },
     metrics: () => (store === null ? "" : renderVramMetrics(store, vramGpus())),
     gate: (leaseId) => (store === null || store.list(leaseId).length === 0 ? null : store.gate(leaseId)),
-    releaseLease: (leaseId, reason) => void store?.releaseLease(leaseId, reason),
+    get share() {
+      return f.share;
+    },
+    executeCheck: (id) => {
+      if (store === null) throw new VramError("unavailable", `Cannot check ${id}: ${unavailable ?? "no VRAM backend"}`);
+      const mode = f.env.GPU_BRIDGE_VRAM_GATE === "sampled" ? "sampled" : "full";
+      return executeCheck(store, id, { maxAgeMs: o.verifyMaxAgeMs ?? DEFAULTS.verifyMaxAgeMs, mode, now: () => f.clock.now() });
+    },
+    openLease: async (lease) => await f.share?.openLease(lease),
+    releaseLease: (leaseId, reason) => {
+      store?.releaseLease(leaseId, reason);
+      f.share?.closeLease(leaseId);
+    },
     close,
   };
 }

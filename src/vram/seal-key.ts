@@ -11,6 +11,8 @@ import { dirname } from "node:path";
 
 export const SEAL_INFO = "gpu-bridge-host-vram-seal-v1";
 export const ATTEST_INFO = "gpu-bridge-host-vram-attest-v1";
+/** Derives the key behind each lease's share token (share.ts). */
+export const SHARE_INFO = "gpu-bridge-host-vram-share-v1";
 
 /** HKDF-SHA256 with no salt: 32 bytes of key for `info` from `ikm`. */
 export function deriveKey(ikm: string | Uint8Array, info: string): Uint8Array {

@@ -41,7 +41,11 @@ export async function sealWeights(
   const check = await store.verify(shard.shard_id, "full");
   if (!check.ok) {
     if (created) store.release(shard.shard_id, "sealed for an activation that its verification refused");
-    throw new VramError("mismatch", `${where}: the sealed copy failed its verification in VRAM: ${check.reason}`, "seal_lease");
+    throw new VramError(
+      "seal_verification_failed",
+      `${where}: the sealed copy failed its verification in VRAM: ${check.reason}`,
+      "seal_lease",
+    );
   }
   return { shard_id: shard.shard_id, digest: shard.digest, lease_id: shard.lease_id, gpu_id: shard.gpu_id, vram_bytes: shard.vram_bytes };
 }

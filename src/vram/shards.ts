@@ -33,6 +33,8 @@ export interface Shard {
   state: "SEALED" | "FAILED";
   failure: string | null;
   verified_at: number | null;
+  /** The last full verification (the seal's own read-back counts): what an execute-check's freshness is measured by. */
+  full_verified_at: number;
   verifications: number;
   /** When the allocation's pointer attributes were checked, and what they said. */
   readonly evidence: { checked_at: number; pointer: Record<string, unknown> | null };
@@ -85,6 +87,8 @@ export interface ShardStoreOptions {
   readonly ordinalOf: (gpuId: string) => number | undefined;
   /** Called once when a shard fails verification (the daemon writes a status line). */
   readonly onFailure?: (shard: Shard) => void;
+  /** Called when a shard's VRAM is released (its hand-outs are revoked: share.ts). */
+  readonly onRelease?: (shard: Shard, reason: string) => void;
   /** Where the tree is computed on a full verify (default gpu on CUDA, cpu on host memory). */
   readonly verifyPath?: "gpu" | "cpu";
   /** The gate before each job: `full` (default) or `sampled` (k random leaves). */
@@ -246,7 +250,7 @@ export class ShardStore {
       reason: "insufficient",
     });
     throw new VramError(
-      "insufficient",
+      "insufficient_vram",
       `Cannot seal: needed ${needed} bytes, available ${available} bytes on ${lease.gpu_id} (lease ${lease.id} has ${room} of its ${
         lease.mem_mb * 1048576
       } bytes unsealed; the driver reports ${driver.free} bytes free)`,
@@ -272,16 +276,22 @@ export class ShardStore {
       if (error instanceof VramAllocError && error.outOfMemory) {
         const free = this.#o.backend.memInfo(ordinal).free;
         throw new VramError(
-          "insufficient",
+          "insufficient_vram",
           `Cannot seal: needed ${needed} bytes, available ${free} bytes: the driver refused the allocation (${error.message})`,
           "length",
           { needed_bytes: needed, available_bytes: free },
           { cause: error },
         );
       }
-      throw new VramError("cuda", `Cannot allocate ${needed} bytes on ${lease.gpu_id}: ${(error as Error).message}`, undefined, undefined, {
-        cause: error,
-      });
+      throw new VramError(
+        "cuda_allocation_failed",
+        `Cannot allocate ${needed} bytes on ${lease.gpu_id}: ${(error as Error).message}`,
+        undefined,
+        undefined,
+        {
+          cause: error,
+        },
+      );
     }
     this.#audit("VramAllocated", {
       requested_bytes: needed,
@@ -299,7 +309,7 @@ export class ShardStore {
     const copied = await copyIn(this.#o.backend, buf, source, lease, this.#o.pool);
     if (expected !== undefined && copied.digest !== expected) {
       throw new VramError(
-        "mismatch",
+        "integrity_violation",
         `Cannot seal: the bytes' SHA-256 is ${copied.digest}, not the expected_digest ${expected}`,
         "expected_digest",
         { expected_digest: expected, actual_digest: copied.digest },
@@ -322,7 +332,7 @@ export class ShardStore {
       ...holder(lease),
     });
     throw new VramError(
-      "cuda",
+      "seal_verification_failed",
       `Cannot seal: the copy in VRAM differs from the bytes received (tree digest ${fromVram} from VRAM, ${tree} received); nothing was sealed`,
     );
   }
@@ -353,6 +363,7 @@ export class ShardStore {
       state: "SEALED",
       failure: null,
       verified_at: now,
+      full_verified_at: now,
       verifications: 0,
       evidence,
     };
@@ -391,7 +402,8 @@ export class ShardStore {
       }
       return error;
     }
-    if (error.code !== "insufficient" && error.code !== "cuda") this.#count("seal", "refused");
+    const driver = error.code === "cuda" || error.code === "cuda_allocation_failed" || error.code === "seal_verification_failed";
+    if (error.code !== "insufficient_vram" && !driver) this.#count("seal", "refused");
     return error;
   }
 
@@ -402,7 +414,7 @@ export class ShardStore {
    */
   async verify(id: string, mode: "full" | "sampled" = "full", k = this.#o.sampleLeaves ?? 8, path = this.#path()): Promise<VerifyResult> {
     const h = this.#held.get(id);
-    if (h === undefined) throw new VramError("not_found", `Unknown shard ${JSON.stringify(id)}`, "id");
+    if (h === undefined) throw new VramError("not_sealed", `Unknown shard ${JSON.stringify(id)}: no shard with that id is sealed`, "id");
     const t0 = performance.now();
     const s = h.shard;
     if (s.state === "FAILED") {
@@ -446,6 +458,7 @@ export class ShardStore {
     }
     const treeMs = performance.now() - tTree;
     s.verified_at = this.#now();
+    if (mode === "full") s.full_verified_at = s.verified_at;
     s.verifications++;
     this.#count("verify", "ok");
     const total = performance.now() - t0;
@@ -508,10 +521,32 @@ export class ShardStore {
   /** Frees a shard's VRAM (never throws for a driver failure: it is audited). */
   release(id: string, reason = "released"): Shard {
     const h = this.#held.get(id);
-    if (h === undefined) throw new VramError("not_found", `Unknown shard ${JSON.stringify(id)}`, "id");
+    if (h === undefined) throw new VramError("not_sealed", `Unknown shard ${JSON.stringify(id)}: no shard with that id is sealed`, "id");
     this.#held.delete(id);
     this.#free(h.buf, h.shard, reason, h.shard);
+    this.#o.onRelease?.(h.shard, reason);
     return h.shard;
+  }
+
+  /** Why shard `id`'s memory cannot be mapped by another process; null when it can. */
+  shareRefusal(id: string): string | null {
+    return this.#buf(id).shareRefusal;
+  }
+
+  /** The bytes an importer of shard `id` maps (its size rounded up to the allocation granularity). */
+  mappedBytes(id: string): number {
+    return this.#buf(id).mappedBytes;
+  }
+
+  /** A file descriptor for shard `id`'s memory (share.ts hands it to the lease's holder). */
+  exportFd(id: string): { fd: number; owned: boolean } {
+    return this.#o.backend.exportFd(this.#buf(id));
+  }
+
+  #buf(id: string): VramBuffer {
+    const h = this.#held.get(id);
+    if (h === undefined) throw new VramError("not_sealed", `Unknown shard ${JSON.stringify(id)}: no shard with that id is sealed`, "id");
+    return h.buf;
   }
 
   /** Frees every shard of a lease (its end). */
@@ -522,7 +557,7 @@ export class ShardStore {
   /** Test and gpu-check hook: sets `count` bytes of a shard's VRAM to `value` with cuMemsetD8_v2. */
   corrupt(id: string, offset: number, value: number, count = 1): void {
     const h = this.#held.get(id);
-    if (h === undefined) throw new VramError("not_found", `Unknown shard ${JSON.stringify(id)}`, "id");
+    if (h === undefined) throw new VramError("not_sealed", `Unknown shard ${JSON.stringify(id)}: no shard with that id is sealed`, "id");
     this.#o.backend.memset(h.buf, offset, value, count);
   }
 

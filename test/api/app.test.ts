@@ -168,6 +168,7 @@ describe("auth", () => {
       "POST /v1/leases/:id/jobs",
       "POST /v1/leases/:id/renew",
       "POST /v1/leases/:id/shards",
+      "POST /v1/shards/:id/execute-check",
       "POST /v1/shards/:id/verify",
       "POST /v1/telemetry",
       "PUT /v1/models/:id/approval",

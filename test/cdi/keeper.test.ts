@@ -184,7 +184,12 @@ describe.skipIf(!canMknod)(`serve --cdi-dir${canMknod ? "" : ` (${SKIP_REASON})`
       expect(lease.cdi_device).toBe(`cohesix/gpu=${lease.id}`);
       const spec = await (await fetch(`${base}/v1/cdi`)).json() as CdiSpec;
       const dev = spec.devices.find((d) => d.name === lease.id)!;
-      expect(dev.containerEdits.env).toEqual([`GPU_BRIDGE_LEASE_ID=${lease.id}`]);
+      expect(dev.containerEdits.env).toEqual([
+        `GPU_BRIDGE_LEASE_ID=${lease.id}`,
+        // the lease's share socket and token (test/vram/share.test.ts checks the mounts)
+        "GPU_BRIDGE_SHARE_SOCKET=/run/gpu-bridge/share.sock",
+        "GPU_BRIDGE_SHARE_TOKEN_FILE=/run/gpu-bridge/share.token",
+      ]);
       expect(dev.containerEdits.deviceNodes!.map((n) => n.path)).toEqual(["/dev/nvidia0", "/dev/dri/card1", "/dev/dri/renderD128"]);
       expect(JSON.parse(readFileSync(file, "utf8"))).toEqual(spec);
       await fetch(`${base}/v1/leases/${lease.id}`, { method: "DELETE", headers: { authorization: "Bearer tok-0123456789abcdef" } });

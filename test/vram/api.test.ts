@@ -15,6 +15,7 @@ import { bunRuntime } from "../../src/runtime/bun.ts";
 import { LEAF_BYTES } from "../../src/vram/tree.ts";
 import { memoryLogger, tempDir, until } from "../helpers.ts";
 import { pattern, VECTORS } from "./vectors.ts";
+import { apiCall } from "./api-call.ts";
 
 const tmp = tempDir("gbh-vram-api-");
 let daemon: Bridge;
@@ -49,15 +50,7 @@ afterAll(async () => {
   tmp.cleanup();
 });
 
-const call = async (method: string, path: string, body?: string | Uint8Array, type?: string) => {
-  const res = await fetch(`http://127.0.0.1:${api.port}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${api.token}`, ...(type && { "content-type": type }) },
-    ...(body !== undefined && { body }),
-  });
-  // deno-lint-ignore no-explicit-any
-  return { status: res.status, body: await res.json() as Record<string, any> };
-};
+const call = apiCall(() => api);
 const lease = async (worker: string, mem_mb = 16, gpu_id = "GPU-0") =>
   (await call(
     "POST",

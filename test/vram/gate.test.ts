@@ -212,10 +212,10 @@ describe("verify()", () => {
     expect(store.counters.verify.get("fail")).toBe(1);
   });
 
-  test("an unknown shard is a not_found error naming the id", async () => {
+  test("an unknown shard is a not_sealed error naming the id", async () => {
     const { store } = setup();
     const err = await store.verify("ghost").catch((e) => e);
-    expect(err).toMatchObject({ code: "not_found", message: 'Unknown shard "ghost"', field: "id" });
+    expect(err).toMatchObject({ code: "not_sealed", message: 'Unknown shard "ghost": no shard with that id is sealed', field: "id" });
   });
 
   test("VRAM that cannot be read back fails the shard, audited as unreadable", async () => {

@@ -76,6 +76,7 @@ test("a copy in VRAM that differs from the bytes received is not sealed; the VRA
     },
     pointerEvidence: () => inner.pointerEvidence(),
     deviceEvidence: () => inner.deviceEvidence(),
+    exportFd: (buf) => inner.exportFd(buf),
     close: () => inner.close(),
   };
   const { store: s, lines } = store(flaky);
@@ -87,7 +88,7 @@ test("a copy in VRAM that differs from the bytes received is not sealed; the VRA
   const room = s.leaseRoom(lease);
   const error = await s.seal("L", source(data), { shard_id: "b" }).catch((e) => e);
   expect(error).toBeInstanceOf(VramError);
-  expect(error.code).toBe("cuda");
+  expect(error.code).toBe("seal_verification_failed");
   expect(error.message).toContain(`tree digest ${fromVram} from VRAM, ${received} received`);
   expect(error.message).toContain("nothing was sealed");
   expect(s.list()).toEqual([]);

@@ -1,28 +1,19 @@
 /** The background sweep on a fake clock: one full verification per interval, shards in turn. */
 import { afterAll, expect, test } from "bun:test";
 import type { Lease } from "../../src/lease/types.ts";
-import { VramAudit } from "../../src/vram/audit.ts";
-import { HostMemoryVram } from "../../src/vram/host-backend.ts";
-import { deriveKey } from "../../src/vram/seal-key.ts";
 import { ShardStore, VramError } from "../../src/vram/shards.ts";
 import { ShardSweep } from "../../src/vram/sweep.ts";
 import { TreePool } from "../../src/vram/tree-pool.ts";
 import { activeLease, FakeClock, memoryLogger, until } from "../helpers.ts";
 import { pattern, source } from "./vectors.ts";
+import { hostStore } from "./host-store.ts";
 
 const pool = TreePool.create(0);
 afterAll(() => pool.close());
 
 test("ShardSweep verifies one shard per interval in turn, and finds a change sampling missed", async () => {
   const lease: Lease = activeLease({ id: "L", gpu_id: "G" });
-  const store = new ShardStore({
-    backend: new HostMemoryVram(() => 1 << 30, pool),
-    audit: new VramAudit(null, memoryLogger().log),
-    key: deriveKey("k", "k"),
-    lease: () => lease,
-    ordinalOf: () => 0,
-    random: () => 0,
-  });
+  const store = hostStore(pool, lease, { random: () => 0 });
   await store.seal("L", source(pattern(300_000)), { shard_id: "a" });
   await store.seal("L", source(pattern(200_000)), { shard_id: "b" });
   store.corrupt("b", 70_000, 0x55); // leaf 1 of 4: sampling leaf 0 and the last misses it
