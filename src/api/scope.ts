@@ -152,7 +152,15 @@ export function scopedFacade(bridge: BridgeFacade, guard: PrincipalGuard): Bridg
         return j;
       },
     },
-    ...(bridge.vram !== undefined && { vram: { ...bridge.vram, store: scopedStore } }),
+    ...(bridge.vram !== undefined &&
+      {
+        vram: {
+          ...bridge.vram,
+          store: scopedStore,
+          // Another principal's shard is not there for this one (404, as for every shard route).
+          executeCheck: (id: string) => bridge.vram!.executeCheck(visibleShard(id)),
+        },
+      }),
     ...(hub !== undefined && {
       events: {
         get clients() {

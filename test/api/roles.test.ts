@@ -103,6 +103,13 @@ const ROWS: Readonly<Record<string, Row>> = {
   "GET /v1/shards/:id": { req: (f) => ({ path: `/v1/shards/${f.shard}` }), expect: OWNED_READ, needs: "shard" },
   "DELETE /v1/shards/:id": { req: (f) => ({ path: `/v1/shards/${f.shard}` }), expect: OWNED_WRITE, needs: "shard" },
   "POST /v1/shards/:id/verify": { req: (f) => ({ path: `/v1/shards/${f.shard}/verify` }), expect: OWNED_WRITE, needs: "shard" },
+  "POST /v1/shards/:id/execute-check": {
+    req: (f) => ({ path: `/v1/shards/${f.shard}/execute-check` }),
+    expect: OWNED_WRITE,
+    needs: "shard",
+  },
+  "GET /v1/leases/:id/ready": { req: (f) => ({ path: `/v1/leases/${f.lease}/ready` }), expect: OWNED_READ },
+  "GET /v1/leases/:id/share": { req: (f) => ({ path: `/v1/leases/${f.lease}/share` }), expect: OWNED_READ },
   "GET /v1/shards/:id/attestation": { req: (f) => ({ path: `/v1/shards/${f.shard}/attestation` }), expect: OWNED_READ, needs: "shard" },
   "GET /v1/gpus/:id/vram": { req: () => ({ path: "/v1/gpus/GPU-0/vram" }), expect: READ },
   "GET /v1/vram/plan": { req: () => ({ path: "/v1/vram/plan?bytes=1024" }), expect: READ },

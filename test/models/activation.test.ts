@@ -227,7 +227,8 @@ describe("sealed activation", () => {
       await activate({ model_id: "demo-base-v1" });
       const n = store.list(lease.id).length;
       const r2 = await activate({ model_id: "lora-rejected", seal_lease: lease.id });
-      expect(r2.status).toBe(422);
+      // The consumers' kind for a copy that fails its verification (docs/vram-sharing.md).
+      expect(r2.body.error.code).toBe("seal_verification_failed");
       expect(r2.body.error.message).toContain("failed its verification in VRAM");
       expect(active()).toBe("demo-base-v1");
       expect(store.list(lease.id).length).toBe(n);

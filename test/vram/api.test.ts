@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseCommand } from "../../src/cli/options.ts";
 import { type Bridge, createBridge } from "../../src/app/bridge.ts";
@@ -15,20 +15,14 @@ import { bunRuntime } from "../../src/runtime/bun.ts";
 import { LEAF_BYTES } from "../../src/vram/tree.ts";
 import { memoryLogger, tempDir, until } from "../helpers.ts";
 import { pattern, VECTORS } from "./vectors.ts";
+import { shardEvents, trailText } from "../audit/read.ts";
 import { apiCall } from "./api-call.ts";
 
 const tmp = tempDir("gbh-vram-api-");
 let daemon: Bridge;
 let api: { port: number; token: string; close(): Promise<void> };
-/** The bridge's audit trail as text, and its shard events in the shape vram-audit.jsonl had. */
-const auditText = () => {
-  const dir = join(tmp.path, "state", "audit");
-  return readdirSync(dir).filter((f) => f.endsWith(".jsonl")).sort().map((f) => readFileSync(join(dir, f), "utf8")).join("");
-};
-// deno-lint-ignore no-explicit-any
-const auditEvents = (): any[] =>
-  auditText().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l))
-    .filter((c) => typeof c.data?.event === "string").map((c) => ({ ...c.data, lease_id: c.lease_id, ts: c.time }));
+const auditText = () => trailText(join(tmp.path, "state"));
+const auditEvents = () => shardEvents(join(tmp.path, "state"));
 const logged: string[] = [];
 
 beforeAll(async () => {

@@ -5,6 +5,7 @@
  * writes fail, and it sees what happens to the bridge's copy. Refusals: a wrong token, another
  * lease's shard, a failed shard; release and the lease's end revoke and remove the socket.
  */
+import { shardEvents } from "../audit/read.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -79,7 +80,7 @@ function consumer(leaseId: string, shardId: string, token?: string, wait = false
   const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
   return { next, exited, pid: child.pid!, say: (s: string) => child.stdin!.write(s + "\n") };
 }
-const audit = () => readFileSync(join(tmp.path, "s", "vram-audit.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Json);
+const audit = (): Json[] => shardEvents(join(tmp.path, "s"));
 
 describe.skipIf(PYTHON === null)("sharing a sealed shard with another process (--mock, fake libcuda)", () => {
   test("the lease's socket and token exist with owner-only modes; the shard says it is shareable", async () => {
