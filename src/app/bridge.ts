@@ -39,6 +39,7 @@ import {
   startCdi,
   startHost,
   startLeaseVram,
+  startMps,
   startPublisher,
   startVmSync,
   watchRegistry,
@@ -198,7 +199,7 @@ async function wireBridge(w: Wiring): Promise<Bridge> {
   const vm = startVmSync(w, host);
   // After restore: the spec written at start already carries the leases that survived.
   restoreLeases(w, host, vm);
-  const cdi = await startCdi(w, host);
+  const cdi = await startCdi(w, host, await startMps(w));
   const telemetry = openTelemetry(w);
   const refresh = async () => {
     w.gpus = await ports.backend.list();

@@ -16,6 +16,7 @@ import { encodeSpec } from "./codec.ts";
 import { replaceFileDurably } from "../util/files.ts";
 import { DiskWriteError } from "../util/files.ts";
 import { finish, type Generated, unionEdits } from "./generate.ts";
+import { mergeEdits } from "./lease-edits.ts";
 import { deviceNameProblem, qualify } from "./names.ts";
 import type { CdiContainerEdits, CdiDevice, CdiSpec } from "./schema.ts";
 import { formatProblem, validateSpec } from "./validate.ts";
@@ -34,6 +35,8 @@ export interface CdiKeeperOptions {
   readonly clock: Clock;
   /** How often the host is described again (default DEFAULTS.cdiRefreshMs). */
   readonly refreshMs?: number;
+  /** More edits for a lease's device (merged after its own), or why it gets no device (`serve --mps`). */
+  readonly leaseEdits?: (lease: Lease) => CdiContainerEdits | string;
 }
 
 /** The bridge's GPU id `GPU-<n>` as the spec's device index, or null. */
@@ -157,13 +160,21 @@ export class CdiKeeper {
     if (base === null || this.#stopped) return;
     const leaseDevices: CdiDevice[] = [];
     for (const lease of this.#o.leases.live()) {
-      const edits = this.#gpuEdits(base, lease.gpu_id);
+      // A lease of a MIG device gets that device's nodes, the spec's `MIG-<uuid>` device.
+      const edits = lease.mig_uuid === undefined
+        ? this.#gpuEdits(base, lease.gpu_id)
+        : base.devices.find((d) => d.name === lease.mig_uuid)?.containerEdits ?? null;
       const bad = deviceNameProblem(lease.id);
       if (edits === null || bad !== null) {
-        this.#o.log.warn(`Lease ${lease.id} has no CDI device: ${bad ?? `no CDI device for ${lease.gpu_id}`}`);
+        this.#o.log.warn(`Lease ${lease.id} has no CDI device: ${bad ?? `no CDI device for ${lease.mig_uuid ?? lease.gpu_id}`}`);
         continue;
       }
-      leaseDevices.push({ name: lease.id, containerEdits: { env: [`${LEASE_ENV}=${lease.id}`], ...edits } });
+      const extra = this.#o.leaseEdits?.(lease) ?? {};
+      if (typeof extra === "string") {
+        this.#o.log.warn(`Lease ${lease.id} has no CDI device: ${extra}`);
+        continue;
+      }
+      leaseDevices.push({ name: lease.id, containerEdits: mergeEdits({ env: [`${LEASE_ENV}=${lease.id}`], ...edits }, extra) });
     }
     const spec = finish(this.kind, [...base.devices, ...leaseDevices], base.containerEdits ?? {});
     const errors = validateSpec(spec, { file: this.path }).problems.filter((p) => p.severity === "error");
