@@ -4,23 +4,13 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type MpsEvent, MpsDaemons, mpsFolders } from "../../src/mps/daemons.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
-import { FakeClock, memoryLogger, REPO, tempFolder } from "../helpers.ts";
+import { FakeClock, memoryLogger, tempFolder } from "../helpers.ts";
+import { control, FAKE_MPS } from "./helpers.ts";
 
-export const FAKE_MPS = join(REPO, "mock", "mps", "nvidia-cuda-mps-control");
 const GPUS = [
   { id: "GPU-0", uuid: "GPU-11111111-2222-3333-4444-55556666aaaa", migMode: "disabled" as const },
   { id: "GPU-1", uuid: "GPU-99999999-8888-7777-6666-55554444bbbb", migMode: null },
 ];
-
-/** Runs the fake control program by hand (as an operator would) for `gpuId`'s folders. */
-export function control(stateDir: string, gpuId: string, args: string[], stdin = "") {
-  const dirs = mpsFolders(stateDir, gpuId);
-  const r = Bun.spawnSync([FAKE_MPS, ...args], {
-    stdin: new TextEncoder().encode(stdin),
-    env: { ...process.env, CUDA_MPS_PIPE_DIRECTORY: dirs.pipe, CUDA_MPS_LOG_DIRECTORY: dirs.log },
-  });
-  return { code: r.exitCode, out: r.stdout.toString() + r.stderr.toString() };
-}
 
 const running: { stateDir: string; gpuId: string }[] = [];
 afterEach(() => {
