@@ -118,7 +118,12 @@ export async function mpsSteps(o: GpuCheckOptions, tmp: string): Promise<Row[]> 
     const env = envOf(dev?.containerEdits.env);
     const cap = env.get("CUDA_MPS_PINNED_DEVICE_MEM_LIMIT");
     if (l.status !== 201 || dev === undefined || cap !== "0=256M") {
-      rows.push(fail(`mps memory cap${need}`, `lease ${l.status}: ${JSON.stringify(l.body)}; device env ${JSON.stringify(dev?.containerEdits.env)}`));
+      rows.push(
+        fail(
+          `mps memory cap${need}`,
+          `lease ${l.status}: ${JSON.stringify(l.body)}; device env ${JSON.stringify(dev?.containerEdits.env)}`,
+        ),
+      );
     } else {
       // As the container would run: the pipe folder at its host path, the cap as given.
       const asContainer = { ...Object.fromEntries(env), CUDA_MPS_PIPE_DIRECTORY: pipe };
@@ -176,7 +181,11 @@ export async function migSteps(o: GpuCheckOptions, tmp: string): Promise<Row[]> 
     const detail = `${uuid}: lease ${a.status} (${a.body.mig_uuid === uuid ? "holds it" : "no mig_uuid"}), ${nodes.length} nodes ` +
       `(${caps} capability), second claim ${b.status}, 64 MiB on it ${alloc.ok ? "allocated" : `refused (${alloc.message ?? alloc.code})`}`;
     const ok = a.status === 201 && a.body.mig_uuid === uuid && caps === 2 && missing.length === 0 && b.status === 409 && alloc.ok;
-    return [ok ? pass(step, ms(performance.now() - t0), detail) : fail(step, `${detail}${missing.length ? `; missing ${missing.join(", ")}` : ""}`)];
+    return [
+      ok
+        ? pass(step, ms(performance.now() - t0), detail)
+        : fail(step, `${detail}${missing.length ? `; missing ${missing.join(", ")}` : ""}`),
+    ];
   } catch (error) {
     return [fail(step, (error as Error).message)];
   } finally {

@@ -94,7 +94,9 @@ export function migChecks(roots: Roots, gpus: readonly { label: string; minor: n
       const name = `${g.label} ${m.uuid}`;
       const ids = `GPU instance ${m.gi}, compute instance ${m.ci}`;
       if (g.minor === null) {
-        out.push(check("sharing", name, "warn", `${ids}; the GPU's minor number is unknown, so its nodes cannot be checked`, "check the driver"));
+        out.push(
+          check("sharing", name, "warn", `${ids}; the GPU's minor number is unknown, so its nodes cannot be checked`, "check the driver"),
+        );
         continue;
       }
       const missing: string[] = [];
@@ -106,15 +108,13 @@ export function migChecks(roots: Roots, gpus: readonly { label: string; minor: n
         else found.push(`/dev/nvidia-caps/nvidia-cap${minor}`);
       }
       out.push(
-        missing.length === 0
-          ? check("sharing", name, "ok", `${ids}; nodes ${found.join(", ")}: a lease can name it`)
-          : check(
-            "sharing",
-            name,
-            "warn",
-            `${ids}; missing ${missing.join(", ")}: a lease of it gets no CDI device`,
-            "create the capability nodes the driver lists in /proc/driver/nvidia-caps/mig-minors (char devices, the nvidia-caps major of /proc/devices)",
-          ),
+        missing.length === 0 ? check("sharing", name, "ok", `${ids}; nodes ${found.join(", ")}: a lease can name it`) : check(
+          "sharing",
+          name,
+          "warn",
+          `${ids}; missing ${missing.join(", ")}: a lease of it gets no CDI device`,
+          "create the capability nodes the driver lists in /proc/driver/nvidia-caps/mig-minors (char devices, the nvidia-caps major of /proc/devices)",
+        ),
       );
     }
   }

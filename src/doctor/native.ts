@@ -104,7 +104,9 @@ function nvmlGpus(nvml: Nvml): NvmlGpu[] {
     } catch (e) {
       mig = `unknown (${firstLine(e)})`;
     }
-    const migs = mig !== "enabled" ? [] : attempt(() => nvml.migDevices(h).map((m) => ({ uuid: nvml.uuid(m.handle), gi: m.gi, ci: m.ci }))) ?? [];
+    const migs = mig !== "enabled"
+      ? []
+      : attempt(() => nvml.migDevices(h).map((m) => ({ uuid: nvml.uuid(m.handle), gi: m.gi, ci: m.ci }))) ?? [];
     out.push({
       index,
       name: nvml.name(h),

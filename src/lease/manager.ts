@@ -177,10 +177,16 @@ export class LeaseManager {
       );
     }
     const holder = migLeases.find((l) => l.mig_uuid === uuid);
-    if (holder !== undefined) throw new LeaseError("conflict", `MIG device ${uuid} is taken: lease ${holder.id} holds it${until(holder)}`, "gpu_id");
+    if (holder !== undefined) {
+      throw new LeaseError("conflict", `MIG device ${uuid} is taken: lease ${holder.id} holds it${until(holder)}`, "gpu_id");
+    }
     const whole = this.live(gpuId).find((l) => l.mig_uuid === undefined);
     if (whole !== undefined) {
-      throw new LeaseError("conflict", `${gpuId}, the GPU of MIG device ${uuid}, is leased whole by lease ${whole.id}${until(whole)}`, "gpu_id");
+      throw new LeaseError(
+        "conflict",
+        `${gpuId}, the GPU of MIG device ${uuid}, is leased whole by lease ${whole.id}${until(whole)}`,
+        "gpu_id",
+      );
     }
     return { ...req, gpu_id: gpuId, mig_uuid: uuid };
   }

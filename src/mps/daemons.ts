@@ -103,7 +103,9 @@ export class MpsDaemons {
     if (gpu.migMode === "enabled") {
       return { ...base, state: "skipped", reason: `${gpu.id} is in MIG mode: a lease takes one of its MIG devices (by UUID) instead` };
     }
-    if (gpu.uuid === null) return { ...base, state: "failed", reason: `the backend gives no UUID for ${gpu.id}, so no daemon can be bound to it` };
+    if (gpu.uuid === null) {
+      return { ...base, state: "failed", reason: `the backend gives no UUID for ${gpu.id}, so no daemon can be bound to it` };
+    }
     // A daemon already answering on this pipe folder is adopted, not started twice.
     const probe = await this.#run([this.#o.binary], "get_server_list\n", base);
     if (probe.code === 0) return { ...base, state: "adopted" };
@@ -136,7 +138,10 @@ export class MpsDaemons {
     try {
       child = this.#o.spawn(cmd, new TextEncoder().encode(stdin), env);
     } catch (error) {
-      return { code: null, out: `Cannot run ${cmd[0]}: ${errorText(error)} (install the NVIDIA driver's MPS tools, or set GPU_BRIDGE_MPS_CONTROL)` };
+      return {
+        code: null,
+        out: `Cannot run ${cmd[0]}: ${errorText(error)} (install the NVIDIA driver's MPS tools, or set GPU_BRIDGE_MPS_CONTROL)`,
+      };
     }
     const ms = this.#o.timeoutMs ?? 10_000;
     let timer: unknown;

@@ -59,7 +59,9 @@ export interface MpsDaemonView {
 export function mpsLeaseEdits(
   daemonOf: (gpuId: string) => MpsDaemonView | undefined,
   streamsPerGpu: number,
-): (lease: { readonly gpu_id: string; readonly mig_uuid?: string; readonly mem_mb: number; readonly streams: number }) => CdiContainerEdits | string {
+): (
+  lease: { readonly gpu_id: string; readonly mig_uuid?: string; readonly mem_mb: number; readonly streams: number },
+) => CdiContainerEdits | string {
   return (lease) => {
     if (lease.mig_uuid !== undefined) return {};
     const d = daemonOf(lease.gpu_id);

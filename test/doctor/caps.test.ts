@@ -46,7 +46,10 @@ describe.skipIf(!canMknod)(`doctor: MPS and MIG on the fakes${canMknod ? "" : ` 
     const bare = discreteTree(); // no mig-minors, no capability nodes
     const b = await runDoctor(options(bare, join(bare, "state")), deps({ ...fakeEnv, PATH: "" }));
     const found = b.checks.filter((c) => /MIG-/.test(c.name));
-    expect(found.map((c) => [c.status, c.name])).toEqual([["warn", "GPU-1 NVIDIA H100 80GB HBM3 MIG-99999999-8888-7777-6666-55554444bbb1"]]);
+    expect(found.map((c) => [c.status, c.name])).toEqual([[
+      "warn",
+      "GPU-1 NVIDIA H100 80GB HBM3 MIG-99999999-8888-7777-6666-55554444bbb1",
+    ]]);
     expect(found[0]!.detail).toContain("missing gpu1/gi1/access (not in /proc/driver/nvidia-caps/mig-minors)");
     expect(found[0]!.fix).toContain("mig-minors");
   });

@@ -38,7 +38,10 @@ async function serve(
 ) {
   const cdiDir = tempFolder("caps-cdi-");
   process.env.GPU_BRIDGE_MPS_CONTROL = FAKE_MPS;
-  const c = parseCommand(["serve", "--listen", "127.0.0.1:0", "--api-token", TOKEN, "--state-dir", state, "--cdi-dir", cdiDir, ...args], {});
+  const c = parseCommand(
+    ["serve", "--listen", "127.0.0.1:0", "--api-token", TOKEN, "--state-dir", state, "--cdi-dir", cdiDir, ...args],
+    {},
+  );
   if (c.kind !== "serve") throw new Error("expected serve");
   const { log, lines } = memoryLogger();
   const runtime = bunRuntime();
@@ -148,9 +151,10 @@ describe("serve --mps", () => {
       expect(bad.status).toBe(201);
       expect(bad.body.cdi_device).toBeUndefined();
       expect(b.spec().devices.some((d) => d.name === bad.body.id)).toBe(false);
-      expect(b.lines.some((l) => l.includes(`Lease ${bad.body.id} has no CDI device: --mps is on and GPU-1 has no MPS control daemon:`))).toBe(
-        true,
-      );
+      expect(b.lines.some((l) => l.includes(`Lease ${bad.body.id} has no CDI device: --mps is on and GPU-1 has no MPS control daemon:`)))
+        .toBe(
+          true,
+        );
     } finally {
       await b.stop();
     }

@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type MpsEvent, MpsDaemons, mpsFolders } from "../../src/mps/daemons.ts";
+import { MpsDaemons, type MpsEvent, mpsFolders } from "../../src/mps/daemons.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { FakeClock, memoryLogger, tempFolder } from "../helpers.ts";
 import { control, FAKE_MPS } from "./helpers.ts";

@@ -14,4 +14,3 @@ export function control(stateDir: string, gpuId: string, args: string[], stdin =
   });
   return { code: r.exitCode, out: r.stdout.toString() + r.stderr.toString() };
 }
-

@@ -42,7 +42,10 @@ describe.skipIf(!canMknod)(`gpu-check --mps --mig on the fakes${canMknod ? "" : 
     scriptFakes({});
     Object.assign(process.env, fakeEnv, { GPU_BRIDGE_MPS_CONTROL: "/nonexistent/nvidia-cuda-mps-control", FAKE_GPU_CTL: CTL_FILE });
     const root = discreteTree();
-    const rows = await mpsSteps(options(["--mps", `--serve-args=--backend nvml --cdi-root ${root} --sys-root ${root}`]), tempFolder("gpu-check-mps-"));
+    const rows = await mpsSteps(
+      options(["--mps", `--serve-args=--backend nvml --cdi-root ${root} --sys-root ${root}`]),
+      tempFolder("gpu-check-mps-"),
+    );
     const detail = rows[0]!.detail;
     expect(detail).toContain("no control endpoint");
     expect(detail).toContain("Cannot run /nonexistent/nvidia-cuda-mps-control");
@@ -55,13 +58,21 @@ describe.skipIf(!canMknod)(`gpu-check --mps --mig on the fakes${canMknod ? "" : 
     Object.assign(process.env, fakeEnv, { FAKE_GPU_CTL: CTL_FILE });
     const root = discreteTree();
     addMig(root, 1);
-    const rows = await migSteps(options(["--mig", `--serve-args=--backend nvml --cdi-root ${root} --sys-root ${root}`]), tempFolder("gpu-check-mig-"));
+    const rows = await migSteps(
+      options(["--mig", `--serve-args=--backend nvml --cdi-root ${root} --sys-root ${root}`]),
+      tempFolder("gpu-check-mig-"),
+    );
     expect(rows.map((r) => r.ok)).toEqual([true]);
     expect(rows[0]!.detail).toBe(
       "MIG-99999999-8888-7777-6666-55554444bbb1: lease 201 (holds it), 3 nodes (2 capability), second claim 409, 64 MiB on it allocated",
     );
     const none = await migSteps(options(["--mig", "--serve-args=--mock"]), tempFolder("gpu-check-mig-"));
-    expect(none).toEqual([{ step: "mig lease by UUID (needs a GPU in MIG mode)", ok: false, figure: "", detail: expect.stringContaining("no MIG device") }]);
+    expect(none).toEqual([{
+      step: "mig lease by UUID (needs a GPU in MIG mode)",
+      ok: false,
+      figure: "",
+      detail: expect.stringContaining("no MIG device"),
+    }]);
   }, 60_000);
 });
 
