@@ -3,32 +3,14 @@ import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { LeaseJournal } from "../../src/lease/journal.ts";
 import { LeaseManager } from "../../src/lease/manager.ts";
-import { LeaseError, type LeaseRequest } from "../../src/lease/types.ts";
+import { refusal, requests } from "./helpers.ts";
 import { FakeClock, tempFolder } from "../helpers.ts";
 
 const MIG_A = "MIG-99999999-8888-7777-6666-55554444bbb1";
 const MIG_B = "MIG-99999999-8888-7777-6666-55554444bbb2";
 const gpus = [{ id: "GPU-0", memory_mb: 40960 }, { id: "GPU-1", memory_mb: 81559 }];
 const migs = new Map([[MIG_A, "GPU-1"], [MIG_B, "GPU-1"]]);
-let n = 0;
-const req = (o: Partial<LeaseRequest> = {}): LeaseRequest => ({
-  gpu_id: MIG_A,
-  worker_id: `w${++n}`,
-  mem_mb: 1024,
-  streams: 1,
-  ttl_s: 60,
-  priority: 5,
-  ...o,
-});
-const refusal = (f: () => unknown) => {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof LeaseError) return { code: e.code, message: e.message, field: e.field };
-    throw e;
-  }
-  throw new Error("expected a LeaseError");
-};
+const req = requests({ gpu_id: MIG_A });
 const manager = (o: { migDevices?: () => ReadonlyMap<string, string>; clock?: FakeClock } = { migDevices: () => migs }) =>
   new LeaseManager({ gpus: () => gpus, clock: o.clock ?? new FakeClock(), ...o });
 
