@@ -68,7 +68,8 @@ export class CdiKeeper {
       this.#problem(`Cannot create the CDI folder ${this.#o.dir}: ${(error as Error).message}`);
     }
     this.#unsubscribe = this.#o.leases.on((e) => {
-      if (e.type === "granted" || e.type === "released") this.#write(`lease ${e.lease.id} ${e.type}`);
+      // Amended terms change what a lease's device carries (its cap, under --mps).
+      if (e.type === "granted" || e.type === "released" || e.type === "amended") this.#write(`lease ${e.lease.id} ${e.type}`);
     });
     await this.refresh();
     this.#schedule();
