@@ -6,6 +6,8 @@
  *   both job kernels with known answers; the tree kernels as shipped (portable PTX) against the
  *   same kernels under this GPU's own target; and for each size (1 and 10 GiB by default) a seal,
  *   verify on the GPU tree, the CPU tree and sampled, and one byte changed in VRAM caught.
+ *   With --mps / --mig (an MPS-capable GPU, a GPU in MIG mode): serve --mps's daemon and a lease's
+ *   memory cap against a real client; a lease of a MIG device by UUID.
  * A step that cannot run is a failure, never a skip: exit 1 if any row failed, 2 on a bad command
  * line. The steps that run the bridge's commands go first, before this process holds a CUDA
  * context (whose memory would show in the comparisons).
@@ -21,6 +23,7 @@ import { TREE_PTX } from "../src/vram/ptx/generated/tree-ptx.ts";
 import { TreePool } from "../src/vram/tree-pool.ts";
 import { type GpuCheckOptions, parseGpuCheckArgs, USAGE, UsageError } from "./gpu-check/args.ts";
 import type { SmiGpu } from "./gpu-check/nvidia-smi.ts";
+import { migSteps, mpsSteps } from "./gpu-check/steps-caps.ts";
 import { cdiStep, doctorStep, inventorySteps, liveStatsSteps, smi } from "./gpu-check/steps-cli.ts";
 import { cpuThreads, jobKernelSteps, ptxCompareStep, shardSteps } from "./gpu-check/steps-gpu.ts";
 import { fail, renderTable, type Row } from "./gpu-check/table.ts";
@@ -43,6 +46,9 @@ async function check(o: GpuCheckOptions): Promise<Row[]> {
   const tmp = mkdtempSync(join(tmpdir(), "gpu-check-"));
   try {
     note([cdiStep(o, reference, tmp)]);
+    // Asked for only: they need an MPS-capable GPU and a GPU in MIG mode (docs/gpu-check.md).
+    if (o.mps) note(await mpsSteps(o, join(tmp, "mps")));
+    if (o.mig) note(await migSteps(o, join(tmp, "mig")));
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

@@ -132,6 +132,7 @@ int cuGetErrorString(int code, const char **out) { return cuGetErrorName(code, o
  */
 #include <stdint.h>
 #include <time.h>
+#include <unistd.h>
 
 enum { OUT_OF_MEMORY = 2, INVALID_CONTEXT = 201, INVALID_PTX = 218, NOT_FOUND = 500, ILLEGAL_ADDRESS = 700 };
 struct fake_module { int has_vadd, has_matmul, has_tree; };
@@ -168,6 +169,34 @@ struct fake_alloc { unsigned long long base, size; int dev, access, vmm; struct 
 static struct fake_alloc *allocs = NULL;
 enum { ACCESS_READ = 1, ACCESS_READWRITE = 3 };
 
+/*
+ * An MPS client, as the real driver makes one: a process whose pipe folder
+ * (CUDA_MPS_PIPE_DIRECTORY, default /tmp/nvidia-mps) holds a running control daemon's `control`
+ * endpoint allocates through it, held to CUDA_MPS_PINNED_DEVICE_MEM_LIMIT on each device:
+ * `<ordinal>=<size>` entries separated by commas, or one `<size>` for every device, the size in
+ * bytes or with a K, M or G suffix. Without a daemon the variables do nothing, as on real drivers.
+ * Returns the cap in bytes for `dev`, or 0 for none.
+ */
+static unsigned long long mps_cap(int dev) {
+  const char *dir = getenv("CUDA_MPS_PIPE_DIRECTORY");
+  char control[4096];
+  snprintf(control, sizeof control, "%s/control", dir != NULL && dir[0] != '\0' ? dir : "/tmp/nvidia-mps");
+  if (access(control, F_OK) != 0) return 0;
+  const char *limit = getenv("CUDA_MPS_PINNED_DEVICE_MEM_LIMIT");
+  if (limit == NULL) return 0;
+  char buf[512];
+  snprintf(buf, sizeof buf, "%s", limit);
+  for (char *save = NULL, *t = strtok_r(buf, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(t, '=');
+    if (eq != NULL && atoi(t) != dev) continue;
+    char *end;
+    unsigned long long n = strtoull(eq != NULL ? eq + 1 : t, &end, 10);
+    unsigned long long unit = *end == 'G' ? 1ULL << 30 : *end == 'M' ? 1ULL << 20 : *end == 'K' ? 1ULL << 10 : 1;
+    return n * unit;
+  }
+  return 0;
+}
+
 static struct fake_alloc *alloc_of(unsigned long long p, unsigned long long bytes) {
   for (struct fake_alloc *a = allocs; a != NULL; a = a->next)
     if (p >= a->base && p < a->base + a->size && bytes <= a->base + a->size - p) return a;
@@ -187,6 +216,13 @@ int cuMemAlloc_v2(unsigned long long *dptr, unsigned long long bytes) {
   if (bytes == 0) return INVALID_VALUE;
   long limit = fake_int("mem_limit_mib", 1 << 20);
   if (allocated + bytes > (unsigned long long)limit << 20) return OUT_OF_MEMORY;
+  unsigned long long cap = mps_cap(current_dev);
+  if (cap != 0) {
+    unsigned long long on_dev = 0;
+    for (struct fake_alloc *a = allocs; a != NULL; a = a->next)
+      if (a->dev == current_dev) on_dev += a->size;
+    if (on_dev + bytes > cap) return OUT_OF_MEMORY;
+  }
   void *p = calloc(1, bytes);
   if (p == NULL) return OUT_OF_MEMORY;
   struct fake_alloc *a = malloc(sizeof *a);

@@ -13,13 +13,19 @@ export interface GpuCheckOptions {
   readonly nvidiaSmi: string;
   /** Extra arguments for `cdi generate` (e.g. --driver-root for a containerised driver). */
   readonly cdiArgs: readonly string[];
+  /** Extra arguments for `serve` in the --mps and --mig steps (e.g. --cdi-root for a containerised driver). */
+  readonly serveArgs: readonly string[];
+  /** Run the MPS cap steps (an MPS-capable GPU: Volta or newer). */
+  readonly mps: boolean;
+  /** Run the MIG lease step (a GPU in MIG mode, with instances created). */
+  readonly mig: boolean;
   /** Print the table as one JSON object too. */
   readonly json: boolean;
   readonly help: boolean;
 }
 
 export const USAGE = `Usage: bun scripts/gpu-check.ts [--gib 1,10] [--device N] [--bin PATH] [--nvidia-smi PATH]
-    [--cdi-args "ARGS"] [--json]
+    [--cdi-args "ARGS"] [--mps] [--mig] [--serve-args=ARGS] [--json]
   Runs every check that needs an NVIDIA GPU, in one go, and prints one table of figures. Exits 1
   when any step fails or cannot run (nothing is skipped), 2 on a bad command line.
   --gib LIST         shard sizes to seal and verify, in GiB (default 1,10; GPU_CHECK_GIB)
@@ -27,6 +33,10 @@ export const USAGE = `Usage: bun scripts/gpu-check.ts [--gib 1,10] [--device N] 
   --bin PATH         run the bridge's commands with this binary (default: Bun running src/main.ts)
   --nvidia-smi PATH  the nvidia-smi to compare with (default: nvidia-smi on PATH)
   --cdi-args "ARGS"  extra arguments for cdi generate, split at spaces (e.g. "--driver-root /run/nvidia/driver")
+  --mps              also check serve --mps on GPU-0: its daemon, a lease's memory cap against a
+                     real client, the daemon stopped with the bridge (needs an MPS-capable GPU)
+  --mig              also check a lease of a MIG device by UUID (needs a GPU in MIG mode)
+  --serve-args=ARGS  extra arguments for serve in those steps, split at spaces (e.g. --serve-args="--cdi-root /run/nvidia/driver")
   --json             also print the table as one JSON object`;
 
 const MAX_GIB = 1024;
@@ -46,6 +56,9 @@ export function parseGpuCheckArgs(
       "bin": "string",
       "nvidia-smi": "string",
       "cdi-args": "string:blank",
+      "serve-args": "string:blank",
+      "mps": "bool",
+      "mig": "bool",
       "json": "bool",
       "help": "bool",
     } as const,
@@ -74,6 +87,9 @@ export function parseGpuCheckArgs(
     bridge: values.bin !== undefined ? [values.bin] : [bun, mainTs],
     nvidiaSmi: values["nvidia-smi"] ?? "nvidia-smi",
     cdiArgs: (values["cdi-args"] ?? "").split(" ").filter((a) => a !== ""),
+    serveArgs: (values["serve-args"] ?? "").split(" ").filter((a) => a !== ""),
+    mps: values.mps === true,
+    mig: values.mig === true,
     json: values.json === true,
     help: values.help === true,
   };

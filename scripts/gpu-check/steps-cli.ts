@@ -22,10 +22,10 @@ export interface Ran {
   readonly ms: number;
 }
 
-/** Runs `cmd` to completion (bounded by `timeoutMs`); a start failure or a kill throws StepError. */
-export function run(cmd: readonly string[], timeoutMs = 120_000): Ran {
+/** Runs `cmd` to completion (bounded by `timeoutMs`, in `env` if given); a start failure or a kill throws StepError. */
+export function run(cmd: readonly string[], timeoutMs = 120_000, env?: NodeJS.ProcessEnv): Ran {
   const t0 = performance.now();
-  const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: "utf8", timeout: timeoutMs, maxBuffer: 256 << 20 });
+  const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: "utf8", timeout: timeoutMs, maxBuffer: 256 << 20, ...(env && { env }) });
   const took = performance.now() - t0;
   // The command as a reader would type it, long arguments (nvidia-smi's field list) shortened.
   const what = cmd.map((a) => (a.length > 40 ? a.slice(0, 37) + "…" : a)).map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(" ");

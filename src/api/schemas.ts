@@ -8,7 +8,10 @@ import { ApiError } from "./errors.ts";
 const num = (field: string) => v.number(`${field} must be a number`);
 
 export const LeaseBody = v.strictObject({
-  gpu_id: v.string("gpu_id must be a string"),
+  gpu_id: v.pipe(
+    v.string("gpu_id must be a string"),
+    v.description("A GPU (`GPU-0`), or a MIG device by its UUID (`MIG-…`, under `serve --cdi-dir`), which the lease then holds alone."),
+  ),
   worker_id: v.string("worker_id must be a string"),
   mem_mb: num("mem_mb"),
   streams: num("streams"),

@@ -10,6 +10,7 @@ export function leaseView(l: Lease) {
   return {
     id: l.id,
     gpu_id: l.gpu_id,
+    ...(l.mig_uuid !== undefined && { mig_uuid: l.mig_uuid }),
     worker_id: l.worker_id,
     mem_mb: l.mem_mb,
     streams: l.streams,

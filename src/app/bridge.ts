@@ -43,6 +43,7 @@ import {
   startCdi,
   startHost,
   startLeaseVram,
+  startMps,
   startPublisher,
   startVmSync,
   watchRegistry,
@@ -218,7 +219,7 @@ async function wireBridge(w: Wiring): Promise<Bridge> {
   // After restore: the spec written at start already carries the leases that survived.
   restoreLeases(w, host, vm);
   await Promise.all(host.leases.live().map((l) => vram.openLease(l))); // restored leases emit no `granted`
-  const cdi = await startCdi(w, host, vram);
+  const cdi = await startCdi(w, host, vram, await startMps(w));
   const telemetry = openTelemetry(w);
   const refresh = async () => {
     const before = w.gpus;

@@ -1,7 +1,7 @@
 /** `serve --cdi-dir DIR`: the CDI keeper on the bridge's backend and leases (`GET /v1/cdi` is in src/api/cdi.ts). */
 import { generate } from "../cdi/generate-command.ts";
 import type { CdiBackend } from "../cdi/host.ts";
-import { CdiKeeper } from "../cdi/keeper.ts";
+import { CdiKeeper, type CdiKeeperOptions } from "../cdi/keeper.ts";
 import type { LeaseShareMount } from "../cdi/share-mount.ts";
 import { DEFAULTS } from "../config/defaults.ts";
 import type { Lease, LeaseEvent } from "../lease/types.ts";
@@ -14,6 +14,10 @@ export interface BridgeCdiOptions {
   readonly cdiRoot?: string | undefined;
   readonly backend: CdiBackend;
   readonly sysRoot: string;
+  /** More edits for each lease's device (`--mps`: the MPS client's). */
+  readonly leaseEdits?: CdiKeeperOptions["leaseEdits"];
+  /** Told the host's MIG devices (`MIG-<uuid>` to the bridge's GPU id) each time the host is described. */
+  readonly onMigs?: (migs: ReadonlyMap<string, string>) => void;
 }
 
 /** Starts the keeper: the spec is written (or a stale one removed) before this resolves. */
@@ -37,13 +41,17 @@ export async function startBridgeCdi(
     clock,
     ...(refreshMs !== undefined && { refreshMs }),
     ...(leaseShare !== undefined && { leaseShare }),
-    generate: () =>
-      generate(
+    ...(o.leaseEdits !== undefined && { leaseEdits: o.leaseEdits }),
+    generate: async () => {
+      const g = await generate(
         { backend: o.backend, sysRoot: o.sysRoot, devRoot, driverRoot: root, csvDir: undefined, hookPath: undefined, cdiKind: kind },
         kind,
         process.env,
         log,
-      ),
+      );
+      o.onMigs?.(new Map((g.migs ?? []).map((m) => [m.uuid, `GPU-${m.gpu}`])));
+      return g;
+    },
   });
   await keeper.start();
   return keeper;

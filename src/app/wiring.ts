@@ -20,6 +20,7 @@ import { ProcessRunner } from "../job/runner.ts";
 import { LeaseJournal } from "../lease/journal.ts";
 import { statusLine } from "../lease/records.ts";
 import { activate, handEditRefusal, setApproval } from "../models/activation.ts";
+import type { MpsDaemons } from "../mps/daemons.ts";
 import { builtinCatalog } from "../models/catalog.ts";
 import { RegistryWatch } from "../models/watch.ts";
 import { TelemetryForwarder } from "../telemetry/forward.ts";
@@ -62,6 +63,8 @@ export interface Wiring {
   changes: ChangeRecord;
   /** Lease history from the audit trail (absent: no trail). */
   leaseHistory?: BridgeFacade["leaseHistory"];
+  /** The host's MIG devices as the CDI keeper last described them (`MIG-<uuid>` to GPU id). */
+  migDevices?: ReadonlyMap<string, string>;
 }
 
 /** `--runner auto`: the CPU runner on the mock inventory, CUDA on real GPUs. */
@@ -131,6 +134,7 @@ export function startHost(w: Wiring, gate: HostOptions["gate"]): HostState {
     ...(backend.cudaOrdinal !== undefined && { deviceOf: (id: string) => backend.cudaOrdinal!(id) }),
     // Before each job of a lease that holds sealed shards, the shards are verified.
     gate,
+    ...(options.cdiDir !== undefined && { migDevices: () => w.migDevices ?? new Map() }),
   });
   w.teardown.add("the leases and jobs", () => host.close());
   return host;
@@ -220,12 +224,44 @@ export function restoreLeases(w: Wiring, host: HostState, vm: VmParts | null): v
   host.onLogLine = sink;
 }
 
+/** `--mps`: an MPS control daemon per GPU (started or adopted), stopped at the end if started here; null without it. */
+export async function startMps(w: Wiring): Promise<MpsDaemons | null> {
+  if (!w.options.mps) return null;
+  const { MpsDaemons } = await import("../mps/daemons.ts");
+  const mps = new MpsDaemons({
+    stateDir: w.options.stateDir,
+    binary: process.env.GPU_BRIDGE_MPS_CONTROL?.trim() || DEFAULTS.mpsControl,
+    spawn: w.ports.runtime.spawn,
+    log: w.log.child("mps"),
+    clock: w.clock,
+    onEvent: (e) =>
+      w.changes.append({
+        type: e.type,
+        gpu_id: e.daemon.gpu_id,
+        ...(e.type === "mps.failed" && { severity: "warning" as const }),
+        data: { pipe_dir: e.daemon.pipe_dir, ...(e.daemon.reason !== undefined && { reason: e.daemon.reason }) },
+      }),
+  });
+  w.teardown.add("the MPS control daemons", () => mps.stop());
+  const stats = await w.ports.backend.stats();
+  await mps.start(stats.map((g) => ({ id: g.id, uuid: g.uuid, migMode: g.mig_mode })));
+  return mps;
+}
+
 /** The CDI keeper under --cdi-dir (the spec is written before this resolves); null without it. */
-export async function startCdi(w: Wiring, host: HostState, vram?: Vram): Promise<CdiKeeper | null> {
+export async function startCdi(w: Wiring, host: HostState, vram?: Vram, mps: MpsDaemons | null = null): Promise<CdiKeeper | null> {
   const o = w.options;
   if (o.cdiDir === undefined) return null;
+  const leaseEdits = mps === null ? undefined : (await import("../mps/edits.ts")).mpsLeaseEdits((id) => mps.get(id), o.maxStreamsPerGpu);
   const cdi = await (await import("./cdi.ts")).startBridgeCdi(
-    { cdiDir: o.cdiDir, cdiRoot: o.cdiRoot, backend: o.backend, sysRoot: o.sysRoot },
+    {
+      cdiDir: o.cdiDir,
+      cdiRoot: o.cdiRoot,
+      backend: o.backend,
+      sysRoot: o.sysRoot,
+      ...(leaseEdits !== undefined && { leaseEdits }),
+      onMigs: (migs) => void (w.migDevices = migs),
+    },
     host.leases,
     w.log.child("cdi"),
     w.clock,

@@ -53,6 +53,8 @@ export interface Generated {
   readonly spec: CdiSpec;
   /** What was left out and why (a missing device node, a missing MIG capability). */
   readonly warnings: string[];
+  /** The MIG devices the spec holds, each with its GPU's index (leases may name them). */
+  readonly migs?: readonly { readonly uuid: string; readonly gpu: number }[];
 }
 
 /** Edits of one whole GPU: its `/dev/nvidia<minor>` and DRM nodes; null when its node is absent. */
@@ -137,11 +139,13 @@ export function generateDiscrete(gpus: readonly HostGpu[], o: GenerateOptions): 
   const warnings: string[] = [];
   const devices: CdiDevice[] = [];
   const minors = migMinors(o);
+  const migs: { uuid: string; gpu: number }[] = [];
   for (const gpu of gpus) {
     if (gpu.mig !== null) {
       gpu.mig.forEach((mig, m) => {
         const edits = migEdits(o, gpu, mig, minors, warnings);
         if (edits === null) return;
+        migs.push({ uuid: mig.uuid, gpu: gpu.index });
         devices.push({ name: `${gpu.index}:${m}`, containerEdits: edits }, { name: mig.uuid, containerEdits: edits });
       });
       continue;
@@ -157,7 +161,7 @@ export function generateDiscrete(gpus: readonly HostGpu[], o: GenerateOptions): 
   // Each device once in `all`: the index and UUID entries share one edits object.
   const distinct = [...new Set(devices.map((d) => d.containerEdits))];
   devices.push({ name: "all", containerEdits: unionEdits(distinct) });
-  return { spec: finish(o.kind, devices, globalEdits(o)), warnings };
+  return { spec: finish(o.kind, devices, globalEdits(o)), warnings, migs };
 }
 
 /** Orders a spec's fields as nvidia-ctk writes them and sets the minimum version it needs. */

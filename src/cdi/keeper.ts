@@ -16,6 +16,7 @@ import { encodeSpec } from "./codec.ts";
 import { replaceFileDurably } from "../util/files.ts";
 import { DiskWriteError } from "../util/files.ts";
 import { finish, type Generated, unionEdits } from "./generate.ts";
+import { mergeEdits } from "./lease-edits.ts";
 import { deviceNameProblem, qualify } from "./names.ts";
 import { type LeaseShareMount, withShareMount } from "./share-mount.ts";
 import type { CdiContainerEdits, CdiDevice, CdiSpec } from "./schema.ts";
@@ -37,6 +38,8 @@ export interface CdiKeeperOptions {
   readonly refreshMs?: number;
   /** A lease's share socket and token to mount in its container (share-mount.ts); null: none. */
   readonly leaseShare?: (leaseId: string) => LeaseShareMount | null;
+  /** More edits for a lease's device (merged after its own), or why it gets no device (`serve --mps`). */
+  readonly leaseEdits?: (lease: Lease) => CdiContainerEdits | string;
 }
 
 /** The bridge's GPU id `GPU-<n>` as the spec's device index, or null. */
@@ -68,7 +71,8 @@ export class CdiKeeper {
       this.#problem(`Cannot create the CDI folder ${this.#o.dir}: ${(error as Error).message}`);
     }
     this.#unsubscribe = this.#o.leases.on((e) => {
-      if (e.type === "granted" || e.type === "released") this.#write(`lease ${e.lease.id} ${e.type}`);
+      // Amended terms change what a lease's device carries (its cap, under --mps).
+      if (e.type === "granted" || e.type === "released" || e.type === "amended") this.#write(`lease ${e.lease.id} ${e.type}`);
     });
     await this.refresh();
     this.#schedule();
@@ -160,14 +164,25 @@ export class CdiKeeper {
     if (base === null || this.#stopped) return;
     const leaseDevices: CdiDevice[] = [];
     for (const lease of this.#o.leases.live()) {
-      const edits = this.#gpuEdits(base, lease.gpu_id);
+      // A lease of a MIG device gets that device's nodes, the spec's `MIG-<uuid>` device.
+      const edits = lease.mig_uuid === undefined
+        ? this.#gpuEdits(base, lease.gpu_id)
+        : base.devices.find((d) => d.name === lease.mig_uuid)?.containerEdits ?? null;
       const bad = deviceNameProblem(lease.id);
       if (edits === null || bad !== null) {
-        this.#o.log.warn(`Lease ${lease.id} has no CDI device: ${bad ?? `no CDI device for ${lease.gpu_id}`}`);
+        this.#o.log.warn(`Lease ${lease.id} has no CDI device: ${bad ?? `no CDI device for ${lease.mig_uuid ?? lease.gpu_id}`}`);
+        continue;
+      }
+      const extra = this.#o.leaseEdits?.(lease) ?? {};
+      if (typeof extra === "string") {
+        this.#o.log.warn(`Lease ${lease.id} has no CDI device: ${extra}`);
         continue;
       }
       const share = this.#o.leaseShare?.(lease.id) ?? null;
-      leaseDevices.push({ name: lease.id, containerEdits: withShareMount({ env: [`${LEASE_ENV}=${lease.id}`], ...edits }, share) });
+      leaseDevices.push({
+        name: lease.id,
+        containerEdits: mergeEdits(withShareMount({ env: [`${LEASE_ENV}=${lease.id}`], ...edits }, share), extra),
+      });
     }
     const spec = finish(this.kind, [...base.devices, ...leaseDevices], base.containerEdits ?? {});
     const errors = validateSpec(spec, { file: this.path }).problems.filter((p) => p.severity === "error");

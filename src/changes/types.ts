@@ -34,6 +34,10 @@ const kinds: readonly ChangeKind[] = [
   { type: "model.activated", when: "the registry's active model changes (API, or the active file edited)", streamed: true },
   { type: "model.approval", when: "a model's approval changes (PUT /v1/models/{id}/approval)", streamed: true },
   { type: "model.activation_refused", when: "a hand edit of the active file named a model that may not be active", streamed: true },
+  { type: "mps.started", when: "the bridge started a GPU's MPS control daemon (serve --mps)", streamed: true },
+  { type: "mps.adopted", when: "a GPU's MPS control daemon already running was adopted", streamed: true },
+  { type: "mps.failed", when: "a GPU could not get an MPS control daemon (the reason in data)", streamed: true },
+  { type: "mps.stopped", when: "an MPS control daemon the bridge started was stopped", streamed: true },
   { type: "gpu.health", when: "a GPU leaves or returns to the inventory (healthy and reason in data)", streamed: true },
   { type: "console.state", when: "the console connection changes state (connecting, connected, backoff, stopped)", streamed: true },
   {

@@ -67,6 +67,8 @@ export interface BridgeOptions {
   readonly cdiDir?: string | undefined;
   /** serve --cdi-root: where device nodes and driver files are read for that spec; undefined: DEFAULTS.cdiRoot. */
   readonly cdiRoot?: string | undefined;
+  /** serve --mps: an MPS control daemon per GPU, and each lease's CDI device an MPS client capped at its terms. */
+  readonly mps?: boolean;
   /** Idle read-back of the VM's node files, every MS (0: only before full snapshots). */
   readonly readbackMs: number;
   /** serve --seal-active: the lease every adapter activation seals its weights under (docs/models.md). */
@@ -260,6 +262,7 @@ export const bridgeFlags = () => ({
   "config": "string",
   "cdi-dir": "string",
   "cdi-root": "string",
+  "mps": "bool",
   "readback-ms": "int:0:3600000",
   "seal-active": "string",
   "audit-fsync": "choice:record|batch",
@@ -788,6 +791,7 @@ function bridgeOptions(
       tokensFile: values.tokens,
       cdiDir: values["cdi-dir"],
       cdiRoot: values["cdi-root"],
+      mps: mpsFlag(values.mps === true, values["cdi-dir"]),
       readbackMs: values["readback-ms"] ?? DEFAULTS.readbackMs,
       sealActive: values["seal-active"],
       auditFsync: values["audit-fsync"] ?? DEFAULTS.auditFsync,
@@ -809,6 +813,14 @@ function checkApiToken(flag: string | undefined, env: Env): string | undefined {
     throw new UsageError(`${name} ${problem} (the value is not shown); use a long random token, or leave it out to have one generated`);
   }
   return flag;
+}
+
+/** `--mps` caps containers through the lease devices of the CDI spec, so it needs `--cdi-dir`. */
+function mpsFlag(mps: boolean, cdiDir: string | undefined): boolean {
+  if (mps && cdiDir === undefined) {
+    throw new UsageError("Option --mps caps leases' containers through their CDI devices: give --cdi-dir DIR too");
+  }
+  return mps;
 }
 
 /** A device id the Queen's paths can hold (the contract's safe-id rule). */

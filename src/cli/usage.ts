@@ -114,6 +114,11 @@ export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
     text:
       "settings from a TOML file whose keys are these flags without dashes\n(max-streams-per-gpu = 8); a flag given here overrides the file's;\ngpu-bridge-host config check FILE checks one",
   },
+  "mps": {
+    text: "run (or adopt) an MPS control daemon per GPU under <state-dir>/mps;\n" +
+      "each lease's CDI device is then an MPS client capped at its memory and\n" +
+      "stream share (needs --cdi-dir; $GPU_BRIDGE_MPS_CONTROL names the program)",
+  },
   "log-level": { arg: "LEVEL", text: `debug, info, warn or error (default ${DEFAULTS.logLevel}); logs go to stderr` },
   "log-format": { arg: "FORMAT", text: LOG_FORMAT_TEXT },
   "help": { text: "print this help" },
@@ -272,6 +277,7 @@ export const ENVIRONMENT: readonly (readonly [string, string])[] = [
   ["GPU_BRIDGE_VRAM_GATE", "sampled: check random leaves of each shard before a job, not all"],
   ["GPU_BRIDGE_VRAM_SWEEP_MS", `verify one whole shard every MS (default 0, ${DEFAULTS.vramSampledSweepMs} when sampled)`],
   ["GPU_BRIDGE_VRAM_THREADS", `CPU worker threads for shard trees (default the CPU count, at most ${DEFAULTS.vramMaxThreads})`],
+  ["GPU_BRIDGE_MPS_CONTROL", `serve --mps: the MPS control program (default ${DEFAULTS.mpsControl} on PATH)`],
   ["GPU_BRIDGE_LEASE_ID", "set, not read: a leased CDI device gives its container the lease's id"],
   ["GPU_BRIDGE_MODEL_ID", "set, not read: models watch --exec gives CMD the model now active"],
   ["GPU_BRIDGE_MODEL_PATH", "set, not read: models watch --exec gives CMD that model's registry folder"],
@@ -407,7 +413,7 @@ export const SECTIONS: readonly (readonly [string, readonly string[]])[] = [
   ]],
   ["Telemetry (with --interval-ms or serve)", ["device-id", "spool-max-mb", "queen-segment-kb"]],
   ["Local API (with --interval-ms or serve)", ["listen", "allow-remote", "api-token", "tokens", "no-api"]],
-  ["Containers (with serve)", ["cdi-dir", "cdi-root"]],
+  ["Containers (with serve)", ["cdi-dir", "cdi-root", "mps"]],
   ["Audit trail (<state-dir>/audit, docs/audit.md)", ["audit-fsync", "audit-file-mb", "audit-files"]],
   ["Other", ["config", "log-level", "log-format", "help", "version"]],
 ];

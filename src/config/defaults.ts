@@ -147,6 +147,8 @@ export const DEFAULTS = Object.freeze(
     cdiFormat: "json",
     /** `cdi apply|list --spec-dir`: lowest priority first. */
     cdiSpecDirs: ["/etc/cdi", "/var/run/cdi"],
+    /** `serve --mps`: the MPS control program, found on PATH (GPU_BRIDGE_MPS_CONTROL names another). */
+    mpsControl: "nvidia-cuda-mps-control",
     /** How often `serve --cdi-dir` describes the host again. */
     cdiRefreshMs: 10_000,
     /**

@@ -1,10 +1,8 @@
 /**
  * Per-GPU checks: does each shipped PTX module JIT on it (compute capability and driver CUDA
  * version against the module's header), can sealed shards be shared (VMM and POSIX-fd handles),
- * MIG and MPS state as far as the driver exposes them, and what the VRAM-only policy is worth.
+ * MIG mode, and what the VRAM-only policy is worth (caps.ts reports MPS and the MIG devices).
  */
-import { existsSync } from "node:fs";
-import { join } from "node:path";
 import { vramOnlyPolicy } from "../vram/attest.ts";
 import { jitVerdict } from "./ptx.ts";
 import type { ShippedPtx } from "./ptx-shipped.ts";
@@ -90,21 +88,4 @@ export function sharingChecks(gpus: readonly GpuFacts[]): Check[] {
     }
   }
   return out;
-}
-
-/**
- * MPS: NVML has no call that says whether MPS is on; the control daemon's pipe folder (under
- * $CUDA_MPS_PIPE_DIRECTORY, else /tmp/nvidia-mps) is the one visible sign, so that is reported.
- */
-export function mpsCheck(sysRoot: string, env: Readonly<Record<string, string | undefined>>): Check {
-  const dir = env.CUDA_MPS_PIPE_DIRECTORY?.trim() || "/tmp/nvidia-mps";
-  const control = join(sysRoot, dir, "control");
-  return existsSync(control)
-    ? check("sharing", "MPS", "info", `a control daemon's pipe is at ${join(dir, "control")}: MPS is probably on (NVML cannot say)`)
-    : check(
-      "sharing",
-      "MPS",
-      "info",
-      `no control pipe at ${dir}: MPS is off, or its daemon uses another CUDA_MPS_PIPE_DIRECTORY (NVML cannot say)`,
-    );
 }

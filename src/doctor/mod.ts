@@ -13,7 +13,8 @@ import type { Connect } from "../runtime/transport.ts";
 import type { Clock } from "../util/clock.ts";
 import { cdiChecks } from "./cdi.ts";
 import { consoleCheck, type ConsoleProbe } from "./console.ts";
-import { type GpuFacts, mpsCheck, ptxChecks, sharingChecks } from "./gpu-checks.ts";
+import { migChecks, type MigFacts, mpsChecks } from "./caps.ts";
+import { type GpuFacts, ptxChecks, sharingChecks } from "./gpu-checks.ts";
 import { discreteNodes, diskCheck, jetsonNodes, nodeChecks, stateChecks } from "./host.ts";
 import { nativeChecks, probeNative } from "./native.ts";
 import { shippedPtx } from "./ptx-shipped.ts";
@@ -52,6 +53,7 @@ export async function runDoctor(o: DoctorOptions, d: DoctorDeps): Promise<Doctor
   const consoleProbe = o.console === null ? null : d.connect().then((connect) => consoleCheck(connect, o.console!, o.timeoutMs, d.clock));
   consoleProbe?.catch(() => {});
   let gpus: GpuFacts[] = [];
+  let migGpus: { label: string; minor: number | null; migs: readonly MigFacts[] }[] = [];
   let driverCuda: number | null = null;
   let driverVersion: string | null = null;
 
@@ -90,6 +92,10 @@ export async function runDoctor(o: DoctorOptions, d: DoctorDeps): Promise<Doctor
         mig: nvml === null ? null : n?.mig ?? "unknown (NVML does not list this GPU)",
       };
     });
+    migGpus = gpus.map((g, i) => {
+      const n = nvml?.gpus.find((x) => x.uuid === base[i]!.uuid);
+      return { label: g.label, minor: n?.minor ?? null, migs: n?.migs ?? [] };
+    });
     const wants = integrated
       ? jetsonNodes(o.devRoot)
       : discreteNodes(o.sysRoot, base.map((g) => nvml?.gpus.find((x) => x.uuid === g.uuid)?.minor ?? procMinor(o.sysRoot, g.pci)));
@@ -97,7 +103,8 @@ export async function runDoctor(o: DoctorOptions, d: DoctorDeps): Promise<Doctor
   }
   checks.push(...ptxChecks(shippedPtx(), gpus, driverCuda));
   checks.push(...sharingChecks(gpus));
-  checks.push(mpsCheck(o.sysRoot, d.env));
+  checks.push(...mpsChecks(o.stateDir, o.sysRoot, d.env));
+  checks.push(...migChecks({ devRoot: o.devRoot, driverRoot: "/", sysRoot: o.sysRoot }, migGpus));
   checks.push(...cdiChecks({ sysRoot: o.sysRoot, devRoot: o.devRoot, dirs: o.cdiSpecDirs, driverVersion }));
   checks.push(...stateChecks(o.stateDir, d.uid), diskCheck(o.stateDir, o.spoolMaxBytes));
   if (consoleProbe !== null) checks.push(await consoleProbe);

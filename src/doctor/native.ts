@@ -16,6 +16,8 @@ export interface NvmlGpu extends SeenGpu {
   readonly minor: number | null;
   /** `enabled`, `disabled`, or why it is not known. */
   readonly mig: string;
+  /** The MIG devices of a GPU in MIG mode (empty otherwise, or when NVML cannot list them). */
+  readonly migs: readonly { readonly uuid: string; readonly gi: number; readonly ci: number }[];
 }
 export interface CudaGpu extends SeenGpu {
   readonly ordinal: number;
@@ -102,6 +104,9 @@ function nvmlGpus(nvml: Nvml): NvmlGpu[] {
     } catch (e) {
       mig = `unknown (${firstLine(e)})`;
     }
+    const migs = mig !== "enabled"
+      ? []
+      : attempt(() => nvml.migDevices(h).map((m) => ({ uuid: nvml.uuid(m.handle), gi: m.gi, ci: m.ci }))) ?? [];
     out.push({
       index,
       name: nvml.name(h),
@@ -110,6 +115,7 @@ function nvmlGpus(nvml: Nvml): NvmlGpu[] {
       cc: cc === null ? null : `${cc[0]}.${cc[1]}`,
       minor: attempt(() => nvml.minorNumber(h)),
       mig,
+      migs,
     });
   }
   return out;

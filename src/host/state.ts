@@ -52,6 +52,8 @@ export interface HostOptions {
   readonly deviceOf?: (gpuId: string) => number | undefined;
   /** The check before each job of a lease (sealed VRAM shards). */
   readonly gate?: (leaseId: string) => Promise<{ detail: string; message: string } | null> | null;
+  /** The MIG devices a lease may name (LeaseManagerOptions.migDevices). */
+  readonly migDevices?: () => ReadonlyMap<string, string>;
 }
 
 export class HostState {
@@ -76,6 +78,7 @@ export class HostState {
       gpus: () => o.gpus().map((g) => ({ id: g.id, memory_mb: g.memory_mb })),
       ...(o.clock !== undefined && { clock: o.clock }),
       ...(o.maxStreamsPerGpu !== undefined && { maxStreamsPerGpu: o.maxStreamsPerGpu }),
+      ...(o.migDevices !== undefined && { migDevices: o.migDevices }),
       admit: (gpuId, live, candidate) => {
         // Counted at the widest priority: a later PRIORITY line at PRIORITY.max rewrites every live lease's
         // pinned ACTIVE line, and must not push the log past the VM's cap.

@@ -19,6 +19,7 @@ const ID = v.pipe(v.string(), v.regex(/^[A-Za-z0-9._-]{1,128}$/));
 const JournalLease = v.object({
   id: ID,
   gpu_id: v.pipe(v.string(), v.minLength(1), v.maxLength(32)),
+  mig_uuid: v.optional(v.pipe(v.string(), v.regex(/^MIG-[0-9A-Za-z/-]{1,96}$/))),
   worker_id: v.pipe(v.string(), v.regex(WORKER_ID)),
   mem_mb: int(1),
   streams: int(1, MAX_STREAMS),

@@ -31,6 +31,8 @@ export interface LeaseManagerOptions {
   readonly newId?: () => string;
   /** Released leases kept for lookups (default DEFAULTS.keepReleasedLeases). */
   readonly keepReleased?: number;
+  /** The MIG devices a lease may name instead of a GPU: `MIG-<uuid>` to the parent's GPU id. */
+  readonly migDevices?: () => ReadonlyMap<string, string>;
 }
 
 /** The longest delay a JavaScript timer holds (2^31-1 ms). */
@@ -45,7 +47,7 @@ let counter = 0;
 const defaultId = () => `lease-${Date.now().toString(36)}-${(++counter).toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
 export class LeaseManager {
-  readonly #o: Required<Omit<LeaseManagerOptions, "admit">> & Pick<LeaseManagerOptions, "admit">;
+  readonly #o: Required<Omit<LeaseManagerOptions, "admit" | "migDevices">> & Pick<LeaseManagerOptions, "admit" | "migDevices">;
   readonly #leases = new Map<string, Lease>();
   readonly #liveByGpu = new Map<string, Set<string>>();
   /** Running totals per GPU, so a grant costs O(1) rather than a walk over its leases. */
@@ -53,6 +55,8 @@ export class LeaseManager {
   #live = 0;
   #gpuIndex: { source: readonly LeasableGpu[]; byId: Map<string, LeasableGpu> } | null = null;
   readonly #byWorker = new Map<string, string>();
+  /** Live leases of MIG devices: `MIG-<uuid>` to the lease id. */
+  readonly #migHeld = new Map<string, string>();
   readonly #released: string[] = [];
   readonly #deadlines = new MinHeap<Deadline>((a, b) => a.at < b.at);
   readonly #listeners = new Set<(e: LeaseEvent) => void>();
@@ -101,8 +105,9 @@ export class LeaseManager {
     return id === undefined ? undefined : this.#leases.get(id);
   }
 
-  /** Grants a lease or throws LeaseError saying why not. */
-  grant(req: LeaseRequest): Lease {
+  /** Grants a lease or throws LeaseError saying why not. A `gpu_id` of `MIG-<uuid>` takes that MIG device alone. */
+  grant(asked: LeaseRequest): Lease {
+    const req = this.#resolveMig(asked);
     const gpu = this.#gpu(req.gpu_id);
     if (gpu === undefined) throw new LeaseError("not_found", `Unknown GPU ${JSON.stringify(req.gpu_id)}`, "gpu_id");
     checkRequest(req);
@@ -127,12 +132,63 @@ export class LeaseManager {
       state: "ACTIVE",
       granted_at: now,
       expires_at: now + req.ttl_s * 1000,
+      ...(req.mig_uuid !== undefined && { mig_uuid: req.mig_uuid }),
     };
     const refusal = this.#o.admit === undefined ? null : this.#o.admit(req.gpu_id, this.live(req.gpu_id), lease);
     if (refusal !== null) throw new LeaseError("insufficient", refusal);
     this.#activate(lease);
     this.#emit({ type: "granted", lease });
     return lease;
+  }
+
+  /**
+   * A request naming a MIG device, as a request for its parent GPU holding that device. Refused
+   * when the device is unknown, held by another lease, or its GPU is leased whole (and a whole
+   * lease is refused while a MIG device of its GPU is held): a MIG device is never shared.
+   */
+  #resolveMig(req: LeaseRequest): LeaseRequest & { readonly mig_uuid?: string } {
+    const uuid = req.gpu_id;
+    const parent = typeof uuid === "string" && uuid.startsWith("MIG-") ? this.#o.migDevices?.().get(uuid) : undefined;
+    if (typeof uuid === "string" && uuid.startsWith("MIG-") && parent === undefined) {
+      const known = [...(this.#o.migDevices?.().keys() ?? [])];
+      throw new LeaseError(
+        "not_found",
+        `Unknown MIG device ${JSON.stringify(uuid)}: ${
+          this.#o.migDevices === undefined
+            ? "MIG devices are leased through the bridge's CDI spec (serve --cdi-dir, on the NVML backend)"
+            : known.length === 0
+            ? "no GPU here has MIG devices"
+            : `this host's are ${known.slice(0, 16).join(", ")}${known.length > 16 ? `, and ${known.length - 16} more` : ""}`
+        }`,
+        "gpu_id",
+      );
+    }
+    const gpuId = parent ?? uuid;
+    if (this.#migHeld.size === 0 && parent === undefined) return req; // the common case, O(1)
+    const migLeases = [...this.#migHeld.values()].map((id) => this.#leases.get(id)!).filter((l) => l.gpu_id === gpuId);
+    const until = (l: Lease) => ` (until ${new Date(l.expires_at).toISOString()})`;
+    if (parent === undefined) {
+      const l = migLeases[0];
+      if (l === undefined) return req;
+      throw new LeaseError(
+        "conflict",
+        `${gpuId} is split into MIG devices and lease ${l.id} holds ${l.mig_uuid}${until(l)}; lease a free MIG device by its UUID`,
+        "gpu_id",
+      );
+    }
+    const holder = migLeases.find((l) => l.mig_uuid === uuid);
+    if (holder !== undefined) {
+      throw new LeaseError("conflict", `MIG device ${uuid} is taken: lease ${holder.id} holds it${until(holder)}`, "gpu_id");
+    }
+    const whole = this.live(gpuId).find((l) => l.mig_uuid === undefined);
+    if (whole !== undefined) {
+      throw new LeaseError(
+        "conflict",
+        `${gpuId}, the GPU of MIG device ${uuid}, is leased whole by lease ${whole.id}${until(whole)}`,
+        "gpu_id",
+      );
+    }
+    return { ...req, gpu_id: gpuId, mig_uuid: uuid };
   }
 
   /** Extends a live lease by `ttl_s` (default: its own TTL) from now. */
@@ -264,6 +320,8 @@ export class LeaseManager {
     }
     const held = this.ofWorker(lease.gpu_id, lease.worker_id);
     if (held !== undefined) return `${lease.worker_id} already holds lease ${held.id} on ${lease.gpu_id}`;
+    const migHolder = lease.mig_uuid === undefined ? undefined : this.#migHeld.get(lease.mig_uuid);
+    if (migHolder !== undefined) return `MIG device ${lease.mig_uuid} is taken: lease ${migHolder} holds it`;
     const used = this.#used.get(lease.gpu_id) ?? { mem: 0, streams: 0 };
     if (used.mem + lease.mem_mb > gpu.memory_mb) {
       return `insufficient memory on ${lease.gpu_id}: ${lease.mem_mb} MiB, ${Math.max(0, gpu.memory_mb - used.mem)} MiB unleased`;
@@ -310,6 +368,7 @@ export class LeaseManager {
     if (set === undefined) this.#liveByGpu.set(lease.gpu_id, set = new Set());
     set.add(lease.id);
     this.#byWorker.set(`${lease.gpu_id}\0${lease.worker_id}`, lease.id);
+    if (lease.mig_uuid !== undefined) this.#migHeld.set(lease.mig_uuid, lease.id);
     this.#deadlines.push({ at: lease.expires_at, id: lease.id });
     this.#arm();
   }
@@ -320,6 +379,7 @@ export class LeaseManager {
     lease.released_reason = reason;
     this.#liveByGpu.get(lease.gpu_id)?.delete(lease.id);
     this.#byWorker.delete(`${lease.gpu_id}\0${lease.worker_id}`);
+    if (lease.mig_uuid !== undefined) this.#migHeld.delete(lease.mig_uuid);
     this.#released.push(lease.id);
     while (this.#released.length > this.#o.keepReleased) this.#leases.delete(this.#released.shift()!);
     // Each live lease has one current deadline in the heap; the rest are stale (renewed or

@@ -3,6 +3,8 @@
 export interface Lease {
   readonly id: string;
   readonly gpu_id: string;
+  /** The MIG device (`MIG-<uuid>`) of `gpu_id` the lease holds alone, when it asked for one. */
+  readonly mig_uuid?: string;
   readonly worker_id: string;
   readonly mem_mb: number;
   readonly streams: number;

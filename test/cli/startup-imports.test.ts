@@ -63,6 +63,8 @@ export const LAYERS: Readonly<Record<string, number>> = {
   "src/telemetry": 2,
   // CDI specs and sealed VRAM shards are capabilities too.
   "src/cdi": 2,
+  // MPS control daemons and the edits that make a lease's container their client (reads src/cdi).
+  "src/mps": 2,
   "src/vram": 2,
   // The audit trail: a listener of the record of changes, and its verifier.
   "src/audit": 2,

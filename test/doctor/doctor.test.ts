@@ -84,7 +84,7 @@ describe.skipIf(!canMknod)(`a discrete host on the fakes${canMknod ? "" : ` (${S
       ["/dev/nvidia-uvm-tools", "ok"],
     ]);
     expect(find(r.checks, "sharing", /VMM/).every((c) => c.status === "ok")).toBe(true);
-    expect(find(r.checks, "sharing", /MIG/).map((c) => c.detail)).toEqual(["disabled", "enabled"]);
+    expect(find(r.checks, "sharing", / MIG$/).map((c) => c.detail)).toEqual(["disabled", "enabled"]);
   });
 
   test("a missing nvidia-uvm and a node with the wrong major fail, each with its fix", async () => {

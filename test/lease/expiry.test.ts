@@ -7,7 +7,8 @@
 import { beforeEach, describe, expect, test } from "bun:test";
 import { LeaseManager } from "../../src/lease/manager.ts";
 import { MAX_TTL_S } from "../../src/config/limits.ts";
-import { type Lease, LeaseError, type LeaseEvent, type LeaseRequest } from "../../src/lease/types.ts";
+import type { Lease, LeaseEvent } from "../../src/lease/types.ts";
+import { refusal, requests } from "./helpers.ts";
 import { FakeClock } from "../helpers.ts";
 
 const gpus = [{ id: "GPU-0", memory_mb: 24576 }, { id: "GPU-1", memory_mb: 8192 }];
@@ -15,24 +16,7 @@ let clock: FakeClock;
 let mgr: LeaseManager;
 let events: LeaseEvent[];
 let n = 0;
-const req = (o: Partial<LeaseRequest> = {}): LeaseRequest => ({
-  gpu_id: "GPU-0",
-  worker_id: `w${++n}`,
-  mem_mb: 1024,
-  streams: 1,
-  ttl_s: 60,
-  priority: 5,
-  ...o,
-});
-const refusal = (f: () => unknown) => {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof LeaseError) return { code: e.code, message: e.message, field: e.field };
-    throw e;
-  }
-  throw new Error("expected a LeaseError");
-};
+const req = requests();
 /** A journal record as the previous run wrote it. */
 const journalled = (o: Partial<Lease> = {}): Lease => ({
   id: `j-${++n}`,

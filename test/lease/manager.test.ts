@@ -1,31 +1,14 @@
 import { beforeEach, describe, expect, test } from "bun:test";
 import { LeaseManager } from "../../src/lease/manager.ts";
 import { LeaseError, type LeaseEvent, type LeaseRequest } from "../../src/lease/types.ts";
+import { refusal, requests } from "./helpers.ts";
 import { FakeClock } from "../helpers.ts";
 
 const gpus = [{ id: "GPU-0", memory_mb: 24576 }, { id: "GPU-1", memory_mb: 8192 }];
 let clock: FakeClock;
 let mgr: LeaseManager;
 let events: LeaseEvent[];
-let n = 0;
-const req = (o: Partial<LeaseRequest> = {}): LeaseRequest => ({
-  gpu_id: "GPU-0",
-  worker_id: `w${++n}`,
-  mem_mb: 1024,
-  streams: 1,
-  ttl_s: 60,
-  priority: 5,
-  ...o,
-});
-const refusal = (f: () => unknown) => {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof LeaseError) return { code: e.code, message: e.message, field: e.field };
-    throw e;
-  }
-  throw new Error("expected a LeaseError");
-};
+const req = requests();
 
 beforeEach(() => {
   clock = new FakeClock();

@@ -46,6 +46,9 @@ describe("gpu-check's command line", () => {
       bridge: ["/bin/bun", "/repo/src/main.ts"],
       nvidiaSmi: "nvidia-smi",
       cdiArgs: [],
+      serveArgs: [],
+      mps: false,
+      mig: false,
       json: false,
       help: false,
     });
