@@ -28,6 +28,7 @@ import { Teardown } from "../util/teardown.ts";
 import { VERSION } from "../util/version.ts";
 import type { VmSync } from "../vm/sync.ts";
 import type { Vram } from "../vram/mod.ts";
+import type { BridgeK8s } from "./k8s.ts";
 import {
   apiModels,
   type BridgeTelemetry,
@@ -38,6 +39,7 @@ import {
   startActivitySummary,
   startCdi,
   startHost,
+  startK8s,
   startLeaseVram,
   startPublisher,
   startVmSync,
@@ -69,6 +71,8 @@ export interface BridgeTuning {
   readonly minSnapshotMs?: number;
   /** Most often an ordinary change to the VM mirror is saved (default DEFAULTS.mirrorSaveMs). */
   readonly mirrorSaveMs?: number;
+  /** The device plugin's periods (src/app/k8s.ts). */
+  readonly k8s?: { readonly watchMs?: number; readonly probeMs?: number; readonly graceMs?: number };
 }
 
 /** A running bridge: the API's façade, and its parts for the daemon and tests. */
@@ -82,6 +86,8 @@ export interface Bridge extends BridgeFacade {
   readonly vram: Vram;
   /** The VM's side of `/gpu` (read-back and appends), when publishing. */
   readonly vm: VmSync | null;
+  /** The Kubernetes device plugin, with --kubelet-dir or --k8s. */
+  readonly k8s: BridgeK8s | null;
   /** Re-reads the inventory (the hardware); the publisher calls it before every publish decision. */
   refresh(): Promise<void>;
   stop(): Promise<void>;
@@ -212,6 +218,7 @@ async function wireBridge(w: Wiring): Promise<Bridge> {
   });
   w.teardown.add("the stats sampler", () => sampler.stop());
   await sampler.start();
+  const k8s = await startK8s(w, host, cdi, () => sampler.latest());
   const facade = bridgeFacade({
     version: VERSION,
     log,
@@ -240,6 +247,7 @@ async function wireBridge(w: Wiring): Promise<Bridge> {
     telemetry,
     vram,
     vm: vm?.sync ?? null,
+    k8s,
     ...(vm !== null && { vmMetrics: () => vm.sync.metrics() }),
     refresh,
     async stop() {

@@ -1,0 +1,95 @@
+/**
+ * `serve --kubelet-dir DIR` / `--k8s`: the Kubernetes device plugin on the bridge's GPUs, leases
+ * and CDI keeper (src/k8s). Its leases are ordinary leases: the API, the metrics and the VM see
+ * them like any other.
+ */
+import type { CdiKeeper } from "../cdi/keeper.ts";
+import type { K8sOptions } from "../cli/options.ts";
+import { DEFAULTS } from "../config/defaults.ts";
+import type { GpuInfo } from "../contract/info.ts";
+import type { HostState } from "../host/state.ts";
+import type { GpuStats } from "../inventory/stats.ts";
+import { Allocations } from "../k8s/allocations.ts";
+import { NodeGpus } from "../k8s/gpus.ts";
+import { HealthBook } from "../k8s/health.ts";
+import { DevicePluginServer } from "../k8s/plugin.ts";
+import type { Clock } from "../util/clock.ts";
+import type { Logger } from "../util/log.ts";
+
+/** The running plugin's parts (tests and the API read them). */
+export interface BridgeK8s {
+  readonly plugin: DevicePluginServer;
+  readonly allocations: Allocations;
+  readonly gpus: NodeGpus;
+  readonly health: HealthBook;
+  stop(): Promise<void>;
+}
+
+export interface BridgeK8sPorts {
+  readonly options: K8sOptions;
+  readonly sysRoot: string;
+  readonly host: HostState;
+  readonly cdi: CdiKeeper;
+  readonly probe: () => Promise<readonly GpuInfo[]>;
+  readonly stats: () => readonly GpuStats[];
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** Shorter periods for tests. */
+  readonly tuning?: { readonly watchMs?: number; readonly probeMs?: number; readonly graceMs?: number };
+}
+
+/** Starts the plugin: the GPUs probed, the socket served, registration under way. */
+export async function startBridgeK8s(p: BridgeK8sPorts): Promise<BridgeK8s> {
+  const o = p.options;
+  const health = new HealthBook(p.clock, o.recoverMs);
+  let plugin: DevicePluginServer | null = null;
+  const gpus = new NodeGpus({
+    probe: p.probe,
+    stats: p.stats,
+    health,
+    clock: p.clock,
+    log: p.log,
+    sysRoot: p.sysRoot,
+    ...(p.tuning?.probeMs !== undefined && { probeMs: p.tuning.probeMs }),
+    onHealth: () => plugin?.notify(),
+  });
+  await gpus.start();
+  const allocations = new Allocations({
+    leases: p.host.leases,
+    clock: p.clock,
+    share: o.share,
+    graceMs: p.tuning?.graceMs ?? DEFAULTS.k8sGraceMs,
+    memoryOf: (id) => gpus.memoryOf(id),
+  });
+  plugin = new DevicePluginServer({
+    kubeletDir: o.kubeletDir,
+    resource: o.resource,
+    share: o.share,
+    clock: p.clock,
+    log: p.log,
+    allocations,
+    leases: p.host.leases,
+    gpus: () => gpus.list(),
+    cdiDevice: (leaseId) => p.cdi.deviceFor(leaseId),
+    pollMs: o.pollMs,
+    ...(p.tuning?.watchMs !== undefined && { watchMs: p.tuning.watchMs }),
+  });
+  const server = plugin;
+  try {
+    await server.start();
+  } catch (error) {
+    gpus.stop();
+    await server.stop();
+    throw error;
+  }
+  return {
+    plugin: server,
+    allocations,
+    gpus,
+    health,
+    async stop() {
+      gpus.stop();
+      await server.stop();
+    },
+  };
+}
