@@ -26,7 +26,7 @@ COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting --no-com
 # Worker modules are extra entry points: a compiled binary holds only what the build was given.
 WORKERS := src/vram/tree-worker.ts
 
-.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist test typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-doctor bench-leases bench-api bench-telemetry bench-rss bench-vram ptx check-ptx gpu-check bench-cdi cdi-consumer bench-vmback soak bench-cancel bench-logs clean mutation deb
+.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist test typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-doctor bench-leases bench-api bench-telemetry bench-rss bench-vram ptx check-ptx gpu-check bench-cdi cdi-consumer bench-vmback soak bench-cancel bench-logs clean mutation deb k8s-interop bench-k8s
 
 help: ## list these targets, one line each
 	@echo "gpu-bridge-host $(VERSION): make TARGET, where TARGET is one of"
@@ -91,7 +91,7 @@ test-reset: ## forget the per-suite pass/fail counts make test sums
 
 # The amd64 Debian package is built first where dpkg-deb exists (test/packaging/deb.test.ts
 # unpacks it; it skips, saying so, where dpkg-deb is missing).
-test-bun: deps native-fakes $(BIN) dist cdi-consumer $(if $(shell command -v dpkg-deb),dist/gpu-bridge-host_$(VERSION)_amd64.deb) ## the bun:test suites (needs the binaries, the tarballs, the amd64 .deb and cdi-consumer)
+test-bun: deps native-fakes $(BIN) dist cdi-consumer k8s-interop $(if $(shell command -v dpkg-deb),dist/gpu-bridge-host_$(VERSION)_amd64.deb) ## the bun:test suites (needs the binaries, the tarballs, the amd64 .deb, cdi-consumer and k8s-interop)
 	$(BUN) test --timeout 20000 2>&1 | tee .test-bun.log
 	@awk '/^ *[0-9]+ pass$$/{p=$$1} /^ *[0-9]+ fail$$/{f=$$1} /^ *[0-9]+ skip$$/{s=$$1} \
 	  END{printf "bun test: %d passed, %d failed%s\n", p, f, (s ? sprintf(", %d skipped", s) : ""); \
@@ -123,6 +123,11 @@ mutation: deps native-fakes ## mutation-test the core modules changed since main
 # where it can, and says so (the test then skips) where it cannot.
 cdi-consumer: ## build the CDI Go library's loader the consumer test runs (apt-get where needed)
 	scripts/cdi-consumer.sh
+
+# A non-JavaScript kubelet for test/k8s/interop.test.ts: Debian's python3-grpcio, installed with
+# apt-get where it is missing; where it cannot be, it says so (the test then skips).
+k8s-interop: ## install python3-grpcio for the device plugin's interop test (apt-get where needed)
+	scripts/k8s-interop.sh
 
 ## Build ---------------------------------------------------------------------
 

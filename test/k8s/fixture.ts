@@ -49,10 +49,14 @@ function sysTree(dir: string): string {
   return root;
 }
 
-export async function k8sRig(extra: readonly string[] = [], opts: { journal?: boolean } = {}): Promise<K8sRig> {
+/**
+ * The bridge with the plugin on, and the stub kubelet; with `kubeletDir`, the kubelet is
+ * someone else's (the Python one) and the stub is made but not started.
+ */
+export async function k8sRig(extra: readonly string[] = [], opts: { journal?: boolean; kubeletDir?: string } = {}): Promise<K8sRig> {
   const dir = tempFolder("gbh-k8s-");
-  const kubelet = new StubKubelet(join(dir, "kubelet"));
-  await kubelet.start();
+  const kubelet = new StubKubelet(opts.kubeletDir ?? join(dir, "kubelet"));
+  if (opts.kubeletDir === undefined) await kubelet.start();
   const cdiDir = join(dir, "cdi");
   const argv = [
     "serve",
