@@ -210,7 +210,7 @@ deb: $(call DEB,amd64) $(call DEB,arm64) ## build dist/gpu-bridge-host_VERSION_a
 
 ## Benchmarks ----------------------------------------------------------------
 
-bench: bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-rss bench-vram bench-cdi bench-vmback bench-logs ## run the benchmarks under bench/ (all but doctor, cancel, soak and gpu-check)
+bench: bench-startup bench-publish bench-stats bench-leases bench-api bench-telemetry bench-rss bench-vram bench-cdi bench-vmback bench-logs bench-k8s ## run the benchmarks under bench/ (all but doctor, cancel, soak and gpu-check)
 
 bench-startup: $(BIN) ## start-up of the compiled binary against a hello-world floor
 	COMPILE_FLAGS="$(COMPILE_FLAGS)" $(BUN) bench/startup.ts
@@ -257,6 +257,10 @@ bench-logs: deps ## log bytes per hour at INFO under lease churn (DURATION_S=N, 
 bench-api: $(BIN) ## HTTP API latency and throughput with wrk
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } || { echo "bench-api needs wrk (apt-get install wrk)"; exit 1; }
 	$(BUN) bench/api.ts
+
+# The device plugin's Allocate, request to reply with the CDI spec written (ROUNDS=N).
+bench-k8s: deps ## device plugin Allocate latency p50/p99 for 1 and 8 devices (ROUNDS=N)
+	$(BUN) bench/k8s.ts
 
 # Sealed VRAM shards: seal and verify throughput on the CPU path (VRAM_BENCH_MB=N).
 bench-vram: deps native-fakes ## sealed VRAM shards: seal and verify throughput on the CPU path (VRAM_BENCH_MB=N)

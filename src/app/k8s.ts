@@ -71,6 +71,7 @@ export async function startBridgeK8s(p: BridgeK8sPorts): Promise<BridgeK8s> {
     leases: p.host.leases,
     gpus: () => gpus.list(),
     cdiDevice: (leaseId) => p.cdi.deviceFor(leaseId),
+    batch: (fn) => p.cdi.batch(fn),
     pollMs: o.pollMs,
     ...(p.tuning?.watchMs !== undefined && { watchMs: p.tuning.watchMs }),
   });

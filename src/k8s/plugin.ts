@@ -30,6 +30,8 @@ export interface DevicePluginOptions {
   readonly gpus: () => readonly PluginGpu[];
   /** The qualified CDI device of a live lease, once its spec is on disk; null if none. */
   readonly cdiDevice: (leaseId: string) => string | null;
+  /** Runs one Allocate's grants so that the CDI spec is written once for all of them (CdiKeeper.batch). */
+  readonly batch?: <T>(fn: () => T) => T;
   /** PodResources polling period (`--k8s-poll-ms`). */
   readonly pollMs: number;
   /** How often the sockets and the device list are checked (default 500 ms). */
@@ -256,7 +258,8 @@ export class DevicePluginServer {
       const held = await this.#held();
       if (held !== null) this.stats.released += a.releaseUnheld(held, wanted).length;
     }
-    const grants = a.allocate(requests, this.devices());
+    const devices = this.devices();
+    const grants = this.#o.batch?.(() => a.allocate(requests, devices)) ?? a.allocate(requests, devices);
     const made = grants.flatMap((g) => g.leases);
     const names = made.map((l) => this.#o.cdiDevice(l.id));
     const missing = made.filter((_, i) => names[i] === null);
