@@ -12,6 +12,7 @@ import type { GpuStats } from "../inventory/stats.ts";
 import { Allocations } from "../k8s/allocations.ts";
 import { NodeGpus } from "../k8s/gpus.ts";
 import { HealthBook } from "../k8s/health.ts";
+import { NvmlHealthEvents, type NvmlEvents } from "../k8s/nvml-events.ts";
 import { DevicePluginServer } from "../k8s/plugin.ts";
 import type { Clock } from "../util/clock.ts";
 import type { Logger } from "../util/log.ts";
@@ -34,6 +35,8 @@ export interface BridgeK8sPorts {
   readonly stats: () => readonly GpuStats[];
   readonly clock: Clock;
   readonly log: Logger;
+  /** Opens NVML for health events; null where there is none (CUDA-only hosts, Jetson, the mock). */
+  readonly nvml?: () => Promise<NvmlEvents | null>;
   /** Shorter periods for tests. */
   readonly tuning?: { readonly watchMs?: number; readonly probeMs?: number; readonly graceMs?: number };
 }
@@ -54,6 +57,7 @@ export async function startBridgeK8s(p: BridgeK8sPorts): Promise<BridgeK8s> {
     onHealth: () => plugin?.notify(),
   });
   await gpus.start();
+  const events = await watchNvmlEvents(p, gpus);
   const allocations = new Allocations({
     leases: p.host.leases,
     clock: p.clock,
@@ -80,6 +84,7 @@ export async function startBridgeK8s(p: BridgeK8sPorts): Promise<BridgeK8s> {
     await server.start();
   } catch (error) {
     gpus.stop();
+    events?.stop();
     await server.stop();
     throw error;
   }
@@ -90,7 +95,35 @@ export async function startBridgeK8s(p: BridgeK8sPorts): Promise<BridgeK8s> {
     health,
     async stop() {
       gpus.stop();
+      events?.stop();
       await server.stop();
     },
   };
+}
+
+/** NVML's critical events feeding the GPUs' health, where NVML is there; null otherwise. */
+async function watchNvmlEvents(p: BridgeK8sPorts, gpus: NodeGpus): Promise<NvmlHealthEvents | null> {
+  let nvml: NvmlEvents | null = null;
+  try {
+    nvml = (await p.nvml?.()) ?? null;
+  } catch (error) {
+    p.log.warn(`NVML health events unavailable (health follows whether the GPUs answer): ${(error as Error).message}`);
+  }
+  if (nvml === null) return null;
+  const events = new NvmlHealthEvents({
+    nvml,
+    clock: p.clock,
+    log: p.log,
+    ignoredXids: p.options.ignoredXids,
+    onCritical: (uuid, what) => gpus.critical(uuid, what),
+  });
+  try {
+    const n = events.start();
+    p.log.info(`NVML health events: ${n} GPUs watched for critical XIDs (ignored: ${p.options.ignoredXids.join(",") || "none"}) and ECC errors`);
+  } catch (error) {
+    events.stop();
+    p.log.warn(`NVML health events unavailable (health follows whether the GPUs answer): ${(error as Error).message}`);
+    return null;
+  }
+  return events;
 }

@@ -215,6 +215,11 @@ export async function startK8s(
     stats,
     clock: w.clock,
     log: w.log.child("k8s"),
+    nvml: async () => {
+      if (w.ports.backend.name !== "nvml") return null;
+      const [{ loadFfiAdapter, nvmlCandidates }, { Nvml }] = await Promise.all([import("../../ffi/loader.ts"), import("../../ffi/nvml.ts")]);
+      return Nvml.open(await loadFfiAdapter(), nvmlCandidates(process.env));
+    },
     ...(w.tuning.k8s !== undefined && { tuning: w.tuning.k8s }),
   });
   w.teardown.add("the device plugin", () => k8s.stop());

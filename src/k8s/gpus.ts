@@ -94,6 +94,21 @@ export class NodeGpus {
       });
     }
     this.#o.health.answered([...this.#known.keys()], new Set(answering.map((g) => g.id)));
+    this.applyHealth();
+  }
+
+  /**
+   * A critical event (an NVML XID or ECC error) on the GPU with `uuid`; null: NVML did not
+   * say which GPU, so every GPU is suspect (as NVIDIA's plugin does).
+   */
+  critical(uuid: string | null, what: string): void {
+    const id = uuid === null ? undefined : this.idOfUuid(uuid);
+    for (const gpuId of id !== undefined ? [id] : [...this.#known.keys()]) this.#o.health.critical(gpuId, what);
+    this.applyHealth();
+  }
+
+  /** Applies what the probe and the events reported: logs each change and tells onHealth. */
+  applyHealth(): void {
     for (const change of this.#o.health.evaluate()) {
       const g = this.#known.get(change.gpuId);
       const what = `${change.gpuId}${g !== undefined ? ` (${g.uuid})` : ""}`;

@@ -78,7 +78,7 @@ describe("CdiKeeper", () => {
         throw new Error("refused");
       })
     ).toThrow("refused");
-    expect(t.read().devices.map((d) => d.name)).toEqual(["0", "1", "all", ids[1]]);
+    expect(t.read().devices.map((d) => d.name)).toEqual(["0", "1", "all", ids[1]!]);
     t.keeper.stop();
   });
 

@@ -53,7 +53,10 @@ function sysTree(dir: string): string {
  * The bridge with the plugin on, and the stub kubelet; with `kubeletDir`, the kubelet is
  * someone else's (the Python one) and the stub is made but not started.
  */
-export async function k8sRig(extra: readonly string[] = [], opts: { journal?: boolean; kubeletDir?: string } = {}): Promise<K8sRig> {
+export async function k8sRig(
+  extra: readonly string[] = [],
+  opts: { journal?: boolean; kubeletDir?: string; backend?: InventoryBackend } = {},
+): Promise<K8sRig> {
   const dir = tempFolder("gbh-k8s-");
   const kubelet = new StubKubelet(opts.kubeletDir ?? join(dir, "kubelet"));
   if (opts.kubeletDir === undefined) await kubelet.start();
@@ -81,7 +84,7 @@ export async function k8sRig(extra: readonly string[] = [], opts: { journal?: bo
   const backend = new FlakyBackend();
   const { log, lines } = memoryLogger();
   const start = () =>
-    createBridge(c.options, { runtime: bunRuntime(), log, backend }, {
+    createBridge(c.options, { runtime: bunRuntime(), log, backend: opts.backend ?? backend }, {
       noJournal: opts.journal !== true,
       k8s: { watchMs: 50, probeMs: 100, graceMs: 300 },
     });
