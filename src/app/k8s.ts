@@ -10,7 +10,7 @@ import type { GpuInfo } from "../contract/info.ts";
 import type { HostState } from "../host/state.ts";
 import type { GpuStats } from "../inventory/stats.ts";
 import { Allocations } from "../k8s/allocations.ts";
-import { NodeGpus } from "../k8s/gpus.ts";
+import { jetsonProbe, NodeGpus } from "../k8s/gpus.ts";
 import { HealthBook } from "../k8s/health.ts";
 import { NvmlHealthEvents, type NvmlEvents } from "../k8s/nvml-events.ts";
 import { DevicePluginServer } from "../k8s/plugin.ts";
@@ -32,6 +32,8 @@ export interface BridgeK8sPorts {
   readonly host: HostState;
   readonly cdi: CdiKeeper;
   readonly probe: () => Promise<readonly GpuInfo[]>;
+  /** A Jetson: its health is read from sysfs under sysRoot as well. */
+  readonly jetson?: boolean;
   readonly stats: () => readonly GpuStats[];
   readonly clock: Clock;
   readonly log: Logger;
@@ -47,7 +49,7 @@ export async function startBridgeK8s(p: BridgeK8sPorts): Promise<BridgeK8s> {
   const health = new HealthBook(p.clock, o.recoverMs);
   let plugin: DevicePluginServer | null = null;
   const gpus = new NodeGpus({
-    probe: p.probe,
+    probe: p.jetson === true ? jetsonProbe(p.probe, p.sysRoot) : p.probe,
     stats: p.stats,
     health,
     clock: p.clock,

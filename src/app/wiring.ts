@@ -212,6 +212,7 @@ export async function startK8s(
     host,
     cdi,
     probe: () => w.ports.backend.list(),
+    jetson: w.ports.backend.name === "jetson",
     stats,
     clock: w.clock,
     log: w.log.child("k8s"),

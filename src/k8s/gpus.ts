@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { GpuInfo } from "../contract/info.ts";
 import type { GpuStats } from "../inventory/stats.ts";
 import { normalizePciBusId } from "../inventory/pci.ts";
+import { sampleJetsonGpu } from "../inventory/sysfs.ts";
 import type { Clock } from "../util/clock.ts";
 import { errorText } from "../util/error-text.ts";
 import type { Logger } from "../util/log.ts";
@@ -41,6 +42,21 @@ export function numaNode(sysRoot: string, pciBusId: string | null): number | nul
   } catch {
     return null;
   }
+}
+
+/**
+ * A Jetson's GPU answers while its sysfs says so: the GPU's devfreq node is there and reports a
+ * clock and a load (nvgpu removes or stops updating them when the GPU is gone or hung). There is
+ * no NVML on a Jetson, so no XID events: this is its health.
+ */
+export function jetsonGpuAnswers(sysRoot: string): boolean {
+  const s = sampleJetsonGpu(sysRoot);
+  return s.curHz !== null && s.loadPct !== null;
+}
+
+/** The probe of a Jetson: the backend's list, empty while the GPU's sysfs does not answer. */
+export function jetsonProbe(list: () => Promise<readonly GpuInfo[]>, sysRoot: string): () => Promise<readonly GpuInfo[]> {
+  return async () => (jetsonGpuAnswers(sysRoot) ? await list() : []);
 }
 
 export class NodeGpus {
