@@ -105,4 +105,6 @@ export interface BridgeFacade {
   readonly cdi?: ApiCdi;
   /** The VM sync's counters as Prometheus text (absent: not publishing). */
   readonly vmMetrics?: () => string;
+  /** The device plugin's health and counters as Prometheus text (absent: no --k8s). */
+  readonly k8sMetrics?: () => string;
 }

@@ -248,6 +248,7 @@ async function wireBridge(w: Wiring): Promise<Bridge> {
     vram,
     vm: vm?.sync ?? null,
     k8s,
+    ...(k8s !== null && { k8sMetrics: () => k8s.metrics() }),
     ...(vm !== null && { vmMetrics: () => vm.sync.metrics() }),
     refresh,
     async stop() {

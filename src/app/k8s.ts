@@ -13,6 +13,7 @@ import { Allocations } from "../k8s/allocations.ts";
 import { jetsonProbe, NodeGpus } from "../k8s/gpus.ts";
 import { HealthBook } from "../k8s/health.ts";
 import { NvmlHealthEvents, type NvmlEvents } from "../k8s/nvml-events.ts";
+import { renderPluginMetrics } from "../k8s/metrics.ts";
 import { DevicePluginServer } from "../k8s/plugin.ts";
 import type { Clock } from "../util/clock.ts";
 import type { Logger } from "../util/log.ts";
@@ -23,6 +24,8 @@ export interface BridgeK8s {
   readonly allocations: Allocations;
   readonly gpus: NodeGpus;
   readonly health: HealthBook;
+  /** The plugin's Prometheus lines. */
+  metrics(): string;
   stop(): Promise<void>;
 }
 
@@ -48,6 +51,7 @@ export async function startBridgeK8s(p: BridgeK8sPorts): Promise<BridgeK8s> {
   const o = p.options;
   const health = new HealthBook(p.clock, o.recoverMs);
   let plugin: DevicePluginServer | null = null;
+  const turns = new Map<string, { unhealthy: number; healthy: number }>();
   const gpus = new NodeGpus({
     probe: p.jetson === true ? jetsonProbe(p.probe, p.sysRoot) : p.probe,
     stats: p.stats,
@@ -56,7 +60,12 @@ export async function startBridgeK8s(p: BridgeK8sPorts): Promise<BridgeK8s> {
     log: p.log,
     sysRoot: p.sysRoot,
     ...(p.tuning?.probeMs !== undefined && { probeMs: p.tuning.probeMs }),
-    onHealth: () => plugin?.notify(),
+    onHealth: (change) => {
+      const n = turns.get(change.gpuId) ?? { unhealthy: 0, healthy: 0 };
+      n[change.healthy ? "healthy" : "unhealthy"]++;
+      turns.set(change.gpuId, n);
+      plugin?.notify();
+    },
   });
   await gpus.start();
   const events = await watchNvmlEvents(p, gpus);
@@ -95,6 +104,7 @@ export async function startBridgeK8s(p: BridgeK8sPorts): Promise<BridgeK8s> {
     allocations,
     gpus,
     health,
+    metrics: () => renderPluginMetrics(o.resource, gpus.list(), { ...server.stats, registered: server.registered }, turns),
     async stop() {
       gpus.stop();
       events?.stop();

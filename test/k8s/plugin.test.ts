@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { grpc } from "../../src/k8s/grpc.ts";
 import { socketName } from "../../src/k8s/plugin.ts";
 import type { PluginClient } from "../../mock/kubelet/stub.ts";
-import { until } from "../helpers.ts";
+import { createApp } from "../../src/api/app.ts";
+import { memoryLogger, until } from "../helpers.ts";
 import { k8sRig, type K8sRig, RESOURCE, UUID0, UUID1 } from "./fixture.ts";
 
 let rig: K8sRig | null = null;
@@ -182,4 +183,25 @@ test("GetPreferredAllocation keeps a request on one GPU and NUMA node and honour
     { available: [`${UUID0}::0`, `${UUID1}::0`, `${UUID1}::1`], size: 2 },
   ]);
   expect(reply.container_responses.map((r) => r.deviceIDs)).toEqual([[`${UUID1}::1`, `${UUID1}::0`], [`${UUID1}::0`, `${UUID1}::1`]]);
+});
+
+test("a k8s lease shows in the API's leases and /metrics like any other; health turns are counted", async () => {
+  const { rig, client } = await started();
+  const watch = client.watch();
+  await watch.until(() => true);
+  await client.allocate([[UUID0]]);
+  const app = createApp({ token: "t", log: memoryLogger().log, bridge: rig.bridge });
+  const leases = (await (await app.request("/v1/leases")).json()) as { worker_id: string }[] | { leases: { worker_id: string }[] };
+  const list = Array.isArray(leases) ? leases : leases.leases;
+  expect(list.map((l) => l.worker_id)).toContain(`k8s.${UUID0}`);
+  rig.backend.silent.add("GPU-1");
+  await watch.until((l) => l.some((d) => d.ID === UUID1 && d.health === "Unhealthy"), 2000);
+  const text = await (await app.request("/metrics")).text();
+  expect(text).toContain(`gpu_bridge_k8s_device_healthy{gpu="GPU-1",UUID="${UUID1}",resource="${RESOURCE}"} 0\n`);
+  expect(text).toContain(`gpu_bridge_k8s_device_healthy{gpu="GPU-0",UUID="${UUID0}",resource="${RESOURCE}"} 1\n`);
+  expect(text).toContain(`gpu_bridge_k8s_health_changes_total{gpu="GPU-1",to="unhealthy"} 1\n`);
+  expect(text).toContain(`gpu_bridge_k8s_allocations_total{resource="${RESOURCE}"} 1\n`);
+  expect(text).toContain(`gpu_bridge_k8s_registered{resource="${RESOURCE}"} 1\n`);
+  expect(text).toContain(`gpu_bridge_leases_active{gpu_id="GPU-0"} 1\n`);
+  watch.cancel();
 });
