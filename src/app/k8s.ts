@@ -3,6 +3,8 @@
  * and CDI keeper (src/k8s). Its leases are ordinary leases: the API, the metrics and the VM see
  * them like any other.
  */
+import { existsSync } from "node:fs";
+import { dirname } from "node:path";
 import type { CdiKeeper } from "../cdi/keeper.ts";
 import type { K8sOptions } from "../cli/options.ts";
 import { DEFAULTS } from "../config/defaults.ts";
@@ -14,6 +16,7 @@ import { jetsonProbe, NodeGpus } from "../k8s/gpus.ts";
 import { HealthBook } from "../k8s/health.ts";
 import { NvmlHealthEvents, type NvmlEvents } from "../k8s/nvml-events.ts";
 import { renderPluginMetrics } from "../k8s/metrics.ts";
+import { NfdFile } from "../k8s/nfd.ts";
 import { DevicePluginServer } from "../k8s/plugin.ts";
 import type { Clock } from "../util/clock.ts";
 import type { Logger } from "../util/log.ts";
@@ -52,6 +55,9 @@ export async function startBridgeK8s(p: BridgeK8sPorts): Promise<BridgeK8s> {
   const health = new HealthBook(p.clock, o.recoverMs);
   let plugin: DevicePluginServer | null = null;
   const turns = new Map<string, { unhealthy: number; healthy: number }>();
+  // The default file only where NFD's folder exists (NFD is installed); a given one always.
+  const nfdPath = o.nfdFile ?? (existsSync(dirname(DEFAULTS.nfdFile)) ? DEFAULTS.nfdFile : null);
+  const nfd = nfdPath === null ? null : new NfdFile(nfdPath, p.log);
   const gpus = new NodeGpus({
     probe: p.jetson === true ? jetsonProbe(p.probe, p.sysRoot) : p.probe,
     stats: p.stats,
@@ -66,6 +72,7 @@ export async function startBridgeK8s(p: BridgeK8sPorts): Promise<BridgeK8s> {
       turns.set(change.gpuId, n);
       plugin?.notify();
     },
+    onProbed: () => nfd?.update({ resource: o.resource, gpus: gpus.infos(), stats: p.stats(), share: o.share }),
   });
   await gpus.start();
   const events = await watchNvmlEvents(p, gpus);
@@ -96,6 +103,7 @@ export async function startBridgeK8s(p: BridgeK8sPorts): Promise<BridgeK8s> {
   } catch (error) {
     gpus.stop();
     events?.stop();
+    nfd?.remove();
     await server.stop();
     throw error;
   }
@@ -108,6 +116,7 @@ export async function startBridgeK8s(p: BridgeK8sPorts): Promise<BridgeK8s> {
     async stop() {
       gpus.stop();
       events?.stop();
+      nfd?.remove();
       await server.stop();
     },
   };

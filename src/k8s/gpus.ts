@@ -30,6 +30,8 @@ export interface NodeGpusOptions {
   readonly probeMs?: number;
   /** Told of each health change, after it is applied. */
   readonly onHealth?: (change: HealthChange) => void;
+  /** Told after each probe. */
+  readonly onProbed?: () => void;
 }
 
 /** The NUMA node of a PCI device from sysfs; null where unknown (no file, or -1). */
@@ -111,6 +113,12 @@ export class NodeGpus {
     }
     this.#o.health.answered([...this.#known.keys()], new Set(answering.map((g) => g.id)));
     this.applyHealth();
+    this.#o.onProbed?.();
+  }
+
+  /** Every GPU seen, as the inventory last described it. */
+  infos(): GpuInfo[] {
+    return [...this.#known.values()].map((g) => g.info);
   }
 
   /**
