@@ -93,9 +93,10 @@ export class StubKubelet {
     await this.start();
   }
 
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
     this.#reg?.forceShutdown();
     this.#podsServer?.forceShutdown();
+    return Promise.resolve();
   }
 
   /** A DevicePlugin client on the endpoint of the last registration. */

@@ -14,7 +14,7 @@ import type { GpuStats } from "../inventory/stats.ts";
 import { Allocations } from "../k8s/allocations.ts";
 import { jetsonProbe, NodeGpus } from "../k8s/gpus.ts";
 import { HealthBook } from "../k8s/health.ts";
-import { NvmlHealthEvents, type NvmlEvents } from "../k8s/nvml-events.ts";
+import { type NvmlEvents, NvmlHealthEvents } from "../k8s/nvml-events.ts";
 import { renderPluginMetrics } from "../k8s/metrics.ts";
 import { NfdFile } from "../k8s/nfd.ts";
 import { DevicePluginServer } from "../k8s/plugin.ts";
@@ -140,7 +140,9 @@ async function watchNvmlEvents(p: BridgeK8sPorts, gpus: NodeGpus): Promise<NvmlH
   });
   try {
     const n = events.start();
-    p.log.info(`NVML health events: ${n} GPUs watched for critical XIDs (ignored: ${p.options.ignoredXids.join(",") || "none"}) and ECC errors`);
+    p.log.info(
+      `NVML health events: ${n} GPUs watched for critical XIDs (ignored: ${p.options.ignoredXids.join(",") || "none"}) and ECC errors`,
+    );
   } catch (error) {
     events.stop();
     p.log.warn(`NVML health events unavailable (health follows whether the GPUs answer): ${(error as Error).message}`);

@@ -218,7 +218,10 @@ export async function startK8s(
     log: w.log.child("k8s"),
     nvml: async () => {
       if (w.ports.backend.name !== "nvml") return null;
-      const [{ loadFfiAdapter, nvmlCandidates }, { Nvml }] = await Promise.all([import("../../ffi/loader.ts"), import("../../ffi/nvml.ts")]);
+      const [{ loadFfiAdapter, nvmlCandidates }, { Nvml }] = await Promise.all([
+        import("../../ffi/loader.ts"),
+        import("../../ffi/nvml.ts"),
+      ]);
       return Nvml.open(await loadFfiAdapter(), nvmlCandidates(process.env));
     },
     ...(w.tuning.k8s !== undefined && { tuning: w.tuning.k8s }),

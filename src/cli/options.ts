@@ -603,7 +603,9 @@ function xidList(raw: string): number[] {
   return raw.split(",").map((part) => {
     const n = Number(part.trim());
     if (!/^\d{1,4}$/.test(part.trim()) || n < 1) {
-      throw new UsageError(`Option --k8s-ignored-xids takes XID numbers separated by commas, got ${JSON.stringify(part.trim())} in ${JSON.stringify(raw)}`);
+      throw new UsageError(
+        `Option --k8s-ignored-xids takes XID numbers separated by commas, got ${JSON.stringify(part.trim())} in ${JSON.stringify(raw)}`,
+      );
     }
     return n;
   });

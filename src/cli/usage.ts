@@ -315,7 +315,16 @@ export const SECTIONS: readonly (readonly [string, readonly string[]])[] = [
   ["Telemetry (with --interval-ms or serve)", ["device-id", "spool-max-mb", "queen-segment-kb"]],
   ["Local API (with --interval-ms or serve)", ["listen", "allow-remote", "api-token", "no-api"]],
   ["Containers (with serve)", ["cdi-dir", "cdi-root"]],
-  ["Kubernetes (with serve)", ["k8s", "kubelet-dir", "k8s-resource", "k8s-share", "k8s-poll-ms", "k8s-recover-ms", "k8s-ignored-xids", "nfd-file"]],
+  ["Kubernetes (with serve)", [
+    "k8s",
+    "kubelet-dir",
+    "k8s-resource",
+    "k8s-share",
+    "k8s-poll-ms",
+    "k8s-recover-ms",
+    "k8s-ignored-xids",
+    "nfd-file",
+  ]],
   ["Other", ["log-level", "log-format", "help", "version"]],
 ];
 

@@ -225,9 +225,13 @@ export class Allocations {
         priority: 0,
       });
     } catch (error) {
-      throw new AllocateError("refused", `Cannot allocate ${ids.join(", ")}: the lease on ${gpuId} was refused: ${(error as Error).message}`, {
-        cause: error,
-      });
+      throw new AllocateError(
+        "refused",
+        `Cannot allocate ${ids.join(", ")}: the lease on ${gpuId} was refused: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
     }
     this.#add(lease, ids);
     return lease;

@@ -33,7 +33,11 @@ export function renderPluginMetrics(
     `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name}{${r}} ${v}\n`;
   return out +
     counter("gpu_bridge_k8s_registered", "Whether the kubelet took the plugin's last registration.", c.registered ? 1 : 0, "gauge") +
-    counter("gpu_bridge_k8s_registrations_total", "Registrations the kubelet took (one more after each kubelet restart).", c.registrations) +
+    counter(
+      "gpu_bridge_k8s_registrations_total",
+      "Registrations the kubelet took (one more after each kubelet restart).",
+      c.registrations,
+    ) +
     counter("gpu_bridge_k8s_allocations_total", "Allocate calls answered with leases.", c.allocations) +
     counter("gpu_bridge_k8s_allocate_errors_total", "Allocate calls refused.", c.allocateErrors) +
     counter("gpu_bridge_k8s_released_total", "Leases released because no pod held their devices any more.", c.released) +

@@ -72,7 +72,9 @@ export class NfdFile {
       replaceFileDurably(this.path, text, 0o644);
     } catch (error) {
       // The labels lag until the next try; nothing else depends on them.
-      if (!this.#failed) this.#log.warn(error instanceof DiskWriteError ? error.message : `Cannot write ${this.path}: ${(error as Error).message}`);
+      if (!this.#failed) {
+        this.#log.warn(error instanceof DiskWriteError ? error.message : `Cannot write ${this.path}: ${(error as Error).message}`);
+      }
       this.#failed = true;
       return;
     }

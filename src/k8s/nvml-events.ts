@@ -4,7 +4,7 @@
  * zero timeout (it would block the one JavaScript thread otherwise), every `pollMs`, which keeps
  * a critical event within two seconds of marking its GPU Unhealthy.
  */
-import { NVML_EVENT, type Nvml, type NvmlEvent } from "../../ffi/nvml.ts";
+import { type Nvml, NVML_EVENT, type NvmlEvent } from "../../ffi/nvml.ts";
 import type { Clock } from "../util/clock.ts";
 import { errorText } from "../util/error-text.ts";
 import type { Logger } from "../util/log.ts";

@@ -235,7 +235,10 @@ export class DevicePluginServer {
           })),
         });
       },
-      Allocate: (call: grpc.ServerUnaryCall<{ container_requests: { devices_ids: string[] }[] }, unknown>, cb: grpc.sendUnaryData<unknown>) =>
+      Allocate: (
+        call: grpc.ServerUnaryCall<{ container_requests: { devices_ids: string[] }[] }, unknown>,
+        cb: grpc.sendUnaryData<unknown>,
+      ) =>
         void this.#allocate(call.request.container_requests.map((r) => r.devices_ids)).then(
           (reply) => cb(null, reply),
           (error) => {
@@ -268,7 +271,10 @@ export class DevicePluginServer {
         a.forget(l.id);
         this.#o.leases.release(l.id, "k8s-allocate-failed");
       }
-      throw new AllocateError("refused", `Cannot allocate ${wanted.join(", ")}: no CDI device for lease ${missing[0]!.id} (is the CDI spec written?)`);
+      throw new AllocateError(
+        "refused",
+        `Cannot allocate ${wanted.join(", ")}: no CDI device for lease ${missing[0]!.id} (is the CDI spec written?)`,
+      );
     }
     this.stats.allocations++;
     this.#o.log.info(`device plugin: allocated ${wanted.join(", ")} as ${made.map((l) => `${l.id} on ${l.gpu_id}`).join(", ")}`);
@@ -301,7 +307,9 @@ export class DevicePluginServer {
       ).filter((ids) => ids.length > 0);
     } catch (error) {
       // Nothing is released on a silence: only a list that lacks a device releases it.
-      if (!this.#podsFailing) this.#o.log.warn(`device plugin: Cannot list PodResources (no lease is released meanwhile): ${errorText(error)}`);
+      if (!this.#podsFailing) {
+        this.#o.log.warn(`device plugin: Cannot list PodResources (no lease is released meanwhile): ${errorText(error)}`);
+      }
       this.#podsFailing = true;
       return null;
     }

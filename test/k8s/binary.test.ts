@@ -27,7 +27,20 @@ test.skipIf(why !== null)("the compiled binary registers, lists and allocates", 
   await kubelet.start();
   const cdi = join(dir, "cdi");
   const child = spawnBridge(
-    ["serve", "--mock", "--no-api", "--state-dir", join(dir, "state"), "--cdi-dir", cdi, "--k8s", "--kubelet-dir", kubelet.dir, "--k8s-resource", RESOURCE],
+    [
+      "serve",
+      "--mock",
+      "--no-api",
+      "--state-dir",
+      join(dir, "state"),
+      "--cdi-dir",
+      cdi,
+      "--k8s",
+      "--kubelet-dir",
+      kubelet.dir,
+      "--k8s-resource",
+      RESOURCE,
+    ],
     [BIN],
   );
   stop = async () => {

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { REPO, tempFolder, until } from "../helpers.ts";
-import { k8sRig, type K8sRig, RESOURCE, UUID0, UUID1 } from "./fixture.ts";
+import { type K8sRig, k8sRig, RESOURCE, UUID0, UUID1 } from "./fixture.ts";
 
 const PY = "/usr/bin/python3";
 const why = spawnSync(PY, ["-c", "import grpc"]).status === 0 ? null : `${PY} cannot import grpc (run scripts/k8s-interop.sh)`;

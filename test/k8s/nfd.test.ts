@@ -3,7 +3,7 @@ import { expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { MOCK_GPUS, mockStats } from "../../src/inventory/mock.ts";
-import { labelValue, NfdFile, nfdFeatures } from "../../src/k8s/nfd.ts";
+import { labelValue, nfdFeatures, NfdFile } from "../../src/k8s/nfd.ts";
 import { memoryLogger, tempFolder, until } from "../helpers.ts";
 import { k8sRig, RESOURCE } from "./fixture.ts";
 

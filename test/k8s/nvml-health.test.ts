@@ -10,7 +10,7 @@ import { openNativeBackend } from "../../src/inventory/native.ts";
 import type { DeviceWatch, PluginClient } from "../../mock/kubelet/stub.ts";
 import { until } from "../helpers.ts";
 import { FAKE_NVML, fakeEnv, scriptFakes } from "../inventory/fakes.ts";
-import { k8sRig, type K8sRig } from "./fixture.ts";
+import { type K8sRig, k8sRig } from "./fixture.ts";
 
 const A100 = "GPU-11111111-2222-3333-4444-55556666aaaa";
 const H100 = "GPU-99999999-8888-7777-6666-55554444bbbb";

@@ -10,7 +10,7 @@ import { socketName } from "../../src/k8s/plugin.ts";
 import type { PluginClient } from "../../mock/kubelet/stub.ts";
 import { createApp } from "../../src/api/app.ts";
 import { memoryLogger, until } from "../helpers.ts";
-import { k8sRig, type K8sRig, RESOURCE, UUID0, UUID1 } from "./fixture.ts";
+import { type K8sRig, k8sRig, RESOURCE, UUID0, UUID1 } from "./fixture.ts";
 
 let rig: K8sRig | null = null;
 let client: PluginClient | null = null;

@@ -1,7 +1,7 @@
 /** After a bridge restart, the leases of devices pods still hold are rebuilt from PodResources: none lost, none doubled. */
 import { afterEach, expect, test } from "bun:test";
 import { until } from "../helpers.ts";
-import { k8sRig, type K8sRig, RESOURCE, UUID0, UUID1 } from "./fixture.ts";
+import { type K8sRig, k8sRig, RESOURCE, UUID0, UUID1 } from "./fixture.ts";
 
 let rig: K8sRig | null = null;
 afterEach(async () => {
