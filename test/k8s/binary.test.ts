@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { StubKubelet } from "../../mock/kubelet/stub.ts";
 import { spawnBridge } from "../spawn.ts";
 import { REPO, tempFolder, until } from "../helpers.ts";
-import { RESOURCE, UUID0 } from "./fixture.ts";
+import { serveArgs, UUID0 } from "./fixture.ts";
 
 const BIN = join(REPO, "dist", "gpu-bridge-host");
 const why = existsSync(BIN) ? null : "no dist/gpu-bridge-host (make build)";
@@ -26,23 +26,7 @@ test.skipIf(why !== null)("the compiled binary registers, lists and allocates", 
   const kubelet = new StubKubelet(join(dir, "kubelet"));
   await kubelet.start();
   const cdi = join(dir, "cdi");
-  const child = spawnBridge(
-    [
-      "serve",
-      "--mock",
-      "--no-api",
-      "--state-dir",
-      join(dir, "state"),
-      "--cdi-dir",
-      cdi,
-      "--k8s",
-      "--kubelet-dir",
-      kubelet.dir,
-      "--k8s-resource",
-      RESOURCE,
-    ],
-    [BIN],
-  );
+  const child = spawnBridge([...serveArgs(dir, kubelet.dir), "--k8s"], [BIN]);
   stop = async () => {
     child.proc.kill();
     await child.proc.exited;

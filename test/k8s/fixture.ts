@@ -39,6 +39,14 @@ export interface K8sRig {
   restart(): Promise<Bridge>;
 }
 
+/** `serve` on the mock GPUs with the plugin on, its state and CDI folders under `dir`. */
+export function serveArgs(dir: string, kubeletDir: string): string[] {
+  return [
+    ...["serve", "--mock", "--no-api", "--state-dir", join(dir, "state"), "--cdi-dir", join(dir, "cdi")],
+    ...["--kubelet-dir", kubeletDir, "--k8s-resource", RESOURCE],
+  ];
+}
+
 /** A sys tree where the mock GPUs' PCI devices sit on NUMA nodes 0 and 1. */
 function sysTree(dir: string): string {
   const root = join(dir, "sysroot");
@@ -61,24 +69,7 @@ export async function k8sRig(
   const kubelet = new StubKubelet(opts.kubeletDir ?? join(dir, "kubelet"));
   if (opts.kubeletDir === undefined) await kubelet.start();
   const cdiDir = join(dir, "cdi");
-  const argv = [
-    "serve",
-    "--mock",
-    "--no-api",
-    "--state-dir",
-    join(dir, "state"),
-    "--cdi-dir",
-    cdiDir,
-    "--kubelet-dir",
-    kubelet.dir,
-    "--k8s-resource",
-    RESOURCE,
-    "--k8s-poll-ms",
-    "100",
-    "--sys-root",
-    sysTree(dir),
-    ...extra,
-  ];
+  const argv = [...serveArgs(dir, kubelet.dir), "--k8s-poll-ms", "100", "--sys-root", sysTree(dir), ...extra];
   const c = parseCommand(argv, {});
   if (c.kind !== "serve") throw new Error(`expected serve, got ${c.kind}`);
   const backend = new FlakyBackend();
