@@ -148,7 +148,11 @@ export const DEFAULTS = Object.freeze(
     k8sGraceMs: 10_000,
     /** `serve --k8s-recover-ms`: a GPU is Healthy again this long after its last critical event. */
     k8sRecoverMs: 30_000,
-    /** `serve --k8s-ignored-xids`: XIDs that are the application's fault, not the GPU's (as NVIDIA's plugin skips). */
+    /**
+     * `serve --k8s-ignored-xids`: XIDs that are the application's fault, not the GPU's, as NVIDIA's
+     * plugin skips them: 13 graphics engine exception, 31 memory page fault, 43 GPU stopped
+     * processing, 45 preemptive cleanup, 68 video processor exception, 109 context switch timeout.
+     */
     k8sIgnoredXids: "13,31,43,45,68,109",
     /** `serve --k8s-share N`: the most devices one GPU may be advertised as. */
     k8sShareMax: 64,

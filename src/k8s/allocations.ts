@@ -99,7 +99,7 @@ export class Allocations {
     const a = this.#byLease.get(leaseId);
     if (a === undefined) return;
     this.#byLease.delete(leaseId);
-    for (const d of a.devices) if (this.#byDevice.get(d) === a) this.#byDevice.delete(d);
+    for (const d of a.devices) this.#byDevice.delete(d); // a device is in one allocation at a time
   }
 
   /**
@@ -157,11 +157,11 @@ export class Allocations {
     const rebuilt: string[] = [];
     for (const ids of held) {
       for (const [gpuId, group] of groupByGpu(ids, byId)) {
-        const owner = group.map((id) => this.#byDevice.get(id)).find((a) => a !== undefined && a.gpuId === gpuId);
-        const free = group.filter((id) => !this.#byDevice.has(id));
+        // A device is one GPU's, so whoever holds one of the group's devices is on `gpuId`.
+        const owner = group.map((id) => this.#byDevice.get(id)).find((a) => a !== undefined);
         if (owner !== undefined) {
-          for (const id of free) this.#take(owner, id);
-        } else if (free.length === group.length) {
+          for (const id of group) if (!this.#byDevice.has(id)) this.#take(owner, id); // never one another allocation holds
+        } else {
           try {
             rebuilt.push(this.#grant(gpuId, group).id);
           } catch {
@@ -212,8 +212,8 @@ export class Allocations {
   #grant(gpuId: string, ids: readonly string[]): Lease {
     const whole = this.#o.memoryOf(gpuId);
     if (whole === undefined) throw new AllocateError("unknown", `Cannot allocate ${ids[0]}: GPU ${gpuId} is not in the inventory`);
-    const share = this.#o.share;
-    const mem = share <= 1 ? whole : Math.floor(whole / share) * ids.length;
+    // A GPU's devices are its N shares (one, the whole GPU, without --k8s-share).
+    const mem = Math.floor(whole / this.#o.share) * ids.length;
     let lease: Lease;
     try {
       lease = this.#o.leases.grant({

@@ -106,11 +106,11 @@ export function preferredAllocation(req: PreferenceRequest, devices: readonly Pl
     const numas = new Set(chosen.map((id) => String(byId.get(id)?.numa)));
     let best = 0;
     let bestKey: number[] | null = null;
-    for (let i = 0; i < pool.length; i++) {
-      const d = byId.get(pool[i]!);
+    for (const [i, id] of pool.entries()) {
+      const d = byId.get(id);
       const key = d === undefined ? [2, 2, 0, 0, i] : [
         gpus.has(d.gpuId) ? 0 : 1,
-        numas.size === 0 || numas.has(String(d.numa)) ? 0 : 1,
+        numas.has(String(d.numa)) ? 0 : 1,
         -(perNuma.get(String(d.numa)) ?? 0),
         -(perGpu.get(d.gpuId) ?? 0),
         i,

@@ -6,12 +6,10 @@
  */
 import type { Clock } from "../util/clock.ts";
 
-/** XIDs NVIDIA's plugin also skips by default: application errors, not the GPU's (13 graphics engine exception, 31 memory page fault, 43 GPU stopped processing, 45 preemptive cleanup, 68 video processor exception, 109 context switch timeout). */
-export const DEFAULT_IGNORED_XIDS: readonly number[] = [13, 31, 43, 45, 68, 109];
-
 interface GpuHealth {
   answering: boolean;
-  lastCritical: number | null;
+  /** When the last critical event came (-Infinity: never). */
+  lastCritical: number;
   criticalWhat: string;
   healthy: boolean;
 }
@@ -35,7 +33,7 @@ export class HealthBook {
 
   #of(gpuId: string): GpuHealth {
     let h = this.#gpus.get(gpuId);
-    if (h === undefined) this.#gpus.set(gpuId, h = { answering: true, lastCritical: null, criticalWhat: "", healthy: true });
+    if (h === undefined) this.#gpus.set(gpuId, h = { answering: true, lastCritical: -Infinity, criticalWhat: "", healthy: true });
     return h;
   }
 
@@ -61,12 +59,12 @@ export class HealthBook {
     const now = this.#clock.now();
     const changes: HealthChange[] = [];
     for (const [gpuId, h] of this.#gpus) {
-      const recent = h.lastCritical !== null && now - h.lastCritical < this.#recoverMs;
+      const recent = now - h.lastCritical < this.#recoverMs;
       const healthy = h.answering && !recent;
       if (healthy === h.healthy) continue;
       h.healthy = healthy;
       const reason = healthy
-        ? `answers again${h.lastCritical !== null ? ` and no critical event for ${this.#recoverMs} ms since ${h.criticalWhat}` : ""}`
+        ? `answers again${h.criticalWhat !== "" ? ` and no critical event for ${this.#recoverMs} ms since ${h.criticalWhat}` : ""}`
         : !h.answering
         ? "does not answer"
         : h.criticalWhat;

@@ -261,6 +261,7 @@ export class DevicePluginServer {
       const held = await this.#held();
       if (held !== null) this.stats.released += a.releaseUnheld(held, wanted).length;
     }
+    if (this.#stopped) throw new AllocateError("refused", "Cannot allocate: the bridge is stopping");
     const devices = this.devices();
     const grants = this.#o.batch?.(() => a.allocate(requests, devices)) ?? a.allocate(requests, devices);
     const made = grants.flatMap((g) => g.leases);
@@ -319,7 +320,7 @@ export class DevicePluginServer {
     if (this.#stopped) return;
     try {
       const held = await this.#held();
-      if (held !== null) {
+      if (held !== null && !this.#stopped) {
         const { released, rebuilt } = this.#o.allocations.reconcile(held, this.devices());
         this.stats.released += released.length;
         this.stats.rebuilt += rebuilt.length;

@@ -30,3 +30,26 @@ test("a GPU that does not answer is Unhealthy, and Healthy once it answers", () 
   h.answered(["GPU-0"], new Set(["GPU-0"]));
   expect(h.evaluate()).toMatchObject([{ gpuId: "GPU-0", healthy: true }]);
 });
+
+test("a GPU never reported on is Healthy; one with only an event recovers on time, saying why", () => {
+  const clock = new FakeClock();
+  const h = new HealthBook(clock, 500);
+  expect(h.healthy("GPU-7")).toBe(true);
+  h.critical("GPU-7", "double-bit ECC error");
+  expect(h.evaluate()).toEqual([{ gpuId: "GPU-7", healthy: false, reason: "double-bit ECC error" }]);
+  clock.advance(500);
+  expect(h.evaluate()).toEqual([{
+    gpuId: "GPU-7",
+    healthy: true,
+    reason: "answers again and no critical event for 500 ms since double-bit ECC error",
+  }]);
+  h.answered(["GPU-7"], new Set());
+  h.evaluate();
+  h.answered(["GPU-7"], new Set(["GPU-7"]));
+  expect(h.evaluate()[0]!.reason).toBe("answers again and no critical event for 500 ms since double-bit ECC error");
+  const fresh = new HealthBook(clock, 500);
+  fresh.answered(["GPU-0"], new Set());
+  fresh.evaluate();
+  fresh.answered(["GPU-0"], new Set(["GPU-0"]));
+  expect(fresh.evaluate()).toEqual([{ gpuId: "GPU-0", healthy: true, reason: "answers again" }]);
+});

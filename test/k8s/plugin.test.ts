@@ -205,3 +205,17 @@ test("a k8s lease shows in the API's leases and /metrics like any other; health 
   expect(text).toContain(`gpu_bridge_leases_active{gpu_id="GPU-0"} 1\n`);
   watch.cancel();
 });
+
+test("a k8s lease released through the API is leased again while its pod still holds the device", async () => {
+  const { rig, client } = await started();
+  await client.allocate([[UUID0]]);
+  rig.kubelet.pods = [{ name: "a", containers: { c: { [RESOURCE]: [UUID0] } } }];
+  const first = rig.bridge.leases.live()[0]!;
+  rig.bridge.leases.release(first.id, "operator");
+  expect(rig.bridge.k8s!.allocations.holder(UUID0)).toBeUndefined();
+  await until(() => rig.bridge.leases.live().length === 1, 2000, "the lease made again");
+  const again = rig.bridge.leases.live()[0]!;
+  expect(again.id).not.toBe(first.id);
+  expect(again.worker_id).toBe(`k8s.${UUID0}`);
+  expect(rig.bridge.k8s!.allocations.holder(UUID0)?.leaseId).toBe(again.id);
+});
