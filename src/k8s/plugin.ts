@@ -84,6 +84,7 @@ export class DevicePluginServer {
   #busy: Promise<void> | null = null;
   #pods: grpc.Client | null = null;
   #podsFailing = false;
+  #lastProblem: string | null = null;
   #unsubscribe: (() => void) | null = null;
   /** Counts for tests and metrics. */
   readonly stats = { registrations: 0, allocations: 0, allocateErrors: 0, released: 0, rebuilt: 0 };
@@ -137,8 +138,12 @@ export class DevicePluginServer {
     const run = async () => {
       try {
         await this.#check();
+        this.#lastProblem = null;
       } catch (error) {
-        this.#o.log.warn(`device plugin: ${errorText(error)}`);
+        // Said once while it lasts, not every round (a folder the bridge may not write, say).
+        const text = `device plugin: ${errorText(error)}`;
+        if (text !== this.#lastProblem) this.#o.log.warn(text);
+        this.#lastProblem = text;
       }
       this.notify();
       if (!this.#stopped) this.#watchTimer = this.#o.clock.setTimer(this.#o.watchMs ?? 500, () => void this.#tick());

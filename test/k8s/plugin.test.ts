@@ -219,3 +219,18 @@ test("a k8s lease released through the API is leased again while its pod still h
   expect(again.worker_id).toBe(`k8s.${UUID0}`);
   expect(rig.bridge.k8s!.allocations.holder(UUID0)?.leaseId).toBe(again.id);
 });
+
+test("a plugin folder it cannot use is said once, and the plugin serves as soon as it can", async () => {
+  const { rig } = await started();
+  // A file where the plugin's socket folder should be: every round fails the same way.
+  await rig.kubelet.stop();
+  const { rmSync, writeFileSync } = await import("node:fs");
+  rmSync(rig.kubelet.pluginDir, { recursive: true, force: true });
+  writeFileSync(rig.kubelet.pluginDir, "not a folder");
+  await Bun.sleep(400);
+  const said = rig.lines.filter((l) => l.includes("EEXIST"));
+  expect(said).toHaveLength(1); // about 8 rounds failed the same way
+  rmSync(rig.kubelet.pluginDir);
+  await rig.kubelet.start();
+  await until(() => rig.kubelet.registrations.length === 2, 3000, "registration once the folder is back");
+});
