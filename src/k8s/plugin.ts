@@ -38,8 +38,6 @@ export interface DevicePluginOptions {
   readonly watchMs?: number;
   /** The most a call to the kubelet may take (default 5000 ms). */
   readonly callTimeoutMs?: number;
-  /** Told of each Allocate that made leases (the change record). */
-  readonly onAllocated?: (leaseIds: readonly string[], deviceIds: readonly string[]) => void;
 }
 
 const GRPC_CODE = {
@@ -284,7 +282,6 @@ export class DevicePluginServer {
     }
     this.stats.allocations++;
     this.#o.log.info(`device plugin: allocated ${wanted.join(", ")} as ${made.map((l) => `${l.id} on ${l.gpu_id}`).join(", ")}`);
-    this.#o.onAllocated?.(made.map((l) => l.id), wanted);
     let next = 0;
     return {
       container_responses: grants.map((g) => ({
