@@ -26,7 +26,7 @@ COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting --no-com
 # Worker modules are extra entry points: a compiled binary holds only what the build was given.
 WORKERS := src/vram/tree-worker.ts
 
-.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist test typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-doctor bench-leases bench-audit bench-tenancy bench-api bench-telemetry bench-rss bench-vram ptx check-ptx gpu-check bench-cdi cdi-consumer bench-vmback soak bench-cancel bench-logs clean mutation deb demo-lora
+.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist test typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-doctor bench-leases bench-audit bench-tenancy bench-api bench-telemetry bench-rss bench-vram ptx check-ptx gpu-check bench-cdi cdi-consumer bench-vmback soak bench-cancel bench-logs clean mutation deb demo-lora bench-k8s k8s-interop
 
 help: ## list these targets, one line each
 	@echo "gpu-bridge-host $(VERSION): make TARGET, where TARGET is one of"
@@ -91,7 +91,7 @@ test-reset: ## forget the per-suite pass/fail counts make test sums
 
 # The amd64 Debian package is built first where dpkg-deb exists (test/packaging/deb.test.ts
 # unpacks it; it skips, saying so, where dpkg-deb is missing).
-test-bun: deps native-fakes $(BIN) dist cdi-consumer $(if $(shell command -v dpkg-deb),dist/gpu-bridge-host_$(VERSION)_amd64.deb) ## the bun:test suites (needs the binaries, the tarballs, the amd64 .deb and cdi-consumer)
+test-bun: deps native-fakes $(BIN) dist cdi-consumer k8s-interop $(if $(shell command -v dpkg-deb),dist/gpu-bridge-host_$(VERSION)_amd64.deb) ## the bun:test suites (needs the binaries, the tarballs, the amd64 .deb, cdi-consumer and k8s-interop)
 	$(BUN) test --timeout 20000 2>&1 | tee .test-bun.log
 	@awk '/^ *[0-9]+ pass$$/{p=$$1} /^ *[0-9]+ fail$$/{f=$$1} /^ *[0-9]+ skip$$/{s=$$1} \
 	  END{printf "bun test: %d passed, %d failed%s\n", p, f, (s ? sprintf(", %d skipped", s) : ""); \
@@ -123,6 +123,11 @@ mutation: deps native-fakes ## mutation-test the core modules changed since main
 # where it can, and says so (the test then skips) where it cannot.
 cdi-consumer: ## build the CDI Go library's loader the consumer test runs (apt-get where needed)
 	scripts/cdi-consumer.sh
+
+# A non-JavaScript kubelet for test/k8s/interop.test.ts: Debian's python3-grpcio, installed with
+# apt-get where it is missing; where it cannot be, it says so (the test then skips).
+k8s-interop: ## install python3-grpcio for the device plugin's interop test (apt-get where needed)
+	scripts/k8s-interop.sh
 
 ## Build ---------------------------------------------------------------------
 
@@ -210,7 +215,7 @@ deb: $(call DEB,amd64) $(call DEB,arm64) ## build dist/gpu-bridge-host_VERSION_a
 demo-lora: deps ## the LoRA loop end to end on the mock, narrated step by step with timings
 	$(BUN) scripts/demo-lora.ts
 
-bench: bench-startup bench-publish bench-stats bench-leases bench-audit bench-tenancy bench-api bench-telemetry bench-rss bench-vram bench-cdi bench-vmback bench-logs ## run the benchmarks under bench/ (all but doctor, cancel, soak and gpu-check)
+bench: bench-startup bench-publish bench-stats bench-leases bench-audit bench-tenancy bench-api bench-telemetry bench-rss bench-vram bench-cdi bench-vmback bench-logs bench-k8s ## run the benchmarks under bench/ (all but doctor, cancel, soak and gpu-check)
 
 bench-startup: $(BIN) ## start-up of the compiled binary against a hello-world floor
 	COMPILE_FLAGS="$(COMPILE_FLAGS)" $(BUN) bench/startup.ts
@@ -263,6 +268,10 @@ bench-logs: deps ## log bytes per hour at INFO under lease churn (DURATION_S=N, 
 bench-api: $(BIN) ## HTTP API latency and throughput with wrk
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } || { echo "bench-api needs wrk (apt-get install wrk)"; exit 1; }
 	$(BUN) bench/api.ts
+
+# The device plugin's Allocate, request to reply with the CDI spec written (ROUNDS=N).
+bench-k8s: deps ## device plugin Allocate latency p50/p99 for 1 and 8 devices (ROUNDS=N)
+	$(BUN) bench/k8s.ts
 
 # Sealed VRAM shards: seal and verify throughput on the CPU path (VRAM_BENCH_MB=N).
 bench-vram: deps native-fakes ## sealed VRAM shards: seal/verify throughput, then sharing: hand-out, execute-check (VRAM_BENCH_MB=N, SHARE_BENCH_MB=N)

@@ -18,6 +18,7 @@ export const NVML = Object.freeze({
   DRIVER_NOT_LOADED: 9,
   LIBRARY_NOT_FOUND: 12,
   FUNCTION_NOT_FOUND: 13,
+  TIMEOUT: 10,
   GPU_IS_LOST: 15,
   UNKNOWN: 999,
 });
@@ -54,7 +55,23 @@ const OPTIONAL: SymbolTable = {
   nvmlDeviceGetMigDeviceHandleByIndex: { args: ["u64", "u32", "buf"], returns: "i32" },
   nvmlDeviceGetGpuInstanceId: { args: ["u64", "buf"], returns: "i32" },
   nvmlDeviceGetComputeInstanceId: { args: ["u64", "buf"], returns: "i32" },
+  // Health events (critical XIDs, ECC errors) for the device plugin.
+  nvmlDeviceGetSupportedEventTypes: { args: ["u64", "buf"], returns: "i32" },
+  nvmlEventSetCreate: { args: ["buf"], returns: "i32" },
+  nvmlDeviceRegisterEvents: { args: ["u64", "u64", "u64"], returns: "i32" },
+  nvmlEventSetWait_v2: { args: ["u64", "buf", "u32"], returns: "i32" },
+  nvmlEventSetFree: { args: ["u64"], returns: "i32" },
 };
+
+/** nvml.h's event types. */
+export const NVML_EVENT = Object.freeze({ SINGLE_BIT_ECC: 0x1n, DOUBLE_BIT_ECC: 0x2n, XID_CRITICAL: 0x8n });
+
+/** One event from nvmlEventSetWait_v2: the device, the type and its data (the XID number for an XID event). */
+export interface NvmlEvent {
+  readonly device: NvmlHandle;
+  readonly type: bigint;
+  readonly data: bigint;
+}
 
 /** An NVML call that did not return SUCCESS. */
 export class NvmlError extends Error {
@@ -233,6 +250,38 @@ export class Nvml {
       out.push({ handle: mig, gi: this.#u32("nvmlDeviceGetGpuInstanceId", mig), ci: this.#u32("nvmlDeviceGetComputeInstanceId", mig) });
     }
     return out;
+  }
+
+  /** The event types `h` can report (a bit mask of NVML_EVENT). */
+  supportedEvents(h: NvmlHandle): bigint {
+    const out = new Uint8Array(8);
+    this.#call("nvmlDeviceGetSupportedEventTypes", h, out);
+    return view(out).getBigUint64(0, true);
+  }
+
+  /** A new event set (free it with eventSetFree). */
+  eventSetCreate(): bigint {
+    const out = new Uint8Array(8);
+    this.#call("nvmlEventSetCreate", out);
+    return view(out).getBigUint64(0, true);
+  }
+
+  registerEvents(h: NvmlHandle, types: bigint, set: bigint): void {
+    this.#call("nvmlDeviceRegisterEvents", h, types, set);
+  }
+
+  /** The next event in `set`, or null when none came within `timeoutMs` (0: do not wait; the call blocks the thread). */
+  eventWait(set: bigint, timeoutMs: number): NvmlEvent | null {
+    const data = new Uint8Array(32); // nvmlEventData_t: device, eventType, eventData, gpuInstanceId, computeInstanceId
+    const rc = this.#optional("nvmlEventSetWait_v2")(set, data, timeoutMs) as number;
+    if (rc === NVML.TIMEOUT) return null;
+    this.#check("nvmlEventSetWait_v2", rc);
+    const v = view(data);
+    return { device: v.getBigUint64(0, true), type: v.getBigUint64(8, true), data: v.getBigUint64(16, true) };
+  }
+
+  eventSetFree(set: bigint): void {
+    this.#call("nvmlEventSetFree", set);
   }
 
   /** Compute processes and the bytes each uses; sized by a first call with count 0. */

@@ -72,6 +72,12 @@ export const MODULES = {
     ],
     tests: ["test/lease/manager*.test.ts", "test/lease/expiry*.test.ts"],
   },
+  // The device plugin's pure core: allocations as leases and their release, the allocation
+  // hint and device ids, health that recovers.
+  "k8s-core": {
+    mutate: ["src/k8s/allocations.ts", "src/k8s/devices.ts", "src/k8s/health.ts"],
+    tests: ["test/k8s/allocations.test.ts", "test/k8s/devices.test.ts", "test/k8s/health.test.ts"],
+  },
 };
 
 /** The score under which `make mutation` fails, per module. */

@@ -4,12 +4,14 @@
  * Control keys: init_error=<code>, count=<n>, lost=<i,..>, notsup=1 (live stats unsupported),
  * jetson=1 (NVML present but answering NOT_SUPPORTED, as on JetPack 6), minors=<m0,m1,..>
  * (device minor numbers, default the index), mig_devices=<n> (MIG devices on a GPU in MIG mode,
- * default 2; GPU 1, the H100, is in MIG mode).
+ * default 2; GPU 1, the H100, is in MIG mode), events=<gpu>:<type>:<data>,... (NVML events in the
+ * order they happen: append one to make it happen; an event set sees only those appended after
+ * it was created, on the GPUs and types registered with it, each once).
  */
 #include <stdint.h>
 #include "fake_ctl.h"
 
-enum { OK = 0, UNINIT = 1, INVALID = 2, NOT_SUPPORTED = 3, NOT_FOUND = 6, INSUFFICIENT = 7, GPU_LOST = 15 };
+enum { OK = 0, UNINIT = 1, INVALID = 2, NOT_SUPPORTED = 3, NOT_FOUND = 6, INSUFFICIENT = 7, TIMEOUT = 10, GPU_LOST = 15 };
 static int inits = 0;
 
 /* mig: 0 for a whole GPU, k + 1 for the GPU's MIG device k. */
@@ -256,5 +258,79 @@ int nvmlDeviceGetComputeInstanceId(struct handle *h, unsigned int *id) {
   DEV(h);
   if (!h->mig) return NOT_SUPPORTED;
   *id = 0;
+  return OK;
+}
+
+/* --- Events (nvmlEventSetCreate, nvmlDeviceRegisterEvents, nvmlEventSetWait_v2) ------------- */
+/* nvml.h's event types: single- and double-bit ECC, P-state, critical XID, clock. */
+enum { EV_SBE = 0x1, EV_DBE = 0x2, EV_PSTATE = 0x4, EV_XID = 0x8, EV_CLOCK = 0x10 };
+static const unsigned long long SUPPORTED_EVENTS = EV_SBE | EV_DBE | EV_PSTATE | EV_XID | EV_CLOCK;
+struct event_set { int seen; unsigned long long mask[8]; };
+/* nvmlEventData_t: device, eventType, eventData, gpuInstanceId, computeInstanceId. */
+struct event_data { struct handle *device; unsigned long long type, data; unsigned int gi, ci; };
+
+/* The scripted events as (gpu, type, data); returns how many there are. */
+static int scripted_events(int (*out)[3], int cap) {
+  char buf[512];
+  if (!fake_ctl_lookup("events", buf, sizeof buf)) return 0;
+  int n = 0;
+  for (char *t = strtok(buf, ","); t != NULL && n < cap; t = strtok(NULL, ",")) {
+    int gpu, type, data;
+    if (sscanf(t, "%d:%d:%d", &gpu, &type, &data) == 3) {
+      out[n][0] = gpu; out[n][1] = type; out[n][2] = data; n++;
+    }
+  }
+  return n;
+}
+
+int nvmlDeviceGetSupportedEventTypes(struct handle *h, unsigned long long *types) {
+  DEV(h);
+  (void)g;
+  if (fake_int("jetson", 0) || h->mig) return NOT_SUPPORTED;
+  *types = SUPPORTED_EVENTS;
+  return OK;
+}
+
+int nvmlEventSetCreate(struct event_set **out) {
+  if (!inits) return UNINIT;
+  if (out == NULL) return INVALID;
+  struct event_set *set = calloc(1, sizeof *set);
+  int ev[64][3];
+  set->seen = scripted_events(ev, 64);
+  *out = set;
+  return OK;
+}
+
+int nvmlDeviceRegisterEvents(struct handle *h, unsigned long long types, struct event_set *set) {
+  DEV(h);
+  (void)g;
+  if (set == NULL || h->index >= 8) return INVALID;
+  if (fake_int("jetson", 0) || h->mig || (types & ~SUPPORTED_EVENTS)) return NOT_SUPPORTED;
+  set->mask[h->index] |= types;
+  return OK;
+}
+
+/* Never blocks: the fake has nothing to wait for, so a timeout is answered at once. */
+int nvmlEventSetWait_v2(struct event_set *set, struct event_data *data, unsigned int timeoutms) {
+  (void)timeoutms;
+  if (!inits) return UNINIT;
+  if (set == NULL || data == NULL) return INVALID;
+  int ev[64][3];
+  int n = scripted_events(ev, 64);
+  while (set->seen < n) {
+    int *e = ev[set->seen++];
+    if (e[0] < 0 || e[0] >= 8 || !(set->mask[e[0]] & (unsigned long long)e[1])) continue;
+    data->device = &HANDLES[e[0]];
+    data->type = (unsigned long long)e[1];
+    data->data = (unsigned long long)e[2];
+    data->gi = data->ci = 0xFFFFFFFFu;
+    return OK;
+  }
+  return TIMEOUT;
+}
+
+int nvmlEventSetFree(struct event_set *set) {
+  if (set == NULL) return INVALID;
+  free(set);
   return OK;
 }

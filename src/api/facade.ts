@@ -143,4 +143,6 @@ export interface BridgeFacade {
   readonly settings?: () => Readonly<Record<string, unknown>>;
   /** The calling principal and its quotas (absent: no tokens file; scope.ts sets it). */
   readonly principals?: ApiPrincipals;
+  /** The device plugin's health and counters as Prometheus text (absent: no --k8s). */
+  readonly k8sMetrics?: () => string;
 }

@@ -71,7 +71,7 @@ export function statusRoutes(bridge: BridgeFacade): SubApp {
               stalls: s.stalls,
             },
           }),
-      }) + (bridge.vram?.metrics() ?? "") + (bridge.vmMetrics?.() ?? ""),
+      }) + (bridge.vram?.metrics() ?? "") + (bridge.vmMetrics?.() ?? "") + (bridge.k8sMetrics?.() ?? ""),
       200,
       { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
     );

@@ -32,6 +32,7 @@ import { EventHub } from "../changes/stream.ts";
 import { feedHostChanges, healthChanges } from "./changes.ts";
 import type { VmSync } from "../vm/sync.ts";
 import type { Vram } from "../vram/mod.ts";
+import type { BridgeK8s } from "./k8s.ts";
 import {
   apiModels,
   type BridgeTelemetry,
@@ -42,6 +43,7 @@ import {
   startActivitySummary,
   startCdi,
   startHost,
+  startK8s,
   startLeaseVram,
   startMps,
   startPublisher,
@@ -74,6 +76,8 @@ export interface BridgeTuning {
   readonly minSnapshotMs?: number;
   /** Most often an ordinary change to the VM mirror is saved (default DEFAULTS.mirrorSaveMs). */
   readonly mirrorSaveMs?: number;
+  /** The device plugin's periods (src/app/k8s.ts). */
+  readonly k8s?: { readonly watchMs?: number; readonly probeMs?: number; readonly graceMs?: number };
 }
 
 /** A running bridge: the API's façade, and its parts for the daemon and tests. */
@@ -89,6 +93,8 @@ export interface Bridge extends BridgeFacade {
   readonly vm: VmSync | null;
   /** The record of changes (src/changes/record.ts): the event stream and the audit trail read it. */
   readonly changes: ChangeRecord;
+  /** The Kubernetes device plugin, with --kubelet-dir or --k8s. */
+  readonly k8s: BridgeK8s | null;
   /** Re-reads the inventory (the hardware); the publisher calls it before every publish decision. */
   refresh(): Promise<void>;
   stop(): Promise<void>;
@@ -235,6 +241,7 @@ async function wireBridge(w: Wiring): Promise<Bridge> {
   });
   w.teardown.add("the stats sampler", () => sampler.stop());
   await sampler.start();
+  const k8s = await startK8s(w, host, cdi, () => sampler.latest());
   const facade = bridgeFacade({
     version: VERSION,
     log,
@@ -271,6 +278,8 @@ async function wireBridge(w: Wiring): Promise<Bridge> {
     vram,
     vm: vm?.sync ?? null,
     changes: w.changes,
+    k8s,
+    ...(k8s !== null && { k8sMetrics: () => k8s.metrics() }),
     ...(vm !== null && { vmMetrics: () => vm.sync.metrics() }),
     refresh,
     async stop() {

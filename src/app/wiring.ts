@@ -36,8 +36,10 @@ import { loadMirrorOrSetAside, MirrorStore } from "../vm/store.ts";
 import { bothSidecars, VmSync } from "../vm/sync.ts";
 import type { Vram } from "../vram/mod.ts";
 
+import type { GpuStats } from "../inventory/stats.ts";
 import { ActivitySummary } from "./activity.ts";
 import { jobChange, shardChange } from "./changes.ts";
+import type { BridgeK8s } from "./k8s.ts";
 import type { BridgePorts, BridgeTuning } from "./bridge.ts";
 
 /** The API's view of telemetry, and (for the daemon and tests) the spool and forwarder behind it. */
@@ -270,6 +272,42 @@ export async function startCdi(w: Wiring, host: HostState, vram?: Vram, mps: Mps
   );
   w.teardown.add("the CDI keeper", () => cdi.stop());
   return cdi;
+}
+
+/** The Kubernetes device plugin under --kubelet-dir / --k8s (loaded only then); null without it. */
+export async function startK8s(
+  w: Wiring,
+  host: HostState,
+  cdi: CdiKeeper | null,
+  stats: () => readonly GpuStats[],
+): Promise<BridgeK8s | null> {
+  const k = w.options.k8s;
+  if (k === undefined) return null;
+  // The option parser refuses this too; a library caller gets the same reason.
+  if (cdi === null) throw new Error("Cannot start the device plugin: it needs --cdi-dir, since each Allocate answers with a CDI device");
+  const k8s = await (await import("./k8s.ts")).startBridgeK8s({
+    options: k,
+    sysRoot: w.options.sysRoot,
+    host,
+    cdi,
+    probe: () => w.ports.backend.list(),
+    jetson: w.ports.backend.name === "jetson",
+    stats,
+    changes: w.changes,
+    clock: w.clock,
+    log: w.log.child("k8s"),
+    nvml: async () => {
+      if (w.ports.backend.name !== "nvml") return null;
+      const [{ loadFfiAdapter, nvmlCandidates }, { Nvml }] = await Promise.all([
+        import("../../ffi/loader.ts"),
+        import("../../ffi/nvml.ts"),
+      ]);
+      return Nvml.open(await loadFfiAdapter(), nvmlCandidates(process.env));
+    },
+    ...(w.tuning.k8s !== undefined && { tuning: w.tuning.k8s }),
+  });
+  w.teardown.add("the device plugin", () => k8s.stop());
+  return k8s;
 }
 
 /** The telemetry spool under the state folder, and its forwarder to the Queen when publishing. */

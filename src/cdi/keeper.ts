@@ -56,6 +56,9 @@ export class CdiKeeper {
   #unsubscribe: (() => void) | null = null;
   #stopped = false;
   #lastProblem: string | null = null;
+  /** Inside batch(): lease changes wait, and the spec is written once at its end. */
+  #batching = 0;
+  #deferred: string | null = null;
 
   constructor(o: CdiKeeperOptions) {
     this.#o = o;
@@ -72,7 +75,9 @@ export class CdiKeeper {
     }
     this.#unsubscribe = this.#o.leases.on((e) => {
       // Amended terms change what a lease's device carries (its cap, under --mps).
-      if (e.type === "granted" || e.type === "released" || e.type === "amended") this.#write(`lease ${e.lease.id} ${e.type}`);
+      if (e.type !== "granted" && e.type !== "released" && e.type !== "amended") return;
+      if (this.#batching > 0) this.#deferred = `lease ${e.lease.id} ${e.type}`;
+      else this.#write(`lease ${e.lease.id} ${e.type}`);
     });
     await this.refresh();
     this.#schedule();
@@ -106,6 +111,24 @@ export class CdiKeeper {
     }
     this.#spec = null;
     this.#text = null;
+  }
+
+  /**
+   * Runs `fn` (which grants or releases several leases at once: one Allocate of many devices)
+   * and writes the spec once at its end, rather than once per lease; the spec is on disk when
+   * this returns, whether `fn` returned or threw.
+   */
+  batch<T>(fn: () => T): T {
+    this.#batching++;
+    try {
+      return fn();
+    } finally {
+      if (--this.#batching === 0 && this.#deferred !== null) {
+        const why = this.#deferred;
+        this.#deferred = null;
+        this.#write(why);
+      }
+    }
   }
 
   /** The spec as written now; null when the host could not be described. */

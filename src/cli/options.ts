@@ -79,6 +79,22 @@ export interface BridgeOptions {
   readonly auditFiles?: number;
   /** A sealed shard's execute-check needs a verification newer than this (src/vram/execute-check.ts). */
   readonly verifyMaxAgeMs: number;
+  /** serve --kubelet-dir / --k8s: the Kubernetes device plugin; undefined: off. */
+  readonly k8s?: K8sOptions | undefined;
+}
+
+/** The device plugin's settings (src/k8s). */
+export interface K8sOptions {
+  readonly kubeletDir: string;
+  /** The extended resource advertised (`--k8s-resource`, e.g. cohesix.io/gpu). */
+  readonly resource: string;
+  /** Devices per GPU (`--k8s-share`; 1: whole GPUs). */
+  readonly share: number;
+  readonly pollMs: number;
+  readonly recoverMs: number;
+  readonly ignoredXids: readonly number[];
+  /** The Node Feature Discovery file; null: none written. */
+  readonly nfdFile: string | null;
 }
 
 /** Options of `mock-console`. */
@@ -263,6 +279,14 @@ export const bridgeFlags = () => ({
   "cdi-dir": "string",
   "cdi-root": "string",
   "mps": "bool",
+  "kubelet-dir": "string",
+  "k8s": "bool",
+  "k8s-resource": "string",
+  "k8s-share": `int:1:${DEFAULTS.k8sShareMax}`,
+  "k8s-poll-ms": "int:100:600000",
+  "k8s-recover-ms": "int:0:86400000",
+  "k8s-ignored-xids": "string:blank",
+  "nfd-file": "string",
   "readback-ms": "int:0:3600000",
   "seal-active": "string",
   "audit-fsync": "choice:record|batch",
@@ -798,8 +822,60 @@ function bridgeOptions(
       auditFileBytes: (values["audit-file-mb"] ?? DEFAULTS.auditFileMb) * 1048576,
       auditFiles: values["audit-files"] ?? DEFAULTS.auditFiles,
       verifyMaxAgeMs: values["verify-max-age-ms"] ?? DEFAULTS.verifyMaxAgeMs,
+      k8s: k8sOptions(values),
     },
   };
+}
+
+/** An extended resource name as the kubelet takes it: `domain/name`, each part a DNS-style label. */
+const RESOURCE_NAME = /^(?=.{1,253}\/)[a-z0-9]([-a-z0-9.]*[a-z0-9])?\/[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+
+/** `--kubelet-dir` / `--k8s` and the flags that go with them; undefined when the plugin is off. */
+function k8sOptions(values: FlagValues<ReturnType<typeof serveFlags>>): K8sOptions | undefined {
+  const on = values.k8s === true || values["kubelet-dir"] !== undefined;
+  if (!on) {
+    const stray = (["k8s-resource", "k8s-share", "k8s-poll-ms", "k8s-recover-ms", "k8s-ignored-xids", "nfd-file"] as const)
+      .find((f) => values[f] !== undefined);
+    if (stray !== undefined) throw new UsageError(`Option --${stray} needs the device plugin: add --k8s or --kubelet-dir DIR`);
+    return undefined;
+  }
+  const resource = values["k8s-resource"];
+  if (resource === undefined) {
+    throw new UsageError("Option --k8s needs --k8s-resource NAME, the resource pods request (e.g. cohesix.io/gpu)");
+  }
+  if (!RESOURCE_NAME.test(resource) || resource.startsWith("kubernetes.io/")) {
+    throw new UsageError(
+      `Option --k8s-resource must be DOMAIN/NAME (lower-case domain, name of up to 63 letters, digits, - _ .; not kubernetes.io/), got ${
+        JSON.stringify(resource)
+      }`,
+    );
+  }
+  if (values["cdi-dir"] === undefined) {
+    throw new UsageError("Option --k8s needs --cdi-dir DIR: each Allocate answers with the lease's CDI device, written there first");
+  }
+  return {
+    kubeletDir: values["kubelet-dir"] ?? DEFAULTS.kubeletDir,
+    resource,
+    share: values["k8s-share"] ?? 1,
+    pollMs: values["k8s-poll-ms"] ?? DEFAULTS.k8sPollMs,
+    recoverMs: values["k8s-recover-ms"] ?? DEFAULTS.k8sRecoverMs,
+    ignoredXids: xidList(values["k8s-ignored-xids"] ?? DEFAULTS.k8sIgnoredXids),
+    nfdFile: values["nfd-file"] ?? null,
+  };
+}
+
+/** `--k8s-ignored-xids 13,31,...` (blank: none ignored). */
+function xidList(raw: string): number[] {
+  if (raw.trim() === "") return [];
+  return raw.split(",").map((part) => {
+    const n = Number(part.trim());
+    if (!/^\d{1,4}$/.test(part.trim()) || n < 1) {
+      throw new UsageError(
+        `Option --k8s-ignored-xids takes XID numbers separated by commas, got ${JSON.stringify(part.trim())} in ${JSON.stringify(raw)}`,
+      );
+    }
+    return n;
+  });
 }
 
 /** `--api-token` (or a set `GPU_BRIDGE_API_TOKEN`), refused when short enough to guess. */

@@ -119,6 +119,23 @@ export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
       "each lease's CDI device is then an MPS client capped at its memory and\n" +
       "stream share (needs --cdi-dir; $GPU_BRIDGE_MPS_CONTROL names the program)",
   },
+  "kubelet-dir": {
+    arg: "DIR",
+    text: `run the Kubernetes device plugin with the kubelet in DIR (default ${DEFAULTS.kubeletDir});\nneeds --k8s-resource and --cdi-dir`,
+  },
+  "k8s": { text: `run the Kubernetes device plugin with the kubelet in ${DEFAULTS.kubeletDir}` },
+  "k8s-resource": { arg: "NAME", text: "the resource pods request, DOMAIN/NAME (e.g. cohesix.io/gpu)" },
+  "k8s-share": { arg: "N", text: "advertise each GPU as N devices <UUID>::<k>, each a lease of 1/N of its memory (default 1)" },
+  "k8s-poll-ms": {
+    arg: "MS",
+    text: `read PodResources every MS; a lease no pod holds is released (default ${DEFAULTS.k8sPollMs})`,
+  },
+  "k8s-recover-ms": {
+    arg: "MS",
+    text: `a GPU is Healthy again MS after its last critical XID or ECC event (default ${DEFAULTS.k8sRecoverMs})`,
+  },
+  "k8s-ignored-xids": { arg: "LIST", text: `XIDs that do not make a GPU Unhealthy, comma-separated (default ${DEFAULTS.k8sIgnoredXids})` },
+  "nfd-file": { arg: "FILE", text: `write Node Feature Discovery labels to FILE (e.g. ${DEFAULTS.nfdFile})` },
   "log-level": { arg: "LEVEL", text: `debug, info, warn or error (default ${DEFAULTS.logLevel}); logs go to stderr` },
   "log-format": { arg: "FORMAT", text: LOG_FORMAT_TEXT },
   "help": { text: "print this help" },
@@ -415,6 +432,16 @@ export const SECTIONS: readonly (readonly [string, readonly string[]])[] = [
   ["Local API (with --interval-ms or serve)", ["listen", "allow-remote", "api-token", "tokens", "no-api"]],
   ["Containers (with serve)", ["cdi-dir", "cdi-root", "mps"]],
   ["Audit trail (<state-dir>/audit, docs/audit.md)", ["audit-fsync", "audit-file-mb", "audit-files"]],
+  ["Kubernetes (with serve)", [
+    "k8s",
+    "kubelet-dir",
+    "k8s-resource",
+    "k8s-share",
+    "k8s-poll-ms",
+    "k8s-recover-ms",
+    "k8s-ignored-xids",
+    "nfd-file",
+  ]],
   ["Other", ["config", "log-level", "log-format", "help", "version"]],
 ];
 

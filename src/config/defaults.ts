@@ -158,6 +158,24 @@ export const DEFAULTS = Object.freeze(
     cdiSpecMaxBytes: 1024 * 1024,
     /** The most `cdi apply --input FILE` may hold (a runtime's config.json is a few KB). */
     cdiConfigMaxBytes: 16 * 1024 * 1024,
+    /** `serve --kubelet-dir`: the kubelet's folder (device-plugins/, pod-resources/). */
+    kubeletDir: "/var/lib/kubelet",
+    /** `serve --k8s-poll-ms`: how often PodResources is read to release the leases of gone containers. */
+    k8sPollMs: 2000,
+    /** How long a k8s lease's devices may be missing from PodResources before it is released. */
+    k8sGraceMs: 10_000,
+    /** `serve --k8s-recover-ms`: a GPU is Healthy again this long after its last critical event. */
+    k8sRecoverMs: 30_000,
+    /**
+     * `serve --k8s-ignored-xids`: XIDs that are the application's fault, not the GPU's, as NVIDIA's
+     * plugin skips them: 13 graphics engine exception, 31 memory page fault, 43 GPU stopped
+     * processing, 45 preemptive cleanup, 68 video processor exception, 109 context switch timeout.
+     */
+    k8sIgnoredXids: "13,31,43,45,68,109",
+    /** `serve --k8s-share N`: the most devices one GPU may be advertised as. */
+    k8sShareMax: 64,
+    /** `serve --nfd-file`: Node Feature Discovery's local feature folder, our file in it. */
+    nfdFile: "/etc/kubernetes/node-feature-discovery/features.d/gpu-bridge-host",
     /** `doctor --timeout-ms`: the most any network step of the doctor waits. */
     doctorTimeoutMs: 1000,
     /** `doctor --dev-root`: where device nodes are read. */

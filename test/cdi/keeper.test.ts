@@ -58,6 +58,30 @@ const grant = (leases: LeaseManager, gpu: string, worker: string) =>
 const flush = () => new Promise((r) => setTimeout(r, 0));
 
 describe("CdiKeeper", () => {
+  test("batch() writes the spec once for every lease granted inside it, and it is on disk when batch returns", async () => {
+    const t = setup();
+    await t.keeper.start();
+    const written = () => t.lines.filter((l) => l.includes("written (lease")).length;
+    const before = written();
+    const ids = t.keeper.batch(() => {
+      const a = grant(t.leases, "GPU-0", "b1");
+      const b = grant(t.leases, "GPU-1", "b2");
+      expect(t.read().devices.map((d) => d.name)).toEqual(["0", "1", "all"]); // not yet
+      return [a.id, b.id];
+    });
+    expect(written()).toBe(before + 1);
+    expect(t.read().devices.map((d) => d.name)).toEqual(["0", "1", "all", ...ids]);
+    // A batch that throws still writes what happened inside it.
+    expect(() =>
+      t.keeper.batch(() => {
+        t.leases.release(ids[0]!, "done");
+        throw new Error("refused");
+      })
+    ).toThrow("refused");
+    expect(t.read().devices.map((d) => d.name)).toEqual(["0", "1", "all", ids[1]!]);
+    t.keeper.stop();
+  });
+
   test("a live lease is a device exposing exactly its GPU with its id in the env; it goes when the lease ends", async () => {
     const t = setup();
     await t.keeper.start();

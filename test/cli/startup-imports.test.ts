@@ -71,6 +71,9 @@ export const LAYERS: Readonly<Record<string, number>> = {
   // The VM talking back: read-back, appends, compaction, VM-granted leases and control lines.
   "src/vm": 2,
   "mock/console": 2,
+  // The kubelet's device plugin (its leases come from src/lease through a port) and the stub kubelet.
+  "src/k8s": 2,
+  "mock/kubelet": 2,
   "src/app": 3,
   // The command line: flags parsed into the options the app is built from, and the help text
   // made from src/config. No capability reads the command line.

@@ -179,3 +179,42 @@ Deno.test("the API and a real job in a Deno child process, on Deno", async () =>
     host.close();
   }
 });
+
+// The options form (the declaration above has only the short one): sanitizers off.
+(Deno as unknown as { test(o: { name: string; sanitizeOps: boolean; sanitizeResources: boolean; fn: () => Promise<void> }): void }).test({
+  name: "the device plugin registers with the stub kubelet and answers Allocate on Deno (grpc-js on Deno's Node layer)",
+  // grpc-js keeps its own timers and sockets past close(): Deno's sanitizers would count them.
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { mkdirSync, rmSync } = await import("node:fs");
+    const { createBridge } = await import("../../src/app/bridge.ts");
+    const { parseCommand } = await import("../../src/cli/options.ts");
+    const { mockBackend } = await import("../../src/inventory/mock.ts");
+    const { StubKubelet } = await import("../../mock/kubelet/stub.ts");
+    const dir = new URL(`../../build/deno-k8s-${process.pid}/`, import.meta.url).pathname;
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    const kubelet = new StubKubelet(`${dir}kubelet`);
+    await kubelet.start();
+    const argv = ["serve", "--mock", "--no-api", "--state-dir", `${dir}state`, "--cdi-dir", `${dir}cdi`, "--kubelet-dir", kubelet.dir];
+    const c = parseCommand([...argv, "--k8s-resource", "cohesix.io/gpu"], {});
+    if (c.kind !== "serve") throw new Error("expected serve");
+    const log = createLogger({ level: "error", write: () => {} });
+    const bridge = await createBridge(c.options, { runtime: denoRuntime(), log, backend: mockBackend() }, { noJournal: true });
+    try {
+      for (let i = 0; i < 200 && kubelet.registrations.length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+      strictEqual(kubelet.registrations[0]?.resource_name, "cohesix.io/gpu");
+      const client = kubelet.plugin();
+      const reply = await client.allocate([["GPU-00000000-0000-4000-8000-000000000001"]]);
+      const lease = bridge.leases.live()[0]!;
+      deepStrictEqual(reply.container_responses[0]!.cdi_devices, [{ name: `cohesix/gpu=${lease.id}` }]);
+      strictEqual(lease.worker_id, "k8s.GPU-00000000-0000-4000-8000-000000000001");
+      client.close();
+    } finally {
+      await bridge.stop();
+      await kubelet.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+});

@@ -112,6 +112,12 @@ describe("NVML's optional symbols", () => {
         "nvmlDeviceGetMigDeviceHandleByIndex",
         "nvmlDeviceGetGpuInstanceId",
         "nvmlDeviceGetComputeInstanceId",
+        // the device plugin's health events
+        "nvmlDeviceGetSupportedEventTypes",
+        "nvmlEventSetCreate",
+        "nvmlDeviceRegisterEvents",
+        "nvmlEventSetWait_v2",
+        "nvmlEventSetFree",
       ]
     ) all[n] = () => 0;
     const { adapter, opened, closes } = fakeAdapter(all);
