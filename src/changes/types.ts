@@ -38,7 +38,11 @@ const kinds: readonly ChangeKind[] = [
   { type: "mps.adopted", when: "a GPU's MPS control daemon already running was adopted", streamed: true },
   { type: "mps.failed", when: "a GPU could not get an MPS control daemon (the reason in data)", streamed: true },
   { type: "mps.stopped", when: "an MPS control daemon the bridge started was stopped", streamed: true },
-  { type: "gpu.health", when: "a GPU leaves or returns to the inventory, or the device plugin finds it unhealthy or recovered (healthy, reason)", streamed: true },
+  {
+    type: "gpu.health",
+    when: "a GPU leaves or returns to the inventory, or the device plugin finds it unhealthy or recovered (healthy, reason)",
+    streamed: true,
+  },
   { type: "console.state", when: "the console connection changes state (connecting, connected, backoff, stopped)", streamed: true },
   {
     type: "api.request",

@@ -2,6 +2,7 @@
  * Time as a dependency. Loops, timers, backoff and TTLs take a `Clock` and wait with
  * `delay(ms, signal, clock)`, so their tests run on a fake clock, with no sleeps.
  */
+import { AsyncResource } from "node:async_hooks";
 
 /** Wall-clock time and one-shot timers. */
 export interface Clock {
@@ -13,10 +14,16 @@ export interface Clock {
   clearTimer(handle: unknown): void;
 }
 
+/**
+ * Timers are armed from here, outside any async context: a timer set while serving a request (a
+ * lease's TTL) must not fire as that request (src/changes/record.ts would name it as the cause).
+ */
+const root = new AsyncResource("gpu-bridge-host.clock");
+
 /** The real clock: `Date.now` and `setTimeout`. */
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimer: (ms, fire) => setTimeout(fire, ms),
+  setTimer: (ms, fire) => root.runInAsyncScope(() => setTimeout(fire, ms)),
   clearTimer: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
 };
 

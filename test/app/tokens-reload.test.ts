@@ -81,7 +81,7 @@ describe("tokens file reload", () => {
     await readUntil("lease.granted");
     expect(seen).toContain("event: tokens.reloaded");
     const grant = seen.split("\n").find((l) => l.startsWith("data: ") && l.includes('"lease.granted"'))!;
-    expect(JSON.parse(grant.slice(6)).actor).toEqual({ route: "POST /v1/leases", principal: "team-b" });
+    expect(JSON.parse(grant.slice(6)).actor).toEqual({ route: "POST /v1/leases", principal: "team-b", request_id: expect.any(String) });
     await body.cancel();
   });
 

@@ -7,6 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { type Change, ChangeRecord, within } from "../../src/changes/record.ts";
 import { CHANGE_KINDS, registerChangeKinds } from "../../src/changes/types.ts";
 import { FakeClock, memoryLogger } from "../helpers.ts";
+import { systemClock } from "../../src/util/clock.ts";
 
 const record = (keep = 4, firstId?: number) => {
   const clock = new FakeClock(Date.UTC(2026, 11, 5, 12, 0, 0));
@@ -106,6 +107,17 @@ describe("who caused it", () => {
       ["k8s", { principal: "ops", route: "POST /v1/leases", worker_id: "k8s/GPU-0" }],
       ["daemon", undefined],
     ]);
+  });
+
+  test("a timer armed on the system clock while serving a request fires as the daemon's (a lease's TTL)", async () => {
+    const { r } = record();
+    const fired = new Promise<Change>((resolve) =>
+      within({ source: "api", actor: { route: "POST /v1/leases" } }, () => {
+        systemClock.setTimer(1, () => resolve(r.append({ type: "lease.expired", lease_id: "a" })));
+      })
+    );
+    const c = await fired;
+    expect([c.source, c.actor]).toEqual(["daemon", undefined]);
   });
 
   test("contexts do not leak between concurrent requests", async () => {
