@@ -41,10 +41,11 @@ export const MODULES = {
     tests: ["test/telemetry/spool*.test.ts", "test/telemetry/stall.test.ts", "test/telemetry/full-disk.test.ts"],
   },
   // The bearer token: its comparison and where it comes from (auth.ts), and the API's rule
-  // that every request other than GET and HEAD carries it (app.ts).
+  // that every request other than GET and HEAD carries it (app.ts); with a tokens file, every
+  // route but /healthz needs one (the role-by-route table and the tenancy tests).
   auth: {
     mutate: ["src/api/auth.ts", "src/api/app.ts#requireAuth", "src/api/app.ts~requireAuth(c.req.raw)"],
-    tests: ["test/api/auth*.test.ts", "test/api/app.test.ts"],
+    tests: ["test/api/auth*.test.ts", "test/api/app.test.ts", "test/api/roles.test.ts", "test/api/tenancy.test.ts"],
   },
   "cdi-apply": {
     mutate: ["src/cdi/apply.ts"],
