@@ -1,4 +1,5 @@
 /** Shared test helpers. */
+import { createHash } from "node:crypto";
 import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -230,5 +231,24 @@ export function activeLease(over: Partial<Lease> = {}): Lease {
     granted_at: 0,
     expires_at: 1e15,
     ...over,
+  };
+}
+
+/**
+ * A vadd job descriptor as the API takes it: operands a = 1 2 3 4 and b = 10 20 30 40 as Cohesix
+ * sends them (docs/protocol.md section 12: little-endian f32, a then b), their hash, no files.
+ */
+export function vaddJob(job: string): Record<string, unknown> {
+  const payload = new Uint8Array(new Float32Array([1, 2, 3, 4, 10, 20, 30, 40]).buffer);
+  return {
+    job,
+    kernel: "vadd",
+    grid: [1, 1, 1],
+    block: [32, 1, 1],
+    bytes_hash: `sha256:${createHash("sha256").update(payload).digest("hex")}`,
+    inputs: [],
+    outputs: [],
+    timeout_ms: 20000,
+    payload_b64: Buffer.from(payload).toString("base64"),
   };
 }

@@ -6,7 +6,6 @@
  * reads gets everything.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createHash } from "node:crypto";
 import { connect } from "node:net";
 import { cpSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -15,7 +14,7 @@ import { type Bridge, createBridge } from "../../src/app/bridge.ts";
 import { startApi } from "../../src/app/daemon.ts";
 import { mockBackend } from "../../src/inventory/mock.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
-import { FakeClock, memoryLogger, REPO, tempDir, until } from "../helpers.ts";
+import { FakeClock, memoryLogger, REPO, tempDir, until, vaddJob } from "../helpers.ts";
 
 const tmp = tempDir("gbh-events-");
 const clock = new FakeClock();
@@ -130,18 +129,7 @@ describe("every event type, from its real producer", () => {
   test("job.state: QUEUED, RUNNING and OK of a real job, in order, with its lease", async () => {
     const s = await stream("?types=job.state");
     const l = (await call("POST", "/v1/leases", leaseBody("ev-job"))).body;
-    const payload = new Uint8Array(new Float32Array([1, 2, 3, 4, 10, 20, 30, 40]).buffer);
-    const r = await call("POST", `/v1/leases/${l.id}/jobs`, {
-      job: "ev-job-1",
-      kernel: "vadd",
-      grid: [1, 1, 1],
-      block: [32, 1, 1],
-      bytes_hash: `sha256:${createHash("sha256").update(payload).digest("hex")}`,
-      inputs: [],
-      outputs: [],
-      timeout_ms: 20000,
-      payload_b64: Buffer.from(payload).toString("base64"),
-    });
+    const r = await call("POST", `/v1/leases/${l.id}/jobs`, vaddJob("ev-job-1"));
     expect(r.status).toBe(202);
     await s.next((f) => f.data.data?.state === "OK", "job OK");
     const states = s.got.filter((f) => f.data.data.job === "ev-job-1").map((f) => f.data.data.state);

@@ -13,7 +13,7 @@ import { startApi } from "../../src/app/daemon.ts";
 import { mockBackend } from "../../src/inventory/mock.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { LEAF_BYTES } from "../../src/vram/tree.ts";
-import { memoryLogger, tempDir, until } from "../helpers.ts";
+import { memoryLogger, tempDir, until, vaddJob } from "../helpers.ts";
 import { pattern, VECTORS } from "./vectors.ts";
 import { shardEvents, trailText } from "../audit/read.ts";
 import { apiCall } from "./api-call.ts";
@@ -54,26 +54,7 @@ const lease = async (worker: string, mem_mb = 16, gpu_id = "GPU-0") =>
   )).body;
 const seal = (leaseId: string, data: Uint8Array, query = "") =>
   call("POST", `/v1/leases/${leaseId}/shards${query}`, data, "application/octet-stream");
-const job = (leaseId: string, id: string) => {
-  // The operands as Cohesix sends them (docs/protocol.md section 12): little-endian f32, a then b.
-  const payload = new Uint8Array(new Float32Array([1, 2, 3, 4, 10, 20, 30, 40]).buffer);
-  return call(
-    "POST",
-    `/v1/leases/${leaseId}/jobs`,
-    JSON.stringify({
-      job: id,
-      kernel: "vadd",
-      grid: [1, 1, 1],
-      block: [32, 1, 1],
-      bytes_hash: `sha256:${createHash("sha256").update(payload).digest("hex")}`,
-      inputs: [],
-      outputs: [],
-      timeout_ms: 20000,
-      payload_b64: Buffer.from(payload).toString("base64"),
-    }),
-    "application/json",
-  );
-};
+const job = (leaseId: string, id: string) => call("POST", `/v1/leases/${leaseId}/jobs`, JSON.stringify(vaddJob(id)), "application/json");
 
 describe("the shard API (--mock)", () => {
   test("seals a streamed body: the handle has the contract's fields and verifies", async () => {
