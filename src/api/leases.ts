@@ -12,9 +12,10 @@ import { LeaseBody, parseBody, queryText, RenewBody } from "./schemas.ts";
 import { jobView, leaseView, leaseViewWithCdi } from "./views.ts";
 
 const JOB_BODY_LIMIT = base64Length(MAX_PAYLOAD_BYTES) + 64 * 1024;
-const LEASE_FIELDS = "`{id, gpu_id, mig_uuid?, worker_id, mem_mb, streams, ttl_s, priority, state, granted_at, expires_at, " +
-  "released_reason?, cdi_device?}`: times in ISO 8601; mig_uuid when the lease holds a MIG device (asked for by its UUID as " +
-  "gpu_id); cdi_device while the lease is live and the bridge keeps a CDI spec.";
+const LEASE_FIELDS = "`{id, gpu_id, mig_uuid?, worker_id, principal?, mem_mb, streams, ttl_s, priority, state, granted_at, " +
+  "expires_at, released_reason?, cdi_device?}`: times in ISO 8601; mig_uuid when the lease holds a MIG device (asked for by its " +
+  "UUID as gpu_id); principal when a principal of the tokens file took it; cdi_device while the lease is live and the bridge " +
+  "keeps a CDI spec.";
 const JOB_FIELDS = "`{job, state, detail, lease_id, gpu_id, worker_id, kernel, submitted_at, started_at, finished_at, result, " +
   "output?: {bytes, sha256, href, available}, message}`.";
 const WRITES = statusesOf(STORAGE_STATUS);

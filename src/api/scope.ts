@@ -11,9 +11,11 @@
  *   holds now: its live leases, their memory and GPUs, the VRAM sealed on them (and being
  *   sealed), its unfinished jobs. A refusal is a 429 naming the quota, the use and the limit.
  *
- * Who took a lease is known from the grant onwards and kept in memory: after a restart, leases
- * restored from the journal belong to no principal (an operator whose patterns match sees them;
- * they count against nobody's quota).
+ * Who took a lease is kept on the lease (`principal`), and so in the lease journal: after a
+ * restart a restored lease is still its principal's, seen by it alone and counted in its quotas.
+ * A lease taken without a principal (the VM's, Kubernetes', or one journalled before principals
+ * were kept) belongs to no principal: every operator whose patterns match its worker id sees it,
+ * and it counts against nobody's quota.
  */
 import type { Lease } from "../lease/types.ts";
 import { VramError } from "../vram/shards.ts";
@@ -27,21 +29,19 @@ export type Usage = Record<QuotaName, number>;
 
 /** `bridge` scoped to the calling principal (`currentPrincipal`), and the principal routes' view. */
 export function scopedFacade(bridge: BridgeFacade, guard: PrincipalGuard): BridgeFacade & { readonly principals: ApiPrincipals } {
-  /** Lease id to the principal that took it through the API. */
-  const owners = new Map<string, string>();
   /** Principal to the ids of its jobs not known finished. */
   const jobsOf = new Map<string, Set<string>>();
   /** Principal to the bytes of its seals in progress. */
   const sealing = new Map<string, number>();
 
-  const ownedBy = (p: Principal, l: Lease) => (owners.get(l.id) ?? p.name) === p.name;
+  const ownedBy = (p: Principal, l: Lease) => (l.principal ?? p.name) === p.name;
   /** Whether the caller may see `lease` (everyone but an operator sees all). */
   const sees = (lease: Lease | undefined, p = currentPrincipal()): boolean =>
     lease !== undefined && (p?.role !== "operator" || (mayActFor(p, lease.worker_id) && ownedBy(p, lease)));
   const leaseOf = (id: string) => bridge.leases.get(id);
 
   function usage(p: Principal): Usage {
-    const live = bridge.leases.live().filter((l) => owners.get(l.id) === p.name);
+    const live = bridge.leases.live().filter((l) => l.principal === p.name);
     const store = bridge.vram?.store ?? null;
     let sealed = sealing.get(p.name) ?? 0;
     if (store !== null) { for (const l of live) for (const s of store.list(l.id)) sealed += s.vram_bytes; }
@@ -128,11 +128,9 @@ export function scopedFacade(bridge: BridgeFacade, guard: PrincipalGuard): Bridg
         const u = usage(p);
         checkQuota(p, "leases", u.leases, 1);
         checkQuota(p, "mem_mb", u.mem_mb, req.mem_mb);
-        const onGpu = bridge.leases.live(req.gpu_id).some((l) => owners.get(l.id) === p.name);
+        const onGpu = bridge.leases.live(req.gpu_id).some((l) => l.principal === p.name);
         checkQuota(p, "gpus", u.gpus, onGpu ? 0 : 1);
-        const l = bridge.leases.grant(req);
-        owners.set(l.id, p.name);
-        return l;
+        return bridge.leases.grant({ ...req, principal: p.name });
       },
     },
     jobs: {

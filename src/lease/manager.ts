@@ -133,6 +133,7 @@ export class LeaseManager {
       granted_at: now,
       expires_at: now + req.ttl_s * 1000,
       ...(req.mig_uuid !== undefined && { mig_uuid: req.mig_uuid }),
+      ...(req.principal !== undefined && { principal: req.principal }),
     };
     const refusal = this.#o.admit === undefined ? null : this.#o.admit(req.gpu_id, this.live(req.gpu_id), lease);
     if (refusal !== null) throw new LeaseError("insufficient", refusal);
