@@ -205,7 +205,11 @@ export class ShardSets {
 
   /** A member was sealed: the set is ready when it was the last one missing. */
   sealed(shard: Shard): void {
-    const s = this.#of(shard);
+    if (shard.set_id === undefined) return;
+    const members = this.members(shard.set_id);
+    // Sealing a set of n costs n reads of its members; its digest is worked out once, at the last.
+    if (members.length < shard.total_shards!) return;
+    const s = setStatus(shard.set_id, members);
     if (s?.state !== "ready") return;
     this.#audit.record("ShardSetReady", {
       set_id: s.set_id,
