@@ -18,6 +18,7 @@
  * and it counts against nobody's quota.
  */
 import type { Lease } from "../lease/types.ts";
+import { unknownSet } from "../vram/sets.ts";
 import { VramError } from "../vram/shards.ts";
 import { ApiError } from "./errors.ts";
 import type { ApiPrincipals, ApiShardStore, BridgeFacade, PrincipalView } from "./facade.ts";
@@ -91,19 +92,48 @@ export function scopedFacade(bridge: BridgeFacade, guard: PrincipalGuard): Bridg
       try {
         if (!sees(leaseOf(leaseId), p)) throw new VramError("not_found", `Unknown lease ${JSON.stringify(leaseId)}`, "id");
         checkQuota(p, "sealed_bytes", usage(p).sealed_bytes, source.length);
+        if (opts.set_id !== undefined) ownSet(opts.set_id, p);
         bytes = source.length;
         sealing.set(p.name, (sealing.get(p.name) ?? 0) + bytes);
       } catch (error) {
         await source.close?.().catch(() => {});
         throw error;
       }
+      let sealed: Awaited<ReturnType<typeof store.seal>>;
       try {
-        return await store.seal(leaseId, source, opts);
+        sealed = await store.seal(leaseId, source, opts);
       } finally {
         sealing.set(p.name, (sealing.get(p.name) ?? 0) - bytes);
       }
+      if (opts.set_id !== undefined) {
+        try {
+          ownSet(opts.set_id, p); // another principal's member may have been sealed meanwhile
+        } catch (error) {
+          if (sealed.created) store.release(sealed.shard.shard_id, "its set belongs to another principal");
+          throw error;
+        }
+      }
+      return sealed;
     },
   };
+  /** Whether the caller may see every member of a set (a set has one holder: seal checks it). */
+  const seesSet = (members: readonly { lease_id: string }[], p = currentPrincipal()) => members.every((m) => sees(leaseOf(m.lease_id), p));
+  /** Refuses a seal into a set that has members `p` may not see (409: set ids are one namespace, as shard ids are). */
+  function ownSet(setId: string, p: Principal): void {
+    const set = bridge.vram?.set(setId);
+    if (set === undefined || seesSet(set.members, p)) return;
+    throw new VramError(
+      "conflict",
+      `Cannot seal into set ${JSON.stringify(setId)}: that set_id is taken by another principal's shards; pick another set_id`,
+      "set_id",
+    );
+  }
+  /** The set `id` if the caller may see it (else the 404 of an unknown set). */
+  const visibleSet = (id: string) => {
+    const set = bridge.vram?.set(id);
+    return set !== undefined && seesSet(set.members) ? set : undefined;
+  };
+
   /** `id` if the caller may see that shard; else the store's own not-found. */
   function visibleShard(id: string): string {
     const s = store?.get(id);
@@ -157,6 +187,11 @@ export function scopedFacade(bridge: BridgeFacade, guard: PrincipalGuard): Bridg
           store: scopedStore,
           // Another principal's shard is not there for this one (404, as for every shard route).
           executeCheck: (id: string) => bridge.vram!.executeCheck(visibleShard(id)),
+          set: visibleSet,
+          executeCheckSet: (id: string) => {
+            if (visibleSet(id) === undefined) throw unknownSet(id);
+            return bridge.vram!.executeCheckSet(id);
+          },
         },
       }),
     ...(hub !== undefined && {

@@ -1,7 +1,7 @@
 /**
  * The routes a consumer of sealed shards uses beside the seal (docs/vram-sharing.md):
  *   GET  /v1/leases/:id/share          the lease's socket, its share token and who holds which shard
- *   GET  /v1/leases/:id/ready          the sealed handles; ready is false if any failed
+ *   GET  /v1/leases/:id/ready          the sealed handles; ready is false if any failed; the sets they belong to
  *   POST /v1/shards/:id/execute-check  "may I execute now?", after a fresh enough verification
  */
 import * as v from "valibot";
@@ -39,11 +39,13 @@ const DOCS = {
   },
   ready: {
     summary: "The lease's sealed handles, and whether it is ready: every shard SEALED (false if any failed, or none is sealed)",
+    description: "`ready` speaks for this lease's own shards. The tensor-parallel sets they are members of are listed in `sets` " +
+      "with their own state: a set with members in other leases is ready only when all of them are (GET /v1/vram/sets/{id}).",
     query: NO_QUERY,
     ok: {
       status: 200,
-      description:
-        "`{lease_id, ready, shards: [{shard_id, state, digest, vram_bytes, gpu_device, verified_at, failure?}], failed: [shard_id]}`.",
+      description: "`{lease_id, ready, shards: [{shard_id, state, digest, vram_bytes, gpu_device, verified_at, failure?, set_id?, " +
+        "shard_index?, total_shards?}], failed: [shard_id], sets: [{set_id, state, ready, total_shards, missing, failed, set_digest}]}`.",
     },
     errors: ERRORS,
   },
@@ -111,8 +113,21 @@ export function shareRoutes(r: SubApp, x: Shards): void {
         gpu_device: s.gpu_device,
         verified_at: s.verified_at === null ? null : new Date(s.verified_at).toISOString(),
         ...(s.failure !== null && { failure: s.failure }),
+        ...(s.set_id !== undefined && { set_id: s.set_id, shard_index: s.shard_index, total_shards: s.total_shards }),
       })),
       failed,
+      sets: [...new Set(shards.flatMap((s) => s.set_id ?? []))].flatMap((id) => {
+        const set = x.vram.set(id);
+        return set === undefined ? [] : [{
+          set_id: id,
+          state: set.state,
+          ready: set.state === "ready",
+          total_shards: set.total_shards,
+          missing: set.missing,
+          failed: set.failed.map((f) => f.shard_index),
+          set_digest: set.set_digest,
+        }];
+      }),
     });
   });
   r.on("POST", "/v1/shards/:id/execute-check", DOCS.executeCheck, async (c) => {

@@ -11,3 +11,6 @@ export const MAX_TTL_S = 7 * 24 * 3600;
 
 /** The most bytes of a JSON or telemetry request body the API reads; a bigger one is a 413. */
 export const BODY_LIMIT = 1024 * 1024;
+
+/** The most shards one tensor-parallel set may have (a seal's `total_shards`). */
+export const MAX_TOTAL_SHARDS = 65536;

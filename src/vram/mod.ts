@@ -16,13 +16,15 @@ import type { Lease } from "../lease/types.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import { errorText } from "../util/error-text.ts";
 import type { Logger } from "../util/log.ts";
-import { attestation } from "./attest.ts";
+import { attestation, setAttestation } from "./attest.ts";
 import { type AuditEvent, VramAudit } from "./audit.ts";
 import type { VramBackend } from "./backend.ts";
 import { HostMemoryVram } from "./host-backend.ts";
 import { renderVramMetrics } from "./metrics.ts";
 import { ATTEST_INFO, deriveKey, loadSealSecret, SEAL_INFO, SHARE_INFO } from "./seal-key.ts";
 import { type ExecuteCheck, executeCheck } from "./execute-check.ts";
+import { executeCheckSet, type SetExecuteCheck } from "./set-check.ts";
+import { setView, type ShardSetStatus, type ShardSetView } from "./sets.ts";
 import { ShareHub } from "./share.ts";
 import type { UnixShare } from "../../ffi/unix-share.ts";
 import { type Shard, ShardStore, VramError } from "./shards.ts";
@@ -64,6 +66,12 @@ export interface Vram {
   readonly share: ShareHub | null;
   /** "May I execute now?" for one shard (execute-check.ts). */
   executeCheck(shardId: string): Promise<ExecuteCheck>;
+  /** Tensor-parallel set `setId` now (sets.ts), judged against --verify-max-age-ms; undefined when no member is held. */
+  set(setId: string): ShardSetView | undefined;
+  /** The set's signed attestation; null while indexes are missing. */
+  attestSet(set: ShardSetStatus): ReturnType<typeof setAttestation>;
+  /** "May I execute now?" for every member of a set (set-check.ts); an unknown set is a 404. */
+  executeCheckSet(setId: string): Promise<SetExecuteCheck>;
   /** A live lease's socket and token appear (its grant, or the bridge's start). */
   openLease(lease: Lease): Promise<void>;
   releaseLease(leaseId: string, reason: string): void;
@@ -241,6 +249,11 @@ interface FacadeInputs {
 /** The bridge's view of sealed shards; the attestation key stays in this closure. */
 function vramFacade(f: FacadeInputs, close: () => void): Vram {
   const { o, store, unavailable, ordinalOf } = f;
+  const checkOptions = () => ({
+    maxAgeMs: o.verifyMaxAgeMs ?? DEFAULTS.verifyMaxAgeMs,
+    mode: f.env.GPU_BRIDGE_VRAM_GATE === "sampled" ? "sampled" as const : "full" as const,
+    now: () => f.clock.now(),
+  });
   const vramGpus = () =>
     o.gpus().flatMap((g) => {
       const ordinal = ordinalOf(g.id);
@@ -262,8 +275,16 @@ function vramFacade(f: FacadeInputs, close: () => void): Vram {
     },
     executeCheck: (id) => {
       if (store === null) throw new VramError("unavailable", `Cannot check ${id}: ${unavailable ?? "no VRAM backend"}`);
-      const mode = f.env.GPU_BRIDGE_VRAM_GATE === "sampled" ? "sampled" : "full";
-      return executeCheck(store, id, { maxAgeMs: o.verifyMaxAgeMs ?? DEFAULTS.verifyMaxAgeMs, mode, now: () => f.clock.now() });
+      return executeCheck(store, id, checkOptions());
+    },
+    set: (setId) => {
+      const status = store?.sets.status(setId);
+      return status === undefined ? undefined : setView(status, f.clock.now(), checkOptions().maxAgeMs);
+    },
+    attestSet: (set) => setAttestation(set, f.attestKey, f.clock.now()),
+    executeCheckSet: (setId) => {
+      if (store === null) throw new VramError("unavailable", `Cannot check set ${setId}: ${unavailable ?? "no VRAM backend"}`);
+      return executeCheckSet(store, setId, checkOptions());
     },
     openLease: async (lease) => await f.share?.openLease(lease),
     releaseLease: (leaseId, reason) => {

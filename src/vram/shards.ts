@@ -13,6 +13,7 @@ import { VramAllocError, type VramBackend, type VramBuffer } from "./backend.ts"
 import { hmac, sameMac, sealMessage } from "./seal-key.ts";
 import { copyIn, hashSource, type ShardSource } from "./copy-in.ts";
 import { DIGEST, SHARD_ID, VramError } from "./errors.ts";
+import { checkSetOptions, ShardSets } from "./sets.ts";
 import { hex, LEAF_BYTES, leafHash, TREE_ALG } from "./tree.ts";
 import type { TreePool } from "./tree-pool.ts";
 
@@ -28,6 +29,8 @@ export interface Shard {
   readonly digest: string;
   readonly tree_digest: string;
   readonly sealed_at: number;
+  /** A member of tensor-parallel set `set_id` (sets.ts): all three or none. */
+  readonly set_id?: string;
   readonly shard_index?: number;
   readonly total_shards?: number;
   state: "SEALED" | "FAILED";
@@ -54,6 +57,8 @@ interface Held {
 export interface SealOptions {
   readonly shard_id?: string;
   readonly expected_digest?: string;
+  /** Joins tensor-parallel set `set_id` as member `shard_index` of `total_shards` (sets.ts). */
+  readonly set_id?: string;
   readonly shard_index?: number;
   readonly total_shards?: number;
 }
@@ -108,9 +113,12 @@ export class ShardStore {
   /** Bytes promised to seals in flight, per lease and per GPU ordinal. */
   readonly #reserved = new Map<string, number>();
   readonly counters = { seal: new Map<string, number>(), verify: new Map<string, number>() };
+  /** The tensor-parallel sets its shards form. */
+  readonly sets: ShardSets;
 
   constructor(options: ShardStoreOptions) {
     this.#o = options;
+    this.sets = new ShardSets(() => this.list(), options.audit);
   }
 
   get backend(): VramBackend {
@@ -161,7 +169,8 @@ export class ShardStore {
     checkOptions(opts);
     const expected = opts.expected_digest?.toLowerCase();
     const same = await this.#heldAlready(lease, source, expected, opts.shard_id);
-    if (same !== undefined) return { shard: same, created: false };
+    if (same !== undefined) return { shard: this.sets.same(same, opts), created: false };
+    this.sets.admit(lease, opts);
     const needed = source.length;
     const available = this.#checkRoom(lease, ordinal, needed, opts.shard_id);
     this.#reserve(lease.id, ordinal, needed);
@@ -174,7 +183,7 @@ export class ShardStore {
       if (twin !== undefined) {
         this.#free(buf, null, "duplicate of " + twin.shard_id, lease);
         buf = null;
-        return { shard: sameBytes(twin, opts.shard_id), created: false };
+        return { shard: this.sets.same(sameBytes(twin, opts.shard_id), opts), created: false };
       }
       await this.#checkCopy(buf, needed, copied.tree, opts.shard_id, lease);
       const shard = this.#keep(lease, ordinal, buf, needed, copied, evidence, opts);
@@ -358,8 +367,7 @@ export class ShardStore {
       digest: copied.digest,
       tree_digest: copied.tree,
       sealed_at: Math.floor(now / 1000) * 1000,
-      ...(opts.shard_index !== undefined && { shard_index: opts.shard_index }),
-      ...(opts.total_shards !== undefined && { total_shards: opts.total_shards }),
+      ...(opts.set_id !== undefined && { set_id: opts.set_id, shard_index: opts.shard_index, total_shards: opts.total_shards }),
       state: "SEALED",
       failure: null,
       verified_at: now,
@@ -377,6 +385,7 @@ export class ShardStore {
         "shard_id",
       );
     }
+    this.sets.admit(lease, opts);
     const signature = hmac(this.#o.key, sealMessage(fields(shard)));
     this.#held.set(shard.shard_id, { shard, buf, signature, leaves: copied.leaves });
     this.#count("seal", "ok");
@@ -387,8 +396,10 @@ export class ShardStore {
       digest: shard.digest,
       tree_digest: shard.tree_digest,
       tree_algorithm: TREE_ALG,
+      ...(shard.set_id !== undefined && { set_id: shard.set_id, shard_index: shard.shard_index, total_shards: shard.total_shards }),
       ...holder(lease),
     });
+    this.sets.sealed(shard);
     return shard;
   }
 
@@ -525,6 +536,7 @@ export class ShardStore {
     this.#held.delete(id);
     this.#free(h.buf, h.shard, reason, h.shard);
     this.#o.onRelease?.(h.shard, reason);
+    this.sets.released(h.shard, reason);
     return h.shard;
   }
 
@@ -615,6 +627,7 @@ export class ShardStore {
       mode,
     });
     this.#o.onFailure?.(s);
+    this.sets.failed(s);
     return { ok: false, shard_id: s.shard_id, reason, mode, total_ms: round(performance.now() - t0) };
   }
 
@@ -724,20 +737,7 @@ function checkOptions(o: SealOptions): void {
       "expected_digest",
     );
   }
-  const { shard_index: i, total_shards: n } = o;
-  if (n !== undefined && (!Number.isInteger(n) || n < 1 || n > 65536)) {
-    throw new VramError("invalid", `total_shards must be an integer from 1 to 65536, got ${JSON.stringify(n)}`, "total_shards");
-  }
-  if (i !== undefined && (!Number.isInteger(i) || i < 0 || i >= (n ?? 65536))) {
-    throw new VramError("invalid", `shard_index must be an integer from 0 to ${(n ?? 65536) - 1}, got ${JSON.stringify(i)}`, "shard_index");
-  }
-  if ((i === undefined) !== (n === undefined)) {
-    throw new VramError(
-      "invalid",
-      "shard_index and total_shards go together: give both or neither",
-      i === undefined ? "shard_index" : "total_shards",
-    );
-  }
+  checkSetOptions(o);
 }
 
 const round = (ms: number) => Math.round(ms * 1000) / 1000;
