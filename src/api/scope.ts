@@ -19,7 +19,7 @@
  */
 import type { Lease } from "../lease/types.ts";
 import { unknownSet } from "../vram/sets.ts";
-import { VramError } from "../vram/shards.ts";
+import { unknownShard, VramError } from "../vram/shards.ts";
 import { ApiError } from "./errors.ts";
 import type { ApiPrincipals, ApiShardStore, BridgeFacade, PrincipalView } from "./facade.ts";
 import { currentPrincipal, mayActFor, type PrincipalGuard, workerRefusal } from "./principals.ts";
@@ -137,7 +137,7 @@ export function scopedFacade(bridge: BridgeFacade, guard: PrincipalGuard): Bridg
   /** `id` if the caller may see that shard; else the store's own not-found. */
   function visibleShard(id: string): string {
     const s = store?.get(id);
-    if (s !== undefined && !sees(leaseOf(s.lease_id))) throw new VramError("not_found", `Unknown shard ${JSON.stringify(id)}`, "id");
+    if (s !== undefined && !sees(leaseOf(s.lease_id))) throw unknownShard(id);
     return id;
   }
 

@@ -5,7 +5,7 @@
  *   POST /v1/shards/:id/execute-check  "may I execute now?", after a fresh enough verification
  */
 import * as v from "valibot";
-import { type Shard, VramError } from "../vram/shards.ts";
+import { type Shard, unknownShard, VramError } from "../vram/shards.ts";
 import { SHARE_MOUNT } from "../vram/share.ts";
 import { statusesOf, VRAM_STATUS } from "./errors.ts";
 import type { ApiShardStore, ApiVram, BridgeFacade } from "./facade.ts";
@@ -52,7 +52,8 @@ const DOCS = {
   executeCheck: {
     summary: "May the consumer execute from this shard now? Yes only after a verification newer than --verify-max-age-ms",
     description: "Under the full gate a verification older than that is run now; under the sampled gate k leaves are rehashed " +
-      "now and the last full verification must be fresh. A failure marks the shard FAILED and revokes its hand-outs.",
+      "now and the last full verification must be fresh. A failure marks the shard FAILED and revokes its hand-outs. " +
+      "An id that is not there (or is another principal's) is a 404 not_sealed, as on every shard route.",
     query: NO_QUERY,
     ok: {
       status: 200,
@@ -132,8 +133,10 @@ export function shareRoutes(r: SubApp, x: Shards): void {
   });
   r.on("POST", "/v1/shards/:id/execute-check", DOCS.executeCheck, async (c) => {
     parseQuery(NO_QUERY, c.req.raw);
-    x.store();
-    return c.json(await x.vram.executeCheck(param(c, "id")));
+    const id = param(c, "id");
+    // Unknown here answers as every shard route does (404), so another principal's id is no different.
+    if (x.store().get(id) === undefined) throw unknownShard(id);
+    return c.json(await x.vram.executeCheck(id));
   });
 }
 

@@ -13,7 +13,7 @@ import { realpath } from "node:fs/promises";
 import { isAbsolute, relative, resolve } from "node:path";
 import type { Context } from "hono";
 import * as v from "valibot";
-import { type SealOptions, type Shard, type ShardSource, VramError } from "../vram/shards.ts";
+import { type SealOptions, type Shard, type ShardSource, unknownShard, VramError } from "../vram/shards.ts";
 import { TREE_ALG } from "../vram/tree.ts";
 import { fileSource } from "../vram/file-source.ts";
 import { mediaType, readJson } from "./body.ts";
@@ -172,7 +172,7 @@ export function vramRoutes(bridge: BridgeFacade): SubApp {
     parseQuery(NO_QUERY, c.req.raw);
     const found = store().get(param(c, "id"));
     if (found === undefined) {
-      throw new VramError("not_sealed", `Unknown shard ${JSON.stringify(param(c, "id"))}: no shard with that id is sealed`, "id");
+      throw unknownShard(param(c, "id"));
     }
     return found;
   };

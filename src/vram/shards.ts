@@ -12,7 +12,7 @@ import type { AuditEvent, VramAudit } from "./audit.ts";
 import { VramAllocError, type VramBackend, type VramBuffer } from "./backend.ts";
 import { hmac, sameMac, sealMessage } from "./seal-key.ts";
 import { copyIn, hashSource, type ShardSource } from "./copy-in.ts";
-import { DIGEST, SHARD_ID, VramError } from "./errors.ts";
+import { DIGEST, SHARD_ID, unknownShard, VramError } from "./errors.ts";
 import { checkSetOptions, ShardSets } from "./sets.ts";
 import { hex, LEAF_BYTES, leafHash, TREE_ALG } from "./tree.ts";
 import type { TreePool } from "./tree-pool.ts";
@@ -425,7 +425,7 @@ export class ShardStore {
    */
   async verify(id: string, mode: "full" | "sampled" = "full", k = this.#o.sampleLeaves ?? 8, path = this.#path()): Promise<VerifyResult> {
     const h = this.#held.get(id);
-    if (h === undefined) throw new VramError("not_sealed", `Unknown shard ${JSON.stringify(id)}: no shard with that id is sealed`, "id");
+    if (h === undefined) throw unknownShard(id);
     const t0 = performance.now();
     const s = h.shard;
     if (s.state === "FAILED") {
@@ -532,7 +532,7 @@ export class ShardStore {
   /** Frees a shard's VRAM (never throws for a driver failure: it is audited). */
   release(id: string, reason = "released"): Shard {
     const h = this.#held.get(id);
-    if (h === undefined) throw new VramError("not_sealed", `Unknown shard ${JSON.stringify(id)}: no shard with that id is sealed`, "id");
+    if (h === undefined) throw unknownShard(id);
     this.#held.delete(id);
     this.#free(h.buf, h.shard, reason, h.shard);
     this.#o.onRelease?.(h.shard, reason);
@@ -557,7 +557,7 @@ export class ShardStore {
 
   #buf(id: string): VramBuffer {
     const h = this.#held.get(id);
-    if (h === undefined) throw new VramError("not_sealed", `Unknown shard ${JSON.stringify(id)}: no shard with that id is sealed`, "id");
+    if (h === undefined) throw unknownShard(id);
     return h.buf;
   }
 
@@ -569,7 +569,7 @@ export class ShardStore {
   /** Test and gpu-check hook: sets `count` bytes of a shard's VRAM to `value` with cuMemsetD8_v2. */
   corrupt(id: string, offset: number, value: number, count = 1): void {
     const h = this.#held.get(id);
-    if (h === undefined) throw new VramError("not_sealed", `Unknown shard ${JSON.stringify(id)}: no shard with that id is sealed`, "id");
+    if (h === undefined) throw unknownShard(id);
     this.#o.backend.memset(h.buf, offset, value, count);
   }
 
@@ -770,6 +770,6 @@ function sameBytes(twin: Shard, shardId: string | undefined): Shard {
   );
 }
 
-export { CHUNK_BYTES, VramError } from "./errors.ts";
+export { CHUNK_BYTES, unknownShard, VramError } from "./errors.ts";
 export type { VramErrorCode } from "./errors.ts";
 export type { ShardSource } from "./copy-in.ts";

@@ -131,6 +131,29 @@ describe("tensor-parallel sets through the API", () => {
     expect((await call("a", "GET", "/v1/vram/sets/tp")).body.members.length).toBe(2);
   });
 
+  test("another operator's shard answers exactly as an unknown one, on every shard route", async () => {
+    const routes = (id: string): [string, string][] => [
+      ["GET", `/v1/shards/${id}`],
+      ["DELETE", `/v1/shards/${id}`],
+      ["POST", `/v1/shards/${id}/verify`],
+      ["POST", `/v1/shards/${id}/execute-check`],
+      ["GET", `/v1/shards/${id}/attestation`],
+    ];
+    for (const [[method, theirs], [, unknown]] of routes("tp-0").map((r, i) => [r, routes("no-such-shard")[i]!] as const)) {
+      const b = await call("b", method, theirs);
+      const none = await call("b", method, unknown);
+      expect({ method, theirs, status: b.status, error: b.body.error }).toEqual({
+        method,
+        theirs,
+        status: none.status,
+        error: { ...none.body.error, message: none.body.error.message.replace("no-such-shard", "tp-0") },
+      });
+      expect(b.status).toBe(404);
+    }
+    // The owner's shard is untouched.
+    expect((await call("a", "GET", "/v1/shards/tp-0")).body.state).toBe("SEALED");
+  });
+
   test("a one-byte corruption of one member: the set's check refuses, the set is failed, the lease not ready, a critical change", async () => {
     bridge.vram.store!.corrupt("tp-1", 17, member(1)[17]! ^ 0x01);
     const refused = await call("a", "POST", "/v1/vram/sets/tp/execute-check");
