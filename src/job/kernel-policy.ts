@@ -19,10 +19,12 @@ export const kernelOf = (job: JobKind): JobKernel => job.ptx !== null ? "ptx" : 
 export function kernelProblem(job: JobKind, allowed: readonly JobKernel[]): { field: string; message: string } | null {
   const kernel = kernelOf(job);
   if (allowed.includes(kernel)) return null;
-  const what = kernel === "ptx" ? `the staged PTX bundle ${JSON.stringify(job.descriptor.inputs[0])}` : `kernel ${JSON.stringify(kernel)}`;
+  // Short, what matters first: a refusal sent back to the VM is cut at one echo payload.
+  const what = kernel === "ptx"
+    ? `kernel ptx (the staged bundle ${JSON.stringify(job.descriptor.inputs[0])})`
+    : `kernel ${JSON.stringify(kernel)}`;
   return {
     field: kernel === "ptx" ? "inputs.0" : "kernel",
-    message: `${what} is not allowed on this bridge: allowed-kernels is ${allowed.join(",")} ` +
-      `(serve --allowed-kernels, or allowed-kernels in the --config file)`,
+    message: `${what} is not in allowed-kernels (${allowed.join(",")}), a serve flag and --config key`,
   };
 }

@@ -44,8 +44,11 @@ export const POLICY_KEYS: Readonly<Record<PolicyTerm, { readonly max: string; re
   ttl_s: { max: "max-ttl-s", fallback: "lease-ttl-s" },
 };
 
-/** How a setting is named in a refusal: the flag and the config key are the same words. */
-const setting = (key: string) => `${key} (serve --${key}, or ${key} in the --config file)`;
+/**
+ * How a setting is named in a refusal: the flag and the config key are the same words. Kept
+ * short: a refusal sent back to the VM is cut at one echo payload, and what matters comes first.
+ */
+const setting = (key: string, value?: number) => `${key}${value === undefined ? "" : ` ${value}`} (a serve flag and --config key)`;
 
 /** The maximum `policy` sets for `term`; null: none. */
 export function maximumOf(policy: LeasePolicy, term: PolicyTerm): number | null {
@@ -58,7 +61,7 @@ export function overMaximum(policy: LeasePolicy, term: PolicyTerm, value: number
   if (max === null || value <= max) return null;
   return new LeaseError(
     "invalid",
-    `${term} ${value} is over this bridge's maximum of ${max}, set by ${setting(POLICY_KEYS[term].max)}`,
+    `${term} ${value} is over ${setting(POLICY_KEYS[term].max, max)}`,
     term,
   );
 }
