@@ -3,6 +3,7 @@ import type { Context } from "hono";
 import * as v from "valibot";
 import { JobDescriptorSchema, MAX_PAYLOAD_BYTES } from "../job/descriptor.ts";
 import type { Lease } from "../lease/types.ts";
+import { DEFAULT_LEASE_POLICY, withDefaults } from "../lease/policy.ts";
 import { base64Length } from "../util/base64.ts";
 import { readJson } from "./body.ts";
 import { ApiError, JOB_STATUS, LEASE_STATUS, statusesOf, STORAGE_STATUS } from "./errors.ts";
@@ -73,12 +74,15 @@ export function leaseRoutes(bridge: BridgeFacade): SubApp {
   };
   r.on("POST", "/", {
     summary: "Takes a lease on a GPU: memory, streams and a time to live for one worker",
+    description: "Terms left out are the bridge's defaults (`lease-mem-mb`, `lease-streams`, `lease-ttl-s`); terms over its maxima " +
+      "(`max-lease-mem-mb`, `max-lease-streams`, `max-ttl-s`) are refused with 422 naming the field, the value, the limit and the setting.",
     body: { required: true, content: { "application/json": LeaseBody } },
     ok: { status: 201, description: `The lease granted: ${LEASE_FIELDS}`, headers: { Location: "/v1/leases/<id>" } },
     errors: [...statusesOf(LEASE_STATUS), ...WRITES],
   }, async (c) => {
     const body = parseBody(LeaseBody, await readJson(c.req.raw));
-    const l = bridge.leases.grant(body);
+    // Terms left out are the bridge's defaults (serve --lease-mem-mb, --lease-streams, --lease-ttl-s).
+    const l = bridge.leases.grant(withDefaults(bridge.leases.policy ?? DEFAULT_LEASE_POLICY, body, (term) => `${term} is required`));
     return c.json(view(l), 201, { Location: `/v1/leases/${l.id}` });
   });
   r.on("GET", "/:id", {

@@ -14,6 +14,8 @@ import { describeIssue } from "../util/issues.ts";
 import { sha256Hex } from "../util/sha256.ts";
 import { bundleRelative, decodeOperands } from "./cohesix.ts";
 import { outputPathProblem } from "./output.ts";
+import { kernelProblem } from "./kernel-policy.ts";
+import type { JobKernel } from "../config/defaults.ts";
 
 export const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
 /** A path in the VM's namespace (`inputs`, `outputs`): the console's path limit. */
@@ -94,6 +96,8 @@ export interface ValidateContext {
   readonly limits?: LaunchLimits;
   /** Where staged inputs live; without it, jobs must carry `payload_b64`. */
   readonly bundleDir?: string;
+  /** The kinds of job this bridge runs (`--allowed-kernels`, src/job/kernel-policy.ts); absent: all. */
+  readonly allowedKernels?: readonly JobKernel[];
 }
 
 /** A descriptor that passed every check, with its operands and the kernel it names. */
@@ -122,7 +126,10 @@ export function validateJob(raw: unknown, ctx: ValidateContext = {}): ValidateRe
   const problems = [...launchProblems(d, ctx.limits ?? DEFAULT_LIMITS), ...pathProblems(d)];
   if (problems.length > 0) return { ok: false, problems };
   const expected = d.bytes_hash.slice("sha256:".length).toLowerCase();
-  return d.payload_b64 !== undefined ? withOperands(d, d.payload_b64, expected, ctx) : fromStaged(d, expected, ctx);
+  const result = d.payload_b64 !== undefined ? withOperands(d, d.payload_b64, expected, ctx) : fromStaged(d, expected, ctx);
+  // Known only now: whether a staged PTX bundle runs, or the bridge's own kernel.
+  const refused = result.ok && ctx.allowedKernels !== undefined ? kernelProblem(result.job, ctx.allowedKernels) : null;
+  return refused === null ? result : { ok: false, problems: [refused] };
 }
 
 /** The block and grid against the device's launch limits. */

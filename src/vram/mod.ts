@@ -9,7 +9,7 @@ import process from "node:process";
 import { randomBytes } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import { DEFAULTS } from "../config/defaults.ts";
+import { DEFAULTS, type VerifyMode } from "../config/defaults.ts";
 import type { GpuInfo } from "../contract/info.ts";
 import type { InventoryBackend } from "../inventory/types.ts";
 import type { Lease } from "../lease/types.ts";
@@ -47,6 +47,11 @@ export interface VramOptions {
   readonly clock?: Clock;
   /** `--verify-max-age-ms` (default DEFAULTS.verifyMaxAgeMs). */
   readonly verifyMaxAgeMs?: number;
+  /**
+   * `--verify-mode` and `--verify-sweep-ms` (the option parser resolved them, falling back on
+   * $GPU_BRIDGE_VRAM_GATE and $GPU_BRIDGE_VRAM_SWEEP_MS); absent: those variables, read here.
+   */
+  readonly verify?: { readonly mode: VerifyMode; readonly sweepMs: number };
 }
 
 export interface Vram {
@@ -86,6 +91,7 @@ export interface Vram {
 export async function startVram(o: VramOptions): Promise<Vram> {
   const env = o.env ?? process.env;
   const clock = o.clock ?? systemClock;
+  const verify = o.verify ?? verifyFromEnv(env);
   const keys = loadKeys(o);
   const ordinalOf = ordinalLookup(o);
   const libc = await openLibc();
@@ -111,11 +117,11 @@ export async function startVram(o: VramOptions): Promise<Vram> {
       },
       onRelease: (shard, reason) => share?.revoke(shard, reason),
       ...(env.GPU_BRIDGE_VRAM_VERIFY === "cpu" || env.GPU_BRIDGE_VRAM_VERIFY === "gpu" ? { verifyPath: env.GPU_BRIDGE_VRAM_VERIFY } : {}),
-      ...(env.GPU_BRIDGE_VRAM_GATE === "sampled" && { gateMode: "sampled" as const }),
+      ...(verify.mode === "sampled" && { gateMode: "sampled" as const }),
     });
-    const sweep = startSweep(store, env, clock, o.log);
+    const sweep = startSweep(store, verify.sweepMs, clock, o.log);
     if (store !== null) announce(o.log, backend!, pool!);
-    const inputs: FacadeInputs = { o, env, clock, store, unavailable, ordinalOf, attestKey: keys.attest, share: null };
+    const inputs: FacadeInputs = { o, env, mode: verify.mode, clock, store, unavailable, ordinalOf, attestKey: keys.attest, share: null };
     const facade = vramFacade(inputs, () => {
       sweep?.stop();
       share?.close();
@@ -208,14 +214,15 @@ async function openLibc(): Promise<{ lib: UnixShare | null; why: string }> {
   }
 }
 
+/** The verification mode and sweep as the variables alone set them (a caller without the option parser's). */
+export function verifyFromEnv(env: Readonly<Record<string, string | undefined>>): { mode: VerifyMode; sweepMs: number } {
+  const mode: VerifyMode = env.GPU_BRIDGE_VRAM_GATE === "sampled" ? "sampled" : DEFAULTS.verifyMode;
+  const sweepMs = Number(env.GPU_BRIDGE_VRAM_SWEEP_MS ?? (mode === "sampled" ? DEFAULTS.vramSampledSweepMs : 0));
+  return { mode, sweepMs: sweepMs > 0 ? sweepMs : 0 };
+}
+
 /** Sampled gating checks a few leaves per job; the sweep verifies one whole shard per interval. */
-function startSweep(
-  store: ShardStore | null,
-  env: Readonly<Record<string, string | undefined>>,
-  clock: Clock,
-  log: Logger,
-): ShardSweep | null {
-  const sweepMs = Number(env.GPU_BRIDGE_VRAM_SWEEP_MS ?? (env.GPU_BRIDGE_VRAM_GATE === "sampled" ? DEFAULTS.vramSampledSweepMs : 0));
+function startSweep(store: ShardStore | null, sweepMs: number, clock: Clock, log: Logger): ShardSweep | null {
   if (store === null || !(sweepMs > 0)) return null;
   const sweep = new ShardSweep(store, clock, sweepMs, log);
   sweep.start();
@@ -237,6 +244,7 @@ function announce(log: Logger, backend: VramBackend, pool: TreePool): void {
 interface FacadeInputs {
   readonly o: VramOptions;
   readonly env: Readonly<Record<string, string | undefined>>;
+  readonly mode: VerifyMode;
   readonly clock: Clock;
   readonly store: ShardStore | null;
   readonly unavailable: string | undefined;
@@ -251,7 +259,7 @@ function vramFacade(f: FacadeInputs, close: () => void): Vram {
   const { o, store, unavailable, ordinalOf } = f;
   const checkOptions = () => ({
     maxAgeMs: o.verifyMaxAgeMs ?? DEFAULTS.verifyMaxAgeMs,
-    mode: f.env.GPU_BRIDGE_VRAM_GATE === "sampled" ? "sampled" as const : "full" as const,
+    mode: f.mode,
     now: () => f.clock.now(),
   });
   const vramGpus = () =>
