@@ -154,6 +154,7 @@ export async function startLeaseVram(w: Wiring, host: HostState): Promise<Vram> 
     clock: w.clock,
     onAudit: (event, fields) => w.changes.append(shardChange(event, fields)),
     verifyMaxAgeMs: w.options.verifyMaxAgeMs,
+    policyCheckMs: w.options.vramPolicyCheckMs,
     onFailure: (shard) => {
       host.logsOf(shard.gpu_id).appendStatus(statusLine(shard.shard_id, "ERR", "SEAL-VERIFICATION-FAILED"));
       w.changed();

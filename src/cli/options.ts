@@ -79,6 +79,8 @@ export interface BridgeOptions {
   readonly auditFiles?: number;
   /** A sealed shard's execute-check needs a verification newer than this (src/vram/execute-check.ts). */
   readonly verifyMaxAgeMs: number;
+  /** Every sealed shard is checked against the VRAM-only policy this often; 0: at start-up only (src/vram/policy.ts). */
+  readonly vramPolicyCheckMs: number;
   /** serve --kubelet-dir / --k8s: the Kubernetes device plugin; undefined: off. */
   readonly k8s?: K8sOptions | undefined;
 }
@@ -293,6 +295,7 @@ export const bridgeFlags = () => ({
   "audit-file-mb": "int:1:1024",
   "audit-files": "int:1:100000",
   "verify-max-age-ms": "int:0:86400000",
+  "vram-policy-check-ms": "int:0:86400000",
   "help": "bool",
   "version": "bool",
 } as const);
@@ -822,6 +825,7 @@ function bridgeOptions(
       auditFileBytes: (values["audit-file-mb"] ?? DEFAULTS.auditFileMb) * 1048576,
       auditFiles: values["audit-files"] ?? DEFAULTS.auditFiles,
       verifyMaxAgeMs: values["verify-max-age-ms"] ?? DEFAULTS.verifyMaxAgeMs,
+      vramPolicyCheckMs: values["vram-policy-check-ms"] ?? DEFAULTS.vramPolicyCheckMs,
       k8s: k8sOptions(values),
     },
   };

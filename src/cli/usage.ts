@@ -65,6 +65,11 @@ export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
     text:
       `a sealed shard's execute-check answers yes only after a full\nverification newer than MS (0: one on every check; default ${DEFAULTS.verifyMaxAgeMs})`,
   },
+  "vram-policy-check-ms": {
+    arg: "MS",
+    text:
+      `check every sealed shard's memory against the VRAM-only policy every MS\n(it is also checked at start-up; 0: at start-up only; default ${DEFAULTS.vramPolicyCheckMs})`,
+  },
   "state-dir": { arg: "DIR", text: "where leases are journalled across restarts\n(default $XDG_STATE_HOME/gpu-bridge-host)" },
   "bundle-dir": { arg: "DIR", text: "staged job inputs and outputs; without it jobs carry payload_b64" },
   "runner": {
@@ -427,6 +432,7 @@ export const SECTIONS: readonly (readonly [string, readonly string[]])[] = [
     "job-results-mb",
     "job-results-age-s",
     "verify-max-age-ms",
+    "vram-policy-check-ms",
   ]],
   ["Telemetry (with --interval-ms or serve)", ["device-id", "spool-max-mb", "queen-segment-kb"]],
   ["Local API (with --interval-ms or serve)", ["listen", "allow-remote", "api-token", "tokens", "no-api"]],

@@ -161,7 +161,7 @@ describe("the shard API (--mock)", () => {
     expect((await call("GET", "/v1/vram/plan?bytes=-1")).status).toBe(422);
     const att = (await call("GET", "/v1/shards/cap-0/attestation")).body;
     expect(att.statement).toMatchObject({ shard_id: "cap-0", resident: true, policy: { status: "not_applicable" } });
-    expect(att.signature.value).toMatch(/^[0-9a-f]{64}$/);
+    expect(att.signature).toMatchObject({ algorithm: "Ed25519", key_id: att.statement.key_id });
     const metrics = await (await fetch(`http://127.0.0.1:${api.port}/metrics`)).text();
     expect(metrics).toMatch(/^vram_used_bytes\{gpu_device="0",gpu_id="GPU-0"\} \d+$/m);
     expect(metrics).toMatch(/^vram_seal_operations_total\{result="ok"\} [1-9]\d*$/m);

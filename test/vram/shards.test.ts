@@ -11,6 +11,7 @@ import { bunFfi } from "../../ffi/bun.ts";
 import { CudaVram } from "../../ffi/cuda-vram.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import { attestation } from "../../src/vram/attest.ts";
+import { ephemeralSigner } from "../../src/vram/attest-key.ts";
 import { VramAudit } from "../../src/vram/audit.ts";
 import type { VramBackend } from "../../src/vram/backend.ts";
 import { CudaVramBackend } from "../../src/vram/cuda-backend.ts";
@@ -277,7 +278,7 @@ describe("integrated GPUs (fake Jetson Orin)", () => {
     const backend = new CudaVramBackend(cuda, pool);
     const { store, dir } = setup(backend);
     const { shard } = await store.seal("L1", source(pattern(1000)), {});
-    const { statement, signature } = attestation(shard, backend, deriveKey("a", "b"), 0);
+    const { statement, signature } = attestation(shard, backend, ephemeralSigner(0), 0);
     scriptFakes({});
     expect(statement.policy).toMatchObject({
       name: "vram-only",
@@ -288,7 +289,11 @@ describe("integrated GPUs (fake Jetson Orin)", () => {
     expect(statement.evidence.device).toMatchObject({ integrated: 1, ecc_enabled: 0 });
     expect(statement.evidence.pointer).toMatchObject({ memory_type: "device" });
     expect(JSON.stringify(statement)).not.toMatch(/pointer"?:\s*\d/);
-    expect(signature.value).toMatch(/^[0-9a-f]{64}$/);
+    expect(signature).toMatchObject({
+      algorithm: "Ed25519",
+      key_id: statement.key_id,
+      value: expect.stringMatching(/^[A-Za-z0-9+/]{86}==$/),
+    });
     dir.cleanup();
   });
 
@@ -297,7 +302,7 @@ describe("integrated GPUs (fake Jetson Orin)", () => {
     const backend = new CudaVramBackend(cuda, pool);
     const { store, dir } = setup(backend);
     const { shard } = await store.seal("L1", source(pattern(1000)), {});
-    expect(attestation(shard, backend, deriveKey("a", "b"), 0).statement.policy.status).toBe("enforced");
+    expect(attestation(shard, backend, ephemeralSigner(0), 0).statement.policy.status).toBe("enforced");
     dir.cleanup();
   });
 });
