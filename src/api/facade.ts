@@ -71,7 +71,8 @@ export type ApiShardStore =
   };
 
 /** Sealed VRAM shards (src/vram), as the shard routes and `/metrics` need them. */
-export interface ApiVram extends Pick<Vram, "unavailable" | "ordinalOf" | "modelDir" | "attest" | "metrics" | "share" | "executeCheck"> {
+export interface ApiVram
+  extends Pick<Vram, "unavailable" | "ordinalOf" | "modelDir" | "attest" | "attestationKey" | "metrics" | "share" | "executeCheck"> {
   /** Null: shards are unavailable on this bridge (`unavailable` says why). */
   readonly store: ApiShardStore | null;
 }

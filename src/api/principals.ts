@@ -66,6 +66,7 @@ export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
   "GET /v1/shards/:id/attestation": "reader",
   "GET /v1/gpus/:id/vram": "reader",
   "GET /v1/vram/plan": "reader",
+  "GET /v1/vram/attestation-key": "reader",
   "GET /v1/cdi": "reader",
   "GET /v1/events": "reader",
   "GET /v1/principals/me": "reader",

@@ -30,7 +30,11 @@ const kinds: readonly ChangeKind[] = [
   { type: "shard.deallocated", when: "a shard's VRAM is freed (deleted, or its lease ended)", streamed: true },
   { type: "shard.shared", when: "a sealed shard is handed read-only to a client of its lease's socket", streamed: true },
   { type: "shard.share_revoked", when: "a shard's hand-outs end (released, deleted, its lease ended, or it failed)", streamed: true },
-  { type: "vram.policy_violation", when: "the VRAM-only policy is broken (critical)", streamed: true },
+  {
+    type: "vram.policy_violation",
+    when: "the VRAM-only policy is broken (critical): at allocation, at start-up, or by the periodic check (data.check)",
+    streamed: true,
+  },
   { type: "model.activated", when: "the registry's active model changes (API, or the active file edited)", streamed: true },
   { type: "model.approval", when: "a model's approval changes (PUT /v1/models/{id}/approval)", streamed: true },
   { type: "model.activation_refused", when: "a hand edit of the active file named a model that may not be active", streamed: true },

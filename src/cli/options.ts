@@ -191,6 +191,13 @@ export type Command =
   | { readonly kind: "telemetry-export"; readonly out: string; readonly sinceMs: number | undefined; readonly stateDir: string }
   | { readonly kind: "audit-verify"; readonly dir: string; readonly json: boolean }
   | {
+    readonly kind: "vram-attest-verify";
+    readonly file: string;
+    readonly key: string;
+    readonly keyId: string | undefined;
+    readonly json: boolean;
+  }
+  | {
     readonly kind: "models-import";
     readonly bundle: string;
     readonly id: string;
@@ -228,6 +235,7 @@ export const COMMAND_NAMES = [
   "models",
   "peft",
   "audit",
+  "vram",
   "tokens",
   "config",
   "mock-console",
@@ -372,6 +380,13 @@ export const auditVerifyFlags = () => ({
   "help": "bool",
 } as const);
 
+export const vramAttestVerifyFlags = () => ({
+  "key": "string",
+  "key-id": "string",
+  "json": "bool",
+  "help": "bool",
+} as const);
+
 export const modelsImportFlags = () => ({
   "id": "string",
   "registry": "string",
@@ -431,6 +446,7 @@ export function parseCommand(argv: readonly string[], env: Env): Command {
   if (argv[0] === "telemetry") return telemetryCommand(argv.slice(1), env);
   if (argv[0] === "models") return modelsCommand(argv.slice(1));
   if (argv[0] === "audit") return auditCommand(argv.slice(1));
+  if (argv[0] === "vram") return vramCommand(argv.slice(1));
   if (argv[0] === "tokens") return tokensCommand(argv.slice(1));
   if (argv[0] === "config") return configCommand(argv.slice(1));
   if (argv[0] === "cdi") return parseCdiCommand(argv.slice(1), env);
@@ -643,6 +659,29 @@ function auditCommand(argv: readonly string[]): Command {
   if (values.help === true) return { kind: "help", topic: "audit" };
   if (positionals.length !== 1) throw new UsageError("audit verify needs one DIR (the trail's folder, <state-dir>/audit)");
   return { kind: "audit-verify", dir: positionals[0]!, json: values.json === true };
+}
+
+/** `vram attest-verify FILE --key KEYFILE [--key-id ID] [--json]`: an attestation checked offline. */
+function vramCommand(argv: readonly string[]): Command {
+  if (argv[0] !== "attest-verify") {
+    if (argv[0] === "--help" || argv[0] === undefined) return { kind: "help", topic: "vram" };
+    throw new UsageError(`Unknown vram command ${JSON.stringify(argv[0])} (attest-verify)`);
+  }
+  const { values, positionals } = parseFlags(argv.slice(1), vramAttestVerifyFlags());
+  if (values.help === true) return { kind: "help", topic: "vram" };
+  if (positionals.length !== 1) throw new UsageError("vram attest-verify needs one FILE (a saved attestation; - for standard input)");
+  if (values.key === undefined) {
+    throw new UsageError(
+      "vram attest-verify needs --key KEYFILE (the body of GET /v1/vram/attestation-key, a JWK, or a PEM public key): it never asks the bridge",
+    );
+  }
+  const keyId = values["key-id"];
+  if (keyId !== undefined && !/^[0-9a-f]{16}$/.test(keyId)) {
+    throw new UsageError(
+      `--key-id must be 16 lowercase hex digits (the key_id of GET /v1/vram/attestation-key), got ${JSON.stringify(keyId)}`,
+    );
+  }
+  return { kind: "vram-attest-verify", file: positionals[0]!, key: values.key, keyId, json: values.json === true };
 }
 
 /** A date, or a date and time with an optional zone: what --since takes besides epoch milliseconds. */

@@ -205,6 +205,17 @@ export const AUDIT_HELP: Readonly<Record<string, FlagHelp>> = {
   "help": { text: "print this help" },
 };
 
+/** `vram attest-verify`'s flags. */
+export const VRAM_ATTEST_HELP: Readonly<Record<string, FlagHelp>> = {
+  "key": {
+    arg: "FILE",
+    text: "the bridge's public key: the body of GET /v1/vram/attestation-key, a JWK,\nor a PEM public key (- for standard input); needed",
+  },
+  "key-id": { arg: "ID", text: "the key id the statement must name (16 hex digits), when you pinned one" },
+  "json": { text: "print the verdict as one JSON object" },
+  "help": { text: "print this help" },
+};
+
 /** `models import`'s flags. */
 export const MODELS_IMPORT_HELP: Readonly<Record<string, FlagHelp>> = {
   "id": { arg: "ID", text: "the model's id in the registry (needed)" },
@@ -464,6 +475,7 @@ Usage:
   gpu-bridge-host models verify [ID] --registry DIR | models watch --exec CMD [--url URL]
   gpu-bridge-host peft export --out DIR [--job ID] [--force]   pull a LoRA export job from the Queen
   gpu-bridge-host audit verify DIR [--json]   prove the audit trail whole (audit --help)
+  gpu-bridge-host vram attest-verify FILE --key KEYFILE   check a shard's attestation offline (vram --help)
   gpu-bridge-host tokens add NAME --role ROLE [--workers PATTERNS] --file FILE   a new API principal
   gpu-bridge-host config check FILE   check a --config settings file as serve would take it
   gpu-bridge-host mock-console [--port PORT] ...   a local stand-in for the Cohesix console
@@ -595,6 +607,22 @@ See docs/audit.md.
 
 Options:
 ${flagLines(AUDIT_HELP, ["json"])}`;
+
+export const VRAM_USAGE = `gpu-bridge-host vram attest-verify: check a shard's attestation offline.
+
+Usage:
+  gpu-bridge-host vram attest-verify FILE --key KEYFILE [--key-id ID] [--json]
+
+FILE is an attestation as GET /v1/shards/{id}/attestation returns it (or the share socket's open
+answer), - for standard input. KEYFILE is the bridge's public key, saved beforehand. Nothing is
+asked of the bridge: the statement's fields are checked, then that it names the key given, then
+its Ed25519 signature over the statement's canonical JSON. When it holds, what was attested is
+printed (shard, digests, GPU, state, policy, time) and the exit status is 0; otherwise one line
+says why (a malformed statement naming the field, a key id mismatch, a bad signature) and the
+exit status is 1. See docs/vram-sharing.md.
+
+Options:
+${flagLines(VRAM_ATTEST_HELP, ["key", "key-id", "json"])}`;
 
 export const COMPLETION_USAGE = `gpu-bridge-host completion: a shell's completion script, on stdout.
 

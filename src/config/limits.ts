@@ -11,3 +11,6 @@ export const MAX_TTL_S = 7 * 24 * 3600;
 
 /** The most bytes of a JSON or telemetry request body the API reads; a bigger one is a 413. */
 export const BODY_LIMIT = 1024 * 1024;
+
+/** The most bytes `vram attest-verify` reads of an attestation or a key file (an attestation is a few KiB). */
+export const ATTESTATION_FILE_BYTES = 1024 * 1024;

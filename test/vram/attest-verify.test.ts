@@ -1,0 +1,137 @@
+/**
+ * `gpu-bridge-host vram attest-verify FILE --key KEYFILE` on the command line: a saved shard
+ * attestation checks offline against the bridge's public key (exit 0, what was attested); a
+ * one-character edit, another bridge's key, a missing field, a pinned key id that differs are
+ * exit 1 with the reason; usage errors exit 2.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { spawnSync } from "node:child_process";
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { main } from "../../src/main.ts";
+import { attestation } from "../../src/vram/attest.ts";
+import { loadAttestSigner } from "../../src/vram/attest-key.ts";
+import { TreePool } from "../../src/vram/tree-pool.ts";
+import { activeLease, memoryStdio, REPO, tempFolder } from "../helpers.ts";
+import { hostStore } from "./host-store.ts";
+import { pattern, source } from "./vectors.ts";
+
+const pool = TreePool.create(0);
+afterAll(() => pool.close());
+
+const dir = tempFolder("attest-verify-");
+const signer = loadAttestSigner(join(dir, "state", "vram-attest.key"), Date.UTC(2026, 11, 1));
+const other = loadAttestSigner(join(dir, "other", "vram-attest.key"), Date.UTC(2026, 11, 1));
+const store = hostStore(pool, activeLease({ id: "L1", gpu_id: "GPU-0", worker_id: "w" }));
+const { shard } = await store.seal("L1", source(pattern(70_000)), { shard_id: "llama-0" });
+const att = attestation(shard, store.backend, signer, Date.UTC(2026, 11, 6, 1, 2, 3));
+const file = (name: string, body: unknown) => {
+  const path = join(dir, name);
+  writeFileSync(path, typeof body === "string" ? body : JSON.stringify(body, null, 2));
+  return path;
+};
+const good = file("att.json", att);
+const key = file("key.json", signer.view());
+const otherKey = file("other.json", other.view());
+const pem = file("key.pem", signer.view().public_key_pem);
+
+async function verify(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const s = memoryStdio(JSON.stringify(att));
+  const code = await main(["vram", "attest-verify", ...args], {}, s.io);
+  return { code, out: s.out.join(""), err: s.err.join("") };
+}
+
+describe("vram attest-verify", () => {
+  test("a good file: exit 0 and what was attested", async () => {
+    const r = await verify(good, "--key", key);
+    expect(r.code).toBe(0);
+    const lines = r.out.trimEnd().split("\n");
+    expect(lines[0]).toBe(`VALID attestation (gpu-bridge-vram-attestation/v1) signed by key ${signer.keyId} (Ed25519)`);
+    expect(lines).toContain(`  shard    llama-0 (lease L1, 70000 bytes)`);
+    expect(lines).toContain(`  digest   sha256 ${shard.digest}`);
+    expect(lines).toContain(`  gpu      GPU-0 (CUDA device 0), backend host-memory`);
+    expect(lines).toContain(`  issued   2026-12-06T01:02:03.000Z`);
+    expect(lines.find((l) => l.startsWith("  policy   "))).toStartWith("  policy   vram-only: not_applicable (");
+    // The same with the PEM, from standard input, and as JSON.
+    expect((await verify(good, "--key", pem)).code).toBe(0);
+    expect((await verify("-", "--key", key, "--key-id", signer.keyId)).code).toBe(0);
+    const j = await verify(good, "--key", key, "--json");
+    expect(JSON.parse(j.out)).toEqual({ ok: true, key_id: signer.keyId, statement: att.statement });
+  });
+
+  test("a one-character edit of the statement: bad signature, exit 1", async () => {
+    const text = JSON.stringify(att);
+    const edited = text.replace(`"vram_bytes":70000`, `"vram_bytes":70001`);
+    expect(edited).not.toBe(text);
+    const r = await verify(file("edited.json", edited), "--key", key);
+    expect(r.code).toBe(1);
+    expect(r.out).toBe(
+      `INVALID: bad signature: key ${signer.keyId} did not sign this statement (it was changed after signing, or the signature was)\n`,
+    );
+    const sig = att.signature.value;
+    const flipped = { ...att, signature: { ...att.signature, value: (sig[0] === "A" ? "B" : "A") + sig.slice(1) } };
+    expect((await verify(file("sig.json", flipped), "--key", key)).out).toStartWith("INVALID: bad signature");
+  });
+
+  test("another bridge's key: key id mismatch, exit 1; so is a pinned key id the statement does not name", async () => {
+    const r = await verify(good, "--key", otherKey);
+    expect(r.code).toBe(1);
+    expect(r.out).toBe(`INVALID: key id mismatch: the statement was signed by key ${signer.keyId}; the key given is ${other.keyId}\n`);
+    const pinned = await verify(good, "--key", key, "--key-id", other.keyId);
+    expect(pinned.code).toBe(1);
+    expect(pinned.out).toBe(`INVALID: key id mismatch: the statement was signed by key ${signer.keyId}, not ${other.keyId} (--key-id)\n`);
+    // A statement re-signed by another key but still naming this one.
+    const forged = { statement: att.statement, signature: { ...att.signature, value: other.sign(att.statement).signature.value } };
+    expect((await verify(file("forged.json", forged), "--key", key)).out).toStartWith("INVALID: bad signature");
+  });
+
+  test("a missing or malformed field: the field is named, exit 1", async () => {
+    const { digest: _digest, ...noDigest } = att.statement;
+    const r = await verify(file("nodigest.json", { ...att, statement: noDigest }), "--key", key);
+    expect(r.code).toBe(1);
+    expect(r.out).toBe("INVALID: malformed statement: statement.digest is missing\n");
+    const cases: [unknown, string][] = [
+      [{ ...att, statement: { ...att.statement, gpu_device: "0" } }, "malformed statement: statement.gpu_device must be an integer"],
+      [{ ...att, statement: { ...att.statement, key_id: undefined } }, "malformed attestation: statement.key_id is missing"],
+      [{ statement: att.statement }, "malformed attestation: signature is missing"],
+      [
+        { ...att, statement: { ...att.statement, policy: { ...att.statement.policy, status: "maybe" } } },
+        "statement.policy.status must be enforced or not_applicable",
+      ],
+      [{ ...att, statement: { ...att.statement, schema: "other/v1" } }, 'statement.schema is "other/v1", not one this version knows'],
+      [{ ...att, signature: { ...att.signature, algorithm: "HMAC-SHA256" } }, 'unsupported signature algorithm "HMAC-SHA256"'],
+      ["{not json", "malformed attestation: not JSON"],
+    ];
+    for (const [i, [body, reason]] of cases.entries()) {
+      const c = await verify(file(`case-${i}.json`, body), "--key", key);
+      expect([c.code, c.out]).toEqual([1, expect.stringContaining(reason)]);
+    }
+  });
+
+  test("keys that cannot be used, and usage errors", async () => {
+    const priv = await verify(good, "--key", join(dir, "state", "vram-attest.key"));
+    expect(priv.code).toBe(1);
+    expect(priv.err).toContain("it holds a private key; give the public half");
+    const lying = await verify(good, "--key", file("lying.json", { ...signer.view(), key_id: other.keyId }));
+    expect(lying.err).toContain(`its key_id ${other.keyId} is not the fingerprint of its key (${signer.keyId})`);
+    expect((await verify(good, "--key", join(dir, "none.json"))).err).toContain(`Cannot read the key ${join(dir, "none.json")}`);
+    const noKey = await verify(good);
+    expect(noKey.code).toBe(2);
+    expect(noKey.err).toContain("vram attest-verify needs --key KEYFILE");
+    expect((await verify(good, "--key", key, "--key-id", "XYZ")).code).toBe(2);
+    const help = memoryStdio();
+    expect(await main(["vram", "--help"], {}, help.io)).toBe(0);
+    expect(help.out.join("")).toContain("gpu-bridge-host vram attest-verify FILE --key KEYFILE [--key-id ID] [--json]");
+  });
+});
+
+const BIN = join(REPO, "dist", "gpu-bridge-host");
+test.skipIf(!existsSync(BIN))("the compiled binary checks the same files (dist/gpu-bridge-host)", () => {
+  const ok = spawnSync(BIN, ["vram", "attest-verify", good, "--key", key], { encoding: "utf8", cwd: "/tmp" });
+  expect([ok.status, ok.stdout.split("\n")[0]]).toEqual([
+    0,
+    `VALID attestation (gpu-bridge-vram-attestation/v1) signed by key ${signer.keyId} (Ed25519)`,
+  ]);
+  const bad = spawnSync(BIN, ["vram", "attest-verify", good, "--key", otherKey], { encoding: "utf8", cwd: "/tmp" });
+  expect([bad.status, bad.stdout]).toEqual([1, expect.stringContaining("INVALID: key id mismatch")]);
+});
