@@ -6,11 +6,15 @@
 import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { createHash, createPublicKey, generateKeyPairSync, verify } from "node:crypto";
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { createBridge } from "../../src/app/bridge.ts";
+import { parseCommand } from "../../src/cli/options.ts";
+import { mockBackend } from "../../src/inventory/mock.ts";
+import { bunRuntime } from "../../src/runtime/bun.ts";
 import { ephemeralSigner, loadAttestSigner } from "../../src/vram/attest-key.ts";
 import { canonicalJson } from "../../src/vram/canonical-json.ts";
-import { tempFolder } from "../helpers.ts";
+import { memoryLogger, tempFolder } from "../helpers.ts";
 
 const has = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
 
@@ -103,4 +107,32 @@ describe("sign()", () => {
     expect(bad.status).not.toBe(0);
     expect(bad.stdout.trim()).toBe("Signature Verification Failure");
   });
+});
+
+test("a bridge that keeps nothing on disk signs with an ephemeral key, and its log says so", async () => {
+  const state = join(tempFolder("attest-ephemeral-"), "state");
+  const c = parseCommand(["serve", "--mock", "--state-dir", state, "--no-api"], {});
+  if (c.kind !== "serve") throw new Error("expected serve");
+  const { log, lines } = memoryLogger();
+  const bridge = await createBridge(c.options, { runtime: bunRuntime(), log, backend: mockBackend() }, { noJournal: true });
+  try {
+    const view = bridge.vram.attestationKey();
+    expect(view.ephemeral).toBe(true);
+    expect(lines.filter((l) => l.includes(`attestations are signed with an ephemeral key ${view.key_id}`)).length).toBe(1);
+    expect(existsSync(join(state, "vram-attest.key"))).toBe(false);
+  } finally {
+    await bridge.stop();
+  }
+});
+
+test("a bridge whose key file is damaged does not start, and the error names the file", async () => {
+  const state = join(tempFolder("attest-damaged-"), "state");
+  mkdirSync(state, { recursive: true });
+  const path = join(state, "vram-attest.key");
+  writeFileSync(path, "created_at: 2026-01-01T00:00:00Z\n-----BEGIN PRIVATE KEY-----\ncut short\n");
+  const c = parseCommand(["serve", "--mock", "--state-dir", state, "--no-api"], {});
+  if (c.kind !== "serve") throw new Error("expected serve");
+  const started = createBridge(c.options, { runtime: bunRuntime(), log: memoryLogger().log, backend: mockBackend() });
+  await expect(started).rejects.toThrow(`Cannot use the attestation key ${path}: it holds no PKCS#8 PEM private key`);
+  expect(readFileSync(path, "utf8")).toStartWith("created_at: 2026-01-01T00:00:00Z\n-----BEGIN PRIVATE KEY-----\ncut short");
 });
