@@ -1,7 +1,7 @@
 /**
  * Checks a saved attestation offline, as a third party would: the statement's fields, the key
  * it names, and the Ed25519 signature over its canonical JSON, against a public key given as a
- * file (the body of `GET /v1/vram/attestation-key`, a JWK, or a PEM public key). Nothing here
+ * file (the body of `GET /v1/vram/attestation-key` or any one of its forms: PEM, JWK, raw). Nothing here
  * asks the bridge anything. `gpu-bridge-host vram attest-verify` prints what it returns.
  */
 import { createPublicKey, type KeyObject, verify } from "node:crypto";
@@ -102,7 +102,9 @@ export function parsePublicKey(keyText: string, where: string): KeyObject {
       if (typeof body.public_key_pem === "string") key = createPublicKey({ key: body.public_key_pem, format: "pem" });
       else if (body.jwk !== null && typeof body.jwk === "object") key = createPublicKey({ key: body.jwk as never, format: "jwk" });
       else if (body.kty === "OKP") key = createPublicKey({ key: body as never, format: "jwk" });
-      else throw new Error("no public_key_pem, jwk, or JWK fields (kty, crv, x)");
+      else if (typeof body.public_key === "string") {
+        key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: body.public_key }, format: "jwk" });
+      } else throw new Error("no public_key_pem, jwk, public_key, or JWK fields (kty, crv, x)");
       if (typeof body.key_id === "string" && body.key_id !== keyIdOf(key)) {
         throw new Error(`its key_id ${body.key_id} is not the fingerprint of its key (${keyIdOf(key)})`);
       }

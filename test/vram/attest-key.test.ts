@@ -136,3 +136,7 @@ test("a bridge whose key file is damaged does not start, and the error names the
   await expect(started).rejects.toThrow(`Cannot use the attestation key ${path}: it holds no PKCS#8 PEM private key`);
   expect(readFileSync(path, "utf8")).toStartWith("created_at: 2026-01-01T00:00:00Z\n-----BEGIN PRIVATE KEY-----\ncut short");
 });
+
+test("canonicalJson() sorts keys at every level, drops undefined members, and writes no spaces", () => {
+  expect(canonicalJson({ b: [{ d: 1, c: undefined }, "x y"], a: null, e: undefined })).toBe('{"a":null,"b":[{"d":1},"x y"]}');
+});

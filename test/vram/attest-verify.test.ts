@@ -6,6 +6,7 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { main } from "../../src/main.ts";
@@ -122,6 +123,114 @@ describe("vram attest-verify", () => {
     const help = memoryStdio();
     expect(await main(["vram", "--help"], {}, help.io)).toBe(0);
     expect(help.out.join("")).toContain("gpu-bridge-host vram attest-verify FILE --key KEYFILE [--key-id ID] [--json]");
+  });
+});
+
+/** The statement without what sign() adds, changed by `over`, signed again by `by`. */
+function resigned(over: Record<string, unknown>, by = signer) {
+  const { signature_algorithm: _a, key_id: _k, ...rest } = att.statement;
+  return by.sign({ ...rest, ...over });
+}
+const reason = async (body: unknown, ...extra: string[]) => {
+  const r = await verify(file("case.json", body), "--key", key, ...extra);
+  return `${r.code} ${r.out.trimEnd()}`;
+};
+const withStatement = (over: Record<string, unknown>) => ({ ...att, statement: { ...att.statement, ...over } });
+
+describe("vram attest-verify: every field is checked, and each refusal says which", () => {
+  const cases: [string, Record<string, unknown>, string][] = [
+    ...["shard_id", "lease_id", "gpu_id", "tree_algorithm", "backend"].map((f): [string, Record<string, unknown>, string] => [
+      f,
+      { [f]: 7 },
+      `malformed statement: statement.${f} must be a string`,
+    ]),
+    ["policy.name", { policy: { ...att.statement.policy, name: 7 } }, "malformed statement: statement.policy.name must be a string"],
+    ["policy.reason", { policy: { ...att.statement.policy, reason: 7 } }, "malformed statement: statement.policy.reason must be a string"],
+    ["digest, upper case", { digest: "A".repeat(64) }, "malformed statement: statement.digest must be 64 lowercase hex digits"],
+    ["digest, 65 digits", { digest: "a".repeat(65) }, "malformed statement: statement.digest must be 64 lowercase hex digits"],
+    ["digest, a prefix", { digest: "x" + "a".repeat(64) }, "malformed statement: statement.digest must be 64 lowercase hex digits"],
+    ["tree_digest", { tree_digest: "a".repeat(63) }, "malformed statement: statement.tree_digest must be 64 lowercase hex digits"],
+    ["gpu_device, text", { gpu_device: "0" }, "malformed statement: statement.gpu_device must be an integer"],
+    ["vram_bytes, fraction", { vram_bytes: 1.5 }, "malformed statement: statement.vram_bytes must be an integer"],
+    ["vram_bytes, negative", { vram_bytes: -1 }, "malformed statement: statement.vram_bytes must be >= 0"],
+    ["sealed_at", { sealed_at: "yesterday" }, "malformed statement: statement.sealed_at must be an ISO 8601 time"],
+    ["last_verified_at", { last_verified_at: 5 }, "malformed statement: statement.last_verified_at must be a string"],
+    ["state", { state: "GONE" }, "malformed statement: statement.state must be SEALED or FAILED"],
+    ["resident", { resident: "yes" }, "malformed statement: statement.resident must be true or false"],
+    ["schema", { schema: 7 }, "malformed attestation: statement.schema must be a string"],
+    ["signature_algorithm", { signature_algorithm: 7 }, "malformed attestation: statement.signature_algorithm must be a string"],
+    ["issued_at", { issued_at: "now" }, "malformed attestation: statement.issued_at must be an ISO 8601 time"],
+    ["key_id, a number", { key_id: 7 }, "malformed attestation: statement.key_id must be a string"],
+    ["key_id, upper case", { key_id: "ABCDEF0123456789" }, "malformed attestation: statement.key_id must be 16 lowercase hex digits"],
+    ["key_id, 17 digits", { key_id: "a".repeat(17) }, "malformed attestation: statement.key_id must be 16 lowercase hex digits"],
+    ["key_id, a prefix", { key_id: "x" + "a".repeat(16) }, "malformed attestation: statement.key_id must be 16 lowercase hex digits"],
+  ];
+  test.each(cases)("statement %s", async (_name, over, why) => {
+    expect(await reason(withStatement(over))).toBe(`1 INVALID: ${why}`);
+  });
+
+  const sigCases: [string, Record<string, unknown>, string][] = [
+    ["algorithm", { algorithm: 7 }, "malformed attestation: signature.algorithm must be a string"],
+    ["key_id", { key_id: 7 }, "malformed attestation: signature.key_id must be a string"],
+    ["value, a number", { value: 7 }, "malformed attestation: signature.value must be a string"],
+    ["value, not base64", { value: "!!!!" }, "malformed attestation: signature.value must be base64"],
+    ["value, too short", { value: "AAAA" }, `bad signature: key ${signer.keyId} did not sign this statement`],
+    [
+      "key_id, another key",
+      { key_id: other.keyId },
+      `key id mismatch: the signature names key ${other.keyId}, the statement key ${signer.keyId}`,
+    ],
+  ];
+  test.each(sigCases)("signature %s", async (_name, over, why) => {
+    expect(await reason({ ...att, signature: { ...att.signature, ...over } })).toStartWith(`1 INVALID: ${why}`);
+  });
+
+  test("the algorithm the statement names is checked too; unknown schemas and non-objects are refused", async () => {
+    expect(await reason(withStatement({ signature_algorithm: "HMAC-SHA256" }))).toBe(
+      '1 INVALID: unsupported signature algorithm "HMAC-SHA256": only Ed25519 can be checked by a third party',
+    );
+    expect(await reason(withStatement({ schema: "other/v1" }))).toBe(
+      '1 INVALID: malformed statement: statement.schema is "other/v1", not one this version knows (gpu-bridge-vram-attestation/v1)',
+    );
+    for (const body of ["null", "42", "[]", '"text"']) expect(await reason(body)).toStartWith("1 INVALID: malformed attestation: ");
+  });
+
+  test("a FAILED, non-resident, verified shard is attested as such and printed so", async () => {
+    const failed = resigned({ state: "FAILED", resident: false, last_verified_at: "2026-12-06T01:00:00.000Z" });
+    const r = await verify(file("failed.json", failed), "--key", key);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(
+      "\n  state    FAILED, not resident; sealed " + att.statement.sealed_at + "; last verified 2026-12-06T01:00:00.000Z\n",
+    );
+    const fresh = await verify(file("never.json", resigned({ last_verified_at: null })), "--key", key);
+    expect(fresh.out).toContain(`\n  state    SEALED, resident; sealed ${att.statement.sealed_at}; last verified never since the seal\n`);
+    const enforced = resigned({ policy: { name: "vram-only", status: "enforced", reason: "checked" } });
+    expect((await verify(file("enforced.json", enforced), "--key", key)).out).toContain("\n  policy   vram-only: enforced (checked)\n");
+  });
+
+  test("the share socket's open answer is read as its attestation", async () => {
+    const r = await verify(file("open.json", { ok: true, shard_id: "llama-0", access: "read-only", attestation: att }), "--key", key);
+    expect(r.code).toBe(0);
+  });
+
+  test("the key in each of its forms; keys that cannot be used say why", async () => {
+    const v = signer.view();
+    for (
+      const [name, body] of [
+        ["the JWK alone", JSON.stringify(v.jwk)],
+        ["the jwk field alone", JSON.stringify({ jwk: v.jwk })],
+        ["the raw key alone", JSON.stringify({ public_key: v.public_key })],
+        ["PEM after blank lines", "\n\n" + v.public_key_pem],
+      ] as const
+    ) {
+      const r = await verify(good, "--key", file(`key-${name}.txt`, body));
+      expect([name, r.code]).toEqual([name, 0]);
+    }
+    const none = await verify(good, "--key", file("key-none.json", { algorithm: "Ed25519" }));
+    expect([none.code, none.err]).toEqual([1, expect.stringContaining("no public_key_pem, jwk, public_key, or JWK fields")]);
+    const rsa = generateKeyPairSync("rsa", { modulusLength: 1024 }).publicKey.export({ type: "spki", format: "pem" }) as string;
+    const r = await verify(good, "--key", file("key-rsa.pem", rsa));
+    expect([r.code, r.err]).toEqual([1, expect.stringContaining("it holds an rsa key, not Ed25519")]);
   });
 });
 
