@@ -50,6 +50,7 @@ describe("vram attest-verify", () => {
     expect(lines[0]).toBe(`VALID attestation (gpu-bridge-vram-attestation/v1) signed by key ${signer.keyId} (Ed25519)`);
     expect(lines).toContain(`  shard    llama-0 (lease L1, 70000 bytes)`);
     expect(lines).toContain(`  digest   sha256 ${shard.digest}`);
+    expect(lines).toContain(`  tree     sha256-tree-64KiB ${shard.tree_digest}`);
     expect(lines).toContain(`  gpu      GPU-0 (CUDA device 0), backend host-memory`);
     expect(lines).toContain(`  issued   2026-12-06T01:02:03.000Z`);
     expect(lines.find((l) => l.startsWith("  policy   "))).toStartWith("  policy   vram-only: not_applicable (");
@@ -220,6 +221,8 @@ describe("vram attest-verify: every field is checked, and each refusal says whic
         ["the JWK alone", JSON.stringify(v.jwk)],
         ["the jwk field alone", JSON.stringify({ jwk: v.jwk })],
         ["the raw key alone", JSON.stringify({ public_key: v.public_key })],
+        ["the PEM field alone", JSON.stringify({ public_key_pem: v.public_key_pem })],
+        ["a null jwk beside the raw key", JSON.stringify({ jwk: null, public_key: v.public_key })],
         ["PEM after blank lines", "\n\n" + v.public_key_pem],
       ] as const
     ) {

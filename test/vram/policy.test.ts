@@ -15,7 +15,7 @@ import { VramAudit } from "../../src/vram/audit.ts";
 import { CudaVramBackend } from "../../src/vram/cuda-backend.ts";
 import { HostMemoryVram } from "../../src/vram/host-backend.ts";
 import { renderVramMetrics } from "../../src/vram/metrics.ts";
-import { pointerViolation, PolicyTimer } from "../../src/vram/policy.ts";
+import { pointerView, pointerViolation, PolicyTimer } from "../../src/vram/policy.ts";
 import { TREE_PTX } from "../../src/vram/ptx/generated/tree-ptx.ts";
 import { deriveKey } from "../../src/vram/seal-key.ts";
 import { type Shard, ShardStore } from "../../src/vram/shards.ts";
@@ -158,6 +158,14 @@ describe("the periodic VRAM-only check", () => {
     expect(lines.filter((l) => l.includes("The VRAM-only policy check could not run: boom")).length).toBe(2);
     timer.stop();
     expect(() => new PolicyTimer({ checkPolicy: () => null }, clock, 0, log)).toThrow("got 0");
+    // A check that stops the timer (the bridge closing) arms no further one; 1 ms is an interval.
+    let t: PolicyTimer | null = null;
+    t = new PolicyTimer({ checkPolicy: () => t!.stop() }, clock, 1, log);
+    expect(clock.pending).toBe(0);
+    t.start();
+    expect(clock.pending).toBe(1);
+    clock.advance(1);
+    expect(clock.pending).toBe(0);
   });
 });
 
@@ -180,12 +188,44 @@ describe("the start-up check", () => {
   });
 
   test("host memory (--mock) and an integrated GPU are not checked: the policy cannot apply there", async () => {
-    const { store } = setup(new HostMemoryVram(() => 1 << 30, pool) as never);
-    await store.seal("L0", source(pattern(100)), {});
+    const { store, clock } = setup(new HostMemoryVram(() => 1 << 30, pool) as never);
+    const { shard } = await store.seal("L0", source(pattern(100)), {});
+    expect(shard.evidence).toEqual({ checked_at: clock.now(), pointer: null });
     expect(store.checkPolicy("startup", [0, 1])).toEqual([]);
     scriptFakes({ jetson: 1, pointer_type: 1 });
     const orin = setup();
     expect(orin.store.checkPolicy("startup", [0])).toEqual([]);
+  });
+
+  test("a probe the driver refuses is no violation (nothing was placed); one it cannot describe is", () => {
+    scriptFakes({ alloc_error: 2 });
+    const { store, audit } = setup();
+    expect(store.checkPolicy("startup", [0])).toEqual([]);
+    scriptFakes({});
+    const backend = store.backend as CudaVramBackend;
+    const free = backend.memInfo(0).free;
+    backend.pointerEvidence = () => {
+      throw new Error("cuPointerGetAttribute failed: CUDA_ERROR_INVALID_VALUE (1)");
+    };
+    expect(store.checkPolicy("startup", [0])).toEqual([{
+      shard_id: null,
+      gpu_device: 0,
+      reason: "the driver cannot describe a new allocation: cuPointerGetAttribute failed: CUDA_ERROR_INVALID_VALUE (1)",
+    }]);
+    expect(backend.memInfo(0).free).toBe(free);
+    expect(audit().filter((e) => e.event === "PolicyViolation").length).toBe(1);
+  });
+
+  test("pointerView() shows what the HOST_POINTER query answered, never an address", () => {
+    const ev = { memory_type: "device", is_managed: false, host_pointer_query: 1, device_ordinal: 0 };
+    expect(pointerView(ev)).toEqual({
+      memory_type: "device",
+      is_managed: false,
+      host_pointer_query: "CUDA_ERROR_INVALID_VALUE",
+      device_ordinal: 0,
+    });
+    expect(pointerView({ ...ev, host_pointer_query: 0 }).host_pointer_query).toBe("a host pointer exists");
+    expect(pointerView({ ...ev, host_pointer_query: 201 }).host_pointer_query).toBe("CUresult 201");
   });
 
   test("pointerViolation() names what is wrong, in the order the seal checks it", () => {

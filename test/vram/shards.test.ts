@@ -225,14 +225,27 @@ describe("the VRAM-only policy (fake libcuda)", () => {
     const { store, audit, dir } = setup(new CudaVramBackend(cuda, pool));
     const free0 = store.backend.memInfo(0).free;
     scriptFakes({ pointer_managed: 1 });
-    await expect(store.seal("L1", source(pattern(1000)), {})).rejects.toThrow(
+    const refused = await store.seal("L1", source(pattern(1000)), {}).catch((e: VramError) => e);
+    expect(refused).toBeInstanceOf(VramError);
+    expect([(refused as VramError).code, (refused as VramError).message]).toEqual([
+      "policy",
       "Cannot seal: the VRAM-only check failed: the allocation is managed (unified) memory",
-    );
+    ]);
     scriptFakes({});
-    expect(audit().find((e) => e.event === "PolicyViolation")).toMatchObject({
+    const { ts: _ts, ...record } = audit().find((e) => e.event === "PolicyViolation");
+    expect(record).toEqual({
+      event: "PolicyViolation",
       policy: "vram-only",
+      check: "allocation",
+      gpu_device: 0,
+      shard_id: null,
+      gpu_id: "GPU-0",
+      lease_id: "L1",
+      worker_id: "w-L1",
       reason: "the allocation is managed (unified) memory",
+      severity: "CRITICAL",
     });
+    expect(store.counters.policy.get(0)).toBe(1);
     expect(store.backend.memInfo(0).free).toBe(free0);
     dir.cleanup();
   });
