@@ -56,6 +56,17 @@ export const MODULES = {
     mutate: ["src/vram/shards.ts#gate", "src/vram/shards.ts#verify"],
     tests: ["test/vram/shards*.test.ts", "test/vram/gate*.test.ts"],
   },
+  // The offline check of an attestation (vram attest-verify): fields, key id, Ed25519 signature.
+  "vram-attest-verify": {
+    mutate: ["src/vram/attest-verify.ts", "src/vram/canonical-json.ts"],
+    tests: ["test/vram/attest-verify.test.ts", "test/vram/attest-key.test.ts"],
+  },
+  // The VRAM-only policy after the seal: the pointer rule, the start-up probe, the periodic check.
+  "vram-policy": {
+    mutate: ["src/vram/policy.ts", "src/vram/shards.ts#checkPolicy", "src/vram/shards.ts##checkPolicy", "src/vram/shards.ts##violation"],
+    // shards.test.ts holds the seal's own check (#checkPolicy): its record and its refusal.
+    tests: ["test/vram/policy.test.ts", "test/vram/shards.test.ts"],
+  },
   "job-validator": {
     mutate: ["src/job/descriptor.ts"],
     tests: ["test/job/descriptor*.test.ts"],

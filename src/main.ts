@@ -32,6 +32,7 @@ const COMMANDS: { readonly [K in Command["kind"]]: () => Promise<CommandModule<K
   "models-watch": () => import("./commands/models-watch.ts"),
   "peft-export": () => import("./commands/peft-export.ts"),
   "audit-verify": () => import("./commands/audit.ts"),
+  "vram-attest-verify": () => import("./commands/vram.ts"),
   "tokens-add": () => import("./commands/tokens.ts"),
   "config-check": () => import("./commands/config.ts"),
   "completion": () => import("./commands/completion.ts"),

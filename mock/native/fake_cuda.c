@@ -159,7 +159,10 @@ int cuCtxSynchronize(void) { return SUCCESS; }
  * unknown or out-of-range pointers fail INVALID_VALUE, cuMemGetInfo_v2 answers from the
  * device's total less what is allocated on it, and cuPointerGetAttribute knows what it is asked.
  * Control keys: pointer_type=<CUmemorytype> and pointer_managed=1 make allocations report
- * another memory type or managed memory (a VRAM-only policy violation); alloc_error=<code> and
+ * another memory type or managed memory (a VRAM-only policy violation), from the next call on,
+ * so an allocation sealed as device memory can be made to turn up as host memory later;
+ * pointer_devices=<ordinals> limits both to allocations on those CUDA devices (default: all);
+ * alloc_error=<code> and
  * free_error=<code> make allocations (cuMemAlloc_v2, cuMemCreate) or frees (cuMemFree_v2,
  * cuMemRelease) fail with that CUresult, as a driver in trouble does.
  */
@@ -283,16 +286,24 @@ int cuMemGetInfo_v2(unsigned long long *free_bytes, unsigned long long *total_by
   return SUCCESS;
 }
 enum { PTR_MEMORY_TYPE = 2, PTR_HOST_POINTER = 4, PTR_IS_MANAGED = 8, PTR_DEVICE_ORDINAL = 9 };
+/* Whether the pointer_* keys apply to an allocation on `dev`. */
+static int pointer_scripted(int dev) {
+  char buf[8];
+  return !fake_ctl_lookup("pointer_devices", buf, sizeof buf) || fake_listed("pointer_devices", dev);
+}
 int cuPointerGetAttribute(void *data, int attribute, unsigned long long ptr) {
   struct fake_alloc *a = alloc_of(ptr, 0);
   if (a == NULL) return INVALID_VALUE;
+  int scripted = pointer_scripted(a->dev);
+  unsigned int type = scripted ? (unsigned int)fake_int("pointer_type", 2) : 2;
+  int managed = scripted && fake_int("pointer_managed", 0);
   switch (attribute) {
-    case PTR_MEMORY_TYPE: *(unsigned int *)data = (unsigned int)fake_int("pointer_type", 2); return SUCCESS;
-    case PTR_IS_MANAGED: *(unsigned char *)data = fake_int("pointer_managed", 0) ? 1 : 0; return SUCCESS;
+    case PTR_MEMORY_TYPE: *(unsigned int *)data = type; return SUCCESS;
+    case PTR_IS_MANAGED: *(unsigned char *)data = managed ? 1 : 0; return SUCCESS;
     case PTR_DEVICE_ORDINAL: *(int *)data = a->dev; return SUCCESS;
     case PTR_HOST_POINTER:
       /* device memory has no host pointer; memory the fake calls host or managed does */
-      if (fake_int("pointer_type", 2) == 2 && !fake_int("pointer_managed", 0)) return INVALID_VALUE;
+      if (type == 2 && !managed) return INVALID_VALUE;
       *(void **)data = (void *)(uintptr_t)ptr;
       return SUCCESS;
     default: return INVALID_VALUE;

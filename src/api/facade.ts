@@ -77,7 +77,17 @@ export type ApiShardStore =
 export interface ApiVram extends
   Pick<
     Vram,
-    "unavailable" | "ordinalOf" | "modelDir" | "attest" | "metrics" | "share" | "executeCheck" | "set" | "attestSet" | "executeCheckSet"
+    | "unavailable"
+    | "ordinalOf"
+    | "modelDir"
+    | "attest"
+    | "attestationKey"
+    | "metrics"
+    | "share"
+    | "executeCheck"
+    | "set"
+    | "attestSet"
+    | "executeCheckSet"
   > {
   /** Null: shards are unavailable on this bridge (`unavailable` says why). */
   readonly store: ApiShardStore | null;

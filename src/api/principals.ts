@@ -68,6 +68,7 @@ export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
   "POST /v1/vram/sets/:id/execute-check": "operator",
   "GET /v1/gpus/:id/vram": "reader",
   "GET /v1/vram/plan": "reader",
+  "GET /v1/vram/attestation-key": "reader",
   "GET /v1/cdi": "reader",
   "GET /v1/events": "reader",
   "GET /v1/principals/me": "reader",

@@ -6,6 +6,7 @@
  *   POST   /v1/shards/:id/verify        re-verify from VRAM ({"ok":true,…} or {"ok":false,"reason":…})
  *   DELETE /v1/shards/:id               free its VRAM GET /v1/shards/:id/attestation   signed statement
  *   GET    /v1/gpus/:id/vram            capacity      GET /v1/vram/plan?bytes=N[&lease_id=]   does N fit, where
+ *   GET    /v1/vram/attestation-key     the public half of the key attestations are signed with
  * and the consumers' routes (vram-share.ts) and tensor-parallel sets' (vram-sets.ts).
  * A `VramError` a handler lets through becomes its HTTP status in `describeError` (errors.ts).
  */
@@ -129,8 +130,26 @@ const SHARD_DOCS = {
   attestation: {
     summary: "A signed statement of what the shard holds and where",
     query: NO_QUERY,
-    ok: { status: 200, description: "The attestation: the statement and its signature." },
+    ok: {
+      status: 200,
+      description: '`{statement, signature: {algorithm: "Ed25519", key_id, over, encoding: "base64", value}}`: the ' +
+        "statement (schema, shard, digests, GPU, state, policy, evidence, issued_at, signature_algorithm, key_id) signed " +
+        "over its canonical JSON with the key of `GET /v1/vram/attestation-key`.",
+    },
     errors: SHARD_ERRORS,
+  },
+  attestationKey: {
+    summary: "The public key that checks this bridge's attestations (Ed25519), for verifiers that work offline",
+    description: "Save the body to a file and give it to `gpu-bridge-host vram attest-verify FILE --key KEYFILE`, or use " +
+      "`public_key_pem` with openssl (docs/vram-sharing.md). The key is made on the bridge's first start and kept in the state " +
+      "folder; `key_id` (the first 16 hex digits of the SHA-256 of the raw key) is in every statement it signs.",
+    query: NO_QUERY,
+    ok: {
+      status: 200,
+      description: '`{algorithm: "Ed25519", key_id, public_key (the raw 32 bytes, base64url), public_key_pem (SPKI), ' +
+        "jwk: {kty, crv, x, kid, alg}, created_at, ephemeral}`; `ephemeral` is true when no state folder keeps the key " +
+        "(it ends with this run).",
+    },
   },
   capacity: {
     summary: "A GPU's VRAM: the driver's figures and the bridge's side by side",
@@ -196,6 +215,10 @@ export function vramRoutes(bridge: BridgeFacade): SubApp {
   r.on("GET", "/v1/gpus/:id/vram", SHARD_DOCS.capacity, (c) => {
     parseQuery(NO_QUERY, c.req.raw);
     return c.json(capacity(x, param(c, "id")));
+  });
+  r.on("GET", "/v1/vram/attestation-key", SHARD_DOCS.attestationKey, (c) => {
+    parseQuery(NO_QUERY, c.req.raw);
+    return c.json(vram.attestationKey());
   });
   r.on("GET", "/v1/vram/plan", SHARD_DOCS.plan, (c) => c.json(plan(x, parseQuery(PlanQuery, c.req.raw))));
   shareRoutes(r, x);

@@ -71,11 +71,12 @@ const SHARD_TYPES: Readonly<Record<AuditEvent, string>> = {
  * name (`VramSealed`), which readers of the former `vram-audit.jsonl` select on.
  */
 export function shardChange(event: AuditEvent, fields: Readonly<Record<string, unknown>>): ChangeInput {
-  const { lease_id, severity, ...data } = fields;
+  const { lease_id, gpu_id, severity, ...data } = fields;
   const critical = severity === "CRITICAL" || event === "PolicyViolation" || event === "SealVerificationFailed";
   return {
     type: SHARD_TYPES[event],
     ...(typeof lease_id === "string" && { lease_id }),
+    ...(typeof gpu_id === "string" && { gpu_id }),
     ...(critical ? { severity: "critical" as const } : event === "VramAllocationFailed" ? { severity: "warning" as const } : {}),
     data: { event, ...data },
   };

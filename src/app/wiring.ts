@@ -171,6 +171,7 @@ export async function startLeaseVram(w: Wiring, host: HostState): Promise<Vram> 
     onAudit: (event, fields) => w.changes.append(shardChange(event, fields)),
     verifyMaxAgeMs: w.options.verifyMaxAgeMs,
     ...(w.options.verifyMode !== undefined && { verify: { mode: w.options.verifyMode, sweepMs: w.options.verifySweepMs } }),
+    policyCheckMs: w.options.vramPolicyCheckMs,
     onFailure: (shard) => {
       host.logsOf(shard.gpu_id).appendStatus(statusLine(shard.shard_id, "ERR", "SEAL-VERIFICATION-FAILED"));
       w.changed();

@@ -41,7 +41,11 @@ const kinds: readonly ChangeKind[] = [
     when: "a member of a tensor-parallel set is released (deleted, or its lease ended): the missing indexes in data",
     streamed: true,
   },
-  { type: "vram.policy_violation", when: "the VRAM-only policy is broken (critical)", streamed: true },
+  {
+    type: "vram.policy_violation",
+    when: "the VRAM-only policy is broken (critical): at allocation, at start-up, or by the periodic check (data.check)",
+    streamed: true,
+  },
   { type: "model.activated", when: "the registry's active model changes (API, or the active file edited)", streamed: true },
   { type: "model.approval", when: "a model's approval changes (PUT /v1/models/{id}/approval)", streamed: true },
   { type: "model.activation_refused", when: "a hand edit of the active file named a model that may not be active", streamed: true },

@@ -24,6 +24,7 @@ import {
   telemetryExportFlags,
   telemetryPushFlags,
   tokensAddFlags,
+  vramAttestVerifyFlags,
 } from "./options.ts";
 import {
   AUDIT_HELP,
@@ -42,6 +43,7 @@ import {
   STATS_HELP,
   TELEMETRY_HELP,
   TOKENS_ADD_HELP,
+  VRAM_ATTEST_HELP,
 } from "./usage.ts";
 
 /** What a command's bare words (its positionals) are. */
@@ -94,6 +96,13 @@ export function commandCatalog(): readonly CommandEntry[] {
       summary: "prove the audit trail whole",
       flags: auditVerifyFlags(),
       help: AUDIT_HELP,
+      positionals: files,
+    },
+    {
+      path: ["vram", "attest-verify"],
+      summary: "check a shard's attestation offline against the bridge's public key",
+      flags: vramAttestVerifyFlags(),
+      help: VRAM_ATTEST_HELP,
       positionals: files,
     },
     {

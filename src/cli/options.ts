@@ -82,6 +82,8 @@ export interface BridgeOptions {
   readonly auditFiles?: number;
   /** A sealed shard's execute-check needs a verification newer than this (src/vram/execute-check.ts). */
   readonly verifyMaxAgeMs: number;
+  /** Every sealed shard is checked against the VRAM-only policy this often; 0: at start-up only (src/vram/policy.ts). */
+  readonly vramPolicyCheckMs: number;
   /** serve --kubelet-dir / --k8s: the Kubernetes device plugin; undefined: off. */
   readonly k8s?: K8sOptions | undefined;
   // The lease policy (src/lease/policy.ts): the maxima every grant is held to, whoever asks,
@@ -206,6 +208,13 @@ export type Command =
   | { readonly kind: "telemetry-export"; readonly out: string; readonly sinceMs: number | undefined; readonly stateDir: string }
   | { readonly kind: "audit-verify"; readonly dir: string; readonly json: boolean }
   | {
+    readonly kind: "vram-attest-verify";
+    readonly file: string;
+    readonly key: string;
+    readonly keyId: string | undefined;
+    readonly json: boolean;
+  }
+  | {
     readonly kind: "models-import";
     readonly bundle: string;
     readonly id: string;
@@ -243,6 +252,7 @@ export const COMMAND_NAMES = [
   "models",
   "peft",
   "audit",
+  "vram",
   "tokens",
   "config",
   "mock-console",
@@ -319,6 +329,7 @@ export const bridgeFlags = () => ({
   "lease-streams": `int:1:${MAX_STREAMS}`,
   "lease-ttl-s": `int:1:${MAX_TTL_S}`,
   "allowed-kernels": "string",
+  "vram-policy-check-ms": "int:0:86400000",
   "help": "bool",
   "version": "bool",
 } as const);
@@ -395,6 +406,13 @@ export const auditVerifyFlags = () => ({
   "help": "bool",
 } as const);
 
+export const vramAttestVerifyFlags = () => ({
+  "key": "string",
+  "key-id": "string",
+  "json": "bool",
+  "help": "bool",
+} as const);
+
 export const modelsImportFlags = () => ({
   "id": "string",
   "registry": "string",
@@ -454,6 +472,7 @@ export function parseCommand(argv: readonly string[], env: Env): Command {
   if (argv[0] === "telemetry") return telemetryCommand(argv.slice(1), env);
   if (argv[0] === "models") return modelsCommand(argv.slice(1));
   if (argv[0] === "audit") return auditCommand(argv.slice(1));
+  if (argv[0] === "vram") return vramCommand(argv.slice(1));
   if (argv[0] === "tokens") return tokensCommand(argv.slice(1));
   if (argv[0] === "config") return configCommand(argv.slice(1));
   if (argv[0] === "cdi") return parseCdiCommand(argv.slice(1), env);
@@ -668,6 +687,29 @@ function auditCommand(argv: readonly string[]): Command {
   return { kind: "audit-verify", dir: positionals[0]!, json: values.json === true };
 }
 
+/** `vram attest-verify FILE --key KEYFILE [--key-id ID] [--json]`: an attestation checked offline. */
+function vramCommand(argv: readonly string[]): Command {
+  if (argv[0] !== "attest-verify") {
+    if (argv[0] === "--help" || argv[0] === undefined) return { kind: "help", topic: "vram" };
+    throw new UsageError(`Unknown vram command ${JSON.stringify(argv[0])} (attest-verify)`);
+  }
+  const { values, positionals } = parseFlags(argv.slice(1), vramAttestVerifyFlags());
+  if (values.help === true) return { kind: "help", topic: "vram" };
+  if (positionals.length !== 1) throw new UsageError("vram attest-verify needs one FILE (a saved attestation; - for standard input)");
+  if (values.key === undefined) {
+    throw new UsageError(
+      "vram attest-verify needs --key KEYFILE (the body of GET /v1/vram/attestation-key, a JWK, or a PEM public key): it never asks the bridge",
+    );
+  }
+  const keyId = values["key-id"];
+  if (keyId !== undefined && !/^[0-9a-f]{16}$/.test(keyId)) {
+    throw new UsageError(
+      `--key-id must be 16 lowercase hex digits (the key_id of GET /v1/vram/attestation-key), got ${JSON.stringify(keyId)}`,
+    );
+  }
+  return { kind: "vram-attest-verify", file: positionals[0]!, key: values.key, keyId, json: values.json === true };
+}
+
 /** A date, or a date and time with an optional zone: what --since takes besides epoch milliseconds. */
 const RFC3339 = /^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[Zz]|[+-]\d{2}:\d{2})?)?$/;
 
@@ -848,6 +890,7 @@ function bridgeOptions(
       auditFileBytes: (values["audit-file-mb"] ?? DEFAULTS.auditFileMb) * 1048576,
       auditFiles: values["audit-files"] ?? DEFAULTS.auditFiles,
       verifyMaxAgeMs: values["verify-max-age-ms"] ?? DEFAULTS.verifyMaxAgeMs,
+      vramPolicyCheckMs: values["vram-policy-check-ms"] ?? DEFAULTS.vramPolicyCheckMs,
       k8s: k8sOptions(values),
       ...leasePolicy(values),
       ...verifyOptions(values, env, warnings),

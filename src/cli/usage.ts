@@ -94,6 +94,11 @@ export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
       JOB_KERNELS.join(", ")
     } (a staged PTX bundle),\ncomma-separated (default ${DEFAULTS.allowedKernels})`,
   },
+  "vram-policy-check-ms": {
+    arg: "MS",
+    text:
+      `check every sealed shard's memory against the VRAM-only policy every MS\n(it is also checked at start-up; 0: at start-up only; default ${DEFAULTS.vramPolicyCheckMs})`,
+  },
   "state-dir": { arg: "DIR", text: "where leases are journalled across restarts\n(default $XDG_STATE_HOME/gpu-bridge-host)" },
   "bundle-dir": { arg: "DIR", text: "staged job inputs and outputs; without it jobs carry payload_b64" },
   "runner": {
@@ -225,6 +230,17 @@ export const TELEMETRY_HELP: Readonly<Record<"push" | "export", Readonly<Record<
 
 /** `audit verify`'s flags. */
 export const AUDIT_HELP: Readonly<Record<string, FlagHelp>> = {
+  "json": { text: "print the verdict as one JSON object" },
+  "help": { text: "print this help" },
+};
+
+/** `vram attest-verify`'s flags. */
+export const VRAM_ATTEST_HELP: Readonly<Record<string, FlagHelp>> = {
+  "key": {
+    arg: "FILE",
+    text: "the bridge's public key: the body of GET /v1/vram/attestation-key, a JWK,\nor a PEM public key (- for standard input); needed",
+  },
+  "key-id": { arg: "ID", text: "the key id the statement must name (16 hex digits), when you pinned one" },
   "json": { text: "print the verdict as one JSON object" },
   "help": { text: "print this help" },
 };
@@ -459,6 +475,7 @@ export const SECTIONS: readonly (readonly [string, readonly string[]])[] = [
     "verify-mode",
     "verify-sweep-ms",
     "verify-max-age-ms",
+    "vram-policy-check-ms",
   ]],
   ["Lease policy (with --interval-ms or serve; docs/tenancy.md)", [
     "max-ttl-s",
@@ -498,6 +515,7 @@ Usage:
   gpu-bridge-host models verify [ID] --registry DIR | models watch --exec CMD [--url URL]
   gpu-bridge-host peft export --out DIR [--job ID] [--force]   pull a LoRA export job from the Queen
   gpu-bridge-host audit verify DIR [--json]   prove the audit trail whole (audit --help)
+  gpu-bridge-host vram attest-verify FILE --key KEYFILE   check a shard's attestation offline (vram --help)
   gpu-bridge-host tokens add NAME --role ROLE [--workers PATTERNS] --file FILE   a new API principal
   gpu-bridge-host config check FILE   check a --config settings file as serve would take it
   gpu-bridge-host mock-console [--port PORT] ...   a local stand-in for the Cohesix console
@@ -629,6 +647,22 @@ See docs/audit.md.
 
 Options:
 ${flagLines(AUDIT_HELP, ["json"])}`;
+
+export const VRAM_USAGE = `gpu-bridge-host vram attest-verify: check a shard's attestation offline.
+
+Usage:
+  gpu-bridge-host vram attest-verify FILE --key KEYFILE [--key-id ID] [--json]
+
+FILE is an attestation as GET /v1/shards/{id}/attestation returns it (or the share socket's open
+answer), - for standard input. KEYFILE is the bridge's public key, saved beforehand. Nothing is
+asked of the bridge: the statement's fields are checked, then that it names the key given, then
+its Ed25519 signature over the statement's canonical JSON. When it holds, what was attested is
+printed (shard, digests, GPU, state, policy, time) and the exit status is 0; otherwise one line
+says why (a malformed statement naming the field, a key id mismatch, a bad signature) and the
+exit status is 1. See docs/vram-sharing.md.
+
+Options:
+${flagLines(VRAM_ATTEST_HELP, ["key", "key-id", "json"])}`;
 
 export const COMPLETION_USAGE = `gpu-bridge-host completion: a shell's completion script, on stdout.
 

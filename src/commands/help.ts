@@ -15,6 +15,7 @@ import {
   TELEMETRY_USAGE,
   TOKENS_USAGE,
   USAGE,
+  VRAM_USAGE,
 } from "../cli/usage.ts";
 import type { CommandIo } from "./types.ts";
 
@@ -28,6 +29,7 @@ const TOPICS: Readonly<Record<string, string>> = {
   models: MODELS_USAGE,
   peft: PEFT_USAGE,
   audit: AUDIT_USAGE,
+  vram: VRAM_USAGE,
   tokens: TOKENS_USAGE,
   config: CONFIG_USAGE,
   cdi: CDI_USAGE,

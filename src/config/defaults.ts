@@ -143,6 +143,8 @@ export const DEFAULTS = Object.freeze(
     vramSampledSweepMs: 60_000,
     /** `--verify-max-age-ms`: how old the last full verification may be for an execute-check's yes. */
     verifyMaxAgeMs: 60_000,
+    /** `--vram-policy-check-ms`: every sealed shard's allocation is checked against the VRAM-only policy this often (0: at start-up only). */
+    vramPolicyCheckMs: 60_000,
     /** `vram-audit.jsonl` rolls to `.1` past this size; at most `vramAuditFiles` files are kept (8 MiB in all). */
     vramAuditBytes: 1 << 20,
     vramAuditFiles: 8,

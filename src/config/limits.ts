@@ -17,3 +17,5 @@ export const BODY_LIMIT = 1024 * 1024;
 
 /** The most shards one tensor-parallel set may have (a seal's `total_shards`). */
 export const MAX_TOTAL_SHARDS = 65536;
+/** The most bytes `vram attest-verify` reads of an attestation or a key file (an attestation is a few KiB). */
+export const ATTESTATION_FILE_BYTES = 1024 * 1024;

@@ -1,28 +1,22 @@
 /**
  * The attestation of a shard (for a worker's "ready" answer): what was checked, when, and what
- * the driver said, signed with the bridge's attestation key (HMAC-SHA256 over the statement's
- * canonical JSON). It never holds a pointer. Where "VRAM-only" cannot mean anything (host
- * memory in --mock, an integrated GPU sharing DRAM) the policy says not_applicable and why.
+ * the driver said, signed with the bridge's Ed25519 attestation key (attest-key.ts) over the
+ * statement's canonical JSON, so anyone with the public half (`GET /v1/vram/attestation-key`)
+ * can check it offline (`gpu-bridge-host vram attest-verify`). It never holds a pointer. Where
+ * "VRAM-only" cannot mean anything (host memory in --mock, an integrated GPU sharing DRAM) the
+ * policy says not_applicable and why.
  */
+import type { AttestSigner } from "./attest-key.ts";
 import type { VramBackend } from "./backend.ts";
-import { hmac } from "./seal-key.ts";
 import { SET_DIGEST_ALG, type ShardSetStatus } from "./sets.ts";
 import type { Shard } from "./shards.ts";
-import { hex, TREE_ALG } from "./tree.ts";
+import { TREE_ALG } from "./tree.ts";
+
+export { canonicalJson } from "./canonical-json.ts";
+/** What a shard attestation's statement says it is. */
+export const ATTESTATION_SCHEMA = "gpu-bridge-vram-attestation/v1";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-
-/** JSON with keys sorted at every level: the bytes the signature covers. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    const o = value as Record<string, unknown>;
-    return `{${
-      Object.keys(o).sort().filter((k) => o[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(",")
-    }}`;
-  }
-  return JSON.stringify(value);
-}
 
 /** What the VRAM-only policy is worth on a GPU: enforced, or not applicable and why. */
 export type VramOnlyPolicy =
@@ -48,7 +42,7 @@ export function vramOnlyPolicy(backend: { kind: VramBackend["kind"]; note: strin
     return {
       name: "vram-only",
       status: "enforced",
-      reason: "allocated with cuMemAlloc_v2; pointer attributes checked right after allocation",
+      reason: "device memory from cuMemCreate or cuMemAlloc_v2; its pointer attributes are checked at allocation, then again periodically",
     };
   }
   return {
@@ -66,11 +60,12 @@ export function vramOnlyPolicy(backend: { kind: VramBackend["kind"]; note: strin
   };
 }
 
-export function attestation(shard: Shard, backend: VramBackend, key: Uint8Array, now: number) {
+/** The shard's statement, signed by `signer` (which adds its algorithm and key id to it). */
+export function attestation(shard: Shard, backend: VramBackend, signer: AttestSigner, now: number) {
   const device = backend.deviceEvidence(shard.gpu_device);
   const policy = vramOnlyPolicy(backend, device.integrated);
   const statement = {
-    schema: "gpu-bridge-vram-attestation/v1",
+    schema: ATTESTATION_SCHEMA,
     shard_id: shard.shard_id,
     lease_id: shard.lease_id,
     gpu_id: shard.gpu_id,
@@ -92,14 +87,7 @@ export function attestation(shard: Shard, backend: VramBackend, key: Uint8Array,
     },
     issued_at: iso(now),
   };
-  return {
-    statement,
-    signature: {
-      algorithm: "HMAC-SHA256",
-      over: "canonical JSON of statement (keys sorted)",
-      value: hex(hmac(key, canonicalJson(statement))),
-    },
-  };
+  return signer.sign(statement);
 }
 
 /**
@@ -107,7 +95,7 @@ export function attestation(shard: Shard, backend: VramBackend, key: Uint8Array,
  * its own attestation names it, signed as a shard's is. Null while indexes are missing: there is
  * nothing to bind yet.
  */
-export function setAttestation(set: ShardSetStatus, key: Uint8Array, now: number) {
+export function setAttestation(set: ShardSetStatus, signer: AttestSigner, now: number) {
   if (set.set_digest === null) return null;
   const statement = {
     schema: "gpu-bridge-vram-set-attestation/v1",
@@ -134,12 +122,5 @@ export function setAttestation(set: ShardSetStatus, key: Uint8Array, now: number
     })),
     issued_at: iso(now),
   };
-  return {
-    statement,
-    signature: {
-      algorithm: "HMAC-SHA256",
-      over: "canonical JSON of statement (keys sorted)",
-      value: hex(hmac(key, canonicalJson(statement))),
-    },
-  };
+  return signer.sign(statement);
 }

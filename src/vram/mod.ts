@@ -2,8 +2,9 @@
  * Sealed model shards in VRAM: the entry the daemon calls. It picks the backend
  * (host memory under --mock, else the CUDA driver; without a driver, shards are unavailable and
  * the routes say why), loads the per-bridge key, and hands back the store, what the shard routes
- * need (src/api/vram.ts, through the bridge's façade), the metrics and the job gate. The key
- * never leaves this module: attestations are signed here.
+ * need (src/api/vram.ts, through the bridge's façade), the metrics and the job gate. The keys
+ * never leave this module: attestations are signed here. The VRAM-only policy is checked at
+ * start-up, before this resolves (so before the API answers), and then every policyCheckMs.
  */
 import process from "node:process";
 import { randomBytes } from "node:crypto";
@@ -21,7 +22,9 @@ import { type AuditEvent, VramAudit } from "./audit.ts";
 import type { VramBackend } from "./backend.ts";
 import { HostMemoryVram } from "./host-backend.ts";
 import { renderVramMetrics } from "./metrics.ts";
-import { ATTEST_INFO, deriveKey, loadSealSecret, SEAL_INFO, SHARE_INFO } from "./seal-key.ts";
+import { deriveKey, loadSealSecret, SEAL_INFO, SHARE_INFO } from "./seal-key.ts";
+import { type AttestationKeyView, type AttestSigner, ephemeralSigner, loadAttestSigner } from "./attest-key.ts";
+import { PolicyTimer } from "./policy.ts";
 import { type ExecuteCheck, executeCheck } from "./execute-check.ts";
 import { executeCheckSet, type SetExecuteCheck } from "./set-check.ts";
 import { setView, type ShardSetStatus, type ShardSetView } from "./sets.ts";
@@ -52,6 +55,8 @@ export interface VramOptions {
    * $GPU_BRIDGE_VRAM_GATE and $GPU_BRIDGE_VRAM_SWEEP_MS); absent: those variables, read here.
    */
   readonly verify?: { readonly mode: VerifyMode; readonly sweepMs: number };
+  /** `--vram-policy-check-ms`: the VRAM-only policy is checked again this often; 0: at start-up only (default DEFAULTS.vramPolicyCheckMs). */
+  readonly policyCheckMs?: number;
 }
 
 export interface Vram {
@@ -64,6 +69,8 @@ export interface Vram {
   readonly modelDir: string;
   /** The shard's signed attestation, issued now. */
   attest(shard: Shard): ReturnType<typeof attestation>;
+  /** The public half of the attestation key (`GET /v1/vram/attestation-key`). */
+  attestationKey(): AttestationKeyView;
   metrics(): string;
   /** The job gate: resolves null when the lease's jobs may run; null at once when it holds no shards. */
   gate(leaseId: string): Promise<{ detail: string; message: string } | null> | null;
@@ -92,7 +99,7 @@ export async function startVram(o: VramOptions): Promise<Vram> {
   const env = o.env ?? process.env;
   const clock = o.clock ?? systemClock;
   const verify = o.verify ?? verifyFromEnv(env);
-  const keys = loadKeys(o);
+  const keys = loadKeys(o, clock);
   const ordinalOf = ordinalLookup(o);
   const libc = await openLibc();
   const { pool, backend, unavailable } = await openBackend(o, env, libc);
@@ -120,10 +127,12 @@ export async function startVram(o: VramOptions): Promise<Vram> {
       ...(verify.mode === "sampled" && { gateMode: "sampled" as const }),
     });
     const sweep = startSweep(store, verify.sweepMs, clock, o.log);
+    const policy = startPolicyCheck(o, store, ordinalOf, clock);
     if (store !== null) announce(o.log, backend!, pool!);
-    const inputs: FacadeInputs = { o, env, mode: verify.mode, clock, store, unavailable, ordinalOf, attestKey: keys.attest, share: null };
+    const inputs: FacadeInputs = { o, env, mode: verify.mode, clock, store, unavailable, ordinalOf, signer: keys.signer, share: null };
     const facade = vramFacade(inputs, () => {
       sweep?.stop();
+      policy?.stop();
       share?.close();
       store?.close();
       backend?.close();
@@ -154,12 +163,46 @@ export async function startVram(o: VramOptions): Promise<Vram> {
   }
 }
 
-/** The seal and attestation keys, derived from the per-bridge secret (in memory only when ephemeral). */
-function loadKeys(o: VramOptions): { seal: Uint8Array; attest: Uint8Array; share: Uint8Array } {
+/**
+ * The seal and share keys, derived from the per-bridge secret, and the attestation signer (an
+ * Ed25519 key pair of its own: attest-key.ts); in memory only when ephemeral.
+ */
+function loadKeys(o: VramOptions, clock: Clock): { seal: Uint8Array; share: Uint8Array; signer: AttestSigner } {
+  let signer: AttestSigner;
+  if (o.ephemeral) {
+    signer = ephemeralSigner(clock.now());
+    o.log.info(`attestations are signed with an ephemeral key ${signer.keyId}: no state folder keeps it, so it ends with this run`);
+  } else {
+    signer = loadAttestSigner(join(o.stateDir, "vram-attest.key"), clock.now());
+  }
   const secret = o.ephemeral ? new Uint8Array(randomBytes(32)) : loadSealSecret(join(o.stateDir, "vram-seal.key"));
-  const keys = { seal: deriveKey(secret, SEAL_INFO), attest: deriveKey(secret, ATTEST_INFO), share: deriveKey(secret, SHARE_INFO) };
+  const keys = { seal: deriveKey(secret, SEAL_INFO), share: deriveKey(secret, SHARE_INFO), signer };
   secret.fill(0);
   return keys;
+}
+
+/**
+ * The start-up check of the VRAM-only policy (a probe allocation on each GPU the driver knows),
+ * run now, and the timer that checks every sealed shard again; null without a store, or with
+ * an interval of 0 (start-up only).
+ */
+function startPolicyCheck(
+  o: VramOptions,
+  store: ShardStore | null,
+  ordinalOf: (gpuId: string) => number | undefined,
+  clock: Clock,
+): PolicyTimer | null {
+  if (store === null) return null;
+  const ordinals = o.gpus().flatMap((g) => {
+    const n = ordinalOf(g.id);
+    return n === undefined ? [] : [n];
+  });
+  store.checkPolicy("startup", ordinals);
+  const ms = o.policyCheckMs ?? DEFAULTS.vramPolicyCheckMs;
+  if (!(ms > 0)) return null;
+  const timer = new PolicyTimer(store, clock, ms, o.log);
+  timer.start();
+  return timer;
 }
 
 /** A GPU's CUDA ordinal: under --mock its index in the inventory, else what the driver says. */
@@ -249,7 +292,7 @@ interface FacadeInputs {
   readonly store: ShardStore | null;
   readonly unavailable: string | undefined;
   readonly ordinalOf: (gpuId: string) => number | undefined;
-  readonly attestKey: Uint8Array;
+  readonly signer: AttestSigner;
   /** Set once the hub exists (it needs the façade's attest and execute-check). */
   share: ShareHub | null;
 }
@@ -274,8 +317,9 @@ function vramFacade(f: FacadeInputs, close: () => void): Vram {
     modelDir: f.env.GPU_BRIDGE_MODEL_DIR ?? join(o.stateDir, DEFAULTS.vramModelDir),
     attest: (shard) => {
       if (store === null) throw new VramError("unavailable", `Cannot attest ${shard.shard_id}: ${unavailable ?? "no VRAM backend"}`);
-      return attestation(shard, store.backend, f.attestKey, f.clock.now());
+      return attestation(shard, store.backend, f.signer, f.clock.now());
     },
+    attestationKey: () => f.signer.view(),
     metrics: () => (store === null ? "" : renderVramMetrics(store, vramGpus())),
     gate: (leaseId) => (store === null || store.list(leaseId).length === 0 ? null : store.gate(leaseId)),
     get share() {
@@ -289,7 +333,7 @@ function vramFacade(f: FacadeInputs, close: () => void): Vram {
       const status = store?.sets.status(setId);
       return status === undefined ? undefined : setView(status, f.clock.now(), checkOptions().maxAgeMs);
     },
-    attestSet: (set) => setAttestation(set, f.attestKey, f.clock.now()),
+    attestSet: (set) => setAttestation(set, f.signer, f.clock.now()),
     executeCheckSet: (setId) => {
       if (store === null) throw new VramError("unavailable", `Cannot check set ${setId}: ${unavailable ?? "no VRAM backend"}`);
       return executeCheckSet(store, setId, checkOptions());

@@ -1,8 +1,10 @@
 /**
  * The seal key and the seal signature. The key is per bridge: 32 random bytes kept in the state
  * folder (`vram-seal.key`, mode 0600, created once), expanded with HKDF-SHA256 (empty salt)
- * into one key for shard signatures and one for attestations. It survives restarts, so a
- * signature or attestation handed out yesterday still checks; it is never logged or returned.
+ * into one key for shard signatures and one for the lease sockets' share tokens. It survives
+ * restarts, so a seal made before still checks; it is never logged or returned. Attestations
+ * are not signed with it: an HMAC only its holder can check, so they have a key pair of their
+ * own (attest-key.ts).
  */
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
@@ -10,7 +12,6 @@ import { openRegular, syncDir, syncFully, writeFully } from "../util/files.ts";
 import { dirname } from "node:path";
 
 export const SEAL_INFO = "gpu-bridge-host-vram-seal-v1";
-export const ATTEST_INFO = "gpu-bridge-host-vram-attest-v1";
 /** Derives the key behind each lease's share token (share.ts). */
 export const SHARE_INFO = "gpu-bridge-host-vram-share-v1";
 

@@ -11,6 +11,7 @@ import { type Clock, systemClock } from "../util/clock.ts";
 import type { AuditEvent, VramAudit } from "./audit.ts";
 import { VramAllocError, type VramBackend, type VramBuffer } from "./backend.ts";
 import { hmac, sameMac, sealMessage } from "./seal-key.ts";
+import { pointerView, pointerViolation, probeDevice } from "./policy.ts";
 import { copyIn, hashSource, type ShardSource } from "./copy-in.ts";
 import { DIGEST, SHARD_ID, unknownShard, VramError } from "./errors.ts";
 import { checkSetOptions, ShardSets } from "./sets.ts";
@@ -112,7 +113,7 @@ export class ShardStore {
   readonly #held = new Map<string, Held>();
   /** Bytes promised to seals in flight, per lease and per GPU ordinal. */
   readonly #reserved = new Map<string, number>();
-  readonly counters = { seal: new Map<string, number>(), verify: new Map<string, number>() };
+  readonly counters = { seal: new Map<string, number>(), verify: new Map<string, number>(), policy: new Map<number, number>() };
   /** The tensor-parallel sets its shards form. */
   readonly sets: ShardSets;
 
@@ -578,37 +579,70 @@ export class ShardStore {
     for (const id of [...this.#held.keys()]) this.release(id, "bridge stopped");
   }
 
+  /** The VRAM-only check right after allocation: a violation refuses the seal (the caller frees the VRAM). */
   #checkPolicy(buf: VramBuffer, ordinal: number, lease: Lease): Shard["evidence"] {
     const checked_at = this.#now();
     const ev = this.#o.backend.pointerEvidence(buf);
     if (ev === null) return { checked_at, pointer: null };
     const integrated = this.#o.backend.deviceEvidence(ordinal).integrated;
-    const violation = ev.memory_type !== "device"
-      ? `memory type is ${ev.memory_type}, not device`
-      : ev.is_managed
-      ? "the allocation is managed (unified) memory"
-      : ev.host_pointer_query === 0
-      ? "the allocation has a host pointer"
-      : ev.device_ordinal !== ordinal
-      ? `the allocation is on device ${ev.device_ordinal}, not ${ordinal}`
-      : null;
+    const violation = pointerViolation(ev, ordinal);
     if (violation !== null && !integrated) {
-      this.#audit("PolicyViolation", { policy: "vram-only", gpu_device: ordinal, ...holder(lease), reason: violation });
+      this.#violation("allocation", ordinal, violation, { shard_id: null, gpu_id: lease.gpu_id, ...holder(lease) });
       throw new VramError("policy", `Cannot seal: the VRAM-only check failed: ${violation}`);
     }
-    return {
-      checked_at,
-      pointer: {
-        memory_type: ev.memory_type,
-        is_managed: ev.is_managed,
-        host_pointer_query: ev.host_pointer_query === 1
-          ? "CUDA_ERROR_INVALID_VALUE"
-          : ev.host_pointer_query === 0
-          ? "a host pointer exists"
-          : `CUresult ${ev.host_pointer_query}`,
-        device_ordinal: ev.device_ordinal,
-      },
-    };
+    return { checked_at, pointer: pointerView(ev) };
+  }
+
+  /**
+   * The VRAM-only policy checked again (at start-up and by the policy timer, policy.ts): each
+   * sealed shard's allocation must still be device memory on its GPU, as at its seal; at
+   * start-up, one probe allocation on each of `probe` (CUDA ordinals) too. A shard that fails is
+   * marked FAILED as a failed verification would be (its jobs refused, its hand-outs revoked,
+   * `onFailure`), with a CRITICAL PolicyViolation record. Shards on host memory or an
+   * integrated GPU, where the policy cannot apply, are not checked. Returns what failed.
+   */
+  checkPolicy(
+    check: "startup" | "periodic",
+    probe: readonly number[] = [],
+  ): { shard_id: string | null; gpu_device: number; reason: string }[] {
+    const found: { shard_id: string | null; gpu_device: number; reason: string }[] = [];
+    for (const ordinal of probe) {
+      const reason = probeDevice(this.#o.backend, ordinal);
+      if (reason === null) continue;
+      this.#violation(check, ordinal, `a probe allocation: ${reason}`, { shard_id: null });
+      found.push({ shard_id: null, gpu_device: ordinal, reason });
+    }
+    for (const h of [...this.#held.values()]) {
+      const s = h.shard;
+      if (s.state !== "SEALED" || this.#o.backend.deviceEvidence(s.gpu_device).integrated) continue;
+      let reason: string | null;
+      try {
+        const ev = this.#o.backend.pointerEvidence(h.buf);
+        if (ev === null) continue;
+        reason = pointerViolation(ev, s.gpu_device);
+        s.evidence.checked_at = this.#now();
+        s.evidence.pointer = pointerView(ev);
+      } catch (error) {
+        reason = `the driver cannot describe the allocation any more: ${(error as Error).message}`;
+      }
+      if (reason === null || !this.#held.has(s.shard_id)) continue;
+      this.#violation(check, s.gpu_device, reason, { shard_id: s.shard_id, gpu_id: s.gpu_id, ...holder(s) });
+      s.state = "FAILED";
+      s.failure = `the VRAM-only policy check failed: ${reason}`;
+      this.#o.onFailure?.(s);
+      found.push({ shard_id: s.shard_id, gpu_device: s.gpu_device, reason });
+    }
+    this.policyCheckedAt = this.#now();
+    return found;
+  }
+
+  /** When the policy was last checked beyond an allocation (start-up or the timer); null: never. */
+  policyCheckedAt: number | null = null;
+
+  /** A CRITICAL PolicyViolation record, counted per GPU. */
+  #violation(check: "allocation" | "startup" | "periodic", ordinal: number, reason: string, f: Record<string, unknown>): void {
+    this.counters.policy.set(ordinal, (this.counters.policy.get(ordinal) ?? 0) + 1);
+    this.#audit("PolicyViolation", { policy: "vram-only", check, gpu_device: ordinal, ...f, reason, severity: "CRITICAL" });
   }
 
   #fail(h: Held, mode: "full" | "sampled", reason: string, expected: string, actual: string, t0: number): VerifyResult {

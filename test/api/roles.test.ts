@@ -121,6 +121,7 @@ const ROWS: Readonly<Record<string, Row>> = {
   },
   "GET /v1/gpus/:id/vram": { req: () => ({ path: "/v1/gpus/GPU-0/vram" }), expect: READ },
   "GET /v1/vram/plan": { req: () => ({ path: "/v1/vram/plan?bytes=1024" }), expect: READ },
+  "GET /v1/vram/attestation-key": { req: () => ({ path: "/v1/vram/attestation-key" }), expect: READ },
   // CDI is off on this bridge: past the role check it is a 404 for everyone.
   "GET /v1/cdi": { req: () => ({ path: "/v1/cdi" }), expect: [401, 404, 404, 404, 404] },
   "GET /v1/events": { req: () => ({ path: "/v1/events" }), expect: READ },

@@ -70,7 +70,7 @@ describe("parseCommand()", () => {
     [["--list=yes"], 'Option --list takes no value, got "yes"'],
     [
       ["stray", "--list"],
-      'Unknown command or argument "stray" (commands: serve, stats, doctor, telemetry, models, peft, audit, tokens, config, mock-console, console, cdi, completion)',
+      'Unknown command or argument "stray" (commands: serve, stats, doctor, telemetry, models, peft, audit, vram, tokens, config, mock-console, console, cdi, completion)',
     ],
     [["mock-console", "--port", "99999"], "Option --port must be 0-65535, got 99999"],
     [["mock-console", "--list"], "Unknown option --list"],

@@ -4,8 +4,8 @@
  * capacity and plan, attestation, metrics, a lease's end freeing its shards, the audit trail.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { createHash, createPublicKey, verify } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseCommand } from "../../src/cli/options.ts";
 import { type Bridge, createBridge } from "../../src/app/bridge.ts";
@@ -13,6 +13,7 @@ import { startApi } from "../../src/app/daemon.ts";
 import { mockBackend } from "../../src/inventory/mock.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { LEAF_BYTES } from "../../src/vram/tree.ts";
+import { canonicalJson } from "../../src/vram/canonical-json.ts";
 import { memoryLogger, tempDir, until, vaddJob } from "../helpers.ts";
 import { pattern, VECTORS } from "./vectors.ts";
 import { shardEvents, trailText } from "../audit/read.ts";
@@ -162,7 +163,12 @@ describe("the shard API (--mock)", () => {
     expect((await call("GET", "/v1/vram/plan?bytes=-1")).status).toBe(422);
     const att = (await call("GET", "/v1/shards/cap-0/attestation")).body;
     expect(att.statement).toMatchObject({ shard_id: "cap-0", resident: true, policy: { status: "not_applicable" } });
-    expect(att.signature.value).toMatch(/^[0-9a-f]{64}$/);
+    expect(att.signature).toMatchObject({ algorithm: "Ed25519", key_id: att.statement.key_id });
+    const key = (await call("GET", "/v1/vram/attestation-key")).body;
+    expect(key.key_id).toBe(att.statement.key_id);
+    const pub = createPublicKey({ key: key.jwk, format: "jwk" });
+    expect(verify(null, Buffer.from(canonicalJson(att.statement)), pub, Buffer.from(att.signature.value, "base64"))).toBe(true);
+    expect(statSync(join(tmp.path, "state", "vram-attest.key")).mode & 0o777).toBe(0o600);
     const metrics = await (await fetch(`http://127.0.0.1:${api.port}/metrics`)).text();
     expect(metrics).toMatch(/^vram_used_bytes\{gpu_device="0",gpu_id="GPU-0"\} \d+$/m);
     expect(metrics).toMatch(/^vram_seal_operations_total\{result="ok"\} [1-9]\d*$/m);
@@ -189,6 +195,13 @@ describe("the shard API (--mock)", () => {
     expect(auditText()).not.toContain(key);
     expect(existsSync(join(tmp.path, "state", "vram-audit.jsonl"))).toBe(false); // one trail: the bridge's
     expect((logged as unknown as { live: string[] }).live.join("\n")).not.toContain(key);
+    // The attestation key's private half: its PEM body's lines appear nowhere either.
+    const pem = readFileSync(join(tmp.path, "state", "vram-attest.key"), "utf8").split("\n").filter((l) => /^[A-Za-z0-9+/=]{40,}$/.test(l));
+    expect(pem.length).toBeGreaterThan(0);
+    for (const line of pem) {
+      expect(auditText()).not.toContain(line);
+      expect((logged as unknown as { live: string[] }).live.join("\n")).not.toContain(line);
+    }
   });
 
   test("the shard routes are a sub-app of the API: a known path with another method is a 405 with Allow", async () => {

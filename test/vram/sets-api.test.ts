@@ -19,6 +19,7 @@ import { bunRuntime } from "../../src/runtime/bun.ts";
 import { LEAF_BYTES } from "../../src/vram/tree.ts";
 import { memoryLogger, tempDir } from "../helpers.ts";
 import { pattern } from "./vectors.ts";
+import { parsePublicKey, verifyAttestation } from "../../src/vram/attest-verify.ts";
 
 const tmp = tempDir("gbh-sets-api-");
 let bridge: Bridge;
@@ -99,7 +100,18 @@ describe("tensor-parallel sets through the API", () => {
       [1, l1, "GPU-1", 1],
     ]);
     expect(set.attestation.statement).toMatchObject({ set_id: "tp", set_digest: digest, total_shards: 2, resident: true });
-    expect(set.attestation.signature.algorithm).toBe("HMAC-SHA256");
+    // A third party checks it offline with the served key: the signature, and the set digest from the members.
+    const key = parsePublicKey(JSON.stringify((await call("a", "GET", "/v1/vram/attestation-key")).body), "the served key");
+    const verdict = verifyAttestation(JSON.stringify(set.attestation), key);
+    expect(verdict).toMatchObject({ ok: true, schema: "gpu-bridge-vram-set-attestation/v1" });
+    expect(verdict.ok && verdict.lines[1]).toBe(`digest   sha256-shard-set-v1 ${digest} (recomputed from the members)`);
+    const swapped = structuredClone(set.attestation);
+    swapped.statement.members[0].digest = sha(member(1));
+    expect(verifyAttestation(JSON.stringify(swapped), key)).toEqual({
+      ok: false,
+      reason: "bad signature: key " + set.attestation.statement.key_id +
+        " did not sign this statement (it was changed after signing, or the signature was)",
+    });
     const ready1 = await call("a", "GET", `/v1/leases/${l1}/ready`);
     expect(ready1.body.sets).toEqual([{
       set_id: "tp",

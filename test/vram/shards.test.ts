@@ -11,6 +11,7 @@ import { bunFfi } from "../../ffi/bun.ts";
 import { CudaVram } from "../../ffi/cuda-vram.ts";
 import type { Lease } from "../../src/lease/types.ts";
 import { attestation } from "../../src/vram/attest.ts";
+import { ephemeralSigner } from "../../src/vram/attest-key.ts";
 import { VramAudit } from "../../src/vram/audit.ts";
 import type { VramBackend } from "../../src/vram/backend.ts";
 import { CudaVramBackend } from "../../src/vram/cuda-backend.ts";
@@ -225,14 +226,27 @@ describe("the VRAM-only policy (fake libcuda)", () => {
     const { store, audit, dir } = setup(new CudaVramBackend(cuda, pool));
     const free0 = store.backend.memInfo(0).free;
     scriptFakes({ pointer_managed: 1 });
-    await expect(store.seal("L1", source(pattern(1000)), {})).rejects.toThrow(
+    const refused = await store.seal("L1", source(pattern(1000)), {}).catch((e: VramError) => e);
+    expect(refused).toBeInstanceOf(VramError);
+    expect([(refused as VramError).code, (refused as VramError).message]).toEqual([
+      "policy",
       "Cannot seal: the VRAM-only check failed: the allocation is managed (unified) memory",
-    );
+    ]);
     scriptFakes({});
-    expect(audit().find((e) => e.event === "PolicyViolation")).toMatchObject({
+    const { ts: _ts, ...record } = audit().find((e) => e.event === "PolicyViolation");
+    expect(record).toEqual({
+      event: "PolicyViolation",
       policy: "vram-only",
+      check: "allocation",
+      gpu_device: 0,
+      shard_id: null,
+      gpu_id: "GPU-0",
+      lease_id: "L1",
+      worker_id: "w-L1",
       reason: "the allocation is managed (unified) memory",
+      severity: "CRITICAL",
     });
+    expect(store.counters.policy.get(0)).toBe(1);
     expect(store.backend.memInfo(0).free).toBe(free0);
     dir.cleanup();
   });
@@ -278,7 +292,7 @@ describe("integrated GPUs (fake Jetson Orin)", () => {
     const backend = new CudaVramBackend(cuda, pool);
     const { store, dir } = setup(backend);
     const { shard } = await store.seal("L1", source(pattern(1000)), {});
-    const { statement, signature } = attestation(shard, backend, deriveKey("a", "b"), 0);
+    const { statement, signature } = attestation(shard, backend, ephemeralSigner(0), 0);
     scriptFakes({});
     expect(statement.policy).toMatchObject({
       name: "vram-only",
@@ -289,7 +303,11 @@ describe("integrated GPUs (fake Jetson Orin)", () => {
     expect(statement.evidence.device).toMatchObject({ integrated: 1, ecc_enabled: 0 });
     expect(statement.evidence.pointer).toMatchObject({ memory_type: "device" });
     expect(JSON.stringify(statement)).not.toMatch(/pointer"?:\s*\d/);
-    expect(signature.value).toMatch(/^[0-9a-f]{64}$/);
+    expect(signature).toMatchObject({
+      algorithm: "Ed25519",
+      key_id: statement.key_id,
+      value: expect.stringMatching(/^[A-Za-z0-9+/]{86}==$/),
+    });
     dir.cleanup();
   });
 
@@ -298,7 +316,7 @@ describe("integrated GPUs (fake Jetson Orin)", () => {
     const backend = new CudaVramBackend(cuda, pool);
     const { store, dir } = setup(backend);
     const { shard } = await store.seal("L1", source(pattern(1000)), {});
-    expect(attestation(shard, backend, deriveKey("a", "b"), 0).statement.policy.status).toBe("enforced");
+    expect(attestation(shard, backend, ephemeralSigner(0), 0).statement.policy.status).toBe("enforced");
     dir.cleanup();
   });
 });
