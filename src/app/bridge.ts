@@ -221,10 +221,10 @@ async function wireBridge(w: Wiring): Promise<Bridge> {
   const host = startHost(w, {
     gate: (leaseId) => vram?.gate(leaseId) ?? null,
     shardOf: (leaseId, shardId) => vram?.shardOf(leaseId, shardId),
-    shardOperand: async (leaseId, shardId) =>
+    shardOperand: async (leaseId, shardId, map) =>
       vram === null
         ? { ok: false, detail: "NOT-SEALED", message: `shard ${shardId}: sealed shards are not started yet` }
-        : await vram.jobOperand(leaseId, shardId),
+        : await vram.jobOperand(leaseId, shardId, map),
   });
   w.teardown.add("the lease changes' feed", feedHostChanges(w.changes, host));
   vram = await startLeaseVram(w, host);

@@ -8,6 +8,7 @@ import type { JobState } from "../lease/records.ts";
 import { type KernelSummary, workload } from "./kernels.ts";
 import type { ValidJob } from "./descriptor.ts";
 import type { Runner } from "./runner.ts";
+import type { MappedShard } from "./cuda-runner.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import { builtinPtx } from "./ptx/builtin.ts";
 import { operandBytes } from "./cohesix.ts";
@@ -48,8 +49,12 @@ export interface ShardRead {
   readonly verified_at: number;
   readonly mode: "full" | "sampled";
   readonly path: "gpu" | "cpu";
-  /** `copy`: its bytes were copied out of VRAM and their SHA-256 checked against the seal before the kernel ran. */
-  readonly access: "copy";
+  /**
+   * `copy`: its bytes were copied out of VRAM and their SHA-256 checked against the seal before
+   * the kernel ran; `read-only-mapping`: the kernel read the shard's memory through a mapping
+   * its process made read-only from the shard's descriptor.
+   */
+  readonly access: "copy" | "read-only-mapping";
 }
 
 /** A shard read as the API and the record of changes show it (the verification's time in ISO 8601). */
@@ -57,10 +62,22 @@ export function shardReadView(r: ShardRead) {
   return { ...r, verified_at: new Date(r.verified_at).toISOString() };
 }
 
-/** A job's shard operand: its bytes and the record of how they were read, or why the job cannot have them. */
+/**
+ * A job's shard operand: its bytes (copied), or its memory as a descriptor the kernel's process
+ * maps read-only (`release` once the run ends), with the record of how it was read; or why the
+ * job cannot have it.
+ */
 export type ShardOperand =
   | { readonly ok: true; readonly bytes: Uint8Array; readonly read: ShardRead }
+  | { readonly ok: true; readonly mapping: MappedShard & { release(): void }; readonly read: ShardRead }
   | { readonly ok: false; readonly detail: string; readonly message: string };
+
+/** What a job that names a shard gives its runner. */
+interface ShardInputs {
+  readonly operands: Uint8Array | undefined;
+  readonly shard?: MappedShard;
+  readonly release?: () => void;
+}
 
 /** What finished jobs and their results may hold by default (src/job/retention.ts). */
 export const DEFAULT_RETENTION: RetentionPolicy = {
@@ -89,8 +106,12 @@ export interface SchedulerOptions {
   readonly retention?: Partial<RetentionPolicy>;
   /** Checked before each job starts (sealed VRAM shards verify): a refusal ends the job ERR; null: nothing to check. */
   readonly gate?: (leaseId: string) => Promise<{ detail: string; message: string } | null> | null;
-  /** Verifies and reads the sealed shard a job names as operand `b` (after the gate); without it, such a job ends ERR `NOT-SEALED`. */
-  readonly shardOperand?: (leaseId: string, shardId: string) => Promise<ShardOperand>;
+  /**
+   * Verifies and reads the sealed shard a job names as operand `b` (after the gate); `map`: the
+   * runner can map a descriptor, so a shareable shard is handed over rather than copied. Without
+   * it, such a job ends ERR `NOT-SEALED`.
+   */
+  readonly shardOperand?: (leaseId: string, shardId: string, map: boolean) => Promise<ShardOperand>;
 }
 
 interface Queued {
@@ -275,6 +296,7 @@ export class JobScheduler {
     this.#o.onChange(record);
     const clock = this.#o.clock ?? systemClock;
     const timer = clock.setTimer(valid.descriptor.timeout_ms, () => abort.abort("TIMEOUT"));
+    let input: ShardInputs | null = null;
     try {
       const check = this.#o.gate?.(lease.id) ?? null;
       const refused = check === null ? null : await check;
@@ -284,10 +306,11 @@ export class JobScheduler {
         return;
       }
       // Only a job that names a shard waits here: the others reach the runner in this same turn.
-      const operands = valid.shard === undefined
-        ? valid.operands ?? undefined
+      input = valid.shard === undefined
+        ? { operands: valid.operands ?? undefined }
         : await this.#withShard(record, lease, valid.shard.id, valid);
-      if (operands === null) return;
+      if (input === null) return;
+      const { operands, shard } = input;
       const device = this.#o.deviceOf?.(lease.gpu_id);
       const outcome = await this.#o.runner.run(
         {
@@ -297,6 +320,7 @@ export class JobScheduler {
           // A staged .ptx bundle the job names, else the bridge's own kernel.
           payload: valid.ptx ?? new TextEncoder().encode(builtinPtx(valid.descriptor.kernel)),
           ...(operands !== undefined && { operands }),
+          ...(shard !== undefined && { shard }),
           ...(device !== undefined && { device }),
         },
         abort.signal,
@@ -324,6 +348,7 @@ export class JobScheduler {
       record.message = error instanceof Error ? error.message : String(error);
       this.#finish(record, "ERR", "RUNNER_ERROR", null);
     } finally {
+      input?.release?.();
       clock.clearTimer(timer);
       this.#running.delete(record.job);
       const left = (this.#memInUse.get(lease.id) ?? need) - need;
@@ -334,14 +359,16 @@ export class JobScheduler {
   }
 
   /**
-   * The operands of a job that names a shard: its `a`, then `b` read from the sealed shard
-   * (verified and checked against its seal by `shardOperand`); null: the shard could not be
-   * used, and the job has ended ERR.
+   * The inputs of a job that names a shard, verified by `shardOperand`: its `a`, then either
+   * `b` copied from the shard (and checked against its seal), or, on a runner that maps it, the
+   * shard's descriptor for the child to map read-only (released once the run ends); null: the
+   * shard could not be used, and the job has ended ERR.
    */
-  async #withShard(record: JobRecord, lease: Lease, shardId: string, valid: ValidJob): Promise<Uint8Array | null> {
+  async #withShard(record: JobRecord, lease: Lease, shardId: string, valid: ValidJob): Promise<ShardInputs | null> {
+    const map = this.#o.kind === "cuda" && this.#o.runner.passesFds === true;
     const got = this.#o.shardOperand === undefined
       ? { ok: false as const, detail: "NOT-SEALED", message: `shard ${shardId}: sealed shards are unavailable on this bridge` }
-      : await this.#o.shardOperand(lease.id, shardId);
+      : await this.#o.shardOperand(lease.id, shardId, map);
     if (!got.ok) {
       record.message = got.message;
       this.#finish(record, "ERR", got.detail, null);
@@ -349,10 +376,14 @@ export class JobScheduler {
     }
     record.input_shard = got.read;
     const a = valid.operands ?? NO_BYTES; // validated: a job naming a shard carries a
+    if ("mapping" in got) {
+      const { release, ...shard } = got.mapping;
+      return { operands: a, shard, release };
+    }
     const both = new Uint8Array(a.length + got.bytes.length);
     both.set(a);
     both.set(got.bytes, a.length);
-    return both;
+    return { operands: both };
   }
 
   #finish(record: JobRecord, state: "OK" | "ERR", detail: string, result: KernelSummary | null): void {

@@ -64,7 +64,7 @@ export interface Vram {
   /** A sealed shard of lease `leaseId` (undefined for an unknown id and another lease's alike): what its jobs may name. */
   shardOf(leaseId: string, shardId: string): Shard | undefined;
   /** A job's operand `b` from shard `shardId` of its lease: verified in the gate's mode, copied, checked against the seal (operand.ts). */
-  jobOperand(leaseId: string, shardId: string): Promise<OperandRead>;
+  jobOperand(leaseId: string, shardId: string, map?: boolean): Promise<OperandRead>;
   /** Hands the lease's shards out over its socket (share.ts); null when sharing is off on this bridge. */
   readonly share: ShareHub | null;
   /** "May I execute now?" for one shard (execute-check.ts). */
@@ -263,10 +263,10 @@ function vramFacade(f: FacadeInputs, close: () => void): Vram {
     metrics: () => (store === null ? "" : renderVramMetrics(store, vramGpus())),
     gate: (leaseId) => (store === null || store.list(leaseId).length === 0 ? null : store.gate(leaseId)),
     shardOf: (leaseId, shardId) => (store === null ? undefined : ownShard(store, leaseId, shardId)),
-    jobOperand: async (leaseId, shardId) =>
+    jobOperand: async (leaseId, shardId, map) =>
       store === null
         ? { ok: false, detail: "NOT-SEALED", message: `shard ${shardId}: ${unavailable ?? "no VRAM backend"}` }
-        : await readOperand(store, leaseId, shardId, f.env.GPU_BRIDGE_VRAM_GATE === "sampled" ? "sampled" : "full"),
+        : await readOperand(store, leaseId, shardId, f.env.GPU_BRIDGE_VRAM_GATE === "sampled" ? "sampled" : "full", map),
     get share() {
       return f.share;
     },

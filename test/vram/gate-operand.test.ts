@@ -14,13 +14,17 @@ import { ShardStore } from "../../src/vram/shards.ts";
 import { LEAF_BYTES } from "../../src/vram/tree.ts";
 import { TreePool } from "../../src/vram/tree-pool.ts";
 import { sha256Hex } from "../../src/util/sha256.ts";
+import { bunFfi } from "../../ffi/bun.ts";
+import { UnixShare } from "../../ffi/unix-share.ts";
 import { activeLease, memoryLogger } from "../helpers.ts";
 import { pattern, source } from "./vectors.ts";
 
 const pool = TreePool.create(1);
 afterAll(() => pool.close());
 
-function setup(extra: { gateMode?: "full" | "sampled"; sampleLeaves?: number; random?: (n: number) => number } = {}) {
+function setup(
+  extra: { gateMode?: "full" | "sampled"; sampleLeaves?: number; random?: (n: number) => number; backend?: HostMemoryVram } = {},
+) {
   const leases = new Map<string, Lease>([["L1", activeLease({ id: "L1", worker_id: "w1" })], [
     "L2",
     activeLease({ id: "L2", worker_id: "w2" }),
@@ -48,7 +52,7 @@ describe("a shard as a job's operand", () => {
     const data = pattern(2 * LEAF_BYTES + 12);
     const { shard } = await store.seal("L1", source(data), { shard_id: "b" });
     const r = await readOperand(store, "L1", "b", "full");
-    if (!r.ok) throw new Error(r.message);
+    if (!r.ok || !("bytes" in r)) throw new Error("expected a copy");
     expect(Buffer.from(r.bytes).equals(Buffer.from(data))).toBe(true);
     expect(r.read).toEqual({
       shard_id: "b",
@@ -118,6 +122,30 @@ describe("a shard as a job's operand", () => {
       reason: "the shard failed verification earlier: the tree digest recomputed from VRAM differs from the sealed one",
     });
     expect((await readOperand(store, "L1", "b", "full")).ok).toBe(false);
+  });
+
+  test("with a runner that maps descriptors, a shareable shard is handed over as its descriptor (verified first), never copied", async () => {
+    const { store } = setup({ backend: new HostMemoryVram(() => 1 << 30, pool, UnixShare.open(bunFfi)) });
+    await store.seal("L1", source(pattern(100)), { shard_id: "b" });
+    const r = await readOperand(store, "L1", "b", "full", true);
+    if (!r.ok || !("mapping" in r)) throw new Error("expected a mapping");
+    expect(r.mapping).toMatchObject({ fd: store.exportFd("b").fd, mappedBytes: 2 * 1024 * 1024, bytes: 100 });
+    expect(r.read).toMatchObject({ shard_id: "b", mode: "full", access: "read-only-mapping" });
+    expect(store.get("b")!.verifications).toBe(1);
+    r.mapping.release(); // the host backend's own descriptor: kept open
+    expect(store.exportFd("b").fd).toBe(r.mapping.fd);
+    // A corrupted shard is not handed over.
+    store.corrupt("b", 0, 0xee);
+    expect(await readOperand(store, "L1", "b", "full", true)).toMatchObject({ ok: false, detail: "SEAL-VERIFICATION-FAILED" });
+  });
+
+  test("a shard that cannot be shared is copied and checked even for a runner that maps", async () => {
+    const { store } = setup(); // no memfd: unshareable
+    await store.seal("L1", source(pattern(100)), { shard_id: "b" });
+    expect(store.shareRefusal("b")).not.toBeNull();
+    const r = await readOperand(store, "L1", "b", "full", true);
+    expect(r.ok && r.read.access).toBe("copy");
+    expect(r.ok && "bytes" in r && r.bytes.length).toBe(100);
   });
 
   test("the sampled gate's mode is what the record says", async () => {

@@ -16,6 +16,8 @@ import { sha256Hex } from "../../src/util/sha256.ts";
 import { memoryLogger, tempDir, until } from "../helpers.ts";
 import { trailText } from "../audit/read.ts";
 import { apiCall } from "./api-call.ts";
+import { source } from "./vectors.ts";
+import { CTL_FILE, FAKE_CUDA, scriptFakes } from "../inventory/fakes.ts";
 
 const tmp = tempDir("gbh-vram-job-input-");
 let daemon: Bridge;
@@ -140,5 +142,38 @@ describe("a sealed shard as a job's operand b (--mock, through the API)", () => 
     const again = await submit(l.id, shardJob("bad-job-2", f32([1, 2, 3, 4]), "bad-b"));
     expect(again.status).toBe(422);
     expect(again.body.error).toMatchObject({ code: "integrity_violation", field: "inputs.0" });
+  }, 20_000);
+});
+
+describe("a sealed shard as operand b on the CUDA runner (--mock memory, fake libcuda, through the bridge)", () => {
+  test("the run-kernel child maps the shard's descriptor read-only and computes a + b; the record says so", async () => {
+    const dir = tempDir("gbh-vram-job-map-");
+    scriptFakes({});
+    // The children's driver is the fake libcuda: it imports the mock's shared memory as a GPU's.
+    const rt = bunRuntime();
+    const runtime = {
+      ...rt,
+      spawn: (cmd: readonly string[], stdin: Uint8Array, _env?: Record<string, string>, fd?: number) =>
+        rt.spawn(cmd, stdin, { GPU_BRIDGE_CUDA_LIB: FAKE_CUDA, FAKE_GPU_CTL: CTL_FILE }, fd),
+    };
+    const c = parseCommand(["serve", "--mock", "--runner", "cuda", "--state-dir", join(dir.path, "state"), "--listen", "127.0.0.1:0"], {});
+    if (c.kind !== "serve") throw new Error("expected serve");
+    const { log } = memoryLogger();
+    const bridge = await createBridge(c.options, { runtime, log, backend: mockBackend() });
+    try {
+      const l = bridge.host.grant({ gpu_id: "GPU-0", worker_id: "w-map", mem_mb: 16, streams: 1, ttl_s: 600, priority: 1 });
+      const b = f32([0.5, 1.5, 2.5, 3.5]);
+      await bridge.vram.store!.seal(l.id, source(b), { shard_id: "mapped-b" });
+      expect(bridge.vram.store!.shareRefusal("mapped-b")).toBeNull();
+      bridge.host.submitJob(l.id, shardJob("map-job", f32([1, 2, 3, 4]), "mapped-b"));
+      await until(() => ["OK", "ERR"].includes(bridge.host.jobs.get("map-job")?.state ?? ""), 15_000, "the job to end");
+      const j = bridge.host.jobs.get("map-job")!;
+      expect({ state: j.state, detail: j.detail, message: j.message }).toEqual({ state: "OK", detail: "completed", message: null });
+      expect([...new Float32Array(j.output!.slice().buffer)]).toEqual([1.5, 3.5, 5.5, 7.5]);
+      expect(j.input_shard).toMatchObject({ shard_id: "mapped-b", mode: "full", access: "read-only-mapping" });
+    } finally {
+      await bridge.stop();
+      dir.cleanup();
+    }
   }, 20_000);
 });
