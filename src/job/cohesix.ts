@@ -1,6 +1,7 @@
 /**
  * Job descriptors as Cohesix sends them (docs/protocol.md#12-what-the-vm-writes-back): `inputs` name staged bundles in
- * the VM's namespace (`/bundles/<path>`, mapped into `--bundle-dir`), `outputs` are VM paths
+ * the VM's namespace (`/bundles/<path>`, mapped into `--bundle-dir`) or a sealed shard of the
+ * job's lease (`/shards/<shard_id>`, operand `b`), `outputs` are VM paths
  * (`/shard/<label>/worker/<worker>/result` or `/worker/<worker>/result`), and `payload_b64`
  * carries the operands: little-endian f32, all of `a` then all of `b`.
  */

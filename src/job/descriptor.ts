@@ -63,7 +63,7 @@ export const JobDescriptorSchema = v.strictObject({
     v.minValue(1, "timeout_ms must be a positive integer"),
     v.maxValue(MAX_TIMEOUT_MS, `timeout_ms must be at most ${MAX_TIMEOUT_MS}`),
   ),
-  /** The operands (docs/protocol.md#12-what-the-vm-writes-back): little-endian f32, all of `a` then all of `b`. */
+  /** The operands (docs/protocol.md#12-what-the-vm-writes-back): little-endian f32, all of `a` then all of `b`; `a` alone when inputs name a shard. */
   payload_b64: v.optional(v.string("payload_b64 is not valid base64")),
 });
 
@@ -165,7 +165,8 @@ function launchProblems(d: JobDescriptor, limits: LaunchLimits): JobProblem[] {
 }
 
 /**
- * inputs name staged bundles (/bundles/<path> or relative to --bundle-dir); an absolute output
+ * inputs name staged bundles (/bundles/<path> or relative to --bundle-dir), or one sealed shard
+ * (/shards/<shard_id>, checked against the lease's shards in withShard); an absolute output
  * is the VM's path, kept as given (the API serves the result), a relative one is where the
  * summary is written under --bundle-dir (src/job/output.ts). Outputs are refused here, not
  * after the kernel ran: an output the bridge would never write.
