@@ -534,17 +534,15 @@ export class ShardStore {
     try {
       this.#o.backend.read(h.buf, 0, bytes);
     } catch (error) {
-      return this.#fail(h, "full", `VRAM could not be read back: ${(error as Error).message}`, s.digest, "(unreadable)", t0) as {
-        ok: false;
-        reason: string;
-      };
+      const why = `VRAM could not be read back: ${(error as Error).message}`;
+      this.#fail(h, "full", why, s.digest, "(unreadable)", t0);
+      return { ok: false, reason: why };
     }
     const actual = sha256Hex(bytes);
     if (actual === s.digest) return { ok: true, bytes };
-    return this.#fail(h, "full", "the bytes copied from VRAM for a job differ from the sealed SHA-256", s.digest, actual, t0) as {
-      ok: false;
-      reason: string;
-    };
+    const why = "the bytes copied from VRAM for a job differ from the sealed SHA-256";
+    this.#fail(h, "full", why, s.digest, actual, t0);
+    return { ok: false, reason: why };
   }
 
   /** Frees a shard's VRAM (never throws for a driver failure: it is audited). */

@@ -8,9 +8,10 @@ import { afterAll, describe, expect, test } from "bun:test";
 import type { Lease } from "../../src/lease/types.ts";
 import { VramAudit } from "../../src/vram/audit.ts";
 import { HostMemoryVram } from "../../src/vram/host-backend.ts";
+import type { VramBackend } from "../../src/vram/backend.ts";
 import { readOperand } from "../../src/vram/operand.ts";
 import { deriveKey } from "../../src/vram/seal-key.ts";
-import { ShardStore } from "../../src/vram/shards.ts";
+import { ShardStore, VramError } from "../../src/vram/shards.ts";
 import { LEAF_BYTES } from "../../src/vram/tree.ts";
 import { TreePool } from "../../src/vram/tree-pool.ts";
 import { sha256Hex } from "../../src/util/sha256.ts";
@@ -23,7 +24,7 @@ const pool = TreePool.create(1);
 afterAll(() => pool.close());
 
 function setup(
-  extra: { gateMode?: "full" | "sampled"; sampleLeaves?: number; random?: (n: number) => number; backend?: HostMemoryVram } = {},
+  extra: { gateMode?: "full" | "sampled"; sampleLeaves?: number; random?: (n: number) => number; backend?: VramBackend } = {},
 ) {
   const leases = new Map<string, Lease>([["L1", activeLease({ id: "L1", worker_id: "w1" })], [
     "L2",
@@ -107,6 +108,7 @@ describe("a shard as a job's operand", () => {
     expect(failed).toEqual(["b"]);
     const record = audit().find((e) => e.event === "SealVerificationFailed")!;
     expect(record.expected_digest).toBe(shard.digest);
+    expect(record.mode).toBe("full"); // every byte was hashed, not a sample
     const corrupted = Buffer.from(data);
     corrupted[5] = 0x42;
     expect(record.actual_digest).toBe(sha256Hex(corrupted));
@@ -146,6 +148,66 @@ describe("a shard as a job's operand", () => {
     const r = await readOperand(store, "L1", "b", "full", true);
     expect(r.ok && r.read.access).toBe("copy");
     expect(r.ok && "bytes" in r && r.bytes.length).toBe(100);
+  });
+
+  test("a shard released before the copy is not_sealed, naming it", () => {
+    const { store } = setup();
+    let error: VramError | null = null;
+    try {
+      store.readChecked("gone");
+    } catch (e) {
+      error = e as VramError;
+    }
+    expect(error).toBeInstanceOf(VramError);
+    expect({ code: error!.code, field: error!.field, message: error!.message }).toEqual({
+      code: "not_sealed",
+      field: "id",
+      message: 'Unknown shard "gone": no shard with that id is sealed',
+    });
+  });
+
+  test("VRAM that cannot be read back for the copy fails the shard, as a verification would", async () => {
+    const inner = new HostMemoryVram(() => 1 << 30, pool);
+    let broken = false;
+    const backend = new Proxy(inner, {
+      get(target, key) {
+        const real = Reflect.get(target, key, target);
+        if (key === "read" && broken) {
+          return () => {
+            throw new Error("device lost");
+          };
+        }
+        return typeof real === "function" ? real.bind(target) : real;
+      },
+    });
+    const { store, failed, audit } = setup({ backend });
+    await store.seal("L1", source(pattern(100)), { shard_id: "b" });
+    broken = true;
+    expect(store.readChecked("b")).toEqual({
+      ok: false,
+      reason: "VRAM could not be read back: device lost",
+    });
+    expect(store.get("b")!.state).toBe("FAILED");
+    expect(failed).toEqual(["b"]);
+    expect(audit().find((e) => e.event === "SealVerificationFailed")).toMatchObject({
+      shard_id: "b",
+      reason: "VRAM could not be read back: device lost",
+      expected_digest: store.get("b")!.digest,
+      actual_digest: "(unreadable)",
+      mode: "full",
+    });
+  });
+
+  test("a full verification moves the shard's last full verification; a sampled one does not", async () => {
+    const { store } = setup();
+    await store.seal("L1", source(pattern(2 * LEAF_BYTES)), { shard_id: "b" });
+    const sealedFull = store.get("b")!.full_verified_at;
+    await readOperand(store, "L1", "b", "sampled");
+    expect(store.get("b")!.full_verified_at).toBe(sealedFull);
+    expect(store.get("b")!.verified_at).toBeGreaterThan(sealedFull);
+    await readOperand(store, "L1", "b", "full");
+    expect(store.get("b")!.full_verified_at).toBe(store.get("b")!.verified_at!);
+    expect(store.get("b")!.full_verified_at).toBeGreaterThan(sealedFull);
   });
 
   test("the sampled gate's mode is what the record says", async () => {
