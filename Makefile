@@ -26,7 +26,7 @@ COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting --no-com
 # Worker modules are extra entry points: a compiled binary holds only what the build was given.
 WORKERS := src/vram/tree-worker.ts
 
-.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist test typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-doctor bench-leases bench-audit bench-tenancy bench-api bench-telemetry bench-rss bench-vram ptx check-ptx gpu-check bench-cdi cdi-consumer bench-vmback soak bench-cancel bench-logs clean mutation deb demo-lora bench-k8s k8s-interop
+.PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist test typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-doctor bench-leases bench-audit bench-tenancy bench-api bench-telemetry bench-rss bench-vram bench-vram-sets ptx check-ptx gpu-check bench-cdi cdi-consumer bench-vmback soak bench-cancel bench-logs clean mutation deb demo-lora bench-k8s k8s-interop
 
 help: ## list these targets, one line each
 	@echo "gpu-bridge-host $(VERSION): make TARGET, where TARGET is one of"
@@ -215,7 +215,7 @@ deb: $(call DEB,amd64) $(call DEB,arm64) ## build dist/gpu-bridge-host_VERSION_a
 demo-lora: deps ## the LoRA loop end to end on the mock, narrated step by step with timings
 	$(BUN) scripts/demo-lora.ts
 
-bench: bench-startup bench-publish bench-stats bench-leases bench-audit bench-tenancy bench-api bench-telemetry bench-rss bench-vram bench-cdi bench-vmback bench-logs bench-k8s ## run the benchmarks under bench/ (all but doctor, cancel, soak and gpu-check)
+bench: bench-startup bench-publish bench-stats bench-leases bench-audit bench-tenancy bench-api bench-telemetry bench-rss bench-vram bench-vram-sets bench-cdi bench-vmback bench-logs bench-k8s ## run the benchmarks under bench/ (all but doctor, cancel, soak and gpu-check)
 
 bench-startup: $(BIN) ## start-up of the compiled binary against a hello-world floor
 	COMPILE_FLAGS="$(COMPILE_FLAGS)" $(BUN) bench/startup.ts
@@ -274,6 +274,9 @@ bench-k8s: deps ## device plugin Allocate latency p50/p99 for 1 and 8 devices (R
 	$(BUN) bench/k8s.ts
 
 # Sealed VRAM shards: seal and verify throughput on the CPU path (VRAM_BENCH_MB=N).
+bench-vram-sets: deps ## tensor-parallel sets: the set's execute-check against its members one by one, a set read as it grows (SETS_BENCH_MB=N, SETS_BENCH_MEMBERS=N)
+	$(BUN) bench/vram-sets.ts
+
 bench-vram: deps native-fakes ## sealed VRAM shards: seal/verify throughput, then sharing: hand-out, execute-check (VRAM_BENCH_MB=N, SHARE_BENCH_MB=N)
 	$(BUN) bench/vram.ts
 	@mkdir -p build && : > build/share-bench.ctl

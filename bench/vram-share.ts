@@ -26,6 +26,7 @@ import { ShareHub } from "../src/vram/share.ts";
 import { type ShardSource, ShardStore } from "../src/vram/shards.ts";
 import { TreePool } from "../src/vram/tree-pool.ts";
 import { quantile } from "./quantile.ts";
+import { activeLease } from "../test/helpers.ts";
 
 const MB = Number(process.env.SHARE_BENCH_MB ?? 1024);
 const HANDOUTS = Number(process.env.SHARE_BENCH_N ?? 200);
@@ -35,18 +36,7 @@ const dir = join(import.meta.dir, "..", "build", `share-bench-${process.pid}`);
 mkdirSync(dir, { recursive: true });
 const log = createLogger({ level: "error", write: () => {} });
 const pool = TreePool.create(Number(process.env.GPU_BRIDGE_VRAM_THREADS ?? 2));
-const lease = {
-  id: "L-bench",
-  gpu_id: "GPU-0",
-  worker_id: "bench",
-  mem_mb: 2 ** 20,
-  streams: 1,
-  ttl_s: 60,
-  priority: 0,
-  state: "ACTIVE" as const,
-  granted_at: 0,
-  expires_at: 1e15,
-};
+const lease = activeLease({ id: "L-bench", worker_id: "bench", mem_mb: 2 ** 20 });
 const libc = UnixShare.open(bunFfi);
 const fmt = (ms: number) => `${ms.toFixed(2)} ms`;
 

@@ -22,6 +22,7 @@ import { deriveKey } from "../src/vram/seal-key.ts";
 import { ShardStore } from "../src/vram/shards.ts";
 import { LEAF_BYTES, subtreeRoot } from "../src/vram/tree.ts";
 import { TreePool } from "../src/vram/tree-pool.ts";
+import { activeLease } from "../test/helpers.ts";
 
 const TASK_WARMUP = 8 * 1048576;
 const MB = Number(process.env.VRAM_BENCH_MB ?? 512);
@@ -81,18 +82,7 @@ for (let t = 1; t <= Math.max(cores, 2); t *= 2) {
 // 3. Seal and verify through the store.
 const log = createLogger({ level: "warn", write: () => {} });
 async function sealVerify(name: string, backend: VramBackend, verifyPath: "gpu" | "cpu") {
-  const lease = {
-    id: "L",
-    gpu_id: "G",
-    worker_id: "w",
-    mem_mb: MB * 2,
-    streams: 1,
-    ttl_s: 60,
-    priority: 0,
-    state: "ACTIVE" as const,
-    granted_at: 0,
-    expires_at: 1e15,
-  };
+  const lease = activeLease({ id: "L", mem_mb: MB * 2 });
   const store = new ShardStore({
     backend,
     audit: new VramAudit(null, log),

@@ -72,7 +72,7 @@ export const MODULES = {
       "src/lease/manager.ts##arm",
       "src/lease/manager.ts##expire",
     ],
-    tests: ["test/lease/manager*.test.ts", "test/lease/expiry*.test.ts"],
+    tests: ["test/lease/manager*.test.ts", "test/lease/expiry*.test.ts", "test/lease/mig.test.ts"],
   },
   // The device plugin's pure core: allocations as leases and their release, the allocation
   // hint and device ids, health that recovers.

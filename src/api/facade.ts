@@ -17,6 +17,7 @@ import type { Snapshot } from "../contract/snapshot.ts";
 import type { GpuStats } from "../inventory/stats.ts";
 import type { JobRecord } from "../job/scheduler.ts";
 import type { Lease, LeaseRequest } from "../lease/types.ts";
+import type { LeasePolicy } from "../lease/policy.ts";
 import type { TelemetryView } from "../telemetry/view.ts";
 import type { VramBackend } from "../vram/backend.ts";
 import type { Vram } from "../vram/mod.ts";
@@ -47,6 +48,8 @@ export interface ApiLeases {
   get(id: string): Lease | undefined;
   grant(req: LeaseRequest): Lease;
   renew(id: string, ttlS?: number): Lease;
+  /** The lease policy: what a request may leave out, and the maxima (absent: DEFAULT_LEASE_POLICY). */
+  readonly policy?: LeasePolicy;
   release(id: string, reason: string): Lease;
 }
 
@@ -71,7 +74,11 @@ export type ApiShardStore =
   };
 
 /** Sealed VRAM shards (src/vram), as the shard routes and `/metrics` need them. */
-export interface ApiVram extends Pick<Vram, "unavailable" | "ordinalOf" | "modelDir" | "attest" | "metrics" | "share" | "executeCheck"> {
+export interface ApiVram extends
+  Pick<
+    Vram,
+    "unavailable" | "ordinalOf" | "modelDir" | "attest" | "metrics" | "share" | "executeCheck" | "set" | "attestSet" | "executeCheckSet"
+  > {
   /** Null: shards are unavailable on this bridge (`unavailable` says why). */
   readonly store: ApiShardStore | null;
 }

@@ -3,6 +3,7 @@ import type { Context } from "hono";
 import * as v from "valibot";
 import { JobDescriptorSchema, MAX_PAYLOAD_BYTES } from "../job/descriptor.ts";
 import type { Lease } from "../lease/types.ts";
+import { DEFAULT_LEASE_POLICY, withDefaults } from "../lease/policy.ts";
 import { base64Length } from "../util/base64.ts";
 import { readJson } from "./body.ts";
 import { ApiError, JOB_STATUS, LEASE_STATUS, statusesOf, STORAGE_STATUS } from "./errors.ts";
@@ -12,9 +13,10 @@ import { LeaseBody, parseBody, queryText, RenewBody } from "./schemas.ts";
 import { jobView, leaseView, leaseViewWithCdi } from "./views.ts";
 
 const JOB_BODY_LIMIT = base64Length(MAX_PAYLOAD_BYTES) + 64 * 1024;
-const LEASE_FIELDS = "`{id, gpu_id, mig_uuid?, worker_id, mem_mb, streams, ttl_s, priority, state, granted_at, expires_at, " +
-  "released_reason?, cdi_device?}`: times in ISO 8601; mig_uuid when the lease holds a MIG device (asked for by its UUID as " +
-  "gpu_id); cdi_device while the lease is live and the bridge keeps a CDI spec.";
+const LEASE_FIELDS = "`{id, gpu_id, mig_uuid?, worker_id, principal?, mem_mb, streams, ttl_s, priority, state, granted_at, " +
+  "expires_at, released_reason?, cdi_device?}`: times in ISO 8601; mig_uuid when the lease holds a MIG device (asked for by its " +
+  "UUID as gpu_id); principal when a principal of the tokens file took it; cdi_device while the lease is live and the bridge " +
+  "keeps a CDI spec.";
 const JOB_FIELDS = "`{job, state, detail, lease_id, gpu_id, worker_id, kernel, submitted_at, started_at, finished_at, result, " +
   "output?: {bytes, sha256, href, available}, message, input_shard?: {shard_id, digest, vram_bytes, verified_at, mode, path, access}}`: " +
   "input_shard once the job has read a sealed shard of its lease as operand b (`/shards/<shard_id>` in inputs), with the verification it passed.";
@@ -73,12 +75,15 @@ export function leaseRoutes(bridge: BridgeFacade): SubApp {
   };
   r.on("POST", "/", {
     summary: "Takes a lease on a GPU: memory, streams and a time to live for one worker",
+    description: "Terms left out are the bridge's defaults (`lease-mem-mb`, `lease-streams`, `lease-ttl-s`); terms over its maxima " +
+      "(`max-lease-mem-mb`, `max-lease-streams`, `max-ttl-s`) are refused with 422 naming the field, the value, the limit and the setting.",
     body: { required: true, content: { "application/json": LeaseBody } },
     ok: { status: 201, description: `The lease granted: ${LEASE_FIELDS}`, headers: { Location: "/v1/leases/<id>" } },
     errors: [...statusesOf(LEASE_STATUS), ...WRITES],
   }, async (c) => {
     const body = parseBody(LeaseBody, await readJson(c.req.raw));
-    const l = bridge.leases.grant(body);
+    // Terms left out are the bridge's defaults (serve --lease-mem-mb, --lease-streams, --lease-ttl-s).
+    const l = bridge.leases.grant(withDefaults(bridge.leases.policy ?? DEFAULT_LEASE_POLICY, body, (term) => `${term} is required`));
     return c.json(view(l), 201, { Location: `/v1/leases/${l.id}` });
   });
   r.on("GET", "/:id", {

@@ -64,6 +64,8 @@ export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
   "GET /v1/leases/:id/ready": "reader",
   "GET /v1/leases/:id/share": "reader",
   "GET /v1/shards/:id/attestation": "reader",
+  "GET /v1/vram/sets/:id": "reader",
+  "POST /v1/vram/sets/:id/execute-check": "operator",
   "GET /v1/gpus/:id/vram": "reader",
   "GET /v1/vram/plan": "reader",
   "GET /v1/cdi": "reader",

@@ -1,5 +1,6 @@
 /** Request bodies, defined once with valibot; unknown fields are refused (a typo is an error). */
 import * as v from "valibot";
+import { DEFAULTS } from "../config/defaults.ts";
 import { describeIssue } from "../util/issues.ts";
 import { ApiError } from "./errors.ts";
 
@@ -13,13 +14,27 @@ export const LeaseBody = v.strictObject({
     v.description("A GPU (`GPU-0`), or a MIG device by its UUID (`MIG-…`, under `serve --cdi-dir`), which the lease then holds alone."),
   ),
   worker_id: v.string("worker_id must be a string"),
-  mem_mb: num("mem_mb"),
-  streams: num("streams"),
-  ttl_s: num("ttl_s"),
+  mem_mb: v.optional(
+    v.pipe(
+      num("mem_mb"),
+      v.description("MiB; absent: the bridge's `lease-mem-mb`, refused when it sets none. At most `max-lease-mem-mb`."),
+    ),
+  ),
+  streams: v.optional(
+    v.pipe(num("streams"), v.description("Absent: the bridge's `lease-streams`, refused when it sets none. At most `max-lease-streams`.")),
+  ),
+  ttl_s: v.optional(
+    v.pipe(
+      num("ttl_s"),
+      v.description(`Seconds; absent: the bridge's \`lease-ttl-s\` (default ${DEFAULTS.leaseTtlS}). At most \`max-ttl-s\`.`),
+    ),
+  ),
   priority: v.optional(num("priority"), 0),
 });
 
-export const RenewBody = v.strictObject({ ttl_s: v.optional(num("ttl_s")) });
+export const RenewBody = v.strictObject({
+  ttl_s: v.optional(v.pipe(num("ttl_s"), v.description("Seconds; absent: the lease's own `ttl_s`. At most `max-ttl-s`."))),
+});
 
 export const ActiveModelBody = v.strictObject({
   model_id: v.string("model_id must be a string"),

@@ -11,12 +11,15 @@
  *   holds now: its live leases, their memory and GPUs, the VRAM sealed on them (and being
  *   sealed), its unfinished jobs. A refusal is a 429 naming the quota, the use and the limit.
  *
- * Who took a lease is known from the grant onwards and kept in memory: after a restart, leases
- * restored from the journal belong to no principal (an operator whose patterns match sees them;
- * they count against nobody's quota).
+ * Who took a lease is kept on the lease (`principal`), and so in the lease journal: after a
+ * restart a restored lease is still its principal's, seen by it alone and counted in its quotas.
+ * A lease taken without a principal (the VM's, Kubernetes', or one journalled before principals
+ * were kept) belongs to no principal: every operator whose patterns match its worker id sees it,
+ * and it counts against nobody's quota.
  */
 import type { Lease } from "../lease/types.ts";
-import { VramError } from "../vram/shards.ts";
+import { unknownSet } from "../vram/sets.ts";
+import { unknownShard, VramError } from "../vram/shards.ts";
 import { ApiError } from "./errors.ts";
 import type { ApiPrincipals, ApiShardStore, BridgeFacade, PrincipalView } from "./facade.ts";
 import { currentPrincipal, mayActFor, type PrincipalGuard, workerRefusal } from "./principals.ts";
@@ -27,21 +30,19 @@ export type Usage = Record<QuotaName, number>;
 
 /** `bridge` scoped to the calling principal (`currentPrincipal`), and the principal routes' view. */
 export function scopedFacade(bridge: BridgeFacade, guard: PrincipalGuard): BridgeFacade & { readonly principals: ApiPrincipals } {
-  /** Lease id to the principal that took it through the API. */
-  const owners = new Map<string, string>();
   /** Principal to the ids of its jobs not known finished. */
   const jobsOf = new Map<string, Set<string>>();
   /** Principal to the bytes of its seals in progress. */
   const sealing = new Map<string, number>();
 
-  const ownedBy = (p: Principal, l: Lease) => (owners.get(l.id) ?? p.name) === p.name;
+  const ownedBy = (p: Principal, l: Lease) => (l.principal ?? p.name) === p.name;
   /** Whether the caller may see `lease` (everyone but an operator sees all). */
   const sees = (lease: Lease | undefined, p = currentPrincipal()): boolean =>
     lease !== undefined && (p?.role !== "operator" || (mayActFor(p, lease.worker_id) && ownedBy(p, lease)));
   const leaseOf = (id: string) => bridge.leases.get(id);
 
   function usage(p: Principal): Usage {
-    const live = bridge.leases.live().filter((l) => owners.get(l.id) === p.name);
+    const live = bridge.leases.live().filter((l) => l.principal === p.name);
     const store = bridge.vram?.store ?? null;
     let sealed = sealing.get(p.name) ?? 0;
     if (store !== null) { for (const l of live) for (const s of store.list(l.id)) sealed += s.vram_bytes; }
@@ -91,23 +92,52 @@ export function scopedFacade(bridge: BridgeFacade, guard: PrincipalGuard): Bridg
       try {
         if (!sees(leaseOf(leaseId), p)) throw new VramError("not_found", `Unknown lease ${JSON.stringify(leaseId)}`, "id");
         checkQuota(p, "sealed_bytes", usage(p).sealed_bytes, source.length);
+        if (opts.set_id !== undefined) ownSet(opts.set_id, p);
         bytes = source.length;
         sealing.set(p.name, (sealing.get(p.name) ?? 0) + bytes);
       } catch (error) {
         await source.close?.().catch(() => {});
         throw error;
       }
+      let sealed: Awaited<ReturnType<typeof store.seal>>;
       try {
-        return await store.seal(leaseId, source, opts);
+        sealed = await store.seal(leaseId, source, opts);
       } finally {
         sealing.set(p.name, (sealing.get(p.name) ?? 0) - bytes);
       }
+      if (opts.set_id !== undefined) {
+        try {
+          ownSet(opts.set_id, p); // another principal's member may have been sealed meanwhile
+        } catch (error) {
+          if (sealed.created) store.release(sealed.shard.shard_id, "its set belongs to another principal");
+          throw error;
+        }
+      }
+      return sealed;
     },
   };
+  /** Whether the caller may see every member of a set (a set has one holder: seal checks it). */
+  const seesSet = (members: readonly { lease_id: string }[], p = currentPrincipal()) => members.every((m) => sees(leaseOf(m.lease_id), p));
+  /** Refuses a seal into a set that has members `p` may not see (409: set ids are one namespace, as shard ids are). */
+  function ownSet(setId: string, p: Principal): void {
+    const set = bridge.vram?.set(setId);
+    if (set === undefined || seesSet(set.members, p)) return;
+    throw new VramError(
+      "conflict",
+      `Cannot seal into set ${JSON.stringify(setId)}: that set_id is taken by another principal's shards; pick another set_id`,
+      "set_id",
+    );
+  }
+  /** The set `id` if the caller may see it (else the 404 of an unknown set). */
+  const visibleSet = (id: string) => {
+    const set = bridge.vram?.set(id);
+    return set !== undefined && seesSet(set.members) ? set : undefined;
+  };
+
   /** `id` if the caller may see that shard; else the store's own not-found. */
   function visibleShard(id: string): string {
     const s = store?.get(id);
-    if (s !== undefined && !sees(leaseOf(s.lease_id))) throw new VramError("not_found", `Unknown shard ${JSON.stringify(id)}`, "id");
+    if (s !== undefined && !sees(leaseOf(s.lease_id))) throw unknownShard(id);
     return id;
   }
 
@@ -128,11 +158,9 @@ export function scopedFacade(bridge: BridgeFacade, guard: PrincipalGuard): Bridg
         const u = usage(p);
         checkQuota(p, "leases", u.leases, 1);
         checkQuota(p, "mem_mb", u.mem_mb, req.mem_mb);
-        const onGpu = bridge.leases.live(req.gpu_id).some((l) => owners.get(l.id) === p.name);
+        const onGpu = bridge.leases.live(req.gpu_id).some((l) => l.principal === p.name);
         checkQuota(p, "gpus", u.gpus, onGpu ? 0 : 1);
-        const l = bridge.leases.grant(req);
-        owners.set(l.id, p.name);
-        return l;
+        return bridge.leases.grant({ ...req, principal: p.name });
       },
     },
     jobs: {
@@ -159,6 +187,11 @@ export function scopedFacade(bridge: BridgeFacade, guard: PrincipalGuard): Bridg
           store: scopedStore,
           // Another principal's shard is not there for this one (404, as for every shard route).
           executeCheck: (id: string) => bridge.vram!.executeCheck(visibleShard(id)),
+          set: visibleSet,
+          executeCheckSet: (id: string) => {
+            if (visibleSet(id) === undefined) throw unknownSet(id);
+            return bridge.vram!.executeCheckSet(id);
+          },
         },
       }),
     ...(hub !== undefined && {

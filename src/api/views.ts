@@ -12,6 +12,7 @@ export function leaseView(l: Lease) {
     gpu_id: l.gpu_id,
     ...(l.mig_uuid !== undefined && { mig_uuid: l.mig_uuid }),
     worker_id: l.worker_id,
+    ...(l.principal !== undefined && { principal: l.principal }),
     mem_mb: l.mem_mb,
     streams: l.streams,
     ttl_s: l.ttl_s,

@@ -1,11 +1,11 @@
 /**
  * The routes a consumer of sealed shards uses beside the seal (docs/vram-sharing.md):
  *   GET  /v1/leases/:id/share          the lease's socket, its share token and who holds which shard
- *   GET  /v1/leases/:id/ready          the sealed handles; ready is false if any failed
+ *   GET  /v1/leases/:id/ready          the sealed handles; ready is false if any failed; the sets they belong to
  *   POST /v1/shards/:id/execute-check  "may I execute now?", after a fresh enough verification
  */
 import * as v from "valibot";
-import { type Shard, VramError } from "../vram/shards.ts";
+import { type Shard, unknownShard, VramError } from "../vram/shards.ts";
 import { SHARE_MOUNT } from "../vram/share.ts";
 import { statusesOf, VRAM_STATUS } from "./errors.ts";
 import type { ApiShardStore, ApiVram, BridgeFacade } from "./facade.ts";
@@ -39,18 +39,21 @@ const DOCS = {
   },
   ready: {
     summary: "The lease's sealed handles, and whether it is ready: every shard SEALED (false if any failed, or none is sealed)",
+    description: "`ready` speaks for this lease's own shards. The tensor-parallel sets they are members of are listed in `sets` " +
+      "with their own state: a set with members in other leases is ready only when all of them are (GET /v1/vram/sets/{id}).",
     query: NO_QUERY,
     ok: {
       status: 200,
-      description:
-        "`{lease_id, ready, shards: [{shard_id, state, digest, vram_bytes, gpu_device, verified_at, failure?}], failed: [shard_id]}`.",
+      description: "`{lease_id, ready, shards: [{shard_id, state, digest, vram_bytes, gpu_device, verified_at, failure?, set_id?, " +
+        "shard_index?, total_shards?}], failed: [shard_id], sets: [{set_id, state, ready, total_shards, missing, failed, set_digest}]}`.",
     },
     errors: ERRORS,
   },
   executeCheck: {
     summary: "May the consumer execute from this shard now? Yes only after a verification newer than --verify-max-age-ms",
     description: "Under the full gate a verification older than that is run now; under the sampled gate k leaves are rehashed " +
-      "now and the last full verification must be fresh. A failure marks the shard FAILED and revokes its hand-outs.",
+      "now and the last full verification must be fresh. A failure marks the shard FAILED and revokes its hand-outs. " +
+      "An id that is not there (or is another principal's) is a 404 not_sealed, as on every shard route.",
     query: NO_QUERY,
     ok: {
       status: 200,
@@ -111,14 +114,29 @@ export function shareRoutes(r: SubApp, x: Shards): void {
         gpu_device: s.gpu_device,
         verified_at: s.verified_at === null ? null : new Date(s.verified_at).toISOString(),
         ...(s.failure !== null && { failure: s.failure }),
+        ...(s.set_id !== undefined && { set_id: s.set_id, shard_index: s.shard_index, total_shards: s.total_shards }),
       })),
       failed,
+      sets: [...new Set(shards.flatMap((s) => s.set_id ?? []))].flatMap((id) => {
+        const set = x.vram.set(id);
+        return set === undefined ? [] : [{
+          set_id: id,
+          state: set.state,
+          ready: set.state === "ready",
+          total_shards: set.total_shards,
+          missing: set.missing,
+          failed: set.failed.map((f) => f.shard_index),
+          set_digest: set.set_digest,
+        }];
+      }),
     });
   });
   r.on("POST", "/v1/shards/:id/execute-check", DOCS.executeCheck, async (c) => {
     parseQuery(NO_QUERY, c.req.raw);
-    x.store();
-    return c.json(await x.vram.executeCheck(param(c, "id")));
+    const id = param(c, "id");
+    // Unknown here answers as every shard route does (404), so another principal's id is no different.
+    if (x.store().get(id) === undefined) throw unknownShard(id);
+    return c.json(await x.vram.executeCheck(id));
   });
 }
 

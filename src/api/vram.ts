@@ -6,13 +6,14 @@
  *   POST   /v1/shards/:id/verify        re-verify from VRAM ({"ok":true,…} or {"ok":false,"reason":…})
  *   DELETE /v1/shards/:id               free its VRAM GET /v1/shards/:id/attestation   signed statement
  *   GET    /v1/gpus/:id/vram            capacity      GET /v1/vram/plan?bytes=N[&lease_id=]   does N fit, where
+ * and the consumers' routes (vram-share.ts) and tensor-parallel sets' (vram-sets.ts).
  * A `VramError` a handler lets through becomes its HTTP status in `describeError` (errors.ts).
  */
 import { realpath } from "node:fs/promises";
 import { isAbsolute, relative, resolve } from "node:path";
 import type { Context } from "hono";
 import * as v from "valibot";
-import { type SealOptions, type Shard, type ShardSource, VramError } from "../vram/shards.ts";
+import { type SealOptions, type Shard, type ShardSource, unknownShard, VramError } from "../vram/shards.ts";
 import { TREE_ALG } from "../vram/tree.ts";
 import { fileSource } from "../vram/file-source.ts";
 import { mediaType, readJson } from "./body.ts";
@@ -21,6 +22,7 @@ import { ApiError, statusesOf, STORAGE_STATUS, VRAM_STATUS } from "./errors.ts";
 import type { ApiShardStore, BridgeFacade } from "./facade.ts";
 import { param, type RouteDoc, type SubApp, subApp } from "./router.ts";
 import { type Shards, shareability, shareRoutes } from "./vram-share.ts";
+import { setRoutes } from "./vram-sets.ts";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -36,7 +38,7 @@ export function shardView(s: Shard, backend: string) {
     tree_digest: s.tree_digest,
     tree_algorithm: TREE_ALG,
     sealed_at: iso(s.sealed_at),
-    ...(s.shard_index !== undefined && { shard_index: s.shard_index, total_shards: s.total_shards }),
+    ...(s.set_id !== undefined && { set_id: s.set_id, shard_index: s.shard_index, total_shards: s.total_shards }),
     state: s.state,
     ...(s.failure !== null && { failure: s.failure }),
     verified_at: iso(s.verified_at),
@@ -51,6 +53,7 @@ const index = (field: string) => queryValue(field, "a non-negative integer", (x)
 const SealQuery = v.strictObject({
   shard_id: queryText("shard_id", "The shard's id (default: one is made); sealing the same bytes under it again answers 200."),
   expected_digest: queryText("expected_digest", "The bytes' sha256 as hex: the seal is refused if they differ."),
+  set_id: queryText("set_id", "The tensor-parallel set the shard joins (with shard_index and total_shards)."),
   shard_index: index("shard_index"),
   total_shards: index("total_shards"),
 });
@@ -60,6 +63,7 @@ const FileSeal = v.strictObject({
   file: v.pipe(v.string("file must be a path relative to the model folder"), v.minLength(1, "file must not be empty")),
   shard_id: v.optional(v.string("shard_id must be a string")),
   expected_digest: v.optional(v.string("expected_digest must be a string")),
+  set_id: v.optional(v.string("set_id must be a string")),
   shard_index: v.optional(int("shard_index")),
   total_shards: v.optional(int("total_shards")),
 });
@@ -78,7 +82,7 @@ const PlanQuery = v.strictObject({
   lease_id: queryText("lease_id", "Only on this live lease's GPU, within its room."),
 });
 const SHARD_FIELDS = "`{shard_id, lease_id, gpu_id, gpu_device, vram_bytes, digest, tree_digest, tree_algorithm, sealed_at, " +
-  "shard_index?, total_shards?, state, failure?, verified_at, verifications, backend}`.";
+  "set_id?, shard_index?, total_shards?, state, failure?, verified_at, verifications, backend}`.";
 const SHARD_ERRORS = statusesOf(VRAM_STATUS);
 const WRITES = statusesOf(STORAGE_STATUS);
 
@@ -168,7 +172,7 @@ export function vramRoutes(bridge: BridgeFacade): SubApp {
     parseQuery(NO_QUERY, c.req.raw);
     const found = store().get(param(c, "id"));
     if (found === undefined) {
-      throw new VramError("not_sealed", `Unknown shard ${JSON.stringify(param(c, "id"))}: no shard with that id is sealed`, "id");
+      throw unknownShard(param(c, "id"));
     }
     return found;
   };
@@ -195,6 +199,7 @@ export function vramRoutes(bridge: BridgeFacade): SubApp {
   });
   r.on("GET", "/v1/vram/plan", SHARD_DOCS.plan, (c) => c.json(plan(x, parseQuery(PlanQuery, c.req.raw))));
   shareRoutes(r, x);
+  setRoutes(r, x);
   return r;
 }
 
@@ -239,6 +244,7 @@ function sealOptions(q: v.InferOutput<typeof SealQuery>): SealOptions {
   return {
     ...(q.shard_id !== undefined && { shard_id: q.shard_id }),
     ...(q.expected_digest !== undefined && { expected_digest: q.expected_digest }),
+    ...(q.set_id !== undefined && { set_id: q.set_id }),
     ...(q.shard_index !== undefined && { shard_index: Number(q.shard_index) }),
     ...(q.total_shards !== undefined && { total_shards: Number(q.total_shards) }),
   };

@@ -158,6 +158,7 @@ export function bridgeFacade(p: FacadeParts): BridgeFacade {
       grant: (req) => host.grant(req),
       renew: (id, ttlS) => host.leases.renew(id, ttlS),
       release: (id, reason) => host.leases.release(id, reason),
+      policy: host.leases.policy,
     },
     jobs: {
       submit: (leaseId, descriptor) => host.submitJob(leaseId, descriptor),

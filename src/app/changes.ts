@@ -62,6 +62,9 @@ const SHARD_TYPES: Readonly<Record<AuditEvent, string>> = {
   PolicyViolation: "vram.policy_violation",
   ShareHandedOut: "shard.shared",
   ShareRevoked: "shard.share_revoked",
+  ShardSetReady: "shard_set.ready",
+  ShardSetFailed: "shard_set.failed",
+  ShardSetIncomplete: "shard_set.incomplete",
 };
 
 /**

@@ -99,6 +99,9 @@ export async function startBridgeK8s(p: BridgeK8sPorts): Promise<BridgeK8s> {
     share: o.share,
     graceMs: p.tuning?.graceMs ?? DEFAULTS.k8sGraceMs,
     memoryOf: (id) => gpus.memoryOf(id),
+    // Renewed while a pod holds the devices: a shorter maximum TTL shortens the watchdog, and
+    // every other maximum (memory, streams) refuses the Allocate like any grant.
+    ttlS: Math.min(DEFAULTS.k8sLeaseTtlS, leases.policy.maxTtlS),
   });
   plugin = new DevicePluginServer({
     kubeletDir: o.kubeletDir,

@@ -18,6 +18,7 @@ import { makeSnapshot } from "../contract/snapshot.ts";
 import { type HostOptions, HostState } from "../host/state.ts";
 import { ProcessRunner } from "../job/runner.ts";
 import { LeaseJournal } from "../lease/journal.ts";
+import { DEFAULT_LEASE_POLICY, type LeasePolicy } from "../lease/policy.ts";
 import { statusLine } from "../lease/records.ts";
 import { activate, handEditRefusal, setApproval } from "../models/activation.ts";
 import type { MpsDaemons } from "../mps/daemons.ts";
@@ -117,6 +118,19 @@ export function watchRegistry(w: Wiring): RegistryWatch | null {
   return registry;
 }
 
+/** The options' lease policy (src/lease/policy.ts); a setting a library caller left out keeps its default. */
+export function leasePolicyOf(o: Partial<BridgeOptions>): LeasePolicy {
+  const d = DEFAULT_LEASE_POLICY;
+  return {
+    maxTtlS: o.maxTtlS ?? d.maxTtlS,
+    maxMemMb: o.maxLeaseMemMb ?? d.maxMemMb,
+    maxStreams: o.maxLeaseStreams ?? d.maxStreams,
+    memMb: o.leaseMemMb ?? d.memMb,
+    streams: o.leaseStreams ?? d.streams,
+    ttlS: o.leaseTtlS ?? d.ttlS,
+  };
+}
+
 /** The leases and jobs, their journal under the state folder (unless tuning.noJournal). */
 export function startHost(w: Wiring, shards: Pick<HostOptions, "gate" | "shardOf" | "shardOperand">): HostState {
   const { options, ports, tuning } = w;
@@ -129,6 +143,8 @@ export function startHost(w: Wiring, shards: Pick<HostOptions, "gate" | "shardOf
     onChange: w.changed,
     onJobChange: (job) => w.changes.append(jobChange(job)),
     maxStreamsPerGpu: options.maxStreamsPerGpu,
+    policy: leasePolicyOf(options),
+    ...(options.allowedKernels !== undefined && { allowedKernels: options.allowedKernels }),
     retention: { resultBytes: options.jobResultsBytes, resultAgeMs: options.jobResultsAgeMs },
     ...(options.bundleDir !== undefined && { bundleDir: options.bundleDir }),
     ...(tuning.clock !== undefined && { clock: tuning.clock }),
@@ -155,6 +171,7 @@ export async function startLeaseVram(w: Wiring, host: HostState): Promise<Vram> 
     clock: w.clock,
     onAudit: (event, fields) => w.changes.append(shardChange(event, fields)),
     verifyMaxAgeMs: w.options.verifyMaxAgeMs,
+    ...(w.options.verifyMode !== undefined && { verify: { mode: w.options.verifyMode, sweepMs: w.options.verifySweepMs } }),
     onFailure: (shard) => {
       host.logsOf(shard.gpu_id).appendStatus(statusLine(shard.shard_id, "ERR", "SEAL-VERIFICATION-FAILED"));
       w.changed();

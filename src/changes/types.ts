@@ -30,6 +30,17 @@ const kinds: readonly ChangeKind[] = [
   { type: "shard.deallocated", when: "a shard's VRAM is freed (deleted, or its lease ended)", streamed: true },
   { type: "shard.shared", when: "a sealed shard is handed read-only to a client of its lease's socket", streamed: true },
   { type: "shard.share_revoked", when: "a shard's hand-outs end (released, deleted, its lease ended, or it failed)", streamed: true },
+  {
+    type: "shard_set.ready",
+    when: "the last missing member of a tensor-parallel set is sealed (set digest and members in data)",
+    streamed: true,
+  },
+  { type: "shard_set.failed", when: "a member of a tensor-parallel set fails verification (critical)", streamed: true },
+  {
+    type: "shard_set.incomplete",
+    when: "a member of a tensor-parallel set is released (deleted, or its lease ended): the missing indexes in data",
+    streamed: true,
+  },
   { type: "vram.policy_violation", when: "the VRAM-only policy is broken (critical)", streamed: true },
   { type: "model.activated", when: "the registry's active model changes (API, or the active file edited)", streamed: true },
   { type: "model.approval", when: "a model's approval changes (PUT /v1/models/{id}/approval)", streamed: true },

@@ -8,15 +8,18 @@ import {
   type Backend,
   type ConsoleRole,
   DEFAULTS,
+  JOB_KERNELS,
+  type JobKernel,
   type LogFormat,
   type LogLevel,
   type RunnerKind,
+  type VerifyMode,
 } from "../config/defaults.ts";
 import { type CdiCommand, parseCdiCommand } from "./cdi.ts";
 import { type FlagValues, parseFlags, UsageError } from "./flags.ts";
 import { isSafeId, SAFE_ID_RULE } from "../contract/ids.ts";
 import { MAX_WINDOW } from "../contract/window.ts";
-import { MAX_STREAMS } from "../config/limits.ts";
+import { MAX_LEASE_MEM_MB, MAX_STREAMS, MAX_TTL_S } from "../config/limits.ts";
 import { apiTokenProblem } from "../util/api-token.ts";
 
 export type { Approval, Backend, CdiCommand, LogFormat, LogLevel, RunnerKind };
@@ -81,6 +84,20 @@ export interface BridgeOptions {
   readonly verifyMaxAgeMs: number;
   /** serve --kubelet-dir / --k8s: the Kubernetes device plugin; undefined: off. */
   readonly k8s?: K8sOptions | undefined;
+  // The lease policy (src/lease/policy.ts): the maxima every grant is held to, whoever asks,
+  // and the terms a request may leave out (null: it must give them).
+  readonly maxTtlS: number;
+  readonly maxLeaseMemMb: number | null;
+  readonly maxLeaseStreams: number;
+  readonly leaseMemMb: number | null;
+  readonly leaseStreams: number | null;
+  readonly leaseTtlS: number;
+  /** How sealed shards are checked before each job (`--verify-mode`, else $GPU_BRIDGE_VRAM_GATE). */
+  readonly verifyMode: VerifyMode;
+  /** One whole shard verified every MS in the background; 0: none (`--verify-sweep-ms`, else $GPU_BRIDGE_VRAM_SWEEP_MS). */
+  readonly verifySweepMs: number;
+  /** The kinds of job this bridge runs (`--allowed-kernels`). */
+  readonly allowedKernels: readonly JobKernel[];
 }
 
 /** The device plugin's settings (src/k8s). */
@@ -293,6 +310,15 @@ export const bridgeFlags = () => ({
   "audit-file-mb": "int:1:1024",
   "audit-files": "int:1:100000",
   "verify-max-age-ms": "int:0:86400000",
+  "verify-mode": "choice:full|sampled",
+  "verify-sweep-ms": "int:0:86400000",
+  "max-ttl-s": `int:1:${MAX_TTL_S}`,
+  "max-lease-mem-mb": `int:1:${MAX_LEASE_MEM_MB}`,
+  "max-lease-streams": `int:1:${MAX_STREAMS}`,
+  "lease-mem-mb": `int:1:${MAX_LEASE_MEM_MB}`,
+  "lease-streams": `int:1:${MAX_STREAMS}`,
+  "lease-ttl-s": `int:1:${MAX_TTL_S}`,
+  "allowed-kernels": "string",
   "help": "bool",
   "version": "bool",
 } as const);
@@ -823,8 +849,76 @@ function bridgeOptions(
       auditFiles: values["audit-files"] ?? DEFAULTS.auditFiles,
       verifyMaxAgeMs: values["verify-max-age-ms"] ?? DEFAULTS.verifyMaxAgeMs,
       k8s: k8sOptions(values),
+      ...leasePolicy(values),
+      ...verifyOptions(values, env, warnings),
+      allowedKernels: kernelList(values["allowed-kernels"] ?? DEFAULTS.allowedKernels),
     },
   };
+}
+
+/**
+ * The lease policy's flags. A default above its maximum is refused naming both; the default
+ * TTL, when not given, is the shorter of DEFAULTS.leaseTtlS and the maximum.
+ */
+function leasePolicy(values: FlagValues<ReturnType<typeof serveFlags>>) {
+  const maxTtlS = values["max-ttl-s"] ?? MAX_TTL_S;
+  const policy = {
+    maxTtlS,
+    maxLeaseMemMb: values["max-lease-mem-mb"] ?? null,
+    maxLeaseStreams: values["max-lease-streams"] ?? MAX_STREAMS,
+    leaseMemMb: values["lease-mem-mb"] ?? null,
+    leaseStreams: values["lease-streams"] ?? null,
+    leaseTtlS: values["lease-ttl-s"] ?? Math.min(DEFAULTS.leaseTtlS, maxTtlS),
+  };
+  const pairs = [
+    ["lease-mem-mb", policy.leaseMemMb, "max-lease-mem-mb", policy.maxLeaseMemMb],
+    ["lease-streams", policy.leaseStreams, "max-lease-streams", policy.maxLeaseStreams],
+    ["lease-ttl-s", policy.leaseTtlS, "max-ttl-s", policy.maxTtlS],
+  ] as const;
+  for (const [flag, value, maxFlag, max] of pairs) {
+    if (value !== null && max !== null && value > max) {
+      const given = values[maxFlag] === undefined ? " (its default)" : "";
+      throw new UsageError(
+        `Option --${flag} ${value} is over --${maxFlag} ${max}${given}: a default lease must be one the maximum allows; lower --${flag} or raise --${maxFlag}`,
+      );
+    }
+  }
+  return policy;
+}
+
+/**
+ * `--verify-mode` and `--verify-sweep-ms`, else what $GPU_BRIDGE_VRAM_GATE and
+ * $GPU_BRIDGE_VRAM_SWEEP_MS said before the flags existed (the flags win), else full checks
+ * and no sweep (a sweep every DEFAULTS.vramSampledSweepMs when sampled).
+ */
+function verifyOptions(values: FlagValues<ReturnType<typeof serveFlags>>, env: Env, warnings: string[]) {
+  const verifyMode: VerifyMode = values["verify-mode"] ?? (env.GPU_BRIDGE_VRAM_GATE === "sampled" ? "sampled" : DEFAULTS.verifyMode);
+  let fromEnv: number | undefined;
+  const raw = env.GPU_BRIDGE_VRAM_SWEEP_MS?.trim() ?? "";
+  if (values["verify-sweep-ms"] === undefined && raw !== "") {
+    const ok = /^\d{1,9}$/.test(raw);
+    fromEnv = ok ? Number(raw) : 0;
+    if (!ok) warnings.push(`GPU_BRIDGE_VRAM_SWEEP_MS=${JSON.stringify(raw)} is not milliseconds: no sweep`);
+  }
+  const verifySweepMs = values["verify-sweep-ms"] ?? fromEnv ?? (verifyMode === "sampled" ? DEFAULTS.vramSampledSweepMs : 0);
+  return { verifyMode, verifySweepMs };
+}
+
+/** `--allowed-kernels vadd,matmul,ptx`: each once. */
+function kernelList(raw: string): JobKernel[] {
+  const kernels: JobKernel[] = [];
+  for (const part of raw.split(",").map((p) => p.trim())) {
+    if (!(JOB_KERNELS as readonly string[]).includes(part)) {
+      throw new UsageError(
+        `Option --allowed-kernels takes ${JOB_KERNELS.join(", ")} separated by commas, got ${JSON.stringify(part)} in ${
+          JSON.stringify(raw)
+        }`,
+      );
+    }
+    if (kernels.includes(part as JobKernel)) throw new UsageError(`Option --allowed-kernels names ${part} twice in ${JSON.stringify(raw)}`);
+    kernels.push(part as JobKernel);
+  }
+  return kernels;
 }
 
 /** An extended resource name as the kubelet takes it: `domain/name`, each part a DNS-style label. */

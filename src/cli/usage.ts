@@ -4,7 +4,8 @@
  * parse tables accept has its help here and nothing else does. Loaded only for `--help`.
  */
 import { VERSION } from "../util/version.ts";
-import { APPROVALS, BACKENDS, CONSOLE_ROLES, DEFAULTS, RUNNERS } from "../config/defaults.ts";
+import { APPROVALS, BACKENDS, CONSOLE_ROLES, DEFAULTS, JOB_KERNELS, RUNNERS } from "../config/defaults.ts";
+import { MAX_STREAMS, MAX_TTL_S } from "../config/limits.ts";
 import { LIMITS } from "../contract/limits.ts";
 import { MAX_WINDOW } from "../contract/window.ts";
 
@@ -64,6 +65,34 @@ export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
     arg: "MS",
     text:
       `a sealed shard's execute-check answers yes only after a full\nverification newer than MS (0: one on every check; default ${DEFAULTS.verifyMaxAgeMs})`,
+  },
+  "verify-mode": {
+    arg: "MODE",
+    text:
+      `full: verify every leaf of a lease's sealed shards before each of its jobs;\nsampled: random leaves, with a whole shard swept in the background\n(default ${DEFAULTS.verifyMode}; else $GPU_BRIDGE_VRAM_GATE)`,
+  },
+  "verify-sweep-ms": {
+    arg: "MS",
+    text:
+      `verify one whole sealed shard every MS in the background; 0: never\n(default 0, ${DEFAULTS.vramSampledSweepMs} when sampled; else $GPU_BRIDGE_VRAM_SWEEP_MS)`,
+  },
+  "max-ttl-s": {
+    arg: "S",
+    text: `the longest TTL a lease may be granted, amended or renewed for\n(default ${MAX_TTL_S}, a week)`,
+  },
+  "max-lease-mem-mb": { arg: "N", text: "the most MiB one lease may hold (default: no maximum but the GPU's)" },
+  "max-lease-streams": { arg: "N", text: `the most streams one lease may hold (default ${MAX_STREAMS})` },
+  "lease-mem-mb": { arg: "N", text: "the MiB of a lease asked for without mem_mb (default: none, so it\nis refused)" },
+  "lease-streams": { arg: "N", text: "the streams of a lease asked for without streams (default: none,\nso it is refused)" },
+  "lease-ttl-s": {
+    arg: "S",
+    text: `the TTL of a lease asked for without one (default ${DEFAULTS.leaseTtlS}, or\n--max-ttl-s when shorter)`,
+  },
+  "allowed-kernels": {
+    arg: "LIST",
+    text: `the jobs this bridge runs, of ${
+      JOB_KERNELS.join(", ")
+    } (a staged PTX bundle),\ncomma-separated (default ${DEFAULTS.allowedKernels})`,
   },
   "state-dir": { arg: "DIR", text: "where leases are journalled across restarts\n(default $XDG_STATE_HOME/gpu-bridge-host)" },
   "bundle-dir": { arg: "DIR", text: "staged job inputs and outputs; without it jobs carry payload_b64" },
@@ -291,8 +320,8 @@ export const ENVIRONMENT: readonly (readonly [string, string])[] = [
   ["GPU_BRIDGE_CUDA_LIB", "libcuda.so.1 to load before the loader's search path"],
   ["GPU_BRIDGE_MODEL_DIR", `where sealed shards are read from files (default <state-dir>/${DEFAULTS.vramModelDir})`],
   ["GPU_BRIDGE_VRAM_VERIFY", "cpu or gpu: the path that verifies sealed shards (default gpu on CUDA)"],
-  ["GPU_BRIDGE_VRAM_GATE", "sampled: check random leaves of each shard before a job, not all"],
-  ["GPU_BRIDGE_VRAM_SWEEP_MS", `verify one whole shard every MS (default 0, ${DEFAULTS.vramSampledSweepMs} when sampled)`],
+  ["GPU_BRIDGE_VRAM_GATE", "sampled: as --verify-mode sampled, which overrides it"],
+  ["GPU_BRIDGE_VRAM_SWEEP_MS", "as --verify-sweep-ms, which overrides it"],
   ["GPU_BRIDGE_VRAM_THREADS", `CPU worker threads for shard trees (default the CPU count, at most ${DEFAULTS.vramMaxThreads})`],
   ["GPU_BRIDGE_MPS_CONTROL", `serve --mps: the MPS control program (default ${DEFAULTS.mpsControl} on PATH)`],
   ["GPU_BRIDGE_LEASE_ID", "set, not read: a leased CDI device gives its container the lease's id"],
@@ -426,7 +455,18 @@ export const SECTIONS: readonly (readonly [string, readonly string[]])[] = [
     "max-streams-per-gpu",
     "job-results-mb",
     "job-results-age-s",
+    "allowed-kernels",
+    "verify-mode",
+    "verify-sweep-ms",
     "verify-max-age-ms",
+  ]],
+  ["Lease policy (with --interval-ms or serve; docs/tenancy.md)", [
+    "max-ttl-s",
+    "max-lease-mem-mb",
+    "max-lease-streams",
+    "lease-mem-mb",
+    "lease-streams",
+    "lease-ttl-s",
   ]],
   ["Telemetry (with --interval-ms or serve)", ["device-id", "spool-max-mb", "queen-segment-kb"]],
   ["Local API (with --interval-ms or serve)", ["listen", "allow-remote", "api-token", "tokens", "no-api"]],

@@ -20,6 +20,14 @@ export const CONSOLE_ROLES = ["queen", "worker-gpu"] as const;
 /** The role the `console` client attaches as (`worker-gpu` needs a ticket). */
 export type ConsoleRole = (typeof CONSOLE_ROLES)[number];
 
+export const JOB_KERNELS = ["vadd", "matmul", "ptx"] as const;
+/** What a job may run: the bridge's own vadd or matmul, or a staged PTX bundle (`--allowed-kernels`). */
+export type JobKernel = (typeof JOB_KERNELS)[number];
+
+export const VERIFY_MODES = ["full", "sampled"] as const;
+/** How a sealed shard is checked before each job (`--verify-mode`): every leaf, or random leaves. */
+export type VerifyMode = (typeof VERIFY_MODES)[number];
+
 export const APPROVALS = ["pending", "approved", "rejected"] as const;
 /** The approval status an imported model is recorded with. */
 export type Approval = (typeof APPROVALS)[number];
@@ -98,8 +106,16 @@ export const DEFAULTS = Object.freeze(
      * `/metrics` serve the last sample and never poll the hardware themselves.
      */
     statsSampleMs: 2000,
-    /** A LEASE control line without `ttl=`: the contract's example lease (docs/protocol.md, section 7). */
-    ctlTtlS: 120,
+    /**
+     * `--lease-ttl-s`: the TTL of a lease asked for without one (a LEASE control line without
+     * `ttl=`, a POST /v1/leases without `ttl_s`): the contract's example lease (docs/protocol.md,
+     * section 7), or `--max-ttl-s` when that is shorter.
+     */
+    leaseTtlS: 120,
+    /** `--verify-mode`: each sealed shard verified whole before every job of its lease. */
+    verifyMode: "full",
+    /** `--allowed-kernels`: every kind of job. */
+    allowedKernels: "vadd,matmul,ptx",
     /** Released leases the lease manager keeps for lookups (`GET /v1/leases/{id}` after the end). */
     keepReleasedLeases: 1024,
     /** The publisher re-reads the host at least this often, changed or not. */
@@ -123,7 +139,7 @@ export const DEFAULTS = Object.freeze(
     vramModelDir: "models",
     /** At most this many tree worker threads (`$GPU_BRIDGE_VRAM_THREADS`, default the CPU count). */
     vramMaxThreads: 16,
-    /** With `$GPU_BRIDGE_VRAM_GATE=sampled` and no `$GPU_BRIDGE_VRAM_SWEEP_MS`: one full verification this often. */
+    /** `--verify-mode sampled` without `--verify-sweep-ms` (or their variables): one full verification this often. */
     vramSampledSweepMs: 60_000,
     /** `--verify-max-age-ms`: how old the last full verification may be for an execute-check's yes. */
     verifyMaxAgeMs: 60_000,
@@ -162,6 +178,11 @@ export const DEFAULTS = Object.freeze(
     kubeletDir: "/var/lib/kubelet",
     /** `serve --k8s-poll-ms`: how often PodResources is read to release the leases of gone containers. */
     k8sPollMs: 2000,
+    /**
+     * The TTL k8s leases are granted and renewed with (renewed while a pod holds their devices),
+     * or `--max-ttl-s` when that is shorter.
+     */
+    k8sLeaseTtlS: 3600,
     /** How long a k8s lease's devices may be missing from PodResources before it is released. */
     k8sGraceMs: 10_000,
     /** `serve --k8s-recover-ms`: a GPU is Healthy again this long after its last critical event. */
@@ -188,5 +209,6 @@ export const DEFAULTS = Object.freeze(
     readonly runner: RunnerKind;
     readonly approval: Approval;
     readonly consoleRole: ConsoleRole;
+    readonly verifyMode: VerifyMode;
   },
 );

@@ -9,5 +9,11 @@ export const MAX_STREAMS = 1024;
 /** The longest lease, in seconds (a week). */
 export const MAX_TTL_S = 7 * 24 * 3600;
 
+/** The largest `--max-lease-mem-mb` and `--lease-mem-mb` (2^31-1 MiB: past any GPU made). */
+export const MAX_LEASE_MEM_MB = 2 ** 31 - 1;
+
 /** The most bytes of a JSON or telemetry request body the API reads; a bigger one is a 413. */
 export const BODY_LIMIT = 1024 * 1024;
+
+/** The most shards one tensor-parallel set may have (a seal's `total_shards`). */
+export const MAX_TOTAL_SHARDS = 65536;

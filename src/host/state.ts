@@ -12,9 +12,11 @@ import { parseControl } from "../lease/control.ts";
 import { COMPACT_AFTER, type LeaseJournal } from "../lease/journal.ts";
 import { GpuLogs } from "../lease/logs.ts";
 import { LeaseManager } from "../lease/manager.ts";
+import { type LeasePolicy, policyProblem, withDefaults } from "../lease/policy.ts";
 import { ctlLeaseLine, ctlPriorityLine, ctlReleaseLine, leaseRecord, statusLine } from "../lease/records.ts";
 import { type Clock, type Lease, LeaseError, type LeaseEvent, type LeaseRequest } from "../lease/types.ts";
 import type { GpuInfo } from "../inventory/types.ts";
+import type { JobKernel } from "../config/defaults.ts";
 import type { Logger } from "../util/log.ts";
 import { LIMITS, PRIORITY } from "../contract/limits.ts";
 import type { NodeLogs } from "../contract/namespace.ts";
@@ -33,6 +35,9 @@ export class JobError extends Error {
     this.problems = problems;
   }
 }
+
+/** A LEASE control line's name for each lease term. */
+const CTL_KEYS = { mem_mb: "mem", streams: "streams", ttl_s: "ttl" } as const;
 
 export interface HostOptions {
   /** The latest inventory (what can be leased). */
@@ -59,6 +64,10 @@ export interface HostOptions {
   readonly shardOperand?: SchedulerOptions["shardOperand"];
   /** The MIG devices a lease may name (LeaseManagerOptions.migDevices). */
   readonly migDevices?: () => ReadonlyMap<string, string>;
+  /** The operator's lease maxima and defaults (default DEFAULT_LEASE_POLICY). */
+  readonly policy?: LeasePolicy;
+  /** The kinds of job this bridge runs (`--allowed-kernels`; default all). */
+  readonly allowedKernels?: readonly JobKernel[];
 }
 
 export class HostState {
@@ -84,6 +93,7 @@ export class HostState {
       ...(o.clock !== undefined && { clock: o.clock }),
       ...(o.maxStreamsPerGpu !== undefined && { maxStreamsPerGpu: o.maxStreamsPerGpu }),
       ...(o.migDevices !== undefined && { migDevices: o.migDevices }),
+      ...(o.policy !== undefined && { policy: o.policy }),
       admit: (gpuId, live, candidate) => {
         // Counted at the widest priority: a later PRIORITY line at PRIORITY.max rewrites every live lease's
         // pinned ACTIVE line, and must not push the log past the VM's cap.
@@ -192,6 +202,10 @@ export class HostState {
     const { restored, expired, refused } = this.leases.restore(leases);
     for (const r of refused) this.#o.log.warn(`journal: lease ${r.lease.id} not restored: ${r.why}`, { lease: r.lease.id });
     for (const l of restored) {
+      // Kept as granted: the holder was promised these terms; it keeps them until it ends or
+      // asks for new ones, which are held to the policy (docs/tenancy.md).
+      const over = policyProblem(this.leases.policy, l);
+      if (over !== null) this.#o.log.warn(`journal: lease ${l.id} restored with its terms, over today's policy: ${over}`, { lease: l.id });
       this.logsOf(l.gpu_id).appendCtl(ctlLeaseLine(l));
       this.logsOf(l.gpu_id).appendActive(l.id, leaseRecord(l, "ACTIVE"));
     }
@@ -262,14 +276,15 @@ export class HostState {
     const cmd = parseControl(line);
     switch (cmd.verb) {
       case "LEASE": {
-        const lease = this.leases.grant({
+        const asked = {
           gpu_id: gpuId,
           worker_id: cmd.worker,
           mem_mb: cmd.mem,
           streams: cmd.streams,
           ttl_s: cmd.ttl,
           priority: cmd.priority,
-        });
+        };
+        const lease = this.leases.grant(withDefaults(this.leases.policy, asked, (term) => `LEASE needs ${CTL_KEYS[term]}=<n>`));
         return { message: `leased ${gpuId} to ${cmd.worker} as ${lease.id} for ${lease.ttl_s} s`, lease };
       }
       case "RELEASE": {
@@ -308,6 +323,7 @@ export class HostState {
       ...(this.#o.bundleDir !== undefined && { bundleDir: this.#o.bundleDir }),
       ...(this.#o.limits?.(lease.gpu_id) !== undefined && { limits: this.#o.limits(lease.gpu_id)! }),
       shard: (id) => this.#o.shardOf?.(lease.id, id),
+      ...(this.#o.allowedKernels !== undefined && { allowedKernels: this.#o.allowedKernels }),
     });
     if (!result.ok) {
       const first = result.problems[0]!;

@@ -14,6 +14,8 @@ import { describeIssue } from "../util/issues.ts";
 import { sha256Hex } from "../util/sha256.ts";
 import { bundleRelative, decodeOperands, SHARDS_PREFIX } from "./cohesix.ts";
 import { outputPathProblem } from "./output.ts";
+import { kernelProblem } from "./kernel-policy.ts";
+import type { JobKernel } from "../config/defaults.ts";
 
 export const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
 /** A path in the VM's namespace (`inputs`, `outputs`): the console's path limit. */
@@ -102,6 +104,8 @@ export interface ValidateContext {
    * shard can be named.
    */
   readonly shard?: (id: string) => ShardInput | undefined;
+  /** The kinds of job this bridge runs (`--allowed-kernels`, src/job/kernel-policy.ts); absent: all. */
+  readonly allowedKernels?: readonly JobKernel[];
 }
 
 /** What the validator needs to know of a shard a job names as operand b. */
@@ -140,8 +144,14 @@ export function validateJob(raw: unknown, ctx: ValidateContext = {}): ValidateRe
   if (problems.length > 0) return { ok: false, problems };
   const expected = d.bytes_hash.slice("sha256:".length).toLowerCase();
   const at = d.inputs.findIndex((p) => p.startsWith(SHARDS_PREFIX));
-  if (at >= 0) return withShard(d, at, expected, ctx);
-  return d.payload_b64 !== undefined ? withOperands(d, d.payload_b64, expected, ctx) : fromStaged(d, expected, ctx);
+  const result = at >= 0
+    ? withShard(d, at, expected, ctx)
+    : d.payload_b64 !== undefined
+    ? withOperands(d, d.payload_b64, expected, ctx)
+    : fromStaged(d, expected, ctx);
+  // Known only now: whether a staged PTX bundle runs, or the bridge's own kernel.
+  const refused = result.ok && ctx.allowedKernels !== undefined ? kernelProblem(result.job, ctx.allowedKernels) : null;
+  return refused === null ? result : { ok: false, problems: [refused] };
 }
 
 /** The block and grid against the device's launch limits. */

@@ -4,6 +4,7 @@
  * released once no pod holds its devices any more, as PodResources tells, after a grace period.
  * A pure core over a lease port and a clock: no sockets, no gRPC.
  */
+import { DEFAULTS } from "../config/defaults.ts";
 import type { Lease, LeaseRequest } from "../lease/types.ts";
 import type { Clock } from "../util/clock.ts";
 import { deviceIdOfWorker, HEALTHY, type PluginDevice, workerIdOf } from "./devices.ts";
@@ -66,7 +67,7 @@ export class Allocations {
   }
 
   get ttlS(): number {
-    return this.#o.ttlS ?? 3600;
+    return this.#o.ttlS ?? DEFAULTS.k8sLeaseTtlS;
   }
 
   /** Every allocation (for tests and the API's view). */

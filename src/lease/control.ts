@@ -1,9 +1,10 @@
 /**
  * Control lines (docs/protocol.md#7-leases-control-lines-and-jobs): `LEASE <worker> mem=<m> streams=<s> priority=<p>
  * [ttl=<s>]`, `RELEASE <worker> [reason]`, `PRIORITY <n> [worker=<w>]` and `RESET`, parsed
- * strictly: a typo is an error that names the field, never a silent default.
+ * strictly: a typo is an error that names the field, never a silent default. `mem=`, `streams=`
+ * and `ttl=` left out of a LEASE line take the lease policy's defaults (src/lease/policy.ts),
+ * which `mem=` and `streams=` have only when the operator sets them.
  */
-import { DEFAULTS } from "../config/defaults.ts";
 import { PRIORITY } from "../contract/limits.ts";
 import { checkPriority } from "./ranges.ts";
 import { LeaseError } from "./types.ts";
@@ -12,10 +13,11 @@ export type ControlCommand =
   | {
     readonly verb: "LEASE";
     readonly worker: string;
-    readonly mem: number;
-    readonly streams: number;
+    /** Absent: the lease policy's default (src/lease/policy.ts), or refused when it has none. */
+    readonly mem?: number;
+    readonly streams?: number;
     readonly priority: number;
-    readonly ttl: number;
+    readonly ttl?: number;
   }
   | { readonly verb: "RELEASE"; readonly worker: string; readonly reason: string }
   | { readonly verb: "PRIORITY"; readonly priority: number; readonly worker?: string }
@@ -33,8 +35,16 @@ export function parseControl(line: string): ControlCommand {
         throw bad(`LEASE needs a worker id: LEASE <worker> mem=<MiB> streams=<n> priority=<${PRIORITY.min}-${PRIORITY.max}>`, "worker_id");
       }
       const kv = keyValues(rest, ["mem", "streams", "priority", "ttl"], "LEASE");
-      for (const key of ["mem", "streams", "priority"]) if (kv[key] === undefined) throw bad(`LEASE needs ${key}=<n>`, key);
-      return { verb, worker, mem: kv.mem!, streams: kv.streams!, priority: kv.priority!, ttl: kv.ttl ?? DEFAULTS.ctlTtlS };
+      if (kv.priority === undefined) throw bad("LEASE needs priority=<n>", "priority");
+      // mem, streams and ttl left out are the lease policy's defaults, filled in by the host.
+      return {
+        verb,
+        worker,
+        priority: kv.priority,
+        ...(kv.mem !== undefined && { mem: kv.mem }),
+        ...(kv.streams !== undefined && { streams: kv.streams }),
+        ...(kv.ttl !== undefined && { ttl: kv.ttl }),
+      };
     }
     case "RELEASE": {
       const [worker, ...reason] = args;

@@ -21,6 +21,7 @@ const JournalLease = v.object({
   gpu_id: v.pipe(v.string(), v.minLength(1), v.maxLength(32)),
   mig_uuid: v.optional(v.pipe(v.string(), v.regex(/^MIG-[0-9A-Za-z/-]{1,96}$/))),
   worker_id: v.pipe(v.string(), v.regex(WORKER_ID)),
+  principal: v.optional(v.pipe(v.string(), v.regex(WORKER_ID))),
   mem_mb: int(1),
   streams: int(1, MAX_STREAMS),
   ttl_s: int(1, MAX_TTL_S),

@@ -7,6 +7,7 @@
 import { DEFAULTS } from "../config/defaults.ts";
 import { SAFE_ID_RULE } from "../contract/ids.ts";
 import { MinHeap } from "../util/heap.ts";
+import { checkPolicy, DEFAULT_LEASE_POLICY, type LeasePolicy, overMaximum } from "./policy.ts";
 import { checkCount, checkPriority, checkStreams, checkTtl } from "./ranges.ts";
 import {
   type Clock,
@@ -33,6 +34,8 @@ export interface LeaseManagerOptions {
   readonly keepReleased?: number;
   /** The MIG devices a lease may name instead of a GPU: `MIG-<uuid>` to the parent's GPU id. */
   readonly migDevices?: () => ReadonlyMap<string, string>;
+  /** The operator's maxima every grant, amendment and renewal is held to (default DEFAULT_LEASE_POLICY). */
+  readonly policy?: LeasePolicy;
 }
 
 /** The longest delay a JavaScript timer holds (2^31-1 ms). */
@@ -69,6 +72,7 @@ export class LeaseManager {
       maxStreamsPerGpu: DEFAULTS.maxStreamsPerGpu,
       newId: defaultId,
       keepReleased: DEFAULTS.keepReleasedLeases,
+      policy: DEFAULT_LEASE_POLICY,
       ...options,
     };
   }
@@ -77,6 +81,11 @@ export class LeaseManager {
   on(listener: (e: LeaseEvent) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /** The lease policy in force (its defaults fill in what a request leaves out: src/lease/policy.ts). */
+  get policy(): LeasePolicy {
+    return this.#o.policy;
   }
 
   /** How many leases are live (O(1)). */
@@ -111,6 +120,8 @@ export class LeaseManager {
     const gpu = this.#gpu(req.gpu_id);
     if (gpu === undefined) throw new LeaseError("not_found", `Unknown GPU ${JSON.stringify(req.gpu_id)}`, "gpu_id");
     checkRequest(req);
+    // Every source of leases comes through here: the API, control lines, the VM's records, k8s.
+    checkPolicy(this.#o.policy, req);
     const existing = this.ofWorker(req.gpu_id, req.worker_id);
     if (existing !== undefined) {
       throw new LeaseError(
@@ -133,6 +144,7 @@ export class LeaseManager {
       granted_at: now,
       expires_at: now + req.ttl_s * 1000,
       ...(req.mig_uuid !== undefined && { mig_uuid: req.mig_uuid }),
+      ...(req.principal !== undefined && { principal: req.principal }),
     };
     const refusal = this.#o.admit === undefined ? null : this.#o.admit(req.gpu_id, this.live(req.gpu_id), lease);
     if (refusal !== null) throw new LeaseError("insufficient", refusal);
@@ -196,6 +208,10 @@ export class LeaseManager {
     const lease = this.#liveLease(id);
     const ttl = ttlS ?? lease.ttl_s;
     checkTtl(ttl);
+    // A TTL asked for now is held to the maximum; the lease's own is the term it was granted
+    // (or kept with from the journal after the maximum was lowered: docs/tenancy.md).
+    const over = ttlS === undefined ? null : overMaximum(this.#o.policy, "ttl_s", ttlS);
+    if (over !== null) throw over;
     lease.expires_at = this.#o.clock.now() + ttl * 1000;
     this.#deadlines.push({ at: lease.expires_at, id });
     this.#arm();
@@ -231,6 +247,7 @@ export class LeaseManager {
     const lease = this.#liveLease(id);
     const terms = { mem_mb: asked.mem_mb, streams: asked.streams, ttl_s: asked.ttl_s, priority: asked.priority };
     checkRequest({ ...lease, ...terms });
+    checkPolicy(this.#o.policy, terms);
     const gpu = this.#gpu(lease.gpu_id);
     if (gpu === undefined) throw new LeaseError("not_found", `Unknown GPU ${JSON.stringify(lease.gpu_id)}`, "gpu_id");
     const used = this.#used.get(lease.gpu_id) ?? { mem: 0, streams: 0 };

@@ -6,6 +6,8 @@ export interface Lease {
   /** The MIG device (`MIG-<uuid>`) of `gpu_id` the lease holds alone, when it asked for one. */
   readonly mig_uuid?: string;
   readonly worker_id: string;
+  /** The principal of the tokens file that took it through the API (kept across restarts). */
+  readonly principal?: string;
   readonly mem_mb: number;
   readonly streams: number;
   readonly ttl_s: number;
@@ -24,6 +26,8 @@ export interface LeaseRequest {
   readonly streams: number;
   readonly ttl_s: number;
   readonly priority: number;
+  /** Who asks, with a tokens file: the principal's name, kept on the lease. */
+  readonly principal?: string;
 }
 
 /** A GPU as the lease manager sees it: how much there is to lease. */

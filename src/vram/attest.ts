@@ -6,6 +6,7 @@
  */
 import type { VramBackend } from "./backend.ts";
 import { hmac } from "./seal-key.ts";
+import { SET_DIGEST_ALG, type ShardSetStatus } from "./sets.ts";
 import type { Shard } from "./shards.ts";
 import { hex, TREE_ALG } from "./tree.ts";
 
@@ -89,6 +90,48 @@ export function attestation(shard: Shard, backend: VramBackend, key: Uint8Array,
       pointer: shard.evidence.pointer,
       device: device.attributes,
     },
+    issued_at: iso(now),
+  };
+  return {
+    statement,
+    signature: {
+      algorithm: "HMAC-SHA256",
+      over: "canonical JSON of statement (keys sorted)",
+      value: hex(hmac(key, canonicalJson(statement))),
+    },
+  };
+}
+
+/**
+ * The attestation of a complete tensor-parallel set (sets.ts): the set digest and each member as
+ * its own attestation names it, signed as a shard's is. Null while indexes are missing: there is
+ * nothing to bind yet.
+ */
+export function setAttestation(set: ShardSetStatus, key: Uint8Array, now: number) {
+  if (set.set_digest === null) return null;
+  const statement = {
+    schema: "gpu-bridge-vram-set-attestation/v1",
+    set_id: set.set_id,
+    worker_id: set.worker_id,
+    total_shards: set.total_shards,
+    set_digest: set.set_digest,
+    set_digest_algorithm: SET_DIGEST_ALG,
+    state: set.state,
+    resident: set.state === "ready",
+    members: set.members.map((m) => ({
+      shard_index: m.shard_index,
+      shard_id: m.shard_id,
+      lease_id: m.lease_id,
+      gpu_id: m.gpu_id,
+      gpu_device: m.gpu_device,
+      vram_bytes: m.vram_bytes,
+      digest: m.digest,
+      tree_digest: m.tree_digest,
+      tree_algorithm: TREE_ALG,
+      state: m.state,
+      last_verified_at: iso(m.verified_at),
+      last_full_verified_at: iso(m.full_verified_at),
+    })),
     issued_at: iso(now),
   };
   return {

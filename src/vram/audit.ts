@@ -20,7 +20,10 @@ export type AuditEvent =
   | "VramDeallocated"
   | "PolicyViolation"
   | "ShareHandedOut"
-  | "ShareRevoked";
+  | "ShareRevoked"
+  | "ShardSetReady"
+  | "ShardSetFailed"
+  | "ShardSetIncomplete";
 
 /** How large the trail may grow: `files` files of at most `maxBytes` each (a longer line alone in one). */
 export interface AuditRotation {

@@ -56,3 +56,7 @@ export class VramError extends Error {
     this.extra = extra;
   }
 }
+
+/** A shard this caller cannot name: never sealed here, released, or another principal's (they answer alike). */
+export const unknownShard = (id: string): VramError =>
+  new VramError("not_sealed", `Unknown shard ${JSON.stringify(id)}: no shard with that id is sealed`, "id");

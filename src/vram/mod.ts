@@ -9,20 +9,22 @@ import process from "node:process";
 import { randomBytes } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import { DEFAULTS } from "../config/defaults.ts";
+import { DEFAULTS, type VerifyMode } from "../config/defaults.ts";
 import type { GpuInfo } from "../contract/info.ts";
 import type { InventoryBackend } from "../inventory/types.ts";
 import type { Lease } from "../lease/types.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import { errorText } from "../util/error-text.ts";
 import type { Logger } from "../util/log.ts";
-import { attestation } from "./attest.ts";
+import { attestation, setAttestation } from "./attest.ts";
 import { type AuditEvent, VramAudit } from "./audit.ts";
 import type { VramBackend } from "./backend.ts";
 import { HostMemoryVram } from "./host-backend.ts";
 import { renderVramMetrics } from "./metrics.ts";
 import { ATTEST_INFO, deriveKey, loadSealSecret, SEAL_INFO, SHARE_INFO } from "./seal-key.ts";
 import { type ExecuteCheck, executeCheck } from "./execute-check.ts";
+import { executeCheckSet, type SetExecuteCheck } from "./set-check.ts";
+import { setView, type ShardSetStatus, type ShardSetView } from "./sets.ts";
 import { ShareHub } from "./share.ts";
 import type { UnixShare } from "../../ffi/unix-share.ts";
 import { type Shard, ShardStore, VramError } from "./shards.ts";
@@ -46,6 +48,11 @@ export interface VramOptions {
   readonly clock?: Clock;
   /** `--verify-max-age-ms` (default DEFAULTS.verifyMaxAgeMs). */
   readonly verifyMaxAgeMs?: number;
+  /**
+   * `--verify-mode` and `--verify-sweep-ms` (the option parser resolved them, falling back on
+   * $GPU_BRIDGE_VRAM_GATE and $GPU_BRIDGE_VRAM_SWEEP_MS); absent: those variables, read here.
+   */
+  readonly verify?: { readonly mode: VerifyMode; readonly sweepMs: number };
 }
 
 export interface Vram {
@@ -69,6 +76,12 @@ export interface Vram {
   readonly share: ShareHub | null;
   /** "May I execute now?" for one shard (execute-check.ts). */
   executeCheck(shardId: string): Promise<ExecuteCheck>;
+  /** Tensor-parallel set `setId` now (sets.ts), judged against --verify-max-age-ms; undefined when no member is held. */
+  set(setId: string): ShardSetView | undefined;
+  /** The set's signed attestation; null while indexes are missing. */
+  attestSet(set: ShardSetStatus): ReturnType<typeof setAttestation>;
+  /** "May I execute now?" for every member of a set (set-check.ts); an unknown set is a 404. */
+  executeCheckSet(setId: string): Promise<SetExecuteCheck>;
   /** A live lease's socket and token appear (its grant, or the bridge's start). */
   openLease(lease: Lease): Promise<void>;
   releaseLease(leaseId: string, reason: string): void;
@@ -83,6 +96,7 @@ export interface Vram {
 export async function startVram(o: VramOptions): Promise<Vram> {
   const env = o.env ?? process.env;
   const clock = o.clock ?? systemClock;
+  const verify = o.verify ?? verifyFromEnv(env);
   const keys = loadKeys(o);
   const ordinalOf = ordinalLookup(o);
   const libc = await openLibc();
@@ -108,11 +122,11 @@ export async function startVram(o: VramOptions): Promise<Vram> {
       },
       onRelease: (shard, reason) => share?.revoke(shard, reason),
       ...(env.GPU_BRIDGE_VRAM_VERIFY === "cpu" || env.GPU_BRIDGE_VRAM_VERIFY === "gpu" ? { verifyPath: env.GPU_BRIDGE_VRAM_VERIFY } : {}),
-      ...(env.GPU_BRIDGE_VRAM_GATE === "sampled" && { gateMode: "sampled" as const }),
+      ...(verify.mode === "sampled" && { gateMode: "sampled" as const }),
     });
-    const sweep = startSweep(store, env, clock, o.log);
+    const sweep = startSweep(store, verify.sweepMs, clock, o.log);
     if (store !== null) announce(o.log, backend!, pool!);
-    const inputs: FacadeInputs = { o, env, clock, store, unavailable, ordinalOf, attestKey: keys.attest, share: null };
+    const inputs: FacadeInputs = { o, env, mode: verify.mode, clock, store, unavailable, ordinalOf, attestKey: keys.attest, share: null };
     const facade = vramFacade(inputs, () => {
       sweep?.stop();
       share?.close();
@@ -205,14 +219,15 @@ async function openLibc(): Promise<{ lib: UnixShare | null; why: string }> {
   }
 }
 
+/** The verification mode and sweep as the variables alone set them (a caller without the option parser's). */
+export function verifyFromEnv(env: Readonly<Record<string, string | undefined>>): { mode: VerifyMode; sweepMs: number } {
+  const mode: VerifyMode = env.GPU_BRIDGE_VRAM_GATE === "sampled" ? "sampled" : DEFAULTS.verifyMode;
+  const sweepMs = Number(env.GPU_BRIDGE_VRAM_SWEEP_MS ?? (mode === "sampled" ? DEFAULTS.vramSampledSweepMs : 0));
+  return { mode, sweepMs: sweepMs > 0 ? sweepMs : 0 };
+}
+
 /** Sampled gating checks a few leaves per job; the sweep verifies one whole shard per interval. */
-function startSweep(
-  store: ShardStore | null,
-  env: Readonly<Record<string, string | undefined>>,
-  clock: Clock,
-  log: Logger,
-): ShardSweep | null {
-  const sweepMs = Number(env.GPU_BRIDGE_VRAM_SWEEP_MS ?? (env.GPU_BRIDGE_VRAM_GATE === "sampled" ? DEFAULTS.vramSampledSweepMs : 0));
+function startSweep(store: ShardStore | null, sweepMs: number, clock: Clock, log: Logger): ShardSweep | null {
   if (store === null || !(sweepMs > 0)) return null;
   const sweep = new ShardSweep(store, clock, sweepMs, log);
   sweep.start();
@@ -234,6 +249,7 @@ function announce(log: Logger, backend: VramBackend, pool: TreePool): void {
 interface FacadeInputs {
   readonly o: VramOptions;
   readonly env: Readonly<Record<string, string | undefined>>;
+  readonly mode: VerifyMode;
   readonly clock: Clock;
   readonly store: ShardStore | null;
   readonly unavailable: string | undefined;
@@ -246,6 +262,11 @@ interface FacadeInputs {
 /** The bridge's view of sealed shards; the attestation key stays in this closure. */
 function vramFacade(f: FacadeInputs, close: () => void): Vram {
   const { o, store, unavailable, ordinalOf } = f;
+  const checkOptions = () => ({
+    maxAgeMs: o.verifyMaxAgeMs ?? DEFAULTS.verifyMaxAgeMs,
+    mode: f.mode,
+    now: () => f.clock.now(),
+  });
   const vramGpus = () =>
     o.gpus().flatMap((g) => {
       const ordinal = ordinalOf(g.id);
@@ -266,14 +287,22 @@ function vramFacade(f: FacadeInputs, close: () => void): Vram {
     jobOperand: async (leaseId, shardId, map) =>
       store === null
         ? { ok: false, detail: "NOT-SEALED", message: `shard ${shardId}: ${unavailable ?? "no VRAM backend"}` }
-        : await readOperand(store, leaseId, shardId, f.env.GPU_BRIDGE_VRAM_GATE === "sampled" ? "sampled" : "full", map),
+        : await readOperand(store, leaseId, shardId, f.mode, map),
     get share() {
       return f.share;
     },
     executeCheck: (id) => {
       if (store === null) throw new VramError("unavailable", `Cannot check ${id}: ${unavailable ?? "no VRAM backend"}`);
-      const mode = f.env.GPU_BRIDGE_VRAM_GATE === "sampled" ? "sampled" : "full";
-      return executeCheck(store, id, { maxAgeMs: o.verifyMaxAgeMs ?? DEFAULTS.verifyMaxAgeMs, mode, now: () => f.clock.now() });
+      return executeCheck(store, id, checkOptions());
+    },
+    set: (setId) => {
+      const status = store?.sets.status(setId);
+      return status === undefined ? undefined : setView(status, f.clock.now(), checkOptions().maxAgeMs);
+    },
+    attestSet: (set) => setAttestation(set, f.attestKey, f.clock.now()),
+    executeCheckSet: (setId) => {
+      if (store === null) throw new VramError("unavailable", `Cannot check set ${setId}: ${unavailable ?? "no VRAM backend"}`);
+      return executeCheckSet(store, setId, checkOptions());
     },
     openLease: async (lease) => await f.share?.openLease(lease),
     releaseLease: (leaseId, reason) => {

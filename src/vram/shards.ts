@@ -12,7 +12,8 @@ import type { AuditEvent, VramAudit } from "./audit.ts";
 import { VramAllocError, type VramBackend, type VramBuffer } from "./backend.ts";
 import { hmac, sameMac, sealMessage } from "./seal-key.ts";
 import { copyIn, hashSource, type ShardSource } from "./copy-in.ts";
-import { DIGEST, SHARD_ID, VramError } from "./errors.ts";
+import { DIGEST, SHARD_ID, unknownShard, VramError } from "./errors.ts";
+import { checkSetOptions, ShardSets } from "./sets.ts";
 import { hex, LEAF_BYTES, leafHash, TREE_ALG } from "./tree.ts";
 import type { TreePool } from "./tree-pool.ts";
 import { sha256Hex } from "../util/sha256.ts";
@@ -29,6 +30,8 @@ export interface Shard {
   readonly digest: string;
   readonly tree_digest: string;
   readonly sealed_at: number;
+  /** A member of tensor-parallel set `set_id` (sets.ts): all three or none. */
+  readonly set_id?: string;
   readonly shard_index?: number;
   readonly total_shards?: number;
   state: "SEALED" | "FAILED";
@@ -55,6 +58,8 @@ interface Held {
 export interface SealOptions {
   readonly shard_id?: string;
   readonly expected_digest?: string;
+  /** Joins tensor-parallel set `set_id` as member `shard_index` of `total_shards` (sets.ts). */
+  readonly set_id?: string;
   readonly shard_index?: number;
   readonly total_shards?: number;
 }
@@ -109,9 +114,12 @@ export class ShardStore {
   /** Bytes promised to seals in flight, per lease and per GPU ordinal. */
   readonly #reserved = new Map<string, number>();
   readonly counters = { seal: new Map<string, number>(), verify: new Map<string, number>() };
+  /** The tensor-parallel sets its shards form. */
+  readonly sets: ShardSets;
 
   constructor(options: ShardStoreOptions) {
     this.#o = options;
+    this.sets = new ShardSets(() => this.list(), options.audit);
   }
 
   get backend(): VramBackend {
@@ -162,7 +170,8 @@ export class ShardStore {
     checkOptions(opts);
     const expected = opts.expected_digest?.toLowerCase();
     const same = await this.#heldAlready(lease, source, expected, opts.shard_id);
-    if (same !== undefined) return { shard: same, created: false };
+    if (same !== undefined) return { shard: this.sets.same(same, opts), created: false };
+    this.sets.admit(lease, opts);
     const needed = source.length;
     const available = this.#checkRoom(lease, ordinal, needed, opts.shard_id);
     this.#reserve(lease.id, ordinal, needed);
@@ -175,7 +184,7 @@ export class ShardStore {
       if (twin !== undefined) {
         this.#free(buf, null, "duplicate of " + twin.shard_id, lease);
         buf = null;
-        return { shard: sameBytes(twin, opts.shard_id), created: false };
+        return { shard: this.sets.same(sameBytes(twin, opts.shard_id), opts), created: false };
       }
       await this.#checkCopy(buf, needed, copied.tree, opts.shard_id, lease);
       const shard = this.#keep(lease, ordinal, buf, needed, copied, evidence, opts);
@@ -359,8 +368,7 @@ export class ShardStore {
       digest: copied.digest,
       tree_digest: copied.tree,
       sealed_at: Math.floor(now / 1000) * 1000,
-      ...(opts.shard_index !== undefined && { shard_index: opts.shard_index }),
-      ...(opts.total_shards !== undefined && { total_shards: opts.total_shards }),
+      ...(opts.set_id !== undefined && { set_id: opts.set_id, shard_index: opts.shard_index, total_shards: opts.total_shards }),
       state: "SEALED",
       failure: null,
       verified_at: now,
@@ -378,6 +386,7 @@ export class ShardStore {
         "shard_id",
       );
     }
+    this.sets.admit(lease, opts);
     const signature = hmac(this.#o.key, sealMessage(fields(shard)));
     this.#held.set(shard.shard_id, { shard, buf, signature, leaves: copied.leaves });
     this.#count("seal", "ok");
@@ -388,8 +397,10 @@ export class ShardStore {
       digest: shard.digest,
       tree_digest: shard.tree_digest,
       tree_algorithm: TREE_ALG,
+      ...(shard.set_id !== undefined && { set_id: shard.set_id, shard_index: shard.shard_index, total_shards: shard.total_shards }),
       ...holder(lease),
     });
+    this.sets.sealed(shard);
     return shard;
   }
 
@@ -415,7 +426,7 @@ export class ShardStore {
    */
   async verify(id: string, mode: "full" | "sampled" = "full", k = this.#o.sampleLeaves ?? 8, path = this.#path()): Promise<VerifyResult> {
     const h = this.#held.get(id);
-    if (h === undefined) throw new VramError("not_sealed", `Unknown shard ${JSON.stringify(id)}: no shard with that id is sealed`, "id");
+    if (h === undefined) throw unknownShard(id);
     const t0 = performance.now();
     const s = h.shard;
     if (s.state === "FAILED") {
@@ -548,10 +559,11 @@ export class ShardStore {
   /** Frees a shard's VRAM (never throws for a driver failure: it is audited). */
   release(id: string, reason = "released"): Shard {
     const h = this.#held.get(id);
-    if (h === undefined) throw new VramError("not_sealed", `Unknown shard ${JSON.stringify(id)}: no shard with that id is sealed`, "id");
+    if (h === undefined) throw unknownShard(id);
     this.#held.delete(id);
     this.#free(h.buf, h.shard, reason, h.shard);
     this.#o.onRelease?.(h.shard, reason);
+    this.sets.released(h.shard, reason);
     return h.shard;
   }
 
@@ -572,7 +584,7 @@ export class ShardStore {
 
   #buf(id: string): VramBuffer {
     const h = this.#held.get(id);
-    if (h === undefined) throw new VramError("not_sealed", `Unknown shard ${JSON.stringify(id)}: no shard with that id is sealed`, "id");
+    if (h === undefined) throw unknownShard(id);
     return h.buf;
   }
 
@@ -584,7 +596,7 @@ export class ShardStore {
   /** Test and gpu-check hook: sets `count` bytes of a shard's VRAM to `value` with cuMemsetD8_v2. */
   corrupt(id: string, offset: number, value: number, count = 1): void {
     const h = this.#held.get(id);
-    if (h === undefined) throw new VramError("not_sealed", `Unknown shard ${JSON.stringify(id)}: no shard with that id is sealed`, "id");
+    if (h === undefined) throw unknownShard(id);
     this.#o.backend.memset(h.buf, offset, value, count);
   }
 
@@ -642,6 +654,7 @@ export class ShardStore {
       mode,
     });
     this.#o.onFailure?.(s);
+    this.sets.failed(s);
     return { ok: false, shard_id: s.shard_id, reason, mode, total_ms: round(performance.now() - t0) };
   }
 
@@ -751,20 +764,7 @@ function checkOptions(o: SealOptions): void {
       "expected_digest",
     );
   }
-  const { shard_index: i, total_shards: n } = o;
-  if (n !== undefined && (!Number.isInteger(n) || n < 1 || n > 65536)) {
-    throw new VramError("invalid", `total_shards must be an integer from 1 to 65536, got ${JSON.stringify(n)}`, "total_shards");
-  }
-  if (i !== undefined && (!Number.isInteger(i) || i < 0 || i >= (n ?? 65536))) {
-    throw new VramError("invalid", `shard_index must be an integer from 0 to ${(n ?? 65536) - 1}, got ${JSON.stringify(i)}`, "shard_index");
-  }
-  if ((i === undefined) !== (n === undefined)) {
-    throw new VramError(
-      "invalid",
-      "shard_index and total_shards go together: give both or neither",
-      i === undefined ? "shard_index" : "total_shards",
-    );
-  }
+  checkSetOptions(o);
 }
 
 const round = (ms: number) => Math.round(ms * 1000) / 1000;
@@ -797,6 +797,6 @@ function sameBytes(twin: Shard, shardId: string | undefined): Shard {
   );
 }
 
-export { CHUNK_BYTES, VramError } from "./errors.ts";
+export { CHUNK_BYTES, unknownShard, VramError } from "./errors.ts";
 export type { VramErrorCode } from "./errors.ts";
 export type { ShardSource } from "./copy-in.ts";

@@ -171,6 +171,7 @@ describe("auth", () => {
       "POST /v1/shards/:id/execute-check",
       "POST /v1/shards/:id/verify",
       "POST /v1/telemetry",
+      "POST /v1/vram/sets/:id/execute-check",
       "PUT /v1/models/:id/approval",
       "PUT /v1/models/active",
     ]);

@@ -1,35 +1,18 @@
 /** Hostile requests against the API through `app.request()`: no socket. */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { MOCK_GPUS, mockStats } from "../../src/inventory/mock.ts";
 import { createApp } from "../../src/api/app.ts";
 import { allowedHosts } from "../../src/api/host-check.ts";
+import { hostApp } from "./tenancy-helpers.ts";
 import { HostState } from "../../src/host/state.ts";
 import type { Runner } from "../../src/job/runner.ts";
-import { builtinCatalog } from "../../src/models/catalog.ts";
-import { bridgeFacade } from "../../src/app/bridge.ts";
-import { memoryLogger } from "../helpers.ts";
 
 const TOKEN = "test-token-0123456789";
 const idle: Runner = { run: () => new Promise(() => {}) };
 let host: HostState;
 let app: ReturnType<typeof createApp>;
 
-function build(extra: Partial<Parameters<typeof createApp>[0]> = {}) {
-  const m = memoryLogger();
-  host = new HostState({ gpus: () => MOCK_GPUS, runner: idle, runnerKind: "cpu", log: m.log, onChange: () => {} });
-  app = createApp({
-    token: TOKEN,
-    log: m.log,
-    bridge: bridgeFacade({
-      version: "9.9.9",
-      hostname: "edge-01",
-      gpus: () => MOCK_GPUS,
-      stats: () => Promise.resolve(mockStats()),
-      host,
-      models: { catalog: builtinCatalog },
-    }),
-    ...extra,
-  });
+function build(extra: Omit<Parameters<typeof hostApp>[0], "token"> = {}) {
+  ({ app, host } = hostApp({ token: TOKEN, runner: idle, ...extra }));
 }
 beforeEach(() => build());
 afterEach(() => host.close());

@@ -86,7 +86,8 @@ describe("the OpenAPI document", () => {
 
   test("the request bodies are the schemas the handlers parse with", () => {
     const lease = operation("POST", "/v1/leases").requestBody.content["application/json"].schema;
-    expect(lease.required.sort()).toEqual(["gpu_id", "mem_mb", "streams", "ttl_s", "worker_id"]);
+    // mem_mb, streams and ttl_s may be left out: the bridge's lease-mem-mb, lease-streams and lease-ttl-s fill them in.
+    expect(lease.required.sort()).toEqual(["gpu_id", "worker_id"]);
     expect(lease.additionalProperties).toBe(false);
     const job = operation("POST", "/v1/leases/:id/jobs").requestBody.content["application/json"].schema;
     expect(job.properties.kernel).toEqual({ type: "string", enum: ["vadd", "matmul"] });

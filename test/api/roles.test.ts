@@ -26,14 +26,16 @@ interface Fixture {
   lease: string;
   job: string;
   shard: string;
+  /** The set the shard is the one member of (`needs: "set"`). */
+  set: string;
 }
 interface Row {
   /** The request, given the fixture and who asks. */
   readonly req: (f: Fixture, who: Who) => { path: string; body?: string | Uint8Array; type?: string };
   /** Status per caller: none, reader, operator-own, operator-other, admin. */
   readonly expect: readonly [number, number, number, number, number];
-  /** What the fixture needs: a job, a finished job, a shard. */
-  readonly needs?: "job" | "shard";
+  /** What the fixture needs: a job, a finished job, a shard, a shard that is a set of one. */
+  readonly needs?: "job" | "shard" | "set";
 }
 
 const READ = [401, 200, 200, 200, 200] as const;
@@ -111,6 +113,12 @@ const ROWS: Readonly<Record<string, Row>> = {
   "GET /v1/leases/:id/ready": { req: (f) => ({ path: `/v1/leases/${f.lease}/ready` }), expect: OWNED_READ },
   "GET /v1/leases/:id/share": { req: (f) => ({ path: `/v1/leases/${f.lease}/share` }), expect: OWNED_READ },
   "GET /v1/shards/:id/attestation": { req: (f) => ({ path: `/v1/shards/${f.shard}/attestation` }), expect: OWNED_READ, needs: "shard" },
+  "GET /v1/vram/sets/:id": { req: (f) => ({ path: `/v1/vram/sets/${f.set}` }), expect: OWNED_READ, needs: "set" },
+  "POST /v1/vram/sets/:id/execute-check": {
+    req: (f) => ({ path: `/v1/vram/sets/${f.set}/execute-check` }),
+    expect: OWNED_WRITE,
+    needs: "set",
+  },
   "GET /v1/gpus/:id/vram": { req: () => ({ path: "/v1/gpus/GPU-0/vram" }), expect: READ },
   "GET /v1/vram/plan": { req: () => ({ path: "/v1/vram/plan?bytes=1024" }), expect: READ },
   // CDI is off on this bridge: past the role check it is a 404 for everyone.
@@ -164,17 +172,24 @@ async function fixture(needs: Row["needs"]): Promise<Fixture> {
   const lease = ((await made.json()) as { id: string }).id;
   let job = "none";
   let shard = "none";
+  let set = "none";
   if (needs === "job") {
     job = `fixture-${++jobs}`;
     expect((await call("own", "POST", { path: `/v1/leases/${lease}/jobs`, ...jobBody(job) })).status).toBe(202);
     await until(() => bridge.jobs.get(job)?.state === "OK", 20000, `job ${job} done`);
   }
-  if (needs === "shard") {
-    const sealed = await call("own", "POST", ROWS["POST /v1/leases/:id/shards"]!.req({ lease, job, shard }, "own"));
+  if (needs === "shard" || needs === "set") {
+    const req = ROWS["POST /v1/leases/:id/shards"]!.req({ lease, job, shard, set }, "own");
+    if (needs === "set") set = `set-${lease}`;
+    const sealed = await call(
+      "own",
+      "POST",
+      needs === "set" ? { ...req, path: `${req.path}?set_id=${set}&shard_index=0&total_shards=1` } : req,
+    );
     expect(sealed.status).toBe(201);
     shard = ((await sealed.json()) as { shard_id: string }).shard_id;
   }
-  return { lease, job, shard };
+  return { lease, job, shard, set };
 }
 
 describe("every route against every role", () => {

@@ -12,6 +12,7 @@ import { ChangeRecord } from "../../src/changes/record.ts";
 import { EventHub } from "../../src/changes/stream.ts";
 import { feedHostChanges } from "../../src/app/changes.ts";
 import { HostState } from "../../src/host/state.ts";
+import { LeaseJournal } from "../../src/lease/journal.ts";
 import { main } from "../../src/main.ts";
 import { FakeClock, memoryLogger, memoryStdio, tempDir } from "../helpers.ts";
 import { hostApp } from "./tenancy-helpers.ts";
@@ -168,7 +169,7 @@ function build(principals: boolean) {
   feedHostChanges(record, built.host);
   const app = built.app;
   dir.cleanup();
-  return { app, record };
+  return { app, record, host: built.host };
 }
 const as = (token: string, init: RequestInit = {}) => ({ ...init, headers: { ...init.headers, Authorization: `Bearer ${token}` } });
 const grant = (worker: string) => ({
@@ -251,6 +252,29 @@ describe("whose lease it is", () => {
     expect(await workers(tokens.any)).toEqual(["vm-7"]);
     expect(await workers(tokens.a)).toEqual(["a-1"]);
     expect((await app.request(`/v1/leases/${mine.id}`, as(tokens.any))).status).toBe(404);
+  });
+
+  test("a lease stays its principal's across a restart: the journal keeps who took it", async () => {
+    const before = build(true);
+    const mine = (await (await before.app.request("/v1/leases", as(tokens.any, grant("a-1")))).json()) as { id: string; principal: string };
+    expect(mine.principal).toBe("team-any");
+    const dir = tempDir("gbh-tenancy-journal-");
+    const path = join(dir.path, "leases.jsonl");
+    const journal = new LeaseJournal(path);
+    for (const l of before.host.leases.live()) journal.grant(l);
+    journal.close();
+    before.host.close();
+    // A new bridge on the same journal.
+    const after = build(true);
+    const loaded = new LeaseJournal(path).load();
+    dir.cleanup();
+    expect(loaded.problems).toEqual([]);
+    expect(after.host.leases.restore(loaded.leases).restored.map((l) => l.principal)).toEqual(["team-any"]);
+    // team-a's patterns cover a-1, but the lease is team-any's: unknown to team-a, counted for team-any.
+    expect((await after.app.request(`/v1/leases/${mine.id}`, as(tokens.a))).status).toBe(404);
+    expect((await after.app.request(`/v1/leases/${mine.id}`, as(tokens.any))).status).toBe(200);
+    const me = (await (await after.app.request("/v1/principals/me", as(tokens.any))).json()) as { quotas: { leases: { use: number } } };
+    expect(me.quotas.leases.use).toBe(1);
   });
 });
 

@@ -92,7 +92,6 @@ describe("parseControl()", () => {
       mem: 4096,
       streams: 2,
       priority: 5,
-      ttl: 120,
     });
     expect(parseControl("LEASE w mem=1 streams=1 priority=0 ttl=30")).toMatchObject({ ttl: 30 });
     expect(parseControl("RELEASE worker-1 job done")).toEqual({ verb: "RELEASE", worker: "worker-1", reason: "job done" });
@@ -105,6 +104,7 @@ describe("parseControl()", () => {
   test.each([
     ["LEASE mem=1 streams=1 priority=1", "LEASE needs a worker id"],
     ["LEASE w mem=1 streams=1", "LEASE needs priority=<n>"],
+    ["LEASE w mem=1 streams=1 ttl=5", "LEASE needs priority=<n>"],
     ["LEASE w mem=1 streams=1 priority=1 memory=2", 'LEASE does not take "memory=2"'],
     ["LEASE w mem=-1 streams=1 priority=1", 'LEASE mem must be a non-negative integer, got "-1"'],
     ["LEASE w mem=1 mem=2 streams=1 priority=1", "LEASE names mem twice"],

@@ -60,7 +60,7 @@ describe("the shard API (--mock)", () => {
   test("seals a streamed body: the handle has the contract's fields and verifies", async () => {
     const l = await lease("seal-a");
     const [, data, tree, flat] = VECTORS[9]!;
-    const r = await seal(l.id, data, `?shard_id=llama-0&shard_index=0&total_shards=2&expected_digest=${flat}`);
+    const r = await seal(l.id, data, `?shard_id=llama-0&set_id=llama&shard_index=0&total_shards=2&expected_digest=${flat}`);
     expect(r.status).toBe(201);
     expect(r.body).toMatchObject({
       shard_id: "llama-0",
@@ -70,6 +70,7 @@ describe("the shard API (--mock)", () => {
       digest: flat,
       tree_digest: tree,
       tree_algorithm: "sha256-tree-64KiB",
+      set_id: "llama",
       shard_index: 0,
       total_shards: 2,
       state: "SEALED",

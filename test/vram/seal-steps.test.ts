@@ -4,7 +4,6 @@
  * VRAM is freed and the lease's room comes back.
  */
 import { afterAll, expect, test } from "bun:test";
-import type { Lease } from "../../src/lease/types.ts";
 import { VramAudit } from "../../src/vram/audit.ts";
 import type { VramBackend, VramBuffer } from "../../src/vram/backend.ts";
 import { HostMemoryVram } from "../../src/vram/host-backend.ts";
@@ -12,24 +11,13 @@ import { deriveKey } from "../../src/vram/seal-key.ts";
 import { ShardStore, VramError } from "../../src/vram/shards.ts";
 import { hex, treeDigest } from "../../src/vram/tree.ts";
 import { TreePool } from "../../src/vram/tree-pool.ts";
-import { FakeClock, memoryLogger } from "../helpers.ts";
+import { activeLease, FakeClock, memoryLogger } from "../helpers.ts";
 import { pattern, source } from "./vectors.ts";
 
 const pool = TreePool.create(0);
 afterAll(() => pool.close());
 
-const lease: Lease = {
-  id: "L",
-  gpu_id: "G",
-  worker_id: "w",
-  mem_mb: 1,
-  streams: 1,
-  ttl_s: 60,
-  priority: 0,
-  state: "ACTIVE",
-  granted_at: 0,
-  expires_at: 1e15,
-};
+const lease = activeLease({ id: "L", gpu_id: "G", mem_mb: 1 });
 
 function store(backend: VramBackend, extra: { clock?: FakeClock } = {}) {
   const { log, lines } = memoryLogger();

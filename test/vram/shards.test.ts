@@ -68,7 +68,7 @@ describe.each(backends)("ShardStore over %s", (_name, make) => {
     scriptFakes({});
     const { store, audit, dir } = setup(make());
     const [, data, tree, flat] = VECTORS[9]!;
-    const { shard, created } = await store.seal("L1", source(data), { shard_index: 0, total_shards: 2 });
+    const { shard, created } = await store.seal("L1", source(data), { set_id: "tp", shard_index: 0, total_shards: 2 });
     expect(created).toBe(true);
     expect(shard).toMatchObject({
       lease_id: "L1",
@@ -77,6 +77,7 @@ describe.each(backends)("ShardStore over %s", (_name, make) => {
       vram_bytes: data.length,
       digest: flat,
       tree_digest: tree,
+      set_id: "tp",
       shard_index: 0,
       total_shards: 2,
       state: "SEALED",

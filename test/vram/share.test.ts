@@ -229,6 +229,9 @@ describe("the consumers' contract over HTTP", () => {
     const yes = await call("POST", "/v1/shards/contract-0/execute-check");
     expect(yes).toMatchObject({ status: 200, body: { ok: true, may_execute: true, mode: "full", verified_now: true, max_age_ms: 0 } });
     expect(await call("GET", "/v1/shards/nope")).toMatchObject({ status: 404, body: { error: { code: "not_sealed", retryable: false } } });
-    expect((await call("POST", "/v1/shards/nope/execute-check")).body).toMatchObject({ ok: false, code: "not_sealed" });
+    expect(await call("POST", "/v1/shards/nope/execute-check")).toMatchObject({
+      status: 404,
+      body: { error: { code: "not_sealed", field: "id" } },
+    });
   });
 });
