@@ -28,6 +28,26 @@ export const EXEC: SymbolTable = {
   cuGetErrorName: { args: ["i32", "buf"], returns: "i32" },
 };
 
+/**
+ * The driver symbols that map another process's exported memory (CUDA 10.2+ VMM), opened only
+ * when a job reads a sealed shard through its descriptor, so a driver without them still runs
+ * every other job.
+ */
+const IMPORT: SymbolTable = {
+  cuMemImportFromShareableHandle: { args: ["buf", "u64", "i32"], returns: "i32" },
+  cuMemAddressReserve: { args: ["buf", "u64", "u64", "u64", "u64"], returns: "i32" },
+  cuMemAddressFree: { args: ["u64", "u64"], returns: "i32" },
+  cuMemMap: { args: ["u64", "u64", "u64", "u64", "u64"], returns: "i32" },
+  cuMemSetAccess: { args: ["u64", "u64", "buf", "u64"], returns: "i32" },
+  cuMemUnmap: { args: ["u64", "u64"], returns: "i32" },
+  cuMemRelease: { args: ["u64"], returns: "i32" },
+  cuGetErrorName: { args: ["i32", "buf"], returns: "i32" },
+};
+/** CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, CU_MEM_LOCATION_TYPE_DEVICE, CU_MEM_ACCESS_FLAGS_PROT_READ. */
+const HANDLE_POSIX_FD = 1;
+const LOCATION_DEVICE = 1;
+const PROT_READ = 1;
+
 /** CUresult codes and the job status detail each becomes. */
 export function cudaDetail(code: number): string {
   // 500: cuModuleGetFunction found no such entry: the PTX does not define the kernel asked for.
@@ -59,6 +79,9 @@ export class CudaDevice {
   readonly #dev: number;
   readonly #allocations = new Set<bigint>();
   readonly #modules = new Set<bigint>();
+  /** Imported mappings (ptr, size, handle) and the library handle that made them. */
+  readonly #imports: { ptr: bigint; size: bigint; handle: bigint }[] = [];
+  #vmm: NativeLibrary | null = null;
 
   private constructor(lib: NativeLibrary, ffi: FfiAdapter, dev: number) {
     this.#lib = lib;
@@ -96,6 +119,41 @@ export class CudaDevice {
     this.#call("cuMemcpyDtoH_v2", dst, src, BigInt(dst.byteLength));
   }
 
+  /**
+   * Maps the memory another process exported as descriptor `fd` (`mappedBytes`, a multiple of
+   * the granularity) into this context **read-only** (cuMemSetAccess with PROT_READ): kernels
+   * and copies read it; a copy into it fails (ILLEGAL_ADDRESS) and a store faults. The caller
+   * keeps `fd` (the driver takes its own reference). Undone by `close()`.
+   */
+  importReadOnly(fd: number, mappedBytes: number): bigint {
+    const vmm = this.#vmm ??= this.#ffi.open(this.#lib.path, IMPORT);
+    const call = (fn: string, ...args: (number | bigint | Uint8Array)[]) => callCuda(vmm, this.#ffi, fn, ...args);
+    const size = BigInt(mappedBytes);
+    const out = new Uint8Array(8);
+    call("cuMemImportFromShareableHandle", out, BigInt(fd), HANDLE_POSIX_FD);
+    const handle = view(out).getBigUint64(0, true);
+    let ptr = 0n;
+    let mapped = false;
+    try {
+      call("cuMemAddressReserve", out, size, 0n, 0n, 0n);
+      ptr = view(out).getBigUint64(0, true);
+      call("cuMemMap", ptr, size, 0n, handle, 0n);
+      mapped = true;
+      const desc = new Uint8Array(12);
+      view(desc).setInt32(0, LOCATION_DEVICE, true);
+      view(desc).setInt32(4, this.#dev, true);
+      view(desc).setInt32(8, PROT_READ, true);
+      call("cuMemSetAccess", ptr, size, desc, 1n);
+    } catch (error) {
+      if (mapped) vmm.fns.cuMemUnmap!(ptr, size);
+      if (ptr !== 0n) vmm.fns.cuMemAddressFree!(ptr, size);
+      vmm.fns.cuMemRelease!(handle);
+      throw error;
+    }
+    this.#imports.push({ ptr, size, handle });
+    return ptr;
+  }
+
   /** Loads PTX text (NUL-terminated here) and returns the function `name`. */
   loadFunction(ptx: Uint8Array, name: string): bigint {
     const image = new Uint8Array(ptx.length + 1);
@@ -122,6 +180,12 @@ export class CudaDevice {
   }
 
   close(): void {
+    for (const m of this.#imports.splice(0)) {
+      this.#vmm!.fns.cuMemUnmap!(m.ptr, m.size);
+      this.#vmm!.fns.cuMemAddressFree!(m.ptr, m.size);
+      this.#vmm!.fns.cuMemRelease!(m.handle);
+    }
+    this.#vmm?.close();
     for (const p of this.#allocations) this.#lib.fns.cuMemFree_v2!(p);
     for (const m of this.#modules) this.#lib.fns.cuModuleUnload!(m);
     this.#lib.fns.cuDevicePrimaryCtxRelease_v2!(this.#dev);

@@ -51,9 +51,10 @@ export const MODULES = {
     mutate: ["src/cdi/apply.ts"],
     tests: ["test/cdi/apply*.test.ts"],
   },
-  // The pre-job gate: every shard of the lease verified before its job runs.
+  // The pre-job gate: every shard of the lease verified before its job runs, and the copy of
+  // a shard a job reads as operand b checked against its seal.
   "vram-gate": {
-    mutate: ["src/vram/shards.ts#gate", "src/vram/shards.ts#verify"],
+    mutate: ["src/vram/shards.ts#gate", "src/vram/shards.ts#verify", "src/vram/shards.ts#readChecked"],
     tests: ["test/vram/shards*.test.ts", "test/vram/gate*.test.ts"],
   },
   // The offline check of an attestation (vram attest-verify): fields, key id, Ed25519 signature.

@@ -27,7 +27,15 @@ export class ApiError extends Error {
 /** The status of each lease refusal; exported so the OpenAPI document lists exactly these. */
 export const LEASE_STATUS = { invalid: 422, not_found: 404, conflict: 409, insufficient: 409, permission: 403 } as const;
 /** The status of each job refusal. */
-export const JOB_STATUS = { invalid: 422, not_found: 404, conflict: 409, permission: 403, busy: 429 } as const;
+export const JOB_STATUS = {
+  invalid: 422,
+  not_found: 404,
+  conflict: 409,
+  permission: 403,
+  busy: 429,
+  not_sealed: 404,
+  integrity_violation: 422,
+} as const satisfies Record<JobError["code"], number>;
 /** The status of each shard refusal. */
 export const VRAM_STATUS = {
   invalid: 422,

@@ -18,7 +18,8 @@ const LEASE_FIELDS = "`{id, gpu_id, mig_uuid?, worker_id, principal?, mem_mb, st
   "UUID as gpu_id); principal when a principal of the tokens file took it; cdi_device while the lease is live and the bridge " +
   "keeps a CDI spec.";
 const JOB_FIELDS = "`{job, state, detail, lease_id, gpu_id, worker_id, kernel, submitted_at, started_at, finished_at, result, " +
-  "output?: {bytes, sha256, href, available}, message}`.";
+  "output?: {bytes, sha256, href, available}, message, input_shard?: {shard_id, digest, vram_bytes, verified_at, mode, path, access}}`: " +
+  "input_shard once the job has read a sealed shard of its lease as operand b (`/shards/<shard_id>` in inputs), with the verification it passed.";
 const WRITES = statusesOf(STORAGE_STATUS);
 // These two read their query with `c.req.query`, which takes any other parameter silently: the
 // schemas describe the parameters they read.

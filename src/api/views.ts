@@ -1,5 +1,5 @@
 /** Leases and jobs as the API shows them: ISO times, no internal fields. */
-import type { JobRecord } from "../job/scheduler.ts";
+import { type JobRecord, shardReadView } from "../job/scheduler.ts";
 import type { Lease } from "../lease/types.ts";
 import type { BridgeFacade } from "./facade.ts";
 
@@ -50,5 +50,6 @@ export function jobView(j: JobRecord) {
       output: { bytes: j.output_bytes, sha256: j.output_sha256, href: `/v1/jobs/${j.job}/result`, available: j.output !== null },
     }),
     message: j.message,
+    ...(j.input_shard !== null && { input_shard: shardReadView(j.input_shard) }),
   };
 }

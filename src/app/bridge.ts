@@ -219,7 +219,14 @@ async function wireBridge(w: Wiring): Promise<Bridge> {
   w.gpus = await ports.backend.list();
   // Jobs run only once the bridge is returned, when vram is set; until then no lease holds shards.
   let vram: Vram | null = null;
-  const host = startHost(w, (leaseId) => vram?.gate(leaseId) ?? null);
+  const host = startHost(w, {
+    gate: (leaseId) => vram?.gate(leaseId) ?? null,
+    shardOf: (leaseId, shardId) => vram?.shardOf(leaseId, shardId),
+    shardOperand: async (leaseId, shardId, map) =>
+      vram === null
+        ? { ok: false, detail: "NOT-SEALED", message: `shard ${shardId}: sealed shards are not started yet` }
+        : await vram.jobOperand(leaseId, shardId, map),
+  });
   w.teardown.add("the lease changes' feed", feedHostChanges(w.changes, host));
   vram = await startLeaseVram(w, host);
   const vm = startVmSync(w, host);

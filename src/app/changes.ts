@@ -5,7 +5,7 @@
 import type { ChangeInput, ChangeRecord } from "../changes/record.ts";
 import type { GpuInfo } from "../contract/info.ts";
 import type { HostState } from "../host/state.ts";
-import type { JobRecord } from "../job/scheduler.ts";
+import { type JobRecord, shardReadView } from "../job/scheduler.ts";
 import type { Lease, LeaseEvent } from "../lease/types.ts";
 import type { AuditEvent } from "../vram/audit.ts";
 
@@ -47,6 +47,7 @@ export function jobChange(job: JobRecord): ChangeInput {
       detail: job.detail,
       ...(job.message !== null && { message: job.message }),
       ...(job.output_sha256 !== null && { output_sha256: job.output_sha256 }),
+      ...(job.input_shard !== null && { input_shard: shardReadView(job.input_shard) }),
     },
   };
 }

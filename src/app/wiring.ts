@@ -132,7 +132,7 @@ export function leasePolicyOf(o: Partial<BridgeOptions>): LeasePolicy {
 }
 
 /** The leases and jobs, their journal under the state folder (unless tuning.noJournal). */
-export function startHost(w: Wiring, gate: HostOptions["gate"]): HostState {
+export function startHost(w: Wiring, shards: Pick<HostOptions, "gate" | "shardOf" | "shardOperand">): HostState {
   const { options, ports, tuning } = w;
   const backend = ports.backend;
   const host = new HostState({
@@ -150,8 +150,9 @@ export function startHost(w: Wiring, gate: HostOptions["gate"]): HostState {
     ...(tuning.clock !== undefined && { clock: tuning.clock }),
     ...(!tuning.noJournal && { journal: new LeaseJournal(join(options.stateDir, "leases.jsonl")) }),
     ...(backend.cudaOrdinal !== undefined && { deviceOf: (id: string) => backend.cudaOrdinal!(id) }),
-    // Before each job of a lease that holds sealed shards, the shards are verified.
-    gate,
+    // Before each job of a lease that holds sealed shards, the shards are verified; a job may
+    // read one of them as operand b.
+    ...shards,
     ...(options.cdiDir !== undefined && { migDevices: () => w.migDevices ?? new Map() }),
   });
   w.teardown.add("the leases and jobs", () => host.close());

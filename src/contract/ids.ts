@@ -12,6 +12,9 @@ export const SAFE_ID = /^[A-Za-z0-9._-]{1,64}$/;
 /** The rule, as error messages state it. */
 export const SAFE_ID_RULE = "1-64 characters of A-Z a-z 0-9 . _ -";
 
+/** A sealed shard's id (the consumers' contract: docs/vram-sharing.md): 1-256 characters of A-Z a-z 0-9 _ -. */
+export const SHARD_ID = /^[A-Za-z0-9_-]{1,256}$/;
+
 /** Whether `id` follows the safe-id rule (and is at most `maxLength` long). */
 export function isSafeId(id: string, maxLength = 64): boolean {
   return id.length <= maxLength && SAFE_ID.test(id);

@@ -3,10 +3,10 @@
  * which become the `ctl`, `lease` and `status` payloads the VM sees. Every change calls
  * `onChange`, which the daemon turns into a republish.
  */
-import { type JobProblem, type LaunchLimits, validateJob } from "../job/descriptor.ts";
+import { type JobProblem, type LaunchLimits, type ShardInput, validateJob } from "../job/descriptor.ts";
 import { writeJobOutput } from "../job/output.ts";
 import type { Runner } from "../job/runner.ts";
-import { type JobRecord, JobScheduler } from "../job/scheduler.ts";
+import { type JobRecord, JobScheduler, type SchedulerOptions } from "../job/scheduler.ts";
 import type { RetentionPolicy } from "../job/retention.ts";
 import { parseControl } from "../lease/control.ts";
 import { COMPACT_AFTER, type LeaseJournal } from "../lease/journal.ts";
@@ -26,7 +26,8 @@ import { byteLength } from "../util/bytes.ts";
 /** A refused job submission; `problems` name the fields. */
 export class JobError extends Error {
   override name = "JobError";
-  readonly code: "invalid" | "conflict" | "permission" | "not_found" | "busy";
+  /** `not_sealed`, `integrity_violation`: a shard input the lease does not hold, or that failed verification. */
+  readonly code: "invalid" | "conflict" | "permission" | "not_found" | "busy" | "not_sealed" | "integrity_violation";
   readonly problems: readonly JobProblem[];
   constructor(code: JobError["code"], message: string, problems: JobProblem[] = []) {
     super(message, problems[0]?.cause !== undefined ? { cause: problems[0].cause } : undefined);
@@ -57,6 +58,10 @@ export interface HostOptions {
   readonly deviceOf?: (gpuId: string) => number | undefined;
   /** The check before each job of a lease (sealed VRAM shards). */
   readonly gate?: (leaseId: string) => Promise<{ detail: string; message: string } | null> | null;
+  /** A sealed shard of lease `leaseId` (undefined for another lease's): what a job may name as operand b. */
+  readonly shardOf?: (leaseId: string, shardId: string) => ShardInput | undefined;
+  /** Verifies and reads a job's shard operand when it starts (SchedulerOptions.shardOperand). */
+  readonly shardOperand?: SchedulerOptions["shardOperand"];
   /** The MIG devices a lease may name (LeaseManagerOptions.migDevices). */
   readonly migDevices?: () => ReadonlyMap<string, string>;
   /** The operator's lease maxima and defaults (default DEFAULT_LEASE_POLICY). */
@@ -105,6 +110,7 @@ export class HostState {
       ...(o.clock !== undefined && { clock: o.clock }),
       ...(o.deviceOf !== undefined && { deviceOf: o.deviceOf }),
       ...(o.gate !== undefined && { gate: o.gate }),
+      ...(o.shardOperand !== undefined && { shardOperand: o.shardOperand }),
       ...(o.retention !== undefined && { retention: o.retention }),
       onChange: (job) => {
         this.logsOf(job.gpu_id).appendStatus(statusLine(job.job, job.state, job.detail));
@@ -316,11 +322,12 @@ export class HostState {
     const result = validateJob(raw, {
       ...(this.#o.bundleDir !== undefined && { bundleDir: this.#o.bundleDir }),
       ...(this.#o.limits?.(lease.gpu_id) !== undefined && { limits: this.#o.limits(lease.gpu_id)! }),
+      shard: (id) => this.#o.shardOf?.(lease.id, id),
       ...(this.#o.allowedKernels !== undefined && { allowedKernels: this.#o.allowedKernels }),
     });
     if (!result.ok) {
       const first = result.problems[0]!;
-      throw new JobError("invalid", `Invalid job descriptor: ${first.field}: ${first.message}`, result.problems);
+      throw new JobError(first.code ?? "invalid", `Invalid job descriptor: ${first.field}: ${first.message}`, result.problems);
     }
     const id = result.job.descriptor.job;
     if (this.jobs.get(id) !== undefined) {

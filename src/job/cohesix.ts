@@ -1,11 +1,14 @@
 /**
  * Job descriptors as Cohesix sends them (docs/protocol.md#12-what-the-vm-writes-back): `inputs` name staged bundles in
- * the VM's namespace (`/bundles/<path>`, mapped into `--bundle-dir`), `outputs` are VM paths
+ * the VM's namespace (`/bundles/<path>`, mapped into `--bundle-dir`) or a sealed shard of the
+ * job's lease (`/shards/<shard_id>`, operand `b`), `outputs` are VM paths
  * (`/shard/<label>/worker/<worker>/result` or `/worker/<worker>/result`), and `payload_b64`
  * carries the operands: little-endian f32, all of `a` then all of `b`.
  */
 
 export const BUNDLES_PREFIX = "/bundles/";
+/** An input naming a sealed shard of the job's lease (`/shards/<shard_id>`): operand b, read from VRAM. */
+export const SHARDS_PREFIX = "/shards/";
 
 /**
  * The path of a descriptor input relative to the bundle directory: `/bundles/<path>` maps into
@@ -34,9 +37,13 @@ export interface Operands {
   readonly n: number;
 }
 
-/** Decodes `bytes` as the operands of `kernel`, or says why they do not fit (naming payload_b64). */
-export function decodeOperands(kernel: "vadd" | "matmul", bytes: Uint8Array): Operands | { error: string } {
+/**
+ * Decodes `bytes` as the operands of `kernel`, or says why they do not fit (naming payload_b64).
+ * With `parts` 1 they are `a` alone (a sealed shard is `b`): `b` is then empty.
+ */
+export function decodeOperands(kernel: "vadd" | "matmul", bytes: Uint8Array, parts: 1 | 2 = 2): Operands | { error: string } {
   const floats = bytes.length / 4;
+  if (parts === 1) return decodeA(kernel, bytes);
   if (kernel === "vadd") {
     if (bytes.length === 0 || bytes.length % 8 !== 0) {
       return { error: `payload_b64 must hold a then b, two equal halves of little-endian f32 (vadd), got ${bytes.length} bytes` };
@@ -49,6 +56,17 @@ export function decodeOperands(kernel: "vadd" | "matmul", bytes: Uint8Array): Op
     return { error: `payload_b64 must hold a then b, two square n×n matrices of little-endian f32 (matmul), got ${bytes.length} bytes` };
   }
   return { a: readF32(bytes, 0, n * n), b: readF32(bytes, n * n, n * n), n };
+}
+
+/** `bytes` as operand `a` alone: n floats (vadd) or an n×n matrix (matmul). */
+function decodeA(kernel: "vadd" | "matmul", bytes: Uint8Array): Operands | { error: string } {
+  const floats = bytes.length / 4;
+  const n = kernel === "vadd" ? floats : Math.round(Math.sqrt(floats));
+  if (bytes.length === 0 || bytes.length % 4 !== 0 || (kernel === "matmul" && n * n !== floats)) {
+    const shape = kernel === "vadd" ? "little-endian f32" : "a square n×n matrix of little-endian f32";
+    return { error: `payload_b64 must hold operand a alone (the shard is b), ${shape} (${kernel}), got ${bytes.length} bytes` };
+  }
+  return { a: readF32(bytes, 0, floats), b: new Float32Array(0), n };
 }
 
 function readF32(bytes: Uint8Array, offset: number, count: number): Float32Array {

@@ -12,7 +12,7 @@ import { base64Length, decodeBase64 } from "../util/base64.ts";
 import { readCapped } from "../util/files.ts";
 import { describeIssue } from "../util/issues.ts";
 import { sha256Hex } from "../util/sha256.ts";
-import { bundleRelative, decodeOperands } from "./cohesix.ts";
+import { bundleRelative, decodeOperands, SHARDS_PREFIX } from "./cohesix.ts";
 import { outputPathProblem } from "./output.ts";
 import { kernelProblem } from "./kernel-policy.ts";
 import type { JobKernel } from "../config/defaults.ts";
@@ -21,7 +21,7 @@ export const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
 /** A path in the VM's namespace (`inputs`, `outputs`): the console's path limit. */
 export const MAX_PATH_BYTES = LIMITS.pathBytes;
 export const MAX_TIMEOUT_MS = 24 * 3600 * 1000;
-import { SAFE_ID, SAFE_ID_RULE } from "../contract/ids.ts";
+import { SAFE_ID, SAFE_ID_RULE, SHARD_ID } from "../contract/ids.ts";
 
 /** Job ids follow the contract's safe-id rule. */
 export const JOB_ID = SAFE_ID;
@@ -65,7 +65,7 @@ export const JobDescriptorSchema = v.strictObject({
     v.minValue(1, "timeout_ms must be a positive integer"),
     v.maxValue(MAX_TIMEOUT_MS, `timeout_ms must be at most ${MAX_TIMEOUT_MS}`),
   ),
-  /** The operands (docs/protocol.md#12-what-the-vm-writes-back): little-endian f32, all of `a` then all of `b`. */
+  /** The operands (docs/protocol.md#12-what-the-vm-writes-back): little-endian f32, all of `a` then all of `b`; `a` alone when inputs name a shard. */
   payload_b64: v.optional(v.string("payload_b64 is not valid base64")),
 });
 
@@ -75,6 +75,8 @@ export type JobDescriptor = v.InferOutput<typeof JobDescriptorSchema>;
 export interface JobProblem {
   readonly field: string;
   readonly message: string;
+  /** A shard input that is not sealed under the job's lease, or failed verification: the consumers' codes. */
+  readonly code?: "not_sealed" | "integrity_violation";
   /** The system error behind it (a file that could not be resolved or read), when there is one. */
   readonly cause?: unknown;
 }
@@ -96,17 +98,32 @@ export interface ValidateContext {
   readonly limits?: LaunchLimits;
   /** Where staged inputs live; without it, jobs must carry `payload_b64`. */
   readonly bundleDir?: string;
+  /**
+   * A sealed shard of the job's own lease, by id; undefined for an id no shard has and for a
+   * shard of another lease alike (a job must not learn another lease's ids). Without it, no
+   * shard can be named.
+   */
+  readonly shard?: (id: string) => ShardInput | undefined;
   /** The kinds of job this bridge runs (`--allowed-kernels`, src/job/kernel-policy.ts); absent: all. */
   readonly allowedKernels?: readonly JobKernel[];
+}
+
+/** What the validator needs to know of a shard a job names as operand b. */
+export interface ShardInput {
+  readonly vram_bytes: number;
+  readonly state: "SEALED" | "FAILED";
+  readonly failure: string | null;
 }
 
 /** A descriptor that passed every check, with its operands and the kernel it names. */
 export interface ValidJob {
   readonly descriptor: JobDescriptor;
-  /** The bytes `bytes_hash` covers: the operands, or the staged `inputs[0]`. */
+  /** The bytes `bytes_hash` covers: the operands (only `a` when a shard is `b`), or the staged `inputs[0]`. */
   readonly payload: Uint8Array;
-  /** The operands (`payload_b64`); null: the bridge generates them from the grid and block. */
+  /** The operands (`payload_b64`: `a` then `b`, or only `a` with `shard`); null: the bridge generates them from the grid and block. */
   readonly operands: Uint8Array | null;
+  /** The sealed shard that is operand `b` (`/shards/<id>` in `inputs`), read from VRAM when the job starts, and its size. */
+  readonly shard?: { readonly id: string; readonly bytes: number };
   /** A staged `.ptx` bundle named by `inputs[0]`; null: the bridge's own kernel. */
   readonly ptx: Uint8Array | null;
 }
@@ -126,7 +143,12 @@ export function validateJob(raw: unknown, ctx: ValidateContext = {}): ValidateRe
   const problems = [...launchProblems(d, ctx.limits ?? DEFAULT_LIMITS), ...pathProblems(d)];
   if (problems.length > 0) return { ok: false, problems };
   const expected = d.bytes_hash.slice("sha256:".length).toLowerCase();
-  const result = d.payload_b64 !== undefined ? withOperands(d, d.payload_b64, expected, ctx) : fromStaged(d, expected, ctx);
+  const at = d.inputs.findIndex((p) => p.startsWith(SHARDS_PREFIX));
+  const result = at >= 0
+    ? withShard(d, at, expected, ctx)
+    : d.payload_b64 !== undefined
+    ? withOperands(d, d.payload_b64, expected, ctx)
+    : fromStaged(d, expected, ctx);
   // Known only now: whether a staged PTX bundle runs, or the bridge's own kernel.
   const refused = result.ok && ctx.allowedKernels !== undefined ? kernelProblem(result.job, ctx.allowedKernels) : null;
   return refused === null ? result : { ok: false, problems: [refused] };
@@ -153,14 +175,30 @@ function launchProblems(d: JobDescriptor, limits: LaunchLimits): JobProblem[] {
 }
 
 /**
- * inputs name staged bundles (/bundles/<path> or relative to --bundle-dir); an absolute output
+ * inputs name staged bundles (/bundles/<path> or relative to --bundle-dir), or one sealed shard
+ * (/shards/<shard_id>, checked against the lease's shards in withShard); an absolute output
  * is the VM's path, kept as given (the API serves the result), a relative one is where the
  * summary is written under --bundle-dir (src/job/output.ts). Outputs are refused here, not
  * after the kernel ran: an output the bridge would never write.
  */
 function pathProblems(d: JobDescriptor): JobProblem[] {
   const problems: JobProblem[] = [];
+  let shards = 0;
   d.inputs.forEach((p, i) => {
+    if (p.startsWith(SHARDS_PREFIX)) {
+      const id = p.slice(SHARDS_PREFIX.length);
+      if (!SHARD_ID.test(id)) {
+        problems.push({
+          field: `inputs.${i}`,
+          message: `inputs[${i}] must be ${SHARDS_PREFIX}<shard_id> with a shard id of 1-256 characters of A-Z a-z 0-9 _ -, got ${
+            JSON.stringify(p)
+          }`,
+        });
+      } else if (++shards > 1) {
+        problems.push({ field: `inputs.${i}`, message: `inputs[${i}] names a second shard: one shard can be named, and it is operand b` });
+      }
+      return;
+    }
     const r = bundleRelative(p);
     if ("error" in r) problems.push({ field: `inputs.${i}`, message: `inputs[${i}] ${r.error}` });
   });
@@ -179,7 +217,7 @@ function pathProblems(d: JobDescriptor): JobProblem[] {
  * `payload_b64` carries the operands, which `bytes_hash` covers. The kernel: a staged .ptx
  * bundle when inputs[0] names one that is staged, else the bridge's own.
  */
-function withOperands(d: JobDescriptor, b64: string, expected: string, ctx: ValidateContext): ValidateResult {
+function withOperands(d: JobDescriptor, b64: string, expected: string, ctx: ValidateContext, parts: 1 | 2 = 2): ValidateResult {
   const tooBig = b64.length > base64Length(MAX_PAYLOAD_BYTES) + 4;
   const bytes = tooBig ? null : decodeBase64(b64);
   if (bytes === null) {
@@ -188,7 +226,7 @@ function withOperands(d: JobDescriptor, b64: string, expected: string, ctx: Vali
   if (bytes.length > MAX_PAYLOAD_BYTES) return fail("payload_b64", `payload_b64 is over the ${MAX_PAYLOAD_BYTES}-byte limit`);
   const actual = sha256Hex(bytes);
   if (actual !== expected) return fail("bytes_hash", hashMismatch(expected, actual, "payload_b64"));
-  const ops = decodeOperands(d.kernel, bytes);
+  const ops = decodeOperands(d.kernel, bytes, parts);
   if ("error" in ops) return fail("payload_b64", ops.error);
   let ptx: Uint8Array | null = null;
   const first = d.inputs[0];
@@ -198,6 +236,52 @@ function withOperands(d: JobDescriptor, b64: string, expected: string, ctx: Vali
     ptx = staged;
   }
   return { ok: true, job: { descriptor: d, payload: bytes, operands: bytes, ptx } };
+}
+
+/**
+ * `inputs[at]` names a sealed shard of the job's lease as operand `b`: `payload_b64` carries
+ * only `a`, and `bytes_hash` covers those bytes (the shard's own seal covers `b`). The shard
+ * must be as large as `a` (vadd: n floats each; matmul: n×n each). A shard the lease does not
+ * hold, another lease's included, is `not_sealed`; one that failed verification is
+ * `integrity_violation`.
+ */
+function withShard(d: JobDescriptor, at: number, expected: string, ctx: ValidateContext): ValidateResult {
+  const field = `inputs.${at}`;
+  const id = d.inputs[at]!.slice(SHARDS_PREFIX.length);
+  const shard = ctx.shard?.(id);
+  if (shard === undefined) {
+    return refuse(
+      field,
+      "not_sealed",
+      `inputs[${at}] names shard ${JSON.stringify(id)}: no shard with that id is sealed under this job's lease`,
+    );
+  }
+  if (shard.state !== "SEALED") {
+    return refuse(
+      field,
+      "integrity_violation",
+      `inputs[${at}] names shard ${JSON.stringify(id)}, which failed verification (${shard.failure}); delete it and seal it again`,
+    );
+  }
+  if (d.payload_b64 === undefined) {
+    return fail("payload_b64", `payload_b64 is required when inputs name a shard: it carries operand a, and the shard is operand b`);
+  }
+  const r = withOperands(d, d.payload_b64, expected, ctx, 1);
+  if (!r.ok) return r;
+  const a = r.job.payload.length;
+  if (shard.vram_bytes !== a) {
+    return fail(
+      field,
+      `inputs[${at}] names shard ${
+        JSON.stringify(id)
+      } of ${shard.vram_bytes} bytes as operand b, but payload_b64 holds ${a} bytes of operand a: ${d.kernel} needs both the same size`,
+    );
+  }
+  return { ok: true, job: { ...r.job, shard: { id, bytes: shard.vram_bytes } } };
+}
+
+function refuse(field: string, code: "not_sealed" | "integrity_violation", message: string): ValidateResult {
+  return { ok: false, problems: [{ field, message, code }] };
 }
 
 /** The seed's form: bytes_hash covers the staged inputs[0]; the operands are the bridge's own. */

@@ -6,6 +6,7 @@
 import { decodeBase64, encodeBase64 } from "../util/base64.ts";
 import { CHILD_RESULT_BYTES } from "../util/stream.ts";
 import { computeOnCpu, decodeOperands, f32Bytes, operandBytes, operandError, type Operands } from "./cohesix.ts";
+import type { MappedShard } from "./cuda-runner.ts";
 import { inputs, type KernelSpec, type KernelSummary, TOLERANCE, verify, workload } from "./kernels.ts";
 
 /** What the child is asked to do. */
@@ -17,6 +18,11 @@ export interface RunRequestWire {
   /** The job's operands (docs/protocol.md#12-what-the-vm-writes-back); absent: generated from the grid and block. */
   readonly operandsB64?: string;
   readonly device?: number;
+  /**
+   * Operand `b` is a sealed shard handed over as this descriptor (the CUDA runner maps it
+   * read-only); `operandsB64` then holds `a` alone.
+   */
+  readonly shardB?: MappedShard;
   /** The bridge's pid: the child dies with it (see `armParentDeath`). */
   readonly parentPid?: number;
 }
@@ -50,7 +56,7 @@ export async function runKernel(req: RunRequestWire): Promise<RunOutcomeWire> {
   let given = false;
   if (req.operandsB64 !== undefined) {
     const bytes = decodeBase64(req.operandsB64);
-    const decoded = bytes === null ? { error: "payload_b64 is not valid base64" } : decodeOperands(kernel, bytes);
+    const decoded = bytes === null ? { error: "payload_b64 is not valid base64" } : decodeOperands(kernel, bytes, req.shardB ? 1 : 2);
     if ("error" in decoded) return { ok: false, detail: "INVALID_PAYLOAD", message: decoded.error };
     ops = decoded;
     given = true;
@@ -66,11 +72,18 @@ export async function runKernel(req: RunRequestWire): Promise<RunOutcomeWire> {
       message: `${kernel} needs ${Math.ceil(need / 1048576)} MiB, over the lease's ${Math.floor(req.memLimitBytes / 1048576)} MiB`,
     };
   }
+  if (req.shardB !== undefined && req.runner !== "cuda") {
+    return { ok: false, detail: "INVALID_PAYLOAD", message: "a shard is mapped only by the CUDA runner; the CPU runner gets its bytes" };
+  }
   try {
     const started = performance.now();
-    const out = req.runner === "cpu"
-      ? computeOnCpu(kernel, ops)
-      : await (await import("./cuda-runner.ts")).launchOnCuda(req.spec, req.payloadB64 ?? "", req.device ?? 0, ops);
+    let out: Float32Array;
+    if (req.runner === "cpu") out = computeOnCpu(kernel, ops);
+    else {
+      const ran = await (await import("./cuda-runner.ts")).launchOnCuda(req.spec, req.payloadB64 ?? "", req.device ?? 0, ops, req.shardB);
+      out = ran.out;
+      ops = { ...ops, b: ran.b }; // the shard's bytes as the kernel read them, for the check below
+    }
     let summary: KernelSummary;
     if (given) {
       let checksum = 0;

@@ -9,6 +9,7 @@ import type { Runtime } from "../runtime/types.ts";
 import { decodeBase64, encodeBase64 } from "../util/base64.ts";
 import type { KernelSpec, KernelSummary } from "./kernels.ts";
 import type { RunOutcomeWire, RunRequestWire } from "./run-kernel.ts";
+import type { MappedShard } from "./cuda-runner.ts";
 
 export interface RunRequest {
   readonly spec: KernelSpec;
@@ -19,6 +20,8 @@ export interface RunRequest {
   /** The operands, little-endian f32 `a` then `b`; absent: generated from the grid and block. */
   readonly operands?: Uint8Array;
   readonly device?: number;
+  /** Operand `b`: a sealed shard's memory as this process's descriptor `fd`, which the child maps read-only (CUDA runner). */
+  readonly shard?: MappedShard;
 }
 
 export type RunOutcome =
@@ -51,7 +54,12 @@ const RunOutcomeSchema = v.variant("ok", [
 /** Something that runs kernels; `signal` aborts with the reason as the ERR detail. */
 export interface Runner {
   run(req: RunRequest, signal: AbortSignal): Promise<RunOutcome>;
+  /** Whether a request may carry `shard` (a descriptor handed to the kernel's process). */
+  readonly passesFds?: boolean;
 }
+
+/** The descriptor number a `run-kernel` child gets a shard's memory as. */
+export const SHARD_FD = 3;
 
 /** The runner that spawns `gpu-bridge-host run-kernel` per job. */
 export class ProcessRunner implements Runner {
@@ -63,6 +71,10 @@ export class ProcessRunner implements Runner {
     this.#env = env;
   }
 
+  get passesFds(): boolean {
+    return this.#runtime.passesFds === true;
+  }
+
   async run(req: RunRequest, signal: AbortSignal): Promise<RunOutcome> {
     if (signal.aborted) return { ok: false, detail: String(signal.reason) };
     const wire: RunRequestWire = {
@@ -72,9 +84,18 @@ export class ProcessRunner implements Runner {
       ...(req.payload !== undefined && req.runner === "cuda" && { payloadB64: encodeBase64(req.payload) }),
       ...(req.operands !== undefined && { operandsB64: encodeBase64(req.operands) }),
       ...(req.device !== undefined && { device: req.device }),
+      ...(req.shard !== undefined && { shardB: { ...req.shard, fd: SHARD_FD } }),
       parentPid: process.pid,
     };
-    const child = this.#runtime.spawn([...this.#runtime.self(), "run-kernel"], new TextEncoder().encode(JSON.stringify(wire)), this.#env);
+    if (req.shard !== undefined && !this.passesFds) {
+      return {
+        ok: false,
+        detail: "RUNNER_ERROR",
+        message: `this runtime (${this.#runtime.name}) cannot hand a shard's descriptor to a job`,
+      };
+    }
+    const stdin = new TextEncoder().encode(JSON.stringify(wire));
+    const child = this.#runtime.spawn([...this.#runtime.self(), "run-kernel"], stdin, this.#env, req.shard?.fd);
     const onAbort = () => child.kill();
     signal.addEventListener("abort", onAbort, { once: true });
     try {

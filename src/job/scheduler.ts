@@ -8,6 +8,7 @@ import type { JobState } from "../lease/records.ts";
 import { type KernelSummary, workload } from "./kernels.ts";
 import type { ValidJob } from "./descriptor.ts";
 import type { Runner } from "./runner.ts";
+import type { MappedShard } from "./cuda-runner.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import { builtinPtx } from "./ptx/builtin.ts";
 import { operandBytes } from "./cohesix.ts";
@@ -34,6 +35,48 @@ export interface JobRecord {
   output_bytes: number | null;
   output_sha256: string | null;
   message: string | null;
+  /** The sealed shard the job read as operand `b`, and the verification it passed; null: none (yet). */
+  input_shard: ShardRead | null;
+}
+
+/** A sealed shard read as a job's operand `b`: which, how it was verified, and how the job got its bytes. */
+export interface ShardRead {
+  readonly shard_id: string;
+  /** The sealed SHA-256 the copied bytes were checked against. */
+  readonly digest: string;
+  readonly vram_bytes: number;
+  /** The verification from VRAM it passed before the job started: when, how (the gate's mode) and where the tree was computed. */
+  readonly verified_at: number;
+  readonly mode: "full" | "sampled";
+  readonly path: "gpu" | "cpu";
+  /**
+   * `copy`: its bytes were copied out of VRAM and their SHA-256 checked against the seal before
+   * the kernel ran; `read-only-mapping`: the kernel read the shard's memory through a mapping
+   * its process made read-only from the shard's descriptor.
+   */
+  readonly access: "copy" | "read-only-mapping";
+}
+
+/** A shard read as the API and the record of changes show it (the verification's time in ISO 8601). */
+export function shardReadView(r: ShardRead) {
+  return { ...r, verified_at: new Date(r.verified_at).toISOString() };
+}
+
+/**
+ * A job's shard operand: its bytes (copied), or its memory as a descriptor the kernel's process
+ * maps read-only (`release` once the run ends), with the record of how it was read; or why the
+ * job cannot have it.
+ */
+export type ShardOperand =
+  | { readonly ok: true; readonly bytes: Uint8Array; readonly read: ShardRead }
+  | { readonly ok: true; readonly mapping: MappedShard & { release(): void }; readonly read: ShardRead }
+  | { readonly ok: false; readonly detail: string; readonly message: string };
+
+/** What a job that names a shard gives its runner. */
+interface ShardInputs {
+  readonly operands: Uint8Array | undefined;
+  readonly shard?: MappedShard;
+  readonly release?: () => void;
 }
 
 /** What finished jobs and their results may hold by default (src/job/retention.ts). */
@@ -63,6 +106,12 @@ export interface SchedulerOptions {
   readonly retention?: Partial<RetentionPolicy>;
   /** Checked before each job starts (sealed VRAM shards verify): a refusal ends the job ERR; null: nothing to check. */
   readonly gate?: (leaseId: string) => Promise<{ detail: string; message: string } | null> | null;
+  /**
+   * Verifies and reads the sealed shard a job names as operand `b` (after the gate); `map`: the
+   * runner can map a descriptor, so a shareable shard is handed over rather than copied. Without
+   * it, such a job ends ERR `NOT-SEALED`.
+   */
+  readonly shardOperand?: (leaseId: string, shardId: string, map: boolean) => Promise<ShardOperand>;
 }
 
 interface Queued {
@@ -142,7 +191,13 @@ export class JobScheduler {
 
   /** What a queued `job` keeps: its operands, and its staged kernel only where the runner loads one. */
   #held(job: ValidJob): ValidJob {
-    return { descriptor: job.descriptor, payload: NO_BYTES, operands: job.operands, ptx: this.#o.kind === "cuda" ? job.ptx : null };
+    return {
+      descriptor: job.descriptor,
+      payload: NO_BYTES,
+      operands: job.operands,
+      ptx: this.#o.kind === "cuda" ? job.ptx : null,
+      ...(job.shard !== undefined && { shard: job.shard }),
+    };
   }
 
   /** Jobs waiting, and the kernel bytes they hold. */
@@ -174,6 +229,7 @@ export class JobScheduler {
       output_bytes: null,
       output_sha256: null,
       message: null,
+      input_shard: null,
     };
     this.#jobs.set(d.job, record);
     let q = this.#queues.get(lease.gpu_id);
@@ -240,6 +296,7 @@ export class JobScheduler {
     this.#o.onChange(record);
     const clock = this.#o.clock ?? systemClock;
     const timer = clock.setTimer(valid.descriptor.timeout_ms, () => abort.abort("TIMEOUT"));
+    let input: ShardInputs | null = null;
     try {
       const check = this.#o.gate?.(lease.id) ?? null;
       const refused = check === null ? null : await check;
@@ -248,6 +305,12 @@ export class JobScheduler {
         this.#finish(record, "ERR", refused.detail, null);
         return;
       }
+      // Only a job that names a shard waits here: the others reach the runner in this same turn.
+      input = valid.shard === undefined
+        ? { operands: valid.operands ?? undefined }
+        : await this.#withShard(record, lease, valid.shard.id, valid);
+      if (input === null) return;
+      const { operands, shard } = input;
       const device = this.#o.deviceOf?.(lease.gpu_id);
       const outcome = await this.#o.runner.run(
         {
@@ -256,7 +319,8 @@ export class JobScheduler {
           memLimitBytes: Math.max(0, lease.mem_mb * 1048576 - inUse),
           // A staged .ptx bundle the job names, else the bridge's own kernel.
           payload: valid.ptx ?? new TextEncoder().encode(builtinPtx(valid.descriptor.kernel)),
-          ...(valid.operands !== null && { operands: valid.operands }),
+          ...(operands !== undefined && { operands }),
+          ...(shard !== undefined && { shard }),
           ...(device !== undefined && { device }),
         },
         abort.signal,
@@ -284,6 +348,7 @@ export class JobScheduler {
       record.message = error instanceof Error ? error.message : String(error);
       this.#finish(record, "ERR", "RUNNER_ERROR", null);
     } finally {
+      input?.release?.();
       clock.clearTimer(timer);
       this.#running.delete(record.job);
       const left = (this.#memInUse.get(lease.id) ?? need) - need;
@@ -291,6 +356,34 @@ export class JobScheduler {
       else this.#memInUse.delete(lease.id);
       this.#pump(lease.gpu_id);
     }
+  }
+
+  /**
+   * The inputs of a job that names a shard, verified by `shardOperand`: its `a`, then either
+   * `b` copied from the shard (and checked against its seal), or, on a runner that maps it, the
+   * shard's descriptor for the child to map read-only (released once the run ends); null: the
+   * shard could not be used, and the job has ended ERR.
+   */
+  async #withShard(record: JobRecord, lease: Lease, shardId: string, valid: ValidJob): Promise<ShardInputs | null> {
+    const map = this.#o.kind === "cuda" && this.#o.runner.passesFds === true;
+    const got = this.#o.shardOperand === undefined
+      ? { ok: false as const, detail: "NOT-SEALED", message: `shard ${shardId}: sealed shards are unavailable on this bridge` }
+      : await this.#o.shardOperand(lease.id, shardId, map);
+    if (!got.ok) {
+      record.message = got.message;
+      this.#finish(record, "ERR", got.detail, null);
+      return null;
+    }
+    record.input_shard = got.read;
+    const a = valid.operands ?? NO_BYTES; // validated: a job naming a shard carries a
+    if ("mapping" in got) {
+      const { release, ...shard } = got.mapping;
+      return { operands: a, shard, release };
+    }
+    const both = new Uint8Array(a.length + got.bytes.length);
+    both.set(a);
+    both.set(got.bytes, a.length);
+    return { operands: both };
   }
 
   #finish(record: JobRecord, state: "OK" | "ERR", detail: string, result: KernelSummary | null): void {
@@ -351,9 +444,10 @@ export class JobScheduler {
 function jobBytes(e: Queued): number {
   const ops = e.valid.operands;
   if (ops === null) return workload(e.valid.descriptor).bytes;
-  // Validated operands: a then b, n floats each (vadd) or n×n (matmul).
+  // Validated operands: a then b, n floats each (vadd) or n×n (matmul); a alone when a shard is b.
   const kernel = e.valid.descriptor.kernel;
-  return operandBytes(kernel, kernel === "vadd" ? ops.length / 8 : Math.sqrt(ops.length / 8));
+  const floatsOfA = e.valid.shard === undefined ? ops.length / 8 : ops.length / 4;
+  return operandBytes(kernel, kernel === "vadd" ? floatsOfA : Math.sqrt(floatsOfA));
 }
 
 /** Bytes a queued job holds in memory. */

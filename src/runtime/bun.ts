@@ -38,7 +38,17 @@ interface BunApi {
     port: number;
     stop(closeActive?: boolean): void;
   };
-  spawn(cmd: string[], options: { stdin: "pipe"; stdout: "pipe"; stderr: "pipe"; env?: Record<string, string | undefined> }): BunSubprocess;
+  spawn(
+    cmd: string[],
+    options: {
+      stdin: "pipe";
+      stdout: "pipe";
+      stderr: "pipe";
+      env?: Record<string, string | undefined>;
+      /** Descriptors 0-2 as above, then descriptors to hand over (3, 4, ...). */
+      stdio?: ["pipe", "pipe", "pipe", ...number[]];
+    },
+  ): BunSubprocess;
   connect(options: { hostname: string; port: number; socket: SocketHandlers<undefined> }): Promise<BunSocket<undefined>>;
   listen<T>(options: { hostname: string; port: number; socket: SocketHandlers<T> }): { port: number; stop(closeActive?: boolean): void };
 }
@@ -136,8 +146,14 @@ function listen(host: string, port: number, onConnection: OnConnection): Promise
   });
 }
 
-function spawn(cmd: readonly string[], stdin: Uint8Array, env?: Record<string, string>): Child {
-  const proc = bun.spawn([...cmd], { stdin: "pipe", stdout: "pipe", stderr: "pipe", ...(env && { env: { ...process.env, ...env } }) });
+function spawn(cmd: readonly string[], stdin: Uint8Array, env?: Record<string, string>, passFd?: number): Child {
+  const proc = bun.spawn([...cmd], {
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "pipe",
+    ...(env && { env: { ...process.env, ...env } }),
+    ...(passFd !== undefined && { stdio: ["pipe", "pipe", "pipe", passFd] }),
+  });
   feed(proc.stdin, stdin);
   // A pipe that fails mid-read (the child killed) reads as what came before it: its exit and
   // the missing result say the rest.
@@ -191,5 +207,5 @@ function serve(host: string, port: number, fetch: (req: Request) => Response | P
 
 /** The Bun runtime adapter. */
 export function bunRuntime(): Runtime {
-  return { name: "bun", connect, listen, spawn, self, serve };
+  return { name: "bun", connect, listen, spawn, self, serve, passesFds: true };
 }

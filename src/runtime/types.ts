@@ -27,8 +27,13 @@ export interface Runtime {
   readonly connect: Connect;
   /** Listens on `host:port` (0 picks a free port); accepted connections have TCP_NODELAY set. */
   readonly listen: (host: string, port: number, onConnection: OnConnection) => Promise<TcpServer>;
-  /** Starts `cmd` with `stdin` written to it. */
-  readonly spawn: (cmd: readonly string[], stdin: Uint8Array, env?: Record<string, string>) => Child;
+  /**
+   * Starts `cmd` with `stdin` written to it; `passFd`, where `passesFds` says the runtime can,
+   * is this process's descriptor handed to the child as its descriptor 3 (a shard's memory).
+   */
+  readonly spawn: (cmd: readonly string[], stdin: Uint8Array, env?: Record<string, string>, passFd?: number) => Child;
+  /** Whether `spawn` can hand a child a descriptor (Bun can; Deno's Command cannot). */
+  readonly passesFds?: boolean;
   /** The command that runs this program again (the compiled binary, or the runtime and main.ts). */
   readonly self: () => string[];
   /** Serves HTTP on `host:port` with a Web-standard handler (Bun.serve / Deno.serve). */

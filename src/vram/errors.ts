@@ -1,6 +1,6 @@
 /** The shard capability's rules and its one error class (its code maps to an HTTP status). */
 
-export const SHARD_ID = /^[A-Za-z0-9_-]{1,256}$/;
+export { SHARD_ID } from "../contract/ids.ts";
 export const DIGEST = /^[0-9a-f]{64}$/;
 /** Bytes staged on the host per copy into VRAM. */
 export const CHUNK_BYTES = 8 * 1024 * 1024;

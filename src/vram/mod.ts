@@ -32,6 +32,7 @@ import { ShareHub } from "./share.ts";
 import type { UnixShare } from "../../ffi/unix-share.ts";
 import { type Shard, ShardStore, VramError } from "./shards.ts";
 import { ShardSweep } from "./sweep.ts";
+import { type OperandRead, ownShard, readOperand } from "./operand.ts";
 import { TreePool } from "./tree-pool.ts";
 
 export interface VramOptions {
@@ -74,6 +75,10 @@ export interface Vram {
   metrics(): string;
   /** The job gate: resolves null when the lease's jobs may run; null at once when it holds no shards. */
   gate(leaseId: string): Promise<{ detail: string; message: string } | null> | null;
+  /** A sealed shard of lease `leaseId` (undefined for an unknown id and another lease's alike): what its jobs may name. */
+  shardOf(leaseId: string, shardId: string): Shard | undefined;
+  /** A job's operand `b` from shard `shardId` of its lease: verified in the gate's mode, copied, checked against the seal (operand.ts). */
+  jobOperand(leaseId: string, shardId: string, map?: boolean): Promise<OperandRead>;
   /** Hands the lease's shards out over its socket (share.ts); null when sharing is off on this bridge. */
   readonly share: ShareHub | null;
   /** "May I execute now?" for one shard (execute-check.ts). */
@@ -322,6 +327,11 @@ function vramFacade(f: FacadeInputs, close: () => void): Vram {
     attestationKey: () => f.signer.view(),
     metrics: () => (store === null ? "" : renderVramMetrics(store, vramGpus())),
     gate: (leaseId) => (store === null || store.list(leaseId).length === 0 ? null : store.gate(leaseId)),
+    shardOf: (leaseId, shardId) => (store === null ? undefined : ownShard(store, leaseId, shardId)),
+    jobOperand: async (leaseId, shardId, map) =>
+      store === null
+        ? { ok: false, detail: "NOT-SEALED", message: `shard ${shardId}: ${unavailable ?? "no VRAM backend"}` }
+        : await readOperand(store, leaseId, shardId, f.mode, map),
     get share() {
       return f.share;
     },

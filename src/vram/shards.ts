@@ -17,6 +17,7 @@ import { DIGEST, SHARD_ID, unknownShard, VramError } from "./errors.ts";
 import { checkSetOptions, ShardSets } from "./sets.ts";
 import { hex, LEAF_BYTES, leafHash, TREE_ALG } from "./tree.ts";
 import type { TreePool } from "./tree-pool.ts";
+import { sha256Hex } from "../util/sha256.ts";
 
 /** A shard as the bridge tracks it. */
 export interface Shard {
@@ -528,6 +529,32 @@ export class ShardStore {
       if (!r.ok) return { detail: "SEAL-VERIFICATION-FAILED", message: `shard ${s.shard_id}: ${r.reason}` };
     }
     return null;
+  }
+
+  /**
+   * A copy of shard `id`'s bytes for a job's operand, its SHA-256 checked against the sealed
+   * digest after the copy, so a change since the last verification is caught before the bytes
+   * are used: a mismatch, or VRAM that cannot be read, fails the shard as `verify` does.
+   */
+  readChecked(id: string): { ok: true; bytes: Uint8Array } | { ok: false; reason: string } {
+    const h = this.#held.get(id);
+    if (h === undefined) throw unknownShard(id);
+    const s = h.shard;
+    if (s.state === "FAILED") return { ok: false, reason: `the shard failed verification earlier: ${s.failure}` };
+    const t0 = performance.now();
+    const bytes = new Uint8Array(s.vram_bytes);
+    try {
+      this.#o.backend.read(h.buf, 0, bytes);
+    } catch (error) {
+      const why = `VRAM could not be read back: ${(error as Error).message}`;
+      this.#fail(h, "full", why, s.digest, "(unreadable)", t0);
+      return { ok: false, reason: why };
+    }
+    const actual = sha256Hex(bytes);
+    if (actual === s.digest) return { ok: true, bytes };
+    const why = "the bytes copied from VRAM for a job differ from the sealed SHA-256";
+    this.#fail(h, "full", why, s.digest, actual, t0);
+    return { ok: false, reason: why };
   }
 
   /** Frees a shard's VRAM (never throws for a driver failure: it is audited). */

@@ -14,6 +14,7 @@ import { vaddA, vaddB } from "../../src/job/kernels.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { sha256Hex } from "../../src/util/sha256.ts";
 import { publishingServe } from "./helpers.ts";
+import { source } from "../vram/vectors.ts";
 import { memoryLogger, REPO, tempDir, until } from "../helpers.ts";
 
 const runtime = bunRuntime();
@@ -85,6 +86,37 @@ describe("jobs as Cohesix sends them", () => {
       { job: vadd.job, state: "OK", detail: "completed" },
     ]);
   });
+
+  test(
+    "a descriptor naming a sealed shard of the worker's lease as operand b computes a + the shard (/shards/<id> in inputs)",
+    async () => {
+      const queen = new ConsoleConnection(mock.state);
+      queen.handle("AUTH tok");
+      queen.handle("ATTACH queen ");
+      queen.handle('ECHO /queen/ctl {"spawn":"gpu","lease":{"gpu_id":"GPU-0","mem_mb":64,"streams":1,"ttl_s":600}}');
+      await until(() => daemon.host.leases.ofWorker("GPU-0", "worker-1") !== undefined, 3000, "the adoption");
+      const lease = daemon.host.leases.ofWorker("GPU-0", "worker-1")!;
+      const b = f32([100, 200, 300, 400]);
+      await daemon.vram.store!.seal(lease.id, source(new Uint8Array(b)), { shard_id: "vm-weights" });
+      const a = f32([1, 2, 3, 4]);
+      const d = { ...workerGpuJob("worker-1", "vadd", a), inputs: ["/bundles/vadd.ptx", "/shards/vm-weights"] };
+      expect(mock.state.vm.append("/gpu/GPU-0/job", JSON.stringify(d))).toBeNull();
+      await until(() => daemon.host.jobs.get(d.job)?.state === "OK", 15_000, "the job");
+      expect([...new Float32Array(daemon.host.jobs.get(d.job)!.output!.slice().buffer)]).toEqual([101, 202, 303, 404]);
+      expect(daemon.host.jobs.get(d.job)!.input_shard).toMatchObject({ shard_id: "vm-weights", mode: "full", access: "copy" });
+      // A shard the worker's lease does not hold: the VM gets the refusal in its status log.
+      const other = { ...workerGpuJob("worker-1", "vadd", f32([5, 6, 7, 8])), inputs: ["/shards/not-mine"] };
+      expect(mock.state.vm.append("/gpu/GPU-0/job", JSON.stringify(other))).toBeNull();
+      await until(() => statusLines("GPU-0").some((l) => l.job === other.job), 3000, "the refusal in the VM");
+      // (the status line's detail is cut to fit the VM's line)
+      expect(statusLines("GPU-0").find((l) => l.job === other.job)).toEqual({
+        job: other.job,
+        state: "ERR",
+        detail: 'Invalid job descriptor: inputs.0: inputs[0] names shard "not-mine":…',
+      });
+    },
+    20_000,
+  );
 
   test("a descriptor whose output names no worker with a live lease is refused with a status line", async () => {
     const d = workerGpuJob("worker-9", "vadd", f32([1, 2]));
