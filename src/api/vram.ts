@@ -119,6 +119,8 @@ const SHARD_DOCS = {
     summary: "Frees a shard's VRAM",
     query: ReleaseQuery,
     ok: { status: 200, description: `The shard, released: ${SHARD_FIELDS}` },
+    description: "A driver that refuses to free the memory is a 500 cuda_deallocation_failed: the shard is released all the " +
+      "same (no longer served, handed out or counted), and the bytes stay allocated until the bridge's CUDA context ends.",
     errors: [...SHARD_ERRORS, ...WRITES],
   },
   verify: {
@@ -201,7 +203,17 @@ export function vramRoutes(bridge: BridgeFacade): SubApp {
   r.on("GET", "/v1/shards/:id", SHARD_DOCS.get, (c) => c.json(x.view(shard(c))));
   r.on("DELETE", "/v1/shards/:id", SHARD_DOCS.release, (c) => {
     const { reason } = parseQuery(ReleaseQuery, c.req.raw);
-    const released = store().release(param(c, "id"), reason ?? "released");
+    const id = param(c, "id");
+    const released = store().release(id, reason ?? "released");
+    if (released.deallocation_error !== undefined) {
+      // Released (no longer served or handed out), but the driver kept the memory: say so, not 200.
+      throw new VramError(
+        "cuda_deallocation_failed",
+        `Shard ${id} is released, but the driver did not free its ${released.vram_bytes} bytes on CUDA device ` +
+          `${released.gpu_device} (${released.deallocation_error}); they stay allocated until the bridge's CUDA context ends`,
+        "id",
+      );
+    }
     return c.json({ ...x.view(released), state: "RELEASED" });
   });
   r.on("POST", "/v1/shards/:id/verify", SHARD_DOCS.verify, async (c) => {

@@ -558,14 +558,15 @@ export class ShardStore {
   }
 
   /** Frees a shard's VRAM (never throws for a driver failure: it is audited). */
-  release(id: string, reason = "released"): Shard {
+  release(id: string, reason = "released"): Shard & { readonly deallocation_error?: string } {
     const h = this.#held.get(id);
     if (h === undefined) throw unknownShard(id);
     this.#held.delete(id);
-    this.#free(h.buf, h.shard, reason, h.shard);
+    const failed = this.#free(h.buf, h.shard, reason, h.shard);
     this.#o.onRelease?.(h.shard, reason);
     this.sets.released(h.shard, reason);
-    return h.shard;
+    // Released either way (it is no longer served); a driver that did not free the memory is said.
+    return failed === null ? h.shard : { ...h.shard, deallocation_error: failed };
   }
 
   /** Why shard `id`'s memory cannot be mapped by another process; null when it can. */
@@ -692,7 +693,8 @@ export class ShardStore {
     return { ok: false, shard_id: s.shard_id, reason, mode, total_ms: round(performance.now() - t0) };
   }
 
-  #free(buf: VramBuffer, shard: Shard | null, reason: string, who: Holder): void {
+  /** Frees `buf` and audits it; never throws: the driver's refusal is returned (and audited), else null. */
+  #free(buf: VramBuffer, shard: Shard | null, reason: string, who: Holder): string | null {
     try {
       this.#o.backend.free(buf);
     } catch (error) {
@@ -704,7 +706,7 @@ export class ShardStore {
         error: `CudaDeallocationFailed: ${(error as Error).message}`,
         ...holder(who),
       });
-      return;
+      return (error as Error).message;
     }
     const remaining = this.#freeBytes(buf.ordinal); // the free itself succeeded
     this.#audit("VramDeallocated", {
@@ -715,6 +717,7 @@ export class ShardStore {
       reason,
       ...holder(who),
     });
+    return null;
   }
 
   /** What the driver reports free on `ordinal`; null when it cannot say (the figure is informative). */

@@ -175,6 +175,31 @@ describe("the shard API (--mock)", () => {
     expect(metrics).toMatch(/^vram_verify_operations_total\{result="fail"\} [1-9]$/m);
   });
 
+  test("a driver that will not free a shard's memory: DELETE says cuda_deallocation_failed, and the shard is released all the same", async () => {
+    const l = await lease("nofree");
+    await seal(l.id, pattern(3000), "?shard_id=nofree-0");
+    const backend = daemon.vram.store!.backend;
+    const free = backend.free.bind(backend);
+    backend.free = () => {
+      throw new Error("cuMemRelease failed: CUDA_ERROR_UNKNOWN (999)");
+    };
+    try {
+      const res = await call("DELETE", "/v1/shards/nofree-0");
+      expect(res).toMatchObject({ status: 500, body: { error: { code: "cuda_deallocation_failed", field: "id", retryable: false } } });
+      expect(res.body.error.message).toBe(
+        "Shard nofree-0 is released, but the driver did not free its 3000 bytes on CUDA device 0 " +
+          "(cuMemRelease failed: CUDA_ERROR_UNKNOWN (999)); they stay allocated until the bridge's CUDA context ends",
+      );
+    } finally {
+      backend.free = free;
+    }
+    expect((await call("GET", "/v1/shards/nofree-0")).status).toBe(404);
+    expect(auditEvents().filter((e) => e.event === "VramDeallocated" && e.shard_id === "nofree-0")).toEqual([
+      expect.objectContaining({ freed_bytes: 0, error: "CudaDeallocationFailed: cuMemRelease failed: CUDA_ERROR_UNKNOWN (999)" }),
+    ]);
+    await call("DELETE", `/v1/leases/${l.id}`);
+  });
+
   test("a lease's end frees its shards; DELETE frees one; the audit trail has every event", async () => {
     const l = await lease("end");
     await seal(l.id, pattern(1000), "?shard_id=end-0");

@@ -296,5 +296,63 @@ describe("a tensor-parallel set's attestation", () => {
     const short = await check(statement({ members: [members[1]] }));
     expect(short.code).toBe(1);
     expect(short.out + short.err).toContain("inconsistent statement: set members: indexes 1 are not each of 0..1 once");
+    // Every index once: not twice, not one too many, not none.
+    const cases: [unknown[], number, string][] = [
+      [[members[0], members[0]], 2, "indexes 0,0 are not each of 0..1 once"],
+      [[...members, { ...members[1], shard_index: 2 }], 2, "indexes 0,1,2 are not each of 0..1 once"],
+      [[], 1, "indexes none are not each of 0..0 once"],
+    ];
+    for (const [m, total, why] of cases) {
+      const r = await check(statement({ members: m, total_shards: total }));
+      expect({ code: r.code, text: r.out + r.err }).toEqual({
+        code: 1,
+        text: expect.stringContaining(`inconsistent statement: set members: ${why}`),
+      });
+    }
+  });
+
+  test("members in any order: the digest is over index order, and they are printed in it", async () => {
+    const r = await check(statement({ members: [members[1], members[0]] }));
+    expect(r.code).toBe(0);
+    const lines = r.out.trimEnd().split("\n");
+    expect(lines[1]).toBe("  set      tp of 2 shards (worker w), ready, resident");
+    expect(lines.filter((l) => l.startsWith("  member ")).map((l) => l.slice(0, 16))).toEqual(["  member 0 tp-0 ", "  member 1 tp-1 "]);
+    const failed = await check(statement({ members: [members[1], members[0]], state: "failed", resident: false }));
+    expect(failed.out).toContain("  set      tp of 2 shards (worker w), failed, not resident");
+  });
+
+  test("each field of a set statement is checked, and the refusal names it", async () => {
+    const wrong: [string, Record<string, unknown>, string][] = [
+      ["set_id", { set_id: 7 }, "statement.set_id must be a string"],
+      ["worker_id", { worker_id: 7 }, "statement.worker_id must be a string"],
+      ["total_shards", { total_shards: 0 }, "statement.total_shards must be >= 1"],
+      ["total_shards", { total_shards: 1.5 }, "statement.total_shards must be an integer"],
+      ["set_digest", { set_digest: "F".repeat(64) }, "statement.set_digest must be 64 lowercase hex digits"],
+      ["set_digest_algorithm", { set_digest_algorithm: "sha256" }, "statement.set_digest_algorithm must be sha256-shard-set-v1"],
+      ["state", { state: 1 }, "statement.state must be a string"],
+      ["resident", { resident: "yes" }, "statement.resident must be true or false"],
+      ["members", { members: {} }, "statement.members must be an array"],
+    ];
+    const member: [string, unknown, string][] = [
+      ["shard_index", "0", "statement.members[].shard_index must be an integer"],
+      ["shard_id", 0, "statement.members[].shard_id must be a string"],
+      ["lease_id", 0, "statement.members[].lease_id must be a string"],
+      ["gpu_id", 0, "statement.members[].gpu_id must be a string"],
+      ["gpu_device", "0", "statement.members[].gpu_device must be an integer"],
+      ["vram_bytes", "1", "statement.members[].vram_bytes must be an integer"],
+      ["digest", "x", "statement.members[].digest must be 64 lowercase hex digits"],
+      ["state", 0, "statement.members[].state must be a string"],
+    ];
+    for (const [field, value, why] of member) {
+      wrong.push([`members[].${field}`, { members: [{ ...members[0], [field]: value }, members[1]] }, why]);
+    }
+    for (const [field, over, why] of wrong) {
+      const r = await check(statement(over));
+      expect({ field, code: r.code, text: r.out + r.err }).toEqual({
+        field,
+        code: 1,
+        text: expect.stringContaining(`malformed statement: ${why}`),
+      });
+    }
   });
 });
