@@ -59,8 +59,8 @@ export const MODULES = {
   },
   // The offline check of an attestation (vram attest-verify): fields, key id, Ed25519 signature.
   "vram-attest-verify": {
-    mutate: ["src/vram/attest-verify.ts", "src/vram/canonical-json.ts"],
-    tests: ["test/vram/attest-verify.test.ts", "test/vram/attest-key.test.ts"],
+    mutate: ["src/vram/attest-verify.ts", "src/util/canonical-json.ts"],
+    tests: ["test/vram/attest-verify.test.ts", "test/vram/attest-key.test.ts", "test/util/canonical-json.test.ts"],
   },
   // The VRAM-only policy after the seal: the pointer rule, the start-up probe, the periodic check.
   "vram-policy": {

@@ -14,6 +14,7 @@
  * - a gap, written before the next change when changes could not be written (a full disk):
  *   `{"gap":{"from","to","error"},"prev"}`, so the missing ids are declared, not hidden.
  */
+import { canonicalJson, sortKeys } from "../util/canonical-json.ts";
 import { sha256Hex } from "../util/sha256.ts";
 
 /** `prev` of a trail's very first line. */
@@ -27,27 +28,17 @@ export function trailFileNumber(name: string): number | null {
   return m === null ? null : Number(m[1]);
 }
 
-/** `value` as canonical JSON: objects' keys sorted, no whitespace. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(sortKeys(value));
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value !== null && typeof value === "object") {
-    const out: Record<string, unknown> = {};
-    for (const k of Object.keys(value).sort()) {
-      const v = (value as Record<string, unknown>)[k];
-      if (v !== undefined) out[k] = sortKeys(v);
-    }
-    return out;
-  }
-  return value;
-}
+export { canonicalJson } from "../util/canonical-json.ts";
 
 /** The line (without its newline) for `body` chained after `prev`, and its hash. */
 export function chainLine(body: Readonly<Record<string, unknown>>, prev: string): { line: string; hash: string } {
-  const line = canonicalJson({ ...body, prev });
+  // `body` with `prev`, keys sorted, in one copy (not a spread and then a sorted copy of it).
+  const out: Record<string, unknown> = {};
+  for (const k of [...Object.keys(body), "prev"].sort()) {
+    const v = k === "prev" ? prev : body[k];
+    if (v !== undefined) out[k] = sortKeys(v);
+  }
+  const line = JSON.stringify(out);
   return { line, hash: sha256Hex(line) };
 }
 

@@ -11,7 +11,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, typ
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import { openRegular, syncDir, syncFully, writeFully } from "../util/files.ts";
-import { canonicalJson } from "./canonical-json.ts";
+import { canonicalJson } from "../util/canonical-json.ts";
 
 /** The signature algorithm, as statements and the key route name it. */
 export const ATTEST_ALG = "Ed25519" as const;

@@ -7,7 +7,7 @@
 import { createPublicKey, type KeyObject, verify } from "node:crypto";
 import * as v from "valibot";
 import { ATTEST_ALG, keyIdOf } from "./attest-key.ts";
-import { canonicalJson } from "./canonical-json.ts";
+import { canonicalJson } from "../util/canonical-json.ts";
 import { SET_DIGEST_ALG, setDigest } from "./sets.ts";
 
 /** The shard attestation's schema (attest.ts writes it). */

@@ -12,7 +12,7 @@ import { SET_DIGEST_ALG, type ShardSetStatus } from "./sets.ts";
 import type { Shard } from "./shards.ts";
 import { TREE_ALG } from "./tree.ts";
 
-export { canonicalJson } from "./canonical-json.ts";
+export { canonicalJson } from "../util/canonical-json.ts";
 /** What a shard attestation's statement says it is. */
 export const ATTESTATION_SCHEMA = "gpu-bridge-vram-attestation/v1";
 

@@ -13,7 +13,7 @@ import { startApi } from "../../src/app/daemon.ts";
 import { mockBackend } from "../../src/inventory/mock.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { LEAF_BYTES } from "../../src/vram/tree.ts";
-import { canonicalJson } from "../../src/vram/canonical-json.ts";
+import { canonicalJson } from "../../src/util/canonical-json.ts";
 import { memoryLogger, tempDir, until, vaddJob } from "../helpers.ts";
 import { pattern, VECTORS } from "./vectors.ts";
 import { shardEvents, trailText } from "../audit/read.ts";

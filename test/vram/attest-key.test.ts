@@ -13,7 +13,7 @@ import { parseCommand } from "../../src/cli/options.ts";
 import { mockBackend } from "../../src/inventory/mock.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { ephemeralSigner, loadAttestSigner } from "../../src/vram/attest-key.ts";
-import { canonicalJson } from "../../src/vram/canonical-json.ts";
+import { canonicalJson } from "../../src/util/canonical-json.ts";
 import { memoryLogger, tempFolder } from "../helpers.ts";
 
 const has = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;

@@ -18,7 +18,7 @@ import { selectBackend } from "../../src/inventory/mod.ts";
 import type { InventoryBackend } from "../../src/inventory/types.ts";
 import { main } from "../../src/main.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
-import { canonicalJson } from "../../src/vram/canonical-json.ts";
+import { canonicalJson } from "../../src/util/canonical-json.ts";
 import { trailText } from "../audit/read.ts";
 import { memoryLogger, memoryStdio, tempFolder, until } from "../helpers.ts";
 import { fakeEnv, scriptFakes } from "../inventory/fakes.ts";
