@@ -16,33 +16,26 @@ import { executeCheckSet } from "../src/vram/set-check.ts";
 import { type ShardSource, ShardStore } from "../src/vram/shards.ts";
 import { TreePool } from "../src/vram/tree-pool.ts";
 import { quantile } from "./quantile.ts";
+import { activeLease } from "../test/helpers.ts";
 
 const MB = Number(process.env.SETS_BENCH_MB ?? 64);
 const MEMBERS = Number(process.env.SETS_BENCH_MEMBERS ?? 4);
 const log = createLogger({ level: "error", write: () => {} });
 const pool = TreePool.create(Number(process.env.GPU_BRIDGE_VRAM_THREADS ?? 2));
 const fmt = (ms: number) => `${ms.toFixed(2)} ms`;
-const leaseOn = (i: number): Lease => ({
-  id: `L${i}`,
-  gpu_id: `GPU-${i % 2}`,
-  worker_id: "bench",
-  mem_mb: 2 ** 20,
-  streams: 1,
-  ttl_s: 60,
-  priority: 0,
-  state: "ACTIVE",
-  granted_at: 0,
-  expires_at: 1e15,
-});
+const leaseOn = (i: number): Lease => activeLease({ id: `L${i}`, gpu_id: `GPU-${i % 2}`, worker_id: "bench", mem_mb: 2 ** 20 });
 const leases = new Map<string, Lease>();
-const store = new ShardStore({
-  backend: new HostMemoryVram(() => 2 ** 40, pool),
-  audit: new VramAudit(null, log),
-  key: deriveKey("k", "k"),
-  lease: (id) => leases.get(id),
-  ordinalOf: (g) => Number(g.slice(4)),
-  pool,
-});
+/** A store on host memory over `leases`, GPU-<n> being ordinal n. */
+const newStore = () =>
+  new ShardStore({
+    backend: new HostMemoryVram(() => 2 ** 40, pool),
+    audit: new VramAudit(null, log),
+    key: deriveKey("k", "k"),
+    lease: (id) => leases.get(id),
+    ordinalOf: (g) => Number(g.slice(4)),
+    pool,
+  });
+const store = newStore();
 /** `n` bytes that differ per member (`salt`), streamed in 8 MiB pieces. */
 const bytes = (n: number, salt: number): ShardSource => {
   const chunk = new Uint8Array(Math.min(n, 8 << 20));
@@ -92,14 +85,7 @@ store.close();
 
 // 2. Reading a set (state and set digest) as it grows: tiny members, one lease each.
 for (const n of [16, 256, 1024]) {
-  const s = new ShardStore({
-    backend: new HostMemoryVram(() => 2 ** 40, pool),
-    audit: new VramAudit(null, log),
-    key: deriveKey("k", "k"),
-    lease: (id) => leases.get(id),
-    ordinalOf: (g) => Number(g.slice(4)),
-    pool,
-  });
+  const s = newStore();
   for (let i = 0; i < n; i++) {
     leases.set(`L${i}`, leaseOn(i));
     await s.seal(`L${i}`, bytes(4096, i), { shard_id: `t-${i}`, set_id: "grow", shard_index: i, total_shards: n });

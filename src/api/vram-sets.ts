@@ -5,7 +5,7 @@
  * A set no member of which is held here (or, for an operator, another principal's) is a 404.
  */
 import * as v from "valibot";
-import { SET_DIGEST_ALG, type ShardSetView, unknownSet } from "../vram/sets.ts";
+import { memberPlace, SET_DIGEST_ALG, type ShardSetView, unknownSet } from "../vram/sets.ts";
 import { statusesOf, VRAM_STATUS } from "./errors.ts";
 import type { ApiVram } from "./facade.ts";
 import { param, type RouteDoc, type SubApp } from "./router.ts";
@@ -62,13 +62,7 @@ export function setBody(set: ShardSetView) {
     set_digest: set.set_digest,
     set_digest_algorithm: SET_DIGEST_ALG,
     members: set.members.map((m) => ({
-      shard_index: m.shard_index,
-      shard_id: m.shard_id,
-      lease_id: m.lease_id,
-      gpu_id: m.gpu_id,
-      gpu_device: m.gpu_device,
-      vram_bytes: m.vram_bytes,
-      digest: m.digest,
+      ...memberPlace(m),
       state: m.state,
       ...(m.failure !== null && { failure: m.failure }),
       verified_at: iso(m.verified_at),

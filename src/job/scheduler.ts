@@ -9,6 +9,7 @@ import { type KernelSummary, workload } from "./kernels.ts";
 import type { ValidJob } from "./descriptor.ts";
 import type { Runner } from "./runner.ts";
 import type { MappedShard } from "./cuda-runner.ts";
+import type { ReadRecord } from "../vram/operand.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import { builtinPtx } from "./ptx/builtin.ts";
 import { operandBytes } from "./cohesix.ts";
@@ -39,23 +40,8 @@ export interface JobRecord {
   input_shard: ShardRead | null;
 }
 
-/** A sealed shard read as a job's operand `b`: which, how it was verified, and how the job got its bytes. */
-export interface ShardRead {
-  readonly shard_id: string;
-  /** The sealed SHA-256 the copied bytes were checked against. */
-  readonly digest: string;
-  readonly vram_bytes: number;
-  /** The verification from VRAM it passed before the job started: when, how (the gate's mode) and where the tree was computed. */
-  readonly verified_at: number;
-  readonly mode: "full" | "sampled";
-  readonly path: "gpu" | "cpu";
-  /**
-   * `copy`: its bytes were copied out of VRAM and their SHA-256 checked against the seal before
-   * the kernel ran; `read-only-mapping`: the kernel read the shard's memory through a mapping
-   * its process made read-only from the shard's descriptor.
-   */
-  readonly access: "copy" | "read-only-mapping";
-}
+/** A sealed shard read as a job's operand `b` (src/vram/operand.ts). */
+export type ShardRead = ReadRecord;
 
 /** A shard read as the API and the record of changes show it (the verification's time in ISO 8601). */
 export function shardReadView(r: ShardRead) {

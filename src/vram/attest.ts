@@ -8,7 +8,7 @@
  */
 import type { AttestSigner } from "./attest-key.ts";
 import type { VramBackend } from "./backend.ts";
-import { SET_DIGEST_ALG, type ShardSetStatus } from "./sets.ts";
+import { memberPlace, SET_DIGEST_ALG, type ShardSetStatus } from "./sets.ts";
 import type { Shard } from "./shards.ts";
 import { TREE_ALG } from "./tree.ts";
 
@@ -107,13 +107,7 @@ export function setAttestation(set: ShardSetStatus, signer: AttestSigner, now: n
     state: set.state,
     resident: set.state === "ready",
     members: set.members.map((m) => ({
-      shard_index: m.shard_index,
-      shard_id: m.shard_id,
-      lease_id: m.lease_id,
-      gpu_id: m.gpu_id,
-      gpu_device: m.gpu_device,
-      vram_bytes: m.vram_bytes,
-      digest: m.digest,
+      ...memberPlace(m),
       tree_digest: m.tree_digest,
       tree_algorithm: TREE_ALG,
       state: m.state,

@@ -27,11 +27,18 @@ export type OperandRead =
 /** Which shard a job read, the verification it passed, and how it read it. */
 export interface ReadRecord {
   readonly shard_id: string;
+  /** The sealed SHA-256 the bytes were checked against. */
   readonly digest: string;
   readonly vram_bytes: number;
+  /** The verification from VRAM it passed before the job started: when, how (the gate's mode) and where the tree was computed. */
   readonly verified_at: number;
   readonly mode: "full" | "sampled";
   readonly path: "gpu" | "cpu";
+  /**
+   * `copy`: its bytes were copied out of VRAM and their SHA-256 checked against the seal before
+   * the kernel ran; `read-only-mapping`: the kernel read the shard's memory through a mapping
+   * its process made read-only from the shard's descriptor.
+   */
   readonly access: Access;
 }
 

@@ -38,6 +38,19 @@ export interface ShardSetStatus {
   readonly members: readonly Shard[];
 }
 
+/** Where a set member is and what it holds: the fields its API view and the set's attestation share. */
+export const memberPlace = (
+  m: Pick<Shard, "shard_index" | "shard_id" | "lease_id" | "gpu_id" | "gpu_device" | "vram_bytes" | "digest">,
+) => ({
+  shard_index: m.shard_index,
+  shard_id: m.shard_id,
+  lease_id: m.lease_id,
+  gpu_id: m.gpu_id,
+  gpu_device: m.gpu_device,
+  vram_bytes: m.vram_bytes,
+  digest: m.digest,
+});
+
 /**
  * SHA-256 (lowercase hex) over the ASCII text
  * `"gpu-bridge-shard-set/v1\n" + set_id + "\n" + total_shards + "\n"` followed, for each index
