@@ -68,6 +68,8 @@ export const STORAGE_STATUS = { insufficient_storage: 507, storage_unavailable: 
 
 /** The distinct statuses of one of the tables above. */
 export const statusesOf = (table: Readonly<Record<string, number>>): number[] => [...new Set(Object.values(table))];
+/** What a shard route can refuse with (every route of vram.ts, vram-share.ts, vram-sets.ts). */
+export const VRAM_ERRORS = statusesOf(VRAM_STATUS);
 
 /** The status, code, message and field for any error a handler let through. */
 export function describeError(

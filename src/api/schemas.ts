@@ -8,6 +8,9 @@ import { ApiError } from "./errors.ts";
 // checked (and worded) in one place for the API, control lines and the journal alike.
 const num = (field: string) => v.number(`${field} must be a number`);
 
+/** The query of a route that takes none: any parameter is refused, named. */
+export const NO_QUERY = v.strictObject({});
+
 export const LeaseBody = v.strictObject({
   gpu_id: v.pipe(
     v.string("gpu_id must be a string"),

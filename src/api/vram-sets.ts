@@ -4,16 +4,13 @@
  *   POST /v1/vram/sets/:id/execute-check   "may I execute now?" for every member at once
  * A set no member of which is held here (or, for an operator, another principal's) is a 404.
  */
-import * as v from "valibot";
 import { memberPlace, SET_DIGEST_ALG, type ShardSetView, unknownSet } from "../vram/sets.ts";
-import { statusesOf, VRAM_STATUS } from "./errors.ts";
+import { VRAM_ERRORS } from "./errors.ts";
 import type { ApiVram } from "./facade.ts";
 import { param, type RouteDoc, type SubApp } from "./router.ts";
-import { parseQuery } from "./schemas.ts";
+import { NO_QUERY, parseQuery } from "./schemas.ts";
 import type { Shards } from "./vram-share.ts";
 
-const NO_QUERY = v.strictObject({});
-const ERRORS = statusesOf(VRAM_STATUS);
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 const SET_FIELDS = "`{set_id, worker_id, total_shards, state: incomplete | ready | failed, ready, missing: [index], " +
@@ -30,7 +27,7 @@ const DOCS = {
       "by this read.",
     query: NO_QUERY,
     ok: { status: 200, description: `${SET_FIELDS}, with \`attestation\` (null while indexes are missing).` },
-    errors: ERRORS,
+    errors: VRAM_ERRORS,
   },
   executeCheck: {
     summary: "May the consumer execute from the whole set now? Yes only when every member is sealed and passes its execute-check",
@@ -43,7 +40,7 @@ const DOCS = {
         "`{ok: false, may_execute: false, code: set_incomplete | seal_verification_failed | stale_verification, message, " +
         "retryable, missing, failed, members, max_age_ms}`.",
     },
-    errors: ERRORS,
+    errors: VRAM_ERRORS,
   },
 } as const satisfies Record<string, RouteDoc>;
 

@@ -4,13 +4,12 @@
  *   GET  /v1/leases/:id/ready          the sealed handles; ready is false if any failed; the sets they belong to
  *   POST /v1/shards/:id/execute-check  "may I execute now?", after a fresh enough verification
  */
-import * as v from "valibot";
 import { type Shard, unknownShard, VramError } from "../vram/shards.ts";
 import { SHARE_MOUNT } from "../vram/share.ts";
-import { statusesOf, VRAM_STATUS } from "./errors.ts";
+import { VRAM_ERRORS } from "./errors.ts";
 import type { ApiShardStore, ApiVram, BridgeFacade } from "./facade.ts";
 import { param, type RouteDoc, type SubApp } from "./router.ts";
-import { parseQuery } from "./schemas.ts";
+import { NO_QUERY, parseQuery } from "./schemas.ts";
 
 /** What every shard handler reaches: the façade, the shard part of it, and the store when there is one. */
 export interface Shards {
@@ -20,9 +19,6 @@ export interface Shards {
   store(): ApiShardStore;
   view(s: Shard): Record<string, unknown>;
 }
-
-const NO_QUERY = v.strictObject({});
-const ERRORS = statusesOf(VRAM_STATUS);
 
 const DOCS = {
   share: {
@@ -35,7 +31,7 @@ const DOCS = {
       description: "`{lease_id, available, reason?, socket, token_file, socket_in_container, token_in_container, " +
         "shards: [{shard_id, shareable, shareable_reason?, consumers: [{pid, uid, at, running}]}]}`.",
     },
-    errors: ERRORS,
+    errors: VRAM_ERRORS,
   },
   ready: {
     summary: "The lease's sealed handles, and whether it is ready: every shard SEALED (false if any failed, or none is sealed)",
@@ -47,7 +43,7 @@ const DOCS = {
       description: "`{lease_id, ready, shards: [{shard_id, state, digest, vram_bytes, gpu_device, verified_at, failure?, set_id?, " +
         "shard_index?, total_shards?}], failed: [shard_id], sets: [{set_id, state, ready, total_shards, missing, failed, set_digest}]}`.",
     },
-    errors: ERRORS,
+    errors: VRAM_ERRORS,
   },
   executeCheck: {
     summary: "May the consumer execute from this shard now? Yes only after a verification newer than --verify-max-age-ms",
@@ -60,7 +56,7 @@ const DOCS = {
       description: "`{ok: true, may_execute: true, mode, verified_now, leaves_checked, full_verified_at, age_ms, max_age_ms}`, or " +
         "`{ok: false, may_execute: false, code: not_sealed | seal_verification_failed | stale_verification, message, retryable}`.",
     },
-    errors: ERRORS,
+    errors: VRAM_ERRORS,
   },
 } as const satisfies Record<string, RouteDoc>;
 

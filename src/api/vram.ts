@@ -18,8 +18,8 @@ import { type SealOptions, type Shard, type ShardSource, unknownShard, VramError
 import { TREE_ALG } from "../vram/tree.ts";
 import { fileSource } from "../vram/file-source.ts";
 import { mediaType, readJson } from "./body.ts";
-import { parseBody, parseQuery, queryText, queryValue } from "./schemas.ts";
-import { ApiError, statusesOf, STORAGE_STATUS, VRAM_STATUS } from "./errors.ts";
+import { NO_QUERY, parseBody, parseQuery, queryText, queryValue } from "./schemas.ts";
+import { ApiError, statusesOf, STORAGE_STATUS, VRAM_ERRORS } from "./errors.ts";
 import type { ApiShardStore, BridgeFacade } from "./facade.ts";
 import { param, type RouteDoc, type SubApp, subApp } from "./router.ts";
 import { type Shards, shareability, shareRoutes } from "./vram-share.ts";
@@ -48,7 +48,6 @@ export function shardView(s: Shard, backend: string) {
   };
 }
 
-const NO_QUERY = v.strictObject({});
 const index = (field: string) => queryValue(field, "a non-negative integer", (x) => /^\d{1,6}$/.test(x));
 /** The seal's options as query parameters (the body is the bytes). */
 const SealQuery = v.strictObject({
@@ -84,7 +83,6 @@ const PlanQuery = v.strictObject({
 });
 const SHARD_FIELDS = "`{shard_id, lease_id, gpu_id, gpu_device, vram_bytes, digest, tree_digest, tree_algorithm, sealed_at, " +
   "set_id?, shard_index?, total_shards?, state, failure?, verified_at, verifications, backend}`.";
-const SHARD_ERRORS = statusesOf(VRAM_STATUS);
 const WRITES = statusesOf(STORAGE_STATUS);
 
 /** What each shard route takes and answers (router.ts). */
@@ -101,19 +99,19 @@ const SHARD_DOCS = {
       headers: { Location: "/v1/shards/<id>" },
       also: { status: 200, description: `The shard was sealed already, with these bytes: ${SHARD_FIELDS}` },
     },
-    errors: [400, 411, 422, ...SHARD_ERRORS, ...WRITES],
+    errors: [400, 411, 422, ...VRAM_ERRORS, ...WRITES],
   },
   list: {
     summary: "The sealed shards, of every lease or of one",
     query: ListQuery,
     ok: { status: 200, description: `An array of shards, each ${SHARD_FIELDS}` },
-    errors: SHARD_ERRORS,
+    errors: VRAM_ERRORS,
   },
   get: {
     summary: "One shard",
     query: NO_QUERY,
     ok: { status: 200, description: SHARD_FIELDS },
-    errors: SHARD_ERRORS,
+    errors: VRAM_ERRORS,
   },
   release: {
     summary: "Frees a shard's VRAM",
@@ -121,13 +119,13 @@ const SHARD_DOCS = {
     ok: { status: 200, description: `The shard, released: ${SHARD_FIELDS}` },
     description: "A driver that refuses to free the memory is a 500 cuda_deallocation_failed: the shard is released all the " +
       "same (no longer served, handed out or counted), and the bytes stay allocated until the bridge's CUDA context ends.",
-    errors: [...SHARD_ERRORS, ...WRITES],
+    errors: [...VRAM_ERRORS, ...WRITES],
   },
   verify: {
     summary: "Re-verifies a shard from VRAM, in full or by k sampled leaves, on the GPU or the CPU",
     query: VerifyQuery,
     ok: { status: 200, description: "`{ok: true, …}`, or `{ok: false, reason, …}` when the VRAM no longer holds what was sealed." },
-    errors: [...SHARD_ERRORS, ...WRITES],
+    errors: [...VRAM_ERRORS, ...WRITES],
   },
   attestation: {
     summary: "A signed statement of what the shard holds and where",
@@ -138,7 +136,7 @@ const SHARD_DOCS = {
         "statement (schema, shard, digests, GPU, state, policy, evidence, issued_at, signature_algorithm, key_id) signed " +
         "over its canonical JSON with the key of `GET /v1/vram/attestation-key`.",
     },
-    errors: SHARD_ERRORS,
+    errors: VRAM_ERRORS,
   },
   attestationKey: {
     summary: "The public key that checks this bridge's attestations (Ed25519), for verifiers that work offline",
@@ -161,7 +159,7 @@ const SHARD_DOCS = {
       description: "`{gpu_id, gpu_device, backend, note?, total_bytes, used_bytes, available_bytes, driver: {total_bytes, free_bytes, " +
         "used_bytes}, bridge: {sealed_bytes, sealing_bytes, shards}}`.",
     },
-    errors: SHARD_ERRORS,
+    errors: VRAM_ERRORS,
   },
   plan: {
     summary: "Whether a number of bytes fits in VRAM now, and on which GPU",
@@ -170,7 +168,7 @@ const SHARD_DOCS = {
       status: 200,
       description: "`{vram_required, feasible, gpu_id, gpu_device, candidates: [{gpu_id, gpu_device, available_bytes, fits}]}`.",
     },
-    errors: SHARD_ERRORS,
+    errors: VRAM_ERRORS,
   },
 } as const satisfies Record<string, RouteDoc>;
 
