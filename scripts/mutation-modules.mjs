@@ -64,9 +64,16 @@ export const MODULES = {
   },
   // The VRAM-only policy after the seal: the pointer rule, the start-up probe, the periodic check.
   "vram-policy": {
-    mutate: ["src/vram/policy.ts", "src/vram/shards.ts#checkPolicy", "src/vram/shards.ts##checkPolicy", "src/vram/shards.ts##violation"],
-    // shards.test.ts holds the seal's own check (#checkPolicy): its record and its refusal.
-    tests: ["test/vram/policy.test.ts", "test/vram/shards.test.ts"],
+    mutate: [
+      "src/vram/policy.ts",
+      "src/util/repeat.ts",
+      "src/vram/shards.ts#checkPolicy",
+      "src/vram/shards.ts##checkPolicy",
+      "src/vram/shards.ts##violation",
+    ],
+    // shards.test.ts holds the seal's own check (#checkPolicy): its record and its refusal;
+    // sweep.test.ts the timer's other user, whose runs return promises (src/util/repeat.ts).
+    tests: ["test/vram/policy.test.ts", "test/vram/shards.test.ts", "test/vram/sweep.test.ts"],
   },
   "job-validator": {
     mutate: ["src/job/descriptor.ts"],

@@ -11,6 +11,7 @@ import type { PointerEvidence } from "../../ffi/cuda-vram.ts";
 import type { Clock } from "../util/clock.ts";
 import { errorText } from "../util/error-text.ts";
 import type { Logger } from "../util/log.ts";
+import { Repeat } from "../util/repeat.ts";
 import type { VramBackend } from "./backend.ts";
 
 /** Why `ev` breaks the VRAM-only policy for an allocation made on `ordinal`; null when it keeps it. */
@@ -75,45 +76,24 @@ export interface PolicyTarget {
 
 /** Re-checks the policy every `intervalMs` on `clock`; one check at a time. */
 export class PolicyTimer {
-  readonly #target: PolicyTarget;
-  readonly #clock: Clock;
-  readonly #intervalMs: number;
-  readonly #log: Logger;
-  #timer: unknown = null;
-  #stopped = true;
+  readonly #repeat: Repeat;
 
   constructor(target: PolicyTarget, clock: Clock, intervalMs: number, log: Logger) {
-    if (!Number.isFinite(intervalMs) || intervalMs < 1) {
-      throw new RangeError(`The VRAM policy check interval must be a positive number of ms, got ${intervalMs}`);
-    }
-    this.#target = target;
-    this.#clock = clock;
-    this.#intervalMs = intervalMs;
-    this.#log = log;
+    this.#repeat = new Repeat(clock, intervalMs, "VRAM policy check", () => {
+      try {
+        target.checkPolicy("periodic");
+      } catch (error) {
+        // A check that could not run must not pass unnoticed, nor stop the next one.
+        log.error(`The VRAM-only policy check could not run: ${errorText(error)}`);
+      }
+    });
   }
 
   start(): void {
-    this.#stopped = false;
-    this.#arm();
+    this.#repeat.start();
   }
 
   stop(): void {
-    this.#stopped = true;
-    if (this.#timer !== null) this.#clock.clearTimer(this.#timer);
-    this.#timer = null;
-  }
-
-  #arm(): void {
-    if (this.#stopped) return;
-    this.#timer = this.#clock.setTimer(this.#intervalMs, () => {
-      this.#timer = null;
-      try {
-        this.#target.checkPolicy("periodic");
-      } catch (error) {
-        // A check that could not run must not pass unnoticed, nor stop the next one.
-        this.#log.error(`The VRAM-only policy check could not run: ${errorText(error)}`);
-      }
-      this.#arm();
-    });
+    this.#repeat.stop();
   }
 }

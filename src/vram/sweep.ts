@@ -6,39 +6,30 @@
 import type { Clock } from "../util/clock.ts";
 import { errorText } from "../util/error-text.ts";
 import type { Logger } from "../util/log.ts";
+import { Repeat } from "../util/repeat.ts";
 import { type ShardStore, VramError } from "./shards.ts";
 
 export class ShardSweep {
   readonly #store: ShardStore;
-  readonly #clock: Clock;
-  readonly #intervalMs: number;
   readonly #log: Logger;
-  #timer: unknown = null;
+  readonly #repeat: Repeat;
   #next = 0;
-  #stopped = false;
   /** Full verifications the sweep ran, how many failed, and how many could not run (logged). */
   readonly stats = { runs: 0, failures: 0, errors: 0 };
 
   /** `log` is told of a verification that failed to run (a driver fault, a bug), with its cause. */
   constructor(store: ShardStore, clock: Clock, intervalMs: number, log: Logger) {
-    if (!Number.isFinite(intervalMs) || intervalMs < 1) {
-      throw new RangeError(`The sweep interval must be a positive number of ms, got ${intervalMs}`);
-    }
+    this.#repeat = new Repeat(clock, intervalMs, "sweep", () => this.tick());
     this.#store = store;
-    this.#clock = clock;
-    this.#intervalMs = intervalMs;
     this.#log = log;
   }
 
   start(): void {
-    this.#stopped = false;
-    this.#arm();
+    this.#repeat.start();
   }
 
   stop(): void {
-    this.#stopped = true;
-    if (this.#timer !== null) this.#clock.clearTimer(this.#timer);
-    this.#timer = null;
+    this.#repeat.stop();
   }
 
   /** Verifies the next sealed shard in full; resolves with its id, or null when none is sealed. */
@@ -58,13 +49,5 @@ export class ShardSweep {
       this.#log.error(`The VRAM sweep could not verify shard ${shard.shard_id}: ${errorText(error)}`);
     }
     return shard.shard_id;
-  }
-
-  #arm(): void {
-    if (this.#stopped) return;
-    this.#timer = this.#clock.setTimer(this.#intervalMs, () => {
-      this.#timer = null;
-      void this.tick().finally(() => this.#arm());
-    });
   }
 }

@@ -157,7 +157,9 @@ describe("the periodic VRAM-only check", () => {
     expect(runs).toBe(2);
     expect(lines.filter((l) => l.includes("The VRAM-only policy check could not run: boom")).length).toBe(2);
     timer.stop();
-    expect(() => new PolicyTimer({ checkPolicy: () => null }, clock, 0, log)).toThrow("got 0");
+    expect(() => new PolicyTimer({ checkPolicy: () => null }, clock, 0, log)).toThrow(
+      "The VRAM policy check interval must be a positive number of ms, got 0",
+    );
     // A check that stops the timer (the bridge closing) arms no further one; 1 ms is an interval.
     let t: PolicyTimer | null = null;
     t = new PolicyTimer({ checkPolicy: () => t!.stop() }, clock, 1, log);

@@ -53,3 +53,28 @@ test("ShardSweep: a shard released meanwhile is skipped quietly; a verification 
   expect(lines[0]).toContain("ERROR");
   expect(lines[0]).toContain("could not verify shard s: cuModuleGetFunction failed (cause: CUDA_ERROR_NOT_FOUND)");
 });
+
+test("ShardSweep: a verification still running holds the next one back (no overlap, no pile-up)", async () => {
+  let calls = 0;
+  let finish = () => {};
+  const store = {
+    list: () => [{ shard_id: "s", state: "SEALED" }],
+    verify: () => {
+      calls++;
+      return new Promise((resolve) => finish = () => resolve({ ok: true }));
+    },
+  } as unknown as ShardStore;
+  const clock = new FakeClock();
+  const sweep = new ShardSweep(store, clock, 1000, memoryLogger().log);
+  sweep.start();
+  clock.advance(1000);
+  expect(calls).toBe(1);
+  clock.advance(10_000); // the first is still running: nothing more starts
+  expect(calls).toBe(1);
+  expect(clock.pending).toBe(0);
+  finish();
+  await until(() => clock.pending === 1, 5000, "the next sweep armed once the first ended");
+  clock.advance(1000);
+  expect(calls).toBe(2);
+  sweep.stop();
+});
