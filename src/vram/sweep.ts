@@ -44,7 +44,7 @@ export class ShardSweep {
     } catch (error) {
       // Released between the listing and the verification: nothing to check. Anything else is
       // a sweep that did not happen, which must not pass unnoticed.
-      if (error instanceof VramError && error.code === "not_found") return shard.shard_id;
+      if (error instanceof VramError && error.code === "not_sealed") return shard.shard_id;
       this.stats.errors++;
       this.#log.error(`The VRAM sweep could not verify shard ${shard.shard_id}: ${errorText(error)}`);
     }

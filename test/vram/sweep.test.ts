@@ -1,7 +1,7 @@
 /** The background sweep on a fake clock: one full verification per interval, shards in turn. */
 import { afterAll, expect, test } from "bun:test";
 import type { Lease } from "../../src/lease/types.ts";
-import { ShardStore, VramError } from "../../src/vram/shards.ts";
+import { type ShardStore, unknownShard, type VramError } from "../../src/vram/shards.ts";
 import { ShardSweep } from "../../src/vram/sweep.ts";
 import { TreePool } from "../../src/vram/tree-pool.ts";
 import { activeLease, FakeClock, memoryLogger, until } from "../helpers.ts";
@@ -36,7 +36,11 @@ test("ShardSweep verifies one shard per interval in turn, and finds a change sam
 
 test("ShardSweep: a shard released meanwhile is skipped quietly; a verification that throws otherwise is logged with its cause", async () => {
   const shard = { shard_id: "s", state: "SEALED" };
-  let thrown: unknown = new VramError("not_found", 'Unknown shard "s"', "id");
+  // What the store's verify throws for a shard released meanwhile (the real store agrees).
+  let thrown: unknown = unknownShard("s");
+  const real = hostStore(pool, activeLease({ id: "L", gpu_id: "G" }));
+  const refused = await real.verify("s", "full").catch((e) => e);
+  expect(refused).toMatchObject({ code: (thrown as VramError).code, message: (thrown as VramError).message });
   const store = {
     list: () => [shard],
     verify: () => Promise.reject(thrown),
