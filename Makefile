@@ -24,7 +24,7 @@ FIXTURE := test/fixtures/mock-list.json
 # environment (GPU_BRIDGE_API_TOKEN, GPU_BRIDGE_CUDA_LIB, ...) from whatever folder it starts in.
 COMPILE_FLAGS := --compile --minify --bytecode --format=esm --splitting --no-compile-autoload-dotenv --no-compile-autoload-bunfig
 # Worker modules are extra entry points: a compiled binary holds only what the build was given.
-WORKERS := src/vram/tree-worker.ts
+WORKERS := src/vram/tree-worker.ts src/audit/trail-worker.ts
 
 .PHONY: native-fakes help deps install run lint fmt fmt-check test-reset build-arm64 test-arm64 dist test typecheck test-bun test-deno test-binary build bench bench-startup bench-publish bench-stats bench-doctor bench-leases bench-audit bench-tenancy bench-api bench-telemetry bench-rss bench-vram bench-vram-sets ptx check-ptx gpu-check bench-cdi cdi-consumer bench-vmback soak bench-cancel bench-logs clean mutation deb demo-lora bench-k8s k8s-interop
 

@@ -75,6 +75,12 @@ export const MODULES = {
     // sweep.test.ts the timer's other user, whose runs return promises (src/util/repeat.ts).
     tests: ["test/vram/policy.test.ts", "test/vram/shards.test.ts", "test/vram/sweep.test.ts"],
   },
+  // The audit trail's lines on a worker thread: batches handed over in order, a reader waiting
+  // for them, the bound on what waits, the exit's drain, and taking over from a worker that died.
+  "audit-threaded": {
+    mutate: ["src/audit/threaded.ts", "src/audit/trail-worker.ts"],
+    tests: ["test/audit/threaded.test.ts", "test/audit/trail.test.ts"],
+  },
   "job-validator": {
     mutate: ["src/job/descriptor.ts"],
     tests: ["test/job/descriptor*.test.ts"],

@@ -200,7 +200,7 @@ export async function createBridge(options: BridgeOptions, ports: BridgePorts, t
   };
   try {
     // Before anything can change: the record numbers on from the trail, which hears every change.
-    const trail = openAuditTrail(options, tuning.noJournal === true, ports.log.child("audit"));
+    const trail = await openAuditTrail(options, tuning.noJournal === true, ports.log.child("audit"));
     if (trail !== null) {
       w.changes = auditedRecord(trail, w.clock, ports.log.child("changes"));
       w.teardown.add("the audit trail", () => trail.close());

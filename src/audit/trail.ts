@@ -40,13 +40,112 @@ export interface AuditTrailOptions {
   readonly fsync: AuditFsync;
 }
 
-export class AuditTrail {
+/** Where a trail goes on from, as found on disk at start (`scanTrail`). */
+export interface TrailStart {
+  /** The number of the file to write. */
+  readonly n: number;
+  /** The hash of the last line (GENESIS for none). */
+  readonly prev: string;
+  /** The id of the last change the trail holds (0: none). */
+  readonly lastId: number;
+  /** Bytes already in file `n`. */
+  readonly size: number;
+  /** The file that file `n` must open with an anchor to (null: none). */
+  readonly anchorFrom: string | null;
+}
+
+/** What the bridge and the benchmark need of a trail, on this thread or on a worker (threaded.ts). */
+export interface Trail {
+  /** The id of the last change handled (0 when empty): the record's numbering goes on from it. */
+  readonly lastId: number;
+  /** Whether the last attempt to write failed. */
+  readonly failing: boolean;
+  /** Changes that could not be written since start. */
+  readonly failures: number;
+  /** fsync calls made, for the benchmark. */
+  readonly syncs: number;
+  /** Takes `change` (a listener of the record). Never throws for the disk. */
+  append(change: Change): void;
+  /** Writes what waits now, before returning (a reader of the files is about to look). */
+  writePending(): void;
+  /** Writes what waits, and resolves once every line is synced. */
+  flush(): Promise<void>;
+  /** Syncs and closes. */
+  close(): Promise<void>;
+}
+
+/**
+ * Reads where the trail in `o.dir` goes on from (creating the folder), moving a torn tail
+ * aside; a damaged last line is left as evidence and the trail goes on in a new file.
+ */
+export function scanTrail(o: AuditTrailOptions): TrailStart {
+  if (!Number.isSafeInteger(o.fileBytes) || o.fileBytes < 1024) {
+    throw new RangeError(`fileBytes must be at least 1024, got ${o.fileBytes}`);
+  }
+  if (!Number.isSafeInteger(o.maxFiles) || o.maxFiles < 1) throw new RangeError(`maxFiles must be a positive integer, got ${o.maxFiles}`);
+  mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+  const files = trailFiles(o.dir);
+  const last = files.at(-1);
+  if (last === undefined) return { n: 1, prev: GENESIS, lastId: 0, size: 0, anchorFrom: null };
+  const path = join(o.dir, last.name);
+  const text = readFileSync(path, "utf8");
+  const cut = text.lastIndexOf("\n") + 1;
+  if (cut < text.length) {
+    // A crash mid-write: the partial line is kept beside the trail for a person, not chained.
+    writeAside(`${path}.torn`, text.slice(cut));
+    truncateSync(path, Buffer.byteLength(text.slice(0, cut)));
+    o.log.warn(`${last.name} ended in ${Buffer.byteLength(text.slice(cut))} bytes of a torn write; moved to ${last.name}.torn`);
+  }
+  const lines = text.slice(0, cut).split("\n").slice(0, -1);
+  const tail = lines.at(-1);
+  if (tail === undefined) {
+    // An empty last file: written from its start (an anchor first when it is not the first file).
+    const before = files.at(-2);
+    return before === undefined ? { n: last.n, prev: GENESIS, lastId: 0, size: 0, anchorFrom: null } : startAfter(o, before.name, last.n);
+  }
+  const parsed = parseTrailLine(tail);
+  if (typeof parsed === "string") {
+    // Damage is evidence: it stays, `audit verify` names it, and new lines go to a new file.
+    o.log.error(
+      `the last line of ${last.name} is damaged (${parsed}); continuing in a new file; run 'gpu-bridge-host audit verify ${o.dir}'`,
+    );
+    let lastId = 0;
+    for (const l of [...lines].reverse()) {
+      const p = parseTrailLine(l);
+      if (typeof p !== "string") {
+        lastId = lastIdOf(p);
+        break;
+      }
+    }
+    return { n: last.n + 1, prev: sha256Hex(tail), lastId, size: 0, anchorFrom: last.name };
+  }
+  return { n: last.n, prev: sha256Hex(tail), lastId: lastIdOf(parsed), size: Buffer.byteLength(text.slice(0, cut)), anchorFrom: null };
+}
+
+/** A trail continuing in file `n` after `before` (whose last line is read for the chain). */
+function startAfter(o: AuditTrailOptions, before: string, n: number): TrailStart {
+  const lines = readFileSync(join(o.dir, before), "utf8").split("\n").filter((l) => l !== "");
+  const tail = lines.at(-1);
+  const parsed = tail === undefined ? "empty" : parseTrailLine(tail);
+  return {
+    n,
+    prev: tail === undefined ? GENESIS : sha256Hex(tail),
+    lastId: typeof parsed === "string" ? 0 : lastIdOf(parsed),
+    size: 0,
+    anchorFrom: before,
+  };
+}
+
+/** The trail's writer, on the thread it is called on (threaded.ts runs one on a worker). */
+export class AuditTrail implements Trail {
   readonly #o: AuditTrailOptions;
   #n: number;
-  #size = 0;
+  #size: number;
   #fd: number | null = null;
   #prev: string;
   #lastId: number;
+  /** The file the current one must open with an anchor to (null: none, or written already). */
+  #anchorFrom: string | null;
   /** The first id not written since lines last failed, else null. */
   #gapFrom: number | null = null;
   #gapError = "";
@@ -64,76 +163,21 @@ export class AuditTrail {
   /** fsync calls made, for the benchmark. */
   syncs = 0;
 
-  private constructor(o: AuditTrailOptions, n: number, prev: string, lastId: number) {
+  /** A writer going on from `start` (what `scanTrail` found). */
+  constructor(o: AuditTrailOptions, start: TrailStart) {
     this.#o = o;
-    this.#n = n;
-    this.#prev = prev;
-    this.#lastId = lastId;
-    this.#lastSeen = lastId;
+    this.#n = start.n;
+    this.#size = start.size;
+    this.#prev = start.prev;
+    this.#lastId = start.lastId;
+    this.#lastSeen = start.lastId;
+    this.#anchorFrom = start.anchorFrom;
   }
 
   /** Opens (creating) the trail in `o.dir`, moving a torn tail aside. */
   static open(o: AuditTrailOptions): AuditTrail {
-    if (!Number.isSafeInteger(o.fileBytes) || o.fileBytes < 1024) {
-      throw new RangeError(`fileBytes must be at least 1024, got ${o.fileBytes}`);
-    }
-    if (!Number.isSafeInteger(o.maxFiles) || o.maxFiles < 1) throw new RangeError(`maxFiles must be a positive integer, got ${o.maxFiles}`);
-    mkdirSync(o.dir, { recursive: true, mode: 0o700 });
-    const files = trailFiles(o.dir);
-    const last = files.at(-1);
-    if (last === undefined) return new AuditTrail(o, 1, GENESIS, 0);
-    const path = join(o.dir, last.name);
-    const text = readFileSync(path, "utf8");
-    const cut = text.lastIndexOf("\n") + 1;
-    if (cut < text.length) {
-      // A crash mid-write: the partial line is kept beside the trail for a person, not chained.
-      writeAside(`${path}.torn`, text.slice(cut));
-      truncateSync(path, Buffer.byteLength(text.slice(0, cut)));
-      o.log.warn(`audit: ${last.name} ended in ${Buffer.byteLength(text.slice(cut))} bytes of a torn write; moved to ${last.name}.torn`);
-    }
-    const lines = text.slice(0, cut).split("\n").slice(0, -1);
-    const tail = lines.at(-1);
-    if (tail === undefined) {
-      // An empty last file: written from its start (an anchor first when it is not the first file).
-      const before = files.at(-2);
-      const trail = before === undefined ? new AuditTrail(o, last.n, GENESIS, 0) : AuditTrail.#after(o, before.name, last.n);
-      return trail;
-    }
-    const parsed = parseTrailLine(tail);
-    let lastId = 0;
-    if (typeof parsed === "string") {
-      // Damage is evidence: it stays, `audit verify` names it, and new lines go to a new file.
-      o.log.error(
-        `audit: the last line of ${last.name} is damaged (${parsed}); continuing in a new file; run 'gpu-bridge-host audit verify ${o.dir}'`,
-      );
-      for (const l of [...lines].reverse()) {
-        const p = parseTrailLine(l);
-        if (typeof p !== "string") {
-          lastId = lastIdOf(p);
-          break;
-        }
-      }
-      const trail = new AuditTrail(o, last.n + 1, sha256Hex(tail), lastId);
-      trail.#anchorFrom = last.name;
-      return trail;
-    }
-    const trail = new AuditTrail(o, last.n, sha256Hex(tail), lastIdOf(parsed));
-    trail.#size = Buffer.byteLength(text.slice(0, cut));
-    return trail;
+    return new AuditTrail(o, scanTrail(o));
   }
-
-  /** A trail continuing in file `n` after `before` (whose last line is read for the chain). */
-  static #after(o: AuditTrailOptions, before: string, n: number): AuditTrail {
-    const lines = readFileSync(join(o.dir, before), "utf8").split("\n").filter((l) => l !== "");
-    const tail = lines.at(-1);
-    const parsed = tail === undefined ? "empty" : parseTrailLine(tail);
-    const trail = new AuditTrail(o, n, tail === undefined ? GENESIS : sha256Hex(tail), typeof parsed === "string" ? 0 : lastIdOf(parsed));
-    trail.#anchorFrom = before;
-    return trail;
-  }
-
-  /** The file the current one must open with an anchor to (null: none, or written already). */
-  #anchorFrom: string | null = null;
 
   /** The id of the last change the trail holds (0 when empty): the record's numbering goes on from it. */
   get lastId(): number {
@@ -152,10 +196,7 @@ export class AuditTrail {
 
   /** Writes `change` (a listener of the record). Never throws for the disk: see the header. */
   append(change: Change): void {
-    if (change.id <= this.#lastSeen) {
-      this.#o.log.error(
-        `audit: change ${change.id} (${change.type}) comes after change ${this.#lastSeen}; not written (is the record's firstId the trail's last id + 1?)`,
-      );
+    if (outOfOrder(change, this.#lastSeen, this.#o.log)) {
       this.failures++;
       return;
     }
@@ -208,7 +249,7 @@ export class AuditTrail {
         this.#prev = prev;
         this.#lastId = last;
         this.#anchorFrom = null;
-        if (this.#gapFrom !== null) this.#o.log.info(`audit: the trail is written again from change ${changes[i]!.id}`);
+        if (this.#gapFrom !== null) this.#o.log.info(`the trail is written again from change ${changes[i]!.id}`);
         this.#gapFrom = null;
         i += n;
       } catch (error) {
@@ -218,7 +259,7 @@ export class AuditTrail {
           this.#gapFrom = c.id;
           this.#gapError = (error as Error).message;
           this.#o.log.error(
-            `audit: cannot write change ${c.id} (${c.type}) to the trail: ${(error as Error).message}; ` +
+            `cannot write change ${c.id} (${c.type}) to the trail: ${(error as Error).message}; ` +
               "the change stands, and a gap line will name what is missing",
           );
         }
@@ -273,7 +314,7 @@ export class AuditTrail {
     this.#dirty = false;
     this.syncs++;
     fsync(fd, (error) => {
-      if (error) this.#o.log.error(`audit: cannot sync the trail: ${error.message}`);
+      if (error) this.#o.log.error(`cannot sync the trail: ${error.message}`);
       this.#syncing = null;
       for (const f of this.#closeAfterSync.splice(0)) closeSync(f);
       if (this.#dirty && this.#fd !== null) this.#syncSoon();
@@ -288,7 +329,7 @@ export class AuditTrail {
     try {
       fsyncSync(fd);
     } catch (error) {
-      this.#o.log.error(`audit: cannot sync ${trailFileName(this.#n)}: ${(error as Error).message}`);
+      this.#o.log.error(`cannot sync ${trailFileName(this.#n)}: ${(error as Error).message}`);
     }
     if (this.#syncing === fd) this.#closeAfterSync.push(fd);
     else closeSync(fd);
@@ -300,7 +341,7 @@ export class AuditTrail {
     const files = trailFiles(this.#o.dir);
     for (const f of files.slice(0, Math.max(0, files.length - this.#o.maxFiles))) {
       rmSync(join(this.#o.dir, f.name), { force: true });
-      this.#o.log.info(`audit: dropped ${f.name} (the trail keeps ${this.#o.maxFiles} files)`);
+      this.#o.log.info(`dropped ${f.name} (the trail keeps ${this.#o.maxFiles} files)`);
     }
     syncDir(this.#o.dir);
   }
@@ -317,6 +358,15 @@ export class AuditTrail {
     await this.flush();
     if (this.#fd !== null) this.#finishFile();
   }
+}
+
+/** Whether `change` comes too late to be written after `lastSeen` (said in the log when it does). */
+export function outOfOrder(change: Change, lastSeen: number, log: Logger): boolean {
+  if (change.id > lastSeen) return false;
+  log.error(
+    `change ${change.id} (${change.type}) comes after change ${lastSeen}; not written (is the record's firstId the trail's last id + 1?)`,
+  );
+  return true;
 }
 
 /** Writes `text` to `path` (creating it), for what a person should see but the chain must not hold. */

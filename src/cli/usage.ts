@@ -118,7 +118,7 @@ export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
   "audit-fsync": {
     arg: "MODE",
     text:
-      `record: sync each record before going on; batch: one background sync\nfor all written meanwhile (default ${DEFAULTS.auditFsync})`,
+      `record: sync each record before going on; batch: written on a worker\nthread, one background sync for all written meanwhile (default ${DEFAULTS.auditFsync})`,
   },
   "audit-file-mb": { arg: "N", text: `start a new trail file past this many MiB (default ${DEFAULTS.auditFileMb})` },
   "audit-files": {

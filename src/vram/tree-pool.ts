@@ -4,12 +4,11 @@
  * task, the roots combined at the end. While workers hash one window the next is being copied.
  * A flat SHA-256 cannot use more than one core; this tree scales with them.
  */
+import { startWorker, workerPlaces } from "../util/worker.ts";
 import { combineLevels, LEAF_BYTES, leafHash, subtreeRoot } from "./tree.ts";
 
 /** Leaves per worker task: a power of two, so every task but the last is a whole subtree. */
 export const TASK_BYTES = 64 * LEAF_BYTES;
-/** How long a worker may take to load before the pool hashes on the calling thread instead. */
-const READY_MS = 5000;
 /** Tasks per thread in one copy window: enough to keep each worker busy while the next window is copied. */
 const TASKS_PER_THREAD = 4;
 
@@ -27,7 +26,7 @@ export class TreePool {
   #closed = false;
   /** True once #ready has settled: from then on work is posted without an await, so a digest's next copy overlaps the hashing. */
   #settled = false;
-  /** Settles once every worker has loaded, failed, or been silent for READY_MS. */
+  /** Settles once every worker has loaded, failed, or been silent for WORKER_READY_MS. */
   #ready: Promise<boolean> = Promise.resolve(false);
   /** Two copy windows, allocated once (page faults and zeroing are paid once, not per digest). */
   #windows: Uint8Array[] = [];
@@ -45,7 +44,7 @@ export class TreePool {
   static create(threads: number): TreePool {
     const pool = new TreePool(threads);
     const started: Promise<boolean>[] = [];
-    for (let i = 0; i < threads; i++) started.push(pool.#start(0));
+    for (let i = 0; i < threads; i++) started.push(pool.#start());
     pool.#ready = Promise.all(started).then((all) => {
       pool.#settled = true;
       return all.some(Boolean);
@@ -53,40 +52,18 @@ export class TreePool {
     return pool;
   }
 
-  /**
-   * Starts one worker from the `i`th place the module may be: beside this file when running from
-   * source; inside a compiled binary, under the path the build was given (relative to src/ or to
-   * the repository). A candidate that fails to load makes way for the next.
-   */
-  #start(i: number): Promise<boolean> {
-    const places = [new URL("./tree-worker.ts", import.meta.url).href, "./vram/tree-worker.ts", "./src/vram/tree-worker.ts"];
-    if (i >= places.length || this.#closed) return Promise.resolve(false);
-    let w: Worker;
-    try {
-      w = new Worker(places[i]!, { type: "module" });
-    } catch {
-      return this.#start(i + 1);
-    }
-    return new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => (w.terminate(), resolve(false)), READY_MS);
-      w.onmessage = (e: MessageEvent) => {
-        const m = e.data as { ready?: true; id: number; roots?: Uint8Array; error?: string };
-        if (!m.ready) return this.#settle(m);
-        clearTimeout(timer);
-        if (this.#closed) return (w.terminate(), resolve(false));
-        this.#workers.push(w);
-        resolve(true);
-      };
-      w.onerror = (e: Event) => {
-        clearTimeout(timer);
-        w.terminate();
-        if (this.#workers.includes(w)) {
-          this.#failAll(new Error(`Cannot hash on a worker thread: ${(e as ErrorEvent).message ?? "it failed"}`));
-        } else {
-          resolve(this.#start(i + 1));
-        }
-      };
-    });
+  /** Starts one worker (src/util/worker.ts finds its module); false when none loads or the pool closed meanwhile. */
+  async #start(): Promise<boolean> {
+    const w = await startWorker(workerPlaces(import.meta.url, "vram", "tree-worker.ts"));
+    if (w === null) return false;
+    if (this.#closed) return (w.terminate(), false);
+    w.onmessage = (e: MessageEvent) => this.#settle(e.data as { id: number; roots?: Uint8Array; error?: string });
+    w.onerror = (e: Event) => {
+      w.terminate();
+      this.#failAll(new Error(`Cannot hash on a worker thread: ${(e as ErrorEvent).message ?? "it failed"}`));
+    };
+    this.#workers.push(w);
+    return true;
   }
 
   /** Worker threads that loaded and answer (0: the pool hashes on the calling thread). */
