@@ -42,7 +42,9 @@ interface Batch {
 
 /** The trails to drain when the process exits. */
 const open = new Set<ThreadedTrail>();
-let exitHooked = false;
+process.on("exit", () => {
+  for (const t of open) t.writePending(EXIT_WAIT_MS);
+});
 
 /** `acked` is at or past `seq` (both wrap at 2^31; seqs are compared by difference). */
 const reached = (acked: number, seq: number) => ((acked - seq) | 0) >= 0;
@@ -81,12 +83,6 @@ export class ThreadedTrail implements Trail {
     const { log: _, ...options } = o;
     this.#send({ init: { options, start, counters: this.#counters.buffer as SharedArrayBuffer } });
     open.add(this);
-    if (!exitHooked) {
-      exitHooked = true;
-      process.on("exit", () => {
-        for (const t of open) t.writePending(EXIT_WAIT_MS);
-      });
-    }
   }
 
   /**
@@ -120,6 +116,11 @@ export class ThreadedTrail implements Trail {
 
   get syncs(): number {
     return Atomics.load(this.#counters, SLOT.syncs) + (this.#inline?.syncs ?? 0);
+  }
+
+  /** Whether the worker writes the trail (false once it failed, or after close). */
+  get onWorker(): boolean {
+    return this.#w !== null;
   }
 
   /** Changes handed to the worker and not yet known to be written. */
@@ -176,29 +177,21 @@ export class ThreadedTrail implements Trail {
     this.#inFlight += changes.length;
     this.#send({ seq: this.#seq, lines: JSON.stringify(changes) });
     this.#prune();
-    // Past the bound, wait until the worker is half-way through what it holds.
-    if (this.#inFlight > this.#maxInFlight) {
-      let held = this.#inFlight;
-      let target = this.#unacked.at(-1)!.seq;
-      for (const b of this.#unacked) {
-        held -= b.changes.length;
-        if (held <= this.#maxInFlight / 2) {
-          target = b.seq;
-          break;
-        }
-      }
-      this.#waitFor(target, WAIT_MS);
-    }
+    // Past the bound, wait for the oldest batches until it holds (or the worker is too slow to wait for).
+    while (this.#inFlight > this.#maxInFlight && this.#waitFor(this.#unacked[0]!.seq, WAIT_MS));
   }
 
-  /** Blocks until batch `seq` is written (true), or `ms` passed or the worker is gone (false). */
+  /**
+   * Blocks until batch `seq` is written (true), or `ms` passed (false). A worker dying meanwhile
+   * cannot be heard while this thread blocks, so that too ends at `ms`.
+   */
   #waitFor(seq: number, ms: number): boolean {
     const until = performance.now() + ms;
     for (;;) {
       const acked = Atomics.load(this.#counters, SLOT.acked);
       if (reached(acked, seq)) break;
       const left = until - performance.now();
-      if (left <= 0 || this.#w === null) return false;
+      if (left <= 0) return false;
       Atomics.wait(this.#counters, SLOT.acked, acked, left);
     }
     this.#prune();
@@ -214,7 +207,7 @@ export class ThreadedTrail implements Trail {
       this.#inFlight -= b.changes.length;
       this.#lastId = b.changes.at(-1)!.id;
     }
-    if (i > 0) this.#unacked.splice(0, i);
+    this.#unacked.splice(0, i);
   }
 
   #send(m: ToWorker): void {
@@ -232,8 +225,7 @@ export class ThreadedTrail implements Trail {
 
   #hear(m: FromWorker): void {
     if ("log" in m) return this.#o.log[m.log[0]](m.log[1]);
-    const id = "flushed" in m ? m.flushed : "closed" in m ? m.closed : null;
-    if (id === null) return;
+    const id = "flushed" in m ? m.flushed : "closed" in m ? m.closed : 0;
     this.#requests.get(id)?.();
     this.#requests.delete(id);
   }
@@ -246,23 +238,23 @@ export class ThreadedTrail implements Trail {
     w.terminate();
     this.#prune();
     this.#o.log.error(`the trail's worker thread failed (${why}); the trail goes on on the bridge's thread`);
-    const here = this.#trailHere();
-    const from = here?.lastId ?? this.#lastId;
-    this.#writeHere(this.#unacked.flatMap((b) => b.changes).filter((c) => c.id > from));
+    this.#writeHere(this.#unacked.flatMap((b) => b.changes));
     this.#unacked = [];
     this.#inFlight = 0;
     // Whoever waited for the worker's answer is answered by the trail here.
     const waiting = [...this.#requests.values()];
     this.#requests.clear();
-    const flushed = here?.flush() ?? Promise.resolve();
-    for (const resolve of waiting) void flushed.then(resolve);
+    void Promise.resolve(this.#inline?.flush()).then(() => waiting.forEach((resolve) => resolve()));
   }
 
-  /** Writes `changes` on this thread; counted as failures while the trail cannot be opened here. */
+  /**
+   * Writes `changes` on this thread, but those the trail already holds (what a dying worker wrote
+   * without confirming it); counted as failures while the trail cannot be opened here.
+   */
   #writeHere(changes: readonly Change[]): void {
     const here = this.#trailHere();
     if (here === null) this.#refused += changes.length;
-    else for (const c of changes) here.append(c);
+    else for (const c of changes) if (c.id > here.lastId) here.append(c);
   }
 
   /**
