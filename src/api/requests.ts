@@ -95,6 +95,8 @@ export function trackChanging(o: TrackOptions, authenticate: (req: Request) => s
       data: { status: res.status, path: c.req.path },
     });
     o.log.info(`${o.route} ${c.req.path} -> ${res.status} (request ${id}${principal !== undefined ? `, ${principal}` : ""})`);
+    // Answered once the request's records are in the audit trail's file (on its worker, in batch mode).
+    await o.changes?.written();
     return stamped(res, id);
   };
 }

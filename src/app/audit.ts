@@ -35,7 +35,10 @@ export async function openAuditTrail(options: BridgeOptions, ephemeral: boolean,
 /** The record of changes, numbered on from `trail`'s last change, with the trail listening first. */
 export function auditedRecord(trail: Trail | null, clock: Clock, log: Logger): ChangeRecord {
   const record = new ChangeRecord({ clock, log, keep: DEFAULTS.changesKept, firstId: (trail?.lastId ?? 0) + 1 });
-  if (trail !== null) record.on((change) => trail.append(change));
+  if (trail !== null) {
+    record.on((change) => trail.append(change));
+    record.barrier(() => trail.written());
+  }
   return record;
 }
 

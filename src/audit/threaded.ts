@@ -150,6 +150,14 @@ export class ThreadedTrail implements Trail {
     }
   }
 
+  /** Resolves once the worker has written every change taken (an API answer waits for this). */
+  async written(): Promise<void> {
+    this.#handOver();
+    if (this.#w === null) return await this.#inline?.written();
+    if (reached(Atomics.load(this.#counters, SLOT.acked), this.#seq)) return;
+    await this.#ask("written");
+  }
+
   async flush(): Promise<void> {
     this.#handOver();
     if (this.#w === null) return await this.#inline?.flush();
@@ -215,17 +223,17 @@ export class ThreadedTrail implements Trail {
   }
 
   /** Asks the worker to flush or close; resolves when it answers (or when it failed meanwhile). */
-  #ask(what: "flush" | "close"): Promise<void> {
+  #ask(what: "flush" | "close" | "written"): Promise<void> {
     const id = ++this.#nextRequest;
     return new Promise((resolve) => {
       this.#requests.set(id, resolve);
-      this.#send(what === "flush" ? { flush: id } : { close: id });
+      this.#send(what === "flush" ? { flush: id } : what === "close" ? { close: id } : { written: id });
     });
   }
 
   #hear(m: FromWorker): void {
     if ("log" in m) return this.#o.log[m.log[0]](m.log[1]);
-    const id = "flushed" in m ? m.flushed : "closed" in m ? m.closed : 0;
+    const id = "flushed" in m ? m.flushed : "closed" in m ? m.closed : "wrote" in m ? m.wrote : 0;
     this.#requests.get(id)?.();
     this.#requests.delete(id);
   }

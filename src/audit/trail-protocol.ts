@@ -3,8 +3,9 @@
  * each other, and the counters they share without messages.
  *
  * To the worker: `{ init }` once; then `{ seq, lines }` per batch (a JSON array of changes),
- * `{ flush: id }`, `{ close: id }`. From it: `{ ready: true }` on load, `{ log: [level, message] }`,
- * `{ flushed: id }`, `{ closed: id }`. Once a batch is written (or has failed and been counted)
+ * `{ flush: id }`, `{ written: id }` (answered once every batch before it is written), `{ close: id }`.
+ * From it: `{ ready: true }` on load, `{ log: [level, message] }`, `{ flushed: id }`, `{ wrote: id }`,
+ * `{ closed: id }`. Once a batch is written (or has failed and been counted)
  * its `seq` goes into the ACKED slot and waiters are woken, so the bridge's thread can wait for
  * a batch (Atomics.wait) even where it cannot take a message: a reader about to look at the
  * files, the process's exit.
@@ -38,10 +39,12 @@ export type ToWorker =
   | { readonly init: TrailInit }
   | { readonly seq: number; readonly lines: string }
   | { readonly flush: number }
+  | { readonly written: number }
   | { readonly close: number };
 
 export type FromWorker =
   | { readonly ready: true }
   | { readonly log: readonly [LogLevelName, string] }
   | { readonly flushed: number }
+  | { readonly wrote: number }
   | { readonly closed: number };

@@ -39,6 +39,8 @@ scope.onmessage = async (e) => {
     publish();
     Atomics.store(counters, SLOT.acked, m.seq);
     Atomics.notify(counters, SLOT.acked);
+  } else if ("written" in m) {
+    post({ wrote: m.written }); // messages come in order: every batch before this one is written
   } else if ("flush" in m) {
     await trail!.flush();
     publish();

@@ -68,6 +68,8 @@ export interface Trail {
   append(change: Change): void;
   /** Writes what waits now, before returning (a reader of the files is about to look). */
   writePending(): void;
+  /** Resolves once every change taken is written to the file (not yet synced). */
+  written(): Promise<void>;
   /** Writes what waits, and resolves once every line is synced. */
   flush(): Promise<void>;
   /** Syncs and closes. */
@@ -344,6 +346,12 @@ export class AuditTrail implements Trail {
       this.#o.log.info(`dropped ${f.name} (the trail keeps ${this.#o.maxFiles} files)`);
     }
     syncDir(this.#o.dir);
+  }
+
+  /** Writes what waits for the end of the turn now. */
+  written(): Promise<void> {
+    this.#writePending();
+    return Promise.resolve();
   }
 
   /** Writes what waits for the end of the turn, and resolves once every line is synced. */

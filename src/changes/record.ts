@@ -124,6 +124,7 @@ export class ChangeRecord {
   #start = 0;
   #next: number;
   readonly #counts = new Map<string, number>();
+  readonly #barriers: (() => Promise<void>)[] = [];
 
   constructor(o: ChangeRecordOptions) {
     if (!Number.isSafeInteger(o.keep) || o.keep < 1) throw new RangeError(`keep must be a positive integer, got ${o.keep}`);
@@ -167,6 +168,16 @@ export class ChangeRecord {
       }
     }
     return change;
+  }
+
+  /** Makes `written` wait for `barrier` too (the audit trail: every change it took is in its file). */
+  barrier(barrier: () => Promise<void>): void {
+    this.#barriers.push(barrier);
+  }
+
+  /** Resolves once every change made so far is in the files of the views that keep them. */
+  async written(): Promise<void> {
+    await Promise.all(this.#barriers.map((b) => b()));
   }
 
   /** Tells `listener` of every later change; returns how to stop. */

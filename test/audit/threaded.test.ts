@@ -12,8 +12,8 @@ import { ThreadedTrail } from "../../src/audit/threaded.ts";
 import { AuditTrail, type AuditTrailOptions } from "../../src/audit/trail.ts";
 import { trailFileName } from "../../src/audit/chain.ts";
 import { verifyTrail } from "../../src/audit/verify.ts";
-import { ChangeRecord } from "../../src/changes/record.ts";
-import { FakeClock, fillDisk, memoryLogger, REPO, smallTmpfs, tempFolder, until } from "../helpers.ts";
+import { grantsInto, linesOf } from "./read.ts";
+import { fillDisk, memoryLogger, REPO, smallTmpfs, tempFolder, until } from "../helpers.ts";
 
 const here = (file: string) => [new URL(`./${file}`, import.meta.url).href];
 
@@ -22,21 +22,10 @@ async function setup(over: Partial<AuditTrailOptions> = {}, places?: readonly st
   const dir = over.dir ?? join(tempFolder("audit-threaded-"), "audit");
   const o: AuditTrailOptions = { dir, log, fileBytes: 64 * 1024, maxFiles: 100, fsync: "batch", ...over };
   const trail = await ThreadedTrail.start(o, places, maxInFlight);
-  const record = new ChangeRecord({ clock: new FakeClock(1_750_000_000_000), log, keep: 16, firstId: trail.lastId + 1 });
-  record.on((c) => trail.append(c));
-  const grant = (i: number, pad = 0) =>
-    record.append({
-      type: "lease.granted",
-      lease_id: `lease-${i}`,
-      gpu_id: "GPU-0",
-      source: "api",
-      data: { worker_id: "w1", mem_mb: i, ...(pad > 0 && { note: "x".repeat(pad) }) },
-    });
-  return { dir, trail, record, grant, lines };
+  return { dir, trail, lines, ...grantsInto(trail, log) };
 }
 
 const files = (dir: string) => readdirSync(dir).filter((f) => f.endsWith(".jsonl")).sort();
-const linesOf = (path: string) => readFileSync(path, "utf8").split("\n").slice(0, -1);
 const turn = () => new Promise((r) => setImmediate(r));
 
 describe("ThreadedTrail", () => {
@@ -197,6 +186,15 @@ describe("ThreadedTrail", () => {
     await trail.close();
     expect(record.lastId).toBe(2);
     expect(verifyTrail(dir)).toMatchObject({ ok: true, changes: 2, lastId: 2 });
+  });
+
+  test("written() resolves once the worker has written every change taken, without blocking the thread", async () => {
+    const { dir, trail, grant } = await setup({}, here("slow-trail-worker.ts"));
+    for (let i = 1; i <= 5; i++) grant(i);
+    await trail.written();
+    expect(verifyTrail(dir)).toMatchObject({ ok: true, changes: 5 });
+    await trail.written(); // nothing new: at once
+    await trail.close();
   });
 
   test("a reader that cannot wait any longer reads what is written, and says so", async () => {

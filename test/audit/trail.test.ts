@@ -7,31 +7,19 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
-import { ChangeRecord } from "../../src/changes/record.ts";
 import { canonicalJson, GENESIS, trailFileName } from "../../src/audit/chain.ts";
 import { AuditTrail, type AuditTrailOptions } from "../../src/audit/trail.ts";
 import { verifyTrail } from "../../src/audit/verify.ts";
+import { grantsInto, linesOf } from "./read.ts";
 import { sha256Hex } from "../../src/util/sha256.ts";
-import { FakeClock, fillDisk, memoryLogger, smallTmpfs, tempFolder } from "../helpers.ts";
+import { fillDisk, memoryLogger, smallTmpfs, tempFolder } from "../helpers.ts";
 
 function setup(over: Partial<AuditTrailOptions> = {}, dir = join(tempFolder("audit-"), "audit")) {
   const { log, lines } = memoryLogger();
   const trail = AuditTrail.open({ dir, log, fileBytes: 64 * 1024, maxFiles: 100, fsync: "record", ...over });
-  const record = new ChangeRecord({ clock: new FakeClock(1_750_000_000_000), log, keep: 16, firstId: trail.lastId + 1 });
-  record.on((c) => trail.append(c));
-  /** `pad` bytes more in the line (a line longer than a page needs new space on a full disk). */
-  const grant = (i: number, pad = 0) =>
-    record.append({
-      type: "lease.granted",
-      lease_id: `lease-${i}`,
-      gpu_id: "GPU-0",
-      source: "api",
-      data: { worker_id: "w1", mem_mb: i, ...(pad > 0 && { note: "x".repeat(pad) }) },
-    });
-  return { dir, trail, record, grant, lines };
+  return { dir, trail, lines, ...grantsInto(trail, log) };
 }
 
-const linesOf = (path: string) => readFileSync(path, "utf8").split("\n").slice(0, -1);
 const first = (dir: string) => join(dir, trailFileName(1));
 
 describe("AuditTrail", () => {
