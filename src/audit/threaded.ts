@@ -222,7 +222,7 @@ export class ThreadedTrail implements Trail {
     this.#w!.postMessage(m);
   }
 
-  /** Asks the worker to flush or close; resolves when it answers (or when it failed meanwhile). */
+  /** Asks the worker to flush, to say it has written everything before, or to close; resolves when it answers (or when it failed meanwhile). */
   #ask(what: "flush" | "close" | "written"): Promise<void> {
     const id = ++this.#nextRequest;
     return new Promise((resolve) => {
